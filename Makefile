@@ -1,0 +1,36 @@
+# Two commands a new machine needs: `make run` and `make test` (each creates .venv first).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)  ## the server on the embedded defaults: SQLite + ./data, 127.0.0.1:8080
+	$(VENV)/bin/juststorage serve
+
+test: $(STAMP)  ## the whole suite
+	$(PY) -m pytest
+
+lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix src tests bench
+	$(VENV)/bin/ruff format src tests bench
+
+bench: $(STAMP)  ## performance table (not part of `make test`)
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

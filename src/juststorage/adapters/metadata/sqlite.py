@@ -1,0 +1,511 @@
+"""SQLite adapter of the metadata port: the embedded default.
+
+One writer connection per process, guarded by an asyncio lock for the length of
+a unit of work, and a small pool of read-only connections; statements run in
+worker threads. WAL mode with `synchronous=FULL`: a commit survives power loss
+(in WAL mode `NORMAL` may lose the last commits, which SPEC §5 forbids).
+Across processes, `BEGIN IMMEDIATE` and the busy timeout serialise writers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from uuid import UUID
+
+import anyio.to_thread
+
+from juststorage.adapters.metadata.migrations import migrations_for
+from juststorage.application.ports import ApiKeyRecord, Census, ClassUsage, Clock, ListQuery
+from juststorage.domain.auth import Scope
+from juststorage.domain.errors import (
+    InsufficientStorage,
+    NotFound,
+    StorageError,
+    Unavailable,
+)
+from juststorage.domain.model import (
+    ContentHash,
+    Namespace,
+    NewUpload,
+    ObjectKey,
+    ObjectState,
+    ObjectVersion,
+    StorageClass,
+    TenantId,
+    prefix_upper_bound,
+)
+
+T = TypeVar("T")
+_BUSY_TIMEOUT_MS = 10_000
+_READERS = 4
+_COLUMNS = (
+    "id, tenant_id, namespace, key, content_hash, size_bytes, storage_class,"
+    " content_type, created_at, state, commit_seq"
+)
+
+
+def sqlite_path_from_url(url: str) -> Path:
+    """`sqlite:///relative/path` or `sqlite:////absolute/path` → the file's path."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError(f"not a sqlite URL: {url!r}")
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def _ts(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_ts(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _version(row: tuple[Any, ...]) -> ObjectVersion:
+    return ObjectVersion(
+        id=UUID(row[0]),
+        tenant_id=TenantId(row[1]),
+        namespace=Namespace(row[2]),
+        key=ObjectKey(row[3]),
+        content_hash=ContentHash(row[4]),
+        size_bytes=row[5],
+        storage_class=StorageClass(row[6]),
+        content_type=row[7],
+        created_at=_parse_ts(row[8]),
+        state=ObjectState(row[9]),
+        commit_seq=row[10] or 0,
+    )
+
+
+def _api_key(row: tuple[Any, ...]) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row[0],
+        key_hash=row[1],
+        tenants=frozenset(json.loads(row[2])),
+        scopes=frozenset(Scope(s) for s in json.loads(row[3])),
+        created_at=_parse_ts(row[4]),
+        revoked_at=_parse_ts(row[5]) if row[5] else None,
+    )
+
+
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    """sqlite3 errors become domain errors at this adapter's edge."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
+            raise InsufficientStorage("the metadata database's disk is full") from exc
+        raise Unavailable(f"database unavailable: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"database error: {exc}") from exc
+
+
+def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    with _translated_errors():
+        conn = sqlite3.connect(
+            path,
+            isolation_level=None,  # we issue BEGIN / COMMIT ourselves
+            check_same_thread=False,  # used from worker threads, never two at once
+            timeout=_BUSY_TIMEOUT_MS / 1000,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        if not read_only:
+            conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: the WAL is fsynced at every commit, so a commit survives power loss.
+        conn.execute("PRAGMA synchronous = FULL")
+        if read_only:
+            conn.execute("PRAGMA query_only = 1")
+    return conn
+
+
+class _Session:
+    """Runs statements on one connection in a worker thread."""
+
+    def __init__(self, conn: sqlite3.Connection, clock: Clock) -> None:
+        self.conn = conn
+        self.clock = clock
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await anyio.to_thread.run_sync(self._call, fn)
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with _translated_errors():
+            return fn(self.conn)
+
+    async def fetchone(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        return await self.run(lambda c: c.execute(sql, params).fetchone())
+
+    async def fetchall(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return await self.run(lambda c: c.execute(sql, params).fetchall())
+
+    def now(self) -> str:
+        return _ts(self.clock.now())
+
+
+class SqliteObjectRepository:
+    def __init__(self, session: _Session) -> None:
+        self._s = session
+
+    async def add_writing(self, upload: NewUpload) -> None:
+        created = _ts(upload.created_at)
+        await self._s.fetchone(
+            "INSERT INTO objects (id, tenant_id, namespace, key, state, storage_class,"
+            " content_type, created_at, updated_at) VALUES (?, ?, ?, ?, 'WRITING', ?, ?, ?, ?)",
+            (
+                str(upload.id),
+                upload.tenant_id,
+                upload.namespace,
+                upload.key,
+                upload.storage_class.value,
+                upload.content_type,
+                created,
+                created,
+            ),
+        )
+
+    async def commit_upload(
+        self, upload_id: UUID, content_hash: ContentHash, size_bytes: int
+    ) -> ObjectVersion:
+        now = self._s.now()
+        row = await self._s.fetchone(
+            "UPDATE objects SET state = 'COMMITTED', content_hash = ?, size_bytes = ?,"
+            " created_at = ?, updated_at = ?,"
+            " commit_seq = (SELECT COALESCE(MAX(commit_seq), 0) + 1 FROM objects)"
+            f" WHERE id = ? AND state = 'WRITING' RETURNING {_COLUMNS}",
+            (content_hash.hex, size_bytes, now, now, str(upload_id)),
+        )
+        if row is None:
+            raise NotFound("the upload's WRITING row is gone")
+        return _version(row)
+
+    async def discard_writing(self, upload_id: UUID) -> None:
+        await self._s.fetchone(
+            "DELETE FROM objects WHERE id = ? AND state = 'WRITING'", (str(upload_id),)
+        )
+
+    async def newest(
+        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
+    ) -> ObjectVersion | None:
+        row = await self._s.fetchone(
+            f"SELECT {_COLUMNS} FROM objects WHERE tenant_id = ? AND namespace = ? AND key = ?"
+            " AND state = 'COMMITTED' ORDER BY commit_seq DESC LIMIT 1",
+            (tenant_id, namespace, key),
+        )
+        return _version(row) if row else None
+
+    async def get(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
+        row = await self._s.fetchone(
+            f"SELECT {_COLUMNS} FROM objects WHERE id = ? AND tenant_id = ?"
+            " AND state = 'COMMITTED'",
+            (str(object_id), tenant_id),
+        )
+        return _version(row) if row else None
+
+    async def mark_deleting(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
+        row = await self._s.fetchone(
+            "UPDATE objects SET state = 'DELETING', updated_at = ?"
+            f" WHERE id = ? AND tenant_id = ? AND state = 'COMMITTED' RETURNING {_COLUMNS}",
+            (self._s.now(), str(object_id), tenant_id),
+        )
+        return _version(row) if row else None
+
+    async def mark_key_deleting(
+        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
+    ) -> list[ObjectVersion]:
+        rows = await self._s.fetchall(
+            "UPDATE objects SET state = 'DELETING', updated_at = ? WHERE tenant_id = ?"
+            f" AND namespace = ? AND key = ? AND state = 'COMMITTED' RETURNING {_COLUMNS}",
+            (self._s.now(), tenant_id, namespace, key),
+        )
+        return [_version(r) for r in rows]
+
+    async def list_page(self, query: ListQuery) -> list[ObjectVersion]:
+        where = ["o.tenant_id = ?", "o.namespace = ?", "o.state = 'COMMITTED'"]
+        params: list[Any] = [query.tenant_id, query.namespace]
+        if query.prefix:
+            where.append("o.key >= ?")
+            params.append(query.prefix)
+            upper = prefix_upper_bound(query.prefix)
+            if upper is not None:
+                where.append("o.key < ?")
+                params.append(upper)
+        if query.after is not None:
+            # `key >= ?` bounds the index range; the OR only filters rows of that one key.
+            where.append("o.key >= ? AND (o.key > ? OR o.commit_seq < ?)")
+            params += [query.after.key, query.after.key, query.after.commit_seq]
+        if query.storage_class is not None:
+            where.append("o.storage_class = ?")
+            params.append(query.storage_class.value)
+        if not query.all_versions:
+            where.append(
+                "NOT EXISTS (SELECT 1 FROM objects n WHERE n.tenant_id = o.tenant_id"
+                " AND n.namespace = o.namespace AND n.key = o.key AND n.state = 'COMMITTED'"
+                " AND n.commit_seq > o.commit_seq)"
+            )
+        columns = ", ".join(f"o.{c.strip()}" for c in _COLUMNS.split(","))
+        sql = (
+            f"SELECT {columns} FROM objects o WHERE {' AND '.join(where)}"
+            " ORDER BY o.key, o.commit_seq DESC LIMIT ?"
+        )
+        params.append(query.limit)
+        return [_version(r) for r in await self._s.fetchall(sql, tuple(params))]
+
+    async def usage(self, tenant_id: TenantId) -> list[ClassUsage]:
+        rows = await self._s.fetchall(
+            "SELECT storage_class, COUNT(*), COALESCE(SUM(size_bytes), 0) FROM objects"
+            " WHERE tenant_id = ? AND state = 'COMMITTED' GROUP BY storage_class",
+            (tenant_id,),
+        )
+        return [ClassUsage(StorageClass(r[0]), r[1], r[2]) for r in rows]
+
+    async def census(self) -> list[Census]:
+        rows = await self._s.fetchall(
+            "SELECT tenant_id, namespace, state, storage_class, COUNT(*),"
+            " COALESCE(SUM(size_bytes), 0) FROM objects WHERE state != 'DELETED'"
+            " GROUP BY tenant_id, namespace, state, storage_class",
+            (),
+        )
+        return [Census(r[0], r[1], ObjectState(r[2]), StorageClass(r[3]), r[4], r[5]) for r in rows]
+
+
+class SqliteBlobIndex:
+    def __init__(self, session: _Session) -> None:
+        self._s = session
+
+    async def acquire(
+        self, storage_class: StorageClass, content_hash: ContentHash, size_bytes: int
+    ) -> bool:
+        row = await self._s.fetchone(
+            "INSERT INTO blobs (storage_class, content_hash, size_bytes, ref_count, created_at)"
+            " VALUES (?, ?, ?, 1, ?) ON CONFLICT (storage_class, content_hash)"
+            " DO UPDATE SET ref_count = ref_count + 1, released_at = NULL"
+            " RETURNING ref_count",
+            (storage_class.value, content_hash.hex, size_bytes, self._s.now()),
+        )
+        return row is not None and row[0] == 1
+
+    async def release(self, storage_class: StorageClass, content_hash: ContentHash) -> None:
+        # Right-hand sides see the old row: released_at is stamped when 1 becomes 0.
+        await self._s.fetchone(
+            "UPDATE blobs SET ref_count = ref_count - 1,"
+            " released_at = CASE WHEN ref_count = 1 THEN ? ELSE released_at END"
+            " WHERE storage_class = ? AND content_hash = ? AND ref_count > 0",
+            (self._s.now(), storage_class.value, content_hash.hex),
+        )
+
+
+class SqliteApiKeyRepository:
+    _COLS = "id, key_hash, tenants, scopes, created_at, revoked_at"
+
+    def __init__(self, session: _Session) -> None:
+        self._s = session
+
+    async def add(self, record: ApiKeyRecord) -> None:
+        await self._s.fetchone(
+            "INSERT INTO api_keys (id, key_hash, tenants, scopes, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                record.id,
+                record.key_hash,
+                json.dumps(sorted(record.tenants)),
+                json.dumps(sorted(s.value for s in record.scopes)),
+                _ts(record.created_at),
+            ),
+        )
+
+    async def get(self, key_id: str) -> ApiKeyRecord | None:
+        row = await self._s.fetchone(f"SELECT {self._COLS} FROM api_keys WHERE id = ?", (key_id,))
+        return _api_key(row) if row else None
+
+    async def list_all(self) -> list[ApiKeyRecord]:
+        rows = await self._s.fetchall(f"SELECT {self._COLS} FROM api_keys ORDER BY created_at", ())
+        return [_api_key(r) for r in rows]
+
+    async def revoke(self, key_id: str) -> bool:
+        row = await self._s.fetchone(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING id",
+            (self._s.now(), key_id),
+        )
+        return row is not None
+
+    async def count(self) -> int:
+        row = await self._s.fetchone("SELECT COUNT(*) FROM api_keys", ())
+        return int(row[0]) if row else 0
+
+
+class SqliteUnitOfWork:
+    """One transaction on the writer connection, or a read-only view on a reader."""
+
+    def __init__(self, store: SqliteMetadataStore, *, read_only: bool, durable: bool) -> None:
+        self._store = store
+        self._read_only = read_only
+        self._durable = durable
+        self._committed = False
+        self._session: _Session | None = None
+
+    async def __aenter__(self) -> Self:
+        if self._read_only:
+            conn = await self._store._acquire_reader()
+            self._session = _Session(conn, self._store.clock)
+        else:
+            await self._store._write_lock.acquire()
+            try:
+                self._session = _Session(self._store._writer(), self._store.clock)
+                durable = self._durable
+                await self._session.run(lambda c: _begin_write(c, durable))
+            except BaseException:
+                self._store._write_lock.release()
+                raise
+        return self
+
+    @property
+    def session(self) -> _Session:
+        if self._session is None:
+            raise RuntimeError("use the unit of work inside `async with`")
+        return self._session
+
+    @property
+    def objects(self) -> SqliteObjectRepository:
+        return SqliteObjectRepository(self.session)
+
+    @property
+    def blobs(self) -> SqliteBlobIndex:
+        return SqliteBlobIndex(self.session)
+
+    @property
+    def api_keys(self) -> SqliteApiKeyRepository:
+        return SqliteApiKeyRepository(self.session)
+
+    async def commit(self) -> None:
+        if self._read_only:
+            raise RuntimeError("commit() on a read-only snapshot")
+        assert self._session is not None
+        await self._session.run(lambda c: c.execute("COMMIT"))
+        self._committed = True
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._session is not None
+        conn = self._session.conn
+        if self._read_only:
+            self._store._release_reader(conn)
+            return
+        try:
+            if not self._committed or not self._durable:
+                await anyio.to_thread.run_sync(_end_write, conn, self._committed)
+        finally:
+            self._store._write_lock.release()
+
+
+def _begin_write(conn: sqlite3.Connection, durable: bool) -> None:
+    if not durable:
+        conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("BEGIN IMMEDIATE")
+
+
+def _end_write(conn: sqlite3.Connection, committed: bool) -> None:
+    try:
+        if not committed and conn.in_transaction:
+            conn.execute("ROLLBACK")
+    finally:
+        conn.execute("PRAGMA synchronous = FULL")
+
+
+class SqliteMetadataStore:
+    """The metadata store in one SQLite file."""
+
+    def __init__(self, path: Path, clock: Clock) -> None:
+        self.path = path
+        self.clock = clock
+        self._write_lock = asyncio.Lock()
+        self._writer_conn: sqlite3.Connection | None = None
+        self._idle_readers: list[sqlite3.Connection] = []
+        self._reader_slots = asyncio.Semaphore(_READERS)
+
+    def transaction(self, *, durable: bool = True) -> SqliteUnitOfWork:
+        return SqliteUnitOfWork(self, read_only=False, durable=durable)
+
+    def snapshot(self) -> SqliteUnitOfWork:
+        return SqliteUnitOfWork(self, read_only=True, durable=True)
+
+    async def migrate(self) -> list[str]:
+        return await anyio.to_thread.run_sync(self._migrate)
+
+    async def ping(self) -> None:
+        async with self.snapshot() as uow:
+            await uow.session.fetchone("SELECT 1", ())
+
+    async def close(self) -> None:
+        async with self._write_lock:
+            for conn in self._idle_readers:
+                conn.close()
+            self._idle_readers.clear()
+            if self._writer_conn is not None:
+                self._writer_conn.close()
+                self._writer_conn = None
+
+    def _writer(self) -> sqlite3.Connection:
+        if self._writer_conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer_conn = _connect(self.path, read_only=False)
+        return self._writer_conn
+
+    async def _acquire_reader(self) -> sqlite3.Connection:
+        await self._reader_slots.acquire()
+        try:
+            if self._idle_readers:
+                return self._idle_readers.pop()
+            if self._writer_conn is None:
+                # The writer creates the file in WAL mode before any reader opens it.
+                await anyio.to_thread.run_sync(self._writer)
+            return await anyio.to_thread.run_sync(lambda: _connect(self.path, read_only=True))
+        except BaseException:
+            self._reader_slots.release()
+            raise
+
+    def _release_reader(self, conn: sqlite3.Connection) -> None:
+        self._idle_readers.append(conn)
+        self._reader_slots.release()
+
+    def _migrate(self) -> list[str]:
+        conn = self._writer()
+        lock_path = self.path.with_name(self.path.name + ".migrate-lock")
+        with open(lock_path, "a") as lock_file, _translated_errors():
+            # Serialises migrations of several processes starting at once.
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            applied = []
+            for migration in migrations_for("sqlite"):
+                if migration.version in done:
+                    continue
+                script = (
+                    "BEGIN IMMEDIATE;\n"
+                    + migration.sql
+                    + "\nINSERT INTO schema_migrations (version, name, applied_at) VALUES"
+                    + f" ({migration.version}, '{migration.name}', '{_ts(self.clock.now())}');"
+                    + "\nCOMMIT;"
+                )
+                try:
+                    conn.executescript(script)
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                applied.append(f"{migration.version:04d}_{migration.name}")
+            return applied

@@ -1,0 +1,95 @@
+"""create_app(services): routes, the error table, middleware and lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.routing import Route
+
+from juststorage.api import objects, operations
+from juststorage.api.errors import EXCEPTION_HANDLERS
+from juststorage.api.middleware import RequestContextMiddleware
+from juststorage.bootstrap import Services, start
+from juststorage.domain.auth import Principal
+
+log = logging.getLogger("juststorage")
+
+Handler = Callable[[Request, Principal], Awaitable[Any]]
+
+
+def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Any]]:
+    """Every /v1 route goes through here: no credential, no call."""
+
+    async def endpoint(request: Request) -> Any:
+        services: Services = request.app.state.services
+        principal = await services.authenticator.authenticate(request.headers.get("authorization"))
+        return await handler(request, principal)
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
+def _routes(serve_metrics: bool) -> list[Route]:
+    routes = [
+        Route("/health", operations.health, methods=["GET"]),
+        Route("/ready", operations.ready, methods=["GET"]),
+        Route("/v1/objects", authenticated(objects.upload), methods=["POST"]),
+        Route("/v1/objects", authenticated(objects.list_), methods=["GET"]),
+        Route("/v1/usage", authenticated(objects.usage), methods=["GET"]),
+        Route(
+            "/v1/objects/by-key/{rest:path}",
+            authenticated(objects.get_by_key),
+            methods=["GET", "HEAD"],
+        ),
+        Route(
+            "/v1/objects/by-key/{rest:path}",
+            authenticated(objects.delete_by_key),
+            methods=["DELETE"],
+        ),
+        Route("/v1/objects/{object_id}", authenticated(objects.get_by_id), methods=["GET", "HEAD"]),
+        Route("/v1/objects/{object_id}", authenticated(objects.delete_by_id), methods=["DELETE"]),
+    ]
+    if serve_metrics:
+        routes.append(Route("/metrics", operations.metrics, methods=["GET"]))
+    return routes
+
+
+def create_app(services: Services, *, run_startup: bool = True) -> Starlette:
+    """The ASGI app. With `run_startup`, the lifespan migrates and prepares storage."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if run_startup:
+            created = await start(services)
+            if created is not None:
+                announce_admin_key(services, created.key)
+        if services.settings.auth == "disabled":
+            log.warning("authentication is DISABLED (JUSTSTORAGE_AUTH=disabled): local use only")
+        try:
+            yield
+        finally:
+            await services.metadata.close()
+
+    app = Starlette(
+        routes=_routes(serve_metrics=services.settings.metrics_addr is None),
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(RequestContextMiddleware, metrics=services.metrics)],
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return app
+
+
+def announce_admin_key(services: Services, key: str) -> None:
+    """SPEC §3: print the first admin key once. Only to a terminal, never into logs."""
+    path = services.settings.admin_key_path
+    if sys.stdout.isatty():
+        print(f"Created the first admin API key (shown once): {key}", flush=True)
+    log.warning("created the first admin API key; it is in %s (mode 0600)", path)

@@ -1,0 +1,94 @@
+"""THE mapping from SPEC error codes to HTTP statuses, and the JSON error body."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+
+from juststorage.domain.errors import (
+    RangeNotSatisfiable,
+    StorageError,
+    TooManyRequests,
+    Unauthorized,
+)
+
+log = logging.getLogger("juststorage.api")
+
+STATUS_OF_CODE: dict[str, int] = {
+    "BadRequest": 400,
+    "ChecksumMismatch": 400,
+    "Unauthorized": 401,
+    "Forbidden": 403,
+    "NotFound": 404,
+    "MethodNotAllowed": 405,
+    "PreconditionFailed": 412,
+    "PayloadTooLarge": 413,
+    "RangeNotSatisfiable": 416,
+    "TooManyRequests": 429,
+    "Internal": 500,
+    "Unavailable": 503,
+    "InsufficientStorage": 507,
+}
+
+
+def request_id_of(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def error_response(
+    request: Request, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    request_id = request_id_of(request)
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "request_id": request_id}},
+        status_code=STATUS_OF_CODE[code],
+        headers=headers,
+    )
+
+
+async def on_storage_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StorageError)
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="juststorage"'
+    elif isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after_seconds)
+    elif isinstance(exc, RangeNotSatisfiable):
+        headers["Content-Range"] = f"bytes */{exc.size_bytes}"
+    if exc.code == "Internal":
+        log.error("storage failure: %s", exc.message, exc_info=exc)
+        return error_response(request, "Internal", "internal error")
+    return error_response(request, exc.code, exc.message, headers)
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 (no route) and 405 (wrong method), in the SPEC's shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return error_response(
+            request, "MethodNotAllowed", "method not allowed", dict(exc.headers or {})
+        )
+    if exc.status_code == 404:
+        return error_response(request, "NotFound", "no such resource")
+    return error_response(request, "BadRequest", str(exc.detail))
+
+
+async def on_client_disconnect(request: Request, exc: Exception) -> Response:
+    # The client is gone; this answer is never read, the upload was already undone.
+    return error_response(request, "BadRequest", "client disconnected")
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error", exc_info=exc)
+    return error_response(request, "Internal", "internal error")
+
+
+EXCEPTION_HANDLERS = {
+    StorageError: on_storage_error,
+    HTTPException: on_http_exception,
+    ClientDisconnect: on_client_disconnect,
+    Exception: on_unexpected,
+}

@@ -1,0 +1,58 @@
+"""Pure ASGI middleware: request ids and request metrics, for every response."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from juststorage.adapters.metrics import Metrics
+
+_REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            return value.decode("ascii") if _REQUEST_ID_RE.fullmatch(value) else None
+    return None
+
+
+class RequestContextMiddleware:
+    """Sets `state.request_id` (echoed or generated), adds `X-Request-Id` to the
+    response, and counts the request once it is answered."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode("ascii")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            namespace = str(state.get("namespace", ""))
+            method = scope["method"]
+            self.metrics.requests.labels(method, str(status), namespace).inc()
+            self.metrics.request_duration.labels(method, namespace).observe(
+                time.perf_counter() - started
+            )

@@ -1,0 +1,184 @@
+"""/v1 handlers: parse the request, call one use case, render the answer.
+
+No handler catches domain errors: `api.errors` maps them. Every handler gets the
+authenticated Principal from `authenticated()` in `api.app`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from juststorage.api import parsing
+from juststorage.api.rendering import download_headers, object_json, usage_json
+from juststorage.api.responses import BlobResponse
+from juststorage.application.deletes import delete_object, delete_versions
+from juststorage.application.downloads import find_by_id, find_newest, plan_download
+from juststorage.application.listing import list_objects
+from juststorage.application.ports import BlobLocation
+from juststorage.application.uploads import UploadRequest, upload_object
+from juststorage.application.usage import tenant_usage
+from juststorage.bootstrap import Services
+from juststorage.domain.auth import Principal, Scope
+from juststorage.domain.conditions import WritePrecondition
+from juststorage.domain.errors import TooManyRequests
+from juststorage.domain.model import Namespace, ObjectVersion, TenantId
+
+Reply = Response | BlobResponse
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _admit(request: Request, tenant: TenantId, namespace: str | None = None) -> Services:
+    """Label the request for metrics, then apply the tenant's request-rate limit."""
+    if namespace is not None:
+        request.scope["state"]["namespace"] = namespace
+    services = _services(request)
+    assert services.throttle is not None
+    try:
+        services.throttle.admit_request(tenant)
+    except TooManyRequests:
+        services.metrics.throttled.labels(tenant).inc()
+        raise
+    return services
+
+
+async def upload(request: Request, principal: Principal) -> Response:
+    tenant = parsing.tenant_header(request)
+    namespace = Namespace(parsing.required_header(request, "x-namespace"))
+    key = parsing.key_header(request)
+    principal.authorize(Scope.OBJECTS_WRITE, tenant)
+    services = _admit(request, tenant, namespace)
+    upload_request = UploadRequest(
+        tenant_id=tenant,
+        namespace=namespace,
+        key=key,
+        storage_class=parsing.storage_class_header(request),
+        content_type=parsing.content_type_header(request),
+        declared_size=parsing.content_length_header(request),
+        expected_hash=parsing.checksum_header(request),
+        precondition=WritePrecondition.from_headers(
+            request.headers.get("if-none-match"), request.headers.get("if-match")
+        ),
+    )
+    throttle = services.throttle
+    assert throttle is not None
+    try:
+        throttle.admit_upload(tenant)
+    except TooManyRequests:
+        services.metrics.throttled.labels(tenant).inc()
+        raise
+    try:
+        result = await upload_object(
+            upload_request,
+            _counted(request.stream(), lambda n: throttle.count_upload_bytes(tenant, n)),
+            metadata=services.metadata,
+            blobs=services.blobs,
+            clock=services.clock,
+            max_object_bytes=services.settings.max_object_bytes,
+        )
+    finally:
+        throttle.upload_done()
+    version = result.version
+    services.metrics.uploaded_bytes.inc(version.size_bytes)
+    if result.deduplicated:
+        services.metrics.dedup_hits.inc()
+        services.metrics.dedup_bytes_saved.inc(version.size_bytes)
+    return JSONResponse(
+        object_json(version),
+        status_code=201,
+        headers={"Location": f"/v1/objects/{version.id}", "ETag": version.content_hash.etag},
+    )
+
+
+async def _counted(
+    body: AsyncIterator[bytes], count: Callable[[int], None]
+) -> AsyncIterator[bytes]:
+    async for chunk in body:
+        if chunk:
+            count(len(chunk))
+            yield chunk
+
+
+async def get_by_id(request: Request, principal: Principal) -> Reply:
+    tenant = parsing.tenant_header(request)
+    principal.authorize_read(tenant)
+    services = _admit(request, tenant)
+    version = await find_by_id(services.metadata, tenant, parsing.object_id_param(request))
+    return await _download(request, services, version)
+
+
+async def get_by_key(request: Request, principal: Principal) -> Reply:
+    namespace, tenant, key = parsing.by_key_params(request)
+    principal.authorize_read(tenant)
+    services = _admit(request, tenant, namespace)
+    version = await find_newest(services.metadata, tenant, namespace, key)
+    return await _download(request, services, version)
+
+
+async def _download(request: Request, services: Services, version: ObjectVersion) -> Reply:
+    request.scope["state"]["namespace"] = version.namespace
+    plan = plan_download(
+        version,
+        range_header=request.headers.get("range"),
+        if_none_match=request.headers.get("if-none-match"),
+    )
+    headers = download_headers(plan)
+    if plan.status == 304 or request.method == "HEAD":
+        return BlobResponse(plan.status, headers, None)
+    reader = await services.blobs.open(BlobLocation(version.storage_class, version.content_hash))
+    first = plan.byte_range.first if plan.byte_range else 0
+    return BlobResponse(
+        plan.status,
+        headers,
+        reader,
+        first=first,
+        length=plan.body_length,
+        whole=plan.byte_range is None,
+        on_sent=services.metrics.downloaded_bytes.inc,
+    )
+
+
+async def delete_by_id(request: Request, principal: Principal) -> Response:
+    tenant = parsing.tenant_header(request)
+    principal.authorize(Scope.OBJECTS_DELETE, tenant)
+    services = _admit(request, tenant)
+    version = await delete_object(services.metadata, tenant, parsing.object_id_param(request))
+    request.scope["state"]["namespace"] = version.namespace
+    return Response(status_code=204)
+
+
+async def delete_by_key(request: Request, principal: Principal) -> Response:
+    namespace, tenant, key = parsing.by_key_params(request)
+    principal.authorize(Scope.OBJECTS_DELETE, tenant)
+    services = _admit(request, tenant, namespace)
+    await delete_versions(services.metadata, tenant, namespace, key)
+    return Response(status_code=204)
+
+
+async def list_(request: Request, principal: Principal) -> Response:
+    query = parsing.list_query(request)
+    principal.authorize(Scope.OBJECTS_READ, query.tenant_id)
+    services = _admit(request, query.tenant_id, query.namespace)
+    page = await list_objects(services.metadata, query)
+    return JSONResponse(
+        {"items": [object_json(v) for v in page.items], "next_cursor": page.next_cursor}
+    )
+
+
+async def usage(request: Request, principal: Principal) -> Response:
+    tenant = TenantId(parsing.required_query(request, "tenant"))
+    principal.authorize(Scope.USAGE_READ, tenant)
+    services = _admit(request, tenant)
+    result = await tenant_usage(
+        services.metadata,
+        tenant,
+        prices_gb_month=services.prices_gb_month,
+        currency=services.settings.currency,
+    )
+    return JSONResponse(usage_json(result))

@@ -1,0 +1,63 @@
+"""Streaming a blob to the client without reading it into memory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.types import Receive, Scope, Send
+
+from juststorage.application.ports import BlobReader
+
+_PATHSEND = "http.response.pathsend"
+
+
+class BlobResponse:
+    """Sends `length` bytes of an open blob from `first`; nothing for HEAD or 304.
+
+    A whole-object GET uses the server's zero-copy `pathsend` extension when it
+    offers one (granian does); otherwise bounded chunks are read in a thread.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        headers: dict[str, str],
+        reader: BlobReader | None,
+        *,
+        first: int = 0,
+        length: int = 0,
+        whole: bool = False,
+        on_sent: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        self.status = status
+        self.headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
+        ]
+        self.reader = reader
+        self.first = first
+        self.length = length
+        self.whole = whole
+        self.on_sent = on_sent
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send(
+                {"type": "http.response.start", "status": self.status, "headers": self.headers}
+            )
+            if self.reader is None or scope["method"] == "HEAD" or self.length == 0:
+                await send({"type": "http.response.body", "body": b""})
+                return
+            if (
+                self.whole
+                and self.reader.path is not None
+                and _PATHSEND in scope.get("extensions", {})
+            ):
+                await send({"type": _PATHSEND, "path": str(self.reader.path)})
+            else:
+                async for chunk in self.reader.chunks(self.first, self.length):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+            self.on_sent(self.length)
+        finally:
+            if self.reader is not None:
+                await self.reader.close()

@@ -1,0 +1,118 @@
+"""API keys: created once and shown once, stored only as a hash, revocable (SPEC §3)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from juststorage.application.ports import ApiKeyRecord, Clock, MetadataStore
+from juststorage.domain.auth import ALL_TENANTS, Principal, Scope, parse_tenants
+from juststorage.domain.errors import BadRequest, NotFound
+
+KEY_PREFIX = "jsk_"
+
+
+def hash_key(key: str) -> str:
+    """SHA-256 of the key. Keys carry 256 random bits, so a fast unsalted hash is safe."""
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def key_id_of(key: str) -> str | None:
+    """The id embedded in a generated key `jsk_<id>_<secret>`, or None."""
+    if not key.startswith(KEY_PREFIX):
+        return None
+    key_id, sep, secret = key[len(KEY_PREFIX) :].partition("_")
+    return key_id if sep and key_id and secret else None
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    record: ApiKeyRecord
+    key: str
+
+
+async def create_api_key(
+    metadata: MetadataStore, clock: Clock, tenants: list[str], scopes: list[str]
+) -> CreatedKey:
+    """A new random key bound to tenants and scopes. The key is returned, never stored."""
+    if not scopes:
+        raise BadRequest("a key needs at least one scope")
+    key_id = secrets.token_hex(8)
+    key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    record = ApiKeyRecord(
+        id=key_id,
+        key_hash=hash_key(key),
+        tenants=parse_tenants(tenants),
+        scopes=Scope.parse_many(scopes),
+        created_at=clock.now(),
+    )
+    async with metadata.transaction() as uow:
+        await uow.api_keys.add(record)
+        await uow.commit()
+    return CreatedKey(record, key)
+
+
+async def list_api_keys(metadata: MetadataStore) -> list[ApiKeyRecord]:
+    async with metadata.snapshot() as view:
+        return await view.api_keys.list_all()
+
+
+async def revoke_api_key(metadata: MetadataStore, key_id: str) -> None:
+    """Raises NotFound if there is no such active key."""
+    async with metadata.transaction() as uow:
+        revoked = await uow.api_keys.revoke(key_id)
+        await uow.commit()
+    if not revoked:
+        raise NotFound(f"no active API key with id {key_id!r}")
+
+
+async def create_first_admin_key(metadata: MetadataStore, clock: Clock) -> CreatedKey | None:
+    """On first start, one admin key for all tenants, unless the database holds any key.
+
+    Count and insert share one transaction, so processes starting together create one.
+    """
+    key_id = secrets.token_hex(8)
+    key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    record = ApiKeyRecord(
+        id=key_id,
+        key_hash=hash_key(key),
+        tenants=frozenset({ALL_TENANTS}),
+        scopes=frozenset({Scope.ADMIN}),
+        created_at=clock.now(),
+    )
+    async with metadata.transaction() as uow:
+        if await uow.api_keys.count() > 0:
+            return None
+        await uow.api_keys.add(record)
+        await uow.commit()
+    return CreatedKey(record, key)
+
+
+@dataclass(frozen=True, slots=True)
+class BootstrapKey:
+    key_hash: str
+    principal: Principal
+
+
+def parse_bootstrap_keys(raw: str | None) -> list[BootstrapKey]:
+    """`API_KEYS`: comma-separated `key:tenants:scopes`, tenants `|`-separated, scopes spaced.
+
+    Raises:
+        BadRequest: an entry that does not parse (the message never contains the key).
+    """
+    keys = []
+    for number, entry in enumerate((raw or "").split(","), start=1):
+        if not entry.strip():
+            continue
+        parts = entry.strip().split(":", 2)
+        if len(parts) != 3 or not parts[0]:
+            raise BadRequest(f"API_KEYS entry {number} is not key:tenants:scopes")
+        key, tenants, scopes = parts
+        principal = Principal(
+            subject=f"bootstrap-key-{number}",
+            tenants=parse_tenants(t for t in tenants.split("|") if t),
+            scopes=Scope.parse_many(scopes.split()),
+        )
+        keys.append(BootstrapKey(hash_key(key), principal))
+    return keys

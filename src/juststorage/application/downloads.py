@@ -1,0 +1,62 @@
+"""Download: find the version, then decide 200 / 206 / 304 from the request's headers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from juststorage.application.ports import MetadataStore
+from juststorage.domain.conditions import ByteRange, etag_matches, parse_range
+from juststorage.domain.errors import NotFound
+from juststorage.domain.model import Namespace, ObjectKey, ObjectVersion, TenantId
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadPlan:
+    version: ObjectVersion
+    status: int
+    byte_range: ByteRange | None = None
+
+    @property
+    def body_length(self) -> int:
+        if self.status == 304:
+            return 0
+        return self.byte_range.length if self.byte_range else self.version.size_bytes
+
+
+async def find_by_id(
+    metadata: MetadataStore, tenant_id: TenantId, object_id: UUID
+) -> ObjectVersion:
+    """The committed version with this id in this tenant. Raises NotFound otherwise."""
+    async with metadata.snapshot() as view:
+        version = await view.objects.get(tenant_id, object_id)
+    if version is None:
+        raise NotFound("no such object")
+    return version
+
+
+async def find_newest(
+    metadata: MetadataStore, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
+) -> ObjectVersion:
+    """The newest committed version of a key. Raises NotFound if it has none."""
+    async with metadata.snapshot() as view:
+        version = await view.objects.newest(tenant_id, namespace, key)
+    if version is None:
+        raise NotFound("no such object")
+    return version
+
+
+def plan_download(
+    version: ObjectVersion, *, range_header: str | None, if_none_match: str | None
+) -> DownloadPlan:
+    """Conditional first (RFC 9110 §13.2.2): a matching If-None-Match wins over Range.
+
+    Raises:
+        RangeNotSatisfiable: a single range outside the object, or several ranges.
+    """
+    if etag_matches(if_none_match, version.content_hash):
+        return DownloadPlan(version, 304)
+    byte_range = parse_range(range_header, version.size_bytes)
+    if byte_range is None:
+        return DownloadPlan(version, 200)
+    return DownloadPlan(version, 206, byte_range)

@@ -1,0 +1,38 @@
+"""List: keyset pages of a tenant's namespace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from juststorage.application.ports import ListQuery, MetadataStore
+from juststorage.domain.cursor import ListCursor
+from juststorage.domain.model import ObjectVersion
+
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    items: list[ObjectVersion]
+    next_cursor: str | None
+
+
+async def list_objects(metadata: MetadataStore, query: ListQuery) -> ListPage:
+    """One page; `next_cursor` is None on the last page."""
+    probe = ListQuery(
+        tenant_id=query.tenant_id,
+        namespace=query.namespace,
+        limit=query.limit + 1,  # one extra row tells whether another page exists
+        after=query.after,
+        prefix=query.prefix,
+        all_versions=query.all_versions,
+        storage_class=query.storage_class,
+    )
+    async with metadata.snapshot() as view:
+        rows = await view.objects.list_page(probe)
+    items = rows[: query.limit]
+    next_cursor = None
+    if len(rows) > query.limit:
+        last = items[-1]
+        next_cursor = ListCursor(last.key, last.commit_seq).encode()
+    return ListPage(items, next_cursor)

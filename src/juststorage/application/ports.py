@@ -1,0 +1,299 @@
+"""Ports: what the application needs from the outside world, as Protocols.
+
+Adapters in `juststorage.adapters` implement them; `juststorage.bootstrap` picks
+which. Every method documents its guarantees; adapters translate their own
+exceptions into `juststorage.domain.errors` at their boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, Self
+from uuid import UUID
+
+from juststorage.domain.auth import Principal, Scope
+from juststorage.domain.cursor import ListCursor
+from juststorage.domain.model import (
+    ContentHash,
+    Namespace,
+    NewUpload,
+    ObjectKey,
+    ObjectState,
+    ObjectVersion,
+    StorageClass,
+    TenantId,
+)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    tenant_id: TenantId
+    namespace: Namespace
+    limit: int
+    after: ListCursor | None = None
+    prefix: str = ""
+    all_versions: bool = False
+    storage_class: StorageClass | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClassUsage:
+    storage_class: StorageClass
+    objects: int
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Census:
+    """How many versions (and logical bytes) are in one state, per tenant/namespace/class."""
+
+    tenant_id: str
+    namespace: str
+    state: ObjectState
+    storage_class: StorageClass
+    objects: int
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """A stored API key: never the key itself, only its hash."""
+
+    id: str
+    key_hash: str
+    tenants: frozenset[str]
+    scopes: frozenset[Scope]
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class ObjectRepository(Protocol):
+    """Object versions of one unit of work."""
+
+    async def add_writing(self, upload: NewUpload) -> None:
+        """Record an upload in flight as a `WRITING` row, invisible to every read."""
+        ...
+
+    async def commit_upload(
+        self, upload_id: UUID, content_hash: ContentHash, size_bytes: int
+    ) -> ObjectVersion:
+        """Turn the `WRITING` row into the newest `COMMITTED` version of its key.
+
+        Assigns the next commit sequence number, which orders versions of a key.
+
+        Raises:
+            NotFound: the row is gone (for example, reaped as stale).
+        """
+        ...
+
+    async def discard_writing(self, upload_id: UUID) -> None:
+        """Remove a `WRITING` row of an upload that failed. No error if absent."""
+        ...
+
+    async def newest(
+        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
+    ) -> ObjectVersion | None:
+        """The newest `COMMITTED` version of a key, or None."""
+        ...
+
+    async def get(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
+        """A `COMMITTED` version by id, only if it belongs to `tenant_id`."""
+        ...
+
+    async def mark_deleting(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
+        """`COMMITTED` → `DELETING` for one version of `tenant_id`; None if not committed."""
+        ...
+
+    async def mark_key_deleting(
+        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
+    ) -> list[ObjectVersion]:
+        """`COMMITTED` → `DELETING` for every version of a key; the versions changed."""
+        ...
+
+    async def list_page(self, query: ListQuery) -> list[ObjectVersion]:
+        """Up to `query.limit` committed versions after the cursor.
+
+        Ordered by key (UTF-8 byte order), then newest first. Without
+        `all_versions`, only the newest committed version of each key. Cost is
+        independent of how deep the cursor is.
+        """
+        ...
+
+    async def usage(self, tenant_id: TenantId) -> list[ClassUsage]:
+        """Counts and logical bytes of the tenant's committed versions per class."""
+        ...
+
+    async def census(self) -> list[Census]:
+        """Counts of every live state (all but DELETED), for metrics."""
+        ...
+
+
+class BlobIndex(Protocol):
+    """Reference counts of stored blobs, one row per (storage class, hash)."""
+
+    async def acquire(
+        self, storage_class: StorageClass, content_hash: ContentHash, size_bytes: int
+    ) -> bool:
+        """Add one reference, creating the row if needed; True if the row is new.
+
+        Holds the row's lock until the unit of work ends, so no GC pass can
+        remove the blob's file between this call and the commit.
+        """
+        ...
+
+    async def release(self, storage_class: StorageClass, content_hash: ContentHash) -> None:
+        """Drop one reference; at zero, stamp the release time GC's grace counts from."""
+        ...
+
+
+class ApiKeyRepository(Protocol):
+    async def add(self, record: ApiKeyRecord) -> None: ...
+
+    async def get(self, key_id: str) -> ApiKeyRecord | None: ...
+
+    async def list_all(self) -> list[ApiKeyRecord]: ...
+
+    async def revoke(self, key_id: str) -> bool:
+        """Stamp `revoked_at`; False if no such key or already revoked."""
+        ...
+
+    async def count(self) -> int: ...
+
+
+class UnitOfWork(Protocol):
+    """One database transaction. Nothing it wrote is visible unless `commit()` is called.
+
+    Leaving the `async with` block without `commit()`, or with an exception, rolls back.
+    """
+
+    @property
+    def objects(self) -> ObjectRepository: ...
+
+    @property
+    def blobs(self) -> BlobIndex: ...
+
+    @property
+    def api_keys(self) -> ApiKeyRepository: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None:
+        """Make every write of this unit durable (unless opened with durable=False)."""
+        ...
+
+
+class MetadataStore(Protocol):
+    """The database: a factory of units of work plus health and schema upkeep."""
+
+    def transaction(self, *, durable: bool = True) -> UnitOfWork:
+        """A read-write unit of work.
+
+        `durable=False` may skip the flush to stable storage at commit; use it only
+        for rows whose loss after a crash is harmless (e.g. `WRITING` markers).
+        """
+        ...
+
+    def snapshot(self) -> UnitOfWork:
+        """A read-only unit of work that sees every commit made before it began."""
+        ...
+
+    async def migrate(self) -> list[str]:
+        """Apply pending schema migrations; the names applied."""
+        ...
+
+    async def ping(self) -> None:
+        """Raises Unavailable unless the database answers."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class StagedBlob(Protocol):
+    """An upload's bytes on their way into the blob store (see `BlobStore.stage`)."""
+
+    async def write(self, chunk: bytes) -> None:
+        """Hash and append a chunk. May return before the chunk reaches the file.
+
+        Raises:
+            InsufficientStorage: the disk is full.
+        """
+        ...
+
+    async def seal(self) -> tuple[ContentHash, int]:
+        """Finish writing and fsync the temp file; the digest and the size.
+
+        After it returns the bytes are durable, though not yet addressable.
+        """
+        ...
+
+    async def publish(self) -> bool:
+        """Make the sealed bytes the blob at their content path; True if newly created.
+
+        Call only while holding the blob's reference (`BlobIndex.acquire`). After
+        it returns the blob survives power loss (file and directories fsynced).
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BlobLocation:
+    storage_class: StorageClass
+    content_hash: ContentHash
+
+
+class BlobReader(Protocol):
+    """An open blob; the bytes stay readable even if the file is unlinked meanwhile."""
+
+    path: Path | None
+
+    def chunks(self, first: int, length: int) -> AsyncIterator[bytes]:
+        """Stream `length` bytes from offset `first`, in bounded chunks."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Content-addressed bytes, one root per storage class."""
+
+    async def prepare(self) -> None:
+        """Create whatever the store needs (directories) before first use."""
+        ...
+
+    def stage(
+        self, storage_class: StorageClass, upload_id: UUID
+    ) -> AbstractAsyncContextManager[StagedBlob]:
+        """A temp file in the class root; leaving the block unpublished removes it."""
+        ...
+
+    async def open(self, location: BlobLocation) -> BlobReader:
+        """Raises NotFound if the blob file does not exist."""
+        ...
+
+    async def probe(self, storage_class: StorageClass) -> None:
+        """Write, fsync and remove a probe file; raises Unavailable on failure."""
+        ...
+
+
+class TokenVerifier(Protocol):
+    def verify(self, token: str) -> Principal:
+        """The principal a signed token names. Raises Unauthorized if invalid."""
+        ...

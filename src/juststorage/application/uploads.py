@@ -1,0 +1,121 @@
+"""Upload: stream → hash → fsync → reference → publish → commit (SPEC §5)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+
+import anyio
+
+from juststorage.application.ports import BlobStore, Clock, MetadataStore
+from juststorage.domain.conditions import WritePrecondition
+from juststorage.domain.errors import BadRequest, ChecksumMismatch, PayloadTooLarge, StorageError
+from juststorage.domain.model import (
+    ContentHash,
+    Namespace,
+    NewUpload,
+    ObjectKey,
+    ObjectVersion,
+    StorageClass,
+    TenantId,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRequest:
+    tenant_id: TenantId
+    namespace: Namespace
+    key: ObjectKey
+    storage_class: StorageClass = StorageClass.HOT
+    content_type: str = "application/octet-stream"
+    declared_size: int | None = None
+    expected_hash: ContentHash | None = None
+    precondition: WritePrecondition = WritePrecondition()
+
+
+@dataclass(frozen=True, slots=True)
+class UploadResult:
+    version: ObjectVersion
+    deduplicated: bool
+
+
+async def upload_object(
+    request: UploadRequest,
+    body: AsyncIterable[bytes],
+    *,
+    metadata: MetadataStore,
+    blobs: BlobStore,
+    clock: Clock,
+    max_object_bytes: int,
+) -> UploadResult:
+    """Store one object version and return it once bytes and metadata are durable.
+
+    Raises:
+        PayloadTooLarge: the body is, or is declared to be, over `max_object_bytes`.
+        ChecksumMismatch: the bytes do not hash to `request.expected_hash`.
+        PreconditionFailed: `If-None-Match` / `If-Match` do not hold at commit.
+        InsufficientStorage: the storage root is full.
+    A failure leaves nothing visible; the temp file is removed at once.
+    """
+    if request.declared_size is not None and request.declared_size > max_object_bytes:
+        raise PayloadTooLarge(f"objects are limited to {max_object_bytes} bytes")
+    if request.precondition != WritePrecondition():
+        # Fail fast, before receiving the body; the commit below checks again.
+        async with metadata.snapshot() as view:
+            current = await view.objects.newest(request.tenant_id, request.namespace, request.key)
+        request.precondition.check(current.content_hash if current else None)
+
+    upload = NewUpload(
+        id=uuid.uuid4(),
+        tenant_id=request.tenant_id,
+        namespace=request.namespace,
+        key=request.key,
+        storage_class=request.storage_class,
+        content_type=request.content_type,
+        created_at=clock.now(),
+    )
+    # The WRITING row marks the upload in flight (GC reaps it if the process dies).
+    # Losing it in a power cut is harmless, so its commit need not be flushed.
+    async with metadata.transaction(durable=False) as uow:
+        await uow.objects.add_writing(upload)
+        await uow.commit()
+    try:
+        async with blobs.stage(request.storage_class, upload.id) as staged:
+            received = 0
+            async for chunk in body:
+                received += len(chunk)
+                if received > max_object_bytes:
+                    raise PayloadTooLarge(f"objects are limited to {max_object_bytes} bytes")
+                await staged.write(chunk)
+            digest, size = await staged.seal()  # bytes durable in the temp file
+            if request.declared_size is not None and size != request.declared_size:
+                raise BadRequest("the body is shorter than its Content-Length")
+            if request.expected_hash is not None and digest != request.expected_hash:
+                raise ChecksumMismatch("the body does not match X-Content-SHA256")
+            async with metadata.transaction() as uow:
+                current = await uow.objects.newest(
+                    request.tenant_id, request.namespace, request.key
+                )
+                request.precondition.check(current.content_hash if current else None)
+                # Take the reference first: from here no GC pass may remove this blob,
+                # so publishing (or finding it already there) cannot race a removal.
+                await uow.blobs.acquire(request.storage_class, digest, size)
+                created = await staged.publish()  # content path durable before the commit
+                version = await uow.objects.commit_upload(upload.id, digest, size)
+                await uow.commit()  # durable before the caller answers 201
+    except BaseException:
+        await _forget_upload(metadata, upload.id)
+        raise
+    return UploadResult(version, deduplicated=not created)
+
+
+async def _forget_upload(metadata: MetadataStore, upload_id: uuid.UUID) -> None:
+    """Best effort: drop the WRITING row now rather than wait for GC."""
+    with anyio.CancelScope(shield=True):
+        try:
+            async with metadata.transaction(durable=False) as uow:
+                await uow.objects.discard_writing(upload_id)
+                await uow.commit()
+        except StorageError:
+            pass  # GC removes stale WRITING rows after the grace period

@@ -1,0 +1,157 @@
+"""The composition root: the only code that picks adapters (from Settings)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from juststorage.adapters.auth.jwt import PyJwtVerifier
+from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
+from juststorage.adapters.metadata.sqlite import SqliteMetadataStore, sqlite_path_from_url
+from juststorage.adapters.metrics import Metrics
+from juststorage.adapters.ratelimit import Throttle
+from juststorage.application.apikeys import (
+    CreatedKey,
+    create_first_admin_key,
+    parse_bootstrap_keys,
+)
+from juststorage.application.authentication import Authenticator
+from juststorage.application.ports import BlobStore, Clock, MetadataStore, TokenVerifier
+from juststorage.config import Settings, SettingsError
+from juststorage.domain.errors import BadRequest
+from juststorage.domain.model import StorageClass
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    """Everything the API, the CLI and the workers use, built once per process."""
+
+    settings: Settings
+    clock: Clock
+    metadata: MetadataStore
+    blobs: BlobStore
+    authenticator: Authenticator
+    metrics: Metrics = field(default_factory=Metrics)
+    throttle: Throttle | None = None
+
+    def __post_init__(self) -> None:
+        if self.throttle is None:
+            self.throttle = Throttle(self.settings)
+
+    @property
+    def prices_gb_month(self) -> dict[StorageClass, float]:
+        return {
+            StorageClass.HOT: self.settings.price_hot_gb_month,
+            StorageClass.COLD: self.settings.price_cold_gb_month,
+        }
+
+
+def build_metadata_store(settings: Settings, clock: Clock) -> MetadataStore:
+    url = settings.effective_database_url
+    if url.startswith("sqlite:///"):
+        return SqliteMetadataStore(sqlite_path_from_url(url), clock)
+    if url.startswith(("postgresql://", "postgres://")):
+        raise SettingsError("PostgreSQL support is not in this build yet (DATABASE_URL)")
+    raise SettingsError(f"DATABASE_URL must start with sqlite:/// or postgresql://, not {url!r}")
+
+
+def _read_public_key(value: str | None) -> str | None:
+    """The PEM itself, or a path to a PEM file."""
+    if value is None or value.lstrip().startswith("-----BEGIN"):
+        return value
+    try:
+        return Path(value).read_text(encoding="ascii")
+    except OSError as exc:
+        raise SettingsError(
+            f"JUSTSTORAGE_JWT_PUBLIC_KEY: cannot read {value}: {exc.strerror}"
+        ) from None
+
+
+def build_jwt_verifier(settings: Settings) -> TokenVerifier | None:
+    public_key = _read_public_key(settings.jwt_public_key)
+    if not settings.jwt_secret and not public_key:
+        return None
+    try:
+        return PyJwtVerifier(
+            secret=settings.jwt_secret,
+            public_key_pem=public_key,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+        )
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def build(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    metadata: MetadataStore | None = None,
+    blobs: BlobStore | None = None,
+) -> Services:
+    """Wire the object graph; keyword arguments let tests swap in other adapters.
+
+    Raises:
+        SettingsError: a setting cannot be used (message names it).
+    """
+    clock = clock or SystemClock()
+    metadata = metadata or build_metadata_store(settings, clock)
+    blobs = blobs or FilesystemBlobStore(
+        {StorageClass.HOT: settings.hot_dir, StorageClass.COLD: settings.cold_dir},
+        chunk_bytes=settings.upload_chunk_bytes,
+        writeback_every_bytes=settings.upload_writeback_every_bytes,
+    )
+    try:
+        bootstrap_keys = parse_bootstrap_keys(settings.api_keys)
+    except BadRequest as exc:
+        raise SettingsError(exc.message) from None
+    authenticator = Authenticator(
+        metadata,
+        jwt=build_jwt_verifier(settings),
+        bootstrap_keys=bootstrap_keys,
+        enabled=settings.auth == "required",
+    )
+    return Services(settings, clock, metadata, blobs, authenticator)
+
+
+def needs_first_admin_key(settings: Settings) -> bool:
+    """SPEC §3: no API_KEYS, no JWT key, auth on (the database is checked separately)."""
+    return (
+        settings.auth == "required"
+        and not settings.api_keys
+        and not settings.jwt_secret
+        and not settings.jwt_public_key
+    )
+
+
+async def start(services: Services) -> CreatedKey | None:
+    """Bring storage and schema up; on first start create and save the admin key."""
+    settings = services.settings
+    if settings.migrate_on_start:
+        await services.metadata.migrate()
+    await services.blobs.prepare()
+    if not needs_first_admin_key(settings):
+        return None
+    created = await create_first_admin_key(services.metadata, services.clock)
+    if created is not None:
+        write_secret_file(settings.admin_key_path, created.key)
+    return created
+
+
+def write_secret_file(path: Path, secret: str) -> None:
+    """Write a secret readable by its owner only (0600), replacing any older file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, (secret + "\n").encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,244 @@
+"""`juststorage`: one click group; each command builds Services and calls one use case."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from juststorage import __version__
+from juststorage.adapters.auth.jwt import issue_token
+from juststorage.application.apikeys import create_api_key, list_api_keys, revoke_api_key
+from juststorage.application.ports import ApiKeyRecord
+from juststorage.bootstrap import Services, build
+from juststorage.config import Settings, SettingsError, load_settings
+from juststorage.domain.errors import StorageError
+
+T = TypeVar("T")
+
+
+class CommandFailed(click.ClickException):
+    """A command could not do what it was asked; exit status 1."""
+
+    exit_code = 1
+
+
+class BadSettings(click.ClickException):
+    """The configuration cannot be used; exit status 2, like a usage error."""
+
+    exit_code = 2
+
+
+@contextmanager
+def handle_errors() -> Iterator[None]:
+    """The one place that turns errors into messages and exit codes (no tracebacks)."""
+    try:
+        yield
+    except SettingsError as exc:
+        raise BadSettings(str(exc)) from None
+    except StorageError as exc:
+        raise CommandFailed(f"{exc.code}: {exc.message}") from None
+
+
+def _settings(ctx: click.Context) -> Settings:
+    config: Path | None = ctx.find_root().params.get("config")
+    with handle_errors():
+        return load_settings(config_file=config)
+
+
+def _run(ctx: click.Context, work: Callable[[Services], Awaitable[T]]) -> T:
+    """Build Services, bring the schema up to date, run one coroutine, close."""
+    settings = _settings(ctx)
+
+    async def main() -> T:
+        services = build(settings)
+        try:
+            await services.metadata.migrate()
+            return await work(services)
+        finally:
+            await services.metadata.close()
+
+    with handle_errors():
+        return asyncio.run(main())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="juststorage")
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML settings file (environment variables win over it).",
+)
+def cli(config: Path | None) -> None:
+    """JustStorage: a content-addressed object store with a small HTTP API."""
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on [default: 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port to listen on [default: 8080].")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Server processes.")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the HTTP service (granian, ASGI)."""
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+
+    settings = _settings(ctx)
+    config: Path | None = ctx.find_root().params.get("config")
+    if config is not None:
+        # Worker processes read their settings from the environment.
+        os.environ["JUSTSTORAGE_CONFIG"] = str(config.resolve())
+    with handle_errors():
+        build(settings)  # validate every setting before binding the port
+    server = Granian(
+        "juststorage.api.asgi:app_from_environment",
+        factory=True,
+        interface=Interfaces.ASGI,
+        address=host or settings.host,
+        port=settings.port if port is None else port,
+        workers=workers or settings.workers,
+        loop=Loops.uvloop,
+        log_level=settings.log_level,  # type: ignore[arg-type]
+        log_access=False,
+        respawn_failed_workers=True,
+    )
+    click.echo(
+        f"juststorage {__version__} serving on http://{host or settings.host}:"
+        f"{settings.port if port is None else port} (data: {settings.data_dir})",
+        err=True,
+    )
+    server.serve()
+
+
+@cli.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Bring the database schema up to date."""
+    settings = _settings(ctx)
+
+    async def work() -> list[str]:
+        services = build(settings)
+        try:
+            return await services.metadata.migrate()
+        finally:
+            await services.metadata.close()
+
+    with handle_errors():
+        applied = asyncio.run(work())
+    for name in applied:
+        click.echo(f"applied {name}")
+    click.echo("schema is up to date" if not applied else f"{len(applied)} migration(s) applied")
+
+
+@cli.group()
+def keys() -> None:
+    """Create, list and revoke API keys."""
+
+
+def _key_json(record: ApiKeyRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "tenants": sorted(record.tenants),
+        "scopes": sorted(s.value for s in record.scopes),
+        "created_at": record.created_at.isoformat(),
+        "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None,
+    }
+
+
+@keys.command("create")
+@click.option("--tenant", "tenants", multiple=True, required=True, help="Tenant (repeat; * = all).")
+@click.option("--scope", "scopes", multiple=True, required=True, help="Scope (repeat).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def keys_create(
+    ctx: click.Context, tenants: tuple[str, ...], scopes: tuple[str, ...], as_json: bool
+) -> None:
+    """Create an API key; it is printed once and never stored."""
+    created = _run(ctx, lambda s: create_api_key(s.metadata, s.clock, list(tenants), list(scopes)))
+    if as_json:
+        click.echo(json.dumps({**_key_json(created.record), "key": created.key}))
+    else:
+        click.echo(f"id: {created.record.id}", err=True)
+        click.echo(created.key)
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def keys_list(ctx: click.Context, as_json: bool) -> None:
+    """List API keys (never the keys themselves)."""
+    records = _run(ctx, lambda s: list_api_keys(s.metadata))
+    if as_json:
+        click.echo(json.dumps([_key_json(r) for r in records]))
+        return
+    if not records:
+        click.echo("no API keys")
+    for r in records:
+        status = f"revoked {r.revoked_at.isoformat()}" if r.revoked_at else "active"
+        click.echo(
+            f"{r.id}  tenants={','.join(sorted(r.tenants))}"
+            f"  scopes={','.join(sorted(s.value for s in r.scopes))}"
+            f"  created={r.created_at.isoformat()}  {status}"
+        )
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.pass_context
+def keys_revoke(ctx: click.Context, key_id: str) -> None:
+    """Revoke an API key by id; it is refused from the next request on."""
+    _run(ctx, lambda s: revoke_api_key(s.metadata, key_id))
+    click.echo(f"revoked {key_id}")
+
+
+@cli.group()
+def token() -> None:
+    """Issue JWTs."""
+
+
+@token.command("issue")
+@click.option("--sub", required=True, help="Subject (who the token is for).")
+@click.option("--tenant", "tenants", multiple=True, required=True, help="Tenant (repeat; * = all).")
+@click.option("--scope", "scopes", multiple=True, required=True, help="Scope (repeat).")
+@click.option("--ttl", type=click.IntRange(min=1), default=3600, show_default=True, help="Seconds.")
+@click.option(
+    "--private-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM private key for RS256/ES256 (default: HS256 with JWT_SECRET).",
+)
+@click.pass_context
+def token_issue(
+    ctx: click.Context,
+    sub: str,
+    tenants: tuple[str, ...],
+    scopes: tuple[str, ...],
+    ttl: int,
+    private_key: Path | None,
+) -> None:
+    """Print a signed JWT, alone on its line."""
+    settings = _settings(ctx)
+    with handle_errors():
+        signed = issue_token(
+            subject=sub,
+            tenants=tenants,
+            scopes=scopes,
+            ttl_seconds=ttl,
+            secret=settings.jwt_secret,
+            private_key_pem=private_key.read_text("ascii") if private_key else None,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+        )
+    click.echo(signed)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli.main(prog_name="juststorage")
+    sys.exit(0)

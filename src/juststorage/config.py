@@ -1,0 +1,149 @@
+"""Settings: read once from the environment and an optional TOML file (SPEC §7).
+
+`load_settings()` is the only code that reads `os.environ`. The environment wins
+over the file. Names: `JUSTSTORAGE_<FIELD>` in the environment (except
+`DATABASE_URL`, `JWT_SECRET` and `API_KEYS`), `<field>` in lower case in the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+_UNPREFIXED = {"database_url": "DATABASE_URL", "jwt_secret": "JWT_SECRET", "api_keys": "API_KEYS"}
+_PREFIX = "JUSTSTORAGE_"
+# The environment names of the per-class roots and the GC policy are the SPEC's.
+_ENV_NAMES = {"gc_interval_seconds": "GC_INTERVAL_S", "gc_grace_seconds": "GC_GRACE_S"}
+TIB = 1024**4
+
+
+class SettingsError(ValueError):
+    """A setting is missing or has a value that cannot be used."""
+
+
+class TenantLimits(BaseModel):
+    """Per-tenant overrides of the default limits (TOML `[tenants.<name>]`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rate_limit_rps: float | None = Field(default=None, gt=0)
+    upload_bps: int | None = Field(default=None, gt=0)
+
+
+class Settings(BaseModel):
+    """Every setting of the server and the CLI, typed and validated."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data_dir: Path = Path("./data")
+    hot_root: Path | None = None
+    cold_root: Path | None = None
+    database_url: str | None = None
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    api_keys: str | None = None
+    auth: Literal["required", "disabled"] = "required"
+    max_object_bytes: int = Field(default=5 * TIB, gt=0)
+    gc_interval_seconds: float = Field(default=60.0, ge=0)
+    gc_grace_seconds: float = Field(default=3600.0, ge=0)
+    price_hot_gb_month: float = Field(default=0.10, ge=0)
+    price_cold_gb_month: float = Field(default=0.02, ge=0)
+    currency: str = Field(default="USD", min_length=1)
+    max_concurrent_uploads: int = Field(default=64, gt=0)
+    rate_limit_rps: float | None = Field(default=None, gt=0)
+    upload_bps: int | None = Field(default=None, gt=0)
+    tenants: dict[str, TenantLimits] = Field(default_factory=dict)
+    metrics_addr: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    migrate_on_start: bool = True
+    upload_chunk_bytes: int = Field(default=1024 * 1024, ge=4096)
+    upload_writeback_every_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+
+    @field_validator("jwt_secret", "jwt_public_key", "api_keys", "database_url", "metrics_addr")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value if value else None
+
+    @property
+    def hot_dir(self) -> Path:
+        return self.hot_root or self.data_dir / "hot"
+
+    @property
+    def cold_dir(self) -> Path:
+        return self.cold_root or self.data_dir / "cold"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'meta.db'}"
+
+    @property
+    def admin_key_path(self) -> Path:
+        return self.data_dir / "admin.key"
+
+    def limits_for(self, tenant: str) -> TenantLimits:
+        """The tenant's own limits, falling back to the defaults field by field."""
+        own = self.tenants.get(tenant, TenantLimits())
+        return TenantLimits(
+            rate_limit_rps=own.rate_limit_rps or self.rate_limit_rps,
+            upload_bps=own.upload_bps or self.upload_bps,
+        )
+
+
+def _env_name(field: str) -> str:
+    if field in _UNPREFIXED:
+        return _UNPREFIXED[field]
+    return _PREFIX + _ENV_NAMES.get(field, field.upper())
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, config_file: Path | None = None
+) -> Settings:
+    """Build Settings from the environment (default `os.environ`) over an optional TOML file.
+
+    Raises:
+        SettingsError: with a message naming the offending variable or key.
+    """
+    env = os.environ if environ is None else environ
+    path = config_file or (
+        Path(env["JUSTSTORAGE_CONFIG"]) if env.get("JUSTSTORAGE_CONFIG") else None
+    )
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            values.update(tomllib.loads(path.read_text(encoding="utf-8")))
+        except OSError as exc:
+            raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
+    for field in Settings.model_fields:
+        if field == "tenants":
+            continue
+        name = _env_name(field)
+        if name in env:
+            values[field] = env[name]
+    # The SPEC names the GC settings *_S; accept the TOML spelling of both forms.
+    for short, long in (
+        ("gc_interval_s", "gc_interval_seconds"),
+        ("gc_grace_s", "gc_grace_seconds"),
+    ):
+        if short in values:
+            values.setdefault(long, values.pop(short))
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            where = _env_name(field) if field in Settings.model_fields else field
+            problems.append(f"{where}: {err['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

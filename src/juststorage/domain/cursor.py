@@ -1,0 +1,39 @@
+"""Opaque keyset cursor for listings: the position after the last item of a page."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+
+from juststorage.domain.errors import BadRequest
+
+
+@dataclass(frozen=True, slots=True)
+class ListCursor:
+    """Listing resumes after (key, commit_seq) in (key ascending, commit_seq descending)."""
+
+    key: str
+    commit_seq: int
+
+    def encode(self) -> str:
+        raw = json.dumps([self.key, self.commit_seq], ensure_ascii=False).encode("utf-8")
+        return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> ListCursor:
+        """Raises BadRequest for anything this module did not produce."""
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        except (ValueError, binascii.Error, UnicodeError):
+            raise BadRequest("malformed cursor") from None
+        if (
+            not isinstance(value, list)
+            or len(value) != 2
+            or not isinstance(value[0], str)
+            or type(value[1]) is not int
+        ):
+            raise BadRequest("malformed cursor")
+        return cls(value[0], value[1])
