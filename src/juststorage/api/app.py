@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from juststorage.api import objects, operations
 from juststorage.api.errors import EXCEPTION_HANDLERS
+from juststorage.api.metrics_listener import metrics_listener
 from juststorage.api.middleware import RequestContextMiddleware
 from juststorage.bootstrap import Services, start
 from juststorage.domain.auth import Principal
@@ -73,7 +74,8 @@ def create_app(services: Services, *, run_startup: bool = True) -> Starlette:
         if services.settings.auth == "disabled":
             log.warning("authentication is DISABLED (JUSTSTORAGE_AUTH=disabled): local use only")
         try:
-            yield
+            async with metrics_listener(services):
+                yield
         finally:
             await services.metadata.close()
 
