@@ -9,6 +9,7 @@ from pathlib import Path
 
 from juststorage.adapters.auth.jwt import PyJwtVerifier
 from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
+from juststorage.adapters.metadata.postgres import PostgresMetadataStore
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore, sqlite_path_from_url
 from juststorage.adapters.metrics import Metrics
 from juststorage.adapters.ratelimit import Throttle
@@ -58,7 +59,7 @@ def build_metadata_store(settings: Settings, clock: Clock) -> MetadataStore:
     if url.startswith("sqlite:///"):
         return SqliteMetadataStore(sqlite_path_from_url(url), clock)
     if url.startswith(("postgresql://", "postgres://")):
-        raise SettingsError("PostgreSQL support is not in this build yet (DATABASE_URL)")
+        return PostgresMetadataStore(url, clock)
     raise SettingsError(f"DATABASE_URL must start with sqlite:/// or postgresql://, not {url!r}")
 
 

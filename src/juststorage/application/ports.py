@@ -107,6 +107,10 @@ class ObjectRepository(Protocol):
         """The newest `COMMITTED` version of a key, or None."""
         ...
 
+    async def lock_key(self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey) -> None:
+        """Serialise writers of one key, across processes, until the unit of work ends."""
+        ...
+
     async def get(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
         """A `COMMITTED` version by id, only if it belongs to `tenant_id`."""
         ...

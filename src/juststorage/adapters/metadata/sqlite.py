@@ -24,6 +24,13 @@ from uuid import UUID
 import anyio.to_thread
 
 from juststorage.adapters.metadata.migrations import migrations_for
+from juststorage.adapters.metadata.queries import (
+    CENSUS_SQL,
+    SELECT_OBJECT,
+    USAGE_SQL,
+    Params,
+    list_page_sql,
+)
 from juststorage.application.ports import ApiKeyRecord, Census, ClassUsage, Clock, ListQuery
 from juststorage.domain.auth import Scope
 from juststorage.domain.errors import (
@@ -41,16 +48,12 @@ from juststorage.domain.model import (
     ObjectVersion,
     StorageClass,
     TenantId,
-    prefix_upper_bound,
 )
 
 T = TypeVar("T")
 _BUSY_TIMEOUT_MS = 10_000
 _READERS = 4
-_COLUMNS = (
-    "id, tenant_id, namespace, key, content_hash, size_bytes, storage_class,"
-    " content_type, created_at, state, commit_seq"
-)
+_COLUMNS = SELECT_OBJECT
 
 
 def sqlite_path_from_url(url: str) -> Path:
@@ -201,6 +204,9 @@ class SqliteObjectRepository:
         )
         return _version(row) if row else None
 
+    async def lock_key(self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey) -> None:
+        """Nothing to do: a write transaction already holds SQLite's one write lock."""
+
     async def get(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
         row = await self._s.fetchone(
             f"SELECT {_COLUMNS} FROM objects WHERE id = ? AND tenant_id = ?"
@@ -228,51 +234,16 @@ class SqliteObjectRepository:
         return [_version(r) for r in rows]
 
     async def list_page(self, query: ListQuery) -> list[ObjectVersion]:
-        where = ["o.tenant_id = ?", "o.namespace = ?", "o.state = 'COMMITTED'"]
-        params: list[Any] = [query.tenant_id, query.namespace]
-        if query.prefix:
-            where.append("o.key >= ?")
-            params.append(query.prefix)
-            upper = prefix_upper_bound(query.prefix)
-            if upper is not None:
-                where.append("o.key < ?")
-                params.append(upper)
-        if query.after is not None:
-            # `key >= ?` bounds the index range; the OR only filters rows of that one key.
-            where.append("o.key >= ? AND (o.key > ? OR o.commit_seq < ?)")
-            params += [query.after.key, query.after.key, query.after.commit_seq]
-        if query.storage_class is not None:
-            where.append("o.storage_class = ?")
-            params.append(query.storage_class.value)
-        if not query.all_versions:
-            where.append(
-                "NOT EXISTS (SELECT 1 FROM objects n WHERE n.tenant_id = o.tenant_id"
-                " AND n.namespace = o.namespace AND n.key = o.key AND n.state = 'COMMITTED'"
-                " AND n.commit_seq > o.commit_seq)"
-            )
-        columns = ", ".join(f"o.{c.strip()}" for c in _COLUMNS.split(","))
-        sql = (
-            f"SELECT {columns} FROM objects o WHERE {' AND '.join(where)}"
-            " ORDER BY o.key, o.commit_seq DESC LIMIT ?"
-        )
-        params.append(query.limit)
-        return [_version(r) for r in await self._s.fetchall(sql, tuple(params))]
+        params = Params(numbered=False)
+        sql = list_page_sql(query, params)
+        return [_version(r) for r in await self._s.fetchall(sql, tuple(params.values))]
 
     async def usage(self, tenant_id: TenantId) -> list[ClassUsage]:
-        rows = await self._s.fetchall(
-            "SELECT storage_class, COUNT(*), COALESCE(SUM(size_bytes), 0) FROM objects"
-            " WHERE tenant_id = ? AND state = 'COMMITTED' GROUP BY storage_class",
-            (tenant_id,),
-        )
+        rows = await self._s.fetchall(USAGE_SQL.format(tenant="?"), (tenant_id,))
         return [ClassUsage(StorageClass(r[0]), r[1], r[2]) for r in rows]
 
     async def census(self) -> list[Census]:
-        rows = await self._s.fetchall(
-            "SELECT tenant_id, namespace, state, storage_class, COUNT(*),"
-            " COALESCE(SUM(size_bytes), 0) FROM objects WHERE state != 'DELETED'"
-            " GROUP BY tenant_id, namespace, state, storage_class",
-            (),
-        )
+        rows = await self._s.fetchall(CENSUS_SQL, ())
         return [Census(r[0], r[1], ObjectState(r[2]), StorageClass(r[3]), r[4], r[5]) for r in rows]
 
 

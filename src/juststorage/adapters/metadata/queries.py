@@ -1,0 +1,76 @@
+"""SQL shared by the SQLite and PostgreSQL adapters, with the placeholder style injected."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from juststorage.application.ports import ListQuery
+from juststorage.domain.model import prefix_upper_bound
+
+OBJECT_COLUMNS = (
+    "id",
+    "tenant_id",
+    "namespace",
+    "key",
+    "content_hash",
+    "size_bytes",
+    "storage_class",
+    "content_type",
+    "created_at",
+    "state",
+    "commit_seq",
+)
+SELECT_OBJECT = ", ".join(OBJECT_COLUMNS)
+
+
+class Params:
+    """Collects bound values and hands out placeholders: `?` (sqlite3) or `$n` (asyncpg)."""
+
+    def __init__(self, numbered: bool) -> None:
+        self.values: list[Any] = []
+        self._numbered = numbered
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}" if self._numbered else "?"
+
+
+def list_page_sql(query: ListQuery, params: Params) -> str:
+    """Keyset page over the committed-by-key index (see the migrations)."""
+    p: Callable[[Any], str] = params
+    where = [f"o.tenant_id = {p(query.tenant_id)}", f"o.namespace = {p(query.namespace)}"]
+    where.append("o.state = 'COMMITTED'")
+    if query.prefix:
+        where.append(f"o.key >= {p(query.prefix)}")
+        upper = prefix_upper_bound(query.prefix)
+        if upper is not None:
+            where.append(f"o.key < {p(upper)}")
+    if query.after is not None:
+        # `key >= cursor` bounds the index range; the OR only filters rows of that one key.
+        key, seq = query.after.key, query.after.commit_seq
+        where.append(f"o.key >= {p(key)} AND (o.key > {p(key)} OR o.commit_seq < {p(seq)})")
+    if query.storage_class is not None:
+        where.append(f"o.storage_class = {p(query.storage_class.value)}")
+    if not query.all_versions:
+        where.append(
+            "NOT EXISTS (SELECT 1 FROM objects n WHERE n.tenant_id = o.tenant_id"
+            " AND n.namespace = o.namespace AND n.key = o.key AND n.state = 'COMMITTED'"
+            " AND n.commit_seq > o.commit_seq)"
+        )
+    columns = ", ".join(f"o.{c}" for c in OBJECT_COLUMNS)
+    return (
+        f"SELECT {columns} FROM objects o WHERE {' AND '.join(where)}"
+        f" ORDER BY o.key, o.commit_seq DESC LIMIT {p(query.limit)}"
+    )
+
+
+USAGE_SQL = (
+    "SELECT storage_class, COUNT(*), COALESCE(SUM(size_bytes), 0) FROM objects"
+    " WHERE tenant_id = {tenant} AND state = 'COMMITTED' GROUP BY storage_class"
+)
+
+CENSUS_SQL = (
+    "SELECT tenant_id, namespace, state, storage_class, COUNT(*), COALESCE(SUM(size_bytes), 0)"
+    " FROM objects WHERE state != 'DELETED' GROUP BY tenant_id, namespace, state, storage_class"
+)
