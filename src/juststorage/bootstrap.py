@@ -104,10 +104,14 @@ def build(
     """
     clock = clock or SystemClock()
     metadata = metadata or build_metadata_store(settings, clock)
-    blobs = blobs or FilesystemBlobStore(
-        {StorageClass.HOT: settings.hot_dir, StorageClass.COLD: settings.cold_dir},
-        chunk_bytes=settings.upload_chunk_bytes,
-        writeback_every_bytes=settings.upload_writeback_every_bytes,
+    blobs = (
+        blobs
+        if blobs is not None
+        else FilesystemBlobStore(
+            {StorageClass.HOT: settings.hot_dir, StorageClass.COLD: settings.cold_dir},
+            chunk_bytes=settings.upload_chunk_bytes,
+            writeback_every_bytes=settings.upload_writeback_every_bytes,
+        )
     )
     try:
         bootstrap_keys = parse_bootstrap_keys(settings.api_keys)

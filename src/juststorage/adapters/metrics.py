@@ -56,6 +56,9 @@ class Metrics:
         self.gc_deleted_blobs = Counter(
             "just_storage_gc_deleted_blobs", "Blob files removed by GC.", registry=r
         )
+        self.gc_duration = Histogram(
+            "just_storage_gc_duration_seconds", "Time of one GC pass.", registry=r
+        )
         self.uploaded_bytes = Counter(
             "just_storage_uploaded_bytes", "Bytes received in committed uploads.", registry=r
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sys
@@ -19,6 +20,7 @@ from juststorage.api.metrics_listener import metrics_listener
 from juststorage.api.middleware import RequestContextMiddleware
 from juststorage.bootstrap import Services, start
 from juststorage.domain.auth import Principal
+from juststorage.worker.gc import run_gc_loop
 
 log = logging.getLogger("juststorage")
 
@@ -62,8 +64,11 @@ def _routes(serve_metrics: bool) -> list[Route]:
     return routes
 
 
-def create_app(services: Services, *, run_startup: bool = True) -> Starlette:
-    """The ASGI app. With `run_startup`, the lifespan migrates and prepares storage."""
+def create_app(
+    services: Services, *, run_startup: bool = True, run_background: bool = True
+) -> Starlette:
+    """The ASGI app. With `run_startup`, the lifespan migrates and prepares storage;
+    with `run_background`, it runs the GC loop."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -73,10 +78,15 @@ def create_app(services: Services, *, run_startup: bool = True) -> Starlette:
                 announce_admin_key(services, created.key)
         if services.settings.auth == "disabled":
             log.warning("authentication is DISABLED (JUSTSTORAGE_AUTH=disabled): local use only")
+        gc_task = asyncio.create_task(run_gc_loop(services)) if run_background else None
         try:
             async with metrics_listener(services):
                 yield
         finally:
+            if gc_task is not None:
+                gc_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await gc_task
             await services.metadata.close()
 
     app = Starlette(

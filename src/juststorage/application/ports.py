@@ -78,6 +78,24 @@ class ApiKeyRecord:
     revoked_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StaleUpload:
+    """A `WRITING` row GC removed; its temp file may still exist."""
+
+    id: UUID
+    storage_class: StorageClass
+
+
+@dataclass(frozen=True, slots=True)
+class BlobAudit:
+    """A blob row with the number of committed objects that point at it (for fsck)."""
+
+    location: BlobLocation
+    size_bytes: int
+    ref_count: int
+    live_objects: int
+
+
 class ObjectRepository(Protocol):
     """Object versions of one unit of work."""
 
@@ -142,6 +160,30 @@ class ObjectRepository(Protocol):
         """Counts of every live state (all but DELETED), for metrics."""
         ...
 
+    async def touch_writing(self, upload_id: UUID) -> None:
+        """Mark a long upload as alive, so GC does not take it for a dead one."""
+        ...
+
+    async def expire_writing(self, older_than: datetime, limit: int) -> list[StaleUpload]:
+        """Delete up to `limit` `WRITING` rows not touched since `older_than`."""
+        ...
+
+    async def finish_deletes(self, limit: int) -> int:
+        """`DELETING` → `DELETED` for up to `limit` rows (their references are released)."""
+        ...
+
+    async def purge_deleted(self, older_than: datetime, limit: int) -> int:
+        """Drop up to `limit` `DELETED` rows older than `older_than`."""
+        ...
+
+    async def ids_of_blob(self, location: BlobLocation) -> list[UUID]:
+        """Ids of the committed objects stored in this blob."""
+        ...
+
+    async def without_blob_row(self, limit: int) -> list[ObjectVersion]:
+        """Committed objects whose blob has no row (damage; for fsck)."""
+        ...
+
 
 class BlobIndex(Protocol):
     """Reference counts of stored blobs, one row per (storage class, hash)."""
@@ -159,6 +201,55 @@ class BlobIndex(Protocol):
     async def release(self, storage_class: StorageClass, content_hash: ContentHash) -> None:
         """Drop one reference; at zero, stamp the release time GC's grace counts from."""
         ...
+
+    async def unreferenced(self, released_before: datetime, limit: int) -> list[BlobLocation]:
+        """Blobs with no reference since before `released_before`."""
+        ...
+
+    async def forget_if_unreferenced(
+        self, location: BlobLocation, released_before: datetime
+    ) -> bool:
+        """Delete the row if it still has no reference since before `released_before`.
+
+        The row stays locked until the unit of work ends: remove the file before
+        committing, and no upload can take a new reference in between.
+        """
+        ...
+
+    async def claim_orphan(self, location: BlobLocation, size_bytes: int) -> bool:
+        """For a file with no row: insert a locked row with no reference; False if a row exists.
+
+        Remove the file, then `forget()` the row, before committing.
+        """
+        ...
+
+    async def forget(self, location: BlobLocation) -> None:
+        """Delete the row whatever its count (GC of a claimed orphan; fsck repair)."""
+        ...
+
+    async def known(self, locations: list[BlobLocation]) -> set[BlobLocation]:
+        """Which of these locations have a row."""
+        ...
+
+    async def audit(self, after: BlobLocation | None, limit: int) -> list[BlobAudit]:
+        """Blob rows in (class, hash) order after `after`, with their live object counts."""
+        ...
+
+    async def totals(self) -> tuple[int, int]:
+        """Number of blob rows and the bytes they hold."""
+        ...
+
+    async def set_ref_count(self, location: BlobLocation, ref_count: int) -> None:
+        """Repair a drifted count; at zero the release time is stamped now."""
+        ...
+
+
+class LeaseRepository(Protocol):
+    async def claim(self, name: str, holder: str, until: datetime) -> bool:
+        """Take or renew the named lease unless another holder's lease is still valid."""
+        ...
+
+    async def release(self, name: str, holder: str) -> None: ...
 
 
 class ApiKeyRepository(Protocol):
@@ -189,6 +280,9 @@ class UnitOfWork(Protocol):
 
     @property
     def api_keys(self) -> ApiKeyRepository: ...
+
+    @property
+    def leases(self) -> LeaseRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -263,6 +357,24 @@ class BlobLocation:
     content_hash: ContentHash
 
 
+@dataclass(frozen=True, slots=True)
+class TempFile:
+    storage_class: StorageClass
+    name: str
+    modified_at: datetime
+
+    @property
+    def upload_id(self) -> str:
+        return self.name.removesuffix(".tmp")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    location: BlobLocation
+    size_bytes: int
+    modified_at: datetime
+
+
 class BlobReader(Protocol):
     """An open blob; the bytes stay readable even if the file is unlinked meanwhile."""
 
@@ -294,6 +406,24 @@ class BlobStore(Protocol):
 
     async def probe(self, storage_class: StorageClass) -> None:
         """Write, fsync and remove a probe file; raises Unavailable on failure."""
+        ...
+
+    async def remove(self, location: BlobLocation) -> bool:
+        """Unlink a blob file durably; False if it was already gone."""
+        ...
+
+    async def temp_files(self, storage_class: StorageClass) -> list[TempFile]:
+        """Temp files of uploads in flight (or dead) in a class root."""
+        ...
+
+    async def remove_temp(self, temp: TempFile) -> None: ...
+
+    def scan(self, storage_class: StorageClass) -> AsyncIterator[list[StoredBlob]]:
+        """Every published blob file of a class root, in batches."""
+        ...
+
+    async def digest_of(self, location: BlobLocation) -> ContentHash:
+        """Re-hash a blob's bytes (fsck). Raises NotFound if the file is gone."""
         ...
 
 

@@ -6,16 +6,19 @@ import asyncio
 import json
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click._termui_impl import ProgressBar
 
 from juststorage import __version__
 from juststorage.adapters.auth.jwt import issue_token
 from juststorage.application.apikeys import create_api_key, list_api_keys, revoke_api_key
+from juststorage.application.fsck import FsckReport
 from juststorage.application.ports import ApiKeyRecord
 from juststorage.bootstrap import Services, build
 from juststorage.config import Settings, SettingsError, load_settings
@@ -61,6 +64,7 @@ def _run(ctx: click.Context, work: Callable[[Services], Awaitable[T]]) -> T:
         services = build(settings)
         try:
             await services.metadata.migrate()
+            await services.blobs.prepare()
             return await work(services)
         finally:
             await services.metadata.close()
@@ -135,6 +139,76 @@ def migrate(ctx: click.Context) -> None:
     for name in applied:
         click.echo(f"applied {name}")
     click.echo("schema is up to date" if not applied else f"{len(applied)} migration(s) applied")
+
+
+@cli.command()
+@click.pass_context
+def gc(ctx: click.Context) -> None:
+    """Run one garbage-collection pass and print what it removed."""
+    from juststorage.worker.gc import run_gc_pass
+
+    report = _run(ctx, run_gc_pass)
+    if not report.ran:
+        raise CommandFailed("another process is running a GC pass; try again later")
+    for content_hash in report.removed_hashes:
+        click.echo(f"removed blob sha256:{content_hash}")
+    click.echo(
+        f"gc: {report.expired_uploads} stale uploads, {report.temp_files_removed} temp files,"
+        f" {report.deletes_finished} deletes finished, {report.blobs_removed} unreferenced"
+        f" blobs, {report.orphan_blobs_removed} orphan blob files,"
+        f" {report.deleted_rows_purged} deleted rows purged"
+    )
+
+
+@cli.command()
+@click.option("--repair", is_flag=True, help="Fix what needs no guessing (recount, orphans).")
+@click.option("--no-verify", is_flag=True, help="Check that files exist without re-hashing them.")
+@click.pass_context
+def fsck(ctx: click.Context, repair: bool, no_verify: bool) -> None:
+    """Check the database against the blob files; exit 1 if damage remains."""
+    from juststorage.application.fsck import check_store
+
+    async def work(services: Services) -> FsckReport:
+        async with services.metadata.snapshot() as view:
+            total_blobs, total_bytes = await view.blobs.totals()
+        bar: ProgressBar[int]
+        with click.progressbar(
+            length=max(total_bytes, 1),
+            label=f"fsck {total_blobs} blobs",
+            file=sys.stderr,
+            show_pos=False,
+            show_percent=True,
+            item_show_func=lambda _: None,
+        ) as bar:
+            started = time.monotonic()
+            last = [0]
+
+            def progress(blobs_done: int, bytes_done: int) -> None:
+                bar.update(bytes_done - last[0])
+                last[0] = bytes_done
+                elapsed = max(time.monotonic() - started, 1e-6)
+                bar.label = (
+                    f"fsck {blobs_done}/{total_blobs} blobs {bytes_done / elapsed / 1e6:.0f} MB/s"
+                )
+
+            return await check_store(
+                services.metadata,
+                services.blobs,
+                repair=repair,
+                verify_hashes=not no_verify,
+                progress=progress,
+            )
+
+    report = _run(ctx, work)
+    for problem in report.problems:
+        click.echo(problem.describe())
+    unrepaired = sum(1 for p in report.problems if not p.repaired)
+    click.echo(
+        f"fsck: {report.blobs_checked} blobs, {report.bytes_checked} bytes checked;"
+        f" {len(report.problems)} problems, {unrepaired} unrepaired"
+    )
+    if report.damaged:
+        raise CommandFailed("damage found" + ("" if repair else " (try --repair)"))
 
 
 @cli.group()

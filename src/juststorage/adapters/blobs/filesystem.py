@@ -11,22 +11,26 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
 import anyio.to_thread
 
 from juststorage.adapters.blobs import fsio
-from juststorage.application.ports import BlobLocation
+from juststorage.application.ports import BlobLocation, StoredBlob, TempFile
 from juststorage.domain.errors import InsufficientStorage, NotFound, StorageError, Unavailable
 from juststorage.domain.model import ContentHash, StorageClass
 
 _READ_CHUNK_BYTES = 1024 * 1024
 _INLINE_READ_BYTES = 64 * 1024  # small reads from the page cache are cheaper than a thread hop
 _FILE_MODE = 0o640
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_SCAN_BATCH = 500
 
 
 @contextmanager
@@ -77,12 +81,17 @@ class _FileStagedBlob:
             raise RuntimeError("publish() before seal()")
         return await anyio.to_thread.run_sync(self._link_into_place, self._digest)
 
-    def close(self) -> None:
-        """Close and remove the temp file, after any write still running in a thread."""
-        if self._pending is not None and not self._pending.done():
-            self._pending.add_done_callback(lambda _: self._discard())
-        else:
-            self._discard()
+    async def aclose(self) -> None:
+        """Close and remove the temp file, after any write still running in a thread.
+
+        Waits for that write (at most one chunk) so the file is gone when this returns.
+        """
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await asyncio.wait([pending])
+            if not pending.cancelled():
+                pending.exception()  # retrieved: the caller is already failing or done
+        self._discard()
 
     async def _wait_pending(self) -> None:
         if self._pending is not None:
@@ -154,6 +163,36 @@ class _FileBlobReader:
             self._fd = -1
 
 
+def _sorted_names(folder: Path) -> list[str]:
+    try:
+        return sorted(e.name for e in os.scandir(folder) if e.is_dir(follow_symlinks=False))
+    except FileNotFoundError:
+        return []
+
+
+def _blobs_in(folder: Path, storage_class: StorageClass) -> list[StoredBlob]:
+    found = []
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return []
+    for entry in sorted(entries, key=lambda e: e.name):
+        if not _HEX64.fullmatch(entry.name):
+            continue
+        try:
+            stat = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        found.append(
+            StoredBlob(
+                BlobLocation(storage_class, ContentHash(entry.name)),
+                stat.st_size,
+                datetime.fromtimestamp(stat.st_mtime, UTC),
+            )
+        )
+    return found
+
+
 def blob_path(root: Path, digest: ContentHash) -> Path:
     """`<root>/sha256/<hh>/<hh>/<hex>` (SPEC §5)."""
     return root / "sha256" / digest.hex[:2] / digest.hex[2:4] / digest.hex
@@ -204,8 +243,10 @@ class FilesystemBlobStore:
             yield staged
         finally:
             # Published or not, the temp name goes: a published blob lives on
-            # under its content path (a hard link to the same inode).
-            staged.close()
+            # under its content path (a hard link to the same inode). Shielded, so a
+            # cancelled upload still removes its temp file before the block is left.
+            with anyio.CancelScope(shield=True):
+                await staged.aclose()
 
     async def open(self, location: BlobLocation) -> _FileBlobReader:
         path = self.path_of(location)
@@ -219,6 +260,68 @@ class FilesystemBlobStore:
 
     async def probe(self, storage_class: StorageClass) -> None:
         await anyio.to_thread.run_sync(self._probe, self.roots[storage_class])
+
+    async def remove(self, location: BlobLocation) -> bool:
+        path = self.path_of(location)
+
+        def unlink() -> bool:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return False
+            fsio.fsync_dir(path.parent)  # the removal is durable before GC commits
+            return True
+
+        with _translated_os_errors():
+            return await anyio.to_thread.run_sync(unlink)
+
+    async def temp_files(self, storage_class: StorageClass) -> list[TempFile]:
+        folder = self.temp_dir(storage_class)
+
+        def listing() -> list[TempFile]:
+            found = []
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.name.endswith(".tmp") and entry.is_file(follow_symlinks=False):
+                        try:
+                            mtime = entry.stat(follow_symlinks=False).st_mtime
+                        except FileNotFoundError:
+                            continue
+                        found.append(
+                            TempFile(storage_class, entry.name, datetime.fromtimestamp(mtime, UTC))
+                        )
+            return found
+
+        with _translated_os_errors():
+            return await anyio.to_thread.run_sync(listing)
+
+    async def remove_temp(self, temp: TempFile) -> None:
+        path = self.temp_dir(temp.storage_class) / temp.name
+        await anyio.to_thread.run_sync(fsio.unlink_quietly, path)
+
+    async def scan(self, storage_class: StorageClass) -> AsyncIterator[list[StoredBlob]]:
+        root = self.roots[storage_class] / "sha256"
+        for first in await anyio.to_thread.run_sync(_sorted_names, root):
+            for second in await anyio.to_thread.run_sync(_sorted_names, root / first):
+                folder = root / first / second
+                batch = await anyio.to_thread.run_sync(_blobs_in, folder, storage_class)
+                for start in range(0, len(batch), _SCAN_BATCH):
+                    yield batch[start : start + _SCAN_BATCH]
+
+    async def digest_of(self, location: BlobLocation) -> ContentHash:
+        path = self.path_of(location)
+
+        def digest() -> ContentHash:
+            hasher = hashlib.sha256()
+            with open(path, "rb", buffering=0) as handle:
+                while chunk := handle.read(_READ_CHUNK_BYTES):
+                    hasher.update(chunk)
+            return ContentHash(hasher.hexdigest())
+
+        try:
+            return await anyio.to_thread.run_sync(digest)
+        except FileNotFoundError:
+            raise NotFound(f"blob file {path} is missing") from None
 
     @staticmethod
     def _probe(root: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from uuid import UUID
@@ -28,7 +29,16 @@ from juststorage.adapters.metadata.queries import (
     Params,
     list_page_sql,
 )
-from juststorage.application.ports import ApiKeyRecord, Census, ClassUsage, Clock, ListQuery
+from juststorage.application.ports import (
+    ApiKeyRecord,
+    BlobAudit,
+    BlobLocation,
+    Census,
+    ClassUsage,
+    Clock,
+    ListQuery,
+    StaleUpload,
+)
 from juststorage.domain.auth import Scope
 from juststorage.domain.errors import InsufficientStorage, NotFound, StorageError, Unavailable
 from juststorage.domain.model import (
@@ -214,6 +224,60 @@ class PostgresObjectRepository:
             Census(r[0], r[1], ObjectState(r[2]), StorageClass(r[3]), r[4], int(r[5])) for r in rows
         ]
 
+    async def touch_writing(self, upload_id: UUID) -> None:
+        await self._s.execute(
+            "UPDATE objects SET updated_at = $1 WHERE id = $2 AND state = 'WRITING'",
+            self._s.clock.now(),
+            upload_id,
+        )
+
+    async def expire_writing(self, older_than: datetime, limit: int) -> list[StaleUpload]:
+        rows = await self._s.fetch(
+            "DELETE FROM objects WHERE id IN (SELECT id FROM objects WHERE state = 'WRITING'"
+            " AND updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id, storage_class",
+            older_than,
+            limit,
+        )
+        return [StaleUpload(r[0], StorageClass(r[1])) for r in rows]
+
+    async def finish_deletes(self, limit: int) -> int:
+        rows = await self._s.fetch(
+            "UPDATE objects SET state = 'DELETED', updated_at = $1 WHERE id IN"
+            " (SELECT id FROM objects WHERE state = 'DELETING' LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            " RETURNING id",
+            self._s.clock.now(),
+            limit,
+        )
+        return len(rows)
+
+    async def purge_deleted(self, older_than: datetime, limit: int) -> int:
+        rows = await self._s.fetch(
+            "DELETE FROM objects WHERE id IN (SELECT id FROM objects WHERE state = 'DELETED'"
+            " AND updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id",
+            older_than,
+            limit,
+        )
+        return len(rows)
+
+    async def ids_of_blob(self, location: BlobLocation) -> list[UUID]:
+        rows = await self._s.fetch(
+            "SELECT id FROM objects WHERE storage_class = $1 AND content_hash = $2"
+            " AND state = 'COMMITTED' ORDER BY id",
+            location.storage_class.value,
+            location.content_hash.hex,
+        )
+        return [r[0] for r in rows]
+
+    async def without_blob_row(self, limit: int) -> list[ObjectVersion]:
+        columns = ", ".join(f"o.{c.strip()}" for c in SELECT_OBJECT.split(","))
+        rows = await self._s.fetch(
+            f"SELECT {columns} FROM objects o WHERE o.state = 'COMMITTED' AND NOT EXISTS"
+            " (SELECT 1 FROM blobs b WHERE b.storage_class = o.storage_class"
+            " AND b.content_hash = o.content_hash) LIMIT $1",
+            limit,
+        )
+        return [_version(r) for r in rows]
+
 
 class PostgresBlobIndex:
     def __init__(self, session: _Session) -> None:
@@ -244,6 +308,114 @@ class PostgresBlobIndex:
             storage_class.value,
             content_hash.hex,
         )
+
+    async def unreferenced(self, released_before: datetime, limit: int) -> list[BlobLocation]:
+        rows = await self._s.fetch(
+            "SELECT storage_class, content_hash FROM blobs WHERE ref_count = 0"
+            " AND released_at <= $1 ORDER BY released_at LIMIT $2",
+            released_before,
+            limit,
+        )
+        return [BlobLocation(StorageClass(r[0]), ContentHash(r[1])) for r in rows]
+
+    async def forget_if_unreferenced(
+        self, location: BlobLocation, released_before: datetime
+    ) -> bool:
+        row = await self._s.fetchrow(
+            "DELETE FROM blobs WHERE storage_class = $1 AND content_hash = $2 AND ref_count = 0"
+            " AND released_at <= $3 RETURNING content_hash",
+            location.storage_class.value,
+            location.content_hash.hex,
+            released_before,
+        )
+        return row is not None
+
+    async def claim_orphan(self, location: BlobLocation, size_bytes: int) -> bool:
+        now = self._s.clock.now()
+        row = await self._s.fetchrow(
+            "INSERT INTO blobs (storage_class, content_hash, size_bytes, ref_count,"
+            " released_at, created_at) VALUES ($1, $2, $3, 0, $4, $4)"
+            " ON CONFLICT (storage_class, content_hash) DO NOTHING RETURNING content_hash",
+            location.storage_class.value,
+            location.content_hash.hex,
+            size_bytes,
+            now,
+        )
+        return row is not None
+
+    async def forget(self, location: BlobLocation) -> None:
+        await self._s.execute(
+            "DELETE FROM blobs WHERE storage_class = $1 AND content_hash = $2",
+            location.storage_class.value,
+            location.content_hash.hex,
+        )
+
+    async def known(self, locations: list[BlobLocation]) -> set[BlobLocation]:
+        found: set[BlobLocation] = set()
+        for storage_class in StorageClass:
+            hashes = [x.content_hash.hex for x in locations if x.storage_class is storage_class]
+            if not hashes:
+                continue
+            rows = await self._s.fetch(
+                "SELECT content_hash FROM blobs WHERE storage_class = $1"
+                " AND content_hash = ANY($2::text[])",
+                storage_class.value,
+                hashes,
+            )
+            found.update(BlobLocation(storage_class, ContentHash(r[0])) for r in rows)
+        return found
+
+    async def audit(self, after: BlobLocation | None, limit: int) -> list[BlobAudit]:
+        start = (after.storage_class.value, after.content_hash.hex) if after else ("", "")
+        rows = await self._s.fetch(
+            "SELECT b.storage_class, b.content_hash, b.size_bytes, b.ref_count,"
+            " (SELECT COUNT(*) FROM objects o WHERE o.storage_class = b.storage_class"
+            " AND o.content_hash = b.content_hash AND o.state = 'COMMITTED')"
+            " FROM blobs b WHERE (b.storage_class, b.content_hash) > ($1, $2)"
+            " ORDER BY b.storage_class, b.content_hash LIMIT $3",
+            *start,
+            limit,
+        )
+        return [
+            BlobAudit(BlobLocation(StorageClass(r[0]), ContentHash(r[1])), r[2], r[3], int(r[4]))
+            for r in rows
+        ]
+
+    async def totals(self) -> tuple[int, int]:
+        row = await self._s.fetchrow("SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM blobs")
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    async def set_ref_count(self, location: BlobLocation, ref_count: int) -> None:
+        await self._s.execute(
+            "UPDATE blobs SET ref_count = $1,"
+            " released_at = CASE WHEN $1 = 0 THEN COALESCE(released_at, $2) ELSE NULL END"
+            " WHERE storage_class = $3 AND content_hash = $4",
+            ref_count,
+            self._s.clock.now(),
+            location.storage_class.value,
+            location.content_hash.hex,
+        )
+
+
+class PostgresLeaseRepository:
+    def __init__(self, session: _Session) -> None:
+        self._s = session
+
+    async def claim(self, name: str, holder: str, until: datetime) -> bool:
+        row = await self._s.fetchrow(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+            " expires_at = excluded.expires_at"
+            " WHERE leases.holder = excluded.holder OR leases.expires_at < $4 RETURNING name",
+            name,
+            holder,
+            until,
+            self._s.clock.now(),
+        )
+        return row is not None
+
+    async def release(self, name: str, holder: str) -> None:
+        await self._s.execute("DELETE FROM leases WHERE name = $1 AND holder = $2", name, holder)
 
 
 class PostgresApiKeyRepository:
@@ -334,6 +506,10 @@ class PostgresUnitOfWork:
     @property
     def api_keys(self) -> PostgresApiKeyRepository:
         return PostgresApiKeyRepository(self.session)
+
+    @property
+    def leases(self) -> PostgresLeaseRepository:
+        return PostgresLeaseRepository(self.session)
 
     async def commit(self) -> None:
         if self._read_only:

@@ -31,7 +31,16 @@ from juststorage.adapters.metadata.queries import (
     Params,
     list_page_sql,
 )
-from juststorage.application.ports import ApiKeyRecord, Census, ClassUsage, Clock, ListQuery
+from juststorage.application.ports import (
+    ApiKeyRecord,
+    BlobAudit,
+    BlobLocation,
+    Census,
+    ClassUsage,
+    Clock,
+    ListQuery,
+    StaleUpload,
+)
 from juststorage.domain.auth import Scope
 from juststorage.domain.errors import (
     InsufficientStorage,
@@ -246,6 +255,54 @@ class SqliteObjectRepository:
         rows = await self._s.fetchall(CENSUS_SQL, ())
         return [Census(r[0], r[1], ObjectState(r[2]), StorageClass(r[3]), r[4], r[5]) for r in rows]
 
+    async def touch_writing(self, upload_id: UUID) -> None:
+        await self._s.fetchone(
+            "UPDATE objects SET updated_at = ? WHERE id = ? AND state = 'WRITING'",
+            (self._s.now(), str(upload_id)),
+        )
+
+    async def expire_writing(self, older_than: datetime, limit: int) -> list[StaleUpload]:
+        rows = await self._s.fetchall(
+            "DELETE FROM objects WHERE id IN (SELECT id FROM objects WHERE state = 'WRITING'"
+            " AND updated_at < ? LIMIT ?) RETURNING id, storage_class",
+            (_ts(older_than), limit),
+        )
+        return [StaleUpload(UUID(r[0]), StorageClass(r[1])) for r in rows]
+
+    async def finish_deletes(self, limit: int) -> int:
+        rows = await self._s.fetchall(
+            "UPDATE objects SET state = 'DELETED', updated_at = ? WHERE id IN"
+            " (SELECT id FROM objects WHERE state = 'DELETING' LIMIT ?) RETURNING id",
+            (self._s.now(), limit),
+        )
+        return len(rows)
+
+    async def purge_deleted(self, older_than: datetime, limit: int) -> int:
+        rows = await self._s.fetchall(
+            "DELETE FROM objects WHERE id IN (SELECT id FROM objects WHERE state = 'DELETED'"
+            " AND updated_at < ? LIMIT ?) RETURNING id",
+            (_ts(older_than), limit),
+        )
+        return len(rows)
+
+    async def ids_of_blob(self, location: BlobLocation) -> list[UUID]:
+        rows = await self._s.fetchall(
+            "SELECT id FROM objects WHERE storage_class = ? AND content_hash = ?"
+            " AND state = 'COMMITTED' ORDER BY id",
+            (location.storage_class.value, location.content_hash.hex),
+        )
+        return [UUID(r[0]) for r in rows]
+
+    async def without_blob_row(self, limit: int) -> list[ObjectVersion]:
+        columns = ", ".join(f"o.{c.strip()}" for c in _COLUMNS.split(","))
+        rows = await self._s.fetchall(
+            f"SELECT {columns} FROM objects o WHERE o.state = 'COMMITTED' AND NOT EXISTS"
+            " (SELECT 1 FROM blobs b WHERE b.storage_class = o.storage_class"
+            " AND b.content_hash = o.content_hash) LIMIT ?",
+            (limit,),
+        )
+        return [_version(r) for r in rows]
+
 
 class SqliteBlobIndex:
     def __init__(self, session: _Session) -> None:
@@ -271,6 +328,113 @@ class SqliteBlobIndex:
             " WHERE storage_class = ? AND content_hash = ? AND ref_count > 0",
             (self._s.now(), storage_class.value, content_hash.hex),
         )
+
+    async def unreferenced(self, released_before: datetime, limit: int) -> list[BlobLocation]:
+        rows = await self._s.fetchall(
+            "SELECT storage_class, content_hash FROM blobs WHERE ref_count = 0"
+            " AND released_at <= ? ORDER BY released_at LIMIT ?",
+            (_ts(released_before), limit),
+        )
+        return [BlobLocation(StorageClass(r[0]), ContentHash(r[1])) for r in rows]
+
+    async def forget_if_unreferenced(
+        self, location: BlobLocation, released_before: datetime
+    ) -> bool:
+        row = await self._s.fetchone(
+            "DELETE FROM blobs WHERE storage_class = ? AND content_hash = ? AND ref_count = 0"
+            " AND released_at <= ? RETURNING content_hash",
+            (location.storage_class.value, location.content_hash.hex, _ts(released_before)),
+        )
+        return row is not None
+
+    async def claim_orphan(self, location: BlobLocation, size_bytes: int) -> bool:
+        row = await self._s.fetchone(
+            "INSERT INTO blobs (storage_class, content_hash, size_bytes, ref_count,"
+            " released_at, created_at) VALUES (?, ?, ?, 0, ?, ?)"
+            " ON CONFLICT (storage_class, content_hash) DO NOTHING RETURNING content_hash",
+            (
+                location.storage_class.value,
+                location.content_hash.hex,
+                size_bytes,
+                self._s.now(),
+                self._s.now(),
+            ),
+        )
+        return row is not None
+
+    async def forget(self, location: BlobLocation) -> None:
+        await self._s.fetchone(
+            "DELETE FROM blobs WHERE storage_class = ? AND content_hash = ?",
+            (location.storage_class.value, location.content_hash.hex),
+        )
+
+    async def known(self, locations: list[BlobLocation]) -> set[BlobLocation]:
+        found: set[BlobLocation] = set()
+        for storage_class in StorageClass:
+            hashes = [
+                loc.content_hash.hex for loc in locations if loc.storage_class is storage_class
+            ]
+            for start in range(0, len(hashes), 500):
+                batch = hashes[start : start + 500]
+                marks = ", ".join("?" * len(batch))
+                rows = await self._s.fetchall(
+                    f"SELECT content_hash FROM blobs WHERE storage_class = ?"
+                    f" AND content_hash IN ({marks})",
+                    (storage_class.value, *batch),
+                )
+                found.update(BlobLocation(storage_class, ContentHash(r[0])) for r in rows)
+        return found
+
+    async def audit(self, after: BlobLocation | None, limit: int) -> list[BlobAudit]:
+        start = (after.storage_class.value, after.content_hash.hex) if after else ("", "")
+        rows = await self._s.fetchall(
+            "SELECT b.storage_class, b.content_hash, b.size_bytes, b.ref_count,"
+            " (SELECT COUNT(*) FROM objects o WHERE o.storage_class = b.storage_class"
+            " AND o.content_hash = b.content_hash AND o.state = 'COMMITTED')"
+            " FROM blobs b WHERE (b.storage_class, b.content_hash) > (?, ?)"
+            " ORDER BY b.storage_class, b.content_hash LIMIT ?",
+            (*start, limit),
+        )
+        return [
+            BlobAudit(BlobLocation(StorageClass(r[0]), ContentHash(r[1])), r[2], r[3], r[4])
+            for r in rows
+        ]
+
+    async def totals(self) -> tuple[int, int]:
+        row = await self._s.fetchone("SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM blobs", ())
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    async def set_ref_count(self, location: BlobLocation, ref_count: int) -> None:
+        await self._s.fetchone(
+            "UPDATE blobs SET ref_count = ?,"
+            " released_at = CASE WHEN ? = 0 THEN COALESCE(released_at, ?) ELSE NULL END"
+            " WHERE storage_class = ? AND content_hash = ?",
+            (
+                ref_count,
+                ref_count,
+                self._s.now(),
+                location.storage_class.value,
+                location.content_hash.hex,
+            ),
+        )
+
+
+class SqliteLeaseRepository:
+    def __init__(self, session: _Session) -> None:
+        self._s = session
+
+    async def claim(self, name: str, holder: str, until: datetime) -> bool:
+        row = await self._s.fetchone(
+            "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+            " expires_at = excluded.expires_at"
+            " WHERE leases.holder = excluded.holder OR leases.expires_at < ? RETURNING name",
+            (name, holder, _ts(until), self._s.now()),
+        )
+        return row is not None
+
+    async def release(self, name: str, holder: str) -> None:
+        await self._s.fetchone("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
 
 
 class SqliteApiKeyRepository:
@@ -354,6 +518,10 @@ class SqliteUnitOfWork:
     @property
     def api_keys(self) -> SqliteApiKeyRepository:
         return SqliteApiKeyRepository(self.session)
+
+    @property
+    def leases(self) -> SqliteLeaseRepository:
+        return SqliteLeaseRepository(self.session)
 
     async def commit(self) -> None:
         if self._read_only:

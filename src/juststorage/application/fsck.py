@@ -1,0 +1,207 @@
+"""fsck: the database against the blob files (SPEC §6).
+
+Finds: committed objects whose blob file is missing, blob files whose bytes do
+not hash to their name, reference counts that differ from the live objects,
+blob files no row knows, and unreferenced rows whose file is gone. `repair`
+fixes what needs no guessing (recounts, removing orphans) and reports the rest.
+`repair` is meant for a quiet store: counts are taken one blob at a time.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from juststorage.application.ports import BlobAudit, BlobLocation, BlobStore, MetadataStore
+from juststorage.domain.errors import NotFound
+from juststorage.domain.model import StorageClass
+
+_PAGE = 500
+
+
+class ProblemKind(enum.StrEnum):
+    MISSING_BLOB = "missing-blob"
+    HASH_MISMATCH = "hash-mismatch"
+    REFCOUNT_DRIFT = "refcount-drift"
+    MISSING_ROW = "missing-row"
+    ORPHAN_FILE = "orphan-file"
+    ORPHAN_ROW = "orphan-row"
+
+    @property
+    def repairable(self) -> bool:
+        return self not in (ProblemKind.MISSING_BLOB, ProblemKind.HASH_MISMATCH)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    kind: ProblemKind
+    location: BlobLocation
+    object_ids: tuple[UUID, ...] = ()
+    detail: str = ""
+    repaired: bool = False
+
+    def describe(self) -> str:
+        ids = ",".join(str(i) for i in self.object_ids) or "-"
+        fixed = " [repaired]" if self.repaired else ""
+        return (
+            f"{self.kind.value} {self.location.storage_class.value}"
+            f" sha256:{self.location.content_hash.hex} objects={ids} {self.detail}{fixed}"
+        ).rstrip()
+
+
+@dataclass(slots=True)
+class FsckReport:
+    problems: list[Problem] = field(default_factory=list)
+    blobs_checked: int = 0
+    bytes_checked: int = 0
+
+    @property
+    def damaged(self) -> bool:
+        """True while any problem is left unrepaired."""
+        return any(not p.repaired for p in self.problems)
+
+
+Progress = Callable[[int, int], None]  # (blobs done, bytes done)
+
+
+async def check_store(
+    metadata: MetadataStore,
+    blobs: BlobStore,
+    *,
+    repair: bool = False,
+    verify_hashes: bool = True,
+    progress: Progress | None = None,
+) -> FsckReport:
+    """Check every blob row, every committed object and every blob file."""
+    report = FsckReport()
+    after: BlobLocation | None = None
+    while True:
+        async with metadata.snapshot() as view:
+            page = await view.blobs.audit(after, _PAGE)
+        for audit in page:
+            await _check_blob(metadata, blobs, audit, repair, verify_hashes, report)
+            report.blobs_checked += 1
+            report.bytes_checked += audit.size_bytes
+            if progress is not None:
+                progress(report.blobs_checked, report.bytes_checked)
+        if len(page) < _PAGE:
+            break
+        after = page[-1].location
+    referenced = await _check_objects_without_rows(metadata, blobs, repair, report)
+    await _check_orphan_files(metadata, blobs, repair, report, referenced)
+    return report
+
+
+async def _ids(metadata: MetadataStore, location: BlobLocation) -> tuple[UUID, ...]:
+    async with metadata.snapshot() as view:
+        return tuple(await view.objects.ids_of_blob(location))
+
+
+async def _check_blob(
+    metadata: MetadataStore,
+    blobs: BlobStore,
+    audit: BlobAudit,
+    repair: bool,
+    verify_hashes: bool,
+    report: FsckReport,
+) -> None:
+    location = audit.location
+    try:
+        if verify_hashes:
+            digest = await blobs.digest_of(location)
+            if digest != location.content_hash:
+                ids = await _ids(metadata, location)
+                detail = f"bytes hash to sha256:{digest.hex}"
+                report.problems.append(Problem(ProblemKind.HASH_MISMATCH, location, ids, detail))
+        else:
+            reader = await blobs.open(location)
+            await reader.close()
+    except NotFound:
+        if audit.live_objects == 0 and audit.ref_count == 0:
+            repaired = False
+            if repair:
+                async with metadata.transaction() as uow:
+                    await uow.blobs.forget(location)
+                    await uow.commit()
+                repaired = True
+            report.problems.append(
+                Problem(ProblemKind.ORPHAN_ROW, location, (), "row without file", repaired)
+            )
+            return
+        ids = await _ids(metadata, location)
+        report.problems.append(Problem(ProblemKind.MISSING_BLOB, location, ids, "file is missing"))
+    if audit.ref_count != audit.live_objects:
+        repaired = False
+        if repair:
+            async with metadata.transaction() as uow:
+                live = len(await uow.objects.ids_of_blob(location))
+                await uow.blobs.set_ref_count(location, live)
+                await uow.commit()
+            repaired = True
+        detail = f"ref_count={audit.ref_count} live={audit.live_objects}"
+        report.problems.append(Problem(ProblemKind.REFCOUNT_DRIFT, location, (), detail, repaired))
+
+
+async def _check_objects_without_rows(
+    metadata: MetadataStore, blobs: BlobStore, repair: bool, report: FsckReport
+) -> set[BlobLocation]:
+    """Committed objects whose blob has no row; returns those blobs' locations."""
+    async with metadata.snapshot() as view:
+        orphaned = await view.objects.without_blob_row(100_000)
+    by_location: dict[BlobLocation, list[UUID]] = {}
+    sizes: dict[BlobLocation, int] = {}
+    for version in orphaned:
+        location = BlobLocation(version.storage_class, version.content_hash)
+        by_location.setdefault(location, []).append(version.id)
+        sizes[location] = version.size_bytes
+    for location, ids in by_location.items():
+        try:
+            reader = await blobs.open(location)
+            await reader.close()
+        except NotFound:
+            report.problems.append(
+                Problem(ProblemKind.MISSING_BLOB, location, tuple(ids), "file and row missing")
+            )
+            continue
+        repaired = False
+        if repair:
+            async with metadata.transaction() as uow:
+                if await uow.blobs.claim_orphan(location, sizes[location]):
+                    live = len(await uow.objects.ids_of_blob(location))
+                    await uow.blobs.set_ref_count(location, live)
+                    repaired = True
+                await uow.commit()
+        report.problems.append(
+            Problem(ProblemKind.MISSING_ROW, location, tuple(ids), "file without row", repaired)
+        )
+    return set(by_location)
+
+
+async def _check_orphan_files(
+    metadata: MetadataStore,
+    blobs: BlobStore,
+    repair: bool,
+    report: FsckReport,
+    referenced: set[BlobLocation],
+) -> None:
+    for storage_class in StorageClass:
+        async for batch in blobs.scan(storage_class):
+            async with metadata.snapshot() as view:
+                known = await view.blobs.known([b.location for b in batch])
+            for stored in batch:
+                if stored.location in known or stored.location in referenced:
+                    continue
+                repaired = False
+                if repair:
+                    async with metadata.transaction() as uow:
+                        if await uow.blobs.claim_orphan(stored.location, stored.size_bytes):
+                            await blobs.remove(stored.location)
+                            await uow.blobs.forget(stored.location)
+                            repaired = True
+                        await uow.commit()
+                detail = f"{stored.size_bytes} bytes, no row"
+                report.problems.append(
+                    Problem(ProblemKind.ORPHAN_FILE, stored.location, (), detail, repaired)
+                )
