@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from juststorage.domain.model import (
     StorageClass,
     TenantId,
 )
+
+HEARTBEAT_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +86,15 @@ async def upload_object(
     try:
         async with blobs.stage(request.storage_class, upload.id) as staged:
             received = 0
+            touched = time.monotonic()
             async for chunk in body:
                 received += len(chunk)
                 if received > max_object_bytes:
                     raise PayloadTooLarge(f"objects are limited to {max_object_bytes} bytes")
                 await staged.write(chunk)
+                if time.monotonic() - touched > HEARTBEAT_SECONDS:
+                    touched = time.monotonic()
+                    await _heartbeat(metadata, upload.id)
             digest, size = await staged.seal()  # bytes durable in the temp file
             if request.declared_size is not None and size != request.declared_size:
                 raise BadRequest("the body is shorter than its Content-Length")
@@ -108,6 +115,13 @@ async def upload_object(
         await _forget_upload(metadata, upload.id)
         raise
     return UploadResult(version, deduplicated=not created)
+
+
+async def _heartbeat(metadata: MetadataStore, upload_id: uuid.UUID) -> None:
+    """Tell GC that a long upload is alive (it reaps WRITING rows untouched for the grace)."""
+    async with metadata.transaction(durable=False) as uow:
+        await uow.objects.touch_writing(upload_id)
+        await uow.commit()
 
 
 async def _forget_upload(metadata: MetadataStore, upload_id: uuid.UUID) -> None:
