@@ -109,6 +109,8 @@ def parse_bootstrap_keys(raw: str | None) -> list[BootstrapKey]:
         if len(parts) != 3 or not parts[0]:
             raise BadRequest(f"API_KEYS entry {number} is not key:tenants:scopes")
         key, tenants, scopes = parts
+        if not scopes.split():
+            raise BadRequest(f"API_KEYS entry {number} has no scopes")
         principal = Principal(
             subject=f"bootstrap-key-{number}",
             tenants=parse_tenants(t for t in tenants.split("|") if t),

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from juststorage.domain.errors import BadRequest, PreconditionFailed, RangeNotSatisfiable
 from juststorage.domain.model import ContentHash
 
-_RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
+_RANGE_RE = re.compile(r"bytes=([0-9]*)-([0-9]*)")  # ASCII digits only: \d takes any script's
 _MAX_DIGITS = 19  # anything longer cannot be a valid offset of a stored file
+_HUGE = 10**_MAX_DIGITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,17 +99,22 @@ def parse_range(header: str | None, size_bytes: int) -> ByteRange | None:
     start_text, end_text = match.groups()
     if not start_text and not end_text:
         return None
-    if len(start_text) > _MAX_DIGITS or len(end_text) > _MAX_DIGITS:
-        raise RangeNotSatisfiable("range offsets are too large", size_bytes)
-    if not start_text:  # suffix range: the last N bytes
-        suffix = int(end_text)
+    if not start_text:  # suffix range: the last N bytes (all of them if N is larger)
+        suffix = _offset(end_text)
         if suffix == 0 or size_bytes == 0:
             raise RangeNotSatisfiable("empty suffix range", size_bytes)
         return ByteRange(max(0, size_bytes - suffix), size_bytes - 1)
-    first = int(start_text)
-    last = int(end_text) if end_text else size_bytes - 1
+    first = _offset(start_text)
+    # A last-pos past the end means "to the end" (RFC 9110 §14.1.2), however large.
+    last = _offset(end_text) if end_text else size_bytes - 1
     if end_text and last < first:
         return None  # syntactically invalid: ignored, full content is sent
     if first >= size_bytes:
         raise RangeNotSatisfiable(f"range starts past the end ({size_bytes} bytes)", size_bytes)
     return ByteRange(first, min(last, size_bytes - 1))
+
+
+def _offset(digits: str) -> int:
+    """The number, or a stand-in larger than any file for one too long to parse cheaply."""
+    significant = digits.lstrip("0")
+    return _HUGE if len(significant) > _MAX_DIGITS else int(significant or "0")

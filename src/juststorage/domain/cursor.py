@@ -27,13 +27,24 @@ class ListCursor:
         try:
             padded = token + "=" * (-len(token) % 4)
             value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        except (ValueError, binascii.Error, UnicodeError):
+        except (ValueError, binascii.Error, UnicodeError, RecursionError):
+            # RecursionError: deeply nested JSON arrays.
             raise BadRequest("malformed cursor") from None
         if (
             not isinstance(value, list)
             or len(value) != 2
             or not isinstance(value[0], str)
             or type(value[1]) is not int
+            or not _is_utf8(value[0])
         ):
             raise BadRequest("malformed cursor")
         return cls(value[0], value[1])
+
+
+def _is_utf8(text: str) -> bool:
+    """JSON can spell lone surrogates (`"\\ud800"`), which no database can bind."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

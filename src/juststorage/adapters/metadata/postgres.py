@@ -452,8 +452,10 @@ class PostgresApiKeyRepository:
         return row is not None
 
     async def count(self) -> int:
-        # Serialise first-start key creation of processes starting together.
-        await self._s.execute("LOCK TABLE api_keys IN SHARE ROW EXCLUSIVE MODE")
+        # Serialise first-start key creation of processes starting together. A snapshot
+        # runs in autocommit, where LOCK TABLE is an error (and pointless).
+        if self._s.conn.is_in_transaction():
+            await self._s.execute("LOCK TABLE api_keys IN SHARE ROW EXCLUSIVE MODE")
         row = await self._s.fetchrow("SELECT COUNT(*) FROM api_keys")
         return int(row[0]) if row else 0
 

@@ -551,7 +551,12 @@ class SqliteUnitOfWork:
 def _begin_write(conn: sqlite3.Connection, durable: bool) -> None:
     if not durable:
         conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except BaseException:
+        # Never leave the connection relaxed: the next transaction may need FULL.
+        conn.execute("PRAGMA synchronous = FULL")
+        raise
 
 
 def _end_write(conn: sqlite3.Connection, committed: bool) -> None:

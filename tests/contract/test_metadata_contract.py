@@ -1,0 +1,677 @@
+"""One suite for every metadata adapter (STYLE G13): the fake must behave like SQLite.
+
+Add a backend by adding a param to `BACKENDS` and a branch to `metadata`; the
+`blob_record` hook reads a blob's reference row, which the port does not expose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from fakes import BlobRecord, FakeClock, FakeMetadataStore, seed_version
+from juststorage.adapters.metadata import sqlite as sqlite_adapter
+from juststorage.adapters.metadata.sqlite import SqliteMetadataStore
+from juststorage.application.ports import ApiKeyRecord, ClassUsage, ListQuery, MetadataStore
+from juststorage.domain.auth import Scope
+from juststorage.domain.cursor import ListCursor
+from juststorage.domain.errors import NotFound, Unavailable
+from juststorage.domain.model import (
+    ContentHash,
+    Namespace,
+    NewUpload,
+    ObjectKey,
+    ObjectState,
+    ObjectVersion,
+    StorageClass,
+    TenantId,
+)
+
+pytestmark = pytest.mark.anyio
+
+HOT, COLD = StorageClass.HOT, StorageClass.COLD
+ACME, OTHER = TenantId("acme"), TenantId("other")
+FILES = Namespace("files")
+
+BACKENDS = [
+    "fake",
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+]
+
+
+@dataclass
+class Backend:
+    store: MetadataStore
+    clock: FakeClock
+    blob_record: Callable[[StorageClass, ContentHash], Awaitable[BlobRecord | None]]
+
+
+def _sqlite_blob_reader(
+    path: Path,
+) -> Callable[[StorageClass, ContentHash], Awaitable[BlobRecord | None]]:
+    async def blob_record(storage_class: StorageClass, digest: ContentHash) -> BlobRecord | None:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            row = conn.execute(
+                "SELECT size_bytes, ref_count, created_at, released_at FROM blobs"
+                " WHERE storage_class = ? AND content_hash = ?",
+                (storage_class.value, digest.hex),
+            ).fetchone()
+        if row is None:
+            return None
+        released = datetime.fromisoformat(row[3]) if row[3] else None
+        return BlobRecord(row[0], row[1], datetime.fromisoformat(row[2]), released)
+
+    return blob_record
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    clock = FakeClock()
+    if request.param == "fake":
+        fake = FakeMetadataStore(clock)
+
+        async def fake_record(cls: StorageClass, digest: ContentHash) -> BlobRecord | None:
+            return fake.blob_record(cls, digest)
+
+        yield Backend(fake, clock, fake_record)
+        await fake.close()
+    elif request.param == "sqlite":
+        path = tmp_path / "meta.db"
+        store = SqliteMetadataStore(path, clock)
+        try:
+            assert (await store.migrate())[0] == "0001_initial"
+            yield Backend(store, clock, _sqlite_blob_reader(path))
+        finally:
+            await store.close()
+    else:
+        url = os.environ.get("JUSTSTORAGE_TEST_DATABASE_URL")
+        if not url:
+            pytest.skip("JUSTSTORAGE_TEST_DATABASE_URL is not set")
+        async with _postgres_backend(url, clock) as pg:
+            yield pg
+
+
+@contextlib.asynccontextmanager
+async def _postgres_backend(url: str, clock: FakeClock) -> AsyncIterator[Backend]:
+    """A fresh schema per test (asyncpg passes unknown URL parameters as server settings)."""
+    import asyncpg
+
+    from juststorage.adapters.metadata.postgres import PostgresMetadataStore
+
+    schema = f"contract_{uuid4().hex}"
+    admin = await asyncpg.connect(url)
+    await admin.execute(f'CREATE SCHEMA "{schema}"')
+    store = PostgresMetadataStore(f"{url}{'&' if '?' in url else '?'}search_path={schema}", clock)
+
+    async def blob_record(storage_class: StorageClass, digest: ContentHash) -> BlobRecord | None:
+        row = await admin.fetchrow(
+            f'SELECT size_bytes, ref_count, created_at, released_at FROM "{schema}".blobs'
+            " WHERE storage_class = $1 AND content_hash = $2",
+            storage_class.value,
+            digest.hex,
+        )
+        return BlobRecord(row[0], row[1], row[2], row[3]) if row else None
+
+    try:
+        assert (await store.migrate())[0] == "0001_initial"
+        yield Backend(store, clock, blob_record)
+    finally:
+        await store.close()
+        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await admin.close()
+
+
+def digest_of(data: bytes) -> ContentHash:
+    return ContentHash(hashlib.sha256(data).hexdigest())
+
+
+def new_upload(
+    key: str, clock: FakeClock, *, tenant: TenantId = ACME, storage_class: StorageClass = HOT
+) -> NewUpload:
+    return NewUpload(
+        id=uuid4(),
+        tenant_id=tenant,
+        namespace=FILES,
+        key=ObjectKey(key),
+        storage_class=storage_class,
+        content_type="text/plain",
+        created_at=clock.now(),
+    )
+
+
+async def newest(store: MetadataStore, key: str, tenant: TenantId = ACME) -> ObjectVersion | None:
+    async with store.snapshot() as view:
+        return await view.objects.newest(tenant, FILES, ObjectKey(key))
+
+
+async def list_all(store: MetadataStore, **options: object) -> list[ObjectVersion]:
+    async with store.snapshot() as view:
+        return await view.objects.list_page(
+            ListQuery(tenant_id=ACME, namespace=FILES, limit=1000, **options)
+        )
+
+
+async def census(store: MetadataStore) -> dict[tuple[str, str, ObjectState, StorageClass], int]:
+    async with store.snapshot() as view:
+        return {
+            (c.tenant_id, c.namespace, c.state, c.storage_class): c.objects
+            for c in await view.objects.census()
+        }
+
+
+# --- units of work (G3) ---------------------------------------------------------------
+
+
+async def test_uncommitted_transaction_rolls_back(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    upload = new_upload("k", clock)
+    async with store.transaction() as uow:
+        await uow.objects.add_writing(upload)
+        await uow.objects.commit_upload(upload.id, digest_of(b"a"), 1)
+        await uow.blobs.acquire(HOT, digest_of(b"a"), 1)
+        await uow.api_keys.add(
+            ApiKeyRecord("k1", "h", frozenset({"acme"}), frozenset(), clock.now())
+        )
+        # no commit()
+    assert await newest(store, "k") is None
+    assert await census(store) == {}
+    assert await backend.blob_record(HOT, digest_of(b"a")) is None
+    async with store.snapshot() as view:
+        assert await view.api_keys.count() == 0
+
+
+async def test_exception_inside_transaction_rolls_back(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    upload = new_upload("k", clock)
+    with pytest.raises(LookupError):
+        async with store.transaction() as uow:
+            await uow.objects.add_writing(upload)
+            await uow.objects.commit_upload(upload.id, digest_of(b"a"), 1)
+            raise LookupError("boom")
+    assert await newest(store, "k") is None
+    # The store is still usable afterwards.
+    version = await seed_version(store, clock, "k")
+    assert await newest(store, "k") == version
+
+
+async def test_committed_transaction_is_visible_to_later_snapshots(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    upload = new_upload("k", clock)
+    async with store.transaction() as uow:
+        await uow.objects.add_writing(upload)
+        version = await uow.objects.commit_upload(upload.id, digest_of(b"abc"), 3)
+        await uow.commit()
+    assert await newest(store, "k") == version
+    assert version.id == upload.id
+    assert version.state is ObjectState.COMMITTED
+    assert version.content_hash == digest_of(b"abc")
+    assert version.size_bytes == 3
+    assert version.content_type == "text/plain"
+    assert version.created_at == clock.now()
+    assert version.created_at.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize("durable", [True, False])
+async def test_transaction_commits_whether_durable_or_not(backend: Backend, durable: bool) -> None:
+    store, clock = backend.store, backend.clock
+    upload = new_upload("k", clock)
+    async with store.transaction(durable=durable) as uow:
+        await uow.objects.add_writing(upload)
+        await uow.commit()
+    assert await census(store) == {("acme", "files", ObjectState.WRITING, HOT): 1}
+    # A later durable transaction works on the same connection.
+    async with store.transaction() as uow:
+        await uow.objects.commit_upload(upload.id, digest_of(b"a"), 1)
+        await uow.commit()
+    assert (await newest(store, "k")) is not None
+
+
+async def test_snapshot_cannot_commit(backend: Backend) -> None:
+    async with backend.store.snapshot() as view:
+        with pytest.raises(RuntimeError):
+            await view.commit()
+
+
+async def test_ping_and_migrate_again_are_harmless(backend: Backend) -> None:
+    await backend.store.ping()
+    assert await backend.store.migrate() == []
+
+
+# --- object versions ------------------------------------------------------------------
+
+
+async def test_writing_rows_are_invisible_to_reads(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    upload = new_upload("k", clock)
+    async with store.transaction(durable=False) as uow:
+        await uow.objects.add_writing(upload)
+        await uow.commit()
+    assert await newest(store, "k") is None
+    assert await list_all(store) == []
+    async with store.snapshot() as view:
+        assert await view.objects.get(ACME, upload.id) is None
+        assert await view.objects.usage(ACME) == []
+    assert await census(store) == {("acme", "files", ObjectState.WRITING, HOT): 1}
+
+
+async def test_discarded_writing_row_cannot_be_committed(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    upload = new_upload("k", clock)
+    async with store.transaction() as uow:
+        await uow.objects.add_writing(upload)
+        await uow.commit()
+    async with store.transaction() as uow:
+        await uow.objects.discard_writing(upload.id)
+        await uow.objects.discard_writing(uuid4())  # absent: no error
+        await uow.commit()
+    assert await census(store) == {}
+    async with store.transaction() as uow:
+        with pytest.raises(NotFound):
+            await uow.objects.commit_upload(upload.id, digest_of(b"a"), 1)
+
+
+async def test_committed_row_cannot_be_committed_twice_or_discarded(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    version = await seed_version(store, clock, "k")
+    async with store.transaction() as uow:
+        with pytest.raises(NotFound):
+            await uow.objects.commit_upload(version.id, digest_of(b"b"), 1)
+        await uow.objects.discard_writing(version.id)
+        await uow.commit()
+    assert await newest(store, "k") == version
+
+
+async def test_commit_seq_orders_versions_by_commit_not_by_start(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    first, second = new_upload("k", clock), new_upload("k", clock)
+    async with store.transaction() as uow:
+        await uow.objects.add_writing(first)
+        await uow.objects.add_writing(second)
+        await uow.commit()
+    async with store.transaction() as uow:
+        v_second = await uow.objects.commit_upload(second.id, digest_of(b"2"), 1)
+        await uow.commit()
+    clock.advance(1)
+    async with store.transaction() as uow:
+        v_first = await uow.objects.commit_upload(first.id, digest_of(b"1"), 1)
+        await uow.commit()
+    assert v_first.commit_seq > v_second.commit_seq > 0
+    assert await newest(store, "k") == v_first
+    other = await seed_version(store, clock, "another-key")
+    assert other.commit_seq > v_first.commit_seq
+
+
+async def test_get_by_id_is_scoped_to_the_tenant(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    version = await seed_version(store, clock, "k")
+    async with store.snapshot() as view:
+        assert await view.objects.get(ACME, version.id) == version
+        assert await view.objects.get(OTHER, version.id) is None
+        assert await view.objects.get(ACME, uuid4()) is None
+    assert await newest(store, "k", OTHER) is None
+
+
+async def test_mark_deleting_hides_one_version(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    old = await seed_version(store, clock, "k", data=b"old")
+    new = await seed_version(store, clock, "k", data=b"new")
+    async with store.transaction() as uow:
+        assert await uow.objects.mark_deleting(OTHER, new.id) is None
+        deleted = await uow.objects.mark_deleting(ACME, new.id)
+        await uow.commit()
+    assert deleted is not None
+    assert deleted.id == new.id
+    assert deleted.state is ObjectState.DELETING
+    assert deleted.content_hash == new.content_hash
+    assert await newest(store, "k") == old
+    async with store.snapshot() as view:
+        assert await view.objects.get(ACME, new.id) is None
+    async with store.transaction() as uow:
+        assert await uow.objects.mark_deleting(ACME, new.id) is None
+    assert await census(store) == {
+        ("acme", "files", ObjectState.COMMITTED, HOT): 1,
+        ("acme", "files", ObjectState.DELETING, HOT): 1,
+    }
+
+
+async def test_mark_key_deleting_hides_every_version_of_that_key_only(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    v1 = await seed_version(store, clock, "k", data=b"1")
+    v2 = await seed_version(store, clock, "k", data=b"2", storage_class=COLD)
+    kept = await seed_version(store, clock, "k2")
+    theirs = await seed_version(store, clock, "k", tenant="other")
+    async with store.transaction() as uow:
+        deleted = await uow.objects.mark_key_deleting(ACME, FILES, ObjectKey("k"))
+        await uow.commit()
+    assert {v.id for v in deleted} == {v1.id, v2.id}
+    assert all(v.state is ObjectState.DELETING for v in deleted)
+    assert await newest(store, "k") is None
+    assert await newest(store, "k2") == kept
+    assert await newest(store, "k", OTHER) == theirs
+    async with store.transaction() as uow:
+        assert await uow.objects.mark_key_deleting(ACME, FILES, ObjectKey("k")) == []
+
+
+# --- listing --------------------------------------------------------------------------
+
+KEYS = ["z", "é", "a", "Z", "日本", "\U0001f600", "ab", "a/b", "a b", "\u00ff", "\uffff", "zz"]
+
+
+def byte_order(keys: list[str]) -> list[str]:
+    return sorted(keys, key=lambda k: k.encode("utf-8"))
+
+
+async def test_list_orders_keys_by_utf8_bytes(backend: Backend) -> None:
+    for key in KEYS:
+        await seed_version(backend.store, backend.clock, key)
+    listed = [v.key for v in await list_all(backend.store)]
+    assert listed == byte_order(KEYS)
+    assert listed.index("é") > listed.index("zz")  # é is 0xC3 0xA9: after every ASCII key
+    assert listed[:4] == ["Z", "a", "a b", "a/b"]
+    assert listed[-1] == "\U0001f600"
+
+
+async def test_list_newest_only_by_default_and_every_version_on_request(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    a1 = await seed_version(store, clock, "a", data=b"1")
+    b1 = await seed_version(store, clock, "b", data=b"1")
+    a2 = await seed_version(store, clock, "a", data=b"2")
+    a3 = await seed_version(store, clock, "a", data=b"3")
+    assert [v.id for v in await list_all(store)] == [a3.id, b1.id]
+    assert [v.id for v in await list_all(store, all_versions=True)] == [a3.id, a2.id, a1.id, b1.id]
+
+
+async def test_list_is_scoped_to_tenant_and_namespace(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    mine = await seed_version(store, clock, "k")
+    await seed_version(store, clock, "k", tenant="other")
+    await seed_version(store, clock, "k", namespace="models")
+    assert [v.id for v in await list_all(store)] == [mine.id]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        (
+            "a",
+            ["a", "a\U0010ffff", "a\U0010ffffx", "ab", "a\u00e9", "a\ud7ff", "a\ue000", "a%", "a_"],
+        ),
+        ("a\U0010ffff", ["a\U0010ffff", "a\U0010ffffx"]),
+        ("\U0010ffff", ["\U0010ffff", "\U0010ffff\U0010ffff"]),
+        ("\u00e9", ["\u00e9", "\u00e9t\u00e9"]),
+        ("a\ud7ff", ["a\ud7ff"]),
+        ("nothing", []),
+    ],
+)
+async def test_list_prefix_is_a_literal_byte_range(
+    backend: Backend, prefix: str, expected: list[str]
+) -> None:
+    keys = [
+        "a", "ab", "a\u00e9", "a\U0010ffff", "a\U0010ffffx", "b", "\u00e9", "\u00e9t\u00e9",
+        "\u00ea", "a\ud7ff", "a\ue000", "\U0010ffff", "\U0010ffff\U0010ffff", "\U0010fffe",
+        "a%", "a_",
+    ]  # fmt: skip
+    for key in keys:
+        await seed_version(backend.store, backend.clock, key)
+    listed = [v.key for v in await list_all(backend.store, prefix=prefix)]
+    assert listed == byte_order(expected)
+
+
+async def test_list_prefix_has_no_wildcards(backend: Backend) -> None:
+    for key in ["a%c", "abc", "a_c", "axc"]:
+        await seed_version(backend.store, backend.clock, key)
+    assert [v.key for v in await list_all(backend.store, prefix="a%")] == ["a%c"]
+    assert [v.key for v in await list_all(backend.store, prefix="a_")] == ["a_c"]
+
+
+async def collect_pages(store: MetadataStore, limit: int, **options: object) -> list[ObjectVersion]:
+    seen: list[ObjectVersion] = []
+    after = None
+    while True:
+        async with store.snapshot() as view:
+            page = await view.objects.list_page(
+                ListQuery(tenant_id=ACME, namespace=FILES, limit=limit, after=after, **options)
+            )
+        assert len(page) <= limit
+        seen += page
+        if len(page) < limit:
+            return seen
+        after = ListCursor(page[-1].key, page[-1].commit_seq)
+
+
+@pytest.mark.parametrize("all_versions", [False, True])
+@pytest.mark.parametrize("limit", [1, 2, 3, 7])
+async def test_cursor_pages_cover_every_row_once_in_order(
+    backend: Backend, all_versions: bool, limit: int
+) -> None:
+    store, clock = backend.store, backend.clock
+    for round_ in range(3):
+        for key in KEYS[: 4 + round_ * 3]:
+            await seed_version(store, clock, key, data=f"{key}{round_}".encode())
+    everything = await list_all(store, all_versions=all_versions)
+    paged = await collect_pages(store, limit, all_versions=all_versions)
+    assert [v.id for v in paged] == [v.id for v in everything]
+    assert len({v.id for v in paged}) == len(paged)
+    assert len(paged) == (4 + 7 + 10 if all_versions else 10)
+
+
+async def test_cursor_resumes_inside_the_versions_of_one_key(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    versions = [await seed_version(store, clock, "k", data=bytes([n])) for n in range(4)]
+    last = await seed_version(store, clock, "l")
+    after = ListCursor("k", versions[2].commit_seq)
+    rows = await list_all(store, all_versions=True, after=after)
+    assert [v.id for v in rows] == [versions[1].id, versions[0].id, last.id]
+
+
+async def test_cursor_combines_with_prefix(backend: Backend) -> None:
+    seeded = [await seed_version(backend.store, backend.clock, k) for k in ["a1", "a2", "a3", "b1"]]
+    page = await list_all(backend.store, prefix="a", after=ListCursor("a1", seeded[0].commit_seq))
+    assert [v.key for v in page] == ["a2", "a3"]
+
+
+async def test_storage_class_filter_lists_keys_whose_newest_version_has_the_class(
+    backend: Backend,
+) -> None:
+    store, clock = backend.store, backend.clock
+    h1 = await seed_version(store, clock, "mixed", data=b"1", storage_class=HOT)
+    c2 = await seed_version(store, clock, "mixed", data=b"2", storage_class=COLD)
+    hot = await seed_version(store, clock, "hot-only", storage_class=HOT)
+    cold = await seed_version(store, clock, "cold-only", storage_class=COLD)
+    assert [v.id for v in await list_all(store, storage_class=HOT)] == [hot.id]
+    assert [v.id for v in await list_all(store, storage_class=COLD)] == [cold.id, c2.id]
+    assert [v.id for v in await list_all(store, storage_class=HOT, all_versions=True)] == [
+        hot.id,
+        h1.id,
+    ]
+    assert [v.id for v in await list_all(store, storage_class=COLD, all_versions=True)] == [
+        cold.id,
+        c2.id,
+    ]
+
+
+async def test_list_skips_deleting_versions(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    old = await seed_version(store, clock, "k", data=b"1")
+    new = await seed_version(store, clock, "k", data=b"2")
+    async with store.transaction() as uow:
+        await uow.objects.mark_deleting(ACME, new.id)
+        await uow.commit()
+    assert [v.id for v in await list_all(store)] == [old.id]
+    assert [v.id for v in await list_all(store, all_versions=True)] == [old.id]
+
+
+# --- usage and census -----------------------------------------------------------------
+
+
+async def test_usage_counts_committed_versions_per_class(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    await seed_version(store, clock, "a", size_bytes=10)
+    await seed_version(store, clock, "a", size_bytes=20)  # every version counts
+    await seed_version(store, clock, "b", size_bytes=20)  # same bytes: still billed
+    await seed_version(store, clock, "c", storage_class=COLD, size_bytes=5)
+    gone = await seed_version(store, clock, "d", size_bytes=1000)
+    await seed_version(store, clock, "e", tenant="other", size_bytes=7)
+    async with store.transaction() as uow:
+        await uow.objects.mark_deleting(ACME, gone.id)
+        await uow.objects.add_writing(new_upload("f", clock))
+        await uow.commit()
+    async with store.snapshot() as view:
+        usage = {u.storage_class: u for u in await view.objects.usage(ACME)}
+        assert await view.objects.usage(TenantId("nobody")) == []
+    assert usage == {HOT: ClassUsage(HOT, 3, 50), COLD: ClassUsage(COLD, 1, 5)}
+
+
+async def test_census_counts_every_live_state(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    await seed_version(store, clock, "a", size_bytes=10)
+    gone = await seed_version(store, clock, "b", storage_class=COLD, size_bytes=3)
+    await seed_version(store, clock, "c", tenant="other", namespace="kb", size_bytes=4)
+    async with store.transaction() as uow:
+        await uow.objects.mark_deleting(ACME, gone.id)
+        await uow.objects.add_writing(new_upload("w", clock))
+        await uow.commit()
+    async with store.snapshot() as view:
+        rows = {
+            (c.tenant_id, c.namespace, c.state, c.storage_class): (c.objects, c.size_bytes)
+            for c in await view.objects.census()
+        }
+    assert rows == {
+        ("acme", "files", ObjectState.COMMITTED, HOT): (1, 10),
+        ("acme", "files", ObjectState.DELETING, COLD): (1, 3),
+        ("acme", "files", ObjectState.WRITING, HOT): (1, 0),
+        ("other", "kb", ObjectState.COMMITTED, HOT): (1, 4),
+    }
+
+
+# --- blob references ------------------------------------------------------------------
+
+
+async def test_blob_references_count_up_and_down_and_stamp_the_release(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    digest = digest_of(b"blob")
+    async with store.transaction() as uow:
+        assert await uow.blobs.acquire(HOT, digest, 4) is True
+        assert await uow.blobs.acquire(HOT, digest, 4) is False
+        await uow.commit()
+    created = clock.now()
+    record = await backend.blob_record(HOT, digest)
+    assert record == BlobRecord(4, 2, created, None)
+    assert await backend.blob_record(COLD, digest) is None  # one row per (class, hash)
+
+    clock.advance(10)
+    async with store.transaction() as uow:
+        await uow.blobs.release(HOT, digest)
+        await uow.commit()
+    assert await backend.blob_record(HOT, digest) == BlobRecord(4, 1, created, None)
+
+    clock.advance(10)
+    released = clock.now()
+    async with store.transaction() as uow:
+        await uow.blobs.release(HOT, digest)
+        await uow.commit()
+    assert await backend.blob_record(HOT, digest) == BlobRecord(4, 0, created, released)
+
+    clock.advance(10)
+    async with store.transaction() as uow:
+        await uow.blobs.release(HOT, digest)  # never below zero, stamp unchanged
+        await uow.blobs.release(COLD, digest)  # no row: no error
+        await uow.commit()
+    assert await backend.blob_record(HOT, digest) == BlobRecord(4, 0, created, released)
+    assert await backend.blob_record(COLD, digest) is None
+
+
+async def test_reacquiring_a_released_blob_clears_the_release_stamp(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    digest = digest_of(b"blob")
+    async with store.transaction() as uow:
+        await uow.blobs.acquire(COLD, digest, 4)
+        await uow.blobs.release(COLD, digest)
+        await uow.commit()
+    record = await backend.blob_record(COLD, digest)
+    assert record is not None and record.ref_count == 0 and record.released_at == clock.now()
+    async with store.transaction() as uow:
+        await uow.blobs.acquire(COLD, digest, 4)
+        await uow.commit()
+    record = await backend.blob_record(COLD, digest)
+    assert record is not None and record.ref_count == 1 and record.released_at is None
+
+
+# --- API keys -------------------------------------------------------------------------
+
+
+async def test_api_keys_add_get_list_revoke_count(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    first = ApiKeyRecord(
+        "id1", "hash1", frozenset({"acme", "beta"}), frozenset({Scope.OBJECTS_READ}), clock.now()
+    )
+    clock.advance(1)
+    second = ApiKeyRecord("id2", "hash2", frozenset({"*"}), frozenset(Scope), clock.now())
+    async with store.transaction() as uow:
+        assert await uow.api_keys.count() == 0
+        await uow.api_keys.add(second)
+        await uow.api_keys.add(first)
+        await uow.commit()
+    async with store.snapshot() as view:
+        assert await view.api_keys.get("id1") == first
+        assert await view.api_keys.get("nope") is None
+        assert await view.api_keys.list_all() == [first, second]
+        assert await view.api_keys.count() == 2
+
+    clock.advance(5)
+    async with store.transaction() as uow:
+        assert await uow.api_keys.revoke("id1") is True
+        assert await uow.api_keys.revoke("id1") is False  # already revoked
+        assert await uow.api_keys.revoke("nope") is False
+        await uow.commit()
+    async with store.snapshot() as view:
+        revoked = await view.api_keys.get("id1")
+        assert await view.api_keys.count() == 2  # revoked keys still count
+    assert revoked is not None
+    assert revoked.revoked_at == clock.now()
+    assert (revoked.key_hash, revoked.tenants, revoked.scopes) == (
+        first.key_hash,
+        first.tenants,
+        first.scopes,
+    )
+
+
+# --- SQLite only ----------------------------------------------------------------------
+
+
+async def test_sqlite_busy_database_is_unavailable_and_keeps_commits_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A non-durable transaction that cannot begin must not leave the connection relaxed."""
+    monkeypatch.setattr(sqlite_adapter, "_BUSY_TIMEOUT_MS", 50)
+    clock = FakeClock()
+    first = SqliteMetadataStore(tmp_path / "meta.db", clock)
+    second = SqliteMetadataStore(tmp_path / "meta.db", clock)
+    try:
+        await first.migrate()
+        await second.ping()  # both connections exist before the contention
+        async with second.transaction() as uow:
+            await uow.commit()
+        async with first.transaction():
+            with pytest.raises(Unavailable):
+                async with second.transaction(durable=False):
+                    pass
+        async with second.transaction() as uow:
+            synchronous = await uow.session.fetchone("PRAGMA synchronous", ())
+            await uow.objects.add_writing(new_upload("k", clock))
+            await uow.commit()
+        assert synchronous == (2,)  # FULL: every commit is fsynced
+        assert await census(first) == {("acme", "files", ObjectState.WRITING, HOT): 1}
+    finally:
+        await first.close()
+        await second.close()

@@ -1,0 +1,463 @@
+"""In-memory fakes of the ports, honest enough to pass the contract suites.
+
+`FakeMetadataStore` keeps committed state in dicts; a unit of work edits a copy
+and swaps it in only on `commit()` (so it rolls back unless committed, STYLE G3).
+Writers are serialised by a lock, as the SQLite adapter serialises them.
+`FakeBlobStore` keeps blobs as bytes and tracks staged "temp files" by upload id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Self
+from uuid import UUID, uuid4
+
+import anyio
+
+from juststorage.application.ports import (
+    ApiKeyRecord,
+    BlobLocation,
+    Census,
+    ClassUsage,
+    Clock,
+    ListQuery,
+    MetadataStore,
+)
+from juststorage.domain.errors import NotFound, StorageError
+from juststorage.domain.model import (
+    ContentHash,
+    Namespace,
+    NewUpload,
+    ObjectKey,
+    ObjectState,
+    ObjectVersion,
+    StorageClass,
+    TenantId,
+)
+
+READ_CHUNK_BYTES = 1024 * 1024
+
+
+class FakeClock:
+    """A settable clock; always timezone-aware UTC."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = datetime(2025, 12, 11, 10, 30, tzinfo=UTC)
+        if start is not None:
+            self.set(start)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, moment: datetime) -> None:
+        if moment.tzinfo is None:
+            raise ValueError("FakeClock needs a timezone-aware datetime")
+        self._now = moment.astimezone(UTC)
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRecord:
+    size_bytes: int
+    ref_count: int
+    created_at: datetime
+    released_at: datetime | None = None
+
+
+@dataclass
+class _State:
+    objects: dict[UUID, ObjectVersion] = field(default_factory=dict)  # COMMITTED and later
+    writing: dict[UUID, NewUpload] = field(default_factory=dict)  # WRITING rows
+    blobs: dict[tuple[StorageClass, str], BlobRecord] = field(default_factory=dict)
+    api_keys: dict[str, ApiKeyRecord] = field(default_factory=dict)
+
+    def copy(self) -> _State:
+        # Values are frozen, so copying the dicts copies the state.
+        return _State(dict(self.objects), dict(self.writing), dict(self.blobs), dict(self.api_keys))
+
+
+def _committed(state: _State) -> list[ObjectVersion]:
+    return [v for v in state.objects.values() if v.state is ObjectState.COMMITTED]
+
+
+class FakeObjectRepository:
+    def __init__(self, state: _State, clock: FakeClock) -> None:
+        self._state = state
+        self._clock = clock
+
+    async def add_writing(self, upload: NewUpload) -> None:
+        if upload.id in self._state.writing or upload.id in self._state.objects:
+            raise StorageError(f"duplicate object id {upload.id}")
+        self._state.writing[upload.id] = upload
+
+    async def commit_upload(
+        self, upload_id: UUID, content_hash: ContentHash, size_bytes: int
+    ) -> ObjectVersion:
+        upload = self._state.writing.pop(upload_id, None)
+        if upload is None:
+            raise NotFound("the upload's WRITING row is gone")
+        seq = max((v.commit_seq for v in self._state.objects.values()), default=0) + 1
+        version = ObjectVersion(
+            id=upload.id,
+            tenant_id=upload.tenant_id,
+            namespace=upload.namespace,
+            key=upload.key,
+            content_hash=content_hash,
+            size_bytes=size_bytes,
+            storage_class=upload.storage_class,
+            content_type=upload.content_type,
+            created_at=self._clock.now(),  # as in SQL: created_at is the commit time
+            state=ObjectState.COMMITTED,
+            commit_seq=seq,
+        )
+        self._state.objects[version.id] = version
+        return version
+
+    async def discard_writing(self, upload_id: UUID) -> None:
+        self._state.writing.pop(upload_id, None)
+
+    def _versions_of(
+        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
+    ) -> list[ObjectVersion]:
+        return [
+            v
+            for v in _committed(self._state)
+            if (v.tenant_id, v.namespace, v.key) == (tenant_id, namespace, key)
+        ]
+
+    async def newest(
+        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
+    ) -> ObjectVersion | None:
+        versions = self._versions_of(tenant_id, namespace, key)
+        return max(versions, key=lambda v: v.commit_seq, default=None)
+
+    async def lock_key(self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey) -> None:
+        """Nothing to do: write units of work are already serialised by the store's lock."""
+
+    async def get(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
+        version = self._state.objects.get(object_id)
+        if version is None or version.tenant_id != tenant_id:
+            return None
+        return version if version.state is ObjectState.COMMITTED else None
+
+    def _to_deleting(self, version: ObjectVersion) -> ObjectVersion:
+        changed = dataclasses.replace(version, state=ObjectState.DELETING)
+        self._state.objects[version.id] = changed
+        return changed
+
+    async def mark_deleting(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
+        version = await self.get(tenant_id, object_id)
+        return self._to_deleting(version) if version else None
+
+    async def mark_key_deleting(
+        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
+    ) -> list[ObjectVersion]:
+        return [self._to_deleting(v) for v in self._versions_of(tenant_id, namespace, key)]
+
+    async def list_page(self, query: ListQuery) -> list[ObjectVersion]:
+        rows = [
+            v
+            for v in _committed(self._state)
+            if v.tenant_id == query.tenant_id
+            and v.namespace == query.namespace
+            and v.key.startswith(query.prefix)
+        ]
+        if not query.all_versions:
+            newest: dict[str, ObjectVersion] = {}
+            for v in rows:
+                if v.key not in newest or v.commit_seq > newest[v.key].commit_seq:
+                    newest[v.key] = v
+            rows = list(newest.values())
+        if query.storage_class is not None:
+            rows = [v for v in rows if v.storage_class is query.storage_class]
+        rows.sort(key=lambda v: (v.key.encode("utf-8"), -v.commit_seq))
+        if query.after is not None:
+            after_key = query.after.key.encode("utf-8")
+            rows = [
+                v
+                for v in rows
+                if v.key.encode("utf-8") > after_key
+                or (v.key == query.after.key and v.commit_seq < query.after.commit_seq)
+            ]
+        return rows[: query.limit]
+
+    async def usage(self, tenant_id: TenantId) -> list[ClassUsage]:
+        totals: dict[StorageClass, tuple[int, int]] = {}
+        for v in _committed(self._state):
+            if v.tenant_id == tenant_id:
+                count, size = totals.get(v.storage_class, (0, 0))
+                totals[v.storage_class] = (count + 1, size + v.size_bytes)
+        return [ClassUsage(cls, count, size) for cls, (count, size) in totals.items()]
+
+    async def census(self) -> list[Census]:
+        totals: dict[tuple[str, str, ObjectState, StorageClass], tuple[int, int]] = {}
+        rows: list[tuple[str, str, ObjectState, StorageClass, int]] = [
+            (u.tenant_id, u.namespace, ObjectState.WRITING, u.storage_class, 0)
+            for u in self._state.writing.values()
+        ]
+        rows += [
+            (v.tenant_id, v.namespace, v.state, v.storage_class, v.size_bytes)
+            for v in self._state.objects.values()
+            if v.state is not ObjectState.DELETED
+        ]
+        for tenant, namespace, state, cls, size in rows:
+            count, total = totals.get((tenant, namespace, state, cls), (0, 0))
+            totals[(tenant, namespace, state, cls)] = (count + 1, total + size)
+        return [Census(*group, count, size) for group, (count, size) in totals.items()]
+
+
+class FakeBlobIndex:
+    def __init__(self, state: _State, clock: FakeClock) -> None:
+        self._state = state
+        self._clock = clock
+
+    async def acquire(
+        self, storage_class: StorageClass, content_hash: ContentHash, size_bytes: int
+    ) -> bool:
+        row_key = (storage_class, content_hash.hex)
+        row = self._state.blobs.get(row_key)
+        if row is None:
+            row = BlobRecord(size_bytes, 0, self._clock.now())
+        row = dataclasses.replace(row, ref_count=row.ref_count + 1, released_at=None)
+        self._state.blobs[row_key] = row
+        # Same answer as the SQL upsert: the reference count is now 1.
+        return row.ref_count == 1
+
+    async def release(self, storage_class: StorageClass, content_hash: ContentHash) -> None:
+        row_key = (storage_class, content_hash.hex)
+        row = self._state.blobs.get(row_key)
+        if row is None or row.ref_count == 0:
+            return
+        released_at = self._clock.now() if row.ref_count == 1 else row.released_at
+        self._state.blobs[row_key] = dataclasses.replace(
+            row, ref_count=row.ref_count - 1, released_at=released_at
+        )
+
+
+class FakeApiKeyRepository:
+    def __init__(self, state: _State, clock: FakeClock) -> None:
+        self._state = state
+        self._clock = clock
+
+    async def add(self, record: ApiKeyRecord) -> None:
+        if record.id in self._state.api_keys:
+            raise StorageError(f"duplicate API key id {record.id}")
+        self._state.api_keys[record.id] = record
+
+    async def get(self, key_id: str) -> ApiKeyRecord | None:
+        return self._state.api_keys.get(key_id)
+
+    async def list_all(self) -> list[ApiKeyRecord]:
+        return sorted(self._state.api_keys.values(), key=lambda r: r.created_at)
+
+    async def revoke(self, key_id: str) -> bool:
+        record = self._state.api_keys.get(key_id)
+        if record is None or record.revoked_at is not None:
+            return False
+        self._state.api_keys[key_id] = dataclasses.replace(record, revoked_at=self._clock.now())
+        return True
+
+    async def count(self) -> int:
+        return len(self._state.api_keys)
+
+
+class FakeUnitOfWork:
+    """Works on a private copy of the store's state; `commit()` publishes it."""
+
+    def __init__(self, store: FakeMetadataStore, *, read_only: bool) -> None:
+        self._store = store
+        self._read_only = read_only
+        self._state: _State | None = None
+        self.committed = False
+
+    async def __aenter__(self) -> Self:
+        if not self._read_only:
+            await self._store.write_lock.acquire()
+        self._state = self._store.state.copy()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._state = None  # whatever was not committed is gone
+        if not self._read_only:
+            self._store.write_lock.release()
+
+    def _current(self) -> _State:
+        if self._state is None:
+            raise RuntimeError("use the unit of work inside `async with`")
+        return self._state
+
+    @property
+    def objects(self) -> FakeObjectRepository:
+        return FakeObjectRepository(self._current(), self._store.clock)
+
+    @property
+    def blobs(self) -> FakeBlobIndex:
+        return FakeBlobIndex(self._current(), self._store.clock)
+
+    @property
+    def api_keys(self) -> FakeApiKeyRepository:
+        return FakeApiKeyRepository(self._current(), self._store.clock)
+
+    async def commit(self) -> None:
+        if self._read_only:
+            raise RuntimeError("commit() on a read-only snapshot")
+        self._store.state = self._current().copy()
+        self.committed = True
+
+
+class FakeMetadataStore:
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.state = _State()
+        self.write_lock = anyio.Lock()
+        self.closed = False
+
+    def transaction(self, *, durable: bool = True) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self, read_only=False)
+
+    def snapshot(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self, read_only=True)
+
+    async def migrate(self) -> list[str]:
+        return []
+
+    async def ping(self) -> None:
+        if self.closed:
+            raise RuntimeError("store is closed")
+
+    async def close(self) -> None:
+        self.closed = True
+
+    # Inspection helpers for tests (not part of the port).
+    def blob_record(
+        self, storage_class: StorageClass, content_hash: ContentHash
+    ) -> BlobRecord | None:
+        return self.state.blobs.get((storage_class, content_hash.hex))
+
+    def writing_ids(self) -> set[UUID]:
+        return set(self.state.writing)
+
+
+class FakeStagedBlob:
+    def __init__(self, store: FakeBlobStore, storage_class: StorageClass) -> None:
+        self._store = store
+        self._storage_class = storage_class
+        self._buffer = bytearray()
+        self._hasher = hashlib.sha256()
+        self._digest: ContentHash | None = None
+
+    async def write(self, chunk: bytes) -> None:
+        if self._digest is not None:
+            raise RuntimeError("write() after seal()")
+        self._hasher.update(chunk)
+        self._buffer += chunk
+
+    async def seal(self) -> tuple[ContentHash, int]:
+        self._digest = ContentHash(self._hasher.hexdigest())
+        return self._digest, len(self._buffer)
+
+    async def publish(self) -> bool:
+        if self._digest is None:
+            raise RuntimeError("publish() before seal()")
+        location = (self._storage_class, self._digest.hex)
+        if location in self._store.blobs:
+            return False
+        self._store.blobs[location] = bytes(self._buffer)
+        return True
+
+
+class FakeBlobReader:
+    path = None
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    async def chunks(self, first: int, length: int) -> AsyncIterator[bytes]:
+        if self._data is None:
+            raise RuntimeError("reader is closed")
+        offset, end = first, first + length
+        while offset < end:
+            data = self._data[offset : min(end, offset + READ_CHUNK_BYTES)]
+            if not data:
+                raise StorageError("blob file is shorter than its recorded size")
+            offset += len(data)
+            yield data
+
+    async def close(self) -> None:
+        self._data = None
+
+
+class FakeBlobStore:
+    def __init__(self) -> None:
+        self.blobs: dict[tuple[StorageClass, str], bytes] = {}
+        self.temp_files: set[tuple[StorageClass, UUID]] = set()
+
+    async def prepare(self) -> None:
+        pass
+
+    @asynccontextmanager
+    async def stage(
+        self, storage_class: StorageClass, upload_id: UUID
+    ) -> AsyncIterator[FakeStagedBlob]:
+        temp = (storage_class, upload_id)
+        if temp in self.temp_files:
+            raise StorageError(f"upload {upload_id} is already staged")
+        self.temp_files.add(temp)
+        try:
+            yield FakeStagedBlob(self, storage_class)
+        finally:
+            self.temp_files.discard(temp)
+
+    async def open(self, location: BlobLocation) -> FakeBlobReader:
+        data = self.blobs.get((location.storage_class, location.content_hash.hex))
+        if data is None:
+            raise NotFound("no such object")
+        return FakeBlobReader(data)
+
+    async def probe(self, storage_class: StorageClass) -> None:
+        pass
+
+
+async def seed_version(
+    store: MetadataStore,
+    clock: Clock,
+    key: str,
+    *,
+    tenant: str = "acme",
+    namespace: str = "files",
+    data: bytes = b"x",
+    size_bytes: int | None = None,
+    storage_class: StorageClass = StorageClass.HOT,
+) -> ObjectVersion:
+    """Commit one version through the metadata port, without any blob bytes."""
+    upload = NewUpload(
+        id=uuid4(),
+        tenant_id=TenantId(tenant),
+        namespace=Namespace(namespace),
+        key=ObjectKey(key),
+        storage_class=storage_class,
+        content_type="application/octet-stream",
+        created_at=clock.now(),
+    )
+    digest = ContentHash(hashlib.sha256(data).hexdigest())
+    async with store.transaction() as uow:
+        await uow.objects.add_writing(upload)
+        version = await uow.objects.commit_upload(
+            upload.id, digest, len(data) if size_bytes is None else size_bytes
+        )
+        await uow.blobs.acquire(storage_class, digest, version.size_bytes)
+        await uow.commit()
+    return version
