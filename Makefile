@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -17,8 +17,12 @@ install: $(STAMP)
 run: $(STAMP)  ## the server on the embedded defaults: SQLite + ./data, 127.0.0.1:8080
 	$(VENV)/bin/juststorage serve
 
+# PostgreSQL tests run against a fresh database per test on the local cluster, which
+# scripts/ensure-postgres.sh starts if it is installed but stopped. Without PostgreSQL
+# they skip locally and fail in CI (CI=true).
 test: $(STAMP)  ## the whole suite
-	$(PY) -m pytest
+	@url="$${JUSTSTORAGE_TEST_DATABASE_URL:-$$(scripts/ensure-postgres.sh)}"; \
+	JUSTSTORAGE_TEST_DATABASE_URL="$$url" $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict
 	$(VENV)/bin/ruff check src tests bench

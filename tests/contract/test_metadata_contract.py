@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -94,9 +93,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         finally:
             await store.close()
     else:
-        url = os.environ.get("JUSTSTORAGE_TEST_DATABASE_URL")
-        if not url:
-            pytest.skip("JUSTSTORAGE_TEST_DATABASE_URL is not set")
+        url = request.getfixturevalue("postgres_run_url")  # skips locally, fails in CI
         async with _postgres_backend(url, clock) as pg:
             yield pg
 

@@ -101,6 +101,9 @@ async def upload_object(
             if request.expected_hash is not None and digest != request.expected_hash:
                 raise ChecksumMismatch("the body does not match X-Content-SHA256")
             async with metadata.transaction() as uow:
+                # Writers of one key queue here, across processes: the precondition
+                # check and the commit order cannot interleave with another upload.
+                await uow.objects.lock_key(request.tenant_id, request.namespace, request.key)
                 current = await uow.objects.newest(
                     request.tenant_id, request.namespace, request.key
                 )
