@@ -74,6 +74,13 @@ class Settings(BaseModel):
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value if value else None
 
+    @field_validator("metrics_addr")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_host_port(value)
+        return value
+
     @property
     def hot_dir(self) -> Path:
         return self.hot_root or self.data_dir / "hot"
@@ -97,6 +104,18 @@ class Settings(BaseModel):
             rate_limit_rps=own.rate_limit_rps or self.rate_limit_rps,
             upload_bps=own.upload_bps or self.upload_bps,
         )
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    """`host:port` (IPv6 hosts in brackets) of a listener such as `metrics_addr`.
+
+    Raises:
+        ValueError: not `host:port` with a port from 1 to 65535.
+    """
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"must be host:port, not {value!r}")
+    return host.strip("[]"), int(port)
 
 
 def _env_name(field: str) -> str:

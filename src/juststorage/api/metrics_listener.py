@@ -11,18 +11,11 @@ from prometheus_client import start_http_server
 
 from juststorage.api.operations import refresh_census
 from juststorage.bootstrap import Services
-from juststorage.config import SettingsError
+from juststorage.config import parse_host_port
 from juststorage.domain.errors import StorageError
 
 log = logging.getLogger("juststorage.metrics")
 CENSUS_INTERVAL_SECONDS = 15.0
-
-
-def parse_host_port(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise SettingsError(f"JUSTSTORAGE_METRICS_ADDR must be host:port, not {value!r}")
-    return host.strip("[]"), int(port)
 
 
 async def _refresh_forever(services: Services) -> None:

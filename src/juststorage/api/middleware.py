@@ -13,6 +13,13 @@ from juststorage.adapters.metrics import Metrics
 _REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
 def _incoming_request_id(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
@@ -22,7 +29,13 @@ def _incoming_request_id(scope: Scope) -> str | None:
 
 class RequestContextMiddleware:
     """Sets `state.request_id` (echoed or generated), adds `X-Request-Id` to the
-    response, and counts the request once it is answered."""
+    response, and counts the request once it is answered.
+
+    A response sent before the request body was read to its end (an upload refused
+    early: 401, 412, 413, 429, ...) carries `Connection: close`: the unread rest of
+    the body makes the connection unusable, and a client must not send its next
+    request on it.
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -37,6 +50,14 @@ class RequestContextMiddleware:
         state["request_id"] = request_id
         started = time.perf_counter()
         status = 500
+        body_pending = _has_body(scope)
+
+        async def receive_tracked() -> Message:
+            nonlocal body_pending
+            message = await receive()
+            if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                body_pending = False
+            return message
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -44,11 +65,13 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode("ascii")))
+                if body_pending:
+                    headers.append((b"connection", b"close"))
                 message = {**message, "headers": headers}
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive_tracked, send_with_id)
         finally:
             namespace = str(state.get("namespace", ""))
             method = scope["method"]

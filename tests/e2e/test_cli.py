@@ -1,0 +1,192 @@
+"""The `juststorage` command line as a user runs it (SPEC §6, §7)."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import BIN, STOP_TIMEOUT_S, CliResult, clean_env, free_port, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return clean_env(tmp_path / "data")
+
+
+def _commands(help_text: str) -> list[str]:
+    _, _, section = help_text.partition("\nCommands:\n")
+    return re.findall(r"^  (\S+)", section, flags=re.MULTILINE)
+
+
+def _assert_clean_failure(result: CliResult, *needles: str) -> None:
+    """Non-zero exit, a one-line `Error: …` message naming what is wrong, no traceback."""
+    assert result.returncode not in (0, None), result
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], result.stderr
+
+
+def test_every_command_has_help(env: dict[str, str]) -> None:
+    root = run_cli(["--help"], env)
+    assert root.returncode == 0, root.stderr
+    pending = [[name] for name in _commands(root.stdout)]
+    assert {"serve", "migrate", "keys", "token"} <= {p[0] for p in pending}
+    seen = []
+    for _ in range(100):  # bounded walk of the command tree
+        if not pending:
+            break
+        path = pending.pop()
+        result = run_cli([*path, "--help"], env)
+        assert result.returncode == 0, (path, result.stderr)
+        assert result.stdout.startswith("Usage: juststorage " + " ".join(path)), result.stdout
+        seen.append(" ".join(path))
+        pending += [[*path, name] for name in _commands(result.stdout)]
+    assert {"keys create", "keys list", "keys revoke", "token issue"} <= set(seen)
+    assert not (Path(env["JUSTSTORAGE_DATA_DIR"]) / "meta.db").exists(), "--help touched data"
+
+
+def test_version(env: dict[str, str]) -> None:
+    result = run_cli(["--version"], env)
+    assert result.returncode == 0
+    assert "juststorage" in result.stdout
+
+
+def test_migrate_is_idempotent(env: dict[str, str]) -> None:
+    first = run_cli(["migrate"], env)
+    assert first.returncode == 0, first.stderr
+    assert "applied" in first.stdout
+    second = run_cli(["migrate"], env)
+    assert second.returncode == 0, second.stderr
+    assert "up to date" in second.stdout
+    assert not re.search(r"^applied ", second.stdout, flags=re.MULTILINE)
+
+
+def test_keys_list_never_shows_the_key(env: dict[str, str]) -> None:
+    created = []
+    for tenants, scopes in ((["acme"], ["objects:read"]), (["acme", "beta"], ["admin"])):
+        args = ["keys", "create", "--json"]
+        args += [a for t in tenants for a in ("--tenant", t)]
+        args += [a for s in scopes for a in ("--scope", s)]
+        result = run_cli(args, env)
+        assert result.returncode == 0, result.stderr
+        record = json.loads(result.stdout)
+        assert set(record) >= {"id", "key", "tenants", "scopes"}
+        assert record["tenants"] == sorted(tenants) and record["scopes"] == sorted(scopes)
+        created.append(record)
+    plain = run_cli(["keys", "create", "--tenant", "acme", "--scope", "usage:read"], env)
+    assert plain.returncode == 0
+    plain_key = plain.stdout.strip().splitlines()[-1]
+    secrets = [r["key"] for r in created] + [plain_key]
+
+    listed = run_cli(["keys", "list", "--json"], env)
+    assert listed.returncode == 0, listed.stderr
+    records = json.loads(listed.stdout)
+    assert {r["id"] for r in created} <= {r["id"] for r in records}
+    assert len(records) == 3
+    for record in records:
+        assert "key" not in record
+        assert set(record) >= {"id", "tenants", "scopes", "created_at", "revoked_at"}
+    human = run_cli(["keys", "list"], env)
+    assert human.returncode == 0
+    for secret in secrets:
+        assert secret not in listed.stdout + listed.stderr
+        assert secret not in human.stdout + human.stderr
+        secret_part = secret.rsplit("_", 1)[-1]
+        assert secret_part not in listed.stdout + human.stdout
+
+
+def test_keys_create_refuses_bad_input_cleanly(env: dict[str, str]) -> None:
+    _assert_clean_failure(
+        run_cli(["keys", "create", "--tenant", "acme", "--scope", "bogus"], env), "bogus"
+    )
+    _assert_clean_failure(
+        run_cli(["keys", "create", "--tenant", "Not Valid", "--scope", "admin"], env), "Not Valid"
+    )
+    missing = run_cli(["keys", "create", "--tenant", "acme"], env)
+    assert missing.returncode != 0 and "--scope" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_keys_revoke_of_an_unknown_id_fails_cleanly(env: dict[str, str]) -> None:
+    _assert_clean_failure(run_cli(["keys", "revoke", "no-such-id"], env), "no-such-id")
+
+
+def test_token_issue_without_a_signing_key_fails_cleanly(env: dict[str, str]) -> None:
+    result = run_cli(["token", "issue", "--sub", "s", "--tenant", "acme", "--scope", "admin"], env)
+    _assert_clean_failure(result, "JWT_SECRET")
+    assert result.stdout == ""
+
+
+def test_token_issue_with_a_bad_private_key_fails_cleanly(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    key_file = tmp_path / "not-a-key.pem"
+    key_file.write_text("-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
+    args = ["token", "issue", "--sub", "s", "--tenant", "acme", "--scope", "admin"]
+    _assert_clean_failure(run_cli([*args, "--private-key", str(key_file)], env), "private key")
+
+
+def test_token_issue_with_a_secret_prints_only_the_token(env: dict[str, str]) -> None:
+    env = {**env, "JWT_SECRET": "s" * 40}
+    result = run_cli(
+        ["token", "issue", "--sub", "s", "--tenant", "acme", "--scope", "admin", "--ttl", "60"], env
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"[\w-]+\.[\w-]+\.[\w-]+\n", result.stdout)
+
+
+BAD_SETTINGS = [
+    ("JUSTSTORAGE_PORT", "abc"),
+    ("JUSTSTORAGE_MAX_OBJECT_BYTES", "-5"),
+    ("JUSTSTORAGE_AUTH", "maybe"),
+    ("JUSTSTORAGE_METRICS_ADDR", "no-port"),
+    ("DATABASE_URL", "mysql://db/x"),
+    ("API_KEYS", "no-colons-here"),
+    ("JUSTSTORAGE_JWT_PUBLIC_KEY", "/nonexistent/key.pem"),
+]
+
+
+def _run_serve(env: dict[str, str]) -> CliResult:
+    """`serve` must refuse bad settings before binding; if it serves instead, stop it."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env={**env, "JUSTSTORAGE_PORT": env.get("JUSTSTORAGE_PORT", str(port))},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=STOP_TIMEOUT_S)
+        return CliResult(0, stdout, "still serving after 15 s\n" + stderr)
+    return CliResult(proc.returncode, stdout, stderr)
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_SETTINGS, ids=[n for n, _ in BAD_SETTINGS])
+def test_bad_setting_names_the_variable(env: dict[str, str], name: str, value: str) -> None:
+    bad = {**env, name: value}
+    _assert_clean_failure(run_cli(["keys", "list"], bad), name)
+    _assert_clean_failure(_run_serve(bad), name)
+
+
+def test_bad_config_file_fails_cleanly(env: dict[str, str], tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("port = [unclosed\n")
+    _assert_clean_failure(run_cli(["--config", str(config), "migrate"], env), str(config))
+    typo = tmp_path / "typo.toml"
+    typo.write_text("max_objekt_bytes = 5\n")
+    _assert_clean_failure(run_cli(["--config", str(typo), "migrate"], env), "max_objekt_bytes")
