@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# JustStorage against its peers (nginx WebDAV, OpenStack Swift) with one load client,
+# /work/shared/peers/objbench.py, back to back on this machine, as
+# /work/shared/peers/RESULTS.md describes; then the ratios JustStorage / peer.
+#
+#   bash bench/peers.sh            # REPEAT=1 by default; REPEAT=3 like RESULTS.md
+#
+# Each target is freshly started on empty data under /tmp, measured, and stopped:
+# JustStorage by the PID we started; nginx and Swift with their own stop scripts
+# (*_WIPE=1). Everything listens on 127.0.0.1 only. Results: $OUT (default
+# /tmp/peers-results-js). Several minutes; the machine is shared and noisy, so read
+# the ratios of one run, not lone absolute figures.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+PEERS="${PEERS:-/work/shared/peers}"
+OUT="${OUT:-/tmp/peers-results-js}"
+VENV="${VENV:-/tmp/peers-venv}"
+REPEAT="${REPEAT:-1}"
+JS_BIN="$ROOT/.venv/bin/juststorage"
+JS_DATA=""
+JS_PID=""
+
+log() { printf '[peers %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+stop_juststorage() {
+    [ -n "$JS_PID" ] || return 0
+    local kids
+    kids="$(ps -o pid= --ppid "$JS_PID" 2>/dev/null | tr -d ' ' || true)"
+    if kill -0 "$JS_PID" 2>/dev/null; then
+        kill -TERM "$JS_PID" 2>/dev/null || true
+        for _ in $(seq 150); do kill -0 "$JS_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$JS_PID" 2>/dev/null && kill -KILL "$JS_PID" 2>/dev/null || true
+    fi
+    for k in $kids; do  # granian's worker, recorded before the stop
+        for _ in $(seq 50); do kill -0 "$k" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$k" 2>/dev/null && kill -KILL "$k" 2>/dev/null || true
+    done
+    wait "$JS_PID" 2>/dev/null || true
+    JS_PID=""
+    [ -n "$JS_DATA" ] && rm -rf "$JS_DATA"
+    JS_DATA=""
+}
+
+cleanup() {
+    stop_juststorage
+    "$PEERS/nginx/stop.sh" >/dev/null 2>&1 || true
+    "$PEERS/swift/stop.sh" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+mkdir -p "$OUT"
+rm -f "$OUT"/*.json "$OUT"/*.txt
+
+# ------------------------------------------------------------------ setup
+if ! command -v nginx >/dev/null || ! command -v swift-proxy-server >/dev/null \
+    || ! command -v memcached >/dev/null; then
+    log "apt-get update (the start scripts then install what is missing)"
+    apt-get update >/dev/null
+fi
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import aiohttp' 2>/dev/null; then
+    log "creating $VENV with aiohttp for the load client"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q aiohttp
+fi
+PY="$VENV/bin/python"
+[ -x "$JS_BIN" ] || { log "$JS_BIN missing: run make install first"; exit 1; }
+
+{
+    echo "nproc $(nproc); load $(cut -d' ' -f1-3 /proc/loadavg); $(uname -r)"
+    echo "client: $("$PY" --version 2>&1), aiohttp $("$PY" -c 'import aiohttp; print(aiohttp.__version__)')"
+    echo "nginx: $(nginx -v 2>&1 || echo '(installed by start.sh)')"
+} | tee "$OUT/machine.txt"
+
+# ------------------------------------------------------------------ JustStorage
+JS_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+for i in $(seq "$REPEAT"); do
+    JS_DATA="$(mktemp -d /tmp/peers-juststorage.XXXXXX)"
+    log "juststorage: starting on 127.0.0.1:$JS_PORT (data $JS_DATA)"
+    JUSTSTORAGE_DATA_DIR="$JS_DATA/data" JUSTSTORAGE_LOG_LEVEL=warning \
+        "$JS_BIN" serve --host 127.0.0.1 --port "$JS_PORT" >"$OUT/juststorage-server-$i.log" 2>&1 &
+    JS_PID=$!
+    ok=0
+    for _ in $(seq 300); do
+        if curl -sf "http://127.0.0.1:$JS_PORT/health" -o /dev/null && [ -s "$JS_DATA/data/admin.key" ]; then
+            ok=1; break
+        fi
+        kill -0 "$JS_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ $ok = 1 ] || { log "juststorage did not start"; tail -20 "$OUT/juststorage-server-$i.log" >&2; exit 1; }
+    OBJBENCH_TOKEN="$(cat "$JS_DATA/data/admin.key")" timeout 400 "$PY" "$PEERS/objbench.py" \
+        --target juststorage --url "http://127.0.0.1:$JS_PORT" --tenant bench --namespace bench \
+        --json "$OUT/juststorage-$i.json" | tee "$OUT/juststorage-$i.txt" || true
+    stop_juststorage
+done
+
+# ------------------------------------------------------------------ nginx
+NGINX_WIPE=1 "$PEERS/nginx/stop.sh"
+"$PEERS/nginx/start.sh"
+for i in $(seq "$REPEAT"); do
+    timeout 300 "$PY" "$PEERS/objbench.py" --target nginx --url http://127.0.0.1:8081 \
+        --json "$OUT/nginx-$i.json" | tee "$OUT/nginx-$i.txt" || true
+done
+NGINX_WIPE=1 "$PEERS/nginx/stop.sh"
+
+# ------------------------------------------------------------------ swift
+SWIFT_WIPE=1 "$PEERS/swift/stop.sh"
+"$PEERS/swift/start.sh"
+for i in $(seq "$REPEAT"); do
+    timeout 400 "$PY" "$PEERS/objbench.py" --target swift \
+        --auth-url http://127.0.0.1:8080/auth/v1.0 --user test:tester --key testing \
+        --json "$OUT/swift-$i.json" | tee "$OUT/swift-$i.txt" || true
+done
+SWIFT_WIPE=1 "$PEERS/swift/stop.sh"
+
+# ------------------------------------------------------------------ ratios
+"$PY" "$HERE/peer_ratios.py" "$OUT"
