@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import Server, StartServer
+from server_process import Server
+
+from .conftest import StartServer
 from .support import assert_error, unique_name, upload
 
 pytestmark = pytest.mark.e2e

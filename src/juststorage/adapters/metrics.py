@@ -41,7 +41,7 @@ class Metrics:
             registry=r,
         )
         self.objects = Gauge(
-            "just_storage_objects",
+            "just_storage_objects_total",  # the SPEC's name, though it is a gauge
             "Object versions by state.",
             ["namespace", "tenant", "status"],
             registry=r,
