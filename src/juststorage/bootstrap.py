@@ -12,6 +12,7 @@ from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
 from juststorage.adapters.metadata.postgres import PostgresMetadataStore
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore, sqlite_path_from_url
 from juststorage.adapters.metrics import Metrics
+from juststorage.adapters.processes import LocalProcessLiveness
 from juststorage.adapters.ratelimit import Throttle
 from juststorage.application.apikeys import (
     CreatedKey,
@@ -19,7 +20,13 @@ from juststorage.application.apikeys import (
     parse_bootstrap_keys,
 )
 from juststorage.application.authentication import Authenticator
-from juststorage.application.ports import BlobStore, Clock, MetadataStore, TokenVerifier
+from juststorage.application.ports import (
+    BlobStore,
+    Clock,
+    MetadataStore,
+    ProcessLiveness,
+    TokenVerifier,
+)
 from juststorage.config import Settings, SettingsError
 from juststorage.domain.errors import BadRequest
 from juststorage.domain.model import StorageClass
@@ -39,6 +46,7 @@ class Services:
     metadata: MetadataStore
     blobs: BlobStore
     authenticator: Authenticator
+    liveness: ProcessLiveness = field(default_factory=LocalProcessLiveness)
     metrics: Metrics = field(default_factory=Metrics)
     throttle: Throttle | None = None
 

@@ -58,7 +58,7 @@ def servers(tmp_path: Path, database_url: str) -> Iterator[list[Server]]:
         "DATABASE_URL": database_url,
         "API_KEYS": f"{BOOTSTRAP_KEY}:*:admin",
         "JUSTSTORAGE_GC_INTERVAL_S": "0.3",
-        "JUSTSTORAGE_GC_GRACE_S": "1",
+        "JUSTSTORAGE_GC_GRACE_S": "0",
     }
     started: list[Server] = []
     try:

@@ -81,6 +81,7 @@ async def upload(request: Request, principal: Principal) -> Response:
             blobs=services.blobs,
             clock=services.clock,
             max_object_bytes=services.settings.max_object_bytes,
+            owner=services.liveness.identity(),
         )
     finally:
         throttle.upload_done()

@@ -10,13 +10,11 @@ reference to the same bytes waits for it and then publishes the file afresh.
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from juststorage.application.ports import BlobStore, Clock, MetadataStore
+from juststorage.application.ports import BlobStore, Clock, MetadataStore, ProcessLiveness
 from juststorage.domain.model import StorageClass
 
 GC_LEASE = "gc"
@@ -27,6 +25,9 @@ class GcPolicy:
     grace_seconds: float
     batch: int = 500
     lease_seconds: float = 600.0
+    # An upload owned by a process GC cannot check (another machine) is taken for dead
+    # only when its row is this old: uploads touch their row every HEARTBEAT_SECONDS.
+    remote_owner_seconds: float = 300.0
 
 
 @dataclass(slots=True)
@@ -47,32 +48,30 @@ class GcReport:
         return self.blobs_removed + self.orphan_blobs_removed
 
 
-def default_holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
 async def collect_garbage(
     metadata: MetadataStore,
     blobs: BlobStore,
     clock: Clock,
     policy: GcPolicy,
-    *,
-    holder: str | None = None,
+    liveness: ProcessLiveness,
 ) -> GcReport:
-    """Run one pass unless another process is running one (claimed through the database)."""
-    holder = holder or default_holder()
+    """Run one pass unless another live process is running one (claimed through the database).
+
+    Uploads whose owner still runs are never touched, whatever the grace period.
+    """
+    holder = liveness.identity()
     now = clock.now()
-    async with metadata.transaction() as uow:
-        claimed = await uow.leases.claim(
-            GC_LEASE, holder, now + timedelta(seconds=policy.lease_seconds)
-        )
-        await uow.commit()
-    if not claimed:
+    if not await _claim_lease(
+        metadata, liveness, holder, now + timedelta(seconds=policy.lease_seconds)
+    ):
         return GcReport(ran=False)
     report = GcReport()
     try:
         cutoff = now - timedelta(seconds=policy.grace_seconds)
-        await _expire_uploads(metadata, blobs, policy, cutoff, report)
+        remote_cutoff = now - timedelta(
+            seconds=max(policy.grace_seconds, policy.remote_owner_seconds)
+        )
+        await _expire_uploads(metadata, blobs, liveness, policy, cutoff, remote_cutoff, report)
         await _finish_deletes(metadata, policy, report)
         await _remove_unreferenced(metadata, blobs, policy, cutoff, report)
         await _remove_orphan_files(metadata, blobs, policy, cutoff, report)
@@ -86,26 +85,55 @@ async def collect_garbage(
     return report
 
 
+async def _claim_lease(
+    metadata: MetadataStore, liveness: ProcessLiveness, holder: str, until: datetime
+) -> bool:
+    async with metadata.transaction() as uow:
+        claimed = await uow.leases.claim(GC_LEASE, holder, until)
+        if not claimed:
+            # A pass killed mid-way leaves its lease behind; take it over if its holder
+            # is certainly dead rather than wait for it to expire.
+            current = await uow.leases.holder_of(GC_LEASE)
+            if current is not None and liveness.is_dead(current):
+                claimed = await uow.leases.claim(GC_LEASE, holder, until, replacing=current)
+        await uow.commit()
+    return claimed
+
+
 async def _expire_uploads(
     metadata: MetadataStore,
     blobs: BlobStore,
+    liveness: ProcessLiveness,
     policy: GcPolicy,
     cutoff: datetime,
+    remote_cutoff: datetime,
     report: GcReport,
 ) -> None:
-    while True:
-        async with metadata.transaction() as uow:
-            stale = await uow.objects.expire_writing(cutoff, policy.batch)
-            await uow.commit()
-        report.expired_uploads += len(stale)
-        if len(stale) < policy.batch:
-            break
+    async with metadata.snapshot() as view:
+        candidates = await view.objects.writing_older_than(cutoff, policy.batch)
+    for upload in candidates:
+        if liveness.is_dead(upload.owner) or upload.updated_at < remote_cutoff:
+            async with metadata.transaction() as uow:
+                await uow.objects.discard_writing(upload.id)
+                await uow.commit()
+            report.expired_uploads += 1
     for storage_class in StorageClass:
-        for temp in await blobs.temp_files(storage_class):
-            # A live upload keeps writing its temp file; one untouched for the grace is dead.
-            if temp.modified_at < cutoff:
+        old = [t for t in await blobs.temp_files(storage_class) if t.modified_at < cutoff]
+        async with metadata.snapshot() as view:
+            live = await view.objects.writing_among([u for t in old if (u := _uuid(t.upload_id))])
+        for temp in old:
+            # A temp file whose upload still has its WRITING row belongs to that upload;
+            # any other (finished, failed, reaped, or crashed) is garbage.
+            if _uuid(temp.upload_id) not in live:
                 await blobs.remove_temp(temp)
                 report.temp_files_removed += 1
+
+
+def _uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
 
 
 async def _finish_deletes(metadata: MetadataStore, policy: GcPolicy, report: GcReport) -> None:

@@ -79,11 +79,13 @@ class ApiKeyRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class StaleUpload:
-    """A `WRITING` row GC removed; its temp file may still exist."""
+class WritingUpload:
+    """An upload in flight (or dead): its `WRITING` row."""
 
     id: UUID
     storage_class: StorageClass
+    owner: str
+    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +166,12 @@ class ObjectRepository(Protocol):
         """Mark a long upload as alive, so GC does not take it for a dead one."""
         ...
 
-    async def expire_writing(self, older_than: datetime, limit: int) -> list[StaleUpload]:
-        """Delete up to `limit` `WRITING` rows not touched since `older_than`."""
+    async def writing_older_than(self, older_than: datetime, limit: int) -> list[WritingUpload]:
+        """Up to `limit` `WRITING` rows not touched since `older_than`, oldest first."""
+        ...
+
+    async def writing_among(self, upload_ids: list[UUID]) -> set[UUID]:
+        """Which of these uploads still have a `WRITING` row."""
         ...
 
     async def finish_deletes(self, limit: int) -> int:
@@ -245,9 +251,16 @@ class BlobIndex(Protocol):
 
 
 class LeaseRepository(Protocol):
-    async def claim(self, name: str, holder: str, until: datetime) -> bool:
-        """Take or renew the named lease unless another holder's lease is still valid."""
+    async def claim(
+        self, name: str, holder: str, until: datetime, *, replacing: str | None = None
+    ) -> bool:
+        """Take or renew the named lease unless another holder's lease is still valid.
+
+        `replacing` names a holder known to be dead, whose lease may be taken over.
+        """
         ...
+
+    async def holder_of(self, name: str) -> str | None: ...
 
     async def release(self, name: str, holder: str) -> None: ...
 
@@ -424,6 +437,16 @@ class BlobStore(Protocol):
 
     async def digest_of(self, location: BlobLocation) -> ContentHash:
         """Re-hash a blob's bytes (fsck). Raises NotFound if the file is gone."""
+        ...
+
+
+class ProcessLiveness(Protocol):
+    """Identity of this process, and whether another owner is certainly dead."""
+
+    def identity(self) -> str: ...
+
+    def is_dead(self, owner: str) -> bool:
+        """True only when the owner is known to have stopped (never a guess)."""
         ...
 
 

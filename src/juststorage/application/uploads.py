@@ -22,7 +22,7 @@ from juststorage.domain.model import (
     TenantId,
 )
 
-HEARTBEAT_SECONDS = 60.0
+HEARTBEAT_SECONDS = 60.0  # well under GcPolicy.remote_owner_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,7 @@ async def upload_object(
     blobs: BlobStore,
     clock: Clock,
     max_object_bytes: int,
+    owner: str = "",
 ) -> UploadResult:
     """Store one object version and return it once bytes and metadata are durable.
 
@@ -77,6 +78,7 @@ async def upload_object(
         storage_class=request.storage_class,
         content_type=request.content_type,
         created_at=clock.now(),
+        owner=owner,
     )
     # The WRITING row marks the upload in flight (GC reaps it if the process dies).
     # Losing it in a power cut is harmless, so its commit need not be flushed.

@@ -177,3 +177,4 @@ class NewUpload:
     storage_class: StorageClass
     content_type: str
     created_at: datetime
+    owner: str = ""  # the process streaming it (see application.ports.ProcessLiveness)

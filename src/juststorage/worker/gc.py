@@ -22,7 +22,7 @@ async def run_gc_pass(services: Services) -> GcReport:
     """One pass, counted in metrics and logged."""
     started = time.perf_counter()
     report = await collect_garbage(
-        services.metadata, services.blobs, services.clock, gc_policy(services)
+        services.metadata, services.blobs, services.clock, gc_policy(services), services.liveness
     )
     if report.ran:
         services.metrics.gc_runs.inc()

@@ -37,7 +37,7 @@ from juststorage.application.ports import (
     ClassUsage,
     Clock,
     ListQuery,
-    StaleUpload,
+    WritingUpload,
 )
 from juststorage.domain.auth import Scope
 from juststorage.domain.errors import InsufficientStorage, NotFound, StorageError, Unavailable
@@ -127,8 +127,8 @@ class PostgresObjectRepository:
     async def add_writing(self, upload: NewUpload) -> None:
         await self._s.execute(
             "INSERT INTO objects (id, tenant_id, namespace, key, state, storage_class,"
-            " content_type, created_at, updated_at)"
-            " VALUES ($1, $2, $3, $4, 'WRITING', $5, $6, $7, $7)",
+            " content_type, created_at, updated_at, owner)"
+            " VALUES ($1, $2, $3, $4, 'WRITING', $5, $6, $7, $7, $8)",
             upload.id,
             str(upload.tenant_id),
             str(upload.namespace),
@@ -136,6 +136,7 @@ class PostgresObjectRepository:
             upload.storage_class.value,
             upload.content_type,
             upload.created_at,
+            upload.owner,
         )
 
     async def commit_upload(
@@ -173,7 +174,7 @@ class PostgresObjectRepository:
         """Serialise commits to one key across processes until the transaction ends."""
         await self._s.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            f"{tenant_id}\x00{namespace}\x00{key}",
+            f"{tenant_id}/{namespace}/{key}",  # unambiguous: names hold no "/"
         )
 
     async def get(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
@@ -231,14 +232,21 @@ class PostgresObjectRepository:
             upload_id,
         )
 
-    async def expire_writing(self, older_than: datetime, limit: int) -> list[StaleUpload]:
+    async def writing_older_than(self, older_than: datetime, limit: int) -> list[WritingUpload]:
         rows = await self._s.fetch(
-            "DELETE FROM objects WHERE id IN (SELECT id FROM objects WHERE state = 'WRITING'"
-            " AND updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id, storage_class",
+            "SELECT id, storage_class, owner, updated_at FROM objects WHERE state = 'WRITING'"
+            " AND updated_at < $1 ORDER BY updated_at LIMIT $2",
             older_than,
             limit,
         )
-        return [StaleUpload(r[0], StorageClass(r[1])) for r in rows]
+        return [WritingUpload(r[0], StorageClass(r[1]), r[2] or "", r[3]) for r in rows]
+
+    async def writing_among(self, upload_ids: list[UUID]) -> set[UUID]:
+        rows = await self._s.fetch(
+            "SELECT id FROM objects WHERE state = 'WRITING' AND id = ANY($1::uuid[])",
+            upload_ids,
+        )
+        return {r[0] for r in rows}
 
     async def finish_deletes(self, limit: int) -> int:
         rows = await self._s.fetch(
@@ -387,8 +395,9 @@ class PostgresBlobIndex:
 
     async def set_ref_count(self, location: BlobLocation, ref_count: int) -> None:
         await self._s.execute(
-            "UPDATE blobs SET ref_count = $1,"
-            " released_at = CASE WHEN $1 = 0 THEN COALESCE(released_at, $2) ELSE NULL END"
+            # $1 typed once: used bare in both places it is deduced as two types.
+            "UPDATE blobs SET ref_count = $1::bigint,"
+            " released_at = CASE WHEN $1::bigint = 0 THEN COALESCE(released_at, $2) ELSE NULL END"
             " WHERE storage_class = $3 AND content_hash = $4",
             ref_count,
             self._s.clock.now(),
@@ -401,18 +410,25 @@ class PostgresLeaseRepository:
     def __init__(self, session: _Session) -> None:
         self._s = session
 
-    async def claim(self, name: str, holder: str, until: datetime) -> bool:
+    async def claim(
+        self, name: str, holder: str, until: datetime, *, replacing: str | None = None
+    ) -> bool:
         row = await self._s.fetchrow(
             "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)"
             " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
-            " expires_at = excluded.expires_at"
-            " WHERE leases.holder = excluded.holder OR leases.expires_at < $4 RETURNING name",
+            " expires_at = excluded.expires_at WHERE leases.holder = excluded.holder"
+            " OR leases.expires_at < $4 OR leases.holder = $5 RETURNING name",
             name,
             holder,
             until,
             self._s.clock.now(),
+            replacing,
         )
         return row is not None
+
+    async def holder_of(self, name: str) -> str | None:
+        row = await self._s.fetchrow("SELECT holder FROM leases WHERE name = $1", name)
+        return str(row[0]) if row else None
 
     async def release(self, name: str, holder: str) -> None:
         await self._s.execute("DELETE FROM leases WHERE name = $1 AND holder = $2", name, holder)

@@ -39,7 +39,7 @@ from juststorage.application.ports import (
     ClassUsage,
     Clock,
     ListQuery,
-    StaleUpload,
+    WritingUpload,
 )
 from juststorage.domain.auth import Scope
 from juststorage.domain.errors import (
@@ -170,7 +170,8 @@ class SqliteObjectRepository:
         created = _ts(upload.created_at)
         await self._s.fetchone(
             "INSERT INTO objects (id, tenant_id, namespace, key, state, storage_class,"
-            " content_type, created_at, updated_at) VALUES (?, ?, ?, ?, 'WRITING', ?, ?, ?, ?)",
+            " content_type, created_at, updated_at, owner)"
+            " VALUES (?, ?, ?, ?, 'WRITING', ?, ?, ?, ?, ?)",
             (
                 str(upload.id),
                 upload.tenant_id,
@@ -180,6 +181,7 @@ class SqliteObjectRepository:
                 upload.content_type,
                 created,
                 created,
+                upload.owner,
             ),
         )
 
@@ -261,13 +263,28 @@ class SqliteObjectRepository:
             (self._s.now(), str(upload_id)),
         )
 
-    async def expire_writing(self, older_than: datetime, limit: int) -> list[StaleUpload]:
+    async def writing_older_than(self, older_than: datetime, limit: int) -> list[WritingUpload]:
         rows = await self._s.fetchall(
-            "DELETE FROM objects WHERE id IN (SELECT id FROM objects WHERE state = 'WRITING'"
-            " AND updated_at < ? LIMIT ?) RETURNING id, storage_class",
+            "SELECT id, storage_class, owner, updated_at FROM objects WHERE state = 'WRITING'"
+            " AND updated_at < ? ORDER BY updated_at LIMIT ?",
             (_ts(older_than), limit),
         )
-        return [StaleUpload(UUID(r[0]), StorageClass(r[1])) for r in rows]
+        return [
+            WritingUpload(UUID(r[0]), StorageClass(r[1]), r[2] or "", _parse_ts(r[3])) for r in rows
+        ]
+
+    async def writing_among(self, upload_ids: list[UUID]) -> set[UUID]:
+        found: set[UUID] = set()
+        ids = [str(i) for i in upload_ids]
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            rows = await self._s.fetchall(
+                f"SELECT id FROM objects WHERE state = 'WRITING' AND id IN"
+                f" ({', '.join('?' * len(batch))})",
+                tuple(batch),
+            )
+            found.update(UUID(r[0]) for r in rows)
+        return found
 
     async def finish_deletes(self, limit: int) -> int:
         rows = await self._s.fetchall(
@@ -423,15 +440,21 @@ class SqliteLeaseRepository:
     def __init__(self, session: _Session) -> None:
         self._s = session
 
-    async def claim(self, name: str, holder: str, until: datetime) -> bool:
+    async def claim(
+        self, name: str, holder: str, until: datetime, *, replacing: str | None = None
+    ) -> bool:
         row = await self._s.fetchone(
             "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)"
             " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
-            " expires_at = excluded.expires_at"
-            " WHERE leases.holder = excluded.holder OR leases.expires_at < ? RETURNING name",
-            (name, holder, _ts(until), self._s.now()),
+            " expires_at = excluded.expires_at WHERE leases.holder = excluded.holder"
+            " OR leases.expires_at < ? OR leases.holder = ? RETURNING name",
+            (name, holder, _ts(until), self._s.now(), replacing),
         )
         return row is not None
+
+    async def holder_of(self, name: str) -> str | None:
+        row = await self._s.fetchone("SELECT holder FROM leases WHERE name = ?", (name,))
+        return str(row[0]) if row else None
 
     async def release(self, name: str, holder: str) -> None:
         await self._s.fetchone("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))

@@ -5,6 +5,9 @@ CREATE TABLE leases (
     expires_at TEXT NOT NULL
 );
 
+-- The process streaming a WRITING row: GC never reaps a live owner's upload.
+ALTER TABLE objects ADD COLUMN owner TEXT;
+
 -- fsck and GC count the committed objects of a blob.
 CREATE INDEX objects_committed_by_blob
     ON objects (storage_class, content_hash)
