@@ -508,7 +508,20 @@ def section_list(svc: Service) -> None:
 
 
 # --------------------------------------------------------------------------- table
-def print_table() -> None:
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy (all CPUs), from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = v
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def ours_cpu_seconds() -> float:
+    """This process plus every child it has waited for (servers, curl, granian)."""
+    return self_cpu() + children_cpu()
+
+
+def print_table(noise: str = "") -> None:
     head = ("figure", "measured", "bound / target (this run)", "ratio", "target", "ok", "notes")
     cells = [head]
     for r in ROWS:
@@ -518,6 +531,8 @@ def print_table() -> None:
     widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
     print()
     print("JustStorage bench (ratios pair figures measured in this same run; machine is shared)")
+    if noise:
+        print(noise)
     for j, c in enumerate(cells):
         print(" | ".join(c[i].ljust(widths[i]) for i in range(len(head))).rstrip())
         if j == 0:
@@ -538,6 +553,12 @@ def main() -> int:
     work.mkdir()
     svc = Service(tmp)
     failed = False
+    load0, busy0, ours0, wall0 = (
+        os.getloadavg()[0],
+        busy_cpu_seconds(),
+        ours_cpu_seconds(),
+        time.time(),
+    )
     try:
         svc.start()
         say(f"server pid {svc.pid} on {svc.server.url}, data {svc.data}")
@@ -557,7 +578,14 @@ def main() -> int:
     finally:
         svc.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print_table()
+    wall = time.time() - wall0
+    others = max(0.0, busy_cpu_seconds() - busy0 - (ours_cpu_seconds() - ours0))
+    print_table(
+        f"noise: load avg {load0:.2f} at start, {os.getloadavg()[0]:.2f} at end; CPU used by"
+        f" processes other than this bench and its children: {others:.0f} s over {wall:.0f} s"
+        f" wall ({100 * others / wall / (os.cpu_count() or 1):.0f}% of {os.cpu_count()} CPUs;"
+        " includes kernel write-back threads)"
+    )
     return 1 if failed else 0
 
 
