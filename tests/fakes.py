@@ -3,7 +3,8 @@
 `FakeMetadataStore` keeps committed state in dicts; a unit of work edits a copy
 and swaps it in only on `commit()` (so it rolls back unless committed, STYLE G3).
 Writers are serialised by a lock, as the SQLite adapter serialises them.
-`FakeBlobStore` keeps blobs as bytes and tracks staged "temp files" by upload id.
+`FakeBlobStore` keeps blobs as bytes and tracks staged "temp files" by upload id;
+both carry a modification time from the store's clock, as files carry an mtime.
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ import anyio
 
 from juststorage.application.ports import (
     ApiKeyRecord,
+    BlobAudit,
     BlobLocation,
     Census,
     ClassUsage,
     Clock,
     ListQuery,
     MetadataStore,
+    StoredBlob,
+    TempFile,
+    WritingUpload,
 )
 from juststorage.domain.errors import NotFound, StorageError
 from juststorage.domain.model import (
@@ -78,10 +83,19 @@ class _State:
     writing: dict[UUID, NewUpload] = field(default_factory=dict)  # WRITING rows
     blobs: dict[tuple[StorageClass, str], BlobRecord] = field(default_factory=dict)
     api_keys: dict[str, ApiKeyRecord] = field(default_factory=dict)
+    updated_at: dict[UUID, datetime] = field(default_factory=dict)  # of every object row
+    leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # holder, expiry
 
     def copy(self) -> _State:
         # Values are frozen, so copying the dicts copies the state.
-        return _State(dict(self.objects), dict(self.writing), dict(self.blobs), dict(self.api_keys))
+        return _State(
+            dict(self.objects),
+            dict(self.writing),
+            dict(self.blobs),
+            dict(self.api_keys),
+            dict(self.updated_at),
+            dict(self.leases),
+        )
 
 
 def _committed(state: _State) -> list[ObjectVersion]:
@@ -97,6 +111,7 @@ class FakeObjectRepository:
         if upload.id in self._state.writing or upload.id in self._state.objects:
             raise StorageError(f"duplicate object id {upload.id}")
         self._state.writing[upload.id] = upload
+        self._state.updated_at[upload.id] = upload.created_at
 
     async def commit_upload(
         self, upload_id: UUID, content_hash: ContentHash, size_bytes: int
@@ -119,10 +134,12 @@ class FakeObjectRepository:
             commit_seq=seq,
         )
         self._state.objects[version.id] = version
+        self._state.updated_at[version.id] = version.created_at
         return version
 
     async def discard_writing(self, upload_id: UUID) -> None:
-        self._state.writing.pop(upload_id, None)
+        if self._state.writing.pop(upload_id, None) is not None:
+            del self._state.updated_at[upload_id]
 
     def _versions_of(
         self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
@@ -151,6 +168,7 @@ class FakeObjectRepository:
     def _to_deleting(self, version: ObjectVersion) -> ObjectVersion:
         changed = dataclasses.replace(version, state=ObjectState.DELETING)
         self._state.objects[version.id] = changed
+        self._state.updated_at[version.id] = self._clock.now()
         return changed
 
     async def mark_deleting(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
@@ -213,6 +231,61 @@ class FakeObjectRepository:
             totals[(tenant, namespace, state, cls)] = (count + 1, total + size)
         return [Census(*group, count, size) for group, (count, size) in totals.items()]
 
+    async def touch_writing(self, upload_id: UUID) -> None:
+        if upload_id in self._state.writing:
+            self._state.updated_at[upload_id] = self._clock.now()
+
+    async def writing_older_than(self, older_than: datetime, limit: int) -> list[WritingUpload]:
+        old = sorted(
+            (
+                WritingUpload(u.id, u.storage_class, u.owner, self._state.updated_at[u.id])
+                for u in self._state.writing.values()
+                if self._state.updated_at[u.id] < older_than
+            ),
+            key=lambda w: w.updated_at,
+        )
+        return old[:limit]
+
+    async def writing_among(self, upload_ids: list[UUID]) -> set[UUID]:
+        return {i for i in upload_ids if i in self._state.writing}
+
+    def _in_state(self, state: ObjectState) -> list[ObjectVersion]:
+        return [v for v in self._state.objects.values() if v.state is state]
+
+    async def finish_deletes(self, limit: int) -> int:
+        finishing = self._in_state(ObjectState.DELETING)[:limit]
+        for version in finishing:
+            self._state.objects[version.id] = dataclasses.replace(
+                version, state=ObjectState.DELETED
+            )
+            self._state.updated_at[version.id] = self._clock.now()
+        return len(finishing)
+
+    async def purge_deleted(self, older_than: datetime, limit: int) -> int:
+        old = [
+            v
+            for v in self._in_state(ObjectState.DELETED)
+            if self._state.updated_at[v.id] < older_than
+        ][:limit]
+        for version in old:
+            del self._state.objects[version.id], self._state.updated_at[version.id]
+        return len(old)
+
+    async def ids_of_blob(self, location: BlobLocation) -> list[UUID]:
+        ids = [
+            v.id
+            for v in _committed(self._state)
+            if BlobLocation(v.storage_class, v.content_hash) == location
+        ]
+        return sorted(ids, key=str)
+
+    async def without_blob_row(self, limit: int) -> list[ObjectVersion]:
+        return [
+            v
+            for v in _committed(self._state)
+            if (v.storage_class, v.content_hash.hex) not in self._state.blobs
+        ][:limit]
+
 
 class FakeBlobIndex:
     def __init__(self, state: _State, clock: FakeClock) -> None:
@@ -240,6 +313,109 @@ class FakeBlobIndex:
         self._state.blobs[row_key] = dataclasses.replace(
             row, ref_count=row.ref_count - 1, released_at=released_at
         )
+
+    async def unreferenced(self, released_before: datetime, limit: int) -> list[BlobLocation]:
+        rows = [
+            (row.released_at, BlobLocation(cls, ContentHash(hexdigest)))
+            for (cls, hexdigest), row in self._state.blobs.items()
+            if row.ref_count == 0
+            and row.released_at is not None
+            and row.released_at <= released_before
+        ]
+        rows.sort(key=lambda r: r[0])
+        return [location for _, location in rows[:limit]]
+
+    async def forget_if_unreferenced(
+        self, location: BlobLocation, released_before: datetime
+    ) -> bool:
+        row_key = (location.storage_class, location.content_hash.hex)
+        row = self._state.blobs.get(row_key)
+        if row is None or row.ref_count != 0 or row.released_at is None:
+            return False
+        if row.released_at > released_before:
+            return False
+        del self._state.blobs[row_key]
+        return True
+
+    async def claim_orphan(self, location: BlobLocation, size_bytes: int) -> bool:
+        row_key = (location.storage_class, location.content_hash.hex)
+        if row_key in self._state.blobs:
+            return False
+        now = self._clock.now()
+        self._state.blobs[row_key] = BlobRecord(size_bytes, 0, now, released_at=now)
+        return True
+
+    async def forget(self, location: BlobLocation) -> None:
+        self._state.blobs.pop((location.storage_class, location.content_hash.hex), None)
+
+    async def known(self, locations: list[BlobLocation]) -> set[BlobLocation]:
+        return {
+            loc
+            for loc in locations
+            if (loc.storage_class, loc.content_hash.hex) in self._state.blobs
+        }
+
+    async def audit(self, after: BlobLocation | None, limit: int) -> list[BlobAudit]:
+        start = (after.storage_class.value, after.content_hash.hex) if after else ("", "")
+        live: dict[tuple[StorageClass, str], int] = {}
+        for v in _committed(self._state):
+            live[(v.storage_class, v.content_hash.hex)] = (
+                live.get((v.storage_class, v.content_hash.hex), 0) + 1
+            )
+        rows = sorted(
+            (k for k in self._state.blobs if (k[0].value, k[1]) > start),
+            key=lambda k: (k[0].value, k[1]),
+        )[:limit]
+        return [
+            BlobAudit(
+                BlobLocation(cls, ContentHash(hexdigest)),
+                self._state.blobs[(cls, hexdigest)].size_bytes,
+                self._state.blobs[(cls, hexdigest)].ref_count,
+                live.get((cls, hexdigest), 0),
+            )
+            for cls, hexdigest in rows
+        ]
+
+    async def totals(self) -> tuple[int, int]:
+        return len(self._state.blobs), sum(r.size_bytes for r in self._state.blobs.values())
+
+    async def set_ref_count(self, location: BlobLocation, ref_count: int) -> None:
+        row_key = (location.storage_class, location.content_hash.hex)
+        row = self._state.blobs.get(row_key)
+        if row is None:
+            return
+        released_at = (row.released_at or self._clock.now()) if ref_count == 0 else None
+        self._state.blobs[row_key] = dataclasses.replace(
+            row, ref_count=ref_count, released_at=released_at
+        )
+
+
+class FakeLeaseRepository:
+    def __init__(self, state: _State, clock: FakeClock) -> None:
+        self._state = state
+        self._clock = clock
+
+    async def claim(
+        self, name: str, holder: str, until: datetime, *, replacing: str | None = None
+    ) -> bool:
+        current = self._state.leases.get(name)
+        if (
+            current is not None
+            and current[0] not in (holder, replacing)
+            and current[1] >= self._clock.now()
+        ):
+            return False
+        self._state.leases[name] = (holder, until)
+        return True
+
+    async def holder_of(self, name: str) -> str | None:
+        current = self._state.leases.get(name)
+        return current[0] if current else None
+
+    async def release(self, name: str, holder: str) -> None:
+        current = self._state.leases.get(name)
+        if current is not None and current[0] == holder:
+            del self._state.leases[name]
 
 
 class FakeApiKeyRepository:
@@ -311,6 +487,10 @@ class FakeUnitOfWork:
     def api_keys(self) -> FakeApiKeyRepository:
         return FakeApiKeyRepository(self._current(), self._store.clock)
 
+    @property
+    def leases(self) -> FakeLeaseRepository:
+        return FakeLeaseRepository(self._current(), self._store.clock)
+
     async def commit(self) -> None:
         if self._read_only:
             raise RuntimeError("commit() on a read-only snapshot")
@@ -351,10 +531,24 @@ class FakeMetadataStore:
         return set(self.state.writing)
 
 
+class FakeLiveness:
+    """Process identities: this one, and the owners a test declares dead."""
+
+    def __init__(self, identity: str = "this-process") -> None:
+        self._identity = identity
+        self.dead: set[str] = set()
+
+    def identity(self) -> str:
+        return self._identity
+
+    def is_dead(self, owner: str) -> bool:
+        return owner in self.dead
+
+
 class FakeStagedBlob:
-    def __init__(self, store: FakeBlobStore, storage_class: StorageClass) -> None:
+    def __init__(self, store: FakeBlobStore, temp: tuple[StorageClass, UUID]) -> None:
         self._store = store
-        self._storage_class = storage_class
+        self._temp = temp
         self._buffer = bytearray()
         self._hasher = hashlib.sha256()
         self._digest: ContentHash | None = None
@@ -364,6 +558,7 @@ class FakeStagedBlob:
             raise RuntimeError("write() after seal()")
         self._hasher.update(chunk)
         self._buffer += chunk
+        self._store.temps[self._temp] = self._store.clock.now()  # the temp file's mtime
 
     async def seal(self) -> tuple[ContentHash, int]:
         self._digest = ContentHash(self._hasher.hexdigest())
@@ -372,10 +567,14 @@ class FakeStagedBlob:
     async def publish(self) -> bool:
         if self._digest is None:
             raise RuntimeError("publish() before seal()")
-        location = (self._storage_class, self._digest.hex)
+        written_at = self._store.temps.get(self._temp)
+        if written_at is None:
+            raise StorageError("storage I/O error: the temp file is gone")
+        location = (self._temp[0], self._digest.hex)
         if location in self._store.blobs:
             return False
         self._store.blobs[location] = bytes(self._buffer)
+        self._store.modified[location] = written_at  # a hard link keeps the temp's mtime
         return True
 
 
@@ -401,9 +600,14 @@ class FakeBlobReader:
 
 
 class FakeBlobStore:
-    def __init__(self) -> None:
+    """Blobs and temp files in dicts, each with the modification time a file would have."""
+
+    def __init__(self, clock: FakeClock | None = None, *, scan_batch: int = 500) -> None:
+        self.clock = clock or FakeClock()
         self.blobs: dict[tuple[StorageClass, str], bytes] = {}
-        self.temp_files: set[tuple[StorageClass, UUID]] = set()
+        self.modified: dict[tuple[StorageClass, str], datetime] = {}
+        self.temps: dict[tuple[StorageClass, UUID], datetime] = {}  # staged uploads
+        self._scan_batch = scan_batch
 
     async def prepare(self) -> None:
         pass
@@ -413,13 +617,13 @@ class FakeBlobStore:
         self, storage_class: StorageClass, upload_id: UUID
     ) -> AsyncIterator[FakeStagedBlob]:
         temp = (storage_class, upload_id)
-        if temp in self.temp_files:
+        if temp in self.temps:
             raise StorageError(f"upload {upload_id} is already staged")
-        self.temp_files.add(temp)
+        self.temps[temp] = self.clock.now()
         try:
-            yield FakeStagedBlob(self, storage_class)
+            yield FakeStagedBlob(self, temp)
         finally:
-            self.temp_files.discard(temp)
+            self.temps.pop(temp, None)
 
     async def open(self, location: BlobLocation) -> FakeBlobReader:
         data = self.blobs.get((location.storage_class, location.content_hash.hex))
@@ -429,6 +633,49 @@ class FakeBlobStore:
 
     async def probe(self, storage_class: StorageClass) -> None:
         pass
+
+    async def remove(self, location: BlobLocation) -> bool:
+        key = (location.storage_class, location.content_hash.hex)
+        self.modified.pop(key, None)
+        return self.blobs.pop(key, None) is not None
+
+    async def temp_files(self, storage_class: StorageClass) -> list[TempFile]:
+        return [
+            TempFile(cls, f"{upload_id}.tmp", modified_at)
+            for (cls, upload_id), modified_at in self.temps.items()
+            if cls is storage_class
+        ]
+
+    async def remove_temp(self, temp: TempFile) -> None:
+        for cls, upload_id in list(self.temps):
+            if cls is temp.storage_class and f"{upload_id}.tmp" == temp.name:
+                del self.temps[(cls, upload_id)]
+
+    async def scan(self, storage_class: StorageClass) -> AsyncIterator[list[StoredBlob]]:
+        found = [
+            StoredBlob(
+                BlobLocation(cls, ContentHash(hexdigest)),
+                len(data),
+                self.modified[(cls, hexdigest)],
+            )
+            for (cls, hexdigest), data in sorted(self.blobs.items())
+            if cls is storage_class
+        ]
+        for start in range(0, len(found), self._scan_batch):
+            yield found[start : start + self._scan_batch]
+
+    async def digest_of(self, location: BlobLocation) -> ContentHash:
+        data = self.blobs.get((location.storage_class, location.content_hash.hex))
+        if data is None:
+            raise NotFound("blob file is missing")
+        return ContentHash(hashlib.sha256(data).hexdigest())
+
+    # Test helpers (not part of the port): damage and crash leftovers.
+    def put(self, location: BlobLocation, data: bytes, modified_at: datetime) -> None:
+        """A blob file with these bytes, whatever their hash (a corrupt or orphan file)."""
+        key = (location.storage_class, location.content_hash.hex)
+        self.blobs[key] = data
+        self.modified[key] = modified_at
 
 
 async def seed_version(

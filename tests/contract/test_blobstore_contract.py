@@ -9,6 +9,7 @@ import hashlib
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
@@ -17,9 +18,9 @@ import pytest
 from fakes import FakeBlobStore, FakeClock, FakeMetadataStore
 from juststorage.adapters.blobs import filesystem, fsio
 from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
-from juststorage.application.ports import BlobLocation, BlobStore
+from juststorage.application.ports import BlobLocation, BlobStore, StoredBlob
 from juststorage.application.uploads import UploadRequest, upload_object
-from juststorage.domain.errors import InsufficientStorage, NotFound, Unavailable
+from juststorage.domain.errors import InsufficientStorage, NotFound, StorageError, Unavailable
 from juststorage.domain.model import ContentHash, Namespace, ObjectKey, StorageClass, TenantId
 
 pytestmark = pytest.mark.anyio
@@ -49,7 +50,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     if request.param == "fake":
         fake = FakeBlobStore()
         await fake.prepare()
-        yield Backend(fake, lambda: list(fake.temp_files))
+        yield Backend(fake, lambda: list(fake.temps))
     else:
         store = _fs_store(tmp_path)
         await store.prepare()
@@ -248,3 +249,157 @@ async def test_upload_on_a_full_disk_leaves_nothing_behind(
     assert metadata.state.blobs == {}
     async with metadata.snapshot() as view:
         assert await view.objects.newest(request.tenant_id, request.namespace, request.key) is None
+
+
+# --- GC and fsck ----------------------------------------------------------------------
+
+
+async def scan_all(store: BlobStore, storage_class: StorageClass) -> list[StoredBlob]:
+    return [blob async for batch in store.scan(storage_class) for blob in batch]
+
+
+async def test_remove_unlinks_a_blob_once(backend: Backend) -> None:
+    data = payload(3000)
+    location = BlobLocation(HOT, digest_of(data))
+    await store_blob(backend.store, data)
+    await store_blob(backend.store, data, COLD)
+    assert await backend.store.remove(location) is True
+    with pytest.raises(NotFound):
+        await backend.store.open(location)
+    assert await backend.store.remove(location) is False  # already gone: not an error
+    assert await read(backend.store, BlobLocation(COLD, digest_of(data)), 0, 3000) == data
+    assert await store_blob(backend.store, data) is True  # published afresh
+    assert await read(backend.store, location, 0, 3000) == data
+
+
+async def test_temp_files_list_staged_uploads_and_remove_temp_deletes_them(
+    backend: Backend,
+) -> None:
+    upload_id = uuid4()
+    assert await backend.store.temp_files(HOT) == []
+    async with backend.store.stage(HOT, upload_id) as staged:
+        await staged.write(payload(100))
+        temps = await backend.store.temp_files(HOT)
+        assert await backend.store.temp_files(COLD) == []
+        assert [(t.storage_class, t.upload_id) for t in temps] == [(HOT, str(upload_id))]
+        assert temps[0].name == f"{upload_id}.tmp"
+        assert temps[0].modified_at.tzinfo is not None
+        await backend.store.remove_temp(temps[0])
+        await backend.store.remove_temp(temps[0])  # already gone: not an error
+        assert await backend.store.temp_files(HOT) == []
+        assert backend.temp_files() == []
+        await staged.seal()
+        with pytest.raises(StorageError):  # the reaped upload cannot publish any more
+            await staged.publish()
+    assert await backend.store.temp_files(HOT) == []
+
+
+async def test_scan_lists_every_published_blob_of_a_class(backend: Backend) -> None:
+    hot = [payload(n) for n in (0, 10, 2000)]
+    for data in hot:
+        await store_blob(backend.store, data)
+    await store_blob(backend.store, b"cold only", COLD)
+    async with backend.store.stage(HOT, uuid4()) as staged:  # temp files are not blobs
+        await staged.write(b"in flight")
+        found = await scan_all(backend.store, HOT)
+    assert sorted((b.location.content_hash.hex, b.size_bytes) for b in found) == sorted(
+        (digest_of(d).hex, len(d)) for d in hot
+    )
+    assert {b.location.storage_class for b in found} == {HOT}
+    assert all(b.modified_at.tzinfo is not None for b in found)
+    assert [b.location for b in await scan_all(backend.store, COLD)] == [
+        BlobLocation(COLD, digest_of(b"cold only"))
+    ]
+    await backend.store.remove(BlobLocation(COLD, digest_of(b"cold only")))
+    assert await scan_all(backend.store, COLD) == []
+
+
+async def test_digest_of_rehashes_the_bytes(backend: Backend) -> None:
+    data = payload(3 * MIB + 1)
+    await store_blob(backend.store, data, COLD)
+    location = BlobLocation(COLD, digest_of(data))
+    assert await backend.store.digest_of(location) == digest_of(data)
+    with pytest.raises(NotFound):
+        await backend.store.digest_of(BlobLocation(HOT, digest_of(data)))
+
+
+# --- filesystem only: GC and fsck -------------------------------------------------------
+
+
+async def test_filesystem_digest_of_sees_corrupted_bytes(fs_store: FilesystemBlobStore) -> None:
+    data = payload(5000)
+    await store_blob(fs_store, data)
+    location = BlobLocation(HOT, digest_of(data))
+    path = fs_store.path_of(location)
+    with open(path, "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\xff")
+    assert await fs_store.digest_of(location) != digest_of(data)
+    assert [b.location for b in await scan_all(fs_store, HOT)] == [location]  # still listed
+
+
+async def test_filesystem_scan_and_temp_files_ignore_foreign_names(
+    fs_store: FilesystemBlobStore,
+) -> None:
+    data = payload(10)
+    await store_blob(fs_store, data)
+    path = fs_store.path_of(BlobLocation(HOT, digest_of(data)))
+    (path.parent / "notes.txt").write_bytes(b"x")
+    (path.parent / ("A" * 64)).write_bytes(b"x")  # upper case is not a blob name
+    (fs_store.temp_dir(HOT) / "upload.part").write_bytes(b"x")
+    (fs_store.temp_dir(HOT) / "dir.tmp").mkdir()
+    assert [b.location for b in await scan_all(fs_store, HOT)] == [
+        BlobLocation(HOT, digest_of(data))
+    ]
+    assert await fs_store.temp_files(HOT) == []
+
+
+async def test_filesystem_scan_and_temp_files_report_mtimes(
+    fs_store: FilesystemBlobStore,
+) -> None:
+    data = payload(10)
+    await store_blob(fs_store, data)
+    path = fs_store.path_of(BlobLocation(HOT, digest_of(data)))
+    os.utime(path, (1_000_000_000, 1_000_000_000))
+    (found,) = await scan_all(fs_store, HOT)
+    assert found.modified_at == datetime.fromtimestamp(1_000_000_000, UTC)
+    temp = fs_store.temp_dir(COLD) / f"{uuid4()}.tmp"
+    temp.write_bytes(b"dead upload")
+    os.utime(temp, (1_500_000_000, 1_500_000_000))
+    (listed,) = await fs_store.temp_files(COLD)
+    assert listed.modified_at == datetime.fromtimestamp(1_500_000_000, UTC)
+    await fs_store.remove_temp(listed)
+    assert not temp.exists()
+
+
+def _eio(*args: object, **kwargs: object) -> None:
+    raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+
+async def test_filesystem_io_errors_in_gc_and_fsck_paths_are_storage_errors(
+    fs_store: FilesystemBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing but domain errors leaves the adapter: the CLI turns those into messages."""
+    data = payload(10)
+    await store_blob(fs_store, data)
+    location = BlobLocation(HOT, digest_of(data))
+    temp = fs_store.temp_dir(HOT) / f"{uuid4()}.tmp"
+    temp.write_bytes(b"dead upload")
+    (listed,) = await fs_store.temp_files(HOT)
+
+    monkeypatch.setattr(filesystem.os, "unlink", _eio)
+    with pytest.raises(StorageError):
+        await fs_store.remove(location)
+    monkeypatch.setattr(fsio.os, "unlink", _eio)
+    with pytest.raises(StorageError):
+        await fs_store.remove_temp(listed)
+    monkeypatch.setattr(filesystem.os, "scandir", _eio)
+    with pytest.raises(StorageError):
+        await fs_store.temp_files(HOT)
+    with pytest.raises(StorageError):
+        await scan_all(fs_store, HOT)
+    monkeypatch.setattr(filesystem, "open", _eio, raising=False)
+    with pytest.raises(StorageError):
+        await fs_store.digest_of(location)
+    monkeypatch.undo()
+    assert temp.exists() and fs_store.path_of(location).exists()

@@ -7,6 +7,7 @@ Add a backend by adding a param to `BACKENDS` and a branch to `metadata`; the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,7 +21,15 @@ import pytest
 from fakes import BlobRecord, FakeClock, FakeMetadataStore, seed_version
 from juststorage.adapters.metadata import sqlite as sqlite_adapter
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore
-from juststorage.application.ports import ApiKeyRecord, ClassUsage, ListQuery, MetadataStore
+from juststorage.application.ports import (
+    ApiKeyRecord,
+    BlobAudit,
+    BlobLocation,
+    ClassUsage,
+    ListQuery,
+    MetadataStore,
+    WritingUpload,
+)
 from juststorage.domain.auth import Scope
 from juststorage.domain.cursor import ListCursor
 from juststorage.domain.errors import NotFound, Unavailable
@@ -602,6 +611,340 @@ async def test_reacquiring_a_released_blob_clears_the_release_stamp(backend: Bac
         await uow.commit()
     record = await backend.blob_record(COLD, digest)
     assert record is not None and record.ref_count == 1 and record.released_at is None
+
+
+# --- GC and fsck ----------------------------------------------------------------------
+
+
+async def add_writing(store: MetadataStore, upload: NewUpload) -> None:
+    async with store.transaction() as uow:
+        await uow.objects.add_writing(upload)
+        await uow.commit()
+
+
+async def delete(store: MetadataStore, version: ObjectVersion) -> None:
+    async with store.transaction() as uow:
+        assert await uow.objects.mark_deleting(version.tenant_id, version.id) is not None
+        await uow.blobs.release(version.storage_class, version.content_hash)
+        await uow.commit()
+
+
+async def audit_all(store: MetadataStore) -> dict[BlobLocation, BlobAudit]:
+    async with store.snapshot() as view:
+        return {a.location: a for a in await view.blobs.audit(None, 1000)}
+
+
+async def test_writing_older_than_lists_only_writing_rows_untouched_since_the_cutoff(
+    backend: Backend,
+) -> None:
+    store, clock = backend.store, backend.clock
+    old = dataclasses.replace(new_upload("a", clock, storage_class=COLD), owner="host:1:2")
+    await add_writing(store, old)
+    clock.advance(1)
+    older_touched = new_upload("b", clock)
+    await add_writing(store, older_touched)
+    committed = await seed_version(store, clock, "done")  # COMMITTED, as old as the others
+    clock.advance(100)
+    async with store.transaction() as uow:
+        await uow.objects.touch_writing(older_touched.id)
+        await uow.objects.touch_writing(committed.id)  # not WRITING: no effect
+        await uow.commit()
+    touched_at = clock.now()
+    clock.advance(10)
+    fresh = new_upload("c", clock)
+    await add_writing(store, fresh)
+
+    async with store.snapshot() as view:
+        assert await view.objects.writing_older_than(clock.now() - timedelta(seconds=50), 10) == [
+            WritingUpload(old.id, COLD, "host:1:2", old.created_at)
+        ]
+        everything = await view.objects.writing_older_than(clock.now() + timedelta(seconds=1), 10)
+        assert await view.objects.writing_older_than(clock.now(), 1) == everything[:1]
+        assert await view.objects.writing_among([old.id, fresh.id, committed.id, uuid4()]) == {
+            old.id,
+            fresh.id,
+        }
+        assert await view.objects.writing_among([]) == set()
+    assert everything == [  # oldest first, by the last touch
+        WritingUpload(old.id, COLD, "host:1:2", old.created_at),
+        WritingUpload(older_touched.id, HOT, "", touched_at),
+        WritingUpload(fresh.id, HOT, "", fresh.created_at),
+    ]
+    async with store.transaction() as uow:
+        await uow.objects.discard_writing(old.id)  # what GC does with a dead upload
+        await uow.commit()
+    async with store.snapshot() as view:
+        assert old.id not in {w.id for w in await view.objects.writing_older_than(clock.now(), 9)}
+        assert await view.objects.writing_among([old.id]) == set()
+
+
+async def test_finish_deletes_then_purge_deleted_after_the_cutoff(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    versions = [await seed_version(store, clock, k, data=k.encode()) for k in ("a", "b", "c")]
+    for version in versions[:2]:
+        await delete(store, version)
+    async with store.transaction() as uow:
+        assert await uow.objects.purge_deleted(clock.now() + timedelta(days=1), 10) == 0
+        assert await uow.objects.finish_deletes(1) == 1
+        assert await uow.objects.finish_deletes(10) == 1
+        assert await uow.objects.finish_deletes(10) == 0
+        await uow.commit()
+    finished = clock.now()
+    assert await census(store) == {("acme", "files", ObjectState.COMMITTED, HOT): 1}
+    async with store.snapshot() as view:  # DELETED rows no longer count for their blob
+        assert await view.objects.ids_of_blob(BlobLocation(HOT, versions[0].content_hash)) == []
+
+    clock.advance(60)
+    async with store.transaction() as uow:
+        assert await uow.objects.purge_deleted(finished, 10) == 0  # not older than the cutoff
+        assert await uow.objects.purge_deleted(finished + timedelta(seconds=1), 1) == 1
+        assert await uow.objects.purge_deleted(finished + timedelta(seconds=1), 10) == 1
+        assert await uow.objects.purge_deleted(clock.now(), 10) == 0
+        await uow.commit()
+    assert await newest(store, "c") == versions[2]  # COMMITTED rows are never purged
+
+
+async def test_ids_of_blob_and_objects_without_a_blob_row(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    one = await seed_version(store, clock, "one", data=b"shared")
+    two = await seed_version(store, clock, "two", data=b"shared")
+    cold = await seed_version(store, clock, "cold", data=b"shared", storage_class=COLD)
+    gone = await seed_version(store, clock, "gone", data=b"shared")
+    await delete(store, gone)
+    location = BlobLocation(HOT, digest_of(b"shared"))
+    async with store.snapshot() as view:
+        assert await view.objects.ids_of_blob(location) == sorted([one.id, two.id], key=str)
+        assert await view.objects.without_blob_row(10) == []
+    async with store.transaction() as uow:
+        await uow.blobs.forget(location)
+        await uow.commit()
+    async with store.snapshot() as view:
+        orphaned = await view.objects.without_blob_row(10)
+        assert await view.objects.without_blob_row(1) in ([one], [two])
+    assert sorted(v.id for v in orphaned) == sorted([one.id, two.id])  # not cold, not gone
+    assert cold.id not in {v.id for v in orphaned}
+
+
+async def test_unreferenced_honours_the_release_time_and_the_cutoff(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    first = await seed_version(store, clock, "first", data=b"first")
+    second = await seed_version(store, clock, "second", data=b"second")
+    await seed_version(store, clock, "kept", data=b"kept")
+    await delete(store, first)
+    t0 = clock.now()
+    clock.advance(10)
+    await delete(store, second)
+    a, b = BlobLocation(HOT, first.content_hash), BlobLocation(HOT, second.content_hash)
+    async with store.snapshot() as view:
+        assert await view.blobs.unreferenced(t0 - timedelta(seconds=1), 10) == []
+        assert await view.blobs.unreferenced(t0, 10) == [a]  # released at the cutoff: due
+        assert await view.blobs.unreferenced(t0 + timedelta(seconds=5), 10) == [a]
+        assert await view.blobs.unreferenced(clock.now(), 10) == [a, b]  # oldest first
+        assert await view.blobs.unreferenced(clock.now(), 1) == [a]
+
+
+async def test_forget_if_unreferenced_refuses_a_row_that_regained_a_reference(
+    backend: Backend,
+) -> None:
+    store, clock = backend.store, backend.clock
+    version = await seed_version(store, clock, "k", data=b"bytes")
+    await delete(store, version)
+    location = BlobLocation(HOT, version.content_hash)
+    released = clock.now()
+    clock.advance(100)
+    async with store.snapshot() as view:
+        assert await view.blobs.unreferenced(clock.now(), 10) == [location]
+    await seed_version(store, clock, "again", data=b"bytes")  # a new reference meanwhile
+    async with store.transaction() as uow:
+        assert await uow.blobs.forget_if_unreferenced(location, clock.now()) is False
+        await uow.commit()
+    record = await backend.blob_record(HOT, version.content_hash)
+    assert record is not None and record.ref_count == 1
+
+    async with store.transaction() as uow:
+        await uow.blobs.release(HOT, version.content_hash)
+        await uow.commit()
+    async with store.transaction() as uow:  # released too recently for this cutoff
+        assert await uow.blobs.forget_if_unreferenced(location, released) is False
+        await uow.commit()
+    assert await backend.blob_record(HOT, version.content_hash) is not None
+    async with store.transaction() as uow:
+        assert await uow.blobs.forget_if_unreferenced(location, clock.now()) is True
+        assert await uow.blobs.forget_if_unreferenced(location, clock.now()) is False
+        await uow.commit()
+    assert await backend.blob_record(HOT, version.content_hash) is None
+
+
+async def test_claim_orphan_inserts_only_when_no_row_exists(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    orphan = BlobLocation(COLD, digest_of(b"orphan"))
+    version = await seed_version(store, clock, "k", data=b"live")
+    live = BlobLocation(HOT, version.content_hash)
+    clock.advance(5)
+    async with store.transaction() as uow:
+        assert await uow.blobs.claim_orphan(orphan, 6) is True
+        assert await uow.blobs.claim_orphan(orphan, 6) is False
+        assert await uow.blobs.claim_orphan(live, 4) is False
+        await uow.commit()
+    assert await backend.blob_record(COLD, orphan.content_hash) == BlobRecord(
+        6, 0, clock.now(), clock.now()
+    )
+    record = await backend.blob_record(HOT, version.content_hash)
+    assert record is not None and (record.ref_count, record.released_at) == (1, None)
+    async with store.transaction() as uow:
+        await uow.blobs.forget(orphan)
+        await uow.blobs.forget(live)  # whatever its count
+        await uow.blobs.forget(BlobLocation(HOT, digest_of(b"never")))  # no row: no error
+        await uow.commit()
+    assert await backend.blob_record(COLD, orphan.content_hash) is None
+    assert await backend.blob_record(HOT, version.content_hash) is None
+
+
+async def test_known_tells_which_locations_have_a_row(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    await seed_version(store, clock, "hot", data=b"one")
+    await seed_version(store, clock, "cold", data=b"two", storage_class=COLD)
+    locations = [
+        BlobLocation(HOT, digest_of(b"one")),
+        BlobLocation(COLD, digest_of(b"one")),  # same hash, other class: no row
+        BlobLocation(COLD, digest_of(b"two")),
+        BlobLocation(HOT, digest_of(b"three")),
+    ]
+    many = [BlobLocation(HOT, digest_of(str(n).encode())) for n in range(1200)]
+    async with store.snapshot() as view:
+        assert await view.blobs.known(locations) == {locations[0], locations[2]}
+        assert await view.blobs.known([]) == set()
+        assert await view.blobs.known(many + locations) == {locations[0], locations[2]}
+
+
+async def test_audit_pages_blob_rows_in_order_with_live_counts(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    contents = [b"a", b"b", b"c", b"d"]
+    for n, data in enumerate(contents):
+        await seed_version(store, clock, f"k{n}", data=data)
+    extra = await seed_version(store, clock, "extra", data=b"a")
+    deleted = await seed_version(store, clock, "deleted", data=b"b")
+    await delete(store, deleted)
+    cold = await seed_version(store, clock, "cold", data=b"cold!", storage_class=COLD)
+    async with store.transaction() as uow:  # a drifted count: the audit shows both numbers
+        await uow.blobs.set_ref_count(BlobLocation(HOT, digest_of(b"c")), 5)
+        await uow.commit()
+
+    expected = [BlobLocation(COLD, cold.content_hash)] + sorted(
+        (BlobLocation(HOT, digest_of(d)) for d in contents), key=lambda x: x.content_hash.hex
+    )
+    pages = []
+    after: BlobLocation | None = None
+    while True:
+        async with store.snapshot() as view:
+            page = await view.blobs.audit(after, 2)
+        pages.append(page)
+        if len(page) < 2:
+            break
+        after = page[-1].location
+    assert [len(p) for p in pages] == [2, 2, 1]
+    audits = [a for p in pages for a in p]
+    assert [a.location for a in audits] == expected
+    by_location = {a.location: a for a in audits}
+    assert by_location[BlobLocation(HOT, extra.content_hash)] == BlobAudit(
+        BlobLocation(HOT, extra.content_hash), 1, 2, 2
+    )
+    assert by_location[BlobLocation(HOT, digest_of(b"b"))].ref_count == 1
+    assert by_location[BlobLocation(HOT, digest_of(b"b"))].live_objects == 1  # not the deleted
+    assert by_location[BlobLocation(HOT, digest_of(b"c"))] == BlobAudit(
+        BlobLocation(HOT, digest_of(b"c")), 1, 5, 1
+    )
+    assert by_location[BlobLocation(COLD, cold.content_hash)].size_bytes == 5
+
+
+async def test_totals_count_blob_rows_and_their_bytes(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    async with store.snapshot() as view:
+        assert await view.blobs.totals() == (0, 0)
+    await seed_version(store, clock, "a", data=b"12345")
+    await seed_version(store, clock, "b", data=b"12345")  # same blob: one row
+    version = await seed_version(store, clock, "c", data=b"123", storage_class=COLD)
+    await delete(store, version)  # unreferenced rows still hold their bytes until GC
+    async with store.snapshot() as view:
+        assert await view.blobs.totals() == (2, 8)
+
+
+async def test_set_ref_count_repairs_a_count_and_stamps_the_release_at_zero(
+    backend: Backend,
+) -> None:
+    store, clock = backend.store, backend.clock
+    version = await seed_version(store, clock, "k", data=b"data")
+    location = BlobLocation(HOT, version.content_hash)
+    created = clock.now()
+    clock.advance(30)
+    async with store.transaction() as uow:
+        await uow.blobs.set_ref_count(location, 3)
+        await uow.commit()
+    assert await backend.blob_record(HOT, version.content_hash) == BlobRecord(4, 3, created, None)
+    clock.advance(30)
+    zeroed = clock.now()
+    async with store.transaction() as uow:
+        await uow.blobs.set_ref_count(location, 0)
+        await uow.commit()
+    assert await backend.blob_record(HOT, version.content_hash) == BlobRecord(4, 0, created, zeroed)
+    async with store.snapshot() as view:
+        assert await view.blobs.unreferenced(zeroed, 10) == [location]
+    clock.advance(30)
+    async with store.transaction() as uow:
+        await uow.blobs.set_ref_count(location, 1)
+        await uow.blobs.set_ref_count(BlobLocation(COLD, version.content_hash), 2)  # no row
+        await uow.commit()
+    assert await backend.blob_record(HOT, version.content_hash) == BlobRecord(4, 1, created, None)
+    assert await backend.blob_record(COLD, version.content_hash) is None
+
+
+async def test_a_lease_is_held_until_it_expires_or_is_released(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+
+    async def claim(holder: str, seconds: float) -> bool:
+        async with store.transaction() as uow:
+            claimed = await uow.leases.claim("gc", holder, clock.now() + timedelta(seconds=seconds))
+            await uow.commit()
+        return claimed
+
+    async def release(holder: str) -> None:
+        async with store.transaction() as uow:
+            await uow.leases.release("gc", holder)
+            await uow.commit()
+
+    assert await claim("a", 60) is True
+    assert await claim("b", 60) is False  # a's lease is valid
+    async with store.transaction() as uow:
+        assert await uow.leases.claim("other", "b", clock.now()) is True  # another name
+        await uow.commit()
+    clock.advance(50)
+    assert await claim("a", 60) is True  # the holder renews: now valid until +110
+    clock.advance(50)
+    assert await claim("b", 60) is False  # would have expired without the renewal
+    clock.advance(11)
+    assert await claim("b", 60) is True  # expired: taken over
+    assert await claim("a", 60) is False
+    await release("a")  # not the holder: nothing happens
+    assert await claim("a", 60) is False
+    await release("b")
+    assert await claim("a", 60) is True  # free again at once
+    async with store.transaction() as uow:  # a claim that is not committed holds nothing
+        await uow.leases.release("gc", "a")
+    assert await claim("b", 60) is False
+
+
+async def test_a_lease_of_a_dead_holder_can_be_taken_over(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    until = clock.now() + timedelta(seconds=60)
+    async with store.transaction() as uow:
+        assert await uow.leases.holder_of("gc") is None
+        assert await uow.leases.claim("gc", "dead", until) is True
+        assert await uow.leases.holder_of("gc") == "dead"
+        assert await uow.leases.claim("gc", "me", until, replacing="someone-else") is False
+        assert await uow.leases.claim("gc", "me", until, replacing="dead") is True
+        assert await uow.leases.holder_of("gc") == "me"
+        assert await uow.leases.claim("gc", "dead", until) is False
+        await uow.commit()
 
 
 # --- API keys -------------------------------------------------------------------------

@@ -57,7 +57,7 @@ class World:
 
     def assert_nothing_left_in_flight(self) -> None:
         assert self.metadata.writing_ids() == set()
-        assert self.blobs.temp_files == set()
+        assert self.blobs.temps == {}
 
 
 @pytest.fixture

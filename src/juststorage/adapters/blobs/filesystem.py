@@ -297,14 +297,20 @@ class FilesystemBlobStore:
 
     async def remove_temp(self, temp: TempFile) -> None:
         path = self.temp_dir(temp.storage_class) / temp.name
-        await anyio.to_thread.run_sync(fsio.unlink_quietly, path)
+        with _translated_os_errors():
+            await anyio.to_thread.run_sync(fsio.unlink_quietly, path)
 
     async def scan(self, storage_class: StorageClass) -> AsyncIterator[list[StoredBlob]]:
         root = self.roots[storage_class] / "sha256"
-        for first in await anyio.to_thread.run_sync(_sorted_names, root):
-            for second in await anyio.to_thread.run_sync(_sorted_names, root / first):
+        with _translated_os_errors():
+            firsts = await anyio.to_thread.run_sync(_sorted_names, root)
+        for first in firsts:
+            with _translated_os_errors():
+                seconds = await anyio.to_thread.run_sync(_sorted_names, root / first)
+            for second in seconds:
                 folder = root / first / second
-                batch = await anyio.to_thread.run_sync(_blobs_in, folder, storage_class)
+                with _translated_os_errors():
+                    batch = await anyio.to_thread.run_sync(_blobs_in, folder, storage_class)
                 for start in range(0, len(batch), _SCAN_BATCH):
                     yield batch[start : start + _SCAN_BATCH]
 
@@ -322,6 +328,8 @@ class FilesystemBlobStore:
             return await anyio.to_thread.run_sync(digest)
         except FileNotFoundError:
             raise NotFound(f"blob file {path} is missing") from None
+        except OSError as exc:
+            raise StorageError(f"cannot read blob {path}: {exc.strerror}") from exc
 
     @staticmethod
     def _probe(root: Path) -> None:
