@@ -137,9 +137,17 @@ class FakeObjectRepository:
         self._state.updated_at[version.id] = version.created_at
         return version
 
-    async def discard_writing(self, upload_id: UUID) -> None:
-        if self._state.writing.pop(upload_id, None) is not None:
-            del self._state.updated_at[upload_id]
+    async def discard_writing(
+        self, upload_id: UUID, *, last_touched: datetime | None = None
+    ) -> bool:
+        touched = self._state.updated_at.get(upload_id)
+        if upload_id not in self._state.writing or touched is None:
+            return False
+        if last_touched is not None and touched > last_touched:
+            return False
+        del self._state.writing[upload_id]
+        del self._state.updated_at[upload_id]
+        return True
 
     def _versions_of(
         self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey

@@ -114,12 +114,13 @@ class Server:
         """SIGKILL the server and its workers at once, by PID: a crash, not a shutdown."""
         self.client.close()
         children = _child_pids(self.process.pid)
+        # The main process first: it would respawn a worker killed before it.
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
         for pid in children:
             if _is_ours(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            self.process.kill()
         self.process.wait(timeout=STOP_TIMEOUT_S)
         for pid in children:  # wait until no worker can still write to the store
             wait_until(lambda pid=pid: not _is_running(pid), STOP_TIMEOUT_S)

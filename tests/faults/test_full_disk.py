@@ -46,11 +46,19 @@ def small_root(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(root)], check=False)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'meta.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
-def server(tmp_path: Path, small_root: Path) -> Iterator[Server]:
+def server(tmp_path: Path, small_root: Path, database_url: str) -> Iterator[Server]:
     started = start(
         tmp_path,
         {
+            "DATABASE_URL": database_url,
             "API_KEYS": f"{KEY}:*:admin",
             "JUSTSTORAGE_HOT_ROOT": str(small_root),
             "JUSTSTORAGE_GC_INTERVAL_S": "0",
@@ -90,8 +98,7 @@ def test_full_disk_gives_507_and_loses_nothing(server: Server, small_root: Path)
     for path in (small_root / "sha256").rglob("*"):
         if path.is_file():
             assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name
-    database = server.env.get("DATABASE_URL") or f"sqlite:///{server.data_dir / 'meta.db'}"
-    assert query(database, "SELECT id FROM objects WHERE state = 'WRITING'") == []
+    assert query(server.env["DATABASE_URL"], "SELECT id FROM objects WHERE state = 'WRITING'") == []
 
     # Reads keep working on the full disk.
     for object_id, body in stored.items():

@@ -11,6 +11,7 @@ reference to the same bytes waits for it and then publishes the file afresh.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -71,13 +72,21 @@ async def collect_garbage(
         remote_cutoff = now - timedelta(
             seconds=max(policy.grace_seconds, policy.remote_owner_seconds)
         )
-        await _expire_uploads(metadata, blobs, liveness, policy, cutoff, remote_cutoff, report)
-        await _finish_deletes(metadata, policy, report)
-        await _remove_unreferenced(metadata, blobs, policy, cutoff, report)
-        await _remove_orphan_files(metadata, blobs, policy, cutoff, report)
-        async with metadata.transaction() as uow:
-            report.deleted_rows_purged = await uow.objects.purge_deleted(cutoff, policy.batch)
-            await uow.commit()
+        phases: list[Callable[[], Awaitable[None]]] = [
+            lambda: _expire_uploads(
+                metadata, blobs, liveness, policy, cutoff, remote_cutoff, report
+            ),
+            lambda: _finish_deletes(metadata, policy, report),
+            lambda: _remove_unreferenced(metadata, blobs, policy, cutoff, report),
+            lambda: _remove_orphan_files(metadata, blobs, policy, cutoff, report),
+            lambda: _purge_deleted(metadata, policy, cutoff, report),
+        ]
+        for phase in phases:
+            await phase()
+            # Keep the lease for a long pass; if it was lost, another pass owns GC now.
+            renewed_until = clock.now() + timedelta(seconds=policy.lease_seconds)
+            if not await _claim_lease(metadata, liveness, holder, renewed_until):
+                break
     finally:
         async with metadata.transaction() as uow:
             await uow.leases.release(GC_LEASE, holder)
@@ -116,9 +125,12 @@ async def _expire_uploads(
         for upload in candidates:
             if liveness.is_dead(upload.owner) or upload.updated_at < remote_cutoff:
                 async with metadata.transaction() as uow:
-                    await uow.objects.discard_writing(upload.id)
+                    # Only if no heartbeat arrived since we looked: then it is still dead.
+                    removed = await uow.objects.discard_writing(
+                        upload.id, last_touched=upload.updated_at
+                    )
                     await uow.commit()
-                expired += 1
+                expired += removed
         report.expired_uploads += expired
         # A full batch may hide more dead uploads behind it (SPEC: one pass reaps them all).
         if len(candidates) < policy.batch or expired == 0:
@@ -140,6 +152,14 @@ def _uuid(text: str) -> uuid.UUID | None:
         return uuid.UUID(text)
     except ValueError:
         return None
+
+
+async def _purge_deleted(
+    metadata: MetadataStore, policy: GcPolicy, cutoff: datetime, report: GcReport
+) -> None:
+    async with metadata.transaction() as uow:
+        report.deleted_rows_purged = await uow.objects.purge_deleted(cutoff, policy.batch)
+        await uow.commit()
 
 
 async def _finish_deletes(metadata: MetadataStore, policy: GcPolicy, report: GcReport) -> None:

@@ -117,8 +117,13 @@ class ObjectRepository(Protocol):
         """
         ...
 
-    async def discard_writing(self, upload_id: UUID) -> None:
-        """Remove a `WRITING` row of an upload that failed. No error if absent."""
+    async def discard_writing(
+        self, upload_id: UUID, *, last_touched: datetime | None = None
+    ) -> bool:
+        """Remove a `WRITING` row; with `last_touched`, only if not touched since then.
+
+        True if a row was removed (absent is no error).
+        """
         ...
 
     async def newest(

@@ -53,3 +53,6 @@ async def run_gc_loop(services: Services) -> None:
             await run_gc_pass(services)
         except StorageError as exc:
             log.warning("gc pass failed, will retry: %s", exc.message)
+        except Exception:
+            # A bug must not end background GC for the life of the process.
+            log.exception("gc pass crashed, will retry")

@@ -155,8 +155,16 @@ class PostgresObjectRepository:
             raise NotFound("the upload's WRITING row is gone")
         return _version(row)
 
-    async def discard_writing(self, upload_id: UUID) -> None:
-        await self._s.execute("DELETE FROM objects WHERE id = $1 AND state = 'WRITING'", upload_id)
+    async def discard_writing(
+        self, upload_id: UUID, *, last_touched: datetime | None = None
+    ) -> bool:
+        row = await self._s.fetchrow(
+            "DELETE FROM objects WHERE id = $1 AND state = 'WRITING'"
+            " AND ($2::timestamptz IS NULL OR updated_at <= $2) RETURNING id",
+            upload_id,
+            last_touched,
+        )
+        return row is not None
 
     async def newest(
         self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey

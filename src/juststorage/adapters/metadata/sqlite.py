@@ -200,10 +200,15 @@ class SqliteObjectRepository:
             raise NotFound("the upload's WRITING row is gone")
         return _version(row)
 
-    async def discard_writing(self, upload_id: UUID) -> None:
-        await self._s.fetchone(
-            "DELETE FROM objects WHERE id = ? AND state = 'WRITING'", (str(upload_id),)
+    async def discard_writing(
+        self, upload_id: UUID, *, last_touched: datetime | None = None
+    ) -> bool:
+        row = await self._s.fetchone(
+            "DELETE FROM objects WHERE id = ? AND state = 'WRITING'"
+            " AND (? IS NULL OR updated_at <= ?) RETURNING id",
+            (str(upload_id), *(2 * [_ts(last_touched) if last_touched else None])),
         )
+        return row is not None
 
     async def newest(
         self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
