@@ -23,6 +23,8 @@ from juststorage.domain.model import (
 BY_KEY_PREFIX = "/v1/objects/by-key/"
 _DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _MAX_CONTENT_TYPE = 255
+_MAX_DIGITS = 19  # past this, a number is larger than any size or limit we accept
+_HUGE = 10**_MAX_DIGITS
 
 
 def required_header(request: Request, name: str) -> str:
@@ -74,9 +76,19 @@ def content_length_header(request: Request) -> int | None:
     value = request.headers.get("content-length")
     if value is None:
         return None
-    if not value.strip().isdigit():
-        raise BadRequest("Content-Length must be a non-negative integer")
-    return int(value)
+    return _ascii_integer(value.strip(), "Content-Length must be a non-negative integer")
+
+
+def _ascii_integer(text: str, problem: str) -> int:
+    """A non-negative decimal of ASCII digits; one too long to be a size is capped.
+
+    `str.isdigit` alone also takes `²` or Arabic-Indic digits, and `int()` refuses
+    more than 4300 digits: both would otherwise escape as a 500.
+    """
+    if not text or not text.isascii() or not text.isdigit():
+        raise BadRequest(problem)
+    significant = text.lstrip("0")
+    return _HUGE if len(significant) > _MAX_DIGITS else int(significant or "0")
 
 
 def checksum_header(request: Request) -> ContentHash | None:
@@ -114,11 +126,18 @@ def by_key_params(request: Request) -> tuple[Namespace, TenantId, ObjectKey]:
     parts = rest.split("/", 2)
     if len(parts) != 3:
         raise BadRequest("use /v1/objects/by-key/{namespace}/{tenant}/{key}")
-    namespace = Namespace(unquote(parts[0], errors="strict"))
-    tenant = TenantId(unquote(parts[1], errors="strict"))
+    namespace = Namespace(_unquote_name(parts[0]))
+    tenant = TenantId(_unquote_name(parts[1]))
     if not parts[2]:
         raise BadRequest("the key is empty")
     return namespace, tenant, ObjectKey.from_header_bytes(unquote_to_bytes(parts[2]))
+
+
+def _unquote_name(part: str) -> str:
+    try:
+        return unquote(part, errors="strict")
+    except UnicodeDecodeError:
+        raise BadRequest("tenant and namespace must be valid UTF-8") from None
 
 
 def _query_value(request: Request, name: str) -> str | None:
@@ -141,9 +160,10 @@ def list_query(request: Request) -> ListQuery:
     raw_limit = _query_value(request, "limit")
     limit = 100
     if raw_limit is not None:
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
-            raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}")
-        limit = int(raw_limit)
+        problem = f"limit must be an integer from 1 to {MAX_PAGE}"
+        limit = _ascii_integer(raw_limit, problem)
+        if not 1 <= limit <= MAX_PAGE:
+            raise BadRequest(problem)
     raw_cursor = _query_value(request, "cursor")
     prefix = _query_value(request, "prefix") or ""
     if len(prefix.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:

@@ -8,6 +8,9 @@ import json
 from dataclasses import dataclass
 
 from juststorage.domain.errors import BadRequest
+from juststorage.domain.model import ObjectKey
+
+_MAX_COMMIT_SEQ = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,16 +38,18 @@ class ListCursor:
             or len(value) != 2
             or not isinstance(value[0], str)
             or type(value[1]) is not int
-            or not _is_utf8(value[0])
+            or not 0 <= value[1] <= _MAX_COMMIT_SEQ  # a database integer (BIGINT)
+            or not _is_key(value[0])
         ):
             raise BadRequest("malformed cursor")
         return cls(value[0], value[1])
 
 
-def _is_utf8(text: str) -> bool:
-    """JSON can spell lone surrogates (`"\\ud800"`), which no database can bind."""
+def _is_key(text: str) -> bool:
+    """A key a listing could have returned: JSON can spell lone surrogates
+    (`"\\ud800"`) and NUL, which no database can bind or PostgreSQL store."""
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
+        ObjectKey(text)
+    except BadRequest:
         return False
     return True
