@@ -33,6 +33,7 @@ class TenantLimits(BaseModel):
 
     rate_limit_rps: float | None = Field(default=None, gt=0)
     upload_bps: int | None = Field(default=None, gt=0)
+    quota_bytes: int | None = Field(default=None, ge=0)
 
 
 class Settings(BaseModel):
@@ -59,6 +60,7 @@ class Settings(BaseModel):
     max_concurrent_uploads: int = Field(default=64, gt=0)
     rate_limit_rps: float | None = Field(default=None, gt=0)
     upload_bps: int | None = Field(default=None, gt=0)
+    quota_bytes: int | None = Field(default=None, ge=0)
     tenants: dict[str, TenantLimits] = Field(default_factory=dict)
     metrics_addr: str | None = None
     host: str = "127.0.0.1"
@@ -103,6 +105,7 @@ class Settings(BaseModel):
         return TenantLimits(
             rate_limit_rps=own.rate_limit_rps or self.rate_limit_rps,
             upload_bps=own.upload_bps or self.upload_bps,
+            quota_bytes=self.quota_bytes if own.quota_bytes is None else own.quota_bytes,
         )
 
 

@@ -11,6 +11,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from juststorage.adapters.metrics import Metrics
 
 _REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+_EXTRA_HEADERS = "response_headers"
+
+
+def add_response_headers(scope: Scope, headers: dict[str, str]) -> None:
+    """Headers this middleware adds to the response, error or not (e.g. `X-RateLimit-*`).
+
+    A later call replaces a header of the same name.
+    """
+    scope.setdefault("state", {}).setdefault(_EXTRA_HEADERS, {}).update(headers)
 
 
 def _has_body(scope: Scope) -> bool:
@@ -65,6 +74,8 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode("ascii")))
+                for name, value in state.get(_EXTRA_HEADERS, {}).items():
+                    headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
                 if body_pending:
                     headers.append((b"connection", b"close"))
                 message = {**message, "headers": headers}

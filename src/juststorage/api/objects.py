@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator, Callable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from juststorage.adapters.ratelimit import RateLimitStatus, Throttled
 from juststorage.api import parsing
+from juststorage.api.middleware import add_response_headers
 from juststorage.api.rendering import download_headers, object_json, usage_json
 from juststorage.api.responses import BlobResponse
 from juststorage.application.deletes import delete_object, delete_versions
@@ -23,7 +25,6 @@ from juststorage.application.usage import tenant_usage
 from juststorage.bootstrap import Services
 from juststorage.domain.auth import Principal, Scope
 from juststorage.domain.conditions import WritePrecondition
-from juststorage.domain.errors import TooManyRequests
 from juststorage.domain.model import Namespace, ObjectVersion, TenantId
 
 Reply = Response | BlobResponse
@@ -35,17 +36,31 @@ def _services(request: Request) -> Services:
 
 
 def _admit(request: Request, tenant: TenantId, namespace: str | None = None) -> Services:
-    """Label the request for metrics, then apply the tenant's request-rate limit."""
+    """Label the request for metrics, then apply the tenant's request-rate limit.
+
+    A tenant with a request rate gets `X-RateLimit-*` headers on every answer.
+    """
     if namespace is not None:
         request.scope["state"]["namespace"] = namespace
     services = _services(request)
     assert services.throttle is not None
     try:
-        services.throttle.admit_request(tenant)
-    except TooManyRequests:
-        services.metrics.throttled.labels(tenant).inc()
+        status = services.throttle.admit_request(tenant)
+    except Throttled as exc:
+        _refused(request, services, tenant, exc)
         raise
+    if status is not None:
+        _describe_limit(request, status)
     return services
+
+
+def _refused(request: Request, services: Services, tenant: TenantId, exc: Throttled) -> None:
+    services.metrics.throttled.labels(tenant).inc()
+    _describe_limit(request, exc.status)
+
+
+def _describe_limit(request: Request, status: RateLimitStatus) -> None:
+    add_response_headers(request.scope, status.headers())
 
 
 async def upload(request: Request, principal: Principal) -> Response:
@@ -70,8 +85,8 @@ async def upload(request: Request, principal: Principal) -> Response:
     assert throttle is not None
     try:
         throttle.admit_upload(tenant)
-    except TooManyRequests:
-        services.metrics.throttled.labels(tenant).inc()
+    except Throttled as exc:
+        _refused(request, services, tenant, exc)
         raise
     try:
         result = await upload_object(
@@ -81,6 +96,7 @@ async def upload(request: Request, principal: Principal) -> Response:
             blobs=services.blobs,
             clock=services.clock,
             max_object_bytes=services.settings.max_object_bytes,
+            quota_bytes=services.settings.limits_for(tenant).quota_bytes,
             owner=services.liveness.identity(),
         )
     finally:

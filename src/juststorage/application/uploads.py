@@ -51,12 +51,16 @@ async def upload_object(
     blobs: BlobStore,
     clock: Clock,
     max_object_bytes: int,
+    quota_bytes: int | None = None,
     owner: str = "",
 ) -> UploadResult:
     """Store one object version and return it once bytes and metadata are durable.
 
     Raises:
-        PayloadTooLarge: the body is, or is declared to be, over `max_object_bytes`.
+        PayloadTooLarge: the body is, or is declared to be, over `max_object_bytes`,
+            or over what the tenant's `quota_bytes` leaves (logical bytes of its
+            committed versions, as usage counts them; checked before the body is
+            stored, so concurrent uploads of one tenant may together overshoot).
         ChecksumMismatch: the bytes do not hash to `request.expected_hash`.
         PreconditionFailed: `If-None-Match` / `If-Match` do not hold at commit.
         InsufficientStorage: the storage root is full.
@@ -64,6 +68,7 @@ async def upload_object(
     """
     if request.declared_size is not None and request.declared_size > max_object_bytes:
         raise PayloadTooLarge(f"objects are limited to {max_object_bytes} bytes")
+    allowance = await _quota_allowance(metadata, request, quota_bytes)
     if request.precondition != WritePrecondition():
         # Fail fast, before receiving the body; the commit below checks again.
         async with metadata.snapshot() as view:
@@ -93,6 +98,8 @@ async def upload_object(
                 received += len(chunk)
                 if received > max_object_bytes:
                     raise PayloadTooLarge(f"objects are limited to {max_object_bytes} bytes")
+                if allowance is not None and received > allowance:
+                    raise PayloadTooLarge(_over_quota(request.tenant_id, quota_bytes))
                 await staged.write(chunk)
                 if time.monotonic() - touched > HEARTBEAT_SECONDS:
                     touched = time.monotonic()
@@ -120,6 +127,26 @@ async def upload_object(
         await _forget_upload(metadata, upload.id)
         raise
     return UploadResult(version, deduplicated=not created)
+
+
+async def _quota_allowance(
+    metadata: MetadataStore, request: UploadRequest, quota_bytes: int | None
+) -> int | None:
+    """Bytes the tenant may still store (None: no quota); refuses a declared size over it."""
+    if quota_bytes is None:
+        return None
+    async with metadata.snapshot() as view:
+        used = sum(row.size_bytes for row in await view.objects.usage(request.tenant_id))
+    allowance = max(0, quota_bytes - used)
+    if request.declared_size is not None and request.declared_size > allowance:
+        raise PayloadTooLarge(_over_quota(request.tenant_id, quota_bytes))
+    return allowance
+
+
+def _over_quota(tenant_id: TenantId, quota_bytes: int | None) -> str:
+    return (
+        f"the upload would take tenant {tenant_id!r} over its storage quota of {quota_bytes} bytes"
+    )
 
 
 async def _heartbeat(metadata: MetadataStore, upload_id: uuid.UUID) -> None:

@@ -1,0 +1,101 @@
+"""The per-tenant storage quota in upload_object, on the fakes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from fakes import FakeBlobStore, FakeClock, FakeMetadataStore
+from juststorage.application.uploads import UploadRequest, UploadResult, upload_object
+from juststorage.application.usage import tenant_usage
+from juststorage.domain.errors import PayloadTooLarge
+from juststorage.domain.model import Namespace, ObjectKey, StorageClass, TenantId
+
+pytestmark = pytest.mark.anyio
+
+ACME, BETA, FILES = TenantId("acme"), TenantId("beta"), Namespace("files")
+QUOTA = 100
+
+
+class World:
+    def __init__(self) -> None:
+        self.clock = FakeClock()
+        self.metadata = FakeMetadataStore(self.clock)
+        self.blobs = FakeBlobStore()
+        self.read = 0
+
+    async def body(self, chunks: list[bytes]) -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            self.read += len(chunk)
+            yield chunk
+
+    async def upload(
+        self,
+        key: str,
+        chunks: list[bytes],
+        *,
+        declared: bool = True,
+        tenant: TenantId = ACME,
+        storage_class: StorageClass = StorageClass.HOT,
+    ) -> UploadResult:
+        size = sum(len(c) for c in chunks)
+        request = UploadRequest(
+            tenant,
+            FILES,
+            ObjectKey(key),
+            storage_class=storage_class,
+            declared_size=size if declared else None,
+        )
+        return await upload_object(
+            request,
+            self.body(chunks),
+            metadata=self.metadata,
+            blobs=self.blobs,
+            clock=self.clock,
+            max_object_bytes=10_000,
+            quota_bytes=QUOTA,
+        )
+
+    async def used(self, tenant: TenantId = ACME) -> int:
+        prices = {StorageClass.HOT: 0.0, StorageClass.COLD: 0.0}
+        usage = await tenant_usage(self.metadata, tenant, prices_gb_month=prices, currency="X")
+        return usage.logical_bytes
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+async def test_declared_size_over_what_is_left_is_refused_before_reading(world: World) -> None:
+    await world.upload("a", [b"x" * 60], storage_class=StorageClass.COLD)
+    world.read = 0
+    with pytest.raises(PayloadTooLarge, match="quota"):
+        await world.upload("b", [b"y" * 41])
+    assert world.read == 0
+    assert await world.used() == 60
+    assert world.metadata.writing_ids() == set() and world.blobs.temps == {}
+
+
+async def test_chunked_body_is_stopped_as_soon_as_it_passes_the_quota(world: World) -> None:
+    await world.upload("a", [b"x" * 60])
+    with pytest.raises(PayloadTooLarge):
+        await world.upload("b", [b"y" * 30, b"y" * 30, b"z" * 1000], declared=False)
+    assert world.read == 60 + 60  # the 1000-byte chunk was never asked for
+    assert await world.used() == 60
+    assert world.metadata.writing_ids() == set() and world.blobs.temps == {}
+
+
+async def test_exactly_the_quota_fits_and_versions_and_dedup_count(world: World) -> None:
+    await world.upload("a", [b"x" * 50])
+    await world.upload("a", [b"x" * 50])  # same bytes, new version: usage is logical
+    assert await world.used() == QUOTA
+    with pytest.raises(PayloadTooLarge):
+        await world.upload("b", [b"!"])
+    assert (await world.upload("empty", [])).version.size_bytes == 0
+
+
+async def test_quota_is_per_tenant(world: World) -> None:
+    await world.upload("a", [b"x" * QUOTA])
+    assert (await world.upload("a", [b"x" * QUOTA], tenant=BETA)).version.size_bytes == QUOTA
