@@ -25,7 +25,7 @@ BIN = Path(sys.executable).parent / "juststorage"
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 # Settings read from the environment: never inherit them from the caller's shell.
-_SETTING_NAMES = ("DATABASE_URL", "JWT_SECRET", "API_KEYS")
+_SETTING_NAMES = ("DATABASE_URL", "JWT_SECRET", "API_KEYS", "PROMETHEUS_MULTIPROC_DIR")
 
 
 def free_port() -> int:

@@ -131,7 +131,14 @@ def build(
         bootstrap_keys=bootstrap_keys,
         enabled=settings.auth == "required",
     )
-    return Services(settings, clock, metadata, blobs, authenticator)
+    return Services(
+        settings,
+        clock,
+        metadata,
+        blobs,
+        authenticator,
+        metrics=Metrics(multiprocess_dir=settings.metrics_multiproc_dir),
+    )
 
 
 def needs_first_admin_key(settings: Settings) -> bool:

@@ -15,7 +15,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-_UNPREFIXED = {"database_url": "DATABASE_URL", "jwt_secret": "JWT_SECRET", "api_keys": "API_KEYS"}
+_UNPREFIXED = {
+    "database_url": "DATABASE_URL",
+    "jwt_secret": "JWT_SECRET",
+    "api_keys": "API_KEYS",
+    # prometheus-client's own name; `serve` sets it for its workers.
+    "metrics_multiproc_dir": "PROMETHEUS_MULTIPROC_DIR",
+}
 _PREFIX = "JUSTSTORAGE_"
 # The environment names of the per-class roots and the GC policy are the SPEC's.
 _ENV_NAMES = {"gc_interval_seconds": "GC_INTERVAL_S", "gc_grace_seconds": "GC_GRACE_S"}
@@ -63,10 +69,12 @@ class Settings(BaseModel):
     quota_bytes: int | None = Field(default=None, ge=0)
     tenants: dict[str, TenantLimits] = Field(default_factory=dict)
     metrics_addr: str | None = None
+    metrics_multiproc_dir: Path | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "text"] = "auto"
     migrate_on_start: bool = True
     upload_chunk_bytes: int = Field(default=1024 * 1024, ge=4096)
     upload_writeback_every_bytes: int = Field(default=64 * 1024 * 1024, ge=0)

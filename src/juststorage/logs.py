@@ -1,15 +1,70 @@
-"""Process-wide logging setup, called once by the entry points (never at import)."""
+"""Process-wide logging setup, called once by the entry points (never at import).
+
+One line per event. On a terminal the lines are for people; otherwise (a file, a
+pipe, a container's log driver) each line is one JSON object, so a collector can
+index the fields. Structured fields travel in the record's `fields` attribute:
+`log.info("request", extra={"fields": {...}})`.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal, TextIO
+
+LogFormat = Literal["auto", "json", "text"]
+FIELDS_ATTR = "fields"
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
+def record_fields(record: logging.LogRecord) -> Mapping[str, Any]:
+    fields = getattr(record, FIELDS_ATTR, None)
+    return fields if isinstance(fields, Mapping) else {}
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    moment = datetime.fromtimestamp(record.created, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JsonFormatter(logging.Formatter):
+    """`{"ts", "level", "logger", "msg", <fields>..., "exc"?}` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": _timestamp(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for name, value in record_fields(record).items():
+            line.setdefault(name, value)
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+class TextFormatter(logging.Formatter):
+    """`<time> <LEVEL> <logger>: <message> key=value ...` for a person at a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"{_timestamp(record)} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        extras = " ".join(f"{k}={v}" for k, v in record_fields(record).items() if v != "")
+        if extras:
+            text = f"{text}  {extras}"
+        if record.exc_info:
+            text = f"{text}\n{self.formatException(record.exc_info)}"
+        return text
+
+
+def configure_logging(
+    level: str, log_format: LogFormat = "auto", stream: TextIO | None = None
+) -> None:
+    """Send every log line to `stream` (stderr): text on a terminal, JSON otherwise."""
+    out = stream or sys.stderr
+    use_json = log_format == "json" or (log_format == "auto" and not out.isatty())
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)

@@ -1,8 +1,18 @@
-"""Prometheus instruments (`just_storage_*`) on a registry owned by one app instance."""
+"""Prometheus instruments (`just_storage_*`) on a registry owned by one app instance.
+
+Several server processes (`serve --workers N`) share one multiprocess directory
+(prometheus-client's multiprocess mode, set up by `enable_multiprocess_metrics`
+before the workers start): every process writes its counters and histograms to
+its own memory-mapped file there, and a scrape answered by any process sums the
+files of all of them. The object and byte gauges are not per process at all:
+they are a census read from the database at scrape time.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import cast
 
 from prometheus_client import (
@@ -12,21 +22,99 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
     generate_latest,
+    values,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from juststorage.application.ports import Census
 
 _DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_GC_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900)
+_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def enable_multiprocess_metrics(directory: Path) -> None:
+    """Make every metric created from now on in this process (and in processes it
+    forks or spawns) write to `directory`, emptied first.
+
+    Call it in the parent before the server starts its workers. prometheus-client
+    picks its value class when it is imported, which the CLI has already done, so
+    the class is switched here too.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        # Files of an earlier run would be summed into this run's counters.
+        stale.unlink()
+    os.environ[_MULTIPROC_ENV] = str(directory)
+    values.ValueClass = cast(Callable[[], type], values.MultiProcessValue)()
+
+
+def _forget_dead_processes(directory: Path) -> None:
+    """Drop the live-gauge files of processes that are gone (a respawned worker's
+    predecessor), as `multiprocess.mark_process_dead` would."""
+    for path in directory.glob("gauge_live*_*.db"):
+        pid = path.stem.rpartition("_")[2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except PermissionError:
+            pass
+
+
+class _CensusCollector(Collector):
+    """The object and byte gauges, from the last census of the database."""
+
+    def __init__(self) -> None:
+        self.census: list[Census] = []
+
+    def collect(self) -> Iterable[Metric]:
+        objects = GaugeMetricFamily(
+            "just_storage_objects_total",  # the SPEC's name, though it is a gauge
+            "Object versions by state (from the database).",
+            labels=["namespace", "tenant", "status"],
+        )
+        stored = GaugeMetricFamily(
+            "just_storage_storage_bytes",
+            "Logical bytes of committed versions (from the database).",
+            labels=["storage_class", "namespace"],
+        )
+        by_state: dict[tuple[str, str, str], float] = {}
+        by_class: dict[tuple[str, str], float] = {}
+        for row in self.census:
+            key = (row.namespace, row.tenant_id, row.state.value)
+            by_state[key] = by_state.get(key, 0) + row.objects
+            if row.state.value == "COMMITTED":
+                where = (row.storage_class.value, row.namespace)
+                by_class[where] = by_class.get(where, 0) + row.size_bytes
+        for labels, count in sorted(by_state.items()):
+            objects.add_metric(list(labels), count)
+        for labels_, size in sorted(by_class.items()):
+            stored.add_metric(list(labels_), size)
+        yield objects
+        yield stored
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
 
 
 class Metrics:
-    """Every metric the service exports. Label values are bounded: no keys, no ids."""
+    """Every metric the service exports. Label values are bounded: methods, statuses,
+    validated tenant and namespace names; never keys, ids or paths."""
 
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
         # `_created` series only add noise to every counter (the function is untyped).
         cast(Callable[[], None], disable_created_metrics)()
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
+        if multiprocess_dir is not None and not getattr(values.ValueClass, "_multiprocess", False):
+            raise RuntimeError("call enable_multiprocess_metrics() before creating Metrics")
+        self.multiprocess_dir = multiprocess_dir
+        if multiprocess_dir is not None:
+            multiprocess_dir.mkdir(parents=True, exist_ok=True)
+        r = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "just_storage_requests",
             "HTTP requests answered.",
@@ -40,24 +128,15 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
-        self.objects = Gauge(
-            "just_storage_objects_total",  # the SPEC's name, though it is a gauge
-            "Object versions by state.",
-            ["namespace", "tenant", "status"],
-            registry=r,
-        )
-        self.storage_bytes = Gauge(
-            "just_storage_storage_bytes",
-            "Logical bytes of committed versions.",
-            ["storage_class", "namespace"],
-            registry=r,
-        )
         self.gc_runs = Counter("just_storage_gc_runs", "GC passes run.", registry=r)
         self.gc_deleted_blobs = Counter(
             "just_storage_gc_deleted_blobs", "Blob files removed by GC.", registry=r
         )
         self.gc_duration = Histogram(
-            "just_storage_gc_duration_seconds", "Time of one GC pass.", registry=r
+            "just_storage_gc_duration_seconds",
+            "Time of one GC pass.",
+            buckets=_GC_BUCKETS,
+            registry=r,
         )
         self.uploaded_bytes = Counter(
             "just_storage_uploaded_bytes", "Bytes received in committed uploads.", registry=r
@@ -74,17 +153,42 @@ class Metrics:
         self.throttled = Counter(
             "just_storage_throttled_requests", "Requests answered 429.", ["tenant"], registry=r
         )
+        # Sampled every second by each process; summed over the live ones.
+        self.db_connections_in_use = Gauge(
+            "just_storage_db_connections_in_use",
+            "Database connections checked out of the pools (all processes).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.db_connections_max = Gauge(
+            "just_storage_db_connections_max",
+            "Size limit of the database connection pools (all processes).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.uploads_in_flight = Gauge(
+            "just_storage_uploads_in_flight",
+            "Uploads being received (all processes).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self._census = _CensusCollector()
+        if multiprocess_dir is None:
+            self.registry = r
+        else:
+            # Exposition sums the files of every process; the instruments' own
+            # registry would show only this one.
+            self.registry = CollectorRegistry(auto_describe=True)
+            cast(Callable[..., object], MultiProcessCollector)(
+                self.registry, path=str(multiprocess_dir)
+            )
+        self.registry.register(self._census)
 
     def observe_census(self, census: list[Census]) -> None:
         """Replace the object and byte gauges with a fresh count from the database."""
-        self.objects.clear()
-        self.storage_bytes.clear()
-        for row in census:
-            self.objects.labels(row.namespace, row.tenant_id, row.state.value).inc(row.objects)
-            if row.state.value == "COMMITTED":
-                self.storage_bytes.labels(row.storage_class.value, row.namespace).inc(
-                    row.size_bytes
-                )
+        self._census.census = list(census)
 
     def render(self) -> bytes:
+        if self.multiprocess_dir is not None:
+            _forget_dead_processes(self.multiprocess_dir)
         return generate_latest(self.registry)

@@ -18,6 +18,7 @@ from juststorage.api import objects, operations
 from juststorage.api.errors import EXCEPTION_HANDLERS
 from juststorage.api.metrics_listener import metrics_listener
 from juststorage.api.middleware import RequestContextMiddleware
+from juststorage.api.request_log import RequestLogMiddleware
 from juststorage.bootstrap import Services, start
 from juststorage.domain.auth import Principal
 from juststorage.worker.gc import run_gc_loop
@@ -92,7 +93,10 @@ def create_app(
     app = Starlette(
         routes=_routes(serve_metrics=services.settings.metrics_addr is None),
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(RequestContextMiddleware, metrics=services.metrics)],
+        middleware=[
+            Middleware(RequestContextMiddleware, metrics=services.metrics),
+            Middleware(RequestLogMiddleware),  # inside: it sees the request id
+        ],
         lifespan=lifespan,
     )
     app.state.services = services

@@ -13,5 +13,5 @@ from juststorage.logs import configure_logging
 def app_from_environment() -> Starlette:
     """Build the app from the environment (and `JUSTSTORAGE_CONFIG`), in each worker."""
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return create_app(build(settings))

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Protocol, runtime_checkable
 
 from prometheus_client import start_http_server
 
@@ -18,6 +19,31 @@ log = logging.getLogger("juststorage.metrics")
 CENSUS_INTERVAL_SECONDS = 15.0
 
 
+SAMPLE_INTERVAL_SECONDS = 1.0
+
+
+@runtime_checkable
+class _PooledStore(Protocol):
+    def connections_in_use(self) -> tuple[int, int]: ...
+
+
+def sample_gauges(services: Services) -> None:
+    """This process's share of the summed gauges: uploads in flight, pool use."""
+    metrics = services.metrics
+    if services.throttle is not None:
+        metrics.uploads_in_flight.set(services.throttle.uploads_in_flight)
+    if isinstance(services.metadata, _PooledStore):
+        in_use, size = services.metadata.connections_in_use()
+        metrics.db_connections_in_use.set(in_use)
+        metrics.db_connections_max.set(size)
+
+
+async def _sample_forever(services: Services) -> None:
+    while True:
+        sample_gauges(services)
+        await asyncio.sleep(SAMPLE_INTERVAL_SECONDS)
+
+
 async def _refresh_forever(services: Services) -> None:
     while True:
         with contextlib.suppress(StorageError):
@@ -26,29 +52,44 @@ async def _refresh_forever(services: Services) -> None:
 
 
 @contextlib.asynccontextmanager
+async def _running(task: asyncio.Task[None]) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@contextlib.asynccontextmanager
 async def metrics_listener(services: Services) -> AsyncIterator[None]:
-    """Serve the registry on its own address, refreshing the gauges in the background.
+    """Sample this process's gauges every second and, with `metrics_addr` set, serve
+    the registry on its own address, refreshing the census in the background.
 
     With several worker processes only the first binds the address; the others
-    log a warning (their counters are not exported there).
+    log why not. The one that does serves the sum of all of them (multiprocess mode).
     """
+    sampler = asyncio.create_task(_sample_forever(services))
+    async with _running(sampler), _separate_listener(services):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _separate_listener(services: Services) -> AsyncIterator[None]:
     address = services.settings.metrics_addr
     if address is None:
         yield
         return
     host, port = parse_host_port(address)
-    server = None
     try:
         server, _ = start_http_server(port, addr=host, registry=services.metrics.registry)
     except OSError as exc:
         log.warning("metrics listener %s not started: %s", address, exc.strerror)
-    refresher = asyncio.create_task(_refresh_forever(services))
-    try:
         yield
+        return
+    try:
+        async with _running(asyncio.create_task(_refresh_forever(services))):
+            yield
     finally:
-        refresher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await refresher
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        server.shutdown()
+        server.server_close()

@@ -40,6 +40,7 @@ def _admit(request: Request, tenant: TenantId, namespace: str | None = None) -> 
 
     A tenant with a request rate gets `X-RateLimit-*` headers on every answer.
     """
+    request.scope["state"]["tenant"] = tenant  # for the request log
     if namespace is not None:
         request.scope["state"]["namespace"] = namespace
     services = _services(request)

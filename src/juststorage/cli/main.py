@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +19,7 @@ from click._termui_impl import ProgressBar
 
 from juststorage import __version__
 from juststorage.adapters.auth.jwt import issue_token
+from juststorage.adapters.metrics import enable_multiprocess_metrics
 from juststorage.application.apikeys import create_api_key, list_api_keys, revoke_api_key
 from juststorage.application.fsck import FsckReport
 from juststorage.application.ports import ApiKeyRecord
@@ -99,6 +102,13 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     if config is not None:
         # Worker processes read their settings from the environment.
         os.environ["JUSTSTORAGE_CONFIG"] = str(config.resolve())
+    # One metrics directory for all workers, so /metrics answers the sum of all of them.
+    own_metrics_dir = settings.metrics_multiproc_dir is None
+    metrics_dir = settings.metrics_multiproc_dir or Path(
+        tempfile.mkdtemp(prefix="juststorage-metrics-")
+    )
+    enable_multiprocess_metrics(metrics_dir)
+    settings = settings.model_copy(update={"metrics_multiproc_dir": metrics_dir})
     with handle_errors():
         build(settings)  # validate every setting before binding the port
     server = Granian(
@@ -118,7 +128,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
         f"{settings.port if port is None else port} (data: {settings.data_dir})",
         err=True,
     )
-    server.serve()
+    try:
+        server.serve()
+    finally:
+        if own_metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @cli.command()

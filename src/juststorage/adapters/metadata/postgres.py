@@ -583,6 +583,13 @@ class PostgresMetadataStore:
                     )
         return self._pool
 
+    def connections_in_use(self) -> tuple[int, int]:
+        """(connections checked out of the pool, pool size limit), for metrics."""
+        pool = self._pool
+        if pool is None:
+            return 0, self._pool_max
+        return pool.get_size() - pool.get_idle_size(), pool.get_max_size()
+
     def transaction(self, *, durable: bool = True) -> PostgresUnitOfWork:
         return PostgresUnitOfWork(self, read_only=False, durable=durable)
 

@@ -606,6 +606,11 @@ class SqliteMetadataStore:
         self._idle_readers: list[sqlite3.Connection] = []
         self._reader_slots = asyncio.Semaphore(_READERS)
 
+    def connections_in_use(self) -> tuple[int, int]:
+        """(connections busy, connections at most): the writer and the readers (metrics)."""
+        readers_busy = _READERS - self._reader_slots._value
+        return int(self._write_lock.locked()) + readers_busy, _READERS + 1
+
     def transaction(self, *, durable: bool = True) -> SqliteUnitOfWork:
         return SqliteUnitOfWork(self, read_only=False, durable=durable)
 

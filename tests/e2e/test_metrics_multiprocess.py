@@ -1,0 +1,159 @@
+"""/metrics with several server processes (`serve` with 3 workers): every scrape,
+whichever process answers it, reports the totals of all of them (issue 8)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from server_process import Server, start, wait_until
+
+from .prometheus_text import parse_samples, value
+from .support import by_key_path
+
+pytestmark = pytest.mark.e2e
+
+WORKERS = 3
+KEY = "metrics-mp-test-key-0123456789abcdef"
+TENANT, NAMESPACE, SLOW = "mp", "mpns", "slow"
+UPLOADS = 48
+DISTINCT = 6  # upload i stores body i % DISTINCT: the rest are dedup hits
+THROTTLE_TRIES = 12
+
+
+def _body(i: int) -> bytes:
+    return hashlib.sha256(str(i % DISTINCT).encode()).digest() * (10 + i % DISTINCT)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("metrics-mp")
+    config = root / "limits.toml"
+    # Tenant `slow` gets one request per process, then 429 for a long while.
+    config.write_text(f"[tenants.{SLOW}]\nrate_limit_rps = 0.001\n", "utf-8")
+    server = start(
+        root,
+        {
+            "API_KEYS": f"{KEY}:*:admin",
+            "JUSTSTORAGE_WORKERS": str(WORKERS),
+            "JUSTSTORAGE_CONFIG": str(config),
+            "JUSTSTORAGE_GC_INTERVAL_S": "0.2",
+            "JUSTSTORAGE_GC_GRACE_S": "0",
+            "PROMETHEUS_MULTIPROC_DIR": str(root / "prom"),
+        },
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _fresh_connection(
+    server: Server,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
+    content: bytes | None = None,
+) -> httpx.Response:
+    """One request on its own connection, so the kernel hands it to any worker."""
+    all_headers = {"Authorization": f"Bearer {KEY}", "Connection": "close", **(headers or {})}
+    with httpx.Client(base_url=server.url, timeout=30.0, trust_env=False) as client:
+        return client.request(method, path, headers=all_headers, params=params, content=content)
+
+
+def _upload(server: Server, i: int) -> httpx.Response:
+    return _fresh_connection(
+        server,
+        "POST",
+        "/v1/objects",
+        headers={"X-Tenant": TENANT, "X-Namespace": NAMESPACE, "X-Key": f"k{i}"},
+        content=_body(i),
+    )
+
+
+def _scrape(server: Server) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    response = _fresh_connection(server, "GET", "/metrics")
+    assert response.status_code == 200
+    return parse_samples(response.text)
+
+
+def test_counters_are_totals_over_all_processes(server: Server) -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        uploads = list(pool.map(lambda i: _upload(server, i), range(UPLOADS)))
+        assert [r.status_code for r in uploads] == [201] * UPLOADS
+        reads = list(
+            pool.map(
+                lambda i: _fresh_connection(server, "GET", by_key_path(NAMESPACE, TENANT, f"k{i}")),
+                range(UPLOADS),
+            )
+        )
+        assert [r.status_code for r in reads] == [200] * UPLOADS
+        throttled = list(
+            pool.map(
+                lambda _: (
+                    _fresh_connection(
+                        server, "GET", "/v1/usage", params={"tenant": SLOW}
+                    ).status_code
+                ),
+                range(THROTTLE_TRIES),
+            )
+        )
+    assert set(throttled) <= {200, 429} and throttled.count(429) >= THROTTLE_TRIES - WORKERS
+
+    # Several processes served (each writes its own counter file) ...
+    counter_files = list((server.data_dir.parent / "prom").glob("counter_*.db"))
+    assert len(counter_files) >= 2, counter_files
+    # ... and every scrape, whichever process answers it, sees the same totals.
+    sizes = [len(_body(i)) for i in range(UPLOADS)]
+    saved = sum(sizes[DISTINCT:])
+    for _ in range(2 * WORKERS):
+        s = _scrape(server)
+        assert (
+            value(s, "just_storage_requests_total", method="POST", namespace=NAMESPACE) == UPLOADS
+        )
+        assert (
+            value(s, "just_storage_requests_total", method="GET", status="200", namespace=NAMESPACE)
+            == UPLOADS
+        )
+        assert (
+            value(
+                s, "just_storage_request_duration_seconds_count", method="POST", namespace=NAMESPACE
+            )
+            == UPLOADS
+        )
+        assert value(s, "just_storage_uploaded_bytes_total") == sum(sizes)
+        assert value(s, "just_storage_downloaded_bytes_total") == sum(sizes)
+        assert value(s, "just_storage_dedup_hits_total") == UPLOADS - DISTINCT
+        assert value(s, "just_storage_dedup_bytes_saved_total") == saved
+        assert value(s, "just_storage_throttled_requests_total", tenant=SLOW) == throttled.count(
+            429
+        )
+        assert value(s, "just_storage_objects_total", tenant=TENANT, status="COMMITTED") == UPLOADS
+        assert value(s, "just_storage_storage_bytes", storage_class="hot") == sum(sizes)
+        assert value(s, "just_storage_db_connections_max") >= WORKERS  # one pool per process
+
+
+def test_gc_counters_add_up_across_processes(server: Server) -> None:
+    # Delete every version of the keys holding body 0: that one blob becomes garbage.
+    doomed = [i for i in range(UPLOADS) if i % DISTINCT == 0]
+    for i in doomed:
+        response = _fresh_connection(server, "DELETE", by_key_path(NAMESPACE, TENANT, f"k{i}"))
+        assert response.status_code == 204
+    assert wait_until(
+        lambda: value(_scrape(server), "just_storage_gc_deleted_blobs_total") >= 1, timeout=10
+    )
+    s = _scrape(server)
+    assert value(s, "just_storage_gc_deleted_blobs_total") == 1  # one blob, removed once
+    assert value(s, "just_storage_gc_runs_total") >= 1
+    assert value(s, "just_storage_gc_duration_seconds_count") == value(
+        s, "just_storage_gc_runs_total"
+    )
+    assert value(s, "just_storage_requests_total", method="DELETE", namespace=NAMESPACE) == len(
+        doomed
+    )
