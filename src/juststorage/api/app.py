@@ -18,6 +18,7 @@ from juststorage.api import objects, operations
 from juststorage.api.errors import EXCEPTION_HANDLERS
 from juststorage.api.metrics_listener import metrics_listener
 from juststorage.api.middleware import RequestContextMiddleware
+from juststorage.api.openapi import openapi_json
 from juststorage.api.request_log import RequestLogMiddleware
 from juststorage.bootstrap import Services, start
 from juststorage.domain.auth import Principal
@@ -44,6 +45,7 @@ def _routes(serve_metrics: bool) -> list[Route]:
     routes = [
         Route("/health", operations.health, methods=["GET"]),
         Route("/ready", operations.ready, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/v1/objects", authenticated(objects.upload), methods=["POST"]),
         Route("/v1/objects", authenticated(objects.list_), methods=["GET"]),
         Route("/v1/usage", authenticated(objects.usage), methods=["GET"]),
