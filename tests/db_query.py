@@ -40,3 +40,20 @@ def refcount_drift(database_url: str) -> list[tuple[str, int, int]]:
     """Blobs whose ref_count differs from their committed objects (should be none)."""
     rows = query(database_url, REFCOUNT_DRIFT_SQL)
     return [(h, int(ref), int(live)) for h, ref, live in rows if int(ref) != int(live)]
+
+
+USAGE_DRIFT_SQL = (
+    "SELECT c.tenant_id, c.storage_class, c.objects, c.size_bytes,"
+    " (SELECT COUNT(*) FROM objects o WHERE o.tenant_id = c.tenant_id"
+    " AND o.storage_class = c.storage_class AND o.state = 'COMMITTED'),"
+    " (SELECT COALESCE(SUM(size_bytes), 0) FROM objects o WHERE o.tenant_id = c.tenant_id"
+    " AND o.storage_class = c.storage_class AND o.state = 'COMMITTED')"
+    " FROM (SELECT tenant_id, storage_class, SUM(objects) AS objects,"
+    " SUM(size_bytes) AS size_bytes FROM usage_counters GROUP BY tenant_id, storage_class) c"
+)
+
+
+def usage_drift(database_url: str) -> list[tuple[Any, ...]]:
+    """Tenants whose usage counters differ from their committed objects (should be none)."""
+    rows = query(database_url, USAGE_DRIFT_SQL)
+    return [r for r in rows if (int(r[2]), int(r[3])) != (int(r[4]), int(r[5]))]

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from db_query import query, refcount_drift
+from db_query import query, refcount_drift, usage_drift
 from server_process import Server, run_cli, start
 
 pytestmark = pytest.mark.e2e
@@ -194,4 +194,5 @@ def test_kill9_at_random_points_loses_nothing_acknowledged(
     assert files == live_blobs, (seed, "orphan or missing blob files")
     assert query(database_url, "SELECT id FROM objects WHERE state = 'WRITING'") == []
     assert refcount_drift(database_url) == []
+    assert usage_drift(database_url) == []
     assert len(ledger.acked) >= KILL_POINTS, "the rounds acknowledged almost nothing"

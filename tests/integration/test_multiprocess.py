@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from db_query import refcount_drift
+from db_query import refcount_drift, usage_drift
 from server_process import Server, run_cli, start
 
 pytestmark = pytest.mark.e2e
@@ -139,6 +139,7 @@ def test_three_processes_share_one_store_without_losing_data(
             assert hashlib.sha256(response.content).hexdigest() == item.sha256
 
     assert refcount_drift(database_url) == []
+    assert usage_drift(database_url) == []
 
     env = servers[0].env
     gc = run_cli(["gc"], env)

@@ -30,7 +30,8 @@ async def delete_versions(
         versions = await uow.objects.mark_key_deleting(tenant_id, namespace, key)
         if not versions:
             raise NotFound("no such key")
-        for version in versions:
+        # One global order of blob rows, so two deletes sharing blobs cannot deadlock.
+        for version in sorted(versions, key=lambda v: (v.storage_class, v.content_hash.hex)):
             await uow.blobs.release(version.storage_class, version.content_hash)
         await uow.commit()
     return versions

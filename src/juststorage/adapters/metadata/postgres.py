@@ -11,6 +11,7 @@ Concurrency across processes is the database's job:
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -24,10 +25,13 @@ from asyncpg.pool import PoolConnectionProxy
 from juststorage.adapters.metadata.migrations import migrations_for
 from juststorage.adapters.metadata.queries import (
     CENSUS_SQL,
+    COUNT_USAGE_SQL,
     SELECT_OBJECT,
+    USAGE_SHARDS,
     USAGE_SQL,
     Params,
     list_page_sql,
+    usage_deltas,
 )
 from juststorage.application.ports import (
     ApiKeyRecord,
@@ -105,10 +109,14 @@ async def _translated(call: Awaitable[T]) -> T:
         raise StorageError(f"database error: {exc}") from exc
 
 
+UsageKey = tuple[str, str, int]  # tenant, storage class, shard
+
+
 class _Session:
-    def __init__(self, conn: Connection, clock: Clock) -> None:
+    def __init__(self, conn: Connection, clock: Clock, usage: dict[UsageKey, list[int]]) -> None:
         self.conn = conn
         self.clock = clock
+        self.usage = usage  # counter deltas, applied just before COMMIT
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         return await _translated(self.conn.fetchrow(sql, *args))
@@ -153,7 +161,9 @@ class PostgresObjectRepository:
         )
         if row is None:
             raise NotFound("the upload's WRITING row is gone")
-        return _version(row)
+        version = _version(row)
+        await self._count_usage([version], +1)
+        return version
 
     async def discard_writing(
         self, upload_id: UUID, *, last_touched: datetime | None = None
@@ -202,7 +212,11 @@ class PostgresObjectRepository:
             object_id,
             str(tenant_id),
         )
-        return _version(row) if row else None
+        if row is None:
+            return None
+        version = _version(row)
+        await self._count_usage([version], -1)
+        return version
 
     async def mark_key_deleting(
         self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
@@ -215,7 +229,19 @@ class PostgresObjectRepository:
             str(namespace),
             str(key),
         )
-        return [_version(r) for r in rows]
+        versions = [_version(r) for r in rows]
+        await self._count_usage(versions, -1)
+        return versions
+
+    async def _count_usage(self, versions: list[ObjectVersion], sign: int) -> None:
+        """Record usage deltas; the unit of work applies them at commit (see _apply_usage)."""
+        shard = random.randrange(USAGE_SHARDS)
+        for storage_class, (objects, size) in usage_deltas(versions, sign).items():
+            delta = self._s.usage.setdefault(
+                (versions[0].tenant_id, storage_class.value, shard), [0, 0]
+            )
+            delta[0] += objects
+            delta[1] += size
 
     async def list_page(self, query: ListQuery) -> list[ObjectVersion]:
         params = Params(numbered=True)
@@ -225,7 +251,7 @@ class PostgresObjectRepository:
 
     async def usage(self, tenant_id: TenantId) -> list[ClassUsage]:
         rows = await self._s.fetch(USAGE_SQL.format(tenant="$1"), str(tenant_id))
-        return [ClassUsage(StorageClass(r[0]), r[1], int(r[2])) for r in rows]
+        return [ClassUsage(StorageClass(r[0]), int(r[1]), int(r[2])) for r in rows]
 
     async def census(self) -> list[Census]:
         rows = await self._s.fetch(CENSUS_SQL)
@@ -498,6 +524,7 @@ class PostgresUnitOfWork:
         self._committed = False
         self._conn: Connection | None = None
         self._transaction: Any = None
+        self._usage: dict[UsageKey, list[int]] = {}
 
     async def __aenter__(self) -> Self:
         pool = await self._store._get_pool()
@@ -519,7 +546,7 @@ class PostgresUnitOfWork:
     def session(self) -> _Session:
         if self._conn is None:
             raise RuntimeError("use the unit of work inside `async with`")
-        return _Session(self._conn, self._store.clock)
+        return _Session(self._conn, self._store.clock, self._usage)
 
     @property
     def objects(self) -> PostgresObjectRepository:
@@ -540,8 +567,28 @@ class PostgresUnitOfWork:
     async def commit(self) -> None:
         if self._read_only:
             raise RuntimeError("commit() on a read-only snapshot")
+        await self._apply_usage()
         await _translated(self._transaction.commit())
         self._committed = True
+
+    async def _apply_usage(self) -> None:
+        """Usage counter rows are locked last, in one global order, just before COMMIT.
+
+        Taken earlier, in whatever order the work ran, they would deadlock against the
+        blob rows (an upload locks blob then counter, a delete counter then blob).
+        """
+        session = self.session
+        for (tenant, storage_class, shard), (objects, size) in sorted(self._usage.items()):
+            if objects or size:
+                await session.execute(
+                    COUNT_USAGE_SQL.format("$1", "$2", "$3", "$4", "$5"),
+                    tenant,
+                    storage_class,
+                    shard,
+                    objects,
+                    size,
+                )
+        self._usage.clear()
 
     async def __aexit__(
         self,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from juststorage.application.ports import ListQuery
-from juststorage.domain.model import prefix_upper_bound
+from juststorage.domain.model import ObjectVersion, StorageClass, prefix_upper_bound
 
 OBJECT_COLUMNS = (
     "id",
@@ -66,9 +66,28 @@ def list_page_sql(query: ListQuery, params: Params) -> str:
 
 
 USAGE_SQL = (
-    "SELECT storage_class, COUNT(*), COALESCE(SUM(size_bytes), 0) FROM objects"
-    " WHERE tenant_id = {tenant} AND state = 'COMMITTED' GROUP BY storage_class"
+    "SELECT storage_class, SUM(objects), SUM(size_bytes) FROM usage_counters"
+    " WHERE tenant_id = {tenant} GROUP BY storage_class"
 )
+
+# Adds a delta to one shard of a tenant's usage counters (see migration 0003).
+COUNT_USAGE_SQL = (
+    "INSERT INTO usage_counters (tenant_id, storage_class, shard, objects, size_bytes)"
+    " VALUES ({0}, {1}, {2}, {3}, {4}) ON CONFLICT (tenant_id, storage_class, shard)"
+    " DO UPDATE SET objects = usage_counters.objects + excluded.objects,"
+    " size_bytes = usage_counters.size_bytes + excluded.size_bytes"
+)
+USAGE_SHARDS = 16
+
+
+def usage_deltas(versions: list[ObjectVersion], sign: int) -> dict[StorageClass, tuple[int, int]]:
+    """(objects, bytes) to add per storage class when `versions` appear (+1) or go (-1)."""
+    deltas: dict[StorageClass, tuple[int, int]] = {}
+    for version in versions:
+        objects, size = deltas.get(version.storage_class, (0, 0))
+        deltas[version.storage_class] = (objects + sign, size + sign * version.size_bytes)
+    return deltas
+
 
 CENSUS_SQL = (
     "SELECT tenant_id, namespace, state, storage_class, COUNT(*), COALESCE(SUM(size_bytes), 0)"

@@ -26,10 +26,12 @@ import anyio.to_thread
 from juststorage.adapters.metadata.migrations import migrations_for
 from juststorage.adapters.metadata.queries import (
     CENSUS_SQL,
+    COUNT_USAGE_SQL,
     SELECT_OBJECT,
     USAGE_SQL,
     Params,
     list_page_sql,
+    usage_deltas,
 )
 from juststorage.application.ports import (
     ApiKeyRecord,
@@ -198,7 +200,9 @@ class SqliteObjectRepository:
         )
         if row is None:
             raise NotFound("the upload's WRITING row is gone")
-        return _version(row)
+        version = _version(row)
+        await self._count_usage([version], +1)
+        return version
 
     async def discard_writing(
         self, upload_id: UUID, *, last_touched: datetime | None = None
@@ -237,7 +241,11 @@ class SqliteObjectRepository:
             f" WHERE id = ? AND tenant_id = ? AND state = 'COMMITTED' RETURNING {_COLUMNS}",
             (self._s.now(), str(object_id), tenant_id),
         )
-        return _version(row) if row else None
+        if row is None:
+            return None
+        version = _version(row)
+        await self._count_usage([version], -1)
+        return version
 
     async def mark_key_deleting(
         self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
@@ -247,7 +255,17 @@ class SqliteObjectRepository:
             f" AND namespace = ? AND key = ? AND state = 'COMMITTED' RETURNING {_COLUMNS}",
             (self._s.now(), tenant_id, namespace, key),
         )
-        return [_version(r) for r in rows]
+        versions = [_version(r) for r in rows]
+        await self._count_usage(versions, -1)
+        return versions
+
+    async def _count_usage(self, versions: list[ObjectVersion], sign: int) -> None:
+        """Keep usage_counters in step, in the same transaction (one shard: one writer)."""
+        for storage_class, (objects, size) in usage_deltas(versions, sign).items():
+            await self._s.fetchone(
+                COUNT_USAGE_SQL.format("?", "?", "0", "?", "?"),
+                (versions[0].tenant_id, storage_class.value, objects, size),
+            )
 
     async def list_page(self, query: ListQuery) -> list[ObjectVersion]:
         params = Params(numbered=False)

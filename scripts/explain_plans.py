@@ -1,0 +1,146 @@
+"""Print the query plans of the hot metadata queries at a large row count.
+
+Fills a fresh PostgreSQL database (or SQLite file) with N committed objects in
+one tenant/namespace (plus a second version of every tenth key), then shows
+EXPLAIN (ANALYZE) for: newest version by key, the first and a deep list page
+(newest only, and all versions), and usage. Used for docs/postgres.md.
+
+    .venv/bin/python scripts/explain_plans.py --postgres postgresql://postgres@127.0.0.1/postgres
+    .venv/bin/python scripts/explain_plans.py --sqlite /tmp/plans.db
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sqlite3
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+from juststorage.adapters.metadata.postgres import PostgresMetadataStore
+from juststorage.adapters.metadata.queries import Params, list_page_sql
+from juststorage.adapters.metadata.sqlite import SqliteMetadataStore
+from juststorage.application.ports import ListQuery
+from juststorage.bootstrap import SystemClock
+from juststorage.domain.cursor import ListCursor
+from juststorage.domain.model import Namespace, TenantId
+
+TENANT, NAMESPACE = TenantId("acme"), Namespace("kb")
+
+
+def _queries(rows: int) -> dict[str, ListQuery | str]:
+    deep = ListCursor(f"doc-{rows - 200:09d}", rows)
+    return {
+        "list, first page (newest only)": ListQuery(TENANT, NAMESPACE, 101),
+        "list, deep page (newest only)": ListQuery(TENANT, NAMESPACE, 101, after=deep),
+        "list, deep page, all versions": ListQuery(
+            TENANT, NAMESPACE, 101, after=deep, all_versions=True
+        ),
+        "list, prefix": ListQuery(TENANT, NAMESPACE, 101, prefix="doc-0005"),
+    }
+
+
+async def postgres(url: str, rows: int) -> None:
+    name = f"juststorage_plans_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    db_url = url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        store = PostgresMetadataStore(db_url, SystemClock())
+        await store.migrate()
+        await store.close()
+        conn = await asyncpg.connect(db_url)
+        await conn.execute(
+            "INSERT INTO objects (id, tenant_id, namespace, key, state, storage_class,"
+            " content_type, content_hash, size_bytes, created_at, updated_at, commit_seq)"
+            " SELECT gen_random_uuid(), 'acme', 'kb', 'doc-' || lpad(g::text, 9, '0'),"
+            " 'COMMITTED', 'hot', 'text/plain', md5(g::text) || md5(g::text), 4096,"
+            " now(), now(), g FROM generate_series(1, $1) g",
+            rows,
+        )
+        await conn.execute(
+            "INSERT INTO objects (id, tenant_id, namespace, key, state, storage_class,"
+            " content_type, content_hash, size_bytes, created_at, updated_at, commit_seq)"
+            " SELECT gen_random_uuid(), 'acme', 'kb', 'doc-' || lpad(g::text, 9, '0'),"
+            " 'COMMITTED', 'hot', 'text/plain', md5(g::text) || md5(g::text), 4096,"
+            " now(), now(), $1 + g FROM generate_series(1, $1, 10) g",
+            rows,
+        )
+        await conn.execute("ANALYZE")
+        print(f"PostgreSQL, {rows} keys (+10 % second versions)\n")
+        newest = (
+            "SELECT * FROM objects WHERE tenant_id = $1 AND namespace = $2 AND key = $3"
+            " AND state = 'COMMITTED' ORDER BY commit_seq DESC LIMIT 1"
+        )
+        await _pg_plan(conn, "newest version by key", newest, ["acme", "kb", "doc-000500001"])
+        for title, query in _queries(rows).items():
+            assert isinstance(query, ListQuery)
+            params = Params(numbered=True)
+            sql = list_page_sql(query, params)
+            await _pg_plan(conn, title, sql, [str(v) if isinstance(v, str) else v for v in params.values])
+        usage = (
+            "SELECT storage_class, COUNT(*), COALESCE(SUM(size_bytes), 0) FROM objects"
+            " WHERE tenant_id = $1 AND state = 'COMMITTED' GROUP BY storage_class"
+        )
+        await _pg_plan(conn, "usage", usage, ["acme"])
+        await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def _pg_plan(conn: asyncpg.Connection, title: str, sql: str, args: list[object]) -> None:
+    rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}", *args)
+    print(f"### {title}\n```")
+    for row in rows:
+        print(row[0])
+    print("```\n")
+
+
+def sqlite_plans(path: Path, rows: int) -> None:
+    path.unlink(missing_ok=True)
+    store = SqliteMetadataStore(path, SystemClock())
+    asyncio.run(store.migrate())
+    asyncio.run(store.close())
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO objects (id, tenant_id, namespace, key, state, storage_class,"
+            " content_type, content_hash, size_bytes, created_at, updated_at, commit_seq)"
+            " VALUES (?, 'acme', 'kb', ?, 'COMMITTED', 'hot', 'text/plain', ?, 4096, ?, ?, ?)",
+            (
+                (str(uuid.uuid4()), f"doc-{g:09d}", f"{g:064x}", now, now, g)
+                for g in range(1, rows + 1)
+            ),
+        )
+        conn.execute("ANALYZE")
+        print(f"SQLite, {rows} keys\n")
+        for title, query in _queries(rows).items():
+            assert isinstance(query, ListQuery)
+            params = Params(numbered=False)
+            sql = list_page_sql(query, params)
+            plan = conn.execute(f"EXPLAIN QUERY PLAN {sql}", params.values).fetchall()
+            print(f"### {title}\n```")
+            for row in plan:
+                print(row[3])
+            print("```\n")
+    path.unlink(missing_ok=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postgres", help="URL of a PostgreSQL server (a database is created)")
+    parser.add_argument("--sqlite", type=Path, help="path of a scratch SQLite file")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    if args.postgres:
+        asyncio.run(postgres(args.postgres, args.rows))
+    if args.sqlite:
+        sqlite_plans(args.sqlite, args.rows)
+
+
+if __name__ == "__main__":
+    main()
