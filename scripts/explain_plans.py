@@ -21,7 +21,7 @@ from pathlib import Path
 import asyncpg
 
 from juststorage.adapters.metadata.postgres import PostgresMetadataStore
-from juststorage.adapters.metadata.queries import Params, list_page_sql
+from juststorage.adapters.metadata.queries import USAGE_SQL, Params, list_page_sql
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore
 from juststorage.application.ports import ListQuery
 from juststorage.bootstrap import SystemClock
@@ -80,12 +80,15 @@ async def postgres(url: str, rows: int) -> None:
             assert isinstance(query, ListQuery)
             params = Params(numbered=True)
             sql = list_page_sql(query, params)
-            await _pg_plan(conn, title, sql, [str(v) if isinstance(v, str) else v for v in params.values])
-        usage = (
-            "SELECT storage_class, COUNT(*), COALESCE(SUM(size_bytes), 0) FROM objects"
-            " WHERE tenant_id = $1 AND state = 'COMMITTED' GROUP BY storage_class"
+            await _pg_plan(
+                conn, title, sql, [str(v) if isinstance(v, str) else v for v in params.values]
+            )
+        await conn.execute(  # what migration 0003 does for existing rows
+            "INSERT INTO usage_counters SELECT tenant_id, storage_class, 0, COUNT(*),"
+            " SUM(size_bytes) FROM objects WHERE state = 'COMMITTED'"
+            " GROUP BY tenant_id, storage_class"
         )
-        await _pg_plan(conn, "usage", usage, ["acme"])
+        await _pg_plan(conn, "usage", USAGE_SQL.format(tenant="$1"), ["acme"])
         await conn.close()
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
