@@ -9,6 +9,9 @@ from starlette.types import Receive, Scope, Send
 from juststorage.application.ports import BlobReader
 
 _PATHSEND = "http.response.pathsend"
+# Below this a body is one read and one message; pathsend's extra work costs more
+# than it saves (measured: 4 KiB GETs ran 1.5x faster without it).
+_PATHSEND_MIN_BYTES = 256 * 1024
 
 
 class BlobResponse:
@@ -49,6 +52,7 @@ class BlobResponse:
                 return
             if (
                 self.whole
+                and self.length >= _PATHSEND_MIN_BYTES
                 and self.reader.path is not None
                 and _PATHSEND in scope.get("extensions", {})
             ):

@@ -9,6 +9,7 @@ import enum
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Self
 from uuid import UUID
 
 from juststorage.domain.errors import BadRequest
@@ -66,6 +67,11 @@ class _Name(str):
             )
         return super().__new__(cls, raw)
 
+    @classmethod
+    def trusted(cls, raw: str) -> Self:
+        """Wrap a value that was validated before it was stored (skips the checks)."""
+        return str.__new__(cls, raw)
+
 
 class TenantId(_Name):
     """The isolation boundary every object belongs to."""
@@ -96,6 +102,11 @@ class ObjectKey(str):
         if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in raw):
             raise BadRequest("key must not contain control characters")
         return super().__new__(cls, raw)
+
+    @classmethod
+    def trusted(cls, raw: str) -> ObjectKey:
+        """Wrap a key that was validated before it was stored (skips the checks)."""
+        return str.__new__(cls, raw)
 
     @classmethod
     def from_header_bytes(cls, raw: bytes) -> ObjectKey:
@@ -132,6 +143,13 @@ class ContentHash:
     def __post_init__(self) -> None:
         if not _HEX64_RE.fullmatch(self.hex):
             raise BadRequest("a SHA-256 digest is 64 lowercase hex characters")
+
+    @classmethod
+    def trusted(cls, hex_digest: str) -> ContentHash:
+        """Wrap a digest that was validated before it was stored (skips the checks)."""
+        digest = object.__new__(cls)
+        object.__setattr__(digest, "hex", hex_digest)
+        return digest
 
     @classmethod
     def parse(cls, raw: str) -> ContentHash:

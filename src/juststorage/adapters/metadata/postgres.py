@@ -63,12 +63,13 @@ _POOL_MAX = 10
 
 
 def _version(row: asyncpg.Record) -> ObjectVersion:
+    """A stored row: its values were validated on the way in, so they are not re-checked."""
     return ObjectVersion(
         id=row["id"],
-        tenant_id=TenantId(row["tenant_id"]),
-        namespace=Namespace(row["namespace"]),
-        key=ObjectKey(row["key"]),
-        content_hash=ContentHash(row["content_hash"]),
+        tenant_id=TenantId.trusted(row["tenant_id"]),
+        namespace=Namespace.trusted(row["namespace"]),
+        key=ObjectKey.trusted(row["key"]),
+        content_hash=ContentHash.trusted(row["content_hash"]),
         size_bytes=row["size_bytes"],
         storage_class=StorageClass(row["storage_class"]),
         content_type=row["content_type"],

@@ -83,12 +83,13 @@ def _parse_ts(text: str) -> datetime:
 
 
 def _version(row: tuple[Any, ...]) -> ObjectVersion:
+    """A stored row: its values were validated on the way in, so they are not re-checked."""
     return ObjectVersion(
         id=UUID(row[0]),
-        tenant_id=TenantId(row[1]),
-        namespace=Namespace(row[2]),
-        key=ObjectKey(row[3]),
-        content_hash=ContentHash(row[4]),
+        tenant_id=TenantId.trusted(row[1]),
+        namespace=Namespace.trusted(row[2]),
+        key=ObjectKey.trusted(row[3]),
+        content_hash=ContentHash.trusted(row[4]),
         size_bytes=row[5],
         storage_class=StorageClass(row[6]),
         content_type=row[7],
