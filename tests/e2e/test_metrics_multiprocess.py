@@ -4,15 +4,19 @@ whichever process answers it, reports the totals of all of them (issue 8)."""
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from server_process import Server, start, wait_until
 
-from .prometheus_text import parse_samples, value
+from .prometheus_text import family_names, parse_samples, value
 from .support import by_key_path
 
 pytestmark = pytest.mark.e2e
@@ -157,3 +161,29 @@ def test_gc_counters_add_up_across_processes(server: Server) -> None:
     assert value(s, "just_storage_requests_total", method="DELETE", namespace=NAMESPACE) == len(
         doomed
     )
+
+
+REPO = Path(__file__).resolve().parents[2]
+_METRIC_NAME = re.compile(r"\bjust_storage_[a-z0-9_]+")
+
+
+def _queries() -> dict[str, list[str]]:
+    """Every PromQL expression of the dashboard and of the alert rules."""
+    dashboard = json.loads((REPO / "deploy/grafana/dashboards/juststorage.json").read_text())
+    rules = yaml.safe_load((REPO / "deploy/prometheus/alerts.yml").read_text())
+    return {
+        "dashboard": [t["expr"] for p in dashboard["panels"] for t in p["targets"]],
+        "alerts": [r["expr"] for g in rules["groups"] for r in g["rules"]],
+    }
+
+
+def test_dashboard_and_alert_queries_use_only_exposed_metrics(server: Server) -> None:
+    # Runs after the tests above: every kind of event (throttling, GC) has happened.
+    response = _fresh_connection(server, "GET", "/metrics")
+    exposed = family_names(response.text)
+    for where, exprs in _queries().items():
+        assert exprs, where
+        used = {name for expr in exprs for name in _METRIC_NAME.findall(expr)}
+        assert used, where
+        missing = used - exposed
+        assert not missing, f"{where} queries metrics the server does not expose: {missing}"

@@ -67,10 +67,13 @@ def _forget_dead_processes(directory: Path) -> None:
 
 
 class _CensusCollector(Collector):
-    """The object and byte gauges, from the last census of the database."""
+    """Gauges taken at scrape time: the census of the database (objects, bytes),
+    readiness, and the room left on each storage root."""
 
     def __init__(self) -> None:
         self.census: list[Census] = []
+        self.ready: dict[str, bool] = {}
+        self.disks: dict[str, tuple[int, int]] = {}
 
     def collect(self) -> Iterable[Metric]:
         objects = GaugeMetricFamily(
@@ -97,6 +100,31 @@ class _CensusCollector(Collector):
             stored.add_metric(list(labels_), size)
         yield objects
         yield stored
+        if self.ready:
+            ready = GaugeMetricFamily(
+                "just_storage_ready",
+                "1 while the check of /ready passes (database, hot, cold), else 0.",
+                labels=["check"],
+            )
+            for check, ok in sorted(self.ready.items()):
+                ready.add_metric([check], 1.0 if ok else 0.0)
+            yield ready
+        if self.disks:
+            free = GaugeMetricFamily(
+                "just_storage_root_free_bytes",
+                "Bytes available to the service on the file system of each storage root.",
+                labels=["storage_class"],
+            )
+            capacity = GaugeMetricFamily(
+                "just_storage_root_size_bytes",
+                "Size of the file system of each storage root.",
+                labels=["storage_class"],
+            )
+            for storage_class, (available, total) in sorted(self.disks.items()):
+                free.add_metric([storage_class], available)
+                capacity.add_metric([storage_class], total)
+            yield free
+            yield capacity
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
@@ -187,6 +215,13 @@ class Metrics:
     def observe_census(self, census: list[Census]) -> None:
         """Replace the object and byte gauges with a fresh count from the database."""
         self._census.census = list(census)
+
+    def observe_readiness(self, checks: dict[str, str]) -> None:
+        """The checks of /ready ("ok" or why not) as 1/0 gauges."""
+        self._census.ready = {name: result == "ok" for name, result in checks.items()}
+
+    def observe_disk(self, storage_class: str, available_bytes: int, total_bytes: int) -> None:
+        self._census.disks[storage_class] = (available_bytes, total_bytes)
 
     def render(self) -> bytes:
         if self.multiprocess_dir is not None:

@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 
 from prometheus_client import start_http_server
 
-from juststorage.api.operations import refresh_census
+from juststorage.api.operations import refresh_scrape_gauges
 from juststorage.bootstrap import Services
 from juststorage.config import parse_host_port
 from juststorage.domain.errors import StorageError
@@ -47,7 +47,7 @@ async def _sample_forever(services: Services) -> None:
 async def _refresh_forever(services: Services) -> None:
     while True:
         with contextlib.suppress(StorageError):
-            await refresh_census(services)
+            await refresh_scrape_gauges(services)
         await asyncio.sleep(CENSUS_INTERVAL_SECONDS)
 
 

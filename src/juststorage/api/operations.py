@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -51,9 +53,25 @@ async def refresh_census(services: Services) -> None:
     services.metrics.observe_census(census)
 
 
+async def refresh_scrape_gauges(services: Services) -> None:
+    """Readiness, free space per root, then the census (the last, as it may fail)."""
+    services.metrics.observe_readiness(await check_readiness(services))
+    roots = {
+        StorageClass.HOT: services.settings.hot_dir,
+        StorageClass.COLD: services.settings.cold_dir,
+    }
+    for storage_class, root in roots.items():
+        with contextlib.suppress(OSError):
+            fs = await anyio.to_thread.run_sync(os.statvfs, root)
+            services.metrics.observe_disk(
+                storage_class.value, fs.f_bavail * fs.f_frsize, fs.f_blocks * fs.f_frsize
+            )
+    await refresh_census(services)
+
+
 async def metrics(request: Request) -> Response:
     services: Services = request.app.state.services
-    # On a database failure, serve the counters anyway; the gauges keep their last values.
+    # On a database failure, serve the counters anyway; the census keeps its last values.
     with contextlib.suppress(StorageError):
-        await refresh_census(services)
+        await refresh_scrape_gauges(services)
     return Response(services.metrics.render(), media_type=PROMETHEUS_CONTENT_TYPE)

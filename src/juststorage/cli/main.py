@@ -25,6 +25,8 @@ from juststorage.application.fsck import FsckReport
 from juststorage.application.ports import ApiKeyRecord
 from juststorage.bootstrap import Services, build
 from juststorage.config import Settings, SettingsError, load_settings
+from juststorage.deploy.generate import PLATFORMS, generate, write_files
+from juststorage.deploy.options import DeployError, DeployOptions
 from juststorage.domain.errors import StorageError
 
 T = TypeVar("T")
@@ -324,6 +326,38 @@ def token_issue(
             issuer=settings.jwt_issuer,
         )
     click.echo(signed)
+
+
+@cli.group()
+def deploy() -> None:
+    """Deployment configuration for containers, Kubernetes and PaaS platforms."""
+
+
+@deploy.command("generate")
+@click.argument("platform", type=click.Choice(list(PLATFORMS)), metavar="PLATFORM")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Directory to write the files into.",
+)
+@click.option("--app-name", default="juststorage", show_default=True, help="Application name.")
+@click.option("--region", default=None, help="Platform region (flyio, render, digitalocean).")
+@click.option("--force", is_flag=True, help="Overwrite files that exist.")
+def deploy_generate(
+    platform: str, output: Path, app_name: str, region: str | None, force: bool
+) -> None:
+    """Write PLATFORM's configuration files; secrets are referenced, never written."""
+    try:
+        options = DeployOptions(app_name=app_name, region=region)
+        if region is not None and not PLATFORMS[platform].uses_region:
+            click.echo(f"note: {platform} takes no region in its files; --region ignored", err=True)
+        written = write_files(generate(platform, options), output, force=force)
+    except DeployError as exc:
+        raise CommandFailed(str(exc)) from None
+    for path in written:
+        click.echo(f"wrote {path}")
 
 
 def main() -> None:

@@ -1,0 +1,3 @@
+"""`juststorage deploy generate`: configuration files for each supported platform."""
+
+__all__: list[str] = []

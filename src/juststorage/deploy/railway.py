@@ -1,0 +1,29 @@
+"""Railway: `railway.json` (Dockerfile build, start command, readiness check).
+
+Railway keeps databases, volumes and variables outside this file: add a
+PostgreSQL service, set `DATABASE_URL=${{Postgres.DATABASE_URL}}` and
+`JWT_SECRET` as service variables, and attach a volume at /data
+(docs/deployment.md).
+"""
+
+from __future__ import annotations
+
+import json
+
+from juststorage.deploy.options import DeployOptions
+
+
+def files(options: DeployOptions) -> dict[str, str]:
+    config = {
+        "$schema": "https://railway.com/railway.schema.json",
+        "build": {"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile"},
+        "deploy": {
+            "startCommand": "sh -c 'exec juststorage serve --host 0.0.0.0 --port ${PORT:-8080}'",
+            "healthcheckPath": "/ready",
+            "healthcheckTimeout": 120,
+            "restartPolicyType": "ON_FAILURE",
+            "restartPolicyMaxRetries": 10,
+            "numReplicas": 1,
+        },
+    }
+    return {"railway.json": json.dumps(config, indent=2) + "\n"}

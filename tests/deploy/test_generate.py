@@ -1,0 +1,237 @@
+"""`juststorage deploy generate <platform>`: each platform's own files, parsed and
+checked; secrets referenced, never written; nothing overwritten without --force."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from juststorage.cli.main import cli
+from juststorage.deploy.generate import PLATFORMS
+
+SECRETS = {
+    "JWT_SECRET": "jwt-secret-value-never-in-a-file-71c3",
+    "API_KEYS": "apikey-value-never-in-a-file-0d9e:*:admin",
+    "DATABASE_URL": "postgresql://u:db-password-never-in-a-file@h/db",
+}
+EXPECTED_FILES = {
+    "caprover": {"captain-definition", "caprover-one-click-app.yml"},
+    "heroku": {"app.json", "Procfile", ".python-version", "requirements.txt"},
+    "flyio": {"fly.toml"},
+    "railway": {"railway.json"},
+    "render": {"render.yaml"},
+    "digitalocean": {".do/app.yaml"},
+    "compose": {
+        "docker-compose.yml",
+        ".env.example",
+        "deploy/prometheus/prometheus.yml",
+        "deploy/prometheus/alerts.yml",
+        "deploy/grafana/dashboards/juststorage.json",
+        "deploy/grafana/provisioning/datasources/prometheus.yml",
+        "deploy/grafana/provisioning/dashboards/juststorage.yml",
+    },
+    "kubernetes": {
+        "kustomization.yaml",
+        "statefulset.yaml",
+        "service.yaml",
+        "servicemonitor.yaml",
+        "prometheusrule.yaml",
+        "multi/kustomization.yaml",
+        "multi/shared-volumes.yaml",
+        "multi/pdb.yaml",
+    },
+}
+
+
+def run(*args: str) -> Any:
+    # The secrets are in the environment, as they would be on an operator's machine.
+    return CliRunner().invoke(cli, list(args), env=SECRETS, catch_exceptions=False)
+
+
+def parse(path: Path) -> Any:
+    text = path.read_text("utf-8")
+    if path.suffix == ".json" or path.name == "captain-definition":
+        return json.loads(text)
+    if path.suffix in (".yml", ".yaml"):
+        return list(yaml.safe_load_all(text))
+    if path.suffix == ".toml":
+        return tomllib.loads(text)
+    if path.name == "Procfile":
+        return dict(line.split(": ", 1) for line in text.splitlines() if line)
+    return text.splitlines()
+
+
+def generated(tmp_path: Path, platform: str, *extra: str) -> dict[str, Any]:
+    out = tmp_path / platform
+    result = run("deploy", "generate", platform, "--output", str(out), *extra)
+    assert result.exit_code == 0, result.output
+    files = {str(p.relative_to(out)): p for p in out.rglob("*") if p.is_file()}
+    assert set(files) == EXPECTED_FILES[platform]
+    for path in files.values():
+        text = path.read_text("utf-8")
+        for secret in SECRETS.values():
+            assert secret not in text, f"{secret} written to {path}"
+            assert "db-password-never" not in text
+    return {name: parse(path) for name, path in files.items()}
+
+
+@pytest.mark.parametrize("platform", list(PLATFORMS))
+def test_every_file_parses_and_holds_no_secret(tmp_path: Path, platform: str) -> None:
+    assert generated(tmp_path, platform)
+
+
+def test_unknown_platform_lists_the_known_ones() -> None:
+    result = run("deploy", "generate", "openshift")
+    assert result.exit_code == 2
+    for name in PLATFORMS:
+        assert name in result.output
+
+
+def test_existing_files_are_kept_without_force(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "fly.toml").write_text("mine\n")
+    refused = run("deploy", "generate", "flyio", "--output", str(out))
+    assert refused.exit_code == 1 and "--force" in refused.output and "fly.toml" in refused.output
+    assert (out / "fly.toml").read_text() == "mine\n"
+    forced = run("deploy", "generate", "flyio", "--output", str(out), "--force")
+    assert forced.exit_code == 0
+    assert tomllib.loads((out / "fly.toml").read_text())["app"] == "juststorage"
+
+
+def test_nothing_is_written_when_one_file_exists(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "deploy" / "prometheus").mkdir(parents=True)
+    (out / "deploy" / "prometheus" / "alerts.yml").write_text("mine\n")
+    assert run("deploy", "generate", "compose", "--output", str(out)).exit_code == 1
+    assert not (out / "docker-compose.yml").exists()
+
+
+def test_a_bad_app_name_is_refused(tmp_path: Path) -> None:
+    result = run(
+        "deploy", "generate", "render", "--output", str(tmp_path), "--app-name", "Bad_Name"
+    )
+    assert result.exit_code == 1 and "app name" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_caprover(tmp_path: Path) -> None:
+    files = generated(tmp_path, "caprover", "--app-name", "store")
+    assert files["captain-definition"] == {"schemaVersion": 2, "dockerfilePath": "./Dockerfile"}
+    (app,) = files["caprover-one-click-app.yml"]
+    assert app["captainVersion"] == 4
+    service = app["services"]["$$cap_appname"]
+    assert {"$$cap_appname-hot:/data/hot", "$$cap_appname-cold:/data/cold"} <= set(
+        service["volumes"]
+    )
+    assert service["environment"]["JWT_SECRET"] == "$$cap_jwt_secret"
+    assert "$$cap_pg_password" in service["environment"]["DATABASE_URL"]
+    assert app["services"]["$$cap_appname-db"]["image"].startswith("postgres:")
+    names = {v["id"]: v for v in app["caproverOneClickApp"]["variables"]}
+    assert names["$$cap_appname"]["defaultValue"] == "store"
+    assert names["$$cap_jwt_secret"]["defaultValue"].startswith("$$cap_gen_random_hex")
+
+
+def test_heroku(tmp_path: Path) -> None:
+    files = generated(tmp_path, "heroku", "--app-name", "store")
+    app = files["app.json"]
+    assert app["name"] == "store"
+    assert app["addons"][0]["plan"].startswith("heroku-postgresql")
+    assert app["env"]["JWT_SECRET"] == {
+        "description": "HS256 signing secret for JWTs",
+        "generator": "secret",
+    }
+    assert "value" not in app["env"]["API_KEYS"]
+    assert files["Procfile"]["web"] == "juststorage serve --host 0.0.0.0 --port $PORT"
+    assert files["Procfile"]["release"] == "juststorage migrate"
+
+
+def test_flyio(tmp_path: Path) -> None:
+    fly = generated(tmp_path, "flyio", "--app-name", "store", "--region", "fra")["fly.toml"]
+    assert (fly["app"], fly["primary_region"]) == ("store", "fra")
+    assert fly["build"]["dockerfile"] == "Dockerfile"
+    assert fly["mounts"][0]["destination"] == "/data"
+    assert fly["env"]["JUSTSTORAGE_HOT_ROOT"].startswith("/data/")
+    service = fly["http_service"]
+    assert service["internal_port"] == 8080 and service["checks"][0]["path"] == "/ready"
+    assert fly["metrics"]["port"] == 9091  # not the public port
+    assert not {"JWT_SECRET", "DATABASE_URL", "API_KEYS"} & set(fly["env"])
+
+
+def test_railway(tmp_path: Path) -> None:
+    config = generated(tmp_path, "railway")["railway.json"]
+    assert config["build"] == {"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile"}
+    assert config["deploy"]["healthcheckPath"] == "/ready"
+    assert "juststorage serve" in config["deploy"]["startCommand"]
+
+
+def test_render(tmp_path: Path) -> None:
+    (blueprint,) = generated(tmp_path, "render", "--app-name", "store", "--region", "frankfurt")[
+        "render.yaml"
+    ]
+    (web,) = blueprint["services"]
+    assert (web["name"], web["region"], web["runtime"]) == ("store", "frankfurt", "docker")
+    assert web["healthCheckPath"] == "/ready" and web["disk"]["mountPath"] == "/data"
+    env = {v["key"]: v for v in web["envVars"]}
+    assert env["DATABASE_URL"]["fromDatabase"] == {
+        "name": "store-db",
+        "property": "connectionString",
+    }
+    assert env["JWT_SECRET"] == {"key": "JWT_SECRET", "generateValue": True}
+    assert env["API_KEYS"] == {"key": "API_KEYS", "sync": False}
+    assert blueprint["databases"][0]["name"] == "store-db"
+
+
+def test_digitalocean(tmp_path: Path) -> None:
+    (spec,) = generated(tmp_path, "digitalocean", "--app-name", "store", "--region", "ams")[
+        ".do/app.yaml"
+    ]
+    assert (spec["name"], spec["region"]) == ("store", "ams")
+    (service,) = spec["services"]
+    assert service["health_check"]["http_path"] == "/ready" and service["http_port"] == 8080
+    env = {v["key"]: v for v in service["envs"]}
+    assert env["DATABASE_URL"]["value"] == "${store-db.DATABASE_URL}"
+    for secret in ("JWT_SECRET", "API_KEYS"):
+        assert env[secret]["type"] == "SECRET" and "value" not in env[secret]
+    assert spec["databases"][0] == {
+        "name": "store-db",
+        "engine": "PG",
+        "version": "16",
+        "production": False,
+    }
+
+
+def test_compose(tmp_path: Path) -> None:
+    files = generated(tmp_path, "compose", "--app-name", "store")
+    (compose,) = files["docker-compose.yml"]
+    assert compose["name"] == "store"
+    app = compose["services"]["juststorage"]
+    assert app["environment"]["JWT_SECRET"].startswith("${JWT_SECRET")
+    assert {"hot-data:/data/hot", "cold-data:/data/cold"} <= set(app["volumes"])
+    assert compose["services"]["prometheus"]["profiles"] == ["monitoring"]
+    env_example = dict(line.split("=", 1) for line in files[".env.example"] if "=" in line)
+    assert env_example["JWT_SECRET"] == "" and env_example["POSTGRES_PASSWORD"] == ""
+    assert files["deploy/grafana/dashboards/juststorage.json"]["panels"]
+    (prometheus,) = files["deploy/prometheus/prometheus.yml"]
+    assert prometheus["scrape_configs"][0]["job_name"] == "juststorage"
+
+
+def test_kubernetes_app_name_names_everything(tmp_path: Path) -> None:
+    files = generated(tmp_path, "kubernetes", "--app-name", "store")
+    (statefulset,) = files["statefulset.yaml"]
+    assert statefulset["metadata"]["name"] == "store"
+    refs = {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for e in statefulset["spec"]["template"]["spec"]["containers"][0]["env"]
+        if "valueFrom" in e
+    }
+    assert refs == {"store"}
+    (rule,) = files["prometheusrule.yaml"]
+    exprs = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert exprs and all('job="store"' in e for e in exprs)

@@ -1,0 +1,57 @@
+"""The image's entry command and HEALTHCHECK, run outside a container (there is no
+container runtime here): the Dockerfile's ENV, ENTRYPOINT and CMD start a server
+that answers the HEALTHCHECK's own command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dockerfile_parse import DockerfileParser
+
+from server_process import BIN, clean_env, free_port, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def test_entry_command_serves_and_passes_the_healthcheck(repo: Path, tmp_path: Path) -> None:
+    parser = DockerfileParser(path=str(repo / "Dockerfile"))
+    final = parser.structure[
+        max(i for i, ins in enumerate(parser.structure) if ins["instruction"] == "FROM") :
+    ]
+
+    def value(kind: str) -> str:
+        return str(next(i["value"] for i in final if i["instruction"] == kind))
+
+    image_env = {k: v.replace("/data", str(tmp_path / "data")) for k, v in parser.envs.items()}
+    image_env.pop("PATH", None)
+    port = str(free_port())
+    # Same settings as in the image; only the address stays on 127.0.0.1 for the test.
+    env = clean_env(tmp_path / "data", {**image_env, "JUSTSTORAGE_HOST": "127.0.0.1"})
+    env["JUSTSTORAGE_PORT"] = port
+    env["PATH"] = f"{BIN.parent}{os.pathsep}{env.get('PATH', '')}"
+    command = json.loads(value("ENTRYPOINT")) + json.loads(value("CMD"))
+    healthcheck = value("HEALTHCHECK")
+    probe = json.loads(healthcheck[healthcheck.index("CMD") + 3 :].strip())
+    assert probe[0] == "python"
+    probe[0] = sys.executable
+    log = (tmp_path / "server.log").open("wb")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+
+        def healthy() -> bool:
+            return subprocess.run(probe, env=env, capture_output=True, timeout=10).returncode == 0
+
+        assert wait_until(healthy, timeout=20), (tmp_path / "server.log").read_text()
+        for root in ("hot", "cold", "meta"):
+            assert (tmp_path / "data" / root).is_dir()  # the image's volumes are used
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+        log.close()
+    assert shlex.join(command) == "juststorage serve"
