@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench loadtest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ format: $(STAMP)
 
 bench: $(STAMP)  ## performance table (not part of `make test`)
 	$(PY) bench/run.py
+
+# A bounded mixed workload against a fresh local server (scripts/loadtest.py);
+# LOADTEST_ARGS="--clients 32 --duration 30 --workers 4" to change it.
+loadtest: $(STAMP)  ## throughput, p50/p99 and errors per operation; /metrics checked against the client
+	$(PY) scripts/loadtest.py $(LOADTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
