@@ -142,13 +142,23 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
 
 
 class _Session:
-    """Runs statements on one connection in a worker thread."""
+    """Runs statements on one connection: in a worker thread, or inline when `inline`.
 
-    def __init__(self, conn: sqlite3.Connection, clock: Clock) -> None:
+    Inside a write transaction (after `BEGIN IMMEDIATE` holds SQLite's write lock)
+    statements cannot wait for a lock and touch only cached pages, so they run on
+    the event loop: a thread hop costs more than the statement. What may block —
+    BEGIN (waits for other processes), COMMIT (fsync), and every read, which may
+    be a long listing — runs in a worker thread.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, clock: Clock, *, inline: bool = False) -> None:
         self.conn = conn
         self.clock = clock
+        self.inline = inline
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self.inline:
+            return self._call(fn)
         return await anyio.to_thread.run_sync(self._call, fn)
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -542,7 +552,11 @@ class SqliteUnitOfWork:
             try:
                 self._session = _Session(self._store._writer(), self._store.clock)
                 durable = self._durable
-                await self._session.run(lambda c: _begin_write(c, durable))
+                # Usually no other process holds the write lock: try without waiting,
+                # on the loop; only when busy, wait for it (busy timeout) in a thread.
+                if not _try_begin_write_now(self._session.conn, durable):
+                    await self._session.run(lambda c: _begin_write(c, durable))
+                self._session.inline = True
             except BaseException:
                 self._store._write_lock.release()
                 raise
@@ -574,7 +588,8 @@ class SqliteUnitOfWork:
         if self._read_only:
             raise RuntimeError("commit() on a read-only snapshot")
         assert self._session is not None
-        await self._session.run(lambda c: c.execute("COMMIT"))
+        # COMMIT fsyncs the WAL (synchronous=FULL): off the event loop.
+        await anyio.to_thread.run_sync(self._session._call, lambda c: c.execute("COMMIT"))
         self._committed = True
 
     async def __aexit__(
@@ -590,9 +605,23 @@ class SqliteUnitOfWork:
             return
         try:
             if not self._committed or not self._durable:
-                await anyio.to_thread.run_sync(_end_write, conn, self._committed)
+                _end_write(conn, self._committed)  # ROLLBACK / PRAGMA: no I/O to wait for
         finally:
             self._store._write_lock.release()
+
+
+def _try_begin_write_now(conn: sqlite3.Connection, durable: bool) -> bool:
+    """BEGIN IMMEDIATE without waiting; False if another process holds the write lock."""
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        _begin_write(conn, durable)
+        return True
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+            return False
+        raise Unavailable(f"database unavailable: {exc}") from exc
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
 
 
 def _begin_write(conn: sqlite3.Connection, durable: bool) -> None:
