@@ -59,12 +59,36 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+def _wants_json(log_format: LogFormat, stream: TextIO) -> bool:
+    return log_format == "json" or (log_format == "auto" and not stream.isatty())
+
+
 def configure_logging(
     level: str, log_format: LogFormat = "auto", stream: TextIO | None = None
 ) -> None:
     """Send every log line to `stream` (stderr): text on a terminal, JSON otherwise."""
     out = stream or sys.stderr
-    use_json = log_format == "json" or (log_format == "auto" and not out.isatty())
     handler = logging.StreamHandler(out)
-    handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    handler.setFormatter(JsonFormatter() if _wants_json(log_format, out) else TextFormatter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+def server_log_config(log_format: LogFormat = "auto") -> dict[str, Any]:
+    """A `logging.config.dictConfig` for the HTTP server's own loggers (granian's
+    start, stop and worker lines), in the same format and on stderr like ours."""
+    formatter = JsonFormatter if _wants_json(log_format, sys.stderr) else TextFormatter
+    name = f"{formatter.__module__}.{formatter.__qualname__}"
+    handler = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"generic": {"()": name}, "access": {"()": name}},
+        "handlers": {
+            "console": {**handler, "formatter": "generic"},
+            "access": {**handler, "formatter": "access"},
+        },
+        "loggers": {
+            "_granian": {"handlers": ["console"], "level": "INFO", "propagate": False},
+            "granian.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        },
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import sys
@@ -28,6 +29,7 @@ from juststorage.config import Settings, SettingsError, load_settings
 from juststorage.deploy.generate import PLATFORMS, generate, write_files
 from juststorage.deploy.options import DeployError, DeployOptions
 from juststorage.domain.errors import StorageError
+from juststorage.logs import configure_logging, server_log_config
 
 T = TypeVar("T")
 
@@ -122,13 +124,17 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
         workers=workers or settings.workers,
         loop=Loops.uvloop,
         log_level=settings.log_level,  # type: ignore[arg-type]
+        log_dictconfig=server_log_config(settings.log_format),
         log_access=False,
         respawn_failed_workers=True,
     )
-    click.echo(
-        f"juststorage {__version__} serving on http://{host or settings.host}:"
-        f"{settings.port if port is None else port} (data: {settings.data_dir})",
-        err=True,
+    configure_logging(settings.log_level, settings.log_format)
+    logging.getLogger("juststorage").info(
+        "juststorage %s serving on http://%s:%s (data: %s)",
+        __version__,
+        host or settings.host,
+        settings.port if port is None else port,
+        settings.data_dir,
     )
     try:
         server.serve()
