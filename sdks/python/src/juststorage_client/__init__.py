@@ -1,0 +1,59 @@
+"""Python client for JustStorage: `Client` (blocking) and `AsyncClient` (asyncio)."""
+
+from juststorage_client._async import AsyncClient, AsyncDownload
+from juststorage_client._errors import (
+    ApiError,
+    BadRequest,
+    ChecksumMismatch,
+    Forbidden,
+    InsufficientStorage,
+    IntegrityError,
+    Internal,
+    JustStorageError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    RangeNotSatisfiable,
+    TooManyRequests,
+    TransportError,
+    Unauthorized,
+    Unavailable,
+)
+from juststorage_client._models import ClassUsage, Health, ObjectHead, ObjectInfo, Usage
+from juststorage_client._retry import NO_RETRIES, RetryEvent, RetryPolicy
+from juststorage_client._sync import Client, Download
+
+__version__ = "0.1.0"
+__all__ = [
+    "NO_RETRIES",
+    "ApiError",
+    "AsyncClient",
+    "AsyncDownload",
+    "BadRequest",
+    "ChecksumMismatch",
+    "ClassUsage",
+    "Client",
+    "Download",
+    "Forbidden",
+    "Health",
+    "InsufficientStorage",
+    "IntegrityError",
+    "Internal",
+    "JustStorageError",
+    "MethodNotAllowed",
+    "NotFound",
+    "ObjectHead",
+    "ObjectInfo",
+    "PayloadTooLarge",
+    "PreconditionFailed",
+    "RangeNotSatisfiable",
+    "RetryEvent",
+    "RetryPolicy",
+    "TooManyRequests",
+    "TransportError",
+    "Unauthorized",
+    "Unavailable",
+    "Usage",
+    "__version__",
+]

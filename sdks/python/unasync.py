@@ -1,0 +1,91 @@
+"""Generate `_sync.py` (the blocking `Client`) from `_async.py` (`AsyncClient`).
+
+    python sdks/python/unasync.py          # rewrite _sync.py
+    python sdks/python/unasync.py --check  # exit 1 when _sync.py is stale
+
+One source for both clients, so they cannot drift apart (as httpcore does).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).parent / "src" / "juststorage_client"
+RULES: list[tuple[str, str]] = [
+    (
+        r'^"""`AsyncClient`: the JustStorage API on asyncio\.',
+        '"""`Client`: the JustStorage API, blocking.',
+    ),
+    (
+        r"`_sync\.py` is generated from this file by `sdks/python/unasync\.py`; edit here\.",
+        "Generated from `_async.py` by `sdks/python/unasync.py`: do not edit.",
+    ),
+    (r"\bimport asyncio\b", "import time"),
+    (r"await asyncio\.sleep\(", "time.sleep("),
+    (r"await asyncio\.to_thread\(function, \*args\)", "function(*args)"),
+    (r"\bAsyncIterable\b", "Iterable"),
+    (r"\bAsyncIterator\b", "Iterator"),
+    (r"\bAsyncBaseTransport\b", "BaseTransport"),
+    (r"\bAsyncClient\b", "Client"),
+    (r"\bAsyncDownload\b", "Download"),
+    (r"\baiter_bytes\b", "iter_bytes"),
+    (r"\baread\b", "read"),
+    (r"\baclose\b", "close"),
+    (r"__aenter__", "__enter__"),
+    (r"__aexit__", "__exit__"),
+    (r"__aiter__", "__iter__"),
+    (r"\basync def\b", "def"),
+    (r"\basync for\b", "for"),
+    (r"\basync with\b", "with"),
+    (r"\bawait ", ""),
+]
+
+
+def generate() -> str:
+    text = (PACKAGE / "_async.py").read_text("utf-8")
+    for pattern, replacement in RULES:
+        text = re.sub(pattern, replacement, text, flags=re.MULTILINE)
+    ruff = Path(sys.executable).parent / "ruff"
+    fixed = subprocess.run(
+        [
+            str(ruff),
+            "check",
+            "--fix-only",
+            "--quiet",
+            "--stdin-filename",
+            str(PACKAGE / "_sync.py"),
+            "-",
+        ],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PACKAGE,
+    ).stdout
+    return subprocess.run(
+        [str(ruff), "format", "--quiet", "--stdin-filename", str(PACKAGE / "_sync.py"), "-"],
+        input=fixed,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PACKAGE,
+    ).stdout
+
+
+def main() -> int:
+    target = PACKAGE / "_sync.py"
+    text = generate()
+    if "--check" in sys.argv:
+        if not target.exists() or target.read_text("utf-8") != text:
+            print("_sync.py is stale: run python sdks/python/unasync.py", file=sys.stderr)
+            return 1
+        return 0
+    target.write_text(text, "utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
