@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from pg_databases import fresh_database, server_url_or_skip
+from server_process import Server, StartServer, start
 
 
 @pytest.fixture
@@ -30,3 +31,20 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
     """A fresh, empty database for one test (several processes may share it), dropped after."""
     with fresh_database(postgres_server_url) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServer]:
+    """A factory: `start_server(JUSTSTORAGE_X="1", ...)` → a healthy real server on
+    127.0.0.1 with a fresh data directory; every one is stopped, by PID, after the module."""
+    servers: list[Server] = []
+    tmp_root = tmp_path_factory.mktemp("servers")
+
+    def factory(**extra_env: str) -> Server:
+        server = start(tmp_root, extra_env)
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in servers:
+        server.stop()

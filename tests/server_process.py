@@ -217,3 +217,6 @@ def start(
             server.stop()
             raise RuntimeError(f"server not healthy after {START_TIMEOUT_S}s:\n{server.log()}")
         time.sleep(0.05)
+
+
+StartServer = Callable[..., Server]

@@ -15,9 +15,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from server_process import Server
+from server_process import Server, StartServer
 
-from .conftest import StartServer
 from .support import assert_error, by_key_path, unique_name, upload
 
 pytestmark = pytest.mark.e2e

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from server_process import Server
+from server_process import Server, StartServer
 
-from .conftest import StartServer
 from .support import assert_error, by_key_path, sha256_hex, unique_name, upload
 
 pytestmark = pytest.mark.e2e

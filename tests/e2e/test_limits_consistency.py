@@ -9,9 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from server_process import Server, wait_until
+from server_process import Server, StartServer, wait_until
 
-from .conftest import StartServer
 from .support import (
     assert_error,
     blob_file,

@@ -12,9 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server_process import Server, free_port, wait_until
+from server_process import Server, StartServer, free_port, wait_until
 
-from .conftest import StartServer
 from .support import (
     assert_error,
     blob_file,

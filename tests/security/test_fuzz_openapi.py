@@ -25,9 +25,7 @@ from schemathesis.checks import (
 )
 
 from e2e.support import upload
-from server_process import Server
-
-from .conftest import StartServer
+from server_process import Server, StartServer
 
 pytestmark = pytest.mark.e2e
 

@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 
 from e2e.support import assert_error, by_key_path, raw_request, upload
-from server_process import Server
+from server_process import Server, StartServer
 
-from .conftest import StartServer
 from .support import StoreState, assert_unchanged, raw_exchange, status_of, store_state
 
 pytestmark = pytest.mark.e2e

@@ -26,9 +26,8 @@ import pytest
 
 from db_query import query
 from e2e.support import assert_error, by_key_path, upload
-from server_process import Server
+from server_process import Server, StartServer
 
-from .conftest import StartServer
 from .support import assert_unchanged, store_state
 
 pytestmark = pytest.mark.e2e
