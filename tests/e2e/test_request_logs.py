@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server_process import Server, StartServer
+from server_process import Server, StartServer, wait_until
 
 from .support import by_key_path, unique_name, upload
 
@@ -66,6 +66,11 @@ def test_each_request_is_one_json_line_and_no_secret_is_logged(server: Server) -
     statuses = [r.status_code for r in sent]
     assert statuses == [201, 200, 201, 200, 201, 200, 200, 401, 401], statuses
 
+    # A line is written once the response is sent: the client may read the log first.
+    wanted = {r.headers["x-request-id"] for r in sent}
+    assert wait_until(
+        lambda: wanted <= {line["request_id"] for line in _access_lines(server)}, timeout=10
+    )
     by_id = {line["request_id"]: line for line in _access_lines(server)}
     for response in sent:
         line = by_id[response.headers["x-request-id"]]

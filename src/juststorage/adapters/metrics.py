@@ -11,6 +11,7 @@ they are a census read from the database at scrape time.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import cast
@@ -33,6 +34,7 @@ from juststorage.application.ports import Census
 _DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _GC_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900)
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_MULTIPROC_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
 
 
 def enable_multiprocess_metrics(directory: Path) -> None:
@@ -45,8 +47,10 @@ def enable_multiprocess_metrics(directory: Path) -> None:
     """
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):
-        # Files of an earlier run would be summed into this run's counters.
-        stale.unlink()
+        # Files of an earlier run would be summed into this run's counters. Only
+        # prometheus-client's own names: the directory may hold other files.
+        if _MULTIPROC_FILE.fullmatch(stale.name):
+            stale.unlink()
     os.environ[_MULTIPROC_ENV] = str(directory)
     values.ValueClass = cast(Callable[[], type], values.MultiProcessValue)()
 
