@@ -3,6 +3,7 @@ whichever process answers it, reports the totals of all of them (issue 8)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -14,6 +15,7 @@ import httpx
 import pytest
 import yaml
 
+from pg_databases import fresh_database
 from server_process import Server, start, wait_until
 
 from .prometheus_text import family_names, parse_samples, value
@@ -33,27 +35,39 @@ def _body(i: int) -> bytes:
     return hashlib.sha256(str(i % DISTINCT).encode()).digest() * (10 + i % DISTINCT)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("metrics-mp")
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp(f"metrics-mp-{request.param}")
     config = root / "limits.toml"
     # Tenant `slow` gets one request per process, then 429 for a long while.
     config.write_text(f"[tenants.{SLOW}]\nrate_limit_rps = 0.001\n", "utf-8")
-    server = start(
-        root,
-        {
-            "API_KEYS": f"{KEY}:*:admin",
-            "JUSTSTORAGE_WORKERS": str(WORKERS),
-            "JUSTSTORAGE_CONFIG": str(config),
-            "JUSTSTORAGE_GC_INTERVAL_S": "0.2",
-            "JUSTSTORAGE_GC_GRACE_S": "0",
-            "PROMETHEUS_MULTIPROC_DIR": str(root / "prom"),
-        },
-    )
-    try:
-        yield server
-    finally:
-        server.stop()
+    with contextlib.ExitStack() as stack:
+        database = {}
+        if request.param == "postgres":
+            url = stack.enter_context(
+                fresh_database(request.getfixturevalue("postgres_server_url"))
+            )
+            database["DATABASE_URL"] = url
+        server = start(root, {**database, **_server_env(root, config)})
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def _server_env(root: Path, config: Path) -> dict[str, str]:
+    return {
+        "API_KEYS": f"{KEY}:*:admin",
+        "JUSTSTORAGE_WORKERS": str(WORKERS),
+        "JUSTSTORAGE_CONFIG": str(config),
+        "JUSTSTORAGE_GC_INTERVAL_S": "0.2",
+        "JUSTSTORAGE_GC_GRACE_S": "0",
+        "PROMETHEUS_MULTIPROC_DIR": str(root / "prom"),
+    }
 
 
 def _fresh_connection(
