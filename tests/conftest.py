@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -33,18 +34,29 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
-def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServer]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def start_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StartServer]:
     """A factory: `start_server(JUSTSTORAGE_X="1", ...)` → a healthy real server on
-    127.0.0.1 with a fresh data directory; every one is stopped, by PID, after the module."""
+    127.0.0.1 with a fresh data directory and, in the postgres run of the module, a
+    fresh database of its own. Every one is stopped, by PID, after the module."""
     servers: list[Server] = []
-    tmp_root = tmp_path_factory.mktemp("servers")
+    tmp_root = tmp_path_factory.mktemp(f"servers-{request.param}")
+    with contextlib.ExitStack() as databases:
 
-    def factory(**extra_env: str) -> Server:
-        server = start(tmp_root, extra_env)
-        servers.append(server)
-        return server
+        def factory(**extra_env: str) -> Server:
+            if request.param == "postgres" and "DATABASE_URL" not in extra_env:
+                server_url = request.getfixturevalue("postgres_server_url")
+                extra_env["DATABASE_URL"] = databases.enter_context(fresh_database(server_url))
+            server = start(tmp_root, extra_env)
+            servers.append(server)
+            return server
 
-    yield factory
-    for server in servers:
-        server.stop()
+        try:
+            yield factory
+        finally:
+            for server in servers:
+                server.stop()

@@ -86,6 +86,11 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def database_url(self) -> str:
+        """The server's metadata database (PostgreSQL when set, else its SQLite file)."""
+        return self.env.get("DATABASE_URL") or f"sqlite:///{self.data_dir / 'meta.db'}"
+
+    @property
     def admin_key(self) -> str:
         return (self.data_dir / "admin.key").read_text("ascii").strip()
 

@@ -98,7 +98,7 @@ def test_full_disk_gives_507_and_loses_nothing(server: Server, small_root: Path)
     for path in (small_root / "sha256").rglob("*"):
         if path.is_file():
             assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name
-    assert query(server.env["DATABASE_URL"], "SELECT id FROM objects WHERE state = 'WRITING'") == []
+    assert query(server.database_url, "SELECT id FROM objects WHERE state = 'WRITING'") == []
 
     # Reads keep working on the full disk.
     for object_id, body in stored.items():

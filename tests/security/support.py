@@ -30,7 +30,7 @@ def store_state(server: Server) -> StoreState:
     """The store at rest: waits (bounded) for in-flight uploads to be undone first."""
     roots = [server.data_dir / "hot", server.data_dir / "cold"]
     assert wait_until(lambda: not any(temp_files(r) for r in roots), timeout=10)
-    rows = query(f"sqlite:///{server.data_dir / 'meta.db'}", _OBJECTS_SQL)
+    rows = query(server.database_url, _OBJECTS_SQL)
     blobs = []
     for root in roots:
         for path in sorted((root / "sha256").rglob("*")):

@@ -101,7 +101,7 @@ def test_more_invalid_tokens_are_401_and_change_nothing(server: Server, kind: st
 
 def test_api_keys_are_stored_only_as_hashes(server: Server) -> None:
     created = server.create_key(["acme"], ["objects:read"])
-    rows = query(f"sqlite:///{server.data_dir / 'meta.db'}", "SELECT * FROM api_keys")
+    rows = query(server.database_url, "SELECT * FROM api_keys")
     text = repr(rows)
     assert created["id"] in text
     assert created["key"] not in text
