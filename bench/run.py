@@ -1,13 +1,19 @@
 """`make bench`: JustStorage against the physical bounds measured in the same run.
 
-Starts its own server (`juststorage serve`, granian, 1 worker) on a temp data dir under
-/tmp, measures, stops it by PID and removes the temp dir. All traffic goes to 127.0.0.1.
+Starts its own servers (`juststorage serve`, granian) on temp data dirs under /tmp,
+measures, stops them by PID and removes the temp dir. All traffic goes to 127.0.0.1.
+PostgreSQL rows run against a fresh database `juststorage_bench_<random>` on the local
+cluster (created here, dropped at the end); if it is not reachable they print as skipped.
 Every figure in the final table is paired with its bound or target from this same run.
 The machine is shared and noisy (2 vCPU VM, disk on shared storage): compare ratios.
+
+    bench/run.py                       # everything (a few minutes)
+    bench/run.py --only small,list,pg  # a part: rss, large, small, list, pg, scale
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import http.client
 import json
@@ -24,7 +30,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 try:
@@ -33,6 +39,7 @@ except ImportError:
     sys.exit("bench needs aiohttp: .venv/bin/pip install -e '.[dev,bench]' (make install does it)")
 
 import bounds  # noqa: E402
+import pg  # noqa: E402
 import small  # noqa: E402
 from server import RssSampler, Server, cpu_seconds, free_port, tree  # noqa: E402
 
@@ -48,6 +55,11 @@ SMALL_CONCURRENCY = 16
 LIST_N = 100_000
 LIST_SAMPLES = 15
 RSS_TARGET_MIB = 150.0
+SCALE_WORKERS = (1, 2, 3)
+SCALE_ORDER = (1, 2, 3, 3, 2, 1)  # each count twice, mirrored, so a drift in load cancels
+SCALE_N = 1000
+SECTIONS = ("rss", "large", "small", "list", "pg", "scale")
+PG_PUT_TARGET = 1000  # the limits README's budget for 4 KiB uploads on PostgreSQL
 
 
 def say(msg: str) -> None:
@@ -60,6 +72,8 @@ def mbps(size: int, seconds: float) -> float:
 
 @dataclass
 class Row:
+    group: str
+    db: str
     figure: str
     value: str
     bound: str
@@ -70,6 +84,9 @@ class Row:
 
 
 ROWS: list[Row] = []
+# Rows print grouped (PostgreSQL beside SQLite), in this order, then in insertion order.
+GROUPS = ("rss", "large", "small", "list", "scale", "failed")
+_current = {"group": "rss", "db": "sqlite"}
 
 
 def row(
@@ -80,12 +97,27 @@ def row(
     target: str,
     ok: bool | None,
     ratio_note: str = "",
+    *,
+    db: str | None = None,
+    group: str | None = None,
 ) -> None:
-    ROWS.append(Row(figure, value, bound, ratio, ratio_note, target, ok))
+    ROWS.append(
+        Row(
+            group or _current["group"],
+            db or _current["db"],
+            figure,
+            value,
+            bound,
+            ratio,
+            ratio_note,
+            target,
+            ok,
+        )
+    )
 
 
-def skip(figure: str, why: str) -> None:
-    ROWS.append(Row(figure, "skipped", why, None, "", "", None))
+def skip(figure: str, why: str, *, db: str | None = None, group: str | None = None) -> None:
+    row(figure, "skipped", why, None, "", None, db=db, group=group)
 
 
 def free_bytes() -> int:
@@ -94,25 +126,31 @@ def free_bytes() -> int:
 
 # --------------------------------------------------------------------------- service
 class Service:
-    def __init__(self, tmp: Path) -> None:
-        self.data = tmp / "data"
+    """`juststorage serve --workers N` on 127.0.0.1, data in tmp/<name>/data; SQLite there,
+    or PostgreSQL when `database_url` is given. Services with the same name share the
+    data dir (and so, for SQLite, the database): a restart keeps the data."""
+
+    def __init__(
+        self, tmp: Path, name: str = "sqlite", database_url: str | None = None, workers: int = 1
+    ) -> None:
+        home = tmp / name
+        home.mkdir(parents=True, exist_ok=True)
+        self.data = home / "data"
         self.port = free_port()
+        self.workers = workers
+        self.database = urlsplit(database_url).path.lstrip("/") if database_url else None
         env = {
             **os.environ,
             "JUSTSTORAGE_DATA_DIR": str(self.data),
             "JUSTSTORAGE_LOG_LEVEL": "warning",
         }
-        for name in ("API_KEYS", "JWT_SECRET", "JUSTSTORAGE_JWT_PUBLIC_KEY", "DATABASE_URL"):
-            env.pop(name, None)
-        argv = [
-            str(VENV_BIN / "juststorage"),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
-        self.server = Server(argv, env, self.port, tmp / "server.log")
+        for var in ("API_KEYS", "JWT_SECRET", "JUSTSTORAGE_JWT_PUBLIC_KEY", "DATABASE_URL"):
+            env.pop(var, None)
+        if database_url:
+            env["DATABASE_URL"] = database_url
+        argv = [str(VENV_BIN / "juststorage"), "serve", "--host", "127.0.0.1"]
+        argv += ["--port", str(self.port), "--workers", str(workers)]
+        self.server = Server(argv, env, self.port, home / "server.log")
         self.token = ""
 
     def start(self) -> None:
@@ -306,54 +344,154 @@ def section_large(svc: Service, work: Path) -> None:
         out.unlink()
 
 
-def section_small(svc: Service, tmp: Path, work: Path) -> None:
-    """4 KiB objects, 16 concurrent clients: vs the durable-commit bound and the HTTP ceiling."""
-    say("4 KiB: durable commit bound (no HTTP, no DB)")
-    commit_ops = bounds.small_commit_bound(work / "commit", 500)
-    say(f"4 KiB: service, {SMALL_N} PUT then {SMALL_N} GET, concurrency {SMALL_CONCURRENCY}")
-    cpu0 = server_cpu(svc.pid)
-    t0 = time.perf_counter()
+class Bench:
+    """What the sections share: temp dirs, the SQLite service, PostgreSQL, the bounds."""
+
+    def __init__(self, tmp: Path, work: Path, pg_url: str | None) -> None:
+        self.tmp, self.work, self.pg_url = tmp, work, pg_url
+        self._svc: Service | None = None
+        self._pg: pg.Postgres | None = None
+        self._pg_svc: Service | None = None
+        self._small_bounds: tuple[float, small.Phase, small.Phase] | None = None
+        self.services: list[Service] = []  # every service started, stopped in close()
+
+    def start(self, svc: Service) -> Service:
+        self.services.append(svc)
+        svc.start()
+        say(f"server pid {svc.pid} ({svc.workers} worker(s)) on {svc.server.url}, {svc.data}")
+        return svc
+
+    @property
+    def svc(self) -> Service:
+        """The SQLite service (1 worker), started on first use."""
+        if self._svc is None:
+            self._svc = self.start(Service(self.tmp))
+        return self._svc
+
+    @property
+    def pg(self) -> pg.Postgres:
+        if self._pg is None:
+            self._pg = pg.Postgres(self.pg_url)
+            if self._pg.available:
+                say(f"PostgreSQL {self._pg.version} at {self._pg.url}")
+            else:
+                say(f"PostgreSQL rows skipped: {self._pg.reason}")
+        return self._pg
+
+    @property
+    def pg_svc(self) -> Service:
+        """A service (1 worker) on a fresh PostgreSQL database, started on first use."""
+        if self._pg_svc is None:
+            url = self.pg.create_database()
+            say(f"created database {url.rsplit('/', 1)[1]}")
+            self._pg_svc = self.start(Service(self.tmp, "postgres", url))
+        return self._pg_svc
+
+    def small_bounds(self) -> tuple[float, small.Phase, small.Phase]:
+        """Durable-commit ops/s and the HTTP ceiling (PUT, GET phases), measured once."""
+        if self._small_bounds is None:
+            say("4 KiB: durable commit bound (no HTTP, no DB)")
+            commit_ops = bounds.small_commit_bound(self.work / "commit", 500)
+            say("4 KiB: HTTP ceiling (raw ASGI in-memory app on granian, same client)")
+            port = free_port()
+            argv = [str(VENV_BIN / "granian"), "--interface", "asgi", "--host", "127.0.0.1"]
+            argv += ["--port", str(port), "--loop", "uvloop", "--no-access-log", "--log-level"]
+            argv += ["warning", "--workers", "1", "--working-dir", str(Path(__file__).parent)]
+            argv += ["floor_app:app"]
+            floor = Server(argv, dict(os.environ), port, self.tmp / "floor.log")
+            floor.start()
+            try:
+                fputs, fgets = small.run_small(
+                    floor.url, None, TENANT, "small", n=SMALL_N, size=SMALL_SIZE, concurrency=16
+                )
+            finally:
+                floor.stop()
+            self._small_bounds = (commit_ops, fputs, fgets)
+        return self._small_bounds
+
+    def close(self) -> None:
+        for svc in self.services:
+            svc.stop()
+        if self._pg is not None and self._pg.created:
+            dropped = self._pg.drop_all()
+            say(f"dropped database(s) {', '.join(dropped)}")
+
+
+def probe_for(svc: Service) -> small.Probe:
+    """Cumulative CPU seconds: the server tree, this client process, the PostgreSQL
+    backends of the service's database, and the whole machine (busy, all CPUs)."""
+
+    def probe() -> dict[str, float]:
+        out = {
+            "server": server_cpu(svc.pid),
+            "client": self_cpu(),
+            "busy": busy_cpu_seconds(),
+        }
+        if svc.database:
+            out["db"] = cpu_seconds(pg.backend_pids(svc.database))
+        return out
+
+    return probe
+
+
+def cpu_note(ph: small.Phase) -> str:
+    u, secs, ncpu = ph.usage, ph.seconds or 1.0, os.cpu_count() or 1
+    parts = [f"server {u.get('server', 0):.1f}", f"client {u.get('client', 0):.1f}"]
+    if "db" in u:
+        parts.append(f"PG backends {u['db']:.1f}")
+    busy = 100 * u.get("busy", 0) / secs / ncpu
+    return f"CPU s: {', '.join(parts)}; machine {busy:.0f}% busy over {secs:.1f} s"
+
+
+def lat(ph: small.Phase) -> str:
+    return f"p50 {ph.pct_ms(50):.1f} ms, p99 {ph.pct_ms(99):.1f} ms"
+
+
+SMALL_RESULTS: dict[tuple[str, str], float] = {}  # (db, op) -> ops/s
+PG_CPU = [0.0]  # CPU seconds of the bench databases' backends, summed over measured phases
+
+
+def run_small_on(svc: Service, namespace: str, n: int) -> tuple[small.Phase, small.Phase]:
     puts, gets = small.run_small(
         svc.server.url,
         svc.token,
         TENANT,
-        "small",
-        n=SMALL_N,
+        namespace,
+        n=n,
         size=SMALL_SIZE,
         concurrency=SMALL_CONCURRENCY,
+        probe=probe_for(svc),
     )
-    wall = time.perf_counter() - t0
-    svc_cpu = server_cpu(svc.pid) - cpu0
-    say(f"4 KiB: service CPU {svc_cpu:.1f} s over {wall:.1f} s (both phases)")
-    say("4 KiB: HTTP ceiling (raw ASGI in-memory app on granian, same client)")
-    port = free_port()
-    argv = [str(VENV_BIN / "granian"), "--interface", "asgi", "--host", "127.0.0.1"]
-    argv += ["--port", str(port), "--loop", "uvloop", "--no-access-log", "--log-level"]
-    argv += ["warning", "--workers", "1", "--working-dir", str(Path(__file__).parent)]
-    argv += ["floor_app:app"]
-    floor = Server(argv, dict(os.environ), port, tmp / "floor.log")
-    floor.start()
-    try:
-        fputs, fgets = small.run_small(
-            floor.url, None, TENANT, "small", n=SMALL_N, size=SMALL_SIZE, concurrency=16
-        )
-    finally:
-        floor.stop()
-    for ph in (puts, gets, fputs, fgets):
+    for ph in (puts, gets):
+        PG_CPU[0] += ph.usage.get("db", 0.0)
         if not ph.complete:
             say(f"WARNING {ph.op}: {len(ph.latencies)}/{ph.planned} ok, errors {ph.errors[:2]}")
+    return puts, gets
 
-    def lat(ph: small.Phase) -> str:
-        return f"p50 {ph.pct_ms(50):.1f} ms, p99 {ph.pct_ms(99):.1f} ms"
 
+def section_small(bench: Bench, svc: Service, db: str) -> None:
+    """4 KiB objects, 16 concurrent clients: vs the durable-commit bound and the HTTP ceiling."""
+    commit_ops, fputs, fgets = bench.small_bounds()
+    say(f"4 KiB on {db}: {SMALL_N} PUT then {SMALL_N} GET, concurrency {SMALL_CONCURRENCY}")
+    puts, gets = run_small_on(svc, "small", SMALL_N)
+    say(f"4 KiB on {db}: PUT {puts.ops_per_s:.0f}/s ({cpu_note(puts)})")
+    say(f"4 KiB on {db}: GET {gets.ops_per_s:.0f}/s ({cpu_note(gets)})")
+    for ph in (fputs, fgets):
+        if not ph.complete:
+            say(f"WARNING ceiling {ph.op}: {len(ph.latencies)}/{ph.planned} ok")
+    SMALL_RESULTS[(db, "PUT")] = puts.ops_per_s
+    SMALL_RESULTS[(db, "GET")] = gets.ops_per_s
+    target = 1500 if db == "sqlite" else PG_PUT_TARGET
     row(
         "4 KiB PUT x16 vs durable commit",
         f"{puts.ops_per_s:.0f} /s",
         f"file commit, no HTTP/DB {commit_ops:.0f} /s",
         puts.ops_per_s / commit_ops,
-        "target >= 1500 /s",
-        puts.ops_per_s >= 1500,
-        f"{lat(puts)}; {len(puts.errors)} errors",
+        f"target >= {target} /s",
+        puts.ops_per_s >= target,
+        f"{lat(puts)}; {len(puts.errors)} errors; {cpu_note(puts)}",
+        db=db,
+        group="small",
     )
     row(
         "4 KiB PUT x16 vs HTTP ceiling",
@@ -363,6 +501,8 @@ def section_small(svc: Service, tmp: Path, work: Path) -> None:
         "(information)",
         None,
         f"ceiling {lat(fputs)}",
+        db=db,
+        group="small",
     )
     row(
         "4 KiB GET x16 vs HTTP ceiling",
@@ -371,12 +511,41 @@ def section_small(svc: Service, tmp: Path, work: Path) -> None:
         gets.ops_per_s / fgets.ops_per_s,
         ">= 0.50 (no target given)",
         gets.ops_per_s / fgets.ops_per_s >= 0.5,
-        f"{lat(gets)}; bytes compared; {len(gets.errors)} errors",
+        f"{lat(gets)}; bytes compared; {len(gets.errors)} errors; {cpu_note(gets)}",
+        db=db,
+        group="small",
     )
 
 
-def fill_listing(db: Path, namespace: str, n: int) -> None:
-    """Insert n COMMITTED objects (+ their blob rows) straight into SQLite, server stopped."""
+def compare_backends() -> None:
+    """PostgreSQL / SQLite for the 4 KiB figures, when both were measured in this run."""
+    for op in ("PUT", "GET"):
+        lite, post = SMALL_RESULTS.get(("sqlite", op)), SMALL_RESULTS.get(("postgres", op))
+        if lite and post:
+            row(
+                f"4 KiB {op} x16, PostgreSQL / SQLite",
+                f"{post:.0f} / {lite:.0f} /s",
+                "SQLite (same run)",
+                post / lite,
+                "(information)",
+                None,
+                "1 worker each; same client, same disk",
+                db="both",
+                group="small",
+            )
+
+
+FILL_USAGE_SQLITE = (
+    "INSERT INTO usage_counters (tenant_id, storage_class, shard, objects, size_bytes)"
+    " VALUES (?, 'hot', 0, ?, ?) ON CONFLICT (tenant_id, storage_class, shard) DO UPDATE"
+    " SET objects = usage_counters.objects + excluded.objects,"
+    " size_bytes = usage_counters.size_bytes + excluded.size_bytes"
+)
+
+
+def fill_listing(db: Path, namespace: str, n: int, size: int = 128) -> None:
+    """Insert n COMMITTED objects (+ their blob rows and usage counts) straight into
+    SQLite, server stopped."""
     conn = sqlite3.connect(db, isolation_level=None)
     try:
         seq0 = conn.execute("SELECT COALESCE(MAX(commit_seq), 0) FROM objects").fetchone()[0]
@@ -395,13 +564,13 @@ def fill_listing(db: Path, namespace: str, n: int) -> None:
                     "hot",
                     "application/octet-stream",
                     hexd,
-                    128,
+                    size,
                     now,
                     now,
                     seq0 + 1 + i,
                 )
             )
-            blobs.append(("hot", hexd, 128, 1, now))
+            blobs.append(("hot", hexd, size, 1, now))
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(
             "INSERT INTO objects (id, tenant_id, namespace, key, state, storage_class,"
@@ -414,13 +583,22 @@ def fill_listing(db: Path, namespace: str, n: int) -> None:
             " VALUES (?, ?, ?, ?, ?)",
             blobs,
         )
+        conn.execute(FILL_USAGE_SQLITE, (TENANT, n, n * size))
         conn.execute("COMMIT")
+        objects_n, counted = conn.execute(
+            "SELECT (SELECT COUNT(*) FROM objects WHERE tenant_id = ? AND state = 'COMMITTED'),"
+            " (SELECT COALESCE(SUM(objects), 0) FROM usage_counters WHERE tenant_id = ?)",
+            (TENANT, TENANT),
+        ).fetchone()
+        if objects_n != counted:
+            raise RuntimeError(f"usage_counters say {counted} objects, objects has {objects_n}")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
 
 
-def section_list(svc: Service) -> None:
+def section_list(bench: Bench) -> None:
+    svc = bench.svc
     namespace = "list100k"
     say(f"list: stopping the server, inserting {LIST_N} rows directly into SQLite")
     svc.stop()
@@ -428,6 +606,33 @@ def section_list(svc: Service) -> None:
     fill_listing(svc.data / "meta.db", namespace, LIST_N)
     say(f"list: filled in {time.perf_counter() - t0:.1f} s (not through HTTP); restarting")
     svc.start()
+    measure_list(svc, namespace, "sqlite", "filled with executemany")
+
+
+def section_pg(bench: Bench) -> None:
+    """The 4 KiB and list rows again, on a fresh PostgreSQL database (1 worker)."""
+    if not bench.pg.available:
+        for figure in (
+            "4 KiB PUT x16 vs durable commit",
+            "4 KiB PUT x16 vs HTTP ceiling",
+            "4 KiB GET x16 vs HTTP ceiling",
+        ):
+            skip(figure, bench.pg.reason, db="postgres", group="small")
+        skip("list 100k", bench.pg.reason, db="postgres", group="list")
+        return
+    svc = bench.pg_svc
+    section_small(bench, svc, "postgres")
+    namespace = "list100k"
+    assert svc.database is not None
+    say(f"list: inserting {LIST_N} rows into PostgreSQL (generate_series), server running")
+    t0 = time.perf_counter()
+    url = pg.with_database(bench.pg.url, svc.database)
+    pg.fill_listing(url, TENANT, namespace, LIST_N)
+    say(f"list: filled + ANALYZE in {time.perf_counter() - t0:.1f} s (not through HTTP)")
+    measure_list(svc, namespace, "postgres", "filled with generate_series, then ANALYZE")
+
+
+def measure_list(svc: Service, namespace: str, db: str, fill_note: str) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", svc.port, timeout=30)
     auth = {"Authorization": f"Bearer {svc.token}"}
 
@@ -463,7 +668,7 @@ def section_list(svc: Service) -> None:
         walk_s = time.perf_counter() - walk0
         if count != LIST_N:
             raise RuntimeError(f"listed {count}, inserted {LIST_N}")
-        say(f"list: walked {count} objects in {len(cursors)} pages, {walk_s:.2f} s")
+        say(f"list on {db}: walked {count} objects in {len(cursors)} pages, {walk_s:.2f} s")
         last_cursor = cursors[-1]  # the last page of 1000
         deep_cursor_100 = cursors[-1]  # after 99,000 items: page 991 of 1000 at limit=100
 
@@ -490,6 +695,8 @@ def section_list(svc: Service) -> None:
             "< 1.00",
             med < 20.0,
             f"median of {LIST_SAMPLES}, max {worst:.1f} ms",
+            db=db,
+            group="list",
         )
     for limit, first, deep in (
         (1000, "limit=1000, first page", "limit=1000, last page (items 99,001-100,000)"),
@@ -503,8 +710,58 @@ def section_list(svc: Service) -> None:
             ratio,
             "~1.00 (<= 1.25)",
             ratio <= 1.25,
-            f"full walk of 100k at limit=1000: {walk_s:.2f} s",
+            f"full walk of 100k at limit=1000: {walk_s:.2f} s; {fill_note}",
+            db=db,
+            group="list",
         )
+
+
+def section_scale(bench: Bench) -> None:
+    """4 KiB PUT and GET x16 with `serve --workers 1/2/3` (one port), per backend; each
+    figure as a ratio to the 1-worker figure of this run. Each count runs twice, in the
+    order 1,2,3,3,2,1, on one data dir (and one database) per backend."""
+    for db in ("sqlite", "postgres"):
+        if db == "postgres" and not bench.pg.available:
+            for op in ("PUT", "GET"):
+                for w in SCALE_WORKERS:
+                    skip(f"4 KiB {op} x16, {w} process(es)", bench.pg.reason, db=db, group="scale")
+            continue
+        url = None
+        if db == "postgres":
+            url = bench.pg.create_database()
+            say(f"created database {url.rsplit('/', 1)[1]} for the scaling runs")
+        got: dict[tuple[str, int], list[small.Phase]] = {}
+        for rep, workers in enumerate(SCALE_ORDER):
+            svc = bench.start(Service(bench.tmp, f"scale-{db}", url, workers))
+            try:
+                puts, gets = run_small_on(svc, f"scale-{rep}", SCALE_N)
+            finally:
+                svc.stop()
+            say(
+                f"scale {db} x{workers}: PUT {puts.ops_per_s:.0f}/s ({cpu_note(puts)}); "
+                f"GET {gets.ops_per_s:.0f}/s ({cpu_note(gets)})"
+            )
+            got.setdefault(("PUT", workers), []).append(puts)
+            got.setdefault(("GET", workers), []).append(gets)
+        for op in ("PUT", "GET"):
+            base = statistics.mean(p.ops_per_s for p in got[(op, 1)])
+            for w in SCALE_WORKERS:
+                phases = got[(op, w)]
+                rates = [p.ops_per_s for p in phases]
+                mean = statistics.mean(rates)
+                errors = sum(len(p.errors) for p in phases)
+                row(
+                    f"4 KiB {op} x16, {w} process{'es' if w > 1 else ''}",
+                    f"{mean:.0f} /s",
+                    f"1 process {base:.0f} /s (same run)",
+                    mean / base,
+                    "(information)",
+                    None if errors == 0 else False,
+                    f"runs {' / '.join(f'{r:.0f}' for r in rates)}; {errors} errors; "
+                    f"1st run {cpu_note(phases[0])}",
+                    db=db,
+                    group="scale",
+                )
 
 
 # --------------------------------------------------------------------------- table
@@ -522,12 +779,22 @@ def ours_cpu_seconds() -> float:
 
 
 def print_table(noise: str = "") -> None:
-    head = ("figure", "measured", "bound / target (this run)", "ratio", "target", "ok", "notes")
+    head = (
+        "figure",
+        "db",
+        "measured",
+        "bound / target (this run)",
+        "ratio",
+        "target",
+        "ok",
+        "notes",
+    )
     cells = [head]
-    for r in ROWS:
+    order = {g: i for i, g in enumerate(GROUPS)}
+    for r in sorted(ROWS, key=lambda r: order.get(r.group, len(GROUPS))):  # stable
         ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"
         ok = {True: "yes", False: "NO", None: "-"}[r.ok]
-        cells.append((r.figure, r.value, r.bound, ratio, r.target, ok, r.ratio_note))
+        cells.append((r.figure, r.db, r.value, r.bound, ratio, r.target, ok, r.ratio_note))
     widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
     print()
     print("JustStorage bench (ratios pair figures measured in this same run; machine is shared)")
@@ -539,11 +806,34 @@ def print_table(noise: str = "") -> None:
             print("-+-".join("-" * w for w in widths))
 
 
-def main() -> int:
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument(
+        "--only",
+        default=os.environ.get("BENCH_ONLY") or ",".join(SECTIONS),
+        help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}"
+        " [default: $BENCH_ONLY (`make bench BENCH_ONLY=small,pg`), else all]",
+    )
+    ap.add_argument(
+        "--pg-url",
+        default=None,
+        help="PostgreSQL server to create the bench database on (127.0.0.1 only)"
+        f" [default: $JUSTSTORAGE_BENCH_PG_URL or {pg.DEFAULT_ADMIN_URL}]",
+    )
+    args = ap.parse_args(argv)
+    args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(args.sections) - set(SECTIONS))
+    if unknown or not args.sections:
+        ap.error(f"--only: unknown {', '.join(unknown) or '(empty)'}; use {', '.join(SECTIONS)}")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
     free = free_bytes()
     say(
         f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, /tmp free {free / 2**30:.0f} GiB; "
-        f"python {sys.version.split()[0]}"
+        f"python {sys.version.split()[0]}; sections: {', '.join(args.sections)}"
     )
     if free < 2 * GIB:
         print("less than 2 GiB free under /tmp: nothing can be measured", file=sys.stderr)
@@ -551,7 +841,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="jsbench-", dir="/tmp"))
     work = tmp / "work"
     work.mkdir()
-    svc = Service(tmp)
+    bench = Bench(tmp, work, args.pg_url)
     failed = False
     load0, busy0, ours0, wall0 = (
         os.getloadavg()[0],
@@ -559,35 +849,45 @@ def main() -> int:
         ours_cpu_seconds(),
         time.time(),
     )
+    runners = {
+        "rss": lambda: section_rss(bench.svc, work),
+        "large": lambda: section_large(bench.svc, work),
+        "small": lambda: section_small(bench, bench.svc, "sqlite"),
+        "list": lambda: section_list(bench),
+        "pg": lambda: section_pg(bench),
+        "scale": lambda: section_scale(bench),
+    }
     try:
-        svc.start()
-        say(f"server pid {svc.pid} on {svc.server.url}, data {svc.data}")
-        for name, fn in (
-            ("rss", lambda: section_rss(svc, work)),
-            ("large", lambda: section_large(svc, work)),
-            ("small", lambda: section_small(svc, tmp, work)),
-            ("list", lambda: section_list(svc)),
-        ):
+        for name in SECTIONS:
+            if name not in args.sections:
+                continue
+            _current["group"] = "small" if name == "pg" else name
+            _current["db"] = "postgres" if name == "pg" else "sqlite"
             try:
-                fn()
+                runners[name]()
             except Exception as exc:  # one broken section must not hide the others
                 failed = True
                 say(f"section {name} FAILED: {type(exc).__name__}: {exc}")
-                skip(f"section {name}", f"failed: {exc}"[:80])
-                say("server log tail:\n" + svc.server.log_tail())
+                skip(f"section {name}", f"failed: {exc}"[:80], group="failed")
+                for svc in bench.services:
+                    say(f"server log tail ({svc.server.url}):\n" + svc.server.log_tail())
     finally:
-        svc.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            bench.close()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    compare_backends()
     wall = time.time() - wall0
     others = max(0.0, busy_cpu_seconds() - busy0 - (ours_cpu_seconds() - ours0))
     print_table(
         f"noise: load avg {load0:.2f} at start, {os.getloadavg()[0]:.2f} at end; CPU used by"
         f" processes other than this bench and its children: {others:.0f} s over {wall:.0f} s"
         f" wall ({100 * others / wall / (os.cpu_count() or 1):.0f}% of {os.cpu_count()} CPUs;"
-        " includes kernel write-back threads)"
+        f" includes kernel write-back threads, and PostgreSQL: its backends for the bench's"
+        f" databases used {PG_CPU[0]:.0f} s during the 4 KiB phases)"
     )
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -10,6 +10,7 @@ import asyncio
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ class Phase:
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
     timed_out: bool = False
+    usage: dict[str, float] = field(default_factory=dict)  # probe deltas over the phase
 
     @property
     def ops_per_s(self) -> float:
@@ -40,7 +42,12 @@ class Phase:
         return len(self.latencies) == self.planned and not self.errors
 
 
-async def _run(n: int, concurrency: int, op: Any, phase: Phase, timeout_s: float) -> Phase:
+Probe = Callable[[], dict[str, float]]
+
+
+async def _run(
+    n: int, concurrency: int, op: Any, phase: Phase, timeout_s: float, probe: Probe | None = None
+) -> Phase:
     it = iter(range(n))
     deadline = time.monotonic() + timeout_s
 
@@ -59,6 +66,7 @@ async def _run(n: int, concurrency: int, op: Any, phase: Phase, timeout_s: float
                     phase.timed_out = True
                     return
 
+    before = probe() if probe else {}
     t0 = time.perf_counter()
     try:
         await asyncio.wait_for(
@@ -67,6 +75,9 @@ async def _run(n: int, concurrency: int, op: Any, phase: Phase, timeout_s: float
     except TimeoutError:
         phase.timed_out = True
     phase.seconds = time.perf_counter() - t0
+    if probe:
+        after = probe()
+        phase.usage = {k: v - before.get(k, 0.0) for k, v in after.items()}
     return phase
 
 
@@ -80,7 +91,9 @@ async def small_objects(
     size: int,
     concurrency: int,
     phase_timeout_s: float = 60.0,
+    probe: Probe | None = None,
 ) -> tuple[Phase, Phase]:
+    """`probe()` returns cumulative counters (CPU seconds...); each phase keeps their deltas."""
     auth = {"Authorization": f"Bearer {token}"} if token else {}
     bodies = [os.urandom(size) for _ in range(n)]
     ids: list[str | None] = [None] * n
@@ -113,8 +126,8 @@ async def small_objects(
                 if await r.read() != bodies[i]:
                     raise RuntimeError(f"content mismatch on {i}")
 
-        puts = await _run(n, concurrency, put, Phase("PUT", n), phase_timeout_s)
-        gets = await _run(n, concurrency, get, Phase("GET", n), phase_timeout_s)
+        puts = await _run(n, concurrency, put, Phase("PUT", n), phase_timeout_s, probe)
+        gets = await _run(n, concurrency, get, Phase("GET", n), phase_timeout_s, probe)
     return puts, gets
 
 
