@@ -25,6 +25,7 @@ from juststorage.application.apikeys import create_api_key, list_api_keys, revok
 from juststorage.application.fsck import FsckReport
 from juststorage.application.ports import ApiKeyRecord
 from juststorage.bootstrap import Services, build
+from juststorage.cli.objects import register as register_object_commands
 from juststorage.config import Settings, SettingsError, load_settings
 from juststorage.deploy.generate import PLATFORMS, generate, write_files
 from juststorage.deploy.options import DeployError, DeployOptions
@@ -364,6 +365,9 @@ def deploy_generate(
         raise CommandFailed(str(exc)) from None
     for path in written:
         click.echo(f"wrote {path}")
+
+
+register_object_commands(cli)  # put, get, ls, rm, stat, usage (cli/objects.py)
 
 
 def main() -> None:

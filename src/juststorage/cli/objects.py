@@ -1,0 +1,262 @@
+"""Object commands against a running server: put, get, ls, rm, stat, usage.
+
+Each command resolves the server and credential (`client_config`), makes one
+SDK call and prints the result (`--json` for scripts). Objects are named
+`TENANT/NAMESPACE/KEY` (the key may contain `/`), or `TENANT --id ID`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from juststorage.cli.client_config import (
+    Progress,
+    connection_options,
+    failure,
+    handle_client_errors,
+    json_option,
+    resolve_connection,
+    sdk,
+)
+
+_PROGRESS = click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr [default: on a terminal, for 8 MiB and more].",
+)
+
+
+def _client(url: str | None, token: str | None) -> Any:
+    connection = resolve_connection(url, token)
+    return sdk().Client(connection.url, connection.token)
+
+
+def _target(name: str, object_id: str | None) -> dict[str, str]:
+    parts = name.split("/", 2)
+    if object_id is not None:
+        if len(parts) != 1 or not parts[0]:
+            raise click.UsageError("with --id, name only the TENANT")
+        return {"tenant": parts[0], "id": object_id}
+    if len(parts) < 3 or not all(parts):
+        raise click.UsageError(f"name the object as TENANT/NAMESPACE/KEY, not {name!r}")
+    return {"tenant": parts[0], "namespace": parts[1], "key": parts[2]}
+
+
+def _emit(data: Any, as_json: bool, human: str) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False) if as_json else human)
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def _parse_range(text: str | None) -> tuple[int, int | None] | None:
+    if text is None:
+        return None
+    first, sep, last = text.partition("-")
+    if not sep or not first.isdigit() or (last and not last.isdigit()):
+        raise click.BadParameter(
+            "use FIRST-LAST or FIRST- (bytes, inclusive)", param_hint="--range"
+        )
+    return int(first), int(last) if last else None
+
+
+@click.command()
+@click.argument("source", metavar="FILE")
+@click.argument("name", metavar="TENANT/NAMESPACE/KEY")
+@click.option("--storage-class", type=click.Choice(["hot", "cold"]), help="[default: hot]")
+@click.option("--content-type", help="Stored content type [default: application/octet-stream].")
+@click.option("--no-overwrite", is_flag=True, help="Fail (exit 6) if the key already exists.")
+@click.option("--if-match", metavar="ETAG", help="Replace only if the current version has ETAG.")
+@_PROGRESS
+@json_option
+@connection_options
+def put(
+    source: str,
+    name: str,
+    storage_class: str | None,
+    content_type: str | None,
+    no_overwrite: bool,
+    if_match: str | None,
+    progress: bool | None,
+    as_json: bool,
+    url: str | None,
+    token: str | None,
+) -> None:
+    """Upload FILE ('-' for stdin) as a new version of TENANT/NAMESPACE/KEY."""
+    target = _target(name, None)
+    options: dict[str, Any] = {
+        **target,
+        "storage_class": storage_class,
+        "content_type": content_type,
+        "if_none_match": "*" if no_overwrite else None,
+        "if_match": if_match,
+    }
+    with handle_client_errors(), _client(url, token) as client:
+        if source == "-":
+            bar = Progress(None, "upload", progress)
+            info = client.upload_stream(sys.stdin.buffer, **options, progress=bar)
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise failure(f"no such file: {source}", 2)
+            bar = Progress(path.stat().st_size, "upload", progress)
+            info = client.upload_file(path, **options, progress=bar)
+        bar.close()
+    data = info.to_json()
+    _emit(data, as_json, f"{data['id']}  {data['content_hash']}  {_size(data['size_bytes'])}")
+
+
+@click.command()
+@click.argument("name", metavar="TENANT/NAMESPACE/KEY")
+@click.argument("destination", metavar="[DEST]", required=False)
+@click.option("--id", "object_id", help="Download this version by id (NAME is the TENANT).")
+@click.option("--range", "byte_range", metavar="FIRST-LAST", help="Only these bytes.")
+@_PROGRESS
+@json_option
+@connection_options
+def get(
+    name: str,
+    destination: str | None,
+    object_id: str | None,
+    byte_range: str | None,
+    progress: bool | None,
+    as_json: bool,
+    url: str | None,
+    token: str | None,
+) -> None:
+    """Download an object into DEST (default: the key's last part; '-' for stdout).
+
+    The download resumes if the connection breaks, and a whole object is checked
+    against its SHA-256 before DEST is put in place.
+    """
+    target = _target(name, object_id)
+    parsed = _parse_range(byte_range)
+    dest = destination or (target.get("key", "").rsplit("/", 1)[-1] or target.get("id", ""))
+    with handle_client_errors(), _client(url, token) as client:
+        head = client.head(**target)
+        total = head.size_bytes
+        if parsed is not None:
+            last = head.size_bytes - 1 if parsed[1] is None else min(parsed[1], total - 1)
+            total = max(0, last - parsed[0] + 1)
+        bar = Progress(total, "download", progress)
+        if dest == "-":
+            with client.open(**target, byte_range=parsed, progress=bar) as download:
+                for chunk in download.iter_bytes():
+                    sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+        else:
+            head = client.download_to_file(dest, **target, byte_range=parsed, progress=bar)
+        bar.close()
+    if dest != "-":
+        data = {**head.to_json(), "path": dest}
+        _emit(data, as_json, f"{dest}  {head.content_hash}  {_size(head.size_bytes)}")
+
+
+@click.command("ls")
+@click.argument("name", metavar="TENANT/NAMESPACE[/PREFIX]")
+@click.option("--versions", is_flag=True, help="Every committed version, not only the newest.")
+@click.option("--storage-class", type=click.Choice(["hot", "cold"]), help="Only this class.")
+@click.option("--limit", type=click.IntRange(min=1), help="Stop after this many objects.")
+@json_option
+@connection_options
+def list_objects(
+    name: str,
+    versions: bool,
+    storage_class: str | None,
+    limit: int | None,
+    as_json: bool,
+    url: str | None,
+    token: str | None,
+) -> None:
+    """List objects in key order (every page); --json prints one JSON object a line."""
+    parts = name.split("/", 2)
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise click.UsageError(f"name the listing as TENANT/NAMESPACE[/PREFIX], not {name!r}")
+    prefix = parts[2] if len(parts) == 3 else None
+    with handle_client_errors(), _client(url, token) as client:
+        items = client.list(
+            tenant=parts[0],
+            namespace=parts[1],
+            prefix=prefix or None,
+            versions=versions,
+            storage_class=storage_class,
+            page_size=min(limit or 1000, 1000),
+        )
+        for count, item in enumerate(items, start=1):
+            data = item.to_json()
+            human = (
+                f"{data['created_at']}  {_size(data['size_bytes']):>10}  "
+                f"{data['storage_class']:<4}  {data['id']}  {data['key']}"
+            )
+            _emit(data, as_json, human)
+            if limit is not None and count >= limit:
+                break
+
+
+@click.command()
+@click.argument("name", metavar="TENANT/NAMESPACE/KEY")
+@click.option("--id", "object_id", help="Delete only this version (NAME is the TENANT).")
+@json_option
+@connection_options
+def rm(name: str, object_id: str | None, as_json: bool, url: str | None, token: str | None) -> None:
+    """Delete every version of a key, or one version with --id."""
+    target = _target(name, object_id)
+    with handle_client_errors(), _client(url, token) as client:
+        client.delete(**target)
+    _emit({"deleted": target}, as_json, f"deleted {name}{' ' + object_id if object_id else ''}")
+
+
+@click.command()
+@click.argument("name", metavar="TENANT/NAMESPACE/KEY")
+@click.option("--id", "object_id", help="This version by id (NAME is the TENANT).")
+@json_option
+@connection_options
+def stat(
+    name: str, object_id: str | None, as_json: bool, url: str | None, token: str | None
+) -> None:
+    """Show an object's metadata (newest version of the key, or --id)."""
+    target = _target(name, object_id)
+    with handle_client_errors(), _client(url, token) as client:
+        data = client.head(**target).to_json()
+    human = "\n".join(f"{field}: {value}" for field, value in data.items())
+    _emit(data, as_json, human)
+
+
+@click.command()
+@click.argument("tenant")
+@json_option
+@connection_options
+def usage(tenant: str, as_json: bool, url: str | None, token: str | None) -> None:
+    """Objects, logical bytes and monthly cost of TENANT, per storage class."""
+    with handle_client_errors(), _client(url, token) as client:
+        result = client.usage(tenant=tenant)
+    lines = [
+        f"{tenant}: {result.objects} objects, {_size(result.logical_bytes)}, "
+        f"{result.monthly_cost:.2f} {result.currency}/month"
+    ]
+    for name, part in sorted(result.by_storage_class.items()):
+        lines.append(
+            f"  {name}: {part.objects} objects, {_size(part.bytes)}, "
+            f"{part.monthly_cost:.2f} {result.currency}/month"
+        )
+    _emit(result.raw, as_json, "\n".join(lines))
+
+
+COMMANDS = [put, get, list_objects, rm, stat, usage]
+
+
+def register(group: click.Group) -> None:
+    """Add the object commands to the `juststorage` group."""
+    for command in COMMANDS:
+        group.add_command(command)
