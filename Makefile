@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run test lint format bench loadtest clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sdks/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m pip install --quiet -e '.[dev,bench]' -e sdks/python  # the SDK: object commands + tests/sdk
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,9 +25,10 @@ test: $(STAMP)  ## the whole suite
 	JUSTSTORAGE_TEST_DATABASE_URL="$$url" $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench sdks
+	$(VENV)/bin/ruff format --check src tests bench sdks
 	$(VENV)/bin/mypy
+	cd sdks/python && $(abspath $(VENV))/bin/mypy --strict src && $(abspath $(PY)) unasync.py --check
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests bench
