@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from prometheus_client.mmap_dict import MmapedDict
 
 from pg_databases import fresh_database
 from server_process import Server, start, wait_until
@@ -95,6 +96,20 @@ def _upload(server: Server, i: int) -> httpx.Response:
     )
 
 
+def _uploads_counted_per_process(directory: Path) -> dict[str, float]:
+    """{counter file: uploads of NAMESPACE it counted}, for the files that counted any."""
+    counted = {}
+    for path in directory.glob("counter_*.db"):
+        total = 0.0
+        for key, amount, _, _ in MmapedDict.read_all_values_from_file(str(path)):
+            _, sample, labels, _ = json.loads(key)
+            if sample == "just_storage_requests_total" and labels.get("namespace") == NAMESPACE:
+                total += amount if labels.get("method") == "POST" else 0
+        if total:
+            counted[path.name] = total
+    return counted
+
+
 def _scrape(server: Server) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     response = _fresh_connection(server, "GET", "/metrics")
     assert response.status_code == 200
@@ -124,9 +139,9 @@ def test_counters_are_totals_over_all_processes(server: Server) -> None:
         )
     assert set(throttled) <= {200, 429} and throttled.count(429) >= THROTTLE_TRIES - WORKERS
 
-    # Several processes served (each writes its own counter file) ...
-    counter_files = list((server.data_dir.parent / "prom").glob("counter_*.db"))
-    assert len(counter_files) >= 2, counter_files
+    # Several processes served (each counts in its own file) ...
+    served = _uploads_counted_per_process(server.data_dir.parent / "prom")
+    assert len(served) >= 2 and sum(served.values()) == UPLOADS, served
     # ... and every scrape, whichever process answers it, sees the same totals.
     sizes = [len(_body(i)) for i in range(UPLOADS)]
     saved = sum(sizes[DISTINCT:])
