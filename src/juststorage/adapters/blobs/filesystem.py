@@ -48,7 +48,9 @@ class _FileStagedBlob:
     """One upload's temp file. Writes are pipelined: hashing and writing chunk k
     runs in a worker thread while the caller receives chunk k+1."""
 
-    def __init__(self, root: Path, temp_path: Path, chunk_bytes: int, writeback_bytes: int) -> None:
+    def __init__(
+        self, root: Path, temp_path: Path, fd: int, chunk_bytes: int, writeback_bytes: int
+    ) -> None:
         self._root = root
         self.temp_path = temp_path
         self._chunk_bytes = chunk_bytes
@@ -59,8 +61,21 @@ class _FileStagedBlob:
         self._size = 0
         self._written_back_to = 0
         self._digest: ContentHash | None = None
-        with _translated_os_errors():
-            self._fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+        self._fd = fd
+
+    @classmethod
+    async def create(
+        cls, root: Path, temp_path: Path, chunk_bytes: int, writeback_bytes: int
+    ) -> _FileStagedBlob:
+        """Create the temp file in a worker thread: a create in a busy directory can
+        wait on the file system's journal, which the event loop must not."""
+
+        def create_file() -> int:
+            with _translated_os_errors():
+                return os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+
+        fd = await anyio.to_thread.run_sync(create_file)
+        return cls(root, temp_path, fd, chunk_bytes, writeback_bytes)
 
     async def write(self, chunk: bytes) -> None:
         self._buffer += chunk
@@ -233,7 +248,7 @@ class FilesystemBlobStore:
         self, storage_class: StorageClass, upload_id: UUID
     ) -> AsyncIterator[_FileStagedBlob]:
         root = self.roots[storage_class]
-        staged = _FileStagedBlob(
+        staged = await _FileStagedBlob.create(
             root,
             root / "tmp" / f"{upload_id}.tmp",
             self._chunk_bytes,
