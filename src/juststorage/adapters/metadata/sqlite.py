@@ -23,48 +23,17 @@ from uuid import UUID
 
 import anyio.to_thread
 
+from juststorage.adapters.metadata.leases_keys import SqlApiKeyRepository, SqlLeaseRepository
 from juststorage.adapters.metadata.migrations import migrations_for
-from juststorage.adapters.metadata.queries import (
-    CENSUS_SQL,
-    COUNT_USAGE_SQL,
-    SELECT_OBJECT,
-    USAGE_SQL,
-    Params,
-    list_page_sql,
-    usage_deltas,
-)
-from juststorage.application.ports import (
-    ApiKeyRecord,
-    BlobAudit,
-    BlobLocation,
-    Census,
-    ClassUsage,
-    Clock,
-    ListQuery,
-    WritingUpload,
-)
-from juststorage.domain.auth import Scope
-from juststorage.domain.errors import (
-    InsufficientStorage,
-    NotFound,
-    StorageError,
-    Unavailable,
-)
-from juststorage.domain.model import (
-    ContentHash,
-    Namespace,
-    NewUpload,
-    ObjectKey,
-    ObjectState,
-    ObjectVersion,
-    StorageClass,
-    TenantId,
-)
+from juststorage.adapters.metadata.queries import COUNT_USAGE_SQL
+from juststorage.adapters.metadata.repositories import SqlBlobIndex, SqlObjectRepository
+from juststorage.adapters.metadata.sql import SqlSession, UsageDeltas
+from juststorage.application.ports import Clock
+from juststorage.domain.errors import InsufficientStorage, StorageError, Unavailable
 
 T = TypeVar("T")
 _BUSY_TIMEOUT_MS = 10_000
 _READERS = 4
-_COLUMNS = SELECT_OBJECT
 
 
 def sqlite_path_from_url(url: str) -> Path:
@@ -80,34 +49,6 @@ def _ts(moment: datetime) -> str:
 
 def _parse_ts(text: str) -> datetime:
     return datetime.fromisoformat(text)
-
-
-def _version(row: tuple[Any, ...]) -> ObjectVersion:
-    """A stored row: its values were validated on the way in, so they are not re-checked."""
-    return ObjectVersion(
-        id=UUID(row[0]),
-        tenant_id=TenantId.trusted(row[1]),
-        namespace=Namespace.trusted(row[2]),
-        key=ObjectKey.trusted(row[3]),
-        content_hash=ContentHash.trusted(row[4]),
-        size_bytes=row[5],
-        storage_class=StorageClass(row[6]),
-        content_type=row[7],
-        created_at=_parse_ts(row[8]),
-        state=ObjectState(row[9]),
-        commit_seq=row[10] or 0,
-    )
-
-
-def _api_key(row: tuple[Any, ...]) -> ApiKeyRecord:
-    return ApiKeyRecord(
-        id=row[0],
-        key_hash=row[1],
-        tenants=frozenset(json.loads(row[2])),
-        scopes=frozenset(Scope(s) for s in json.loads(row[3])),
-        created_at=_parse_ts(row[4]),
-        revoked_at=_parse_ts(row[5]) if row[5] else None,
-    )
 
 
 @contextmanager
@@ -165,372 +106,66 @@ class _Session:
         with _translated_errors():
             return fn(self.conn)
 
-    async def fetchone(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    async def fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
         return await self.run(lambda c: c.execute(sql, params).fetchone())
 
-    async def fetchall(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         return await self.run(lambda c: c.execute(sql, params).fetchall())
 
-    def now(self) -> str:
-        return _ts(self.clock.now())
+    async def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        await self.run(lambda c: c.execute(sql, params).fetchone())
 
 
-class SqliteObjectRepository:
-    def __init__(self, session: _Session) -> None:
-        self._s = session
+class SqliteDialect:
+    """SQLite's side of the shared repositories: TEXT timestamps and UUIDs, JSON lists."""
 
-    async def add_writing(self, upload: NewUpload) -> None:
-        created = _ts(upload.created_at)
-        await self._s.fetchone(
-            "INSERT INTO objects (id, tenant_id, namespace, key, state, storage_class,"
-            " content_type, created_at, updated_at, owner)"
-            " VALUES (?, ?, ?, ?, 'WRITING', ?, ?, ?, ?, ?)",
-            (
-                str(upload.id),
-                upload.tenant_id,
-                upload.namespace,
-                upload.key,
-                upload.storage_class.value,
-                upload.content_type,
-                created,
-                created,
-                upload.owner,
-            ),
-        )
+    next_commit_seq = "(SELECT COALESCE(MAX(commit_seq), 0) + 1 FROM objects)"
+    skip_locked = ""  # one writer at a time: nothing to skip
+    nullable_ts = "?"
+    bigint = "?"
 
-    async def commit_upload(
-        self, upload_id: UUID, content_hash: ContentHash, size_bytes: int
-    ) -> ObjectVersion:
-        now = self._s.now()
-        row = await self._s.fetchone(
-            "UPDATE objects SET state = 'COMMITTED', content_hash = ?, size_bytes = ?,"
-            " created_at = ?, updated_at = ?,"
-            " commit_seq = (SELECT COALESCE(MAX(commit_seq), 0) + 1 FROM objects)"
-            f" WHERE id = ? AND state = 'WRITING' RETURNING {_COLUMNS}",
-            (content_hash.hex, size_bytes, now, now, str(upload_id)),
-        )
-        if row is None:
-            raise NotFound("the upload's WRITING row is gone")
-        version = _version(row)
-        await self._count_usage([version], +1)
-        return version
+    def ts_in(self, moment: datetime) -> str:
+        return _ts(moment)
 
-    async def discard_writing(
-        self, upload_id: UUID, *, last_touched: datetime | None = None
-    ) -> bool:
-        row = await self._s.fetchone(
-            "DELETE FROM objects WHERE id = ? AND state = 'WRITING'"
-            " AND (? IS NULL OR updated_at <= ?) RETURNING id",
-            (str(upload_id), *(2 * [_ts(last_touched) if last_touched else None])),
-        )
-        return row is not None
+    def ts_out(self, value: Any) -> datetime:
+        return _parse_ts(value)
 
-    async def newest(
-        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
-    ) -> ObjectVersion | None:
-        row = await self._s.fetchone(
-            f"SELECT {_COLUMNS} FROM objects WHERE tenant_id = ? AND namespace = ? AND key = ?"
-            " AND state = 'COMMITTED' ORDER BY commit_seq DESC LIMIT 1",
-            (tenant_id, namespace, key),
-        )
-        return _version(row) if row else None
+    def uuid_in(self, value: UUID) -> str:
+        return str(value)
 
-    async def lock_key(self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey) -> None:
+    def uuid_out(self, value: Any) -> UUID:
+        return UUID(value)
+
+    def list_in(self, values: list[str]) -> str:
+        return json.dumps(values)
+
+    def list_out(self, value: Any) -> list[str]:
+        return list(json.loads(value))
+
+    def any_of(
+        self, column: str, values: list[Any], sql_type: str
+    ) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """`column IN (?, ...)` in batches of 500, under SQLite's bound-variable limit."""
+        for start in range(0, len(values), 500):
+            batch = values[start : start + 500]
+            yield f"{column} IN ({', '.join('?' * len(batch))})", tuple(batch)
+
+    async def lock_key(self, session: SqlSession, name: str) -> None:
         """Nothing to do: a write transaction already holds SQLite's one write lock."""
 
-    async def get(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
-        row = await self._s.fetchone(
-            f"SELECT {_COLUMNS} FROM objects WHERE id = ? AND tenant_id = ?"
-            " AND state = 'COMMITTED'",
-            (str(object_id), tenant_id),
-        )
-        return _version(row) if row else None
+    async def lock_api_keys(self, session: SqlSession) -> None:
+        """Nothing to do: a write transaction already holds SQLite's one write lock."""
 
-    async def mark_deleting(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
-        row = await self._s.fetchone(
-            "UPDATE objects SET state = 'DELETING', updated_at = ?"
-            f" WHERE id = ? AND tenant_id = ? AND state = 'COMMITTED' RETURNING {_COLUMNS}",
-            (self._s.now(), str(object_id), tenant_id),
-        )
-        if row is None:
-            return None
-        version = _version(row)
-        await self._count_usage([version], -1)
-        return version
-
-    async def mark_key_deleting(
-        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
-    ) -> list[ObjectVersion]:
-        rows = await self._s.fetchall(
-            "UPDATE objects SET state = 'DELETING', updated_at = ? WHERE tenant_id = ?"
-            f" AND namespace = ? AND key = ? AND state = 'COMMITTED' RETURNING {_COLUMNS}",
-            (self._s.now(), tenant_id, namespace, key),
-        )
-        versions = [_version(r) for r in rows]
-        await self._count_usage(versions, -1)
-        return versions
-
-    async def _count_usage(self, versions: list[ObjectVersion], sign: int) -> None:
-        """Keep usage_counters in step, in the same transaction (one shard: one writer)."""
-        for storage_class, (objects, size) in usage_deltas(versions, sign).items():
-            await self._s.fetchone(
+    async def count_usage(self, session: SqlSession, tenant: str, deltas: UsageDeltas) -> None:
+        """At once, in the same transaction, on shard 0 (one writer: no contention)."""
+        for storage_class, (objects, size) in deltas.items():
+            await session.execute(
                 COUNT_USAGE_SQL.format("?", "?", "0", "?", "?"),
-                (versions[0].tenant_id, storage_class.value, objects, size),
+                (tenant, storage_class.value, objects, size),
             )
 
-    async def list_page(self, query: ListQuery) -> list[ObjectVersion]:
-        params = Params(numbered=False)
-        sql = list_page_sql(query, params)
-        return [_version(r) for r in await self._s.fetchall(sql, tuple(params.values))]
 
-    async def usage(self, tenant_id: TenantId) -> list[ClassUsage]:
-        rows = await self._s.fetchall(USAGE_SQL.format(tenant="?"), (tenant_id,))
-        return [ClassUsage(StorageClass(r[0]), r[1], r[2]) for r in rows]
-
-    async def census(self) -> list[Census]:
-        rows = await self._s.fetchall(CENSUS_SQL, ())
-        return [Census(r[0], r[1], ObjectState(r[2]), StorageClass(r[3]), r[4], r[5]) for r in rows]
-
-    async def touch_writing(self, upload_id: UUID) -> None:
-        await self._s.fetchone(
-            "UPDATE objects SET updated_at = ? WHERE id = ? AND state = 'WRITING'",
-            (self._s.now(), str(upload_id)),
-        )
-
-    async def writing_older_than(self, older_than: datetime, limit: int) -> list[WritingUpload]:
-        rows = await self._s.fetchall(
-            "SELECT id, storage_class, owner, updated_at FROM objects WHERE state = 'WRITING'"
-            " AND updated_at < ? ORDER BY updated_at LIMIT ?",
-            (_ts(older_than), limit),
-        )
-        return [
-            WritingUpload(UUID(r[0]), StorageClass(r[1]), r[2] or "", _parse_ts(r[3])) for r in rows
-        ]
-
-    async def writing_among(self, upload_ids: list[UUID]) -> set[UUID]:
-        found: set[UUID] = set()
-        ids = [str(i) for i in upload_ids]
-        for start in range(0, len(ids), 500):
-            batch = ids[start : start + 500]
-            rows = await self._s.fetchall(
-                f"SELECT id FROM objects WHERE state = 'WRITING' AND id IN"
-                f" ({', '.join('?' * len(batch))})",
-                tuple(batch),
-            )
-            found.update(UUID(r[0]) for r in rows)
-        return found
-
-    async def finish_deletes(self, limit: int) -> int:
-        rows = await self._s.fetchall(
-            "UPDATE objects SET state = 'DELETED', updated_at = ? WHERE id IN"
-            " (SELECT id FROM objects WHERE state = 'DELETING' LIMIT ?) RETURNING id",
-            (self._s.now(), limit),
-        )
-        return len(rows)
-
-    async def purge_deleted(self, older_than: datetime, limit: int) -> int:
-        rows = await self._s.fetchall(
-            "DELETE FROM objects WHERE id IN (SELECT id FROM objects WHERE state = 'DELETED'"
-            " AND updated_at < ? LIMIT ?) RETURNING id",
-            (_ts(older_than), limit),
-        )
-        return len(rows)
-
-    async def ids_of_blob(self, location: BlobLocation) -> list[UUID]:
-        rows = await self._s.fetchall(
-            "SELECT id FROM objects WHERE storage_class = ? AND content_hash = ?"
-            " AND state = 'COMMITTED' ORDER BY id",
-            (location.storage_class.value, location.content_hash.hex),
-        )
-        return [UUID(r[0]) for r in rows]
-
-    async def without_blob_row(self, limit: int) -> list[ObjectVersion]:
-        columns = ", ".join(f"o.{c.strip()}" for c in _COLUMNS.split(","))
-        rows = await self._s.fetchall(
-            f"SELECT {columns} FROM objects o WHERE o.state = 'COMMITTED' AND NOT EXISTS"
-            " (SELECT 1 FROM blobs b WHERE b.storage_class = o.storage_class"
-            " AND b.content_hash = o.content_hash) LIMIT ?",
-            (limit,),
-        )
-        return [_version(r) for r in rows]
-
-
-class SqliteBlobIndex:
-    def __init__(self, session: _Session) -> None:
-        self._s = session
-
-    async def acquire(
-        self, storage_class: StorageClass, content_hash: ContentHash, size_bytes: int
-    ) -> bool:
-        row = await self._s.fetchone(
-            "INSERT INTO blobs (storage_class, content_hash, size_bytes, ref_count, created_at)"
-            " VALUES (?, ?, ?, 1, ?) ON CONFLICT (storage_class, content_hash)"
-            " DO UPDATE SET ref_count = ref_count + 1, released_at = NULL"
-            " RETURNING ref_count",
-            (storage_class.value, content_hash.hex, size_bytes, self._s.now()),
-        )
-        return row is not None and row[0] == 1
-
-    async def release(self, storage_class: StorageClass, content_hash: ContentHash) -> None:
-        # Right-hand sides see the old row: released_at is stamped when 1 becomes 0.
-        await self._s.fetchone(
-            "UPDATE blobs SET ref_count = ref_count - 1,"
-            " released_at = CASE WHEN ref_count = 1 THEN ? ELSE released_at END"
-            " WHERE storage_class = ? AND content_hash = ? AND ref_count > 0",
-            (self._s.now(), storage_class.value, content_hash.hex),
-        )
-
-    async def unreferenced(self, released_before: datetime, limit: int) -> list[BlobLocation]:
-        rows = await self._s.fetchall(
-            "SELECT storage_class, content_hash FROM blobs WHERE ref_count = 0"
-            " AND released_at <= ? ORDER BY released_at LIMIT ?",
-            (_ts(released_before), limit),
-        )
-        return [BlobLocation(StorageClass(r[0]), ContentHash(r[1])) for r in rows]
-
-    async def forget_if_unreferenced(
-        self, location: BlobLocation, released_before: datetime
-    ) -> bool:
-        row = await self._s.fetchone(
-            "DELETE FROM blobs WHERE storage_class = ? AND content_hash = ? AND ref_count = 0"
-            " AND released_at <= ? RETURNING content_hash",
-            (location.storage_class.value, location.content_hash.hex, _ts(released_before)),
-        )
-        return row is not None
-
-    async def claim_orphan(self, location: BlobLocation, size_bytes: int) -> bool:
-        row = await self._s.fetchone(
-            "INSERT INTO blobs (storage_class, content_hash, size_bytes, ref_count,"
-            " released_at, created_at) VALUES (?, ?, ?, 0, ?, ?)"
-            " ON CONFLICT (storage_class, content_hash) DO NOTHING RETURNING content_hash",
-            (
-                location.storage_class.value,
-                location.content_hash.hex,
-                size_bytes,
-                self._s.now(),
-                self._s.now(),
-            ),
-        )
-        return row is not None
-
-    async def forget(self, location: BlobLocation) -> None:
-        await self._s.fetchone(
-            "DELETE FROM blobs WHERE storage_class = ? AND content_hash = ?",
-            (location.storage_class.value, location.content_hash.hex),
-        )
-
-    async def known(self, locations: list[BlobLocation]) -> set[BlobLocation]:
-        found: set[BlobLocation] = set()
-        for storage_class in StorageClass:
-            hashes = [
-                loc.content_hash.hex for loc in locations if loc.storage_class is storage_class
-            ]
-            for start in range(0, len(hashes), 500):
-                batch = hashes[start : start + 500]
-                marks = ", ".join("?" * len(batch))
-                rows = await self._s.fetchall(
-                    f"SELECT content_hash FROM blobs WHERE storage_class = ?"
-                    f" AND content_hash IN ({marks})",
-                    (storage_class.value, *batch),
-                )
-                found.update(BlobLocation(storage_class, ContentHash(r[0])) for r in rows)
-        return found
-
-    async def audit(self, after: BlobLocation | None, limit: int) -> list[BlobAudit]:
-        start = (after.storage_class.value, after.content_hash.hex) if after else ("", "")
-        rows = await self._s.fetchall(
-            "SELECT b.storage_class, b.content_hash, b.size_bytes, b.ref_count,"
-            " (SELECT COUNT(*) FROM objects o WHERE o.storage_class = b.storage_class"
-            " AND o.content_hash = b.content_hash AND o.state = 'COMMITTED')"
-            " FROM blobs b WHERE (b.storage_class, b.content_hash) > (?, ?)"
-            " ORDER BY b.storage_class, b.content_hash LIMIT ?",
-            (*start, limit),
-        )
-        return [
-            BlobAudit(BlobLocation(StorageClass(r[0]), ContentHash(r[1])), r[2], r[3], r[4])
-            for r in rows
-        ]
-
-    async def totals(self) -> tuple[int, int]:
-        row = await self._s.fetchone("SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM blobs", ())
-        return (int(row[0]), int(row[1])) if row else (0, 0)
-
-    async def set_ref_count(self, location: BlobLocation, ref_count: int) -> None:
-        await self._s.fetchone(
-            "UPDATE blobs SET ref_count = ?,"
-            " released_at = CASE WHEN ? = 0 THEN COALESCE(released_at, ?) ELSE NULL END"
-            " WHERE storage_class = ? AND content_hash = ?",
-            (
-                ref_count,
-                ref_count,
-                self._s.now(),
-                location.storage_class.value,
-                location.content_hash.hex,
-            ),
-        )
-
-
-class SqliteLeaseRepository:
-    def __init__(self, session: _Session) -> None:
-        self._s = session
-
-    async def claim(
-        self, name: str, holder: str, until: datetime, *, replacing: str | None = None
-    ) -> bool:
-        row = await self._s.fetchone(
-            "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
-            " expires_at = excluded.expires_at WHERE leases.holder = excluded.holder"
-            " OR leases.expires_at < ? OR leases.holder = ? RETURNING name",
-            (name, holder, _ts(until), self._s.now(), replacing),
-        )
-        return row is not None
-
-    async def holder_of(self, name: str) -> str | None:
-        row = await self._s.fetchone("SELECT holder FROM leases WHERE name = ?", (name,))
-        return str(row[0]) if row else None
-
-    async def release(self, name: str, holder: str) -> None:
-        await self._s.fetchone("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
-
-
-class SqliteApiKeyRepository:
-    _COLS = "id, key_hash, tenants, scopes, created_at, revoked_at"
-
-    def __init__(self, session: _Session) -> None:
-        self._s = session
-
-    async def add(self, record: ApiKeyRecord) -> None:
-        await self._s.fetchone(
-            "INSERT INTO api_keys (id, key_hash, tenants, scopes, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (
-                record.id,
-                record.key_hash,
-                json.dumps(sorted(record.tenants)),
-                json.dumps(sorted(s.value for s in record.scopes)),
-                _ts(record.created_at),
-            ),
-        )
-
-    async def get(self, key_id: str) -> ApiKeyRecord | None:
-        row = await self._s.fetchone(f"SELECT {self._COLS} FROM api_keys WHERE id = ?", (key_id,))
-        return _api_key(row) if row else None
-
-    async def list_all(self) -> list[ApiKeyRecord]:
-        rows = await self._s.fetchall(f"SELECT {self._COLS} FROM api_keys ORDER BY created_at", ())
-        return [_api_key(r) for r in rows]
-
-    async def revoke(self, key_id: str) -> bool:
-        row = await self._s.fetchone(
-            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING id",
-            (self._s.now(), key_id),
-        )
-        return row is not None
-
-    async def count(self) -> int:
-        row = await self._s.fetchone("SELECT COUNT(*) FROM api_keys", ())
-        return int(row[0]) if row else 0
+_DIALECT = SqliteDialect()
 
 
 class SqliteUnitOfWork:
@@ -569,20 +204,20 @@ class SqliteUnitOfWork:
         return self._session
 
     @property
-    def objects(self) -> SqliteObjectRepository:
-        return SqliteObjectRepository(self.session)
+    def objects(self) -> SqlObjectRepository:
+        return SqlObjectRepository(self.session, _DIALECT)
 
     @property
-    def blobs(self) -> SqliteBlobIndex:
-        return SqliteBlobIndex(self.session)
+    def blobs(self) -> SqlBlobIndex:
+        return SqlBlobIndex(self.session, _DIALECT)
 
     @property
-    def api_keys(self) -> SqliteApiKeyRepository:
-        return SqliteApiKeyRepository(self.session)
+    def api_keys(self) -> SqlApiKeyRepository:
+        return SqlApiKeyRepository(self.session, _DIALECT)
 
     @property
-    def leases(self) -> SqliteLeaseRepository:
-        return SqliteLeaseRepository(self.session)
+    def leases(self) -> SqlLeaseRepository:
+        return SqlLeaseRepository(self.session, _DIALECT)
 
     async def commit(self) -> None:
         if self._read_only:

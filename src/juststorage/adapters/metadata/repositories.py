@@ -1,0 +1,348 @@
+"""The object repository and blob index in SQL, written once for SQLite and PostgreSQL.
+
+Statements run on a `SqlSession` with the database's `Dialect` (see sql.py). The lock
+orders and the conditions in the WHERE clauses are deliberate: docs/durability.md.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from juststorage.adapters.metadata.queries import (
+    CENSUS_SQL,
+    SELECT_OBJECT,
+    USAGE_SQL,
+    Params,
+    list_page_sql,
+    usage_deltas,
+)
+from juststorage.adapters.metadata.sql import Dialect, Row, SqlRepository
+from juststorage.application.ports import (
+    BlobAudit,
+    BlobLocation,
+    Census,
+    ClassUsage,
+    ListQuery,
+    WritingUpload,
+)
+from juststorage.domain.errors import NotFound
+from juststorage.domain.model import (
+    ContentHash,
+    Namespace,
+    NewUpload,
+    ObjectKey,
+    ObjectState,
+    ObjectVersion,
+    StorageClass,
+    TenantId,
+)
+
+
+def _version(row: Row, d: Dialect) -> ObjectVersion:
+    """A stored row: its values were validated on the way in, so they are not re-checked."""
+    return ObjectVersion(
+        id=d.uuid_out(row[0]),
+        tenant_id=TenantId.trusted(row[1]),
+        namespace=Namespace.trusted(row[2]),
+        key=ObjectKey.trusted(row[3]),
+        content_hash=ContentHash.trusted(row[4]),
+        size_bytes=row[5],
+        storage_class=StorageClass(row[6]),
+        content_type=row[7],
+        created_at=d.ts_out(row[8]),
+        state=ObjectState(row[9]),
+        commit_seq=row[10] or 0,
+    )
+
+
+class SqlObjectRepository(SqlRepository):
+    """`ObjectRepository` over a SQL session."""
+
+    async def add_writing(self, upload: NewUpload) -> None:
+        created = self._d.ts_in(upload.created_at)
+        await self._s.execute(
+            "INSERT INTO objects (id, tenant_id, namespace, key, state, storage_class,"
+            " content_type, created_at, updated_at, owner)"
+            " VALUES (?, ?, ?, ?, 'WRITING', ?, ?, ?, ?, ?)",
+            (
+                self._d.uuid_in(upload.id),
+                str(upload.tenant_id),
+                str(upload.namespace),
+                str(upload.key),
+                upload.storage_class.value,
+                upload.content_type,
+                created,
+                created,
+                upload.owner,
+            ),
+        )
+
+    async def commit_upload(
+        self, upload_id: UUID, content_hash: ContentHash, size_bytes: int
+    ) -> ObjectVersion:
+        now = self._now()
+        row = await self._s.fetchone(
+            "UPDATE objects SET state = 'COMMITTED', content_hash = ?, size_bytes = ?,"
+            f" created_at = ?, updated_at = ?, commit_seq = {self._d.next_commit_seq}"
+            f" WHERE id = ? AND state = 'WRITING' RETURNING {SELECT_OBJECT}",
+            (content_hash.hex, size_bytes, now, now, self._d.uuid_in(upload_id)),
+        )
+        if row is None:
+            raise NotFound("the upload's WRITING row is gone")
+        version = _version(row, self._d)
+        await self._count_usage([version], +1)
+        return version
+
+    async def discard_writing(
+        self, upload_id: UUID, *, last_touched: datetime | None = None
+    ) -> bool:
+        touched = self._d.ts_in(last_touched) if last_touched else None
+        row = await self._s.fetchone(
+            "DELETE FROM objects WHERE id = ? AND state = 'WRITING'"
+            f" AND ({self._d.nullable_ts} IS NULL OR updated_at <= ?) RETURNING id",
+            (self._d.uuid_in(upload_id), touched, touched),
+        )
+        return row is not None
+
+    async def newest(
+        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
+    ) -> ObjectVersion | None:
+        row = await self._s.fetchone(
+            f"SELECT {SELECT_OBJECT} FROM objects WHERE tenant_id = ? AND namespace = ?"
+            " AND key = ? AND state = 'COMMITTED' ORDER BY commit_seq DESC LIMIT 1",
+            (str(tenant_id), str(namespace), str(key)),
+        )
+        return _version(row, self._d) if row else None
+
+    async def lock_key(self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey) -> None:
+        """Serialise commits to one key across processes until the transaction ends."""
+        # Unambiguous: names hold no "/".
+        await self._d.lock_key(self._s, f"{tenant_id}/{namespace}/{key}")
+
+    async def get(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
+        row = await self._s.fetchone(
+            f"SELECT {SELECT_OBJECT} FROM objects WHERE id = ? AND tenant_id = ?"
+            " AND state = 'COMMITTED'",
+            (self._d.uuid_in(object_id), str(tenant_id)),
+        )
+        return _version(row, self._d) if row else None
+
+    async def mark_deleting(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
+        row = await self._s.fetchone(
+            "UPDATE objects SET state = 'DELETING', updated_at = ? WHERE id = ?"
+            f" AND tenant_id = ? AND state = 'COMMITTED' RETURNING {SELECT_OBJECT}",
+            (self._now(), self._d.uuid_in(object_id), str(tenant_id)),
+        )
+        if row is None:
+            return None
+        version = _version(row, self._d)
+        await self._count_usage([version], -1)
+        return version
+
+    async def mark_key_deleting(
+        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
+    ) -> list[ObjectVersion]:
+        rows = await self._s.fetchall(
+            "UPDATE objects SET state = 'DELETING', updated_at = ? WHERE tenant_id = ?"
+            f" AND namespace = ? AND key = ? AND state = 'COMMITTED' RETURNING {SELECT_OBJECT}",
+            (self._now(), str(tenant_id), str(namespace), str(key)),
+        )
+        versions = [_version(r, self._d) for r in rows]
+        await self._count_usage(versions, -1)
+        return versions
+
+    async def _count_usage(self, versions: list[ObjectVersion], sign: int) -> None:
+        """Keep usage_counters in step with `versions` appearing (+1) or going (-1)."""
+        deltas = usage_deltas(versions, sign)
+        tenant = str(versions[0].tenant_id) if versions else ""
+        await self._d.count_usage(self._s, tenant, deltas)
+
+    async def list_page(self, query: ListQuery) -> list[ObjectVersion]:
+        params = Params(numbered=False)
+        sql = list_page_sql(query, params)
+        values = tuple(str(v) if isinstance(v, str) else v for v in params.values)
+        return [_version(r, self._d) for r in await self._s.fetchall(sql, values)]
+
+    async def usage(self, tenant_id: TenantId) -> list[ClassUsage]:
+        rows = await self._s.fetchall(USAGE_SQL.format(tenant="?"), (str(tenant_id),))
+        return [ClassUsage(StorageClass(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    async def census(self) -> list[Census]:
+        rows = await self._s.fetchall(CENSUS_SQL)
+        return [
+            Census(r[0], r[1], ObjectState(r[2]), StorageClass(r[3]), r[4], int(r[5])) for r in rows
+        ]
+
+    async def touch_writing(self, upload_id: UUID) -> None:
+        await self._s.execute(
+            "UPDATE objects SET updated_at = ? WHERE id = ? AND state = 'WRITING'",
+            (self._now(), self._d.uuid_in(upload_id)),
+        )
+
+    async def writing_older_than(self, older_than: datetime, limit: int) -> list[WritingUpload]:
+        rows = await self._s.fetchall(
+            "SELECT id, storage_class, owner, updated_at FROM objects WHERE state = 'WRITING'"
+            " AND updated_at < ? ORDER BY updated_at LIMIT ?",
+            (self._d.ts_in(older_than), limit),
+        )
+        d = self._d
+        return [
+            WritingUpload(d.uuid_out(r[0]), StorageClass(r[1]), r[2] or "", d.ts_out(r[3]))
+            for r in rows
+        ]
+
+    async def writing_among(self, upload_ids: list[UUID]) -> set[UUID]:
+        found: set[UUID] = set()
+        ids = [self._d.uuid_in(i) for i in upload_ids]
+        for condition, params in self._d.any_of("id", ids, "uuid"):
+            rows = await self._s.fetchall(
+                f"SELECT id FROM objects WHERE state = 'WRITING' AND {condition}", params
+            )
+            found.update(self._d.uuid_out(r[0]) for r in rows)
+        return found
+
+    async def finish_deletes(self, limit: int) -> int:
+        rows = await self._s.fetchall(
+            "UPDATE objects SET state = 'DELETED', updated_at = ? WHERE id IN"
+            f" (SELECT id FROM objects WHERE state = 'DELETING' LIMIT ?{self._d.skip_locked})"
+            " RETURNING id",
+            (self._now(), limit),
+        )
+        return len(rows)
+
+    async def purge_deleted(self, older_than: datetime, limit: int) -> int:
+        rows = await self._s.fetchall(
+            "DELETE FROM objects WHERE id IN (SELECT id FROM objects WHERE state = 'DELETED'"
+            f" AND updated_at < ? LIMIT ?{self._d.skip_locked}) RETURNING id",
+            (self._d.ts_in(older_than), limit),
+        )
+        return len(rows)
+
+    async def ids_of_blob(self, location: BlobLocation) -> list[UUID]:
+        rows = await self._s.fetchall(
+            "SELECT id FROM objects WHERE storage_class = ? AND content_hash = ?"
+            " AND state = 'COMMITTED' ORDER BY id",
+            (location.storage_class.value, location.content_hash.hex),
+        )
+        return [self._d.uuid_out(r[0]) for r in rows]
+
+    async def without_blob_row(self, limit: int) -> list[ObjectVersion]:
+        columns = ", ".join(f"o.{c.strip()}" for c in SELECT_OBJECT.split(","))
+        rows = await self._s.fetchall(
+            f"SELECT {columns} FROM objects o WHERE o.state = 'COMMITTED' AND NOT EXISTS"
+            " (SELECT 1 FROM blobs b WHERE b.storage_class = o.storage_class"
+            " AND b.content_hash = o.content_hash) LIMIT ?",
+            (limit,),
+        )
+        return [_version(r, self._d) for r in rows]
+
+
+class SqlBlobIndex(SqlRepository):
+    """`BlobIndex` over a SQL session."""
+
+    async def acquire(
+        self, storage_class: StorageClass, content_hash: ContentHash, size_bytes: int
+    ) -> bool:
+        # The upsert's row lock lasts until commit: GC cannot delete this row meanwhile.
+        row = await self._s.fetchone(
+            "INSERT INTO blobs (storage_class, content_hash, size_bytes, ref_count, created_at)"
+            " VALUES (?, ?, ?, 1, ?) ON CONFLICT (storage_class, content_hash)"
+            " DO UPDATE SET ref_count = blobs.ref_count + 1, released_at = NULL"
+            " RETURNING ref_count",
+            (storage_class.value, content_hash.hex, size_bytes, self._now()),
+        )
+        return row is not None and row[0] == 1
+
+    async def release(self, storage_class: StorageClass, content_hash: ContentHash) -> None:
+        # Right-hand sides see the old row: released_at is stamped when 1 becomes 0.
+        await self._s.execute(
+            "UPDATE blobs SET ref_count = ref_count - 1,"
+            " released_at = CASE WHEN ref_count = 1 THEN ? ELSE released_at END"
+            " WHERE storage_class = ? AND content_hash = ? AND ref_count > 0",
+            (self._now(), storage_class.value, content_hash.hex),
+        )
+
+    async def unreferenced(self, released_before: datetime, limit: int) -> list[BlobLocation]:
+        rows = await self._s.fetchall(
+            "SELECT storage_class, content_hash FROM blobs WHERE ref_count = 0"
+            " AND released_at <= ? ORDER BY released_at LIMIT ?",
+            (self._d.ts_in(released_before), limit),
+        )
+        return [BlobLocation(StorageClass(r[0]), ContentHash(r[1])) for r in rows]
+
+    async def forget_if_unreferenced(
+        self, location: BlobLocation, released_before: datetime
+    ) -> bool:
+        row = await self._s.fetchone(
+            "DELETE FROM blobs WHERE storage_class = ? AND content_hash = ? AND ref_count = 0"
+            " AND released_at <= ? RETURNING content_hash",
+            (
+                location.storage_class.value,
+                location.content_hash.hex,
+                self._d.ts_in(released_before),
+            ),
+        )
+        return row is not None
+
+    async def claim_orphan(self, location: BlobLocation, size_bytes: int) -> bool:
+        now = self._now()
+        row = await self._s.fetchone(
+            "INSERT INTO blobs (storage_class, content_hash, size_bytes, ref_count,"
+            " released_at, created_at) VALUES (?, ?, ?, 0, ?, ?)"
+            " ON CONFLICT (storage_class, content_hash) DO NOTHING RETURNING content_hash",
+            (location.storage_class.value, location.content_hash.hex, size_bytes, now, now),
+        )
+        return row is not None
+
+    async def forget(self, location: BlobLocation) -> None:
+        await self._s.execute(
+            "DELETE FROM blobs WHERE storage_class = ? AND content_hash = ?",
+            (location.storage_class.value, location.content_hash.hex),
+        )
+
+    async def known(self, locations: list[BlobLocation]) -> set[BlobLocation]:
+        found: set[BlobLocation] = set()
+        for storage_class in StorageClass:
+            hashes = [x.content_hash.hex for x in locations if x.storage_class is storage_class]
+            for condition, params in self._d.any_of("content_hash", hashes, "text"):
+                rows = await self._s.fetchall(
+                    f"SELECT content_hash FROM blobs WHERE storage_class = ? AND {condition}",
+                    (storage_class.value, *params),
+                )
+                found.update(BlobLocation(storage_class, ContentHash(r[0])) for r in rows)
+        return found
+
+    async def audit(self, after: BlobLocation | None, limit: int) -> list[BlobAudit]:
+        start = (after.storage_class.value, after.content_hash.hex) if after else ("", "")
+        rows = await self._s.fetchall(
+            "SELECT b.storage_class, b.content_hash, b.size_bytes, b.ref_count,"
+            " (SELECT COUNT(*) FROM objects o WHERE o.storage_class = b.storage_class"
+            " AND o.content_hash = b.content_hash AND o.state = 'COMMITTED')"
+            " FROM blobs b WHERE (b.storage_class, b.content_hash) > (?, ?)"
+            " ORDER BY b.storage_class, b.content_hash LIMIT ?",
+            (*start, limit),
+        )
+        return [
+            BlobAudit(BlobLocation(StorageClass(r[0]), ContentHash(r[1])), r[2], r[3], int(r[4]))
+            for r in rows
+        ]
+
+    async def totals(self) -> tuple[int, int]:
+        row = await self._s.fetchone("SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM blobs")
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    async def set_ref_count(self, location: BlobLocation, ref_count: int) -> None:
+        count = self._d.bigint
+        await self._s.execute(
+            f"UPDATE blobs SET ref_count = {count},"
+            f" released_at = CASE WHEN {count} = 0 THEN COALESCE(released_at, ?) ELSE NULL END"
+            " WHERE storage_class = ? AND content_hash = ?",
+            (
+                ref_count,
+                ref_count,
+                self._now(),
+                location.storage_class.value,
+                location.content_hash.hex,
+            ),
+        )
