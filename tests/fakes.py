@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +25,7 @@ from juststorage.application.ports import (
     ApiKeyRecord,
     BlobAudit,
     BlobLocation,
+    BlobStore,
     Census,
     ClassUsage,
     Clock,
@@ -34,6 +35,7 @@ from juststorage.application.ports import (
     TempFile,
     WritingUpload,
 )
+from juststorage.application.uploads import UploadRequest, UploadResult, upload_object
 from juststorage.domain.errors import NotFound, StorageError
 from juststorage.domain.model import (
     ContentHash,
@@ -716,3 +718,40 @@ async def seed_version(
         await uow.blobs.acquire(storage_class, digest, version.size_bytes)
         await uow.commit()
     return version
+
+
+_ACME, _FILES = TenantId("acme"), Namespace("files")
+
+
+def sha256_of(data: bytes) -> ContentHash:
+    return ContentHash(hashlib.sha256(data).hexdigest())
+
+
+class FakeWorld:
+    """A fake clock, metadata store and blob store, plus an upload helper for use-case tests."""
+
+    def __init__(self, blobs: Callable[[FakeClock], BlobStore] = FakeBlobStore) -> None:
+        self.clock = FakeClock()
+        self.metadata = FakeMetadataStore(self.clock)
+        self.blobs = blobs(self.clock)
+
+    async def upload(
+        self,
+        key: str,
+        data: bytes,
+        cls: StorageClass = StorageClass.HOT,
+        *,
+        tenant: TenantId = _ACME,
+        namespace: Namespace = _FILES,
+    ) -> UploadResult:
+        async def body() -> AsyncIterator[bytes]:
+            yield data
+
+        return await upload_object(
+            UploadRequest(tenant, namespace, ObjectKey(key), storage_class=cls),
+            body(),
+            metadata=self.metadata,
+            blobs=self.blobs,
+            clock=self.clock,
+            max_object_bytes=1 << 20,
+        )

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 
-from fakes import FakeBlobStore, FakeClock, FakeMetadataStore
+from fakes import FakeWorld, sha256_of
 from juststorage.application.deletes import delete_object
 from juststorage.application.fsck import FsckReport, Problem, ProblemKind, check_store
 from juststorage.application.ports import BlobLocation
-from juststorage.application.uploads import UploadRequest, UploadResult, upload_object
-from juststorage.domain.model import ContentHash, Namespace, ObjectKey, StorageClass, TenantId
+from juststorage.application.uploads import UploadResult
+from juststorage.domain.model import Namespace, StorageClass, TenantId
 
 pytestmark = pytest.mark.anyio
 
@@ -21,29 +19,10 @@ ACME, FILES = TenantId("acme"), Namespace("files")
 HOT, COLD = StorageClass.HOT, StorageClass.COLD
 
 
-def sha256(data: bytes) -> ContentHash:
-    return ContentHash(hashlib.sha256(data).hexdigest())
+sha256 = sha256_of
 
 
-class World:
-    def __init__(self) -> None:
-        self.clock = FakeClock()
-        self.metadata = FakeMetadataStore(self.clock)
-        self.blobs = FakeBlobStore(self.clock)
-
-    async def upload(self, key: str, data: bytes, cls: StorageClass = HOT) -> UploadResult:
-        async def body() -> AsyncIterator[bytes]:
-            yield data
-
-        return await upload_object(
-            UploadRequest(ACME, FILES, ObjectKey(key), storage_class=cls),
-            body(),
-            metadata=self.metadata,
-            blobs=self.blobs,
-            clock=self.clock,
-            max_object_bytes=1 << 20,
-        )
-
+class World(FakeWorld):
     async def fsck(self, *, repair: bool = False, verify: bool = True) -> FsckReport:
         return await check_store(self.metadata, self.blobs, repair=repair, verify_hashes=verify)
 

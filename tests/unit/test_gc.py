@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
@@ -14,17 +13,23 @@ import anyio
 import pytest
 from anyio.abc import TaskGroup
 
-from fakes import FakeBlobStore, FakeClock, FakeLiveness, FakeMetadataStore, seed_version
+from fakes import (
+    FakeBlobStore,
+    FakeClock,
+    FakeLiveness,
+    FakeWorld,
+    seed_version,
+    sha256_of,
+)
 from juststorage.adapters.blobs import filesystem
 from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
 from juststorage.application.deletes import delete_object
 from juststorage.application.downloads import find_by_id
 from juststorage.application.gc import GC_LEASE, GcPolicy, GcReport, collect_garbage
 from juststorage.application.ports import BlobLocation, BlobStore
-from juststorage.application.uploads import UploadRequest, UploadResult, upload_object
+from juststorage.application.uploads import UploadResult
 from juststorage.domain.errors import NotFound, StorageError
 from juststorage.domain.model import (
-    ContentHash,
     Namespace,
     NewUpload,
     ObjectKey,
@@ -39,34 +44,18 @@ ACME, FILES = TenantId("acme"), Namespace("files")
 HOT, COLD = StorageClass.HOT, StorageClass.COLD
 
 
-def sha256(data: bytes) -> ContentHash:
-    return ContentHash(hashlib.sha256(data).hexdigest())
+sha256 = sha256_of
 
 
-class World:
+class World(FakeWorld):
     def __init__(self, blobs: Callable[[FakeClock], BlobStore] = FakeBlobStore) -> None:
-        self.clock = FakeClock()
-        self.metadata = FakeMetadataStore(self.clock)
-        self.blobs = blobs(self.clock)
+        super().__init__(blobs)
         self.liveness = FakeLiveness("me")
 
     @property
     def fake_blobs(self) -> FakeBlobStore:
         assert isinstance(self.blobs, FakeBlobStore)
         return self.blobs
-
-    async def upload(self, key: str, data: bytes, cls: StorageClass = HOT) -> UploadResult:
-        async def body() -> AsyncIterator[bytes]:
-            yield data
-
-        return await upload_object(
-            UploadRequest(ACME, FILES, ObjectKey(key), storage_class=cls),
-            body(),
-            metadata=self.metadata,
-            blobs=self.blobs,
-            clock=self.clock,
-            max_object_bytes=1 << 20,
-        )
 
     async def gc(self, grace: float, *, batch: int = 500) -> GcReport:
         policy = GcPolicy(grace_seconds=grace, batch=batch)
