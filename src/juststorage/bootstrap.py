@@ -48,11 +48,10 @@ class Services:
     authenticator: Authenticator
     liveness: ProcessLiveness = field(default_factory=LocalProcessLiveness)
     metrics: Metrics = field(default_factory=Metrics)
-    throttle: Throttle | None = None
+    throttle: Throttle = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.throttle is None:
-            self.throttle = Throttle(self.settings)
+        self.throttle = Throttle(self.settings)
 
     @property
     def prices_gb_month(self) -> dict[StorageClass, float]:

@@ -30,8 +30,7 @@ class _PooledStore(Protocol):
 def sample_gauges(services: Services) -> None:
     """This process's share of the summed gauges: uploads in flight, pool use."""
     metrics = services.metrics
-    if services.throttle is not None:
-        metrics.uploads_in_flight.set(services.throttle.uploads_in_flight)
+    metrics.uploads_in_flight.set(services.throttle.uploads_in_flight)
     if isinstance(services.metadata, _PooledStore):
         in_use, size = services.metadata.connections_in_use()
         metrics.db_connections_in_use.set(in_use)

@@ -44,7 +44,6 @@ def _admit(request: Request, tenant: TenantId, namespace: str | None = None) -> 
     if namespace is not None:
         request.scope["state"]["namespace"] = namespace
     services = _services(request)
-    assert services.throttle is not None
     try:
         status = services.throttle.admit_request(tenant)
     except Throttled as exc:
@@ -83,7 +82,6 @@ async def upload(request: Request, principal: Principal) -> Response:
         ),
     )
     throttle = services.throttle
-    assert throttle is not None
     try:
         throttle.admit_upload(tenant)
     except Throttled as exc:
