@@ -115,6 +115,12 @@ class FakeObjectRepository:
         self._state.writing[upload.id] = upload
         self._state.updated_at[upload.id] = upload.created_at
 
+    async def insert_committed(
+        self, upload: NewUpload, content_hash: ContentHash, size_bytes: int
+    ) -> ObjectVersion:
+        await self.add_writing(upload)
+        return await self.commit_upload(upload.id, content_hash, size_bytes)
+
     async def commit_upload(
         self, upload_id: UUID, content_hash: ContentHash, size_bytes: int
     ) -> ObjectVersion:
@@ -505,6 +511,7 @@ class FakeUnitOfWork:
         if self._read_only:
             raise RuntimeError("commit() on a read-only snapshot")
         self._store.state = self._current().copy()
+        self._store.commits += 1
         self.committed = True
 
 
@@ -514,6 +521,7 @@ class FakeMetadataStore:
         self.state = _State()
         self.write_lock = anyio.Lock()
         self.closed = False
+        self.commits = 0  # transactions committed (inspection for tests)
 
     def transaction(self, *, durable: bool = True) -> FakeUnitOfWork:
         return FakeUnitOfWork(self, read_only=False)
@@ -575,6 +583,15 @@ class FakeStagedBlob:
         return self._digest, len(self._buffer)
 
     async def publish(self) -> bool:
+        return self._place()
+
+    async def confirm(self) -> None:
+        if self._digest is None:
+            raise RuntimeError("confirm() before seal()")
+        if (self._temp[0], self._digest.hex) not in self._store.blobs:
+            self._place()
+
+    def _place(self) -> bool:
         if self._digest is None:
             raise RuntimeError("publish() before seal()")
         written_at = self._store.temps.get(self._temp)
@@ -617,6 +634,7 @@ class FakeBlobStore:
         self.blobs: dict[tuple[StorageClass, str], bytes] = {}
         self.modified: dict[tuple[StorageClass, str], datetime] = {}
         self.temps: dict[tuple[StorageClass, UUID], datetime] = {}  # staged uploads
+        self.owners: dict[tuple[StorageClass, UUID], str] = {}  # their owners
         self._scan_batch = scan_batch
 
     async def prepare(self) -> None:
@@ -624,16 +642,18 @@ class FakeBlobStore:
 
     @asynccontextmanager
     async def stage(
-        self, storage_class: StorageClass, upload_id: UUID
+        self, storage_class: StorageClass, upload_id: UUID, owner: str = ""
     ) -> AsyncIterator[FakeStagedBlob]:
         temp = (storage_class, upload_id)
         if temp in self.temps:
             raise StorageError(f"upload {upload_id} is already staged")
+        self.owners[temp] = owner
         self.temps[temp] = self.clock.now()
         try:
             yield FakeStagedBlob(self, temp)
         finally:
             self.temps.pop(temp, None)
+            self.owners.pop(temp, None)
 
     async def open(self, location: BlobLocation) -> FakeBlobReader:
         data = self.blobs.get((location.storage_class, location.content_hash.hex))
@@ -651,15 +671,16 @@ class FakeBlobStore:
 
     async def temp_files(self, storage_class: StorageClass) -> list[TempFile]:
         return [
-            TempFile(cls, f"{upload_id}.tmp", modified_at)
-            for (cls, upload_id), modified_at in self.temps.items()
+            TempFile(cls, TempFile.name_for(upload_id, self.owners.get((cls, upload_id), "")), when)
+            for (cls, upload_id), when in self.temps.items()
             if cls is storage_class
         ]
 
     async def remove_temp(self, temp: TempFile) -> None:
         for cls, upload_id in list(self.temps):
-            if cls is temp.storage_class and f"{upload_id}.tmp" == temp.name:
+            if cls is temp.storage_class and str(upload_id) == temp.upload_id:
                 del self.temps[(cls, upload_id)]
+                self.owners.pop((cls, upload_id), None)
 
     async def scan(self, storage_class: StorageClass) -> AsyncIterator[list[StoredBlob]]:
         found = [

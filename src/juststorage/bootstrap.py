@@ -20,6 +20,7 @@ from juststorage.application.apikeys import (
     parse_bootstrap_keys,
 )
 from juststorage.application.authentication import Authenticator
+from juststorage.application.commits import GroupCommitter
 from juststorage.application.ports import (
     BlobStore,
     Clock,
@@ -49,9 +50,11 @@ class Services:
     liveness: ProcessLiveness = field(default_factory=LocalProcessLiveness)
     metrics: Metrics = field(default_factory=Metrics)
     throttle: Throttle = field(init=False)
+    committer: GroupCommitter = field(init=False)
 
     def __post_init__(self) -> None:
         self.throttle = Throttle(self.settings)
+        self.committer = GroupCommitter(self.metadata)
 
     @property
     def prices_gb_month(self) -> dict[StorageClass, float]:

@@ -130,8 +130,8 @@ async def test_leaving_stage_without_publish_removes_the_temp_file(backend: Back
     data = payload(10_000)
     async with backend.store.stage(COLD, uuid4()) as staged:
         await staged.write(data)
+        await staged.seal()  # the temp file exists by now (maybe not before the first flush)
         assert len(backend.temp_files()) == 1
-        await staged.seal()
     assert backend.temp_files() == []
     with pytest.raises(NotFound):
         await backend.store.open(BlobLocation(COLD, digest_of(data)))
@@ -150,6 +150,21 @@ async def test_publish_before_seal_is_refused(backend: Backend) -> None:
         await staged.write(b"abc")
         with pytest.raises(RuntimeError):
             await staged.publish()
+    assert backend.temp_files() == []
+
+
+async def test_confirm_puts_back_a_blob_removed_after_publish(backend: Backend) -> None:
+    """The GC race confirm() exists for: the blob vanished between publish and commit."""
+    data = payload(5000)
+    location = BlobLocation(HOT, digest_of(data))
+    async with backend.store.stage(HOT, uuid4()) as staged:
+        await staged.write(data)
+        await staged.seal()
+        assert await staged.publish() is True
+        assert await backend.store.remove(location) is True  # a GC pass took it
+        await staged.confirm()
+        await staged.confirm()  # idempotent when the blob is there
+    assert await read(backend.store, location, 0, len(data)) == data
     assert backend.temp_files() == []
 
 
@@ -279,19 +294,33 @@ async def test_temp_files_list_staged_uploads_and_remove_temp_deletes_them(
     assert await backend.store.temp_files(HOT) == []
     async with backend.store.stage(HOT, upload_id) as staged:
         await staged.write(payload(100))
+        await staged.seal()
         temps = await backend.store.temp_files(HOT)
         assert await backend.store.temp_files(COLD) == []
         assert [(t.storage_class, t.upload_id) for t in temps] == [(HOT, str(upload_id))]
         assert temps[0].name == f"{upload_id}.tmp"
+        assert temps[0].owner == ""
         assert temps[0].modified_at.tzinfo is not None
         await backend.store.remove_temp(temps[0])
         await backend.store.remove_temp(temps[0])  # already gone: not an error
         assert await backend.store.temp_files(HOT) == []
         assert backend.temp_files() == []
-        await staged.seal()
         with pytest.raises(StorageError):  # the reaped upload cannot publish any more
             await staged.publish()
     assert await backend.store.temp_files(HOT) == []
+
+
+async def test_temp_files_name_their_owner(backend: Backend) -> None:
+    owner = "0c6f1e2a-boot/pid:[4026531836]:4242:987654"
+    upload_id = uuid4()
+    async with backend.store.stage(COLD, upload_id, owner) as staged:
+        await staged.write(payload(10))
+        await staged.seal()
+        (temp,) = await backend.store.temp_files(COLD)
+        assert (temp.upload_id, temp.owner) == (str(upload_id), owner)
+        assert "/" not in temp.name
+        await backend.store.remove_temp(temp)
+        assert await backend.store.temp_files(COLD) == []
 
 
 async def test_scan_lists_every_published_blob_of_a_class(backend: Backend) -> None:

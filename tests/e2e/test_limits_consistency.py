@@ -51,12 +51,19 @@ def _open_upload(server: Server, tenant: str, key: str) -> socket.socket:
     return sock
 
 
+def _uploads_in_flight(server: Server) -> float:
+    for line in server.client.get("/metrics").text.splitlines():
+        if line.startswith("just_storage_uploads_in_flight "):
+            return float(line.split()[1])
+    raise AssertionError("no just_storage_uploads_in_flight gauge")
+
+
 def test_uploads_over_the_concurrency_cap_are_429(server: Server, auth: dict[str, str]) -> None:
     tenant = unique_name()
     hot = server.data_dir / "hot"
     socks = [_open_upload(server, tenant, f"slow{i}") for i in range(2)]
     try:
-        assert wait_until(lambda: len(temp_files(hot)) >= 2, timeout=5)
+        assert wait_until(lambda: _uploads_in_flight(server) == 2, timeout=10)
         refused = upload(server.client, auth, tenant, "n", "third", b"x")
         assert_error(refused, 429, "TooManyRequests")
         assert int(refused.headers["retry-after"]) >= 1

@@ -205,6 +205,26 @@ async def test_old_temp_files_without_an_upload_are_removed_and_others_kept(
     assert set(blobs.temps) == {(HOT, live.id)}
 
 
+async def test_temp_files_named_after_a_live_owner_are_kept_whatever_the_grace(
+    world: World,
+) -> None:
+    """Small uploads write no WRITING row: the owner in the temp name protects them."""
+    clock, blobs = world.clock, world.fake_blobs
+    mine, dead, remote = uuid4(), uuid4(), uuid4()
+    world.liveness.dead.add("crashed")
+    for upload_id, owner in ((mine, "me"), (dead, "crashed"), (remote, "elsewhere")):
+        blobs.temps[(HOT, upload_id)] = clock.now() - timedelta(seconds=10)
+        blobs.owners[(HOT, upload_id)] = owner
+
+    report = await world.gc(0)
+    assert report.temp_files_removed == 1  # only the dead owner's
+    assert set(blobs.temps) == {(HOT, mine), (HOT, remote)}
+    # An owner this machine cannot judge is judged by age, as its WRITING row would be.
+    clock.advance(GcPolicy(grace_seconds=0).remote_owner_seconds + 1)
+    assert (await world.gc(0)).temp_files_removed == 2
+    assert blobs.temps == {}
+
+
 async def test_deleting_rows_become_deleted_and_are_purged_after_the_grace(
     world: World,
 ) -> None:

@@ -97,6 +97,7 @@ async def upload(request: Request, principal: Principal) -> Response:
             max_object_bytes=services.settings.max_object_bytes,
             quota_bytes=services.settings.limits_for(tenant).quota_bytes,
             owner=services.liveness.identity(),
+            committer=services.committer,
         )
     finally:
         throttle.upload_done()

@@ -140,11 +140,17 @@ async def _expire_uploads(
         async with metadata.snapshot() as view:
             live = await view.objects.writing_among([u for t in old if (u := _uuid(t.upload_id))])
         for temp in old:
-            # A temp file whose upload still has its WRITING row belongs to that upload;
-            # any other (finished, failed, reaped, or crashed) is garbage.
-            if _uuid(temp.upload_id) not in live:
-                await blobs.remove_temp(temp)
-                report.temp_files_removed += 1
+            # A temp file whose upload still has its WRITING row belongs to that upload,
+            # and so does one whose name carries an owner that still runs (small uploads
+            # write no WRITING row); any other (finished, failed, reaped, crashed) is
+            # garbage. An owner on another machine is judged by age, as for WRITING rows.
+            if _uuid(temp.upload_id) in live:
+                continue
+            owner = temp.owner
+            if owner and not liveness.is_dead(owner) and temp.modified_at >= remote_cutoff:
+                continue
+            await blobs.remove_temp(temp)
+            report.temp_files_removed += 1
 
 
 def _uuid(text: str) -> uuid.UUID | None:

@@ -7,6 +7,7 @@ exceptions into `juststorage.domain.errors` at their boundary.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -103,6 +104,13 @@ class ObjectRepository(Protocol):
 
     async def add_writing(self, upload: NewUpload) -> None:
         """Record an upload in flight as a `WRITING` row, invisible to every read."""
+        ...
+
+    async def insert_committed(
+        self, upload: NewUpload, content_hash: ContentHash, size_bytes: int
+    ) -> ObjectVersion:
+        """Record an upload that had no `WRITING` row as the newest `COMMITTED` version
+        of its key (as `add_writing` followed by `commit_upload`)."""
         ...
 
     async def commit_upload(
@@ -363,8 +371,19 @@ class StagedBlob(Protocol):
     async def publish(self) -> bool:
         """Make the sealed bytes the blob at their content path; True if newly created.
 
-        Call only while holding the blob's reference (`BlobIndex.acquire`). After
-        it returns the blob survives power loss (file and directories fsynced).
+        After it returns the blob survives power loss (file and directories
+        fsynced). Needs no reference, so it runs outside any transaction; until
+        a reference is taken, though, a GC pass may remove the blob again, which
+        `confirm()` repairs.
+        """
+        ...
+
+    async def confirm(self) -> None:
+        """Make sure the blob is still at its content path; publish it again if not.
+
+        Call after `publish()`, while holding the blob's reference
+        (`BlobIndex.acquire`): from then on no GC pass may remove it, so when
+        this returns the committed reference points at durable bytes.
         """
         ...
 
@@ -377,13 +396,33 @@ class BlobLocation:
 
 @dataclass(frozen=True, slots=True)
 class TempFile:
+    """An upload's temp file: `<upload id>.tmp`, or `<upload id>.<owner>.tmp` where
+    `<owner>` is the uploading process's identity in URL-safe base64, so GC can
+    leave the temp files of live processes alone without asking the database."""
+
     storage_class: StorageClass
     name: str
     modified_at: datetime
 
+    @staticmethod
+    def name_for(upload_id: UUID, owner: str = "") -> str:
+        if not owner:
+            return f"{upload_id}.tmp"
+        encoded = base64.urlsafe_b64encode(owner.encode()).decode().rstrip("=")
+        return f"{upload_id}.{encoded}.tmp"
+
     @property
     def upload_id(self) -> str:
-        return self.name.removesuffix(".tmp")
+        return self.name.removesuffix(".tmp").partition(".")[0]
+
+    @property
+    def owner(self) -> str:
+        """The owner's identity; "" when the name carries none (or is not ours)."""
+        encoded = self.name.removesuffix(".tmp").partition(".")[2]
+        try:
+            return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+        except (ValueError, UnicodeDecodeError):
+            return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,9 +452,10 @@ class BlobStore(Protocol):
         ...
 
     def stage(
-        self, storage_class: StorageClass, upload_id: UUID
+        self, storage_class: StorageClass, upload_id: UUID, owner: str = ""
     ) -> AbstractAsyncContextManager[StagedBlob]:
-        """A temp file in the class root; leaving the block unpublished removes it."""
+        """A temp file in the class root, named by `TempFile.name_for(upload_id, owner)`;
+        leaving the block removes it (a published blob lives on under its content path)."""
         ...
 
     async def open(self, location: BlobLocation) -> BlobReader:

@@ -1,4 +1,4 @@
-"""Upload: stream → hash → fsync → reference → publish → commit (SPEC §5)."""
+"""Upload: stream → hash → fsync → publish → reference → commit (SPEC §5)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import anyio
 
+from juststorage.application.commits import GroupCommitter, SealedUpload
 from juststorage.application.ports import BlobStore, Clock, MetadataStore
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import BadRequest, ChecksumMismatch, PayloadTooLarge, StorageError
@@ -23,6 +24,8 @@ from juststorage.domain.model import (
 )
 
 HEARTBEAT_SECONDS = 60.0  # well under GcPolicy.remote_owner_seconds
+# Uploads that declare at most this many bytes write no WRITING row (see below).
+UNREGISTERED_MAX_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,7 @@ async def upload_object(
     max_object_bytes: int,
     quota_bytes: int | None = None,
     owner: str = "",
+    committer: GroupCommitter | None = None,
 ) -> UploadResult:
     """Store one object version and return it once bytes and metadata are durable.
 
@@ -64,7 +68,10 @@ async def upload_object(
         ChecksumMismatch: the bytes do not hash to `request.expected_hash`.
         PreconditionFailed: `If-None-Match` / `If-Match` do not hold at commit.
         InsufficientStorage: the storage root is full.
-    A failure leaves nothing visible; the temp file is removed at once.
+    A failure leaves nothing visible; the temp file is removed at once (a blob
+    published before a refused commit is unreferenced: GC removes it after the grace).
+    `committer` shares commits with concurrent uploads (one per process, see
+    `GroupCommitter`); without one, this upload commits alone.
     """
     if request.declared_size is not None and request.declared_size > max_object_bytes:
         raise PayloadTooLarge(f"objects are limited to {max_object_bytes} bytes")
@@ -85,13 +92,17 @@ async def upload_object(
         created_at=clock.now(),
         owner=owner,
     )
-    # The WRITING row marks the upload in flight (GC reaps it if the process dies).
-    # Losing it in a power cut is harmless, so its commit need not be flushed.
-    async with metadata.transaction(durable=False) as uow:
-        await uow.objects.add_writing(upload)
-        await uow.commit()
+    # A WRITING row marks a large upload in flight (GC reaps it if the process dies;
+    # losing it in a power cut is harmless, so its commit need not be flushed). A
+    # small one commits without: its temp file names its owner, which keeps GC away,
+    # and it saves a database round (see docs/performance.md).
+    registered = request.declared_size is None or request.declared_size > UNREGISTERED_MAX_BYTES
+    if registered:
+        async with metadata.transaction(durable=False) as uow:
+            await uow.objects.add_writing(upload)
+            await uow.commit()
     try:
-        async with blobs.stage(request.storage_class, upload.id) as staged:
+        async with blobs.stage(request.storage_class, upload.id, owner) as staged:
             received = 0
             touched = time.monotonic()
             async for chunk in body:
@@ -101,7 +112,7 @@ async def upload_object(
                 if allowance is not None and received > allowance:
                     raise PayloadTooLarge(_over_quota(request.tenant_id, quota_bytes))
                 await staged.write(chunk)
-                if time.monotonic() - touched > HEARTBEAT_SECONDS:
+                if registered and time.monotonic() - touched > HEARTBEAT_SECONDS:
                     touched = time.monotonic()
                     await _heartbeat(metadata, upload.id)
             digest, size = await staged.seal()  # bytes durable in the temp file
@@ -109,22 +120,15 @@ async def upload_object(
                 raise BadRequest("the body is shorter than its Content-Length")
             if request.expected_hash is not None and digest != request.expected_hash:
                 raise ChecksumMismatch("the body does not match X-Content-SHA256")
-            async with metadata.transaction() as uow:
-                # Writers of one key queue here, across processes: the precondition
-                # check and the commit order cannot interleave with another upload.
-                await uow.objects.lock_key(request.tenant_id, request.namespace, request.key)
-                current = await uow.objects.newest(
-                    request.tenant_id, request.namespace, request.key
-                )
-                request.precondition.check(current.content_hash if current else None)
-                # Take the reference first: from here no GC pass may remove this blob,
-                # so publishing (or finding it already there) cannot race a removal.
-                await uow.blobs.acquire(request.storage_class, digest, size)
-                created = await staged.publish()  # content path durable before the commit
-                version = await uow.objects.commit_upload(upload.id, digest, size)
-                await uow.commit()  # durable before the caller answers 201
+            # Durable at its content path before any reference to it is committed.
+            created = await staged.publish()
+            sealed = SealedUpload(upload, registered, digest, size, request.precondition, staged)
+            # Checks the precondition, takes the blob's reference, confirms the blob
+            # is still there and commits: durable before the caller answers 201.
+            version = await (committer or GroupCommitter(metadata)).commit(sealed)
     except BaseException:
-        await _forget_upload(metadata, upload.id)
+        if registered:
+            await _forget_upload(metadata, upload.id)
         raise
     return UploadResult(version, deduplicated=not created)
 

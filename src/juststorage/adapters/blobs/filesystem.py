@@ -48,9 +48,7 @@ class _FileStagedBlob:
     """One upload's temp file. Writes are pipelined: hashing and writing chunk k
     runs in a worker thread while the caller receives chunk k+1."""
 
-    def __init__(
-        self, root: Path, temp_path: Path, fd: int, chunk_bytes: int, writeback_bytes: int
-    ) -> None:
+    def __init__(self, root: Path, temp_path: Path, chunk_bytes: int, writeback_bytes: int) -> None:
         self._root = root
         self.temp_path = temp_path
         self._chunk_bytes = chunk_bytes
@@ -61,21 +59,15 @@ class _FileStagedBlob:
         self._size = 0
         self._written_back_to = 0
         self._digest: ContentHash | None = None
-        self._fd = fd
+        # The file is created by the first flush, in the worker thread that writes it:
+        # a small body costs one thread hop (create, write, fsync), not two.
+        self._fd = -1
 
-    @classmethod
-    async def create(
-        cls, root: Path, temp_path: Path, chunk_bytes: int, writeback_bytes: int
-    ) -> _FileStagedBlob:
-        """Create the temp file in a worker thread: a create in a busy directory can
-        wait on the file system's journal, which the event loop must not."""
-
-        def create_file() -> int:
-            with _translated_os_errors():
-                return os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
-
-        fd = await anyio.to_thread.run_sync(create_file)
-        return cls(root, temp_path, fd, chunk_bytes, writeback_bytes)
+    def _ensure_file(self) -> None:
+        """Create the temp file if this is the first flush (in a worker thread: a
+        create in a busy directory can wait on the file system's journal)."""
+        if self._fd < 0:
+            self._fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
 
     async def write(self, chunk: bytes) -> None:
         self._buffer += chunk
@@ -96,6 +88,14 @@ class _FileStagedBlob:
             raise RuntimeError("publish() before seal()")
         return await anyio.to_thread.run_sync(self._link_into_place, self._digest)
 
+    async def confirm(self) -> None:
+        if self._digest is None:
+            raise RuntimeError("confirm() before seal()")
+        # Almost always there (a cached lookup, cheaper than a thread hop); gone only
+        # when a GC pass took an unreferenced blob between publish() and acquire.
+        if not os.path.exists(blob_path(self._root, self._digest)):
+            await anyio.to_thread.run_sync(self._link_into_place, self._digest)
+
     async def aclose(self) -> None:
         """Close and remove the temp file, after any write still running in a thread.
 
@@ -115,6 +115,7 @@ class _FileStagedBlob:
 
     def _consume(self, data: bytearray) -> None:
         with _translated_os_errors():
+            self._ensure_file()
             self._hasher.update(data)
             view = memoryview(data)
             while view:
@@ -134,6 +135,7 @@ class _FileStagedBlob:
         if data:
             self._consume(data)
         with _translated_os_errors():
+            self._ensure_file()  # an empty body
             # The bytes must be durable before any name points at them.
             fsio.fsync_fd(self._fd)
         self._digest = ContentHash(self._hasher.hexdigest())
@@ -245,12 +247,12 @@ class FilesystemBlobStore:
 
     @asynccontextmanager
     async def stage(
-        self, storage_class: StorageClass, upload_id: UUID
+        self, storage_class: StorageClass, upload_id: UUID, owner: str = ""
     ) -> AsyncIterator[_FileStagedBlob]:
         root = self.roots[storage_class]
-        staged = await _FileStagedBlob.create(
+        staged = _FileStagedBlob(
             root,
-            root / "tmp" / f"{upload_id}.tmp",
+            root / "tmp" / TempFile.name_for(upload_id, owner),
             self._chunk_bytes,
             self._writeback_bytes,
         )

@@ -78,6 +78,12 @@ class SqlObjectRepository(SqlRepository):
             ),
         )
 
+    async def insert_committed(
+        self, upload: NewUpload, content_hash: ContentHash, size_bytes: int
+    ) -> ObjectVersion:
+        await self.add_writing(upload)
+        return await self.commit_upload(upload.id, content_hash, size_bytes)
+
     async def commit_upload(
         self, upload_id: UUID, content_hash: ContentHash, size_bytes: int
     ) -> ObjectVersion:

@@ -1,0 +1,212 @@
+"""Group commit: concurrent uploads share one metadata transaction and one flush.
+
+A durable commit costs one flush of the database's log (an fsync), whatever it
+holds. Uploads that finish while a commit is being flushed queue up; the next
+transaction commits all of them at once (up to `max_batch`), so under load the
+flush is shared instead of paid per upload. Each upload still gets its own
+outcome: a failed precondition or a vanished `WRITING` row fails that upload
+alone, and nothing is acknowledged before the shared commit is durable.
+
+Lock order inside a batch (no deadlock between processes on PostgreSQL): key
+locks in key order, then blob rows in (class, hash) order. A batch holds at
+most one upload per key, so each precondition is checked against what is
+committed; later uploads of the same key wait for the next batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from juststorage.application.ports import MetadataStore, StagedBlob, UnitOfWork
+from juststorage.domain.conditions import WritePrecondition
+from juststorage.domain.errors import NotFound, PreconditionFailed
+from juststorage.domain.model import ContentHash, NewUpload, ObjectVersion
+
+DEFAULT_MAX_BATCH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class SealedUpload:
+    """An upload whose bytes are durable and published, waiting for its commit.
+
+    `registered`: the upload wrote a `WRITING` row, which the commit turns into
+    the committed version; otherwise the commit inserts the committed row.
+    """
+
+    upload: NewUpload
+    registered: bool
+    content_hash: ContentHash
+    size_bytes: int
+    precondition: WritePrecondition
+    staged: StagedBlob
+
+    @property
+    def key_path(self) -> tuple[str, str, str]:
+        return (str(self.upload.tenant_id), str(self.upload.namespace), str(self.upload.key))
+
+
+@dataclass(eq=False)
+class _Waiter:
+    sealed: SealedUpload
+    outcome: asyncio.Future[ObjectVersion] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def succeed(self, version: ObjectVersion) -> None:
+        if not self.outcome.done():
+            self.outcome.set_result(version)
+
+    def fail(self, error: BaseException) -> None:
+        if not self.outcome.done():
+            self.outcome.set_exception(error)
+
+
+class _UploadFailed(Exception):
+    """One upload's step failed after its writes began: redo the batch without it."""
+
+    def __init__(self, waiter: _Waiter, error: Exception) -> None:
+        super().__init__(str(error))
+        self.waiter = waiter
+        self.error = error
+
+
+class GroupCommitter:
+    """Commits sealed uploads in shared transactions; one per metadata store and process."""
+
+    def __init__(self, metadata: MetadataStore, *, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+        self._metadata = metadata
+        self._max_batch = max_batch
+        self._queue: list[_Waiter] = []
+        self._leader: asyncio.Task[None] | None = None
+
+    async def commit(self, upload: SealedUpload) -> ObjectVersion:
+        """The committed version once its transaction is durable.
+
+        Raises:
+            PreconditionFailed: `If-None-Match` / `If-Match` do not hold at commit.
+            NotFound: the upload's `WRITING` row is gone (GC reaped it).
+            StorageError: the transaction, or this upload's `confirm()`, failed.
+        If the caller is cancelled before its batch starts, the upload is not committed.
+        """
+        waiter = _Waiter(upload)
+        self._queue.append(waiter)
+        if self._leader is None:
+            # A task of its own: a caller's cancellation never aborts the others' batch.
+            self._leader = asyncio.ensure_future(self._lead())
+        try:
+            return await asyncio.shield(waiter.outcome)
+        except asyncio.CancelledError:
+            if waiter in self._queue:
+                self._queue.remove(waiter)
+            elif not waiter.outcome.done():
+                # Its batch is running: the upload may commit; don't leave it unobserved.
+                waiter.outcome.add_done_callback(_observe)
+            raise
+
+    async def _lead(self) -> None:
+        try:
+            while self._queue:
+                await self._commit_batch(self._take_batch())
+        finally:
+            self._leader = None
+
+    def _take_batch(self) -> list[_Waiter]:
+        batch: list[_Waiter] = []
+        keys: set[tuple[str, str, str]] = set()
+        for waiter in list(self._queue):
+            if len(batch) == self._max_batch:
+                break
+            if waiter.sealed.key_path in keys:
+                continue  # the next batch: it must see this batch's commit of the key
+            keys.add(waiter.sealed.key_path)
+            batch.append(waiter)
+            self._queue.remove(waiter)
+        return batch
+
+    async def _commit_batch(self, batch: list[_Waiter]) -> None:
+        remaining = batch
+        while remaining:
+            try:
+                versions = await self._transaction(remaining)
+            except _UploadFailed as failed:
+                failed.waiter.fail(failed.error)
+                remaining = [w for w in remaining if not w.outcome.done()]
+                continue
+            except Exception as exc:
+                for waiter in remaining:
+                    waiter.fail(exc)
+                return
+            except BaseException as exc:
+                for waiter in remaining:
+                    waiter.fail(exc)
+                raise
+            for waiter in remaining:
+                version = versions.get(waiter.sealed.upload.id)
+                if version is not None:
+                    waiter.succeed(version)
+            return
+
+    async def _transaction(self, batch: list[_Waiter]) -> dict[UUID, ObjectVersion]:
+        """One durable transaction for the batch; uploads refused inside it are failed
+        at once and left out of the result."""
+        ordered = sorted(batch, key=lambda w: w.sealed.key_path)
+        async with self._metadata.transaction() as uow:
+            for waiter in ordered:
+                upload = waiter.sealed.upload
+                await uow.objects.lock_key(upload.tenant_id, upload.namespace, upload.key)
+            versions: dict[UUID, ObjectVersion] = {}
+            accepted = [w for w in ordered if await _commit_row(uow, w, versions)]
+            for waiter in _in_blob_order(accepted):
+                sealed = waiter.sealed
+                # The reference before confirm(): from here no GC pass may remove the blob.
+                await uow.blobs.acquire(
+                    sealed.upload.storage_class, sealed.content_hash, sealed.size_bytes
+                )
+            for waiter in accepted:
+                try:
+                    await waiter.sealed.staged.confirm()
+                except Exception as exc:
+                    raise _UploadFailed(waiter, exc) from exc
+            await uow.commit()
+        return versions
+
+
+async def _commit_row(
+    uow: UnitOfWork, waiter: _Waiter, versions: dict[UUID, ObjectVersion]
+) -> bool:
+    """Check the precondition and record the committed row (in the open transaction).
+
+    False, with the waiter failed, when the upload is refused; nothing was written.
+    """
+    sealed, upload = waiter.sealed, waiter.sealed.upload
+    current = await uow.objects.newest(upload.tenant_id, upload.namespace, upload.key)
+    try:
+        sealed.precondition.check(current.content_hash if current else None)
+        if sealed.registered:
+            # An UPDATE of its own WRITING row: nothing is written when that row is gone.
+            version = await uow.objects.commit_upload(
+                upload.id, sealed.content_hash, sealed.size_bytes
+            )
+        else:
+            version = await uow.objects.insert_committed(
+                upload, sealed.content_hash, sealed.size_bytes
+            )
+    except (PreconditionFailed, NotFound) as exc:
+        waiter.fail(exc)
+        return False
+    versions[upload.id] = version
+    return True
+
+
+def _in_blob_order(waiters: Iterable[_Waiter]) -> list[_Waiter]:
+    return sorted(
+        waiters, key=lambda w: (w.sealed.upload.storage_class.value, w.sealed.content_hash.hex)
+    )
+
+
+def _observe(outcome: asyncio.Future[ObjectVersion]) -> None:
+    if not outcome.cancelled():
+        outcome.exception()

@@ -1,0 +1,195 @@
+"""GroupCommitter on the fakes: shared transactions, per-upload outcomes, GC races."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from fakes import FakeLiveness, FakeStagedBlob, FakeWorld, sha256_of
+from juststorage.application.commits import GroupCommitter
+from juststorage.application.gc import GcPolicy, GcReport, collect_garbage
+from juststorage.application.ports import BlobLocation
+from juststorage.application.uploads import UploadRequest, UploadResult, upload_object
+from juststorage.domain.conditions import WritePrecondition
+from juststorage.domain.errors import PreconditionFailed, StorageError
+from juststorage.domain.model import Namespace, ObjectKey, StorageClass, TenantId
+
+pytestmark = pytest.mark.anyio
+
+ACME, FILES = TenantId("acme"), Namespace("files")
+
+
+async def _body(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _upload(
+    world: FakeWorld,
+    committer: GroupCommitter,
+    key: str,
+    data: bytes,
+    precondition: WritePrecondition | None = None,
+) -> UploadResult:
+    return await upload_object(
+        UploadRequest(
+            ACME, FILES, ObjectKey(key), precondition=precondition or WritePrecondition()
+        ),
+        _body(data),
+        metadata=world.metadata,
+        blobs=world.blobs,
+        clock=world.clock,
+        max_object_bytes=1 << 20,
+        committer=committer,
+    )
+
+
+async def test_concurrent_uploads_share_transactions() -> None:
+    world = FakeWorld()
+    committer = GroupCommitter(world.metadata)
+    before = world.metadata.commits
+    results = await asyncio.gather(
+        *(_upload(world, committer, f"k{i}", f"data {i}".encode()) for i in range(20))
+    )
+    assert sorted(r.version.key for r in results) == sorted(f"k{i}" for i in range(20))
+    # 20 WRITING rows each commit alone; the 20 final commits share far fewer.
+    final_commits = world.metadata.commits - before - 20
+    assert 1 <= final_commits < 20
+    for result in results:
+        record = world.metadata.blob_record(StorageClass.HOT, result.version.content_hash)
+        assert record is not None and record.ref_count == 1
+    assert world.metadata.writing_ids() == set()
+
+
+async def test_a_refused_upload_fails_alone() -> None:
+    world = FakeWorld()
+    committer = GroupCommitter(world.metadata)
+    await _upload(world, committer, "taken", b"first")
+    outcomes = await asyncio.gather(
+        _upload(world, committer, "taken", b"second", WritePrecondition(create_only=True)),
+        *(_upload(world, committer, f"free{i}", b"same bytes") for i in range(5)),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], PreconditionFailed)
+    assert all(isinstance(o, UploadResult) for o in outcomes[1:])
+    record = world.metadata.blob_record(StorageClass.HOT, sha256_of(b"same bytes"))
+    assert record is not None and record.ref_count == 5
+    # The refused upload took no reference to its bytes.
+    assert world.metadata.blob_record(StorageClass.HOT, sha256_of(b"second")) is None
+
+
+async def test_uploads_of_one_key_see_each_other() -> None:
+    """Two If-None-Match: * uploads of one key at once: exactly one wins."""
+    world = FakeWorld()
+    committer = GroupCommitter(world.metadata)
+    only_new = WritePrecondition(create_only=True)
+    outcomes = await asyncio.gather(
+        _upload(world, committer, "k", b"one", only_new),
+        _upload(world, committer, "k", b"two", only_new),
+        return_exceptions=True,
+    )
+    assert sorted(type(o).__name__ for o in outcomes) == ["PreconditionFailed", "UploadResult"]
+
+
+async def test_confirm_republishes_a_blob_gc_took_after_publish(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """GC may remove an unreferenced blob between publish() and acquire(): confirm()
+    under the reference puts it back, so the committed object reads back."""
+    world = FakeWorld()
+    committer = GroupCommitter(world.metadata)
+    data = b"old bytes, once unreferenced"
+    location = BlobLocation(StorageClass.HOT, sha256_of(data))
+    original_publish = FakeStagedBlob.publish
+
+    async def publish_then_gc(staged: FakeStagedBlob) -> bool:
+        created = await original_publish(staged)
+        await world.blobs.remove(location)  # what a GC pass racing the upload does
+        return created
+
+    monkeypatch.setattr(FakeStagedBlob, "publish", publish_then_gc)
+    result = await _upload(world, committer, "k", data)
+    assert world.blobs.blobs[(StorageClass.HOT, location.content_hash.hex)] == data
+    assert result.version.content_hash == location.content_hash
+
+
+async def test_a_failing_confirm_fails_only_its_upload(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = FakeWorld()
+    committer = GroupCommitter(world.metadata)
+    original_confirm = FakeStagedBlob.confirm
+
+    async def confirm(staged: FakeStagedBlob) -> None:
+        if bytes(staged._buffer) == b"broken":
+            raise StorageError("storage I/O error: the disk said no")
+        await original_confirm(staged)
+
+    monkeypatch.setattr(FakeStagedBlob, "confirm", confirm)
+    outcomes = await asyncio.gather(
+        *(_upload(world, committer, f"k{i}", f"ok {i}".encode()) for i in range(4)),
+        _upload(world, committer, "bad", b"broken"),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[-1], StorageError)
+    assert all(isinstance(o, UploadResult) for o in outcomes[:-1])
+    assert world.metadata.blob_record(StorageClass.HOT, sha256_of(b"broken")) is None
+    assert world.metadata.writing_ids() == set()
+
+
+async def test_a_caller_cancelled_while_queued_commits_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = FakeWorld()
+    committer = GroupCommitter(world.metadata)
+    release = asyncio.Event()
+    original_confirm = FakeStagedBlob.confirm
+
+    async def slow_confirm(staged: FakeStagedBlob) -> None:
+        await release.wait()  # keeps the first batch open while the second upload queues
+        await original_confirm(staged)
+
+    monkeypatch.setattr(FakeStagedBlob, "confirm", slow_confirm)
+    first = asyncio.ensure_future(_upload(world, committer, "first", b"1"))
+    await asyncio.sleep(0.01)
+    second = asyncio.ensure_future(_upload(world, committer, "second", b"2"))
+    await asyncio.sleep(0.01)
+    second.cancel()
+    release.set()
+    assert (await first).version.key == "first"
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    assert [v.key for v in world.metadata.state.objects.values()] == ["first"]
+    assert world.metadata.writing_ids() == set()
+
+
+async def test_a_small_upload_survives_a_gc_pass_with_grace_zero_mid_upload() -> None:
+    """No WRITING row: the temp file's owner keeps GC away; the object commits."""
+    world = FakeWorld()
+    liveness = FakeLiveness("uploader")
+    seen: dict[str, object] = {}
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"first half, "
+        seen["writing rows"] = set(world.metadata.writing_ids())
+        seen["temp owners"] = set(world.blobs.owners.values())
+        seen["gc"] = await collect_garbage(
+            world.metadata, world.blobs, world.clock, GcPolicy(grace_seconds=0), liveness
+        )
+        yield b"second half"
+
+    world.clock.advance(1)  # the temp file is "older" than the grace of 0
+    result = await upload_object(
+        UploadRequest(ACME, FILES, ObjectKey("small"), declared_size=23),
+        body(),
+        metadata=world.metadata,
+        blobs=world.blobs,
+        clock=world.clock,
+        max_object_bytes=1 << 20,
+        owner="uploader",
+    )
+    assert seen["writing rows"] == set() and seen["temp owners"] == {"uploader"}
+    assert isinstance(seen["gc"], GcReport) and seen["gc"].temp_files_removed == 0
+    assert result.version.size_bytes == 23
+    record = world.metadata.blob_record(StorageClass.HOT, result.version.content_hash)
+    assert record is not None and record.ref_count == 1
+    assert world.blobs.temps == {}
