@@ -1,7 +1,7 @@
 /** `Client`: the JustStorage API over the built-in `fetch`. */
 
 import { createHash } from "node:crypto";
-import { stat, open, rename, unlink } from "node:fs/promises";
+import { open, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 
@@ -304,7 +304,13 @@ export class Client {
     }
     const finalPath = destination instanceof URL ? fileURLToPath(destination) : destination;
     const partial = `${finalPath}.part`;
-    const handle = await open(partial, "w");
+    let handle: FileHandle;
+    try {
+      handle = await open(partial, "w");
+    } catch (error) {
+      await download.cancel();
+      throw error;
+    }
     try {
       await writeDownload(download, handle, this.chunkBytes);
       await handle.close();

@@ -1,7 +1,7 @@
 /** Requests and answers without I/O: paths, headers, the retry rule for uploads, errors. */
 
 import { createHash, type Hash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { open } from "node:fs/promises";
 
 import { type ApiError, IntegrityError, errorClass } from "./errors.js";
 import { isRecord } from "./models.js";
@@ -151,14 +151,22 @@ export function uploadIsIdempotent(ifNoneMatch: string | undefined, ifMatch: str
   return false;
 }
 
-/** Hex digest and size of a file, read in one streaming pass. */
+/** Hex digest and size of a file, read in one pass through one reused buffer. */
 export async function sha256OfFile(path: string, chunkBytes: number, signal?: AbortSignal): Promise<{ sha256: string; size: number }> {
   const digest = createHash("sha256");
+  const buffer = Buffer.allocUnsafeSlow(chunkBytes);
   let size = 0;
-  const options = signal === undefined ? { highWaterMark: chunkBytes } : { highWaterMark: chunkBytes, signal };
-  for await (const chunk of createReadStream(path, options)) {
-    digest.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
+  const handle = await open(path, "r");
+  try {
+    for (;;) {
+      signal?.throwIfAborted();
+      const { bytesRead } = await handle.read(buffer, 0, chunkBytes, null);
+      if (bytesRead === 0) break;
+      digest.update(buffer.subarray(0, bytesRead)); // consumed at once: the buffer can be reused
+      size += bytesRead;
+    }
+  } finally {
+    await handle.close();
   }
   return { sha256: digest.digest("hex"), size };
 }
