@@ -180,6 +180,10 @@ export class Client {
       } catch (error) {
         await (init.body as ReadableStream | undefined)?.cancel().catch(() => undefined);
         if (signal?.aborted) throw error;
+        if (causeMessage(error) === "unexpected redirect") {
+          // redirect: "error" (see above); the API never redirects, so this is a misrouted URL.
+          throw new TransportError(`${method} ${path}: the server answered a redirect, which is not followed`, { cause: error });
+        }
         const neverSent = isNotSent(error);
         const retryable = (idempotent || neverSent) && (replayable || body === undefined);
         if (attempt >= policy.maxAttempts || !retryable) {
@@ -391,6 +395,11 @@ export class Client {
 /** @internal The whole body of a (small) answer. */
 export async function readAll(response: Response): Promise<Uint8Array> {
   return new Uint8Array(await response.arrayBuffer());
+}
+
+function causeMessage(error: unknown): string | undefined {
+  const cause = (error as { cause?: unknown } | null)?.cause;
+  return cause instanceof Error ? cause.message : undefined;
 }
 
 function isNotSent(error: unknown): boolean {

@@ -61,7 +61,7 @@ export class ApiError extends JustStorageError {
 
   override toString(): string {
     const rid = this.requestId ? ` (request ${this.requestId})` : "";
-    return `${this.name} ${this.code} [${this.status}]: ${this.message}${rid}`;
+    return `${this.code} [${this.status}]: ${this.message}${rid}`;
   }
 }
 

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { describe, test } from "node:test";
 
 import * as js from "../dist/index.js";
+import { freePort } from "./support/server.mjs";
 
 const OBJECT = {
   id: "00000000-0000-4000-8000-000000000001",
@@ -100,6 +101,16 @@ describe("retries", () => {
     await assert.rejects(bounded.head({ tenant: "acme", id: "x" }), js.Unavailable);
     assert.equal(always.calls.length, 3);
   });
+});
+
+test("a refused connection on the real network is retried, then a TransportError", async () => {
+  const events = [];
+  const port = await freePort(); // nothing listens there now
+  const client = new js.Client(`http://127.0.0.1:${port}`, "t", { retry: { ...fast(events), maxAttempts: 2 } });
+  const error = await client.health().then(() => assert.fail("no error"), (e) => e);
+  assert.ok(error instanceof js.TransportError, String(error));
+  assert.match(error.message, /ECONNREFUSED/);
+  assert.deepEqual(events.map((e) => [e.method, e.status]), [["GET", null]]);
 });
 
 describe("requests", () => {

@@ -18,9 +18,16 @@ const SETTING_NAMES = new Set(["DATABASE_URL", "JWT_SECRET", "API_KEYS", "PROMET
 
 /** Every server this process started and has not stopped yet (killed on exit). */
 const running = new Set();
-process.on("exit", () => {
+function killAll() {
   for (const server of running) server.killNow();
-});
+}
+process.on("exit", killAll);
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.once(signal, () => {
+    killAll();
+    process.kill(process.pid, signal); // the default action now that our handler is gone
+  });
+}
 
 export async function freePort() {
   return new Promise((done, fail) => {
