@@ -20,9 +20,10 @@ run: $(STAMP)  ## the server on the embedded defaults: SQLite + ./data, 127.0.0.
 # PostgreSQL tests run against a fresh database per test on the local cluster, which
 # scripts/ensure-postgres.sh starts if it is installed but stopped. Without PostgreSQL
 # they skip locally and fail in CI (CI=true).
-test: $(STAMP)  ## the whole suite
+test: $(STAMP)  ## the whole suite (pytest, then the TypeScript SDK's node --test)
 	@url="$${JUSTSTORAGE_TEST_DATABASE_URL:-$$(scripts/ensure-postgres.sh)}"; \
-	JUSTSTORAGE_TEST_DATABASE_URL="$$url" $(PY) -m pytest $(PYTEST_ARGS)
+	JUSTSTORAGE_TEST_DATABASE_URL="$$url" $(PY) -m pytest $(PYTEST_ARGS) \
+	&& JUSTSTORAGE_BIN="$(abspath $(VENV))/bin/juststorage" scripts/test-typescript-sdk.sh
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict
 	$(VENV)/bin/ruff check src tests bench sdks

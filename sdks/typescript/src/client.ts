@@ -1,0 +1,435 @@
+/** `Client`: the JustStorage API over the built-in `fetch`. */
+
+import { createHash } from "node:crypto";
+import { open, rename, stat, unlink, type FileHandle } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+
+import { bytesBody, fileBody, sourceBody, toBytes, type UploadSource } from "./bodies.js";
+import { Download, writeDownload, type DownloadDestination } from "./download.js";
+import { TransportError } from "./errors.js";
+import {
+  healthFrom,
+  ObjectHead,
+  ObjectInfo,
+  usageFromJson,
+  type Health,
+  type ObjectJson,
+  type Usage,
+} from "./models.js";
+import {
+  CHUNK_BYTES,
+  USER_AGENT,
+  Target,
+  errorFrom,
+  rangeHeader,
+  sha256OfFile,
+  uploadHeaders,
+  uploadIsIdempotent,
+  type ByteRange,
+  type ObjectRef,
+  type Progress,
+  type UploadOptions,
+} from "./protocol.js";
+import { RetryPolicy, type RetryOptions } from "./retry.js";
+
+export type FetchFunction = (input: string | URL, init?: RequestInit) => Promise<Response>;
+
+export interface ClientOptions {
+  /** A `RetryPolicy`, or options for one (defaults: 4 attempts, 5 resumes). */
+  retry?: RetryPolicy | Partial<RetryOptions>;
+  /** Size of upload chunks and of buffered file writes. Default 1 MiB. */
+  chunkBytes?: number;
+  /** Replaces the global `fetch` (tests plug in a stub here). */
+  fetch?: FetchFunction;
+  /** Extra headers on every request. */
+  headers?: Record<string, string>;
+}
+
+export interface FileUploadOptions extends UploadOptions {
+  /**
+   * Hash the file first (one streaming pass) and send the digest as
+   * X-Content-SHA256, so a file that changes while it is sent is refused
+   * (ChecksumMismatch) instead of stored. Default true.
+   */
+  checksum?: boolean;
+}
+
+export interface StreamUploadOptions extends UploadOptions {
+  /** The body's length when known (sent as Content-Length; chunked otherwise). */
+  size?: number;
+}
+
+export interface DownloadOptions extends ObjectRef {
+  range?: ByteRange;
+  progress?: Progress;
+  signal?: AbortSignal;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+export interface ListOptions extends CallOptions {
+  tenant: string;
+  namespace: string;
+  prefix?: string;
+  /** Every committed version, not only the newest per key. */
+  versions?: boolean;
+  storageClass?: string;
+  /** Items per request (1–1000). Default 100. */
+  pageSize?: number;
+}
+
+/** @internal What `send` needs to know about one request. */
+export interface SendOptions {
+  headers?: Record<string, string>;
+  params?: Record<string, string>;
+  /** Makes a fresh body for each attempt. */
+  body?: () => ReadableStream<Uint8Array>;
+  /** The body can be made again (bytes, a file): 429/503 may be retried. */
+  replayable?: boolean;
+  /** Sending twice does no harm: connection failures may be retried. */
+  idempotent?: boolean;
+  /** Statuses returned instead of thrown. */
+  accept?: readonly number[];
+  signal?: AbortSignal | undefined;
+}
+
+// Connection failures that happen before any byte of the request went out.
+const NOT_SENT_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+
+/**
+ * A JustStorage client. `token` is an API key or a JWT (sent as Bearer).
+ *
+ * Retries follow `options.retry` (see `RetryPolicy`). Holds no resources of its
+ * own: the connection pool is `fetch`'s.
+ */
+export class Client {
+  readonly baseUrl: string;
+  readonly retry: RetryPolicy;
+  readonly chunkBytes: number;
+  private readonly fetchImpl: FetchFunction;
+  private readonly baseHeaders: Record<string, string>;
+
+  constructor(baseUrl: string, token?: string | null, options: ClientOptions = {}) {
+    this.baseUrl = baseUrl.replace(/\/+$/, "");
+    this.retry = options.retry instanceof RetryPolicy ? options.retry : new RetryPolicy(options.retry);
+    this.chunkBytes = options.chunkBytes ?? CHUNK_BYTES;
+    if (!Number.isSafeInteger(this.chunkBytes) || this.chunkBytes < 1) {
+      throw new RangeError(`chunkBytes must be a positive integer, not ${this.chunkBytes}`);
+    }
+    this.fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.baseHeaders = {
+      "User-Agent": USER_AGENT,
+      // Bodies are hashed and sized as sent: no transparent decompression.
+      "Accept-Encoding": "identity",
+      ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      ...options.headers,
+    };
+  }
+
+  // -- the request loop -------------------------------------------------------
+
+  /** @internal */
+  notifyRetry(method: string, path: string, attempt: number, delayMs: number, status: number | null, error: unknown): void {
+    this.retry.onRetry?.({ method, path, attempt, delayMs, status, error: describe(error) });
+  }
+
+  /**
+   * Send one request with retries; the open (streaming) response, or an ApiError.
+   *
+   * 429/503 are retried when the body can be sent again (`replayable`): the
+   * server refused the request, so nothing was stored. A connection failure is
+   * retried when the call is `idempotent`, or when the connection was never made
+   * (nothing was sent). Statuses in `accept` are returned, not thrown.
+   * @internal
+   */
+  async send(method: string, path: string, options: SendOptions = {}): Promise<Response> {
+    const policy = this.retry;
+    const { body, signal } = options;
+    const replayable = options.replayable ?? true;
+    const idempotent = options.idempotent ?? true;
+    const url = new URL(this.baseUrl + path);
+    for (const [name, value] of Object.entries(options.params ?? {})) url.searchParams.set(name, value);
+    for (let attempt = 1; ; attempt++) {
+      const init: RequestInit & { duplex?: "half" } = {
+        method,
+        headers: { ...this.baseHeaders, ...options.headers },
+        // No window and no redirects: fetch then sends the request as it is. Otherwise
+        // it clones the request for a possible redirect, and the clone's tee of a
+        // streamed body keeps every chunk in memory (nodejs/undici#4058).
+        window: null,
+        redirect: "error",
+      };
+      if (signal !== undefined) init.signal = signal;
+      if (body !== undefined) {
+        init.body = body();
+        init.duplex = "half"; // a streamed request body
+      }
+      let response: Response;
+      try {
+        response = await this.fetchImpl(url, init);
+      } catch (error) {
+        await (init.body as ReadableStream | undefined)?.cancel().catch(() => undefined);
+        if (signal?.aborted) throw error;
+        if (causeMessage(error) === "unexpected redirect") {
+          // redirect: "error" (see above); the API never redirects, so this is a misrouted URL.
+          throw new TransportError(`${method} ${path}: the server answered a redirect, which is not followed`, { cause: error });
+        }
+        const neverSent = isNotSent(error);
+        const retryable = (idempotent || neverSent) && (replayable || body === undefined);
+        if (attempt >= policy.maxAttempts || !retryable) {
+          throw new TransportError(`${method} ${path}: ${describe(error)}`, { cause: error });
+        }
+        const delayMs = policy.backoffMs(attempt);
+        this.notifyRetry(method, path, attempt, delayMs, null, error);
+        await sleep(delayMs, undefined, signal === undefined ? {} : { signal });
+        continue;
+      }
+      if (response.status < 400 || options.accept?.includes(response.status)) return response;
+      const delayMs =
+        replayable || body === undefined
+          ? policy.delayMsFor(response.status, response.headers.get("retry-after"), attempt)
+          : null;
+      const text = await readAll(response).catch(() => new Uint8Array(0));
+      const error = errorFrom(response, text);
+      if (delayMs === null) throw error;
+      this.notifyRetry(method, path, attempt, delayMs, response.status, error);
+      await sleep(delayMs, undefined, signal === undefined ? {} : { signal });
+    }
+  }
+
+  private async json<T>(method: string, path: string, options: SendOptions): Promise<T> {
+    const response = await this.send(method, path, options);
+    let text: Uint8Array;
+    try {
+      text = await readAll(response);
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+      throw new TransportError(`${method} ${path}: the answer broke off: ${describe(error)}`, { cause: error });
+    }
+    return JSON.parse(new TextDecoder().decode(text)) as T;
+  }
+
+  // -- uploads ----------------------------------------------------------------
+
+  /** Upload bytes (or a string, as UTF-8); their SHA-256 is sent as X-Content-SHA256. */
+  async upload(data: Uint8Array | ArrayBuffer | string, options: UploadOptions): Promise<ObjectInfo> {
+    const bytes = toBytes(data);
+    const sha256 = options.sha256 ?? createHash("sha256").update(bytes).digest("hex");
+    const { chunkBytes } = this;
+    return this.sendUpload(() => bytesBody(bytes, chunkBytes, options.progress), true, bytes.length, sha256, options);
+  }
+
+  /** Upload a file, streamed in chunks (hashed first unless `checksum: false`). */
+  async uploadFile(path: string | URL, options: FileUploadOptions): Promise<ObjectInfo> {
+    const filePath = path instanceof URL ? fileURLToPath(path) : path;
+    let sha256 = options.sha256;
+    let size: number;
+    if (sha256 === undefined && (options.checksum ?? true)) {
+      ({ sha256, size } = await sha256OfFile(filePath, this.chunkBytes, options.signal));
+    } else {
+      size = (await stat(filePath)).size;
+    }
+    const { chunkBytes } = this;
+    return this.sendUpload(() => fileBody(filePath, chunkBytes, options.progress), true, size, sha256, options);
+  }
+
+  /**
+   * Upload from a web `ReadableStream`, a Node.js readable, or any (async)
+   * iterable of chunks. Sent with Content-Length when `size` is given, chunked
+   * otherwise. A stream can be read only once, so this upload is never retried
+   * once its body started (a refused connection is still retried).
+   */
+  async uploadStream(source: UploadSource, options: StreamUploadOptions): Promise<ObjectInfo> {
+    let used = false;
+    const body = (): ReadableStream<Uint8Array> => {
+      if (used) throw new TransportError("the stream was already sent once and cannot be replayed");
+      used = true;
+      return sourceBody(source, options.progress);
+    };
+    return this.sendUpload(body, false, options.size, options.sha256, options);
+  }
+
+  private async sendUpload(
+    body: () => ReadableStream<Uint8Array>,
+    replayable: boolean,
+    size: number | undefined,
+    sha256: string | undefined,
+    options: UploadOptions,
+  ): Promise<ObjectInfo> {
+    const headers = uploadHeaders(options, sha256, size);
+    const data = await this.json<ObjectJson>("POST", "/v1/objects", {
+      headers,
+      body,
+      replayable,
+      idempotent: replayable && uploadIsIdempotent(options.ifNoneMatch, options.ifMatch, sha256),
+      signal: options.signal,
+    });
+    return ObjectInfo.fromJson(data);
+  }
+
+  // -- downloads --------------------------------------------------------------
+
+  /**
+   * Start a download by id or by key (newest version); read it as a stream:
+   * `for await (const chunk of await client.open({...}))`.
+   */
+  async open(options: DownloadOptions): Promise<Download> {
+    const target = new Target(options);
+    const headers = { ...target.headers(), ...rangeHeader(options.range) };
+    const response = await this.send("GET", target.path(), { headers, signal: options.signal });
+    return new Download(this, target, response, options.range, options.progress, options.signal);
+  }
+
+  /** The object's bytes (or `range` of them) in memory. */
+  async download(options: DownloadOptions): Promise<Uint8Array> {
+    return (await this.open(options)).read();
+  }
+
+  /**
+   * Stream the object into a file path, a Node.js writable or a web
+   * `WritableStream`. A path is written as `<path>.part` and renamed into place
+   * only once every byte arrived and the hash matched.
+   */
+  async downloadToFile(destination: DownloadDestination, options: DownloadOptions): Promise<ObjectHead> {
+    const download = await this.open(options);
+    if (typeof destination !== "string" && !(destination instanceof URL)) {
+      await writeDownload(download, destination, this.chunkBytes);
+      return download.head;
+    }
+    const finalPath = destination instanceof URL ? fileURLToPath(destination) : destination;
+    const partial = `${finalPath}.part`;
+    let handle: FileHandle;
+    try {
+      handle = await open(partial, "w");
+    } catch (error) {
+      await download.cancel();
+      throw error;
+    }
+    try {
+      await writeDownload(download, handle, this.chunkBytes);
+      await handle.close();
+      await rename(partial, finalPath);
+    } catch (error) {
+      await download.cancel();
+      await handle.close().catch(() => undefined);
+      await unlink(partial).catch(() => undefined);
+      throw error;
+    }
+    return download.head;
+  }
+
+  async head(ref: ObjectRef & CallOptions): Promise<ObjectHead> {
+    const target = new Target(ref);
+    const response = await this.send("HEAD", target.path(), { headers: target.headers(), signal: ref.signal });
+    await response.body?.cancel();
+    return ObjectHead.fromHeaders(response.headers);
+  }
+
+  // -- deletes, listing, usage, operations ------------------------------------
+
+  /** Delete one version (by id) or every version of a key. NotFound if none. */
+  async delete(ref: ObjectRef & CallOptions): Promise<void> {
+    const target = new Target(ref);
+    const response = await this.send("DELETE", target.path(), { headers: target.headers(), signal: ref.signal });
+    await response.body?.cancel();
+  }
+
+  /** Every matching object, in key order, following `next_cursor` page by page. */
+  async *list(options: ListOptions): AsyncGenerator<ObjectInfo, void, undefined> {
+    const params: Record<string, string> = {
+      tenant: options.tenant,
+      namespace: options.namespace,
+      limit: String(options.pageSize ?? 100),
+    };
+    if (options.prefix) params["prefix"] = options.prefix;
+    if (options.versions) params["versions"] = "true";
+    if (options.storageClass) params["storage_class"] = options.storageClass;
+    let cursor: string | null = null;
+    for (;;) {
+      const pageParams: Record<string, string> = cursor ? { ...params, cursor } : params;
+      const page = await this.json<{ items: ObjectJson[]; next_cursor?: string | null }>("GET", "/v1/objects", {
+        params: pageParams,
+        signal: options.signal,
+      });
+      for (const item of page.items) yield ObjectInfo.fromJson(item);
+      cursor = page.next_cursor ?? null;
+      if (!cursor || page.items.length === 0) return;
+    }
+  }
+
+  async usage(options: { tenant: string } & CallOptions): Promise<Usage> {
+    const data = await this.json<Parameters<typeof usageFromJson>[0]>("GET", "/v1/usage", {
+      params: { tenant: options.tenant },
+      signal: options.signal,
+    });
+    return usageFromJson(data);
+  }
+
+  /** Liveness; a 503 answer is returned (`ok` false), not thrown or retried. */
+  async health(options: CallOptions = {}): Promise<Health> {
+    return this.operation("/health", options);
+  }
+
+  /** Readiness; a 503 answer is returned (`ok` false), not thrown or retried. */
+  async ready(options: CallOptions = {}): Promise<Health> {
+    return this.operation("/ready", options);
+  }
+
+  private async operation(path: string, options: CallOptions): Promise<Health> {
+    const response = await this.send("GET", path, { accept: [503], signal: options.signal });
+    const body = await readAll(response);
+    return healthFrom(response.status, new TextDecoder().decode(body));
+  }
+}
+
+/** @internal The whole body of a (small) answer. */
+export async function readAll(response: Response): Promise<Uint8Array> {
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+function causeMessage(error: unknown): string | undefined {
+  const cause = (error as { cause?: unknown } | null)?.cause;
+  return cause instanceof Error ? cause.message : undefined;
+}
+
+function isNotSent(error: unknown): boolean {
+  const seen = new Set<unknown>();
+  const pending: unknown[] = [error];
+  while (pending.length > 0) {
+    const current = pending.pop();
+    if (typeof current !== "object" || current === null || seen.has(current)) continue;
+    seen.add(current);
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "string" && NOT_SENT_CODES.has(code)) return true;
+    pending.push((current as { cause?: unknown }).cause);
+    const errors = (current as { errors?: unknown }).errors;
+    if (Array.isArray(errors)) pending.push(...errors);
+  }
+  return false;
+}
+
+/** @internal A short text for an error and its causes ("fetch failed: connect ECONNREFUSED …"). */
+export function describe(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth++) {
+    if (current instanceof Error) {
+      if (current.message) parts.push(current.message);
+      current = (current as { cause?: unknown }).cause;
+    } else {
+      parts.push(String(current));
+      break;
+    }
+  }
+  return parts.join(": ");
+}

@@ -1,0 +1,48 @@
+/**
+ * Node.js client for JustStorage (SPEC v1.1): uploads from bytes, files and
+ * streams; verified, resumable downloads; listing, usage, health; typed errors;
+ * bounded retries. No runtime dependencies: the built-in `fetch` and web streams.
+ * @module
+ */
+
+export { Client } from "./client.js";
+export type {
+  CallOptions,
+  ClientOptions,
+  DownloadOptions,
+  FetchFunction,
+  FileUploadOptions,
+  ListOptions,
+  StreamUploadOptions,
+} from "./client.js";
+export { Download } from "./download.js";
+export type { DownloadDestination } from "./download.js";
+export type { UploadSource } from "./bodies.js";
+export {
+  ApiError,
+  BadRequest,
+  ChecksumMismatch,
+  Forbidden,
+  InsufficientStorage,
+  IntegrityError,
+  Internal,
+  JustStorageError,
+  MethodNotAllowed,
+  NotFound,
+  PayloadTooLarge,
+  PreconditionFailed,
+  RangeNotSatisfiable,
+  TooManyRequests,
+  TransportError,
+  Unauthorized,
+  Unavailable,
+  errorClass,
+} from "./errors.js";
+export type { ApiErrorOptions } from "./errors.js";
+export { ObjectHead, ObjectInfo } from "./models.js";
+export type { ClassUsage, Health, ObjectJson, Usage } from "./models.js";
+export type { ByteRange, ObjectRef, Progress, UploadOptions } from "./protocol.js";
+export { NO_RETRIES, RetryPolicy, parseRetryAfter } from "./retry.js";
+export type { RetryEvent, RetryOptions } from "./retry.js";
+
+export const VERSION = "0.1.0";
