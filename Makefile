@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench loadtest clean
+.PHONY: install run test test-go lint format bench loadtest clean
 
 $(STAMP): pyproject.toml sdks/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,11 @@ run: $(STAMP)  ## the server on the embedded defaults: SQLite + ./data, 127.0.0.
 # they skip locally and fail in CI (CI=true).
 test: $(STAMP)  ## the whole suite
 	@url="$${JUSTSTORAGE_TEST_DATABASE_URL:-$$(scripts/ensure-postgres.sh)}"; \
-	JUSTSTORAGE_TEST_DATABASE_URL="$$url" $(PY) -m pytest $(PYTEST_ARGS)
+	JUSTSTORAGE_TEST_DATABASE_URL="$$url" $(PY) -m pytest $(PYTEST_ARGS) \
+	&& scripts/test-go-sdk.sh
+
+test-go: $(STAMP)  ## the Go SDK alone (installs golang-go if missing): gofmt, vet, go test
+	scripts/test-go-sdk.sh
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict
 	$(VENV)/bin/ruff check src tests bench sdks
@@ -43,4 +47,4 @@ loadtest: $(STAMP)  ## throughput, p50/p99 and errors per operation; /metrics ch
 	$(PY) scripts/loadtest.py $(LOADTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache sdks/go/.gocache
