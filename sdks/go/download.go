@@ -3,10 +3,7 @@ package juststorage
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"hash"
 	"io"
 	"net/http"
 	"os"
@@ -45,7 +42,7 @@ type Download struct {
 	first    int64
 	received int64
 	resumes  int
-	digest   hash.Hash // nil for a range
+	digest   *asyncDigest // nil for a range
 	progress func(int)
 	err      error // sticky: io.EOF, or why the download failed
 }
@@ -87,7 +84,7 @@ func (c *Client) Open(ctx context.Context, ref ObjectRef, opts *DownloadOptions)
 	if opts.Range != nil {
 		d.first = opts.Range.First
 	} else {
-		d.digest = sha256.New()
+		d.digest = newAsyncDigest(c.chunkSize)
 	}
 	return d, nil
 }
@@ -103,7 +100,7 @@ func (d *Download) Read(p []byte) (int, error) {
 		if n > 0 {
 			d.received += int64(n)
 			if d.digest != nil {
-				d.digest.Write(p[:n])
+				d.digest.write(p[:n])
 			}
 			if d.progress != nil {
 				d.progress(n)
@@ -134,7 +131,7 @@ func (d *Download) verify() error {
 	if d.digest == nil {
 		return io.EOF
 	}
-	actual := hex.EncodeToString(d.digest.Sum(nil))
+	actual := d.digest.sum()
 	expected := strings.TrimPrefix(d.Head.ContentHash, "sha256:")
 	if expected != "" && actual != expected {
 		return &IntegrityError{Expected: expected, Actual: actual}
@@ -183,6 +180,9 @@ func (d *Download) resume(cause error) error {
 
 // Close releases the connection; it is safe to call more than once.
 func (d *Download) Close() error {
+	if d.digest != nil {
+		d.digest.stop()
+	}
 	if d.err == nil {
 		d.err = errors.New("juststorage: read after Close")
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -40,8 +41,10 @@ func fastRetries(events *[]RetryEvent) RetryPolicy {
 	return policy
 }
 
-const objectJSON = `{"id":"i","tenant_id":"t","namespace":"n","key":"k","content_hash":"sha256:` +
-	`2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824","size_bytes":5,` +
+// objectHash is the content hash of "hello".
+const objectHash = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+
+const objectJSON = `{"id":"i","tenant_id":"t","namespace":"n","key":"k","content_hash":"` + objectHash + `","size_bytes":5,` +
 	`"storage_class":"hot","content_type":"text/plain","created_at":"2025-12-11T10:30:00Z"}`
 
 func TestUploadRetriesOnlyWhenARepeatCannotCreateASecondObject(t *testing.T) {
@@ -54,7 +57,7 @@ func TestUploadRetriesOnlyWhenARepeatCannotCreateASecondObject(t *testing.T) {
 		{"If-None-Match * is retried", UploadOptions{IfNoneMatch: "*"}, 2},
 		{"If-Match on other content is retried", UploadOptions{IfMatch: strings.Repeat("a", 64)}, 2},
 		{"If-Match on the same content is sent once",
-			UploadOptions{IfMatch: "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"}, 1},
+			UploadOptions{IfMatch: objectHash}, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,5 +153,29 @@ func TestObjectPathsEscapeEverySegment(t *testing.T) {
 	}
 	if _, err := (ObjectRef{Tenant: "acme", ID: "x", Key: "k"}).path(); err == nil {
 		t.Error("an id and a key together must be refused")
+	}
+}
+
+func TestDownloadThatDoesNotMatchItsETagFailsAndLeavesNoFile(t *testing.T) {
+	c, _ := New("http://127.0.0.1:9", "t", WithTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		header := http.Header{"Etag": {`"sha256:` + strings.Repeat("0", 64) + `"`}, "X-Object-Id": {"i"}}
+		return answer(r, 200, header, "hello"), nil
+	})))
+	_, err := c.DownloadBytes(context.Background(), ByID("t", "i"), nil)
+	var integrity *IntegrityError
+	if !errors.As(err, &integrity) || integrity.Actual != strings.TrimPrefix(objectHash, "sha256:") {
+		t.Fatalf("err %v", err)
+	}
+	path := t.TempDir() + "/out"
+	if _, err := c.DownloadFile(context.Background(), ByID("t", "i"), path, nil); !errors.As(err, &integrity) {
+		t.Fatalf("err %v", err)
+	}
+	if matches, _ := filepath.Glob(path + "*"); len(matches) != 0 {
+		t.Fatalf("left behind: %v", matches)
+	}
+	// A range is not the whole object: it is not checked.
+	if data, err := c.DownloadBytes(context.Background(), ByID("t", "i"),
+		&DownloadOptions{Range: &ByteRange{First: 0, Last: ToEnd}}); err != nil || string(data) != "hello" {
+		t.Fatalf("range: %q %v", data, err)
 	}
 }
