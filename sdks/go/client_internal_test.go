@@ -20,7 +20,13 @@ import (
 // roundTripFunc answers requests without a network.
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+// RoundTrip closes the request body, as every http.RoundTripper must.
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		defer r.Body.Close()
+	}
+	return f(r)
+}
 
 func answer(req *http.Request, status int, header http.Header, body string) *http.Response {
 	if header == nil {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
+	"time"
 )
 
 // UploadOptions are the upload's headers (SPEC §2 Upload).
@@ -41,6 +43,10 @@ type UploadOptions struct {
 	// Progress, when set, is called with the number of bytes just sent.
 	Progress func(n int)
 }
+
+// bodyReleaseTimeout bounds the wait for a transport to close a body (which
+// every http.RoundTripper must do) before the reader is rewound for a retry.
+const bodyReleaseTimeout = 30 * time.Second
 
 var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
@@ -211,19 +217,28 @@ func (c *Client) Upload(ctx context.Context, r io.Reader, opts UploadOptions) (O
 			start = pos
 		}
 	}
-	used := false
+	var previous *uploadBody
 	open := func() (io.ReadCloser, error) {
-		if used {
+		if previous != nil {
+			// The transport may still read the last attempt's body on its own
+			// goroutine until it closes it: only then is r ours to rewind.
+			select {
+			case <-previous.closed:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(bodyReleaseTimeout):
+				return nil, errors.New("juststorage: the transport did not close the last attempt's body")
+			}
 			if _, err := r.(io.Seeker).Seek(start, io.SeekStart); err != nil {
 				return nil, err
 			}
 		}
-		used = true
 		var body io.Reader = r
 		if size >= 0 {
 			body = io.LimitReader(r, size)
 		}
-		return c.progressBody(body, nil, opts.Progress), nil
+		previous = c.progressBody(body, nil, opts.Progress)
+		return previous, nil
 	}
 	return c.upload(ctx, open, size, start >= 0, &opts)
 }
@@ -275,14 +290,16 @@ func (c *Client) upload(
 
 // progressBody is a request body reading from r in whole chunks, counting
 // progress; closing it closes closer (the file) when there is one.
-func (c *Client) progressBody(r io.Reader, closer io.Closer, progress func(int)) io.ReadCloser {
-	return &uploadBody{r: r, closer: closer, progress: progress}
+func (c *Client) progressBody(r io.Reader, closer io.Closer, progress func(int)) *uploadBody {
+	return &uploadBody{r: r, closer: closer, progress: progress, closed: make(chan struct{})}
 }
 
 type uploadBody struct {
 	r        io.Reader
 	closer   io.Closer
 	progress func(int)
+	once     sync.Once
+	closed   chan struct{} // closed by Close: the transport is done with the body
 }
 
 func (b *uploadBody) Read(p []byte) (int, error) {
@@ -294,8 +311,12 @@ func (b *uploadBody) Read(p []byte) (int, error) {
 }
 
 func (b *uploadBody) Close() error {
-	if b.closer != nil {
-		return b.closer.Close()
-	}
-	return nil
+	var err error
+	b.once.Do(func() {
+		if b.closer != nil {
+			err = b.closer.Close()
+		}
+		close(b.closed)
+	})
+	return err
 }
