@@ -109,21 +109,23 @@ func TestConformance(t *testing.T) {
 		}
 		contents[name] = c
 	}
-	servers := map[string]*testServer{} // stopped by the Cleanup of startServer, after every subtest
-	serverFor := func(name string) *testServer {
+	// One server per name, started when a scenario first needs it and stopped
+	// after every subtest (scenarios run one at a time).
+	servers := map[string]*testServer{}
+	serverFor := func(sub *testing.T, name string) *testServer {
 		if servers[name] == nil {
 			env := map[string]string{"API_KEYS": keys}
 			for k, v := range file.Servers[name]["env"].(map[string]any) {
 				env[k] = v.(string)
 			}
-			servers[name] = startServer(t, env)
+			servers[name] = startServer(sub, t, env)
 		}
 		return servers[name]
 	}
 	for _, sc := range file.Scenarios {
 		sc := sc
-		server := serverFor(sc.Server)
 		t.Run(sc.Name, func(t *testing.T) {
+			server := serverFor(t, sc.Server)
 			saved := map[string]map[string]any{}
 			for i, raw := range sc.Steps {
 				step := substitute(raw, saved).(map[string]any)

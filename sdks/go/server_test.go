@@ -83,10 +83,15 @@ func cleanEnv(dataDir string, extra map[string]string) []string {
 }
 
 // startServer starts a server with a fresh data directory and waits for
-// /health; t.Cleanup stops it.
-func startServer(t *testing.T, extraEnv map[string]string) *testServer {
+// /health. It fails t; owner's Cleanup (t, or a parent test whose subtests
+// share the server) stops it and removes its data.
+func startServer(t, owner *testing.T, extraEnv map[string]string) *testServer {
 	t.Helper()
-	root := t.TempDir()
+	root, err := os.MkdirTemp("", "juststorage-go-conformance-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner.Cleanup(func() { os.RemoveAll(root) })
 	dataDir := filepath.Join(root, "data")
 	if err := os.Mkdir(dataDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -118,7 +123,7 @@ func startServer(t *testing.T, extraEnv map[string]string) *testServer {
 		_ = cmd.Wait()
 		close(s.exited)
 	}()
-	t.Cleanup(s.stop)
+	owner.Cleanup(s.stop) // runs before the RemoveAll registered above
 	probe := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil}}
 	defer probe.CloseIdleConnections()
 	deadline := time.Now().Add(serverStartTimeout)
