@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench loadtest clean
+.PHONY: install run test test-typescript test-go lint format bench loadtest clean
 
 $(STAMP): pyproject.toml sdks/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,18 @@ run: $(STAMP)  ## the server on the embedded defaults: SQLite + ./data, 127.0.0.
 # PostgreSQL tests run against a fresh database per test on the local cluster, which
 # scripts/ensure-postgres.sh starts if it is installed but stopped. Without PostgreSQL
 # they skip locally and fail in CI (CI=true).
-test: $(STAMP)  ## the whole suite (pytest, then the TypeScript SDK's node --test)
-	@url="$${JUSTSTORAGE_TEST_DATABASE_URL:-$$(scripts/ensure-postgres.sh)}"; \
-	JUSTSTORAGE_TEST_DATABASE_URL="$$url" $(PY) -m pytest $(PYTEST_ARGS) \
-	&& JUSTSTORAGE_BIN="$(abspath $(VENV))/bin/juststorage" scripts/test-typescript-sdk.sh
+test: $(STAMP)  ## the whole suite: pytest, then the TypeScript and Go SDKs' conformance suites
+	@url="$${JUSTSTORAGE_TEST_DATABASE_URL:-$$(scripts/ensure-postgres.sh)}"; status=0; \
+	JUSTSTORAGE_TEST_DATABASE_URL="$$url" $(PY) -m pytest $(PYTEST_ARGS) || status=1; \
+	JUSTSTORAGE_BIN="$(abspath $(VENV))/bin/juststorage" scripts/test-typescript-sdk.sh || status=1; \
+	JUSTSTORAGE_BIN="$(abspath $(VENV))/bin/juststorage" scripts/test-go-sdk.sh || status=1; \
+	exit $$status
+
+test-typescript: $(STAMP)  ## the TypeScript SDK alone (node --test on the conformance scenario)
+	JUSTSTORAGE_BIN="$(abspath $(VENV))/bin/juststorage" scripts/test-typescript-sdk.sh
+
+test-go: $(STAMP)  ## the Go SDK alone (installs golang-go if missing): gofmt, vet, go test
+	JUSTSTORAGE_BIN="$(abspath $(VENV))/bin/juststorage" scripts/test-go-sdk.sh
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict
 	$(VENV)/bin/ruff check src tests bench sdks
@@ -44,4 +52,4 @@ loadtest: $(STAMP)  ## throughput, p50/p99 and errors per operation; /metrics ch
 	$(PY) scripts/loadtest.py $(LOADTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache sdks/go/.gocache

@@ -1,0 +1,3 @@
+module github.com/juststorage/juststorage/sdks/go
+
+go 1.19
