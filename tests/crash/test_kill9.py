@@ -99,6 +99,11 @@ async def _round(seed: int, url: str, ledger: Ledger, kill_after: float, server:
         asyncio.create_task(_client(random.Random(rng.random()), url, ledger, pool))
         for _ in range(CLIENTS)
     ]
+    # The random moment counts from the round's first acknowledgement, so a slow,
+    # loaded machine still kills mid-traffic rather than before any (bounded wait).
+    acked_before, deadline = len(ledger.acked), time.monotonic() + 10
+    while len(ledger.acked) == acked_before and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
     await asyncio.sleep(kill_after)
     server.kill9()  # every process of the server, by PID, mid-flight
     results = await asyncio.gather(*tasks, return_exceptions=True)
