@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
-import anyio.to_thread
+import anyio
 
+from juststorage.adapters import threads
 from juststorage.adapters.blobs import fsio
 from juststorage.application.ports import BlobLocation, StoredBlob, TempFile
 from juststorage.domain.errors import InsufficientStorage, NotFound, StorageError, Unavailable
@@ -74,19 +75,19 @@ class _FileStagedBlob:
         if len(self._buffer) >= self._chunk_bytes:
             await self._wait_pending()
             data, self._buffer = self._buffer, bytearray()
-            self._pending = asyncio.ensure_future(anyio.to_thread.run_sync(self._consume, data))
+            self._pending = asyncio.ensure_future(threads.run_sync(self._consume, data))
 
     async def seal(self) -> tuple[ContentHash, int]:
         await self._wait_pending()
         data, self._buffer = self._buffer, bytearray()
-        await anyio.to_thread.run_sync(self._finish, data)
+        await threads.run_sync(self._finish, data)
         assert self._digest is not None
         return self._digest, self._size
 
     async def publish(self) -> bool:
         if self._digest is None:
             raise RuntimeError("publish() before seal()")
-        return await anyio.to_thread.run_sync(self._link_into_place, self._digest)
+        return await threads.run_sync(self._link_into_place, self._digest)
 
     async def confirm(self) -> None:
         if self._digest is None:
@@ -94,7 +95,7 @@ class _FileStagedBlob:
         # Almost always there (a cached lookup, cheaper than a thread hop); gone only
         # when a GC pass took an unreferenced blob between publish() and acquire.
         if not os.path.exists(blob_path(self._root, self._digest)):
-            await anyio.to_thread.run_sync(self._link_into_place, self._digest)
+            await threads.run_sync(self._link_into_place, self._digest)
 
     async def aclose(self) -> None:
         """Close and remove the temp file, after any write still running in a thread.
@@ -168,7 +169,7 @@ class _FileBlobReader:
             if size <= _INLINE_READ_BYTES:
                 data = os.pread(self._fd, size, offset)
             else:
-                data = await anyio.to_thread.run_sync(os.pread, self._fd, size, offset)
+                data = await threads.run_sync(os.pread, self._fd, size, offset)
             if not data:
                 raise StorageError("blob file is shorter than its recorded size")
             offset += len(data)
@@ -232,7 +233,7 @@ class FilesystemBlobStore:
     async def prepare(self) -> None:
         """Create each root with its `sha256/` and `tmp/` directories, durably."""
         with _translated_os_errors():
-            await anyio.to_thread.run_sync(self._prepare)
+            await threads.run_sync(self._prepare)
 
     def _prepare(self) -> None:
         for root in self.roots.values():
@@ -276,7 +277,7 @@ class FilesystemBlobStore:
         return _FileBlobReader(path, fd)
 
     async def probe(self, storage_class: StorageClass) -> None:
-        await anyio.to_thread.run_sync(self._probe, self.roots[storage_class])
+        await threads.run_sync(self._probe, self.roots[storage_class])
 
     async def remove(self, location: BlobLocation) -> bool:
         path = self.path_of(location)
@@ -290,7 +291,7 @@ class FilesystemBlobStore:
             return True
 
         with _translated_os_errors():
-            return await anyio.to_thread.run_sync(unlink)
+            return await threads.run_sync(unlink)
 
     async def temp_files(self, storage_class: StorageClass) -> list[TempFile]:
         folder = self.temp_dir(storage_class)
@@ -310,24 +311,24 @@ class FilesystemBlobStore:
             return found
 
         with _translated_os_errors():
-            return await anyio.to_thread.run_sync(listing)
+            return await threads.run_sync(listing)
 
     async def remove_temp(self, temp: TempFile) -> None:
         path = self.temp_dir(temp.storage_class) / temp.name
         with _translated_os_errors():
-            await anyio.to_thread.run_sync(fsio.unlink_quietly, path)
+            await threads.run_sync(fsio.unlink_quietly, path)
 
     async def scan(self, storage_class: StorageClass) -> AsyncIterator[list[StoredBlob]]:
         root = self.roots[storage_class] / "sha256"
         with _translated_os_errors():
-            firsts = await anyio.to_thread.run_sync(_sorted_names, root)
+            firsts = await threads.run_sync(_sorted_names, root)
         for first in firsts:
             with _translated_os_errors():
-                seconds = await anyio.to_thread.run_sync(_sorted_names, root / first)
+                seconds = await threads.run_sync(_sorted_names, root / first)
             for second in seconds:
                 folder = root / first / second
                 with _translated_os_errors():
-                    batch = await anyio.to_thread.run_sync(_blobs_in, folder, storage_class)
+                    batch = await threads.run_sync(_blobs_in, folder, storage_class)
                 for start in range(0, len(batch), _SCAN_BATCH):
                     yield batch[start : start + _SCAN_BATCH]
 
@@ -342,7 +343,7 @@ class FilesystemBlobStore:
             return ContentHash(hasher.hexdigest())
 
         try:
-            return await anyio.to_thread.run_sync(digest)
+            return await threads.run_sync(digest)
         except FileNotFoundError:
             raise NotFound(f"blob file {path} is missing") from None
         except OSError as exc:

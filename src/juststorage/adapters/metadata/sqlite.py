@@ -21,8 +21,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 from uuid import UUID
 
-import anyio.to_thread
-
+from juststorage.adapters import threads
 from juststorage.adapters.metadata.leases_keys import SqlApiKeyRepository, SqlLeaseRepository
 from juststorage.adapters.metadata.migrations import migrations_for
 from juststorage.adapters.metadata.queries import COUNT_USAGE_SQL
@@ -100,7 +99,7 @@ class _Session:
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self.inline:
             return self._call(fn)
-        return await anyio.to_thread.run_sync(self._call, fn)
+        return await threads.run_sync(self._call, fn)
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with _translated_errors():
@@ -224,7 +223,7 @@ class SqliteUnitOfWork:
             raise RuntimeError("commit() on a read-only snapshot")
         assert self._session is not None
         # COMMIT fsyncs the WAL (synchronous=FULL): off the event loop.
-        await anyio.to_thread.run_sync(self._session._call, lambda c: c.execute("COMMIT"))
+        await threads.run_sync(self._session._call, lambda c: c.execute("COMMIT"))
         self._committed = True
 
     async def __aexit__(
@@ -301,7 +300,7 @@ class SqliteMetadataStore:
         return SqliteUnitOfWork(self, read_only=True, durable=True)
 
     async def migrate(self) -> list[str]:
-        return await anyio.to_thread.run_sync(self._migrate)
+        return await threads.run_sync(self._migrate)
 
     async def ping(self) -> None:
         async with self.snapshot() as uow:
@@ -329,8 +328,8 @@ class SqliteMetadataStore:
                 return self._idle_readers.pop()
             if self._writer_conn is None:
                 # The writer creates the file in WAL mode before any reader opens it.
-                await anyio.to_thread.run_sync(self._writer)
-            return await anyio.to_thread.run_sync(lambda: _connect(self.path, read_only=True))
+                await threads.run_sync(self._writer)
+            return await threads.run_sync(lambda: _connect(self.path, read_only=True))
         except BaseException:
             self._reader_slots.release()
             raise
