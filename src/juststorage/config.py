@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 _UNPREFIXED = {
     "database_url": "DATABASE_URL",
@@ -46,6 +53,8 @@ class Settings(BaseModel):
     """Every setting of the server and the CLI, typed and validated."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    # (configured tenant name or "" for every other, fields used) -> effective limits.
+    _effective_limits: dict[tuple[object, ...], TenantLimits] = PrivateAttr(default_factory=dict)
 
     data_dir: Path = Path("./data")
     hot_root: Path | None = None
@@ -108,13 +117,29 @@ class Settings(BaseModel):
         return self.data_dir / "admin.key"
 
     def limits_for(self, tenant: str) -> TenantLimits:
-        """The tenant's own limits, falling back to the defaults field by field."""
-        own = self.tenants.get(tenant, TenantLimits())
-        return TenantLimits(
-            rate_limit_rps=own.rate_limit_rps or self.rate_limit_rps,
-            upload_bps=own.upload_bps or self.upload_bps,
-            quota_bytes=self.quota_bytes if own.quota_bytes is None else own.quota_bytes,
+        """The tenant's own limits, falling back to the defaults field by field.
+
+        Computed once per configured tenant (and once for all others): this is on
+        every request's path, and building pydantic models is not free.
+        """
+        # Keyed by the fields it derives from too: a model_copy shares this cache.
+        key = (
+            tenant if tenant in self.tenants else "",
+            id(self.tenants),
+            self.rate_limit_rps,
+            self.upload_bps,
+            self.quota_bytes,
         )
+        limits = self._effective_limits.get(key)
+        if limits is None:
+            own = self.tenants.get(tenant, TenantLimits())
+            limits = TenantLimits(
+                rate_limit_rps=own.rate_limit_rps or self.rate_limit_rps,
+                upload_bps=own.upload_bps or self.upload_bps,
+                quota_bytes=self.quota_bytes if own.quota_bytes is None else own.quota_bytes,
+            )
+            self._effective_limits[key] = limits
+        return limits
 
 
 def parse_host_port(value: str) -> tuple[str, int]:

@@ -79,3 +79,13 @@ def test_quota_falls_back_to_the_default_and_zero_is_a_quota() -> None:
     assert settings.limits_for("none").quota_bytes == 0
     assert settings.limits_for("other").quota_bytes == 1000
     assert Settings().limits_for("other").quota_bytes is None
+
+
+def test_effective_limits_are_cached_and_follow_a_changed_copy() -> None:
+    settings = Settings(quota_bytes=100, tenants={"big": TenantLimits(quota_bytes=1000)})
+    assert settings.limits_for("anyone").quota_bytes == 100
+    assert settings.limits_for("big").quota_bytes == 1000
+    assert settings.limits_for("anyone") is settings.limits_for("someone else")  # one default
+    changed = settings.model_copy(update={"quota_bytes": 5})
+    assert changed.limits_for("anyone").quota_bytes == 5
+    assert settings.limits_for("anyone").quota_bytes == 100
