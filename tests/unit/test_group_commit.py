@@ -119,10 +119,10 @@ async def test_a_failing_confirm_fails_only_its_upload(monkeypatch: pytest.Monke
     committer = GroupCommitter(world.metadata)
     original_confirm = FakeStagedBlob.confirm
 
-    async def confirm(staged: FakeStagedBlob) -> None:
+    async def confirm(staged: FakeStagedBlob, blob: BlobLocation) -> bool:
         if bytes(staged._buffer) == b"broken":
             raise StorageError("storage I/O error: the disk said no")
-        await original_confirm(staged)
+        return await original_confirm(staged, blob)
 
     monkeypatch.setattr(FakeStagedBlob, "confirm", confirm)
     outcomes = await asyncio.gather(
@@ -144,9 +144,9 @@ async def test_a_caller_cancelled_while_queued_commits_nothing(
     release = asyncio.Event()
     original_confirm = FakeStagedBlob.confirm
 
-    async def slow_confirm(staged: FakeStagedBlob) -> None:
+    async def slow_confirm(staged: FakeStagedBlob, blob: BlobLocation) -> bool:
         await release.wait()  # keeps the first batch open while the second upload queues
-        await original_confirm(staged)
+        return await original_confirm(staged, blob)
 
     monkeypatch.setattr(FakeStagedBlob, "confirm", slow_confirm)
     first = asyncio.ensure_future(_upload(world, committer, "first", b"1"))

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from juststorage.application.ports import MetadataStore, StagedBlob, UnitOfWork
+from juststorage.application.ports import BlobLocation, MetadataStore, StagedBlob, UnitOfWork
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import NotFound, PreconditionFailed
 from juststorage.domain.model import ContentHash, NewUpload, ObjectVersion
@@ -48,16 +48,24 @@ class SealedUpload:
         return (str(self.upload.tenant_id), str(self.upload.namespace), str(self.upload.key))
 
 
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A committed upload: its version, and whether `confirm()` made its bytes the blob."""
+
+    version: ObjectVersion
+    confirmed: bool
+
+
 @dataclass(eq=False)
 class _Waiter:
     sealed: SealedUpload
-    outcome: asyncio.Future[ObjectVersion] = field(
+    outcome: asyncio.Future[Committed] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
-    def succeed(self, version: ObjectVersion) -> None:
+    def succeed(self, committed: Committed) -> None:
         if not self.outcome.done():
-            self.outcome.set_result(version)
+            self.outcome.set_result(committed)
 
     def fail(self, error: BaseException) -> None:
         if not self.outcome.done():
@@ -82,7 +90,7 @@ class GroupCommitter:
         self._queue: list[_Waiter] = []
         self._leader: asyncio.Task[None] | None = None
 
-    async def commit(self, upload: SealedUpload) -> ObjectVersion:
+    async def commit(self, upload: SealedUpload) -> Committed:
         """The committed version once its transaction is durable.
 
         Raises:
@@ -144,12 +152,12 @@ class GroupCommitter:
                     waiter.fail(exc)
                 raise
             for waiter in remaining:
-                version = versions.get(waiter.sealed.upload.id)
-                if version is not None:
-                    waiter.succeed(version)
+                committed = versions.get(waiter.sealed.upload.id)
+                if committed is not None:
+                    waiter.succeed(committed)
             return
 
-    async def _transaction(self, batch: list[_Waiter]) -> dict[UUID, ObjectVersion]:
+    async def _transaction(self, batch: list[_Waiter]) -> dict[UUID, Committed]:
         """One durable transaction for the batch; uploads refused inside it are failed
         at once and left out of the result."""
         ordered = sorted(batch, key=lambda w: w.sealed.key_path)
@@ -159,19 +167,26 @@ class GroupCommitter:
                 await uow.objects.lock_key(upload.tenant_id, upload.namespace, upload.key)
             versions: dict[UUID, ObjectVersion] = {}
             accepted = [w for w in ordered if await _commit_row(uow, w, versions)]
+            blobs: dict[UUID, BlobLocation] = {}
             for waiter in _in_blob_order(accepted):
                 sealed = waiter.sealed
                 # The reference before confirm(): from here no GC pass may remove the blob.
-                await uow.blobs.acquire(
-                    sealed.upload.storage_class, sealed.content_hash, sealed.size_bytes
+                # The row says where the blob lives: this upload's key, or an older copy's.
+                blobs[sealed.upload.id] = await uow.blobs.acquire(
+                    sealed.upload.storage_class,
+                    sealed.content_hash,
+                    sealed.size_bytes,
+                    sealed.staged.key,
                 )
+            confirmed: dict[UUID, bool] = {}
             for waiter in accepted:
+                upload_id = waiter.sealed.upload.id
                 try:
-                    await waiter.sealed.staged.confirm()
+                    confirmed[upload_id] = await waiter.sealed.staged.confirm(blobs[upload_id])
                 except Exception as exc:
                     raise _UploadFailed(waiter, exc) from exc
             await uow.commit()
-        return versions
+        return {i: Committed(version, confirmed[i]) for i, version in versions.items()}
 
 
 async def _commit_row(
@@ -207,6 +222,6 @@ def _in_blob_order(waiters: Iterable[_Waiter]) -> list[_Waiter]:
     )
 
 
-def _observe(outcome: asyncio.Future[ObjectVersion]) -> None:
+def _observe(outcome: asyncio.Future[Committed]) -> None:
     if not outcome.cancelled():
         outcome.exception()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -208,12 +208,20 @@ class BlobIndex(Protocol):
     """Reference counts of stored blobs, one row per (storage class, hash)."""
 
     async def acquire(
-        self, storage_class: StorageClass, content_hash: ContentHash, size_bytes: int
-    ) -> bool:
-        """Add one reference, creating the row if needed; True if the row is new.
+        self,
+        storage_class: StorageClass,
+        content_hash: ContentHash,
+        size_bytes: int,
+        key: str | None = None,
+    ) -> BlobLocation:
+        """Add one reference, creating the row if needed; where the blob lives now.
 
-        Holds the row's lock until the unit of work ends, so no GC pass can
-        remove the blob's file between this call and the commit.
+        `key` is where the caller's fresh copy of the bytes lives (`StagedBlob.key`).
+        It is recorded when the row is new, and also when the row had no reference
+        left (its old copy may already be half-removed by a GC pass that crashed;
+        the old key is then an orphan for GC). Otherwise the row keeps its key and
+        the fresh copy is redundant. Holds the row's lock until the unit of work
+        ends, so no GC pass can remove the blob between this call and the commit.
         """
         ...
 
@@ -248,6 +256,25 @@ class BlobIndex(Protocol):
 
     async def known(self, locations: list[BlobLocation]) -> set[BlobLocation]:
         """Which of these locations have a row."""
+        ...
+
+    async def locate(self, location: BlobLocation) -> BlobLocation | None:
+        """The blob's row as a location, with its key; None if it has no row."""
+        ...
+
+    async def unlocated(
+        self, storage_class: StorageClass, after: BlobLocation | None, limit: int
+    ) -> list[tuple[BlobLocation, int]]:
+        """Rows of the class that record no key, with their sizes, in hash order after
+        `after` (blobs still at the filesystem's content path; migrate-blobs)."""
+        ...
+
+    async def relocate(self, location: BlobLocation, key: str) -> bool:
+        """Record `key` on a row that records none; False if the row is gone or has one."""
+        ...
+
+    async def known_keys(self, storage_class: StorageClass, keys: list[str]) -> set[str]:
+        """Which of these keys a blob row of the class records as its location."""
         ...
 
     async def audit(self, after: BlobLocation | None, limit: int) -> list[BlobAudit]:
@@ -368,41 +395,62 @@ class StagedBlob(Protocol):
         """
         ...
 
-    async def publish(self) -> bool:
-        """Make the sealed bytes the blob at their content path; True if newly created.
+    @property
+    def key(self) -> str | None:
+        """Where these bytes stay if they become the blob, for `BlobIndex.acquire`;
+        None where the place follows from the hash (the filesystem's content path)."""
+        ...
 
-        After it returns the blob survives power loss (file and directories
-        fsynced). Needs no reference, so it runs outside any transaction; until
-        a reference is taken, though, a GC pass may remove the blob again, which
-        `confirm()` repairs.
+    async def publish(self) -> bool:
+        """Make the sealed bytes reachable where a blob of their hash is looked for;
+        True if this created the blob's file (False: it was there, or the store keeps
+        each upload under its own key and there is nothing to do here).
+
+        After it returns the bytes survive power loss (file and directories fsynced,
+        or the object stored). Needs no reference, so it runs outside any
+        transaction; until a reference is taken, a GC pass may remove the blob
+        again, which `confirm()` repairs.
         """
         ...
 
-    async def confirm(self) -> None:
-        """Make sure the blob is still at its content path; publish it again if not.
+    async def confirm(self, blob: BlobLocation) -> bool:
+        """Settle the blob, `blob` being the result of `BlobIndex.acquire`; True if this
+        upload's bytes became the blob here (a file put back, or this upload's key
+        recorded), False for a dedup hit or a blob that was already in place.
 
-        Call after `publish()`, while holding the blob's reference
-        (`BlobIndex.acquire`): from then on no GC pass may remove it, so when
-        this returns the committed reference points at durable bytes.
+        Call after `publish()`, while holding the blob's reference: from then on
+        no GC pass may remove it, so when this returns the committed reference
+        points at durable bytes. The filesystem links the file again if a GC pass
+        removed it since `publish()`. A keyed store's dedup hit leaves the fresh
+        copy to the end of `stage`, which removes it after the commit, outside the
+        transaction.
         """
         ...
 
 
 @dataclass(frozen=True, slots=True)
 class BlobLocation:
+    """A blob: its identity is (class, hash); `key` is where a keyed store holds it
+    (the `blobs.location` column), None where the place follows from the hash."""
+
     storage_class: StorageClass
     content_hash: ContentHash
+    key: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class TempFile:
-    """An upload's temp file: `<upload id>.tmp`, or `<upload id>.<owner>.tmp` where
-    `<owner>` is the uploading process's identity in URL-safe base64, so GC can
-    leave the temp files of live processes alone without asking the database."""
+    """An upload in flight: a temp file, or an unfinished multipart upload.
+
+    A temp file is `<upload id>.tmp`, or `<upload id>.<owner>.tmp` where `<owner>`
+    is the uploading process's identity in URL-safe base64, so GC can leave the
+    temp files of live processes alone without asking the database. `handle` is
+    what the store needs to remove it (the multipart upload's id)."""
 
     storage_class: StorageClass
     name: str
     modified_at: datetime
+    handle: str = field(default="", compare=False)
 
     @staticmethod
     def name_for(upload_id: UUID, owner: str = "") -> str:
@@ -432,6 +480,17 @@ class StoredBlob:
     modified_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """An object of a keyed store; `upload_id` is the upload that wrote it, if any."""
+
+    storage_class: StorageClass
+    key: str
+    size_bytes: int
+    modified_at: datetime
+    upload_id: UUID | None
+
+
 class BlobReader(Protocol):
     """An open blob; the bytes stay readable even if the file is unlinked meanwhile."""
 
@@ -458,8 +517,15 @@ class BlobStore(Protocol):
         leaving the block removes it (a published blob lives on under its content path)."""
         ...
 
-    async def open(self, location: BlobLocation) -> BlobReader:
-        """Raises NotFound if the blob file does not exist."""
+    async def open(
+        self, location: BlobLocation, *, first: int = 0, length: int | None = None
+    ) -> BlobReader:
+        """Raises NotFound if the blob does not exist.
+
+        `first`/`length` (None: to the end) say which bytes the caller will read
+        first: a store may start fetching them at once (S3: one ranged GET that
+        also answers whether the object exists, instead of a HEAD before it).
+        """
         ...
 
     async def probe(self, storage_class: StorageClass) -> None:
@@ -480,8 +546,23 @@ class BlobStore(Protocol):
         """Every published blob file of a class root, in batches."""
         ...
 
+    def keyed(self, storage_class: StorageClass) -> bool:
+        """True when the class keeps blobs under keys the database records
+        (`BlobLocation.key`), False when a blob's place follows from its hash."""
+        ...
+
+    def scan_keys(self, storage_class: StorageClass) -> AsyncIterator[list[StoredKey]]:
+        """Every object of a keyed class, in batches (nothing for a hash-addressed one)."""
+        ...
+
     async def digest_of(self, location: BlobLocation) -> ContentHash:
-        """Re-hash a blob's bytes (fsck). Raises NotFound if the file is gone."""
+        """Re-hash a blob's bytes, streamed in bounded memory (fsck).
+
+        Raises NotFound if the blob is gone."""
+        ...
+
+    async def remove_key(self, storage_class: StorageClass, key: str) -> bool:
+        """Delete one object of a keyed class (an orphan); False if it was already gone."""
         ...
 
 

@@ -96,7 +96,12 @@ async def upload_object(
     # losing it in a power cut is harmless, so its commit need not be flushed). A
     # small one commits without: its temp file names its owner, which keeps GC away,
     # and it saves a database round (see docs/performance.md).
-    registered = request.declared_size is None or request.declared_size > UNREGISTERED_MAX_BYTES
+    # A keyed store (S3) finds in-flight objects by their WRITING rows: always register.
+    registered = (
+        request.declared_size is None
+        or request.declared_size > UNREGISTERED_MAX_BYTES
+        or blobs.keyed(request.storage_class)
+    )
     if registered:
         async with metadata.transaction(durable=False) as uow:
             await uow.objects.add_writing(upload)
@@ -121,16 +126,16 @@ async def upload_object(
             if request.expected_hash is not None and digest != request.expected_hash:
                 raise ChecksumMismatch("the body does not match X-Content-SHA256")
             # Durable at its content path before any reference to it is committed.
-            created = await staged.publish()
+            published = await staged.publish()
             sealed = SealedUpload(upload, registered, digest, size, request.precondition, staged)
             # Checks the precondition, takes the blob's reference, confirms the blob
             # is still there and commits: durable before the caller answers 201.
-            version = await (committer or GroupCommitter(metadata)).commit(sealed)
+            committed = await (committer or GroupCommitter(metadata)).commit(sealed)
     except BaseException:
         if registered:
             await _forget_upload(metadata, upload.id)
         raise
-    return UploadResult(version, deduplicated=not created)
+    return UploadResult(committed.version, deduplicated=not (published or committed.confirmed))
 
 
 async def _quota_allowance(

@@ -23,7 +23,7 @@ import anyio
 
 from juststorage.adapters import threads
 from juststorage.adapters.blobs import fsio
-from juststorage.application.ports import BlobLocation, StoredBlob, TempFile
+from juststorage.application.ports import BlobLocation, StoredBlob, StoredKey, TempFile
 from juststorage.domain.errors import InsufficientStorage, NotFound, StorageError, Unavailable
 from juststorage.domain.model import ContentHash, StorageClass
 
@@ -84,18 +84,24 @@ class _FileStagedBlob:
         assert self._digest is not None
         return self._digest, self._size
 
+    @property
+    def key(self) -> str | None:
+        return None  # the content path follows from the hash
+
     async def publish(self) -> bool:
         if self._digest is None:
             raise RuntimeError("publish() before seal()")
         return await threads.run_sync(self._link_into_place, self._digest)
 
-    async def confirm(self) -> None:
+    async def confirm(self, blob: BlobLocation) -> bool:
         if self._digest is None:
             raise RuntimeError("confirm() before seal()")
         # Almost always there (a cached lookup, cheaper than a thread hop); gone only
         # when a GC pass took an unreferenced blob between publish() and acquire.
-        if not os.path.exists(blob_path(self._root, self._digest)):
-            await threads.run_sync(self._link_into_place, self._digest)
+        # Whatever the row says, the link makes the content path whole again.
+        if os.path.exists(blob_path(self._root, self._digest)):
+            return False
+        return await threads.run_sync(self._link_into_place, self._digest)
 
     async def aclose(self) -> None:
         """Close and remove the temp file, after any write still running in a thread.
@@ -266,7 +272,9 @@ class FilesystemBlobStore:
             with anyio.CancelScope(shield=True):
                 await staged.aclose()
 
-    async def open(self, location: BlobLocation) -> _FileBlobReader:
+    async def open(
+        self, location: BlobLocation, *, first: int = 0, length: int | None = None
+    ) -> _FileBlobReader:
         path = self.path_of(location)
         try:
             fd = os.open(path, os.O_RDONLY)
@@ -331,6 +339,16 @@ class FilesystemBlobStore:
                     batch = await threads.run_sync(_blobs_in, folder, storage_class)
                 for start in range(0, len(batch), _SCAN_BATCH):
                     yield batch[start : start + _SCAN_BATCH]
+
+    def keyed(self, storage_class: StorageClass) -> bool:
+        return False
+
+    async def scan_keys(self, storage_class: StorageClass) -> AsyncIterator[list[StoredKey]]:
+        return
+        yield  # an async generator that yields nothing: no keyed blobs here
+
+    async def remove_key(self, storage_class: StorageClass, key: str) -> bool:
+        raise StorageError("the filesystem store has no keyed blobs")
 
     async def digest_of(self, location: BlobLocation) -> ContentHash:
         path = self.path_of(location)
