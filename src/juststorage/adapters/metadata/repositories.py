@@ -38,21 +38,28 @@ from juststorage.domain.model import (
     TenantId,
 )
 
+_STORAGE_CLASSES = {c.value: c for c in StorageClass}
+_STATES = {s.value: s for s in ObjectState}
+
 
 def _version(row: Row, d: Dialect) -> ObjectVersion:
-    """A stored row: its values were validated on the way in, so they are not re-checked."""
+    """A stored row: its values were validated on the way in, so they are not re-checked.
+
+    Positional arguments and dict lookups for the enums: a 1000-row page builds
+    1000 of these (7.4-11.5 ms with keywords and enum calls, 5.3-6.3 ms now).
+    """
     return ObjectVersion(
-        id=d.uuid_out(row[0]),
-        tenant_id=TenantId.trusted(row[1]),
-        namespace=Namespace.trusted(row[2]),
-        key=ObjectKey.trusted(row[3]),
-        content_hash=ContentHash.trusted(row[4]),
-        size_bytes=row[5],
-        storage_class=StorageClass(row[6]),
-        content_type=row[7],
-        created_at=d.ts_out(row[8]),
-        state=ObjectState(row[9]),
-        commit_seq=row[10] or 0,
+        d.uuid_out(row[0]),
+        TenantId.trusted(row[1]),
+        Namespace.trusted(row[2]),
+        ObjectKey.trusted(row[3]),
+        ContentHash.trusted(row[4]),
+        row[5],
+        _STORAGE_CLASSES[row[6]],
+        row[7],
+        d.ts_out(row[8]),
+        _STATES[row[9]],
+        row[10] or 0,
     )
 
 
