@@ -32,6 +32,7 @@ RULES: list[tuple[str, str]] = [
     (r"\bAsyncClient\b", "Client"),
     (r"\bAsyncDownload\b", "Download"),
     (r"\baiter_bytes\b", "iter_bytes"),
+    (r"\baiter_raw\b", "iter_raw"),
     (r"\baread\b", "read"),
     (r"\baclose\b", "close"),
     (r"__aenter__", "__enter__"),
