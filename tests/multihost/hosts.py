@@ -282,11 +282,13 @@ class StorageHost:
         if not wait_until(lambda: clients.run(healthy), timeout, interval=0.1):
             raise RuntimeError(f"{self.name} not healthy after {timeout}s:\n{self.log()}")
 
-    def cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        """`juststorage <args>` in this host's namespace with its settings."""
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        """`juststorage <args>` in this host's namespace with its settings (and `env`)."""
         return subprocess.run(
             self.host.command(str(JUSTSTORAGE), *args),
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,

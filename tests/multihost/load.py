@@ -1,8 +1,9 @@
 """Concurrent clients for the multi-host test, bounded in count and in time.
 
 Each worker runs on a thread of the client namespace. It uploads fresh content to
-one host (round robin; on a connection failure it moves on to the next host, as a
-load balancer would), and every acknowledged upload (201) is read back at once
+one host (round robin; on a connection failure it moves on to the next host and
+leaves the failed one out for a moment, as a load balancer's passive health check
+would), and every acknowledged upload (201) is read back at once
 from a *different* host: read-after-write across hosts. Every acknowledgement is
 kept for the final check (`verify`): download by id + SHA-256.
 """
@@ -25,7 +26,8 @@ from netns import NamespaceThreads
 TENANT = "mh"
 NAMESPACE = "load"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-TIMEOUT = httpx.Timeout(connect=1.0, read=8.0, write=8.0, pool=2.0)
+EJECT_SECONDS = 5.0  # a host that just failed is tried last for this long
+TIMEOUT = httpx.Timeout(connect=1.0, read=5.0, write=5.0, pool=2.0)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -42,6 +44,7 @@ class Ack:
     size: int
     writer: str
     at: float
+    seconds: float  # how long the acknowledged request took
 
 
 @dataclass
@@ -93,6 +96,7 @@ class Load:
         self._max_uploads = max_uploads
         self._deadline = time.monotonic() + max_seconds
         self._sizes = sizes
+        self._down_until: dict[str, float] = {}
         self._futures = [self.threads.submit(self._worker, n) for n in range(workers)]
 
     def _more(self) -> bool:
@@ -116,12 +120,25 @@ class Load:
                     continue
                 self._read_elsewhere(client, names, acked, data)
 
+    def _in_turn(
+        self, names: list[str], first: str, *, other_than_first: bool = False
+    ) -> list[str]:
+        """Hosts from `first` on, without those that failed lately (a load balancer's
+        choice); if every one failed lately, all of them (for uploads: keep trying)."""
+        start = names.index(first)
+        order = [names[(start + n) % len(names)] for n in range(len(names))]
+        if other_than_first:
+            order = order[1:]
+        now = time.monotonic()
+        with self.results.lock:
+            healthy = [name for name in order if self._down_until.get(name, 0.0) <= now]
+        return healthy if healthy or other_than_first else order
+
     def _upload_somewhere(
         self, client: httpx.Client, names: list[str], first: str, key: str, data: bytes
     ) -> Ack | None:
-        start = names.index(first)
-        for offset in range(len(names)):
-            writer = names[(start + offset) % len(names)]
+        for writer in self._in_turn(names, first):
+            started = time.monotonic()
             try:
                 response = upload(client, self.urls[writer], f"{key}@{writer}", data)
             except httpx.TransportError as exc:
@@ -132,7 +149,10 @@ class Load:
                 continue
             body = response.json()
             assert body["content_hash"] == f"sha256:{sha256_hex(data)}", body
-            ack = Ack(body["id"], body["key"], sha256_hex(data), len(data), writer, time.time())
+            took = time.monotonic() - started
+            ack = Ack(
+                body["id"], body["key"], sha256_hex(data), len(data), writer, time.time(), took
+            )
             with self.results.lock:
                 self.results.acks.append(ack)
             return ack
@@ -141,9 +161,7 @@ class Load:
     def _read_elsewhere(
         self, client: httpx.Client, names: list[str], ack: Ack, data: bytes
     ) -> None:
-        start = names.index(ack.writer)
-        for offset in range(1, len(names)):
-            reader = names[(start + offset) % len(names)]
+        for reader in self._in_turn(names, ack.writer, other_than_first=True):
             try:
                 response = download(client, self.urls[reader], ack.object_id)
             except httpx.TransportError as exc:
@@ -165,6 +183,7 @@ class Load:
     def _error(self, host: str, kind: str) -> None:
         with self.results.lock:
             self.results.errors[f"{host} {kind}"] += 1
+            self._down_until[host] = time.monotonic() + EJECT_SECONDS
 
     def wait_for_acks(self, count: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -211,3 +230,23 @@ def poll(fn: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
             return True
         time.sleep(interval)
     return fn()
+
+
+class Phases:
+    """When each step of a scenario happened (seconds from the start), for messages."""
+
+    def __init__(self) -> None:
+        self._start = time.monotonic()
+        self.marks: list[tuple[str, float]] = []
+
+    def mark(self, what: str) -> None:
+        self.marks.append((what, time.monotonic() - self._start))
+
+    def __str__(self) -> str:
+        return ", ".join(f"{what} @{at:.1f}s" for what, at in self.marks)
+
+
+def upload_one(url: str, key: str, data: bytes, timeout: float = 90.0) -> httpx.Response:
+    """One upload with a fresh connection (call it on a client-namespace thread)."""
+    headers = {**AUTH, "X-Tenant": TENANT, "X-Namespace": NAMESPACE, "X-Key": key}
+    return httpx.post(f"{url}/v1/objects", headers=headers, content=data, timeout=timeout)
