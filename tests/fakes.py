@@ -32,6 +32,7 @@ from juststorage.application.ports import (
     ListQuery,
     MetadataStore,
     StoredBlob,
+    StoredKey,
     TempFile,
     WritingUpload,
 )
@@ -77,6 +78,7 @@ class BlobRecord:
     ref_count: int
     created_at: datetime
     released_at: datetime | None = None
+    location: str | None = None
 
 
 @dataclass
@@ -303,16 +305,33 @@ class FakeBlobIndex:
         self._clock = clock
 
     async def acquire(
-        self, storage_class: StorageClass, content_hash: ContentHash, size_bytes: int
-    ) -> bool:
+        self,
+        storage_class: StorageClass,
+        content_hash: ContentHash,
+        size_bytes: int,
+        key: str | None = None,
+    ) -> BlobLocation:
         row_key = (storage_class, content_hash.hex)
         row = self._state.blobs.get(row_key)
         if row is None:
-            row = BlobRecord(size_bytes, 0, self._clock.now())
+            row = BlobRecord(size_bytes, 0, self._clock.now(), location=key)
+        elif row.ref_count == 0:
+            row = dataclasses.replace(row, location=key)
         row = dataclasses.replace(row, ref_count=row.ref_count + 1, released_at=None)
         self._state.blobs[row_key] = row
-        # Same answer as the SQL upsert: the reference count is now 1.
-        return row.ref_count == 1
+        return BlobLocation(storage_class, content_hash, row.location)
+
+    async def locate(self, location: BlobLocation) -> BlobLocation | None:
+        row = self._state.blobs.get((location.storage_class, location.content_hash.hex))
+        if row is None:
+            return None
+        return BlobLocation(location.storage_class, location.content_hash, row.location)
+
+    async def known_keys(self, storage_class: StorageClass, keys: list[str]) -> set[str]:
+        recorded = {
+            row.location for (cls, _), row in self._state.blobs.items() if cls is storage_class
+        }
+        return {k for k in keys if k in recorded}
 
     async def release(self, storage_class: StorageClass, content_hash: ContentHash) -> None:
         row_key = (storage_class, content_hash.hex)
@@ -326,7 +345,7 @@ class FakeBlobIndex:
 
     async def unreferenced(self, released_before: datetime, limit: int) -> list[BlobLocation]:
         rows = [
-            (row.released_at, BlobLocation(cls, ContentHash(hexdigest)))
+            (row.released_at, BlobLocation(cls, ContentHash(hexdigest), row.location))
             for (cls, hexdigest), row in self._state.blobs.items()
             if row.ref_count == 0
             and row.released_at is not None
@@ -378,7 +397,9 @@ class FakeBlobIndex:
         )[:limit]
         return [
             BlobAudit(
-                BlobLocation(cls, ContentHash(hexdigest)),
+                BlobLocation(
+                    cls, ContentHash(hexdigest), self._state.blobs[(cls, hexdigest)].location
+                ),
                 self._state.blobs[(cls, hexdigest)].size_bytes,
                 self._state.blobs[(cls, hexdigest)].ref_count,
                 live.get((cls, hexdigest), 0),
@@ -574,7 +595,11 @@ class FakeStagedBlob:
         self._digest = ContentHash(self._hasher.hexdigest())
         return self._digest, len(self._buffer)
 
-    async def publish(self) -> bool:
+    @property
+    def key(self) -> str | None:
+        return None
+
+    async def publish(self, blob: BlobLocation) -> bool:
         if self._digest is None:
             raise RuntimeError("publish() before seal()")
         written_at = self._store.temps.get(self._temp)
@@ -673,6 +698,16 @@ class FakeBlobStore:
         ]
         for start in range(0, len(found), self._scan_batch):
             yield found[start : start + self._scan_batch]
+
+    def keyed(self, storage_class: StorageClass) -> bool:
+        return False
+
+    async def scan_keys(self, storage_class: StorageClass) -> AsyncIterator[list[StoredKey]]:
+        return
+        yield
+
+    async def remove_key(self, storage_class: StorageClass, key: str) -> bool:
+        raise StorageError("no keyed blobs in the fake")
 
     async def digest_of(self, location: BlobLocation) -> ContentHash:
         data = self.blobs.get((location.storage_class, location.content_hash.hex))

@@ -25,7 +25,17 @@ BIN = Path(sys.executable).parent / "juststorage"
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 # Settings read from the environment: never inherit them from the caller's shell.
-_SETTING_NAMES = ("DATABASE_URL", "JWT_SECRET", "API_KEYS", "PROMETHEUS_MULTIPROC_DIR")
+_SETTING_NAMES = (
+    "DATABASE_URL",
+    "JWT_SECRET",
+    "API_KEYS",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "AWS_ALLOW_HTTP",
+)
 
 
 def free_port() -> int:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from juststorage.adapters.auth.jwt import PyJwtVerifier
 from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
+from juststorage.adapters.blobs.per_class import PerClassBlobStore
+from juststorage.adapters.blobs.s3 import S3BlobStore, S3Connection, S3Root
 from juststorage.adapters.metadata.postgres import PostgresMetadataStore
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore, sqlite_path_from_url
 from juststorage.adapters.metrics import Metrics
@@ -111,15 +113,7 @@ def build(
     """
     clock = clock or SystemClock()
     metadata = metadata or build_metadata_store(settings, clock)
-    blobs = (
-        blobs
-        if blobs is not None
-        else FilesystemBlobStore(
-            {StorageClass.HOT: settings.hot_dir, StorageClass.COLD: settings.cold_dir},
-            chunk_bytes=settings.upload_chunk_bytes,
-            writeback_every_bytes=settings.upload_writeback_every_bytes,
-        )
-    )
+    blobs = blobs if blobs is not None else build_blob_store(settings)
     try:
         bootstrap_keys = parse_bootstrap_keys(settings.api_keys)
     except BadRequest as exc:
@@ -138,6 +132,52 @@ def build(
         authenticator,
         metrics=Metrics(multiprocess_dir=settings.metrics_multiproc_dir),
     )
+
+
+def build_blob_store(settings: Settings) -> BlobStore:
+    """Per storage class: `s3://bucket/prefix` roots on S3BlobStore, directories on
+    FilesystemBlobStore; one store if both classes share a kind.
+
+    Raises:
+        SettingsError: an s3:// root without a bucket.
+    """
+    s3_roots: dict[StorageClass, S3Root] = {}
+    dirs: dict[StorageClass, Path] = {}
+    for storage_class in StorageClass:
+        root = settings.root_url(storage_class.value)
+        if root.startswith("s3://"):
+            try:
+                s3_roots[storage_class] = S3Root.parse(root)
+            except ValueError as exc:
+                raise SettingsError(f"JUSTSTORAGE_{storage_class.name}_ROOT: {exc}") from None
+        else:
+            dirs[storage_class] = Path(root)
+    stores: dict[StorageClass, BlobStore] = {}
+    if dirs:
+        filesystem = FilesystemBlobStore(
+            dirs,
+            chunk_bytes=settings.upload_chunk_bytes,
+            writeback_every_bytes=settings.upload_writeback_every_bytes,
+        )
+        stores.update(dict.fromkeys(dirs, filesystem))
+    if s3_roots:
+        s3 = S3BlobStore(
+            s3_roots,
+            S3Connection(
+                endpoint_url=settings.aws_endpoint_url,
+                access_key_id=settings.aws_access_key_id,
+                secret_access_key=settings.aws_secret_access_key,
+                region=settings.aws_region,
+                allow_http=settings.aws_allow_http,
+                timeout_seconds=settings.s3_timeout_seconds,
+            ),
+            part_bytes=settings.s3_part_bytes,
+            max_concurrency=settings.s3_max_concurrency,
+        )
+        stores.update(dict.fromkeys(s3_roots, s3))
+    if len({id(s) for s in stores.values()}) == 1:
+        return stores[StorageClass.HOT]
+    return PerClassBlobStore(stores)
 
 
 def needs_first_admin_key(settings: Settings) -> bool:

@@ -21,6 +21,12 @@ _UNPREFIXED = {
     "api_keys": "API_KEYS",
     # prometheus-client's own name; `serve` sets it for its workers.
     "metrics_multiproc_dir": "PROMETHEUS_MULTIPROC_DIR",
+    # s3:// roots: the names every S3 client reads (docs/scale-out.md).
+    "aws_endpoint_url": "AWS_ENDPOINT_URL",
+    "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+    "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "aws_region": "AWS_REGION",
+    "aws_allow_http": "AWS_ALLOW_HTTP",
 }
 _PREFIX = "JUSTSTORAGE_"
 # The environment names of the per-class roots and the GC policy are the SPEC's.
@@ -48,8 +54,17 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     data_dir: Path = Path("./data")
-    hot_root: Path | None = None
-    cold_root: Path | None = None
+    # A directory, or `s3://<bucket>/<prefix>` for an S3-compatible object store.
+    hot_root: str | None = None
+    cold_root: str | None = None
+    aws_endpoint_url: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_region: str = "us-east-1"
+    aws_allow_http: bool = False
+    s3_part_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    s3_max_concurrency: int = Field(default=4, ge=1)
+    s3_timeout_seconds: float = Field(default=60.0, gt=0)
     database_url: str | None = None
     jwt_secret: str | None = None
     jwt_public_key: str | None = None
@@ -79,7 +94,18 @@ class Settings(BaseModel):
     upload_chunk_bytes: int = Field(default=1024 * 1024, ge=4096)
     upload_writeback_every_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
 
-    @field_validator("jwt_secret", "jwt_public_key", "api_keys", "database_url", "metrics_addr")
+    @field_validator(
+        "jwt_secret",
+        "jwt_public_key",
+        "api_keys",
+        "database_url",
+        "metrics_addr",
+        "hot_root",
+        "cold_root",
+        "aws_endpoint_url",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+    )
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value if value else None
@@ -93,11 +119,19 @@ class Settings(BaseModel):
 
     @property
     def hot_dir(self) -> Path:
-        return self.hot_root or self.data_dir / "hot"
+        """The hot root as a directory (meaningless when `hot_root` is s3://)."""
+        return Path(self.hot_root) if self.hot_root else self.data_dir / "hot"
 
     @property
     def cold_dir(self) -> Path:
-        return self.cold_root or self.data_dir / "cold"
+        """The cold root as a directory (meaningless when `cold_root` is s3://)."""
+        return Path(self.cold_root) if self.cold_root else self.data_dir / "cold"
+
+    def root_url(self, storage_class: str) -> str:
+        """The root of a storage class ("hot" / "cold"): a directory or an s3:// URL."""
+        if storage_class == "hot":
+            return self.hot_root or str(self.hot_dir)
+        return self.cold_root or str(self.cold_dir)
 
     @property
     def effective_database_url(self) -> str:

@@ -1,5 +1,6 @@
-"""One suite for every blob store (STYLE G13), plus the filesystem's own guarantees:
-its on-disk layout and ENOSPC handled as InsufficientStorage with no temp file left.
+"""One suite for every blob store (STYLE G13): the fake, the filesystem and S3 on a
+real SeaweedFS; plus the filesystem's own guarantees: its on-disk layout and ENOSPC
+handled as InsufficientStorage with no temp file left.
 """
 
 from __future__ import annotations
@@ -7,8 +8,9 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
@@ -18,21 +20,40 @@ import pytest
 from fakes import FakeBlobStore, FakeClock, FakeMetadataStore
 from juststorage.adapters.blobs import filesystem, fsio
 from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
+from juststorage.adapters.blobs.s3 import S3BlobStore, S3Connection, S3Root
 from juststorage.application.ports import BlobLocation, BlobStore, StoredBlob
 from juststorage.application.uploads import UploadRequest, upload_object
 from juststorage.domain.errors import InsufficientStorage, NotFound, StorageError, Unavailable
 from juststorage.domain.model import ContentHash, Namespace, ObjectKey, StorageClass, TenantId
+from seaweedfs import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFs
 
 pytestmark = pytest.mark.anyio
 
 HOT, COLD = StorageClass.HOT, StorageClass.COLD
 MIB = 1024 * 1024
+S3_PART_BYTES = 5 * MIB  # S3's smallest part: multipart uploads start early
 
 
 @dataclass
 class Backend:
+    """A store under test plus what the database would record: the blob rows' keys."""
+
     store: BlobStore
-    temp_files: Callable[[], list[object]]
+    temp_files: Callable[[], Awaitable[list[object]]]
+    index: dict[tuple[StorageClass, str], str | None] = field(default_factory=dict)
+
+    def acquire(self, location: BlobLocation) -> BlobLocation:
+        """`BlobIndex.acquire`: the first copy's key stays the blob's."""
+        row = (location.storage_class, location.content_hash.hex)
+        key = self.index.setdefault(row, location.key)
+        return BlobLocation(location.storage_class, location.content_hash, key)
+
+    def at(self, storage_class: StorageClass, data: bytes) -> BlobLocation:
+        row = (storage_class, digest_of(data).hex)
+        return BlobLocation(storage_class, digest_of(data), self.index.get(row))
+
+    def forget(self, location: BlobLocation) -> None:
+        self.index.pop((location.storage_class, location.content_hash.hex), None)
 
 
 def _fs_store(tmp_path: Path) -> FilesystemBlobStore:
@@ -41,20 +62,65 @@ def _fs_store(tmp_path: Path) -> FilesystemBlobStore:
     return FilesystemBlobStore(roots, chunk_bytes=4096, writeback_every_bytes=8192)
 
 
-def _fs_temp_files(store: FilesystemBlobStore) -> Callable[[], list[object]]:
-    return lambda: [p for c in StorageClass for p in store.temp_dir(c).iterdir()]
+def _fs_temp_files(store: FilesystemBlobStore) -> Callable[[], Awaitable[list[object]]]:
+    async def listing() -> list[object]:
+        return [p for c in StorageClass for p in store.temp_dir(c).iterdir()]
+
+    return listing
 
 
-@pytest.fixture(params=["fake", "filesystem"])
+def s3_store(seaweedfs: SeaweedFs) -> S3BlobStore:
+    connection = S3Connection(
+        endpoint_url=seaweedfs.endpoint_url,
+        access_key_id=ACCESS_KEY,
+        secret_access_key=SECRET_KEY,
+        region=REGION,
+        allow_http=True,
+        timeout_seconds=20,
+    )
+    roots = {c: S3Root.parse(seaweedfs.root(f"{uuid4().hex}/{c.value}")) for c in StorageClass}
+    return S3BlobStore(roots, connection, part_bytes=S3_PART_BYTES, max_concurrency=2)
+
+
+def _s3_leftovers(backend: Backend, store: S3BlobStore) -> Callable[[], Awaitable[list[object]]]:
+    """Unfinished multipart uploads and objects that no blob row names."""
+
+    async def listing() -> list[object]:
+        recorded = set(backend.index.values())
+        found: list[object] = []
+        for storage_class in StorageClass:
+            found += await store.temp_files(storage_class)
+            async for batch in store.scan_keys(storage_class):
+                found += [k for k in batch if k.key not in recorded]
+        return found
+
+    return listing
+
+
+@pytest.fixture(params=["fake", "filesystem", "seaweedfs"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     if request.param == "fake":
         fake = FakeBlobStore()
         await fake.prepare()
-        yield Backend(fake, lambda: list(fake.temps))
-    else:
+
+        async def fake_temps() -> list[object]:
+            return list(fake.temps)
+
+        yield Backend(fake, fake_temps)
+    elif request.param == "filesystem":
         store = _fs_store(tmp_path)
         await store.prepare()
         yield Backend(store, _fs_temp_files(store))
+    else:
+        s3 = s3_store(request.getfixturevalue("seaweedfs"))
+        await s3.prepare()
+        backend = Backend(s3, _no_temps)
+        backend.temp_files = _s3_leftovers(backend, s3)
+        yield backend
+
+
+async def _no_temps() -> list[object]:
+    return []
 
 
 @pytest.fixture
@@ -69,16 +135,22 @@ def digest_of(data: bytes) -> ContentHash:
 
 
 def payload(size: int) -> bytes:
-    return bytes((n * 7 + n // 251) % 256 for n in range(size))
+    return random.Random(size).randbytes(size)
 
 
-async def store_blob(store: BlobStore, data: bytes, storage_class: StorageClass = HOT) -> bool:
-    async with store.stage(storage_class, uuid4()) as staged:
-        for start in range(0, len(data), 1000):
-            await staged.write(data[start : start + 1000])
+async def store_blob(
+    target: Backend | BlobStore, data: bytes, storage_class: StorageClass = HOT
+) -> bool:
+    """Stage, seal, take the reference (as the database would) and publish."""
+    backend = target if isinstance(target, Backend) else Backend(target, _no_temps)
+    async with backend.store.stage(storage_class, uuid4()) as staged:
+        piece = 1000 if len(data) < 100_000 else 256 * 1024
+        for start in range(0, len(data), piece):
+            await staged.write(data[start : start + piece])
         digest, size = await staged.seal()
         assert (digest, size) == (digest_of(data), len(data))
-        return await staged.publish()
+        blob = backend.acquire(BlobLocation(storage_class, digest, staged.key))
+        return await staged.publish(blob)
 
 
 async def read(store: BlobStore, location: BlobLocation, first: int, length: int) -> bytes:
@@ -94,16 +166,24 @@ async def read(store: BlobStore, location: BlobLocation, first: int, length: int
 @pytest.mark.parametrize("size", [0, 1, 4095, 4096, 20_000])
 async def test_published_blob_reads_back_exactly(backend: Backend, size: int) -> None:
     data = payload(size)
-    assert await store_blob(backend.store, data) is True
-    location = BlobLocation(HOT, digest_of(data))
-    assert await read(backend.store, location, 0, size) == data
-    assert backend.temp_files() == []
+    assert await store_blob(backend, data) is True
+    assert await read(backend.store, backend.at(HOT, data), 0, size) == data
+    assert await backend.temp_files() == []
+
+
+async def test_a_multipart_upload_streams_and_reads_back(backend: Backend) -> None:
+    data = payload(S3_PART_BYTES * 2 + 12345)  # three parts on S3
+    assert await store_blob(backend, data, COLD) is True
+    location = backend.at(COLD, data)
+    assert await read(backend.store, location, 0, len(data)) == data
+    assert await backend.store.digest_of(location) == digest_of(data)
+    assert await backend.temp_files() == []
 
 
 async def test_ranges_read_the_right_bytes(backend: Backend) -> None:
     data = payload(3 * MIB + 17)  # spans several read chunks
-    await store_blob(backend.store, data)
-    location = BlobLocation(HOT, digest_of(data))
+    await store_blob(backend, data)
+    location = backend.at(HOT, data)
     for first, length in [(0, 1), (5, 10), (MIB - 1, 2), (len(data) - 1, 1), (100, 2 * MIB + 3)]:
         assert await read(backend.store, location, first, length) == data[first : first + length]
     assert await read(backend.store, location, 10, 0) == b""
@@ -111,57 +191,62 @@ async def test_ranges_read_the_right_bytes(backend: Backend) -> None:
 
 async def test_publishing_the_same_bytes_again_deduplicates(backend: Backend) -> None:
     data = payload(10_000)
-    assert await store_blob(backend.store, data) is True
-    assert await store_blob(backend.store, data) is False
-    assert await read(backend.store, BlobLocation(HOT, digest_of(data)), 0, len(data)) == data
-    assert backend.temp_files() == []
+    assert await store_blob(backend, data) is True
+    assert await store_blob(backend, data) is False
+    assert await read(backend.store, backend.at(HOT, data), 0, len(data)) == data
+    assert await backend.temp_files() == []  # the second copy is gone
 
 
 async def test_storage_classes_hold_separate_blobs(backend: Backend) -> None:
     data = payload(100)
-    assert await store_blob(backend.store, data, HOT) is True
+    assert await store_blob(backend, data, HOT) is True
     with pytest.raises(NotFound):
-        await backend.store.open(BlobLocation(COLD, digest_of(data)))
-    assert await store_blob(backend.store, data, COLD) is True
-    assert await read(backend.store, BlobLocation(COLD, digest_of(data)), 0, 100) == data
+        await backend.store.open(backend.at(COLD, data))
+    assert await store_blob(backend, data, COLD) is True
+    assert await read(backend.store, backend.at(COLD, data), 0, 100) == data
 
 
-async def test_leaving_stage_without_publish_removes_the_temp_file(backend: Backend) -> None:
-    data = payload(10_000)
+@pytest.mark.parametrize("size", [10_000, S3_PART_BYTES + 10])
+async def test_leaving_stage_without_publish_removes_the_temp_file(
+    backend: Backend, size: int
+) -> None:
+    data = payload(size)
     async with backend.store.stage(COLD, uuid4()) as staged:
         await staged.write(data)
-        assert len(backend.temp_files()) == 1
         await staged.seal()
-    assert backend.temp_files() == []
+    assert await backend.temp_files() == []
     with pytest.raises(NotFound):
-        await backend.store.open(BlobLocation(COLD, digest_of(data)))
+        await backend.store.open(backend.at(COLD, data))
 
 
-async def test_an_exception_inside_stage_removes_the_temp_file(backend: Backend) -> None:
+@pytest.mark.parametrize("size", [9000, S3_PART_BYTES + 10])
+async def test_an_exception_inside_stage_removes_the_temp_file(backend: Backend, size: int) -> None:
     with pytest.raises(LookupError):
         async with backend.store.stage(HOT, uuid4()) as staged:
-            await staged.write(payload(9000))
+            await staged.write(payload(size))
             raise LookupError("client went away")
-    assert backend.temp_files() == []
+    assert await backend.temp_files() == []
 
 
 async def test_publish_before_seal_is_refused(backend: Backend) -> None:
     async with backend.store.stage(HOT, uuid4()) as staged:
         await staged.write(b"abc")
         with pytest.raises(RuntimeError):
-            await staged.publish()
-    assert backend.temp_files() == []
+            await staged.publish(BlobLocation(HOT, digest_of(b"abc"), staged.key))
+    assert await backend.temp_files() == []
 
 
 async def test_opening_a_missing_blob_is_not_found(backend: Backend) -> None:
     with pytest.raises(NotFound):
         await backend.store.open(BlobLocation(HOT, digest_of(b"never stored")))
+    with pytest.raises(NotFound):
+        await backend.store.open(BlobLocation(HOT, digest_of(b"never stored"), "blobs/nothing"))
 
 
 async def test_probe_succeeds_and_leaves_nothing(backend: Backend) -> None:
     for storage_class in StorageClass:
         await backend.store.probe(storage_class)
-    assert backend.temp_files() == []
+    assert await backend.temp_files() == []
 
 
 # --- filesystem only ------------------------------------------------------------------
@@ -210,7 +295,7 @@ async def test_enospc_on_write_is_insufficient_storage_and_leaves_no_temp_file(
     with pytest.raises(InsufficientStorage):
         await store_blob(fs_store, payload(size))
     monkeypatch.undo()
-    assert _fs_temp_files(fs_store)() == []
+    assert await _fs_temp_files(fs_store)() == []
     assert list((fs_store.roots[HOT] / "sha256").iterdir()) == []
 
 
@@ -222,7 +307,7 @@ async def test_enospc_on_link_is_insufficient_storage_and_leaves_no_blob(
     with pytest.raises(InsufficientStorage):
         await store_blob(fs_store, data)
     monkeypatch.undo()
-    assert _fs_temp_files(fs_store)() == []
+    assert await _fs_temp_files(fs_store)() == []
     assert not fs_store.path_of(BlobLocation(HOT, digest_of(data))).exists()
     assert await store_blob(fs_store, data) is True  # works again once there is space
 
@@ -244,7 +329,7 @@ async def test_upload_on_a_full_disk_leaves_nothing_behind(
             request, body(), metadata=metadata, blobs=fs_store, clock=clock, max_object_bytes=MIB
         )
     monkeypatch.undo()
-    assert _fs_temp_files(fs_store)() == []
+    assert await _fs_temp_files(fs_store)() == []
     assert metadata.writing_ids() == set()
     assert metadata.state.blobs == {}
     async with metadata.snapshot() as view:
@@ -260,16 +345,17 @@ async def scan_all(store: BlobStore, storage_class: StorageClass) -> list[Stored
 
 async def test_remove_unlinks_a_blob_once(backend: Backend) -> None:
     data = payload(3000)
-    location = BlobLocation(HOT, digest_of(data))
-    await store_blob(backend.store, data)
-    await store_blob(backend.store, data, COLD)
+    await store_blob(backend, data)
+    await store_blob(backend, data, COLD)
+    location = backend.at(HOT, data)
     assert await backend.store.remove(location) is True
+    backend.forget(location)  # GC deletes the row in the same transaction
     with pytest.raises(NotFound):
         await backend.store.open(location)
     assert await backend.store.remove(location) is False  # already gone: not an error
-    assert await read(backend.store, BlobLocation(COLD, digest_of(data)), 0, 3000) == data
-    assert await store_blob(backend.store, data) is True  # published afresh
-    assert await read(backend.store, location, 0, 3000) == data
+    assert await read(backend.store, backend.at(COLD, data), 0, 3000) == data
+    assert await store_blob(backend, data) is True  # published afresh
+    assert await read(backend.store, backend.at(HOT, data), 0, 3000) == data
 
 
 async def test_temp_files_list_staged_uploads_and_remove_temp_deletes_them(
@@ -278,7 +364,8 @@ async def test_temp_files_list_staged_uploads_and_remove_temp_deletes_them(
     upload_id = uuid4()
     assert await backend.store.temp_files(HOT) == []
     async with backend.store.stage(HOT, upload_id) as staged:
-        await staged.write(payload(100))
+        # More than a part: an S3 store has begun its multipart upload.
+        await staged.write(payload(S3_PART_BYTES + 100))
         temps = await backend.store.temp_files(HOT)
         assert await backend.store.temp_files(COLD) == []
         assert [(t.storage_class, t.upload_id) for t in temps] == [(HOT, str(upload_id))]
@@ -287,21 +374,30 @@ async def test_temp_files_list_staged_uploads_and_remove_temp_deletes_them(
         await backend.store.remove_temp(temps[0])
         await backend.store.remove_temp(temps[0])  # already gone: not an error
         assert await backend.store.temp_files(HOT) == []
-        assert backend.temp_files() == []
-        await staged.seal()
-        with pytest.raises(StorageError):  # the reaped upload cannot publish any more
-            await staged.publish()
+        assert await backend.temp_files() == []
+        with pytest.raises(StorageError):  # the reaped upload cannot complete any more
+            digest, _ = await staged.seal()
+            await staged.publish(BlobLocation(HOT, digest, staged.key))
     assert await backend.store.temp_files(HOT) == []
 
 
 async def test_scan_lists_every_published_blob_of_a_class(backend: Backend) -> None:
     hot = [payload(n) for n in (0, 10, 2000)]
     for data in hot:
-        await store_blob(backend.store, data)
-    await store_blob(backend.store, b"cold only", COLD)
+        await store_blob(backend, data)
+    await store_blob(backend, b"cold only", COLD)
     async with backend.store.stage(HOT, uuid4()) as staged:  # temp files are not blobs
         await staged.write(b"in flight")
         found = await scan_all(backend.store, HOT)
+    if backend.store.keyed(HOT):
+        # Hash-addressed blobs come from scan(), keyed ones from scan_keys().
+        assert found == []
+        keys = [k async for batch in backend.store.scan_keys(HOT) for k in batch]
+        assert sorted(k.key for k in keys) == sorted(backend.at(HOT, d).key or "" for d in hot)
+        assert sorted(k.size_bytes for k in keys) == [0, 10, 2000]
+        assert all(k.upload_id is not None and k.modified_at.tzinfo for k in keys)
+        return
+    assert [k async for batch in backend.store.scan_keys(HOT) for k in batch] == []
     assert sorted((b.location.content_hash.hex, b.size_bytes) for b in found) == sorted(
         (digest_of(d).hex, len(d)) for d in hot
     )
@@ -316,11 +412,11 @@ async def test_scan_lists_every_published_blob_of_a_class(backend: Backend) -> N
 
 async def test_digest_of_rehashes_the_bytes(backend: Backend) -> None:
     data = payload(3 * MIB + 1)
-    await store_blob(backend.store, data, COLD)
-    location = BlobLocation(COLD, digest_of(data))
+    await store_blob(backend, data, COLD)
+    location = backend.at(COLD, data)
     assert await backend.store.digest_of(location) == digest_of(data)
     with pytest.raises(NotFound):
-        await backend.store.digest_of(BlobLocation(HOT, digest_of(data)))
+        await backend.store.digest_of(backend.at(HOT, data))
 
 
 # --- filesystem only: GC and fsck -------------------------------------------------------

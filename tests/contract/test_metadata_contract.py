@@ -567,8 +567,8 @@ async def test_blob_references_count_up_and_down_and_stamp_the_release(backend: 
     store, clock = backend.store, backend.clock
     digest = digest_of(b"blob")
     async with store.transaction() as uow:
-        assert await uow.blobs.acquire(HOT, digest, 4) is True
-        assert await uow.blobs.acquire(HOT, digest, 4) is False
+        assert (await uow.blobs.acquire(HOT, digest, 4)).key is None
+        assert (await uow.blobs.acquire(HOT, digest, 4)).key is None
         await uow.commit()
     created = clock.now()
     record = await backend.blob_record(HOT, digest)
@@ -611,6 +611,37 @@ async def test_reacquiring_a_released_blob_clears_the_release_stamp(backend: Bac
         await uow.commit()
     record = await backend.blob_record(COLD, digest)
     assert record is not None and record.ref_count == 1 and record.released_at is None
+
+
+async def test_a_blob_keeps_the_key_of_its_first_copy_until_released(backend: Backend) -> None:
+    """S3 write protocol: the row records the key of the upload that created it; a
+    later upload of the same bytes dedups onto it; a released row takes a new key."""
+    store = backend.store
+    digest = digest_of(b"blob")
+    async with store.transaction() as uow:
+        first = await uow.blobs.acquire(COLD, digest, 4, "blobs/first")
+        assert (first.storage_class, first.content_hash, first.key) == (
+            COLD,
+            digest,
+            "blobs/first",
+        )
+        assert (await uow.blobs.acquire(COLD, digest, 4, "blobs/second")).key == "blobs/first"
+        assert await uow.blobs.known_keys(COLD, ["blobs/first", "blobs/second"]) == {"blobs/first"}
+        assert await uow.blobs.known_keys(HOT, ["blobs/first"]) == set()
+        assert await uow.blobs.known_keys(COLD, []) == set()
+        await uow.blobs.release(COLD, digest)
+        await uow.blobs.release(COLD, digest)
+        await uow.commit()
+    async with store.snapshot() as view:
+        (audit,) = await view.blobs.audit(None, 10)
+        assert audit.location.key == "blobs/first"
+        (released,) = await view.blobs.unreferenced(backend.clock.now(), 10)
+        assert released.key == "blobs/first"
+    async with store.transaction() as uow:
+        assert (await uow.blobs.acquire(COLD, digest, 4, "blobs/third")).key == "blobs/third"
+        await uow.commit()
+    async with store.snapshot() as view:
+        assert await view.blobs.known_keys(COLD, ["blobs/first", "blobs/third"]) == {"blobs/third"}
 
 
 # --- GC and fsck ----------------------------------------------------------------------

@@ -17,9 +17,13 @@ from juststorage.api.middleware import add_response_headers
 from juststorage.api.rendering import download_headers, object_json, usage_json
 from juststorage.api.responses import BlobResponse
 from juststorage.application.deletes import delete_object, delete_versions
-from juststorage.application.downloads import find_by_id, find_newest, plan_download
+from juststorage.application.downloads import (
+    find_by_id,
+    find_newest,
+    locate_blob,
+    plan_download,
+)
 from juststorage.application.listing import list_objects
-from juststorage.application.ports import BlobLocation
 from juststorage.application.uploads import UploadRequest, upload_object
 from juststorage.application.usage import tenant_usage
 from juststorage.bootstrap import Services
@@ -147,7 +151,8 @@ async def _download(request: Request, services: Services, version: ObjectVersion
     headers = download_headers(plan)
     if plan.status == 304 or request.method == "HEAD":
         return BlobResponse(plan.status, headers, None)
-    reader = await services.blobs.open(BlobLocation(version.storage_class, version.content_hash))
+    location = await locate_blob(services.metadata, services.blobs, version)
+    reader = await services.blobs.open(location)
     first = plan.byte_range.first if plan.byte_range else 0
     return BlobResponse(
         plan.status,

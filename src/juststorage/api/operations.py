@@ -61,6 +61,8 @@ async def refresh_scrape_gauges(services: Services) -> None:
         StorageClass.COLD: services.settings.cold_dir,
     }
     for storage_class, root in roots.items():
+        if services.blobs.keyed(storage_class):
+            continue  # an object store: no file system to measure
         with contextlib.suppress(OSError):
             fs = await anyio.to_thread.run_sync(os.statvfs, root)
             services.metrics.observe_disk(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from juststorage.application.ports import MetadataStore
+from juststorage.application.ports import BlobLocation, BlobStore, MetadataStore
 from juststorage.domain.conditions import ByteRange, etag_matches, parse_range
 from juststorage.domain.errors import NotFound
 from juststorage.domain.model import Namespace, ObjectKey, ObjectVersion, TenantId
@@ -44,6 +44,21 @@ async def find_newest(
     if version is None:
         raise NotFound("no such object")
     return version
+
+
+async def locate_blob(
+    metadata: MetadataStore, blobs: BlobStore, version: ObjectVersion
+) -> BlobLocation:
+    """Where the version's bytes are: derived from the hash, or (on a keyed store such
+    as S3) the key its blob row records. Raises NotFound if the row is gone."""
+    location = BlobLocation(version.storage_class, version.content_hash)
+    if not blobs.keyed(version.storage_class):
+        return location  # no query: the filesystem's path follows from the hash
+    async with metadata.snapshot() as view:
+        found = await view.blobs.locate(location)
+    if found is None:
+        raise NotFound("no such object")
+    return found
 
 
 def plan_download(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -200,12 +200,20 @@ class BlobIndex(Protocol):
     """Reference counts of stored blobs, one row per (storage class, hash)."""
 
     async def acquire(
-        self, storage_class: StorageClass, content_hash: ContentHash, size_bytes: int
-    ) -> bool:
-        """Add one reference, creating the row if needed; True if the row is new.
+        self,
+        storage_class: StorageClass,
+        content_hash: ContentHash,
+        size_bytes: int,
+        key: str | None = None,
+    ) -> BlobLocation:
+        """Add one reference, creating the row if needed; where the blob lives now.
 
-        Holds the row's lock until the unit of work ends, so no GC pass can
-        remove the blob's file between this call and the commit.
+        `key` is where the caller's fresh copy of the bytes lives (`StagedBlob.key`).
+        It is recorded when the row is new, and also when the row had no reference
+        left (its old copy may already be half-removed by a GC pass that crashed;
+        the old key is then an orphan for GC). Otherwise the row keeps its key and
+        the fresh copy is redundant. Holds the row's lock until the unit of work
+        ends, so no GC pass can remove the blob between this call and the commit.
         """
         ...
 
@@ -240,6 +248,14 @@ class BlobIndex(Protocol):
 
     async def known(self, locations: list[BlobLocation]) -> set[BlobLocation]:
         """Which of these locations have a row."""
+        ...
+
+    async def locate(self, location: BlobLocation) -> BlobLocation | None:
+        """The blob's row as a location, with its key; None if it has no row."""
+        ...
+
+    async def known_keys(self, storage_class: StorageClass, keys: list[str]) -> set[str]:
+        """Which of these keys a blob row of the class records as its location."""
         ...
 
     async def audit(self, after: BlobLocation | None, limit: int) -> list[BlobAudit]:
@@ -360,26 +376,44 @@ class StagedBlob(Protocol):
         """
         ...
 
-    async def publish(self) -> bool:
-        """Make the sealed bytes the blob at their content path; True if newly created.
+    @property
+    def key(self) -> str | None:
+        """Where these bytes stay if they become the blob, for `BlobIndex.acquire`;
+        None where the place follows from the hash (the filesystem's content path)."""
+        ...
+
+    async def publish(self, blob: BlobLocation) -> bool:
+        """Make the sealed bytes the blob at `blob`, the result of `BlobIndex.acquire`;
+        True if this upload's bytes became the blob, False for a dedup hit.
 
         Call only while holding the blob's reference (`BlobIndex.acquire`). After
-        it returns the blob survives power loss (file and directories fsynced).
+        it returns the blob survives power loss (file and directories fsynced, or
+        the object stored). A dedup hit leaves the fresh copy to the end of `stage`,
+        which removes it: after the commit, outside the transaction.
         """
         ...
 
 
 @dataclass(frozen=True, slots=True)
 class BlobLocation:
+    """A blob: its identity is (class, hash); `key` is where a keyed store holds it
+    (the `blobs.location` column), None where the place follows from the hash."""
+
     storage_class: StorageClass
     content_hash: ContentHash
+    key: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class TempFile:
+    """An upload in flight: a temp file, or an unfinished multipart upload.
+
+    `handle` is what the store needs to remove it (the multipart upload's id)."""
+
     storage_class: StorageClass
     name: str
     modified_at: datetime
+    handle: str = field(default="", compare=False)
 
     @property
     def upload_id(self) -> str:
@@ -391,6 +425,17 @@ class StoredBlob:
     location: BlobLocation
     size_bytes: int
     modified_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """An object of a keyed store; `upload_id` is the upload that wrote it, if any."""
+
+    storage_class: StorageClass
+    key: str
+    size_bytes: int
+    modified_at: datetime
+    upload_id: UUID | None
 
 
 class BlobReader(Protocol):
@@ -440,8 +485,23 @@ class BlobStore(Protocol):
         """Every published blob file of a class root, in batches."""
         ...
 
+    def keyed(self, storage_class: StorageClass) -> bool:
+        """True when the class keeps blobs under keys the database records
+        (`BlobLocation.key`), False when a blob's place follows from its hash."""
+        ...
+
+    def scan_keys(self, storage_class: StorageClass) -> AsyncIterator[list[StoredKey]]:
+        """Every object of a keyed class, in batches (nothing for a hash-addressed one)."""
+        ...
+
     async def digest_of(self, location: BlobLocation) -> ContentHash:
-        """Re-hash a blob's bytes (fsck). Raises NotFound if the file is gone."""
+        """Re-hash a blob's bytes, streamed in bounded memory (fsck).
+
+        Raises NotFound if the blob is gone."""
+        ...
+
+    async def remove_key(self, storage_class: StorageClass, key: str) -> bool:
+        """Delete one object of a keyed class (an orphan); False if it was already gone."""
         ...
 
 

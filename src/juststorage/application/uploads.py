@@ -65,6 +65,14 @@ async def upload_object(
         PreconditionFailed: `If-None-Match` / `If-Match` do not hold at commit.
         InsufficientStorage: the storage root is full.
     A failure leaves nothing visible; the temp file is removed at once.
+
+    Per-upload contract of the commit (kept when many uploads share one transaction):
+    after `seal()`, in the transaction that commits the version and after the key
+    lock and precondition check, `blob = acquire(class, digest, size, staged.key)`
+    then `staged.publish(blob)` (True: these bytes are the blob; False: dedup hit),
+    then `commit_upload`. Leaving `stage` afterwards, once the transaction has
+    committed or failed, removes the fresh copy unless it became the blob: on S3
+    that is the DELETE of a redundant upload (docs/durability.md).
     """
     if request.declared_size is not None and request.declared_size > max_object_bytes:
         raise PayloadTooLarge(f"objects are limited to {max_object_bytes} bytes")
@@ -119,8 +127,9 @@ async def upload_object(
                 request.precondition.check(current.content_hash if current else None)
                 # Take the reference first: from here no GC pass may remove this blob,
                 # so publishing (or finding it already there) cannot race a removal.
-                await uow.blobs.acquire(request.storage_class, digest, size)
-                created = await staged.publish()  # content path durable before the commit
+                # `blob` says where the blob lives: this upload's key, or an older copy's.
+                blob = await uow.blobs.acquire(request.storage_class, digest, size, staged.key)
+                created = await staged.publish(blob)  # durable before the commit
                 version = await uow.objects.commit_upload(upload.id, digest, size)
                 await uow.commit()  # durable before the caller answers 201
     except BaseException:

@@ -22,7 +22,7 @@ from uuid import UUID
 import anyio.to_thread
 
 from juststorage.adapters.blobs import fsio
-from juststorage.application.ports import BlobLocation, StoredBlob, TempFile
+from juststorage.application.ports import BlobLocation, StoredBlob, StoredKey, TempFile
 from juststorage.domain.errors import InsufficientStorage, NotFound, StorageError, Unavailable
 from juststorage.domain.model import ContentHash, StorageClass
 
@@ -91,7 +91,13 @@ class _FileStagedBlob:
         assert self._digest is not None
         return self._digest, self._size
 
-    async def publish(self) -> bool:
+    @property
+    def key(self) -> str | None:
+        return None  # the content path follows from the hash
+
+    async def publish(self, blob: BlobLocation) -> bool:
+        # Whatever the row says, link: the link either creates the content path or
+        # finds it there (EEXIST), and a missing file is made whole again.
         if self._digest is None:
             raise RuntimeError("publish() before seal()")
         return await anyio.to_thread.run_sync(self._link_into_place, self._digest)
@@ -328,6 +334,16 @@ class FilesystemBlobStore:
                     batch = await anyio.to_thread.run_sync(_blobs_in, folder, storage_class)
                 for start in range(0, len(batch), _SCAN_BATCH):
                     yield batch[start : start + _SCAN_BATCH]
+
+    def keyed(self, storage_class: StorageClass) -> bool:
+        return False
+
+    async def scan_keys(self, storage_class: StorageClass) -> AsyncIterator[list[StoredKey]]:
+        return
+        yield  # an async generator that yields nothing: no keyed blobs here
+
+    async def remove_key(self, storage_class: StorageClass, key: str) -> bool:
+        raise StorageError("the filesystem store has no keyed blobs")
 
     async def digest_of(self, location: BlobLocation) -> ContentHash:
         path = self.path_of(location)

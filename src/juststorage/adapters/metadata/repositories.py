@@ -242,17 +242,25 @@ class SqlBlobIndex(SqlRepository):
     """`BlobIndex` over a SQL session."""
 
     async def acquire(
-        self, storage_class: StorageClass, content_hash: ContentHash, size_bytes: int
-    ) -> bool:
+        self,
+        storage_class: StorageClass,
+        content_hash: ContentHash,
+        size_bytes: int,
+        key: str | None = None,
+    ) -> BlobLocation:
         # The upsert's row lock lasts until commit: GC cannot delete this row meanwhile.
+        # A row without references takes the new key: its old copy may be half-removed
+        # by a GC pass that crashed before its commit (docs/durability.md).
         row = await self._s.fetchone(
-            "INSERT INTO blobs (storage_class, content_hash, size_bytes, ref_count, created_at)"
-            " VALUES (?, ?, ?, 1, ?) ON CONFLICT (storage_class, content_hash)"
-            " DO UPDATE SET ref_count = blobs.ref_count + 1, released_at = NULL"
-            " RETURNING ref_count",
-            (storage_class.value, content_hash.hex, size_bytes, self._now()),
+            "INSERT INTO blobs (storage_class, content_hash, size_bytes, ref_count, created_at,"
+            " location) VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (storage_class, content_hash)"
+            " DO UPDATE SET ref_count = blobs.ref_count + 1, released_at = NULL,"
+            " location = CASE WHEN blobs.ref_count = 0 THEN excluded.location"
+            " ELSE blobs.location END"
+            " RETURNING location",
+            (storage_class.value, content_hash.hex, size_bytes, self._now(), key),
         )
-        return row is not None and row[0] == 1
+        return BlobLocation(storage_class, content_hash, row[0] if row else key)
 
     async def release(self, storage_class: StorageClass, content_hash: ContentHash) -> None:
         # Right-hand sides see the old row: released_at is stamped when 1 becomes 0.
@@ -265,11 +273,11 @@ class SqlBlobIndex(SqlRepository):
 
     async def unreferenced(self, released_before: datetime, limit: int) -> list[BlobLocation]:
         rows = await self._s.fetchall(
-            "SELECT storage_class, content_hash FROM blobs WHERE ref_count = 0"
+            "SELECT storage_class, content_hash, location FROM blobs WHERE ref_count = 0"
             " AND released_at <= ? ORDER BY released_at LIMIT ?",
             (self._d.ts_in(released_before), limit),
         )
-        return [BlobLocation(StorageClass(r[0]), ContentHash(r[1])) for r in rows]
+        return [BlobLocation(StorageClass(r[0]), ContentHash(r[1]), r[2]) for r in rows]
 
     async def forget_if_unreferenced(
         self, location: BlobLocation, released_before: datetime
@@ -313,18 +321,39 @@ class SqlBlobIndex(SqlRepository):
                 found.update(BlobLocation(storage_class, ContentHash(r[0])) for r in rows)
         return found
 
+    async def locate(self, location: BlobLocation) -> BlobLocation | None:
+        row = await self._s.fetchone(
+            "SELECT location FROM blobs WHERE storage_class = ? AND content_hash = ?",
+            (location.storage_class.value, location.content_hash.hex),
+        )
+        if row is None:
+            return None
+        return BlobLocation(location.storage_class, location.content_hash, row[0])
+
+    async def known_keys(self, storage_class: StorageClass, keys: list[str]) -> set[str]:
+        found: set[str] = set()
+        for condition, params in self._d.any_of("location", keys, "text"):
+            rows = await self._s.fetchall(
+                f"SELECT location FROM blobs WHERE storage_class = ? AND {condition}",
+                (storage_class.value, *params),
+            )
+            found.update(r[0] for r in rows)
+        return found
+
     async def audit(self, after: BlobLocation | None, limit: int) -> list[BlobAudit]:
         start = (after.storage_class.value, after.content_hash.hex) if after else ("", "")
         rows = await self._s.fetchall(
             "SELECT b.storage_class, b.content_hash, b.size_bytes, b.ref_count,"
             " (SELECT COUNT(*) FROM objects o WHERE o.storage_class = b.storage_class"
-            " AND o.content_hash = b.content_hash AND o.state = 'COMMITTED')"
+            " AND o.content_hash = b.content_hash AND o.state = 'COMMITTED'), b.location"
             " FROM blobs b WHERE (b.storage_class, b.content_hash) > (?, ?)"
             " ORDER BY b.storage_class, b.content_hash LIMIT ?",
             (*start, limit),
         )
         return [
-            BlobAudit(BlobLocation(StorageClass(r[0]), ContentHash(r[1])), r[2], r[3], int(r[4]))
+            BlobAudit(
+                BlobLocation(StorageClass(r[0]), ContentHash(r[1]), r[5]), r[2], r[3], int(r[4])
+            )
             for r in rows
         ]
 

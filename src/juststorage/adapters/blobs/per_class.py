@@ -1,0 +1,63 @@
+"""PerClassBlobStore: one blob store per storage class, e.g. hot on a local disk and
+cold on S3. Every port method names its class, so routing is a lookup."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from uuid import UUID
+
+from juststorage.application.ports import (
+    BlobLocation,
+    BlobReader,
+    BlobStore,
+    StagedBlob,
+    StoredBlob,
+    StoredKey,
+    TempFile,
+)
+from juststorage.domain.model import ContentHash, StorageClass
+
+
+class PerClassBlobStore:
+    def __init__(self, stores: Mapping[StorageClass, BlobStore]) -> None:
+        self.stores = dict(stores)
+
+    async def prepare(self) -> None:
+        for store in {id(s): s for s in self.stores.values()}.values():
+            await store.prepare()
+
+    def stage(
+        self, storage_class: StorageClass, upload_id: UUID
+    ) -> AbstractAsyncContextManager[StagedBlob]:
+        return self.stores[storage_class].stage(storage_class, upload_id)
+
+    async def open(self, location: BlobLocation) -> BlobReader:
+        return await self.stores[location.storage_class].open(location)
+
+    async def probe(self, storage_class: StorageClass) -> None:
+        await self.stores[storage_class].probe(storage_class)
+
+    async def remove(self, location: BlobLocation) -> bool:
+        return await self.stores[location.storage_class].remove(location)
+
+    async def remove_key(self, storage_class: StorageClass, key: str) -> bool:
+        return await self.stores[storage_class].remove_key(storage_class, key)
+
+    async def temp_files(self, storage_class: StorageClass) -> list[TempFile]:
+        return await self.stores[storage_class].temp_files(storage_class)
+
+    async def remove_temp(self, temp: TempFile) -> None:
+        await self.stores[temp.storage_class].remove_temp(temp)
+
+    def keyed(self, storage_class: StorageClass) -> bool:
+        return self.stores[storage_class].keyed(storage_class)
+
+    def scan(self, storage_class: StorageClass) -> AsyncIterator[list[StoredBlob]]:
+        return self.stores[storage_class].scan(storage_class)
+
+    def scan_keys(self, storage_class: StorageClass) -> AsyncIterator[list[StoredKey]]:
+        return self.stores[storage_class].scan_keys(storage_class)
+
+    async def digest_of(self, location: BlobLocation) -> ContentHash:
+        return await self.stores[location.storage_class].digest_of(location)

@@ -1,0 +1,104 @@
+"""Unfinished multipart uploads: the two S3 calls obstore does not offer.
+
+ListMultipartUploads and AbortMultipartUpload, through aiobotocore, imported only
+when called (GC passes and failed uploads), so a short CLI run does not pay for it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+
+if TYPE_CHECKING:
+    from juststorage.adapters.blobs.s3 import S3Connection, S3Root
+
+
+class ClientError(Exception):
+    """aiobotocore / botocore failed (translated by the caller into domain errors)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnfinishedUpload:
+    key: str  # relative to the root's prefix
+    upload_id: str
+    initiated_at: datetime
+
+
+@functools.cache
+def _session() -> Any:
+    """One botocore session per process: it caches the S3 service model, which makes
+    every client after the first cheap. Imported on first use (about a second)."""
+    from aiobotocore.session import get_session
+
+    return get_session()
+
+
+@asynccontextmanager
+async def _client(connection: S3Connection) -> AsyncIterator[Any]:
+    # The first import is slow and CPU-bound: keep the event loop mostly free meanwhile.
+    session = await anyio.to_thread.run_sync(_session)
+    from aiobotocore.config import AioConfig
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError as BotoClientError
+
+    config = AioConfig(
+        s3={"addressing_style": "path"},
+        connect_timeout=5,
+        read_timeout=connection.timeout_seconds,
+        retries={"max_attempts": connection.max_retries + 1, "mode": "standard"},
+    )
+    try:
+        async with session.create_client(
+            "s3",
+            endpoint_url=connection.endpoint_url,
+            region_name=connection.region,
+            aws_access_key_id=connection.access_key_id,
+            aws_secret_access_key=connection.secret_access_key,
+            config=config,
+        ) as client:
+            yield client
+    except BotoClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
+            return  # already completed or aborted: nothing to do
+        raise ClientError(str(exc)) from exc
+    except (BotoCoreError, OSError) as exc:
+        raise ClientError(str(exc)) from exc
+
+
+async def unfinished_uploads(
+    connection: S3Connection, root: S3Root, under: str
+) -> list[UnfinishedUpload]:
+    """Multipart uploads begun under `<prefix>/<under>` and neither completed nor aborted."""
+    found: list[UnfinishedUpload] = []
+    strip = root.full_key("")
+    async with _client(connection) as client:
+        paginator = client.get_paginator("list_multipart_uploads")
+        async for page in paginator.paginate(Bucket=root.bucket, Prefix=root.full_key(under)):
+            for upload in page.get("Uploads", []):
+                found.append(
+                    UnfinishedUpload(
+                        upload["Key"].removeprefix(strip), upload["UploadId"], upload["Initiated"]
+                    )
+                )
+    return found
+
+
+async def abort(connection: S3Connection, root: S3Root, key: str, upload_id: str) -> None:
+    """Abort one multipart upload; one already gone is not an error."""
+    async with _client(connection) as client:
+        await client.abort_multipart_upload(
+            Bucket=root.bucket, Key=root.full_key(key), UploadId=upload_id
+        )
+
+
+async def abort_uploads_of(connection: S3Connection, root: S3Root, key: str) -> None:
+    """Abort every unfinished multipart upload of one key (a failed upload's)."""
+    for upload in await unfinished_uploads(connection, root, key):
+        if upload.key == key:
+            await abort(connection, root, key, upload.upload_id)
