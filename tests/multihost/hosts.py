@@ -193,7 +193,8 @@ class SeaweedHost:
                 host.command(
                     str(WEED), "mini", f"-dir={workdir / 'data'}",
                     f"-ip={host.address}", f"-ip.bind={host.address}",
-                    "-master.telemetry=false", "-admin.ui=false",
+                    "-master.telemetry=false", "-admin.ui=false", "-webdav=false",
+                    "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=256",
                     f"-s3.config={config}", f"-bucket={S3_BUCKET}",
                 ),
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
