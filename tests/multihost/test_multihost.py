@@ -7,12 +7,14 @@ namespaces of their own on a bridge this module creates (see README.md here).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
 from cluster import MakeStore, Store
 from hosts import StorageHost
-from load import Load, Phases, upload_one, verify
+from load import AUTH, TENANT, Load, Phases, upload_one, verify
+from netns import Host
 
 from server_process import wait_until
 
@@ -110,31 +112,82 @@ def _ready(store: Store, host: StorageHost) -> bool:
     return store.cluster.clients.run(probe)
 
 
+OUTAGE_ANSWER_S = 15.0  # a host must answer (503) this fast while a dependency is cut off
+
+
 def test_database_unreachable_gives_503_then_recovers(make_store: MakeStore) -> None:
-    phases = Phases()
     store = make_store()
+    _outage_then_recovery(store, store.cluster.postgres.host, "database")
+
+
+def _outage_then_recovery(store: Store, dependency: Host, check: str) -> None:
+    """Cut `dependency` off: every host answers 503 (not a hang, not a 500) to /ready,
+    uploads and downloads; then put it back: every host recovers by itself."""
+    phases = Phases()
     clients = store.cluster.clients
     urls = store.urls()
-    before = clients.run(_put, urls["js1"], "before", b"stored before the outage")
+    before = clients.run(upload_one, urls["js1"], "before", b"stored before the outage")
     assert before.status_code == 201, before.text
     object_id = before.json()["id"]
 
-    store.cluster.postgres.host.link_down()
-    phases.mark("database cut off")
+    dependency.link_down()
+    phases.mark(f"{dependency.name} cut off")
     try:
-        for name, url in urls.items():
-            started = time.monotonic()
-            ready = clients.run(_get, f"{url}/ready")
-            phases.mark(f"{name} /ready {ready.status_code} in {time.monotonic() - started:.1f}s")
-            print(ready.status_code, ready.text, phases)
+        calls = {
+            f"{name} {what}": clients.submit(_timed, fn, url, *args)
+            for name, url in urls.items()
+            for what, fn, args in (
+                ("ready", _ready_status, ()),
+                ("upload", _upload_status, (f"during-{name}",)),
+                ("download", _download_status, (object_id,)),
+            )
+        }
+        answers = {what: call.result(timeout=60) for what, call in calls.items()}
+        phases.mark("all answered")
     finally:
-        store.cluster.postgres.host.link_up()
-    print(phases)
+        dependency.link_up()
+    slow = {what: a for what, a in answers.items() if a[1] > OUTAGE_ANSWER_S}
+    wrong = {what: a for what, a in answers.items() if a[0] != 503}
+    assert not wrong and not slow, (answers, str(phases))
+
+    def all_ready() -> bool:
+        return all(clients.run(_ready_status, url) == 200 for url in urls.values())
+
+    assert wait_until(all_ready, 30, interval=0.3), (store.logs(), str(phases))
+    phases.mark("all ready again")
+    for name, url in urls.items():
+        after = clients.run(upload_one, url, f"after-{name}", name.encode())
+        assert after.status_code == 201, (name, after.text)
+        read = clients.run(_download, url, object_id)
+        assert read.status_code == 200 and read.content == b"stored before the outage"
+    phases.mark("uploads and downloads on every host")
+    print(f"{check} outage: {answers}; {phases}")
 
 
-def _put(url: str, key: str, data: bytes) -> httpx.Response:
-    return upload_one(url, key, data)
+def _timed(fn: Callable[..., int], *args: str) -> tuple[int, float]:
+    started = time.monotonic()
+    status = fn(*args)
+    return status, round(time.monotonic() - started, 2)
+
+
+def _ready_status(url: str) -> int:
+    return _get(f"{url}/ready").status_code
+
+
+def _upload_status(url: str, key: str) -> int:
+    response = upload_one(url, key, b"written during the outage", timeout=60)
+    if response.status_code >= 400:
+        assert response.json()["error"]["code"] == "Unavailable", response.text
+    return response.status_code
+
+
+def _download_status(url: str, object_id: str) -> int:
+    return _download(url, object_id).status_code
+
+
+def _download(url: str, object_id: str) -> httpx.Response:
+    return _get(f"{url}/v1/objects/{object_id}", **AUTH, **{"X-Tenant": TENANT})
 
 
 def _get(url: str, **headers: str) -> httpx.Response:
-    return httpx.get(url, headers=headers, timeout=90)
+    return httpx.get(url, headers=headers, timeout=60)
