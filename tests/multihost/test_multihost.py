@@ -120,6 +120,14 @@ def test_database_unreachable_gives_503_then_recovers(make_store: MakeStore) -> 
     _outage_then_recovery(store, store.cluster.postgres.host, "database")
 
 
+def test_blob_store_unreachable_gives_503_then_recovers(make_store: MakeStore) -> None:
+    store = make_store()
+    seaweed = store.cluster.seaweed
+    if seaweed is None:
+        pytest.skip("blobs on the shared file system: there is no blob-store link to cut")
+    _outage_then_recovery(store, seaweed.host, "blob store")
+
+
 def _outage_then_recovery(store: Store, dependency: Host, check: str) -> None:
     """Cut `dependency` off: every host answers 503 (not a hang, not a 500) to /ready,
     uploads and downloads; then put it back: every host recovers by itself."""
