@@ -16,9 +16,11 @@ from uuid import UUID
 
 from juststorage.application.ports import BlobAudit, BlobLocation, BlobStore, MetadataStore
 from juststorage.domain.errors import NotFound
-from juststorage.domain.model import StorageClass
+from juststorage.domain.model import ContentHash, StorageClass
 
 _PAGE = 500
+# An orphan object of a keyed store (S3): its key says nothing about its bytes.
+UNKNOWN_HASH = ContentHash("0" * 64)
 
 
 class ProblemKind(enum.StrEnum):
@@ -45,9 +47,14 @@ class Problem:
     def describe(self) -> str:
         ids = ",".join(str(i) for i in self.object_ids) or "-"
         fixed = " [repaired]" if self.repaired else ""
+        where = []
+        if self.location.content_hash != UNKNOWN_HASH:
+            where.append(f"sha256:{self.location.content_hash.hex}")
+        if self.location.key is not None:
+            where.append(f"key:{self.location.key}")
         return (
             f"{self.kind.value} {self.location.storage_class.value}"
-            f" sha256:{self.location.content_hash.hex} objects={ids} {self.detail}{fixed}"
+            f" {' '.join(where)} objects={ids} {self.detail}{fixed}"
         ).rstrip()
 
 
@@ -91,6 +98,7 @@ async def check_store(
         after = page[-1].location
     referenced = await _check_objects_without_rows(metadata, blobs, repair, report)
     await _check_orphan_files(metadata, blobs, repair, report, referenced)
+    await _check_orphan_keys(metadata, blobs, repair, report)
     return report
 
 
@@ -204,4 +212,29 @@ async def _check_orphan_files(
                 detail = f"{stored.size_bytes} bytes, no row"
                 report.problems.append(
                     Problem(ProblemKind.ORPHAN_FILE, stored.location, (), detail, repaired)
+                )
+
+
+async def _check_orphan_keys(
+    metadata: MetadataStore, blobs: BlobStore, repair: bool, report: FsckReport
+) -> None:
+    """Objects of a keyed store (S3) that no blob row names and no upload is writing."""
+    for storage_class in StorageClass:
+        if not blobs.keyed(storage_class):
+            continue
+        async for batch in blobs.scan_keys(storage_class):
+            async with metadata.snapshot() as view:
+                # The order of GC's check (gc._remove_orphan_keys): WRITING rows first.
+                writing = await view.objects.writing_among(
+                    [k.upload_id for k in batch if k.upload_id is not None]
+                )
+                known = await view.blobs.known_keys(storage_class, [k.key for k in batch])
+            for stored in batch:
+                if stored.key in known or stored.upload_id in writing:
+                    continue
+                repaired = repair and await blobs.remove_key(storage_class, stored.key)
+                location = BlobLocation(storage_class, UNKNOWN_HASH, stored.key)
+                detail = f"{stored.size_bytes} bytes, no row"
+                report.problems.append(
+                    Problem(ProblemKind.ORPHAN_FILE, location, (), detail, repaired)
                 )

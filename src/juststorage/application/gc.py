@@ -3,7 +3,9 @@
 Order of a pass: expire `WRITING` rows and temp files older than the grace
 period; finish deletes; remove blobs unreferenced for at least the grace period;
 remove blob files that no row knows (left by a crash between publish and
-commit); purge old `DELETED` rows. Every removal of a blob file happens inside
+commit; on a keyed store such as S3, objects whose key no row records: a crash
+before the commit, or a dedup hit whose fresh copy was not deleted yet); purge old
+`DELETED` rows. Every removal of a blob file happens inside
 the transaction that deleted (or claimed) its row, so an upload taking a new
 reference to the same bytes waits for it and then publishes the file afresh.
 """
@@ -79,6 +81,7 @@ async def collect_garbage(
             lambda: _finish_deletes(metadata, policy, report),
             lambda: _remove_unreferenced(metadata, blobs, policy, cutoff, report),
             lambda: _remove_orphan_files(metadata, blobs, policy, cutoff, report),
+            lambda: _remove_orphan_keys(metadata, blobs, cutoff, report),
             lambda: _purge_deleted(metadata, policy, cutoff, report),
         ]
         for phase in phases:
@@ -226,3 +229,30 @@ async def _remove_orphan_files(
                         report.orphan_blobs_removed += 1
                         report.removed_hashes.append(stored.location.content_hash.hex)
                     await uow.commit()
+
+
+async def _remove_orphan_keys(
+    metadata: MetadataStore, blobs: BlobStore, cutoff: datetime, report: GcReport
+) -> None:
+    """Objects of a keyed store that no blob row names and no live upload is writing."""
+    for storage_class in StorageClass:
+        if not blobs.keyed(storage_class):
+            continue
+        async for batch in blobs.scan_keys(storage_class):
+            old = [k for k in batch if k.modified_at < cutoff]
+            if not old:
+                continue
+            async with metadata.snapshot() as view:
+                # WRITING rows first, then blob rows: an upload that is no longer
+                # WRITING has either committed (the second query then sees its key;
+                # commits are atomic) or can never commit (commit_upload needs the
+                # WRITING row), so a key unknown to both can never become the blob.
+                writing = await view.objects.writing_among(
+                    [k.upload_id for k in old if k.upload_id is not None]
+                )
+                known = await view.blobs.known_keys(storage_class, [k.key for k in old])
+            for stored in old:
+                if stored.key in known or stored.upload_id in writing:
+                    continue
+                if await blobs.remove_key(storage_class, stored.key):
+                    report.orphan_blobs_removed += 1

@@ -349,21 +349,20 @@ class S3BlobStore:
 
     async def scan_keys(self, storage_class: StorageClass) -> AsyncIterator[list[StoredKey]]:
         store = self._stores[storage_class]
-        with _translated_s3_errors("list"):
-            async for page in obstore.list(store, chunk_size=500):
-                batch = []
-                for meta in page:
-                    key = meta["path"]
-                    batch.append(
+        # Only our own folders: anything else under the prefix is not ours to judge.
+        for folder in (BLOBS_DIR, PROBE_DIR):
+            with _translated_s3_errors("list"):
+                async for page in obstore.list(store, prefix=folder, chunk_size=500):
+                    yield [
                         StoredKey(
                             storage_class,
-                            key,
+                            meta["path"],
                             meta["size"],
                             meta["last_modified"],
-                            _upload_id(key),
+                            _upload_id(meta["path"]),
                         )
-                    )
-                yield batch
+                        for meta in page
+                    ]
 
     async def digest_of(self, location: BlobLocation) -> ContentHash:
         reader = await self.open(location)
