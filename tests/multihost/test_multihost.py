@@ -6,14 +6,19 @@ namespaces of their own on a bridge this module creates (see README.md here).
 
 from __future__ import annotations
 
+import itertools
+import os
+import random
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 from cluster import MakeStore, Store
 from hosts import StorageHost
-from load import AUTH, TENANT, Load, Phases, upload_one, verify
+from load import AUTH, TENANT, Ack, Load, Phases, download, sha256_hex, upload, upload_one, verify
 from netns import Host
 
 from server_process import wait_until
@@ -121,7 +126,8 @@ def test_database_unreachable_gives_503_then_recovers(make_store: MakeStore) -> 
 
 
 def test_blob_store_unreachable_gives_503_then_recovers(make_store: MakeStore) -> None:
-    store = make_store()
+    # A deployment bounds S3 calls too (the default, 60 s, suits multi-GB parts).
+    store = make_store(JUSTSTORAGE_S3_TIMEOUT_SECONDS="3")
     seaweed = store.cluster.seaweed
     if seaweed is None:
         pytest.skip("blobs on the shared file system: there is no blob-store link to cut")
@@ -193,9 +199,122 @@ def _download_status(url: str, object_id: str) -> int:
     return _download(url, object_id).status_code
 
 
+def _statuses(url: str, object_ids: list[str]) -> set[int]:
+    """The statuses of downloading each object (one connection for them all)."""
+    with httpx.Client(trust_env=False, timeout=30) as client:
+        return {download(client, url, oid).status_code for oid in object_ids}
+
+
 def _download(url: str, object_id: str) -> httpx.Response:
     return _get(f"{url}/v1/objects/{object_id}", **AUTH, **{"X-Tenant": TENANT})
 
 
 def _get(url: str, **headers: str) -> httpx.Response:
     return httpx.get(url, headers=headers, timeout=60)
+
+
+def test_dedup_and_gc_races_across_hosts(make_store: MakeStore) -> None:
+    """The same bytes uploaded at once through different hosts, deletes, and GC passes
+    (each host's background loop with no grace, plus `juststorage gc` runs) racing
+    them: reference counts stay exact and fsck finds nothing."""
+    phases = Phases()
+    store = make_store(JUSTSTORAGE_GC_INTERVAL_S="1", JUSTSTORAGE_GC_GRACE_S="0")
+    phases.mark("3 hosts up")
+    clients = store.cluster.clients
+    urls = store.urls()
+    names = sorted(urls)
+    contents = [os.urandom(2048 + n) for n in range(5)]
+    workers = 6
+    start_together = threading.Barrier(workers)
+    deadline = time.monotonic() + 15
+    done = threading.Event()
+
+    def worker(number: int) -> tuple[dict[str, Ack], set[str]]:
+        live: dict[str, Ack] = {}
+        deleted: set[str] = set()
+        rng = random.Random(number)
+        with httpx.Client(trust_env=False) as client:
+            start_together.wait(timeout=30)
+            for attempt in range(60):
+                if time.monotonic() > deadline:
+                    break
+                data = contents[0] if attempt == 0 else rng.choice(contents)
+                writer = names[(number + attempt) % len(names)]
+                response = upload(client, urls[writer], f"d{number}/{attempt}", data)
+                assert response.status_code == 201, (writer, response.text)
+                body = response.json()
+                live[body["id"]] = Ack(
+                    body["id"], body["key"], sha256_hex(data), len(data), writer, 0, 0
+                )
+                if live and rng.random() < 0.4:
+                    victim = rng.choice(sorted(live))
+                    via = rng.choice(names)
+                    gone = client.delete(
+                        f"{urls[via]}/v1/objects/{victim}",
+                        headers={**AUTH, "X-Tenant": TENANT},
+                        timeout=30,
+                    )
+                    assert gone.status_code == 204, (via, gone.text)
+                    deleted.add(victim)
+                    del live[victim]
+        return live, deleted
+
+    def gc_runs() -> int:
+        passes = 0
+        for turn in itertools.count():
+            if done.is_set():
+                return passes
+            result = store.hosts[turn % 3].cli("gc", timeout=60)
+            busy = "another process is running a GC pass" in result.stderr
+            assert result.returncode == 0 or busy, result.stderr
+            passes += not busy
+        return passes
+
+    gc_thread = ThreadPoolExecutor(1)
+    gc_future = gc_thread.submit(gc_runs)
+    try:
+        futures = [clients.submit(worker, n) for n in range(workers)]
+        outcomes = [f.result(timeout=90) for f in futures]
+    finally:
+        done.set()
+        gc_passes = gc_future.result(timeout=90)
+        gc_thread.shutdown()
+    phases.mark("load and gc runs done")
+    live = {oid: ack for kept, _ in outcomes for oid, ack in kept.items()}
+    deleted = {oid for _, gone in outcomes for oid in gone}
+    assert deleted and live
+
+    # One more pass after the last delete (the hosts' own loops may hold the lease).
+    final = [store.hosts[0].cli("gc")]
+    while "another process is running" in final[-1].stderr and len(final) < 20:
+        time.sleep(0.2)
+        final.append(store.hosts[0].cli("gc"))
+    assert final[-1].returncode == 0, final[-1].stderr
+    assert store.refcount_drift() == [], store.logs()
+    assert store.usage_drift() == []
+    blob_rows = {row[0] for row in store.query("SELECT content_hash FROM blobs")}
+    assert len(blob_rows) == len({a.sha256 for a in live.values()}), blob_rows
+    phases.mark("counts exact")
+
+    for host in store.hosts:  # every host serves every live object, and none deleted
+        problems = verify(clients, host.url, list(live.values()))
+        assert not problems, (host.name, problems[:10])
+        statuses = clients.run(_statuses, host.url, sorted(deleted))
+        assert statuses == {404}, statuses
+    fsck = store.hosts[2].cli("fsck")
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    assert " 0 problems" in fsck.stdout, fsck.stdout
+    phases.mark("verified, fsck clean")
+    loop_passes = sum(clients.run(_gc_runs, url) for url in urls.values())
+    assert loop_passes + gc_passes >= 5, (loop_passes, gc_passes)
+    print(
+        f"{len(live)} live, {len(deleted)} deleted, {loop_passes} background GC passes,"
+        f" {gc_passes} `juststorage gc` passes; {phases}"
+    )
+
+
+def _gc_runs(url: str) -> int:
+    """GC passes a host's background loop ran (from its /metrics)."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    lines = [line for line in text.splitlines() if line.startswith("just_storage_gc_runs_total")]
+    return sum(int(float(line.split()[-1])) for line in lines)
