@@ -25,7 +25,7 @@ from cluster import (
     problem,
     server_env,
 )
-from hosts import PostgresHost, SeaweedHost, StorageHost, wait_all
+from hosts import PostgresHost, SeaweedHost, StorageHost, stop_all, wait_all
 from netns import NamespaceThreads, Network
 
 
@@ -76,8 +76,8 @@ def make_store(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[Mak
                 hosts.append(
                     StorageHost(cluster.server_host(name), host_env, data_dir / "server.log")
                 )
+            stack.callback(stop_all, hosts)
             for host in hosts:
-                stack.callback(host.stop)
                 stack.callback(host.host.link_up)  # a test that cut a link leaves it up
             for host in hosts:
                 host.launch()

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -337,6 +338,12 @@ class StorageHost:
             return self.log_path.read_text("utf-8", errors="replace")[-6000:]
         except OSError:
             return ""
+
+
+def stop_all(hosts: list[StorageHost]) -> None:
+    """Stop several hosts at once (each shutdown waits for its requests to drain)."""
+    with ThreadPoolExecutor(max_workers=len(hosts) or 1) as pool:
+        list(pool.map(StorageHost.stop, hosts))
 
 
 def wait_all(hosts: list[StorageHost], clients: NamespaceThreads) -> None:

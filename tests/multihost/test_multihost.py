@@ -26,16 +26,19 @@ from server_process import wait_until
 pytestmark = [pytest.mark.multihost, pytest.mark.postgres]
 
 
+UPLOADS = 150
+
+
 def test_read_after_write_from_another_host(make_store: MakeStore) -> None:
     store = make_store()
     load = Load(
-        store.cluster.client.netns, store.urls(), workers=6, max_uploads=300, max_seconds=20
+        store.cluster.client.netns, store.urls(), workers=6, max_uploads=UPLOADS, max_seconds=20
     )
-    load.wait_for_acks(300, 30)
+    load.wait_for_acks(UPLOADS, 30)
     results = load.stop()
     assert not results.violations, results.violations[:10]
-    assert len(results.acks) == 300, results.errors
-    assert results.cross_host_reads == 300
+    assert len(results.acks) == UPLOADS, results.errors
+    assert results.cross_host_reads == UPLOADS
     assert not results.errors, results.errors
     problems = verify(store.cluster.clients, store.hosts[0].url, results.acks)
     assert not problems, problems[:10]
@@ -60,8 +63,8 @@ def test_host_killed_and_host_cut_off_mid_load(make_store: MakeStore) -> None:
         js2.host.link_down()  # a host cut off: its cable pulled, its process still running
         cut_at = time.time()
         phases.mark("js2 cut off")
-        wait_until(lambda: len(load.results.acks_after(cut_at)) >= 60, 20)
-        phases.mark("60 acks by js3")
+        wait_until(lambda: len(load.results.acks_after(cut_at)) >= 40, 20)
+        phases.mark("40 acks by js3")
     finally:
         results = load.stop()
         phases.mark("load stopped")
@@ -73,7 +76,7 @@ def test_host_killed_and_host_cut_off_mid_load(make_store: MakeStore) -> None:
         f" errors {dict(results.errors)}"
     )
     assert not results.violations, (results.violations[:10], summary, str(phases))
-    assert len(after_cut) >= 60, (summary, str(phases))  # the remaining host kept serving
+    assert len(after_cut) >= 40, (summary, str(phases))  # the remaining host kept serving
     assert {a.writer for a in after_kill} <= {"js2", "js3"}, summary
     assert {a.writer for a in after_cut} == {"js3"}, summary
 
@@ -90,10 +93,10 @@ def test_host_killed_and_host_cut_off_mid_load(make_store: MakeStore) -> None:
     ready = wait_until(lambda: _ready(store, js2), 30)
     assert ready, f"js2 not ready 30 s after its link came back\n{js2.log()}"
     phases.mark("js2 ready again")
-    for host in (js1, js2):
-        problems = verify(store.cluster.clients, host.url, results.acks)
+    for host in (js1, js2):  # both serve again (every ack was checked on js3 above)
+        problems = verify(store.cluster.clients, host.url, results.acks[::10])
         assert not problems, (host.name, problems[:10])
-    phases.mark("acks verified on js1, js2")
+    phases.mark("every 10th ack verified on js1, js2")
 
     # What the crash and the cut left behind, GC cleans; then the store is consistent.
     gc = js3.cli("gc", env={"JUSTSTORAGE_GC_GRACE_S": "0"})
@@ -226,7 +229,7 @@ def test_dedup_and_gc_races_across_hosts(make_store: MakeStore) -> None:
     contents = [os.urandom(2048 + n) for n in range(5)]
     workers = 6
     start_together = threading.Barrier(workers)
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 8
     done = threading.Event()
 
     def worker(number: int) -> tuple[dict[str, Ack], set[str]]:
@@ -235,7 +238,7 @@ def test_dedup_and_gc_races_across_hosts(make_store: MakeStore) -> None:
         rng = random.Random(number)
         with httpx.Client(trust_env=False) as client:
             start_together.wait(timeout=30)
-            for attempt in range(60):
+            for attempt in range(30):
                 if time.monotonic() > deadline:
                     break
                 data = contents[0] if attempt == 0 else rng.choice(contents)
