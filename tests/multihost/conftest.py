@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from cluster import (
+from mh_cluster import (
     SERVER_HOSTS,
     Cluster,
     MakeStore,
@@ -25,8 +25,8 @@ from cluster import (
     problem,
     server_env,
 )
-from hosts import PostgresHost, SeaweedHost, StorageHost, stop_all, wait_all
-from netns import NamespaceThreads, Network
+from mh_hosts import PostgresHost, SeaweedHost, StorageHost, stop_all, wait_all
+from mh_netns import NamespaceThreads, Network
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,21 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from cluster import MakeStore, Store
-from hosts import StorageHost
-from load import AUTH, TENANT, Ack, Load, Phases, download, sha256_hex, upload, upload_one, verify
-from netns import Host
+from mh_cluster import MakeStore, Store
+from mh_hosts import StorageHost
+from mh_load import (
+    AUTH,
+    TENANT,
+    Ack,
+    Load,
+    Phases,
+    download,
+    sha256_hex,
+    upload,
+    upload_one,
+    verify,
+)
+from mh_netns import Host
 
 from server_process import wait_until
 

@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
-from hosts import API_KEY
-from netns import NamespaceThreads
+from mh_hosts import API_KEY
+from mh_netns import NamespaceThreads
 
 TENANT = "mh"
 NAMESPACE = "load"

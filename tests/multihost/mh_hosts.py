@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from netns import Host, NamespaceThreads
+from mh_netns import Host, NamespaceThreads
 
 from server_process import _child_pids, _is_ours, _is_running, wait_until
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hosts import (
+from mh_hosts import (
     API_KEY,
     PG_BIN,
     S3_BUCKET,
@@ -21,7 +21,7 @@ from hosts import (
     SeaweedHost,
     StorageHost,
 )
-from netns import Host, NamespaceThreads, Network, why_unavailable
+from mh_netns import Host, NamespaceThreads, Network, why_unavailable
 
 from db_query import query, refcount_drift, usage_drift
 from pg_databases import fresh_database
