@@ -43,8 +43,8 @@ class Ack:
     sha256: str
     size: int
     writer: str
-    at: float
-    seconds: float  # how long the acknowledged request took
+    at: float  # when the request was sent (time.time())
+    seconds: float  # how long it took until acknowledged
 
 
 @dataclass
@@ -57,6 +57,7 @@ class Results:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def acks_after(self, moment: float) -> list[Ack]:
+        """Acknowledged uploads whose request was sent after `moment`."""
         with self.lock:
             return [a for a in self.acks if a.at > moment]
 
@@ -138,7 +139,7 @@ class Load:
         self, client: httpx.Client, names: list[str], first: str, key: str, data: bytes
     ) -> Ack | None:
         for writer in self._in_turn(names, first):
-            started = time.monotonic()
+            sent_at, started = time.time(), time.monotonic()
             try:
                 response = upload(client, self.urls[writer], f"{key}@{writer}", data)
             except httpx.TransportError as exc:
@@ -150,9 +151,7 @@ class Load:
             body = response.json()
             assert body["content_hash"] == f"sha256:{sha256_hex(data)}", body
             took = time.monotonic() - started
-            ack = Ack(
-                body["id"], body["key"], sha256_hex(data), len(data), writer, time.time(), took
-            )
+            ack = Ack(body["id"], body["key"], sha256_hex(data), len(data), writer, sent_at, took)
             with self.results.lock:
                 self.results.acks.append(ack)
             return ack

@@ -49,8 +49,10 @@ def test_read_after_write_from_another_host(make_store: MakeStore) -> None:
     load = Load(
         store.cluster.client.netns, store.urls(), workers=6, max_uploads=UPLOADS, max_seconds=20
     )
-    load.wait_for_acks(UPLOADS, 30)
-    results = load.stop()
+    try:
+        load.wait_for_acks(UPLOADS, 30)
+    finally:
+        results = load.stop()
     assert not results.violations, results.violations[:10]
     assert len(results.acks) == UPLOADS, results.errors
     assert results.cross_host_reads == UPLOADS
