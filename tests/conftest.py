@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -45,14 +46,21 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFs]:
 
 
 @pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+    scope="module",
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("s3", marks=pytest.mark.s3),
+    ],
 )
 def start_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[StartServer]:
     """A factory: `start_server(JUSTSTORAGE_X="1", ...)` → a healthy real server on
     127.0.0.1 with a fresh data directory and, in the postgres run of the module, a
-    fresh database of its own. Every one is stopped, by PID, after the module."""
+    fresh database of its own; in the s3 run, SQLite with both storage classes on a
+    fresh prefix of the SeaweedFS bucket (roots a test sets itself win). Every one is
+    stopped, by PID, after the module."""
     servers: list[Server] = []
     tmp_root = tmp_path_factory.mktemp(f"servers-{request.param}")
     with contextlib.ExitStack() as databases:
@@ -61,6 +69,15 @@ def start_server(
             if request.param == "postgres" and "DATABASE_URL" not in extra_env:
                 server_url = request.getfixturevalue("postgres_server_url")
                 extra_env["DATABASE_URL"] = databases.enter_context(fresh_database(server_url))
+            if request.param == "s3":
+                weed: SeaweedFs = request.getfixturevalue("seaweedfs")
+                prefix = uuid.uuid4().hex
+                extra_env = {
+                    **weed.env(),
+                    "JUSTSTORAGE_HOT_ROOT": weed.root(f"{prefix}/hot"),
+                    "JUSTSTORAGE_COLD_ROOT": weed.root(f"{prefix}/cold"),
+                    **extra_env,
+                }
             server = start(tmp_root, extra_env)
             servers.append(server)
             return server
@@ -70,3 +87,22 @@ def start_server(
         finally:
             for server in servers:
                 server.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The s3 run of `start_server` is for tests/e2e (the API over S3 blobs); elsewhere
+    the server's storage does not matter and a third run would only cost time. In
+    that run, tests marked `filesystem_layout` (they look at blob files) are skipped."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_s3 = callspec is not None and callspec.params.get("start_server") == "s3"
+        if on_s3 and "tests/e2e/" not in item.nodeid.replace("\\", "/"):
+            drop.append(item)
+            continue
+        if on_s3 and item.get_closest_marker("filesystem_layout"):
+            item.add_marker(pytest.mark.skip(reason="looks at blob files; S3 has none"))
+        keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

@@ -327,6 +327,25 @@ class FakeBlobIndex:
             return None
         return BlobLocation(location.storage_class, location.content_hash, row.location)
 
+    async def unlocated(
+        self, storage_class: StorageClass, after: BlobLocation | None, limit: int
+    ) -> list[tuple[BlobLocation, int]]:
+        start = after.content_hash.hex if after else ""
+        rows = sorted(
+            (h, row.size_bytes)
+            for (cls, h), row in self._state.blobs.items()
+            if cls is storage_class and row.location is None and h > start
+        )[:limit]
+        return [(BlobLocation(storage_class, ContentHash(h)), size) for h, size in rows]
+
+    async def relocate(self, location: BlobLocation, key: str) -> bool:
+        row_key = (location.storage_class, location.content_hash.hex)
+        row = self._state.blobs.get(row_key)
+        if row is None or row.location is not None:
+            return False
+        self._state.blobs[row_key] = dataclasses.replace(row, location=key)
+        return True
+
     async def known_keys(self, storage_class: StorageClass, keys: list[str]) -> set[str]:
         recorded = {
             row.location for (cls, _), row in self._state.blobs.items() if cls is storage_class

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -161,23 +162,39 @@ def build_blob_store(settings: Settings) -> BlobStore:
         )
         stores.update(dict.fromkeys(dirs, filesystem))
     if s3_roots:
-        s3 = S3BlobStore(
-            s3_roots,
-            S3Connection(
-                endpoint_url=settings.aws_endpoint_url,
-                access_key_id=settings.aws_access_key_id,
-                secret_access_key=settings.aws_secret_access_key,
-                region=settings.aws_region,
-                allow_http=settings.aws_allow_http,
-                timeout_seconds=settings.s3_timeout_seconds,
-            ),
-            part_bytes=settings.s3_part_bytes,
-            max_concurrency=settings.s3_max_concurrency,
-        )
-        stores.update(dict.fromkeys(s3_roots, s3))
+        stores.update(dict.fromkeys(s3_roots, _s3_store(settings, s3_roots)))
     if len({id(s) for s in stores.values()}) == 1:
         return stores[StorageClass.HOT]
     return PerClassBlobStore(stores)
+
+
+def build_s3_blob_store(settings: Settings, roots: Mapping[StorageClass, str]) -> BlobStore:
+    """An S3 store for these `s3://bucket/prefix` roots (a migrate-blobs target).
+
+    Raises:
+        SettingsError: a root is not s3://<bucket>[/<prefix>].
+    """
+    try:
+        parsed = {c: S3Root.parse(url) for c, url in roots.items()}
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    return _s3_store(settings, parsed)
+
+
+def _s3_store(settings: Settings, roots: Mapping[StorageClass, S3Root]) -> S3BlobStore:
+    return S3BlobStore(
+        roots,
+        S3Connection(
+            endpoint_url=settings.aws_endpoint_url,
+            access_key_id=settings.aws_access_key_id,
+            secret_access_key=settings.aws_secret_access_key,
+            region=settings.aws_region,
+            allow_http=settings.aws_allow_http,
+            timeout_seconds=settings.s3_timeout_seconds,
+        ),
+        part_bytes=settings.s3_part_bytes,
+        max_concurrency=settings.s3_max_concurrency,
+    )
 
 
 def needs_first_admin_key(settings: Settings) -> bool:

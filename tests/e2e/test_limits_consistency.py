@@ -51,6 +51,7 @@ def _open_upload(server: Server, tenant: str, key: str) -> socket.socket:
     return sock
 
 
+@pytest.mark.filesystem_layout
 def test_uploads_over_the_concurrency_cap_are_429(server: Server, auth: dict[str, str]) -> None:
     tenant = unique_name()
     hot = server.data_dir / "hot"
@@ -100,6 +101,7 @@ def test_request_rate_limit_is_429_with_retry_after(start_server: StartServer) -
     )
 
 
+@pytest.mark.filesystem_layout
 def test_concurrent_uploads_of_the_same_bytes_keep_every_version(
     server: Server, auth: dict[str, str]
 ) -> None:
@@ -134,6 +136,7 @@ def test_concurrent_uploads_of_the_same_bytes_keep_every_version(
         assert by_id.content == data
 
 
+@pytest.mark.filesystem_layout
 def test_same_bytes_in_both_classes_are_two_blobs(server: Server, auth: dict[str, str]) -> None:
     tenant = unique_name()
     data = os.urandom(3000)
@@ -156,6 +159,7 @@ def test_dedup_across_tenants_changes_no_answer(server: Server, auth: dict[str, 
     assert set(first.json()) == set(second.json())
 
 
+@pytest.mark.filesystem_layout
 def test_delete_of_one_deduplicated_object_keeps_the_other(
     server: Server, auth: dict[str, str]
 ) -> None:

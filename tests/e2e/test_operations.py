@@ -49,6 +49,7 @@ def test_health_needs_no_credentials(server: Server) -> None:
     assert response.headers["x-request-id"]
 
 
+@pytest.mark.filesystem_layout
 def test_ready_reports_every_check(server: Server) -> None:
     response = server.client.get("/ready")
     assert response.status_code == 200
@@ -73,6 +74,7 @@ def broken_cold_root(server: Server) -> Iterator[Path]:
         tmp.mkdir()
 
 
+@pytest.mark.filesystem_layout
 def test_ready_is_503_when_a_storage_root_is_not_writable(
     server: Server, broken_cold_root: Path
 ) -> None:
@@ -170,6 +172,7 @@ def test_metrics_addr_moves_metrics_off_the_main_listener(start_server: StartSer
         assert "just_storage_requests_total" in response.text
 
 
+@pytest.mark.filesystem_layout
 def test_aborted_upload_leaves_nothing_behind(server: Server) -> None:
     tenant = unique_name()
     declared = 1024 * 1024
@@ -203,6 +206,7 @@ def test_aborted_upload_leaves_nothing_behind(server: Server) -> None:
     assert upload(server.client, auth, tenant, "n", "after", b"fine").status_code == 201
 
 
+@pytest.mark.filesystem_layout
 def test_short_body_with_content_length_is_not_stored(server: Server) -> None:
     """The client half-closes after too few bytes: nothing may become visible."""
     tenant = unique_name()

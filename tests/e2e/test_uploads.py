@@ -46,6 +46,7 @@ def _no_temp_files(server: Server) -> bool:
     return not temp_files(server.data_dir / "hot") and not temp_files(server.data_dir / "cold")
 
 
+@pytest.mark.filesystem_layout
 def test_upload_answers_201_with_location_etag_and_body(
     server: Server, auth: dict[str, str], tenant: str
 ) -> None:
@@ -103,6 +104,7 @@ def test_matching_checksum_is_accepted(server: Server, auth: dict[str, str], ten
     assert response.status_code == 201, response.text
 
 
+@pytest.mark.filesystem_layout
 def test_checksum_mismatch_is_400_and_stores_nothing(
     server: Server, auth: dict[str, str], tenant: str
 ) -> None:
@@ -171,6 +173,7 @@ def test_declared_length_over_the_maximum_is_413_before_the_body(
     assert b'"PayloadTooLarge"' in body and b'"too-big-1"' in body
 
 
+@pytest.mark.filesystem_layout
 def test_chunked_body_over_the_maximum_is_413_and_stores_nothing(
     server: Server, auth: dict[str, str], tenant: str
 ) -> None:
@@ -199,6 +202,7 @@ def test_object_of_exactly_the_maximum_size_is_accepted(
 
 
 @pytest.mark.parametrize("storage_class", ["hot", "cold"])
+@pytest.mark.filesystem_layout
 def test_storage_class_selects_the_root(
     server: Server, auth: dict[str, str], tenant: str, storage_class: str
 ) -> None:
@@ -300,6 +304,7 @@ def test_unknown_key_encoding_is_400(server: Server, auth: dict[str, str], tenan
     assert_error(response, 400, "BadRequest")
 
 
+@pytest.mark.filesystem_layout
 def test_same_bytes_under_two_keys_are_stored_once(
     server: Server, auth: dict[str, str], tenant: str
 ) -> None:

@@ -254,6 +254,17 @@ class BlobIndex(Protocol):
         """The blob's row as a location, with its key; None if it has no row."""
         ...
 
+    async def unlocated(
+        self, storage_class: StorageClass, after: BlobLocation | None, limit: int
+    ) -> list[tuple[BlobLocation, int]]:
+        """Rows of the class that record no key, with their sizes, in hash order after
+        `after` (blobs still at the filesystem's content path; migrate-blobs)."""
+        ...
+
+    async def relocate(self, location: BlobLocation, key: str) -> bool:
+        """Record `key` on a row that records none; False if the row is gone or has one."""
+        ...
+
     async def known_keys(self, storage_class: StorageClass, keys: list[str]) -> set[str]:
         """Which of these keys a blob row of the class records as its location."""
         ...

@@ -25,6 +25,7 @@ from juststorage.application.apikeys import create_api_key, list_api_keys, revok
 from juststorage.application.fsck import FsckReport
 from juststorage.application.ports import ApiKeyRecord
 from juststorage.bootstrap import Services, build
+from juststorage.cli.migrate import register as register_migrate_command
 from juststorage.cli.objects import register as register_object_commands
 from juststorage.config import Settings, SettingsError, load_settings
 from juststorage.deploy.generate import PLATFORMS, generate, write_files
@@ -368,6 +369,7 @@ def deploy_generate(
 
 
 register_object_commands(cli)  # put, get, ls, rm, stat, usage (cli/objects.py)
+register_migrate_command(cli, _settings, handle_errors)  # migrate-blobs (cli/migrate.py)
 
 
 def main() -> None:

@@ -330,6 +330,24 @@ class SqlBlobIndex(SqlRepository):
             return None
         return BlobLocation(location.storage_class, location.content_hash, row[0])
 
+    async def unlocated(
+        self, storage_class: StorageClass, after: BlobLocation | None, limit: int
+    ) -> list[tuple[BlobLocation, int]]:
+        rows = await self._s.fetchall(
+            "SELECT content_hash, size_bytes FROM blobs WHERE storage_class = ?"
+            " AND location IS NULL AND content_hash > ? ORDER BY content_hash LIMIT ?",
+            (storage_class.value, after.content_hash.hex if after else "", limit),
+        )
+        return [(BlobLocation(storage_class, ContentHash(r[0])), r[1]) for r in rows]
+
+    async def relocate(self, location: BlobLocation, key: str) -> bool:
+        row = await self._s.fetchone(
+            "UPDATE blobs SET location = ? WHERE storage_class = ? AND content_hash = ?"
+            " AND location IS NULL RETURNING content_hash",
+            (key, location.storage_class.value, location.content_hash.hex),
+        )
+        return row is not None
+
     async def known_keys(self, storage_class: StorageClass, keys: list[str]) -> set[str]:
         found: set[str] = set()
         for condition, params in self._d.any_of("location", keys, "text"):

@@ -1,0 +1,113 @@
+"""Move blobs from the filesystem store to a keyed store (S3), verified by hash,
+resumable, while the server keeps running on the filesystem (docs/scale-out.md).
+
+For each blob row of the class that records no key yet: stream the file into the
+target while hashing it (the target's own multipart writer), refuse it unless the
+bytes hash to the row's name, optionally read the copy back and hash it again, then
+record the key on the row in a transaction that only succeeds while the row still
+records none. A row GC deleted meanwhile, or one a new upload re-pointed, is left
+alone and its copy deleted; a copy orphaned by a crash is removed by the target's
+GC after the grace. Running it again continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from juststorage.application.ports import BlobLocation, BlobStore, MetadataStore
+from juststorage.domain.errors import NotFound
+from juststorage.domain.model import StorageClass
+
+_PAGE = 200
+
+Progress = Callable[[int, int], None]  # (blobs copied, bytes copied)
+
+
+@dataclass(slots=True)
+class MigrationReport:
+    copied: int = 0
+    bytes_copied: int = 0
+    skipped: int = 0  # the row changed meanwhile (removed by GC, or re-pointed)
+    problems: list[str] = field(default_factory=list)  # missing or damaged source files
+    remaining: int = 0  # rows of the class that still record no key
+
+    @property
+    def complete(self) -> bool:
+        return self.remaining == 0 and not self.problems
+
+
+async def migrate_blobs(
+    metadata: MetadataStore,
+    source: BlobStore,
+    target: BlobStore,
+    storage_class: StorageClass,
+    *,
+    verify_copy: bool = True,
+    progress: Progress | None = None,
+) -> MigrationReport:
+    """Copy every blob of `storage_class` that has no key from `source` to `target`.
+
+    `target` must be keyed (`target.keyed(storage_class)`). Raises what the stores
+    raise for an unreachable store; a missing or damaged source file is reported
+    and skipped.
+    """
+    if not target.keyed(storage_class):
+        raise ValueError("the target store must keep blobs under recorded keys")
+    report = MigrationReport()
+    after: BlobLocation | None = None
+    while True:
+        async with metadata.snapshot() as view:
+            page = await view.blobs.unlocated(storage_class, after, _PAGE)
+        for location, size in page:
+            await _copy_one(metadata, source, target, location, size, verify_copy, report)
+            if progress is not None:
+                progress(report.copied, report.bytes_copied)
+        if len(page) < _PAGE:
+            break
+        after = page[-1][0]
+    async with metadata.snapshot() as view:
+        report.remaining = len(await view.blobs.unlocated(storage_class, None, 1_000_000))
+    return report
+
+
+async def _copy_one(
+    metadata: MetadataStore,
+    source: BlobStore,
+    target: BlobStore,
+    location: BlobLocation,
+    size: int,
+    verify_copy: bool,
+    report: MigrationReport,
+) -> None:
+    name = f"{location.storage_class.value} sha256:{location.content_hash.hex}"
+    try:
+        reader = await source.open(location)
+    except NotFound:
+        report.problems.append(f"{name}: the source file is missing")
+        return
+    try:
+        async with target.stage(location.storage_class, uuid.uuid4()) as staged:
+            async for chunk in reader.chunks(0, size):
+                await staged.write(chunk)
+            digest, copied = await staged.seal()  # durable in the target, unreferenced
+            if digest != location.content_hash or copied != size:
+                report.problems.append(f"{name}: the source bytes hash to sha256:{digest.hex}")
+                return  # leaving stage deletes the copy
+            copy = BlobLocation(location.storage_class, digest, staged.key)
+            if verify_copy and await target.digest_of(copy) != digest:
+                report.problems.append(f"{name}: the copy read back differs")
+                return
+            async with metadata.transaction() as uow:
+                # Only a row that still records no key: GC may have removed it, or a
+                # new upload of the same bytes may have re-pointed it, meanwhile.
+                if await uow.blobs.relocate(location, copy.key or ""):
+                    await staged.publish(copy)  # keep the copy: it is the blob now
+                    report.copied += 1
+                    report.bytes_copied += size
+                else:
+                    report.skipped += 1
+                await uow.commit()
+    finally:
+        await reader.close()
