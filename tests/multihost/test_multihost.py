@@ -34,7 +34,7 @@ from mh_netns import Host
 
 from server_process import wait_until
 
-pytestmark = [pytest.mark.multihost, pytest.mark.postgres]
+pytestmark = [pytest.mark.multihost, pytest.mark.postgres, pytest.mark.s3]
 
 
 UPLOADS = 150
