@@ -818,11 +818,12 @@ def section_s3(bench: Bench) -> None:
             errors = len(puts.errors) + len(gets.errors)
             ok = None if errors == 0 and puts.complete and gets.complete else False
             d_up, d_down = direct_large[count]
+            streams = f"{count} stream{'s' if count > 1 else ''} at once"
             for figure, value, unit, direct, note in (
                 ("4 KiB PUT x16", puts.ops_per_s, "/s", direct_small[0], lat(puts)),
                 ("4 KiB GET x16", gets.ops_per_s, "/s", direct_small[1], lat(gets)),
-                (f"256 MiB PUT x{count} streams", up, "MB/s", d_up, "aggregate"),
-                (f"256 MiB GET x{count} streams", down, "MB/s", d_down, "aggregate"),
+                (f"256 MiB PUT, {streams}", up, "MB/s", d_up, "aggregate"),
+                (f"256 MiB GET, {streams}", down, "MB/s", d_down, "aggregate"),
             ):
                 row(
                     f"{figure}, {label}",
