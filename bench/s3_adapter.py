@@ -72,6 +72,7 @@ async def _obstore(endpoint: str, bucket: str, mib: int) -> dict[str, float]:
 
 async def _aiobotocore(endpoint: str, bucket: str, mib: int) -> dict[str, float]:
     from aiobotocore.session import get_session
+
     from seaweedfs import ACCESS_KEY, REGION, SECRET_KEY
 
     key = f"bench-{uuid.uuid4().hex}/blob"

@@ -679,7 +679,9 @@ class FakeBlobStore:
         finally:
             self.temps.pop(temp, None)
 
-    async def open(self, location: BlobLocation) -> FakeBlobReader:
+    async def open(
+        self, location: BlobLocation, *, first: int = 0, length: int | None = None
+    ) -> FakeBlobReader:
         data = self.blobs.get((location.storage_class, location.content_hash.hex))
         if data is None:
             raise NotFound("no such object")

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +73,12 @@ def weed_or_skip() -> str:
 
 
 @contextlib.contextmanager
-def running_seaweedfs(data_dir: Path) -> Iterator[SeaweedFs]:
+def running_seaweedfs(
+    data_dir: Path, *, host: str = "127.0.0.1", command_prefix: Sequence[str] = ()
+) -> Iterator[SeaweedFs]:
+    """`weed mini` listening on `host` only; `command_prefix` runs it inside something
+    (e.g. `ip netns exec <ns>` for the multi-host test, with `host` that namespace's
+    address). Stopped, by PID, when the block is left."""
     binary = weed_or_skip()
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir / "s3.json"
@@ -99,11 +104,12 @@ def running_seaweedfs(data_dir: Path) -> Iterator[SeaweedFs]:
         )
     }
     args = [
+        *command_prefix,
         binary,
         "mini",
         f"-dir={data_dir / 'data'}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
+        f"-ip={host}",
+        f"-ip.bind={host}",
         "-master.telemetry=false",
         "-master.volumeSizeLimitMB=256",
         "-admin.ui=false",
@@ -123,7 +129,7 @@ def running_seaweedfs(data_dir: Path) -> Iterator[SeaweedFs]:
         process = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
         )
-    server = SeaweedFs(f"http://127.0.0.1:{ports['s3.port']}", BUCKET, process.pid, log_path)
+    server = SeaweedFs(f"http://{host}:{ports['s3.port']}", BUCKET, process.pid, log_path)
     try:
         _wait_until_ready(server, process)
         yield server

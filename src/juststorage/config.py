@@ -59,7 +59,7 @@ class Settings(BaseModel):
     cold_root: str | None = None
     aws_endpoint_url: str | None = None
     aws_access_key_id: str | None = None
-    aws_secret_access_key: str | None = None
+    aws_secret_access_key: str | None = Field(default=None, repr=False)
     aws_region: str = "us-east-1"
     aws_allow_http: bool = False
     s3_part_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)

@@ -189,6 +189,24 @@ async def test_ranges_read_the_right_bytes(backend: Backend) -> None:
     assert await read(backend.store, location, 10, 0) == b""
 
 
+async def test_open_with_the_range_to_read_first_then_any_other(backend: Backend) -> None:
+    data = payload(2 * MIB + 5)
+    await store_blob(backend, data)
+    location = backend.at(HOT, data)
+    reader = await backend.store.open(location, first=MIB, length=100)
+    try:
+        assert b"".join([c async for c in reader.chunks(MIB, 100)]) == data[MIB : MIB + 100]
+        assert b"".join([c async for c in reader.chunks(3, 4)]) == data[3:7]
+    finally:
+        await reader.close()
+    reader = await backend.store.open(location, first=0, length=0)  # a HEAD-like open
+    await reader.close()
+    unread = await backend.store.open(location)  # announced, never read: closing is fine
+    await unread.close()
+    with pytest.raises(NotFound):
+        await backend.store.open(BlobLocation(HOT, digest_of(b"x"), "blobs/none"), length=10)
+
+
 async def test_publishing_the_same_bytes_again_deduplicates(backend: Backend) -> None:
     data = payload(10_000)
     assert await store_blob(backend, data) is True

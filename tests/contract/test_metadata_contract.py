@@ -644,6 +644,38 @@ async def test_a_blob_keeps_the_key_of_its_first_copy_until_released(backend: Ba
         assert await view.blobs.known_keys(COLD, ["blobs/first", "blobs/third"]) == {"blobs/third"}
 
 
+async def test_unlocated_rows_are_listed_in_hash_order_and_relocated_once(
+    backend: Backend,
+) -> None:
+    """migrate-blobs: rows without a key, page by page; a key is recorded only once."""
+    store = backend.store
+    digests = sorted((digest_of(bytes([n])) for n in range(5)), key=lambda d: d.hex)
+    async with store.transaction() as uow:
+        for n, digest in enumerate(digests):
+            await uow.blobs.acquire(HOT, digest, n)
+        await uow.blobs.acquire(COLD, digests[0], 9)
+        await uow.blobs.acquire(HOT, digest_of(b"keyed"), 1, "blobs/keyed")
+        await uow.commit()
+    async with store.snapshot() as view:
+        first = await view.blobs.unlocated(HOT, None, 3)
+        rest = await view.blobs.unlocated(HOT, first[-1][0], 10)
+    assert [(loc.content_hash, size) for loc, size in first + rest] == [
+        (d, n) for n, d in enumerate(digests)
+    ]
+    assert all(loc.storage_class is HOT and loc.key is None for loc, _ in first + rest)
+    async with store.transaction() as uow:
+        assert await uow.blobs.relocate(first[0][0], "blobs/moved") is True
+        assert await uow.blobs.relocate(first[0][0], "blobs/again") is False
+        assert await uow.blobs.relocate(BlobLocation(HOT, digest_of(b"no row")), "x") is False
+        await uow.commit()
+    async with store.snapshot() as view:
+        assert len(await view.blobs.unlocated(HOT, None, 10)) == 4
+        assert len(await view.blobs.unlocated(COLD, None, 10)) == 1
+        found = await view.blobs.locate(first[0][0])
+        assert found is not None and found.key == "blobs/moved"
+        assert await view.blobs.locate(BlobLocation(HOT, digest_of(b"no row"))) is None
+
+
 # --- GC and fsck ----------------------------------------------------------------------
 
 

@@ -152,8 +152,8 @@ async def _download(request: Request, services: Services, version: ObjectVersion
     if plan.status == 304 or request.method == "HEAD":
         return BlobResponse(plan.status, headers, None)
     location = await locate_blob(services.metadata, services.blobs, version)
-    reader = await services.blobs.open(location)
     first = plan.byte_range.first if plan.byte_range else 0
+    reader = await services.blobs.open(location, first=first, length=plan.body_length)
     return BlobResponse(
         plan.status,
         headers,

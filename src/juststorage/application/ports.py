@@ -474,8 +474,15 @@ class BlobStore(Protocol):
         """A temp file in the class root; leaving the block unpublished removes it."""
         ...
 
-    async def open(self, location: BlobLocation) -> BlobReader:
-        """Raises NotFound if the blob file does not exist."""
+    async def open(
+        self, location: BlobLocation, *, first: int = 0, length: int | None = None
+    ) -> BlobReader:
+        """Raises NotFound if the blob does not exist.
+
+        `first`/`length` (None: to the end) say which bytes the caller will read
+        first: a store may start fetching them at once (S3: one ranged GET that
+        also answers whether the object exists, instead of a HEAD before it).
+        """
         ...
 
     async def probe(self, storage_class: StorageClass) -> None:

@@ -269,7 +269,9 @@ class FilesystemBlobStore:
             with anyio.CancelScope(shield=True):
                 await staged.aclose()
 
-    async def open(self, location: BlobLocation) -> _FileBlobReader:
+    async def open(
+        self, location: BlobLocation, *, first: int = 0, length: int | None = None
+    ) -> _FileBlobReader:
         path = self.path_of(location)
         try:
             fd = os.open(path, os.O_RDONLY)

@@ -32,8 +32,11 @@ class PerClassBlobStore:
     ) -> AbstractAsyncContextManager[StagedBlob]:
         return self.stores[storage_class].stage(storage_class, upload_id)
 
-    async def open(self, location: BlobLocation) -> BlobReader:
-        return await self.stores[location.storage_class].open(location)
+    async def open(
+        self, location: BlobLocation, *, first: int = 0, length: int | None = None
+    ) -> BlobReader:
+        store = self.stores[location.storage_class]
+        return await store.open(location, first=first, length=length)
 
     async def probe(self, storage_class: StorageClass) -> None:
         await self.stores[storage_class].probe(storage_class)

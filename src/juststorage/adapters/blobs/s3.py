@@ -40,7 +40,7 @@ from juststorage.domain.errors import NotFound, StorageError, Unavailable
 from juststorage.domain.model import ContentHash, StorageClass
 
 if TYPE_CHECKING:
-    from obstore import AsyncWritableFile
+    from obstore import AsyncWritableFile, GetOptions, GetResult
 
 READ_CHUNK_BYTES = 1024 * 1024
 _HASH_IN_THREAD_BYTES = 256 * 1024  # hashlib drops the GIL: big chunks hash off the loop
@@ -185,20 +185,30 @@ class _S3StagedBlob:
 
 
 class _S3BlobReader:
-    def __init__(self, store: S3Store, key: str, size: int) -> None:
+    """An object being read. `open` already sent the GET for the range the caller
+    announced; a read of any other range sends its own ranged GET."""
+
+    def __init__(
+        self, store: S3Store, key: str, size: int, opened: tuple[int, GetResult] | None
+    ) -> None:
         self.path: Path | None = None  # no local file to send with sendfile
         self._store = store
         self._key = key
         self.size_bytes = size
+        self._opened = opened
 
     async def chunks(self, first: int, length: int) -> AsyncIterator[bytes]:
+        opened, self._opened = self._opened, None
         if length <= 0:
             return
         received = 0
         with _translated_s3_errors("read"):
-            result = await obstore.get_async(
-                self._store, self._key, options={"range": (first, first + length)}
-            )
+            if opened is not None and opened[0] == first and _span(opened[1]) == length:
+                result = opened[1]
+            else:
+                result = await obstore.get_async(
+                    self._store, self._key, options={"range": (first, first + length)}
+                )
             async for piece in result.stream(min_chunk_size=READ_CHUNK_BYTES // 2):
                 view = memoryview(piece)
                 for start in range(0, len(view), READ_CHUNK_BYTES):
@@ -209,7 +219,12 @@ class _S3BlobReader:
             raise StorageError("blob object is shorter than its recorded size")
 
     async def close(self) -> None:
-        return None
+        self._opened = None  # an unread response is dropped with its connection
+
+
+def _span(result: GetResult) -> int:
+    start, end = result.range
+    return end - start
 
 
 class S3BlobStore:
@@ -285,13 +300,23 @@ class S3BlobStore:
             with anyio.CancelScope(shield=True):
                 await staged.aclose()
 
-    async def open(self, location: BlobLocation) -> _S3BlobReader:
+    async def open(
+        self, location: BlobLocation, *, first: int = 0, length: int | None = None
+    ) -> _S3BlobReader:
         if location.key is None:
             raise NotFound("no such object")  # a keyed blob without its row's key
         store = self._stores[location.storage_class]
         with _translated_s3_errors("open"):
-            meta = await obstore.head_async(store, location.key)
-        return _S3BlobReader(store, location.key, meta["size"])
+            if length == 0:
+                meta = await obstore.head_async(store, location.key)
+                return _S3BlobReader(store, location.key, meta["size"], None)
+            # One request both finds the object and starts sending the bytes.
+            if length is None:
+                result = await obstore.get_async(store, location.key)
+            else:
+                options: GetOptions = {"range": (first, first + length)}
+                result = await obstore.get_async(store, location.key, options=options)
+        return _S3BlobReader(store, location.key, result.meta["size"], (first, result))
 
     async def probe(self, storage_class: StorageClass) -> None:
         store = self._stores[storage_class]
