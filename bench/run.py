@@ -7,8 +7,8 @@ cluster (created here, dropped at the end); if it is not reachable they print as
 Every figure in the final table is paired with its bound or target from this same run.
 The machine is shared and noisy (2 vCPU VM, disk on shared storage): compare ratios.
 
-    bench/run.py                       # everything (15-20 minutes with the peers)
-    bench/run.py --only small,list,pg  # a part: rss, large, small, list, pg, scale, peers
+    bench/run.py                       # everything (20-25 minutes with s3 and the peers)
+    bench/run.py --only small,list,pg  # a part: rss, large, small, list, pg, scale, s3, peers
 
 `peers` runs bench/peers.sh: the objbench client of ../shared/peers against
 JustStorage, nginx (WebDAV) and OpenStack Swift, started and stopped in turn, and
@@ -45,6 +45,7 @@ except ImportError:
 import bounds  # noqa: E402
 import peer_ratios  # noqa: E402
 import pg  # noqa: E402
+import scaleout  # noqa: E402
 import small  # noqa: E402
 from server import RssSampler, Server, cpu_seconds, free_port, tree  # noqa: E402
 
@@ -63,7 +64,7 @@ RSS_TARGET_MIB = 150.0
 SCALE_WORKERS = (1, 2, 3)
 SCALE_ORDER = (1, 2, 3, 3, 2, 1)  # each count twice, mirrored, so a drift in load cancels
 SCALE_N = 1000
-SECTIONS = ("rss", "large", "small", "list", "pg", "scale", "peers")
+SECTIONS = ("rss", "large", "small", "list", "pg", "scale", "s3", "peers")
 PG_PUT_TARGET = 1000  # the limits README's budget for 4 KiB uploads on PostgreSQL
 
 
@@ -90,7 +91,7 @@ class Row:
 
 ROWS: list[Row] = []
 # Rows print grouped (PostgreSQL beside SQLite), in this order, then in insertion order.
-GROUPS = ("rss", "large", "small", "list", "scale", "peers", "failed")
+GROUPS = ("rss", "large", "small", "list", "scale", "s3", "peers", "failed")
 _current = {"group": "rss", "db": "sqlite"}
 
 
@@ -136,7 +137,12 @@ class Service:
     data dir (and so, for SQLite, the database): a restart keeps the data."""
 
     def __init__(
-        self, tmp: Path, name: str = "sqlite", database_url: str | None = None, workers: int = 1
+        self,
+        tmp: Path,
+        name: str = "sqlite",
+        database_url: str | None = None,
+        workers: int = 1,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         home = tmp / name
         home.mkdir(parents=True, exist_ok=True)
@@ -153,6 +159,8 @@ class Service:
             env.pop(var, None)
         if database_url:
             env["DATABASE_URL"] = database_url
+        env.update(extra_env or {})
+        self.bootstrap_key = env.get("API_KEYS", "").split(":", 1)[0]
         argv = [str(VENV_BIN / "juststorage"), "serve", "--host", "127.0.0.1"]
         argv += ["--port", str(self.port), "--workers", str(workers)]
         self.server = Server(argv, env, self.port, home / "server.log")
@@ -160,6 +168,9 @@ class Service:
 
     def start(self) -> None:
         self.server.start()
+        if self.bootstrap_key:  # API_KEYS given: no admin.key file is written
+            self.token = self.bootstrap_key
+            return
         key_file = self.data / "admin.key"
         deadline = time.monotonic() + 10
         while not key_file.exists() and time.monotonic() < deadline:
@@ -769,6 +780,69 @@ def section_scale(bench: Bench) -> None:
                 )
 
 
+def section_s3(bench: Bench) -> None:
+    """Issue #10 part 6: 4 KiB and 256 MiB PUT/GET with blobs on SeaweedFS through 1 and
+    3 hosts, beside 1 host on the file system, and the same workload straight to
+    SeaweedFS's S3 endpoint; every row's ratio is to the direct figure (bench/scaleout.py)."""
+    configs = (("file system", 1), ("SeaweedFS", 1), ("SeaweedFS", 3))
+    if not bench.pg.available:
+        for blobs, hosts in configs:
+            skip(f"{blobs}, {hosts} host(s)", bench.pg.reason, db="postgres", group="s3")
+        return
+    with scaleout.seaweedfs(bench.tmp) as weed:
+        say(f"SeaweedFS at {weed.endpoint_url} (pid {weed.pid})")
+        direct_small = scaleout.direct_small(weed)
+        direct_large = {n: scaleout.direct_large(weed, bench.work, n) for n in (1, 3)}
+        say(
+            f"S3 direct: 4 KiB PUT {direct_small[0]:.0f}/s GET {direct_small[1]:.0f}/s; 256 MiB"
+            + "".join(
+                f" x{n} PUT {up:.0f} MB/s GET {down:.0f} MB/s"
+                for n, (up, down) in direct_large.items()
+            )
+        )
+        for blobs, count in configs:
+            url = bench.pg.create_database()
+            prefix = f"bench-{uuid.uuid4().hex[:8]}"
+            env = scaleout.host_env(weed if blobs == "SeaweedFS" else None, prefix)
+            name = f"scaleout-{blobs.split()[0].lower()}-{count}"
+            hosts = [
+                bench.start(Service(bench.tmp, f"{name}-{n}", url, 1, env)) for n in range(count)
+            ]
+            try:
+                urls = [h.server.url for h in hosts]
+                puts, gets = scaleout.run_small(urls, TENANT, f"{name}-small")
+                up, down = scaleout.large_streams(hosts, bench.work)
+            finally:
+                for host in hosts:
+                    host.stop()
+            label = f"{blobs}, {count} host{'s' if count > 1 else ''}"
+            say(
+                f"{label}: 4 KiB PUT {puts.ops_per_s:.0f}/s GET {gets.ops_per_s:.0f}/s;"
+                f" 256 MiB x{count} PUT {up:.0f} MB/s GET {down:.0f} MB/s"
+            )
+            errors = len(puts.errors) + len(gets.errors)
+            ok = None if errors == 0 and puts.complete and gets.complete else False
+            d_up, d_down = direct_large[count]
+            streams = f"{count} stream{'s' if count > 1 else ''} at once"
+            for figure, value, unit, direct, note in (
+                ("4 KiB PUT x16", puts.ops_per_s, "/s", direct_small[0], lat(puts)),
+                ("4 KiB GET x16", gets.ops_per_s, "/s", direct_small[1], lat(gets)),
+                (f"256 MiB PUT, {streams}", up, "MB/s", d_up, "aggregate"),
+                (f"256 MiB GET, {streams}", down, "MB/s", d_down, "aggregate"),
+            ):
+                row(
+                    f"{figure}, {label}",
+                    f"{value:.0f} {unit}",
+                    f"SeaweedFS S3 direct {direct:.0f} {unit}",
+                    value / direct if direct else None,
+                    "(information)",
+                    ok,
+                    f"{note}; {errors} errors" if "4 KiB" in figure else note,
+                    db="postgres",
+                    group="s3",
+                )
+
+
 # --------------------------------------------------------------------------- table
 # Issue 7's targets: (workload, op) -> {peer: minimum ratio JustStorage / peer or None}
 PEER_TARGETS: dict[tuple[str, str], dict[str, float | None]] = {
@@ -911,6 +985,7 @@ def main(argv: list[str]) -> int:
         "list": lambda: section_list(bench),
         "pg": lambda: section_pg(bench),
         "scale": lambda: section_scale(bench),
+        "s3": lambda: section_s3(bench),
         "peers": lambda: section_peers(tmp),
     }
     try:

@@ -82,7 +82,7 @@ async def _run(
 
 
 async def small_objects(
-    url: str,
+    url: str | list[str],
     token: str | None,
     tenant: str,
     namespace: str,
@@ -93,7 +93,12 @@ async def small_objects(
     phase_timeout_s: float = 60.0,
     probe: Probe | None = None,
 ) -> tuple[Phase, Phase]:
-    """`probe()` returns cumulative counters (CPU seconds...); each phase keeps their deltas."""
+    """`probe()` returns cumulative counters (CPU seconds...); each phase keeps their deltas.
+
+    Several URLs (hosts of one store): uploads go round robin, and each download to
+    the host after the one that took the upload.
+    """
+    urls = [url] if isinstance(url, str) else url
     auth = {"Authorization": f"Bearer {token}"} if token else {}
     bodies = [os.urandom(size) for _ in range(n)]
     ids: list[str | None] = [None] * n
@@ -111,7 +116,8 @@ async def small_objects(
                 "X-Key": f"small/{i:06d}",
                 "Content-Type": "application/octet-stream",
             }
-            async with session.post(f"{url}/v1/objects", data=bodies[i], headers=headers) as r:
+            base = urls[i % len(urls)]
+            async with session.post(f"{base}/v1/objects", data=bodies[i], headers=headers) as r:
                 if r.status != 201:
                     raise RuntimeError(f"POST -> {r.status} {(await r.read())[:200]!r}")
                 ids[i] = (await r.json(content_type=None))["id"]
@@ -120,7 +126,8 @@ async def small_objects(
             if ids[i] is None:
                 raise RuntimeError("not stored")
             headers = {**auth, "X-Tenant": tenant}
-            async with session.get(f"{url}/v1/objects/{ids[i]}", headers=headers) as r:
+            base = urls[(i + 1) % len(urls)]
+            async with session.get(f"{base}/v1/objects/{ids[i]}", headers=headers) as r:
                 if r.status != 200:
                     raise RuntimeError(f"GET -> {r.status} {(await r.read())[:200]!r}")
                 if await r.read() != bodies[i]:
@@ -131,5 +138,7 @@ async def small_objects(
     return puts, gets
 
 
-def run_small(url: str, token: str | None, tenant: str, namespace: str, **kw: Any) -> Any:
+def run_small(
+    url: str | list[str], token: str | None, tenant: str, namespace: str, **kw: Any
+) -> Any:
     return asyncio.run(small_objects(url, token, tenant, namespace, **kw))

@@ -11,8 +11,10 @@ Concurrency across processes is the database's job:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import random
+import socket
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -35,6 +37,13 @@ T = TypeVar("T")
 Connection = PoolConnectionProxy  # generic only in the type stubs
 _MIGRATION_LOCK_ID = 0x4A53_4D49_4752  # "JSMIGR": one migrator at a time
 _POOL_MAX = 10
+# A database cut off the network (a partition: packets dropped, no RST) must not hang
+# requests for minutes: a socket gives up when data stays unacknowledged this long,
+# and idle pooled connections are probed by TCP keepalive; /ready answers within
+# _PING_TIMEOUT_S. tests/multihost cuts the database's link to check both.
+_TCP_USER_TIMEOUT_MS = 5000
+_KEEPALIVE = ((socket.TCP_KEEPIDLE, 5), (socket.TCP_KEEPINTVL, 2), (socket.TCP_KEEPCNT, 2))
+_PING_TIMEOUT_S = 3.0
 
 
 async def _translated(call: Awaitable[T]) -> T:
@@ -49,7 +58,7 @@ async def _translated(call: Awaitable[T]) -> T:
         asyncpg.InterfaceError,
         asyncpg.CannotConnectNowError,
         asyncpg.TooManyConnectionsError,
-        asyncpg.ConnectionFailureError,
+        asyncpg.PostgresConnectionError,  # class 08: connection lost or refused
         asyncpg.AdminShutdownError,
     ) as exc:
         raise Unavailable(f"database unavailable: {exc}") from exc
@@ -251,6 +260,20 @@ class PostgresUnitOfWork:
             self._conn = None
 
 
+async def _bound_socket(conn: asyncpg.Connection) -> None:
+    """TCP_USER_TIMEOUT and keepalive on a new connection's socket (asyncpg has no
+    option for them; without one, a partition hangs a query until command_timeout)."""
+    transport = getattr(conn, "_transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return  # a Unix socket: no network to lose
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for option, value in _KEEPALIVE:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, _TCP_USER_TIMEOUT_MS)
+
+
 class PostgresMetadataStore:
     """The metadata store in a PostgreSQL 14+ database."""
 
@@ -267,7 +290,12 @@ class PostgresMetadataStore:
                 if self._pool is None:
                     self._pool = await _translated(
                         asyncpg.create_pool(
-                            self._dsn, min_size=1, max_size=self._pool_max, command_timeout=30
+                            self._dsn,
+                            min_size=1,
+                            max_size=self._pool_max,
+                            command_timeout=30,
+                            timeout=10,
+                            init=_bound_socket,
                         )
                     )
         return self._pool
@@ -286,8 +314,14 @@ class PostgresMetadataStore:
         return PostgresUnitOfWork(self, read_only=True, durable=True)
 
     async def ping(self) -> None:
-        async with self.snapshot() as uow:
-            await uow.session.fetchone("SELECT 1")
+        try:
+            async with asyncio.timeout(_PING_TIMEOUT_S):
+                async with self.snapshot() as uow:
+                    await uow.session.fetchone("SELECT 1")
+        except TimeoutError:
+            raise Unavailable(
+                f"database unavailable: no answer within {_PING_TIMEOUT_S:g} s"
+            ) from None
 
     async def close(self) -> None:
         if self._pool is not None:
