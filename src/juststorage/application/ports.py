@@ -494,7 +494,10 @@ class StoredKey:
 class BlobReader(Protocol):
     """An open blob; the bytes stay readable even if the file is unlinked meanwhile."""
 
-    path: Path | None
+    @property
+    def path(self) -> Path | None:
+        """The blob's file, for zero-copy sending; None when it is not a local file."""
+        ...
 
     def chunks(self, first: int, length: int) -> AsyncIterator[bytes]:
         """Stream `length` bytes from offset `first`, in bounded chunks."""

@@ -164,9 +164,13 @@ class _FileStagedBlob:
 
 
 class _FileBlobReader:
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path: Path | None = path
+    def __init__(self, path: str, fd: int) -> None:
+        self._path = path
         self._fd = fd
+
+    @property
+    def path(self) -> Path | None:
+        return Path(self._path)
 
     async def chunks(self, first: int, length: int) -> AsyncIterator[bytes]:
         offset, end = first, first + length
@@ -233,6 +237,7 @@ class FilesystemBlobStore:
         writeback_every_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.roots = dict(roots)
+        self._root_strings = {c: str(root) for c, root in self.roots.items()}
         self._chunk_bytes = chunk_bytes
         self._writeback_bytes = writeback_every_bytes
 
@@ -275,7 +280,12 @@ class FilesystemBlobStore:
     async def open(
         self, location: BlobLocation, *, first: int = 0, length: int | None = None
     ) -> _FileBlobReader:
-        path = self.path_of(location)
+        # A string, not a Path: on a 4 KiB GET, pathlib's joins were 5 % of the loop.
+        hex_digest = location.content_hash.hex
+        path = (
+            f"{self._root_strings[location.storage_class]}/sha256/"
+            f"{hex_digest[:2]}/{hex_digest[2:4]}/{hex_digest}"
+        )
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
