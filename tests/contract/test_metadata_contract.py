@@ -317,6 +317,25 @@ async def test_commit_seq_orders_versions_by_commit_not_by_start(backend: Backen
     assert other.commit_seq > v_first.commit_seq
 
 
+async def test_insert_committed_is_a_commit_without_a_writing_row(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    older = await seed_version(store, clock, "k")
+    upload = new_upload("k", clock)
+    async with store.transaction() as uow:
+        version = await uow.objects.insert_committed(upload, digest_of(b"four"), 4)
+        await uow.commit()
+    assert (version.id, version.key, version.size_bytes) == (upload.id, "k", 4)
+    assert version.state is ObjectState.COMMITTED
+    assert version.commit_seq > older.commit_seq
+    assert await newest(store, "k") == version
+    async with store.snapshot() as view:
+        assert await view.objects.get(ACME, upload.id) == version
+        assert sum(u.objects for u in await view.objects.usage(ACME)) == 2
+    async with store.transaction() as uow:  # no WRITING row was ever there
+        assert await uow.objects.discard_writing(upload.id) is False
+        await uow.commit()
+
+
 async def test_get_by_id_is_scoped_to_the_tenant(backend: Backend) -> None:
     store, clock = backend.store, backend.clock
     version = await seed_version(store, clock, "k")
