@@ -38,6 +38,10 @@ from juststorage.domain.model import (
     TenantId,
 )
 
+_NEW_ROW_COLUMNS = (
+    "id, tenant_id, namespace, key, state, storage_class, content_type, created_at,"
+    " updated_at, owner"
+)
 _STORAGE_CLASSES = {c.value: c for c in StorageClass}
 _STATES = {s.value: s for s in ObjectState}
 
@@ -69,51 +73,40 @@ class SqlObjectRepository(SqlRepository):
     async def add_writing(self, upload: NewUpload) -> None:
         created = self._d.ts_in(upload.created_at)
         await self._s.execute(
-            "INSERT INTO objects (id, tenant_id, namespace, key, state, storage_class,"
-            " content_type, created_at, updated_at, owner)"
+            f"INSERT INTO objects ({_NEW_ROW_COLUMNS})"
             " VALUES (?, ?, ?, ?, 'WRITING', ?, ?, ?, ?, ?)",
-            (
-                self._d.uuid_in(upload.id),
-                str(upload.tenant_id),
-                str(upload.namespace),
-                str(upload.key),
-                upload.storage_class.value,
-                upload.content_type,
-                created,
-                created,
-                upload.owner,
-            ),
+            self._new_row(upload, created),
         )
 
     async def insert_committed(
         self, upload: NewUpload, content_hash: ContentHash, size_bytes: int
     ) -> ObjectVersion:
         # One statement (a round trip on PostgreSQL), where WRITING + commit take two.
-        now = self._now()
         row = await self._s.fetchone(
-            "INSERT INTO objects (id, tenant_id, namespace, key, state, storage_class,"
-            " content_type, created_at, updated_at, owner, content_hash, size_bytes, commit_seq)"
+            f"INSERT INTO objects ({_NEW_ROW_COLUMNS}, content_hash, size_bytes, commit_seq)"
             " VALUES (?, ?, ?, ?, 'COMMITTED', ?, ?, ?, ?, ?, ?, ?,"
             f" {self._d.next_commit_seq}) RETURNING {SELECT_OBJECT}",
-            (
-                self._d.uuid_in(upload.id),
-                str(upload.tenant_id),
-                str(upload.namespace),
-                str(upload.key),
-                upload.storage_class.value,
-                upload.content_type,
-                now,
-                now,
-                upload.owner,
-                content_hash.hex,
-                size_bytes,
-            ),
+            (*self._new_row(upload, self._now()), content_hash.hex, size_bytes),
         )
         if row is None:
             raise StorageError("INSERT ... RETURNING returned no row")
         version = _version(row, self._d)
         await self._count_usage([version], +1)
         return version
+
+    def _new_row(self, upload: NewUpload, stamp: object) -> tuple[object, ...]:
+        """Values for `_NEW_ROW_COLUMNS` (but `state`), both timestamps `stamp`."""
+        return (
+            self._d.uuid_in(upload.id),
+            str(upload.tenant_id),
+            str(upload.namespace),
+            str(upload.key),
+            upload.storage_class.value,
+            upload.content_type,
+            stamp,
+            stamp,
+            upload.owner,
+        )
 
     async def commit_upload(
         self, upload_id: UUID, content_hash: ContentHash, size_bytes: int
