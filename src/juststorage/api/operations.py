@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import os
+from collections.abc import Awaitable, Callable
+from typing import cast
 
 import anyio
 from starlette.requests import Request
@@ -20,21 +24,47 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-async def check_readiness(services: Services) -> dict[str, str]:
-    """One entry per dependency: "ok" or why it is not."""
-    checks: dict[str, str] = {}
-    try:
-        await services.metadata.ping()
-        checks["database"] = "ok"
-    except StorageError as exc:
-        checks["database"] = exc.message
+READY_CHECK_SECONDS = 5.0  # a readiness probe must answer sooner than its caller gives up
+# Checks still running from an earlier call, by (services, dependency): a hung
+# dependency costs one check in flight, not one per call of /ready or /metrics.
+_running: dict[tuple[int, str], asyncio.Task[None]] = {}
+
+
+async def check_readiness(
+    services: Services, timeout_s: float = READY_CHECK_SECONDS
+) -> dict[str, str]:
+    """One entry per dependency: "ok" or why it is not.
+
+    The checks run at once, each given `timeout_s`: an unreachable database or
+    object store (whose own timeouts are much longer) makes this 503 in seconds.
+    A check still running then is left to finish in the background.
+    """
+    probes: dict[str, Callable[[], Awaitable[None]]] = {"database": services.metadata.ping}
     for storage_class in StorageClass:
-        try:
-            await services.blobs.probe(storage_class)
-            checks[storage_class.value] = "ok"
-        except StorageError as exc:
-            checks[storage_class.value] = exc.message
+        probes[storage_class.value] = functools.partial(services.blobs.probe, storage_class)
+    tasks = {name: _check(id(services), name, probe) for name, probe in probes.items()}
+    await asyncio.wait(tasks.values(), timeout=timeout_s)
+    checks: dict[str, str] = {}
+    for name, task in tasks.items():
+        if not task.done():
+            checks[name] = f"no answer within {timeout_s:g} s"
+        elif isinstance(task.exception(), StorageError):
+            checks[name] = cast(StorageError, task.exception()).message
+        elif task.exception() is not None:
+            raise cast(BaseException, task.exception())
+        else:
+            checks[name] = "ok"
     return checks
+
+
+def _check(owner: int, name: str, probe: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+    """The running check of this dependency, or a new one."""
+    task = _running.get((owner, name))
+    if task is None or task.done():
+        task = asyncio.ensure_future(probe())
+        _running[(owner, name)] = task
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return task
 
 
 async def ready(request: Request) -> Response:
