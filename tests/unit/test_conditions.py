@@ -155,3 +155,9 @@ def test_malformed_precondition_headers_are_bad_requests(
 )
 def test_etag_matches(header: str | None, matches: bool) -> None:
     assert etag_matches(header, A) is matches
+
+
+def test_only_if_none_match_or_if_match_make_a_write_conditional() -> None:
+    assert not WritePrecondition().is_conditional
+    assert WritePrecondition.from_headers("*", None).is_conditional
+    assert WritePrecondition.from_headers(None, f'"sha256:{"a" * 64}"').is_conditional

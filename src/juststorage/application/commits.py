@@ -197,9 +197,10 @@ async def _commit_row(
     False, with the waiter failed, when the upload is refused; nothing was written.
     """
     sealed, upload = waiter.sealed, waiter.sealed.upload
-    current = await uow.objects.newest(upload.tenant_id, upload.namespace, upload.key)
     try:
-        sealed.precondition.check(current.content_hash if current else None)
+        if sealed.precondition.is_conditional:  # else any current version will do
+            current = await uow.objects.newest(upload.tenant_id, upload.namespace, upload.key)
+            sealed.precondition.check(current.content_hash if current else None)
         if sealed.registered:
             # An UPDATE of its own WRITING row: nothing is written when that row is gone.
             version = await uow.objects.commit_upload(

@@ -76,7 +76,7 @@ async def upload_object(
     if request.declared_size is not None and request.declared_size > max_object_bytes:
         raise PayloadTooLarge(f"objects are limited to {max_object_bytes} bytes")
     allowance = await _quota_allowance(metadata, request, quota_bytes)
-    if request.precondition != WritePrecondition():
+    if request.precondition.is_conditional:
         # Fail fast, before receiving the body; the commit below checks again.
         async with metadata.snapshot() as view:
             current = await view.objects.newest(request.tenant_id, request.namespace, request.key)

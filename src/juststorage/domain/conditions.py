@@ -42,6 +42,11 @@ class WritePrecondition:
             raise BadRequest("If-None-Match: * and If-Match cannot be combined")
         return cls(create_only, expected)
 
+    @property
+    def is_conditional(self) -> bool:
+        """True when the write depends on the key's current version (a check is due)."""
+        return self.create_only or self.expected is not None
+
     def check(self, current: ContentHash | None) -> None:
         """Raise PreconditionFailed unless the key's current version allows the write."""
         if self.create_only and current is not None:
