@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,6 +55,9 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     throttle: Throttle = field(init=False)
     committer: GroupCommitter = field(init=False)
+    # /ready's checks still running, by dependency (api/operations.py): a hung
+    # dependency costs one check in flight, not one per call.
+    running_checks: dict[str, asyncio.Task[None]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.throttle = Throttle(self.settings)

@@ -25,9 +25,6 @@ async def health(request: Request) -> Response:
 
 
 READY_CHECK_SECONDS = 5.0  # a readiness probe must answer sooner than its caller gives up
-# Checks still running from an earlier call, by (services, dependency): a hung
-# dependency costs one check in flight, not one per call of /ready or /metrics.
-_running: dict[tuple[int, str], asyncio.Task[None]] = {}
 
 
 async def check_readiness(
@@ -42,7 +39,7 @@ async def check_readiness(
     probes: dict[str, Callable[[], Awaitable[None]]] = {"database": services.metadata.ping}
     for storage_class in StorageClass:
         probes[storage_class.value] = functools.partial(services.blobs.probe, storage_class)
-    tasks = {name: _check(id(services), name, probe) for name, probe in probes.items()}
+    tasks = {name: _check(services.running_checks, name, probe) for name, probe in probes.items()}
     await asyncio.wait(tasks.values(), timeout=timeout_s)
     checks: dict[str, str] = {}
     for name, task in tasks.items():
@@ -57,12 +54,14 @@ async def check_readiness(
     return checks
 
 
-def _check(owner: int, name: str, probe: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+def _check(
+    running: dict[str, asyncio.Task[None]], name: str, probe: Callable[[], Awaitable[None]]
+) -> asyncio.Task[None]:
     """The running check of this dependency, or a new one."""
-    task = _running.get((owner, name))
+    task = running.get(name)
     if task is None or task.done():
         task = asyncio.ensure_future(probe())
-        _running[(owner, name)] = task
+        running[name] = task
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
     return task
 
