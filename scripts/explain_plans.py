@@ -20,9 +20,9 @@ from pathlib import Path
 
 import asyncpg
 
-from juststorage.adapters.metadata.postgres import PostgresMetadataStore
+from juststorage.adapters.metadata.postgres import PostgresDialect, PostgresMetadataStore
 from juststorage.adapters.metadata.queries import USAGE_SQL, Params, list_page_sql
-from juststorage.adapters.metadata.sqlite import SqliteMetadataStore
+from juststorage.adapters.metadata.sqlite import SqliteDialect, SqliteMetadataStore
 from juststorage.application.ports import ListQuery
 from juststorage.bootstrap import SystemClock
 from juststorage.domain.cursor import ListCursor
@@ -79,7 +79,7 @@ async def postgres(url: str, rows: int) -> None:
         for title, query in _queries(rows).items():
             assert isinstance(query, ListQuery)
             params = Params(numbered=True)
-            sql = list_page_sql(query, params)
+            sql = list_page_sql(query, params, PostgresDialect.summary_columns)
             await _pg_plan(
                 conn, title, sql, [str(v) if isinstance(v, str) else v for v in params.values]
             )
@@ -124,7 +124,7 @@ def sqlite_plans(path: Path, rows: int) -> None:
         for title, query in _queries(rows).items():
             assert isinstance(query, ListQuery)
             params = Params(numbered=False)
-            sql = list_page_sql(query, params)
+            sql = list_page_sql(query, params, SqliteDialect.summary_columns)
             plan = conn.execute(f"EXPLAIN QUERY PLAN {sql}", params.values).fetchall()
             print(f"### {title}\n```")
             for row in plan:

@@ -29,12 +29,14 @@ from juststorage.application.ports import (
     Census,
     ClassUsage,
     Clock,
+    Listed,
     ListQuery,
     MetadataStore,
     StoredBlob,
     StoredKey,
     TempFile,
     WritingUpload,
+    summarize,
 )
 from juststorage.application.uploads import UploadRequest, UploadResult, upload_object
 from juststorage.domain.errors import NotFound, StorageError
@@ -198,7 +200,7 @@ class FakeObjectRepository:
     ) -> list[ObjectVersion]:
         return [self._to_deleting(v) for v in self._versions_of(tenant_id, namespace, key)]
 
-    async def list_page(self, query: ListQuery) -> list[ObjectVersion]:
+    async def list_page(self, query: ListQuery) -> list[Listed]:
         rows = [
             v
             for v in _committed(self._state)
@@ -223,7 +225,7 @@ class FakeObjectRepository:
                 if v.key.encode("utf-8") > after_key
                 or (v.key == query.after.key and v.commit_seq < query.after.commit_seq)
             ]
-        return rows[: query.limit]
+        return [(summarize(v), v.commit_seq) for v in rows[: query.limit]]
 
     async def usage(self, tenant_id: TenantId) -> list[ClassUsage]:
         totals: dict[StorageClass, tuple[int, int]] = {}

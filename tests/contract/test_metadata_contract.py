@@ -12,9 +12,9 @@ import hashlib
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -26,9 +26,12 @@ from juststorage.application.ports import (
     BlobAudit,
     BlobLocation,
     ClassUsage,
+    Listed,
     ListQuery,
     MetadataStore,
+    ObjectSummary,
     WritingUpload,
+    summarize,
 )
 from juststorage.domain.auth import Scope
 from juststorage.domain.cursor import ListCursor
@@ -160,10 +163,26 @@ async def newest(store: MetadataStore, key: str, tenant: TenantId = ACME) -> Obj
         return await view.objects.newest(tenant, FILES, ObjectKey(key))
 
 
-async def list_all(store: MetadataStore, **options: object) -> list[ObjectVersion]:
+@dataclass(frozen=True)
+class ListedRow:
+    """One `list_page` row, with its id and key unpacked for the assertions."""
+
+    id: UUID
+    key: str
+    commit_seq: int
+    summary: ObjectSummary
+
+
+def listed_rows(page: list[Listed]) -> list[ListedRow]:
+    return [ListedRow(UUID(s["id"]), s["key"], seq, s) for s, seq in page]
+
+
+async def list_all(store: MetadataStore, **options: object) -> list[ListedRow]:
     async with store.snapshot() as view:
-        return await view.objects.list_page(
-            ListQuery(tenant_id=ACME, namespace=FILES, limit=1000, **options)
+        return listed_rows(
+            await view.objects.list_page(
+                ListQuery(tenant_id=ACME, namespace=FILES, limit=1000, **options)
+            )
         )
 
 
@@ -416,6 +435,22 @@ async def test_list_newest_only_by_default_and_every_version_on_request(backend:
     assert [v.id for v in await list_all(store, all_versions=True)] == [a3.id, a2.id, a1.id, b1.id]
 
 
+async def test_listed_summaries_are_each_versions_object_json(backend: Backend) -> None:
+    """The database formats listed rows itself; they must equal `summarize` of each version."""
+    store, clock = backend.store, backend.clock
+    plus_one = timezone(timedelta(hours=1))
+    clock.set(datetime(2026, 3, 4, 5, 6, 7, 999_999, tzinfo=plus_one))  # truncated, not rounded
+    first = await seed_version(store, clock, "\u00e9/1 a", data=b"1", storage_class=COLD)
+    clock.set(datetime(2026, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC))
+    second = await seed_version(store, clock, "z", data=b"22")
+    async with store.snapshot() as view:
+        stored = [await view.objects.get(ACME, v.id) for v in (second, first)]
+    expected = sorted((summarize(v) for v in stored if v), key=lambda s: s["key"].encode())
+    assert [row.summary for row in await list_all(store)] == expected
+    assert [s["created_at"] for s in expected] == ["2026-12-31T23:59:59Z", "2026-03-04T04:06:07Z"]
+    assert expected[0]["content_hash"] == "sha256:" + second.content_hash.hex
+
+
 async def test_list_is_scoped_to_tenant_and_namespace(backend: Backend) -> None:
     store, clock = backend.store, backend.clock
     mine = await seed_version(store, clock, "k")
@@ -459,13 +494,15 @@ async def test_list_prefix_has_no_wildcards(backend: Backend) -> None:
     assert [v.key for v in await list_all(backend.store, prefix="a_")] == ["a_c"]
 
 
-async def collect_pages(store: MetadataStore, limit: int, **options: object) -> list[ObjectVersion]:
-    seen: list[ObjectVersion] = []
+async def collect_pages(store: MetadataStore, limit: int, **options: object) -> list[ListedRow]:
+    seen: list[ListedRow] = []
     after = None
     while True:
         async with store.snapshot() as view:
-            page = await view.objects.list_page(
-                ListQuery(tenant_id=ACME, namespace=FILES, limit=limit, after=after, **options)
+            page = listed_rows(
+                await view.objects.list_page(
+                    ListQuery(tenant_id=ACME, namespace=FILES, limit=limit, after=after, **options)
+                )
             )
         assert len(page) <= limit
         seen += page

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import pytest
 
 from fakes import FakeClock, FakeMetadataStore, seed_version
@@ -30,7 +32,7 @@ def store(clock: FakeClock) -> FakeMetadataStore:
 
 async def listed_ids(store: FakeMetadataStore) -> list[object]:
     page = await list_objects(store, ListQuery(ACME, FILES, limit=100, all_versions=True))
-    return [v.id for v in page.items]
+    return [UUID(v["id"]) for v in page.items]
 
 
 async def test_delete_hides_object_before_gc(store: FakeMetadataStore, clock: FakeClock) -> None:

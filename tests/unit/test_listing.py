@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import pytest
 
 from fakes import FakeClock, FakeMetadataStore, seed_version
@@ -63,7 +65,7 @@ async def test_pages_cover_every_version_exactly_once(
     seeded = await seed_three_versions_each(store, clock)
     pages = await every_page(store, limit, all_versions=True)
     items = [v for p in pages for v in p.items]
-    assert [v.id for v in items] == [v.id for v in expected_order(seeded)]
+    assert [UUID(v["id"]) for v in items] == [v.id for v in expected_order(seeded)]
     assert all(len(p.items) == limit for p in pages[:-1])
     assert 1 <= len(pages[-1].items) <= limit
 
@@ -75,13 +77,13 @@ async def test_pages_of_newest_versions_cover_every_key_once(
     seeded = await seed_three_versions_each(store, clock)
     items = [v for p in await every_page(store, limit) for v in p.items]
     newest = {v.key: v for v in seeded}  # seeded in commit order: the last one wins
-    assert [v.id for v in items] == [v.id for v in expected_order(list(newest.values()))]
+    assert [UUID(v["id"]) for v in items] == [v.id for v in expected_order(list(newest.values()))]
 
 
 async def test_listing_is_in_utf8_byte_order(store: FakeMetadataStore, clock: FakeClock) -> None:
     for key in KEYS:
         await seed_version(store, clock, key)
-    keys = [v.key for v in (await page(store, 100, None)).items]
+    keys = [v["key"] for v in (await page(store, 100, None)).items]
     assert keys == ["0", "A", "a", "a-", "a/b", "b", "z", "zz", "ß", "é", "日本/1", "\U0001f600"]
 
 
@@ -91,7 +93,7 @@ async def test_last_page_has_no_cursor_even_when_it_is_full(
     for key in ["a", "b", "c", "d"]:
         await seed_version(store, clock, key)
     pages = await every_page(store, 2)
-    assert [[v.key for v in p.items] for p in pages] == [["a", "b"], ["c", "d"]]
+    assert [[v["key"] for v in p.items] for p in pages] == [["a", "b"], ["c", "d"]]
     assert pages[-1].next_cursor is None
     empty = await page(store, 10, None, prefix="nothing")
     assert (empty.items, empty.next_cursor) == ([], None)
@@ -101,7 +103,7 @@ async def test_prefix_lists_only_matching_keys(store: FakeMetadataStore, clock: 
     for key in ["img/1", "img/2", "img", "imgs/1", "doc/img/1", "im"]:
         await seed_version(store, clock, key)
     pages = await every_page(store, 1, prefix="img/")
-    assert [v.key for p in pages for v in p.items] == ["img/1", "img/2"]
+    assert [v["key"] for p in pages for v in p.items] == ["img/1", "img/2"]
 
 
 async def test_storage_class_filter_uses_each_keys_newest_version(
@@ -111,10 +113,10 @@ async def test_storage_class_filter_uses_each_keys_newest_version(
     moved = await seed_version(store, clock, "moved", data=b"2", storage_class=StorageClass.COLD)
     hot = await seed_version(store, clock, "hot", storage_class=StorageClass.HOT)
     cold = (await page(store, 10, None, storage_class=StorageClass.COLD)).items
-    assert [v.id for v in cold] == [moved.id]
-    assert [v.id for v in (await page(store, 10, None, storage_class=StorageClass.HOT)).items] == [
-        hot.id
-    ]
+    assert [UUID(v["id"]) for v in cold] == [moved.id]
+    assert [
+        UUID(v["id"]) for v in (await page(store, 10, None, storage_class=StorageClass.HOT)).items
+    ] == [hot.id]
 
 
 async def test_deleted_versions_and_other_tenants_are_not_listed(
@@ -126,4 +128,4 @@ async def test_deleted_versions_and_other_tenants_are_not_listed(
     await seed_version(store, clock, "elsewhere", namespace="models")
     await delete_object(store, ACME, gone.id)
     listed = await page(store, 10, None, all_versions=True)
-    assert [v.id for v in listed.items] == [kept.id]
+    assert [UUID(v["id"]) for v in listed.items] == [kept.id]

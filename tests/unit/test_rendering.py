@@ -1,4 +1,4 @@
-"""The object JSON as the API sends it (orjson): SPEC field formats."""
+"""The object JSON as the API sends it (summarize + orjson): SPEC field formats."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
-from juststorage.api.rendering import JsonResponse, object_json
+from juststorage.api.rendering import JsonResponse
+from juststorage.application.ports import summarize
 from juststorage.domain.model import (
     ContentHash,
     Namespace,
@@ -35,11 +36,11 @@ def _version(object_id: uuid.UUID, created_at: datetime) -> ObjectVersion:
     )
 
 
-def test_object_json_renders_the_spec_fields() -> None:
+def test_summarize_renders_the_spec_fields() -> None:
     object_id = _DriverUuid(int=7)
     plus_two = timezone(timedelta(hours=2))
     created = datetime(2026, 11, 27, 8, 30, 15, 123456, tzinfo=plus_two)
-    body = json.loads(JsonResponse(object_json(_version(object_id, created))).body)
+    body = json.loads(JsonResponse(summarize(_version(object_id, created))).body)
     assert body == {
         "id": "00000000-0000-0000-0000-000000000007",
         "namespace": "docs",
@@ -55,7 +56,7 @@ def test_object_json_renders_the_spec_fields() -> None:
 
 def test_a_list_page_renders_items_and_cursor() -> None:
     versions = [_version(uuid.uuid4(), datetime(2026, 1, 1, tzinfo=UTC)) for _ in range(3)]
-    page = {"items": [object_json(v) for v in versions], "next_cursor": None}
+    page = {"items": [summarize(v) for v in versions], "next_cursor": None}
     body = json.loads(JsonResponse(page).body)
     assert [item["id"] for item in body["items"]] == [str(v.id) for v in versions]
     assert body["next_cursor"] is None

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from juststorage.adapters.ratelimit import RateLimitStatus, Throttled
 from juststorage.api import parsing
 from juststorage.api.middleware import add_response_headers
-from juststorage.api.rendering import JsonResponse, download_headers, object_json, usage_json
+from juststorage.api.rendering import JsonResponse, download_headers, usage_json
 from juststorage.api.responses import BlobResponse
 from juststorage.application.deletes import delete_object, delete_versions
 from juststorage.application.downloads import (
@@ -24,6 +24,7 @@ from juststorage.application.downloads import (
     plan_download,
 )
 from juststorage.application.listing import list_objects
+from juststorage.application.ports import summarize
 from juststorage.application.uploads import UploadRequest, upload_object
 from juststorage.application.usage import tenant_usage
 from juststorage.bootstrap import Services
@@ -111,7 +112,7 @@ async def upload(request: Request, principal: Principal) -> Response:
         services.metrics.dedup_hits.inc()
         services.metrics.dedup_bytes_saved.inc(version.size_bytes)
     return JsonResponse(
-        object_json(version),
+        summarize(version),
         status_code=201,
         headers={"Location": f"/v1/objects/{version.id}", "ETag": version.content_hash.etag},
     )
@@ -188,9 +189,7 @@ async def list_(request: Request, principal: Principal) -> Response:
     principal.authorize(Scope.OBJECTS_READ, query.tenant_id)
     services = _admit(request, query.tenant_id, query.namespace)
     page = await list_objects(services.metadata, query)
-    return JsonResponse(
-        {"items": [object_json(v) for v in page.items], "next_cursor": page.next_cursor}
-    )
+    return JsonResponse({"items": page.items, "next_cursor": page.next_cursor})
 
 
 async def usage(request: Request, principal: Principal) -> Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
 from uuid import UUID
@@ -12,11 +12,6 @@ from starlette.responses import Response
 
 from juststorage.application.downloads import DownloadPlan
 from juststorage.application.usage import TenantUsage
-from juststorage.domain.model import ObjectVersion
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class JsonResponse(Response):
@@ -39,27 +34,6 @@ def _fallback(value: object) -> Any:
     if isinstance(value, UUID):  # a subclass orjson does not know (asyncpg's)
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def object_json(version: ObjectVersion) -> dict[str, Any]:
-    """The SPEC's object JSON, for `JsonResponse` (UUID and datetime left to orjson)."""
-    created_at = version.created_at
-    if created_at.utcoffset() != _ZERO:
-        created_at = created_at.astimezone(UTC)
-    return {
-        "id": version.id,
-        "namespace": version.namespace,
-        "tenant_id": version.tenant_id,
-        "key": version.key,
-        "content_hash": version.content_hash.prefixed,
-        "size_bytes": version.size_bytes,
-        "storage_class": version.storage_class.value,
-        "content_type": version.content_type,
-        "created_at": created_at,
-    }
-
-
-_ZERO = timedelta(0)
 
 
 def usage_json(usage: TenantUsage) -> dict[str, Any]:

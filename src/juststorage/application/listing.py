@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from juststorage.application.ports import ListQuery, MetadataStore
+from juststorage.application.ports import ListQuery, MetadataStore, ObjectSummary
 from juststorage.domain.cursor import ListCursor
-from juststorage.domain.model import ObjectVersion
 
 MAX_PAGE = 1000
 
 
 @dataclass(frozen=True, slots=True)
 class ListPage:
-    items: list[ObjectVersion]
+    items: list[ObjectSummary]
     next_cursor: str | None
 
 
@@ -30,9 +29,9 @@ async def list_objects(metadata: MetadataStore, query: ListQuery) -> ListPage:
     )
     async with metadata.snapshot() as view:
         rows = await view.objects.list_page(probe)
-    items = rows[: query.limit]
+    items = [summary for summary, _ in rows[: query.limit]]
     next_cursor = None
     if len(rows) > query.limit:
-        last = items[-1]
-        next_cursor = ListCursor(last.key, last.commit_seq).encode()
+        last, commit_seq = rows[query.limit - 1]
+        next_cursor = ListCursor(last["key"], commit_seq).encode()
     return ListPage(items, next_cursor)

@@ -108,6 +108,12 @@ class PostgresDialect:
     skip_locked = " FOR UPDATE SKIP LOCKED"  # concurrent GC passes take different rows
     nullable_ts = "?::timestamptz"  # a bare NULL parameter has no type to deduce
     bigint = "?::bigint"  # used bare in two places it is deduced as two types
+    summary_columns = (
+        "o.id::text, o.namespace, o.tenant_id, o.key, 'sha256:' || o.content_hash,"
+        " o.size_bytes, o.storage_class, o.content_type,"
+        " to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+        " o.commit_seq"
+    )
 
     def __init__(self, conn: Connection, usage: dict[UsageKey, list[int]]) -> None:
         self._conn = conn

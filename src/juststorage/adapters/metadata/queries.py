@@ -36,8 +36,12 @@ class Params:
         return f"${len(self.values)}" if self._numbered else "?"
 
 
-def list_page_sql(query: ListQuery, params: Params) -> str:
-    """Keyset page over the committed-by-key index (see the migrations)."""
+def list_page_sql(query: ListQuery, params: Params, columns: str) -> str:
+    """Keyset page over the committed-by-key index (see the migrations).
+
+    `columns` is the dialect's `summary_columns`: the `ObjectSummary` fields, then
+    `commit_seq`, all of `objects o`.
+    """
     p: Callable[[Any], str] = params
     where = [f"o.tenant_id = {p(query.tenant_id)}", f"o.namespace = {p(query.namespace)}"]
     where.append("o.state = 'COMMITTED'")
@@ -58,7 +62,6 @@ def list_page_sql(query: ListQuery, params: Params) -> str:
             " AND n.namespace = o.namespace AND n.key = o.key AND n.state = 'COMMITTED'"
             " AND n.commit_seq > o.commit_seq)"
         )
-    columns = ", ".join(f"o.{c}" for c in OBJECT_COLUMNS)
     return (
         f"SELECT {columns} FROM objects o WHERE {' AND '.join(where)}"
         f" ORDER BY o.key, o.commit_seq DESC LIMIT {p(query.limit)}"

@@ -23,6 +23,7 @@ from juststorage.application.ports import (
     BlobLocation,
     Census,
     ClassUsage,
+    Listed,
     ListQuery,
     WritingUpload,
 )
@@ -188,11 +189,27 @@ class SqlObjectRepository(SqlRepository):
         tenant = str(versions[0].tenant_id) if versions else ""
         await self._d.count_usage(self._s, tenant, deltas)
 
-    async def list_page(self, query: ListQuery) -> list[ObjectVersion]:
+    async def list_page(self, query: ListQuery) -> list[Listed]:
         params = Params(numbered=False)
-        sql = list_page_sql(query, params)
+        sql = list_page_sql(query, params, self._d.summary_columns)
         values = tuple(str(v) if isinstance(v, str) else v for v in params.values)
-        return [_version(r, self._d) for r in await self._s.fetchall(sql, values)]
+        return [
+            (
+                {
+                    "id": r[0],
+                    "namespace": r[1],
+                    "tenant_id": r[2],
+                    "key": r[3],
+                    "content_hash": r[4],
+                    "size_bytes": r[5],
+                    "storage_class": r[6],
+                    "content_type": r[7],
+                    "created_at": r[8],
+                },
+                r[9],
+            )
+            for r in await self._s.fetchall(sql, values)
+        ]
 
     async def usage(self, tenant_id: TenantId) -> list[ClassUsage]:
         rows = await self._s.fetchall(USAGE_SQL.format(tenant="?"), (str(tenant_id),))
