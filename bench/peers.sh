@@ -6,10 +6,18 @@
 #   bash bench/peers.sh            # REPEAT=1 by default; REPEAT=3 like RESULTS.md
 #
 # Each target is freshly started on empty data under /tmp, measured, and stopped:
-# JustStorage by the PID we started; nginx and Swift with their own stop scripts
-# (*_WIPE=1). Everything listens on 127.0.0.1 only. Results: $OUT (default
+# JustStorage by the PID we started; nginx and Swift with their own stop scripts.
+# Everything listens on 127.0.0.1 only. Results: $OUT (default
 # /tmp/peers-results-js). Several minutes; the machine is shared and noisy, so read
 # the ratios of one run, not lone absolute figures.
+#
+# No data is deleted while a target runs or just before one: this machine's ext4
+# has no journal, and there a new file's inode allocation steps over every inode
+# freed in the last 60 s (longer while its inode table is dirty) one by one
+# (`perf`: find_inode_bit -> recently_deleted, a quarter of the server's CPU on
+# 4 KiB PUTs right after removing a previous run's files). So leftovers of earlier
+# runs are wiped first, then `sync` and $PEERS_SETTLE_S seconds (default 65) let
+# that window pass, and every target's data is removed only at the end.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -20,7 +28,9 @@ VENV="${VENV:-/tmp/peers-venv}"
 REPEAT="${REPEAT:-1}"
 JS_BIN="$ROOT/.venv/bin/juststorage"
 JS_DATA=""
+JS_DATA_ALL=()  # removed at exit, not between targets (see above)
 JS_PID=""
+SETTLE_S="${PEERS_SETTLE_S:-65}"
 
 log() { printf '[peers %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -39,14 +49,14 @@ stop_juststorage() {
     done
     wait "$JS_PID" 2>/dev/null || true
     JS_PID=""
-    [ -n "$JS_DATA" ] && rm -rf "$JS_DATA"
     JS_DATA=""
 }
 
 cleanup() {
     stop_juststorage
-    "$PEERS/nginx/stop.sh" >/dev/null 2>&1 || true
-    "$PEERS/swift/stop.sh" >/dev/null 2>&1 || true
+    for dir in "${JS_DATA_ALL[@]}"; do rm -rf "$dir"; done
+    NGINX_WIPE=1 "$PEERS/nginx/stop.sh" >/dev/null 2>&1 || true
+    SWIFT_WIPE=1 "$PEERS/swift/stop.sh" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -73,10 +83,19 @@ PY="$VENV/bin/python"
     echo "nginx: $(nginx -v 2>&1 || echo '(installed by start.sh)')"
 } | tee "$OUT/machine.txt"
 
+# ------------------------------------------------------------------ settle
+NGINX_WIPE=1 "$PEERS/nginx/stop.sh"  # leftovers of an earlier run
+SWIFT_WIPE=1 "$PEERS/swift/stop.sh"
+sync
+log "waiting ${SETTLE_S}s for ext4's recently-deleted-inode window to pass (PEERS_SETTLE_S)"
+sleep "$SETTLE_S"
+
 # ------------------------------------------------------------------ JustStorage
 JS_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 for i in $(seq "$REPEAT"); do
     JS_DATA="$(mktemp -d /tmp/peers-juststorage.XXXXXX)"
+    JS_DATA_ALL+=("$JS_DATA")
+    sync
     log "juststorage: starting on 127.0.0.1:$JS_PORT (data $JS_DATA)"
     JUSTSTORAGE_DATA_DIR="$JS_DATA/data" JUSTSTORAGE_LOG_LEVEL=warning \
         "$JS_BIN" serve --host 127.0.0.1 --port "$JS_PORT" >"$OUT/juststorage-server-$i.log" 2>&1 &
@@ -97,23 +116,23 @@ for i in $(seq "$REPEAT"); do
 done
 
 # ------------------------------------------------------------------ nginx
-NGINX_WIPE=1 "$PEERS/nginx/stop.sh"
+sync
 "$PEERS/nginx/start.sh"
 for i in $(seq "$REPEAT"); do
     timeout 300 "$PY" "$PEERS/objbench.py" --target nginx --url http://127.0.0.1:8081 \
         --json "$OUT/nginx-$i.json" | tee "$OUT/nginx-$i.txt" || true
 done
-NGINX_WIPE=1 "$PEERS/nginx/stop.sh"
+"$PEERS/nginx/stop.sh"  # its data goes at exit
 
 # ------------------------------------------------------------------ swift
-SWIFT_WIPE=1 "$PEERS/swift/stop.sh"
+sync
 "$PEERS/swift/start.sh"
 for i in $(seq "$REPEAT"); do
     timeout 400 "$PY" "$PEERS/objbench.py" --target swift \
         --auth-url http://127.0.0.1:8080/auth/v1.0 --user test:tester --key testing \
         --json "$OUT/swift-$i.json" | tee "$OUT/swift-$i.txt" || true
 done
-SWIFT_WIPE=1 "$PEERS/swift/stop.sh"
+"$PEERS/swift/stop.sh"  # its data goes at exit
 
 # ------------------------------------------------------------------ ratios
 "$PY" "$HERE/peer_ratios.py" "$OUT"
