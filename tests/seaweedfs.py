@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,22 +72,45 @@ def weed_or_skip() -> str:
     return binary
 
 
-@contextlib.contextmanager
-def running_seaweedfs(
-    data_dir: Path, *, host: str = "127.0.0.1", command_prefix: Sequence[str] = ()
-) -> Iterator[SeaweedFs]:
-    """`weed mini` listening on `host` only; `command_prefix` runs it inside something
-    (e.g. `ip netns exec <ns>` for the multi-host test, with `host` that namespace's
-    address). Stopped, by PID, when the block is left."""
-    binary = weed_or_skip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    config = data_dir / "s3.json"
+def write_s3_config(path: Path, access_key: str, secret_key: str) -> Path:
+    """`weed`'s `-s3.config`: one identity, with these keys, allowed every action."""
     identity = {
         "name": "juststorage",
-        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
     }
-    config.write_text(json.dumps({"identities": [identity]}))
+    path.write_text(json.dumps({"identities": [identity]}))
+    return path
+
+
+def weed_mini_args(binary: str, data_dir: Path, host: str, config: Path, bucket: str) -> list[str]:
+    """`weed mini` bound to `host`, its volumes in `data_dir/data` (created here), with
+    telemetry, the admin UI, WebDAV and the extra S3 ports off; add port flags."""
+    (data_dir / "data").mkdir(parents=True, exist_ok=True)
+    return [
+        binary,
+        "mini",
+        f"-dir={data_dir / 'data'}",
+        f"-ip={host}",
+        f"-ip.bind={host}",
+        "-master.telemetry=false",
+        "-master.volumeSizeLimitMB=256",
+        "-admin.ui=false",
+        "-webdav=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-s3.config={config}",
+        f"-bucket={bucket}",
+    ]
+
+
+@contextlib.contextmanager
+def running_seaweedfs(data_dir: Path) -> Iterator[SeaweedFs]:
+    """`weed mini` listening on 127.0.0.1 only; stopped, by PID, when the block is left."""
+    host = "127.0.0.1"
+    binary = weed_or_skip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = write_s3_config(data_dir / "s3.json", ACCESS_KEY, SECRET_KEY)
     ports = {
         name: free_port()
         for name in (
@@ -104,25 +127,11 @@ def running_seaweedfs(
         )
     }
     args = [
-        *command_prefix,
-        binary,
-        "mini",
-        f"-dir={data_dir / 'data'}",
-        f"-ip={host}",
-        f"-ip.bind={host}",
-        "-master.telemetry=false",
-        "-master.volumeSizeLimitMB=256",
-        "-admin.ui=false",
-        "-webdav=false",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
+        *weed_mini_args(binary, data_dir, host, config, BUCKET),
         f"-filer.localSocket={data_dir / 'filer.sock'}",
         f"-s3.localSocket={data_dir / 's3.sock'}",
-        f"-s3.config={config}",
-        f"-bucket={BUCKET}",
         *(f"-{name}={port}" for name, port in ports.items()),
     ]
-    (data_dir / "data").mkdir(exist_ok=True)
     log_path = data_dir / "weed.log"
     env = {**os.environ, "GOMEMLIMIT": "768MiB", "GOMAXPROCS": "2"}
     with open(log_path, "wb") as log:

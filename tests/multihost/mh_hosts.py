@@ -10,7 +10,6 @@ stopped (or killed) by the PID this module got when it started it, never by name
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -25,6 +24,7 @@ from pathlib import Path
 import httpx
 from mh_netns import Host, NamespaceThreads
 
+from seaweedfs import weed_mini_args, write_s3_config
 from server_process import _child_pids, _is_ours, _is_running, wait_until
 
 VENV_BIN = Path(sys.executable).parent
@@ -177,27 +177,15 @@ class SeaweedHost:
     @classmethod
     def start(cls, host: Host, clients: NamespaceThreads, log_dir: Path) -> SeaweedHost:
         workdir = Path(tempfile.mkdtemp(prefix="js-multihost-weed-"))
-        config = workdir / "s3.json"
-        identity = {
-            "name": "juststorage",
-            "credentials": [{"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }
-        config.write_text(json.dumps({"identities": [identity]}))
-        (workdir / "data").mkdir()
+        config = write_s3_config(workdir / "s3.json", S3_ACCESS_KEY, S3_SECRET_KEY)
+        args = weed_mini_args(str(WEED), workdir, host.address, config, S3_BUCKET)
         log_path = log_dir / "seaweedfs.log"
         server = cls(host, workdir, log_path)
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env["GOMEMLIMIT"] = "768MiB"
         with log_path.open("wb") as log:
             server.process = subprocess.Popen(
-                host.command(
-                    str(WEED), "mini", f"-dir={workdir / 'data'}",
-                    f"-ip={host.address}", f"-ip.bind={host.address}",
-                    "-master.telemetry=false", "-admin.ui=false", "-webdav=false",
-                    "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=256",
-                    f"-s3.config={config}", f"-bucket={S3_BUCKET}",
-                ),
+                host.command(*args),
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             )  # fmt: skip
         try:

@@ -19,7 +19,7 @@ from juststorage.domain.model import (
 
 
 class _DriverUuid(uuid.UUID):
-    """Like asyncpg's UUID: a subclass (orjson would not serialise it by itself)."""
+    """Like asyncpg's UUID: a subclass, which must still render as the plain UUID."""
 
 
 def _version(object_id: uuid.UUID, created_at: datetime) -> ObjectVersion:
