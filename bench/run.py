@@ -55,6 +55,8 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 TENANT = "bench"
 REPS_1G = 3
+# Direct requests carry no X-Accel-Mapping, so this changes nothing but the nginx row.
+ACCEL_ENV = {"JUSTSTORAGE_ACCEL_REDIRECT": "true"}
 SMALL_N = 2000
 SMALL_SIZE = 4096
 SMALL_CONCURRENCY = 16
@@ -355,9 +357,55 @@ def section_large(svc: Service, work: Path) -> None:
         statistics.median(dn_ratios) >= 0.90,
         f"per rep {min(dn_ratios):.2f}-{max(dn_ratios):.2f}; same 1 MiB reader; {dn_note}",
     )
+    download_behind_nginx(svc, work, stored[-1], blob, head)
     src.unlink()
     for out in raw_outs:
         out.unlink()
+
+
+def download_behind_nginx(
+    svc: Service, work: Path, object_id: str, blob: Path, head: bytes
+) -> None:
+    """The same 1 GiB download through nginx (deploy/nginx/juststorage.conf), which sends
+    the file with sendfile after the server answered with X-Accel-Redirect."""
+    figure = f"download 1 GiB behind nginx (X-Accel-Redirect), median of {REPS_1G}"
+    nginx = shutil.which("nginx")
+    if nginx is None:
+        skip(figure, "nginx not installed (`make bench BENCH_ONLY=peers` installs it)")
+        return
+    sys.path.insert(0, str(ROOT / "tests"))
+    from nginx_proxy import running_nginx
+
+    size = blob.stat().st_size
+    ratios, speeds, raw = [], [], []
+    note = ""
+    upstream = f"127.0.0.1:{svc.port}"
+    with running_nginx(nginx, work / "nginx", upstream=upstream, data_dir=svc.data) as proxy:
+        for rep in range(REPS_1G):
+            bound_s = bounds.sendfile_download(blob, head)
+            cpu0 = server_cpu(svc.pid)
+            path = f"/v1/objects/{object_id}"
+            http_s = bounds.http_download(proxy.port, path, svc.auth(), size, head)
+            note = f"server CPU {server_cpu(svc.pid) - cpu0:.2f} s"
+            raw.append(mbps(size, bound_s))
+            speeds.append(mbps(size, http_s))
+            ratios.append(bound_s / http_s)
+            say(
+                f"1 GiB download behind nginx rep {rep}: sendfile {raw[-1]:.0f} MB/s, "
+                f"HTTP {speeds[-1]:.0f} MB/s, ratio {ratios[-1]:.2f} ({note})"
+            )
+        served = proxy.access_log.read_text()
+    if "/_juststorage_blobs/" not in served:
+        raise RuntimeError("nginx did not serve the blob itself: no X-Accel-Redirect taken")
+    row(
+        figure,
+        f"{statistics.median(speeds):.0f} MB/s",
+        f"sendfile to 127.0.0.1 reader {statistics.median(raw):.0f} MB/s",
+        statistics.median(ratios),
+        ">= 0.90",
+        statistics.median(ratios) >= 0.90,
+        f"per rep {min(ratios):.2f}-{max(ratios):.2f}; same reader; {note}",
+    )
 
 
 class Bench:
@@ -381,7 +429,7 @@ class Bench:
     def svc(self) -> Service:
         """The SQLite service (1 worker), started on first use."""
         if self._svc is None:
-            self._svc = self.start(Service(self.tmp))
+            self._svc = self.start(Service(self.tmp, extra_env=ACCEL_ENV))
         return self._svc
 
     @property
@@ -400,7 +448,7 @@ class Bench:
         if self._pg_svc is None:
             url = self.pg.create_database()
             say(f"created database {url.rsplit('/', 1)[1]}")
-            self._pg_svc = self.start(Service(self.tmp, "postgres", url))
+            self._pg_svc = self.start(Service(self.tmp, "postgres", url, extra_env=ACCEL_ENV))
         return self._pg_svc
 
     def small_bounds(self) -> tuple[float, small.Phase, small.Phase]:

@@ -102,6 +102,8 @@ class Settings(BaseModel):
     migrate_on_start: bool = True
     upload_chunk_bytes: int = Field(default=1024 * 1024, ge=4096)
     upload_writeback_every_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    # Whole downloads answered with X-Accel-Redirect when the proxy sends X-Accel-Mapping.
+    accel_redirect: bool = False
 
     @field_validator(
         "jwt_secret",

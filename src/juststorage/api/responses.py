@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from starlette.types import Receive, Scope, Send
 
+from juststorage.api.accel import AccelMapping
 from juststorage.application.ports import BlobReader
 
 _PATHSEND = "http.response.pathsend"
@@ -17,8 +18,9 @@ _PATHSEND_MIN_BYTES = 256 * 1024
 class BlobResponse:
     """Sends `length` bytes of an open blob from `first`; nothing for HEAD or 304.
 
-    A whole-object GET uses the server's zero-copy `pathsend` extension when it
-    offers one (granian does); otherwise bounded chunks are read in a thread.
+    A whole-object GET is handed to the reverse proxy when `accel` maps its file
+    (`api.accel`), else uses the server's `pathsend` extension when it offers one
+    (granian does); otherwise bounded chunks are read in a thread.
     """
 
     def __init__(
@@ -31,6 +33,7 @@ class BlobResponse:
         length: int = 0,
         whole: bool = False,
         on_sent: Callable[[int], None] = lambda n: None,
+        accel: AccelMapping | None = None,
     ) -> None:
         self.status = status
         self.headers = [
@@ -41,9 +44,14 @@ class BlobResponse:
         self.length = length
         self.whole = whole
         self.on_sent = on_sent
+        self.accel = accel
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
+            redirect = self._accel_redirect(scope)
+            if redirect is not None:
+                await self._send_redirect(redirect, send)
+                return
             await send(
                 {"type": "http.response.start", "status": self.status, "headers": self.headers}
             )
@@ -65,3 +73,24 @@ class BlobResponse:
         finally:
             if self.reader is not None:
                 await self.reader.close()
+
+    def _accel_redirect(self, scope: Scope) -> str | None:
+        """The proxy's internal URI for this body, when the proxy is to send it."""
+        if (
+            self.accel is None
+            or self.reader is None
+            or self.reader.path is None
+            or not self.whole
+            or self.length < _PATHSEND_MIN_BYTES
+            or scope["method"] == "HEAD"
+        ):
+            return None
+        return self.accel.uri_for(str(self.reader.path))
+
+    async def _send_redirect(self, uri: str, send: Send) -> None:
+        # The proxy takes the length from the file and drops this empty body.
+        headers = [(k, v) for k, v in self.headers if k != b"content-length"]
+        headers += [(b"x-accel-redirect", uri.encode("latin-1")), (b"content-length", b"0")]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        self.on_sent(self.length)
