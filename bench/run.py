@@ -289,7 +289,8 @@ def section_rss(svc: Service, work: Path) -> None:
 
 
 def section_large(svc: Service, work: Path) -> None:
-    """1 GiB upload vs raw hash+write+fsync; 1 GiB download vs sendfile to a socket."""
+    """1 GiB upload vs min(SHA-256 speed, write + fsync speed); 1 GiB download vs sendfile
+    to a socket (and through nginx)."""
     size = GIB
     if free_bytes() < (2 * REPS_1G + 2) * size:
         skip("upload 1 GiB", f"not enough free disk ({free_bytes() >> 30} GiB)")
@@ -297,7 +298,7 @@ def section_large(svc: Service, work: Path) -> None:
         return
     src = work / "large.bin"
     bounds.make_source(src, size, uuid.uuid4().bytes)
-    up_ratios, up_http, up_raw, notes = [], [], [], []
+    up_ratios, up_http, up_raw, up_hash, up_write, notes = [], [], [], [], [], []
     stored: list[str] = []
     raw_outs = []
     for rep in range(REPS_1G):
@@ -305,7 +306,8 @@ def section_large(svc: Service, work: Path) -> None:
         os.sync()
         out = work / f"raw-{rep}.bin"
         raw_outs.append(out)
-        hexd, raw_s = bounds.raw_upload(src, out)
+        hexd, hash_s, write_s = bounds.raw_upload(src, out)
+        raw_s = max(hash_s, write_s)  # min(SHA-256 speed, write + fsync speed)
         os.sync()
         cpu0, ccpu0 = server_cpu(svc.pid), children_cpu()
         t0 = time.perf_counter()
@@ -316,17 +318,21 @@ def section_large(svc: Service, work: Path) -> None:
             raise RuntimeError(f"upload returned {doc}, expected sha256:{hexd}")
         stored.append(doc["id"])
         up_raw.append(mbps(size, raw_s))
+        up_hash.append(mbps(size, hash_s))
+        up_write.append(mbps(size, write_s))
         up_http.append(mbps(size, http_s))
         up_ratios.append(raw_s / http_s)
         notes.append(f"server CPU {s_cpu:.1f} s, curl CPU {c_cpu:.1f} s")
         say(
-            f"1 GiB rep {rep}: raw {up_raw[-1]:.0f} MB/s, HTTP {up_http[-1]:.0f} MB/s, "
+            f"1 GiB rep {rep}: sha256 {up_hash[-1]:.0f} MB/s, write+fsync {up_write[-1]:.0f}"
+            f" MB/s, HTTP {up_http[-1]:.0f} MB/s, "
             f"ratio {up_ratios[-1]:.2f} ({notes[-1]}); content_hash ok"
         )
     row(
         f"upload 1 GiB (curl -T), median of {REPS_1G}",
         f"{statistics.median(up_http):.0f} MB/s",
-        f"raw sha256+write+fsync {statistics.median(up_raw):.0f} MB/s",
+        f"min(sha256 {statistics.median(up_hash):.0f}, write+fsync"
+        f" {statistics.median(up_write):.0f}) MB/s",
         statistics.median(up_ratios),
         ">= 0.90",
         statistics.median(up_ratios) >= 0.90,
