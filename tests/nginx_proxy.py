@@ -33,23 +33,35 @@ class Nginx:
         return f"http://127.0.0.1:{self.port}"
 
 
-def render_conf(*, listen: str, upstream: str, data_dir: Path) -> str:
+def render_conf(*, listen: str, upstream: str, hot_root: Path, cold_root: Path) -> str:
     """deploy/nginx/juststorage.conf with its placeholders filled in."""
     text = CONF_TEMPLATE.read_text("utf-8")
-    for name, value in (("LISTEN", listen), ("UPSTREAM", upstream), ("DATA_DIR", str(data_dir))):
+    for name, value in (
+        ("LISTEN", listen),
+        ("UPSTREAM", upstream),
+        ("HOT_ROOT", str(hot_root)),
+        ("COLD_ROOT", str(cold_root)),
+    ):
         text = text.replace(f"@{name}@", value)
-    assert "@" not in text.replace("$", ""), "a placeholder was left unfilled"
+    assert "@" not in text, "a placeholder was left unfilled"
     return text
 
 
 @contextlib.contextmanager
 def running_nginx(nginx: str, root: Path, *, upstream: str, data_dir: Path) -> Iterator[Nginx]:
-    """nginx on a free 127.0.0.1 port proxying to `upstream`, until the block ends."""
+    """nginx on a free 127.0.0.1 port proxying to `upstream`, whose storage roots are
+    the default ones under `data_dir`, until the block ends."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     site = root / "juststorage.conf"
     site.write_text(
-        render_conf(listen=f"127.0.0.1:{port}", upstream=upstream, data_dir=data_dir), "utf-8"
+        render_conf(
+            listen=f"127.0.0.1:{port}",
+            upstream=upstream,
+            hot_root=data_dir.absolute() / "hot",
+            cold_root=data_dir.absolute() / "cold",
+        ),
+        "utf-8",
     )
     main = root / "nginx.conf"
     temp = {name: root / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from juststorage.api.accel import parse_accel_mapping
+from juststorage.api.accel import mapping_for, parse_accel_mapping
 
 
 def test_a_path_under_a_mapped_directory_gets_the_internal_prefix() -> None:
@@ -48,3 +48,19 @@ def test_several_pairs_are_tried_in_order_and_odd_characters_are_escaped() -> No
 )
 def test_a_malformed_mapping_is_no_mapping(header: str | None) -> None:
     assert parse_accel_mapping(header) is None
+
+
+def test_more_pairs_than_the_limit_is_no_mapping() -> None:
+    header = ", ".join(f"/d{n}/=/_u{n}/" for n in range(9))
+    assert parse_accel_mapping(header) is None
+    assert parse_accel_mapping(header.rpartition(",")[0]) is not None  # 8 pairs
+
+
+@pytest.mark.parametrize(
+    "conditional",
+    ["range", "if-range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since"],
+)
+def test_a_request_with_a_range_or_a_conditional_is_never_handed_over(conditional: str) -> None:
+    headers = {"x-accel-mapping": "/data/=/_blobs/"}
+    assert mapping_for(headers) is not None
+    assert mapping_for({**headers, conditional: "*"}) is None

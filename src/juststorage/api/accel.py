@@ -3,24 +3,36 @@
 Behind nginx (deploy/nginx/juststorage.conf), the proxy names where it can read
 the blob files in an `X-Accel-Mapping: <directory>/=<internal uri>/` request
 header (the convention of Rack::Sendfile; several pairs separated by commas).
-With `JUSTSTORAGE_ACCEL_REDIRECT=true` a whole download of a blob file under one
-of those directories is answered with the object's headers, an empty body and
-`X-Accel-Redirect: <internal uri><rest of the path>`; nginx then sends the file
-with sendfile(2), which Python's servers cannot. The server still authenticates,
-authorises, looks the object up and decides 200 / 304 itself.
+With `JUSTSTORAGE_ACCEL_REDIRECT=true` a whole, unconditional download of a blob
+file under one of those directories is answered with the object's headers, an
+empty body and `X-Accel-Redirect: <internal uri><rest of the path>`; nginx then
+sends the file with sendfile(2), which Python's servers cannot. The server still
+authenticates, authorises, looks the object up and decides 200 / 304 itself.
 
 A request without the header (a client talking to the server directly, a health
-check) gets the bytes from the server as usual, so a proxy that does not set it
-costs speed, never data.
+check) gets the bytes from the server as usual. So does one with any
+conditional header: nginx would judge it again, against the file's own mtime
+and without the object's ETag.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
 HEADER = "x-accel-mapping"
 _MAX_PAIRS = 8
+# Range and If-None-Match are the server's to answer (206 / 304); nginx must never
+# see a request carrying any of these.
+_KEPT_FROM_PROXY = (
+    "range",
+    "if-range",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +49,13 @@ class AccelMapping:
         return None
 
 
+def mapping_for(headers: Mapping[str, str]) -> AccelMapping | None:
+    """The proxy's mapping for a request that it may be handed; None otherwise."""
+    if any(name in headers for name in _KEPT_FROM_PROXY):
+        return None
+    return parse_accel_mapping(headers.get(HEADER))
+
+
 def parse_accel_mapping(header: str | None) -> AccelMapping | None:
     """The mapping of an `X-Accel-Mapping` header; None if absent or not well formed.
 
@@ -47,8 +66,11 @@ def parse_accel_mapping(header: str | None) -> AccelMapping | None:
     """
     if not header:
         return None
+    items = header.split(",")
+    if len(items) > _MAX_PAIRS:
+        return None
     pairs: list[tuple[str, str]] = []
-    for item in header.split(",")[:_MAX_PAIRS]:
+    for item in items:
         directory, sep, prefix = item.strip().partition("=")
         if not sep or not _clean_absolute(directory) or not _clean_absolute(prefix):
             return None

@@ -13,8 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from juststorage.adapters.ratelimit import RateLimitStatus, Throttled
 from juststorage.api import parsing
-from juststorage.api.accel import HEADER as ACCEL_MAPPING_HEADER
-from juststorage.api.accel import parse_accel_mapping
+from juststorage.api.accel import mapping_for
 from juststorage.api.middleware import add_response_headers
 from juststorage.api.rendering import JsonResponse, download_headers, usage_json
 from juststorage.api.responses import BlobResponse
@@ -166,11 +165,7 @@ async def _download(request: Request, services: Services, version: ObjectVersion
         length=plan.body_length,
         whole=plan.byte_range is None,
         on_sent=services.metrics.downloaded_bytes.inc,
-        accel=(
-            parse_accel_mapping(request.headers.get(ACCEL_MAPPING_HEADER))
-            if services.settings.accel_redirect
-            else None
-        ),
+        accel=mapping_for(request.headers) if services.settings.accel_redirect else None,
     )
 
 

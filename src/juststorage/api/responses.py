@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from starlette.types import Receive, Scope, Send
@@ -85,7 +86,14 @@ class BlobResponse:
             or scope["method"] == "HEAD"
         ):
             return None
-        return self.accel.uri_for(str(self.reader.path))
+        path = os.path.abspath(self.reader.path)
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            return None
+        if size != self.length:
+            return None  # nginx would send a short file as whole; streaming it fails loudly
+        return self.accel.uri_for(path)
 
     async def _send_redirect(self, uri: str, send: Send) -> None:
         # The proxy takes the length from the file and drops this empty body.
