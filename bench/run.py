@@ -401,7 +401,7 @@ def download_behind_nginx(
                 f"HTTP {speeds[-1]:.0f} MB/s, ratio {ratios[-1]:.2f} ({note})"
             )
         served = proxy.access_log.read_text()
-    if "/_juststorage_blobs/" not in served:
+    if "/_juststorage_hot/" not in served:
         raise RuntimeError("nginx did not serve the blob itself: no X-Accel-Redirect taken")
     row(
         figure,
