@@ -339,34 +339,57 @@ def section_large(svc: Service, work: Path) -> None:
         f"per rep {min(up_ratios):.2f}-{max(up_ratios):.2f}; {notes[len(notes) // 2]}",
     )
     head = head_of(src)  # the last rep's content = the last stored object
-    dn_ratios, dn_http, dn_raw = [], [], []
-    dn_note = ""
     blob = svc.blob_path(json.loads((work / "resp.json").read_text())["content_hash"])
-    for rep in range(REPS_1G):
-        bound_s = bounds.sendfile_download(blob, head)
-        cpu0 = server_cpu(svc.pid)
-        http_s = bounds.http_download(svc.port, f"/v1/objects/{stored[-1]}", svc.auth(), size, head)
-        dn_note = f"server CPU {server_cpu(svc.pid) - cpu0:.1f} s"
-        dn_raw.append(mbps(size, bound_s))
-        dn_http.append(mbps(size, http_s))
-        dn_ratios.append(bound_s / http_s)
-        say(
-            f"1 GiB download rep {rep}: sendfile {dn_raw[-1]:.0f} MB/s, "
-            f"HTTP {dn_http[-1]:.0f} MB/s, ratio {dn_ratios[-1]:.2f} ({dn_note})"
-        )
-    row(
+    download_row(
         f"download 1 GiB, median of {REPS_1G}",
-        f"{statistics.median(dn_http):.0f} MB/s",
-        f"sendfile to 127.0.0.1 reader {statistics.median(dn_raw):.0f} MB/s",
-        statistics.median(dn_ratios),
-        ">= 0.90",
-        statistics.median(dn_ratios) >= 0.90,
-        f"per rep {min(dn_ratios):.2f}-{max(dn_ratios):.2f}; same 1 MiB reader; {dn_note}",
+        download_reps("1 GiB download", svc, svc.port, stored[-1], blob, head),
     )
     download_behind_nginx(svc, work, stored[-1], blob, head)
     src.unlink()
     for out in raw_outs:
         out.unlink()
+
+
+@dataclass
+class DownloadReps:
+    """REPS_1G downloads, each right after the sendfile bound it is compared with."""
+
+    speeds: list[float]
+    bounds: list[float]
+    ratios: list[float]
+    note: str
+
+
+def download_reps(
+    label: str, svc: Service, port: int, object_id: str, blob: Path, head: bytes
+) -> DownloadReps:
+    reps = DownloadReps([], [], [], "")
+    size = blob.stat().st_size
+    for rep in range(REPS_1G):
+        bound_s = bounds.sendfile_download(blob, head)
+        cpu0 = server_cpu(svc.pid)
+        http_s = bounds.http_download(port, f"/v1/objects/{object_id}", svc.auth(), size, head)
+        reps.note = f"server CPU {server_cpu(svc.pid) - cpu0:.2f} s"
+        reps.bounds.append(mbps(size, bound_s))
+        reps.speeds.append(mbps(size, http_s))
+        reps.ratios.append(bound_s / http_s)
+        say(
+            f"{label} rep {rep}: sendfile {reps.bounds[-1]:.0f} MB/s, "
+            f"HTTP {reps.speeds[-1]:.0f} MB/s, ratio {reps.ratios[-1]:.2f} ({reps.note})"
+        )
+    return reps
+
+
+def download_row(figure: str, reps: DownloadReps) -> None:
+    row(
+        figure,
+        f"{statistics.median(reps.speeds):.0f} MB/s",
+        f"sendfile to 127.0.0.1 reader {statistics.median(reps.bounds):.0f} MB/s",
+        statistics.median(reps.ratios),
+        ">= 0.90",
+        statistics.median(reps.ratios) >= 0.90,
+        f"per rep {min(reps.ratios):.2f}-{max(reps.ratios):.2f}; same 1 MiB reader; {reps.note}",
+    )
 
 
 def download_behind_nginx(
@@ -382,36 +405,14 @@ def download_behind_nginx(
     sys.path.insert(0, str(ROOT / "tests"))
     from nginx_proxy import running_nginx
 
-    size = blob.stat().st_size
-    ratios, speeds, raw = [], [], []
-    note = ""
     upstream = f"127.0.0.1:{svc.port}"
     with running_nginx(nginx, work / "nginx", upstream=upstream, data_dir=svc.data) as proxy:
-        for rep in range(REPS_1G):
-            bound_s = bounds.sendfile_download(blob, head)
-            cpu0 = server_cpu(svc.pid)
-            path = f"/v1/objects/{object_id}"
-            http_s = bounds.http_download(proxy.port, path, svc.auth(), size, head)
-            note = f"server CPU {server_cpu(svc.pid) - cpu0:.2f} s"
-            raw.append(mbps(size, bound_s))
-            speeds.append(mbps(size, http_s))
-            ratios.append(bound_s / http_s)
-            say(
-                f"1 GiB download behind nginx rep {rep}: sendfile {raw[-1]:.0f} MB/s, "
-                f"HTTP {speeds[-1]:.0f} MB/s, ratio {ratios[-1]:.2f} ({note})"
-            )
+        label = "1 GiB download behind nginx"
+        reps = download_reps(label, svc, proxy.port, object_id, blob, head)
         served = proxy.access_log.read_text()
     if "/_juststorage_hot/" not in served:
         raise RuntimeError("nginx did not serve the blob itself: no X-Accel-Redirect taken")
-    row(
-        figure,
-        f"{statistics.median(speeds):.0f} MB/s",
-        f"sendfile to 127.0.0.1 reader {statistics.median(raw):.0f} MB/s",
-        statistics.median(ratios),
-        ">= 0.90",
-        statistics.median(ratios) >= 0.90,
-        f"per rep {min(ratios):.2f}-{max(ratios):.2f}; same reader; {note}",
-    )
+    download_row(figure, reps)
 
 
 class Bench:
