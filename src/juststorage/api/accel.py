@@ -23,8 +23,9 @@ from urllib.parse import quote
 
 HEADER = "x-accel-mapping"
 _MAX_PAIRS = 8
-# Range and If-None-Match are the server's to answer (206 / 304); nginx must never
-# see a request carrying any of these.
+# A request carrying any of these is never handed over: the server answers Range
+# and If-None-Match itself (206 / 304), and nginx would judge the others again,
+# against the file's mtime and without the object's ETag.
 _KEPT_FROM_PROXY = (
     "range",
     "if-range",
