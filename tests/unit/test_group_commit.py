@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -160,6 +161,46 @@ async def test_a_caller_cancelled_while_queued_commits_nothing(
         await second
     assert [v.key for v in world.metadata.state.objects.values()] == ["first"]
     assert world.metadata.writing_ids() == set()
+
+
+async def test_a_caller_cancelled_while_its_batch_runs_cleans_up_only_after_the_outcome(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A keyed store (S3) deletes a staged object that was not made the blob when the
+    upload leaves `stage()`: that must not happen while the batch may still commit it."""
+    world = FakeWorld()
+    committer = GroupCommitter(world.metadata)
+    in_batch, release = asyncio.Event(), asyncio.Event()
+    events: list[str] = []
+    original_confirm = FakeStagedBlob.confirm
+    original_stage = type(world.blobs).stage
+
+    async def slow_confirm(staged: FakeStagedBlob, blob: BlobLocation) -> bool:
+        in_batch.set()
+        await release.wait()  # the batch is running, its outcome unknown
+        events.append("confirmed")
+        return await original_confirm(staged, blob)
+
+    @contextlib.asynccontextmanager
+    async def recorded_stage(*args: object, **kwargs: object) -> AsyncIterator[FakeStagedBlob]:
+        try:
+            async with original_stage(*args, **kwargs) as staged:  # type: ignore[arg-type]
+                yield staged
+        finally:
+            events.append("cleaned up")
+
+    monkeypatch.setattr(FakeStagedBlob, "confirm", slow_confirm)
+    monkeypatch.setattr(type(world.blobs), "stage", recorded_stage)
+    upload = asyncio.ensure_future(_upload(world, committer, "k", b"bytes"))
+    await in_batch.wait()
+    upload.cancel()  # the client disconnects while its batch runs
+    await asyncio.sleep(0.01)
+    assert events == [] and not upload.done()  # still waiting for the batch
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await upload
+    assert events == ["confirmed", "cleaned up"]
+    assert [v.key for v in world.metadata.state.objects.values()] == ["k"]  # committed
 
 
 async def test_a_small_upload_survives_a_gc_pass_with_grace_zero_mid_upload() -> None:

@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from uuid import UUID
 
+import anyio
+
 from juststorage.application.ports import BlobLocation, MetadataStore, StagedBlob, UnitOfWork
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import NotFound, PreconditionFailed
@@ -97,7 +99,10 @@ class GroupCommitter:
             PreconditionFailed: `If-None-Match` / `If-Match` do not hold at commit.
             NotFound: the upload's `WRITING` row is gone (GC reaped it).
             StorageError: the transaction, or this upload's `confirm()`, failed.
-        If the caller is cancelled before its batch starts, the upload is not committed.
+        If the caller is cancelled before its batch starts, the upload is not committed;
+        once its batch runs, the cancellation waits for the batch's outcome, so the
+        caller's cleanup (which on a keyed store deletes a staged object that was not
+        made the blob) never runs while the batch may still commit that object.
         """
         waiter = _Waiter(upload)
         self._queue.append(waiter)
@@ -110,8 +115,10 @@ class GroupCommitter:
             if waiter in self._queue:
                 self._queue.remove(waiter)
             elif not waiter.outcome.done():
-                # Its batch is running: the upload may commit; don't leave it unobserved.
+                # Its batch is running and may commit it: wait, shielded, for the outcome.
                 waiter.outcome.add_done_callback(_observe)
+                with anyio.CancelScope(shield=True):
+                    await asyncio.wait([waiter.outcome])
             raise
 
     async def _lead(self) -> None:
