@@ -315,6 +315,27 @@ async def test_filesystem_dedup_keeps_the_first_file(fs_store: FilesystemBlobSto
     assert path.stat().st_nlink == 1  # the temp name is gone
 
 
+async def test_filesystem_shard_directories_removed_by_hand_are_made_again(
+    fs_store: FilesystemBlobStore,
+) -> None:
+    first = payload(5000)
+    await store_blob(fs_store, first)
+    path = fs_store.path_of(BlobLocation(HOT, digest_of(first)))
+    path.unlink()
+    path.parent.rmdir()
+    path.parent.parent.rmdir()  # the store still remembers these as made durably
+    # The same shard, both ways in: a fresh publish, and a confirm after GC took it.
+    await store_blob(fs_store, first)
+    assert path.read_bytes() == first
+    path.unlink()
+    path.parent.rmdir()
+    async with fs_store.stage(HOT, uuid4()) as staged:
+        await staged.write(first)
+        await staged.seal()
+        assert await staged.confirm(BlobLocation(HOT, digest_of(first))) is True
+    assert path.read_bytes() == first
+
+
 async def test_filesystem_probe_of_an_unwritable_root_is_unavailable(tmp_path: Path) -> None:
     store = FilesystemBlobStore({HOT: tmp_path / "hot", COLD: tmp_path / "cold"})
     with pytest.raises(Unavailable):

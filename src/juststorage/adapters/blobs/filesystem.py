@@ -49,8 +49,16 @@ class _FileStagedBlob:
     """One upload's temp file. Writes are pipelined: hashing and writing chunk k
     runs in a worker thread while the caller receives chunk k+1."""
 
-    def __init__(self, root: Path, temp_path: Path, chunk_bytes: int, writeback_bytes: int) -> None:
+    def __init__(
+        self,
+        root: Path,
+        dirs: fsio.DurableDirs,
+        temp_path: Path,
+        chunk_bytes: int,
+        writeback_bytes: int,
+    ) -> None:
         self._root = root
+        self._dirs = dirs
         self.temp_path = temp_path
         self._chunk_bytes = chunk_bytes
         self._writeback_bytes = writeback_bytes
@@ -96,12 +104,22 @@ class _FileStagedBlob:
     async def confirm(self, blob: BlobLocation) -> bool:
         if self._digest is None:
             raise RuntimeError("confirm() before seal()")
-        # Almost always there (a cached lookup, cheaper than a thread hop); gone only
-        # when a GC pass took an unreferenced blob between publish() and acquire.
-        # Whatever the row says, the link makes the content path whole again.
-        if os.path.exists(blob_path(self._root, self._digest)):
+        # Almost always still there; gone only when a GC pass took an unreferenced
+        # blob between publish() and acquire. A link asks the file system itself (on
+        # NFS a lookup may be answered from a stale client cache); EEXIST, the common
+        # answer, costs no more than a lookup. Whatever the row says, the link makes
+        # the content path whole again.
+        final = blob_path_string(str(self._root), self._digest)
+        try:
+            os.link(self.temp_path, final)
+        except FileExistsError:
             return False
-        return await threads.run_sync(self._link_into_place, self._digest)
+        except OSError:
+            # A directory of the path is gone too: the full path creates it again
+            # (or reports the error).
+            return await threads.run_sync(self._link_into_place, self._digest)
+        await threads.run_sync(_fsync_parent, final)
+        return True
 
     async def aclose(self) -> None:
         """Close and remove the temp file, after any write still running in a thread.
@@ -150,11 +168,18 @@ class _FileStagedBlob:
     def _link_into_place(self, digest: ContentHash) -> bool:
         final = blob_path(self._root, digest)
         with _translated_os_errors():
-            fsio.makedirs_durable(final.parent, stop_at=self._root)
+            self._dirs.ensure(final.parent)
             # link, not rename: an existing blob is never replaced, and a concurrent
             # publish of the same bytes cannot clobber it (EEXIST means dedup).
-            created = fsio.durable_link(self.temp_path, final)
-        return created
+            try:
+                return fsio.durable_link(self.temp_path, final)
+            except FileNotFoundError:
+                if not self.temp_path.exists():
+                    raise
+            # A shard directory was removed behind this process's back: make it again.
+            self._dirs.forget(self._root / "sha256")
+            self._dirs.ensure(final.parent)
+            return fsio.durable_link(self.temp_path, final)
 
     def _discard(self) -> None:
         if self._fd >= 0:
@@ -196,6 +221,11 @@ def _sorted_names(folder: Path) -> list[str]:
         return sorted(e.name for e in os.scandir(folder) if e.is_dir(follow_symlinks=False))
     except FileNotFoundError:
         return []
+
+
+def _fsync_parent(path: str) -> None:
+    with _translated_os_errors():
+        fsio.fsync_dir(Path(path).parent)
 
 
 def _blobs_in(folder: Path, storage_class: StorageClass) -> list[StoredBlob]:
@@ -245,6 +275,7 @@ class FilesystemBlobStore:
     ) -> None:
         self.roots = dict(roots)
         self._root_strings = {c: str(root) for c, root in self.roots.items()}
+        self._dirs = {c: fsio.DurableDirs(root) for c, root in self.roots.items()}
         self._chunk_bytes = chunk_bytes
         self._writeback_bytes = writeback_every_bytes
 
@@ -254,9 +285,10 @@ class FilesystemBlobStore:
             await threads.run_sync(self._prepare)
 
     def _prepare(self) -> None:
-        for root in self.roots.values():
+        for storage_class, root in self.roots.items():
             for sub in ("sha256", "tmp"):
                 fsio.makedirs_durable(root / sub, stop_at=Path(root.anchor))
+            self._dirs[storage_class].adopt_existing(root / "sha256")
 
     def temp_dir(self, storage_class: StorageClass) -> Path:
         return self.roots[storage_class] / "tmp"
@@ -271,6 +303,7 @@ class FilesystemBlobStore:
         root = self.roots[storage_class]
         staged = _FileStagedBlob(
             root,
+            self._dirs[storage_class],
             root / "tmp" / TempFile.name_for(upload_id, owner),
             self._chunk_bytes,
             self._writeback_bytes,
