@@ -1,0 +1,44 @@
+"""LocalProcessLiveness on real processes of this machine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from juststorage.adapters.processes import LocalProcessLiveness, _start_time
+
+
+def test_this_process_is_judged_and_alive() -> None:
+    liveness = LocalProcessLiveness()
+    me = liveness.identity()
+    assert liveness.can_judge(me) and not liveness.is_dead(me)
+
+
+def test_a_process_that_ended_is_dead_and_a_reused_pid_does_not_fool_it() -> None:
+    liveness = LocalProcessLiveness()
+    machine = liveness.identity().rsplit(":", 2)[0]
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    owner = f"{machine}:{child.pid}:{_start_time(child.pid)}"
+    assert liveness.can_judge(owner) and not liveness.is_dead(owner)
+    # Same PID, another start time: a different process that reused the number.
+    assert liveness.is_dead(f"{machine}:{child.pid}:1")
+    assert child.stdin is not None
+    child.stdin.close()
+    child.wait(timeout=10)
+    assert liveness.is_dead(owner)
+
+
+def test_owners_elsewhere_or_malformed_are_never_judged() -> None:
+    liveness = LocalProcessLiveness()
+    pid_and_start = liveness.identity().rsplit(":", 2)[1:]
+    for owner in (
+        "another-boot-id/pid:[4026531836]:" + ":".join(pid_and_start),  # another machine
+        "unknown/unknown:1:1",
+        "no colons at all",
+        "machine:notapid:1",
+        "",
+    ):
+        assert not liveness.can_judge(owner), owner
+        assert not liveness.is_dead(owner), owner
