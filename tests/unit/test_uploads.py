@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Iterable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from fakes import FakeBlobStore, FakeClock, FakeMetadataStore
+from juststorage.application import uploads
 from juststorage.application.downloads import find_by_id, find_newest
 from juststorage.application.ports import BlobLocation
 from juststorage.application.uploads import UploadRequest, UploadResult, upload_object
@@ -236,4 +239,33 @@ async def test_aborted_body_leaves_nothing_visible(world: World) -> None:
         await world.upload("k", body())
     assert world.metadata.state.objects == {}
     assert world.blobs.blobs == {}
+    world.assert_nothing_left_in_flight()
+
+
+async def test_a_stalled_upload_keeps_its_writing_row_fresh_until_it_ends(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GC reaps WRITING rows untouched for long; a live upload whose client sends
+    nothing for a while must keep touching its row, and stop once it has ended."""
+    monkeypatch.setattr(uploads, "HEARTBEAT_SECONDS", 0.01)
+    stalled, resume = asyncio.Event(), asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"first part, "
+        stalled.set()
+        await resume.wait()  # the client sends nothing for a while
+        yield b"the rest"
+
+    upload = asyncio.ensure_future(world.upload("k", body()))  # no declared size: a row
+    await stalled.wait()
+    (upload_id,) = world.metadata.writing_ids()
+    started = world.metadata.state.updated_at[upload_id]
+    world.clock.advance(3600)
+    await asyncio.sleep(0.1)
+    assert world.metadata.state.updated_at[upload_id] == started + timedelta(seconds=3600)
+    resume.set()
+    result = await upload
+    world.clock.advance(60)
+    await asyncio.sleep(0.05)  # no beat after the end: the committed row is left alone
+    assert world.metadata.state.updated_at[result.version.id] < world.clock.now()
     world.assert_nothing_left_in_flight()

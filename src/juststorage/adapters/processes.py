@@ -49,21 +49,11 @@ class LocalProcessLiveness:
     def identity(self) -> str:
         return self._identity
 
-    def can_judge(self, owner: str) -> bool:
-        return self._local_pid(owner) is not None
-
     def is_dead(self, owner: str) -> bool:
-        pid = self._local_pid(owner)
-        if pid is None:
-            return False  # not ours to judge: the caller relies on age instead
-        return _start_time(pid) != owner.rsplit(":", 1)[1]
-
-    def _local_pid(self, owner: str) -> int | None:
-        """The owner's PID if it runs (or ran) on this machine, in this PID namespace."""
         parts = owner.rsplit(":", 2)
         if len(parts) != 3:
-            return None
-        machine, pid_text, _ = parts
+            return False
+        machine, pid_text, started = parts
         if machine != self._machine or "unknown" in machine or not pid_text.isdigit():
-            return None
-        return int(pid_text)
+            return False  # not ours to judge: the caller relies on age instead
+        return _start_time(int(pid_text)) != started

@@ -126,7 +126,7 @@ async def _expire_uploads(
             candidates = await view.objects.writing_older_than(cutoff, policy.batch)
         expired = 0
         for upload in candidates:
-            if _abandoned(liveness, upload.owner, upload.updated_at, remote_cutoff):
+            if liveness.is_dead(upload.owner) or upload.updated_at < remote_cutoff:
                 async with metadata.transaction() as uow:
                     # Only if no heartbeat arrived since we looked: then it is still dead.
                     removed = await uow.objects.discard_writing(
@@ -149,21 +149,11 @@ async def _expire_uploads(
             # garbage. An owner on another machine is judged by age, as for WRITING rows.
             if _uuid(temp.upload_id) in live:
                 continue
-            if temp.owner and not _abandoned(liveness, temp.owner, temp.modified_at, remote_cutoff):
+            owner = temp.owner
+            if owner and not liveness.is_dead(owner) and temp.modified_at >= remote_cutoff:
                 continue
             await blobs.remove_temp(temp)
             report.temp_files_removed += 1
-
-
-def _abandoned(
-    liveness: ProcessLiveness, owner: str, last_touched: datetime, remote_cutoff: datetime
-) -> bool:
-    """Whether an upload's row or temp file may be reaped: its owner is certainly dead,
-    or runs where this process cannot tell and has not touched it since the cutoff.
-    A live owner on this machine keeps it however long its client takes."""
-    if liveness.can_judge(owner):
-        return liveness.is_dead(owner)
-    return last_touched < remote_cutoff
 
 
 def _uuid(text: str) -> uuid.UUID | None:

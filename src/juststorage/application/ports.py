@@ -615,11 +615,6 @@ class ProcessLiveness(Protocol):
         """True only when the owner is known to have stopped (never a guess)."""
         ...
 
-    def can_judge(self, owner: str) -> bool:
-        """True when `is_dead` knows the answer for this owner (a process on this
-        machine); GC judges other owners by the age of their rows and files."""
-        ...
-
 
 class TokenVerifier(Protocol):
     def verify(self, token: str) -> Principal:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 import uuid
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
@@ -102,14 +102,15 @@ async def upload_object(
         or request.declared_size > UNREGISTERED_MAX_BYTES
         or blobs.keyed(request.storage_class)
     )
+    keepalive: asyncio.Task[None] | None = None
     if registered:
         async with metadata.transaction(durable=False) as uow:
             await uow.objects.add_writing(upload)
             await uow.commit()
+        keepalive = asyncio.ensure_future(_keep_alive(metadata, upload.id))
     try:
         async with blobs.stage(request.storage_class, upload.id, owner) as staged:
             received = 0
-            touched = time.monotonic()
             async for chunk in body:
                 received += len(chunk)
                 if received > max_object_bytes:
@@ -117,9 +118,6 @@ async def upload_object(
                 if allowance is not None and received > allowance:
                     raise PayloadTooLarge(_over_quota(request.tenant_id, quota_bytes))
                 await staged.write(chunk)
-                if registered and time.monotonic() - touched > HEARTBEAT_SECONDS:
-                    touched = time.monotonic()
-                    await _heartbeat(metadata, upload.id)
             digest, size = await staged.seal()  # bytes durable in the temp file
             if request.declared_size is not None and size != request.declared_size:
                 raise BadRequest("the body is shorter than its Content-Length")
@@ -135,6 +133,9 @@ async def upload_object(
         if registered:
             await _forget_upload(metadata, upload.id)
         raise
+    finally:
+        if keepalive is not None:
+            keepalive.cancel()
     return UploadResult(committed.version, deduplicated=not (published or committed.confirmed))
 
 
@@ -158,11 +159,17 @@ def _over_quota(tenant_id: TenantId, quota_bytes: int | None) -> str:
     )
 
 
-async def _heartbeat(metadata: MetadataStore, upload_id: uuid.UUID) -> None:
-    """Tell GC that a long upload is alive (it reaps WRITING rows untouched for the grace)."""
-    async with metadata.transaction(durable=False) as uow:
-        await uow.objects.touch_writing(upload_id)
-        await uow.commit()
+async def _keep_alive(metadata: MetadataStore, upload_id: uuid.UUID) -> None:
+    """Touch the upload's WRITING row every HEARTBEAT_SECONDS until cancelled, whether
+    or not its client is sending: GC takes a row untouched for long for abandoned."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        try:
+            async with metadata.transaction(durable=False) as uow:
+                await uow.objects.touch_writing(upload_id)
+                await uow.commit()
+        except StorageError:
+            pass  # the next beat may get through; a row stays unreaped for minutes
 
 
 async def _forget_upload(metadata: MetadataStore, upload_id: uuid.UUID) -> None:
