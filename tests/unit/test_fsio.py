@@ -40,44 +40,37 @@ def test_a_link_to_an_existing_name_still_makes_that_name_durable(
     assert fsynced == [tmp_path, tmp_path]
 
 
-def test_directories_made_by_others_are_fsynced_into_their_parents_once(
+HEX = "abcd" + "0" * 60
+OTHER_LEAF = "abef" + "0" * 60
+OTHER_TOP = "1234" + "0" * 60
+
+
+def test_shard_directories_made_by_others_are_made_durable_on_first_use(
     tmp_path: Path, fsynced: list[Path]
 ) -> None:
-    # Another thread or process created sha256/ab (and may not have fsynced it yet).
-    (tmp_path / "sha256" / "ab").mkdir(parents=True)
-    dirs = fsio.DurableDirs(tmp_path)
-    dirs.ensure(tmp_path / "sha256" / "ab" / "cd")
-    assert (tmp_path / "sha256" / "ab" / "cd").is_dir()
-    assert fsynced == [tmp_path, tmp_path / "sha256", tmp_path / "sha256" / "ab"]
-    dirs.ensure(tmp_path / "sha256" / "ab" / "cd")
-    dirs.ensure(tmp_path / "sha256" / "ab" / "ef")
-    assert fsynced[3:] == [tmp_path / "sha256" / "ab"]  # only the new one's parent
+    shards = tmp_path / "sha256"
+    (shards / "ab" / "cd").mkdir(parents=True)  # by another process, maybe not yet fsynced
+    dirs = fsio.DurableShardDirs(shards)
+    assert dirs.ensure(HEX) == shards / "ab" / "cd"
+    # sha256/ for ab's name, then ab (listed first) for cd's: no mkdir needed.
+    assert fsynced == [shards, shards / "ab"]
+    assert dirs.ensure(HEX) == shards / "ab" / "cd"
+    assert len(fsynced) == 2  # known now: nothing more
+    assert dirs.ensure(OTHER_LEAF) == shards / "ab" / "ef"  # created, fsynced into ab
+    assert (shards / "ab" / "ef").is_dir() and fsynced[2:] == [shards / "ab"]
+    assert dirs.ensure(OTHER_TOP) == shards / "12" / "34"
+    assert fsynced[3:] == [shards, shards / "12", shards / "12"]
 
 
-def test_a_forgotten_directory_is_made_again(tmp_path: Path, fsynced: list[Path]) -> None:
-    dirs = fsio.DurableDirs(tmp_path)
-    leaf = tmp_path / "sha256" / "ab" / "cd"
-    dirs.ensure(leaf)
+def test_a_forgotten_store_makes_removed_directories_again(
+    tmp_path: Path, fsynced: list[Path]
+) -> None:
+    shards = tmp_path / "sha256"
+    shards.mkdir()
+    dirs = fsio.DurableShardDirs(shards)
+    leaf = dirs.ensure(HEX)
     leaf.rmdir()
-    (tmp_path / "sha256" / "ab").rmdir()
-    dirs.ensure(leaf)
-    assert not leaf.exists()  # known, so not looked at again ...
-    dirs.forget(tmp_path / "sha256")
-    dirs.ensure(leaf)
-    assert leaf.is_dir()  # ... until forgotten
-
-
-def test_directories_existing_at_startup_are_adopted_with_one_fsync_per_parent(
-    tmp_path: Path, fsynced: list[Path]
-) -> None:
-    top = tmp_path / "sha256"
-    for shard in ("ab/cd", "ab/ef", "12/34"):
-        (top / shard).mkdir(parents=True)
-    dirs = fsio.DurableDirs(tmp_path)
-    dirs.adopt_existing(top)
-    assert sorted(fsynced) == sorted([tmp_path, top, top / "ab", top / "12"])
-    for shard in ("ab/cd", "ab/ef", "12/34"):
-        dirs.ensure(top / shard)
-    assert len(fsynced) == 4  # nothing more for what was adopted
-    dirs.ensure(top / "12" / "56")
-    assert fsynced[4:] == [top / "12"]
+    leaf.parent.rmdir()
+    assert dirs.ensure(HEX) == leaf and not leaf.exists()  # known: not looked at again
+    dirs.forget()
+    assert dirs.ensure(HEX) == leaf and leaf.is_dir()  # ... until forgotten

@@ -16,6 +16,7 @@ committed; later uploads of the same key wait for the next batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -115,10 +116,13 @@ class GroupCommitter:
             if waiter in self._queue:
                 self._queue.remove(waiter)
             elif not waiter.outcome.done():
-                # Its batch is running and may commit it: wait, shielded, for the outcome.
+                # Its batch is running and may commit it: wait for the outcome, shielded
+                # from anyio's cancel scopes and through asyncio's repeated cancels.
                 waiter.outcome.add_done_callback(_observe)
                 with anyio.CancelScope(shield=True):
-                    await asyncio.wait([waiter.outcome])
+                    while not waiter.outcome.done():
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await asyncio.wait([waiter.outcome])
             raise
 
     async def _lead(self) -> None:

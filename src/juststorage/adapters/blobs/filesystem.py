@@ -52,7 +52,7 @@ class _FileStagedBlob:
     def __init__(
         self,
         root: Path,
-        dirs: fsio.DurableDirs,
+        dirs: fsio.DurableShardDirs,
         temp_path: Path,
         chunk_bytes: int,
         writeback_bytes: int,
@@ -166,9 +166,9 @@ class _FileStagedBlob:
         self._digest = ContentHash(self._hasher.hexdigest())
 
     def _link_into_place(self, digest: ContentHash) -> bool:
-        final = blob_path(self._root, digest)
+        hex_digest = digest.hex
         with _translated_os_errors():
-            self._dirs.ensure(final.parent)
+            final = self._dirs.ensure(hex_digest) / hex_digest
             # link, not rename: an existing blob is never replaced, and a concurrent
             # publish of the same bytes cannot clobber it (EEXIST means dedup).
             try:
@@ -177,8 +177,8 @@ class _FileStagedBlob:
                 if not self.temp_path.exists():
                     raise
             # A shard directory was removed behind this process's back: make it again.
-            self._dirs.forget(self._root / "sha256")
-            self._dirs.ensure(final.parent)
+            self._dirs.forget()
+            self._dirs.ensure(hex_digest)
             return fsio.durable_link(self.temp_path, final)
 
     def _discard(self) -> None:
@@ -275,7 +275,7 @@ class FilesystemBlobStore:
     ) -> None:
         self.roots = dict(roots)
         self._root_strings = {c: str(root) for c, root in self.roots.items()}
-        self._dirs = {c: fsio.DurableDirs(root) for c, root in self.roots.items()}
+        self._dirs = {c: fsio.DurableShardDirs(root / "sha256") for c, root in self.roots.items()}
         self._chunk_bytes = chunk_bytes
         self._writeback_bytes = writeback_every_bytes
 
@@ -285,10 +285,9 @@ class FilesystemBlobStore:
             await threads.run_sync(self._prepare)
 
     def _prepare(self) -> None:
-        for storage_class, root in self.roots.items():
+        for root in self.roots.values():
             for sub in ("sha256", "tmp"):
                 fsio.makedirs_durable(root / sub, stop_at=Path(root.anchor))
-            self._dirs[storage_class].adopt_existing(root / "sha256")
 
     def temp_dir(self, storage_class: StorageClass) -> Path:
         return self.roots[storage_class] / "tmp"

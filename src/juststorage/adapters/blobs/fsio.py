@@ -58,57 +58,61 @@ def makedirs_durable(path: Path, stop_at: Path) -> None:
         fsync_dir(directory.parent)
 
 
-class DurableDirs:
-    """Creates directories below one root and knows which of them are durable.
+class DurableShardDirs:
+    """The `sha256/<hh>/<hh>` directories of one root, each made durable once per process.
 
     A directory that exists is not necessarily durable: another thread or process
-    may have just created it and not yet fsynced its parent. A blob linked into it
-    and acknowledged could then vanish with it on power loss. So the first time
-    this process needs a directory it fsyncs that directory's parent, whoever
-    created it; after that the directory costs nothing (nothing here removes one).
+    may have just created it and not yet fsynced its parent, and a blob linked into
+    it and acknowledged could vanish with it on power loss. So the first time this
+    process needs a `<hh>` directory it lists it, then fsyncs it (every second-level
+    directory listed is then durable) and fsyncs `sha256/` (for `<hh>` itself); a
+    second-level directory that appears later is fsynced into `<hh>` on first use.
+    At most 2 x 256 fsyncs per process beyond what creating directories costs, in
+    64 KiB of flags. Nothing in the store removes a directory; `forget()` starts over.
     """
 
-    def __init__(self, root: Path) -> None:
-        self._root = root
-        self._prefix = len(str(root))
-        self._known: set[str] = set()  # paths below the root: at most 65,792 shard dirs
+    def __init__(self, shards: Path) -> None:
+        self._shards = shards
+        self.forget()
 
-    def ensure(self, path: Path) -> None:
-        """Create `path` and its missing parents below the root; each is durable on return."""
-        unknown: list[Path] = []
-        current = path
-        while current != self._root and str(current)[self._prefix :] not in self._known:
-            unknown.append(current)
-            if current.parent == current:
-                break
-            current = current.parent
-        for directory in reversed(unknown):
+    def forget(self) -> None:
+        """Trust nothing known so far (a directory was removed behind our back)."""
+        self._adopted = bytearray(256)  # <hh> listed and fsynced
+        self._known = bytearray(256 * 256)  # <hh>/<hh> durable
+
+    def ensure(self, hex_digest: str) -> Path:
+        """The directory a blob with this digest goes in: existing and durable on return."""
+        first, second = int(hex_digest[:2], 16), int(hex_digest[2:4], 16)
+        top = self._shards / hex_digest[:2]
+        leaf = top / hex_digest[2:4]
+        known, index = self._known, first * 256 + second
+        if known[index]:
+            return leaf
+        if not self._adopted[first]:
             with contextlib.suppress(FileExistsError):
-                os.mkdir(directory)
-            fsync_dir(directory.parent)
-            self._known.add(str(directory)[self._prefix :])
-
-    def adopt_existing(self, top: Path) -> None:
-        """Make every directory that exists now, from `top` down two levels, durable and
-        remember it (at startup: one fsync per directory that holds others, about 257
-        for a full `sha256/`, instead of one per leaf as uploads first reach it)."""
-        fsync_dir(top.parent)
+                os.mkdir(top)
+            fsync_dir(self._shards)
+            listed = [int(name, 16) for name in _subdirectory_names(top) if _is_hex2(name)]
+            fsync_dir(top)  # after the listing: every name listed is durable now
+            for number in listed:
+                known[first * 256 + number] = 1
+            self._adopted[first] = 1
+            if known[index]:
+                return leaf
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(leaf)
         fsync_dir(top)
-        self._known.add(str(top)[self._prefix :])
-        for entry in _subdirectories(str(top)):
-            fsync_dir(Path(entry))
-            self._known.add(entry[self._prefix :])
-            self._known.update(leaf[self._prefix :] for leaf in _subdirectories(entry))
-
-    def forget(self, path: Path) -> None:
-        """Forget `path` and what lies below it (removed behind this process's back)."""
-        below = str(path)[self._prefix :]
-        self._known = {d for d in self._known if d != below and not d.startswith(below + "/")}
+        known[index] = 1
+        return leaf
 
 
-def _subdirectories(path: str) -> list[str]:
+def _subdirectory_names(path: Path) -> list[str]:
     with os.scandir(path) as entries:
-        return [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+        return [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+
+
+def _is_hex2(name: str) -> bool:
+    return len(name) == 2 and all(c in "0123456789abcdef" for c in name)
 
 
 def durable_link(source: Path, target: Path) -> bool:
