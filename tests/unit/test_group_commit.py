@@ -14,7 +14,7 @@ from juststorage.application.gc import GcPolicy, GcReport, collect_garbage
 from juststorage.application.ports import BlobLocation
 from juststorage.application.uploads import UploadRequest, UploadResult, upload_object
 from juststorage.domain.conditions import WritePrecondition
-from juststorage.domain.errors import PreconditionFailed, StorageError
+from juststorage.domain.errors import PreconditionFailed, StorageError, Unavailable
 from juststorage.domain.model import Namespace, ObjectKey, StorageClass, TenantId
 
 pytestmark = pytest.mark.anyio
@@ -203,6 +203,46 @@ async def test_a_caller_cancelled_while_its_batch_runs_cleans_up_only_after_the_
         await upload
     assert events == ["confirmed", "cleaned up"]
     assert [v.key for v in world.metadata.state.objects.values()] == ["k"]  # committed
+
+
+async def test_uploads_queued_when_the_leader_is_cancelled_fail_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = FakeWorld()
+    committer = GroupCommitter(world.metadata)
+    in_batch = asyncio.Event()
+
+    async def stuck_confirm(staged: FakeStagedBlob, blob: BlobLocation) -> bool:
+        in_batch.set()
+        await asyncio.Event().wait()  # a batch that does not end by itself
+        return True
+
+    monkeypatch.setattr(FakeStagedBlob, "confirm", stuck_confirm)
+    first = asyncio.ensure_future(_upload(world, committer, "first", b"1"))
+    await in_batch.wait()
+    # Declares its size: no WRITING row, so nothing holds it up before the queue.
+    queued = asyncio.ensure_future(
+        upload_object(
+            UploadRequest(ACME, FILES, ObjectKey("queued"), declared_size=1),
+            _body(b"2"),
+            metadata=world.metadata,
+            blobs=world.blobs,
+            clock=world.clock,
+            max_object_bytes=1 << 20,
+            committer=committer,
+        )
+    )
+    for _ in range(100):
+        await asyncio.sleep(0.001)
+        if committer._queue:
+            break
+    assert committer._queue and committer._leader is not None
+    committer._leader.cancel()  # the server stops
+    done, _ = await asyncio.wait({first, queued}, timeout=5)
+    assert done == {first, queued}  # neither hangs
+    assert isinstance(queued.exception(), Unavailable)
+    assert first.cancelled() or isinstance(first.exception(), asyncio.CancelledError)
+    assert world.metadata.state.objects == {}
 
 
 async def test_a_small_upload_survives_a_gc_pass_with_grace_zero_mid_upload() -> None:

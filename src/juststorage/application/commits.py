@@ -25,7 +25,7 @@ import anyio
 
 from juststorage.application.ports import BlobLocation, MetadataStore, StagedBlob, UnitOfWork
 from juststorage.domain.conditions import WritePrecondition
-from juststorage.domain.errors import NotFound, PreconditionFailed
+from juststorage.domain.errors import NotFound, PreconditionFailed, Unavailable
 from juststorage.domain.model import ContentHash, NewUpload, ObjectVersion
 
 DEFAULT_MAX_BATCH = 64
@@ -131,6 +131,11 @@ class GroupCommitter:
                 await self._commit_batch(self._take_batch())
         finally:
             self._leader = None
+            # Stopped by a cancellation (a shutdown) with uploads still queued: none of
+            # them was begun, so they fail now instead of waiting for a leader that is gone.
+            queued, self._queue = self._queue, []
+            for waiter in queued:
+                waiter.fail(Unavailable("the server is stopping; the upload was not stored"))
 
     def _take_batch(self) -> list[_Waiter]:
         batch: list[_Waiter] = []
