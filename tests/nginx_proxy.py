@@ -105,7 +105,7 @@ def running_nginx(nginx: str, root: Path, *, upstream: str, data_dir: Path) -> I
 
 def _answers(proxy: Nginx) -> bool:
     try:
-        httpx.get(proxy.url + "/healthz", timeout=1.0, trust_env=False)
+        httpx.get(proxy.url + "/health", timeout=1.0, trust_env=False)
     except httpx.HTTPError:
         return False
     return True

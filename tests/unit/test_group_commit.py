@@ -32,10 +32,15 @@ async def _upload(
     key: str,
     data: bytes,
     precondition: WritePrecondition | None = None,
+    declared_size: int | None = None,
 ) -> UploadResult:
     return await upload_object(
         UploadRequest(
-            ACME, FILES, ObjectKey(key), precondition=precondition or WritePrecondition()
+            ACME,
+            FILES,
+            ObjectKey(key),
+            precondition=precondition or WritePrecondition(),
+            declared_size=declared_size,
         ),
         _body(data),
         metadata=world.metadata,
@@ -137,25 +142,35 @@ async def test_a_failing_confirm_fails_only_its_upload(monkeypatch: pytest.Monke
     assert world.metadata.writing_ids() == set()
 
 
+class HeldConfirm:
+    """`FakeStagedBlob.confirm` held inside its batch's transaction until `release` is
+    set (never, if a test does not): the batch runs, its outcome unknown."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, events: list[str]) -> None:
+        self.in_batch, self.release = asyncio.Event(), asyncio.Event()
+        confirm = FakeStagedBlob.confirm
+
+        async def held(staged: FakeStagedBlob, blob: BlobLocation) -> bool:
+            self.in_batch.set()
+            await self.release.wait()
+            events.append("confirmed")
+            return await confirm(staged, blob)
+
+        monkeypatch.setattr(FakeStagedBlob, "confirm", held)
+
+
 async def test_a_caller_cancelled_while_queued_commits_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     world = FakeWorld()
     committer = GroupCommitter(world.metadata)
-    release = asyncio.Event()
-    original_confirm = FakeStagedBlob.confirm
-
-    async def slow_confirm(staged: FakeStagedBlob, blob: BlobLocation) -> bool:
-        await release.wait()  # keeps the first batch open while the second upload queues
-        return await original_confirm(staged, blob)
-
-    monkeypatch.setattr(FakeStagedBlob, "confirm", slow_confirm)
+    held = HeldConfirm(monkeypatch, [])  # keeps the first batch open while the second queues
     first = asyncio.ensure_future(_upload(world, committer, "first", b"1"))
-    await asyncio.sleep(0.01)
+    await held.in_batch.wait()
     second = asyncio.ensure_future(_upload(world, committer, "second", b"2"))
     await asyncio.sleep(0.01)
     second.cancel()
-    release.set()
+    held.release.set()
     assert (await first).version.key == "first"
     with pytest.raises(asyncio.CancelledError):
         await second
@@ -170,16 +185,9 @@ async def test_a_caller_cancelled_while_its_batch_runs_cleans_up_only_after_the_
     upload leaves `stage()`: that must not happen while the batch may still commit it."""
     world = FakeWorld()
     committer = GroupCommitter(world.metadata)
-    in_batch, release = asyncio.Event(), asyncio.Event()
     events: list[str] = []
-    original_confirm = FakeStagedBlob.confirm
+    held = HeldConfirm(monkeypatch, events)
     original_stage = type(world.blobs).stage
-
-    async def slow_confirm(staged: FakeStagedBlob, blob: BlobLocation) -> bool:
-        in_batch.set()
-        await release.wait()  # the batch is running, its outcome unknown
-        events.append("confirmed")
-        return await original_confirm(staged, blob)
 
     @contextlib.asynccontextmanager
     async def recorded_stage(*args: object, **kwargs: object) -> AsyncIterator[FakeStagedBlob]:
@@ -189,16 +197,15 @@ async def test_a_caller_cancelled_while_its_batch_runs_cleans_up_only_after_the_
         finally:
             events.append("cleaned up")
 
-    monkeypatch.setattr(FakeStagedBlob, "confirm", slow_confirm)
     monkeypatch.setattr(type(world.blobs), "stage", recorded_stage)
     upload = asyncio.ensure_future(_upload(world, committer, "k", b"bytes"))
-    await in_batch.wait()
+    await held.in_batch.wait()
     upload.cancel()  # the client disconnects while its batch runs
     await asyncio.sleep(0.01)
     upload.cancel()  # and the server, shutting down, cancels it again
     await asyncio.sleep(0.01)
     assert events == [] and not upload.done()  # still waiting for the batch
-    release.set()
+    held.release.set()
     with pytest.raises(asyncio.CancelledError):
         await upload
     assert events == ["confirmed", "cleaned up"]
@@ -210,28 +217,11 @@ async def test_uploads_queued_when_the_leader_is_cancelled_fail_instead_of_hangi
 ) -> None:
     world = FakeWorld()
     committer = GroupCommitter(world.metadata)
-    in_batch = asyncio.Event()
-
-    async def stuck_confirm(staged: FakeStagedBlob, blob: BlobLocation) -> bool:
-        in_batch.set()
-        await asyncio.Event().wait()  # a batch that does not end by itself
-        return True
-
-    monkeypatch.setattr(FakeStagedBlob, "confirm", stuck_confirm)
+    held = HeldConfirm(monkeypatch, [])  # never released: a batch that does not end itself
     first = asyncio.ensure_future(_upload(world, committer, "first", b"1"))
-    await in_batch.wait()
+    await held.in_batch.wait()
     # Declares its size: no WRITING row, so nothing holds it up before the queue.
-    queued = asyncio.ensure_future(
-        upload_object(
-            UploadRequest(ACME, FILES, ObjectKey("queued"), declared_size=1),
-            _body(b"2"),
-            metadata=world.metadata,
-            blobs=world.blobs,
-            clock=world.clock,
-            max_object_bytes=1 << 20,
-            committer=committer,
-        )
-    )
+    queued = asyncio.ensure_future(_upload(world, committer, "queued", b"2", declared_size=1))
     for _ in range(100):
         await asyncio.sleep(0.001)
         if committer._queue:
