@@ -66,7 +66,10 @@ def _server_env(root: Path, config: Path) -> dict[str, str]:
         "JUSTSTORAGE_WORKERS": str(WORKERS),
         "JUSTSTORAGE_CONFIG": str(config),
         "JUSTSTORAGE_GC_INTERVAL_S": "0.2",
-        "JUSTSTORAGE_GC_GRACE_S": "0",
+        # Long enough that no pass takes a file an upload has published but not yet
+        # committed (grace 0 may: the commit links it back, but the upload then counts
+        # as a fresh copy, not a dedup hit, and the exact totals below would be off).
+        "JUSTSTORAGE_GC_GRACE_S": "2",
         "PROMETHEUS_MULTIPROC_DIR": str(root / "prom"),
     }
 
@@ -175,10 +178,8 @@ def test_counters_are_totals_over_all_processes(server: Server) -> None:
 def _removed_blobs_once_settled(server: Server) -> float:
     """GC's removed-blob total once every pass that began before this call has ended.
 
-    With a grace period of 0 a pass may take a file an upload has published but not
-    yet committed (the upload's commit links it back), so the uploads above may
-    already have counted removals. Passes run one at a time (the GC lease): after two
-    more of them end, any pass that was running when this was called has been counted.
+    Passes run one at a time (the GC lease): after two more of them end, any pass
+    that was running when this was called has been counted.
     """
     runs = value(_scrape(server), "just_storage_gc_runs_total")
     assert wait_until(
@@ -196,7 +197,7 @@ def test_gc_counters_add_up_across_processes(server: Server) -> None:
         assert response.status_code == 204
     assert wait_until(
         lambda: value(_scrape(server), "just_storage_gc_deleted_blobs_total") > removed_before,
-        timeout=10,
+        timeout=20,
     )
     # One blob, removed once (by whichever process ran that pass): another pass's
     # removal would show here as a second one.
