@@ -31,15 +31,30 @@ from juststorage.domain.model import Namespace, TenantId
 TENANT, NAMESPACE = TenantId("acme"), Namespace("kb")
 
 
-def _queries(rows: int) -> dict[str, ListQuery | str]:
+def _queries(rows: int) -> dict[str, tuple[ListQuery, bool]]:
+    """{title: (query, newest_only)}: the statements `SqlObjectRepository.list_page` runs.
+
+    A newest-only listing first scans every version (the caller keeps each key's first
+    row; its cursor resumes after the key) and asks the database to filter only for a
+    storage class, or for the rest of a page whose scan met older versions.
+    """
     deep = ListCursor(f"doc-{rows - 200:09d}", rows)
+    after_deep_key = ListCursor(deep.key, 0)
     return {
-        "list, first page (newest only)": ListQuery(TENANT, NAMESPACE, 101),
-        "list, deep page (newest only)": ListQuery(TENANT, NAMESPACE, 101, after=deep),
-        "list, deep page, all versions": ListQuery(
-            TENANT, NAMESPACE, 101, after=deep, all_versions=True
+        "list, first page (newest only: scan)": (ListQuery(TENANT, NAMESPACE, 101), False),
+        "list, deep page (newest only: scan)": (
+            ListQuery(TENANT, NAMESPACE, 101, after=after_deep_key),
+            False,
         ),
-        "list, prefix": ListQuery(TENANT, NAMESPACE, 101, prefix="doc-0005"),
+        "list, deep page (newest only: filtered by the database)": (
+            ListQuery(TENANT, NAMESPACE, 101, after=after_deep_key),
+            True,
+        ),
+        "list, deep page, all versions": (
+            ListQuery(TENANT, NAMESPACE, 101, after=deep, all_versions=True),
+            False,
+        ),
+        "list, prefix": (ListQuery(TENANT, NAMESPACE, 101, prefix="doc-0005"), False),
     }
 
 
@@ -76,10 +91,11 @@ async def postgres(url: str, rows: int) -> None:
             " AND state = 'COMMITTED' ORDER BY commit_seq DESC LIMIT 1"
         )
         await _pg_plan(conn, "newest version by key", newest, ["acme", "kb", "doc-000500001"])
-        for title, query in _queries(rows).items():
-            assert isinstance(query, ListQuery)
+        for title, (query, newest_only) in _queries(rows).items():
             params = Params(numbered=True)
-            sql = list_page_sql(query, params, PostgresDialect.summary_columns)
+            sql = list_page_sql(
+                query, params, PostgresDialect.summary_columns, newest_only=newest_only
+            )
             await _pg_plan(
                 conn, title, sql, [str(v) if isinstance(v, str) else v for v in params.values]
             )
@@ -121,10 +137,11 @@ def sqlite_plans(path: Path, rows: int) -> None:
         )
         conn.execute("ANALYZE")
         print(f"SQLite, {rows} keys\n")
-        for title, query in _queries(rows).items():
-            assert isinstance(query, ListQuery)
+        for title, (query, newest_only) in _queries(rows).items():
             params = Params(numbered=False)
-            sql = list_page_sql(query, params, SqliteDialect.summary_columns)
+            sql = list_page_sql(
+                query, params, SqliteDialect.summary_columns, newest_only=newest_only
+            )
             plan = conn.execute(f"EXPLAIN QUERY PLAN {sql}", params.values).fetchall()
             print(f"### {title}\n```")
             for row in plan:

@@ -223,7 +223,12 @@ class FakeObjectRepository:
                 v
                 for v in rows
                 if v.key.encode("utf-8") > after_key
-                or (v.key == query.after.key and v.commit_seq < query.after.commit_seq)
+                # Every version: resume inside the cursor's key; newest only: after it.
+                or (
+                    query.all_versions
+                    and v.key == query.after.key
+                    and v.commit_seq < query.after.commit_seq
+                )
             ]
         return [(summarize(v), v.commit_seq) for v in rows[: query.limit]]
 

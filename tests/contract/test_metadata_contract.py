@@ -542,6 +542,38 @@ async def test_cursor_combines_with_prefix(backend: Backend) -> None:
     assert [v.key for v in page] == ["a2", "a3"]
 
 
+async def test_newest_only_page_is_full_when_keys_have_many_versions(backend: Backend) -> None:
+    """A page scanned row by row meets older versions; it must still hold `limit` keys."""
+    store, clock = backend.store, backend.clock
+    for round_ in range(4):
+        for key in ["a", "b", "c", "d", "e"]:
+            await seed_version(store, clock, key, data=f"{key}{round_}".encode())
+    newest_versions = await list_all(store)
+    assert [v.key for v in newest_versions] == ["a", "b", "c", "d", "e"]
+    for limit in range(1, 7):
+        async with store.snapshot() as view:
+            page = listed_rows(
+                await view.objects.list_page(
+                    ListQuery(tenant_id=ACME, namespace=FILES, limit=limit)
+                )
+            )
+        assert page == newest_versions[:limit]
+
+
+async def test_newest_only_listing_resumes_after_the_cursors_key(backend: Backend) -> None:
+    """Even when the cursor's version went away between pages: the key was listed."""
+    store, clock = backend.store, backend.clock
+    await seed_version(store, clock, "k", data=b"1")
+    listed = await seed_version(store, clock, "k", data=b"2")
+    after = await seed_version(store, clock, "l")
+    async with store.transaction() as uow:
+        await uow.objects.mark_deleting(ACME, listed.id)
+        await uow.commit()
+    cursor = ListCursor("k", listed.commit_seq)
+    assert [v.id for v in await list_all(store, after=cursor)] == [after.id]
+    assert [v.id for v in await list_all(store, after=cursor, storage_class=HOT)] == [after.id]
+
+
 async def test_storage_class_filter_lists_keys_whose_newest_version_has_the_class(
     backend: Backend,
 ) -> None:

@@ -109,7 +109,7 @@ class PostgresDialect:
     nullable_ts = "?::timestamptz"  # a bare NULL parameter has no type to deduce
     bigint = "?::bigint"  # used bare in two places it is deduced as two types
     summary_columns = (
-        "o.id::text, o.namespace, o.tenant_id, o.key, 'sha256:' || o.content_hash,"
+        "o.id::text, o.key, 'sha256:' || o.content_hash,"
         " o.size_bytes, o.storage_class, o.content_type,"
         " to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
         " o.commit_seq"

@@ -36,11 +36,13 @@ class Params:
         return f"${len(self.values)}" if self._numbered else "?"
 
 
-def list_page_sql(query: ListQuery, params: Params, columns: str) -> str:
-    """Keyset page over the committed-by-key index (see the migrations).
+def list_page_sql(query: ListQuery, params: Params, columns: str, *, newest_only: bool) -> str:
+    """Keyset page over the committed-by-key index (see the migrations), in listing order.
 
-    `columns` is the dialect's `summary_columns`: the `ObjectSummary` fields, then
-    `commit_seq`, all of `objects o`.
+    `columns` is the dialect's `summary_columns`: the `ObjectSummary` fields but
+    tenant and namespace, then `commit_seq`, all of `objects o`. With `newest_only`
+    the database keeps only each key's newest committed version; without it every
+    committed version is listed.
     """
     p: Callable[[Any], str] = params
     where = [f"o.tenant_id = {p(query.tenant_id)}", f"o.namespace = {p(query.namespace)}"]
@@ -56,7 +58,7 @@ def list_page_sql(query: ListQuery, params: Params, columns: str) -> str:
         where.append(f"o.key >= {p(key)} AND (o.key > {p(key)} OR o.commit_seq < {p(seq)})")
     if query.storage_class is not None:
         where.append(f"o.storage_class = {p(query.storage_class.value)}")
-    if not query.all_versions:
+    if newest_only:
         where.append(
             "NOT EXISTS (SELECT 1 FROM objects n WHERE n.tenant_id = o.tenant_id"
             " AND n.namespace = o.namespace AND n.key = o.key AND n.state = 'COMMITTED'"

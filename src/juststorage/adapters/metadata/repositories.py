@@ -6,6 +6,7 @@ orders and the conditions in the WHERE clauses are deliberate: docs/durability.m
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
 
@@ -27,6 +28,7 @@ from juststorage.application.ports import (
     ListQuery,
     WritingUpload,
 )
+from juststorage.domain.cursor import ListCursor
 from juststorage.domain.errors import NotFound, StorageError
 from juststorage.domain.model import (
     ContentHash,
@@ -190,23 +192,45 @@ class SqlObjectRepository(SqlRepository):
         await self._d.count_usage(self._s, tenant, deltas)
 
     async def list_page(self, query: ListQuery) -> list[Listed]:
+        if query.all_versions:
+            return await self._select_page(query, newest_only=False)
+        if query.after is not None:
+            # The cursor's key was listed already, by its newest version: resume after it.
+            query = replace(query, after=ListCursor(query.after.key, 0))
+        if query.storage_class is not None:
+            return await self._select_page(query, newest_only=True)
+        # Scan every version and keep each key's first (newest) row: with one version
+        # per key, the common case, this is a third cheaper than asking the database to
+        # drop the older versions (a correlated NOT EXISTS per row). If the scan met
+        # older versions it may have ended early: the rest comes from that query.
+        scanned = await self._select_page(query, newest_only=False)
+        page = _first_row_of_each_key(scanned)
+        if len(scanned) < query.limit or len(page) == query.limit:
+            return page
+        rest = replace(
+            query, limit=query.limit - len(page), after=ListCursor(page[-1][0]["key"], 0)
+        )
+        return page + await self._select_page(rest, newest_only=True)
+
+    async def _select_page(self, query: ListQuery, *, newest_only: bool) -> list[Listed]:
         params = Params(numbered=False)
-        sql = list_page_sql(query, params, self._d.summary_columns)
+        sql = list_page_sql(query, params, self._d.summary_columns, newest_only=newest_only)
         values = tuple(str(v) if isinstance(v, str) else v for v in params.values)
+        tenant_id, namespace = str(query.tenant_id), str(query.namespace)
         return [
             (
                 {
                     "id": r[0],
-                    "namespace": r[1],
-                    "tenant_id": r[2],
-                    "key": r[3],
-                    "content_hash": r[4],
-                    "size_bytes": r[5],
-                    "storage_class": r[6],
-                    "content_type": r[7],
-                    "created_at": r[8],
+                    "namespace": namespace,
+                    "tenant_id": tenant_id,
+                    "key": r[1],
+                    "content_hash": r[2],
+                    "size_bytes": r[3],
+                    "storage_class": r[4],
+                    "content_type": r[5],
+                    "created_at": r[6],
                 },
-                r[9],
+                r[7],
             )
             for r in await self._s.fetchall(sql, values)
         ]
@@ -440,3 +464,15 @@ class SqlBlobIndex(SqlRepository):
                 location.content_hash.hex,
             ),
         )
+
+
+def _first_row_of_each_key(rows: list[Listed]) -> list[Listed]:
+    """The rows that start a key: its newest version, in rows ordered by key, newest first."""
+    firsts: list[Listed] = []
+    previous_key = None
+    for row in rows:
+        key = row[0]["key"]
+        if key != previous_key:
+            firsts.append(row)
+            previous_key = key
+    return firsts

@@ -45,8 +45,9 @@ class Dialect(Protocol):
     skip_locked: str  # suffix of a subquery choosing rows to update: "" or FOR UPDATE SKIP LOCKED
     nullable_ts: str  # a timestamp placeholder that may be bound to NULL (typed if needed)
     bigint: str  # an integer placeholder used twice (typed once if needed)
-    # SQL expressions over `objects o`: the `ObjectSummary` fields in their JSON
-    # form (formatted by the database, not per row in Python), then commit_seq
+    # SQL expressions over `objects o`: the `ObjectSummary` fields but the tenant and
+    # namespace (the query's own) in their JSON form (formatted by the database, not
+    # per row in Python), then commit_seq
     summary_columns: str
 
     def ts_in(self, moment: datetime) -> Any:

@@ -138,8 +138,8 @@ class SqliteDialect:
     nullable_ts = "?"
     bigint = "?"
     summary_columns = (
-        "o.id, o.namespace, o.tenant_id, o.key, 'sha256:' || o.content_hash, o.size_bytes,"
-        " o.storage_class, o.content_type, substr(o.created_at, 1, 19) || 'Z', o.commit_seq"
+        "o.id, o.key, 'sha256:' || o.content_hash, o.size_bytes, o.storage_class,"
+        " o.content_type, substr(o.created_at, 1, 19) || 'Z', o.commit_seq"
     )  # created_at is stored as _ts() writes it: UTC, "%Y-%m-%dT%H:%M:%S.%fZ"
 
     def ts_in(self, moment: datetime) -> str:
