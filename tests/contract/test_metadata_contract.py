@@ -20,6 +20,7 @@ import pytest
 
 from fakes import BlobRecord, FakeClock, FakeMetadataStore, seed_version
 from juststorage.adapters.metadata import sqlite as sqlite_adapter
+from juststorage.adapters.metadata.repositories import SqlObjectRepository
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore
 from juststorage.application.ports import (
     ApiKeyRecord,
@@ -558,6 +559,52 @@ async def test_newest_only_page_is_full_when_keys_have_many_versions(backend: Ba
                 )
             )
         assert page == newest_versions[:limit]
+
+
+async def _commit_together(store: MetadataStore, clock: FakeClock, keys: list[str]) -> list[UUID]:
+    """New versions of `keys` in one transaction, as a group-commit batch writes them."""
+    ids = []
+    async with store.transaction() as uow:
+        for key in keys:
+            upload = new_upload(key, clock)
+            digest = ContentHash(hashlib.sha256(f"{key} batch".encode()).hexdigest())
+            await uow.objects.add_writing(upload)
+            await uow.objects.commit_upload(upload.id, digest, 5)
+            await uow.blobs.acquire(upload.storage_class, digest, 5)
+            ids.append(upload.id)
+        await uow.commit()
+    return ids
+
+
+async def test_a_listing_page_is_one_consistent_read(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch committed while a page is read shows in it wholly or not at all, also
+    when the page's first scan met older versions and the page is read again."""
+    if isinstance(backend.store, FakeMetadataStore):
+        pytest.skip("the fake answers from one dict: nothing runs between its statements")
+    store, clock = backend.store, backend.clock
+    for n in range(3):
+        old_a = await seed_version(store, clock, "a", data=bytes([n]))
+    b = await seed_version(store, clock, "b")
+    old_c = await seed_version(store, clock, "c")
+    read_page = SqlObjectRepository._select_page
+    batch: list[UUID] = []
+
+    async def batch_commits_after_each_statement(
+        self: SqlObjectRepository, query: ListQuery, *, newest_only: bool
+    ) -> list[Listed]:
+        rows = await read_page(self, query, newest_only=newest_only)
+        batch.extend(await _commit_together(store, clock, ["a", "c"]))
+        return rows
+
+    monkeypatch.setattr(SqlObjectRepository, "_select_page", batch_commits_after_each_statement)
+    async with store.snapshot() as view:
+        page = await view.objects.list_page(ListQuery(tenant_id=ACME, namespace=FILES, limit=3))
+    listed = [row.id for row in listed_rows(page)]
+    assert len(batch) == 4  # the scan of a's three versions was short: the page read twice
+    new_a, new_c = batch[:2]
+    assert listed in ([old_a.id, b.id, old_c.id], [new_a, b.id, new_c])
 
 
 async def test_newest_only_listing_resumes_after_the_cursors_key(backend: Backend) -> None:

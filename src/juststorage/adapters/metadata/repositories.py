@@ -202,15 +202,13 @@ class SqlObjectRepository(SqlRepository):
         # Scan every version and keep each key's first (newest) row: with one version
         # per key, the common case, this is a third cheaper than asking the database to
         # drop the older versions (a correlated NOT EXISTS per row). If the scan met
-        # older versions it may have ended early: the rest comes from that query.
+        # older versions it may have ended short of a page: then the whole page comes
+        # from that query instead, so a page is always one statement's consistent read.
         scanned = await self._select_page(query, newest_only=False)
         page = _first_row_of_each_key(scanned)
         if len(scanned) < query.limit or len(page) == query.limit:
             return page
-        rest = replace(
-            query, limit=query.limit - len(page), after=ListCursor(page[-1][0]["key"], 0)
-        )
-        return page + await self._select_page(rest, newest_only=True)
+        return await self._select_page(query, newest_only=True)
 
     async def _select_page(self, query: ListQuery, *, newest_only: bool) -> list[Listed]:
         params = Params(numbered=False)
