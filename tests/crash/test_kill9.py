@@ -148,7 +148,9 @@ def test_kill9_at_random_points_loses_nothing_acknowledged(
         asyncio.run(
             _round(rng.randrange(10**9), server.url, ledger, rng.uniform(0.05, 0.6), server)
         )
-        assert time.monotonic() - started < 240, f"too slow at kill point {point}"
+        # A guard against a hang, not a speed test: rounds take 2-12 s each, up to
+        # 30 s when a slow machine restarts the server on PostgreSQL.
+        assert time.monotonic() - started < 900, f"too slow at kill point {point}"
 
     server = start(tmp_path, {**env, "JUSTSTORAGE_GC_INTERVAL_S": "0"}, data_dir=data_dir)
     try:

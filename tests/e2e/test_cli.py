@@ -168,11 +168,11 @@ def _run_serve(env: dict[str, str]) -> CliResult:
         text=True,
     )
     try:
-        stdout, stderr = proc.communicate(timeout=15)
+        stdout, stderr = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=STOP_TIMEOUT_S)
-        return CliResult(0, stdout, "still serving after 15 s\n" + stderr)
+        return CliResult(0, stdout, "still serving after 30 s\n" + stderr)
     return CliResult(proc.returncode, stdout, stderr)
 
 

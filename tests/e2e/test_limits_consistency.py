@@ -83,7 +83,9 @@ def test_uploads_over_the_concurrency_cap_are_429(server: Server, auth: dict[str
 
 
 def test_request_rate_limit_is_429_with_retry_after(start_server: StartServer) -> None:
-    server = start_server(JUSTSTORAGE_RATE_LIMIT_RPS="2")
+    # One request per tenant, then none for ~17 minutes: no refill races the test
+    # (at a few per second a slow machine's requests could each earn the next token).
+    server = start_server(JUSTSTORAGE_RATE_LIMIT_RPS="0.001")
     auth = server.admin_headers()
     tenant = unique_name()
     statuses = []

@@ -183,14 +183,14 @@ def test_aborted_upload_leaves_nothing_behind(server: Server) -> None:
         f"X-Tenant: {tenant}\r\nX-Namespace: n\r\nX-Key: aborted\r\n"
         f"Content-Length: {declared}\r\n\r\n"
     ).encode("ascii")
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
         sock.sendall(head)
         sock.sendall(b"a" * (declared // 2))
         # The server is staging the body in <root>/tmp when the client vanishes.
-        assert wait_until(lambda: bool(temp_files(server.data_dir / "hot")), timeout=5)
+        assert wait_until(lambda: bool(temp_files(server.data_dir / "hot")), timeout=30)
         time.sleep(0.1)
     auth = server.admin_headers()
-    assert wait_until(lambda: not temp_files(server.data_dir / "hot"), timeout=10), temp_files(
+    assert wait_until(lambda: not temp_files(server.data_dir / "hot"), timeout=30), temp_files(
         server.data_dir / "hot"
     )
     assert server.client.get(by_key_path("n", tenant, "aborted"), headers=auth).status_code == 404

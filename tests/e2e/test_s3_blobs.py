@@ -130,12 +130,13 @@ def test_an_aborted_upload_leaves_nothing_behind(s3_server: Server) -> None:
         f"Content-Length: {declared}\r\n\r\n"
     ).encode("ascii")
     before = bucket(s3_server).objects("hot")
-    with socket.create_connection(("127.0.0.1", s3_server.port), timeout=5) as sock:
+    # The timeout covers the whole sendall: the server must drain 12 MiB meanwhile.
+    with socket.create_connection(("127.0.0.1", s3_server.port), timeout=60) as sock:
         sock.sendall(head)
         sock.sendall(os.urandom(12 * MIB))  # two parts: a multipart upload is under way
-        assert wait_until(lambda: not _no_multipart_uploads(s3_server), timeout=10)
+        assert wait_until(lambda: not _no_multipart_uploads(s3_server), timeout=30)
         time.sleep(0.1)
-    assert wait_until(lambda: _no_multipart_uploads(s3_server), timeout=15)
+    assert wait_until(lambda: _no_multipart_uploads(s3_server), timeout=30)
     assert bucket(s3_server).objects("hot") == before
     auth = s3_server.admin_headers()
     assert (

@@ -27,7 +27,10 @@ TENANT = "mh"
 NAMESPACE = "load"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 EJECT_SECONDS = 5.0  # a host that just failed is tried last for this long
+# Short enough to notice a host cut off (no answer ever comes) within a test's load.
 TIMEOUT = httpx.Timeout(connect=1.0, read=5.0, write=5.0, pool=2.0)
+# For loads where no host is cut off: a slow fsync on a busy machine is not an error.
+PATIENT = httpx.Timeout(60.0, connect=5.0)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -63,17 +66,26 @@ class Results:
 
 
 def upload(
-    client: httpx.Client, url: str, key: str, data: bytes, tenant: str = TENANT
+    client: httpx.Client,
+    url: str,
+    key: str,
+    data: bytes,
+    tenant: str = TENANT,
+    timeout: httpx.Timeout = TIMEOUT,
 ) -> httpx.Response:
     headers = {**AUTH, "X-Tenant": tenant, "X-Namespace": NAMESPACE, "X-Key": key}
-    return client.post(f"{url}/v1/objects", headers=headers, content=data, timeout=TIMEOUT)
+    return client.post(f"{url}/v1/objects", headers=headers, content=data, timeout=timeout)
 
 
 def download(
-    client: httpx.Client, url: str, object_id: str, tenant: str = TENANT
+    client: httpx.Client,
+    url: str,
+    object_id: str,
+    tenant: str = TENANT,
+    timeout: httpx.Timeout = TIMEOUT,
 ) -> httpx.Response:
     headers = {**AUTH, "X-Tenant": tenant}
-    return client.get(f"{url}/v1/objects/{object_id}", headers=headers, timeout=TIMEOUT)
+    return client.get(f"{url}/v1/objects/{object_id}", headers=headers, timeout=timeout)
 
 
 class Load:
@@ -88,6 +100,7 @@ class Load:
         max_uploads: int,
         max_seconds: float,
         sizes: Sequence[int] = (1024, 4096, 16384, 65536),
+        timeout: httpx.Timeout = TIMEOUT,
     ) -> None:
         self.threads = NamespaceThreads(netns, workers)
         self.urls = urls
@@ -97,6 +110,7 @@ class Load:
         self._max_uploads = max_uploads
         self._deadline = time.monotonic() + max_seconds
         self._sizes = sizes
+        self._timeout = timeout
         self._down_until: dict[str, float] = {}
         self._futures = [self.threads.submit(self._worker, n) for n in range(workers)]
 
@@ -141,7 +155,9 @@ class Load:
         for writer in self._in_turn(names, first):
             sent_at, started = time.time(), time.monotonic()
             try:
-                response = upload(client, self.urls[writer], f"{key}@{writer}", data)
+                response = upload(
+                    client, self.urls[writer], f"{key}@{writer}", data, timeout=self._timeout
+                )
             except httpx.TransportError as exc:
                 self._error(writer, type(exc).__name__)
                 continue
@@ -162,7 +178,7 @@ class Load:
     ) -> None:
         for reader in self._in_turn(names, ack.writer, other_than_first=True):
             try:
-                response = download(client, self.urls[reader], ack.object_id)
+                response = download(client, self.urls[reader], ack.object_id, timeout=self._timeout)
             except httpx.TransportError as exc:
                 self._error(reader, type(exc).__name__)
                 continue  # that host is unreachable: try the next one

@@ -20,6 +20,7 @@ from mh_cluster import MakeStore, Store
 from mh_hosts import StorageHost
 from mh_load import (
     AUTH,
+    PATIENT,
     TENANT,
     Ack,
     Load,
@@ -47,10 +48,15 @@ def test_read_after_write_from_another_host(make_store: MakeStore) -> None:
     store = make_store()
     phases.mark("3 hosts up")
     load = Load(
-        store.cluster.client.netns, store.urls(), workers=6, max_uploads=UPLOADS, max_seconds=20
+        store.cluster.client.netns,
+        store.urls(),
+        workers=6,
+        max_uploads=UPLOADS,
+        max_seconds=120,
+        timeout=PATIENT,  # no host fails here: a slow request is not an error
     )
     try:
-        load.wait_for_acks(UPLOADS, 30)
+        load.wait_for_acks(UPLOADS, 120)
     finally:
         results = load.stop()
     assert not results.violations, results.violations[:10]
@@ -70,19 +76,21 @@ def test_host_killed_and_host_cut_off_mid_load(make_store: MakeStore) -> None:
     store = make_store()
     phases.mark("3 hosts up")
     js1, js2, js3 = store.hosts
+    # Bounded by count and time; stopped as soon as the last phase has its acks. The
+    # phases wait generously: a slow hour on a shared machine is not a failure.
     load = Load(
-        store.cluster.client.netns, store.urls(), workers=6, max_uploads=3000, max_seconds=30
+        store.cluster.client.netns, store.urls(), workers=6, max_uploads=3000, max_seconds=240
     )
     try:
-        load.wait_for_acks(60, 20)
+        load.wait_for_acks(60, 60)
         js1.kill9()  # a host crash: SIGKILL, mid-request
         killed_at = time.time()
         phases.mark("js1 killed")
-        load.wait_for_acks(len(load.results.acks) + 60, 20)
+        load.wait_for_acks(len(load.results.acks) + 60, 60)
         js2.host.link_down()  # a host cut off: its cable pulled, its process still running
         cut_at = time.time()
         phases.mark("js2 cut off")
-        wait_until(lambda: len(load.results.acks_after(cut_at)) >= 40, 20)
+        wait_until(lambda: len(load.results.acks_after(cut_at)) >= 40, 90)
         phases.mark("40 acks by js3")
     finally:
         results = load.stop()
@@ -265,7 +273,9 @@ def test_dedup_and_gc_races_across_hosts(make_store: MakeStore) -> None:
                     break
                 data = contents[0] if attempt == 0 else rng.choice(contents)
                 writer = names[(number + attempt) % len(names)]
-                response = upload(client, urls[writer], f"d{number}/{attempt}", data)
+                response = upload(
+                    client, urls[writer], f"d{number}/{attempt}", data, timeout=PATIENT
+                )
                 assert response.status_code == 201, (writer, response.text)
                 body = response.json()
                 live[body["id"]] = Ack(
@@ -322,7 +332,7 @@ def test_dedup_and_gc_races_across_hosts(make_store: MakeStore) -> None:
     def collected() -> bool:
         return all(int(ref) > 0 for _, ref in store.query(counts))
 
-    assert wait_until(collected, 15, interval=0.3), store.query(counts)
+    assert wait_until(collected, 60, interval=0.3), store.query(counts)
     phases.mark("counts exact, garbage collected")
 
     # Every host serves live objects (each a third of them) and none of the deleted.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import struct
 import threading
@@ -10,6 +11,17 @@ from types import TracebackType
 
 _POLL_S = 0.1
 _MAX_POLLS = 3000  # 5 minutes of silence at most
+# Each socket's own timeout, for sends and reads once data is waiting. Not the poll:
+# a socket's timeout covers `sendall` too, and a short one would cut a connection
+# whose reader is merely slow (a cut the test did not ask for).
+_IO_TIMEOUT_S = 60.0
+
+
+def _readable(sock: socket.socket) -> bool:
+    """Whether `sock` has data (or EOF) within one poll interval."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(_POLL_S * 1000))
 
 
 class CuttingProxy:
@@ -62,6 +74,8 @@ class CuttingProxy:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=10)
+            for sock in (client, upstream):
+                sock.settimeout(_IO_TIMEOUT_S)
             closed = threading.Event()
             for target in (self._upstream_pump, self._downstream_pump):
                 thread = threading.Thread(
@@ -73,15 +87,13 @@ class CuttingProxy:
     def _upstream_pump(
         self, client: socket.socket, upstream: socket.socket, closed: threading.Event
     ) -> None:
-        client.settimeout(_POLL_S)
         with contextlib.suppress(OSError):
             for _ in range(_MAX_POLLS):  # bounded: a stuck client cannot keep us forever
                 if self._stop.is_set() or closed.is_set():
                     break
-                try:
-                    data = client.recv(65536)
-                except TimeoutError:
+                if not _readable(client):
                     continue
+                data = client.recv(65536)
                 if not data:
                     break
                 head = data.split(b"\r\n\r\n", 1)[0]
@@ -96,15 +108,13 @@ class CuttingProxy:
         self, client: socket.socket, upstream: socket.socket, closed: threading.Event
     ) -> None:
         sent = 0
-        upstream.settimeout(_POLL_S)
         with contextlib.suppress(OSError):
             for _ in range(_MAX_POLLS):
                 if self._stop.is_set() or closed.is_set():
                     break
-                try:
-                    data = upstream.recv(65536)
-                except TimeoutError:
+                if not _readable(upstream):
                     continue
+                data = upstream.recv(65536)
                 if not data:
                     break
                 with self._lock:

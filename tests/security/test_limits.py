@@ -22,6 +22,10 @@ CONFIG = """
 [tenants.slow]
 rate_limit_rps = 2
 
+# One request, then none for ~17 minutes: a 429 that no refill can race.
+[tenants.stuck]
+rate_limit_rps = 0.001
+
 [tenants.narrow]
 upload_bps = 1000
 
@@ -54,17 +58,21 @@ def test_rate_limited_tenant_sees_its_budget_and_429_says_when_to_retry(server: 
     assert first["x-ratelimit-remaining"] == "1"
     assert int(first["x-ratelimit-reset"]) >= 1
     assert first["x-ratelimit-resource"] == "requests"
-    query = {"tenant": "slow", "namespace": "n"}
+    # The 429 from a tenant whose budget cannot refill while the test runs (at 2 per
+    # second a slow machine's requests could each earn the next one's token).
+    assert _list(server, "stuck")["status"] == "200"
+    query = {"tenant": "stuck", "namespace": "n"}
     responses = [
         server.client.get("/v1/objects", params=query, headers=server.admin_headers())
         for _ in range(3)
     ]
-    refused = [r for r in responses if r.status_code == 429]
-    assert refused, [r.status_code for r in responses]
-    assert_error(refused[0], 429, "TooManyRequests")
-    assert int(refused[0].headers["retry-after"]) >= 1
-    assert refused[0].headers["x-ratelimit-remaining"] == "0"
-    assert refused[0].headers["x-ratelimit-limit"] == "2"
+    assert [r.status_code for r in responses] == [429] * 3
+    refused = responses[0]
+    assert_error(refused, 429, "TooManyRequests")
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.headers["x-ratelimit-remaining"] == "0"
+    assert refused.headers["x-ratelimit-limit"] == "1"
+    assert refused.headers["x-ratelimit-resource"] == "requests"
     # A missing object of a throttled tenant carries the headers on its 404 too.
     missing = server.client.get(by_key_path("n", "slow", "nope"), headers=server.admin_headers())
     assert missing.status_code in (404, 429)
@@ -73,7 +81,7 @@ def test_rate_limited_tenant_sees_its_budget_and_429_says_when_to_retry(server: 
     free = _list(server, unique_name())
     assert free["status"] == "200" and "x-ratelimit-limit" not in free
     metrics = server.client.get("/metrics").text
-    assert 'just_storage_throttled_requests_total{tenant="slow"}' in metrics
+    assert 'just_storage_throttled_requests_total{tenant="stuck"} 3.0' in metrics
 
 
 def test_upload_bandwidth_debt_is_429_naming_the_byte_budget(server: Server) -> None:
@@ -90,6 +98,15 @@ def test_upload_bandwidth_debt_is_429_naming_the_byte_budget(server: Server) -> 
     assert server.client.get(by_key_path("n", "narrow", "big"), headers=auth).status_code == 200
 
 
+def _read_until_closed(sock: socket.socket) -> bytes:
+    """The whole answer of a server that closes the connection after it (head and body
+    may come in separate segments)."""
+    reply = b""
+    while chunk := sock.recv(65536):
+        reply += chunk
+    return reply
+
+
 def test_quota_refuses_a_declared_length_before_the_body_is_sent(server: Server) -> None:
     auth = server.admin_headers()
     assert upload(server.client, auth, "small", "n", "first", b"x" * 60).status_code == 201
@@ -100,9 +117,9 @@ def test_quota_refuses_a_declared_length_before_the_body_is_sent(server: Server)
         "X-Tenant: small\r\nX-Namespace: n\r\nX-Key: second\r\n"
         "Content-Length: 41\r\n\r\n"
     ).encode("ascii")
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.sendall(head)  # no body: the answer must come without it
-        reply = sock.recv(65536)
+        reply = _read_until_closed(sock)
     assert reply.startswith(b"HTTP/1.1 413"), reply
     assert b'"PayloadTooLarge"' in reply and b"quota" in reply
     assert b"connection: close" in reply.lower()

@@ -170,6 +170,9 @@ def _stalled_upload(server: Server, index: int) -> socket.socket:
     return sock
 
 
+BLOCKED_S = 10.0
+
+
 def test_slow_clients_do_not_block_others(server: Server) -> None:
     auth = bearer(BOOT_KEY)
     assert upload(server.client, auth, "acme", "n", "fast", b"quick").status_code == 201
@@ -187,11 +190,13 @@ def test_slow_clients_do_not_block_others(server: Server) -> None:
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             results = list(pool.map(fetch, range(40)))
+        # Blocked would mean waiting for the slow clients, which never finish (the
+        # client gives up at 30 s); the bound leaves room for a slow fsync on a busy disk.
         assert all(status == 200 for status, _ in results), results
-        assert max(elapsed for _, elapsed in results) < 2.0, results
+        assert max(elapsed for _, elapsed in results) < BLOCKED_S, results
         started = time.monotonic()
         response = upload(server.client, auth, "acme", "n", "during", b"still works")
-        assert response.status_code == 201 and time.monotonic() - started < 2.0
+        assert response.status_code == 201 and time.monotonic() - started < BLOCKED_S
     finally:
         for sock in sockets:
             sock.close()
