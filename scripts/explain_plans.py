@@ -21,41 +21,57 @@ from pathlib import Path
 import asyncpg
 
 from juststorage.adapters.metadata.postgres import PostgresDialect, PostgresMetadataStore
-from juststorage.adapters.metadata.queries import USAGE_SQL, Params, list_page_sql
+from juststorage.adapters.metadata.queries import (
+    USAGE_SQL,
+    Params,
+    list_page_sql,
+    newest_by_key_sql,
+)
 from juststorage.adapters.metadata.sqlite import SqliteDialect, SqliteMetadataStore
 from juststorage.application.ports import ListQuery
 from juststorage.bootstrap import SystemClock
 from juststorage.domain.cursor import ListCursor
-from juststorage.domain.model import Namespace, TenantId
+from juststorage.domain.model import Namespace, StorageClass, TenantId
 
 TENANT, NAMESPACE = TenantId("acme"), Namespace("kb")
 
 
-def _queries(rows: int) -> dict[str, tuple[ListQuery, bool]]:
-    """{title: (query, newest_only)}: the statements `SqlObjectRepository.list_page` runs.
+def _queries(rows: int) -> dict[str, tuple[ListQuery, str]]:
+    """{title: (query, how)}: the statements `SqlObjectRepository.list_page` runs.
 
-    A newest-only listing first scans every version (the caller keeps each key's first
-    row; its cursor resumes after the key) and asks the database to filter only for a
-    storage class, or for the rest of a page whose scan met older versions.
+    A newest-only listing first scans every version ("scan": the caller keeps each
+    key's first row; its cursor resumes after the key). If that scan met older
+    versions the page is read again by a loose index scan ("heads"); a storage-class
+    filter asks the database to drop older versions ("filter").
     """
     deep = ListCursor(f"doc-{rows - 200:09d}", rows)
     after_deep_key = ListCursor(deep.key, 0)
     return {
-        "list, first page (newest only: scan)": (ListQuery(TENANT, NAMESPACE, 101), False),
+        "list, first page (newest only: scan)": (ListQuery(TENANT, NAMESPACE, 101), "scan"),
         "list, deep page (newest only: scan)": (
             ListQuery(TENANT, NAMESPACE, 101, after=after_deep_key),
-            False,
+            "scan",
         ),
-        "list, deep page (newest only: filtered by the database)": (
+        "list, deep page (newest only: loose index scan)": (
             ListQuery(TENANT, NAMESPACE, 101, after=after_deep_key),
-            True,
+            "heads",
+        ),
+        "list, deep page (newest only, one storage class: filtered by the database)": (
+            ListQuery(TENANT, NAMESPACE, 101, after=after_deep_key, storage_class=StorageClass.HOT),
+            "filter",
         ),
         "list, deep page, all versions": (
             ListQuery(TENANT, NAMESPACE, 101, after=deep, all_versions=True),
-            False,
+            "scan",
         ),
-        "list, prefix": (ListQuery(TENANT, NAMESPACE, 101, prefix="doc-0005"), False),
+        "list, prefix": (ListQuery(TENANT, NAMESPACE, 101, prefix="doc-0005"), "scan"),
     }
+
+
+def _sql(query: ListQuery, how: str, params: Params, columns: str) -> str:
+    if how == "heads":
+        return newest_by_key_sql(query, params, columns)
+    return list_page_sql(query, params, columns, newest_only=how == "filter")
 
 
 async def postgres(url: str, rows: int) -> None:
@@ -91,11 +107,9 @@ async def postgres(url: str, rows: int) -> None:
             " AND state = 'COMMITTED' ORDER BY commit_seq DESC LIMIT 1"
         )
         await _pg_plan(conn, "newest version by key", newest, ["acme", "kb", "doc-000500001"])
-        for title, (query, newest_only) in _queries(rows).items():
+        for title, (query, how) in _queries(rows).items():
             params = Params(numbered=True)
-            sql = list_page_sql(
-                query, params, PostgresDialect.summary_columns, newest_only=newest_only
-            )
+            sql = _sql(query, how, params, PostgresDialect.summary_columns)
             await _pg_plan(
                 conn, title, sql, [str(v) if isinstance(v, str) else v for v in params.values]
             )
@@ -137,11 +151,9 @@ def sqlite_plans(path: Path, rows: int) -> None:
         )
         conn.execute("ANALYZE")
         print(f"SQLite, {rows} keys\n")
-        for title, (query, newest_only) in _queries(rows).items():
+        for title, (query, how) in _queries(rows).items():
             params = Params(numbered=False)
-            sql = list_page_sql(
-                query, params, SqliteDialect.summary_columns, newest_only=newest_only
-            )
+            sql = _sql(query, how, params, SqliteDialect.summary_columns)
             plan = conn.execute(f"EXPLAIN QUERY PLAN {sql}", params.values).fetchall()
             print(f"### {title}\n```")
             for row in plan:

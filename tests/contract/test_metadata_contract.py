@@ -20,6 +20,7 @@ import pytest
 
 from fakes import BlobRecord, FakeClock, FakeMetadataStore, seed_version
 from juststorage.adapters.metadata import sqlite as sqlite_adapter
+from juststorage.adapters.metadata.queries import Params
 from juststorage.adapters.metadata.repositories import SqlObjectRepository
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore
 from juststorage.application.ports import (
@@ -561,6 +562,21 @@ async def test_newest_only_page_is_full_when_keys_have_many_versions(backend: Ba
         assert page == newest_versions[:limit]
 
 
+@pytest.mark.parametrize("limit", [1, 2, 3, 5])
+async def test_newest_only_pages_with_a_prefix_over_keys_with_many_versions(
+    backend: Backend, limit: int
+) -> None:
+    store, clock = backend.store, backend.clock
+    for round_ in range(3):
+        for key in ["a", "a1", "a2", "a\u00e9", "ab", "b1", "\u00e9"]:
+            await seed_version(store, clock, key, data=f"{key}{round_}".encode())
+    every_version = await list_all(store, all_versions=True, prefix="a")
+    newest = [v for n, v in enumerate(every_version) if n == 0 or every_version[n - 1].key != v.key]
+    assert [v.key for v in newest] == ["a", "a1", "a2", "ab", "a\u00e9"]  # UTF-8 byte order
+    paged = await collect_pages(store, limit, prefix="a")
+    assert [v.id for v in paged] == [v.id for v in newest]
+
+
 async def _commit_together(store: MetadataStore, clock: FakeClock, keys: list[str]) -> list[UUID]:
     """New versions of `keys` in one transaction, as a group-commit batch writes them."""
     ids = []
@@ -588,17 +604,17 @@ async def test_a_listing_page_is_one_consistent_read(
         old_a = await seed_version(store, clock, "a", data=bytes([n]))
     b = await seed_version(store, clock, "b")
     old_c = await seed_version(store, clock, "c")
-    read_page = SqlObjectRepository._select_page
+    run_statement = SqlObjectRepository._summaries
     batch: list[UUID] = []
 
     async def batch_commits_after_each_statement(
-        self: SqlObjectRepository, query: ListQuery, *, newest_only: bool
+        self: SqlObjectRepository, sql: str, params: Params, query: ListQuery
     ) -> list[Listed]:
-        rows = await read_page(self, query, newest_only=newest_only)
+        rows = await run_statement(self, sql, params, query)
         batch.extend(await _commit_together(store, clock, ["a", "c"]))
         return rows
 
-    monkeypatch.setattr(SqlObjectRepository, "_select_page", batch_commits_after_each_statement)
+    monkeypatch.setattr(SqlObjectRepository, "_summaries", batch_commits_after_each_statement)
     async with store.snapshot() as view:
         page = await view.objects.list_page(ListQuery(tenant_id=ACME, namespace=FILES, limit=3))
     listed = [row.id for row in listed_rows(page)]

@@ -70,6 +70,54 @@ def list_page_sql(query: ListQuery, params: Params, columns: str, *, newest_only
     )
 
 
+def newest_by_key_sql(query: ListQuery, params: Params, columns: str) -> str:
+    """Each key's newest committed version, `query.limit` keys from after the cursor's
+    key (`query.after.commit_seq` is not used), in key order; no storage-class filter.
+
+    A loose index scan: a recursive step seeks the next key on the committed-by-key
+    index, then one more seek finds that key's newest version. A page costs about two
+    index seeks per key however many versions its keys have, where scanning (or the
+    `NOT EXISTS` filter) visits every version.
+    """
+    p: Callable[[Any], str] = params
+
+    def scope(alias: str, *, with_prefix: bool) -> str:
+        where = [
+            f"{alias}.tenant_id = {p(query.tenant_id)}",
+            f"{alias}.namespace = {p(query.namespace)}",
+            f"{alias}.state = 'COMMITTED'",
+        ]
+        if with_prefix and query.prefix:
+            where.append(f"{alias}.key >= {p(query.prefix)}")
+            upper = prefix_upper_bound(query.prefix)
+            if upper is not None:
+                where.append(f"{alias}.key < {p(upper)}")
+        return " AND ".join(where)
+
+    # Placeholders bind in the order they are made: build the text in that order.
+    first = f"SELECT k.key FROM objects k WHERE {scope('k', with_prefix=True)}"
+    if query.after is not None:
+        first += f" AND k.key > {p(query.after.key)}"
+    first += " ORDER BY k.key LIMIT 1"
+    following = (
+        f"SELECT k.key FROM objects k WHERE {scope('k', with_prefix=True)}"
+        " AND k.key > h.key ORDER BY k.key LIMIT 1"
+    )
+    heads = (
+        f"WITH RECURSIVE heads(key, n) AS (SELECT ({first}), 1"
+        f" UNION ALL SELECT ({following}), h.n + 1 FROM heads h"
+        f" WHERE h.key IS NOT NULL AND h.n < {p(query.limit)})"
+    )
+    newest = (
+        f"SELECT v.id FROM objects v WHERE {scope('v', with_prefix=False)}"
+        " AND v.key = h.key ORDER BY v.commit_seq DESC LIMIT 1"
+    )
+    return (
+        f"{heads} SELECT {columns} FROM heads h JOIN objects o ON o.id = ({newest})"
+        " WHERE h.key IS NOT NULL ORDER BY h.key"
+    )
+
+
 USAGE_SQL = (
     "SELECT storage_class, SUM(objects), SUM(size_bytes) FROM usage_counters"
     " WHERE tenant_id = {tenant} GROUP BY storage_class"

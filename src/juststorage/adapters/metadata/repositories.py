@@ -16,6 +16,7 @@ from juststorage.adapters.metadata.queries import (
     USAGE_SQL,
     Params,
     list_page_sql,
+    newest_by_key_sql,
     usage_deltas,
 )
 from juststorage.adapters.metadata.sql import Dialect, Row, SqlRepository
@@ -200,19 +201,25 @@ class SqlObjectRepository(SqlRepository):
         if query.storage_class is not None:
             return await self._select_page(query, newest_only=True)
         # Scan every version and keep each key's first (newest) row: with one version
-        # per key, the common case, this is a third cheaper than asking the database to
-        # drop the older versions (a correlated NOT EXISTS per row). If the scan met
-        # older versions it may have ended short of a page: then the whole page comes
-        # from that query instead, so a page is always one statement's consistent read.
+        # per key, the common case, this is the cheapest read of a page. If the scan
+        # met older versions it may have ended short of a page: then the whole page is
+        # read again by a loose index scan (two seeks per key, however many versions),
+        # so a page is always one statement's consistent read.
         scanned = await self._select_page(query, newest_only=False)
         page = _first_row_of_each_key(scanned)
         if len(scanned) < query.limit or len(page) == query.limit:
             return page
-        return await self._select_page(query, newest_only=True)
+        params = Params(numbered=False)
+        return await self._summaries(
+            newest_by_key_sql(query, params, self._d.summary_columns), params, query
+        )
 
     async def _select_page(self, query: ListQuery, *, newest_only: bool) -> list[Listed]:
         params = Params(numbered=False)
         sql = list_page_sql(query, params, self._d.summary_columns, newest_only=newest_only)
+        return await self._summaries(sql, params, query)
+
+    async def _summaries(self, sql: str, params: Params, query: ListQuery) -> list[Listed]:
         values = tuple(str(v) if isinstance(v, str) else v for v in params.values)
         tenant_id, namespace = str(query.tenant_id), str(query.namespace)
         return [
