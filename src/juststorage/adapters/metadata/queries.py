@@ -47,14 +47,19 @@ def list_page_sql(query: ListQuery, params: Params, columns: str, *, newest_only
     p: Callable[[Any], str] = params
     where = [f"o.tenant_id = {p(query.tenant_id)}", f"o.namespace = {p(query.namespace)}"]
     where.append("o.state = 'COMMITTED'")
-    if query.prefix:
+    # One lower bound on the key, the tighter of prefix and cursor: SQLite starts an
+    # index range from one of them only, and from the prefix a deep page would step
+    # over every row before its cursor.
+    after = query.after if query.after is not None and query.after.key >= query.prefix else None
+    if query.prefix and after is None:
         where.append(f"o.key >= {p(query.prefix)}")
+    if query.prefix:
         upper = prefix_upper_bound(query.prefix)
         if upper is not None:
             where.append(f"o.key < {p(upper)}")
-    if query.after is not None:
+    if after is not None:
         # `key >= cursor` bounds the index range; the OR only filters rows of that one key.
-        key, seq = query.after.key, query.after.commit_seq
+        key, seq = after.key, after.commit_seq
         where.append(f"o.key >= {p(key)} AND (o.key > {p(key)} OR o.commit_seq < {p(seq)})")
     if query.storage_class is not None:
         where.append(f"o.storage_class = {p(query.storage_class.value)}")
@@ -81,26 +86,29 @@ def newest_by_key_sql(query: ListQuery, params: Params, columns: str) -> str:
     """
     p: Callable[[Any], str] = params
 
-    def scope(alias: str, *, with_prefix: bool) -> str:
+    upper = prefix_upper_bound(query.prefix) if query.prefix else None
+
+    def scope(alias: str, *, below_prefix_end: bool) -> str:
         where = [
             f"{alias}.tenant_id = {p(query.tenant_id)}",
             f"{alias}.namespace = {p(query.namespace)}",
             f"{alias}.state = 'COMMITTED'",
         ]
-        if with_prefix and query.prefix:
-            where.append(f"{alias}.key >= {p(query.prefix)}")
-            upper = prefix_upper_bound(query.prefix)
-            if upper is not None:
-                where.append(f"{alias}.key < {p(upper)}")
+        if below_prefix_end and upper is not None:
+            where.append(f"{alias}.key < {p(upper)}")
         return " AND ".join(where)
 
+    # Each seek has one lower bound (SQLite starts an index range from one only): the
+    # first from the tighter of cursor and prefix, each next one from the key before.
     # Placeholders bind in the order they are made: build the text in that order.
-    first = f"SELECT k.key FROM objects k WHERE {scope('k', with_prefix=True)}"
-    if query.after is not None:
+    first = f"SELECT k.key FROM objects k WHERE {scope('k', below_prefix_end=True)}"
+    if query.after is not None and query.after.key >= query.prefix:
         first += f" AND k.key > {p(query.after.key)}"
+    elif query.prefix:
+        first += f" AND k.key >= {p(query.prefix)}"
     first += " ORDER BY k.key LIMIT 1"
     following = (
-        f"SELECT k.key FROM objects k WHERE {scope('k', with_prefix=True)}"
+        f"SELECT k.key FROM objects k WHERE {scope('k', below_prefix_end=True)}"
         " AND k.key > h.key ORDER BY k.key LIMIT 1"
     )
     heads = (
@@ -109,7 +117,7 @@ def newest_by_key_sql(query: ListQuery, params: Params, columns: str) -> str:
         f" WHERE h.key IS NOT NULL AND h.n < {p(query.limit)})"
     )
     newest = (
-        f"SELECT v.id FROM objects v WHERE {scope('v', with_prefix=False)}"
+        f"SELECT v.id FROM objects v WHERE {scope('v', below_prefix_end=False)}"
         " AND v.key = h.key ORDER BY v.commit_seq DESC LIMIT 1"
     )
     return (
