@@ -154,6 +154,12 @@ async def store_blob(
         return await staged.confirm(blob) or published
 
 
+async def stored_file(fs_store: FilesystemBlobStore, data: bytes) -> Path:
+    """Store `data` as a hot blob; the path of its file."""
+    await store_blob(fs_store, data)
+    return fs_store.path_of(BlobLocation(HOT, digest_of(data)))
+
+
 async def read(store: BlobStore, location: BlobLocation, first: int, length: int) -> bytes:
     reader = await store.open(location)
     try:
@@ -307,8 +313,7 @@ async def test_filesystem_blob_path_is_sha256_hh_hh_hex(
 
 async def test_filesystem_dedup_keeps_the_first_file(fs_store: FilesystemBlobStore) -> None:
     data = payload(5000)
-    await store_blob(fs_store, data)
-    path = fs_store.path_of(BlobLocation(HOT, digest_of(data)))
+    path = await stored_file(fs_store, data)
     inode = path.stat().st_ino
     await store_blob(fs_store, data)
     assert path.stat().st_ino == inode
@@ -319,8 +324,7 @@ async def test_filesystem_shard_directories_removed_by_hand_are_made_again(
     fs_store: FilesystemBlobStore,
 ) -> None:
     first = payload(5000)
-    await store_blob(fs_store, first)
-    path = fs_store.path_of(BlobLocation(HOT, digest_of(first)))
+    path = await stored_file(fs_store, first)
     path.unlink()
     path.parent.rmdir()
     path.parent.parent.rmdir()  # the store still remembers these as made durably
@@ -515,8 +519,7 @@ async def test_filesystem_scan_and_temp_files_ignore_foreign_names(
     fs_store: FilesystemBlobStore,
 ) -> None:
     data = payload(10)
-    await store_blob(fs_store, data)
-    path = fs_store.path_of(BlobLocation(HOT, digest_of(data)))
+    path = await stored_file(fs_store, data)
     (path.parent / "notes.txt").write_bytes(b"x")
     (path.parent / ("A" * 64)).write_bytes(b"x")  # upper case is not a blob name
     (fs_store.temp_dir(HOT) / "upload.part").write_bytes(b"x")
@@ -531,8 +534,7 @@ async def test_filesystem_scan_and_temp_files_report_mtimes(
     fs_store: FilesystemBlobStore,
 ) -> None:
     data = payload(10)
-    await store_blob(fs_store, data)
-    path = fs_store.path_of(BlobLocation(HOT, digest_of(data)))
+    path = await stored_file(fs_store, data)
     os.utime(path, (1_000_000_000, 1_000_000_000))
     (found,) = await scan_all(fs_store, HOT)
     assert found.modified_at == datetime.fromtimestamp(1_000_000_000, UTC)

@@ -6,6 +6,7 @@ range from one lower bound only) shows as steps growing with the depth."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -57,8 +58,6 @@ async def _database(path: Path, versions: int) -> sqlite3.Connection:
 
 @pytest.fixture(scope="module")
 def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, sqlite3.Connection]]:
-    import asyncio
-
     root = tmp_path_factory.mktemp("listing-cost")
     conns = {v: asyncio.run(_database(root / f"v{v}.db", v)) for v in (1, 8)}
     yield conns
