@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from juststorage.deploy import kubernetes
+import json
+
+from juststorage.deploy import dashboard, kubernetes
 from juststorage.deploy.options import DeployOptions, fill, template
 
 
@@ -11,7 +13,9 @@ def monitoring_files(job: str) -> dict[str, str]:
     return {
         "deploy/prometheus/prometheus.yml": template("monitoring", "prometheus.yml"),
         "deploy/prometheus/alerts.yml": kubernetes.alert_rules(job),
-        "deploy/grafana/dashboards/juststorage.json": template("monitoring", "dashboard.json"),
+        "deploy/grafana/dashboards/juststorage.json": (
+            json.dumps(dashboard.dashboard(), indent=2) + "\n"
+        ),
         "deploy/grafana/provisioning/datasources/prometheus.yml": template(
             "monitoring", "grafana-datasource.yml"
         ),
