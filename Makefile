@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-typescript test-go lint format bench loadtest clean
+.PHONY: install run test test-typescript test-go lint format deploy-files bench loadtest clean
 
 $(STAMP): pyproject.toml sdks/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests bench
 	$(VENV)/bin/ruff format src tests bench
+
+# docker-compose.yml, .env.example and deploy/{prometheus,grafana,kubernetes} are
+# generated from src/juststorage/deploy/ (deploy/README.md): edit the module, then run this.
+deploy-files: $(STAMP)  ## rewrite the repository's generated deployment files
+	$(PY) -m juststorage.deploy.repository .
 
 bench: $(STAMP)  ## performance table (not part of `make test`)
 	$(PY) bench/run.py

@@ -5,55 +5,55 @@ Secrets: `fly secrets set JWT_SECRET=... [DATABASE_URL=postgres://...] [API_KEYS
 
 from __future__ import annotations
 
+from typing import Any
+
+from juststorage.deploy.documents import toml_text
 from juststorage.deploy.options import DeployOptions
 
-_FLY_TOML = """\
-# Fly.io: `fly launch --no-deploy --copy-config`, then
-#   fly volumes create juststorage_data --region {region} --size 10
-#   fly secrets set JWT_SECRET="$(openssl rand -hex 32)"
-#   fly deploy
-# Without DATABASE_URL the metadata is SQLite on the volume (one machine only);
-# for several machines set DATABASE_URL to a PostgreSQL database (fly secrets set).
-app = "{app}"
-primary_region = "{region}"
-kill_signal = "SIGTERM"
-kill_timeout = "60s"
+_PORT = 8080
+_METRICS_PORT = 9091
 
-[build]
-  dockerfile = "Dockerfile"
 
-[env]
-  JUSTSTORAGE_HOST = "0.0.0.0"
-  JUSTSTORAGE_PORT = "8080"
-  JUSTSTORAGE_DATA_DIR = "/data/meta"
-  JUSTSTORAGE_HOT_ROOT = "/data/hot"
-  JUSTSTORAGE_COLD_ROOT = "/data/cold"
-  # /metrics only on Fly's private network, where Fly scrapes it (SPEC §2).
-  JUSTSTORAGE_METRICS_ADDR = "0.0.0.0:9091"
-
-[[mounts]]
-  source = "juststorage_data"
-  destination = "/data"
-
-[http_service]
-  internal_port = 8080
-  force_https = true
-  auto_stop_machines = "off"
-  auto_start_machines = true
-  min_machines_running = 1
-
-  [[http_service.checks]]
-    grace_period = "10s"
-    interval = "15s"
-    method = "GET"
-    path = "/ready"
-    timeout = "5s"
-
-[metrics]
-  port = 9091
-  path = "/metrics"
-"""
+def _fly_toml(app: str, region: str) -> dict[str, Any]:
+    check = {"grace_period": "10s", "interval": "15s", "method": "GET", "path": "/ready"}
+    return {
+        "app": app,
+        "primary_region": region,
+        "kill_signal": "SIGTERM",
+        "kill_timeout": "60s",
+        "build": {"dockerfile": "Dockerfile"},
+        "env": {
+            "JUSTSTORAGE_HOST": "0.0.0.0",
+            "JUSTSTORAGE_PORT": str(_PORT),
+            "JUSTSTORAGE_DATA_DIR": "/data/meta",
+            "JUSTSTORAGE_HOT_ROOT": "/data/hot",
+            "JUSTSTORAGE_COLD_ROOT": "/data/cold",
+            "JUSTSTORAGE_METRICS_ADDR": f"0.0.0.0:{_METRICS_PORT}",
+        },
+        "mounts": [{"source": "juststorage_data", "destination": "/data"}],
+        "http_service": {
+            "internal_port": _PORT,
+            "force_https": True,
+            "auto_stop_machines": "off",
+            "auto_start_machines": True,
+            "min_machines_running": 1,
+            "checks": [{**check, "timeout": "5s"}],
+        },
+        "metrics": {"port": _METRICS_PORT, "path": "/metrics"},
+    }
 
 
 def files(options: DeployOptions) -> dict[str, str]:
-    return {"fly.toml": _FLY_TOML.format(app=options.app_name, region=options.region or "iad")}
+    """fly.toml for `options.app_name` in `options.region` (default iad)."""
+    region = options.region or "iad"
+    notes = [
+        "Fly.io: `fly launch --no-deploy --copy-config`, then",
+        f"  fly volumes create juststorage_data --region {region} --size 10",
+        '  fly secrets set JWT_SECRET="$(openssl rand -hex 32)"',
+        "  fly deploy",
+        "Without DATABASE_URL the metadata is SQLite on the volume (one machine only);",
+        "for several machines set DATABASE_URL to a PostgreSQL database (fly secrets set).",
+        "/metrics listens on JUSTSTORAGE_METRICS_ADDR, on Fly's private network only,",
+        "where Fly scrapes it (SPEC §2).",
+    ]
+    return {"fly.toml": toml_text(__name__, _fly_toml(options.app_name, region), notes=notes)}

@@ -6,19 +6,20 @@ restart, so this suits a demo, not data you keep (docs/deployment.md).
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
+from juststorage.deploy.documents import json_text
 from juststorage.deploy.options import DeployOptions
 
-_PROCFILE = """\
-release: juststorage migrate
-web: juststorage serve --host 0.0.0.0 --port $PORT
-"""
+_PROCESSES = {
+    "release": "juststorage migrate",
+    "web": "juststorage serve --host 0.0.0.0 --port $PORT",
+}
 
 
-def files(options: DeployOptions) -> dict[str, str]:
-    app = {
-        "name": options.app_name,
+def _app(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
         "description": "JustStorage object store (demo: dyno disks are ephemeral)",
         "stack": "heroku-24",
         "buildpacks": [{"url": "heroku/python"}],
@@ -36,9 +37,13 @@ def files(options: DeployOptions) -> dict[str, str]:
             "JUSTSTORAGE_METRICS_ADDR": {"value": "127.0.0.1:9091"},
         },
     }
+
+
+def files(options: DeployOptions) -> dict[str, str]:
+    """app.json, the Procfile, and what the Python buildpack reads."""
     return {
-        "app.json": json.dumps(app, indent=2) + "\n",
-        "Procfile": _PROCFILE,
+        "app.json": json_text(_app(options.app_name)),
+        "Procfile": "".join(f"{kind}: {command}\n" for kind, command in _PROCESSES.items()),
         ".python-version": "3.11\n",
         "requirements.txt": "# The buildpack installs JustStorage from this checkout.\n.\n",
     }

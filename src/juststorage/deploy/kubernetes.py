@@ -1,37 +1,264 @@
-"""Kubernetes: kustomize base (one replica) and `multi/` (several, shared RWX volumes)."""
+"""Kubernetes: kustomize base (one replica) and `multi/` (several, shared RWX volumes).
+
+Every object is named and labelled after the app name; the Secret of the same
+name holds DATABASE_URL, JWT_SECRET and API_KEYS. The PrometheusRule carries the
+alert groups of monitoring.py for the job the Prometheus Operator names after the
+Service (the app name).
+"""
 
 from __future__ import annotations
 
-from juststorage.deploy.options import DeployOptions, fill, template
+from typing import Any
 
-_BASE = ("kustomization.yaml", "statefulset.yaml", "service.yaml", "servicemonitor.yaml")
-_MULTI = ("kustomization.yaml", "shared-volumes.yaml", "pdb.yaml")
+from juststorage.deploy import monitoring
+from juststorage.deploy.documents import yaml_body, yaml_text
+from juststorage.deploy.options import DeployOptions
+
+_PORT = 8080
+_CLAIMS = {"hot": "50Gi", "cold": "200Gi"}  # blob volumes by storage class
+_MULTI_REPLICAS = 3
 
 
-def alert_rules(job: str) -> str:
-    """deploy/prometheus/alerts.yml with the scrape job's name filled in."""
-    return template("monitoring", "alerts.yml").replace("__JOB__", job)
+def _metadata(name: str, app: str) -> dict[str, Any]:
+    return {"name": name, "labels": {"app.kubernetes.io/name": app}}
 
 
-def _prometheus_rule(options: DeployOptions) -> str:
-    # The Prometheus Operator names the job after the Service: the app name.
-    groups = alert_rules(options.app_name).split("\ngroups:\n", 1)[1]
-    head = (
-        "apiVersion: monitoring.coreos.com/v1\n"
-        "kind: PrometheusRule\n"
-        "metadata:\n"
-        f"  name: {options.app_name}\n"
-        "  labels:\n"
-        f"    app.kubernetes.io/name: {options.app_name}\n"
-        "spec:\n"
-        "  groups:\n"
-    )
-    return head + "".join(f"  {line}\n" if line else "\n" for line in groups.splitlines())
+def _selector(app: str) -> dict[str, Any]:
+    return {"matchLabels": {"app.kubernetes.io/name": app}}
+
+
+def _secret_env(app: str, key: str, *, optional: bool = False) -> dict[str, Any]:
+    ref: dict[str, Any] = {"name": app, "key": key}
+    if optional:
+        ref["optional"] = True
+    return {"name": key, "valueFrom": {"secretKeyRef": ref}}
+
+
+def _probe(path: str, period_s: int, failures: int, timeout_s: int | None) -> dict[str, Any]:
+    probe: dict[str, Any] = {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period_s}
+    if timeout_s is not None:
+        probe["timeoutSeconds"] = timeout_s
+    probe["failureThreshold"] = failures
+    return probe
+
+
+def _container(app: str) -> dict[str, Any]:
+    plain_env = {
+        "JUSTSTORAGE_HOST": "0.0.0.0",
+        "JUSTSTORAGE_PORT": str(_PORT),
+        "JUSTSTORAGE_WORKERS": "2",
+    }
+    return {
+        "name": "juststorage",
+        "image": "juststorage:latest",
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["serve"],
+        "ports": [{"name": "http", "containerPort": _PORT, "protocol": "TCP"}],
+        "env": [
+            *({"name": name, "value": value} for name, value in plain_env.items()),
+            _secret_env(app, "DATABASE_URL"),
+            _secret_env(app, "JWT_SECRET"),
+            _secret_env(app, "API_KEYS", optional=True),
+        ],
+        "livenessProbe": _probe("/health", 10, 3, timeout_s=3),
+        "readinessProbe": _probe("/ready", 10, 3, timeout_s=5),
+        "startupProbe": _probe("/health", 2, 60, timeout_s=None),
+        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": name, "mountPath": f"/data/{name}"} for name in (*_CLAIMS, "meta")
+        ]
+        + [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def _statefulset(app: str) -> dict[str, Any]:
+    pod = {
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": 60,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+            "fsGroup": 10001,
+            "fsGroupChangePolicy": "OnRootMismatch",
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [_container(app)],
+        "volumes": [{"name": "meta", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+    }
+    claims = [
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": size}},
+            },
+        }
+        for name, size in _CLAIMS.items()
+    ]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": _metadata(app, app),
+        "spec": {
+            "serviceName": f"{app}-headless",
+            "replicas": 1,
+            "selector": _selector(app),
+            "template": {"metadata": {"labels": {"app.kubernetes.io/name": app}}, "spec": pod},
+            "volumeClaimTemplates": claims,
+        },
+    }
+
+
+def _services(app: str) -> list[dict[str, Any]]:
+    port = {"name": "http", "port": _PORT, "targetPort": "http"}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(app, app),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {"app.kubernetes.io/name": app},
+            "ports": [{**port, "protocol": "TCP"}],
+        },
+    }
+    headless = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(f"{app}-headless", app),
+        "spec": {
+            "clusterIP": "None",
+            "selector": {"app.kubernetes.io/name": app},
+            "ports": [port],
+        },
+    }
+    return [service, headless]
+
+
+def _service_monitor(app: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": _metadata(app, app),
+        "spec": {
+            "selector": _selector(app),
+            "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}],
+        },
+    }
+
+
+def _prometheus_rule(app: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": _metadata(app, app),
+        "spec": {"groups": monitoring.alert_groups(job=app)},
+    }
+
+
+def _kustomization(app: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "labels": [{"pairs": {"app.kubernetes.io/part-of": app}}],
+        "resources": [
+            "statefulset.yaml",
+            "service.yaml",
+            "servicemonitor.yaml",
+            "prometheusrule.yaml",
+        ],
+    }
+
+
+def _multi_patch(app: str) -> list[dict[str, Any]]:
+    """JSON patch of the StatefulSet: more replicas, the shared claims instead of
+    per-pod ones."""
+    ops: list[dict[str, Any]] = [
+        {"op": "replace", "path": "/spec/replicas", "value": _MULTI_REPLICAS},
+        {"op": "add", "path": "/spec/podManagementPolicy", "value": "Parallel"},
+        {"op": "remove", "path": "/spec/volumeClaimTemplates"},
+    ]
+    for name in _CLAIMS:
+        volume = {"name": name, "persistentVolumeClaim": {"claimName": f"{app}-{name}"}}
+        ops.append({"op": "add", "path": "/spec/template/spec/volumes/-", "value": volume})
+    return ops
+
+
+def _multi_kustomization(app: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": ["../", "shared-volumes.yaml", "pdb.yaml"],
+        "patches": [
+            {
+                "target": {"kind": "StatefulSet", "name": app},
+                # kustomize takes the patch as a YAML text inside the kustomization.
+                "patch": yaml_body([_multi_patch(app)]).rstrip("\n"),
+            }
+        ],
+    }
+
+
+def _shared_claims(app: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": _metadata(f"{app}-{name}", app),
+            "spec": {
+                "accessModes": ["ReadWriteMany"],
+                "resources": {"requests": {"storage": size}},
+            },
+        }
+        for name, size in _CLAIMS.items()
+    ]
+
+
+def _disruption_budget(app: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(app, app),
+        "spec": {"minAvailable": _MULTI_REPLICAS - 1, "selector": _selector(app)},
+    }
 
 
 def files(options: DeployOptions) -> dict[str, str]:
-    out = {name: fill(template("kubernetes", name), options) for name in _BASE}
-    out["prometheusrule.yaml"] = _prometheus_rule(options)
-    for name in _MULTI:
-        out[f"multi/{name}"] = fill(template("kubernetes", "multi", name), options)
-    return out
+    """The kustomize base and its `multi/` overlay, named after the app."""
+    app = options.app_name
+    base_notes = [
+        "JustStorage on Kubernetes (one replica; `multi/` runs several on PostgreSQL).",
+        f"  kubectl create secret generic {app} \\",
+        "    --from-literal=DATABASE_URL='postgresql://USER:PASSWORD@HOST:5432/DB' \\",
+        "    --from-literal=JWT_SECRET=\"$(openssl rand -hex 32)\" --from-literal=API_KEYS=''",
+        "  kubectl apply -k .",
+        "servicemonitor.yaml and prometheusrule.yaml need the Prometheus Operator's CRDs;",
+        "drop them from `resources` without it. Validated against Kubernetes 1.30.",
+    ]
+    multi_notes = [
+        "Several replicas sharing one PostgreSQL (DATABASE_URL in the secret must be",
+        "postgresql://...) and one set of ReadWriteMany volumes (NFS, CephFS, EFS, ...):",
+        "every replica must see every blob.",
+        "  kubectl apply -k multi/",
+    ]
+    claim_notes = [
+        "Every replica mounts these claims: set `storageClassName:` in each spec to a",
+        "ReadWriteMany class (e.g. nfs-fast for hot, nfs-bulk for cold).",
+    ]
+    return {
+        "kustomization.yaml": yaml_text(__name__, _kustomization(app), notes=base_notes),
+        "statefulset.yaml": yaml_text(__name__, _statefulset(app)),
+        "service.yaml": yaml_text(__name__, *_services(app)),
+        "servicemonitor.yaml": yaml_text(__name__, _service_monitor(app)),
+        "prometheusrule.yaml": yaml_text(__name__, _prometheus_rule(app)),
+        "multi/kustomization.yaml": yaml_text(
+            __name__, _multi_kustomization(app), notes=multi_notes
+        ),
+        "multi/shared-volumes.yaml": yaml_text(__name__, *_shared_claims(app), notes=claim_notes),
+        "multi/pdb.yaml": yaml_text(__name__, _disruption_budget(app)),
+    }

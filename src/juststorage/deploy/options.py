@@ -1,10 +1,9 @@
-"""Options every platform's generator takes, and the packaged templates."""
+"""Options every platform's generator takes."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
 
 _APP_NAME = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
 _REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
@@ -27,16 +26,3 @@ class DeployOptions:
             )
         if self.region is not None and not _REGION.fullmatch(self.region):
             raise DeployError(f"region {self.region!r}: use lower-case letters, digits and '-'")
-
-
-def template(*parts: str) -> str:
-    """The text of a packaged template file (`deploy/templates/<parts>`)."""
-    return resources.files("juststorage.deploy").joinpath("templates", *parts).read_text("utf-8")
-
-
-def fill(text: str, options: DeployOptions, **more: str) -> str:
-    """Replace `__APP__` (and `__<NAME>__` for each of `more`) in a template."""
-    text = text.replace("__APP__", options.app_name)
-    for name, value in more.items():
-        text = text.replace(f"__{name.upper()}__", value)
-    return text

@@ -8,12 +8,12 @@ PostgreSQL service, set `DATABASE_URL=${{Postgres.DATABASE_URL}}` and
 
 from __future__ import annotations
 
-import json
-
+from juststorage.deploy.documents import json_text
 from juststorage.deploy.options import DeployOptions
 
 
 def files(options: DeployOptions) -> dict[str, str]:
+    """railway.json (Railway keeps the rest in its dashboard)."""
     config = {
         "$schema": "https://railway.com/railway.schema.json",
         "build": {"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile"},
@@ -26,4 +26,4 @@ def files(options: DeployOptions) -> dict[str, str]:
             "numReplicas": 1,
         },
     }
-    return {"railway.json": json.dumps(config, indent=2) + "\n"}
+    return {"railway.json": json_text(config)}

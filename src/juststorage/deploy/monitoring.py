@@ -1,0 +1,197 @@
+"""Prometheus and Grafana: scrape config, alert rules and provisioning, as data.
+
+docker compose mounts these files from deploy/; Kubernetes gets the same alert
+groups inside a PrometheusRule (kubernetes.py). Thresholds are starting points
+(docs/operations.md); deploy/prometheus/alerts.test.yml holds promtool's unit
+tests of the rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from juststorage.deploy import dashboard
+from juststorage.deploy.documents import json_text, yaml_text
+
+COMPOSE_JOB = "juststorage"  # the scrape job in prometheus.yml, whatever the app is called
+
+
+def _alert(
+    name: str, expr: str, wait: str, severity: str, summary: str, description: str
+) -> dict[str, Any]:
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": wait,
+        "labels": {"severity": severity},
+        "annotations": {"summary": summary, "description": description},
+    }
+
+
+def alert_groups(job: str) -> list[dict[str, Any]]:
+    """The alert rule groups, for the metrics of scrape job `job`."""
+
+    def series(metric: str, matchers: str = "") -> str:
+        return f'{metric}{{job="{job}"{matchers}}}'
+
+    free_ratio = (
+        "min by (instance, storage_class) (\n"
+        f"  {series('just_storage_root_free_bytes')}"
+        f" / {series('just_storage_root_size_bytes')}\n"
+        ")"
+    )
+    rules = [
+        _alert(
+            "JustStorageDown",
+            f"{series('up')} == 0",
+            "2m",
+            "critical",
+            "JustStorage target {{ $labels.instance }} cannot be scraped",
+            "Prometheus has not reached /metrics on {{ $labels.instance }} for 2 minutes.",
+        ),
+        _alert(
+            "JustStorageNotReady",
+            f"min by (instance, check) ({series('just_storage_ready')}) == 0",
+            "2m",
+            "critical",
+            "JustStorage readiness check {{ $labels.check }} fails on {{ $labels.instance }}",
+            "GET /ready answers 503: the {{ $labels.check }} check has failed for 2 minutes"
+            " (database unreachable or a storage root not writable).",
+        ),
+        _alert(
+            "JustStorageHighErrorRatio",
+            "sum by (job) (rate("
+            + series("just_storage_requests_total", ',status=~"5.."')
+            + "[5m]))\n"
+            f"  / sum by (job) (rate({series('just_storage_requests_total')}[5m]))\n"
+            "  > 0.05\n",
+            "10m",
+            "critical",
+            "JustStorage answers more than 5% of requests with 5xx",
+            "{{ $value | humanizePercentage }} of requests failed with a server error"
+            " over the last 5 minutes.",
+        ),
+        _alert(
+            "JustStorageHighLatency",
+            "histogram_quantile(0.99,\n"
+            "  sum by (le, namespace) (rate("
+            + series("just_storage_request_duration_seconds_bucket", ',method=~"GET|HEAD|DELETE"')
+            + "[5m]))\n) > 2.5\n",
+            "15m",
+            "warning",
+            "JustStorage p99 latency above 2.5 s in namespace {{ $labels.namespace }}",
+            "The 99th percentile of reads and deletes took {{ $value | humanizeDuration }}"
+            " over 5 minutes (uploads are excluded: their time grows with their size).",
+        ),
+        _alert(
+            "JustStorageGcNotRunning",
+            f"sum by (job) (increase({series('just_storage_gc_runs_total')}[30m])) == 0",
+            "30m",
+            "warning",
+            "No JustStorage GC pass has finished for an hour",
+            "just_storage_gc_runs_total has not grown: deleted objects keep their disk space."
+            " Check the logs of juststorage.gc (or JUSTSTORAGE_GC_INTERVAL_S=0).",
+        ),
+        _alert(
+            "JustStorageDiskAlmostFull",
+            f"{free_ratio} < 0.10\n",
+            "10m",
+            "warning",
+            "JustStorage {{ $labels.storage_class }} root has less than 10% free",
+            "Uploads to the {{ $labels.storage_class }} class will fail with 507 when it is"
+            " full. Free space: {{ $value | humanizePercentage }}.",
+        ),
+        _alert(
+            "JustStorageDiskFull",
+            f"{free_ratio} < 0.02\n",
+            "2m",
+            "critical",
+            "JustStorage {{ $labels.storage_class }} root is (almost) full",
+            "Less than 2% free: uploads to {{ $labels.storage_class }} are about to fail with 507.",
+        ),
+        _alert(
+            "JustStorageThrottlingStorm",
+            f"sum by (tenant) (rate({series('just_storage_throttled_requests_total')}[5m])) > 10",
+            "10m",
+            "warning",
+            "Tenant {{ $labels.tenant }} is throttled at {{ $value | humanize }} requests/s",
+            "More than 10 requests a second answered 429 for 10 minutes: a client retries"
+            " without backing off, or the tenant's limits are too low.",
+        ),
+        _alert(
+            "JustStorageDatabasePoolSaturated",
+            f"sum by (job) ({series('just_storage_db_connections_in_use')})\n"
+            f"  / sum by (job) ({series('just_storage_db_connections_max')}) > 0.9\n",
+            "10m",
+            "warning",
+            "JustStorage database connections are more than 90% in use",
+            "Requests wait for a database connection; add capacity or look for slow queries.",
+        ),
+    ]
+    return [{"name": "juststorage", "rules": rules}]
+
+
+def _prometheus_config() -> dict[str, Any]:
+    return {
+        "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
+        "rule_files": ["/etc/prometheus/alerts.yml"],
+        "scrape_configs": [
+            {
+                "job_name": COMPOSE_JOB,
+                "metrics_path": "/metrics",
+                "static_configs": [{"targets": ["juststorage:8080"]}],
+            }
+        ],
+    }
+
+
+def _grafana_datasources() -> dict[str, Any]:
+    source = {
+        "name": "Prometheus",
+        "type": "prometheus",
+        "uid": "prometheus",
+        "access": "proxy",
+        "url": "http://prometheus:9090",
+        "isDefault": True,
+    }
+    return {"apiVersion": 1, "datasources": [source]}
+
+
+def _grafana_dashboards() -> dict[str, Any]:
+    provider = {
+        "name": "juststorage",
+        "folder": "JustStorage",
+        "type": "file",
+        "options": {"path": "/var/lib/grafana/dashboards"},
+    }
+    return {"apiVersion": 1, "providers": [provider]}
+
+
+def files() -> dict[str, str]:
+    """Prometheus config and rules, Grafana provisioning and dashboard (under deploy/)."""
+    return {
+        "deploy/prometheus/prometheus.yml": yaml_text(
+            __name__,
+            _prometheus_config(),
+            notes=[
+                'Prometheus for docker-compose.yml (profile "monitoring"): scrapes JustStorage',
+                "and loads the alert rules next to this file.",
+            ],
+        ),
+        "deploy/prometheus/alerts.yml": yaml_text(
+            __name__,
+            {"groups": alert_groups(COMPOSE_JOB)},
+            notes=[
+                "Prometheus alert rules for JustStorage. Load with `rule_files:` in prometheus.yml",
+                "(docker-compose.yml does), or through the PrometheusRule in deploy/kubernetes/.",
+                "Thresholds are starting points: tune them to your traffic (docs/operations.md).",
+            ],
+        ),
+        "deploy/grafana/dashboards/juststorage.json": json_text(dashboard.dashboard()),
+        "deploy/grafana/provisioning/datasources/prometheus.yml": yaml_text(
+            __name__, _grafana_datasources()
+        ),
+        "deploy/grafana/provisioning/dashboards/juststorage.yml": yaml_text(
+            __name__, _grafana_dashboards()
+        ),
+    }
