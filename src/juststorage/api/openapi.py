@@ -280,6 +280,19 @@ _DOCUMENT: dict[str, Any] = {
                 {"200": _json("OpenAPI 3.0.", {"type": "object"})},
             )
         },
+        "/docs": {
+            "get": _public(
+                "getApiPage",
+                "documentation",
+                "This document as a web page",
+                {
+                    "200": {
+                        "description": "HTML; its style sheet is under /docs/assets/.",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+            )
+        },
     },
 }
 
