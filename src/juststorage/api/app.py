@@ -12,13 +12,14 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from juststorage.api import objects, operations
 from juststorage.api.errors import EXCEPTION_HANDLERS
 from juststorage.api.metrics_listener import metrics_listener
 from juststorage.api.middleware import RequestContextMiddleware
 from juststorage.api.openapi import openapi_json
+from juststorage.api.openapi_page import ASSETS_PATH, api_page, assets
 from juststorage.api.request_log import RequestLogMiddleware
 from juststorage.bootstrap import Services, start
 from juststorage.domain.auth import Principal
@@ -41,11 +42,13 @@ def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Any]]:
     return endpoint
 
 
-def _routes(serve_metrics: bool) -> list[Route]:
-    routes = [
+def _routes(serve_metrics: bool) -> list[BaseRoute]:
+    routes: list[BaseRoute] = [
         Route("/health", operations.health, methods=["GET"]),
         Route("/ready", operations.ready, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/docs", api_page, methods=["GET"]),
+        Mount(ASSETS_PATH, assets()),
         Route("/v1/objects", authenticated(objects.upload), methods=["POST"]),
         Route("/v1/objects", authenticated(objects.list_), methods=["GET"]),
         Route("/v1/usage", authenticated(objects.usage), methods=["GET"]),

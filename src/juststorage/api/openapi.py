@@ -1,7 +1,9 @@
-"""The OpenAPI 3 description of the HTTP API (SPEC §2), served at `/openapi.json`.
+"""The OpenAPI 3 description of the HTTP API, served at `/openapi.json`.
 
 One static document: the tests fuzz the real server against it (schemathesis), so
-a handler that answers something not described here fails CI.
+a handler that answers something not described here fails CI, and they check
+that docs/api.md names the same operations and statuses. Every operation has an
+`operationId` and one tag (`openapi_schemas.TAGS`).
 """
 
 from __future__ import annotations
@@ -13,23 +15,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from juststorage import __version__
+from juststorage.api.openapi_schemas import (
+    BINARY,
+    NAME,
+    SCHEMAS,
+    SECURITY_SCHEMES,
+    STORAGE_CLASS,
+    TAGS,
+    ref,
+)
 
-_NAME = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}
-_CODES = [
-    "BadRequest",
-    "ChecksumMismatch",
-    "Unauthorized",
-    "Forbidden",
-    "NotFound",
-    "MethodNotAllowed",
-    "PreconditionFailed",
-    "PayloadTooLarge",
-    "RangeNotSatisfiable",
-    "TooManyRequests",
-    "Internal",
-    "Unavailable",
-    "InsufficientStorage",
-]
 _ERROR_OF_STATUS = {
     "400": "Bad request (malformed header, name, key, query or body framing).",
     "401": "Missing, malformed, unknown, revoked or expired credential.",
@@ -47,10 +42,12 @@ _RATE_HEADERS = {
     "X-RateLimit-Remaining": {"schema": {"type": "integer"}},
     "X-RateLimit-Reset": {"schema": {"type": "integer"}},
 }
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+_REQUIRED_STRING = {"required": True, "schema": {"type": "string"}}
+_HEADERS_OF_ERROR: dict[str, dict[str, Any]] = {
+    "401": {"WWW-Authenticate": _REQUIRED_STRING},
+    "416": {"Content-Range": _REQUIRED_STRING},
+    "429": {"Retry-After": {"required": True, "schema": {"type": "integer"}}, **_RATE_HEADERS},
+}
 
 
 def _errors(*statuses: str) -> dict[str, Any]:
@@ -58,23 +55,16 @@ def _errors(*statuses: str) -> dict[str, Any]:
     for status in statuses:
         response: dict[str, Any] = {
             "description": _ERROR_OF_STATUS[status],
-            "content": {"application/json": {"schema": _ref("Error")}},
+            "content": {"application/json": {"schema": ref("Error")}},
         }
-        if status == "401":
-            response["headers"] = {
-                "WWW-Authenticate": {"required": True, "schema": {"type": "string"}}
-            }
-        if status == "429":
-            response["headers"] = {
-                "Retry-After": {"required": True, "schema": {"type": "integer"}},
-                **_RATE_HEADERS,
-            }
-        if status == "416":
-            response["headers"] = {
-                "Content-Range": {"required": True, "schema": {"type": "string"}}
-            }
+        if status in _HEADERS_OF_ERROR:
+            response["headers"] = _HEADERS_OF_ERROR[status]
         responses[status] = response
     return responses
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def _header(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
@@ -85,11 +75,15 @@ def _query(name: str, schema: dict[str, Any], required: bool = False) -> dict[st
     return {"name": name, "in": "query", "required": required, "schema": schema}
 
 
-_TENANT_HEADER = _header("X-Tenant", _NAME, required=True)
+def _operation(operation_id: str, tag: str, summary: str, **fields: Any) -> dict[str, Any]:
+    return {"operationId": operation_id, "tags": [tag], "summary": summary, **fields}
+
+
+_TENANT_HEADER = _header("X-Tenant", NAME, required=True)
 _OBJECT_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _BY_KEY = [
-    {"name": "namespace", "in": "path", "required": True, "schema": _NAME},
-    {"name": "tenant", "in": "path", "required": True, "schema": _NAME},
+    {"name": "namespace", "in": "path", "required": True, "schema": NAME},
+    {"name": "tenant", "in": "path", "required": True, "schema": NAME},
     {
         "name": "key",
         "in": "path",
@@ -103,304 +97,204 @@ _READ_HEADERS = [
     _header("If-None-Match", {"type": "string"}),
 ]
 _DOWNLOAD_HEADERS = {
-    "ETag": {"required": True, "schema": {"type": "string"}},
-    "Last-Modified": {"required": True, "schema": {"type": "string"}},
+    "ETag": _REQUIRED_STRING,
+    "Last-Modified": _REQUIRED_STRING,
     "X-Object-Id": {"required": True, "schema": {"type": "string", "format": "uuid"}},
-    "X-Storage-Class": {"required": True, "schema": {"type": "string", "enum": ["hot", "cold"]}},
+    "X-Storage-Class": {"required": True, "schema": STORAGE_CLASS},
     "Accept-Ranges": {"required": True, "schema": {"type": "string", "enum": ["bytes"]}},
 }
-_BINARY = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+_ANY_BINARY = {"*/*": {"schema": BINARY}}
 
 
-def _download(summary: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "summary": summary,
-        "parameters": [*parameters, *_READ_HEADERS],
-        "responses": {
-            "200": {"description": "The object.", "headers": _DOWNLOAD_HEADERS, "content": _BINARY},
+def _download(operation_id: str, summary: str, parameters: list[Any]) -> dict[str, Any]:
+    return _operation(
+        operation_id,
+        "objects",
+        summary,
+        parameters=[*parameters, *_READ_HEADERS],
+        responses={
+            "200": {
+                "description": "The object.",
+                "headers": _DOWNLOAD_HEADERS,
+                "content": _ANY_BINARY,
+            },
             "206": {
                 "description": "One range of the object.",
-                "headers": {
-                    **_DOWNLOAD_HEADERS,
-                    "Content-Range": {"required": True, "schema": {"type": "string"}},
-                },
-                "content": _BINARY,
+                "headers": {**_DOWNLOAD_HEADERS, "Content-Range": _REQUIRED_STRING},
+                "content": _ANY_BINARY,
             },
             "304": {"description": "If-None-Match matched the ETag."},
             **_errors("400", "401", "403", "404", "416", "429", "503"),
         },
-    }
+    )
 
 
-def _head(get: dict[str, Any]) -> dict[str, Any]:
+def _head(operation_id: str, get: dict[str, Any]) -> dict[str, Any]:
     head = copy.deepcopy(get)
-    head["summary"] = "Headers of " + get["summary"][0].lower() + get["summary"][1:]
+    head["operationId"] = operation_id
+    head["summary"] = get["summary"] + ": headers only"
     for response in head["responses"].values():
         response.pop("content", None)  # HEAD answers have no body
     return head
 
 
-def _delete(summary: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "summary": summary,
-        "parameters": parameters,
-        "responses": {
+def _delete(operation_id: str, summary: str, parameters: list[Any]) -> dict[str, Any]:
+    return _operation(
+        operation_id,
+        "objects",
+        summary,
+        parameters=parameters,
+        responses={
             "204": {"description": "Deleted: invisible to every read from now on."},
             **_errors("400", "401", "403", "404", "429", "503"),
         },
-    }
+    )
 
 
-_OBJECT = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": [
-        "id",
-        "namespace",
-        "tenant_id",
-        "key",
-        "content_hash",
-        "size_bytes",
-        "storage_class",
-        "content_type",
-        "created_at",
+_UPLOAD = _operation(
+    "uploadObject",
+    "objects",
+    "Upload an object version",
+    parameters=[
+        _TENANT_HEADER,
+        _header("X-Namespace", NAME, required=True),
+        _header("X-Key", {"type": "string", "minLength": 1}, required=True),
+        _header("X-Key-Encoding", {"type": "string", "enum": ["percent"]}),
+        _header("X-Storage-Class", STORAGE_CLASS),
+        _header("X-Content-SHA256", {"type": "string", "pattern": "^[0-9a-f]{64}$"}),
+        _header("If-None-Match", {"type": "string", "enum": ["*"]}),
+        _header("If-Match", {"type": "string", "pattern": '^"sha256:[0-9a-f]{64}"$'}),
     ],
-    "properties": {
-        "id": {"type": "string", "format": "uuid"},
-        "namespace": _NAME,
-        "tenant_id": _NAME,
-        "key": {"type": "string", "minLength": 1},
-        "content_hash": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
-        "size_bytes": {"type": "integer", "minimum": 0},
-        "storage_class": {"type": "string", "enum": ["hot", "cold"]},
-        "content_type": {"type": "string"},
-        "created_at": {"type": "string", "format": "date-time"},
+    requestBody={"required": True, "content": {"application/octet-stream": {"schema": BINARY}}},
+    responses={
+        "201": {
+            **_json("Stored durably and committed.", ref("Object")),
+            "headers": {"Location": _REQUIRED_STRING, "ETag": _REQUIRED_STRING},
+        },
+        **_errors("400", "401", "403", "412", "413", "429", "503", "507"),
     },
-}
-_CLASS_USAGE = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["objects", "bytes", "monthly_cost"],
-    "properties": {
-        "objects": {"type": "integer", "minimum": 0},
-        "bytes": {"type": "integer", "minimum": 0},
-        "monthly_cost": {"type": "number", "minimum": 0},
+)
+_LIST = _operation(
+    "listObjects",
+    "objects",
+    "List objects of a namespace",
+    parameters=[
+        _query("namespace", NAME, required=True),
+        _query("tenant", NAME, required=True),
+        _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+        _query("cursor", {"type": "string"}),
+        _query("prefix", {"type": "string"}),
+        _query("versions", {"type": "string", "enum": ["true", "false"]}),
+        _query("storage_class", STORAGE_CLASS),
+    ],
+    responses={
+        "200": _json("One page, ordered by key bytes then newest first.", ref("ObjectList")),
+        **_errors("400", "401", "403", "429", "503"),
     },
-}
-_CHECKS = {
-    "type": "object",
-    "required": ["database", "hot", "cold"],
-    "properties": {
-        "database": {"type": "string"},
-        "hot": {"type": "string"},
-        "cold": {"type": "string"},
+)
+_USAGE = _operation(
+    "getUsage",
+    "usage",
+    "A tenant's usage and monthly cost",
+    parameters=[_query("tenant", NAME, required=True)],
+    responses={
+        "200": _json("Usage of every committed version.", ref("Usage")),
+        **_errors("400", "401", "403", "429", "503"),
     },
-}
+)
+_GET_BY_ID = _download("getObject", "Download an object by id", [_OBJECT_ID, _TENANT_HEADER])
+_GET_BY_KEY = _download("getObjectByKey", "Download the newest version of a key", _BY_KEY)
+
+
+def _public(operation_id: str, tag: str, summary: str, responses: dict[str, Any]) -> dict[str, Any]:
+    """An operation that needs no credential."""
+    return _operation(operation_id, tag, summary, security=[], responses=responses)
+
 
 _DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {
         "title": "JustStorage",
         "version": __version__,
-        "description": "Content-addressed internal object storage (the SPEC, §2-§4).",
+        "description": "Content-addressed internal object storage (docs/api.md in the repository).",
     },
-    "components": {
-        "securitySchemes": {
-            "bearer": {
-                "type": "http",
-                "scheme": "bearer",
-                "description": "An API key or a JWT (HS256, RS256 or ES256 as configured).",
-            }
-        },
-        "schemas": {
-            "Object": _OBJECT,
-            "ObjectList": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["items", "next_cursor"],
-                "properties": {
-                    "items": {"type": "array", "items": _ref("Object")},
-                    "next_cursor": {"type": "string", "nullable": True},
-                },
-            },
-            "Usage": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": [
-                    "tenant_id",
-                    "objects",
-                    "logical_bytes",
-                    "by_storage_class",
-                    "monthly_cost",
-                    "currency",
-                ],
-                "properties": {
-                    "tenant_id": _NAME,
-                    "objects": {"type": "integer", "minimum": 0},
-                    "logical_bytes": {"type": "integer", "minimum": 0},
-                    "by_storage_class": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["hot", "cold"],
-                        "properties": {"hot": _CLASS_USAGE, "cold": _CLASS_USAGE},
-                    },
-                    "monthly_cost": {"type": "number", "minimum": 0},
-                    "currency": {"type": "string"},
-                },
-            },
-            "Error": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["error"],
-                "properties": {
-                    "error": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["code", "message", "request_id"],
-                        "properties": {
-                            "code": {"type": "string", "enum": _CODES},
-                            "message": {"type": "string"},
-                            "request_id": {"type": "string"},
-                        },
-                    }
-                },
-            },
-            "Readiness": {
-                "type": "object",
-                "required": ["status", "checks"],
-                "properties": {
-                    "status": {"type": "string", "enum": ["ok", "unavailable"]},
-                    "checks": _CHECKS,
-                },
-            },
-        },
-    },
+    "tags": TAGS,
+    "components": {"securitySchemes": SECURITY_SCHEMES, "schemas": SCHEMAS},
     "security": [{"bearer": []}],
     "paths": {
-        "/v1/objects": {
-            "post": {
-                "summary": "Upload an object version",
-                "parameters": [
-                    _TENANT_HEADER,
-                    _header("X-Namespace", _NAME, required=True),
-                    _header("X-Key", {"type": "string", "minLength": 1}, required=True),
-                    _header("X-Key-Encoding", {"type": "string", "enum": ["percent"]}),
-                    _header("X-Storage-Class", {"type": "string", "enum": ["hot", "cold"]}),
-                    _header("X-Content-SHA256", {"type": "string", "pattern": "^[0-9a-f]{64}$"}),
-                    _header("If-None-Match", {"type": "string", "enum": ["*"]}),
-                    _header("If-Match", {"type": "string", "pattern": '^"sha256:[0-9a-f]{64}"$'}),
-                ],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/octet-stream": {
-                            "schema": {"type": "string", "format": "binary"}
-                        }
-                    },
-                },
-                "responses": {
-                    "201": {
-                        "description": "Stored durably and committed.",
-                        "headers": {
-                            "Location": {"required": True, "schema": {"type": "string"}},
-                            "ETag": {"required": True, "schema": {"type": "string"}},
-                        },
-                        "content": {"application/json": {"schema": _ref("Object")}},
-                    },
-                    **_errors("400", "401", "403", "412", "413", "429", "503", "507"),
-                },
-            },
-            "get": {
-                "summary": "List objects of a namespace",
-                "parameters": [
-                    _query("namespace", _NAME, required=True),
-                    _query("tenant", _NAME, required=True),
-                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
-                    _query("cursor", {"type": "string"}),
-                    _query("prefix", {"type": "string"}),
-                    _query("versions", {"type": "string", "enum": ["true", "false"]}),
-                    _query("storage_class", {"type": "string", "enum": ["hot", "cold"]}),
-                ],
-                "responses": {
-                    "200": {
-                        "description": "One page, ordered by key bytes then newest first.",
-                        "content": {"application/json": {"schema": _ref("ObjectList")}},
-                    },
-                    **_errors("400", "401", "403", "429", "503"),
-                },
-            },
-        },
+        "/v1/objects": {"post": _UPLOAD, "get": _LIST},
         "/v1/objects/{id}": {
-            "get": _download("Download an object by id", [_OBJECT_ID, _TENANT_HEADER]),
-            "delete": _delete("Delete one object version", [_OBJECT_ID, _TENANT_HEADER]),
+            "get": _GET_BY_ID,
+            "head": _head("headObject", _GET_BY_ID),
+            "delete": _delete(
+                "deleteObject", "Delete one object version", [_OBJECT_ID, _TENANT_HEADER]
+            ),
         },
         "/v1/objects/by-key/{namespace}/{tenant}/{key}": {
-            "get": _download("Download the newest version of a key", _BY_KEY),
-            "delete": _delete("Delete every version of a key", _BY_KEY),
+            "get": _GET_BY_KEY,
+            "head": _head("headObjectByKey", _GET_BY_KEY),
+            "delete": _delete("deleteObjectByKey", "Delete every version of a key", _BY_KEY),
         },
-        "/v1/usage": {
-            "get": {
-                "summary": "A tenant's usage and monthly cost",
-                "parameters": [_query("tenant", _NAME, required=True)],
-                "responses": {
-                    "200": {
-                        "description": "Usage of every committed version.",
-                        "content": {"application/json": {"schema": _ref("Usage")}},
-                    },
-                    **_errors("400", "401", "403", "429", "503"),
-                },
-            }
-        },
+        "/v1/usage": {"get": _USAGE},
         "/health": {
-            "get": {
-                "summary": "Liveness",
-                "security": [],
-                "responses": {
-                    "200": {
-                        "description": "The process serves.",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["status"],
-                                    "properties": {"status": {"type": "string", "enum": ["ok"]}},
-                                }
-                            }
-                        },
-                    }
-                },
-            }
+            "get": _public(
+                "getHealth",
+                "operations",
+                "Liveness",
+                {"200": _json("The process serves.", ref("Health"))},
+            )
         },
         "/ready": {
-            "get": {
-                "summary": "Readiness: database and every storage root",
-                "security": [],
-                "responses": {
-                    status: {
-                        "description": description,
-                        "content": {"application/json": {"schema": _ref("Readiness")}},
-                    }
-                    for status, description in (("200", "Ready."), ("503", "Not ready."))
+            "get": _public(
+                "getReadiness",
+                "operations",
+                "Readiness: database and every storage root",
+                {
+                    "200": _json("Ready.", ref("Readiness")),
+                    "503": _json("Not ready.", ref("Readiness")),
                 },
-            }
+            )
+        },
+        "/metrics": {
+            "get": _public(
+                "getMetrics",
+                "operations",
+                "Prometheus metrics",
+                {
+                    "200": {
+                        "description": "Prometheus text format 0.0.4.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "404": _json(
+                        "Served on JUSTSTORAGE_METRICS_ADDR instead of this listener.",
+                        ref("Error"),
+                    ),
+                },
+            )
         },
         "/openapi.json": {
-            "get": {
-                "summary": "This document",
-                "security": [],
-                "responses": {
+            "get": _public(
+                "getOpenApiDocument",
+                "documentation",
+                "This document",
+                {"200": _json("OpenAPI 3.0.", {"type": "object"})},
+            )
+        },
+        "/docs": {
+            "get": _public(
+                "getApiPage",
+                "documentation",
+                "This document as a web page",
+                {
                     "200": {
-                        "description": "OpenAPI 3.0.",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
+                        "description": "HTML; its style sheet is under /docs/assets/.",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
                     }
                 },
-            }
+            )
         },
     },
 }
-for _item in _DOCUMENT["paths"].values():
-    if "get" in _item and _item["get"]["summary"].startswith("Download"):
-        _item["head"] = _head(_item["get"])
 
 
 def openapi_document() -> dict[str, Any]:
