@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from juststorage.cli import reference
 from server_process import BIN, STOP_TIMEOUT_S, CliResult, clean_env, free_port, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -38,8 +39,12 @@ def _assert_clean_failure(result: CliResult, exit_code: int, *needles: str) -> N
 
 
 def test_every_command_has_help(env: dict[str, str]) -> None:
+    """... and it is the text docs/cli.md shows (tests/unit/test_cli_reference.py)."""
+    env = {**env, "COLUMNS": str(reference.HELP_COLUMNS)}
+    documented = reference.help_texts()
     root = run_cli(["--help"], env)
     assert root.returncode == 0, root.stderr
+    assert root.stdout == documented["juststorage"]
     pending = [[name] for name in _commands(root.stdout)]
     assert {"serve", "migrate", "keys", "token"} <= {p[0] for p in pending}
     seen = []
@@ -50,9 +55,11 @@ def test_every_command_has_help(env: dict[str, str]) -> None:
         result = run_cli([*path, "--help"], env)
         assert result.returncode == 0, (path, result.stderr)
         assert result.stdout.startswith("Usage: juststorage " + " ".join(path)), result.stdout
+        assert result.stdout == documented["juststorage " + " ".join(path)], path
         seen.append(" ".join(path))
         pending += [[*path, name] for name in _commands(result.stdout)]
     assert {"keys create", "keys list", "keys revoke", "token issue"} <= set(seen)
+    assert {"juststorage " + path for path in seen} == set(documented) - {"juststorage"}
     assert not (Path(env["JUSTSTORAGE_DATA_DIR"]) / "meta.db").exists(), "--help touched data"
 
 
