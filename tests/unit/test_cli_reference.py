@@ -52,3 +52,20 @@ def test_every_command_and_option_explains_itself() -> None:
 def test_update_refuses_a_page_without_its_sections() -> None:
     with pytest.raises(ValueError, match="commands.*exit-statuses"):
         reference.update("# no markers\n")
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading (the reference's headings are plain words)."""
+    return re.sub(r"[^a-z0-9 _-]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_links_to_the_reference_land_on_a_heading() -> None:
+    root = PAGE.parents[1]
+    anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", PAGE.read_text("utf-8"), re.MULTILINE)}
+    links = []
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(((?:docs/)?cli\.md(?:#[^)]*)?)\)", doc.read_text("utf-8")):
+            links.append((doc.name, target))
+            _, _, anchor = target.partition("#")
+            assert not anchor or anchor in anchors, (doc.name, target)
+    assert ("README.md", "docs/cli.md#exit-status") in links
