@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from juststorage.cli.errors import (
+    EXIT_CODES,
     FAILURES,
     BadUsage,
     CommandFailed,
@@ -53,19 +54,24 @@ def test_exit_statuses_are_one_table_from_1_to_14() -> None:
 
 
 def test_every_domain_error_code_has_its_own_exit_status() -> None:
+    # The CLI sends only methods the server routes: MethodNotAllowed, if the domain
+    # has it, keeps the status of any other failure.
     statuses = {code: failure_for(code, "").exit_code for code in _domain_codes()}
+    assert statuses.pop("MethodNotAllowed", 1) == 1
     assert 1 not in statuses.values(), statuses
     assert len(set(statuses.values())) == len(statuses), statuses
+    assert {c: s for c, s in EXIT_CODES.items() if c in statuses} == statuses
 
 
-def test_every_sdk_error_code_but_method_not_allowed_has_the_same_status() -> None:
-    sdk_codes = {
-        cls.code
-        for cls in vars(js).values()
-        if isinstance(cls, type) and issubclass(cls, js.ApiError) and cls is not js.ApiError
-    }
-    assert sdk_codes - _domain_codes() == {"MethodNotAllowed"}
-    assert failure_for("MethodNotAllowed", "").exit_code == 1
+def test_the_sdk_errors_have_the_status_of_their_code() -> None:
+    api_errors = [
+        cls for cls in vars(js).values() if isinstance(cls, type) and issubclass(cls, js.ApiError)
+    ]
+    sdk_codes = {cls.code for cls in api_errors if cls is not js.ApiError}
+    assert sdk_codes - _domain_codes() <= {"MethodNotAllowed"}
+    assert set(EXIT_CODES) - _domain_codes() == {"IntegrityError", "TransportError"}
+    for code in sdk_codes - {"MethodNotAllowed"}:
+        assert EXIT_CODES[code] == failure_for(code, "").exit_code != 1, code
 
 
 @pytest.mark.parametrize(

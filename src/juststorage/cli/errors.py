@@ -3,12 +3,12 @@
 Every failure of a `juststorage` command is a `CommandFailed`; its subclasses in
 `FAILURES` are the table of exit statuses (click's `ClickException.exit_code`, fixed
 per class), and docs/cli.md shows the same table (`juststorage.cli.reference`
-writes it from these classes, a test compares them). An
-error that carries a SPEC error code (a `StorageError` raised in this process, or
-an error answer from the server through the SDK) exits with the status of its code,
-so scripts can tell "not there" from "not allowed" from "try later" without
-parsing messages. Commands raise; `handle_errors()`, wrapped around every command
-by the `juststorage` group, turns what they raise into one `Error: …` line.
+writes it from these classes, a test compares them). An error that carries a SPEC
+error code (a `StorageError` raised in this process, or an error answer from the
+server through the SDK) exits with the status of its code, so scripts can tell
+"not there" from "not allowed" from "try later" without parsing messages.
+Commands raise; `handle_errors()`, wrapped around every command by the
+`juststorage` group, turns what they raise into one `Error: …` line.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class ChecksumFailure(CommandFailed):
     """The bytes do not match their SHA-256: an upload, or a download the client checked."""
 
     exit_code = 7
-    error_codes = ("ChecksumMismatch",)
+    error_codes = ("ChecksumMismatch", "IntegrityError")
 
 
 class TooLargeFailure(CommandFailed):
@@ -124,6 +124,7 @@ class UnreachableFailure(CommandFailed):
     """The server could not be reached, after the client's retries."""
 
     exit_code = 14
+    error_codes = ("TransportError",)
 
 
 # The exit-status table, in order (0 is success; docs/cli.md shows the same rows).
@@ -146,10 +147,15 @@ FAILURES: tuple[type[CommandFailed], ...] = (
 _BY_ERROR_CODE: Mapping[str, type[CommandFailed]] = MappingProxyType(
     {code: failure for failure in FAILURES for code in failure.error_codes}
 )
+# Error code -> exit status: the SPEC codes, and the SDK's two failures that have
+# no answer from the server (IntegrityError, TransportError).
+EXIT_CODES: Mapping[str, int] = MappingProxyType(
+    {code: failure.exit_code for code, failure in _BY_ERROR_CODE.items()}
+)
 
 
 def failure_for(error_code: str, message: str) -> CommandFailed:
-    """The failure whose exit status belongs to a SPEC error code (1 for an unknown code)."""
+    """The failure whose exit status belongs to an error code (1 for a code not listed)."""
     return _BY_ERROR_CODE.get(error_code, CommandFailed)(message)
 
 
@@ -183,9 +189,9 @@ def _client_failure(exc: Exception) -> CommandFailed | None:
         if isinstance(exc, js.ApiError):
             return failure_for(exc.code, str(exc))
         if isinstance(exc, js.IntegrityError):
-            return ChecksumFailure(f"IntegrityError: {exc}")
+            return failure_for("IntegrityError", f"IntegrityError: {exc}")
         if isinstance(exc, js.TransportError):
-            return UnreachableFailure(f"cannot reach the server: {exc}")
+            return failure_for("TransportError", f"cannot reach the server: {exc}")
         if isinstance(exc, ValueError) and _raised_in(exc, "juststorage_client"):
             return BadUsage(str(exc))  # the SDK refused an argument
     if isinstance(exc, OSError):

@@ -6,7 +6,7 @@ The convention for a command: a module-level `@click.command()` (or a
 side: through `runtime`; object commands: through the SDK) and prints the result
 (`--json` for scripts). It raises on failure and catches nothing: the group wraps
 every command in `errors.handle_errors()`, the one place that maps errors to exit
-statuses (`errors.ExitCode`, also in docs/cli.md).
+statuses (`errors.FAILURES`, also in docs/cli.md).
 """
 
 from __future__ import annotations

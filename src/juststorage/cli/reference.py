@@ -70,7 +70,7 @@ def render_commands() -> str:
 def render_exit_statuses() -> str:
     """The table of `errors.FAILURES`, with 0 for success."""
     lines = [
-        "| exit | error codes | meaning |",
+        "| exit | errors | meaning |",
         "|---|---|---|",
         "| 0 | — | Done. |",
     ]
