@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from juststorage.cli import reference
 from server_process import BIN, STOP_TIMEOUT_S, CliResult, clean_env, free_port, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -25,9 +26,10 @@ def _commands(help_text: str) -> list[str]:
     return re.findall(r"^  (\S+)", section, flags=re.MULTILINE)
 
 
-def _assert_clean_failure(result: CliResult, *needles: str) -> None:
-    """Non-zero exit, a one-line `Error: …` message naming what is wrong, no traceback."""
-    assert result.returncode not in (0, None), result
+def _assert_clean_failure(result: CliResult, exit_code: int, *needles: str) -> None:
+    """`exit_code` (docs/cli.md), a one-line `Error: …` message naming what is wrong,
+    no traceback."""
+    assert result.returncode == exit_code, result
     assert "Traceback" not in result.stderr + result.stdout
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
@@ -37,8 +39,12 @@ def _assert_clean_failure(result: CliResult, *needles: str) -> None:
 
 
 def test_every_command_has_help(env: dict[str, str]) -> None:
+    """... and it is the text docs/cli.md shows (tests/unit/test_cli_reference.py)."""
+    env = {**env, "COLUMNS": str(reference.HELP_COLUMNS)}
+    documented = reference.help_texts()
     root = run_cli(["--help"], env)
     assert root.returncode == 0, root.stderr
+    assert root.stdout == documented["juststorage"]
     pending = [[name] for name in _commands(root.stdout)]
     assert {"serve", "migrate", "keys", "token"} <= {p[0] for p in pending}
     seen = []
@@ -49,9 +55,11 @@ def test_every_command_has_help(env: dict[str, str]) -> None:
         result = run_cli([*path, "--help"], env)
         assert result.returncode == 0, (path, result.stderr)
         assert result.stdout.startswith("Usage: juststorage " + " ".join(path)), result.stdout
+        assert result.stdout == documented["juststorage " + " ".join(path)], path
         seen.append(" ".join(path))
         pending += [[*path, name] for name in _commands(result.stdout)]
     assert {"keys create", "keys list", "keys revoke", "token issue"} <= set(seen)
+    assert {"juststorage " + path for path in seen} == set(documented) - {"juststorage"}
     assert not (Path(env["JUSTSTORAGE_DATA_DIR"]) / "meta.db").exists(), "--help touched data"
 
 
@@ -107,10 +115,12 @@ def test_keys_list_never_shows_the_key(env: dict[str, str]) -> None:
 
 def test_keys_create_refuses_bad_input_cleanly(env: dict[str, str]) -> None:
     _assert_clean_failure(
-        run_cli(["keys", "create", "--tenant", "acme", "--scope", "bogus"], env), "bogus"
+        run_cli(["keys", "create", "--tenant", "acme", "--scope", "bogus"], env), 2, "bogus"
     )
     _assert_clean_failure(
-        run_cli(["keys", "create", "--tenant", "Not Valid", "--scope", "admin"], env), "Not Valid"
+        run_cli(["keys", "create", "--tenant", "Not Valid", "--scope", "admin"], env),
+        2,
+        "Not Valid",
     )
     missing = run_cli(["keys", "create", "--tenant", "acme"], env)
     assert missing.returncode != 0 and "--scope" in missing.stderr
@@ -118,12 +128,12 @@ def test_keys_create_refuses_bad_input_cleanly(env: dict[str, str]) -> None:
 
 
 def test_keys_revoke_of_an_unknown_id_fails_cleanly(env: dict[str, str]) -> None:
-    _assert_clean_failure(run_cli(["keys", "revoke", "no-such-id"], env), "no-such-id")
+    _assert_clean_failure(run_cli(["keys", "revoke", "no-such-id"], env), 3, "no-such-id")
 
 
 def test_token_issue_without_a_signing_key_fails_cleanly(env: dict[str, str]) -> None:
     result = run_cli(["token", "issue", "--sub", "s", "--tenant", "acme", "--scope", "admin"], env)
-    _assert_clean_failure(result, "JWT_SECRET")
+    _assert_clean_failure(result, 2, "JWT_SECRET")
     assert result.stdout == ""
 
 
@@ -133,7 +143,7 @@ def test_token_issue_with_a_bad_private_key_fails_cleanly(
     key_file = tmp_path / "not-a-key.pem"
     key_file.write_text("-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
     args = ["token", "issue", "--sub", "s", "--tenant", "acme", "--scope", "admin"]
-    _assert_clean_failure(run_cli([*args, "--private-key", str(key_file)], env), "private key")
+    _assert_clean_failure(run_cli([*args, "--private-key", str(key_file)], env), 2, "private key")
 
 
 def test_token_issue_with_a_secret_prints_only_the_token(env: dict[str, str]) -> None:
@@ -179,14 +189,14 @@ def _run_serve(env: dict[str, str]) -> CliResult:
 @pytest.mark.parametrize(("name", "value"), BAD_SETTINGS, ids=[n for n, _ in BAD_SETTINGS])
 def test_bad_setting_names_the_variable(env: dict[str, str], name: str, value: str) -> None:
     bad = {**env, name: value}
-    _assert_clean_failure(run_cli(["keys", "list"], bad), name)
-    _assert_clean_failure(_run_serve(bad), name)
+    _assert_clean_failure(run_cli(["keys", "list"], bad), 2, name)
+    _assert_clean_failure(_run_serve(bad), 2, name)
 
 
 def test_bad_config_file_fails_cleanly(env: dict[str, str], tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("port = [unclosed\n")
-    _assert_clean_failure(run_cli(["--config", str(config), "migrate"], env), str(config))
+    _assert_clean_failure(run_cli(["--config", str(config), "migrate"], env), 2, str(config))
     typo = tmp_path / "typo.toml"
     typo.write_text("max_objekt_bytes = 5\n")
-    _assert_clean_failure(run_cli(["--config", str(typo), "migrate"], env), "max_objekt_bytes")
+    _assert_clean_failure(run_cli(["--config", str(typo), "migrate"], env), 2, "max_objekt_bytes")

@@ -1,4 +1,4 @@
-"""What the object commands share: server URL and credential, exit codes, progress.
+"""What the object commands share: the SDK, server URL and credential, progress.
 
 The commands talk to a running server through the Python SDK (`juststorage-client`,
 `sdks/python`), imported lazily: the server-side commands never need it, and a
@@ -11,8 +11,7 @@ import os
 import sys
 import time
 import tomllib
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -20,75 +19,22 @@ from typing import Any
 
 import click
 
+from juststorage.cli.errors import BadUsage, CommandFailed
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
 
-# Exit status per error code (documented in docs/cli-objects.md): scripts can tell
-# "not there" from "not allowed" from "try later" without parsing messages.
-EXIT_CODES: dict[str, int] = {
-    "BadRequest": 2,
-    "NotFound": 3,
-    "Unauthorized": 4,
-    "Forbidden": 5,
-    "PreconditionFailed": 6,
-    "ChecksumMismatch": 7,
-    "IntegrityError": 7,
-    "PayloadTooLarge": 8,
-    "RangeNotSatisfiable": 9,
-    "TooManyRequests": 10,
-    "Unavailable": 11,
-    "InsufficientStorage": 12,
-    "Internal": 13,
-    "TransportError": 14,
-}
-
-
-class ObjectCommandFailed(click.ClickException):
-    """An object command failed; exit status 1 unless `failure(...)` picks another."""
-
-    exit_code = 1
-
-
-def failure(message: str, exit_code: int = 1) -> ObjectCommandFailed:
-    """An ObjectCommandFailed whose exit status is `exit_code` (click reads the class's)."""
-    cls = _FAILURES.get(exit_code)
-    if cls is None:
-        cls = type(f"ObjectCommandFailed{exit_code}", (ObjectCommandFailed,), {})
-        cls.exit_code = exit_code
-        _FAILURES[exit_code] = cls
-    return cls(message)
-
-
-_FAILURES: dict[int, type[ObjectCommandFailed]] = {}
-
 
 def sdk() -> ModuleType:
+    """The SDK module, imported on first use (its errors are mapped in `cli.errors`)."""
     try:
         import juststorage_client
     except ImportError:
-        raise failure(
+        raise CommandFailed(
             "the object commands need the juststorage-client package: "
             "pip install -e sdks/python (make install does it)"
         ) from None
     return juststorage_client
-
-
-@contextmanager
-def handle_client_errors() -> Iterator[None]:
-    """SDK errors become one `Error: …` line and the exit status of their code."""
-    js = sdk()
-    try:
-        yield
-    except js.ApiError as exc:
-        raise failure(str(exc), EXIT_CODES.get(exc.code, 1)) from None
-    except js.IntegrityError as exc:
-        raise failure(f"IntegrityError: {exc}", EXIT_CODES["IntegrityError"]) from None
-    except js.TransportError as exc:
-        raise failure(f"cannot reach the server: {exc}", EXIT_CODES["TransportError"]) from None
-    except ValueError as exc:
-        raise failure(str(exc), 2) from None
-    except OSError as exc:
-        raise failure(f"{exc.strerror or exc}: {exc.filename or ''}".strip()) from None
 
 
 @dataclass(frozen=True)
@@ -114,7 +60,7 @@ def resolve_connection(
         try:
             file = tomllib.loads(path.read_text("utf-8"))
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise failure(f"cannot read {path}: {exc}", 2) from None
+            raise BadUsage(f"cannot read {path}: {exc}") from None
     token = token or environ.get("JUSTSTORAGE_TOKEN") or file.get("token")
     if token is None and file.get("token_file"):
         token = Path(str(file["token_file"])).expanduser().read_text("utf-8").strip()

@@ -5,58 +5,50 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 
 import click
 
 from juststorage.application.migrate_blobs import MigrationReport, migrate_blobs
 from juststorage.bootstrap import build, build_s3_blob_store
+from juststorage.cli.errors import CommandFailed
+from juststorage.cli.runtime import settings_of
 from juststorage.config import Settings, SettingsError
 from juststorage.domain.model import StorageClass
 
 
-def register(
-    cli: click.Group,
-    settings_of: Callable[[click.Context], Settings],
-    handle_errors: Callable[[], AbstractContextManager[None]],
+@click.command("migrate-blobs")
+@click.option("--to-hot", metavar="s3://BUCKET/PREFIX", help="Target root of the hot class.")
+@click.option("--to-cold", metavar="s3://BUCKET/PREFIX", help="Target root of the cold class.")
+@click.option("--no-verify", is_flag=True, help="Do not read each copy back to re-hash it.")
+@click.pass_context
+def migrate_blobs_command(
+    ctx: click.Context, to_hot: str | None, to_cold: str | None, no_verify: bool
 ) -> None:
-    """Add the command to the CLI group (kept out of main.py for size)."""
+    """Copy blobs from the directory roots (the current settings) to S3 roots,
+    verified by SHA-256; safe to run while the server runs, resumable.
 
-    @cli.command("migrate-blobs")
-    @click.option("--to-hot", metavar="s3://BUCKET/PREFIX", help="Target root of the hot class.")
-    @click.option("--to-cold", metavar="s3://BUCKET/PREFIX", help="Target root of the cold class.")
-    @click.option("--no-verify", is_flag=True, help="Do not read each copy back to re-hash it.")
-    @click.pass_context
-    def migrate(
-        ctx: click.Context, to_hot: str | None, to_cold: str | None, no_verify: bool
-    ) -> None:
-        """Copy blobs from the directory roots (the current settings) to S3 roots,
-        verified by SHA-256; safe to run while the server runs, resumable.
-
-        Run it until it reports 0 remaining, stop the server, run it once more, then
-        start the server with JUSTSTORAGE_<CLASS>_ROOT set to the s3:// roots.
-        Exit 1 while blobs remain or a source file is missing or damaged.
-        """
-        settings = settings_of(ctx)
-        targets = {StorageClass.HOT: to_hot, StorageClass.COLD: to_cold}
-        chosen = {c: t for c, t in targets.items() if t}
-        if not chosen:
-            raise click.UsageError("name at least one target: --to-hot or --to-cold")
-        with handle_errors():
-            reports = asyncio.run(_migrate(settings, chosen, verify=not no_verify))
-        incomplete = False
-        for storage_class, report in reports.items():
-            for problem in report.problems:
-                click.echo(f"problem {problem}")
-            click.echo(
-                f"migrate-blobs {storage_class.value}: {report.copied} blobs"
-                f" ({report.bytes_copied} bytes) copied, {report.skipped} skipped,"
-                f" {len(report.problems)} problems, {report.remaining} remaining"
-            )
-            incomplete = incomplete or not report.complete
-        if incomplete:
-            raise click.ClickException("not complete: run it again (see above)")
+    Run it until it reports 0 remaining, stop the server, run it once more, then
+    start the server with JUSTSTORAGE_<CLASS>_ROOT set to the s3:// roots.
+    Exit 1 while blobs remain or a source file is missing or damaged.
+    """
+    settings = settings_of(ctx)
+    targets = {StorageClass.HOT: to_hot, StorageClass.COLD: to_cold}
+    chosen = {c: t for c, t in targets.items() if t}
+    if not chosen:
+        raise click.UsageError("name at least one target: --to-hot or --to-cold")
+    reports = asyncio.run(_migrate(settings, chosen, verify=not no_verify))
+    incomplete = False
+    for storage_class, report in reports.items():
+        for problem in report.problems:
+            click.echo(f"problem {problem}")
+        click.echo(
+            f"migrate-blobs {storage_class.value}: {report.copied} blobs"
+            f" ({report.bytes_copied} bytes) copied, {report.skipped} skipped,"
+            f" {len(report.problems)} problems, {report.remaining} remaining"
+        )
+        incomplete = incomplete or not report.complete
+    if incomplete:
+        raise CommandFailed("not complete: run it again (see above)")
 
 
 async def _migrate(

@@ -17,12 +17,11 @@ import click
 from juststorage.cli.client_config import (
     Progress,
     connection_options,
-    failure,
-    handle_client_errors,
     json_option,
     resolve_connection,
     sdk,
 )
+from juststorage.cli.errors import BadUsage
 
 _PROGRESS = click.option(
     "--progress/--no-progress",
@@ -102,14 +101,14 @@ def put(
         "if_none_match": "*" if no_overwrite else None,
         "if_match": if_match,
     }
-    with handle_client_errors(), _client(url, token) as client:
+    with _client(url, token) as client:
         if source == "-":
             bar = Progress(None, "upload", progress)
             info = client.upload_stream(sys.stdin.buffer, **options, progress=bar)
         else:
             path = Path(source)
             if not path.is_file():
-                raise failure(f"no such file: {source}", 2)
+                raise BadUsage(f"no such file: {source}")
             bar = Progress(path.stat().st_size, "upload", progress)
             info = client.upload_file(path, **options, progress=bar)
         bar.close()
@@ -143,7 +142,7 @@ def get(
     target = _target(name, object_id)
     parsed = _parse_range(byte_range)
     dest = destination or (target.get("key", "").rsplit("/", 1)[-1] or target.get("id", ""))
-    with handle_client_errors(), _client(url, token) as client:
+    with _client(url, token) as client:
         head = client.head(**target)
         total = head.size_bytes
         if parsed is not None:
@@ -184,7 +183,7 @@ def list_objects(
     if len(parts) < 2 or not parts[0] or not parts[1]:
         raise click.UsageError(f"name the listing as TENANT/NAMESPACE[/PREFIX], not {name!r}")
     prefix = parts[2] if len(parts) == 3 else None
-    with handle_client_errors(), _client(url, token) as client:
+    with _client(url, token) as client:
         items = client.list(
             tenant=parts[0],
             namespace=parts[1],
@@ -212,7 +211,7 @@ def list_objects(
 def rm(name: str, object_id: str | None, as_json: bool, url: str | None, token: str | None) -> None:
     """Delete every version of a key, or one version with --id."""
     target = _target(name, object_id)
-    with handle_client_errors(), _client(url, token) as client:
+    with _client(url, token) as client:
         client.delete(**target)
     _emit({"deleted": target}, as_json, f"deleted {name}{' ' + object_id if object_id else ''}")
 
@@ -227,7 +226,7 @@ def stat(
 ) -> None:
     """Show an object's metadata (newest version of the key, or --id)."""
     target = _target(name, object_id)
-    with handle_client_errors(), _client(url, token) as client:
+    with _client(url, token) as client:
         data = client.head(**target).to_json()
     human = "\n".join(f"{field}: {value}" for field, value in data.items())
     _emit(data, as_json, human)
@@ -239,7 +238,7 @@ def stat(
 @connection_options
 def usage(tenant: str, as_json: bool, url: str | None, token: str | None) -> None:
     """Objects, logical bytes and monthly cost of TENANT, per storage class."""
-    with handle_client_errors(), _client(url, token) as client:
+    with _client(url, token) as client:
         result = client.usage(tenant=tenant)
     lines = [
         f"{tenant}: {result.objects} objects, {_size(result.logical_bytes)}, "
@@ -251,12 +250,3 @@ def usage(tenant: str, as_json: bool, url: str | None, token: str | None) -> Non
             f"{part.monthly_cost:.2f} {result.currency}/month"
         )
     _emit(result.raw, as_json, "\n".join(lines))
-
-
-COMMANDS = [put, get, list_objects, rm, stat, usage]
-
-
-def register(group: click.Group) -> None:
-    """Add the object commands to the `juststorage` group."""
-    for command in COMMANDS:
-        group.add_command(command)

@@ -1,0 +1,152 @@
+"""Commands that run where the store is: serve, migrate, gc, fsck."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from juststorage import __version__
+from juststorage.adapters.metrics import enable_multiprocess_metrics
+from juststorage.application.fsck import FsckReport
+from juststorage.bootstrap import Services, build
+from juststorage.cli.errors import CommandFailed
+from juststorage.cli.runtime import run_with_services, settings_of
+from juststorage.logs import configure_logging, server_log_config
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to listen on [default: 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port to listen on [default: 8080].")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Server processes.")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the HTTP service (granian, ASGI)."""
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+
+    settings = settings_of(ctx)
+    config: Path | None = ctx.find_root().params.get("config")
+    if config is not None:
+        # Worker processes read their settings from the environment.
+        os.environ["JUSTSTORAGE_CONFIG"] = str(config.resolve())
+    # One metrics directory for all workers, so /metrics answers the sum of all of them.
+    own_metrics_dir = settings.metrics_multiproc_dir is None
+    metrics_dir = settings.metrics_multiproc_dir or Path(
+        tempfile.mkdtemp(prefix="juststorage-metrics-")
+    )
+    enable_multiprocess_metrics(metrics_dir)
+    settings = settings.model_copy(update={"metrics_multiproc_dir": metrics_dir})
+    build(settings)  # validate every setting before binding the port
+    server = Granian(
+        "juststorage.api.asgi:app_from_environment",
+        factory=True,
+        interface=Interfaces.ASGI,
+        address=host or settings.host,
+        port=settings.port if port is None else port,
+        workers=workers or settings.workers,
+        loop=Loops.uvloop,
+        log_level=settings.log_level,  # type: ignore[arg-type]
+        log_dictconfig=server_log_config(settings.log_format),
+        log_access=False,
+        respawn_failed_workers=True,
+    )
+    configure_logging(settings.log_level, settings.log_format)
+    logging.getLogger("juststorage").info(
+        "juststorage %s serving on http://%s:%s (data: %s)",
+        __version__,
+        host or settings.host,
+        settings.port if port is None else port,
+        settings.data_dir,
+    )
+    try:
+        server.serve()
+    finally:
+        if own_metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+@click.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Bring the database schema up to date."""
+    applied = run_with_services(ctx, lambda s: s.metadata.migrate(), prepare=False)
+    for name in applied:
+        click.echo(f"applied {name}")
+    click.echo("schema is up to date" if not applied else f"{len(applied)} migration(s) applied")
+
+
+@click.command()
+@click.pass_context
+def gc(ctx: click.Context) -> None:
+    """Run one garbage-collection pass and print what it removed."""
+    from juststorage.worker.gc import run_gc_pass
+
+    report = run_with_services(ctx, run_gc_pass)
+    if not report.ran:
+        raise CommandFailed("another process is running a GC pass; try again later")
+    for content_hash in report.removed_hashes:
+        click.echo(f"removed blob sha256:{content_hash}")
+    click.echo(
+        f"gc: {report.expired_uploads} stale uploads, {report.temp_files_removed} temp files,"
+        f" {report.deletes_finished} deletes finished, {report.blobs_removed} unreferenced"
+        f" blobs, {report.orphan_blobs_removed} orphan blob files,"
+        f" {report.deleted_rows_purged} deleted rows purged"
+    )
+
+
+@click.command()
+@click.option("--repair", is_flag=True, help="Fix what needs no guessing (recount, orphans).")
+@click.option("--no-verify", is_flag=True, help="Check that files exist without re-hashing them.")
+@click.pass_context
+def fsck(ctx: click.Context, repair: bool, no_verify: bool) -> None:
+    """Check the database against the blob files; exit 1 if damage remains."""
+    report = run_with_services(ctx, lambda s: _check_with_progress(s, repair, not no_verify))
+    for problem in report.problems:
+        click.echo(problem.describe())
+    unrepaired = sum(1 for p in report.problems if not p.repaired)
+    click.echo(
+        f"fsck: {report.blobs_checked} blobs, {report.bytes_checked} bytes checked;"
+        f" {len(report.problems)} problems, {unrepaired} unrepaired"
+    )
+    if report.damaged:
+        raise CommandFailed("damage found" + ("" if repair else " (try --repair)"))
+
+
+async def _check_with_progress(services: Services, repair: bool, verify: bool) -> FsckReport:
+    """`check_store` with a progress bar (bytes, blobs and rate) on stderr."""
+    from juststorage.application.fsck import check_store
+
+    async with services.metadata.snapshot() as view:
+        total_blobs, total_bytes = await view.blobs.totals()
+    with click.progressbar(
+        length=max(total_bytes, 1),
+        label=f"fsck {total_blobs} blobs",
+        file=sys.stderr,
+        show_pos=False,
+        show_percent=True,
+    ) as bar:
+        started = time.monotonic()
+        last = [0]
+
+        def progress(blobs_done: int, bytes_done: int) -> None:
+            bar.update(bytes_done - last[0])
+            last[0] = bytes_done
+            elapsed = max(time.monotonic() - started, 1e-6)
+            bar.label = (
+                f"fsck {blobs_done}/{total_blobs} blobs {bytes_done / elapsed / 1e6:.0f} MB/s"
+            )
+
+        return await check_store(
+            services.metadata,
+            services.blobs,
+            repair=repair,
+            verify_hashes=verify,
+            progress=progress,
+        )
