@@ -20,6 +20,7 @@ from juststorage.api.metrics_listener import metrics_listener
 from juststorage.api.middleware import RequestContextMiddleware
 from juststorage.api.openapi import openapi_json
 from juststorage.api.request_log import RequestLogMiddleware
+from juststorage.api.state import ApiState
 from juststorage.bootstrap import Services, start
 from juststorage.domain.auth import Principal
 from juststorage.worker.gc import run_gc_loop
@@ -71,7 +72,8 @@ def create_app(
     services: Services, *, run_startup: bool = True, run_background: bool = True
 ) -> Starlette:
     """The ASGI app. With `run_startup`, the lifespan migrates and prepares storage;
-    with `run_background`, it runs the GC loop."""
+    with `run_background`, it runs the GC loop. The app owns its `ApiState`."""
+    state = ApiState.from_settings(services.settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -83,7 +85,7 @@ def create_app(
             log.warning("authentication is DISABLED (JUSTSTORAGE_AUTH=disabled): local use only")
         gc_task = asyncio.create_task(run_gc_loop(services)) if run_background else None
         try:
-            async with metrics_listener(services):
+            async with metrics_listener(services, state):
                 yield
         finally:
             if gc_task is not None:
@@ -96,12 +98,13 @@ def create_app(
         routes=_routes(serve_metrics=services.settings.metrics_addr is None),
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
-            Middleware(RequestContextMiddleware, metrics=services.metrics),
+            Middleware(RequestContextMiddleware, observe=services.metrics.observe_request),
             Middleware(RequestLogMiddleware),  # inside: it sees the request id
         ],
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.api = state
     return app
 
 
