@@ -39,10 +39,7 @@ async def find_by_id(
 ) -> ObjectVersion:
     """The committed version with this id in this tenant. Raises NotFound otherwise."""
     async with metadata.snapshot() as view:
-        version = await view.objects.get(tenant_id, object_id)
-    if version is None:
-        raise NotFound("no such object")
-    return version
+        return _found(await view.objects.get(tenant_id, object_id))
 
 
 async def find_newest(
@@ -50,7 +47,10 @@ async def find_newest(
 ) -> ObjectVersion:
     """The newest committed version of a key. Raises NotFound if it has none."""
     async with metadata.snapshot() as view:
-        version = await view.objects.newest(tenant_id, namespace, key)
+        return _found(await view.objects.newest(tenant_id, namespace, key))
+
+
+def _found(version: ObjectVersion | None) -> ObjectVersion:
     if version is None:
         raise NotFound("no such object")
     return version

@@ -15,6 +15,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -77,6 +78,7 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
     return conn
 
 
+@dataclass
 class _Session:
     """Runs statements on one connection: in a worker thread, or inline when `inline`.
 
@@ -88,18 +90,11 @@ class _Session:
     (`fetchone`: a lookup by an index) runs inline too.
     """
 
-    def __init__(
-        self,
-        conn: sqlite3.Connection,
-        clock: Clock,
-        *,
-        inline: bool = False,
-        inline_point_reads: bool = False,
-    ) -> None:
-        self.conn = conn
-        self.clock = clock
-        self.inline = inline
-        self.inline_point_reads = inline_point_reads
+    conn: sqlite3.Connection
+    clock: Clock
+    _: KW_ONLY
+    inline: bool = False
+    inline_point_reads: bool = False
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self.inline:
@@ -113,8 +108,8 @@ class _Session:
     async def fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
         if self.inline_point_reads:
             # One row by an index (a GET's lookup, an API key): WAL readers take no
-            # lock, and from cached pages this is cheaper than the thread hop (which
-            # was 12 % of the loop's time on 4 KiB GETs). Listings use fetchall.
+            # lock, and from cached pages this is cheaper than the thread hop (a
+            # large share of a small GET's time). Listings use fetchall.
             row: tuple[Any, ...] | None = self._call(lambda c: c.execute(sql, params).fetchone())
             return row
         return await self.run(lambda c: c.execute(sql, params).fetchone())
