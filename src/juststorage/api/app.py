@@ -20,7 +20,7 @@ from juststorage.api.metrics_listener import metrics_listener
 from juststorage.api.middleware import RequestContextMiddleware
 from juststorage.api.openapi import openapi_json
 from juststorage.api.request_log import RequestLogMiddleware
-from juststorage.api.state import ApiState
+from juststorage.api.state import ApiState, LifespanState
 from juststorage.bootstrap import Services, start
 from juststorage.domain.auth import Principal
 from juststorage.worker.gc import run_gc_loop
@@ -72,11 +72,12 @@ def create_app(
     services: Services, *, run_startup: bool = True, run_background: bool = True
 ) -> Starlette:
     """The ASGI app. With `run_startup`, the lifespan migrates and prepares storage;
-    with `run_background`, it runs the GC loop. The app owns its `ApiState`."""
-    state = ApiState.from_settings(services.settings)
+    with `run_background`, it runs the GC loop. Each run of the lifespan starts a
+    fresh `ApiState` and hands it to the requests as lifespan state."""
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[LifespanState]:
+        state = ApiState.from_settings(services.settings)
         if run_startup:
             created = await start(services)
             if created is not None:
@@ -86,7 +87,7 @@ def create_app(
         gc_task = asyncio.create_task(run_gc_loop(services)) if run_background else None
         try:
             async with metrics_listener(services, state):
-                yield
+                yield {"api": state}
         finally:
             if gc_task is not None:
                 gc_task.cancel()
@@ -104,7 +105,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = services
-    app.state.api = state
     return app
 
 

@@ -1,10 +1,11 @@
-"""What the API keeps between requests in one process: owned by the app, not by
-the composition root's `Services` (which the CLI and the workers share)."""
+"""What the API keeps between requests in one process: the app's lifespan state,
+not the composition root's `Services` (which the CLI and the workers share)."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from starlette.requests import Request
 
@@ -27,7 +28,13 @@ class ApiState:
         return cls(Throttle(settings.limits_for, settings.max_concurrent_uploads))
 
 
+class LifespanState(TypedDict):
+    """What the app's lifespan yields; the server copies it into every request."""
+
+    api: ApiState
+
+
 def api_state(request: Request) -> ApiState:
-    """The state of the app serving `request` (set by `create_app`)."""
-    state: ApiState = request.app.state.api
+    """The state of the app serving `request`."""
+    state: ApiState = request.state.api
     return state
