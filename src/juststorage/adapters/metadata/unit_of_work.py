@@ -9,7 +9,6 @@ order of those steps, the read-only check and the repositories are here.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from types import TracebackType
 from typing import Self
 
 from juststorage.adapters.metadata.leases_keys import SqlApiKeyRepository, SqlLeaseRepository
@@ -64,12 +63,8 @@ class SqlUnitOfWork(ABC):
         self.leases = SqlLeaseRepository(session, dialect)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
+        # With or without an exception: `_end` rolls back whatever was not committed.
         await self._end()
 
     @property
