@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +16,6 @@ from juststorage.adapters.metadata.postgres import PostgresMetadataStore
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore, sqlite_path_from_url
 from juststorage.adapters.metrics import Metrics
 from juststorage.adapters.processes import LocalProcessLiveness
-from juststorage.adapters.ratelimit import Throttle
 from juststorage.application.apikeys import (
     CreatedKey,
     create_first_admin_key,
@@ -44,7 +42,11 @@ class SystemClock:
 
 @dataclass
 class Services:
-    """Everything the API, the CLI and the workers use, built once per process."""
+    """Everything the API, the CLI and the workers use, built once per process.
+
+    The object graph only: state one entry point keeps at run time (the API's
+    rate limits and readiness checks) belongs to that entry point (`api.state`).
+    """
 
     settings: Settings
     clock: Clock
@@ -53,14 +55,9 @@ class Services:
     authenticator: Authenticator
     liveness: ProcessLiveness = field(default_factory=LocalProcessLiveness)
     metrics: Metrics = field(default_factory=Metrics)
-    throttle: Throttle = field(init=False)
     committer: GroupCommitter = field(init=False)
-    # /ready's checks still running, by dependency (api/operations.py): a hung
-    # dependency costs one check in flight, not one per call.
-    running_checks: dict[str, asyncio.Task[None]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.throttle = Throttle(self.settings)
         self.committer = GroupCommitter(self.metadata)
 
     @property

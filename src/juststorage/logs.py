@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
+from juststorage.domain.timestamps import utc_text
+
 LogFormat = Literal["auto", "json", "text"]
 FIELDS_ATTR = "fields"
 
@@ -25,8 +27,7 @@ def record_fields(record: logging.LogRecord) -> Mapping[str, Any]:
 
 
 def _timestamp(record: logging.LogRecord) -> str:
-    moment = datetime.fromtimestamp(record.created, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(datetime.fromtimestamp(record.created, UTC), fraction_digits=3)
 
 
 class JsonFormatter(logging.Formatter):

@@ -43,19 +43,20 @@ def _services(metadata: FakeMetadataStore, blobs: FakeBlobStore) -> Services:
 
 async def test_all_ok() -> None:
     services = _services(FakeMetadataStore(FakeClock()), FakeBlobStore())
-    assert await check_readiness(services) == {"database": "ok", "hot": "ok", "cold": "ok"}
+    assert await check_readiness(services, {}) == {"database": "ok", "hot": "ok", "cold": "ok"}
 
 
 async def test_a_hung_dependency_is_reported_in_time_and_checked_once() -> None:
     blobs = HangingColdStore()
     services = _services(DownDatabase(FakeClock()), blobs)
+    running: dict[str, asyncio.Task[None]] = {}
     started = time.monotonic()
-    checks = await check_readiness(services, timeout_s=0.2)
+    checks = await check_readiness(services, running, timeout_s=0.2)
     assert time.monotonic() - started < 2
     assert checks == {
         "database": "database unavailable: connection refused",
         "hot": "ok",
         "cold": "no answer within 0.2 s",
     }
-    await check_readiness(services, timeout_s=0.2)
+    await check_readiness(services, running, timeout_s=0.2)
     assert blobs.cold_probes == 1  # the hung check is still running: not started again

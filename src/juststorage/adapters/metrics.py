@@ -216,6 +216,11 @@ class Metrics:
             )
         self.registry.register(self._census)
 
+    def observe_request(self, method: str, status: int, namespace: str, seconds: float) -> None:
+        """One answered HTTP request: counted by status, timed."""
+        self.requests.labels(method, str(status), namespace).inc()
+        self.request_duration.labels(method, namespace).observe(seconds)
+
     def observe_census(self, census: list[Census]) -> None:
         """Replace the object and byte gauges with a fresh count from the database."""
         self._census.census = list(census)

@@ -21,6 +21,7 @@ from juststorage.api.middleware import RequestContextMiddleware
 from juststorage.api.openapi import openapi_json
 from juststorage.api.openapi_page import ASSETS_PATH, api_page, assets
 from juststorage.api.request_log import RequestLogMiddleware
+from juststorage.api.state import ApiState, LifespanState
 from juststorage.bootstrap import Services, start
 from juststorage.domain.auth import Principal
 from juststorage.worker.gc import run_gc_loop
@@ -74,10 +75,12 @@ def create_app(
     services: Services, *, run_startup: bool = True, run_background: bool = True
 ) -> Starlette:
     """The ASGI app. With `run_startup`, the lifespan migrates and prepares storage;
-    with `run_background`, it runs the GC loop."""
+    with `run_background`, it runs the GC loop. Each run of the lifespan starts a
+    fresh `ApiState` and hands it to the requests as lifespan state."""
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[LifespanState]:
+        state = ApiState.from_settings(services.settings)
         if run_startup:
             created = await start(services)
             if created is not None:
@@ -86,8 +89,8 @@ def create_app(
             log.warning("authentication is DISABLED (JUSTSTORAGE_AUTH=disabled): local use only")
         gc_task = asyncio.create_task(run_gc_loop(services)) if run_background else None
         try:
-            async with metrics_listener(services):
-                yield
+            async with metrics_listener(services, state):
+                yield {"api": state}
         finally:
             if gc_task is not None:
                 gc_task.cancel()
@@ -99,7 +102,7 @@ def create_app(
         routes=_routes(serve_metrics=services.settings.metrics_addr is None),
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
-            Middleware(RequestContextMiddleware, metrics=services.metrics),
+            Middleware(RequestContextMiddleware, observe=services.metrics.observe_request),
             Middleware(RequestLogMiddleware),  # inside: it sees the request id
         ],
         lifespan=lifespan,

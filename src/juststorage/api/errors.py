@@ -8,30 +8,52 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from juststorage.api.middleware import add_response_headers
 from juststorage.domain.errors import (
+    BadRequest,
+    ChecksumMismatch,
+    Forbidden,
+    InsufficientStorage,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
     RangeNotSatisfiable,
     StorageError,
     TooManyRequests,
     Unauthorized,
+    Unavailable,
 )
+from juststorage.domain.limits import RateLimitStatus
 
 log = logging.getLogger("juststorage.api")
 
-STATUS_OF_CODE: dict[str, int] = {
-    "BadRequest": 400,
-    "ChecksumMismatch": 400,
-    "Unauthorized": 401,
-    "Forbidden": 403,
-    "NotFound": 404,
-    "MethodNotAllowed": 405,
-    "PreconditionFailed": 412,
-    "PayloadTooLarge": 413,
-    "RangeNotSatisfiable": 416,
-    "TooManyRequests": 429,
-    "Internal": 500,
-    "Unavailable": 503,
-    "InsufficientStorage": 507,
+STATUS_OF_ERROR: dict[type[StorageError], int] = {
+    BadRequest: 400,
+    ChecksumMismatch: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    MethodNotAllowed: 405,
+    PreconditionFailed: 412,
+    PayloadTooLarge: 413,
+    RangeNotSatisfiable: 416,
+    TooManyRequests: 429,
+    StorageError: 500,
+    Unavailable: 503,
+    InsufficientStorage: 507,
 }
+STATUS_OF_CODE: dict[str, int] = {cls.code: status for cls, status in STATUS_OF_ERROR.items()}
+
+
+def rate_limit_headers(limit: RateLimitStatus) -> dict[str, str]:
+    """What the `X-RateLimit-*` headers tell a client about one limit."""
+    return {
+        "X-RateLimit-Limit": str(limit.limit),
+        "X-RateLimit-Remaining": str(limit.remaining),
+        "X-RateLimit-Reset": str(limit.reset_seconds),
+        "X-RateLimit-Resource": limit.resource,
+    }
 
 
 def request_id_of(request: Request) -> str:
@@ -56,6 +78,10 @@ async def on_storage_error(request: Request, exc: Exception) -> Response:
         headers["WWW-Authenticate"] = 'Bearer realm="juststorage"'
     elif isinstance(exc, TooManyRequests):
         headers["Retry-After"] = str(exc.retry_after_seconds)
+        if exc.limit is not None:
+            # Through the middleware: they replace the headers of a limit that admitted
+            # the request earlier (a request rate, before an upload cap refused it).
+            add_response_headers(request.scope, rate_limit_headers(exc.limit))
     elif isinstance(exc, RangeNotSatisfiable):
         headers["Content-Range"] = f"bytes */{exc.size_bytes}"
     if exc.code == "Internal":
@@ -69,7 +95,7 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
         return error_response(
-            request, "MethodNotAllowed", "method not allowed", dict(exc.headers or {})
+            request, MethodNotAllowed.code, "method not allowed", dict(exc.headers or {})
         )
     if exc.status_code == 404:
         return error_response(request, "NotFound", "no such resource")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from juststorage.adapters.metrics import Metrics
-
 _REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 _EXTRA_HEADERS = "response_headers"
+# (method, status, namespace, seconds) of each answered request: `Metrics.observe_request`
+RequestObserver = Callable[[str, int, str, float], None]
 
 
 def add_response_headers(scope: Scope, headers: dict[str, str]) -> None:
@@ -46,9 +47,9 @@ class RequestContextMiddleware:
     request on it.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, observe: RequestObserver) -> None:
         self.app = app
-        self.metrics = metrics
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,8 +86,4 @@ class RequestContextMiddleware:
             await self.app(scope, receive_tracked, send_with_id)
         finally:
             namespace = str(state.get("namespace", ""))
-            method = scope["method"]
-            self.metrics.requests.labels(method, str(status), namespace).inc()
-            self.metrics.request_duration.labels(method, namespace).observe(
-                time.perf_counter() - started
-            )
+            self.observe(scope["method"], status, namespace, time.perf_counter() - started)

@@ -11,14 +11,21 @@ from collections.abc import AsyncIterator, Callable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from juststorage.adapters.ratelimit import RateLimitStatus, Throttled
 from juststorage.api import parsing
 from juststorage.api.accel import mapping_for
+from juststorage.api.errors import rate_limit_headers
 from juststorage.api.middleware import add_response_headers
-from juststorage.api.rendering import JsonResponse, download_headers, usage_json
+from juststorage.api.rendering import (
+    STATUS_OF_ANSWER,
+    JsonResponse,
+    download_headers,
+    usage_json,
+)
 from juststorage.api.responses import BlobResponse
+from juststorage.api.state import api_state
 from juststorage.application.deletes import delete_object, delete_versions
 from juststorage.application.downloads import (
+    DownloadAnswer,
     find_by_id,
     find_newest,
     locate_blob,
@@ -31,6 +38,7 @@ from juststorage.application.usage import tenant_usage
 from juststorage.bootstrap import Services
 from juststorage.domain.auth import Principal, Scope
 from juststorage.domain.conditions import WritePrecondition
+from juststorage.domain.errors import TooManyRequests
 from juststorage.domain.model import Namespace, ObjectVersion, TenantId
 
 Reply = Response | BlobResponse
@@ -51,22 +59,13 @@ def _admit(request: Request, tenant: TenantId, namespace: str | None = None) -> 
         request.scope["state"]["namespace"] = namespace
     services = _services(request)
     try:
-        status = services.throttle.admit_request(tenant)
-    except Throttled as exc:
-        _refused(request, services, tenant, exc)
+        status = api_state(request).throttle.admit_request(tenant)
+    except TooManyRequests:
+        services.metrics.throttled.labels(tenant).inc()
         raise
     if status is not None:
-        _describe_limit(request, status)
+        add_response_headers(request.scope, rate_limit_headers(status))
     return services
-
-
-def _refused(request: Request, services: Services, tenant: TenantId, exc: Throttled) -> None:
-    services.metrics.throttled.labels(tenant).inc()
-    _describe_limit(request, exc.status)
-
-
-def _describe_limit(request: Request, status: RateLimitStatus) -> None:
-    add_response_headers(request.scope, status.headers())
 
 
 async def upload(request: Request, principal: Principal) -> Response:
@@ -87,11 +86,11 @@ async def upload(request: Request, principal: Principal) -> Response:
             request.headers.get("if-none-match"), request.headers.get("if-match")
         ),
     )
-    throttle = services.throttle
+    throttle = api_state(request).throttle
     try:
         throttle.admit_upload(tenant)
-    except Throttled as exc:
-        _refused(request, services, tenant, exc)
+    except TooManyRequests:
+        services.metrics.throttled.labels(tenant).inc()
         raise
     try:
         result = await upload_object(
@@ -152,13 +151,14 @@ async def _download(request: Request, services: Services, version: ObjectVersion
         if_none_match=request.headers.get("if-none-match"),
     )
     headers = download_headers(plan)
-    if plan.status == 304 or request.method == "HEAD":
-        return BlobResponse(plan.status, headers, None)
+    status = STATUS_OF_ANSWER[plan.answer]
+    if plan.answer is DownloadAnswer.NOT_MODIFIED or request.method == "HEAD":
+        return BlobResponse(status, headers, None)
     location = await locate_blob(services.metadata, services.blobs, version)
     first = plan.byte_range.first if plan.byte_range else 0
     reader = await services.blobs.open(location, first=first, length=plan.body_length)
     return BlobResponse(
-        plan.status,
+        status,
         headers,
         reader,
         first=first,

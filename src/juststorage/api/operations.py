@@ -13,6 +13,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from juststorage.api.state import api_state
 from juststorage.bootstrap import Services
 from juststorage.domain.errors import StorageError
 from juststorage.domain.model import StorageClass
@@ -28,18 +29,21 @@ READY_CHECK_SECONDS = 5.0  # a readiness probe must answer sooner than its calle
 
 
 async def check_readiness(
-    services: Services, timeout_s: float = READY_CHECK_SECONDS
+    services: Services,
+    running: dict[str, asyncio.Task[None]],
+    timeout_s: float = READY_CHECK_SECONDS,
 ) -> dict[str, str]:
     """One entry per dependency: "ok" or why it is not.
 
     The checks run at once, each given `timeout_s`: an unreachable database or
     object store (whose own timeouts are much longer) makes this 503 in seconds.
-    A check still running then is left to finish in the background.
+    A check still running then is left to finish in the background, in `running`
+    (by dependency): the next call waits for it instead of starting another.
     """
     probes: dict[str, Callable[[], Awaitable[None]]] = {"database": services.metadata.ping}
     for storage_class in StorageClass:
         probes[storage_class.value] = functools.partial(services.blobs.probe, storage_class)
-    tasks = {name: _check(services.running_checks, name, probe) for name, probe in probes.items()}
+    tasks = {name: _check(running, name, probe) for name, probe in probes.items()}
     await asyncio.wait(tasks.values(), timeout=timeout_s)
     checks: dict[str, str] = {}
     for name, task in tasks.items():
@@ -67,7 +71,7 @@ def _check(
 
 
 async def ready(request: Request) -> Response:
-    checks = await check_readiness(request.app.state.services)
+    checks = await check_readiness(request.app.state.services, api_state(request).running_checks)
     healthy = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ok" if healthy else "unavailable", "checks": checks},
@@ -82,9 +86,11 @@ async def refresh_census(services: Services) -> None:
     services.metrics.observe_census(census)
 
 
-async def refresh_scrape_gauges(services: Services) -> None:
+async def refresh_scrape_gauges(
+    services: Services, running_checks: dict[str, asyncio.Task[None]]
+) -> None:
     """Readiness, free space per root, then the census (the last, as it may fail)."""
-    services.metrics.observe_readiness(await check_readiness(services))
+    services.metrics.observe_readiness(await check_readiness(services, running_checks))
     roots = {
         StorageClass.HOT: services.settings.hot_dir,
         StorageClass.COLD: services.settings.cold_dir,
@@ -104,5 +110,5 @@ async def metrics(request: Request) -> Response:
     services: Services = request.app.state.services
     # On a database failure, serve the counters anyway; the census keeps its last values.
     with contextlib.suppress(StorageError):
-        await refresh_scrape_gauges(services)
+        await refresh_scrape_gauges(services, api_state(request).running_checks)
     return Response(services.metrics.render(), media_type=PROMETHEUS_CONTENT_TYPE)

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from juststorage.application.downloads import DownloadPlan
+from juststorage.application.downloads import DownloadAnswer, DownloadPlan
 from juststorage.application.usage import TenantUsage
 
 
@@ -44,6 +44,13 @@ def usage_json(usage: TenantUsage) -> dict[str, Any]:
     }
 
 
+STATUS_OF_ANSWER: dict[DownloadAnswer, int] = {
+    DownloadAnswer.NOT_MODIFIED: 304,
+    DownloadAnswer.WHOLE: 200,
+    DownloadAnswer.PARTIAL: 206,
+}
+
+
 def download_headers(plan: DownloadPlan) -> dict[str, str]:
     version = plan.version
     headers = {
@@ -54,7 +61,7 @@ def download_headers(plan: DownloadPlan) -> dict[str, str]:
         "Accept-Ranges": "bytes",
         "Content-Type": version.content_type,
     }
-    if plan.status != 304:
+    if plan.answer is not DownloadAnswer.NOT_MODIFIED:
         headers["Content-Length"] = str(plan.body_length)
     if plan.byte_range is not None:
         headers["Content-Range"] = plan.byte_range.content_range(version.size_bytes)

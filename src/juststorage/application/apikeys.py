@@ -32,25 +32,36 @@ class CreatedKey:
     key: str
 
 
+def _new_key(clock: Clock, tenants: frozenset[str], scopes: frozenset[Scope]) -> CreatedKey:
+    """A random key `jsk_<id>_<secret>` (256 random bits) and the record that stores its hash."""
+    key_id = secrets.token_hex(8)
+    key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    record = ApiKeyRecord(
+        id=key_id, key_hash=hash_key(key), tenants=tenants, scopes=scopes, created_at=clock.now()
+    )
+    return CreatedKey(record, key)
+
+
+async def _add_key(metadata: MetadataStore, created: CreatedKey, *, first_only: bool) -> bool:
+    """Store the record; with `first_only`, only into a database holding no key (count
+    and insert share one transaction, so processes starting together add one)."""
+    async with metadata.transaction() as uow:
+        if first_only and await uow.api_keys.count() > 0:
+            return False
+        await uow.api_keys.add(created.record)
+        await uow.commit()
+    return True
+
+
 async def create_api_key(
     metadata: MetadataStore, clock: Clock, tenants: list[str], scopes: list[str]
 ) -> CreatedKey:
     """A new random key bound to tenants and scopes. The key is returned, never stored."""
     if not scopes:
         raise BadRequest("a key needs at least one scope")
-    key_id = secrets.token_hex(8)
-    key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-    record = ApiKeyRecord(
-        id=key_id,
-        key_hash=hash_key(key),
-        tenants=parse_tenants(tenants),
-        scopes=Scope.parse_many(scopes),
-        created_at=clock.now(),
-    )
-    async with metadata.transaction() as uow:
-        await uow.api_keys.add(record)
-        await uow.commit()
-    return CreatedKey(record, key)
+    created = _new_key(clock, parse_tenants(tenants), Scope.parse_many(scopes))
+    await _add_key(metadata, created, first_only=False)
+    return created
 
 
 async def list_api_keys(metadata: MetadataStore) -> list[ApiKeyRecord]:
@@ -68,25 +79,9 @@ async def revoke_api_key(metadata: MetadataStore, key_id: str) -> None:
 
 
 async def create_first_admin_key(metadata: MetadataStore, clock: Clock) -> CreatedKey | None:
-    """On first start, one admin key for all tenants, unless the database holds any key.
-
-    Count and insert share one transaction, so processes starting together create one.
-    """
-    key_id = secrets.token_hex(8)
-    key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-    record = ApiKeyRecord(
-        id=key_id,
-        key_hash=hash_key(key),
-        tenants=frozenset({ALL_TENANTS}),
-        scopes=frozenset({Scope.ADMIN}),
-        created_at=clock.now(),
-    )
-    async with metadata.transaction() as uow:
-        if await uow.api_keys.count() > 0:
-            return None
-        await uow.api_keys.add(record)
-        await uow.commit()
-    return CreatedKey(record, key)
+    """On first start, one admin key for all tenants, unless the database holds any key."""
+    created = _new_key(clock, frozenset({ALL_TENANTS}), frozenset({Scope.ADMIN}))
+    return created if await _add_key(metadata, created, first_only=True) else None
 
 
 @dataclass(frozen=True, slots=True)

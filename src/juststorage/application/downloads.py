@@ -1,8 +1,10 @@
-"""Download: find the version, then decide 200 / 206 / 304 from the request's headers."""
+"""Download: find the version, then decide from the request's headers what to send:
+nothing new (the client's copy matches), the whole object, or one byte range."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from uuid import UUID
 
 from juststorage.application.ports import BlobLocation, BlobStore, MetadataStore
@@ -11,15 +13,23 @@ from juststorage.domain.errors import NotFound
 from juststorage.domain.model import Namespace, ObjectKey, ObjectVersion, TenantId
 
 
+class DownloadAnswer(StrEnum):
+    """What a download sends (the API maps each to its HTTP status: 304, 200, 206)."""
+
+    NOT_MODIFIED = "not-modified"  # the client's copy matches: headers only
+    WHOLE = "whole"
+    PARTIAL = "partial"  # `byte_range` of the object
+
+
 @dataclass(frozen=True, slots=True)
 class DownloadPlan:
     version: ObjectVersion
-    status: int
+    answer: DownloadAnswer
     byte_range: ByteRange | None = None
 
     @property
     def body_length(self) -> int:
-        if self.status == 304:
+        if self.answer is DownloadAnswer.NOT_MODIFIED:
             return 0
         return self.byte_range.length if self.byte_range else self.version.size_bytes
 
@@ -29,10 +39,7 @@ async def find_by_id(
 ) -> ObjectVersion:
     """The committed version with this id in this tenant. Raises NotFound otherwise."""
     async with metadata.snapshot() as view:
-        version = await view.objects.get(tenant_id, object_id)
-    if version is None:
-        raise NotFound("no such object")
-    return version
+        return _found(await view.objects.get(tenant_id, object_id))
 
 
 async def find_newest(
@@ -40,7 +47,10 @@ async def find_newest(
 ) -> ObjectVersion:
     """The newest committed version of a key. Raises NotFound if it has none."""
     async with metadata.snapshot() as view:
-        version = await view.objects.newest(tenant_id, namespace, key)
+        return _found(await view.objects.newest(tenant_id, namespace, key))
+
+
+def _found(version: ObjectVersion | None) -> ObjectVersion:
     if version is None:
         raise NotFound("no such object")
     return version
@@ -70,8 +80,8 @@ def plan_download(
         RangeNotSatisfiable: a single range outside the object, or several ranges.
     """
     if etag_matches(if_none_match, version.content_hash):
-        return DownloadPlan(version, 304)
+        return DownloadPlan(version, DownloadAnswer.NOT_MODIFIED)
     byte_range = parse_range(range_header, version.size_bytes)
     if byte_range is None:
-        return DownloadPlan(version, 200)
-    return DownloadPlan(version, 206, byte_range)
+        return DownloadPlan(version, DownloadAnswer.WHOLE)
+    return DownloadPlan(version, DownloadAnswer.PARTIAL, byte_range)

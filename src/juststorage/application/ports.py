@@ -11,7 +11,7 @@ import base64
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self, TypedDict
@@ -29,6 +29,7 @@ from juststorage.domain.model import (
     StorageClass,
     TenantId,
 )
+from juststorage.domain.timestamps import utc_text
 
 
 class Clock(Protocol):
@@ -77,7 +78,7 @@ def summarize(version: ObjectVersion) -> ObjectSummary:
         "size_bytes": version.size_bytes,
         "storage_class": version.storage_class.value,
         "content_type": version.content_type,
-        "created_at": version.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_at": utc_text(version.created_at),
     }
 
 

@@ -6,25 +6,38 @@
     ├── Unauthorized
     ├── Forbidden
     ├── NotFound
+    ├── MethodNotAllowed
     ├── PreconditionFailed
     ├── PayloadTooLarge
-    ├── RangeNotSatisfiable
-    ├── TooManyRequests
+    ├── RangeNotSatisfiable   (size_bytes)
+    ├── TooManyRequests       (retry_after_seconds, limit)
     ├── InsufficientStorage
     └── Unavailable
 
-The HTTP status of each code lives in one table, `juststorage.api.errors`.
+These classes are the one list of error codes (`ERROR_CODES`). The HTTP status
+of each lives in one table, `juststorage.api.errors`, which also turns the facts
+an error carries into headers; tests check that the OpenAPI document, the CLI's
+exit codes and the SDKs name the same codes.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from juststorage.domain.limits import RateLimitStatus
+
 
 class StorageError(Exception):
-    """Base class; `code` is the SPEC error code."""
+    """Base class; `code` is the SPEC error code: `Internal` for this class, the class
+    name for each class of this module, and the parent's code for a subclass defined
+    elsewhere (a finer condition of the same code)."""
 
     code: ClassVar[str] = "Internal"
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        if cls.__module__ == __name__:
+            cls.code = cls.__name__
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message or self.__class__.__name__)
@@ -35,35 +48,40 @@ class StorageError(Exception):
 
 
 class BadRequest(StorageError):
-    code = "BadRequest"
+    """A malformed header, name, key, query or body framing."""
 
 
 class ChecksumMismatch(BadRequest):
-    code = "ChecksumMismatch"
+    """The uploaded bytes do not hash to the `X-Checksum-SHA256` the client declared."""
 
 
 class Unauthorized(StorageError):
-    code = "Unauthorized"
+    """A missing, malformed, unknown, revoked or expired credential."""
 
 
 class Forbidden(StorageError):
-    code = "Forbidden"
+    """The credential lacks the scope, or does not hold the tenant (writes and lists;
+    a read of another tenant's object is `NotFound`, so that existence never leaks)."""
 
 
 class NotFound(StorageError):
-    code = "NotFound"
+    """No such object, version, key or resource."""
+
+
+class MethodNotAllowed(StorageError):
+    """The path exists, but not with this method."""
 
 
 class PreconditionFailed(StorageError):
-    code = "PreconditionFailed"
+    """`If-None-Match` / `If-Match` did not hold."""
 
 
 class PayloadTooLarge(StorageError):
-    code = "PayloadTooLarge"
+    """Over the maximum object size, or over the tenant's storage quota."""
 
 
 class RangeNotSatisfiable(StorageError):
-    code = "RangeNotSatisfiable"
+    """The range does not overlap the object, or several ranges were asked for."""
 
     def __init__(self, message: str, size_bytes: int) -> None:
         super().__init__(message)
@@ -71,16 +89,30 @@ class RangeNotSatisfiable(StorageError):
 
 
 class TooManyRequests(StorageError):
-    code = "TooManyRequests"
+    """Over a rate, bandwidth or concurrency limit; worth trying again after
+    `retry_after_seconds`. `limit` describes the limit that refused, when one did."""
 
-    def __init__(self, message: str, retry_after_seconds: int) -> None:
+    def __init__(
+        self, message: str, retry_after_seconds: int, limit: RateLimitStatus | None = None
+    ) -> None:
         super().__init__(message)
         self.retry_after_seconds = max(1, retry_after_seconds)
+        self.limit = limit
 
 
 class InsufficientStorage(StorageError):
-    code = "InsufficientStorage"
+    """A storage root (or the database's disk) is full."""
 
 
 class Unavailable(StorageError):
-    code = "Unavailable"
+    """Something the request needs (the database, a storage root, an object store)
+    is unreachable or refuses work because of its state."""
+
+
+def _codes(cls: type[StorageError]) -> list[str]:
+    subclasses = [sub for sub in cls.__subclasses__() if sub.__module__ == __name__]
+    return [cls.code] + [code for sub in subclasses for code in _codes(sub)]
+
+
+# Every SPEC error code, in the order the classes are defined (`Internal` first).
+ERROR_CODES: tuple[str, ...] = tuple(_codes(StorageError))

@@ -18,18 +18,16 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Self, TypeVar, cast
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from juststorage.adapters.metadata.leases_keys import SqlApiKeyRepository, SqlLeaseRepository
 from juststorage.adapters.metadata.migrations import migrations_for
 from juststorage.adapters.metadata.queries import COUNT_USAGE_SQL, USAGE_SHARDS
-from juststorage.adapters.metadata.repositories import SqlBlobIndex, SqlObjectRepository
 from juststorage.adapters.metadata.sql import SqlSession, UsageDeltas
+from juststorage.adapters.metadata.unit_of_work import SqlUnitOfWork
 from juststorage.application.ports import Clock
 from juststorage.domain.errors import InsufficientStorage, StorageError, Unavailable
 
@@ -169,19 +167,17 @@ async def _acquire(pool: asyncpg.Pool) -> Connection:
     return await pool.acquire()
 
 
-class PostgresUnitOfWork:
+class PostgresUnitOfWork(SqlUnitOfWork):
     """One transaction on a pooled connection, or autocommit reads for a snapshot."""
 
     def __init__(self, store: PostgresMetadataStore, *, read_only: bool, durable: bool) -> None:
+        super().__init__(read_only=read_only, durable=durable)
         self._store = store
-        self._read_only = read_only
-        self._durable = durable
-        self._committed = False
         self._conn: Connection | None = None
         self._transaction: Any = None
         self._usage: dict[UsageKey, list[int]] = {}
 
-    async def __aenter__(self) -> Self:
+    async def _begin(self) -> None:
         pool = await self._store._get_pool()
         conn = self._conn = await _translated(_acquire(pool))
         try:
@@ -195,42 +191,18 @@ class PostgresUnitOfWork:
             self._conn = None
             await pool.release(conn)
             raise
-        return self
 
-    @property
-    def session(self) -> _Session:
-        if self._conn is None:
-            raise RuntimeError("use the unit of work inside `async with`")
-        return _Session(self._conn, self._store.clock)
+    def _current_session(self) -> _Session | None:
+        return None if self._conn is None else _Session(self._conn, self._store.clock)
 
-    @property
     def _dialect(self) -> PostgresDialect:
         if self._conn is None:
             raise RuntimeError("use the unit of work inside `async with`")
         return PostgresDialect(self._conn, self._usage)
 
-    @property
-    def objects(self) -> SqlObjectRepository:
-        return SqlObjectRepository(self.session, self._dialect)
-
-    @property
-    def blobs(self) -> SqlBlobIndex:
-        return SqlBlobIndex(self.session, self._dialect)
-
-    @property
-    def api_keys(self) -> SqlApiKeyRepository:
-        return SqlApiKeyRepository(self.session, self._dialect)
-
-    @property
-    def leases(self) -> SqlLeaseRepository:
-        return SqlLeaseRepository(self.session, self._dialect)
-
-    async def commit(self) -> None:
-        if self._read_only:
-            raise RuntimeError("commit() on a read-only snapshot")
+    async def _commit(self) -> None:
         await self._apply_usage()
         await _translated(self._transaction.commit())
-        self._committed = True
 
     async def _apply_usage(self) -> None:
         """Usage counter rows are locked last, in one global order, just before COMMIT.
@@ -247,12 +219,7 @@ class PostgresUnitOfWork:
                 )
         self._usage.clear()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _end(self) -> None:
         assert self._conn is not None
         pool = await self._store._get_pool()
         try:

@@ -8,20 +8,11 @@ from typing import Any
 from juststorage.application.ports import ListQuery
 from juststorage.domain.model import ObjectVersion, StorageClass, prefix_upper_bound
 
-OBJECT_COLUMNS = (
-    "id",
-    "tenant_id",
-    "namespace",
-    "key",
-    "content_hash",
-    "size_bytes",
-    "storage_class",
-    "content_type",
-    "created_at",
-    "state",
-    "commit_seq",
+# The columns of an object version, in the order the repositories read a row.
+SELECT_OBJECT = (
+    "id, tenant_id, namespace, key, content_hash, size_bytes, storage_class,"
+    " content_type, created_at, state, commit_seq"
 )
-SELECT_OBJECT = ", ".join(OBJECT_COLUMNS)
 
 
 class Params:

@@ -15,20 +15,20 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import KW_ONLY, dataclass
+from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from juststorage.adapters import threads
-from juststorage.adapters.metadata.leases_keys import SqlApiKeyRepository, SqlLeaseRepository
 from juststorage.adapters.metadata.migrations import migrations_for
 from juststorage.adapters.metadata.queries import COUNT_USAGE_SQL
-from juststorage.adapters.metadata.repositories import SqlBlobIndex, SqlObjectRepository
 from juststorage.adapters.metadata.sql import SqlSession, UsageDeltas
+from juststorage.adapters.metadata.unit_of_work import SqlUnitOfWork
 from juststorage.application.ports import Clock
 from juststorage.domain.errors import InsufficientStorage, StorageError, Unavailable
+from juststorage.domain.timestamps import parse_utc_text, utc_text
 
 T = TypeVar("T")
 _BUSY_TIMEOUT_MS = 10_000
@@ -43,11 +43,8 @@ def sqlite_path_from_url(url: str) -> Path:
 
 
 def _ts(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse_ts(text: str) -> datetime:
-    return datetime.fromisoformat(text)
+    """Timestamps are stored as UTC text with microseconds: they sort as moments do."""
+    return utc_text(moment, fraction_digits=6)
 
 
 @contextmanager
@@ -81,6 +78,7 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
     return conn
 
 
+@dataclass
 class _Session:
     """Runs statements on one connection: in a worker thread, or inline when `inline`.
 
@@ -92,18 +90,11 @@ class _Session:
     (`fetchone`: a lookup by an index) runs inline too.
     """
 
-    def __init__(
-        self,
-        conn: sqlite3.Connection,
-        clock: Clock,
-        *,
-        inline: bool = False,
-        inline_point_reads: bool = False,
-    ) -> None:
-        self.conn = conn
-        self.clock = clock
-        self.inline = inline
-        self.inline_point_reads = inline_point_reads
+    conn: sqlite3.Connection
+    clock: Clock
+    _: KW_ONLY
+    inline: bool = False
+    inline_point_reads: bool = False
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self.inline:
@@ -117,8 +108,8 @@ class _Session:
     async def fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
         if self.inline_point_reads:
             # One row by an index (a GET's lookup, an API key): WAL readers take no
-            # lock, and from cached pages this is cheaper than the thread hop (which
-            # was 12 % of the loop's time on 4 KiB GETs). Listings use fetchall.
+            # lock, and from cached pages this is cheaper than the thread hop (a
+            # large share of a small GET's time). Listings use fetchall.
             row: tuple[Any, ...] | None = self._call(lambda c: c.execute(sql, params).fetchone())
             return row
         return await self.run(lambda c: c.execute(sql, params).fetchone())
@@ -140,13 +131,13 @@ class SqliteDialect:
     summary_columns = (
         "o.id, o.key, 'sha256:' || o.content_hash, o.size_bytes, o.storage_class,"
         " o.content_type, substr(o.created_at, 1, 19) || 'Z', o.commit_seq"
-    )  # created_at is stored as _ts() writes it: UTC, "%Y-%m-%dT%H:%M:%S.%fZ"
+    )  # created_at is stored as _ts() writes it: its first 19 characters are the seconds
 
     def ts_in(self, moment: datetime) -> str:
         return _ts(moment)
 
     def ts_out(self, value: Any) -> datetime:
-        return _parse_ts(value)
+        return parse_utc_text(value)
 
     def uuid_in(self, value: UUID) -> str:
         return str(value)
@@ -186,71 +177,44 @@ class SqliteDialect:
 _DIALECT = SqliteDialect()
 
 
-class SqliteUnitOfWork:
+class SqliteUnitOfWork(SqlUnitOfWork):
     """One transaction on the writer connection, or a read-only view on a reader."""
 
     def __init__(self, store: SqliteMetadataStore, *, read_only: bool, durable: bool) -> None:
+        super().__init__(read_only=read_only, durable=durable)
         self._store = store
-        self._read_only = read_only
-        self._durable = durable
-        self._committed = False
         self._session: _Session | None = None
 
-    async def __aenter__(self) -> Self:
+    async def _begin(self) -> None:
         if self._read_only:
             conn = await self._store._acquire_reader()
             self._session = _Session(conn, self._store.clock, inline_point_reads=True)
-        else:
-            await self._store._write_lock.acquire()
-            try:
-                self._session = _Session(self._store._writer(), self._store.clock)
-                durable = self._durable
-                # Usually no other process holds the write lock: try without waiting,
-                # on the loop; only when busy, wait for it (busy timeout) in a thread.
-                if not _try_begin_write_now(self._session.conn, durable):
-                    await self._session.run(lambda c: _begin_write(c, durable))
-                self._session.inline = True
-            except BaseException:
-                self._store._write_lock.release()
-                raise
-        return self
+            return
+        await self._store._write_lock.acquire()
+        try:
+            self._session = _Session(self._store._writer(), self._store.clock)
+            durable = self._durable
+            # Usually no other process holds the write lock: try without waiting,
+            # on the loop; only when busy, wait for it (busy timeout) in a thread.
+            if not _try_begin_write_now(self._session.conn, durable):
+                await self._session.run(lambda c: _begin_write(c, durable))
+            self._session.inline = True
+        except BaseException:
+            self._store._write_lock.release()
+            raise
 
-    @property
-    def session(self) -> _Session:
-        if self._session is None:
-            raise RuntimeError("use the unit of work inside `async with`")
+    def _current_session(self) -> _Session | None:
         return self._session
 
-    @property
-    def objects(self) -> SqlObjectRepository:
-        return SqlObjectRepository(self.session, _DIALECT)
+    def _dialect(self) -> SqliteDialect:
+        return _DIALECT
 
-    @property
-    def blobs(self) -> SqlBlobIndex:
-        return SqlBlobIndex(self.session, _DIALECT)
-
-    @property
-    def api_keys(self) -> SqlApiKeyRepository:
-        return SqlApiKeyRepository(self.session, _DIALECT)
-
-    @property
-    def leases(self) -> SqlLeaseRepository:
-        return SqlLeaseRepository(self.session, _DIALECT)
-
-    async def commit(self) -> None:
-        if self._read_only:
-            raise RuntimeError("commit() on a read-only snapshot")
+    async def _commit(self) -> None:
         assert self._session is not None
         # COMMIT fsyncs the WAL (synchronous=FULL): off the event loop.
         await threads.run_sync(self._session._call, lambda c: c.execute("COMMIT"))
-        self._committed = True
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _end(self) -> None:
         assert self._session is not None
         conn = self._session.conn
         if self._read_only:

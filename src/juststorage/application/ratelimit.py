@@ -1,45 +1,25 @@
-"""Per-tenant token buckets (requests, upload bytes) and the per-process upload cap."""
+"""Admission control: per-tenant token buckets (requests, upload bytes) and the
+per-process upload cap. Pure: the API keeps one `Throttle` per process."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Protocol
 
-from juststorage.config import Settings
 from juststorage.domain.errors import TooManyRequests
+from juststorage.domain.limits import RateLimitStatus
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimitStatus:
-    """What the `X-RateLimit-*` headers tell a client about one limit.
+class TenantRates(Protocol):
+    """A tenant's rates (`config.TenantLimits` has them); None: unlimited."""
 
-    `resource` names the limit: `requests` (the tenant's request rate),
-    `upload-bytes` (its upload bandwidth) or `concurrent-uploads` (the process cap).
-    `reset_seconds` is how long until the bucket is full again (0: it is full).
-    """
+    @property
+    def rate_limit_rps(self) -> float | None: ...
 
-    resource: str
-    limit: int
-    remaining: int
-    reset_seconds: int
-
-    def headers(self) -> dict[str, str]:
-        return {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": str(self.reset_seconds),
-            "X-RateLimit-Resource": self.resource,
-        }
-
-
-class Throttled(TooManyRequests):
-    """A 429 that says which limit refused the request."""
-
-    def __init__(self, message: str, retry_after_seconds: int, status: RateLimitStatus) -> None:
-        super().__init__(message, retry_after_seconds)
-        self.status = status
+    @property
+    def upload_bps(self) -> int | None: ...
 
 
 class TokenBucket:
@@ -63,6 +43,13 @@ class TokenBucket:
         self._refill()
         return 0.0 if self._tokens >= tokens else (tokens - self._tokens) / self.rate
 
+    def require(self, tokens: float, resource: str, refusal: str) -> None:
+        """Raises TooManyRequests (`refusal`, this bucket's status as `resource`) unless
+        `tokens` are available now."""
+        wait = self.seconds_until(tokens)
+        if wait > 0:
+            raise TooManyRequests(refusal, math.ceil(wait), self.status(resource))
+
     def take(self, tokens: float) -> None:
         self._refill()
         self._tokens -= tokens
@@ -79,10 +66,21 @@ class TokenBucket:
 
 
 class Throttle:
-    """Admission control for one process (SPEC §4). Over a limit: TooManyRequests."""
+    """Admission control for one process (SPEC §4). Over a limit: TooManyRequests,
+    whose `limit` says which limit refused.
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
-        self._settings = settings
+    `rates_of(tenant)` gives a tenant's rates; `max_concurrent_uploads` caps this
+    process's uploads in flight.
+    """
+
+    def __init__(
+        self,
+        rates_of: Callable[[str], TenantRates],
+        max_concurrent_uploads: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._rates_of = rates_of
+        self._max_concurrent_uploads = max_concurrent_uploads
         self._clock = clock
         self._requests: dict[str, TokenBucket] = {}
         self._upload_bytes: dict[str, TokenBucket] = {}
@@ -92,21 +90,15 @@ class Throttle:
         """Take one request token; the bucket's state after it, or None when unlimited.
 
         Raises:
-            Throttled: the tenant is over its request rate.
+            TooManyRequests: the tenant is over its request rate.
         """
-        rate = self._settings.limits_for(tenant).rate_limit_rps
+        rate = self._rates_of(tenant).rate_limit_rps
         if rate is None:
             return None
         bucket = self._requests.get(tenant)
         if bucket is None:
             bucket = self._requests[tenant] = TokenBucket(rate, max(1.0, rate), self._clock)
-        wait = bucket.seconds_until(1)
-        if wait > 0:
-            raise Throttled(
-                f"tenant {tenant!r} is over its request rate",
-                math.ceil(wait),
-                bucket.status("requests"),
-            )
+        bucket.require(1, "requests", f"tenant {tenant!r} is over its request rate")
         bucket.take(1)
         return bucket.status("requests")
 
@@ -114,25 +106,20 @@ class Throttle:
         """Reserve an upload slot; pair with `upload_done()`.
 
         Raises:
-            Throttled: the process has no free upload slot, or the tenant is in
+            TooManyRequests: the process has no free upload slot, or the tenant is in
                 upload-bandwidth debt.
         """
-        cap = self._settings.max_concurrent_uploads
+        cap = self._max_concurrent_uploads
         if self.uploads_in_flight >= cap:
-            raise Throttled(
+            raise TooManyRequests(
                 "too many uploads in flight on this server",
                 1,
                 RateLimitStatus("concurrent-uploads", cap, 0, 1),
             )
         bandwidth = self._upload_bucket(tenant)
         if bandwidth is not None:
-            wait = bandwidth.seconds_until(0)
-            if wait > 0:
-                raise Throttled(
-                    f"tenant {tenant!r} is over its upload bandwidth",
-                    math.ceil(wait),
-                    bandwidth.status("upload-bytes"),
-                )
+            # Zero tokens: admitted unless in debt (an upload's size is not known yet).
+            bandwidth.require(0, "upload-bytes", f"tenant {tenant!r} is over its upload bandwidth")
         self.uploads_in_flight += 1
 
     def upload_done(self) -> None:
@@ -144,7 +131,7 @@ class Throttle:
             bucket.take(size)
 
     def _upload_bucket(self, tenant: str) -> TokenBucket | None:
-        rate = self._settings.limits_for(tenant).upload_bps
+        rate = self._rates_of(tenant).upload_bps
         if rate is None:
             return None
         bucket = self._upload_bytes.get(tenant)

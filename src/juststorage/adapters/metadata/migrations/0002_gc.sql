@@ -2,7 +2,7 @@
 CREATE TABLE leases (
     name       TEXT PRIMARY KEY,
     holder     TEXT NOT NULL,
-    expires_at TIMESTAMPTZ NOT NULL
+    expires_at {timestamp} NOT NULL
 );
 
 -- The process streaming a WRITING row: GC never reaps a live owner's upload.
