@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from juststorage.adapters.auth.jwt import PyJwtVerifier
+from juststorage.adapters.auth.jwt import PyJwtVerifier, issue_token
 from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
 from juststorage.adapters.blobs.per_class import PerClassBlobStore
 from juststorage.adapters.blobs.s3 import S3BlobStore, S3Connection, S3Root
 from juststorage.adapters.metadata.postgres import PostgresMetadataStore
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore, sqlite_path_from_url
-from juststorage.adapters.metrics import Metrics
+from juststorage.adapters.metrics import Metrics, enable_multiprocess_metrics
 from juststorage.adapters.processes import LocalProcessLiveness
 from juststorage.application.apikeys import (
     CreatedKey,
@@ -87,6 +87,39 @@ def _read_public_key(value: str | None) -> str | None:
         raise SettingsError(
             f"JUSTSTORAGE_JWT_PUBLIC_KEY: cannot read {value}: {exc.strerror}"
         ) from None
+
+
+def sign_token(
+    settings: Settings,
+    *,
+    subject: str,
+    tenants: tuple[str, ...],
+    scopes: tuple[str, ...],
+    ttl_seconds: int,
+    private_key_pem: str | None = None,
+) -> str:
+    """A JWT the server built from `settings` accepts: HS256 with the configured
+    secret, or RS256/ES256 with `private_key_pem`; audience and issuer as configured.
+
+    Raises:
+        BadRequest: no signing key, or a bad tenant or scope.
+    """
+    return issue_token(
+        subject=subject,
+        tenants=tenants,
+        scopes=scopes,
+        ttl_seconds=ttl_seconds,
+        secret=settings.jwt_secret,
+        private_key_pem=private_key_pem,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+    )
+
+
+def share_metrics_between_processes(directory: Path) -> None:
+    """Make every process started from now on count into `directory`, so that
+    /metrics answers the totals of all server workers."""
+    enable_multiprocess_metrics(directory)
 
 
 def build_jwt_verifier(settings: Settings) -> TokenVerifier | None:

@@ -12,7 +12,7 @@ import pytest
 
 from juststorage.api.errors import STATUS_OF_CODE, STATUS_OF_ERROR
 from juststorage.api.openapi import openapi_document
-from juststorage.cli.client_config import EXIT_CODES
+from juststorage.cli.errors import EXIT_CODES
 from juststorage.domain import errors
 from juststorage.domain.errors import ERROR_CODES, StorageError
 

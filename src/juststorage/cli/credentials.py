@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from juststorage.adapters.auth.jwt import issue_token
 from juststorage.application.apikeys import create_api_key, list_api_keys, revoke_api_key
 from juststorage.application.ports import ApiKeyRecord
+from juststorage.bootstrap import sign_token
 from juststorage.cli.runtime import run_with_services, settings_of
 from juststorage.domain.auth import Scope
 
@@ -106,14 +106,12 @@ def token_issue(
 ) -> None:
     """Print a signed JWT, alone on its line."""
     settings = settings_of(ctx)
-    signed = issue_token(
+    signed = sign_token(
+        settings,
         subject=sub,
         tenants=tenants,
         scopes=scopes,
         ttl_seconds=ttl,
-        secret=settings.jwt_secret,
         private_key_pem=private_key.read_text("ascii") if private_key else None,
-        audience=settings.jwt_audience,
-        issuer=settings.jwt_issuer,
     )
     click.echo(signed)

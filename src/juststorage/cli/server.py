@@ -13,9 +13,8 @@ from pathlib import Path
 import click
 
 from juststorage import __version__
-from juststorage.adapters.metrics import enable_multiprocess_metrics
 from juststorage.application.fsck import FsckReport
-from juststorage.bootstrap import Services, build
+from juststorage.bootstrap import Services, build, share_metrics_between_processes
 from juststorage.cli.errors import CommandFailed
 from juststorage.cli.runtime import run_with_services, settings_of
 from juststorage.logs import configure_logging, server_log_config
@@ -41,7 +40,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     metrics_dir = settings.metrics_multiproc_dir or Path(
         tempfile.mkdtemp(prefix="juststorage-metrics-")
     )
-    enable_multiprocess_metrics(metrics_dir)
+    share_metrics_between_processes(metrics_dir)
     settings = settings.model_copy(update={"metrics_multiproc_dir": metrics_dir})
     build(settings)  # validate every setting before binding the port
     server = Granian(
