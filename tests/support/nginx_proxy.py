@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from server_process import free_port, wait_until
+from juststorage.testing import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_TEMPLATE = REPO / "deploy" / "nginx" / "juststorage.conf"

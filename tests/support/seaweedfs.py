@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server_process import free_port
+from juststorage.testing import free_port
 
 START_TIMEOUT_S = 60.0
 ACCESS_KEY = "juststorage-test"
