@@ -43,8 +43,9 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests bench
 	$(VENV)/bin/ruff format src tests bench
 
-bench: $(STAMP)  ## performance table (not part of `make test`)
-	$(PY) bench/run.py
+# BENCH_ONLY=small,pg picks sections; BENCH_SIZE=tiny runs every one on tiny sizes.
+bench: $(STAMP)  ## performance table (tests/smoke runs it on tiny sizes in `make test`)
+	$(PY) -m bench
 
 # A bounded mixed workload against a fresh local server (scripts/loadtest.py);
 # LOADTEST_ARGS="--clients 32 --duration 30 --workers 4" to change it.

@@ -11,11 +11,9 @@
 # /tmp/peers-results-js). Several minutes; the machine is shared and noisy, so read
 # the ratios of one run, not lone absolute figures.
 #
-# No data is deleted while a target runs or just before one: this machine's ext4
-# has no journal, and there a new file's inode allocation steps over every inode
-# freed in the last 60 s (longer while its inode table is dirty) one by one
-# (`perf`: find_inode_bit -> recently_deleted, a quarter of the server's CPU on
-# 4 KiB PUTs right after removing a previous run's files). So leftovers of earlier
+# No data is deleted while a target runs or just before one: on ext4 without a
+# journal a new file's inode allocation steps over every inode freed in the last
+# 60 s one by one (docs/performance.md has the profile). So leftovers of earlier
 # runs are wiped first, then `sync` and $PEERS_SETTLE_S seconds (default 65) let
 # that window pass, and every target's data is removed only at the end.
 set -euo pipefail
