@@ -1,0 +1,96 @@
+"""`make bench` on tiny sizes: every section still runs end to end and prints its rows.
+
+The figures of a tiny run mean nothing; what is checked is that no section fails,
+that each one prints the rows it exists for, and that nothing is skipped but what
+the machine lacks. PostgreSQL and SeaweedFS skip the test locally without them and
+fail it in CI, like the other suites.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support.debian_tools import debian_tool
+from support.seaweedfs import weed_or_skip
+
+REPO = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 300
+# A figure each section prints (the `pg` section: the same figures on PostgreSQL).
+EXPECTED = {
+    "rss": ("peak RSS, upload 1 MiB", "sqlite"),
+    "large": ("upload 4 MiB (curl -T), median of 1", "sqlite"),
+    "small": ("4 KiB PUT x16 vs durable commit", "sqlite"),
+    "list": ("list 2k, limit=100: deep / first", "sqlite"),
+    "pg": ("list 2k, limit=100: deep / first", "postgres"),
+    "scale": ("4 KiB GET x16, 2 processes", "postgres"),
+    "s3": ("4 KiB PUT x16, SeaweedFS, 3 hosts", "postgres"),
+}
+NGINX_ROW = "behind nginx (X-Accel-Redirect)"
+
+
+def run_bench(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m bench` from the repository root, as `make bench` runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def table_rows(stdout: str) -> list[list[str]]:
+    """The cells of every row of the printed table (header and rule excluded)."""
+    lines = stdout.split("JustStorage bench (", 1)[1].splitlines()
+    cells = [[c.strip() for c in line.split(" | ")] for line in lines if " | " in line]
+    return cells[1:]
+
+
+def test_every_bench_section_runs_on_tiny_sizes(postgres_server_url: str) -> None:
+    weed_or_skip()
+    try:
+        nginx: str | None = debian_tool("nginx", "nginx-light")
+    except pytest.skip.Exception:  # the nginx rows then print as skipped, saying why
+        nginx = None
+    env = {
+        **os.environ,
+        "JUSTSTORAGE_BENCH_PG_URL": postgres_server_url,
+        "BENCH_ONLY": ",".join(EXPECTED),  # what `make bench BENCH_ONLY=...` sets
+        "BENCH_SIZE": "tiny",
+    }
+    done = run_bench([], env)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    rows = table_rows(done.stdout)
+    printed = {(r[0], r[1]) for r in rows}
+    for section, (figure, db) in EXPECTED.items():
+        assert (figure, db) in printed, f"section {section} printed no {figure!r} on {db}"
+    skipped = [r for r in rows if r[2] == "skipped"]
+    if nginx is None:
+        skipped = [r for r in skipped if NGINX_ROW not in r[0]]
+    assert skipped == []
+
+
+def test_s3_adapter_bench_runs_on_one_mib() -> None:
+    weed_or_skip()
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.s3_adapter", "--mib", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [line.split()[0] for line in done.stdout.splitlines()[2:]] == [
+        "obstore",
+        "aiobotocore",
+    ]
