@@ -9,17 +9,14 @@ fail it in CI, like the other suites.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from support.debian_tools import debian_tool
 from support.seaweedfs import weed_or_skip
 
-REPO = Path(__file__).resolve().parents[2]
-TIMEOUT_S = 300
+from .runner import run_python
+
 # A figure each section prints (the `pg` section: the same figures on PostgreSQL).
 EXPECTED = {
     "rss": ("peak RSS, upload 1 MiB", "sqlite"),
@@ -31,20 +28,6 @@ EXPECTED = {
     "s3": ("4 KiB PUT x16, SeaweedFS, 3 hosts", "postgres"),
 }
 NGINX_ROW = "behind nginx (X-Accel-Redirect)"
-
-
-def run_bench(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`python -m bench` from the repository root, as `make bench` runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "bench", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
 
 
 def table_rows(stdout: str) -> list[list[str]]:
@@ -66,7 +49,7 @@ def test_every_bench_section_runs_on_tiny_sizes(postgres_server_url: str) -> Non
         "BENCH_ONLY": ",".join(EXPECTED),  # what `make bench BENCH_ONLY=...` sets
         "BENCH_SIZE": "tiny",
     }
-    done = run_bench([], env)
+    done = run_python("-m", "bench", env=env)  # as `make bench` runs it
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     rows = table_rows(done.stdout)
     printed = {(r[0], r[1]) for r in rows}
@@ -80,15 +63,7 @@ def test_every_bench_section_runs_on_tiny_sizes(postgres_server_url: str) -> Non
 
 def test_s3_adapter_bench_runs_on_one_mib() -> None:
     weed_or_skip()
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.s3_adapter", "--mib", "1"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    done = run_python("-m", "bench.s3_adapter", "--mib", "1")
     assert done.returncode == 0, done.stdout + done.stderr
     assert [line.split()[0] for line in done.stdout.splitlines()[2:]] == [
         "obstore",

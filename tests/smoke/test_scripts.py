@@ -5,27 +5,17 @@ The shell scripts run in `make test` itself (ensure-postgres.sh, the two SDK sui
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from juststorage import testing
 from support.pg_databases import fresh_database
 
-REPO = Path(__file__).resolve().parents[2]
-TIMEOUT_S = 180
+from .runner import run_python
 
 
 def run_script(name: str, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / name), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    """scripts/<name> with `args`; its output, after checking that it exited with 0."""
+    done = run_python(f"scripts/{name}", *args)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
 
