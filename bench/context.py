@@ -45,6 +45,7 @@ class Sizes:
     s3_small_n: int
     s3_large_bytes: int
     min_free_bytes: int
+    peers_env: tuple[tuple[str, str], ...]  # for bench/peers.sh (objbench sizes, settle time)
 
     @property
     def scale_workers(self) -> tuple[int, ...]:
@@ -64,6 +65,7 @@ FULL = Sizes(
     s3_small_n=1000,
     s3_large_bytes=256 * MIB,
     min_free_bytes=2 * GIB,
+    peers_env=(),  # objbench's own defaults, PEERS_SETTLE_S of peers.sh
 )
 TINY = Sizes(
     rss_bytes=(1 * MIB, 8 * MIB),
@@ -78,6 +80,10 @@ TINY = Sizes(
     s3_small_n=20,
     s3_large_bytes=2 * MIB,
     min_free_bytes=256 * MIB,
+    peers_env=(
+        ("OBJBENCH_ARGS", "--n 50 --large-count 1 --large-size 1MiB --list-n 100"),
+        ("PEERS_SETTLE_S", "0"),
+    ),
 )
 
 
@@ -175,8 +181,8 @@ class Bench:
         self.services: list[Service] = []
 
     def start(self, svc: Service) -> Service:
+        svc.start()  # a server that does not come up is stopped, its log in the error
         self.services.append(svc)
-        svc.start()
         say(f"server pid {svc.pid} ({svc.workers} worker(s)) on {svc.server.url}, {svc.data}")
         return svc
 

@@ -30,6 +30,8 @@ JS_PY="$ROOT/.venv/bin/python"
 JS_DATA_ALL=()  # removed at exit, not between targets (see above)
 SETTLE_S="${PEERS_SETTLE_S:-65}"
 read -r -a EXTRA <<<"${OBJBENCH_ARGS:-}"  # more objbench options, for every target
+# The peers' ports (their start scripts read the same variables).
+export NGINX_PORT="${NGINX_PORT:-8081}" SWIFT_PROXY_PORT="${SWIFT_PROXY_PORT:-8080}"
 
 log() { printf '[peers %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -85,7 +87,7 @@ done
 sync
 "$PEERS/nginx/start.sh"
 for i in $(seq "$REPEAT"); do
-    timeout 300 "$PY" "$PEERS/objbench.py" --target nginx --url http://127.0.0.1:8081 \
+    timeout 300 "$PY" "$PEERS/objbench.py" --target nginx --url "http://127.0.0.1:$NGINX_PORT" \
         --json "$OUT/nginx-$i.json" "${EXTRA[@]}" | tee "$OUT/nginx-$i.txt" || true
 done
 "$PEERS/nginx/stop.sh"  # its data goes at exit
@@ -95,7 +97,7 @@ sync
 "$PEERS/swift/start.sh"
 for i in $(seq "$REPEAT"); do
     timeout 400 "$PY" "$PEERS/objbench.py" --target swift \
-        --auth-url http://127.0.0.1:8080/auth/v1.0 --user test:tester --key testing \
+        --auth-url "http://127.0.0.1:$SWIFT_PROXY_PORT/auth/v1.0" --user test:tester --key testing \
         --json "$OUT/swift-$i.json" "${EXTRA[@]}" | tee "$OUT/swift-$i.txt" || true
 done
 "$PEERS/swift/stop.sh"  # its data goes at exit

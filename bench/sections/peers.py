@@ -28,7 +28,7 @@ def run(bench: Bench) -> Report:
     report = Report("peers", "sqlite")
     out = bench.tmp / "peers"
     out.mkdir()
-    env = {**os.environ, "OUT": str(out)}
+    env = {**os.environ, **dict(bench.sizes.peers_env), "OUT": str(out)}
     say("peers: bench/peers.sh (JustStorage, then nginx, then Swift; several minutes)")
     done = subprocess.run(
         ["bash", str(SCRIPT)],

@@ -9,13 +9,19 @@ fail it in CI, like the other suites.
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from juststorage.testing import free_port
 from support.debian_tools import debian_tool
 from support.seaweedfs import weed_or_skip
 
-from .runner import run_python
+from .runner import REPO, run_python
 
 # A figure each section prints (the `pg` section: the same figures on PostgreSQL).
 EXPECTED = {
@@ -69,3 +75,51 @@ def test_s3_adapter_bench_runs_on_one_mib() -> None:
         "obstore",
         "aiobotocore",
     ]
+
+
+@pytest.fixture
+def peers_base() -> Iterator[Path]:
+    """A fresh directory for nginx's and Swift's data that their own users (www-data,
+    swift) can enter, unlike pytest's private tmp_path; removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix="peers-smoke-", dir="/tmp"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_bench_peers_section_runs_on_tiny_sizes(peers_base: Path) -> None:
+    """bench/peers.sh with every leg (JustStorage, nginx, Swift, each installed from
+    Debian by the kit's start scripts when missing) on free ports and tiny sizes."""
+    kit = Path(os.environ.get("PEERS", REPO.parent / "shared" / "peers"))
+    if not (kit / "objbench.py").is_file():
+        pytest.skip(
+            f"the peers kit is not beside this checkout ({kit}); it is not in the repository"
+        )
+    ports = {
+        name: str(free_port())
+        for name in (
+            "NGINX_PORT",
+            "SWIFT_PROXY_PORT",
+            "SWIFT_OBJECT_PORT",
+            "SWIFT_CONTAINER_PORT",
+            "SWIFT_ACCOUNT_PORT",
+            "SWIFT_MEMCACHED_PORT",
+        )
+    }
+    env = {
+        **os.environ,
+        **ports,
+        "PEERS": str(kit),
+        "VENV": str(Path(sys.executable).parent.parent),  # has aiohttp: objbench's client
+        "NGINX_BASE": str(peers_base / "nginx"),
+        "SWIFT_BASE": str(peers_base / "swift"),
+        "BENCH_ONLY": "peers",
+        "BENCH_SIZE": "tiny",
+    }
+    done = run_python("-m", "bench", env=env)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    rows = table_rows(done.stdout)
+    assert [r[0] for r in rows if r[2] == "skipped"] == []
+    assert {r[0] for r in rows} >= {"objbench small PUT vs swift", "objbench large GET vs nginx"}
