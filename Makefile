@@ -34,22 +34,23 @@ test-go: $(STAMP)  ## the Go SDK alone (installs golang-go if missing): gofmt, v
 	JUSTSTORAGE_BIN="$(abspath $(VENV))/bin/juststorage" scripts/test-go-sdk.sh
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict
-	$(VENV)/bin/ruff check src tests bench sdks
-	$(VENV)/bin/ruff format --check src tests bench sdks
+	$(VENV)/bin/ruff check src tests bench scripts sdks
+	$(VENV)/bin/ruff format --check src tests bench scripts sdks
 	$(VENV)/bin/mypy
 	cd sdks/python && $(abspath $(VENV))/bin/mypy --strict src && $(abspath $(PY)) unasync.py --check
 
 format: $(STAMP)
-	$(VENV)/bin/ruff check --fix src tests bench
-	$(VENV)/bin/ruff format src tests bench
+	$(VENV)/bin/ruff check --fix src tests bench scripts
+	$(VENV)/bin/ruff format src tests bench scripts
 
 # docker-compose.yml, .env.example and deploy/{prometheus,grafana,kubernetes} are
 # generated from src/juststorage/deploy/ (deploy/README.md): edit the module, then run this.
 deploy-files: $(STAMP)  ## rewrite the repository's generated deployment files
 	$(PY) -m juststorage.deploy.repository .
 
-bench: $(STAMP)  ## performance table (not part of `make test`)
-	$(PY) bench/run.py
+# BENCH_ONLY=small,pg picks sections; BENCH_SIZE=tiny runs every one on tiny sizes.
+bench: $(STAMP)  ## performance table (tests/smoke runs it on tiny sizes in `make test`)
+	$(PY) -m bench
 
 # A bounded mixed workload against a fresh local server (scripts/loadtest.py);
 # LOADTEST_ARGS="--clients 32 --duration 30 --workers 4" to change it.

@@ -51,7 +51,7 @@ def set_tag(path: Path, tag: bytes) -> None:
 
 
 def raw_upload(src: Path, out: Path) -> tuple[str, float, float]:
-    """Issue 7's upload bound, its two parts measured apart: SHA-256 of `src` alone, then
+    """The upload bound, its two parts measured apart: SHA-256 of `src` alone, then
     write + fsync of it into a new file `out` without hashing (one thread, 1 MiB chunks,
     `src` read from the page cache both times). Returns (hex digest, hash seconds,
     write + fsync seconds); the bound is the slower of the two. The file is left in

@@ -53,8 +53,8 @@ def main() -> int:
         cells += ["-" if v is None else f"{v['value']:.0f}" for v in vals]
         js = vals[0]
         for peer in vals[1:]:
-            ok = js and peer and peer["value"]
-            cells.append(f"{js['value'] / peer['value']:.2f}" if ok else "-")
+            ok = js is not None and peer is not None and peer["value"]
+            cells.append(f"{js['value'] / peer['value']:.2f}" if js and peer and ok else "-")
         cells.append(
             "/".join("-" if v is None or op == "LIST" else f"{v['p99']:.0f}" for v in vals)
         )

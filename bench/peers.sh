@@ -4,6 +4,8 @@
 # /work/shared/peers/RESULTS.md describes; then the ratios JustStorage / peer.
 #
 #   bash bench/peers.sh            # REPEAT=1 by default; REPEAT=3 like RESULTS.md
+#   OBJBENCH_ARGS="--n 50 --large-count 1 --large-size 1MiB --list-n 100" PEERS_SETTLE_S=0 \
+#       bash bench/peers.sh        # a quick check that every leg runs (figures mean nothing)
 #
 # Each target is freshly started on empty data under /tmp, measured, and stopped:
 # JustStorage by the PID we started; nginx and Swift with their own stop scripts.
@@ -11,11 +13,9 @@
 # /tmp/peers-results-js). Several minutes; the machine is shared and noisy, so read
 # the ratios of one run, not lone absolute figures.
 #
-# No data is deleted while a target runs or just before one: this machine's ext4
-# has no journal, and there a new file's inode allocation steps over every inode
-# freed in the last 60 s (longer while its inode table is dirty) one by one
-# (`perf`: find_inode_bit -> recently_deleted, a quarter of the server's CPU on
-# 4 KiB PUTs right after removing a previous run's files). So leftovers of earlier
+# No data is deleted while a target runs or just before one: on ext4 without a
+# journal a new file's inode allocation steps over every inode freed in the last
+# 60 s one by one (docs/performance.md has the profile). So leftovers of earlier
 # runs are wiped first, then `sync` and $PEERS_SETTLE_S seconds (default 65) let
 # that window pass, and every target's data is removed only at the end.
 set -euo pipefail
@@ -26,34 +26,16 @@ PEERS="${PEERS:-/work/shared/peers}"
 OUT="${OUT:-/tmp/peers-results-js}"
 VENV="${VENV:-/tmp/peers-venv}"
 REPEAT="${REPEAT:-1}"
-JS_BIN="$ROOT/.venv/bin/juststorage"
-JS_DATA=""
+JS_PY="$ROOT/.venv/bin/python"
 JS_DATA_ALL=()  # removed at exit, not between targets (see above)
-JS_PID=""
 SETTLE_S="${PEERS_SETTLE_S:-65}"
+read -r -a EXTRA <<<"${OBJBENCH_ARGS:-}"  # more objbench options, for every target
+# The peers' ports (their start scripts read the same variables).
+export NGINX_PORT="${NGINX_PORT:-8081}" SWIFT_PROXY_PORT="${SWIFT_PROXY_PORT:-8080}"
 
 log() { printf '[peers %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-stop_juststorage() {
-    [ -n "$JS_PID" ] || return 0
-    local kids
-    kids="$(ps -o pid= --ppid "$JS_PID" 2>/dev/null | tr -d ' ' || true)"
-    if kill -0 "$JS_PID" 2>/dev/null; then
-        kill -TERM "$JS_PID" 2>/dev/null || true
-        for _ in $(seq 150); do kill -0 "$JS_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$JS_PID" 2>/dev/null && kill -KILL "$JS_PID" 2>/dev/null || true
-    fi
-    for k in $kids; do  # granian's worker, recorded before the stop
-        for _ in $(seq 50); do kill -0 "$k" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$k" 2>/dev/null && kill -KILL "$k" 2>/dev/null || true
-    done
-    wait "$JS_PID" 2>/dev/null || true
-    JS_PID=""
-    JS_DATA=""
-}
-
 cleanup() {
-    stop_juststorage
     for dir in "${JS_DATA_ALL[@]}"; do rm -rf "$dir"; done
     NGINX_WIPE=1 "$PEERS/nginx/stop.sh" >/dev/null 2>&1 || true
     SWIFT_WIPE=1 "$PEERS/swift/stop.sh" >/dev/null 2>&1 || true
@@ -75,7 +57,7 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import aiohttp' 2>/de
     "$VENV/bin/pip" install -q aiohttp
 fi
 PY="$VENV/bin/python"
-[ -x "$JS_BIN" ] || { log "$JS_BIN missing: run make install first"; exit 1; }
+[ -x "$JS_PY" ] || { log "$JS_PY missing: run make install first"; exit 1; }
 
 {
     echo "nproc $(nproc); load $(cut -d' ' -f1-3 /proc/loadavg); $(uname -r)"
@@ -91,36 +73,22 @@ log "waiting ${SETTLE_S}s for ext4's recently-deleted-inode window to pass (PEER
 sleep "$SETTLE_S"
 
 # ------------------------------------------------------------------ JustStorage
-JS_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+# Started, measured and stopped by bench/objbench_juststorage.py (the launcher the
+# tests use); a failed run leaves no JSON, and the ratios say so.
 for i in $(seq "$REPEAT"); do
     JS_DATA="$(mktemp -d /tmp/peers-juststorage.XXXXXX)"
     JS_DATA_ALL+=("$JS_DATA")
     sync
-    log "juststorage: starting on 127.0.0.1:$JS_PORT (data $JS_DATA)"
-    JUSTSTORAGE_DATA_DIR="$JS_DATA/data" JUSTSTORAGE_LOG_LEVEL=warning \
-        "$JS_BIN" serve --host 127.0.0.1 --port "$JS_PORT" >"$OUT/juststorage-server-$i.log" 2>&1 &
-    JS_PID=$!
-    ok=0
-    for _ in $(seq 300); do
-        if curl -sf "http://127.0.0.1:$JS_PORT/health" -o /dev/null && [ -s "$JS_DATA/data/admin.key" ]; then
-            ok=1; break
-        fi
-        kill -0 "$JS_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    [ $ok = 1 ] || { log "juststorage did not start"; tail -20 "$OUT/juststorage-server-$i.log" >&2; exit 1; }
-    OBJBENCH_TOKEN="$(cat "$JS_DATA/data/admin.key")" timeout 400 "$PY" "$PEERS/objbench.py" \
-        --target juststorage --url "http://127.0.0.1:$JS_PORT" --tenant bench --namespace bench \
-        --json "$OUT/juststorage-$i.json" | tee "$OUT/juststorage-$i.txt" || true
-    stop_juststorage
+    (cd "$ROOT" && "$JS_PY" -m bench.objbench_juststorage --python "$PY" \
+        --objbench "$PEERS/objbench.py" --data-root "$JS_DATA" --out "$OUT" --run "$i" -- "${EXTRA[@]}") || true
 done
 
 # ------------------------------------------------------------------ nginx
 sync
 "$PEERS/nginx/start.sh"
 for i in $(seq "$REPEAT"); do
-    timeout 300 "$PY" "$PEERS/objbench.py" --target nginx --url http://127.0.0.1:8081 \
-        --json "$OUT/nginx-$i.json" | tee "$OUT/nginx-$i.txt" || true
+    timeout 300 "$PY" "$PEERS/objbench.py" --target nginx --url "http://127.0.0.1:$NGINX_PORT" \
+        --json "$OUT/nginx-$i.json" "${EXTRA[@]}" | tee "$OUT/nginx-$i.txt" || true
 done
 "$PEERS/nginx/stop.sh"  # its data goes at exit
 
@@ -129,8 +97,8 @@ sync
 "$PEERS/swift/start.sh"
 for i in $(seq "$REPEAT"); do
     timeout 400 "$PY" "$PEERS/objbench.py" --target swift \
-        --auth-url http://127.0.0.1:8080/auth/v1.0 --user test:tester --key testing \
-        --json "$OUT/swift-$i.json" | tee "$OUT/swift-$i.txt" || true
+        --auth-url "http://127.0.0.1:$SWIFT_PROXY_PORT/auth/v1.0" --user test:tester --key testing \
+        --json "$OUT/swift-$i.json" "${EXTRA[@]}" | tee "$OUT/swift-$i.txt" || true
 done
 "$PEERS/swift/stop.sh"  # its data goes at exit
 

@@ -1,12 +1,12 @@
 """One big object through the S3 blob store on a local SeaweedFS: MB/s and peak RSS.
 
-    .venv/bin/python bench/s3_adapter.py [--mib 1024] [--client obstore|aiobotocore]
+    .venv/bin/python -m bench.s3_adapter [--mib 1024] [--client obstore|aiobotocore]
 
 Each measurement runs in a fresh child process so its peak RSS (ru_maxrss) is its
 own. `obstore` is the adapter itself (S3BlobStore: multipart upload while hashing,
 ranged streamed GET while hashing); `aiobotocore` does the same with aiobotocore
 calls (multipart upload of 8 MiB parts, 4 in flight; streamed GET), for comparison.
-Not part of `make test` (docs/scale-out.md has the numbers).
+docs/scale-out.md has its figures; tests/smoke runs it on 1 MiB.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
 MIB = 1024 * 1024
 PART = 8 * MIB
 CONCURRENCY = 4
@@ -39,10 +37,11 @@ def _body(mib: int) -> list[bytes]:
 
 
 async def _obstore(endpoint: str, bucket: str, mib: int) -> dict[str, float]:
+    from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY
+
     from juststorage.adapters.blobs.s3 import S3BlobStore, S3Connection, S3Root
     from juststorage.application.ports import BlobLocation
     from juststorage.domain.model import StorageClass
-    from seaweedfs import ACCESS_KEY, SECRET_KEY
 
     store = S3BlobStore(
         {StorageClass.HOT: S3Root(bucket, f"bench-{uuid.uuid4().hex}")},
@@ -56,8 +55,9 @@ async def _obstore(endpoint: str, bucket: str, mib: int) -> dict[str, float]:
         for i in range(mib):
             await staged.write(i.to_bytes(8, "big") + block[8:])
         digest, size = await staged.seal()
+        await staged.publish()
         blob = BlobLocation(StorageClass.HOT, digest, staged.key)
-        await staged.publish(blob)
+        await staged.confirm(blob)  # this upload's key becomes the blob's location
     put_s = time.monotonic() - started
     started = time.monotonic()
     reader = await store.open(blob)
@@ -72,8 +72,7 @@ async def _obstore(endpoint: str, bucket: str, mib: int) -> dict[str, float]:
 
 async def _aiobotocore(endpoint: str, bucket: str, mib: int) -> dict[str, float]:
     from aiobotocore.session import get_session
-
-    from seaweedfs import ACCESS_KEY, REGION, SECRET_KEY
+    from tests.support.seaweedfs import ACCESS_KEY, REGION, SECRET_KEY
 
     key = f"bench-{uuid.uuid4().hex}/blob"
     block = os.urandom(MIB)
@@ -152,22 +151,29 @@ def main() -> None:
     if args.child:
         child(args.client, args.child[0], args.child[1], args.mib)
         return
-    from seaweedfs import running_seaweedfs
+    from tests.support.seaweedfs import running_seaweedfs
 
     clients = ["obstore", "aiobotocore"] if args.client == "both" else [args.client]
-    with tempfile.TemporaryDirectory() as tmp, running_seaweedfs(Path(tmp)) as weed:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_seaweedfs(Path(tmp), stop_timeout_s=1.0) as weed,  # its data goes with tmp
+    ):
         print(f"{args.mib} MiB object, SeaweedFS {weed.endpoint_url} (weed mini, one host)")
         print("client       PUT MB/s  GET MB/s  peak RSS MiB")
         for client in clients:
-            out = subprocess.run(
-                [sys.executable, __file__, "--client", client, "--mib", str(args.mib)]
+            done = subprocess.run(
+                [sys.executable, "-m", "bench.s3_adapter", "--client", client]
+                + ["--mib", str(args.mib)]
                 + ["--child", weed.endpoint_url, weed.bucket],
                 capture_output=True,
                 text=True,
                 timeout=900,
-                check=True,
-            ).stdout
-            row = json.loads(out.strip().splitlines()[-1])
+                check=False,
+                cwd=ROOT,
+            )
+            if done.returncode != 0:
+                raise SystemExit(f"{client} run failed:\n{done.stderr[-3000:]}")
+            row = json.loads(done.stdout.strip().splitlines()[-1])
             size_mb = args.mib * MIB / 1e6
             print(
                 f"{client:<12} {size_mb / row['put_s']:8.0f}  {size_mb / row['get_s']:8.0f}"

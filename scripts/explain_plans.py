@@ -1,7 +1,8 @@
 """Print the query plans of the hot metadata queries at a large row count.
 
 Fills a fresh PostgreSQL database (or SQLite file) with N committed objects in
-one tenant/namespace (plus a second version of every tenth key), then shows
+one tenant/namespace (on PostgreSQL plus a second version of every tenth key),
+written through the repositories as uploads would write them, then shows
 EXPLAIN (ANALYZE) for: newest version by key, the first and a deep list page
 (newest only, and all versions), and usage. Used for docs/postgres.md.
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import hashlib
 import sqlite3
 import uuid
 from datetime import UTC, datetime
@@ -20,20 +23,58 @@ from pathlib import Path
 
 import asyncpg
 
-from juststorage.adapters.metadata.postgres import PostgresDialect, PostgresMetadataStore
+from juststorage.adapters.metadata.postgres import PostgresDialect
 from juststorage.adapters.metadata.queries import (
     USAGE_SQL,
     Params,
     list_page_sql,
     newest_by_key_sql,
 )
-from juststorage.adapters.metadata.sqlite import SqliteDialect, SqliteMetadataStore
+from juststorage.adapters.metadata.sqlite import SqliteDialect
 from juststorage.application.ports import ListQuery
-from juststorage.bootstrap import SystemClock
+from juststorage.bootstrap import SystemClock, build_metadata_store
+from juststorage.config import load_settings
 from juststorage.domain.cursor import ListCursor
-from juststorage.domain.model import Namespace, StorageClass, TenantId
+from juststorage.domain.model import (
+    ContentHash,
+    Namespace,
+    NewUpload,
+    ObjectKey,
+    StorageClass,
+    TenantId,
+)
 
 TENANT, NAMESPACE = TenantId("acme"), Namespace("kb")
+
+
+async def fill(database_url: str, rows: int, second_every: int | None) -> None:
+    """Migrate, then commit `rows` keys `doc-000000001`... of 4096 bytes (and a second
+    version of every `second_every`-th key) through the repositories, in one unit of
+    work: a blob reference and a `COMMITTED` version each, usage counted as uploads
+    count it."""
+    environ = {"JUSTSTORAGE_DATA_DIR": "/nonexistent", "DATABASE_URL": database_url}
+    store = build_metadata_store(load_settings(environ), SystemClock())
+    try:
+        await store.migrate()
+        now = datetime.now(UTC)
+        seconds = range(1, rows + 1, second_every) if second_every else range(0)
+        async with store.transaction() as uow:
+            for g in [*range(1, rows + 1), *seconds]:
+                digest = ContentHash(hashlib.md5(str(g).encode()).hexdigest() * 2)
+                await uow.blobs.acquire(StorageClass.HOT, digest, 4096)
+                upload = NewUpload(
+                    uuid.uuid4(),
+                    TENANT,
+                    NAMESPACE,
+                    ObjectKey(f"doc-{g:09d}"),
+                    StorageClass.HOT,
+                    "text/plain",
+                    now,
+                )
+                await uow.objects.insert_committed(upload, digest, 4096)
+            await uow.commit()
+    finally:
+        await store.close()
 
 
 def _queries(rows: int) -> dict[str, tuple[ListQuery, str]]:
@@ -80,26 +121,8 @@ async def postgres(url: str, rows: int) -> None:
     await admin.execute(f'CREATE DATABASE "{name}"')
     db_url = url.rsplit("/", 1)[0] + f"/{name}"
     try:
-        store = PostgresMetadataStore(db_url, SystemClock())
-        await store.migrate()
-        await store.close()
+        await fill(db_url, rows, 10)
         conn = await asyncpg.connect(db_url)
-        await conn.execute(
-            "INSERT INTO objects (id, tenant_id, namespace, key, state, storage_class,"
-            " content_type, content_hash, size_bytes, created_at, updated_at, commit_seq)"
-            " SELECT gen_random_uuid(), 'acme', 'kb', 'doc-' || lpad(g::text, 9, '0'),"
-            " 'COMMITTED', 'hot', 'text/plain', md5(g::text) || md5(g::text), 4096,"
-            " now(), now(), g FROM generate_series(1, $1) g",
-            rows,
-        )
-        await conn.execute(
-            "INSERT INTO objects (id, tenant_id, namespace, key, state, storage_class,"
-            " content_type, content_hash, size_bytes, created_at, updated_at, commit_seq)"
-            " SELECT gen_random_uuid(), 'acme', 'kb', 'doc-' || lpad(g::text, 9, '0'),"
-            " 'COMMITTED', 'hot', 'text/plain', md5(g::text) || md5(g::text), 4096,"
-            " now(), now(), $1 + g FROM generate_series(1, $1, 10) g",
-            rows,
-        )
         await conn.execute("ANALYZE")
         print(f"PostgreSQL, {rows} keys (+10 % second versions)\n")
         newest = (
@@ -113,11 +136,6 @@ async def postgres(url: str, rows: int) -> None:
             await _pg_plan(
                 conn, title, sql, [str(v) if isinstance(v, str) else v for v in params.values]
             )
-        await conn.execute(  # what migration 0003 does for existing rows
-            "INSERT INTO usage_counters SELECT tenant_id, storage_class, 0, COUNT(*),"
-            " SUM(size_bytes) FROM objects WHERE state = 'COMMITTED'"
-            " GROUP BY tenant_id, storage_class"
-        )
         await _pg_plan(conn, "usage", USAGE_SQL.format(tenant="$1"), ["acme"])
         await conn.close()
     finally:
@@ -135,20 +153,8 @@ async def _pg_plan(conn: asyncpg.Connection, title: str, sql: str, args: list[ob
 
 def sqlite_plans(path: Path, rows: int) -> None:
     path.unlink(missing_ok=True)
-    store = SqliteMetadataStore(path, SystemClock())
-    asyncio.run(store.migrate())
-    asyncio.run(store.close())
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    with sqlite3.connect(path) as conn:
-        conn.executemany(
-            "INSERT INTO objects (id, tenant_id, namespace, key, state, storage_class,"
-            " content_type, content_hash, size_bytes, created_at, updated_at, commit_seq)"
-            " VALUES (?, 'acme', 'kb', ?, 'COMMITTED', 'hot', 'text/plain', ?, 4096, ?, ?, ?)",
-            (
-                (str(uuid.uuid4()), f"doc-{g:09d}", f"{g:064x}", now, now, g)
-                for g in range(1, rows + 1)
-            ),
-        )
+    asyncio.run(fill(f"sqlite:///{path}", rows, None))
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         conn.execute("ANALYZE")
         print(f"SQLite, {rows} keys\n")
         for title, (query, how) in _queries(rows).items():

@@ -20,9 +20,6 @@ import os
 import random
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from juststorage import testing
 
 NAMESPACE, TENANT = "load", "loadtest"
 BOOTSTRAP_KEY = "loadtest-key-0123456789abcdef0123456789"
@@ -66,12 +65,6 @@ class Tally:
     answered: Counter[tuple[str, int]] = field(default_factory=Counter)
     uploaded_bytes: int = 0
     downloaded_bytes: int = 0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -289,47 +282,15 @@ async def run(url: str, key: str, clients: int, duration: float, processes: int)
     return 1 if mismatches or total_errors else 0
 
 
-def _start_server(data_dir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUSTSTORAGE_", "PROMETHEUS_"))}
-    env.update(
-        {
-            "JUSTSTORAGE_DATA_DIR": str(data_dir),
-            "API_KEYS": f"{BOOTSTRAP_KEY}:*:admin",
-            "JUSTSTORAGE_GC_INTERVAL_S": "2",
-            "JUSTSTORAGE_GC_GRACE_S": "0",
-            "JUSTSTORAGE_LOG_LEVEL": "warning",
-        }
-    )
-    binary = Path(sys.executable).parent / "juststorage"
-    process = subprocess.Popen(
-        [
-            str(binary),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=(data_dir / "server.log").open("wb"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited: {(data_dir / 'server.log').read_text()}")
-        try:
-            if httpx.get(f"{url}/ready", timeout=1.0, trust_env=False).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.send_signal(signal.SIGTERM)
-    raise SystemExit("server not ready after 30 s")
+def _start_server(tmp: Path, workers: int) -> testing.Server:
+    extra = {
+        "API_KEYS": f"{BOOTSTRAP_KEY}:*:admin",
+        "JUSTSTORAGE_GC_INTERVAL_S": "2",
+        "JUSTSTORAGE_GC_GRACE_S": "0",
+    }
+    if os.environ.get("DATABASE_URL"):
+        extra["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    return testing.start(tmp, extra, workers=workers, health_path="/ready")
 
 
 def main() -> int:
@@ -346,18 +307,17 @@ def main() -> int:
         if not re.match(r"^http://(127\.0\.0\.1|localhost)(:\d+)?$", args.url):
             raise SystemExit("--url must be http://127.0.0.1:<port>")
         return asyncio.run(run(args.url, args.key, args.clients, duration, args.client_processes))
-    data_dir = Path(tempfile.mkdtemp(prefix="juststorage-loadtest-"))
-    process, url = _start_server(data_dir, args.workers)
+    tmp = Path(tempfile.mkdtemp(prefix="juststorage-loadtest-"))
     try:
-        return asyncio.run(run(url, args.key, args.clients, duration, args.client_processes))
-    finally:
-        process.send_signal(signal.SIGTERM)
+        server = _start_server(tmp, args.workers)
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        shutil.rmtree(data_dir, ignore_errors=True)
+            return asyncio.run(
+                run(server.url, args.key, args.clients, duration, args.client_processes)
+            )
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from pg_databases import fresh_database, server_url_or_skip
-from seaweedfs import SeaweedFs, running_seaweedfs
-from server_process import Server, StartServer, start
+from juststorage.testing import Server, StartServer, start
+from support.pg_databases import fresh_database, server_url_or_skip
+from support.seaweedfs import SeaweedFs, running_seaweedfs
 
 
 @pytest.fixture

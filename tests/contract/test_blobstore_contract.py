@@ -25,7 +25,7 @@ from juststorage.application.ports import BlobLocation, BlobStore, StoredBlob
 from juststorage.application.uploads import UploadRequest, upload_object
 from juststorage.domain.errors import InsufficientStorage, NotFound, StorageError, Unavailable
 from juststorage.domain.model import ContentHash, Namespace, ObjectKey, StorageClass, TenantId
-from seaweedfs import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFs
+from support.seaweedfs import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFs
 
 pytestmark = pytest.mark.anyio
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from debian_tools import debian_tool
+from support.debian_tools import debian_tool
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from dockerfile_parse import DockerfileParser
 
-from server_process import BIN, clean_env, free_port, wait_until
+from juststorage.testing import BIN, clean_env, free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from debian_tools import debian_tool
-from nginx_proxy import Nginx, running_nginx
-from server_process import Server, start, wait_until
+from juststorage.testing import Server, start, wait_until
+from support.debian_tools import debian_tool
+from support.nginx_proxy import Nginx, running_nginx
 
 from .support import blob_file, by_key_path, sha256_hex, unique_name, upload
 

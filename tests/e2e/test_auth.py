@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from server_process import Server, StartServer
+from juststorage.testing import Server, StartServer
 
 from .support import assert_error, by_key_path, unique_name, upload
 

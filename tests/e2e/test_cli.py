@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from juststorage.cli import reference
-from server_process import BIN, STOP_TIMEOUT_S, CliResult, clean_env, free_port, run_cli
+from juststorage.testing import BIN, STOP_TIMEOUT_S, CliResult, clean_env, free_port, run_cli
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from server_process import Server, StartServer
+from juststorage.testing import Server, StartServer
 
 from .support import assert_error, by_key_path, sha256_hex, unique_name, upload
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from server_process import Server, StartServer, wait_until
+from juststorage.testing import Server, StartServer, wait_until
 
 from .support import (
     assert_error,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from server_process import Server, StartServer
+from juststorage.testing import Server, StartServer
 
 from .support import assert_error, unique_name, upload
 

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from prometheus_client.mmap_dict import MmapedDict
 
-from pg_databases import fresh_database
-from server_process import Server, start, wait_until
+from juststorage.testing import Server, start, wait_until
+from support.pg_databases import fresh_database
 
 from .prometheus_text import family_names, parse_samples, value
 from .support import by_key_path

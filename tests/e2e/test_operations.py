@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server_process import Server, StartServer, free_port, wait_until
+from juststorage.testing import Server, StartServer, free_port, wait_until
 
 from .support import (
     assert_error,

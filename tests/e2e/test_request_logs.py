@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server_process import Server, StartServer, wait_until
+from juststorage.testing import Server, StartServer, wait_until
 
 from .support import by_key_path, unique_name, upload
 

@@ -20,8 +20,8 @@ from obstore.store import S3Store
 
 from juststorage.adapters.blobs import s3_multipart
 from juststorage.adapters.blobs.s3 import S3Connection, S3Root
-from seaweedfs import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFs
-from server_process import Server, free_port, start, wait_until
+from juststorage.testing import Server, free_port, start, wait_until
+from support.seaweedfs import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFs
 
 from .support import by_key_path, sha256_hex, unique_name, upload
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from server_process import Server, StartServer, wait_until
+from juststorage.testing import Server, StartServer, wait_until
 
 from .support import (
     assert_error,

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from tcp_cut import CuttableProxy, cuttable_proxy
 
-from server_process import Server, start
+from juststorage.testing import Server, start
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from db_query import query
-from server_process import Server, run_cli, start
+from juststorage.testing import Server, run_cli, start
+from support.db_query import query
 
 pytestmark = pytest.mark.e2e
 

@@ -25,7 +25,7 @@ from juststorage.bootstrap import Services, build
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import PreconditionFailed
 from juststorage.domain.model import Namespace, ObjectKey, ObjectVersion, StorageClass, TenantId
-from seaweedfs import SeaweedFs
+from support.seaweedfs import SeaweedFs
 
 pytestmark = pytest.mark.anyio
 

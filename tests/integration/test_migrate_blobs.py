@@ -21,7 +21,7 @@ from juststorage.application.uploads import UploadRequest, UploadResult, upload_
 from juststorage.bootstrap import Services, build
 from juststorage.config import load_settings
 from juststorage.domain.model import Namespace, ObjectKey, StorageClass, TenantId
-from seaweedfs import SeaweedFs
+from support.seaweedfs import SeaweedFs
 
 pytestmark = pytest.mark.anyio
 

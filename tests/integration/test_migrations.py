@@ -15,7 +15,7 @@ from juststorage.adapters.metadata.migrations import migrations_for
 from juststorage.adapters.metadata.postgres import PostgresMetadataStore
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore
 from juststorage.bootstrap import SystemClock
-from pg_databases import fresh_database
+from support.pg_databases import fresh_database
 
 pytestmark = pytest.mark.anyio
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from db_query import refcount_drift, usage_drift
-from server_process import Server, run_cli, start
+from juststorage.testing import Server, run_cli, start
+from support.db_query import refcount_drift, usage_drift
 
 pytestmark = pytest.mark.e2e
 

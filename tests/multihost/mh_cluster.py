@@ -23,8 +23,8 @@ from mh_hosts import (
 )
 from mh_netns import Host, NamespaceThreads, Network, why_unavailable
 
-from db_query import query, refcount_drift, usage_drift
-from pg_databases import fresh_database
+from support.db_query import query, refcount_drift, usage_drift
+from support.pg_databases import fresh_database
 
 SERVER_HOSTS = ("js1", "js2", "js3")
 

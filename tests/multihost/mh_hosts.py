@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 from mh_netns import Host, NamespaceThreads
 
-from seaweedfs import weed_mini_args, write_s3_config
-from server_process import _child_pids, _is_ours, _is_running, wait_until
+from juststorage.testing import child_pids, is_running, runs_program, wait_until
+from support.seaweedfs import weed_mini_args, write_s3_config
 
 VENV_BIN = Path(sys.executable).parent
 JUSTSTORAGE = VENV_BIN / "juststorage"
@@ -142,7 +142,7 @@ class PostgresHost:
             if postmaster is not None and postmaster in _descendants(self.process.pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(postmaster, signal.SIGINT)
-                wait_until(lambda: not _is_running(postmaster), STOP_TIMEOUT_S)
+                wait_until(lambda: not is_running(postmaster), STOP_TIMEOUT_S)
             _stop(self.process)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -158,7 +158,7 @@ def _descendants(pid: int) -> set[int]:
     found: set[int] = set()
     todo = [pid]
     while todo:
-        for child in _child_pids(todo.pop()):
+        for child in child_pids(todo.pop()):
             if child not in found:
                 found.add(child)
                 todo.append(child)
@@ -300,24 +300,24 @@ class StorageHost:
         """SIGKILL the server and its workers, by the PIDs we started: a host crash."""
         process = self.process
         assert process is not None
-        children = _child_pids(process.pid)
+        children = child_pids(process.pid)
         with contextlib.suppress(ProcessLookupError):
             process.kill()  # the main process first: it would respawn a killed worker
         for pid in children:
-            if _is_ours(pid):
+            if runs_program(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         process.wait(timeout=STOP_TIMEOUT_S)
-        wait_until(lambda: not any(_is_running(pid) for pid in children), STOP_TIMEOUT_S)
+        wait_until(lambda: not any(is_running(pid) for pid in children), STOP_TIMEOUT_S)
 
     def stop(self) -> None:
         process = self.process
         if process is None or process.poll() is not None:
             return
-        children = _child_pids(process.pid)
+        children = child_pids(process.pid)
         _stop(process)
         for pid in children:
-            if _is_ours(pid):
+            if runs_program(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 

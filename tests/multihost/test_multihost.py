@@ -33,7 +33,7 @@ from mh_load import (
 )
 from mh_netns import Host
 
-from server_process import wait_until
+from juststorage.testing import wait_until
 
 pytestmark = [pytest.mark.multihost, pytest.mark.postgres, pytest.mark.s3]
 

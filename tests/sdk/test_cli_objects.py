@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server_process import CliResult, Server, clean_env, free_port, run_cli, start
+from juststorage.testing import CliResult, Server, clean_env, free_port, run_cli, start
 
 pytestmark = pytest.mark.e2e
 

@@ -11,9 +11,9 @@ import httpx
 import juststorage_client as js
 import pytest
 
+from juststorage.testing import Server, start
 from sdk.conformance import Content, Driver, api_keys, check, execute, load, substitute
 from sdk.proxy import CuttingProxy
-from server_process import Server, start
 
 pytestmark = pytest.mark.e2e
 

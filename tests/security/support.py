@@ -8,9 +8,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from db_query import query
 from e2e.support import temp_files
-from server_process import Server, wait_until
+from juststorage.testing import Server, wait_until
+from support.db_query import query
 
 _OBJECTS_SQL = (
     "SELECT id, tenant_id, namespace, key, content_hash, size_bytes, storage_class, state"

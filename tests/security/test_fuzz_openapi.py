@@ -25,7 +25,7 @@ from schemathesis.checks import (
 )
 
 from e2e.support import upload
-from server_process import Server, StartServer
+from juststorage.testing import Server, StartServer
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from e2e.support import assert_error, by_key_path, raw_request, upload
-from server_process import Server, StartServer
+from juststorage.testing import Server, StartServer
 
 from .support import StoreState, assert_unchanged, raw_exchange, status_of, store_state
 

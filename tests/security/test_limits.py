@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from e2e.support import assert_error, by_key_path, temp_files, unique_name, upload
-from server_process import Server, StartServer
+from juststorage.testing import Server, StartServer
 
 from .support import assert_unchanged, store_state
 

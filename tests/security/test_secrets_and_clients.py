@@ -24,9 +24,9 @@ from typing import Any
 import jwt
 import pytest
 
-from db_query import query
 from e2e.support import assert_error, by_key_path, upload
-from server_process import Server, StartServer
+from juststorage.testing import Server, StartServer
+from support.db_query import query
 
 from .support import assert_unchanged, store_state
 

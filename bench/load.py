@@ -140,5 +140,6 @@ async def small_objects(
 
 def run_small(
     url: str | list[str], token: str | None, tenant: str, namespace: str, **kw: Any
-) -> Any:
+) -> tuple[Phase, Phase]:
+    """`small_objects` from synchronous code."""
     return asyncio.run(small_objects(url, token, tenant, namespace, **kw))

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server_process import free_port
+from juststorage.testing import free_port
 
 START_TIMEOUT_S = 60.0
 ACCESS_KEY = "juststorage-test"
@@ -105,8 +105,10 @@ def weed_mini_args(binary: str, data_dir: Path, host: str, config: Path, bucket:
 
 
 @contextlib.contextmanager
-def running_seaweedfs(data_dir: Path) -> Iterator[SeaweedFs]:
-    """`weed mini` listening on 127.0.0.1 only; stopped, by PID, when the block is left."""
+def running_seaweedfs(data_dir: Path, stop_timeout_s: float = 15.0) -> Iterator[SeaweedFs]:
+    """`weed mini` listening on 127.0.0.1 only; stopped, by PID, when the block is left
+    (SIGTERM, then SIGKILL after `stop_timeout_s`: a caller that throws the data away
+    need not wait for the graceful shutdown)."""
     host = "127.0.0.1"
     binary = weed_or_skip()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -143,7 +145,7 @@ def running_seaweedfs(data_dir: Path) -> Iterator[SeaweedFs]:
         _wait_until_ready(server, process)
         yield server
     finally:
-        _stop(process)
+        _stop(process, stop_timeout_s)
 
 
 def _wait_until_ready(server: SeaweedFs, process: subprocess.Popen[bytes]) -> None:
@@ -180,12 +182,12 @@ def _wait_until_ready(server: SeaweedFs, process: subprocess.Popen[bytes]) -> No
     raise RuntimeError(f"SeaweedFS did not become ready: {last_error}\n{log}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def _stop(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=15)
+        process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=10)

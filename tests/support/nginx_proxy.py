@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 
-from server_process import free_port, wait_until
+from juststorage.testing import free_port, wait_until
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONF_TEMPLATE = REPO / "deploy" / "nginx" / "juststorage.conf"
 START_TIMEOUT_S = 10.0
 

@@ -1,0 +1,125 @@
+"""`make bench` on tiny sizes: every section still runs end to end and prints its rows.
+
+The figures of a tiny run mean nothing; what is checked is that no section fails,
+that each one prints the rows it exists for, and that nothing is skipped but what
+the machine lacks. PostgreSQL and SeaweedFS skip the test locally without them and
+fail it in CI, like the other suites.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from juststorage.testing import free_port
+from support.debian_tools import debian_tool
+from support.seaweedfs import weed_or_skip
+
+from .runner import REPO, run_python
+
+# A figure each section prints (the `pg` section: the same figures on PostgreSQL).
+EXPECTED = {
+    "rss": ("peak RSS, upload 1 MiB", "sqlite"),
+    "large": ("upload 4 MiB (curl -T), median of 1", "sqlite"),
+    "small": ("4 KiB PUT x16 vs durable commit", "sqlite"),
+    "list": ("list 2k, limit=100: deep / first", "sqlite"),
+    "pg": ("list 2k, limit=100: deep / first", "postgres"),
+    "scale": ("4 KiB GET x16, 2 processes", "postgres"),
+    "s3": ("4 KiB PUT x16, SeaweedFS, 3 hosts", "postgres"),
+}
+NGINX_ROW = "behind nginx (X-Accel-Redirect)"
+
+
+def table_rows(stdout: str) -> list[list[str]]:
+    """The cells of every row of the printed table (header and rule excluded)."""
+    lines = stdout.split("JustStorage bench (", 1)[1].splitlines()
+    cells = [[c.strip() for c in line.split(" | ")] for line in lines if " | " in line]
+    return cells[1:]
+
+
+def test_every_bench_section_runs_on_tiny_sizes(postgres_server_url: str) -> None:
+    weed_or_skip()
+    try:
+        nginx: str | None = debian_tool("nginx", "nginx-light")
+    except pytest.skip.Exception:  # the nginx rows then print as skipped, saying why
+        nginx = None
+    env = {
+        **os.environ,
+        "JUSTSTORAGE_BENCH_PG_URL": postgres_server_url,
+        "BENCH_ONLY": ",".join(EXPECTED),  # what `make bench BENCH_ONLY=...` sets
+        "BENCH_SIZE": "tiny",
+    }
+    done = run_python("-m", "bench", env=env)  # as `make bench` runs it
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    rows = table_rows(done.stdout)
+    printed = {(r[0], r[1]) for r in rows}
+    for section, (figure, db) in EXPECTED.items():
+        assert (figure, db) in printed, f"section {section} printed no {figure!r} on {db}"
+    skipped = [r for r in rows if r[2] == "skipped"]
+    if nginx is None:
+        skipped = [r for r in skipped if NGINX_ROW not in r[0]]
+    assert skipped == []
+
+
+def test_s3_adapter_bench_runs_on_one_mib() -> None:
+    weed_or_skip()
+    done = run_python("-m", "bench.s3_adapter", "--mib", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [line.split()[0] for line in done.stdout.splitlines()[2:]] == [
+        "obstore",
+        "aiobotocore",
+    ]
+
+
+@pytest.fixture
+def peers_base() -> Iterator[Path]:
+    """A fresh directory for nginx's and Swift's data that their own users (www-data,
+    swift) can enter, unlike pytest's private tmp_path; removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix="peers-smoke-", dir="/tmp"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_bench_peers_section_runs_on_tiny_sizes(peers_base: Path) -> None:
+    """bench/peers.sh with every leg (JustStorage, nginx, Swift, each installed from
+    Debian by the kit's start scripts when missing) on free ports and tiny sizes."""
+    kit = Path(os.environ.get("PEERS", REPO.parent / "shared" / "peers"))
+    if not (kit / "objbench.py").is_file():
+        pytest.skip(
+            f"the peers kit is not beside this checkout ({kit}); it is not in the repository"
+        )
+    ports = {
+        name: str(free_port())
+        for name in (
+            "NGINX_PORT",
+            "SWIFT_PROXY_PORT",
+            "SWIFT_OBJECT_PORT",
+            "SWIFT_CONTAINER_PORT",
+            "SWIFT_ACCOUNT_PORT",
+            "SWIFT_MEMCACHED_PORT",
+        )
+    }
+    env = {
+        **os.environ,
+        **ports,
+        "PEERS": str(kit),
+        "VENV": str(Path(sys.executable).parent.parent),  # has aiohttp: objbench's client
+        "NGINX_BASE": str(peers_base / "nginx"),
+        "SWIFT_BASE": str(peers_base / "swift"),
+        "BENCH_ONLY": "peers",
+        "BENCH_SIZE": "tiny",
+    }
+    done = run_python("-m", "bench", env=env)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    rows = table_rows(done.stdout)
+    assert [r[0] for r in rows if r[2] == "skipped"] == []
+    assert {r[0] for r in rows} >= {"objbench small PUT vs swift", "objbench large GET vs nginx"}

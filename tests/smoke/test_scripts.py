@@ -1,0 +1,69 @@
+"""Every Python script of scripts/ on tiny sizes: it runs to the end and prints its result.
+
+The shell scripts run in `make test` itself (ensure-postgres.sh, the two SDK suites).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from juststorage import testing
+from support.pg_databases import fresh_database
+
+from .runner import run_python
+
+
+def run_script(name: str, *args: str) -> str:
+    """scripts/<name> with `args`; its output, after checking that it exited with 0."""
+    done = run_python(f"scripts/{name}", *args)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def test_explain_plans_on_sqlite(tmp_path: Path) -> None:
+    out = run_script("explain_plans.py", "--sqlite", str(tmp_path / "plans.db"), "--rows", "300")
+    assert out.startswith("SQLite, 300 keys")
+    assert "USING INDEX objects_committed_by_key" in out
+
+
+def test_explain_plans_on_postgres(postgres_server_url: str) -> None:
+    out = run_script("explain_plans.py", "--postgres", postgres_server_url, "--rows", "300")
+    assert out.startswith("PostgreSQL, 300 keys")
+    assert "### usage" in out
+
+
+def test_fsync_modes(tmp_path: Path) -> None:
+    out = run_script("fsync_modes.py", "--n", "32", "--dir", str(tmp_path))
+    assert out.startswith("sequential ") and "16 files + one syncfs" in out
+
+
+def test_list_pages(tmp_path: Path) -> None:
+    server = testing.start(tmp_path)
+    try:
+        out = run_script(
+            "list_pages.py",
+            *("--url", server.url, "--token", server.admin_key),
+            *("--n", "20", "--rounds", "2", "--page", "10"),
+        )
+    finally:
+        server.stop()
+    assert out.startswith("20 objects, pages of 10, 2 rounds: ms per page")
+
+
+def test_loadtest() -> None:
+    out = run_script(
+        "loadtest.py",
+        *("--duration", "1", "--clients", "2", "--workers", "1", "--client-processes", "1"),
+    )
+    assert "0 metric mismatches, 0 request errors" in out
+
+
+def test_profile_uploads() -> None:
+    out = run_script("profile_uploads.py", "--n", "20")
+    assert "uploads/s" in out
+
+
+def test_driver_bench(postgres_server_url: str) -> None:
+    with fresh_database(postgres_server_url) as url:
+        out = run_script("driver_bench.py", "--url", url, "--n", "20")
+    assert out.count("asyncpg/psycopg insert") == 2
