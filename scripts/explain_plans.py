@@ -28,7 +28,7 @@ from juststorage.adapters.metadata.queries import (
     newest_by_key_sql,
 )
 from juststorage.adapters.metadata.sqlite import SqliteDialect, SqliteMetadataStore
-from juststorage.application.ports import ListQuery
+from juststorage.application.records import ListQuery
 from juststorage.bootstrap import SystemClock
 from juststorage.domain.cursor import ListCursor
 from juststorage.domain.model import Namespace, StorageClass, TenantId

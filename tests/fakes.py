@@ -21,23 +21,21 @@ from uuid import UUID, uuid4
 
 import anyio
 
-from juststorage.application.ports import (
+from juststorage.application.blob_ports import BlobStore
+from juststorage.application.ports import Clock, MetadataStore
+from juststorage.application.records import (
     ApiKeyRecord,
     BlobAudit,
     BlobLocation,
-    BlobStore,
     Census,
     ClassUsage,
-    Clock,
-    Listed,
     ListQuery,
-    MetadataStore,
     StoredBlob,
     StoredKey,
     TempFile,
     WritingUpload,
-    summarize,
 )
+from juststorage.application.summaries import Listed, summarize
 from juststorage.application.uploads import UploadRequest, UploadResult, upload_object
 from juststorage.domain.errors import NotFound, StorageError
 from juststorage.domain.model import (

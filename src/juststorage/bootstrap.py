@@ -24,14 +24,9 @@ from juststorage.application.apikeys import (
     parse_bootstrap_keys,
 )
 from juststorage.application.authentication import Authenticator
+from juststorage.application.blob_ports import BlobStore
 from juststorage.application.commits import GroupCommitter
-from juststorage.application.ports import (
-    BlobStore,
-    Clock,
-    MetadataStore,
-    ProcessLiveness,
-    TokenVerifier,
-)
+from juststorage.application.ports import Clock, MetadataStore, ProcessLiveness, TokenVerifier
 from juststorage.config import Settings, SettingsError
 from juststorage.domain.errors import BadRequest
 from juststorage.domain.model import StorageClass

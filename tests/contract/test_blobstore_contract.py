@@ -21,7 +21,8 @@ from fakes import FakeBlobStore, FakeClock, FakeMetadataStore
 from juststorage.adapters.blobs import filesystem, fsio
 from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
 from juststorage.adapters.blobs.s3 import S3BlobStore, S3Connection, S3Root
-from juststorage.application.ports import BlobLocation, BlobStore, StoredBlob
+from juststorage.application.blob_ports import BlobStore
+from juststorage.application.records import BlobLocation, StoredBlob
 from juststorage.application.uploads import UploadRequest, upload_object
 from juststorage.domain.errors import InsufficientStorage, NotFound, StorageError, Unavailable
 from juststorage.domain.model import ContentHash, Namespace, ObjectKey, StorageClass, TenantId

@@ -23,18 +23,16 @@ from juststorage.adapters.metadata import sqlite as sqlite_adapter
 from juststorage.adapters.metadata.queries import Params
 from juststorage.adapters.metadata.repositories import SqlObjectRepository
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore
-from juststorage.application.ports import (
+from juststorage.application.ports import MetadataStore
+from juststorage.application.records import (
     ApiKeyRecord,
     BlobAudit,
     BlobLocation,
     ClassUsage,
-    Listed,
     ListQuery,
-    MetadataStore,
-    ObjectSummary,
     WritingUpload,
-    summarize,
 )
+from juststorage.application.summaries import Listed, ObjectSummary, summarize
 from juststorage.domain.auth import Scope
 from juststorage.domain.cursor import ListCursor
 from juststorage.domain.errors import NotFound, Unavailable

@@ -10,7 +10,7 @@ from fakes import FakeClock, FakeMetadataStore, seed_version
 from juststorage.application.deletes import delete_object, delete_versions
 from juststorage.application.downloads import find_by_id, find_newest
 from juststorage.application.listing import list_objects
-from juststorage.application.ports import ListQuery
+from juststorage.application.records import ListQuery
 from juststorage.domain.errors import NotFound
 from juststorage.domain.model import Namespace, ObjectKey, ObjectState, StorageClass, TenantId
 

@@ -9,7 +9,7 @@ import pytest
 from fakes import FakeWorld, sha256_of
 from juststorage.application.deletes import delete_object
 from juststorage.application.fsck import FsckReport, Problem, ProblemKind, check_store
-from juststorage.application.ports import BlobLocation
+from juststorage.application.records import BlobLocation
 from juststorage.application.uploads import UploadResult
 from juststorage.domain.model import Namespace, StorageClass, TenantId
 

@@ -23,10 +23,11 @@ from fakes import (
 )
 from juststorage.adapters.blobs import filesystem
 from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
+from juststorage.application.blob_ports import BlobStore
 from juststorage.application.deletes import delete_object
 from juststorage.application.downloads import find_by_id
 from juststorage.application.gc import GC_LEASE, GcPolicy, GcReport, collect_garbage
-from juststorage.application.ports import BlobLocation, BlobStore
+from juststorage.application.records import BlobLocation
 from juststorage.application.uploads import UploadResult
 from juststorage.domain.errors import NotFound, StorageError
 from juststorage.domain.model import (

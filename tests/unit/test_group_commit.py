@@ -11,7 +11,7 @@ import pytest
 from fakes import FakeLiveness, FakeStagedBlob, FakeWorld, sha256_of
 from juststorage.application.commits import GroupCommitter
 from juststorage.application.gc import GcPolicy, GcReport, collect_garbage
-from juststorage.application.ports import BlobLocation
+from juststorage.application.records import BlobLocation
 from juststorage.application.uploads import UploadRequest, UploadResult, upload_object
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import PreconditionFailed, StorageError, Unavailable

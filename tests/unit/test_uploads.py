@@ -13,7 +13,7 @@ import pytest
 from fakes import FakeBlobStore, FakeClock, FakeMetadataStore
 from juststorage.application import uploads
 from juststorage.application.downloads import find_by_id, find_newest
-from juststorage.application.ports import BlobLocation
+from juststorage.application.records import BlobLocation
 from juststorage.application.uploads import UploadRequest, UploadResult, upload_object
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import (

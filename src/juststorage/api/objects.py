@@ -25,7 +25,7 @@ from juststorage.application.downloads import (
     plan_download,
 )
 from juststorage.application.listing import list_objects
-from juststorage.application.ports import summarize
+from juststorage.application.summaries import summarize
 from juststorage.application.uploads import UploadRequest, upload_object
 from juststorage.application.usage import tenant_usage
 from juststorage.bootstrap import Services

@@ -23,7 +23,9 @@ from uuid import UUID
 
 import anyio
 
-from juststorage.application.ports import BlobLocation, MetadataStore, StagedBlob, UnitOfWork
+from juststorage.application.blob_ports import StagedBlob
+from juststorage.application.ports import MetadataStore, UnitOfWork
+from juststorage.application.records import BlobLocation
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import NotFound, PreconditionFailed, Unavailable
 from juststorage.domain.model import ContentHash, NewUpload, ObjectVersion

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from juststorage.application.ports import BlobLocation, BlobStore, MetadataStore
+from juststorage.application.blob_ports import BlobStore
+from juststorage.application.ports import MetadataStore
+from juststorage.application.records import BlobLocation
 from juststorage.domain.conditions import ByteRange, etag_matches, parse_range
 from juststorage.domain.errors import NotFound
 from juststorage.domain.model import Namespace, ObjectKey, ObjectVersion, TenantId

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from juststorage.application.ports import BlobAudit, BlobLocation, BlobStore, MetadataStore
+from juststorage.application.blob_ports import BlobStore
+from juststorage.application.ports import MetadataStore
+from juststorage.application.records import BlobAudit, BlobLocation
 from juststorage.domain.errors import NotFound
 from juststorage.domain.model import ContentHash, StorageClass
 

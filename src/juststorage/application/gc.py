@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from juststorage.application.ports import BlobStore, Clock, MetadataStore, ProcessLiveness
+from juststorage.application.blob_ports import BlobStore
+from juststorage.application.ports import Clock, MetadataStore, ProcessLiveness
 from juststorage.domain.model import StorageClass
 
 GC_LEASE = "gc"

@@ -16,7 +16,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from juststorage.application.ports import BlobLocation, BlobStore, MetadataStore
+from juststorage.application.blob_ports import BlobStore
+from juststorage.application.ports import MetadataStore
+from juststorage.application.records import BlobLocation
 from juststorage.domain.errors import NotFound
 from juststorage.domain.model import StorageClass
 

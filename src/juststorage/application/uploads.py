@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 import anyio
 
+from juststorage.application.blob_ports import BlobStore
 from juststorage.application.commits import GroupCommitter, SealedUpload
-from juststorage.application.ports import BlobStore, Clock, MetadataStore
+from juststorage.application.ports import Clock, MetadataStore
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import BadRequest, ChecksumMismatch, PayloadTooLarge, StorageError
 from juststorage.domain.model import (

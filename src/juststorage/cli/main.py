@@ -23,7 +23,7 @@ from juststorage.adapters.auth.jwt import issue_token
 from juststorage.adapters.metrics import enable_multiprocess_metrics
 from juststorage.application.apikeys import create_api_key, list_api_keys, revoke_api_key
 from juststorage.application.fsck import FsckReport
-from juststorage.application.ports import ApiKeyRecord
+from juststorage.application.records import ApiKeyRecord
 from juststorage.bootstrap import Services, build
 from juststorage.cli.migrate import register as register_migrate_command
 from juststorage.cli.objects import register as register_object_commands

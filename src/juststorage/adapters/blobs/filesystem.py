@@ -23,7 +23,7 @@ import anyio
 
 from juststorage.adapters import threads
 from juststorage.adapters.blobs import fsio
-from juststorage.application.ports import BlobLocation, StoredBlob, StoredKey, TempFile
+from juststorage.application.records import BlobLocation, StoredBlob, StoredKey, TempFile
 from juststorage.domain.errors import InsufficientStorage, NotFound, StorageError, Unavailable
 from juststorage.domain.model import ContentHash, StorageClass
 

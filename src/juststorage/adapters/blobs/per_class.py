@@ -7,15 +7,8 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from uuid import UUID
 
-from juststorage.application.ports import (
-    BlobLocation,
-    BlobReader,
-    BlobStore,
-    StagedBlob,
-    StoredBlob,
-    StoredKey,
-    TempFile,
-)
+from juststorage.application.blob_ports import BlobReader, BlobStore, StagedBlob
+from juststorage.application.records import BlobLocation, StoredBlob, StoredKey, TempFile
 from juststorage.domain.model import ContentHash, StorageClass
 
 

@@ -35,7 +35,7 @@ from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store
 
 from juststorage.adapters.blobs import s3_multipart
-from juststorage.application.ports import BlobLocation, StoredBlob, StoredKey, TempFile
+from juststorage.application.records import BlobLocation, StoredBlob, StoredKey, TempFile
 from juststorage.domain.errors import NotFound, StorageError, Unavailable
 from juststorage.domain.model import ContentHash, StorageClass
 

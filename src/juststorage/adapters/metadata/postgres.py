@@ -25,10 +25,11 @@ from uuid import UUID
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from juststorage.adapters.metadata.blob_index import SqlBlobIndex
 from juststorage.adapters.metadata.leases_keys import SqlApiKeyRepository, SqlLeaseRepository
 from juststorage.adapters.metadata.migrations import migrations_for
 from juststorage.adapters.metadata.queries import COUNT_USAGE_SQL, USAGE_SHARDS
-from juststorage.adapters.metadata.repositories import SqlBlobIndex, SqlObjectRepository
+from juststorage.adapters.metadata.repositories import SqlObjectRepository
 from juststorage.adapters.metadata.sql import SqlSession, UsageDeltas
 from juststorage.application.ports import Clock
 from juststorage.domain.errors import InsufficientStorage, StorageError, Unavailable
