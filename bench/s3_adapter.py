@@ -39,7 +39,8 @@ def _body(mib: int) -> list[bytes]:
 
 
 async def _obstore(endpoint: str, bucket: str, mib: int) -> dict[str, float]:
-    from juststorage.adapters.blobs.s3 import S3BlobStore, S3Connection, S3Root
+    from juststorage.adapters.blobs.s3 import S3BlobStore
+    from juststorage.adapters.blobs.s3_io import S3Connection, S3Root
     from juststorage.application.ports import BlobLocation
     from juststorage.domain.model import StorageClass
     from seaweedfs import ACCESS_KEY, SECRET_KEY
@@ -56,7 +57,7 @@ async def _obstore(endpoint: str, bucket: str, mib: int) -> dict[str, float]:
         for i in range(mib):
             await staged.write(i.to_bytes(8, "big") + block[8:])
         digest, size = await staged.seal()
-        blob = BlobLocation(StorageClass.HOT, digest, staged.key)
+        blob = BlobLocation(StorageClass.HOT, digest, staged.address)
         await staged.publish(blob)
     put_s = time.monotonic() - started
     started = time.monotonic()
@@ -66,7 +67,7 @@ async def _obstore(endpoint: str, bucket: str, mib: int) -> dict[str, float]:
         hasher.update(chunk)
     get_s = time.monotonic() - started
     assert hasher.hexdigest() == digest.hex
-    await store.remove(blob)
+    await store.remove(blob.storage_class, blob.address)
     return {"put_s": put_s, "get_s": get_s}
 
 

@@ -30,13 +30,13 @@ from juststorage.application.records import (
     Census,
     ClassUsage,
     ListQuery,
+    LocatedVersion,
     StoredBlob,
-    StoredKey,
     TempFile,
     WritingUpload,
 )
 from juststorage.application.summaries import Listed, summarize
-from juststorage.application.uploads import UploadRequest, UploadResult, upload_object
+from juststorage.application.uploads import Uploader, UploadRequest, UploadResult
 from juststorage.domain.errors import NotFound, StorageError
 from juststorage.domain.model import (
     ContentHash,
@@ -48,8 +48,6 @@ from juststorage.domain.model import (
     StorageClass,
     TenantId,
 )
-
-READ_CHUNK_BYTES = 1024 * 1024
 
 
 class FakeClock:
@@ -82,7 +80,7 @@ class BlobRecord:
 
 
 @dataclass
-class _State:
+class State:
     objects: dict[UUID, ObjectVersion] = field(default_factory=dict)  # COMMITTED and later
     writing: dict[UUID, NewUpload] = field(default_factory=dict)  # WRITING rows
     blobs: dict[tuple[StorageClass, str], BlobRecord] = field(default_factory=dict)
@@ -90,9 +88,9 @@ class _State:
     updated_at: dict[UUID, datetime] = field(default_factory=dict)  # of every object row
     leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # holder, expiry
 
-    def copy(self) -> _State:
+    def copy(self) -> State:
         # Values are frozen, so copying the dicts copies the state.
-        return _State(
+        return State(
             dict(self.objects),
             dict(self.writing),
             dict(self.blobs),
@@ -102,12 +100,12 @@ class _State:
         )
 
 
-def _committed(state: _State) -> list[ObjectVersion]:
+def committed(state: State) -> list[ObjectVersion]:
     return [v for v in state.objects.values() if v.state is ObjectState.COMMITTED]
 
 
 class FakeObjectRepository:
-    def __init__(self, state: _State, clock: FakeClock) -> None:
+    def __init__(self, state: State, clock: FakeClock) -> None:
         self._state = state
         self._clock = clock
 
@@ -164,7 +162,7 @@ class FakeObjectRepository:
     ) -> list[ObjectVersion]:
         return [
             v
-            for v in _committed(self._state)
+            for v in committed(self._state)
             if (v.tenant_id, v.namespace, v.key) == (tenant_id, namespace, key)
         ]
 
@@ -177,11 +175,28 @@ class FakeObjectRepository:
     async def lock_key(self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey) -> None:
         """Nothing to do: write units of work are already serialised by the store's lock."""
 
-    async def get(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
+    def _committed_by_id(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
         version = self._state.objects.get(object_id)
         if version is None or version.tenant_id != tenant_id:
             return None
         return version if version.state is ObjectState.COMMITTED else None
+
+    async def located(self, tenant_id: TenantId, object_id: UUID) -> LocatedVersion | None:
+        version = self._committed_by_id(tenant_id, object_id)
+        return None if version is None else self._located(version)
+
+    async def newest_located(
+        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
+    ) -> LocatedVersion | None:
+        version = await self.newest(tenant_id, namespace, key)
+        return None if version is None else self._located(version)
+
+    def _located(self, version: ObjectVersion) -> LocatedVersion:
+        row = self._state.blobs.get((version.storage_class, version.content_hash.hex))
+        address = row.location if row is not None and row.location else ""
+        return LocatedVersion(
+            version, BlobLocation(version.storage_class, version.content_hash, address)
+        )
 
     def _to_deleting(self, version: ObjectVersion) -> ObjectVersion:
         changed = dataclasses.replace(version, state=ObjectState.DELETING)
@@ -190,7 +205,7 @@ class FakeObjectRepository:
         return changed
 
     async def mark_deleting(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
-        version = await self.get(tenant_id, object_id)
+        version = self._committed_by_id(tenant_id, object_id)
         return self._to_deleting(version) if version else None
 
     async def mark_key_deleting(
@@ -201,7 +216,7 @@ class FakeObjectRepository:
     async def list_page(self, query: ListQuery) -> list[Listed]:
         rows = [
             v
-            for v in _committed(self._state)
+            for v in committed(self._state)
             if v.tenant_id == query.tenant_id
             and v.namespace == query.namespace
             and v.key.startswith(query.prefix)
@@ -232,7 +247,7 @@ class FakeObjectRepository:
 
     async def usage(self, tenant_id: TenantId) -> list[ClassUsage]:
         totals: dict[StorageClass, tuple[int, int]] = {}
-        for v in _committed(self._state):
+        for v in committed(self._state):
             if v.tenant_id == tenant_id:
                 count, size = totals.get(v.storage_class, (0, 0))
                 totals[v.storage_class] = (count + 1, size + v.size_bytes)
@@ -297,7 +312,7 @@ class FakeObjectRepository:
     async def ids_of_blob(self, location: BlobLocation) -> list[UUID]:
         ids = [
             v.id
-            for v in _committed(self._state)
+            for v in committed(self._state)
             if BlobLocation(v.storage_class, v.content_hash) == location
         ]
         return sorted(ids, key=str)
@@ -305,40 +320,30 @@ class FakeObjectRepository:
     async def without_blob_row(self, limit: int) -> list[ObjectVersion]:
         return [
             v
-            for v in _committed(self._state)
+            for v in committed(self._state)
             if (v.storage_class, v.content_hash.hex) not in self._state.blobs
         ][:limit]
 
 
 class FakeBlobIndex:
-    def __init__(self, state: _State, clock: FakeClock) -> None:
+    def __init__(self, state: State, clock: FakeClock) -> None:
         self._state = state
         self._clock = clock
 
-    async def acquire(
-        self,
-        storage_class: StorageClass,
-        content_hash: ContentHash,
-        size_bytes: int,
-        key: str | None = None,
-    ) -> BlobLocation:
+    async def acquire(self, blob: BlobLocation, size_bytes: int) -> BlobLocation:
+        storage_class, content_hash, address = blob.storage_class, blob.content_hash, blob.address
         row_key = (storage_class, content_hash.hex)
+        recorded = None if address == content_hash.hex else address
         row = self._state.blobs.get(row_key)
         if row is None:
-            row = BlobRecord(size_bytes, 0, self._clock.now(), location=key)
+            row = BlobRecord(size_bytes, 0, self._clock.now(), location=recorded)
         elif row.ref_count == 0:
-            row = dataclasses.replace(row, location=key)
+            row = dataclasses.replace(row, location=recorded)
         row = dataclasses.replace(row, ref_count=row.ref_count + 1, released_at=None)
         self._state.blobs[row_key] = row
-        return BlobLocation(storage_class, content_hash, row.location)
+        return _location(storage_class, content_hash.hex, row)
 
-    async def locate(self, location: BlobLocation) -> BlobLocation | None:
-        row = self._state.blobs.get((location.storage_class, location.content_hash.hex))
-        if row is None:
-            return None
-        return BlobLocation(location.storage_class, location.content_hash, row.location)
-
-    async def unlocated(
+    async def content_addressed(
         self, storage_class: StorageClass, after: BlobLocation | None, limit: int
     ) -> list[tuple[BlobLocation, int]]:
         start = after.content_hash.hex if after else ""
@@ -349,19 +354,13 @@ class FakeBlobIndex:
         )[:limit]
         return [(BlobLocation(storage_class, ContentHash(h)), size) for h, size in rows]
 
-    async def relocate(self, location: BlobLocation, key: str) -> bool:
+    async def relocate(self, location: BlobLocation, address: str) -> bool:
         row_key = (location.storage_class, location.content_hash.hex)
         row = self._state.blobs.get(row_key)
         if row is None or row.location is not None:
             return False
-        self._state.blobs[row_key] = dataclasses.replace(row, location=key)
+        self._state.blobs[row_key] = dataclasses.replace(row, location=address)
         return True
-
-    async def known_keys(self, storage_class: StorageClass, keys: list[str]) -> set[str]:
-        recorded = {
-            row.location for (cls, _), row in self._state.blobs.items() if cls is storage_class
-        }
-        return {k for k in keys if k in recorded}
 
     async def release(self, storage_class: StorageClass, content_hash: ContentHash) -> None:
         row_key = (storage_class, content_hash.hex)
@@ -375,7 +374,7 @@ class FakeBlobIndex:
 
     async def unreferenced(self, released_before: datetime, limit: int) -> list[BlobLocation]:
         rows = [
-            (row.released_at, BlobLocation(cls, ContentHash(hexdigest), row.location))
+            (row.released_at, _location(cls, hexdigest, row))
             for (cls, hexdigest), row in self._state.blobs.items()
             if row.ref_count == 0
             and row.released_at is not None
@@ -407,17 +406,24 @@ class FakeBlobIndex:
     async def forget(self, location: BlobLocation) -> None:
         self._state.blobs.pop((location.storage_class, location.content_hash.hex), None)
 
-    async def known(self, locations: list[BlobLocation]) -> set[BlobLocation]:
+    async def known(self, storage_class: StorageClass, stored: list[StoredBlob]) -> set[str]:
+        recorded = {
+            row.location for (cls, _), row in self._state.blobs.items() if cls is storage_class
+        }
         return {
-            loc
-            for loc in locations
-            if (loc.storage_class, loc.content_hash.hex) in self._state.blobs
+            s.address
+            for s in stored
+            if (
+                s.content_hash is not None
+                and (storage_class, s.content_hash.hex) in self._state.blobs
+            )
+            or (s.content_hash is None and s.address in recorded)
         }
 
     async def audit(self, after: BlobLocation | None, limit: int) -> list[BlobAudit]:
         start = (after.storage_class.value, after.content_hash.hex) if after else ("", "")
         live: dict[tuple[StorageClass, str], int] = {}
-        for v in _committed(self._state):
+        for v in committed(self._state):
             live[(v.storage_class, v.content_hash.hex)] = (
                 live.get((v.storage_class, v.content_hash.hex), 0) + 1
             )
@@ -427,9 +433,7 @@ class FakeBlobIndex:
         )[:limit]
         return [
             BlobAudit(
-                BlobLocation(
-                    cls, ContentHash(hexdigest), self._state.blobs[(cls, hexdigest)].location
-                ),
+                _location(cls, hexdigest, self._state.blobs[(cls, hexdigest)]),
                 self._state.blobs[(cls, hexdigest)].size_bytes,
                 self._state.blobs[(cls, hexdigest)].ref_count,
                 live.get((cls, hexdigest), 0),
@@ -451,8 +455,13 @@ class FakeBlobIndex:
         )
 
 
+def _location(storage_class: StorageClass, hexdigest: str, row: BlobRecord) -> BlobLocation:
+    """A row's blob at its address: the recorded one, else the content address."""
+    return BlobLocation(storage_class, ContentHash(hexdigest), row.location or "")
+
+
 class FakeLeaseRepository:
-    def __init__(self, state: _State, clock: FakeClock) -> None:
+    def __init__(self, state: State, clock: FakeClock) -> None:
         self._state = state
         self._clock = clock
 
@@ -480,7 +489,7 @@ class FakeLeaseRepository:
 
 
 class FakeApiKeyRepository:
-    def __init__(self, state: _State, clock: FakeClock) -> None:
+    def __init__(self, state: State, clock: FakeClock) -> None:
         self._state = state
         self._clock = clock
 
@@ -512,7 +521,7 @@ class FakeUnitOfWork:
     def __init__(self, store: FakeMetadataStore, *, read_only: bool) -> None:
         self._store = store
         self._read_only = read_only
-        self._state: _State | None = None
+        self._state: State | None = None
         self.committed = False
 
     async def __aenter__(self) -> Self:
@@ -531,7 +540,7 @@ class FakeUnitOfWork:
         if not self._read_only:
             self._store.write_lock.release()
 
-    def _current(self) -> _State:
+    def _current(self) -> State:
         if self._state is None:
             raise RuntimeError("use the unit of work inside `async with`")
         return self._state
@@ -563,7 +572,7 @@ class FakeUnitOfWork:
 class FakeMetadataStore:
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
-        self.state = _State()
+        self.state = State()
         self.write_lock = anyio.Lock()
         self.closed = False
         self.commits = 0  # transactions committed (inspection for tests)
@@ -608,6 +617,9 @@ class FakeLiveness:
         return owner in self.dead
 
 
+READ_CHUNK_BYTES = 1024 * 1024
+
+
 class FakeStagedBlob:
     def __init__(self, store: FakeBlobStore, temp: tuple[StorageClass, UUID]) -> None:
         self._store = store
@@ -628,8 +640,10 @@ class FakeStagedBlob:
         return self._digest, len(self._buffer)
 
     @property
-    def key(self) -> str | None:
-        return None
+    def address(self) -> str:
+        if self._digest is None:
+            raise RuntimeError("address before seal()")
+        return self._digest.hex  # like the filesystem: the address follows from the hash
 
     async def publish(self) -> bool:
         return self._place()
@@ -686,6 +700,7 @@ class FakeBlobStore:
         self.temps: dict[tuple[StorageClass, UUID], datetime] = {}  # staged uploads
         self.owners: dict[tuple[StorageClass, UUID], str] = {}  # their owners
         self._scan_batch = scan_batch
+        self.free_bytes, self.total_bytes = 1 << 30, 1 << 32  # what `space` reports
 
     async def prepare(self) -> None:
         pass
@@ -716,46 +731,40 @@ class FakeBlobStore:
     async def probe(self, storage_class: StorageClass) -> None:
         pass
 
-    async def remove(self, location: BlobLocation) -> bool:
-        key = (location.storage_class, location.content_hash.hex)
+    async def space(self, storage_class: StorageClass) -> tuple[int, int] | None:
+        return self.free_bytes, self.total_bytes
+
+    async def remove(self, storage_class: StorageClass, address: str) -> bool:
+        key = (storage_class, address)
         self.modified.pop(key, None)
         return self.blobs.pop(key, None) is not None
 
     async def temp_files(self, storage_class: StorageClass) -> list[TempFile]:
         return [
-            TempFile(cls, TempFile.name_for(upload_id, self.owners.get((cls, upload_id), "")), when)
+            TempFile(cls, str(upload_id), when, upload_id, self.owners.get((cls, upload_id), ""))
             for (cls, upload_id), when in self.temps.items()
             if cls is storage_class
         ]
 
     async def remove_temp(self, temp: TempFile) -> None:
-        for cls, upload_id in list(self.temps):
-            if cls is temp.storage_class and str(upload_id) == temp.upload_id:
-                del self.temps[(cls, upload_id)]
-                self.owners.pop((cls, upload_id), None)
+        key = (temp.storage_class, temp.upload_id)
+        self.temps.pop(key, None)  # type: ignore[arg-type]
+        self.owners.pop(key, None)  # type: ignore[arg-type]
 
     async def scan(self, storage_class: StorageClass) -> AsyncIterator[list[StoredBlob]]:
         found = [
             StoredBlob(
-                BlobLocation(cls, ContentHash(hexdigest)),
+                cls,
+                hexdigest,
                 len(data),
                 self.modified[(cls, hexdigest)],
+                content_hash=ContentHash(hexdigest),
             )
             for (cls, hexdigest), data in sorted(self.blobs.items())
             if cls is storage_class
         ]
         for start in range(0, len(found), self._scan_batch):
             yield found[start : start + self._scan_batch]
-
-    def keyed(self, storage_class: StorageClass) -> bool:
-        return False
-
-    async def scan_keys(self, storage_class: StorageClass) -> AsyncIterator[list[StoredKey]]:
-        return
-        yield
-
-    async def remove_key(self, storage_class: StorageClass, key: str) -> bool:
-        raise StorageError("no keyed blobs in the fake")
 
     async def digest_of(self, location: BlobLocation) -> ContentHash:
         data = self.blobs.get((location.storage_class, location.content_hash.hex))
@@ -798,7 +807,7 @@ async def seed_version(
         version = await uow.objects.commit_upload(
             upload.id, digest, len(data) if size_bytes is None else size_bytes
         )
-        await uow.blobs.acquire(storage_class, digest, version.size_bytes)
+        await uow.blobs.acquire(BlobLocation(storage_class, digest), version.size_bytes)
         await uow.commit()
     return version
 
@@ -817,6 +826,9 @@ class FakeWorld:
         self.clock = FakeClock()
         self.metadata = FakeMetadataStore(self.clock)
         self.blobs = blobs(self.clock)
+        self.uploader = Uploader(
+            metadata=self.metadata, blobs=self.blobs, clock=self.clock, max_object_bytes=1 << 20
+        )
 
     async def upload(
         self,
@@ -830,11 +842,5 @@ class FakeWorld:
         async def body() -> AsyncIterator[bytes]:
             yield data
 
-        return await upload_object(
-            UploadRequest(tenant, namespace, ObjectKey(key), storage_class=cls),
-            body(),
-            metadata=self.metadata,
-            blobs=self.blobs,
-            clock=self.clock,
-            max_object_bytes=1 << 20,
-        )
+        request = UploadRequest(tenant, namespace, ObjectKey(key), storage_class=cls)
+        return await self.uploader.upload(request, body())

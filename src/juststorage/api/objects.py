@@ -18,20 +18,16 @@ from juststorage.api.middleware import add_response_headers
 from juststorage.api.rendering import JsonResponse, download_headers, usage_json
 from juststorage.api.responses import BlobResponse
 from juststorage.application.deletes import delete_object, delete_versions
-from juststorage.application.downloads import (
-    find_by_id,
-    find_newest,
-    locate_blob,
-    plan_download,
-)
+from juststorage.application.downloads import find_by_id, find_newest, plan_download
 from juststorage.application.listing import list_objects
+from juststorage.application.records import LocatedVersion
 from juststorage.application.summaries import summarize
-from juststorage.application.uploads import UploadRequest, upload_object
+from juststorage.application.uploads import UploadRequest
 from juststorage.application.usage import tenant_usage
 from juststorage.bootstrap import Services
 from juststorage.domain.auth import Principal, Scope
 from juststorage.domain.conditions import WritePrecondition
-from juststorage.domain.model import Namespace, ObjectVersion, TenantId
+from juststorage.domain.model import Namespace, TenantId
 
 Reply = Response | BlobResponse
 
@@ -94,16 +90,9 @@ async def upload(request: Request, principal: Principal) -> Response:
         _refused(request, services, tenant, exc)
         raise
     try:
-        result = await upload_object(
+        result = await services.uploader.upload(
             upload_request,
             _counted(request.stream(), lambda n: throttle.count_upload_bytes(tenant, n)),
-            metadata=services.metadata,
-            blobs=services.blobs,
-            clock=services.clock,
-            max_object_bytes=services.settings.max_object_bytes,
-            quota_bytes=services.settings.limits_for(tenant).quota_bytes,
-            owner=services.liveness.identity(),
-            committer=services.committer,
         )
     finally:
         throttle.upload_done()
@@ -132,19 +121,20 @@ async def get_by_id(request: Request, principal: Principal) -> Reply:
     tenant = parsing.tenant_header(request)
     principal.authorize_read(tenant)
     services = _admit(request, tenant)
-    version = await find_by_id(services.metadata, tenant, parsing.object_id_param(request))
-    return await _download(request, services, version)
+    found = await find_by_id(services.metadata, tenant, parsing.object_id_param(request))
+    return await _download(request, services, found)
 
 
 async def get_by_key(request: Request, principal: Principal) -> Reply:
     namespace, tenant, key = parsing.by_key_params(request)
     principal.authorize_read(tenant)
     services = _admit(request, tenant, namespace)
-    version = await find_newest(services.metadata, tenant, namespace, key)
-    return await _download(request, services, version)
+    found = await find_newest(services.metadata, tenant, namespace, key)
+    return await _download(request, services, found)
 
 
-async def _download(request: Request, services: Services, version: ObjectVersion) -> Reply:
+async def _download(request: Request, services: Services, found: LocatedVersion) -> Reply:
+    version = found.version
     request.scope["state"]["namespace"] = version.namespace
     plan = plan_download(
         version,
@@ -154,9 +144,8 @@ async def _download(request: Request, services: Services, version: ObjectVersion
     headers = download_headers(plan)
     if plan.status == 304 or request.method == "HEAD":
         return BlobResponse(plan.status, headers, None)
-    location = await locate_blob(services.metadata, services.blobs, version)
     first = plan.byte_range.first if plan.byte_range else 0
-    reader = await services.blobs.open(location, first=first, length=plan.body_length)
+    reader = await services.blobs.open(found.blob, first=first, length=plan.body_length)
     return BlobResponse(
         plan.status,
         headers,

@@ -1,8 +1,15 @@
-"""The blob port: bytes stored by content, one root per storage class.
+"""The blob port: an upload's bytes, stored durably under an opaque address.
 
-Adapters: `adapters/blobs/filesystem.py`, `adapters/blobs/s3.py` (and
-`per_class.py`, which routes each class to its store). The metadata ports are in
-`ports.py`; the records these methods pass are in `records.py`.
+One addressing model for every store: a blob lives at an `address` the store gives
+when it stores the bytes (`StagedBlob.address`) and the blob index records
+(`BlobLocation.address`). The filesystem's address is the hash's hex (its content
+path follows from it); S3's is the object key its upload wrote. No use case asks
+which kind of store it talks to: GC and fsck find what the index does not know
+through one `scan`, and remove it through one `remove` (application/orphans.py).
+
+Adapters: `adapters/blobs/filesystem.py`, `adapters/blobs/s3.py`, and
+`adapters/blobs/per_class.py`, which routes each class to its store. The metadata
+ports are in `ports.py`; the records passed here are in `records.py`.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
-from juststorage.application.records import BlobLocation, StoredBlob, StoredKey, TempFile
+from juststorage.application.records import BlobLocation, StoredBlob, TempFile
 from juststorage.domain.model import ContentHash, StorageClass
 
 
@@ -29,22 +36,22 @@ class StagedBlob(Protocol):
         ...
 
     async def seal(self) -> tuple[ContentHash, int]:
-        """Finish writing and fsync the temp file; the digest and the size.
+        """Finish writing and make the bytes durable; the digest and the size.
 
         After it returns the bytes are durable, though not yet addressable.
         """
         ...
 
     @property
-    def key(self) -> str | None:
-        """Where these bytes stay if they become the blob, for `BlobIndex.acquire`;
-        None where the place follows from the hash (the filesystem's content path)."""
+    def address(self) -> str:
+        """Where these bytes stay if they become the blob, for `BlobIndex.acquire`
+        (known after `seal()`: the filesystem's follows from the hash)."""
         ...
 
     async def publish(self) -> bool:
-        """Make the sealed bytes reachable where a blob of their hash is looked for;
-        True if this created the blob's file (False: it was there, or the store keeps
-        each upload under its own key and there is nothing to do here).
+        """Make the sealed bytes reachable at their address; True if this created the
+        blob there (False: it was there already, or the store wrote them at their
+        address while sealing and there is nothing left to do).
 
         After it returns the bytes survive power loss (file and directories fsynced,
         or the object stored). Needs no reference, so it runs outside any
@@ -55,15 +62,15 @@ class StagedBlob(Protocol):
 
     async def confirm(self, blob: BlobLocation) -> bool:
         """Settle the blob, `blob` being the result of `BlobIndex.acquire`; True if this
-        upload's bytes became the blob here (a file put back, or this upload's key
-        recorded), False for a dedup hit or a blob that was already in place.
+        upload's bytes became the blob here (a file put back, or this upload's
+        address recorded), False for a dedup hit or a blob that was already in place.
 
         Call after `publish()`, while holding the blob's reference: from then on
         no GC pass may remove it, so when this returns the committed reference
         points at durable bytes. The filesystem links the file again if a GC pass
-        removed it since `publish()`. A keyed store's dedup hit leaves the fresh
-        copy to the end of `stage`, which removes it after the commit, outside the
-        transaction.
+        removed it since `publish()`. When the index kept an older copy's address
+        (a dedup hit), this upload's own copy is removed at the end of `stage`,
+        after the commit, outside the transaction.
         """
         ...
 
@@ -84,7 +91,7 @@ class BlobReader(Protocol):
 
 
 class BlobStore(Protocol):
-    """Content-addressed bytes, one root per storage class."""
+    """Durable bytes at opaque addresses, one root per storage class."""
 
     async def prepare(self) -> None:
         """Create whatever the store needs (directories) before first use."""
@@ -93,8 +100,9 @@ class BlobStore(Protocol):
     def stage(
         self, storage_class: StorageClass, upload_id: UUID, owner: str = ""
     ) -> AbstractAsyncContextManager[StagedBlob]:
-        """A temp file in the class root, named by `TempFile.name_for(upload_id, owner)`;
-        leaving the block removes it (a published blob lives on under its content path)."""
+        """Somewhere to write one upload's bytes, listed by `temp_files` as
+        `upload_id` (and `owner`, where the store can keep it) until sealed; leaving
+        the block removes whatever did not become the blob."""
         ...
 
     async def open(
@@ -108,39 +116,38 @@ class BlobStore(Protocol):
         """
         ...
 
-    async def probe(self, storage_class: StorageClass) -> None:
-        """Write, fsync and remove a probe file; raises Unavailable on failure."""
-        ...
-
-    async def remove(self, location: BlobLocation) -> bool:
-        """Unlink a blob file durably; False if it was already gone."""
-        ...
-
-    async def temp_files(self, storage_class: StorageClass) -> list[TempFile]:
-        """Temp files of uploads in flight (or dead) in a class root."""
-        ...
-
-    async def remove_temp(self, temp: TempFile) -> None: ...
-
-    def scan(self, storage_class: StorageClass) -> AsyncIterator[list[StoredBlob]]:
-        """Every published blob file of a class root, in batches."""
-        ...
-
-    def keyed(self, storage_class: StorageClass) -> bool:
-        """True when the class keeps blobs under keys the database records
-        (`BlobLocation.key`), False when a blob's place follows from its hash."""
-        ...
-
-    def scan_keys(self, storage_class: StorageClass) -> AsyncIterator[list[StoredKey]]:
-        """Every object of a keyed class, in batches (nothing for a hash-addressed one)."""
-        ...
-
     async def digest_of(self, location: BlobLocation) -> ContentHash:
         """Re-hash a blob's bytes, streamed in bounded memory (fsck).
 
         Raises NotFound if the blob is gone."""
         ...
 
-    async def remove_key(self, storage_class: StorageClass, key: str) -> bool:
-        """Delete one object of a keyed class (an orphan); False if it was already gone."""
+    async def probe(self, storage_class: StorageClass) -> None:
+        """Write, make durable and remove a probe; raises Unavailable on failure."""
+        ...
+
+    async def space(self, storage_class: StorageClass) -> tuple[int, int] | None:
+        """(free, total) bytes where the class is stored; None where the store has
+        no such limit to measure (an object store)."""
+        ...
+
+    def scan(self, storage_class: StorageClass) -> AsyncIterator[list[StoredBlob]]:
+        """Every stored thing of the class but uploads in flight, in batches: what
+        GC and fsck compare with the index."""
+        ...
+
+    async def remove(self, storage_class: StorageClass, address: str) -> bool:
+        """Delete what is stored at `address` durably; False if it was already gone.
+
+        After it returns the removal survives power loss: GC commits the row's
+        removal after it."""
+        ...
+
+    async def temp_files(self, storage_class: StorageClass) -> list[TempFile]:
+        """Uploads in flight (or dead) in the class: temp files, unfinished multipart
+        uploads."""
+        ...
+
+    async def remove_temp(self, temp: TempFile) -> None:
+        """Remove an upload in flight (GC of a dead one); one already gone is no error."""
         ...

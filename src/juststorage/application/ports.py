@@ -24,6 +24,8 @@ from juststorage.application.records import (
     Census,
     ClassUsage,
     ListQuery,
+    LocatedVersion,
+    StoredBlob,
     WritingUpload,
 )
 from juststorage.application.summaries import Listed
@@ -46,10 +48,17 @@ class Clock(Protocol):
 
 
 class ObjectReads(Protocol):
-    """Reads of committed versions: downloads, listings, usage, metrics."""
+    """Reads of committed versions: downloads, preconditions, listings, usage, metrics."""
 
-    async def get(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
-        """A `COMMITTED` version by id, only if it belongs to `tenant_id`."""
+    async def located(self, tenant_id: TenantId, object_id: UUID) -> LocatedVersion | None:
+        """A `COMMITTED` version by id, only if it belongs to `tenant_id`, with where
+        its blob is (one read: the GET path)."""
+        ...
+
+    async def newest_located(
+        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
+    ) -> LocatedVersion | None:
+        """The newest `COMMITTED` version of a key with where its blob is, or None."""
         ...
 
     async def newest(
@@ -169,21 +178,16 @@ class ObjectRepository(ObjectReads, UploadRows, ObjectDeletes, ObjectUpkeep, Pro
 class BlobReferences(Protocol):
     """Reference counts as uploads and deletes change them."""
 
-    async def acquire(
-        self,
-        storage_class: StorageClass,
-        content_hash: ContentHash,
-        size_bytes: int,
-        key: str | None = None,
-    ) -> BlobLocation:
+    async def acquire(self, blob: BlobLocation, size_bytes: int) -> BlobLocation:
         """Add one reference, creating the row if needed; where the blob lives now.
 
-        `key` is where the caller's fresh copy of the bytes lives (`StagedBlob.key`).
-        It is recorded when the row is new, and also when the row had no reference
-        left (its old copy may already be half-removed by a GC pass that crashed;
-        the old key is then an orphan for GC). Otherwise the row keeps its key and
-        the fresh copy is redundant. Holds the row's lock until the unit of work
-        ends, so no GC pass can remove the blob between this call and the commit.
+        `blob.address` is where the caller's fresh copy of the bytes lives
+        (`StagedBlob.address`). It is recorded when the row is new, and also when the
+        row had no reference left (its old copy may already be half-removed by a GC
+        pass that crashed; the old address is then an orphan for GC). Otherwise the
+        row keeps its address and the fresh copy is redundant. Holds the row's lock
+        until the unit of work ends, so no GC pass can remove the blob between this
+        call and the commit.
         """
         ...
 
@@ -204,15 +208,14 @@ class BlobCollection(Protocol):
     ) -> bool:
         """Delete the row if it still has no reference since before `released_before`.
 
-        The row stays locked until the unit of work ends: remove the file before
+        The row stays locked until the unit of work ends: remove the blob before
         committing, and no upload can take a new reference in between.
         """
         ...
 
     async def claim_orphan(self, location: BlobLocation, size_bytes: int) -> bool:
-        """For a file with no row: insert a locked row with no reference; False if a row exists.
-
-        Remove the file, then `forget()` the row, before committing.
+        """For stored bytes with no row: insert a locked row with no reference; False
+        if a row exists. Remove the bytes, then `forget()` the row, before committing.
         """
         ...
 
@@ -220,12 +223,10 @@ class BlobCollection(Protocol):
         """Delete the row whatever its count (GC of a claimed orphan; fsck repair)."""
         ...
 
-    async def known(self, locations: list[BlobLocation]) -> set[BlobLocation]:
-        """Which of these locations have a row."""
-        ...
-
-    async def known_keys(self, storage_class: StorageClass, keys: list[str]) -> set[str]:
-        """Which of these keys a blob row of the class records as its location."""
+    async def known(self, storage_class: StorageClass, stored: list[StoredBlob]) -> set[str]:
+        """The addresses of `stored` that a row of the class accounts for: by its hash
+        where the address names content (whatever address the row records), by the
+        recorded address otherwise."""
         ...
 
 
@@ -248,19 +249,16 @@ class BlobAuditing(Protocol):
 class BlobMoves(Protocol):
     """What migrate-blobs asks: rows still at their content address."""
 
-    async def locate(self, location: BlobLocation) -> BlobLocation | None:
-        """The blob's row as a location, with its key; None if it has no row."""
-        ...
-
-    async def unlocated(
+    async def content_addressed(
         self, storage_class: StorageClass, after: BlobLocation | None, limit: int
     ) -> list[tuple[BlobLocation, int]]:
-        """Rows of the class that record no key, with their sizes, in hash order after
-        `after` (blobs still at the filesystem's content path; migrate-blobs)."""
+        """Rows of the class whose address is still the content address (they record
+        none), with their sizes, in hash order after `after`."""
         ...
 
-    async def relocate(self, location: BlobLocation, key: str) -> bool:
-        """Record `key` on a row that records none; False if the row is gone or has one."""
+    async def relocate(self, location: BlobLocation, address: str) -> bool:
+        """Record `address` on a row still at its content address; False if the row is
+        gone or has another address."""
         ...
 
 

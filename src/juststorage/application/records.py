@@ -6,7 +6,6 @@ listing returns is in `summaries.py`.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
@@ -17,6 +16,7 @@ from juststorage.domain.model import (
     ContentHash,
     Namespace,
     ObjectState,
+    ObjectVersion,
     StorageClass,
     TenantId,
 )
@@ -24,6 +24,8 @@ from juststorage.domain.model import (
 
 @dataclass(frozen=True, slots=True)
 class ListQuery:
+    """One page of a listing: after `after`, keys starting with `prefix`."""
+
     tenant_id: TenantId
     namespace: Namespace
     limit: int
@@ -35,6 +37,8 @@ class ListQuery:
 
 @dataclass(frozen=True, slots=True)
 class ClassUsage:
+    """A tenant's committed versions of one class: how many, and their logical bytes."""
+
     storage_class: StorageClass
     objects: int
     size_bytes: int
@@ -76,12 +80,28 @@ class WritingUpload:
 
 @dataclass(frozen=True, slots=True)
 class BlobLocation:
-    """A blob: its identity is (class, hash); `key` is where a keyed store holds it
-    (the `blobs.location` column), None where the place follows from the hash."""
+    """A blob: its identity is (class, hash); `address` is where its store keeps it.
+
+    The address is what `StagedBlob.address` gave when the bytes were stored, and
+    the blob index records it. Left out, it is the content address (the hash's
+    hex), which is every blob row's address that records none.
+    """
 
     storage_class: StorageClass
     content_hash: ContentHash
-    key: str | None = field(default=None, compare=False)
+    address: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.address:
+            object.__setattr__(self, "address", self.content_hash.hex)
+
+
+@dataclass(frozen=True, slots=True)
+class LocatedVersion:
+    """A committed version and where its bytes are, read together (downloads)."""
+
+    version: ObjectVersion
+    blob: BlobLocation
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,52 +116,36 @@ class BlobAudit:
 
 @dataclass(frozen=True, slots=True)
 class TempFile:
-    """An upload in flight: a temp file, or an unfinished multipart upload.
+    """An upload in flight (or dead): a temp file, or an unfinished multipart upload.
 
-    A temp file is `<upload id>.tmp`, or `<upload id>.<owner>.tmp` where `<owner>`
-    is the uploading process's identity in URL-safe base64, so GC can leave the
-    temp files of live processes alone without asking the database. `handle` is
-    what the store needs to remove it (the multipart upload's id)."""
+    `name` is what its store removes it by. `upload_id` is the upload that wrote it,
+    if the store can tell; `owner` is the uploading process's identity when the store
+    keeps it with the upload (the filesystem does, in the file's name), so GC can
+    leave the uploads of live processes alone without asking the database.
+    """
 
     storage_class: StorageClass
     name: str
     modified_at: datetime
-    handle: str = field(default="", compare=False)
-
-    @staticmethod
-    def name_for(upload_id: UUID, owner: str = "") -> str:
-        if not owner:
-            return f"{upload_id}.tmp"
-        encoded = base64.urlsafe_b64encode(owner.encode()).decode().rstrip("=")
-        return f"{upload_id}.{encoded}.tmp"
-
-    @property
-    def upload_id(self) -> str:
-        return self.name.removesuffix(".tmp").partition(".")[0]
-
-    @property
-    def owner(self) -> str:
-        """The owner's identity; "" when the name carries none (or is not ours)."""
-        encoded = self.name.removesuffix(".tmp").partition(".")[2]
-        try:
-            return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-        except (ValueError, UnicodeDecodeError):
-            return ""
+    upload_id: UUID | None
+    owner: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class StoredBlob:
-    location: BlobLocation
-    size_bytes: int
-    modified_at: datetime
+    """One stored thing a store's `scan` found, whoever it belongs to.
 
-
-@dataclass(frozen=True, slots=True)
-class StoredKey:
-    """An object of a keyed store; `upload_id` is the upload that wrote it, if any."""
+    Who may adopt it decides how it is removed when the index does not know it:
+    `content_hash` is set when the address names its content (any upload of those
+    bytes may take it as its blob, so removing it must hold that content's row
+    lock); `upload_id` is set when the address belongs to one upload (only that
+    upload can adopt it, so the absence of its `WRITING` row is enough); neither
+    when no upload can adopt it (a leftover probe object).
+    """
 
     storage_class: StorageClass
-    key: str
+    address: str
     size_bytes: int
     modified_at: datetime
-    upload_id: UUID | None
+    content_hash: ContentHash | None = None
+    upload_id: UUID | None = None

@@ -1,5 +1,5 @@
 """The blob index in SQL, written once for SQLite and PostgreSQL: one row per
-(storage class, hash) with its reference count and, for a keyed store, its key.
+(storage class, hash) with its reference count and the address its store gave it.
 
 The row locks taken here are what keeps GC from removing a blob an upload is
 about to reference: docs/durability.md.
@@ -10,33 +10,33 @@ from __future__ import annotations
 from datetime import datetime
 
 from juststorage.adapters.metadata.sql import SqlRepository
-from juststorage.application.records import BlobAudit, BlobLocation
+from juststorage.application.records import BlobAudit, BlobLocation, StoredBlob
 from juststorage.domain.model import ContentHash, StorageClass
+
+# A row's address: the one it records, else its content address (the hash's hex).
+_ADDRESS = "COALESCE(location, content_hash)"
 
 
 class SqlBlobIndex(SqlRepository):
     """`BlobIndex` over a SQL session."""
 
-    async def acquire(
-        self,
-        storage_class: StorageClass,
-        content_hash: ContentHash,
-        size_bytes: int,
-        key: str | None = None,
-    ) -> BlobLocation:
+    async def acquire(self, blob: BlobLocation, size_bytes: int) -> BlobLocation:
+        storage_class, content_hash, address = blob.storage_class, blob.content_hash, blob.address
         # The upsert's row lock lasts until commit: GC cannot delete this row meanwhile.
-        # A row without references takes the new key: its old copy may be half-removed
-        # by a GC pass that crashed before its commit (docs/durability.md).
+        # A row without references takes the new address: its old copy may be
+        # half-removed by a GC pass that crashed before its commit (docs/durability.md).
+        # The content address is stored as NULL (rows from before addresses existed).
+        recorded = None if address == content_hash.hex else address
         row = await self._s.fetchone(
             "INSERT INTO blobs (storage_class, content_hash, size_bytes, ref_count, created_at,"
             " location) VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (storage_class, content_hash)"
             " DO UPDATE SET ref_count = blobs.ref_count + 1, released_at = NULL,"
             " location = CASE WHEN blobs.ref_count = 0 THEN excluded.location"
             " ELSE blobs.location END"
-            " RETURNING location",
-            (storage_class.value, content_hash.hex, size_bytes, self._now(), key),
+            f" RETURNING {_ADDRESS}",
+            (storage_class.value, content_hash.hex, size_bytes, self._now(), recorded),
         )
-        return BlobLocation(storage_class, content_hash, row[0] if row else key)
+        return BlobLocation(storage_class, content_hash, row[0] if row else address)
 
     async def release(self, storage_class: StorageClass, content_hash: ContentHash) -> None:
         # Right-hand sides see the old row: released_at is stamped when 1 becomes 0.
@@ -49,7 +49,7 @@ class SqlBlobIndex(SqlRepository):
 
     async def unreferenced(self, released_before: datetime, limit: int) -> list[BlobLocation]:
         rows = await self._s.fetchall(
-            "SELECT storage_class, content_hash, location FROM blobs WHERE ref_count = 0"
+            f"SELECT storage_class, content_hash, {_ADDRESS} FROM blobs WHERE ref_count = 0"
             " AND released_at <= ? ORDER BY released_at LIMIT ?",
             (self._d.ts_in(released_before), limit),
         )
@@ -85,28 +85,25 @@ class SqlBlobIndex(SqlRepository):
             (location.storage_class.value, location.content_hash.hex),
         )
 
-    async def known(self, locations: list[BlobLocation]) -> set[BlobLocation]:
-        found: set[BlobLocation] = set()
-        for storage_class in StorageClass:
-            hashes = [x.content_hash.hex for x in locations if x.storage_class is storage_class]
-            for condition, params in self._d.any_of("content_hash", hashes, "text"):
-                rows = await self._s.fetchall(
-                    f"SELECT content_hash FROM blobs WHERE storage_class = ? AND {condition}",
-                    (storage_class.value, *params),
-                )
-                found.update(BlobLocation(storage_class, ContentHash(r[0])) for r in rows)
+    async def known(self, storage_class: StorageClass, stored: list[StoredBlob]) -> set[str]:
+        found: set[str] = set()
+        by_hash = {s.content_hash.hex: s.address for s in stored if s.content_hash is not None}
+        for condition, params in self._d.any_of("content_hash", list(by_hash), "text"):
+            rows = await self._s.fetchall(
+                f"SELECT content_hash FROM blobs WHERE storage_class = ? AND {condition}",
+                (storage_class.value, *params),
+            )
+            found.update(by_hash[r[0]] for r in rows)
+        by_address = [s.address for s in stored if s.content_hash is None]
+        for condition, params in self._d.any_of("location", by_address, "text"):
+            rows = await self._s.fetchall(
+                f"SELECT location FROM blobs WHERE storage_class = ? AND {condition}",
+                (storage_class.value, *params),
+            )
+            found.update(r[0] for r in rows)
         return found
 
-    async def locate(self, location: BlobLocation) -> BlobLocation | None:
-        row = await self._s.fetchone(
-            "SELECT location FROM blobs WHERE storage_class = ? AND content_hash = ?",
-            (location.storage_class.value, location.content_hash.hex),
-        )
-        if row is None:
-            return None
-        return BlobLocation(location.storage_class, location.content_hash, row[0])
-
-    async def unlocated(
+    async def content_addressed(
         self, storage_class: StorageClass, after: BlobLocation | None, limit: int
     ) -> list[tuple[BlobLocation, int]]:
         rows = await self._s.fetchall(
@@ -116,30 +113,21 @@ class SqlBlobIndex(SqlRepository):
         )
         return [(BlobLocation(storage_class, ContentHash(r[0])), r[1]) for r in rows]
 
-    async def relocate(self, location: BlobLocation, key: str) -> bool:
+    async def relocate(self, location: BlobLocation, address: str) -> bool:
         row = await self._s.fetchone(
             "UPDATE blobs SET location = ? WHERE storage_class = ? AND content_hash = ?"
             " AND location IS NULL RETURNING content_hash",
-            (key, location.storage_class.value, location.content_hash.hex),
+            (address, location.storage_class.value, location.content_hash.hex),
         )
         return row is not None
-
-    async def known_keys(self, storage_class: StorageClass, keys: list[str]) -> set[str]:
-        found: set[str] = set()
-        for condition, params in self._d.any_of("location", keys, "text"):
-            rows = await self._s.fetchall(
-                f"SELECT location FROM blobs WHERE storage_class = ? AND {condition}",
-                (storage_class.value, *params),
-            )
-            found.update(r[0] for r in rows)
-        return found
 
     async def audit(self, after: BlobLocation | None, limit: int) -> list[BlobAudit]:
         start = (after.storage_class.value, after.content_hash.hex) if after else ("", "")
         rows = await self._s.fetchall(
             "SELECT b.storage_class, b.content_hash, b.size_bytes, b.ref_count,"
             " (SELECT COUNT(*) FROM objects o WHERE o.storage_class = b.storage_class"
-            " AND o.content_hash = b.content_hash AND o.state = 'COMMITTED'), b.location"
+            " AND o.content_hash = b.content_hash AND o.state = 'COMMITTED'),"
+            " COALESCE(b.location, b.content_hash)"
             " FROM blobs b WHERE (b.storage_class, b.content_hash) > (?, ?)"
             " ORDER BY b.storage_class, b.content_hash LIMIT ?",
             (*start, limit),

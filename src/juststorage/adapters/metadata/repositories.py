@@ -12,6 +12,7 @@ from uuid import UUID
 
 from juststorage.adapters.metadata.queries import (
     CENSUS_SQL,
+    OBJECT_COLUMNS,
     SELECT_OBJECT,
     USAGE_SQL,
     Params,
@@ -25,6 +26,7 @@ from juststorage.application.records import (
     Census,
     ClassUsage,
     ListQuery,
+    LocatedVersion,
     WritingUpload,
 )
 from juststorage.application.summaries import Listed
@@ -46,6 +48,15 @@ _NEW_ROW_COLUMNS = (
     " updated_at, owner"
 )
 _STORAGE_CLASSES = {c.value: c for c in StorageClass}
+_OBJECT_COLUMNS = ", ".join(f"o.{c}" for c in OBJECT_COLUMNS)
+# A version with its blob's address: the row's recorded one, else the content
+# address. LEFT JOIN: a version whose blob row is lost (damage, for fsck) is still
+# found, and its store then answers whether the bytes are there.
+_LOCATED_COLUMNS = f"{_OBJECT_COLUMNS}, COALESCE(b.location, o.content_hash)"
+_LOCATED_FROM = (
+    "objects o LEFT JOIN blobs b"
+    " ON b.storage_class = o.storage_class AND b.content_hash = o.content_hash"
+)
 _STATES = {s.value: s for s in ObjectState}
 
 
@@ -67,6 +78,13 @@ def _version(row: Row, d: Dialect) -> ObjectVersion:
         d.ts_out(row[8]),
         _STATES[row[9]],
         row[10] or 0,
+    )
+
+
+def _located(row: Row, d: Dialect) -> LocatedVersion:
+    version = _version(row, d)
+    return LocatedVersion(
+        version, BlobLocation(version.storage_class, version.content_hash, row[11])
     )
 
 
@@ -153,13 +171,24 @@ class SqlObjectRepository(SqlRepository):
         # Unambiguous: names hold no "/".
         await self._d.lock_key(self._s, f"{tenant_id}/{namespace}/{key}")
 
-    async def get(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
+    async def located(self, tenant_id: TenantId, object_id: UUID) -> LocatedVersion | None:
         row = await self._s.fetchone(
-            f"SELECT {SELECT_OBJECT} FROM objects WHERE id = ? AND tenant_id = ?"
-            " AND state = 'COMMITTED'",
+            f"SELECT {_LOCATED_COLUMNS} FROM {_LOCATED_FROM} WHERE o.id = ? AND o.tenant_id = ?"
+            " AND o.state = 'COMMITTED'",
             (self._d.uuid_in(object_id), str(tenant_id)),
         )
-        return _version(row, self._d) if row else None
+        return _located(row, self._d) if row else None
+
+    async def newest_located(
+        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
+    ) -> LocatedVersion | None:
+        row = await self._s.fetchone(
+            f"SELECT {_LOCATED_COLUMNS} FROM {_LOCATED_FROM} WHERE o.tenant_id = ?"
+            " AND o.namespace = ? AND o.key = ? AND o.state = 'COMMITTED'"
+            " ORDER BY o.commit_seq DESC LIMIT 1",
+            (str(tenant_id), str(namespace), str(key)),
+        )
+        return _located(row, self._d) if row else None
 
     async def mark_deleting(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
         row = await self._s.fetchone(
@@ -303,9 +332,8 @@ class SqlObjectRepository(SqlRepository):
         return [self._d.uuid_out(r[0]) for r in rows]
 
     async def without_blob_row(self, limit: int) -> list[ObjectVersion]:
-        columns = ", ".join(f"o.{c.strip()}" for c in SELECT_OBJECT.split(","))
         rows = await self._s.fetchall(
-            f"SELECT {columns} FROM objects o WHERE o.state = 'COMMITTED' AND NOT EXISTS"
+            f"SELECT {_OBJECT_COLUMNS} FROM objects o WHERE o.state = 'COMMITTED' AND NOT EXISTS"
             " (SELECT 1 FROM blobs b WHERE b.storage_class = o.storage_class"
             " AND b.content_hash = o.content_hash) LIMIT ?",
             (limit,),
