@@ -17,7 +17,9 @@ from uuid import uuid4
 
 import pytest
 
-from fakes import FakeBlobStore, FakeClock, FakeMetadataStore
+from fakes.blobs import FakeBlobStore
+from fakes.clock import FakeClock
+from fakes.metadata import FakeMetadataStore
 from juststorage.adapters.blobs import filesystem, fsio
 from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
 from juststorage.adapters.blobs.s3 import S3BlobStore

@@ -18,7 +18,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from fakes import BlobRecord, FakeClock, FakeMetadataStore, seed_version
+from fakes.clock import FakeClock
+from fakes.metadata import FakeMetadataStore
+from fakes.state import BlobRecord
+from fakes.world import seed_version
 from juststorage.adapters.metadata import sqlite as sqlite_adapter
 from juststorage.adapters.metadata.queries import Params
 from juststorage.adapters.metadata.repositories import SqlObjectRepository

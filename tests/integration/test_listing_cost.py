@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fakes import FakeClock
+from fakes.clock import FakeClock
 from juststorage.adapters.metadata.queries import Params, list_page_sql, newest_by_key_sql
 from juststorage.adapters.metadata.sqlite import SqliteDialect, SqliteMetadataStore
 from juststorage.application.records import ListQuery

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from fakes import FakeWorld, sha256_of
+from fakes.world import FakeWorld, sha256_of
 from juststorage.application.deletes import delete_object
 from juststorage.application.fsck import FsckReport, Problem, ProblemKind, check_store
 from juststorage.application.records import BlobLocation

@@ -13,7 +13,10 @@ import anyio
 import pytest
 from anyio.abc import TaskGroup
 
-from fakes import FakeBlobStore, FakeClock, FakeLiveness, FakeWorld, seed_version, sha256_of
+from fakes.blobs import FakeBlobStore
+from fakes.clock import FakeClock
+from fakes.liveness import FakeLiveness
+from fakes.world import FakeWorld, seed_version, sha256_of
 from juststorage.adapters.blobs import filesystem
 from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
 from juststorage.application.blob_ports import BlobStore

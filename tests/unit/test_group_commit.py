@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from fakes import FakeLiveness, FakeStagedBlob, FakeWorld, sha256_of
+from fakes.blobs import FakeStagedBlob
+from fakes.liveness import FakeLiveness
+from fakes.world import FakeWorld, sha256_of
 from juststorage.application.gc import GcPolicy, GcReport, collect_garbage
 from juststorage.application.records import BlobLocation
 from juststorage.application.uploads import Uploader, UploadRequest, UploadResult

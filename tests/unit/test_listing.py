@@ -6,7 +6,9 @@ from uuid import UUID
 
 import pytest
 
-from fakes import FakeClock, FakeMetadataStore, seed_version
+from fakes.clock import FakeClock
+from fakes.metadata import FakeMetadataStore
+from fakes.world import seed_version
 from juststorage.application.deletes import delete_object
 from juststorage.application.listing import ListPage, list_objects
 from juststorage.application.records import ListQuery

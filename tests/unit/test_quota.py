@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from fakes import FakeBlobStore, FakeClock, FakeMetadataStore
+from fakes.blobs import FakeBlobStore
+from fakes.clock import FakeClock
+from fakes.metadata import FakeMetadataStore
 from juststorage.application.uploads import Uploader, UploadRequest, UploadResult
 from juststorage.application.usage import tenant_usage
 from juststorage.domain.errors import PayloadTooLarge

@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from fakes import FakeBlobStore, FakeClock, FakeMetadataStore
+from fakes.blobs import FakeBlobStore
+from fakes.clock import FakeClock
+from fakes.metadata import FakeMetadataStore
 from juststorage.api.operations import check_readiness
 from juststorage.application.authentication import Authenticator
 from juststorage.bootstrap import Services

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from fakes import FakeBlobStore, FakeClock, FakeMetadataStore
+from fakes.blobs import FakeBlobStore
+from fakes.clock import FakeClock
+from fakes.metadata import FakeMetadataStore
 from juststorage.application import uploads
 from juststorage.application.downloads import find_by_id, find_newest
 from juststorage.application.records import BlobLocation
