@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,8 @@ from juststorage.application import uploads
 from juststorage.application.downloads import find_by_id, find_newest
 from juststorage.application.records import BlobLocation
 from juststorage.application.uploads import Uploader, UploadRequest, UploadResult
+from juststorage.bootstrap import build
+from juststorage.config import load_settings
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import (
     BadRequest,
@@ -268,3 +271,27 @@ async def test_a_stalled_upload_keeps_its_writing_row_fresh_until_it_ends(
     await asyncio.sleep(0.05)  # no beat after the end: the committed row is left alone
     assert world.metadata.state.updated_at[result.version.id] < world.clock.now()
     world.assert_nothing_left_in_flight()
+
+
+def test_small_declared_uploads_skip_the_writing_row_unless_their_class_always_registers() -> None:
+    policy = uploads.RegistrationPolicy(always=frozenset({StorageClass.COLD}))
+
+    def registers(declared: int | None, storage_class: StorageClass) -> bool:
+        request = UploadRequest(
+            ACME, FILES, ObjectKey("k"), storage_class=storage_class, declared_size=declared
+        )
+        return policy.registers(request)
+
+    assert registers(10, StorageClass.HOT) is False
+    assert registers(None, StorageClass.HOT) is True  # size unknown: may be large
+    assert registers(uploads.UNREGISTERED_MAX_BYTES + 1, StorageClass.HOT) is True
+    assert registers(10, StorageClass.COLD) is True
+
+
+def test_bootstrap_makes_every_upload_to_an_s3_class_register(tmp_path: Path) -> None:
+    """An S3 object does not name the process writing it: GC judges it by its row."""
+    settings = load_settings(
+        {"JUSTSTORAGE_DATA_DIR": str(tmp_path), "JUSTSTORAGE_COLD_ROOT": "s3://bucket/cold"}
+    )
+    services = build(settings)
+    assert services.uploader.registration.always == {StorageClass.COLD}
