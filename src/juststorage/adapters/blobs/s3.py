@@ -2,9 +2,10 @@
 
 Layout under a class root `s3://<bucket>/<prefix>`:
 
-    <prefix>/blobs/<upload id>    one object per upload that created a blob; the
-                                  database's `blobs.location` names it (S3 has no
-                                  rename, so bytes never move after upload)
+    <prefix>/blobs/<upload id>    one object per upload that created a blob; its key
+                                  is the blob's address, which `blobs.location`
+                                  records (S3 has no rename, so bytes never move
+                                  after upload)
     <prefix>/probe/<uuid>         readiness probes, deleted at once
 
 Uploads stream as multipart uploads (parts of `part_bytes`, at most
@@ -12,7 +13,8 @@ Uploads stream as multipart uploads (parts of `part_bytes`, at most
 reads are ranged GETs streamed in chunks of at most 1 MiB. The client is obstore
 (Rust object_store); the two calls it lacks, listing and aborting unfinished
 multipart uploads, go through aiobotocore (`adapters/blobs/s3_multipart.py`).
-Write protocol and crash cases: docs/durability.md.
+One object's transfers are in s3_io.py. Write protocol and crash cases:
+docs/durability.md.
 """
 
 from __future__ import annotations
