@@ -169,7 +169,10 @@ class FilesystemBlobStore:
 
     async def remove(self, storage_class: StorageClass, address: str) -> bool:
         if not _HEX64.fullmatch(address):
-            return False  # not an address of this store: nothing of it is stored here
+            # Another store's address (a row migrate-blobs re-pointed while this store
+            # still served it): the file here under its hash, if any, has no row
+            # left once GC commits, and the orphan scan removes it.
+            return False
         path = blob_path(self.roots[storage_class], ContentHash(address))
 
         def unlink() -> bool:
