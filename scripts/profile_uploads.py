@@ -26,7 +26,7 @@ from typing import Any
 from juststorage.adapters.blobs import filesystem_staging
 from juststorage.application import commits
 from juststorage.application.uploads import UploadRequest
-from juststorage.bootstrap import build, start
+from juststorage.bootstrap import build, build_uploader, start
 from juststorage.config import load_settings
 from juststorage.domain.model import Namespace, ObjectKey, TenantId
 
@@ -69,8 +69,17 @@ async def run(args: argparse.Namespace) -> None:
             ObjectKey(f"k{i:06d}"),
             declared_size=None if args.registered else 4096,
         )
+        uploader = services.uploader
+        if args.alone:  # an uploader of its own: its own committer, a commit alone
+            uploader = build_uploader(
+                services.settings,
+                services.metadata,
+                services.blobs,
+                services.clock,
+                services.liveness.identity(),
+            )
         started = time.perf_counter()
-        await services.uploader.upload(request, body(bodies[i]))
+        await uploader.upload(request, body(bodies[i]))
         TOTALS["whole upload"] += time.perf_counter() - started
         COUNTS["whole upload"] += 1
 
