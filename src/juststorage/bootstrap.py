@@ -129,6 +129,9 @@ def build(
 ) -> Services:
     """Wire the object graph; keyword arguments let tests swap in other adapters.
 
+    The uploader's `RegistrationPolicy` follows the roots in `settings`, also when
+    `blobs` replaces the stores they name: give such a store the same kinds of root.
+
     Raises:
         SettingsError: a setting cannot be used (message names it).
     """
