@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from juststorage.application.ports import MetadataStore
+from juststorage.application.records import BlobLocation
 from juststorage.bootstrap import SystemClock, build_metadata_store
 from juststorage.config import load_settings
 from juststorage.domain.model import (
@@ -51,7 +52,7 @@ async def _fill(
         async with store.transaction() as uow:
             for i in range(n):
                 digest = ContentHash(hashlib.sha256(f"{namespace}/{i}".encode()).hexdigest())
-                await uow.blobs.acquire(StorageClass.HOT, digest, size)
+                await uow.blobs.acquire(BlobLocation(StorageClass.HOT, digest), size)
                 upload = NewUpload(
                     uuid.uuid4(),
                     tenant,

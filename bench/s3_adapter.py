@@ -39,8 +39,9 @@ def _body(mib: int) -> list[bytes]:
 async def _obstore(endpoint: str, bucket: str, mib: int) -> dict[str, float]:
     from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY
 
-    from juststorage.adapters.blobs.s3 import S3BlobStore, S3Connection, S3Root
-    from juststorage.application.ports import BlobLocation
+    from juststorage.adapters.blobs.s3 import S3BlobStore
+    from juststorage.adapters.blobs.s3_io import S3Connection, S3Root
+    from juststorage.application.records import BlobLocation
     from juststorage.domain.model import StorageClass
 
     store = S3BlobStore(
@@ -56,8 +57,8 @@ async def _obstore(endpoint: str, bucket: str, mib: int) -> dict[str, float]:
             await staged.write(i.to_bytes(8, "big") + block[8:])
         digest, size = await staged.seal()
         await staged.publish()
-        blob = BlobLocation(StorageClass.HOT, digest, staged.key)
-        await staged.confirm(blob)  # this upload's key becomes the blob's location
+        blob = BlobLocation(StorageClass.HOT, digest, staged.address)
+        await staged.confirm(blob)  # this upload's object becomes the blob
     put_s = time.monotonic() - started
     started = time.monotonic()
     reader = await store.open(blob)
@@ -66,7 +67,7 @@ async def _obstore(endpoint: str, bucket: str, mib: int) -> dict[str, float]:
         hasher.update(chunk)
     get_s = time.monotonic() - started
     assert hasher.hexdigest() == digest.hex
-    await store.remove(blob)
+    await store.remove(blob.storage_class, blob.address)
     return {"put_s": put_s, "get_s": get_s}
 
 

@@ -31,7 +31,7 @@ from juststorage.adapters.metadata.queries import (
     newest_by_key_sql,
 )
 from juststorage.adapters.metadata.sqlite import SqliteDialect
-from juststorage.application.ports import ListQuery
+from juststorage.application.records import BlobLocation, ListQuery
 from juststorage.bootstrap import SystemClock, build_metadata_store
 from juststorage.config import load_settings
 from juststorage.domain.cursor import ListCursor
@@ -61,7 +61,7 @@ async def fill(database_url: str, rows: int, second_every: int | None) -> None:
         async with store.transaction() as uow:
             for g in [*range(1, rows + 1), *seconds]:
                 digest = ContentHash(hashlib.md5(str(g).encode()).hexdigest() * 2)
-                await uow.blobs.acquire(StorageClass.HOT, digest, 4096)
+                await uow.blobs.acquire(BlobLocation(StorageClass.HOT, digest), 4096)
                 upload = NewUpload(
                     uuid.uuid4(),
                     TENANT,

@@ -1,5 +1,5 @@
 """Where a small upload's time goes, in-process (no HTTP): uploads/s and the mean
-time of each stage, for 16 concurrent 4 KiB uploads through `upload_object`.
+time of each stage, for 16 concurrent 4 KiB uploads through the `Uploader`.
 
     .venv/bin/python scripts/profile_uploads.py [--n 2000] [--registered] [--alone]
         [--database-url postgresql://postgres@127.0.0.1:5432/<db>]
@@ -23,10 +23,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from juststorage.adapters.blobs import filesystem
+from juststorage.adapters.blobs import filesystem_staging
 from juststorage.application import commits
-from juststorage.application.uploads import UploadRequest, upload_object
-from juststorage.bootstrap import build, start
+from juststorage.application.uploads import UploadRequest
+from juststorage.bootstrap import build, build_uploader, start
 from juststorage.config import load_settings
 from juststorage.domain.model import Namespace, ObjectKey, TenantId
 
@@ -69,16 +69,17 @@ async def run(args: argparse.Namespace) -> None:
             ObjectKey(f"k{i:06d}"),
             declared_size=None if args.registered else 4096,
         )
+        uploader = services.uploader
+        if args.alone:  # an uploader of its own: its own committer, a commit alone
+            uploader = build_uploader(
+                services.settings,
+                services.metadata,
+                services.blobs,
+                services.clock,
+                services.liveness.identity(),
+            )
         started = time.perf_counter()
-        await upload_object(
-            request,
-            body(bodies[i]),
-            metadata=services.metadata,
-            blobs=services.blobs,
-            clock=services.clock,
-            max_object_bytes=1 << 30,
-            committer=None if args.alone else services.committer,
-        )
+        await uploader.upload(request, body(bodies[i]))
         TOTALS["whole upload"] += time.perf_counter() - started
         COUNTS["whole upload"] += 1
 
@@ -108,8 +109,8 @@ def main() -> None:
     parser.add_argument("--alone", action="store_true")
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
-    timed(filesystem._FileStagedBlob, "seal", "seal: write + fsync temp")
-    timed(filesystem._FileStagedBlob, "publish", "publish: link + fsync dir")
+    timed(filesystem_staging.FileStagedBlob, "seal", "seal: write + fsync temp")
+    timed(filesystem_staging.FileStagedBlob, "publish", "publish: link + fsync dir")
     timed(commits.GroupCommitter, "commit", "wait for the (group) commit")
     asyncio.run(run(args))
 

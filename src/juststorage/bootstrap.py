@@ -11,7 +11,8 @@ from pathlib import Path
 from juststorage.adapters.auth.jwt import PyJwtVerifier, issue_token
 from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
 from juststorage.adapters.blobs.per_class import PerClassBlobStore
-from juststorage.adapters.blobs.s3 import S3BlobStore, S3Connection, S3Root
+from juststorage.adapters.blobs.s3 import S3BlobStore
+from juststorage.adapters.blobs.s3_io import S3Connection, S3Root
 from juststorage.adapters.metadata.postgres import PostgresMetadataStore
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore, sqlite_path_from_url
 from juststorage.adapters.metrics import Metrics, enable_multiprocess_metrics
@@ -22,14 +23,9 @@ from juststorage.application.apikeys import (
     parse_bootstrap_keys,
 )
 from juststorage.application.authentication import Authenticator
-from juststorage.application.commits import GroupCommitter
-from juststorage.application.ports import (
-    BlobStore,
-    Clock,
-    MetadataStore,
-    ProcessLiveness,
-    TokenVerifier,
-)
+from juststorage.application.blob_ports import BlobStore
+from juststorage.application.ports import Clock, MetadataStore, ProcessLiveness, TokenVerifier
+from juststorage.application.uploads import RegistrationPolicy, Uploader
 from juststorage.config import Settings, SettingsError
 from juststorage.domain.errors import BadRequest
 from juststorage.domain.model import StorageClass
@@ -55,10 +51,12 @@ class Services:
     authenticator: Authenticator
     liveness: ProcessLiveness = field(default_factory=LocalProcessLiveness)
     metrics: Metrics = field(default_factory=Metrics)
-    committer: GroupCommitter = field(init=False)
+    uploader: Uploader = field(init=False)
 
     def __post_init__(self) -> None:
-        self.committer = GroupCommitter(self.metadata)
+        self.uploader = build_uploader(
+            self.settings, self.metadata, self.blobs, self.clock, self.liveness.identity()
+        )
 
     @property
     def prices_gb_month(self) -> dict[StorageClass, float]:
@@ -66,6 +64,21 @@ class Services:
             StorageClass.HOT: self.settings.price_hot_gb_month,
             StorageClass.COLD: self.settings.price_cold_gb_month,
         }
+
+
+def build_uploader(
+    settings: Settings, metadata: MetadataStore, blobs: BlobStore, clock: Clock, owner: str
+) -> Uploader:
+    """The process's one uploader (and so its one group committer)."""
+    return Uploader(
+        metadata=metadata,
+        blobs=blobs,
+        clock=clock,
+        max_object_bytes=settings.max_object_bytes,
+        quota_of=lambda tenant: settings.limits_for(tenant).quota_bytes,
+        owner=owner,
+        registration=RegistrationPolicy(always=frozenset(_s3_roots(settings))),
+    )
 
 
 def build_metadata_store(settings: Settings, clock: Clock) -> MetadataStore:
@@ -146,6 +159,9 @@ def build(
 ) -> Services:
     """Wire the object graph; keyword arguments let tests swap in other adapters.
 
+    The uploader's `RegistrationPolicy` follows the roots in `settings`, also when
+    `blobs` replaces the stores they name: give such a store the same kinds of root.
+
     Raises:
         SettingsError: a setting cannot be used (message names it).
     """
@@ -179,17 +195,8 @@ def build_blob_store(settings: Settings) -> BlobStore:
     Raises:
         SettingsError: an s3:// root without a bucket.
     """
-    s3_roots: dict[StorageClass, S3Root] = {}
-    dirs: dict[StorageClass, Path] = {}
-    for storage_class in StorageClass:
-        root = settings.root_url(storage_class.value)
-        if root.startswith("s3://"):
-            try:
-                s3_roots[storage_class] = S3Root.parse(root)
-            except ValueError as exc:
-                raise SettingsError(f"JUSTSTORAGE_{storage_class.name}_ROOT: {exc}") from None
-        else:
-            dirs[storage_class] = Path(root)
+    s3_roots = _s3_roots(settings)
+    dirs = {c: Path(settings.root_url(c.value)) for c in StorageClass if c not in s3_roots}
     stores: dict[StorageClass, BlobStore] = {}
     if dirs:
         filesystem = FilesystemBlobStore(
@@ -203,6 +210,27 @@ def build_blob_store(settings: Settings) -> BlobStore:
     if len({id(s) for s in stores.values()}) == 1:
         return stores[StorageClass.HOT]
     return PerClassBlobStore(stores)
+
+
+def _s3_roots(settings: Settings) -> dict[StorageClass, S3Root]:
+    """The classes whose root is `s3://bucket/prefix`, parsed.
+
+    Their uploads always write a `WRITING` row (`RegistrationPolicy.always`): an S3
+    object does not say which process writes it, so GC can judge an upload's object
+    only by that row.
+
+    Raises:
+        SettingsError: an s3:// root without a bucket.
+    """
+    roots: dict[StorageClass, S3Root] = {}
+    for storage_class in StorageClass:
+        root = settings.root_url(storage_class.value)
+        if root.startswith("s3://"):
+            try:
+                roots[storage_class] = S3Root.parse(root)
+            except ValueError as exc:
+                raise SettingsError(f"JUSTSTORAGE_{storage_class.name}_ROOT: {exc}") from None
+    return roots
 
 
 def build_s3_blob_store(settings: Settings, roots: Mapping[StorageClass, str]) -> BlobStore:

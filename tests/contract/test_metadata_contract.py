@@ -18,23 +18,25 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from fakes import BlobRecord, FakeClock, FakeMetadataStore, seed_version
+from fakes.clock import FakeClock
+from fakes.metadata import FakeMetadataStore
+from fakes.state import BlobRecord
+from fakes.world import seed_version
 from juststorage.adapters.metadata import sqlite as sqlite_adapter
 from juststorage.adapters.metadata.queries import Params
 from juststorage.adapters.metadata.repositories import SqlObjectRepository
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore
-from juststorage.application.ports import (
+from juststorage.application.ports import MetadataStore, UnitOfWork
+from juststorage.application.records import (
     ApiKeyRecord,
     BlobAudit,
     BlobLocation,
     ClassUsage,
-    Listed,
     ListQuery,
-    MetadataStore,
-    ObjectSummary,
+    StoredBlob,
     WritingUpload,
-    summarize,
 )
+from juststorage.application.summaries import Listed, ObjectSummary, summarize
 from juststorage.domain.auth import Scope
 from juststorage.domain.cursor import ListCursor
 from juststorage.domain.errors import NotFound, Unavailable
@@ -205,7 +207,7 @@ async def test_uncommitted_transaction_rolls_back(backend: Backend) -> None:
     async with store.transaction() as uow:
         await uow.objects.add_writing(upload)
         await uow.objects.commit_upload(upload.id, digest_of(b"a"), 1)
-        await uow.blobs.acquire(HOT, digest_of(b"a"), 1)
+        await uow.blobs.acquire(BlobLocation(HOT, digest_of(b"a")), 1)
         await uow.api_keys.add(
             ApiKeyRecord("k1", "h", frozenset({"acme"}), frozenset(), clock.now())
         )
@@ -286,7 +288,7 @@ async def test_writing_rows_are_invisible_to_reads(backend: Backend) -> None:
     assert await newest(store, "k") is None
     assert await list_all(store) == []
     async with store.snapshot() as view:
-        assert await view.objects.get(ACME, upload.id) is None
+        assert await version_by_id(view, ACME, upload.id) is None
         assert await view.objects.usage(ACME) == []
     assert await census(store) == {("acme", "files", ObjectState.WRITING, HOT): 1}
 
@@ -350,7 +352,7 @@ async def test_insert_committed_is_a_commit_without_a_writing_row(backend: Backe
     assert version.commit_seq > older.commit_seq
     assert await newest(store, "k") == version
     async with store.snapshot() as view:
-        assert await view.objects.get(ACME, upload.id) == version
+        assert await version_by_id(view, ACME, upload.id) == version
         assert sum(u.objects for u in await view.objects.usage(ACME)) == 2
     async with store.transaction() as uow:  # no WRITING row was ever there
         assert await uow.objects.discard_writing(upload.id) is False
@@ -361,9 +363,9 @@ async def test_get_by_id_is_scoped_to_the_tenant(backend: Backend) -> None:
     store, clock = backend.store, backend.clock
     version = await seed_version(store, clock, "k")
     async with store.snapshot() as view:
-        assert await view.objects.get(ACME, version.id) == version
-        assert await view.objects.get(OTHER, version.id) is None
-        assert await view.objects.get(ACME, uuid4()) is None
+        assert await version_by_id(view, ACME, version.id) == version
+        assert await version_by_id(view, OTHER, version.id) is None
+        assert await version_by_id(view, ACME, uuid4()) is None
     assert await newest(store, "k", OTHER) is None
 
 
@@ -381,7 +383,7 @@ async def test_mark_deleting_hides_one_version(backend: Backend) -> None:
     assert deleted.content_hash == new.content_hash
     assert await newest(store, "k") == old
     async with store.snapshot() as view:
-        assert await view.objects.get(ACME, new.id) is None
+        assert await version_by_id(view, ACME, new.id) is None
     async with store.transaction() as uow:
         assert await uow.objects.mark_deleting(ACME, new.id) is None
     assert await census(store) == {
@@ -446,7 +448,7 @@ async def test_listed_summaries_are_each_versions_object_json(backend: Backend) 
     clock.set(datetime(2026, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC))
     second = await seed_version(store, clock, "z", data=b"22")
     async with store.snapshot() as view:
-        stored = [await view.objects.get(ACME, v.id) for v in (second, first)]
+        stored = [await version_by_id(view, ACME, v.id) for v in (second, first)]
     expected = sorted((summarize(v) for v in stored if v), key=lambda s: s["key"].encode())
     assert [row.summary for row in await list_all(store)] == expected
     assert [s["created_at"] for s in expected] == ["2026-12-31T23:59:59Z", "2026-03-04T04:06:07Z"]
@@ -617,7 +619,7 @@ async def _commit_together(store: MetadataStore, clock: FakeClock, keys: list[st
             digest = ContentHash(hashlib.sha256(f"{key} batch".encode()).hexdigest())
             await uow.objects.add_writing(upload)
             await uow.objects.commit_upload(upload.id, digest, 5)
-            await uow.blobs.acquire(upload.storage_class, digest, 5)
+            await uow.blobs.acquire(BlobLocation(upload.storage_class, digest), 5)
             ids.append(upload.id)
         await uow.commit()
     return ids
@@ -742,6 +744,14 @@ async def test_census_counts_every_live_state(backend: Backend) -> None:
     }
 
 
+async def version_by_id(
+    view: UnitOfWork, tenant: TenantId, object_id: UUID
+) -> ObjectVersion | None:
+    """The committed version by id (its located read, without the location)."""
+    found = await view.objects.located(tenant, object_id)
+    return None if found is None else found.version
+
+
 # --- blob references ------------------------------------------------------------------
 
 
@@ -749,8 +759,8 @@ async def test_blob_references_count_up_and_down_and_stamp_the_release(backend: 
     store, clock = backend.store, backend.clock
     digest = digest_of(b"blob")
     async with store.transaction() as uow:
-        assert (await uow.blobs.acquire(HOT, digest, 4)).key is None
-        assert (await uow.blobs.acquire(HOT, digest, 4)).key is None
+        assert (await uow.blobs.acquire(BlobLocation(HOT, digest), 4)).address == digest.hex
+        assert (await uow.blobs.acquire(BlobLocation(HOT, digest), 4)).address == digest.hex
         await uow.commit()
     created = clock.now()
     record = await backend.blob_record(HOT, digest)
@@ -783,79 +793,122 @@ async def test_reacquiring_a_released_blob_clears_the_release_stamp(backend: Bac
     store, clock = backend.store, backend.clock
     digest = digest_of(b"blob")
     async with store.transaction() as uow:
-        await uow.blobs.acquire(COLD, digest, 4)
+        await uow.blobs.acquire(BlobLocation(COLD, digest), 4)
         await uow.blobs.release(COLD, digest)
         await uow.commit()
     record = await backend.blob_record(COLD, digest)
     assert record is not None and record.ref_count == 0 and record.released_at == clock.now()
     async with store.transaction() as uow:
-        await uow.blobs.acquire(COLD, digest, 4)
+        await uow.blobs.acquire(BlobLocation(COLD, digest), 4)
         await uow.commit()
     record = await backend.blob_record(COLD, digest)
     assert record is not None and record.ref_count == 1 and record.released_at is None
 
 
-async def test_a_blob_keeps_the_key_of_its_first_copy_until_released(backend: Backend) -> None:
-    """S3 write protocol: the row records the key of the upload that created it; a
-    later upload of the same bytes dedups onto it; a released row takes a new key."""
+async def test_a_blob_keeps_the_address_of_its_first_copy_until_released(
+    backend: Backend,
+) -> None:
+    """S3 write protocol: the row records the address of the upload that created it; a
+    later upload of the same bytes dedups onto it; a released row takes a new address."""
     store = backend.store
     digest = digest_of(b"blob")
     async with store.transaction() as uow:
-        first = await uow.blobs.acquire(COLD, digest, 4, "blobs/first")
-        assert (first.storage_class, first.content_hash, first.key) == (
+        first = await uow.blobs.acquire(BlobLocation(COLD, digest, "blobs/first"), 4)
+        assert (first.storage_class, first.content_hash, first.address) == (
             COLD,
             digest,
             "blobs/first",
         )
-        assert (await uow.blobs.acquire(COLD, digest, 4, "blobs/second")).key == "blobs/first"
-        assert await uow.blobs.known_keys(COLD, ["blobs/first", "blobs/second"]) == {"blobs/first"}
-        assert await uow.blobs.known_keys(HOT, ["blobs/first"]) == set()
-        assert await uow.blobs.known_keys(COLD, []) == set()
+        second = await uow.blobs.acquire(BlobLocation(COLD, digest, "blobs/second"), 4)
+        assert second.address == "blobs/first"
+        assert await uow.blobs.known(COLD, stored(COLD, "blobs/first", "blobs/second")) == {
+            "blobs/first"
+        }
+        assert await uow.blobs.known(HOT, stored(HOT, "blobs/first")) == set()
+        assert await uow.blobs.known(COLD, []) == set()
         await uow.blobs.release(COLD, digest)
         await uow.blobs.release(COLD, digest)
         await uow.commit()
     async with store.snapshot() as view:
         (audit,) = await view.blobs.audit(None, 10)
-        assert audit.location.key == "blobs/first"
+        assert audit.location.address == "blobs/first"
         (released,) = await view.blobs.unreferenced(backend.clock.now(), 10)
-        assert released.key == "blobs/first"
+        assert released.address == "blobs/first"
     async with store.transaction() as uow:
-        assert (await uow.blobs.acquire(COLD, digest, 4, "blobs/third")).key == "blobs/third"
+        third = await uow.blobs.acquire(BlobLocation(COLD, digest, "blobs/third"), 4)
+        assert third.address == "blobs/third"
         await uow.commit()
     async with store.snapshot() as view:
-        assert await view.blobs.known_keys(COLD, ["blobs/first", "blobs/third"]) == {"blobs/third"}
+        assert await view.blobs.known(COLD, stored(COLD, "blobs/first", "blobs/third")) == {
+            "blobs/third"
+        }
 
 
-async def test_unlocated_rows_are_listed_in_hash_order_and_relocated_once(
+def stored(
+    storage_class: StorageClass, *addresses: str, content: ContentHash | None = None
+) -> list[StoredBlob]:
+    """What a store's scan reports at these addresses (naming `content`, if given)."""
+    moment = datetime(2025, 1, 1, tzinfo=UTC)
+    return [StoredBlob(storage_class, a, 1, moment, content_hash=content) for a in addresses]
+
+
+async def test_a_blob_found_by_its_content_is_known_whatever_address_its_row_records(
     backend: Backend,
 ) -> None:
-    """migrate-blobs: rows without a key, page by page; a key is recorded only once."""
+    """A file named by its hash belongs to the row of that hash, also after migrate-blobs
+    recorded the copy's address on it; an address alone matches only a recorded one."""
     store = backend.store
+    moved, plain = digest_of(b"moved"), digest_of(b"plain")
+    async with store.transaction() as uow:
+        await uow.blobs.acquire(BlobLocation(HOT, moved), 5)
+        await uow.blobs.acquire(BlobLocation(HOT, plain), 5)
+        assert await uow.blobs.relocate(BlobLocation(HOT, moved), "blobs/copy") is True
+        await uow.commit()
+    async with store.snapshot() as view:
+        by_content = stored(HOT, moved.hex, content=moved) + stored(HOT, plain.hex, content=plain)
+        assert await view.blobs.known(HOT, by_content) == {moved.hex, plain.hex}
+        assert await view.blobs.known(COLD, by_content) == set()
+        assert await view.blobs.known(HOT, stored(HOT, plain.hex, "blobs/copy")) == {"blobs/copy"}
+
+
+async def test_content_addressed_rows_are_listed_in_hash_order_and_relocated_once(
+    backend: Backend,
+) -> None:
+    """migrate-blobs: rows still at their content address, page by page; another address
+    is recorded only once; a download then reads the row's address."""
+    store, clock = backend.store, backend.clock
     digests = sorted((digest_of(bytes([n])) for n in range(5)), key=lambda d: d.hex)
     async with store.transaction() as uow:
         for n, digest in enumerate(digests):
-            await uow.blobs.acquire(HOT, digest, n)
-        await uow.blobs.acquire(COLD, digests[0], 9)
-        await uow.blobs.acquire(HOT, digest_of(b"keyed"), 1, "blobs/keyed")
+            await uow.blobs.acquire(BlobLocation(HOT, digest), n)
+        await uow.blobs.acquire(BlobLocation(COLD, digests[0]), 9)
+        await uow.blobs.acquire(BlobLocation(HOT, digest_of(b"keyed"), "blobs/keyed"), 1)
         await uow.commit()
     async with store.snapshot() as view:
-        first = await view.blobs.unlocated(HOT, None, 3)
-        rest = await view.blobs.unlocated(HOT, first[-1][0], 10)
+        first = await view.blobs.content_addressed(HOT, None, 3)
+        rest = await view.blobs.content_addressed(HOT, first[-1][0], 10)
     assert [(loc.content_hash, size) for loc, size in first + rest] == [
         (d, n) for n, d in enumerate(digests)
     ]
-    assert all(loc.storage_class is HOT and loc.key is None for loc, _ in first + rest)
+    assert all(
+        loc.storage_class is HOT and loc.address == loc.content_hash.hex for loc, _ in first + rest
+    )
     async with store.transaction() as uow:
         assert await uow.blobs.relocate(first[0][0], "blobs/moved") is True
         assert await uow.blobs.relocate(first[0][0], "blobs/again") is False
         assert await uow.blobs.relocate(BlobLocation(HOT, digest_of(b"no row")), "x") is False
         await uow.commit()
     async with store.snapshot() as view:
-        assert len(await view.blobs.unlocated(HOT, None, 10)) == 4
-        assert len(await view.blobs.unlocated(COLD, None, 10)) == 1
-        found = await view.blobs.locate(first[0][0])
-        assert found is not None and found.key == "blobs/moved"
-        assert await view.blobs.locate(BlobLocation(HOT, digest_of(b"no row"))) is None
+        assert len(await view.blobs.content_addressed(HOT, None, 10)) == 4
+        assert len(await view.blobs.content_addressed(COLD, None, 10)) == 1
+    moved = next(bytes([n]) for n in range(5) if digest_of(bytes([n])) == first[0][0].content_hash)
+    version = await seed_version(store, clock, "k", data=moved)
+    async with store.snapshot() as view:
+        found = await view.objects.located(ACME, version.id)
+        newest = await view.objects.newest_located(ACME, FILES, ObjectKey("k"))
+    assert found is not None and newest is not None
+    assert found.version == version and newest == found
+    assert found.blob.address == "blobs/moved"
 
 
 # --- GC and fsck ----------------------------------------------------------------------
@@ -1045,21 +1098,21 @@ async def test_claim_orphan_inserts_only_when_no_row_exists(backend: Backend) ->
     assert await backend.blob_record(HOT, version.content_hash) is None
 
 
-async def test_known_tells_which_locations_have_a_row(backend: Backend) -> None:
+async def test_known_tells_which_stored_blobs_have_a_row(backend: Backend) -> None:
     store, clock = backend.store, backend.clock
     await seed_version(store, clock, "hot", data=b"one")
     await seed_version(store, clock, "cold", data=b"two", storage_class=COLD)
-    locations = [
-        BlobLocation(HOT, digest_of(b"one")),
-        BlobLocation(COLD, digest_of(b"one")),  # same hash, other class: no row
-        BlobLocation(COLD, digest_of(b"two")),
-        BlobLocation(HOT, digest_of(b"three")),
-    ]
-    many = [BlobLocation(HOT, digest_of(str(n).encode())) for n in range(1200)]
+
+    def by_content(*data: bytes) -> list[StoredBlob]:
+        return [s for d in data for s in stored(HOT, digest_of(d).hex, content=digest_of(d))]
+
+    one, two, three = (digest_of(d).hex for d in (b"one", b"two", b"three"))
+    many = by_content(*(str(n).encode() for n in range(1200)))  # several IN batches
     async with store.snapshot() as view:
-        assert await view.blobs.known(locations) == {locations[0], locations[2]}
-        assert await view.blobs.known([]) == set()
-        assert await view.blobs.known(many + locations) == {locations[0], locations[2]}
+        assert await view.blobs.known(HOT, by_content(b"one", b"two", b"three")) == {one}
+        assert await view.blobs.known(COLD, by_content(b"one", b"two")) == {two}
+        assert await view.blobs.known(HOT, []) == set()
+        assert await view.blobs.known(HOT, many + by_content(b"one")) == {one}
 
 
 async def test_audit_pages_blob_rows_in_order_with_live_counts(backend: Backend) -> None:

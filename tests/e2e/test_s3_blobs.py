@@ -19,7 +19,7 @@ import pytest
 from obstore.store import S3Store
 
 from juststorage.adapters.blobs import s3_multipart
-from juststorage.adapters.blobs.s3 import S3Connection, S3Root
+from juststorage.adapters.blobs.s3_io import S3Connection, S3Root
 from juststorage.testing import Server, free_port, start, wait_until
 from support.seaweedfs import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFs
 

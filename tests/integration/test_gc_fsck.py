@@ -17,7 +17,7 @@ from juststorage.adapters.blobs.filesystem import blob_path
 from juststorage.application.deletes import delete_object
 from juststorage.application.fsck import ProblemKind, check_store
 from juststorage.application.gc import GcPolicy, collect_garbage
-from juststorage.application.uploads import UploadRequest, UploadResult, upload_object
+from juststorage.application.uploads import UploadRequest, UploadResult
 from juststorage.bootstrap import Services, build
 from juststorage.config import Settings
 from juststorage.domain.model import ContentHash, Namespace, ObjectKey, StorageClass, TenantId
@@ -44,14 +44,7 @@ async def upload(services: Services, key: str, data: bytes) -> UploadResult:
     async def body() -> AsyncIterator[bytes]:
         yield data
 
-    return await upload_object(
-        UploadRequest(ACME, FILES, ObjectKey(key)),
-        body(),
-        metadata=services.metadata,
-        blobs=services.blobs,
-        clock=services.clock,
-        max_object_bytes=1 << 20,
-    )
+    return await services.uploader.upload(UploadRequest(ACME, FILES, ObjectKey(key)), body())
 
 
 def path_of(root: Path, data: bytes) -> Path:

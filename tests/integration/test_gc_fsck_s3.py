@@ -17,10 +17,10 @@ import pytest
 
 from juststorage.adapters.blobs.s3 import S3BlobStore
 from juststorage.application.deletes import delete_object
-from juststorage.application.downloads import locate_blob
+from juststorage.application.downloads import find_by_id
 from juststorage.application.fsck import ProblemKind, check_store
 from juststorage.application.gc import GcPolicy, GcReport, collect_garbage
-from juststorage.application.uploads import UploadRequest, UploadResult, upload_object
+from juststorage.application.uploads import UploadRequest, UploadResult
 from juststorage.bootstrap import Services, build
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import PreconditionFailed
@@ -80,7 +80,7 @@ async def upload(
         for start in range(0, len(data), MIB):
             yield data[start : start + MIB]
 
-    return await upload_object(
+    return await services.uploader.upload(
         UploadRequest(
             ACME,
             FILES,
@@ -89,20 +89,16 @@ async def upload(
             precondition=precondition or WritePrecondition(),
         ),
         body(),
-        metadata=services.metadata,
-        blobs=services.blobs,
-        clock=services.clock,
-        max_object_bytes=1 << 30,
     )
 
 
 async def keys(services: Services, storage_class: StorageClass = HOT) -> list[str]:
-    return sorted([k.key async for batch in services.blobs.scan_keys(storage_class) for k in batch])
+    return sorted([s.address async for batch in services.blobs.scan(storage_class) for s in batch])
 
 
 async def read_back(services: Services, version: ObjectVersion) -> bytes:
-    location = await locate_blob(services.metadata, services.blobs, version)
-    reader = await services.blobs.open(location)
+    found = await find_by_id(services.metadata, version.tenant_id, version.id)
+    reader = await services.blobs.open(found.blob)
     return b"".join([c async for c in reader.chunks(0, version.size_bytes)])
 
 
@@ -167,8 +163,9 @@ async def test_a_crash_between_upload_and_commit_leaves_an_orphan_gc_removes(
     assert (await gc(services, grace_seconds=3600)).orphan_blobs_removed == 0
     report = await check_store(services.metadata, services.blobs)
     (problem,) = report.problems
-    assert problem.kind is ProblemKind.ORPHAN_FILE and problem.location.key == dead_upload
-    assert f"key:{dead_upload}" in problem.describe() and "sha256" not in problem.describe()
+    assert problem.kind is ProblemKind.ORPHAN_FILE and problem.address == dead_upload
+    assert problem.content_hash is None and problem.location is None  # no invented hash
+    assert f"address:{dead_upload}" in problem.describe() and "sha256" not in problem.describe()
     assert (await gc(services)).orphan_blobs_removed == 1
     assert await keys(services) == []
     assert (await check_store(services.metadata, services.blobs)).problems == []

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from fakes import FakeClock
+from fakes.clock import FakeClock
 from juststorage.adapters.metadata.queries import Params, list_page_sql, newest_by_key_sql
 from juststorage.adapters.metadata.sqlite import SqliteDialect, SqliteMetadataStore
-from juststorage.application.ports import ListQuery
+from juststorage.application.records import ListQuery
 from juststorage.domain.cursor import ListCursor
 from juststorage.domain.model import Namespace, StorageClass, TenantId
 

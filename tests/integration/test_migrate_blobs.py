@@ -15,9 +15,9 @@ import pytest
 
 from juststorage.adapters.blobs.filesystem import blob_path
 from juststorage.application.deletes import delete_object
-from juststorage.application.downloads import locate_blob
+from juststorage.application.downloads import find_by_id
 from juststorage.application.fsck import check_store
-from juststorage.application.uploads import UploadRequest, UploadResult, upload_object
+from juststorage.application.uploads import UploadRequest, UploadResult
 from juststorage.bootstrap import Services, build
 from juststorage.config import load_settings
 from juststorage.domain.model import Namespace, ObjectKey, StorageClass, TenantId
@@ -36,13 +36,8 @@ async def upload(services: Services, key: str, data: bytes, cls: StorageClass) -
         for start in range(0, len(data), MIB):
             yield data[start : start + MIB]
 
-    return await upload_object(
-        UploadRequest(ACME, FILES, ObjectKey(key), storage_class=cls),
-        body(),
-        metadata=services.metadata,
-        blobs=services.blobs,
-        clock=services.clock,
-        max_object_bytes=1 << 30,
+    return await services.uploader.upload(
+        UploadRequest(ACME, FILES, ObjectKey(key), storage_class=cls), body()
     )
 
 
@@ -104,8 +99,8 @@ async def test_blobs_move_to_s3_verified_and_resumable(
     try:
         for key, data in datas.items():
             version = versions[key]
-            location = await locate_blob(moved.metadata, moved.blobs, version)
-            reader = await moved.blobs.open(location)
+            found = await find_by_id(moved.metadata, version.tenant_id, version.id)
+            reader = await moved.blobs.open(found.blob)
             got = b"".join([c async for c in reader.chunks(0, version.size_bytes)])
             assert hashlib.sha256(got).hexdigest() == version.content_hash.hex
             assert got == data

@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from juststorage.adapters.blobs import s3 as s3_blobs
+from juststorage.adapters.blobs import s3_io
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore
-from juststorage.application.commits import GroupCommitter
-from juststorage.application.uploads import UploadRequest, upload_object
+from juststorage.application.uploads import RegistrationPolicy, Uploader, UploadRequest
 from juststorage.bootstrap import SystemClock
 from juststorage.domain.model import Namespace, ObjectKey, StorageClass, TenantId
 
@@ -33,16 +32,13 @@ class _Writer:
 
 
 class _KeyedStore:
-    """The parts of the S3 blob store an upload uses, around the real `_S3StagedBlob`."""
-
-    def keyed(self, storage_class: StorageClass) -> bool:
-        return True
+    """The parts of the S3 blob store an upload uses, around the real `S3StagedBlob`."""
 
     @contextlib.asynccontextmanager
     async def stage(
         self, storage_class: StorageClass, upload_id: uuid.UUID, owner: str = ""
     ) -> AsyncIterator[Any]:
-        staged = s3_blobs._S3StagedBlob(
+        staged = s3_io.S3StagedBlob(
             None,  # type: ignore[arg-type]
             None,  # type: ignore[arg-type]
             None,  # type: ignore[arg-type]
@@ -65,7 +61,7 @@ async def test_a_disconnect_mid_commit_never_deletes_the_object_the_batch_commit
 ) -> None:
     deleted: list[str] = []
     in_batch, release = asyncio.Event(), asyncio.Event()
-    confirm = s3_blobs._S3StagedBlob.confirm
+    confirm = s3_io.S3StagedBlob.confirm
 
     async def delete_async(store: object, key: str) -> None:
         deleted.append(key)
@@ -75,21 +71,19 @@ async def test_a_disconnect_mid_commit_never_deletes_the_object_the_batch_commit
         await release.wait()
         return await confirm(staged, blob)
 
-    monkeypatch.setattr(s3_blobs.obstore, "delete_async", delete_async)
-    monkeypatch.setattr(s3_blobs._S3StagedBlob, "confirm", held_confirm)
+    monkeypatch.setattr(s3_io.obstore, "delete_async", delete_async)
+    monkeypatch.setattr(s3_io.S3StagedBlob, "confirm", held_confirm)
     clock = SystemClock()
     metadata = SqliteMetadataStore(tmp_path / "meta.db", clock)
     await metadata.migrate()
     upload = asyncio.ensure_future(
-        upload_object(
-            UploadRequest(TenantId("acme"), Namespace("models"), ObjectKey("m.bin")),
-            _body(),
+        Uploader(
             metadata=metadata,
             blobs=_KeyedStore(),  # type: ignore[arg-type]
             clock=clock,
             max_object_bytes=1 << 20,
-            committer=GroupCommitter(metadata),
-        )
+            registration=RegistrationPolicy(always=frozenset(StorageClass)),  # as on S3
+        ).upload(UploadRequest(TenantId("acme"), Namespace("models"), ObjectKey("m.bin")), _body())
     )
     await asyncio.wait_for(in_batch.wait(), 10)
     upload.cancel()  # the client disconnects while the batch commits

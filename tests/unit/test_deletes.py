@@ -6,11 +6,13 @@ from uuid import UUID
 
 import pytest
 
-from fakes import FakeClock, FakeMetadataStore, seed_version
+from fakes.clock import FakeClock
+from fakes.metadata import FakeMetadataStore
+from fakes.world import seed_version
 from juststorage.application.deletes import delete_object, delete_versions
 from juststorage.application.downloads import find_by_id, find_newest
 from juststorage.application.listing import list_objects
-from juststorage.application.ports import ListQuery
+from juststorage.application.records import ListQuery
 from juststorage.domain.errors import NotFound
 from juststorage.domain.model import Namespace, ObjectKey, ObjectState, StorageClass, TenantId
 
@@ -65,7 +67,7 @@ async def test_delete_of_another_tenants_object_is_not_found(
     version = await seed_version(store, clock, "k")
     with pytest.raises(NotFound):
         await delete_object(store, OTHER, version.id)
-    assert await find_by_id(store, ACME, version.id) == version
+    assert (await find_by_id(store, ACME, version.id)).version == version
     record = store.blob_record(HOT, version.content_hash)
     assert record is not None and record.ref_count == 1
 
@@ -76,7 +78,7 @@ async def test_deleting_the_newest_version_exposes_the_previous_one(
     old = await seed_version(store, clock, "k", data=b"old")
     new = await seed_version(store, clock, "k", data=b"new")
     await delete_object(store, ACME, new.id)
-    assert await find_newest(store, ACME, FILES, ObjectKey("k")) == old
+    assert (await find_newest(store, ACME, FILES, ObjectKey("k"))).version == old
 
 
 async def test_deleting_one_of_two_objects_sharing_a_blob_keeps_the_reference(
@@ -87,7 +89,7 @@ async def test_deleting_one_of_two_objects_sharing_a_blob_keeps_the_reference(
     await delete_object(store, ACME, one.id)
     record = store.blob_record(HOT, one.content_hash)
     assert record is not None and (record.ref_count, record.released_at) == (1, None)
-    assert await find_by_id(store, ACME, two.id) == two
+    assert (await find_by_id(store, ACME, two.id)).version == two
 
 
 async def test_delete_by_key_deletes_every_version(
@@ -117,4 +119,4 @@ async def test_delete_by_key_without_versions_is_not_found(
     await seed_version(store, clock, "k", tenant="other")
     with pytest.raises(NotFound):
         await delete_versions(store, ACME, FILES, ObjectKey("k"))
-    assert await find_newest(store, OTHER, FILES, ObjectKey("k"))
+    assert (await find_newest(store, OTHER, FILES, ObjectKey("k"))).version

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from fakes import FakeWorld, sha256_of
+from fakes.world import FakeWorld, sha256_of
 from juststorage.application.deletes import delete_object
 from juststorage.application.fsck import FsckReport, Problem, ProblemKind, check_store
-from juststorage.application.ports import BlobLocation
+from juststorage.application.records import BlobLocation
 from juststorage.application.uploads import UploadResult
 from juststorage.domain.model import Namespace, StorageClass, TenantId
 
@@ -58,7 +58,7 @@ async def test_a_missing_blob_names_the_affected_objects(world: World) -> None:
     first = await world.upload("a", b"lost bytes")
     second = await world.upload("b", b"lost bytes")
     await world.upload("c", b"fine")
-    await world.blobs.remove(location_of(first))
+    await world.blobs.remove(HOT, location_of(first).address)
     for verify in (True, False):
         report = await world.fsck(verify=verify)
         (problem,) = report.problems
@@ -140,7 +140,7 @@ async def test_a_committed_object_without_row_or_file_is_a_missing_blob(world: W
     async with world.metadata.transaction() as uow:
         await uow.blobs.forget(location_of(result))
         await uow.commit()
-    await world.blobs.remove(location_of(result))
+    await world.blobs.remove(HOT, location_of(result).address)
     report = await world.fsck(repair=True)
     (problem,) = report.problems
     assert problem.kind is ProblemKind.MISSING_BLOB and not problem.repaired
@@ -170,7 +170,9 @@ async def test_an_orphan_file_is_found_and_removed_by_repair(world: World) -> No
 async def test_an_orphan_row_is_found_and_removed_by_repair(world: World) -> None:
     result = await world.upload("a", b"gc crashed after unlink")
     await delete_object(world.metadata, ACME, result.version.id)
-    await world.blobs.remove(location_of(result))  # as GC step 4 killed before its commit
+    await world.blobs.remove(
+        HOT, location_of(result).address
+    )  # as GC step 4 killed before its commit
     for verify in (True, False):
         (problem,) = (await world.fsck(verify=verify)).problems
         assert problem.kind is ProblemKind.ORPHAN_ROW and not problem.repaired
@@ -185,7 +187,7 @@ async def test_repair_fixes_what_it_can_and_still_reports_the_damage(world: Worl
     missing = await world.upload("missing", b"missing")
     corrupt = await world.upload("corrupt", b"corrupt")
     drifted = await world.upload("drifted", b"drifted")
-    await world.blobs.remove(location_of(missing))
+    await world.blobs.remove(HOT, location_of(missing).address)
     world.blobs.put(location_of(corrupt), b"corrupted", world.clock.now())
     async with world.metadata.transaction() as uow:
         await uow.blobs.set_ref_count(location_of(drifted), 0)
@@ -218,8 +220,8 @@ async def test_repair_fixes_what_it_can_and_still_reports_the_damage(world: Worl
 
 def test_damaged_is_true_while_any_problem_is_unrepaired() -> None:
     location = BlobLocation(HOT, sha256(b"x"))
-    fixed = Problem(ProblemKind.ORPHAN_FILE, location, repaired=True)
-    open_problem = Problem(ProblemKind.REFCOUNT_DRIFT, location)
+    fixed = Problem.of_blob(ProblemKind.ORPHAN_FILE, location, repaired=True)
+    open_problem = Problem.of_blob(ProblemKind.REFCOUNT_DRIFT, location)
     assert not FsckReport().damaged
     assert not FsckReport([fixed]).damaged
     assert FsckReport([fixed, open_problem]).damaged

@@ -13,20 +13,17 @@ import anyio
 import pytest
 from anyio.abc import TaskGroup
 
-from fakes import (
-    FakeBlobStore,
-    FakeClock,
-    FakeLiveness,
-    FakeWorld,
-    seed_version,
-    sha256_of,
-)
+from fakes.blobs import FakeBlobStore
+from fakes.clock import FakeClock
+from fakes.liveness import FakeLiveness
+from fakes.world import FakeWorld, seed_version, sha256_of
 from juststorage.adapters.blobs import filesystem
 from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
+from juststorage.application.blob_ports import BlobStore
 from juststorage.application.deletes import delete_object
 from juststorage.application.downloads import find_by_id
 from juststorage.application.gc import GC_LEASE, GcPolicy, GcReport, collect_garbage
-from juststorage.application.ports import BlobLocation, BlobStore
+from juststorage.application.records import BlobLocation
 from juststorage.application.uploads import UploadResult
 from juststorage.domain.errors import NotFound, StorageError
 from juststorage.domain.model import (
@@ -139,7 +136,9 @@ async def test_referenced_and_shared_blobs_are_kept(world: World) -> None:
     report = await world.gc(0)
     assert report.blobs_removed == report.orphan_blobs_removed == 0
     assert await world.has_file(location_of(second))
-    assert (await find_by_id(world.metadata, ACME, second.version.id)).id == second.version.id
+    assert (
+        await find_by_id(world.metadata, ACME, second.version.id)
+    ).version.id == second.version.id
 
 
 async def test_writing_rows_of_dead_owners_are_reaped_once_past_the_grace(world: World) -> None:
@@ -241,7 +240,7 @@ async def test_deleting_rows_become_deleted_and_are_purged_after_the_grace(
     report = await world.gc(60)
     assert (report.deletes_finished, report.deleted_rows_purged) == (0, 2)
     assert world.states() == {ObjectState.COMMITTED: 1}
-    assert (await find_by_id(world.metadata, ACME, kept.version.id)).id == kept.version.id
+    assert (await find_by_id(world.metadata, ACME, kept.version.id)).version.id == kept.version.id
 
 
 async def test_an_orphan_blob_file_goes_only_once_older_than_the_grace(world: World) -> None:
@@ -286,12 +285,12 @@ class InterleavingBlobStore(FakeBlobStore):
         self.meanwhile: Callable[[], Awaitable[object]] | None = None
         self.task_group: TaskGroup | None = None
 
-    async def remove(self, location: BlobLocation) -> bool:
+    async def remove(self, storage_class: StorageClass, address: str) -> bool:
         if self.meanwhile is not None and self.task_group is not None:
             self.task_group.start_soon(self.meanwhile)
             self.meanwhile = None
             await anyio.sleep(0)  # it runs until it queues for the database's write lock
-        return await super().remove(location)
+        return await super().remove(storage_class, address)
 
 
 async def test_a_blob_that_regains_a_reference_after_listing_is_kept() -> None:

@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from fakes import FakeLiveness, FakeStagedBlob, FakeWorld, sha256_of
-from juststorage.application.commits import GroupCommitter
+from fakes.blobs import FakeStagedBlob
+from fakes.liveness import FakeLiveness
+from fakes.world import FakeWorld, sha256_of
 from juststorage.application.gc import GcPolicy, GcReport, collect_garbage
-from juststorage.application.ports import BlobLocation
-from juststorage.application.uploads import UploadRequest, UploadResult, upload_object
+from juststorage.application.records import BlobLocation
+from juststorage.application.uploads import Uploader, UploadRequest, UploadResult
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import PreconditionFailed, StorageError, Unavailable
 from juststorage.domain.model import Namespace, ObjectKey, StorageClass, TenantId
@@ -26,37 +27,35 @@ async def _body(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
+def _uploader(world: FakeWorld) -> Uploader:
+    return Uploader(
+        metadata=world.metadata, blobs=world.blobs, clock=world.clock, max_object_bytes=1 << 20
+    )
+
+
 async def _upload(
-    world: FakeWorld,
-    committer: GroupCommitter,
+    uploader: Uploader,
     key: str,
     data: bytes,
     precondition: WritePrecondition | None = None,
     declared_size: int | None = None,
 ) -> UploadResult:
-    return await upload_object(
-        UploadRequest(
-            ACME,
-            FILES,
-            ObjectKey(key),
-            precondition=precondition or WritePrecondition(),
-            declared_size=declared_size,
-        ),
-        _body(data),
-        metadata=world.metadata,
-        blobs=world.blobs,
-        clock=world.clock,
-        max_object_bytes=1 << 20,
-        committer=committer,
+    request = UploadRequest(
+        ACME,
+        FILES,
+        ObjectKey(key),
+        precondition=precondition or WritePrecondition(),
+        declared_size=declared_size,
     )
+    return await uploader.upload(request, _body(data))
 
 
 async def test_concurrent_uploads_share_transactions() -> None:
     world = FakeWorld()
-    committer = GroupCommitter(world.metadata)
+    uploader = _uploader(world)
     before = world.metadata.commits
     results = await asyncio.gather(
-        *(_upload(world, committer, f"k{i}", f"data {i}".encode()) for i in range(20))
+        *(_upload(uploader, f"k{i}", f"data {i}".encode()) for i in range(20))
     )
     assert sorted(r.version.key for r in results) == sorted(f"k{i}" for i in range(20))
     # 20 WRITING rows each commit alone; the 20 final commits share far fewer.
@@ -70,11 +69,11 @@ async def test_concurrent_uploads_share_transactions() -> None:
 
 async def test_a_refused_upload_fails_alone() -> None:
     world = FakeWorld()
-    committer = GroupCommitter(world.metadata)
-    await _upload(world, committer, "taken", b"first")
+    uploader = _uploader(world)
+    await _upload(uploader, "taken", b"first")
     outcomes = await asyncio.gather(
-        _upload(world, committer, "taken", b"second", WritePrecondition(create_only=True)),
-        *(_upload(world, committer, f"free{i}", b"same bytes") for i in range(5)),
+        _upload(uploader, "taken", b"second", WritePrecondition(create_only=True)),
+        *(_upload(uploader, f"free{i}", b"same bytes") for i in range(5)),
         return_exceptions=True,
     )
     assert isinstance(outcomes[0], PreconditionFailed)
@@ -88,11 +87,11 @@ async def test_a_refused_upload_fails_alone() -> None:
 async def test_uploads_of_one_key_see_each_other() -> None:
     """Two If-None-Match: * uploads of one key at once: exactly one wins."""
     world = FakeWorld()
-    committer = GroupCommitter(world.metadata)
+    uploader = _uploader(world)
     only_new = WritePrecondition(create_only=True)
     outcomes = await asyncio.gather(
-        _upload(world, committer, "k", b"one", only_new),
-        _upload(world, committer, "k", b"two", only_new),
+        _upload(uploader, "k", b"one", only_new),
+        _upload(uploader, "k", b"two", only_new),
         return_exceptions=True,
     )
     assert sorted(type(o).__name__ for o in outcomes) == ["PreconditionFailed", "UploadResult"]
@@ -104,25 +103,27 @@ async def test_confirm_republishes_a_blob_gc_took_after_publish(
     """GC may remove an unreferenced blob between publish() and acquire(): confirm()
     under the reference puts it back, so the committed object reads back."""
     world = FakeWorld()
-    committer = GroupCommitter(world.metadata)
+    uploader = _uploader(world)
     data = b"old bytes, once unreferenced"
     location = BlobLocation(StorageClass.HOT, sha256_of(data))
     original_publish = FakeStagedBlob.publish
 
     async def publish_then_gc(staged: FakeStagedBlob) -> bool:
         created = await original_publish(staged)
-        await world.blobs.remove(location)  # what a GC pass racing the upload does
+        await world.blobs.remove(
+            location.storage_class, location.address
+        )  # what a GC pass racing the upload does
         return created
 
     monkeypatch.setattr(FakeStagedBlob, "publish", publish_then_gc)
-    result = await _upload(world, committer, "k", data)
+    result = await _upload(uploader, "k", data)
     assert world.blobs.blobs[(StorageClass.HOT, location.content_hash.hex)] == data
     assert result.version.content_hash == location.content_hash
 
 
 async def test_a_failing_confirm_fails_only_its_upload(monkeypatch: pytest.MonkeyPatch) -> None:
     world = FakeWorld()
-    committer = GroupCommitter(world.metadata)
+    uploader = _uploader(world)
     original_confirm = FakeStagedBlob.confirm
 
     async def confirm(staged: FakeStagedBlob, blob: BlobLocation) -> bool:
@@ -132,8 +133,8 @@ async def test_a_failing_confirm_fails_only_its_upload(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(FakeStagedBlob, "confirm", confirm)
     outcomes = await asyncio.gather(
-        *(_upload(world, committer, f"k{i}", f"ok {i}".encode()) for i in range(4)),
-        _upload(world, committer, "bad", b"broken"),
+        *(_upload(uploader, f"k{i}", f"ok {i}".encode()) for i in range(4)),
+        _upload(uploader, "bad", b"broken"),
         return_exceptions=True,
     )
     assert isinstance(outcomes[-1], StorageError)
@@ -163,11 +164,11 @@ async def test_a_caller_cancelled_while_queued_commits_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     world = FakeWorld()
-    committer = GroupCommitter(world.metadata)
+    uploader = _uploader(world)
     held = HeldConfirm(monkeypatch, [])  # keeps the first batch open while the second queues
-    first = asyncio.ensure_future(_upload(world, committer, "first", b"1"))
+    first = asyncio.ensure_future(_upload(uploader, "first", b"1"))
     await held.in_batch.wait()
-    second = asyncio.ensure_future(_upload(world, committer, "second", b"2"))
+    second = asyncio.ensure_future(_upload(uploader, "second", b"2"))
     await asyncio.sleep(0.01)
     second.cancel()
     held.release.set()
@@ -184,7 +185,7 @@ async def test_a_caller_cancelled_while_its_batch_runs_cleans_up_only_after_the_
     """A keyed store (S3) deletes a staged object that was not made the blob when the
     upload leaves `stage()`: that must not happen while the batch may still commit it."""
     world = FakeWorld()
-    committer = GroupCommitter(world.metadata)
+    uploader = _uploader(world)
     events: list[str] = []
     held = HeldConfirm(monkeypatch, events)
     original_stage = type(world.blobs).stage
@@ -198,7 +199,7 @@ async def test_a_caller_cancelled_while_its_batch_runs_cleans_up_only_after_the_
             events.append("cleaned up")
 
     monkeypatch.setattr(type(world.blobs), "stage", recorded_stage)
-    upload = asyncio.ensure_future(_upload(world, committer, "k", b"bytes"))
+    upload = asyncio.ensure_future(_upload(uploader, "k", b"bytes"))
     await held.in_batch.wait()
     upload.cancel()  # the client disconnects while its batch runs
     await asyncio.sleep(0.01)
@@ -216,18 +217,18 @@ async def test_uploads_queued_when_the_leader_is_cancelled_fail_instead_of_hangi
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     world = FakeWorld()
-    committer = GroupCommitter(world.metadata)
+    uploader = _uploader(world)
     held = HeldConfirm(monkeypatch, [])  # never released: a batch that does not end itself
-    first = asyncio.ensure_future(_upload(world, committer, "first", b"1"))
+    first = asyncio.ensure_future(_upload(uploader, "first", b"1"))
     await held.in_batch.wait()
     # Declares its size: no WRITING row, so nothing holds it up before the queue.
-    queued = asyncio.ensure_future(_upload(world, committer, "queued", b"2", declared_size=1))
+    queued = asyncio.ensure_future(_upload(uploader, "queued", b"2", declared_size=1))
     for _ in range(100):
         await asyncio.sleep(0.001)
-        if committer._queue:
+        if uploader.committer._queue:
             break
-    assert committer._queue and committer._leader is not None
-    committer._leader.cancel()  # the server stops
+    assert uploader.committer._queue and uploader.committer._leader is not None
+    uploader.committer._leader.cancel()  # the server stops
     done, _ = await asyncio.wait({first, queued}, timeout=5)
     assert done == {first, queued}  # neither hangs
     assert isinstance(queued.exception(), Unavailable)
@@ -251,15 +252,13 @@ async def test_a_small_upload_survives_a_gc_pass_with_grace_zero_mid_upload() ->
         yield b"second half"
 
     world.clock.advance(1)  # the temp file is "older" than the grace of 0
-    result = await upload_object(
-        UploadRequest(ACME, FILES, ObjectKey("small"), declared_size=23),
-        body(),
+    result = await Uploader(
         metadata=world.metadata,
         blobs=world.blobs,
         clock=world.clock,
         max_object_bytes=1 << 20,
         owner="uploader",
-    )
+    ).upload(UploadRequest(ACME, FILES, ObjectKey("small"), declared_size=23), body())
     assert seen["writing rows"] == set() and seen["temp owners"] == {"uploader"}
     assert isinstance(seen["gc"], GcReport) and seen["gc"].temp_files_removed == 0
     assert result.version.size_bytes == 23

@@ -6,10 +6,12 @@ from uuid import UUID
 
 import pytest
 
-from fakes import FakeClock, FakeMetadataStore, seed_version
+from fakes.clock import FakeClock
+from fakes.metadata import FakeMetadataStore
+from fakes.world import seed_version
 from juststorage.application.deletes import delete_object
 from juststorage.application.listing import ListPage, list_objects
-from juststorage.application.ports import ListQuery
+from juststorage.application.records import ListQuery
 from juststorage.domain.cursor import ListCursor
 from juststorage.domain.model import Namespace, ObjectVersion, StorageClass, TenantId
 

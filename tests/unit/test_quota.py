@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from fakes import FakeBlobStore, FakeClock, FakeMetadataStore
-from juststorage.application.uploads import UploadRequest, UploadResult, upload_object
+from fakes.blobs import FakeBlobStore
+from fakes.clock import FakeClock
+from fakes.metadata import FakeMetadataStore
+from juststorage.application.uploads import Uploader, UploadRequest, UploadResult
 from juststorage.application.usage import tenant_usage
 from juststorage.domain.errors import PayloadTooLarge
 from juststorage.domain.model import Namespace, ObjectKey, StorageClass, TenantId
@@ -47,15 +49,13 @@ class World:
             storage_class=storage_class,
             declared_size=size if declared else None,
         )
-        return await upload_object(
-            request,
-            self.body(chunks),
+        return await Uploader(
             metadata=self.metadata,
             blobs=self.blobs,
             clock=self.clock,
             max_object_bytes=10_000,
-            quota_bytes=QUOTA,
-        )
+            quota_of=lambda _tenant: QUOTA,
+        ).upload(request, self.body(chunks))
 
     async def used(self, tenant: TenantId = ACME) -> int:
         prices = {StorageClass.HOT: 0.0, StorageClass.COLD: 0.0}

@@ -7,8 +7,10 @@ import time
 
 import pytest
 
-from fakes import FakeBlobStore, FakeClock, FakeMetadataStore
-from juststorage.api.operations import check_readiness
+from fakes.blobs import FakeBlobStore
+from fakes.clock import FakeClock
+from fakes.metadata import FakeMetadataStore
+from juststorage.api.operations import check_readiness, refresh_scrape_gauges
 from juststorage.application.authentication import Authenticator
 from juststorage.bootstrap import Services
 from juststorage.config import Settings
@@ -60,3 +62,19 @@ async def test_a_hung_dependency_is_reported_in_time_and_checked_once() -> None:
     }
     await check_readiness(services, running, timeout_s=0.2)
     assert blobs.cold_probes == 1  # the hung check is still running: not started again
+
+
+class HotOnDiskStore(FakeBlobStore):
+    """Hot on a disk with 1 GB of 4 free; cold on a store with no disk (S3)."""
+
+    async def space(self, storage_class: StorageClass) -> tuple[int, int] | None:
+        return (10**9, 4 * 10**9) if storage_class is StorageClass.HOT else None
+
+
+async def test_the_disk_gauge_shows_what_each_class_store_measures() -> None:
+    services = _services(FakeMetadataStore(FakeClock()), HotOnDiskStore())
+    await refresh_scrape_gauges(services, {})
+    text = services.metrics.render().decode()
+    assert 'just_storage_root_free_bytes{storage_class="hot"} 1e+09' in text
+    assert 'just_storage_root_size_bytes{storage_class="hot"} 4e+09' in text
+    assert 'root_free_bytes{storage_class="cold"}' not in text

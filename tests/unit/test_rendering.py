@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 from juststorage.api.rendering import JsonResponse
-from juststorage.application.ports import summarize
+from juststorage.application.summaries import summarize
 from juststorage.domain.model import (
     ContentHash,
     Namespace,

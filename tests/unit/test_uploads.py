@@ -6,15 +6,20 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fakes import FakeBlobStore, FakeClock, FakeMetadataStore
+from fakes.blobs import FakeBlobStore
+from fakes.clock import FakeClock
+from fakes.metadata import FakeMetadataStore
 from juststorage.application import uploads
 from juststorage.application.downloads import find_by_id, find_newest
-from juststorage.application.ports import BlobLocation
-from juststorage.application.uploads import UploadRequest, UploadResult, upload_object
+from juststorage.application.records import BlobLocation
+from juststorage.application.uploads import Uploader, UploadRequest, UploadResult
+from juststorage.bootstrap import build
+from juststorage.config import load_settings
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import (
     BadRequest,
@@ -49,14 +54,9 @@ class World:
     ) -> UploadResult:
         request = UploadRequest(ACME, FILES, ObjectKey(key), **options)
         body = chunks if isinstance(chunks, AsyncIterator) else stream(chunks)
-        return await upload_object(
-            request,
-            body,
-            metadata=self.metadata,
-            blobs=self.blobs,
-            clock=self.clock,
-            max_object_bytes=MAX_BYTES,
-        )
+        return await Uploader(
+            metadata=self.metadata, blobs=self.blobs, clock=self.clock, max_object_bytes=MAX_BYTES
+        ).upload(request, body)
 
     def assert_nothing_left_in_flight(self) -> None:
         assert self.metadata.writing_ids() == set()
@@ -88,8 +88,8 @@ async def test_upload_commits_a_readable_version(world: World) -> None:
     assert version.storage_class is StorageClass.HOT
     assert version.content_type == "text/plain"
     assert version.created_at == world.clock.now()
-    assert await find_by_id(world.metadata, ACME, version.id) == version
-    assert await find_newest(world.metadata, ACME, FILES, ObjectKey("a/b.txt")) == version
+    assert (await find_by_id(world.metadata, ACME, version.id)).version == version
+    assert (await find_newest(world.metadata, ACME, FILES, ObjectKey("a/b.txt"))).version == version
     assert world.blobs.blobs == {(StorageClass.HOT, sha(b"hello world").hex): b"hello world"}
     record = world.metadata.blob_record(StorageClass.HOT, version.content_hash)
     assert record is not None and record.ref_count == 1
@@ -122,8 +122,8 @@ async def test_new_upload_to_a_key_is_a_new_version(world: World) -> None:
     world.clock.advance(5)
     new = (await world.upload("k", [b"v2"])).version
     assert new.id != old.id and new.commit_seq > old.commit_seq
-    assert await find_newest(world.metadata, ACME, FILES, ObjectKey("k")) == new
-    assert await find_by_id(world.metadata, ACME, old.id) == old  # older versions stay
+    assert (await find_newest(world.metadata, ACME, FILES, ObjectKey("k"))).version == new
+    assert (await find_by_id(world.metadata, ACME, old.id)).version == old  # older versions stay
 
 
 async def test_empty_body_is_a_valid_object(world: World) -> None:
@@ -156,7 +156,7 @@ async def test_if_none_match_star_creates_only(world: World) -> None:
     first = await world.upload("k", [b"1"], precondition=create_only)
     with pytest.raises(PreconditionFailed):
         await world.upload("k", [b"2"], precondition=create_only)
-    assert await find_newest(world.metadata, ACME, FILES, ObjectKey("k")) == first.version
+    assert (await find_newest(world.metadata, ACME, FILES, ObjectKey("k"))).version == first.version
     assert world.blobs.blobs.keys() == {(StorageClass.HOT, sha(b"1").hex)}
     world.assert_nothing_left_in_flight()
 
@@ -166,7 +166,9 @@ async def test_if_match_replaces_only_the_current_version(world: World) -> None:
     second = await world.upload("k", [b"2"], precondition=WritePrecondition(expected=sha(b"1")))
     with pytest.raises(PreconditionFailed):  # b"1" is no longer current
         await world.upload("k", [b"3"], precondition=WritePrecondition(expected=sha(b"1")))
-    assert await find_newest(world.metadata, ACME, FILES, ObjectKey("k")) == second.version
+    assert (
+        await find_newest(world.metadata, ACME, FILES, ObjectKey("k"))
+    ).version == second.version
     assert second.version.commit_seq > first.commit_seq
     world.assert_nothing_left_in_flight()
 
@@ -187,7 +189,7 @@ async def test_precondition_is_checked_again_at_commit(world: World) -> None:
 
     with pytest.raises(PreconditionFailed):
         await world.upload("k", racing_body(), precondition=WritePrecondition(create_only=True))
-    newest = await find_newest(world.metadata, ACME, FILES, ObjectKey("k"))
+    newest = (await find_newest(world.metadata, ACME, FILES, ObjectKey("k"))).version
     assert newest.content_hash == sha(b"theirs")
     record = world.metadata.blob_record(StorageClass.HOT, sha(b"mine!"))
     assert record is None  # no reference was taken for the refused bytes
@@ -269,3 +271,27 @@ async def test_a_stalled_upload_keeps_its_writing_row_fresh_until_it_ends(
     await asyncio.sleep(0.05)  # no beat after the end: the committed row is left alone
     assert world.metadata.state.updated_at[result.version.id] < world.clock.now()
     world.assert_nothing_left_in_flight()
+
+
+def test_small_declared_uploads_skip_the_writing_row_unless_their_class_always_registers() -> None:
+    policy = uploads.RegistrationPolicy(always=frozenset({StorageClass.COLD}))
+
+    def registers(declared: int | None, storage_class: StorageClass) -> bool:
+        request = UploadRequest(
+            ACME, FILES, ObjectKey("k"), storage_class=storage_class, declared_size=declared
+        )
+        return policy.registers(request)
+
+    assert registers(10, StorageClass.HOT) is False
+    assert registers(None, StorageClass.HOT) is True  # size unknown: may be large
+    assert registers(uploads.UNREGISTERED_MAX_BYTES + 1, StorageClass.HOT) is True
+    assert registers(10, StorageClass.COLD) is True
+
+
+def test_bootstrap_makes_every_upload_to_an_s3_class_register(tmp_path: Path) -> None:
+    """An S3 object does not name the process writing it: GC judges it by its row."""
+    settings = load_settings(
+        {"JUSTSTORAGE_DATA_DIR": str(tmp_path), "JUSTSTORAGE_COLD_ROOT": "s3://bucket/cold"}
+    )
+    services = build(settings)
+    assert services.uploader.registration.always == {StorageClass.COLD}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fakes import FakeClock, FakeMetadataStore, seed_version
+from fakes.clock import FakeClock
+from fakes.metadata import FakeMetadataStore
+from fakes.world import seed_version
 from juststorage.application.deletes import delete_object
 from juststorage.application.usage import ClassCost, tenant_usage
 from juststorage.domain.model import StorageClass, TenantId

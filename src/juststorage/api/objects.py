@@ -28,18 +28,18 @@ from juststorage.application.downloads import (
     DownloadAnswer,
     find_by_id,
     find_newest,
-    locate_blob,
     plan_download,
 )
 from juststorage.application.listing import list_objects
-from juststorage.application.ports import summarize
-from juststorage.application.uploads import UploadRequest, upload_object
+from juststorage.application.records import LocatedVersion
+from juststorage.application.summaries import summarize
+from juststorage.application.uploads import UploadRequest
 from juststorage.application.usage import tenant_usage
 from juststorage.bootstrap import Services
 from juststorage.domain.auth import Principal, Scope
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import TooManyRequests
-from juststorage.domain.model import Namespace, ObjectVersion, TenantId
+from juststorage.domain.model import Namespace, TenantId
 
 Reply = Response | BlobResponse
 
@@ -93,16 +93,9 @@ async def upload(request: Request, principal: Principal) -> Response:
         services.metrics.throttled.labels(tenant).inc()
         raise
     try:
-        result = await upload_object(
+        result = await services.uploader.upload(
             upload_request,
             _counted(request.stream(), lambda n: throttle.count_upload_bytes(tenant, n)),
-            metadata=services.metadata,
-            blobs=services.blobs,
-            clock=services.clock,
-            max_object_bytes=services.settings.max_object_bytes,
-            quota_bytes=services.settings.limits_for(tenant).quota_bytes,
-            owner=services.liveness.identity(),
-            committer=services.committer,
         )
     finally:
         throttle.upload_done()
@@ -131,19 +124,20 @@ async def get_by_id(request: Request, principal: Principal) -> Reply:
     tenant = parsing.tenant_header(request)
     principal.authorize_read(tenant)
     services = _admit(request, tenant)
-    version = await find_by_id(services.metadata, tenant, parsing.object_id_param(request))
-    return await _download(request, services, version)
+    found = await find_by_id(services.metadata, tenant, parsing.object_id_param(request))
+    return await _download(request, services, found)
 
 
 async def get_by_key(request: Request, principal: Principal) -> Reply:
     namespace, tenant, key = parsing.by_key_params(request)
     principal.authorize_read(tenant)
     services = _admit(request, tenant, namespace)
-    version = await find_newest(services.metadata, tenant, namespace, key)
-    return await _download(request, services, version)
+    found = await find_newest(services.metadata, tenant, namespace, key)
+    return await _download(request, services, found)
 
 
-async def _download(request: Request, services: Services, version: ObjectVersion) -> Reply:
+async def _download(request: Request, services: Services, found: LocatedVersion) -> Reply:
+    version = found.version
     request.scope["state"]["namespace"] = version.namespace
     plan = plan_download(
         version,
@@ -154,9 +148,8 @@ async def _download(request: Request, services: Services, version: ObjectVersion
     status = STATUS_OF_ANSWER[plan.answer]
     if plan.answer is DownloadAnswer.NOT_MODIFIED or request.method == "HEAD":
         return BlobResponse(status, headers, None)
-    location = await locate_blob(services.metadata, services.blobs, version)
     first = plan.byte_range.first if plan.byte_range else 0
-    reader = await services.blobs.open(location, first=first, length=plan.body_length)
+    reader = await services.blobs.open(found.blob, first=first, length=plan.body_length)
     return BlobResponse(
         status,
         headers,

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
 from collections.abc import Awaitable, Callable
 from typing import cast
 
-import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -91,18 +89,10 @@ async def refresh_scrape_gauges(
 ) -> None:
     """Readiness, free space per root, then the census (the last, as it may fail)."""
     services.metrics.observe_readiness(await check_readiness(services, running_checks))
-    roots = {
-        StorageClass.HOT: services.settings.hot_dir,
-        StorageClass.COLD: services.settings.cold_dir,
-    }
-    for storage_class, root in roots.items():
-        if services.blobs.keyed(storage_class):
-            continue  # an object store: no file system to measure
-        with contextlib.suppress(OSError):
-            fs = await anyio.to_thread.run_sync(os.statvfs, root)
-            services.metrics.observe_disk(
-                storage_class.value, fs.f_bavail * fs.f_frsize, fs.f_blocks * fs.f_frsize
-            )
+    for storage_class in StorageClass:
+        space = await services.blobs.space(storage_class)
+        if space is not None:  # None: a store with no disk to measure (S3)
+            services.metrics.observe_disk(storage_class.value, *space)
     await refresh_census(services)
 
 

@@ -8,7 +8,7 @@ from uuid import UUID
 from starlette.requests import Request
 
 from juststorage.application.listing import MAX_PAGE
-from juststorage.application.ports import ListQuery
+from juststorage.application.records import ListQuery
 from juststorage.domain.cursor import ListCursor
 from juststorage.domain.errors import BadRequest, NotFound
 from juststorage.domain.model import (

@@ -9,7 +9,7 @@ from dataclasses import KW_ONLY, dataclass
 from starlette.types import Receive, Scope, Send
 
 from juststorage.api.accel import AccelMapping
-from juststorage.application.ports import BlobReader
+from juststorage.application.blob_ports import BlobReader
 
 _PATHSEND = "http.response.pathsend"
 # Below this a body is one read and one message; pathsend's extra work (a file

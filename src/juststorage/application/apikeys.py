@@ -6,7 +6,8 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from juststorage.application.ports import ApiKeyRecord, Clock, MetadataStore
+from juststorage.application.ports import Clock, MetadataStore
+from juststorage.application.records import ApiKeyRecord
 from juststorage.domain.auth import ALL_TENANTS, Principal, Scope, parse_tenants
 from juststorage.domain.errors import BadRequest, NotFound
 

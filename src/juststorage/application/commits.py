@@ -23,7 +23,9 @@ from uuid import UUID
 
 import anyio
 
-from juststorage.application.ports import BlobLocation, MetadataStore, StagedBlob, UnitOfWork
+from juststorage.application.blob_ports import StagedBlob
+from juststorage.application.ports import MetadataStore, UnitOfWork
+from juststorage.application.records import BlobLocation
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import NotFound, PreconditionFailed, Unavailable
 from juststorage.domain.model import ContentHash, NewUpload, ObjectVersion
@@ -102,8 +104,8 @@ class GroupCommitter:
             StorageError: the transaction, or this upload's `confirm()`, failed.
         If the caller is cancelled before its batch starts, the upload is not committed;
         once its batch runs, the cancellation waits for the batch's outcome, so the
-        caller's cleanup (which on a keyed store deletes a staged object that was not
-        made the blob) never runs while the batch may still commit that object.
+        caller's cleanup (which deletes a staged copy the index did not record as the
+        blob) never runs while the batch may still commit that copy.
         """
         waiter = _Waiter(upload)
         self._queue.append(waiter)
@@ -187,13 +189,11 @@ class GroupCommitter:
             for waiter in _in_blob_order(accepted):
                 sealed = waiter.sealed
                 # The reference before confirm(): from here no GC pass may remove the blob.
-                # The row says where the blob lives: this upload's key, or an older copy's.
-                blobs[sealed.upload.id] = await uow.blobs.acquire(
-                    sealed.upload.storage_class,
-                    sealed.content_hash,
-                    sealed.size_bytes,
-                    sealed.staged.key,
+                # The row says where the blob lives: this upload's address, or an older copy's.
+                fresh = BlobLocation(
+                    sealed.upload.storage_class, sealed.content_hash, sealed.staged.address
                 )
+                blobs[sealed.upload.id] = await uow.blobs.acquire(fresh, sealed.size_bytes)
             confirmed: dict[UUID, bool] = {}
             for waiter in accepted:
                 upload_id = waiter.sealed.upload.id

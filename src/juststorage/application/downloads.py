@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from uuid import UUID
 
-from juststorage.application.ports import BlobLocation, BlobStore, MetadataStore
+from juststorage.application.ports import MetadataStore
+from juststorage.application.records import LocatedVersion
 from juststorage.domain.conditions import ByteRange, etag_matches, parse_range
 from juststorage.domain.errors import NotFound
 from juststorage.domain.model import Namespace, ObjectKey, ObjectVersion, TenantId
@@ -36,36 +37,25 @@ class DownloadPlan:
 
 async def find_by_id(
     metadata: MetadataStore, tenant_id: TenantId, object_id: UUID
-) -> ObjectVersion:
-    """The committed version with this id in this tenant. Raises NotFound otherwise."""
+) -> LocatedVersion:
+    """The committed version with this id in this tenant, with where its bytes are.
+
+    Raises NotFound otherwise."""
     async with metadata.snapshot() as view:
-        return _found(await view.objects.get(tenant_id, object_id))
+        return _found(await view.objects.located(tenant_id, object_id))
 
 
 async def find_newest(
     metadata: MetadataStore, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
-) -> ObjectVersion:
-    """The newest committed version of a key. Raises NotFound if it has none."""
+) -> LocatedVersion:
+    """The newest committed version of a key, with where its bytes are.
+
+    Raises NotFound if it has none."""
     async with metadata.snapshot() as view:
-        return _found(await view.objects.newest(tenant_id, namespace, key))
+        return _found(await view.objects.newest_located(tenant_id, namespace, key))
 
 
-def _found(version: ObjectVersion | None) -> ObjectVersion:
-    if version is None:
-        raise NotFound("no such object")
-    return version
-
-
-async def locate_blob(
-    metadata: MetadataStore, blobs: BlobStore, version: ObjectVersion
-) -> BlobLocation:
-    """Where the version's bytes are: derived from the hash, or (on a keyed store such
-    as S3) the key its blob row records. Raises NotFound if the row is gone."""
-    location = BlobLocation(version.storage_class, version.content_hash)
-    if not blobs.keyed(version.storage_class):
-        return location  # no query: the filesystem's path follows from the hash
-    async with metadata.snapshot() as view:
-        found = await view.blobs.locate(location)
+def _found(found: LocatedVersion | None) -> LocatedVersion:
     if found is None:
         raise NotFound("no such object")
     return found

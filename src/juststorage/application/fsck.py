@@ -2,7 +2,8 @@
 
 Finds: committed objects whose blob file is missing, blob files whose bytes do
 not hash to their name, reference counts that differ from the live objects,
-blob files no row knows, and unreferenced rows whose file is gone. `repair`
+stored things no row knows (the orphans GC removes: application/orphans.py), and
+unreferenced rows whose file is gone. `repair`
 fixes what needs no guessing (recounts, removing orphans) and reports the rest.
 `repair` is meant for a quiet store: counts are taken one blob at a time.
 """
@@ -14,13 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from juststorage.application.ports import BlobAudit, BlobLocation, BlobStore, MetadataStore
+from juststorage.application.blob_ports import BlobStore
+from juststorage.application.orphans import find_orphans, remove_orphan
+from juststorage.application.ports import MetadataStore
+from juststorage.application.records import BlobAudit, BlobLocation
 from juststorage.domain.errors import NotFound
 from juststorage.domain.model import ContentHash, StorageClass
 
 _PAGE = 500
-# An orphan object of a keyed store (S3): its key says nothing about its bytes.
-UNKNOWN_HASH = ContentHash("0" * 64)
 
 
 class ProblemKind(enum.StrEnum):
@@ -38,22 +40,54 @@ class ProblemKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Problem:
+    """One finding. `content_hash` is None for stored bytes whose address says
+    nothing about their content (an orphan upload object on S3)."""
+
     kind: ProblemKind
-    location: BlobLocation
+    storage_class: StorageClass
+    address: str
+    content_hash: ContentHash | None = None
     object_ids: tuple[UUID, ...] = ()
     detail: str = ""
     repaired: bool = False
+
+    @classmethod
+    def of_blob(
+        cls,
+        kind: ProblemKind,
+        location: BlobLocation,
+        object_ids: tuple[UUID, ...] = (),
+        detail: str = "",
+        repaired: bool = False,
+    ) -> Problem:
+        """A finding about a blob the index (or an object) names."""
+        return cls(
+            kind,
+            location.storage_class,
+            location.address,
+            location.content_hash,
+            object_ids,
+            detail,
+            repaired,
+        )
+
+    @property
+    def location(self) -> BlobLocation | None:
+        """The blob, when its content is known."""
+        if self.content_hash is None:
+            return None
+        return BlobLocation(self.storage_class, self.content_hash, self.address)
 
     def describe(self) -> str:
         ids = ",".join(str(i) for i in self.object_ids) or "-"
         fixed = " [repaired]" if self.repaired else ""
         where = []
-        if self.location.content_hash != UNKNOWN_HASH:
-            where.append(f"sha256:{self.location.content_hash.hex}")
-        if self.location.key is not None:
-            where.append(f"key:{self.location.key}")
+        if self.content_hash is not None:
+            where.append(f"sha256:{self.content_hash.hex}")
+        if self.content_hash is None or self.address != self.content_hash.hex:
+            where.append(f"address:{self.address}")
         return (
-            f"{self.kind.value} {self.location.storage_class.value}"
+            f"{self.kind.value} {self.storage_class.value}"
             f" {' '.join(where)} objects={ids} {self.detail}{fixed}"
         ).rstrip()
 
@@ -97,8 +131,7 @@ async def check_store(
             break
         after = page[-1].location
     referenced = await _check_objects_without_rows(metadata, blobs, repair, report)
-    await _check_orphan_files(metadata, blobs, repair, report, referenced)
-    await _check_orphan_keys(metadata, blobs, repair, report)
+    await _check_orphans(metadata, blobs, repair, report, referenced)
     return report
 
 
@@ -122,7 +155,9 @@ async def _check_blob(
             if digest != location.content_hash:
                 ids = await _ids(metadata, location)
                 detail = f"bytes hash to sha256:{digest.hex}"
-                report.problems.append(Problem(ProblemKind.HASH_MISMATCH, location, ids, detail))
+                report.problems.append(
+                    Problem.of_blob(ProblemKind.HASH_MISMATCH, location, ids, detail)
+                )
         else:
             reader = await blobs.open(location)
             await reader.close()
@@ -135,11 +170,13 @@ async def _check_blob(
                     await uow.commit()
                 repaired = True
             report.problems.append(
-                Problem(ProblemKind.ORPHAN_ROW, location, (), "row without file", repaired)
+                Problem.of_blob(ProblemKind.ORPHAN_ROW, location, (), "row without file", repaired)
             )
             return
         ids = await _ids(metadata, location)
-        report.problems.append(Problem(ProblemKind.MISSING_BLOB, location, ids, "file is missing"))
+        report.problems.append(
+            Problem.of_blob(ProblemKind.MISSING_BLOB, location, ids, "file is missing")
+        )
     if audit.ref_count != audit.live_objects:
         repaired = False
         if repair:
@@ -149,7 +186,9 @@ async def _check_blob(
                 await uow.commit()
             repaired = True
         detail = f"ref_count={audit.ref_count} live={audit.live_objects}"
-        report.problems.append(Problem(ProblemKind.REFCOUNT_DRIFT, location, (), detail, repaired))
+        report.problems.append(
+            Problem.of_blob(ProblemKind.REFCOUNT_DRIFT, location, (), detail, repaired)
+        )
 
 
 async def _check_objects_without_rows(
@@ -170,7 +209,9 @@ async def _check_objects_without_rows(
             await reader.close()
         except NotFound:
             report.problems.append(
-                Problem(ProblemKind.MISSING_BLOB, location, tuple(ids), "file and row missing")
+                Problem.of_blob(
+                    ProblemKind.MISSING_BLOB, location, tuple(ids), "file and row missing"
+                )
             )
             continue
         repaired = False
@@ -182,59 +223,36 @@ async def _check_objects_without_rows(
                     repaired = True
                 await uow.commit()
         report.problems.append(
-            Problem(ProblemKind.MISSING_ROW, location, tuple(ids), "file without row", repaired)
+            Problem.of_blob(
+                ProblemKind.MISSING_ROW, location, tuple(ids), "file without row", repaired
+            )
         )
     return set(by_location)
 
 
-async def _check_orphan_files(
+async def _check_orphans(
     metadata: MetadataStore,
     blobs: BlobStore,
     repair: bool,
     report: FsckReport,
     referenced: set[BlobLocation],
 ) -> None:
+    """Stored things the index does not know (orphans.py, as GC finds them), but the
+    blobs of objects without a row, reported as missing-row already."""
     for storage_class in StorageClass:
-        async for batch in blobs.scan(storage_class):
-            async with metadata.snapshot() as view:
-                known = await view.blobs.known([b.location for b in batch])
-            for stored in batch:
-                if stored.location in known or stored.location in referenced:
+        async for orphans in find_orphans(metadata, blobs, storage_class):
+            for stored in orphans:
+                content = stored.content_hash
+                if content is not None and BlobLocation(storage_class, content) in referenced:
                     continue
-                repaired = False
-                if repair:
-                    async with metadata.transaction() as uow:
-                        if await uow.blobs.claim_orphan(stored.location, stored.size_bytes):
-                            await blobs.remove(stored.location)
-                            await uow.blobs.forget(stored.location)
-                            repaired = True
-                        await uow.commit()
-                detail = f"{stored.size_bytes} bytes, no row"
+                repaired = repair and await remove_orphan(metadata, blobs, stored)
                 report.problems.append(
-                    Problem(ProblemKind.ORPHAN_FILE, stored.location, (), detail, repaired)
-                )
-
-
-async def _check_orphan_keys(
-    metadata: MetadataStore, blobs: BlobStore, repair: bool, report: FsckReport
-) -> None:
-    """Objects of a keyed store (S3) that no blob row names and no upload is writing."""
-    for storage_class in StorageClass:
-        if not blobs.keyed(storage_class):
-            continue
-        async for batch in blobs.scan_keys(storage_class):
-            async with metadata.snapshot() as view:
-                # The order of GC's check (gc._remove_orphan_keys): WRITING rows first.
-                writing = await view.objects.writing_among(
-                    [k.upload_id for k in batch if k.upload_id is not None]
-                )
-                known = await view.blobs.known_keys(storage_class, [k.key for k in batch])
-            for stored in batch:
-                if stored.key in known or stored.upload_id in writing:
-                    continue
-                repaired = repair and await blobs.remove_key(storage_class, stored.key)
-                location = BlobLocation(storage_class, UNKNOWN_HASH, stored.key)
-                detail = f"{stored.size_bytes} bytes, no row"
-                report.problems.append(
-                    Problem(ProblemKind.ORPHAN_FILE, location, (), detail, repaired)
+                    Problem(
+                        ProblemKind.ORPHAN_FILE,
+                        storage_class,
+                        stored.address,
+                        stored.content_hash,
+                        detail=f"{stored.size_bytes} bytes, no row",
+                        repaired=repaired,
+                    )
                 )

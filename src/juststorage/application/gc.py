@@ -2,22 +2,22 @@
 
 Order of a pass: expire `WRITING` rows and temp files older than the grace
 period; finish deletes; remove blobs unreferenced for at least the grace period;
-remove blob files that no row knows (left by a crash between publish and
-commit; on a keyed store such as S3, objects whose key no row records: a crash
-before the commit, or a dedup hit whose fresh copy was not deleted yet); purge old
-`DELETED` rows. Every removal of a blob file happens inside
+remove stored things that no row knows (orphans.py: left by a crash between
+publish and commit, or a dedup hit's fresh copy not deleted yet); purge old
+`DELETED` rows. Every removal of bytes that name their content happens inside
 the transaction that deleted (or claimed) its row, so an upload taking a new
-reference to the same bytes waits for it and then publishes the file afresh.
+reference to the same bytes waits for it and then publishes them afresh.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from juststorage.application.ports import BlobStore, Clock, MetadataStore, ProcessLiveness
+from juststorage.application.blob_ports import BlobStore
+from juststorage.application.orphans import find_orphans, remove_orphan
+from juststorage.application.ports import Clock, MetadataStore, ProcessLiveness
 from juststorage.domain.model import StorageClass
 
 GC_LEASE = "gc"
@@ -80,8 +80,7 @@ async def collect_garbage(
             ),
             lambda: _finish_deletes(metadata, policy, report),
             lambda: _remove_unreferenced(metadata, blobs, policy, cutoff, report),
-            lambda: _remove_orphan_files(metadata, blobs, policy, cutoff, report),
-            lambda: _remove_orphan_keys(metadata, blobs, cutoff, report),
+            lambda: _remove_orphans(metadata, blobs, cutoff, report),
             lambda: _purge_deleted(metadata, policy, cutoff, report),
         ]
         for phase in phases:
@@ -121,7 +120,7 @@ async def _expire_uploads(
     remote_cutoff: datetime,
     report: GcReport,
 ) -> None:
-    while True:
+    async def expire_batch() -> tuple[int, bool]:
         async with metadata.snapshot() as view:
             candidates = await view.objects.writing_older_than(cutoff, policy.batch)
         expired = 0
@@ -135,19 +134,19 @@ async def _expire_uploads(
                     await uow.commit()
                 expired += removed
         report.expired_uploads += expired
-        # A full batch may hide more dead uploads behind it (SPEC: one pass reaps them all).
-        if len(candidates) < policy.batch or expired == 0:
-            break
+        return len(candidates), expired > 0
+
+    await _in_batches(policy.batch, expire_batch)
     for storage_class in StorageClass:
         old = [t for t in await blobs.temp_files(storage_class) if t.modified_at < cutoff]
         async with metadata.snapshot() as view:
-            live = await view.objects.writing_among([u for t in old if (u := _uuid(t.upload_id))])
+            live = await view.objects.writing_among([t.upload_id for t in old if t.upload_id])
         for temp in old:
             # A temp file whose upload still has its WRITING row belongs to that upload,
             # and so does one whose name carries an owner that still runs (small uploads
             # write no WRITING row); any other (finished, failed, reaped, crashed) is
             # garbage. An owner on another machine is judged by age, as for WRITING rows.
-            if _uuid(temp.upload_id) in live:
+            if temp.upload_id in live:
                 continue
             owner = temp.owner
             if owner and not liveness.is_dead(owner) and temp.modified_at >= remote_cutoff:
@@ -156,11 +155,14 @@ async def _expire_uploads(
             report.temp_files_removed += 1
 
 
-def _uuid(text: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        return None
+async def _in_batches(batch: int, step: Callable[[], Awaitable[tuple[int, bool]]]) -> None:
+    """Repeat `step` (it returns how many candidates it saw and whether it removed any)
+    while it sees a full batch and makes progress: a full batch may hide more behind
+    it (SPEC: one pass reaps them all)."""
+    while True:
+        seen, progressed = await step()
+        if seen < batch or not progressed:
+            return
 
 
 async def _purge_deleted(
@@ -188,7 +190,7 @@ async def _remove_unreferenced(
     cutoff: datetime,
     report: GcReport,
 ) -> None:
-    while True:
+    async def remove_batch() -> tuple[int, bool]:
         async with metadata.snapshot() as view:
             candidates = await view.blobs.unreferenced(cutoff, policy.batch)
         removed_any = False
@@ -198,67 +200,25 @@ async def _remove_unreferenced(
                 if await uow.blobs.forget_if_unreferenced(location, cutoff):
                     if await uow.objects.ids_of_blob(location):
                         continue  # a drifted count: committed objects still use it (rolls back)
-                    await blobs.remove(location)  # before commit, while the row is locked
+                    # Before commit, while the row is locked.
+                    await blobs.remove(location.storage_class, location.address)
                     report.blobs_removed += 1
                     report.removed_hashes.append(location.content_hash.hex)
                     removed_any = True
                 await uow.commit()
-        if len(candidates) < policy.batch or not removed_any:
-            break
+        return len(candidates), removed_any
+
+    await _in_batches(policy.batch, remove_batch)
 
 
-async def _remove_orphan_files(
-    metadata: MetadataStore,
-    blobs: BlobStore,
-    policy: GcPolicy,
-    cutoff: datetime,
-    report: GcReport,
-) -> None:
-    for storage_class in StorageClass:
-        async for batch in blobs.scan(storage_class):
-            old = [b for b in batch if b.modified_at < cutoff]
-            if not old:
-                continue
-            async with metadata.snapshot() as view:
-                known = await view.blobs.known([b.location for b in old])
-            for stored in old:
-                if stored.location in known:
-                    continue
-                async with metadata.transaction() as uow:
-                    # Claiming inserts a locked row: an upload of the same bytes waits
-                    # for this transaction, then publishes the file again.
-                    if await uow.blobs.claim_orphan(stored.location, stored.size_bytes):
-                        if await uow.objects.ids_of_blob(stored.location):
-                            continue  # its row was lost, not its objects: for fsck (rolls back)
-                        await blobs.remove(stored.location)
-                        await uow.blobs.forget(stored.location)
-                        report.orphan_blobs_removed += 1
-                        report.removed_hashes.append(stored.location.content_hash.hex)
-                    await uow.commit()
-
-
-async def _remove_orphan_keys(
+async def _remove_orphans(
     metadata: MetadataStore, blobs: BlobStore, cutoff: datetime, report: GcReport
 ) -> None:
-    """Objects of a keyed store that no blob row names and no live upload is writing."""
+    """Stored things older than the grace period that the index does not know."""
     for storage_class in StorageClass:
-        if not blobs.keyed(storage_class):
-            continue
-        async for batch in blobs.scan_keys(storage_class):
-            old = [k for k in batch if k.modified_at < cutoff]
-            if not old:
-                continue
-            async with metadata.snapshot() as view:
-                # WRITING rows first, then blob rows: an upload that is no longer
-                # WRITING has either committed (the second query then sees its key;
-                # commits are atomic) or can never commit (commit_upload needs the
-                # WRITING row), so a key unknown to both can never become the blob.
-                writing = await view.objects.writing_among(
-                    [k.upload_id for k in old if k.upload_id is not None]
-                )
-                known = await view.blobs.known_keys(storage_class, [k.key for k in old])
-            for stored in old:
-                if stored.key in known or stored.upload_id in writing:
-                    continue
-                if await blobs.remove_key(storage_class, stored.key):
+        async for orphans in find_orphans(metadata, blobs, storage_class, stored_before=cutoff):
+            for stored in orphans:
+                if await remove_orphan(metadata, blobs, stored):
                     report.orphan_blobs_removed += 1
+                    if stored.content_hash is not None:
+                        report.removed_hashes.append(stored.content_hash.hex)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from juststorage.application.ports import ListQuery, MetadataStore, ObjectSummary
+from juststorage.application.ports import MetadataStore
+from juststorage.application.records import ListQuery
+from juststorage.application.summaries import ObjectSummary
 from juststorage.domain.cursor import ListCursor
 
 MAX_PAGE = 1000

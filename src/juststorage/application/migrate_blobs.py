@@ -1,13 +1,14 @@
-"""Move blobs from the filesystem store to a keyed store (S3), verified by hash,
+"""Move blobs from the filesystem store to another store (S3), verified by hash,
 resumable, while the server keeps running on the filesystem (docs/scale-out.md).
 
-For each blob row of the class that records no key yet: stream the file into the
-target while hashing it (the target's own multipart writer), refuse it unless the
-bytes hash to the row's name, optionally read the copy back and hash it again, then
-record the key on the row in a transaction that only succeeds while the row still
-records none. A row GC deleted meanwhile, or one a new upload re-pointed, is left
-alone and its copy deleted; a copy orphaned by a crash is removed by the target's
-GC after the grace. Running it again continues where it stopped.
+For each blob row of the class still at its content address (the filesystem's):
+stream the file into the target while hashing it (the target's own writer), refuse
+it unless the bytes hash to the row's name, optionally read the copy back and hash
+it again, then record the copy's address on the row in a transaction that only
+succeeds while the row is still at its content address. A row GC deleted meanwhile,
+or one a new upload re-pointed, is left alone and its copy deleted; a copy orphaned
+by a crash is removed by the target's GC after the grace. Running it again continues
+where it stopped.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from juststorage.application.ports import BlobLocation, BlobStore, MetadataStore
+from juststorage.application.blob_ports import BlobStore
+from juststorage.application.ports import MetadataStore
+from juststorage.application.records import BlobLocation
 from juststorage.domain.errors import NotFound
 from juststorage.domain.model import StorageClass
 
@@ -31,7 +34,7 @@ class MigrationReport:
     bytes_copied: int = 0
     skipped: int = 0  # the row changed meanwhile (removed by GC, or re-pointed)
     problems: list[str] = field(default_factory=list)  # missing or damaged source files
-    remaining: int = 0  # rows of the class that still record no key
+    remaining: int = 0  # rows of the class still at their content address
 
     @property
     def complete(self) -> bool:
@@ -47,19 +50,18 @@ async def migrate_blobs(
     verify_copy: bool = True,
     progress: Progress | None = None,
 ) -> MigrationReport:
-    """Copy every blob of `storage_class` that has no key from `source` to `target`.
+    """Copy every blob of `storage_class` still at its content address from `source`
+    to `target`.
 
-    `target` must be keyed (`target.keyed(storage_class)`). Raises what the stores
-    raise for an unreachable store; a missing or damaged source file is reported
-    and skipped.
+    Raises ValueError if `target` addresses blobs by their content too (there is
+    nothing to record), and what the stores raise for an unreachable store; a
+    missing or damaged source file is reported and skipped.
     """
-    if not target.keyed(storage_class):
-        raise ValueError("the target store must keep blobs under recorded keys")
     report = MigrationReport()
     after: BlobLocation | None = None
     while True:
         async with metadata.snapshot() as view:
-            page = await view.blobs.unlocated(storage_class, after, _PAGE)
+            page = await view.blobs.content_addressed(storage_class, after, _PAGE)
         for location, size in page:
             await _copy_one(metadata, source, target, location, size, verify_copy, report)
             if progress is not None:
@@ -68,7 +70,7 @@ async def migrate_blobs(
             break
         after = page[-1][0]
     async with metadata.snapshot() as view:
-        report.remaining = len(await view.blobs.unlocated(storage_class, None, 1_000_000))
+        report.remaining = len(await view.blobs.content_addressed(storage_class, None, 1_000_000))
     return report
 
 
@@ -95,14 +97,16 @@ async def _copy_one(
             if digest != location.content_hash or copied != size:
                 report.problems.append(f"{name}: the source bytes hash to sha256:{digest.hex}")
                 return  # leaving stage deletes the copy
-            copy = BlobLocation(location.storage_class, digest, staged.key)
+            copy = BlobLocation(location.storage_class, digest, staged.address)
+            if copy.address == location.address:
+                raise ValueError("the target store addresses blobs by their content too")
             if verify_copy and await target.digest_of(copy) != digest:
                 report.problems.append(f"{name}: the copy read back differs")
                 return
             async with metadata.transaction() as uow:
-                # Only a row that still records no key: GC may have removed it, or a
+                # Only a row still at its content address: GC may have removed it, or a
                 # new upload of the same bytes may have re-pointed it, meanwhile.
-                if await uow.blobs.relocate(location, copy.key or ""):
+                if await uow.blobs.relocate(location, copy.address):
                     await staged.publish()
                     await staged.confirm(copy)  # keep the copy: it is the blob now
                     report.copied += 1

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 
 import anyio
 
+from juststorage.application.blob_ports import BlobStore
 from juststorage.application.commits import GroupCommitter, SealedUpload
-from juststorage.application.ports import BlobStore, Clock, MetadataStore
+from juststorage.application.ports import Clock, MetadataStore
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import BadRequest, ChecksumMismatch, PayloadTooLarge, StorageError
 from juststorage.domain.model import (
@@ -24,7 +25,7 @@ from juststorage.domain.model import (
 )
 
 HEARTBEAT_SECONDS = 60.0  # well under GcPolicy.remote_owner_seconds
-# Uploads that declare at most this many bytes write no WRITING row (see below).
+# Uploads that declare at most this many bytes write no WRITING row (RegistrationPolicy).
 UNREGISTERED_MAX_BYTES = 1024 * 1024
 
 
@@ -42,101 +43,141 @@ class UploadRequest:
 
 @dataclass(frozen=True, slots=True)
 class UploadResult:
+    """The committed version; `deduplicated` when its bytes were stored already."""
+
     version: ObjectVersion
     deduplicated: bool
 
 
-async def upload_object(
-    request: UploadRequest,
-    body: AsyncIterable[bytes],
-    *,
-    metadata: MetadataStore,
-    blobs: BlobStore,
-    clock: Clock,
-    max_object_bytes: int,
-    quota_bytes: int | None = None,
-    owner: str = "",
-    committer: GroupCommitter | None = None,
-) -> UploadResult:
-    """Store one object version and return it once bytes and metadata are durable.
+@dataclass(frozen=True, slots=True)
+class RegistrationPolicy:
+    """Which uploads write a `WRITING` row before their bytes arrive.
 
-    Raises:
-        PayloadTooLarge: the body is, or is declared to be, over `max_object_bytes`,
-            or over what the tenant's `quota_bytes` leaves (logical bytes of its
-            committed versions, as usage counts them; checked before the body is
-            stored, so concurrent uploads of one tenant may together overshoot).
-        ChecksumMismatch: the bytes do not hash to `request.expected_hash`.
-        PreconditionFailed: `If-None-Match` / `If-Match` do not hold at commit.
-        InsufficientStorage: the storage root is full.
-    A failure leaves nothing visible; the temp file is removed at once (a blob
-    published before a refused commit is unreferenced: GC removes it after the grace).
-    `committer` shares commits with concurrent uploads (one per process, see
-    `GroupCommitter`); without one, this upload commits alone.
+    The row marks a large upload in flight: GC reaps it if the process dies, and
+    losing it in a power cut is harmless, so its commit need not be flushed. A small
+    upload commits without one and saves a database round (docs/performance.md):
+    where its store keeps the uploading process's identity with the bytes (the
+    filesystem's temp file names), that keeps GC away. `always` names the classes
+    whose store cannot keep it (an S3 object does not say who writes it): there GC
+    judges every stored upload by its `WRITING` row, so every upload writes one.
     """
-    if request.declared_size is not None and request.declared_size > max_object_bytes:
-        raise PayloadTooLarge(f"objects are limited to {max_object_bytes} bytes")
-    allowance = await _quota_allowance(metadata, request, quota_bytes)
-    if request.precondition.is_conditional:
-        # Fail fast, before receiving the body; the commit below checks again.
-        async with metadata.snapshot() as view:
-            current = await view.objects.newest(request.tenant_id, request.namespace, request.key)
-        request.precondition.check(current.content_hash if current else None)
 
-    upload = NewUpload(
-        id=uuid.uuid4(),
-        tenant_id=request.tenant_id,
-        namespace=request.namespace,
-        key=request.key,
-        storage_class=request.storage_class,
-        content_type=request.content_type,
-        created_at=clock.now(),
-        owner=owner,
-    )
-    # A WRITING row marks a large upload in flight (GC reaps it if the process dies;
-    # losing it in a power cut is harmless, so its commit need not be flushed). A
-    # small one commits without: its temp file names its owner, which keeps GC away,
-    # and it saves a database round (see docs/performance.md).
-    # A keyed store (S3) finds in-flight objects by their WRITING rows: always register.
-    registered = (
-        request.declared_size is None
-        or request.declared_size > UNREGISTERED_MAX_BYTES
-        or blobs.keyed(request.storage_class)
-    )
-    keepalive: asyncio.Task[None] | None = None
-    if registered:
-        async with metadata.transaction(durable=False) as uow:
-            await uow.objects.add_writing(upload)
-            await uow.commit()
-        keepalive = asyncio.ensure_future(_keep_alive(metadata, upload.id))
-    try:
-        async with blobs.stage(request.storage_class, upload.id, owner) as staged:
-            received = 0
-            async for chunk in body:
-                received += len(chunk)
-                if received > max_object_bytes:
-                    raise PayloadTooLarge(f"objects are limited to {max_object_bytes} bytes")
-                if allowance is not None and received > allowance:
-                    raise PayloadTooLarge(_over_quota(request.tenant_id, quota_bytes))
-                await staged.write(chunk)
-            digest, size = await staged.seal()  # bytes durable in the temp file
-            if request.declared_size is not None and size != request.declared_size:
-                raise BadRequest("the body is shorter than its Content-Length")
-            if request.expected_hash is not None and digest != request.expected_hash:
-                raise ChecksumMismatch("the body does not match X-Content-SHA256")
-            # Durable at its content path before any reference to it is committed.
-            published = await staged.publish()
-            sealed = SealedUpload(upload, registered, digest, size, request.precondition, staged)
-            # Checks the precondition, takes the blob's reference, confirms the blob
-            # is still there and commits: durable before the caller answers 201.
-            committed = await (committer or GroupCommitter(metadata)).commit(sealed)
-    except BaseException:
+    unregistered_max_bytes: int = UNREGISTERED_MAX_BYTES
+    always: frozenset[StorageClass] = frozenset()
+
+    def registers(self, request: UploadRequest) -> bool:
+        """True if this upload writes its `WRITING` row first."""
+        return (
+            request.declared_size is None
+            or request.declared_size > self.unregistered_max_bytes
+            or request.storage_class in self.always
+        )
+
+
+class Uploader:
+    """Stores object versions; one per process (bootstrap builds it), so that every
+    upload shares its one `GroupCommitter`."""
+
+    def __init__(
+        self,
+        *,
+        metadata: MetadataStore,
+        blobs: BlobStore,
+        clock: Clock,
+        max_object_bytes: int,
+        quota_of: Callable[[TenantId], int | None] | None = None,
+        owner: str = "",
+        registration: RegistrationPolicy = RegistrationPolicy(),
+    ) -> None:
+        self.metadata = metadata
+        self.blobs = blobs
+        self.clock = clock
+        self.max_object_bytes = max_object_bytes
+        self.quota_of = quota_of or _no_quota
+        self.owner = owner
+        self.registration = registration
+        self.committer = GroupCommitter(metadata)
+
+    async def upload(self, request: UploadRequest, body: AsyncIterable[bytes]) -> UploadResult:
+        """Store one object version and return it once bytes and metadata are durable.
+
+        Raises:
+            PayloadTooLarge: the body is, or is declared to be, over `max_object_bytes`,
+                or over what the tenant's quota leaves (logical bytes of its committed
+                versions, as usage counts them; checked before the body is stored, so
+                concurrent uploads of one tenant may together overshoot).
+            ChecksumMismatch: the bytes do not hash to `request.expected_hash`.
+            PreconditionFailed: `If-None-Match` / `If-Match` do not hold at commit.
+            InsufficientStorage: the storage root is full.
+        A failure leaves nothing visible; the staged bytes are removed at once (a blob
+        published before a refused commit is unreferenced: GC removes it after the
+        grace). Concurrent uploads share commits (`GroupCommitter`).
+        """
+        metadata, max_object_bytes = self.metadata, self.max_object_bytes
+        if request.declared_size is not None and request.declared_size > max_object_bytes:
+            raise PayloadTooLarge(f"objects are limited to {max_object_bytes} bytes")
+        quota_bytes = self.quota_of(request.tenant_id)
+        allowance = await _quota_allowance(metadata, request, quota_bytes)
+        if request.precondition.is_conditional:
+            # Fail fast, before receiving the body; the commit below checks again.
+            async with metadata.snapshot() as view:
+                current = await view.objects.newest(
+                    request.tenant_id, request.namespace, request.key
+                )
+            request.precondition.check(current.content_hash if current else None)
+
+        upload = NewUpload(
+            id=uuid.uuid4(),
+            tenant_id=request.tenant_id,
+            namespace=request.namespace,
+            key=request.key,
+            storage_class=request.storage_class,
+            content_type=request.content_type,
+            created_at=self.clock.now(),
+            owner=self.owner,
+        )
+        registered = self.registration.registers(request)
+        keepalive: asyncio.Task[None] | None = None
         if registered:
-            await _forget_upload(metadata, upload.id)
-        raise
-    finally:
-        if keepalive is not None:
-            keepalive.cancel()
-    return UploadResult(committed.version, deduplicated=not (published or committed.confirmed))
+            async with metadata.transaction(durable=False) as uow:
+                await uow.objects.add_writing(upload)
+                await uow.commit()
+            keepalive = asyncio.ensure_future(_keep_alive(metadata, upload.id))
+        try:
+            async with self.blobs.stage(request.storage_class, upload.id, self.owner) as staged:
+                received = 0
+                async for chunk in body:
+                    received += len(chunk)
+                    if received > max_object_bytes:
+                        raise PayloadTooLarge(f"objects are limited to {max_object_bytes} bytes")
+                    if allowance is not None and received > allowance:
+                        raise PayloadTooLarge(_over_quota(request.tenant_id, quota_bytes))
+                    await staged.write(chunk)
+                digest, size = await staged.seal()  # bytes durable, not yet addressable
+                if request.declared_size is not None and size != request.declared_size:
+                    raise BadRequest("the body is shorter than its Content-Length")
+                if request.expected_hash is not None and digest != request.expected_hash:
+                    raise ChecksumMismatch("the body does not match X-Content-SHA256")
+                # Durable at its address before any reference to it is committed.
+                published = await staged.publish()
+                sealed = SealedUpload(
+                    upload, registered, digest, size, request.precondition, staged
+                )
+                # Checks the precondition, takes the blob's reference, confirms the blob
+                # is still there and commits: durable before the caller answers 201.
+                committed = await self.committer.commit(sealed)
+        except BaseException:
+            if registered:
+                await _forget_upload(metadata, upload.id)
+            raise
+        finally:
+            if keepalive is not None:
+                keepalive.cancel()
+        return UploadResult(committed.version, deduplicated=not (published or committed.confirmed))
+
+
+def _no_quota(tenant_id: TenantId) -> int | None:
+    return None
 
 
 async def _quota_allowance(

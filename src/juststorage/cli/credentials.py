@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from juststorage.application.apikeys import create_api_key, list_api_keys, revoke_api_key
-from juststorage.application.ports import ApiKeyRecord
+from juststorage.application.records import ApiKeyRecord
 from juststorage.bootstrap import sign_token
 from juststorage.cli.runtime import run_with_services, settings_of
 from juststorage.domain.auth import Scope

@@ -54,9 +54,9 @@ def migrate_blobs_command(
 async def _migrate(
     settings: Settings, targets: dict[StorageClass, str], *, verify: bool
 ) -> dict[StorageClass, MigrationReport]:
-    services = build(settings)
-    if any(services.blobs.keyed(c) for c in targets):
+    if any(settings.root_url(c.value).startswith("s3://") for c in targets):
         raise SettingsError("migrate-blobs copies from directory roots: the source is s3://")
+    services = build(settings)
     target = build_s3_blob_store(settings, targets)
     reports: dict[StorageClass, MigrationReport] = {}
     try:

@@ -7,15 +7,8 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from uuid import UUID
 
-from juststorage.application.ports import (
-    BlobLocation,
-    BlobReader,
-    BlobStore,
-    StagedBlob,
-    StoredBlob,
-    StoredKey,
-    TempFile,
-)
+from juststorage.application.blob_ports import BlobReader, BlobStore, StagedBlob
+from juststorage.application.records import BlobLocation, StoredBlob, TempFile
 from juststorage.domain.model import ContentHash, StorageClass
 
 
@@ -38,29 +31,23 @@ class PerClassBlobStore:
         store = self.stores[location.storage_class]
         return await store.open(location, first=first, length=length)
 
+    async def digest_of(self, location: BlobLocation) -> ContentHash:
+        return await self.stores[location.storage_class].digest_of(location)
+
     async def probe(self, storage_class: StorageClass) -> None:
         await self.stores[storage_class].probe(storage_class)
 
-    async def remove(self, location: BlobLocation) -> bool:
-        return await self.stores[location.storage_class].remove(location)
+    async def space(self, storage_class: StorageClass) -> tuple[int, int] | None:
+        return await self.stores[storage_class].space(storage_class)
 
-    async def remove_key(self, storage_class: StorageClass, key: str) -> bool:
-        return await self.stores[storage_class].remove_key(storage_class, key)
+    def scan(self, storage_class: StorageClass) -> AsyncIterator[list[StoredBlob]]:
+        return self.stores[storage_class].scan(storage_class)
+
+    async def remove(self, storage_class: StorageClass, address: str) -> bool:
+        return await self.stores[storage_class].remove(storage_class, address)
 
     async def temp_files(self, storage_class: StorageClass) -> list[TempFile]:
         return await self.stores[storage_class].temp_files(storage_class)
 
     async def remove_temp(self, temp: TempFile) -> None:
         await self.stores[temp.storage_class].remove_temp(temp)
-
-    def keyed(self, storage_class: StorageClass) -> bool:
-        return self.stores[storage_class].keyed(storage_class)
-
-    def scan(self, storage_class: StorageClass) -> AsyncIterator[list[StoredBlob]]:
-        return self.stores[storage_class].scan(storage_class)
-
-    def scan_keys(self, storage_class: StorageClass) -> AsyncIterator[list[StoredKey]]:
-        return self.stores[storage_class].scan_keys(storage_class)
-
-    async def digest_of(self, location: BlobLocation) -> ContentHash:
-        return await self.stores[location.storage_class].digest_of(location)

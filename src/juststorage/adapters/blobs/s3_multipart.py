@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 if TYPE_CHECKING:
-    from juststorage.adapters.blobs.s3 import S3Connection, S3Root
+    from juststorage.adapters.blobs.s3_io import S3Connection, S3Root
 
 
 class ClientError(Exception):

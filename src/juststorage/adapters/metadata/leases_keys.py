@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from juststorage.adapters.metadata.sql import Row, SqlRepository
-from juststorage.application.ports import ApiKeyRecord
+from juststorage.application.records import ApiKeyRecord
 from juststorage.domain.auth import Scope
 
 

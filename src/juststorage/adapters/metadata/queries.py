@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from juststorage.application.ports import ListQuery
+from juststorage.application.records import ListQuery
 from juststorage.domain.model import ObjectVersion, StorageClass, prefix_upper_bound
 
 # The columns of an object version, in the order the repositories read a row.

@@ -20,15 +20,15 @@ from juststorage.adapters.metadata.queries import (
     usage_deltas,
 )
 from juststorage.adapters.metadata.sql import Dialect, Row, SqlRepository
-from juststorage.application.ports import (
-    BlobAudit,
+from juststorage.application.records import (
     BlobLocation,
     Census,
     ClassUsage,
-    Listed,
     ListQuery,
+    LocatedVersion,
     WritingUpload,
 )
+from juststorage.application.summaries import Listed
 from juststorage.domain.cursor import ListCursor
 from juststorage.domain.errors import NotFound, StorageError
 from juststorage.domain.model import (
@@ -47,6 +47,15 @@ _NEW_ROW_COLUMNS = (
     " updated_at, owner"
 )
 _STORAGE_CLASSES = {c.value: c for c in StorageClass}
+_OBJECT_COLUMNS = ", ".join(f"o.{c.strip()}" for c in SELECT_OBJECT.split(","))
+# A version with its blob's address: the row's recorded one, else the content
+# address. LEFT JOIN: a version whose blob row is lost (damage, for fsck) is still
+# found, and its store then answers whether the bytes are there.
+_LOCATED_COLUMNS = f"{_OBJECT_COLUMNS}, COALESCE(b.location, o.content_hash)"
+_LOCATED_FROM = (
+    "objects o LEFT JOIN blobs b"
+    " ON b.storage_class = o.storage_class AND b.content_hash = o.content_hash"
+)
 _STATES = {s.value: s for s in ObjectState}
 
 
@@ -68,6 +77,13 @@ def _version(row: Row, d: Dialect) -> ObjectVersion:
         d.ts_out(row[8]),
         _STATES[row[9]],
         row[10] or 0,
+    )
+
+
+def _located(row: Row, d: Dialect) -> LocatedVersion:
+    version = _version(row, d)
+    return LocatedVersion(
+        version, BlobLocation(version.storage_class, version.content_hash, row[11])
     )
 
 
@@ -154,13 +170,24 @@ class SqlObjectRepository(SqlRepository):
         # Unambiguous: names hold no "/".
         await self._d.lock_key(self._s, f"{tenant_id}/{namespace}/{key}")
 
-    async def get(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
+    async def located(self, tenant_id: TenantId, object_id: UUID) -> LocatedVersion | None:
         row = await self._s.fetchone(
-            f"SELECT {SELECT_OBJECT} FROM objects WHERE id = ? AND tenant_id = ?"
-            " AND state = 'COMMITTED'",
+            f"SELECT {_LOCATED_COLUMNS} FROM {_LOCATED_FROM} WHERE o.id = ? AND o.tenant_id = ?"
+            " AND o.state = 'COMMITTED'",
             (self._d.uuid_in(object_id), str(tenant_id)),
         )
-        return _version(row, self._d) if row else None
+        return _located(row, self._d) if row else None
+
+    async def newest_located(
+        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
+    ) -> LocatedVersion | None:
+        row = await self._s.fetchone(
+            f"SELECT {_LOCATED_COLUMNS} FROM {_LOCATED_FROM} WHERE o.tenant_id = ?"
+            " AND o.namespace = ? AND o.key = ? AND o.state = 'COMMITTED'"
+            " ORDER BY o.commit_seq DESC LIMIT 1",
+            (str(tenant_id), str(namespace), str(key)),
+        )
+        return _located(row, self._d) if row else None
 
     async def mark_deleting(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:
         row = await self._s.fetchone(
@@ -304,171 +331,13 @@ class SqlObjectRepository(SqlRepository):
         return [self._d.uuid_out(r[0]) for r in rows]
 
     async def without_blob_row(self, limit: int) -> list[ObjectVersion]:
-        columns = ", ".join(f"o.{c.strip()}" for c in SELECT_OBJECT.split(","))
         rows = await self._s.fetchall(
-            f"SELECT {columns} FROM objects o WHERE o.state = 'COMMITTED' AND NOT EXISTS"
+            f"SELECT {_OBJECT_COLUMNS} FROM objects o WHERE o.state = 'COMMITTED' AND NOT EXISTS"
             " (SELECT 1 FROM blobs b WHERE b.storage_class = o.storage_class"
             " AND b.content_hash = o.content_hash) LIMIT ?",
             (limit,),
         )
         return [_version(r, self._d) for r in rows]
-
-
-class SqlBlobIndex(SqlRepository):
-    """`BlobIndex` over a SQL session."""
-
-    async def acquire(
-        self,
-        storage_class: StorageClass,
-        content_hash: ContentHash,
-        size_bytes: int,
-        key: str | None = None,
-    ) -> BlobLocation:
-        # The upsert's row lock lasts until commit: GC cannot delete this row meanwhile.
-        # A row without references takes the new key: its old copy may be half-removed
-        # by a GC pass that crashed before its commit (docs/durability.md).
-        row = await self._s.fetchone(
-            "INSERT INTO blobs (storage_class, content_hash, size_bytes, ref_count, created_at,"
-            " location) VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (storage_class, content_hash)"
-            " DO UPDATE SET ref_count = blobs.ref_count + 1, released_at = NULL,"
-            " location = CASE WHEN blobs.ref_count = 0 THEN excluded.location"
-            " ELSE blobs.location END"
-            " RETURNING location",
-            (storage_class.value, content_hash.hex, size_bytes, self._now(), key),
-        )
-        return BlobLocation(storage_class, content_hash, row[0] if row else key)
-
-    async def release(self, storage_class: StorageClass, content_hash: ContentHash) -> None:
-        # Right-hand sides see the old row: released_at is stamped when 1 becomes 0.
-        await self._s.execute(
-            "UPDATE blobs SET ref_count = ref_count - 1,"
-            " released_at = CASE WHEN ref_count = 1 THEN ? ELSE released_at END"
-            " WHERE storage_class = ? AND content_hash = ? AND ref_count > 0",
-            (self._now(), storage_class.value, content_hash.hex),
-        )
-
-    async def unreferenced(self, released_before: datetime, limit: int) -> list[BlobLocation]:
-        rows = await self._s.fetchall(
-            "SELECT storage_class, content_hash, location FROM blobs WHERE ref_count = 0"
-            " AND released_at <= ? ORDER BY released_at LIMIT ?",
-            (self._d.ts_in(released_before), limit),
-        )
-        return [BlobLocation(StorageClass(r[0]), ContentHash(r[1]), r[2]) for r in rows]
-
-    async def forget_if_unreferenced(
-        self, location: BlobLocation, released_before: datetime
-    ) -> bool:
-        row = await self._s.fetchone(
-            "DELETE FROM blobs WHERE storage_class = ? AND content_hash = ? AND ref_count = 0"
-            " AND released_at <= ? RETURNING content_hash",
-            (
-                location.storage_class.value,
-                location.content_hash.hex,
-                self._d.ts_in(released_before),
-            ),
-        )
-        return row is not None
-
-    async def claim_orphan(self, location: BlobLocation, size_bytes: int) -> bool:
-        now = self._now()
-        row = await self._s.fetchone(
-            "INSERT INTO blobs (storage_class, content_hash, size_bytes, ref_count,"
-            " released_at, created_at) VALUES (?, ?, ?, 0, ?, ?)"
-            " ON CONFLICT (storage_class, content_hash) DO NOTHING RETURNING content_hash",
-            (location.storage_class.value, location.content_hash.hex, size_bytes, now, now),
-        )
-        return row is not None
-
-    async def forget(self, location: BlobLocation) -> None:
-        await self._s.execute(
-            "DELETE FROM blobs WHERE storage_class = ? AND content_hash = ?",
-            (location.storage_class.value, location.content_hash.hex),
-        )
-
-    async def known(self, locations: list[BlobLocation]) -> set[BlobLocation]:
-        found: set[BlobLocation] = set()
-        for storage_class in StorageClass:
-            hashes = [x.content_hash.hex for x in locations if x.storage_class is storage_class]
-            for condition, params in self._d.any_of("content_hash", hashes, "text"):
-                rows = await self._s.fetchall(
-                    f"SELECT content_hash FROM blobs WHERE storage_class = ? AND {condition}",
-                    (storage_class.value, *params),
-                )
-                found.update(BlobLocation(storage_class, ContentHash(r[0])) for r in rows)
-        return found
-
-    async def locate(self, location: BlobLocation) -> BlobLocation | None:
-        row = await self._s.fetchone(
-            "SELECT location FROM blobs WHERE storage_class = ? AND content_hash = ?",
-            (location.storage_class.value, location.content_hash.hex),
-        )
-        if row is None:
-            return None
-        return BlobLocation(location.storage_class, location.content_hash, row[0])
-
-    async def unlocated(
-        self, storage_class: StorageClass, after: BlobLocation | None, limit: int
-    ) -> list[tuple[BlobLocation, int]]:
-        rows = await self._s.fetchall(
-            "SELECT content_hash, size_bytes FROM blobs WHERE storage_class = ?"
-            " AND location IS NULL AND content_hash > ? ORDER BY content_hash LIMIT ?",
-            (storage_class.value, after.content_hash.hex if after else "", limit),
-        )
-        return [(BlobLocation(storage_class, ContentHash(r[0])), r[1]) for r in rows]
-
-    async def relocate(self, location: BlobLocation, key: str) -> bool:
-        row = await self._s.fetchone(
-            "UPDATE blobs SET location = ? WHERE storage_class = ? AND content_hash = ?"
-            " AND location IS NULL RETURNING content_hash",
-            (key, location.storage_class.value, location.content_hash.hex),
-        )
-        return row is not None
-
-    async def known_keys(self, storage_class: StorageClass, keys: list[str]) -> set[str]:
-        found: set[str] = set()
-        for condition, params in self._d.any_of("location", keys, "text"):
-            rows = await self._s.fetchall(
-                f"SELECT location FROM blobs WHERE storage_class = ? AND {condition}",
-                (storage_class.value, *params),
-            )
-            found.update(r[0] for r in rows)
-        return found
-
-    async def audit(self, after: BlobLocation | None, limit: int) -> list[BlobAudit]:
-        start = (after.storage_class.value, after.content_hash.hex) if after else ("", "")
-        rows = await self._s.fetchall(
-            "SELECT b.storage_class, b.content_hash, b.size_bytes, b.ref_count,"
-            " (SELECT COUNT(*) FROM objects o WHERE o.storage_class = b.storage_class"
-            " AND o.content_hash = b.content_hash AND o.state = 'COMMITTED'), b.location"
-            " FROM blobs b WHERE (b.storage_class, b.content_hash) > (?, ?)"
-            " ORDER BY b.storage_class, b.content_hash LIMIT ?",
-            (*start, limit),
-        )
-        return [
-            BlobAudit(
-                BlobLocation(StorageClass(r[0]), ContentHash(r[1]), r[5]), r[2], r[3], int(r[4])
-            )
-            for r in rows
-        ]
-
-    async def totals(self) -> tuple[int, int]:
-        row = await self._s.fetchone("SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM blobs")
-        return (int(row[0]), int(row[1])) if row else (0, 0)
-
-    async def set_ref_count(self, location: BlobLocation, ref_count: int) -> None:
-        count = self._d.bigint
-        await self._s.execute(
-            f"UPDATE blobs SET ref_count = {count},"
-            f" released_at = CASE WHEN {count} = 0 THEN COALESCE(released_at, ?) ELSE NULL END"
-            " WHERE storage_class = ? AND content_hash = ?",
-            (
-                ref_count,
-                ref_count,
-                self._now(),
-                location.storage_class.value,
-                location.content_hash.hex,
-            ),
-        )
 
 
 def _first_row_of_each_key(rows: list[Listed]) -> list[Listed]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Self
 
+from juststorage.adapters.metadata.blob_index import SqlBlobIndex
 from juststorage.adapters.metadata.leases_keys import SqlApiKeyRepository, SqlLeaseRepository
-from juststorage.adapters.metadata.repositories import SqlBlobIndex, SqlObjectRepository
+from juststorage.adapters.metadata.repositories import SqlObjectRepository
 from juststorage.adapters.metadata.sql import Dialect, SqlSession
 
 

@@ -1,0 +1,159 @@
+"""The blob index in SQL, written once for SQLite and PostgreSQL: one row per
+(storage class, hash) with its reference count and the address its store gave it.
+
+The row locks taken here are what keeps GC from removing a blob an upload is
+about to reference: docs/durability.md.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from juststorage.adapters.metadata.sql import SqlRepository
+from juststorage.application.records import BlobAudit, BlobLocation, StoredBlob
+from juststorage.domain.model import ContentHash, StorageClass
+
+# A row's address: the one it records, else its content address (the hash's hex).
+_ADDRESS = "COALESCE(location, content_hash)"
+
+
+class SqlBlobIndex(SqlRepository):
+    """`BlobIndex` over a SQL session."""
+
+    async def acquire(self, blob: BlobLocation, size_bytes: int) -> BlobLocation:
+        storage_class, content_hash, address = blob.storage_class, blob.content_hash, blob.address
+        # The upsert's row lock lasts until commit: GC cannot delete this row meanwhile.
+        # A row without references takes the new address: its old copy may be
+        # half-removed by a GC pass that crashed before its commit (docs/durability.md).
+        # The content address is stored as NULL (rows from before addresses existed).
+        recorded = None if address == content_hash.hex else address
+        row = await self._s.fetchone(
+            "INSERT INTO blobs (storage_class, content_hash, size_bytes, ref_count, created_at,"
+            " location) VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (storage_class, content_hash)"
+            " DO UPDATE SET ref_count = blobs.ref_count + 1, released_at = NULL,"
+            " location = CASE WHEN blobs.ref_count = 0 THEN excluded.location"
+            " ELSE blobs.location END"
+            f" RETURNING {_ADDRESS}",
+            (storage_class.value, content_hash.hex, size_bytes, self._now(), recorded),
+        )
+        return BlobLocation(storage_class, content_hash, row[0] if row else address)
+
+    async def release(self, storage_class: StorageClass, content_hash: ContentHash) -> None:
+        # Right-hand sides see the old row: released_at is stamped when 1 becomes 0.
+        await self._s.execute(
+            "UPDATE blobs SET ref_count = ref_count - 1,"
+            " released_at = CASE WHEN ref_count = 1 THEN ? ELSE released_at END"
+            " WHERE storage_class = ? AND content_hash = ? AND ref_count > 0",
+            (self._now(), storage_class.value, content_hash.hex),
+        )
+
+    async def unreferenced(self, released_before: datetime, limit: int) -> list[BlobLocation]:
+        rows = await self._s.fetchall(
+            f"SELECT storage_class, content_hash, {_ADDRESS} FROM blobs WHERE ref_count = 0"
+            " AND released_at <= ? ORDER BY released_at LIMIT ?",
+            (self._d.ts_in(released_before), limit),
+        )
+        return [BlobLocation(StorageClass(r[0]), ContentHash(r[1]), r[2]) for r in rows]
+
+    async def forget_if_unreferenced(
+        self, location: BlobLocation, released_before: datetime
+    ) -> bool:
+        row = await self._s.fetchone(
+            "DELETE FROM blobs WHERE storage_class = ? AND content_hash = ? AND ref_count = 0"
+            " AND released_at <= ? RETURNING content_hash",
+            (
+                location.storage_class.value,
+                location.content_hash.hex,
+                self._d.ts_in(released_before),
+            ),
+        )
+        return row is not None
+
+    async def claim_orphan(self, location: BlobLocation, size_bytes: int) -> bool:
+        now = self._now()
+        row = await self._s.fetchone(
+            "INSERT INTO blobs (storage_class, content_hash, size_bytes, ref_count,"
+            " released_at, created_at) VALUES (?, ?, ?, 0, ?, ?)"
+            " ON CONFLICT (storage_class, content_hash) DO NOTHING RETURNING content_hash",
+            (location.storage_class.value, location.content_hash.hex, size_bytes, now, now),
+        )
+        return row is not None
+
+    async def forget(self, location: BlobLocation) -> None:
+        await self._s.execute(
+            "DELETE FROM blobs WHERE storage_class = ? AND content_hash = ?",
+            (location.storage_class.value, location.content_hash.hex),
+        )
+
+    async def known(self, storage_class: StorageClass, stored: list[StoredBlob]) -> set[str]:
+        found: set[str] = set()
+        by_hash = {s.content_hash.hex: s.address for s in stored if s.content_hash is not None}
+        for condition, params in self._d.any_of("content_hash", list(by_hash), "text"):
+            rows = await self._s.fetchall(
+                f"SELECT content_hash FROM blobs WHERE storage_class = ? AND {condition}",
+                (storage_class.value, *params),
+            )
+            found.update(by_hash[r[0]] for r in rows)
+        by_address = [s.address for s in stored if s.content_hash is None]
+        for condition, params in self._d.any_of("location", by_address, "text"):
+            rows = await self._s.fetchall(
+                f"SELECT location FROM blobs WHERE storage_class = ? AND {condition}",
+                (storage_class.value, *params),
+            )
+            found.update(r[0] for r in rows)
+        return found
+
+    async def content_addressed(
+        self, storage_class: StorageClass, after: BlobLocation | None, limit: int
+    ) -> list[tuple[BlobLocation, int]]:
+        rows = await self._s.fetchall(
+            "SELECT content_hash, size_bytes FROM blobs WHERE storage_class = ?"
+            " AND location IS NULL AND content_hash > ? ORDER BY content_hash LIMIT ?",
+            (storage_class.value, after.content_hash.hex if after else "", limit),
+        )
+        return [(BlobLocation(storage_class, ContentHash(r[0])), r[1]) for r in rows]
+
+    async def relocate(self, location: BlobLocation, address: str) -> bool:
+        row = await self._s.fetchone(
+            "UPDATE blobs SET location = ? WHERE storage_class = ? AND content_hash = ?"
+            " AND location IS NULL RETURNING content_hash",
+            (address, location.storage_class.value, location.content_hash.hex),
+        )
+        return row is not None
+
+    async def audit(self, after: BlobLocation | None, limit: int) -> list[BlobAudit]:
+        start = (after.storage_class.value, after.content_hash.hex) if after else ("", "")
+        rows = await self._s.fetchall(
+            "SELECT b.storage_class, b.content_hash, b.size_bytes, b.ref_count,"
+            " (SELECT COUNT(*) FROM objects o WHERE o.storage_class = b.storage_class"
+            " AND o.content_hash = b.content_hash AND o.state = 'COMMITTED'),"
+            " COALESCE(b.location, b.content_hash)"
+            " FROM blobs b WHERE (b.storage_class, b.content_hash) > (?, ?)"
+            " ORDER BY b.storage_class, b.content_hash LIMIT ?",
+            (*start, limit),
+        )
+        return [
+            BlobAudit(
+                BlobLocation(StorageClass(r[0]), ContentHash(r[1]), r[5]), r[2], r[3], int(r[4])
+            )
+            for r in rows
+        ]
+
+    async def totals(self) -> tuple[int, int]:
+        row = await self._s.fetchone("SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM blobs")
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    async def set_ref_count(self, location: BlobLocation, ref_count: int) -> None:
+        count = self._d.bigint
+        await self._s.execute(
+            f"UPDATE blobs SET ref_count = {count},"
+            f" released_at = CASE WHEN {count} = 0 THEN COALESCE(released_at, ?) ELSE NULL END"
+            " WHERE storage_class = ? AND content_hash = ?",
+            (
+                ref_count,
+                ref_count,
+                self._now(),
+                location.storage_class.value,
+                location.content_hash.hex,
+            ),
+        )

@@ -1,0 +1,153 @@
+"""The blob port: an upload's bytes, stored durably under an opaque address.
+
+One addressing model for every store: a blob lives at an `address` the store gives
+when it stores the bytes (`StagedBlob.address`) and the blob index records
+(`BlobLocation.address`). The filesystem's address is the hash's hex (its content
+path follows from it); S3's is the object key its upload wrote. No use case asks
+which kind of store it talks to: GC and fsck find what the index does not know
+through one `scan`, and remove it through one `remove` (application/orphans.py).
+
+Adapters: `adapters/blobs/filesystem.py`, `adapters/blobs/s3.py`, and
+`adapters/blobs/per_class.py`, which routes each class to its store. The metadata
+ports are in `ports.py`; the records passed here are in `records.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Protocol
+from uuid import UUID
+
+from juststorage.application.records import BlobLocation, StoredBlob, TempFile
+from juststorage.domain.model import ContentHash, StorageClass
+
+
+class StagedBlob(Protocol):
+    """An upload's bytes on their way into the blob store (see `BlobStore.stage`)."""
+
+    async def write(self, chunk: bytes) -> None:
+        """Hash and append a chunk. May return before the chunk reaches the file.
+
+        Raises:
+            InsufficientStorage: the disk is full.
+        """
+        ...
+
+    async def seal(self) -> tuple[ContentHash, int]:
+        """Finish writing and make the bytes durable; the digest and the size.
+
+        After it returns the bytes are durable, though not yet addressable.
+        """
+        ...
+
+    @property
+    def address(self) -> str:
+        """Where these bytes stay if they become the blob, for `BlobIndex.acquire`
+        (known after `seal()`: the filesystem's follows from the hash)."""
+        ...
+
+    async def publish(self) -> bool:
+        """Make the sealed bytes reachable at their address; True if this created the
+        blob there (False: it was there already, or the store wrote them at their
+        address while sealing and there is nothing left to do).
+
+        After it returns the bytes survive power loss (file and directories fsynced,
+        or the object stored). Needs no reference, so it runs outside any
+        transaction; until a reference is taken, a GC pass may remove the blob
+        again, which `confirm()` repairs.
+        """
+        ...
+
+    async def confirm(self, blob: BlobLocation) -> bool:
+        """Settle the blob, `blob` being the result of `BlobIndex.acquire`; True if this
+        upload's bytes became the blob here (a file put back, or this upload's
+        address recorded), False for a dedup hit or a blob that was already in place.
+
+        Call after `publish()`, while holding the blob's reference: from then on
+        no GC pass may remove it, so when this returns the committed reference
+        points at durable bytes. The filesystem links the file again if a GC pass
+        removed it since `publish()`. When the index kept an older copy's address
+        (a dedup hit), this upload's own copy is removed at the end of `stage`,
+        after the commit, outside the transaction.
+        """
+        ...
+
+
+class BlobReader(Protocol):
+    """An open blob; the bytes stay readable even if the file is unlinked meanwhile."""
+
+    @property
+    def path(self) -> Path | None:
+        """The blob's file, for zero-copy sending; None when it is not a local file."""
+        ...
+
+    def chunks(self, first: int, length: int) -> AsyncIterator[bytes]:
+        """Stream `length` bytes from offset `first`, in bounded chunks."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Durable bytes at opaque addresses, one root per storage class."""
+
+    async def prepare(self) -> None:
+        """Create whatever the store needs (directories) before first use."""
+        ...
+
+    def stage(
+        self, storage_class: StorageClass, upload_id: UUID, owner: str = ""
+    ) -> AbstractAsyncContextManager[StagedBlob]:
+        """Somewhere to write one upload's bytes, listed by `temp_files` as
+        `upload_id` (and `owner`, where the store can keep it) until sealed; leaving
+        the block removes whatever did not become the blob."""
+        ...
+
+    async def open(
+        self, location: BlobLocation, *, first: int = 0, length: int | None = None
+    ) -> BlobReader:
+        """Raises NotFound if the blob does not exist.
+
+        `first`/`length` (None: to the end) say which bytes the caller will read
+        first: a store may start fetching them at once (S3: one ranged GET that
+        also answers whether the object exists, instead of a HEAD before it).
+        """
+        ...
+
+    async def digest_of(self, location: BlobLocation) -> ContentHash:
+        """Re-hash a blob's bytes, streamed in bounded memory (fsck).
+
+        Raises NotFound if the blob is gone."""
+        ...
+
+    async def probe(self, storage_class: StorageClass) -> None:
+        """Write, make durable and remove a probe; raises Unavailable on failure."""
+        ...
+
+    async def space(self, storage_class: StorageClass) -> tuple[int, int] | None:
+        """(free, total) bytes where the class is stored; None where the store has
+        no such limit to measure (an object store)."""
+        ...
+
+    def scan(self, storage_class: StorageClass) -> AsyncIterator[list[StoredBlob]]:
+        """Every stored thing of the class but uploads in flight, in batches: what
+        GC and fsck compare with the index."""
+        ...
+
+    async def remove(self, storage_class: StorageClass, address: str) -> bool:
+        """Delete what is stored at `address` durably; False if it was already gone.
+
+        After it returns the removal survives power loss: GC commits the row's
+        removal after it."""
+        ...
+
+    async def temp_files(self, storage_class: StorageClass) -> list[TempFile]:
+        """Uploads in flight (or dead) in the class: temp files, unfinished multipart
+        uploads."""
+        ...
+
+    async def remove_temp(self, temp: TempFile) -> None:
+        """Remove an upload in flight (GC of a dead one); one already gone is no error."""
+        ...
