@@ -1,4 +1,4 @@
-"""Crash tests (issue #5): kill -9 the real server at random moments, restart, verify.
+"""Crash tests: kill -9 the real server at random moments, restart, verify.
 
 Each round starts the server on the same data, runs concurrent uploads (0 B to a
 few MiB, duplicate contents included), deletes and GC passes, and SIGKILLs every

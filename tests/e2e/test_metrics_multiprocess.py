@@ -1,5 +1,5 @@
 """/metrics with several server processes (`serve` with 3 workers): every scrape,
-whichever process answers it, reports the totals of all of them (issue 8)."""
+whichever process answers it, reports the totals of all of them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One structured JSON log line per request, and no secret in any log (issue 8)."""
+"""One structured JSON log line per request, and no secret in any log."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The database going away (issue #5): PostgreSQL behind a proxy the test cuts.
+"""The database going away: PostgreSQL behind a proxy the test cuts.
 
 While it is gone `/ready` and writes answer 503 Unavailable (never 500, never a
 hang); once it is back the service recovers by itself, with no restart.

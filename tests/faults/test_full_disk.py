@@ -1,4 +1,4 @@
-"""A full disk (issue #5): a 4 MiB tmpfs as the hot root.
+"""A full disk: a 4 MiB tmpfs as the hot root.
 
 Uploads that do not fit get 507 InsufficientStorage, leave no partial blob, temp
 file or WRITING row, reads keep working, and after deletes and a GC pass the

@@ -1,4 +1,4 @@
-"""Three server processes, one database, one data directory (issue #4).
+"""Three server processes, one database, one data directory.
 
 Many concurrent clients upload (with overlapping content, so dedup, deletes and
 GC with grace 0 race each other), read back from a *different* process, delete

@@ -1,4 +1,4 @@
-"""Several JustStorage hosts over one PostgreSQL and one blob store (issue #10, part 5).
+"""Several JustStorage hosts over one PostgreSQL and one blob store.
 
 Every host, the database, the blob store and the clients live in network
 namespaces of their own on a bridge this module creates (see README.md here).

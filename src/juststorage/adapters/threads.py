@@ -1,8 +1,8 @@
 """Blocking calls (fsync, SQLite) off the event loop, with as little overhead as possible.
 
 `anyio.to_thread.run_sync` costs tens of microseconds of event-loop time per call
-(capacity limiter, run-vars, token lookups): a fifth of the loop's time for a
-4 KiB upload, which makes several such calls (profiled with py-spy, issue 7).
+(capacity limiter, run-vars, token lookups), and a 4 KiB upload makes several
+such calls (the py-spy profile is in docs/performance.md).
 This goes straight to `loop.run_in_executor` on one pool per process.
 
 Like anyio's default, a cancelled caller still waits for its call to finish

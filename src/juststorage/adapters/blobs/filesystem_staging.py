@@ -41,8 +41,8 @@ def blob_path(root: Path, digest: ContentHash) -> Path:
 
 
 def blob_path_string(root: str, digest: ContentHash) -> str:
-    """`blob_path` as a string: no pathlib on the GET path (its joins were 5 % of a
-    4 KiB GET's event-loop time)."""
+    """`blob_path` as a string: no pathlib on the GET path, whose joins showed in
+    the 4 KiB GET's profile (docs/performance.md)."""
     hex_digest = digest.hex
     return f"{root}/sha256/{hex_digest[:2]}/{hex_digest[2:4]}/{hex_digest}"
 

@@ -62,8 +62,8 @@ _STATES = {s.value: s for s in ObjectState}
 def _version(row: Row, d: Dialect) -> ObjectVersion:
     """A stored row: its values were validated on the way in, so they are not re-checked.
 
-    Positional arguments and dict lookups for the enums (1000 rows: 5.3-6.3 ms,
-    7.4-11.5 ms with keywords and enum calls). Listings skip this: `list_page`.
+    Positional arguments and dict lookups for the enums, which cost less than
+    keywords and enum calls (docs/performance.md). Listings skip this: `list_page`.
     """
     return ObjectVersion(
         d.uuid_out(row[0]),
