@@ -11,7 +11,7 @@ compare ratios, not absolute figures, on a shared machine.
     python -m bench --only small,list,pg  # a part: rss, large, small, list, pg, scale, s3, peers
     python -m bench --tiny                # every section on tiny sizes (figures mean nothing)
 
-`peers` runs bench/peers.sh: the objbench client of ../shared/peers against
+`peers` runs bench/peers.sh: the objbench client of bench/peers/ against
 JustStorage, nginx (WebDAV) and OpenStack Swift, started and stopped in turn.
 """
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # JustStorage against its peers (nginx WebDAV, OpenStack Swift) with one load client,
-# /work/shared/peers/objbench.py, back to back on this machine, as
-# /work/shared/peers/RESULTS.md describes; then the ratios JustStorage / peer.
+# bench/peers/objbench.py, back to back on this machine (bench/peers/README.md);
+# then the ratios JustStorage / peer.
 #
 #   bash bench/peers.sh            # REPEAT=1 by default; REPEAT=3 like RESULTS.md
 #   OBJBENCH_ARGS="--n 50 --large-count 1 --large-size 1MiB --list-n 100" PEERS_SETTLE_S=0 \
@@ -22,7 +22,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
-PEERS="${PEERS:-/work/shared/peers}"
+PEERS="${PEERS:-$HERE/peers}"
 OUT="${OUT:-/tmp/peers-results-js}"
 VENV="${VENV:-/tmp/peers-venv}"
 REPEAT="${REPEAT:-1}"
