@@ -27,7 +27,7 @@ from juststorage.adapters.blobs.s3_io import S3Connection, S3Root
 from juststorage.application.blob_ports import BlobStore
 from juststorage.application.orphans import find_orphans, remove_orphan
 from juststorage.application.records import BlobLocation, StoredBlob
-from juststorage.application.uploads import Uploader, UploadRequest
+from juststorage.application.uploads import RegistrationPolicy, Uploader, UploadRequest
 from juststorage.domain.errors import InsufficientStorage, NotFound, StorageError, Unavailable
 from juststorage.domain.model import ContentHash, Namespace, ObjectKey, StorageClass, TenantId
 from support.seaweedfs import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFs
@@ -397,9 +397,13 @@ async def test_upload_on_a_full_disk_leaves_nothing_behind(
     request = UploadRequest(TenantId("acme"), Namespace("files"), ObjectKey("k"))
     monkeypatch.setattr(filesystem.os, "write", _enospc)
     with pytest.raises(InsufficientStorage):
-        await Uploader(metadata=metadata, blobs=fs_store, clock=clock, max_object_bytes=MIB).upload(
-            request, body()
-        )
+        await Uploader(
+            metadata=metadata,
+            blobs=fs_store,
+            clock=clock,
+            max_object_bytes=MIB,
+            registration=RegistrationPolicy(),
+        ).upload(request, body())
     monkeypatch.undo()
     assert await _fs_temp_files(fs_store)() == []
     assert metadata.writing_ids() == set()
