@@ -396,3 +396,23 @@ async def test_the_lease_is_released_when_a_pass_fails(
         await uow.commit()
     assert (await world.gc(0)).blobs_removed == 1  # the next pass finishes the job
     assert not store.path_of(location_of(result)).exists()
+
+
+async def test_a_row_whose_address_this_store_cannot_remove_is_counted_once(
+    world: World,
+) -> None:
+    """A row migrated to another store's address (migrate-blobs) while this store still
+    holds the file at its hash: the row's removal finds nothing to remove, so only the
+    orphan step's removal of the file counts."""
+    result = await world.upload("k", b"migrated away")
+    async with world.metadata.transaction() as uow:
+        assert await uow.blobs.relocate(location_of(result), "elsewhere/3f2a")
+        await uow.commit()
+    await delete_object(world.metadata, ACME, result.version.id)
+    world.clock.advance(100)
+
+    report = await world.gc(60)
+    assert (report.blobs_removed, report.orphan_blobs_removed) == (0, 1)
+    assert report.removed_hashes == [result.version.content_hash.hex]
+    assert not await world.has_file(location_of(result))
+    assert world.metadata.blob_record(HOT, result.version.content_hash) is None

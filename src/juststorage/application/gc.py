@@ -200,10 +200,12 @@ async def _remove_unreferenced(
                 if await uow.blobs.forget_if_unreferenced(location, cutoff):
                     if await uow.objects.ids_of_blob(location):
                         continue  # a drifted count: committed objects still use it (rolls back)
-                    # Before commit, while the row is locked.
-                    await blobs.remove(location.storage_class, location.address)
-                    report.blobs_removed += 1
-                    report.removed_hashes.append(location.content_hash.hex)
+                    # Before commit, while the row is locked. False: nothing at that
+                    # address here (gone already, or another store's address after
+                    # migrate-blobs, whose file the orphan step then removes and counts).
+                    if await blobs.remove(location.storage_class, location.address):
+                        report.blobs_removed += 1
+                        report.removed_hashes.append(location.content_hash.hex)
                     removed_any = True
                 await uow.commit()
         return len(candidates), removed_any
