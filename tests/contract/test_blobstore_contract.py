@@ -25,7 +25,7 @@ from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
 from juststorage.adapters.blobs.s3 import S3BlobStore
 from juststorage.adapters.blobs.s3_io import S3Connection, S3Root
 from juststorage.application.blob_ports import BlobStore
-from juststorage.application.orphans import find_orphans, remove_orphan
+from juststorage.application.orphans import Removal, find_orphans, remove_orphan
 from juststorage.application.records import BlobLocation, StoredBlob
 from juststorage.application.uploads import RegistrationPolicy, Uploader, UploadRequest
 from juststorage.domain.errors import InsufficientStorage, NotFound, StorageError, Unavailable
@@ -613,7 +613,7 @@ async def test_stored_bytes_no_row_accounts_for_are_an_orphan_on_every_store(
     found = await orphans()
     assert [o.address for o in found] == [backend.at(HOT, lost).address]
     assert await orphans(stored_before=datetime(2000, 1, 1, tzinfo=UTC)) == []  # too new
-    assert await remove_orphan(metadata, backend.store, found[0]) is True
+    assert await remove_orphan(metadata, backend.store, found[0]) is Removal.REMOVED
     assert await orphans() == []
     with pytest.raises(NotFound):
         await backend.store.open(backend.at(HOT, lost))

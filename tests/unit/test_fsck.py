@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from fakes.blobs import FakeBlobStore
 from fakes.world import FakeWorld, sha256_of
 from juststorage.application.deletes import delete_object
 from juststorage.application.fsck import FsckReport, Problem, ProblemKind, check_store
@@ -245,3 +246,22 @@ async def test_fsck_pages_through_many_blobs_and_reports_progress(
     report = await check_store(world.metadata, world.blobs, progress=lambda *a: seen.append(a))
     assert report.problems == [] and report.blobs_checked == 5
     assert seen == [(n, 6 * n) for n in range(1, 6)]
+
+
+class RacedBlobStore(FakeBlobStore):
+    """Another pass (GC, a second fsck) removes each orphan just before this one does."""
+
+    async def remove(self, storage_class: StorageClass, address: str) -> bool:
+        await super().remove(storage_class, address)
+        return await super().remove(storage_class, address)
+
+
+async def test_an_orphan_already_gone_when_repair_removes_it_counts_as_repaired() -> None:
+    world = World(RacedBlobStore)
+    orphan = BlobLocation(COLD, sha256(b"no row"))
+    world.blobs.put(orphan, b"no row", world.clock.now() - timedelta(days=1))
+    report = await world.fsck(repair=True)
+    (problem,) = report.problems
+    assert problem.kind is ProblemKind.ORPHAN_FILE and problem.repaired
+    assert not report.damaged
+    assert world.blobs.blobs == {} and world.metadata.state.blobs == {}

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from juststorage.application.blob_ports import BlobStore
-from juststorage.application.orphans import find_orphans, remove_orphan
+from juststorage.application.orphans import Removal, find_orphans, remove_orphan
 from juststorage.application.ports import Clock, MetadataStore, ProcessLiveness
 from juststorage.domain.model import StorageClass
 
@@ -220,7 +220,7 @@ async def _remove_orphans(
     for storage_class in StorageClass:
         async for orphans in find_orphans(metadata, blobs, storage_class, stored_before=cutoff):
             for stored in orphans:
-                if await remove_orphan(metadata, blobs, stored):
+                if await remove_orphan(metadata, blobs, stored) is Removal.REMOVED:
                     report.orphan_blobs_removed += 1
                     if stored.content_hash is not None:
                         report.removed_hashes.append(stored.content_hash.hex)
