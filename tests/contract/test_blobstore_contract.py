@@ -1,6 +1,6 @@
-"""One suite for every blob store (STYLE G13): the fake, the filesystem and S3 on a
-real SeaweedFS; plus the filesystem's own guarantees: its on-disk layout and ENOSPC
-handled as InsufficientStorage with no temp file left.
+"""One suite for every blob store (STYLE G13): the fake (by content and by upload), the
+filesystem and S3 on a real SeaweedFS; plus the filesystem's own guarantees: its
+on-disk layout and ENOSPC handled as InsufficientStorage with no temp file left.
 """
 
 from __future__ import annotations
