@@ -1,6 +1,6 @@
-"""One suite for every blob store (STYLE G13): the fake, the filesystem and S3 on a
-real SeaweedFS; plus the filesystem's own guarantees: its on-disk layout and ENOSPC
-handled as InsufficientStorage with no temp file left.
+"""One suite for every blob store (STYLE G13): the fake (by content and by upload), the
+filesystem and S3 on a real SeaweedFS; plus the filesystem's own guarantees: its
+on-disk layout and ENOSPC handled as InsufficientStorage with no temp file left.
 """
 
 from __future__ import annotations
@@ -25,11 +25,18 @@ from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
 from juststorage.adapters.blobs.s3 import S3BlobStore
 from juststorage.adapters.blobs.s3_io import S3Connection, S3Root
 from juststorage.application.blob_ports import BlobStore
-from juststorage.application.orphans import find_orphans, remove_orphan
+from juststorage.application.orphans import Removal, find_orphans, remove_orphan
 from juststorage.application.records import BlobLocation, StoredBlob
-from juststorage.application.uploads import Uploader, UploadRequest
+from juststorage.application.uploads import RegistrationPolicy, Uploader, UploadRequest
 from juststorage.domain.errors import InsufficientStorage, NotFound, StorageError, Unavailable
-from juststorage.domain.model import ContentHash, Namespace, ObjectKey, StorageClass, TenantId
+from juststorage.domain.model import (
+    ContentHash,
+    Namespace,
+    NewUpload,
+    ObjectKey,
+    StorageClass,
+    TenantId,
+)
 from support.seaweedfs import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFs
 
 pytestmark = pytest.mark.anyio
@@ -45,12 +52,14 @@ class Backend:
 
     `keeps_owners`: the store keeps the uploading process's identity with an upload in
     flight (`TempFile.owner`); where it does not, every upload writes a WRITING row
-    (bootstrap's `RegistrationPolicy`).
+    (bootstrap's `RegistrationPolicy`). `names_uploads`: what its `scan` lists names the
+    upload that stored it (`StoredBlob.upload_id`), not its content.
     """
 
     store: BlobStore
     temp_files: Callable[[], Awaitable[list[object]]]
     keeps_owners: bool = True
+    names_uploads: bool = False
     index: dict[tuple[StorageClass, str], str] = field(default_factory=dict)
 
     def acquire(self, location: BlobLocation) -> BlobLocation:
@@ -107,16 +116,17 @@ def _s3_leftovers(backend: Backend, store: S3BlobStore) -> Callable[[], Awaitabl
     return listing
 
 
-@pytest.fixture(params=["fake", "filesystem", "seaweedfs"])
+@pytest.fixture(params=["fake", "fake-by-upload", "filesystem", "seaweedfs"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    if request.param == "fake":
-        fake = FakeBlobStore()
+    if request.param.startswith("fake"):
+        by_upload = request.param == "fake-by-upload"
+        fake = FakeBlobStore(by_upload=by_upload)
         await fake.prepare()
 
         async def fake_temps() -> list[object]:
             return list(fake.temps)
 
-        yield Backend(fake, fake_temps)
+        yield Backend(fake, fake_temps, keeps_owners=not by_upload, names_uploads=by_upload)
     elif request.param == "filesystem":
         store = _fs_store(tmp_path)
         await store.prepare()
@@ -124,7 +134,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     else:
         s3 = s3_store(request.getfixturevalue("seaweedfs"))
         await s3.prepare()
-        backend = Backend(s3, _no_temps, keeps_owners=False)
+        backend = Backend(s3, _no_temps, keeps_owners=False, names_uploads=True)
         backend.temp_files = _s3_leftovers(backend, s3)
         yield backend
 
@@ -397,9 +407,13 @@ async def test_upload_on_a_full_disk_leaves_nothing_behind(
     request = UploadRequest(TenantId("acme"), Namespace("files"), ObjectKey("k"))
     monkeypatch.setattr(filesystem.os, "write", _enospc)
     with pytest.raises(InsufficientStorage):
-        await Uploader(metadata=metadata, blobs=fs_store, clock=clock, max_object_bytes=MIB).upload(
-            request, body()
-        )
+        await Uploader(
+            metadata=metadata,
+            blobs=fs_store,
+            clock=clock,
+            max_object_bytes=MIB,
+            registration=RegistrationPolicy(),
+        ).upload(request, body())
     monkeypatch.undo()
     assert await _fs_temp_files(fs_store)() == []
     assert metadata.writing_ids() == set()
@@ -609,11 +623,48 @@ async def test_stored_bytes_no_row_accounts_for_are_an_orphan_on_every_store(
     found = await orphans()
     assert [o.address for o in found] == [backend.at(HOT, lost).address]
     assert await orphans(stored_before=datetime(2000, 1, 1, tzinfo=UTC)) == []  # too new
-    assert await remove_orphan(metadata, backend.store, found[0]) is True
+    assert await remove_orphan(metadata, backend.store, found[0]) is Removal.REMOVED
     assert await orphans() == []
     with pytest.raises(NotFound):
         await backend.store.open(backend.at(HOT, lost))
     assert await read(backend.store, blob, 0, len(kept)) == kept
+
+
+async def test_stored_bytes_that_name_their_upload_are_no_orphan_while_it_is_writing(
+    backend: Backend,
+) -> None:
+    """Where a stored thing names the upload that stored it (S3's objects), only that
+    upload may adopt it: it is no orphan, whatever its age, while the upload's WRITING
+    row exists, and one once the row is gone."""
+    if not backend.names_uploads:
+        pytest.skip("the store's stored things name their content: the blob row decides")
+    clock = FakeClock()
+    metadata = FakeMetadataStore(clock)
+    upload = NewUpload(
+        uuid4(), TenantId("acme"), Namespace("files"), ObjectKey("k"), HOT, "x/y", clock.now()
+    )
+    async with metadata.transaction() as uow:
+        await uow.objects.add_writing(upload)
+        await uow.commit()
+    later = datetime(9999, 1, 1, tzinfo=UTC)  # age protects nothing
+
+    async def orphans() -> list[StoredBlob]:
+        return [
+            s
+            async for batch in find_orphans(metadata, backend.store, HOT, stored_before=later)
+            for s in batch
+        ]
+
+    async with backend.store.stage(HOT, upload.id) as staged:
+        await staged.write(payload(500))
+        await staged.seal()
+        await staged.publish()
+        assert [s.upload_id for s in await scan_all(backend.store, HOT)] == [upload.id]
+        assert await orphans() == []  # its upload may still commit it
+        async with metadata.transaction() as uow:
+            await uow.objects.discard_writing(upload.id)
+            await uow.commit()
+        assert [s.address for s in await orphans()] == [staged.address]
 
 
 async def test_space_is_free_and_total_bytes_or_none(backend: Backend) -> None:

@@ -1,5 +1,10 @@
 """FakeBlobStore: the blob port, blobs and staged uploads in dicts, each with the
 modification time a file would have (from the store's clock).
+
+By default it addresses blobs by their content, like the filesystem; with
+`by_upload=True` by their upload, like S3: sealing stores the bytes under the
+upload's own address, the blob row decides whether they are kept, and `scan`
+reports them with the upload that may adopt them.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ class FakeStagedBlob:
         self._buffer = bytearray()
         self._hasher = hashlib.sha256()
         self._digest: ContentHash | None = None
+        self.kept = False  # by_upload: the blob row names these bytes
 
     async def write(self, chunk: bytes) -> None:
         if self._digest is not None:
@@ -35,20 +41,33 @@ class FakeStagedBlob:
 
     async def seal(self) -> tuple[ContentHash, int]:
         self._digest = ContentHash(self._hasher.hexdigest())
+        if self._store.by_upload:
+            self._place()  # like S3: durable under the upload's own address at once
         return self._digest, len(self._buffer)
 
     @property
     def address(self) -> str:
+        if self._store.by_upload:
+            return str(self._temp[1])
         if self._digest is None:
             raise RuntimeError("address before seal()")
         return self._digest.hex  # like the filesystem: the address follows from the hash
 
     async def publish(self) -> bool:
+        if self._store.by_upload:
+            if self._digest is None:
+                raise RuntimeError("publish() before seal()")
+            return False  # stored under its own address already (seal)
         return self._place()
 
     async def confirm(self, blob: BlobLocation) -> bool:
         if self._digest is None:
             raise RuntimeError("confirm() before seal()")
+        if self._store.by_upload:
+            # The row names this upload's address (these bytes are the blob) or an
+            # older copy's (a dedup hit: the end of stage removes ours).
+            self.kept = blob.address == self.address
+            return self.kept
         if (self._temp[0], self._digest.hex) in self._store.blobs:
             return False
         return self._place()
@@ -59,7 +78,7 @@ class FakeStagedBlob:
         written_at = self._store.temps.get(self._temp)
         if written_at is None:
             raise StorageError("storage I/O error: the temp file is gone")
-        location = (self._temp[0], self._digest.hex)
+        location = (self._temp[0], self.address)
         if location in self._store.blobs:
             return False
         self._store.blobs[location] = bytes(self._buffer)
@@ -91,8 +110,11 @@ class FakeBlobReader:
 class FakeBlobStore:
     """Blobs and temp files in dicts, each with the modification time a file would have."""
 
-    def __init__(self, clock: FakeClock | None = None, *, scan_batch: int = 500) -> None:
+    def __init__(
+        self, clock: FakeClock | None = None, *, scan_batch: int = 500, by_upload: bool = False
+    ) -> None:
         self.clock = clock or FakeClock()
+        self.by_upload = by_upload
         self.blobs: dict[tuple[StorageClass, str], bytes] = {}
         self.modified: dict[tuple[StorageClass, str], datetime] = {}
         self.temps: dict[tuple[StorageClass, UUID], datetime] = {}  # staged uploads
@@ -112,16 +134,19 @@ class FakeBlobStore:
             raise StorageError(f"upload {upload_id} is already staged")
         self.owners[temp] = owner
         self.temps[temp] = self.clock.now()
+        staged = FakeStagedBlob(self, temp)
         try:
-            yield FakeStagedBlob(self, temp)
+            yield staged
         finally:
+            if self.by_upload and not staged.kept:
+                await self.remove(storage_class, staged.address)
             self.temps.pop(temp, None)
             self.owners.pop(temp, None)
 
     async def open(
         self, location: BlobLocation, *, first: int = 0, length: int | None = None
     ) -> FakeBlobReader:
-        data = self.blobs.get((location.storage_class, location.content_hash.hex))
+        data = self.blobs.get((location.storage_class, location.address))
         if data is None:
             raise NotFound("no such object")
         return FakeBlobReader(data)
@@ -151,21 +176,25 @@ class FakeBlobStore:
 
     async def scan(self, storage_class: StorageClass) -> AsyncIterator[list[StoredBlob]]:
         found = [
-            StoredBlob(
-                cls,
-                hexdigest,
-                len(data),
-                self.modified[(cls, hexdigest)],
-                content_hash=ContentHash(hexdigest),
-            )
-            for (cls, hexdigest), data in sorted(self.blobs.items())
+            self._stored(cls, address, data)
+            for (cls, address), data in sorted(self.blobs.items())
             if cls is storage_class
         ]
         for start in range(0, len(found), self._scan_batch):
             yield found[start : start + self._scan_batch]
 
+    def _stored(self, storage_class: StorageClass, address: str, data: bytes) -> StoredBlob:
+        modified_at = self.modified[(storage_class, address)]
+        if self.by_upload:
+            return StoredBlob(
+                storage_class, address, len(data), modified_at, upload_id=UUID(address)
+            )
+        return StoredBlob(
+            storage_class, address, len(data), modified_at, content_hash=ContentHash(address)
+        )
+
     async def digest_of(self, location: BlobLocation) -> ContentHash:
-        data = self.blobs.get((location.storage_class, location.content_hash.hex))
+        data = self.blobs.get((location.storage_class, location.address))
         if data is None:
             raise NotFound("blob file is missing")
         return ContentHash(hashlib.sha256(data).hexdigest())
@@ -173,6 +202,6 @@ class FakeBlobStore:
     # Test helpers (not part of the port): damage and crash leftovers.
     def put(self, location: BlobLocation, data: bytes, modified_at: datetime) -> None:
         """A blob file with these bytes, whatever their hash (a corrupt or orphan file)."""
-        key = (location.storage_class, location.content_hash.hex)
+        key = (location.storage_class, location.address)
         self.blobs[key] = data
         self.modified[key] = modified_at

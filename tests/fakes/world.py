@@ -13,7 +13,12 @@ from fakes.metadata import FakeMetadataStore
 from juststorage.application.blob_ports import BlobStore
 from juststorage.application.ports import Clock, MetadataStore
 from juststorage.application.records import BlobLocation
-from juststorage.application.uploads import Uploader, UploadRequest, UploadResult
+from juststorage.application.uploads import (
+    RegistrationPolicy,
+    Uploader,
+    UploadRequest,
+    UploadResult,
+)
 from juststorage.domain.model import (
     ContentHash,
     Namespace,
@@ -72,7 +77,11 @@ class FakeWorld:
         self.metadata = FakeMetadataStore(self.clock)
         self.blobs = blobs(self.clock)
         self.uploader = Uploader(
-            metadata=self.metadata, blobs=self.blobs, clock=self.clock, max_object_bytes=1 << 20
+            metadata=self.metadata,
+            blobs=self.blobs,
+            clock=self.clock,
+            max_object_bytes=1 << 20,
+            registration=RegistrationPolicy(),
         )
 
     async def upload(

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from uuid import uuid4
 
 import pytest
 
+from fakes.blobs import FakeBlobStore
 from fakes.world import FakeWorld, sha256_of
 from juststorage.application.deletes import delete_object
 from juststorage.application.fsck import FsckReport, Problem, ProblemKind, check_store
 from juststorage.application.records import BlobLocation
 from juststorage.application.uploads import UploadResult
-from juststorage.domain.model import Namespace, StorageClass, TenantId
+from juststorage.domain.model import Namespace, NewUpload, ObjectKey, StorageClass, TenantId
 
 pytestmark = pytest.mark.anyio
 
@@ -245,3 +247,47 @@ async def test_fsck_pages_through_many_blobs_and_reports_progress(
     report = await check_store(world.metadata, world.blobs, progress=lambda *a: seen.append(a))
     assert report.problems == [] and report.blobs_checked == 5
     assert seen == [(n, 6 * n) for n in range(1, 6)]
+
+
+class RacedBlobStore(FakeBlobStore):
+    """Another pass (GC, a second fsck) removes each orphan just before this one does."""
+
+    async def remove(self, storage_class: StorageClass, address: str) -> bool:
+        await super().remove(storage_class, address)
+        return await super().remove(storage_class, address)
+
+
+async def test_an_orphan_already_gone_when_repair_removes_it_counts_as_repaired() -> None:
+    world = World(RacedBlobStore)
+    orphan = BlobLocation(COLD, sha256(b"no row"))
+    world.blobs.put(orphan, b"no row", world.clock.now() - timedelta(days=1))
+    report = await world.fsck(repair=True)
+    (problem,) = report.problems
+    assert problem.kind is ProblemKind.ORPHAN_FILE and problem.repaired
+    assert not report.damaged
+    assert world.blobs.blobs == {} and world.metadata.state.blobs == {}
+
+
+async def test_an_object_naming_its_upload_is_no_orphan_while_the_upload_is_writing() -> None:
+    """On a store that addresses blobs by upload (S3), only the WRITING row tells an
+    upload in flight from a crashed one's leftover."""
+    world = World(lambda clock: FakeBlobStore(clock, by_upload=True))
+    upload = NewUpload(uuid4(), ACME, FILES, ObjectKey("k"), HOT, "x/y", world.clock.now())
+    async with world.metadata.transaction() as uow:
+        await uow.objects.add_writing(upload)
+        await uow.commit()
+    async with world.blobs.stage(HOT, upload.id) as staged:
+        await staged.write(b"sealed, not committed yet")
+        await staged.seal()
+        await staged.publish()
+        assert (await world.fsck(repair=True)).problems == []
+
+        async with world.metadata.transaction() as uow:
+            await uow.objects.discard_writing(upload.id)
+            await uow.commit()
+        (problem,) = (await world.fsck(repair=True)).problems
+        assert problem.kind is ProblemKind.ORPHAN_FILE and problem.repaired
+        assert problem.describe() == (
+            f"orphan-file hot address:{upload.id} objects=- 25 bytes, no row [repaired]"
+        )
+        assert world.blobs.blobs == {}

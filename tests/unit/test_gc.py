@@ -396,3 +396,45 @@ async def test_the_lease_is_released_when_a_pass_fails(
         await uow.commit()
     assert (await world.gc(0)).blobs_removed == 1  # the next pass finishes the job
     assert not store.path_of(location_of(result)).exists()
+
+
+async def test_a_row_whose_address_this_store_cannot_remove_is_counted_once(
+    world: World,
+) -> None:
+    """A row migrated to another store's address (migrate-blobs) while this store still
+    holds the file at its hash: the row's removal finds nothing to remove, so only the
+    orphan step's removal of the file counts."""
+    result = await world.upload("k", b"migrated away")
+    async with world.metadata.transaction() as uow:
+        assert await uow.blobs.relocate(location_of(result), "elsewhere/3f2a")
+        await uow.commit()
+    await delete_object(world.metadata, ACME, result.version.id)
+    world.clock.advance(100)
+
+    report = await world.gc(60)
+    assert (report.blobs_removed, report.orphan_blobs_removed) == (0, 1)
+    assert report.removed_hashes == [result.version.content_hash.hex]
+    assert not await world.has_file(location_of(result))
+    assert world.metadata.blob_record(HOT, result.version.content_hash) is None
+
+
+async def test_an_object_naming_its_upload_stays_while_the_upload_is_writing() -> None:
+    """On a store that addresses blobs by upload (S3), a sealed object no row names
+    yet belongs to its upload while the upload's WRITING row lives, however old;
+    once the upload is reaped (its owner died), the object is an orphan."""
+    world = World(lambda clock: FakeBlobStore(clock, by_upload=True))
+    upload = await world.add_writing("k", owner="uploader")
+    async with world.blobs.stage(HOT, upload.id, "uploader") as staged:
+        await staged.write(b"sealed, not committed yet")
+        await staged.seal()
+        await staged.publish()
+        world.clock.advance(100)
+
+        report = await world.gc(60)
+        assert (report.expired_uploads, report.orphan_blobs_removed) == (0, 0)
+        assert (HOT, staged.address) in world.fake_blobs.blobs
+
+        world.liveness.dead.add("uploader")
+        report = await world.gc(60)
+        assert (report.expired_uploads, report.orphan_blobs_removed) == (1, 1)
+        assert world.fake_blobs.blobs == {}

@@ -13,7 +13,12 @@ from fakes.liveness import FakeLiveness
 from fakes.world import FakeWorld, sha256_of
 from juststorage.application.gc import GcPolicy, GcReport, collect_garbage
 from juststorage.application.records import BlobLocation
-from juststorage.application.uploads import Uploader, UploadRequest, UploadResult
+from juststorage.application.uploads import (
+    RegistrationPolicy,
+    Uploader,
+    UploadRequest,
+    UploadResult,
+)
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import PreconditionFailed, StorageError, Unavailable
 from juststorage.domain.model import Namespace, ObjectKey, StorageClass, TenantId
@@ -29,7 +34,11 @@ async def _body(data: bytes) -> AsyncIterator[bytes]:
 
 def _uploader(world: FakeWorld) -> Uploader:
     return Uploader(
-        metadata=world.metadata, blobs=world.blobs, clock=world.clock, max_object_bytes=1 << 20
+        metadata=world.metadata,
+        blobs=world.blobs,
+        clock=world.clock,
+        max_object_bytes=1 << 20,
+        registration=RegistrationPolicy(),
     )
 
 
@@ -258,6 +267,7 @@ async def test_a_small_upload_survives_a_gc_pass_with_grace_zero_mid_upload() ->
         clock=world.clock,
         max_object_bytes=1 << 20,
         owner="uploader",
+        registration=RegistrationPolicy(),
     ).upload(UploadRequest(ACME, FILES, ObjectKey("small"), declared_size=23), body())
     assert seen["writing rows"] == set() and seen["temp owners"] == {"uploader"}
     assert isinstance(seen["gc"], GcReport) and seen["gc"].temp_files_removed == 0

@@ -9,7 +9,12 @@ import pytest
 from fakes.blobs import FakeBlobStore
 from fakes.clock import FakeClock
 from fakes.metadata import FakeMetadataStore
-from juststorage.application.uploads import Uploader, UploadRequest, UploadResult
+from juststorage.application.uploads import (
+    RegistrationPolicy,
+    Uploader,
+    UploadRequest,
+    UploadResult,
+)
 from juststorage.application.usage import tenant_usage
 from juststorage.domain.errors import PayloadTooLarge
 from juststorage.domain.model import Namespace, ObjectKey, StorageClass, TenantId
@@ -55,6 +60,7 @@ class World:
             clock=self.clock,
             max_object_bytes=10_000,
             quota_of=lambda _tenant: QUOTA,
+            registration=RegistrationPolicy(),
         ).upload(request, self.body(chunks))
 
     async def used(self, tenant: TenantId = ACME) -> int:

@@ -55,7 +55,11 @@ class World:
         request = UploadRequest(ACME, FILES, ObjectKey(key), **options)
         body = chunks if isinstance(chunks, AsyncIterator) else stream(chunks)
         return await Uploader(
-            metadata=self.metadata, blobs=self.blobs, clock=self.clock, max_object_bytes=MAX_BYTES
+            metadata=self.metadata,
+            blobs=self.blobs,
+            clock=self.clock,
+            max_object_bytes=MAX_BYTES,
+            registration=uploads.RegistrationPolicy(),
         ).upload(request, body)
 
     def assert_nothing_left_in_flight(self) -> None:

@@ -3,7 +3,8 @@
 One addressing model for every store: a blob lives at an `address` the store gives
 when it stores the bytes (`StagedBlob.address`) and the blob index records
 (`BlobLocation.address`). The filesystem's address is the hash's hex (its content
-path follows from it); S3's is the object key its upload wrote. No use case asks
+path follows from it); S3's is the key of the object its bytes were written to
+(`blobs/<uuid>`: an upload's id, or a fresh one for a migrate-blobs copy). No use case asks
 which kind of store it talks to: GC and fsck find what the index does not know
 through one `scan`, and remove it through one `remove` (application/orphans.py).
 
@@ -132,8 +133,17 @@ class BlobStore(Protocol):
         ...
 
     def scan(self, storage_class: StorageClass) -> AsyncIterator[list[StoredBlob]]:
-        """Every stored thing of the class but uploads in flight, in batches: what
-        GC and fsck compare with the index."""
+        """Every stored thing of the class, in batches: what GC and fsck compare with
+        the index.
+
+        Staging leftovers are not listed (temp files, unfinished multipart uploads:
+        `temp_files` lists those), but an upload's bytes are as soon as they are
+        stored at an address, before its commit: an S3 object once sealed, a file
+        once published. Those are not orphans because `find_orphans` keeps a thing
+        that names its upload while that upload's `WRITING` row exists, and
+        `remove_orphan` removes a thing that names its content under that content's
+        row lock, after which an upload of those bytes puts them back (`confirm`).
+        """
         ...
 
     async def remove(self, storage_class: StorageClass, address: str) -> bool:

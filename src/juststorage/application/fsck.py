@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from juststorage.application.blob_ports import BlobStore
-from juststorage.application.orphans import find_orphans, remove_orphan
+from juststorage.application.orphans import Removal, find_orphans, remove_orphan
 from juststorage.application.ports import MetadataStore
 from juststorage.application.records import BlobAudit, BlobLocation
 from juststorage.domain.errors import NotFound
@@ -245,7 +245,10 @@ async def _check_orphans(
                 content = stored.content_hash
                 if content is not None and BlobLocation(storage_class, content) in referenced:
                     continue
-                repaired = repair and await remove_orphan(metadata, blobs, stored)
+                # Gone already (another pass removed it since the scan) is repaired too.
+                repaired = (
+                    repair and await remove_orphan(metadata, blobs, stored) is not Removal.KEPT
+                )
                 report.problems.append(
                     Problem(
                         ProblemKind.ORPHAN_FILE,

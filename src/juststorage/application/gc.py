@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from juststorage.application.blob_ports import BlobStore
-from juststorage.application.orphans import find_orphans, remove_orphan
+from juststorage.application.orphans import Removal, find_orphans, remove_orphan
 from juststorage.application.ports import Clock, MetadataStore, ProcessLiveness
 from juststorage.domain.model import StorageClass
 
@@ -200,10 +200,12 @@ async def _remove_unreferenced(
                 if await uow.blobs.forget_if_unreferenced(location, cutoff):
                     if await uow.objects.ids_of_blob(location):
                         continue  # a drifted count: committed objects still use it (rolls back)
-                    # Before commit, while the row is locked.
-                    await blobs.remove(location.storage_class, location.address)
-                    report.blobs_removed += 1
-                    report.removed_hashes.append(location.content_hash.hex)
+                    # Before commit, while the row is locked. False: nothing at that
+                    # address here (gone already, or another store's address after
+                    # migrate-blobs, whose file the orphan step then removes and counts).
+                    if await blobs.remove(location.storage_class, location.address):
+                        report.blobs_removed += 1
+                        report.removed_hashes.append(location.content_hash.hex)
                     removed_any = True
                 await uow.commit()
         return len(candidates), removed_any
@@ -218,7 +220,7 @@ async def _remove_orphans(
     for storage_class in StorageClass:
         async for orphans in find_orphans(metadata, blobs, storage_class, stored_before=cutoff):
             for stored in orphans:
-                if await remove_orphan(metadata, blobs, stored):
+                if await remove_orphan(metadata, blobs, stored) is Removal.REMOVED:
                     report.orphan_blobs_removed += 1
                     if stored.content_hash is not None:
                         report.removed_hashes.append(stored.content_hash.hex)

@@ -11,6 +11,7 @@ then publishes them again.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -18,6 +19,16 @@ from juststorage.application.blob_ports import BlobStore
 from juststorage.application.ports import MetadataStore
 from juststorage.application.records import BlobLocation, StoredBlob
 from juststorage.domain.model import StorageClass
+
+
+class Removal(enum.Enum):
+    """What `remove_orphan` did: `REMOVED` it, found it `GONE` already (another pass
+    or an operator removed it since the scan: repaired all the same), or `KEPT` it (a
+    row or an object turned up for its content meanwhile)."""
+
+    REMOVED = "removed"
+    GONE = "gone"
+    KEPT = "kept"
 
 
 async def find_orphans(
@@ -48,22 +59,26 @@ async def find_orphans(
             yield orphans
 
 
-async def remove_orphan(metadata: MetadataStore, blobs: BlobStore, stored: StoredBlob) -> bool:
-    """Remove one thing `find_orphans` reported; False if it was kept (a row or an
-    object turned up for its content meanwhile) or was already gone."""
+async def remove_orphan(metadata: MetadataStore, blobs: BlobStore, stored: StoredBlob) -> Removal:
+    """Remove one thing `find_orphans` reported, and say what became of it."""
     if stored.content_hash is None:
         # Only the upload that wrote it could adopt it, and that upload has no WRITING
         # row left (find_orphans): nothing can make it a blob any more.
-        return await blobs.remove(stored.storage_class, stored.address)
+        return _removal(await blobs.remove(stored.storage_class, stored.address))
     location = BlobLocation(stored.storage_class, stored.content_hash, stored.address)
     async with metadata.transaction() as uow:
         # Claiming inserts a locked row: an upload of the same bytes waits for this
         # transaction, then publishes the blob again.
         if not await uow.blobs.claim_orphan(location, stored.size_bytes):
-            return False  # a row appeared since the scan (rolls back)
+            return Removal.KEPT  # a row appeared since the scan (rolls back)
         if await uow.objects.ids_of_blob(location):
-            return False  # its row was lost, not its objects: fsck's missing-row (rolls back)
+            # Its row was lost, not its objects: fsck's missing-row (rolls back).
+            return Removal.KEPT
         removed = await blobs.remove(stored.storage_class, stored.address)  # before commit
         await uow.blobs.forget(location)
         await uow.commit()
-    return removed
+    return _removal(removed)
+
+
+def _removal(removed: bool) -> Removal:
+    return Removal.REMOVED if removed else Removal.GONE

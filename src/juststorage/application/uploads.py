@@ -86,8 +86,8 @@ class Uploader:
         clock: Clock,
         max_object_bytes: int,
         quota_of: Callable[[TenantId], int | None] | None = None,
+        registration: RegistrationPolicy,
         owner: str = "",
-        registration: RegistrationPolicy = RegistrationPolicy(),
     ) -> None:
         self.metadata = metadata
         self.blobs = blobs

@@ -2,10 +2,12 @@
 
 Layout under a class root `s3://<bucket>/<prefix>`:
 
-    <prefix>/blobs/<upload id>    one object per upload that created a blob; its key
-                                  is the blob's address, which `blobs.location`
-                                  records (S3 has no rename, so bytes never move
-                                  after upload)
+    <prefix>/blobs/<uuid>         one object per stored copy: an upload's object
+                                  is named after the upload, a copy made by
+                                  migrate-blobs after a fresh uuid; the key is the
+                                  blob's address, which `blobs.location` records
+                                  (S3 has no rename, so bytes never move after
+                                  upload)
     <prefix>/probe/<uuid>         readiness probes, deleted at once
 
 Uploads stream as multipart uploads (parts of `part_bytes`, at most
