@@ -67,3 +67,17 @@ def test_driver_bench(postgres_server_url: str) -> None:
     with fresh_database(postgres_server_url) as url:
         out = run_script("driver_bench.py", "--url", url, "--n", "20")
     assert out.count("asyncpg/psycopg insert") == 2
+
+
+def test_get_lookups() -> None:
+    out = run_script("get_lookups.py", "--n", "50", "--rounds", "2")
+    assert out.startswith("SQLite, 50 versions, 2 rounds: µs per lookup")
+    assert "newest_located" in out
+
+
+def test_every_python_script_has_a_smoke_test() -> None:
+    """A script added to scripts/ without a test here would rot unnoticed."""
+    source = Path(__file__).read_text("utf-8")
+    scripts = sorted(p.name for p in (Path(__file__).parents[2] / "scripts").glob("*.py"))
+    assert scripts, "no scripts found"
+    assert [name for name in scripts if f'"{name}"' not in source] == []
