@@ -67,7 +67,12 @@ async def _pg_schema(url: str) -> object:
 async def _upgrade_and_create(
     make: Callable[[str], Store], module: object, older_name: str, fresh_name: str
 ) -> None:
-    """Migrate `older_name` to OLDER, then to the end; `fresh_name` at once."""
+    """Migrate `older_name` to OLDER, then to the end; `fresh_name` at once.
+
+    Both use today's rendering of the migrations: that a database made by an older
+    release (from the per-dialect files) upgrades the same way rests on the
+    fingerprints of tests/unit/test_migrations.py, which hold every released
+    migration's statements to what was shipped."""
     older, fresh = make(older_name), make(fresh_name)
     try:
         assert await _migrate(older, module, OLDER) == ["0001_initial", "0002_gc"]

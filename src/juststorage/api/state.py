@@ -35,6 +35,13 @@ class LifespanState(TypedDict):
 
 
 def api_state(request: Request) -> ApiState:
-    """The state of the app serving `request`."""
-    state: ApiState = request.state.api
+    """The state of the app serving `request`.
+
+    Raises:
+        RuntimeError: the server did not run the app's ASGI lifespan, which makes
+            this state (granian and uvicorn run it unless told not to).
+    """
+    state: ApiState | None = getattr(request.state, "api", None)
+    if state is None:
+        raise RuntimeError("the app needs the ASGI lifespan (its state holds the rate limiter)")
     return state
