@@ -25,6 +25,8 @@ from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
 from juststorage.adapters.blobs.s3 import S3BlobStore
 from juststorage.adapters.blobs.s3_io import S3Connection, S3Root
 from juststorage.application.blob_ports import BlobStore
+from juststorage.application.downloads import find_by_id
+from juststorage.application.fsck import ProblemKind, check_store
 from juststorage.application.orphans import Removal, find_orphans, remove_orphan
 from juststorage.application.records import BlobLocation, StoredBlob
 from juststorage.application.uploads import RegistrationPolicy, Uploader, UploadRequest
@@ -665,6 +667,55 @@ async def test_stored_bytes_that_name_their_upload_are_no_orphan_while_it_is_wri
             await uow.objects.discard_writing(upload.id)
             await uow.commit()
         assert [s.address for s in await orphans()] == [staged.address]
+
+
+async def test_the_bytes_of_a_lost_blob_row_are_kept_and_fsck_records_them_again(
+    backend: Backend,
+) -> None:
+    """Damage (an old database restored, an operator's DELETE) loses a committed
+    object's blob row. Where a stored thing names its upload, the upload's committed
+    version says whose bytes they are: GC's orphan step keeps them, fsck reports the
+    missing row and `repair` records it again at their address."""
+    if not backend.names_uploads:
+        pytest.skip("the store's stored things name their content: the unit tests cover it")
+    clock = FakeClock()
+    metadata = FakeMetadataStore(clock)
+    uploader = Uploader(
+        metadata=metadata,
+        blobs=backend.store,
+        clock=clock,
+        max_object_bytes=MIB,
+        registration=RegistrationPolicy(always=frozenset(StorageClass)),  # as on S3
+    )
+    data = payload(700)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield data
+
+    tenant = TenantId("acme")
+    request = UploadRequest(tenant, Namespace("files"), ObjectKey("k"))
+    version = (await uploader.upload(request, body())).version
+    blob = (await find_by_id(metadata, tenant, version.id)).blob
+    async with metadata.transaction() as uow:  # damage: the blob row is gone
+        await uow.blobs.forget(blob)
+        await uow.commit()
+
+    later = datetime(9999, 1, 1, tzinfo=UTC)  # age protects nothing
+    assert [
+        s async for b in find_orphans(metadata, backend.store, HOT, stored_before=later) for s in b
+    ] == []
+    (problem,) = (await check_store(metadata, backend.store)).problems
+    assert (problem.kind, problem.address, problem.object_ids) == (
+        ProblemKind.MISSING_ROW,
+        blob.address,
+        (version.id,),
+    )
+    report = await check_store(metadata, backend.store, repair=True)
+    assert [(p.kind, p.repaired) for p in report.problems] == [(ProblemKind.MISSING_ROW, True)]
+    assert (await check_store(metadata, backend.store)).problems == []
+    found = await find_by_id(metadata, tenant, version.id)
+    assert found.blob.address == blob.address
+    assert await read(backend.store, found.blob, 0, len(data)) == data
 
 
 async def test_space_is_free_and_total_bytes_or_none(backend: Backend) -> None:

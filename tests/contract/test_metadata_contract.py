@@ -1023,6 +1023,46 @@ async def test_ids_of_blob_and_objects_without_a_blob_row(backend: Backend) -> N
     assert cold.id not in {v.id for v in orphaned}
 
 
+async def test_versions_of_uploads_whose_blob_row_is_lost(backend: Backend) -> None:
+    """`without_blob_row_among`: of these uploads, the COMMITTED or DELETING versions
+    whose blob has no row; not a dedup hit's (its blob has a row), nor a DELETED or
+    WRITING one, nor an unknown id."""
+    store, clock = backend.store, backend.clock
+    lost = await seed_version(store, clock, "lost", data=b"lost")
+    going = await seed_version(store, clock, "going", data=b"going")
+    gone = await seed_version(store, clock, "gone", data=b"gone")
+    first = await seed_version(store, clock, "first", data=b"shared")
+    hit = await seed_version(store, clock, "hit", data=b"shared")
+    writing = new_upload("writing", clock)
+    await add_writing(store, writing)
+    await delete(store, going)
+    await delete(store, gone)
+    async with store.transaction() as uow:
+        assert await uow.objects.finish_deletes(10) == 2
+        await uow.commit()
+    going = await seed_version(store, clock, "going2", data=b"going")
+    await delete(store, going)  # DELETING, not finished
+    ids = [lost.id, going.id, gone.id, first.id, hit.id, writing.id, uuid4()]
+    async with store.snapshot() as view:
+        assert await view.objects.without_blob_row_among(ids) == []
+    async with store.transaction() as uow:
+        for data in (b"lost", b"going", b"gone"):
+            await uow.blobs.forget(BlobLocation(HOT, digest_of(data)))
+        await uow.commit()
+    async with store.snapshot() as view:
+        found = await view.objects.without_blob_row_among(ids)
+        assert await view.objects.without_blob_row_among([]) == []
+    assert sorted((v.id, v.state) for v in found) == sorted(
+        [(lost.id, ObjectState.COMMITTED), (going.id, ObjectState.DELETING)]
+    )
+    assert next(v for v in found if v.id == lost.id) == lost
+    at_upload = BlobLocation(HOT, digest_of(b"lost"), f"blobs/{lost.id}")
+    async with store.transaction() as uow:  # fsck's repair: the row again, at that address
+        assert await uow.blobs.claim_orphan(at_upload, 4)
+        await uow.commit()
+    assert (await audit_all(store))[at_upload].location.address == f"blobs/{lost.id}"
+
+
 async def test_unreferenced_honours_the_release_time_and_the_cutoff(backend: Backend) -> None:
     store, clock = backend.store, backend.clock
     first = await seed_version(store, clock, "first", data=b"first")

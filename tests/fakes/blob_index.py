@@ -86,7 +86,10 @@ class FakeBlobIndex:
         if row_key in self._state.blobs:
             return False
         now = self._clock.now()
-        self._state.blobs[row_key] = BlobRecord(size_bytes, 0, now, released_at=now)
+        recorded = None if location.address == location.content_hash.hex else location.address
+        self._state.blobs[row_key] = BlobRecord(
+            size_bytes, 0, now, released_at=now, location=recorded
+        )
         return True
 
     async def forget(self, location: BlobLocation) -> None:

@@ -249,3 +249,13 @@ class FakeObjectRepository:
             for v in committed(self._state)
             if (v.storage_class, v.content_hash.hex) not in self._state.blobs
         ][:limit]
+
+    async def without_blob_row_among(self, upload_ids: list[UUID]) -> list[ObjectVersion]:
+        versions = (self._state.objects.get(i) for i in upload_ids)
+        return [
+            v
+            for v in versions
+            if v is not None
+            and v.state in (ObjectState.COMMITTED, ObjectState.DELETING)
+            and (v.storage_class, v.content_hash.hex) not in self._state.blobs
+        ]

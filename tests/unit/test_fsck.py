@@ -137,6 +137,36 @@ async def test_a_missing_row_is_found_and_repaired(world: World) -> None:
     assert (await world.fsck()).problems == []
 
 
+async def test_a_lost_row_of_bytes_naming_their_upload_is_recorded_again_there() -> None:
+    """On a store that addresses blobs by upload (S3), the missing row's blob is the
+    bytes its upload stored: repair records the row at their address, with the live
+    count; a version being deleted still names its bytes (count 0)."""
+    world = World(lambda clock: FakeBlobStore(clock, by_upload=True))
+    kept = await world.upload("k", b"row lost")
+    going = await world.upload("g", b"deleting")
+    await delete_object(world.metadata, ACME, going.version.id)
+    async with world.metadata.transaction() as uow:  # damage: the blob rows are gone
+        await uow.blobs.forget(location_of(kept))
+        await uow.blobs.forget(location_of(going))
+        await uow.commit()
+    report = await world.fsck()
+    assert sorted(p.describe() for p in report.problems) == sorted(
+        [
+            f"missing-row hot sha256:{kept.version.content_hash.hex}"
+            f" address:{kept.version.id} objects={kept.version.id} file without row",
+            f"missing-row hot sha256:{going.version.content_hash.hex}"
+            f" address:{going.version.id} objects=- file without row",
+        ]
+    )
+    report = await world.fsck(repair=True)
+    assert [(p.kind, p.repaired) for p in report.problems] == [(ProblemKind.MISSING_ROW, True)] * 2
+    record = world.metadata.blob_record(HOT, kept.version.content_hash)
+    assert record is not None and (record.location, record.ref_count) == (str(kept.version.id), 1)
+    record = world.metadata.blob_record(HOT, going.version.content_hash)
+    assert record is not None and (record.location, record.ref_count) == (str(going.version.id), 0)
+    assert (await world.fsck()).problems == []
+
+
 async def test_a_committed_object_without_row_or_file_is_a_missing_blob(world: World) -> None:
     result = await world.upload("a", b"all gone")
     async with world.metadata.transaction() as uow:

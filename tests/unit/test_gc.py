@@ -438,3 +438,29 @@ async def test_an_object_naming_its_upload_stays_while_the_upload_is_writing() -
         report = await world.gc(60)
         assert (report.expired_uploads, report.orphan_blobs_removed) == (1, 1)
         assert world.fake_blobs.blobs == {}
+
+
+async def test_an_object_naming_its_upload_whose_row_was_lost_is_kept() -> None:
+    """On a store that addresses blobs by upload (S3), bytes whose upload committed a
+    version whose blob row was lost (damage) are that blob: kept, as on the filesystem
+    (fsck records the row again). A dedup hit's own copy is still an orphan: its
+    version's blob has a row, at the older copy."""
+    world = World(lambda clock: FakeBlobStore(clock, by_upload=True))
+    first = await world.upload("a", b"shared")
+    hit = await world.upload("b", b"shared")
+    assert hit.deduplicated
+    # A crash before the dedup hit removed its fresh copy leaves it behind.
+    left = BlobLocation(HOT, hit.version.content_hash, str(hit.version.id))
+    world.fake_blobs.put(left, b"shared", world.clock.now())
+    lost = await world.upload("c", b"row lost")
+    async with world.metadata.transaction() as uow:  # damage: the blob row is gone
+        await uow.blobs.forget(location_of(lost))
+        await uow.commit()
+    world.clock.advance(100)
+
+    report = await world.gc(60)
+    assert report.orphan_blobs_removed == 1
+    assert set(world.fake_blobs.blobs) == {
+        (HOT, str(first.version.id)),
+        (HOT, str(lost.version.id)),
+    }

@@ -3,8 +3,10 @@
 Finds: committed objects whose blob file is missing, blob files whose bytes do
 not hash to their name, reference counts that differ from the live objects,
 stored things no row knows (the orphans GC removes: application/orphans.py), and
-unreferenced rows whose file is gone. `repair`
-fixes what needs no guessing (recounts, removing orphans) and reports the rest.
+unreferenced rows whose file is gone. A missing row's blob is at its content
+address, or, where stored things name their upload, the bytes an upload of a
+version of that content stored. `repair` fixes what needs no guessing (recounts,
+rows recreated at the blob's address, removing orphans) and reports the rest.
 `repair` is meant for a quiet store: counts are taken one blob at a time.
 """
 
@@ -16,11 +18,11 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from juststorage.application.blob_ports import BlobStore
-from juststorage.application.orphans import Removal, find_orphans, remove_orphan
+from juststorage.application.orphans import LostRow, Removal, find_unindexed, remove_orphan
 from juststorage.application.ports import MetadataStore
 from juststorage.application.records import BlobAudit, BlobLocation
 from juststorage.domain.errors import NotFound
-from juststorage.domain.model import ContentHash, StorageClass
+from juststorage.domain.model import ContentHash, ObjectVersion, StorageClass
 
 _PAGE = 500
 
@@ -130,8 +132,12 @@ async def check_store(
         if len(page) < _PAGE:
             break
         after = page[-1].location
-    referenced = await _check_objects_without_rows(metadata, blobs, repair, report)
-    await _check_orphans(metadata, blobs, repair, report, referenced)
+    async with metadata.snapshot() as view:
+        rowless = await view.objects.without_blob_row(100_000)
+    referenced = {BlobLocation(v.storage_class, v.content_hash) for v in rowless}
+    orphans, lost_rows = await _check_unindexed(metadata, blobs, repair, referenced)
+    await _check_missing_rows(metadata, blobs, repair, report, rowless, lost_rows)
+    report.problems += orphans
     return report
 
 
@@ -191,19 +197,29 @@ async def _check_blob(
         )
 
 
-async def _check_objects_without_rows(
-    metadata: MetadataStore, blobs: BlobStore, repair: bool, report: FsckReport
-) -> set[BlobLocation]:
-    """Committed objects whose blob has no row; returns those blobs' locations."""
-    async with metadata.snapshot() as view:
-        orphaned = await view.objects.without_blob_row(100_000)
+async def _check_missing_rows(
+    metadata: MetadataStore,
+    blobs: BlobStore,
+    repair: bool,
+    report: FsckReport,
+    rowless: list[ObjectVersion],
+    lost_rows: list[LostRow],
+) -> None:
+    """Committed objects whose blob has no row, and the bytes of lost rows that name
+    their upload: the blob is at its content address, else at those bytes'."""
     by_location: dict[BlobLocation, list[UUID]] = {}
     sizes: dict[BlobLocation, int] = {}
-    for version in orphaned:
+    for version in rowless:
         location = BlobLocation(version.storage_class, version.content_hash)
         by_location.setdefault(location, []).append(version.id)
         sizes[location] = version.size_bytes
+    addressed: dict[BlobLocation, BlobLocation] = {}
+    for lost in lost_rows:  # a version being deleted has no row either: live count 0
+        by_location.setdefault(lost.blob, [])
+        sizes.setdefault(lost.blob, lost.version.size_bytes)
+        addressed.setdefault(lost.blob, lost.blob)  # (class, hash) → first copy found
     for location, ids in by_location.items():
+        location = addressed.get(location, location)
         try:
             reader = await blobs.open(location)
             await reader.close()
@@ -217,7 +233,7 @@ async def _check_objects_without_rows(
         repaired = False
         if repair:
             async with metadata.transaction() as uow:
-                if await uow.blobs.claim_orphan(location, sizes[location]):
+                if await uow.blobs.claim_orphan(location, sizes[location]):  # at its address
                     live = len(await uow.objects.ids_of_blob(location))
                     await uow.blobs.set_ref_count(location, live)
                     repaired = True
@@ -227,21 +243,20 @@ async def _check_objects_without_rows(
                 ProblemKind.MISSING_ROW, location, tuple(ids), "file without row", repaired
             )
         )
-    return set(by_location)
 
 
-async def _check_orphans(
-    metadata: MetadataStore,
-    blobs: BlobStore,
-    repair: bool,
-    report: FsckReport,
-    referenced: set[BlobLocation],
-) -> None:
+async def _check_unindexed(
+    metadata: MetadataStore, blobs: BlobStore, repair: bool, referenced: set[BlobLocation]
+) -> tuple[list[Problem], list[LostRow]]:
     """Stored things the index does not know (orphans.py, as GC finds them), but the
-    blobs of objects without a row, reported as missing-row already."""
+    blobs of objects without a row, which are missing-row: the orphan-file problems,
+    and the bytes of lost rows that name their upload."""
+    problems: list[Problem] = []
+    lost_rows: list[LostRow] = []
     for storage_class in StorageClass:
-        async for orphans in find_orphans(metadata, blobs, storage_class):
-            for stored in orphans:
+        async for batch in find_unindexed(metadata, blobs, storage_class):
+            lost_rows += batch.lost_rows
+            for stored in batch.orphans:
                 content = stored.content_hash
                 if content is not None and BlobLocation(storage_class, content) in referenced:
                     continue
@@ -249,7 +264,7 @@ async def _check_orphans(
                 repaired = (
                     repair and await remove_orphan(metadata, blobs, stored) is not Removal.KEPT
                 )
-                report.problems.append(
+                problems.append(
                     Problem(
                         ProblemKind.ORPHAN_FILE,
                         storage_class,
@@ -259,3 +274,4 @@ async def _check_orphans(
                         repaired=repaired,
                     )
                 )
+    return problems, lost_rows

@@ -170,6 +170,13 @@ class ObjectUpkeep(Protocol):
         """Committed objects whose blob has no row (damage; for fsck)."""
         ...
 
+    async def without_blob_row_among(self, upload_ids: list[UUID]) -> list[ObjectVersion]:
+        """The versions of these uploads (a version's id is its upload's) that are
+        `COMMITTED` or `DELETING` while their blob has no row: bytes stored under the
+        upload's name are then the lost row's blob (damage; GC keeps them, fsck
+        records the row again), not a dedup hit's redundant copy."""
+        ...
+
 
 class ObjectRepository(ObjectReads, UploadRows, ObjectDeletes, ObjectUpkeep, Protocol):
     """Object versions of one unit of work: every narrow object port in one."""
@@ -214,8 +221,9 @@ class BlobCollection(Protocol):
         ...
 
     async def claim_orphan(self, location: BlobLocation, size_bytes: int) -> bool:
-        """For stored bytes with no row: insert a locked row with no reference; False
-        if a row exists. Remove the bytes, then `forget()` the row, before committing.
+        """For stored bytes with no row: insert a locked row with no reference that
+        records `location.address`; False if a row exists. Remove the bytes, then
+        `forget()` the row, before committing (GC); or set its count (fsck's repair).
         """
         ...
 

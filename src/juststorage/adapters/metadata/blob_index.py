@@ -71,11 +71,13 @@ class SqlBlobIndex(SqlRepository):
 
     async def claim_orphan(self, location: BlobLocation, size_bytes: int) -> bool:
         now = self._now()
+        content_hash = location.content_hash.hex
+        recorded = None if location.address == content_hash else location.address
         row = await self._s.fetchone(
             "INSERT INTO blobs (storage_class, content_hash, size_bytes, ref_count,"
-            " released_at, created_at) VALUES (?, ?, ?, 0, ?, ?)"
+            " released_at, created_at, location) VALUES (?, ?, ?, 0, ?, ?, ?)"
             " ON CONFLICT (storage_class, content_hash) DO NOTHING RETURNING content_hash",
-            (location.storage_class.value, location.content_hash.hex, size_bytes, now, now),
+            (location.storage_class.value, content_hash, size_bytes, now, now, recorded),
         )
         return row is not None
 

@@ -339,6 +339,20 @@ class SqlObjectRepository(SqlRepository):
         )
         return [_version(r, self._d) for r in rows]
 
+    async def without_blob_row_among(self, upload_ids: list[UUID]) -> list[ObjectVersion]:
+        versions: list[ObjectVersion] = []
+        ids = [self._d.uuid_in(i) for i in upload_ids]
+        for condition, params in self._d.any_of("o.id", ids, "uuid"):
+            rows = await self._s.fetchall(
+                f"SELECT {_OBJECT_COLUMNS} FROM objects o"
+                f" WHERE o.state IN ('COMMITTED', 'DELETING') AND {condition} AND NOT EXISTS"
+                " (SELECT 1 FROM blobs b WHERE b.storage_class = o.storage_class"
+                " AND b.content_hash = o.content_hash)",
+                params,
+            )
+            versions += [_version(r, self._d) for r in rows]
+        return versions
+
 
 def _first_row_of_each_key(rows: list[Listed]) -> list[Listed]:
     """The rows that start a key: its newest version, in rows ordered by key, newest first."""
