@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from juststorage.application.ports import MetadataStore
@@ -48,27 +48,47 @@ async def _fill(
     store = build_metadata_store(load_settings(environ), SystemClock())
     try:
         before = await _objects_counted(store, tenant)
-        now = datetime.now(UTC)
-        async with store.transaction() as uow:
-            for i in range(n):
-                digest = ContentHash(hashlib.sha256(f"{namespace}/{i}".encode()).hexdigest())
-                await uow.blobs.acquire(BlobLocation(StorageClass.HOT, digest), size)
-                upload = NewUpload(
-                    uuid.uuid4(),
-                    tenant,
-                    namespace,
+        await commit_versions(
+            store,
+            tenant,
+            namespace,
+            [
+                (
                     ObjectKey(f"obj/{i:07d}"),
-                    StorageClass.HOT,
-                    "application/octet-stream",
-                    now,
+                    ContentHash(hashlib.sha256(f"{namespace}/{i}".encode()).hexdigest()),
                 )
-                await uow.objects.insert_committed(upload, digest, size)
-            await uow.commit()
+                for i in range(n)
+            ],
+            size=size,
+        )
         counted = await _objects_counted(store, tenant) - before
         if counted != n:
             raise RuntimeError(f"usage grew by {counted} objects, {n} were committed")
     finally:
         await store.close()
+
+
+async def commit_versions(
+    store: MetadataStore,
+    tenant: TenantId,
+    namespace: Namespace,
+    versions: Iterable[tuple[ObjectKey, ContentHash]],
+    *,
+    size: int,
+    content_type: str = "application/octet-stream",
+) -> None:
+    """Commit one hot version of `size` bytes per (key, hash), in order, in one unit of
+    work: what an upload commits (a blob reference, then a `COMMITTED` version that
+    counts usage), without storing any bytes. A key given twice gets two versions."""
+    now = datetime.now(UTC)
+    async with store.transaction() as uow:
+        for key, digest in versions:
+            await uow.blobs.acquire(BlobLocation(StorageClass.HOT, digest), size)
+            upload = NewUpload(
+                uuid.uuid4(), tenant, namespace, key, StorageClass.HOT, content_type, now
+            )
+            await uow.objects.insert_committed(upload, digest, size)
+        await uow.commit()
 
 
 async def _objects_counted(store: MetadataStore, tenant: TenantId) -> int:

@@ -119,3 +119,45 @@ def test_bench_peers_section_runs_on_tiny_sizes(peers_base: Path) -> None:
     rows = table_rows(done.stdout)
     assert [r[0] for r in rows if r[2] == "skipped"] == []
     assert {r[0] for r in rows} >= {"objbench small PUT vs swift", "objbench large GET vs nginx"}
+
+
+def run_module(module: str, *args: str) -> str:
+    """`python -m bench.<module>` with `args`; its output, after checking it exited 0."""
+    done = run_python("-m", f"bench.{module}", *args)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def test_explain_plans_on_sqlite(tmp_path: Path) -> None:
+    out = run_module("explain_plans", "--sqlite", str(tmp_path / "plans.db"), "--rows", "300")
+    assert out.startswith("SQLite, 300 keys")
+    assert "USING INDEX objects_committed_by_key" in out
+
+
+def test_explain_plans_on_postgres(postgres_server_url: str) -> None:
+    out = run_module("explain_plans", "--postgres", postgres_server_url, "--rows", "300")
+    assert out.startswith("PostgreSQL, 300 keys")
+    assert "### usage" in out
+
+
+def test_get_lookups() -> None:
+    out = run_module("get_lookups", "--n", "50", "--rounds", "2")
+    assert out.startswith("SQLite, 50 versions, 2 rounds: µs per lookup")
+    assert "newest_located" in out
+
+
+def test_every_standalone_bench_module_has_a_smoke_test() -> None:
+    """Modules of bench/ run on their own (`python -m bench.<name>`, with a `__main__`
+    block) would rot unnoticed without a test here, or a run by bench/peers.sh, which
+    the peers test above runs."""
+    source = Path(__file__).read_text("utf-8") + (REPO / "bench" / "peers.sh").read_text("utf-8")
+    standalone = sorted(
+        p.stem
+        for p in (REPO / "bench").glob("*.py")
+        if p.stem != "__main__" and 'if __name__ == "__main__"' in p.read_text("utf-8")
+    )
+    assert standalone, "no standalone bench modules found"
+    named = [
+        m for m in standalone if any(n in source for n in (f'"{m}"', f"bench.{m}", f"/{m}.py"))
+    ]
+    assert named == standalone

@@ -20,18 +20,6 @@ def run_script(name: str, *args: str) -> str:
     return done.stdout
 
 
-def test_explain_plans_on_sqlite(tmp_path: Path) -> None:
-    out = run_script("explain_plans.py", "--sqlite", str(tmp_path / "plans.db"), "--rows", "300")
-    assert out.startswith("SQLite, 300 keys")
-    assert "USING INDEX objects_committed_by_key" in out
-
-
-def test_explain_plans_on_postgres(postgres_server_url: str) -> None:
-    out = run_script("explain_plans.py", "--postgres", postgres_server_url, "--rows", "300")
-    assert out.startswith("PostgreSQL, 300 keys")
-    assert "### usage" in out
-
-
 def test_fsync_modes(tmp_path: Path) -> None:
     out = run_script("fsync_modes.py", "--n", "32", "--dir", str(tmp_path))
     assert out.startswith("sequential ") and "16 files + one syncfs" in out
@@ -67,12 +55,6 @@ def test_driver_bench(postgres_server_url: str) -> None:
     with fresh_database(postgres_server_url) as url:
         out = run_script("driver_bench.py", "--url", url, "--n", "20")
     assert out.count("asyncpg/psycopg insert") == 2
-
-
-def test_get_lookups() -> None:
-    out = run_script("get_lookups.py", "--n", "50", "--rounds", "2")
-    assert out.startswith("SQLite, 50 versions, 2 rounds: µs per lookup")
-    assert "newest_located" in out
 
 
 def test_every_python_script_has_a_smoke_test() -> None:

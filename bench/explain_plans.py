@@ -6,8 +6,8 @@ written through the repositories as uploads would write them, then shows
 EXPLAIN (ANALYZE) for: newest version by key, the first and a deep list page
 (newest only, and all versions), and usage. Used for docs/postgres.md.
 
-    .venv/bin/python scripts/explain_plans.py --postgres postgresql://postgres@127.0.0.1/postgres
-    .venv/bin/python scripts/explain_plans.py --sqlite /tmp/plans.db
+    .venv/bin/python -m bench.explain_plans --postgres postgresql://postgres@127.0.0.1/postgres
+    .venv/bin/python -m bench.explain_plans --sqlite /tmp/plans.db
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import sqlite3
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -31,50 +30,51 @@ from juststorage.adapters.metadata.queries import (
     newest_by_key_sql,
 )
 from juststorage.adapters.metadata.sqlite import SqliteDialect
-from juststorage.application.records import BlobLocation, ListQuery
+from juststorage.application.records import ListQuery
 from juststorage.bootstrap import SystemClock, build_metadata_store
 from juststorage.config import load_settings
 from juststorage.domain.cursor import ListCursor
 from juststorage.domain.model import (
     ContentHash,
     Namespace,
-    NewUpload,
     ObjectKey,
     StorageClass,
     TenantId,
 )
+
+from .fill import commit_versions
 
 TENANT, NAMESPACE = TenantId("acme"), Namespace("kb")
 
 
 async def fill(database_url: str, rows: int, second_every: int | None) -> None:
     """Migrate, then commit `rows` keys `doc-000000001`... of 4096 bytes (and a second
-    version of every `second_every`-th key) through the repositories, in one unit of
-    work: a blob reference and a `COMMITTED` version each, usage counted as uploads
-    count it."""
+    version of every `second_every`-th key) through the repositories (`commit_versions`)."""
     environ = {"JUSTSTORAGE_DATA_DIR": "/nonexistent", "DATABASE_URL": database_url}
     store = build_metadata_store(load_settings(environ), SystemClock())
     try:
         await store.migrate()
-        now = datetime.now(UTC)
         seconds = range(1, rows + 1, second_every) if second_every else range(0)
-        async with store.transaction() as uow:
-            for g in [*range(1, rows + 1), *seconds]:
-                digest = ContentHash(hashlib.md5(str(g).encode()).hexdigest() * 2)
-                await uow.blobs.acquire(BlobLocation(StorageClass.HOT, digest), 4096)
-                upload = NewUpload(
-                    uuid.uuid4(),
-                    TENANT,
-                    NAMESPACE,
+        await commit_versions(
+            store,
+            TENANT,
+            NAMESPACE,
+            [
+                (
                     ObjectKey(f"doc-{g:09d}"),
-                    StorageClass.HOT,
-                    "text/plain",
-                    now,
+                    ContentHash(hashlib.md5(str(g).encode()).hexdigest() * 2),
                 )
-                await uow.objects.insert_committed(upload, digest, 4096)
-            await uow.commit()
+                for g in [*range(1, rows + 1), *seconds]
+            ],
+            size=4096,
+            content_type="text/plain",
+        )
     finally:
         await store.close()
+
+
+def _digest_of(g: int) -> ContentHash:
+    return ContentHash(hashlib.md5(str(g).encode()).hexdigest() * 2)
 
 
 def _queries(rows: int) -> dict[str, tuple[ListQuery, str]]:

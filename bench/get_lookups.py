@@ -3,7 +3,7 @@ version of a key alone (`ObjectReads.newest`, what a filesystem GET read before
 blobs had addresses) against the version with its blob's address
 (`newest_located`, the LEFT JOIN to the blob row every GET reads now).
 
-    .venv/bin/python scripts/get_lookups.py [--n 2000] [--rounds 20]
+    .venv/bin/python -m bench.get_lookups [--n 2000] [--rounds 20]
 
 Fills a fresh SQLite file under /tmp with --n committed versions (each with its
 blob row), then runs --rounds rounds alternating the two lookups, each round
@@ -21,43 +21,26 @@ import shutil
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore
 from juststorage.application.ports import MetadataStore
-from juststorage.application.records import BlobLocation
 from juststorage.bootstrap import SystemClock
 from juststorage.domain.model import (
     ContentHash,
     Namespace,
-    NewUpload,
     ObjectKey,
-    StorageClass,
     TenantId,
 )
+
+from .fill import commit_versions
 
 TENANT, NAMESPACE = TenantId("acme"), Namespace("files")
 
 
 def _key(i: int) -> ObjectKey:
     return ObjectKey(f"obj/{i:07d}")
-
-
-async def _commit_versions(store: MetadataStore, n: int) -> None:
-    """`n` committed 4 KiB versions, each with its own blob row, in one transaction."""
-    now = datetime.now(UTC)
-    async with store.transaction() as uow:
-        for i in range(n):
-            digest = ContentHash(hashlib.sha256(i.to_bytes(8, "big")).hexdigest())
-            await uow.blobs.acquire(BlobLocation(StorageClass.HOT, digest), 4096)
-            upload = NewUpload(
-                uuid.uuid4(), TENANT, NAMESPACE, _key(i), StorageClass.HOT, "x/y", now
-            )
-            await uow.objects.insert_committed(upload, digest, 4096)
-        await uow.commit()
 
 
 def _lookup(store: MetadataStore, located: bool) -> Callable[[ObjectKey], Awaitable[object]]:
@@ -75,7 +58,10 @@ async def main(n: int, rounds: int) -> None:
     store = SqliteMetadataStore(directory / "meta.db", SystemClock())
     try:
         await store.migrate()
-        await _commit_versions(store, n)
+        digests = (ContentHash(hashlib.sha256(i.to_bytes(8, "big")).hexdigest()) for i in range(n))
+        await commit_versions(
+            store, TENANT, NAMESPACE, [(_key(i), d) for i, d in enumerate(digests)], size=4096
+        )
         means: dict[str, list[float]] = {"newest": [], "newest_located": []}
         for _ in range(rounds):
             for name in means:
