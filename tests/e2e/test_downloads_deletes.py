@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -66,7 +65,7 @@ def test_download_by_id_without_x_tenant_is_400(
     assert_error(response, 400, "BadRequest")
 
 
-@pytest.mark.parametrize("object_id", [str(uuid.uuid4()), "not-a-uuid"])
+@pytest.mark.parametrize("object_id", ["5d5a2459-27b8-4ae6-bda7-a7dff1d2147c", "not-a-uuid"])
 def test_unknown_object_id_is_404(
     server: Server, auth: dict[str, str], tenant: str, object_id: str
 ) -> None:
