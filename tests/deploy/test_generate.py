@@ -4,6 +4,7 @@ checked; secrets referenced, never written; nothing overwritten without --force.
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -235,3 +236,68 @@ def test_kubernetes_app_name_names_everything(tmp_path: Path) -> None:
     (rule,) = files["prometheusrule.yaml"]
     exprs = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
     assert exprs and all('job="store"' in e for e in exprs)
+
+
+def _metrics_addr(platform: str, files: dict[str, Any]) -> str | None:
+    """The JUSTSTORAGE_METRICS_ADDR a platform's files give the service, if any."""
+    name = "JUSTSTORAGE_METRICS_ADDR"
+    if platform == "caprover":
+        (app,) = files["caprover-one-click-app.yml"]
+        env = app["services"]["$$cap_appname"]["environment"]
+        return env.get(name)
+    if platform == "heroku":
+        return files["app.json"]["env"].get(name, {}).get("value")
+    if platform == "flyio":
+        return files["fly.toml"]["env"].get(name)
+    if platform == "railway":
+        command = files["railway.json"]["deploy"]["startCommand"]
+        match = re.search(r"export JUSTSTORAGE_METRICS_ADDR=\"\$\{[A-Z_]+:-([^}]+)\}\"", command)
+        return match.group(1) if match else None
+    if platform == "render":
+        (blueprint,) = files["render.yaml"]
+        (web,) = blueprint["services"]
+        return {v["key"]: v.get("value") for v in web["envVars"]}.get(name)
+    if platform == "digitalocean":
+        (spec,) = files[".do/app.yaml"]
+        (service,) = spec["services"]
+        return {v["key"]: v.get("value") for v in service["envs"]}.get(name)
+    if platform == "compose":
+        (compose,) = files["docker-compose.yml"]
+        return compose["services"]["juststorage"]["environment"].get(name)
+    assert platform == "kubernetes"
+    (statefulset,) = files["statefulset.yaml"]
+    (container,) = statefulset["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value") for e in container["env"]}.get(name)
+
+
+@pytest.mark.parametrize("platform", list(PLATFORMS))
+def test_every_platform_serves_metrics_on_the_metrics_listener(
+    tmp_path: Path, platform: str
+) -> None:
+    """SPEC §2: /metrics is operator data. With JUSTSTORAGE_METRICS_ADDR set the public
+    listener answers 404 for it, and whatever scrapes it is pointed at that port."""
+    files = generated(tmp_path, platform)
+    address = _metrics_addr(platform, files)
+    assert address is not None, f"{platform} serves /metrics on its public listener"
+    port = int(address.rpartition(":")[2])
+    assert port != 8080
+    if platform == "flyio":
+        assert files["fly.toml"]["metrics"] == {"port": port, "path": "/metrics"}
+    if platform == "compose":
+        (compose,) = files["docker-compose.yml"]
+        published = compose["services"]["juststorage"]["ports"]
+        assert all(not p.endswith(f":{port}") for p in published)
+        (prometheus,) = files["deploy/prometheus/prometheus.yml"]
+        (job,) = prometheus["scrape_configs"]
+        assert job["static_configs"] == [{"targets": [f"juststorage:{port}"]}]
+    if platform == "kubernetes":
+        (statefulset,) = files["statefulset.yaml"]
+        (container,) = statefulset["spec"]["template"]["spec"]["containers"]
+        container_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        service = files["service.yaml"][0]
+        service_ports = {p["name"]: p for p in service["spec"]["ports"]}
+        (monitor,) = files["servicemonitor.yaml"]
+        (endpoint,) = monitor["spec"]["endpoints"]
+        scraped = service_ports[endpoint["port"]]
+        assert container_ports[scraped["targetPort"]] == port
+        assert endpoint["path"] == "/metrics"

@@ -226,3 +226,15 @@ def test_through_nginx_downloads_are_whole_and_carry_the_objects_headers(
         # The blob files themselves are not reachable from outside.
         assert client.get(_hot_uri(data)).status_code == 404
         assert client.get("/_juststorage_hot/../meta.db").status_code in (400, 404)
+
+
+def test_nginx_does_not_pass_metrics_on(server: Server, proxy: Nginx) -> None:
+    """The server behind has no metrics listener, so it serves /metrics on the port
+    nginx proxies to; nginx answers 404 for it however the path is spelled."""
+    assert server.client.get("/metrics").status_code == 200
+    with httpx.Client(base_url=proxy.url, timeout=10.0, trust_env=False) as client:
+        for path in ("/metrics", "/%6Detrics", "//metrics", "/metrics?format=text"):
+            answer = client.get(path)
+            assert answer.status_code == 404, path
+            assert "just_storage_" not in answer.text, path
+        assert client.get("/health").status_code == 200

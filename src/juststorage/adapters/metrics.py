@@ -5,7 +5,8 @@ Several server processes (`serve --workers N`) share one multiprocess directory
 before the workers start): every process writes its counters and histograms to
 its own memory-mapped file there, and a scrape answered by any process sums the
 files of all of them. The object and byte gauges are not per process at all:
-they are a census read from the database at scrape time.
+they are a census read at scrape time from the database's counter rows
+(`census_counters`, kept by the transactions that change objects).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ class _CensusCollector(Collector):
 
 class Metrics:
     """Every metric the service exports. Label values are bounded: methods, statuses,
-    validated tenant and namespace names; never keys, ids or paths."""
+    names of tenants and namespaces that hold objects; never keys, ids or paths."""
 
     def __init__(self, multiprocess_dir: Path | None = None) -> None:
         # `_created` series only add noise to every counter (the function is untyped).

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 _EXTRA_HEADERS = "response_headers"
+_METRICS_NAMESPACE = "metrics_namespace"
 # (method, status, namespace, seconds) of each answered request: `Metrics.observe_request`
 RequestObserver = Callable[[str, int, str, float], None]
 
@@ -21,6 +22,24 @@ def add_response_headers(scope: Scope, headers: dict[str, str]) -> None:
     A later call replaces a header of the same name.
     """
     scope.setdefault("state", {}).setdefault(_EXTRA_HEADERS, {}).update(headers)
+
+
+def label_namespace(scope: Scope, namespace: str) -> None:
+    """Name the request's namespace in its metrics: call it only with the namespace of
+    a committed object the authenticated caller just read, wrote, listed or deleted.
+
+    Every other request (refused, failed, or naming an empty namespace) is counted
+    under `namespace=""`, so no client can add label values by naming namespaces:
+    there are at most as many as namespaces that held objects.
+    """
+    scope.setdefault("state", {})[_METRICS_NAMESPACE] = namespace
+
+
+def _namespace_label(state: dict[str, object], status: int) -> str:
+    """The label set by `label_namespace`, for a successful answer only."""
+    if 200 <= status < 300 or status == 304:
+        return str(state.get(_METRICS_NAMESPACE, ""))
+    return ""
 
 
 def _has_body(scope: Scope) -> bool:
@@ -85,5 +104,5 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive_tracked, send_with_id)
         finally:
-            namespace = str(state.get("namespace", ""))
+            namespace = _namespace_label(state, status)
             self.observe(scope["method"], status, namespace, time.perf_counter() - started)

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from juststorage.api import parsing
 from juststorage.api.accel import mapping_for
 from juststorage.api.errors import rate_limit_headers
-from juststorage.api.middleware import add_response_headers
+from juststorage.api.middleware import add_response_headers, label_namespace
 from juststorage.api.rendering import (
     STATUS_OF_ANSWER,
     JsonResponse,
@@ -100,6 +100,7 @@ async def upload(request: Request, principal: Principal) -> Response:
     finally:
         throttle.upload_done()
     version = result.version
+    label_namespace(request.scope, version.namespace)
     services.metrics.uploaded_bytes.inc(version.size_bytes)
     if result.deduplicated:
         services.metrics.dedup_hits.inc()
@@ -139,6 +140,7 @@ async def get_by_key(request: Request, principal: Principal) -> Reply:
 async def _download(request: Request, services: Services, found: LocatedVersion) -> Reply:
     version = found.version
     request.scope["state"]["namespace"] = version.namespace
+    label_namespace(request.scope, version.namespace)
     plan = plan_download(
         version,
         range_header=request.headers.get("range"),
@@ -168,6 +170,7 @@ async def delete_by_id(request: Request, principal: Principal) -> Response:
     services = _admit(request, tenant)
     version = await delete_object(services.metadata, tenant, parsing.object_id_param(request))
     request.scope["state"]["namespace"] = version.namespace
+    label_namespace(request.scope, version.namespace)
     return Response(status_code=204)
 
 
@@ -175,7 +178,8 @@ async def delete_by_key(request: Request, principal: Principal) -> Response:
     namespace, tenant, key = parsing.by_key_params(request)
     principal.authorize(Scope.OBJECTS_DELETE, tenant)
     services = _admit(request, tenant, namespace)
-    await delete_versions(services.metadata, tenant, namespace, key)
+    await delete_versions(services.metadata, tenant, namespace, key)  # NotFound if none
+    label_namespace(request.scope, namespace)
     return Response(status_code=204)
 
 
@@ -184,6 +188,8 @@ async def list_(request: Request, principal: Principal) -> Response:
     principal.authorize(Scope.OBJECTS_READ, query.tenant_id)
     services = _admit(request, query.tenant_id, query.namespace)
     page = await list_objects(services.metadata, query)
+    if page.items:  # an empty page names a namespace that may hold nothing
+        label_namespace(request.scope, query.namespace)
     return JsonResponse({"items": page.items, "next_cursor": page.next_cursor})
 
 

@@ -11,7 +11,7 @@ from typing import cast
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from juststorage.api.state import api_state
+from juststorage.api.state import ApiState, api_state
 from juststorage.bootstrap import Services
 from juststorage.domain.errors import StorageError
 from juststorage.domain.model import StorageClass
@@ -96,9 +96,23 @@ async def refresh_scrape_gauges(
     await refresh_census(services)
 
 
+async def refresh_for_scrape(services: Services, state: ApiState) -> None:
+    """`refresh_scrape_gauges`, or the refresh already under way in this process.
+
+    However many scrapers ask at once, one refresh runs at a time; a scraper that
+    gives up (disconnects) does not cancel the refresh the others wait for.
+    """
+    task = state.scrape_refresh
+    if task is None or task.done():
+        task = asyncio.ensure_future(refresh_scrape_gauges(services, state.running_checks))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        state.scrape_refresh = task
+    await asyncio.shield(task)
+
+
 async def metrics(request: Request) -> Response:
     services: Services = request.app.state.services
     # On a database failure, serve the counters anyway; the census keeps its last values.
     with contextlib.suppress(StorageError):
-        await refresh_scrape_gauges(services, api_state(request).running_checks)
+        await refresh_for_scrape(services, api_state(request))
     return Response(services.metrics.render(), media_type=PROMETHEUS_CONTENT_TYPE)

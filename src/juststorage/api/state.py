@@ -21,6 +21,9 @@ class ApiState:
     # /ready's checks still running, by dependency (api/operations.py): a hung
     # dependency costs one check in flight, not one per call.
     running_checks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    # The refresh of /metrics' gauges under way (api/operations.py): scrapes that
+    # arrive meanwhile share it, so many scrapers cost one refresh at a time.
+    scrape_refresh: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiState:

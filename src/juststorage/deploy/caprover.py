@@ -65,7 +65,8 @@ def _one_click_app(app_name: str) -> dict[str, Any]:
     instructions = {
         "start": "JustStorage object store with PostgreSQL."
         " Data lives in three persistent directories.",
-        "end": "JustStorage is deployed. Its health check is /ready; metrics are at /metrics.",
+        "end": "JustStorage is deployed. Its health check is /ready; metrics are at"
+        " /metrics on port 9091, inside CapRover's network only.",
     }
     return {
         "captainVersion": 4,

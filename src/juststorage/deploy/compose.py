@@ -100,6 +100,8 @@ def _services() -> dict[str, Any]:
             "API_KEYS": _optional("API_KEYS"),
             "JUSTSTORAGE_WORKERS": _optional("JUSTSTORAGE_WORKERS"),
             "JUSTSTORAGE_LOG_LEVEL": _optional("JUSTSTORAGE_LOG_LEVEL"),
+            # /metrics on the compose network only (Prometheus scrapes it), not published.
+            "JUSTSTORAGE_METRICS_ADDR": monitoring.METRICS_ADDR,
         },
         "ports": [f"{_optional('JUSTSTORAGE_PUBLISH')}:8080"],
         "volumes": ["hot-data:/data/hot", "cold-data:/data/cold", "meta-data:/data/meta"],

@@ -47,13 +47,18 @@ def _container(app: str) -> dict[str, Any]:
         "JUSTSTORAGE_HOST": "0.0.0.0",
         "JUSTSTORAGE_PORT": str(_PORT),
         "JUSTSTORAGE_WORKERS": "2",
+        # /metrics on its own port, which only the ServiceMonitor scrapes (SPEC §2).
+        "JUSTSTORAGE_METRICS_ADDR": monitoring.METRICS_ADDR,
     }
     return {
         "name": "juststorage",
         "image": "juststorage:latest",
         "imagePullPolicy": "IfNotPresent",
         "args": ["serve"],
-        "ports": [{"name": "http", "containerPort": _PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": "http", "containerPort": _PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": monitoring.METRICS_PORT, "protocol": "TCP"},
+        ],
         "env": [
             *({"name": name, "value": value} for name, value in plain_env.items()),
             _secret_env(app, "DATABASE_URL"),
@@ -124,7 +129,15 @@ def _services(app: str) -> list[dict[str, Any]]:
         "spec": {
             "type": "ClusterIP",
             "selector": {"app.kubernetes.io/name": app},
-            "ports": [{**port, "protocol": "TCP"}],
+            "ports": [
+                {**port, "protocol": "TCP"},
+                {
+                    "name": "metrics",
+                    "port": monitoring.METRICS_PORT,
+                    "targetPort": "metrics",
+                    "protocol": "TCP",
+                },
+            ],
         },
     }
     headless = {
@@ -147,7 +160,7 @@ def _service_monitor(app: str) -> dict[str, Any]:
         "metadata": _metadata(app, app),
         "spec": {
             "selector": _selector(app),
-            "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}],
+            "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}],
         },
     }
 

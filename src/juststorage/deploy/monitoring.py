@@ -14,6 +14,10 @@ from juststorage.deploy import dashboard
 from juststorage.deploy.documents import json_text, yaml_text
 
 COMPOSE_JOB = "juststorage"  # the scrape job in prometheus.yml, whatever the app is called
+# The port of JUSTSTORAGE_METRICS_ADDR in every generated deployment: /metrics is
+# operator data (SPEC §2), served there and never on the public listener.
+METRICS_PORT = 9091
+METRICS_ADDR = f"0.0.0.0:{METRICS_PORT}"
 
 
 def _alert(
@@ -139,7 +143,8 @@ def _prometheus_config() -> dict[str, Any]:
             {
                 "job_name": COMPOSE_JOB,
                 "metrics_path": "/metrics",
-                "static_configs": [{"targets": ["juststorage:8080"]}],
+                # The metrics listener: the service's public port answers 404 there.
+                "static_configs": [{"targets": [f"juststorage:{METRICS_PORT}"]}],
             }
         ],
     }

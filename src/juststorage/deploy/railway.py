@@ -8,6 +8,7 @@ PostgreSQL service, set `DATABASE_URL=${{Postgres.DATABASE_URL}}` and
 
 from __future__ import annotations
 
+from juststorage.deploy import monitoring
 from juststorage.deploy.documents import json_text
 from juststorage.deploy.options import DeployOptions
 
@@ -18,7 +19,13 @@ def files(options: DeployOptions) -> dict[str, str]:
         "$schema": "https://railway.com/railway.schema.json",
         "build": {"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile"},
         "deploy": {
-            "startCommand": "sh -c 'exec juststorage serve --host 0.0.0.0 --port ${PORT:-8080}'",
+            # /metrics on its own port (a service variable may move it), never on the
+            # public one (SPEC §2).
+            "startCommand": (
+                "sh -c 'export JUSTSTORAGE_METRICS_ADDR="
+                f'"${{JUSTSTORAGE_METRICS_ADDR:-{monitoring.METRICS_ADDR}}}";'
+                " exec juststorage serve --host 0.0.0.0 --port ${PORT:-8080}'"
+            ),
             "healthcheckPath": "/ready",
             "healthcheckTimeout": 120,
             "restartPolicyType": "ON_FAILURE",

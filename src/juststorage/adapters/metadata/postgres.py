@@ -25,7 +25,13 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from juststorage.adapters.metadata.migrations import migrations_for
-from juststorage.adapters.metadata.queries import COUNT_USAGE_SQL, USAGE_SHARDS
+from juststorage.adapters.metadata.queries import (
+    COUNT_USAGE_SQL,
+    USAGE_SHARDS,
+    CensusDeltas,
+    CensusKey,
+    count_census_sql,
+)
 from juststorage.adapters.metadata.sql import SqlSession, UsageDeltas
 from juststorage.adapters.metadata.unit_of_work import SqlUnitOfWork
 from juststorage.application.ports import Clock
@@ -65,6 +71,7 @@ async def _translated(call: Awaitable[T]) -> T:
 
 
 UsageKey = tuple[str, str, int]  # tenant, storage class, shard
+ShardedCensusKey = tuple[CensusKey, int]  # census row, shard
 
 
 @functools.lru_cache(maxsize=512)
@@ -113,9 +120,15 @@ class PostgresDialect:
         " o.commit_seq"
     )
 
-    def __init__(self, conn: Connection, usage: dict[UsageKey, list[int]]) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        usage: dict[UsageKey, list[int]],
+        census: dict[ShardedCensusKey, list[int]],
+    ) -> None:
         self._conn = conn
         self.usage = usage  # counter deltas, applied just before COMMIT
+        self.census = census  # likewise
 
     def ts_in(self, moment: datetime) -> datetime:
         return moment
@@ -162,6 +175,14 @@ class PostgresDialect:
             delta[0] += objects
             delta[1] += size
 
+    async def count_census(self, session: SqlSession, deltas: CensusDeltas) -> None:
+        """Record the deltas on one random shard; the unit of work applies them at commit."""
+        shard = random.randrange(USAGE_SHARDS)
+        for key, (objects, size) in deltas.items():
+            delta = self.census.setdefault((key, shard), [0, 0])
+            delta[0] += objects
+            delta[1] += size
+
 
 async def _acquire(pool: asyncpg.Pool) -> Connection:
     return await pool.acquire()
@@ -176,6 +197,7 @@ class PostgresUnitOfWork(SqlUnitOfWork):
         self._conn: Connection | None = None
         self._transaction: Any = None
         self._usage: dict[UsageKey, list[int]] = {}
+        self._census: dict[ShardedCensusKey, list[int]] = {}
 
     async def _begin(self) -> None:
         pool = await self._store._get_pool()
@@ -198,14 +220,15 @@ class PostgresUnitOfWork(SqlUnitOfWork):
     def _dialect(self) -> PostgresDialect:
         if self._conn is None:
             raise RuntimeError("use the unit of work inside `async with`")
-        return PostgresDialect(self._conn, self._usage)
+        return PostgresDialect(self._conn, self._usage, self._census)
 
     async def _commit(self) -> None:
         await self._apply_usage()
         await _translated(self._transaction.commit())
 
     async def _apply_usage(self) -> None:
-        """Usage counter rows are locked last, in one global order, just before COMMIT.
+        """Usage counter rows, then census counter rows, are locked last, in one global
+        order, just before COMMIT.
 
         Taken earlier, in whatever order the work ran, they would deadlock against the
         blob rows (an upload locks blob then counter, a delete counter then blob).
@@ -218,6 +241,17 @@ class PostgresUnitOfWork(SqlUnitOfWork):
                     (tenant, storage_class, shard, objects, size),
                 )
         self._usage.clear()
+        # One statement for every census row (an upload's commit moves two); sorted,
+        # so two transactions lock shared rows in the same order.
+        rows = [
+            (*key, shard, objects, size)
+            for (key, shard), (objects, size) in sorted(self._census.items())
+            if objects or size
+        ]
+        self._census.clear()
+        if rows:
+            params = tuple(value for row in rows for value in row)
+            await session.execute(count_census_sql(len(rows)), params)
 
     async def _end(self) -> None:
         assert self._conn is not None

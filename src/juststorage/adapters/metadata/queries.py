@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from juststorage.application.records import ListQuery
-from juststorage.domain.model import ObjectVersion, StorageClass, prefix_upper_bound
+from juststorage.domain.model import ObjectState, ObjectVersion, StorageClass, prefix_upper_bound
 
 # The columns of an object version, in the order the repositories read a row.
 SELECT_OBJECT = (
@@ -141,7 +141,43 @@ def usage_deltas(versions: list[ObjectVersion], sign: int) -> dict[StorageClass,
     return deltas
 
 
+# Census counter rows (see migration 0005) of every live state; a handful per
+# (tenant, namespace, class, state), whatever the number of objects.
 CENSUS_SQL = (
-    "SELECT tenant_id, namespace, state, storage_class, COUNT(*), COALESCE(SUM(size_bytes), 0)"
-    " FROM objects WHERE state != 'DELETED' GROUP BY tenant_id, namespace, state, storage_class"
+    "SELECT tenant_id, namespace, state, storage_class, SUM(objects), SUM(size_bytes)"
+    " FROM census_counters GROUP BY tenant_id, namespace, state, storage_class"
+    " HAVING SUM(objects) <> 0 OR SUM(size_bytes) <> 0"
 )
+CensusKey = tuple[str, str, str, str]  # tenant, namespace, storage class, state
+CensusDeltas = dict[CensusKey, tuple[int, int]]  # → (objects, bytes)
+
+
+def census_deltas(
+    versions: list[ObjectVersion], state: ObjectState, sign: int, *, sized: bool = True
+) -> CensusDeltas:
+    """(objects, bytes) to add per census row when `versions` enter (+1) or leave (-1)
+    `state`; without `sized` the bytes are not counted (a WRITING row has no size)."""
+    deltas: CensusDeltas = {}
+    for version in versions:
+        key = (
+            str(version.tenant_id),
+            str(version.namespace),
+            version.storage_class.value,
+            state.value,
+        )
+        objects, size = deltas.get(key, (0, 0))
+        deltas[key] = (objects + sign, size + (sign * version.size_bytes if sized else 0))
+    return deltas
+
+
+def count_census_sql(rows: int) -> str:
+    """Adds `rows` deltas (tenant, namespace, class, state, shard, objects, bytes; `?`
+    placeholders) to the census counters in one statement. The rows' keys differ."""
+    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * rows)
+    return (
+        "INSERT INTO census_counters"
+        " (tenant_id, namespace, storage_class, state, shard, objects, size_bytes)"
+        f" VALUES {values} ON CONFLICT (tenant_id, namespace, storage_class, state, shard)"
+        " DO UPDATE SET objects = census_counters.objects + excluded.objects,"
+        " size_bytes = census_counters.size_bytes + excluded.size_bytes"
+    )

@@ -15,6 +15,7 @@ from juststorage.adapters.metadata.queries import (
     SELECT_OBJECT,
     USAGE_SQL,
     Params,
+    census_deltas,
     list_page_sql,
     newest_by_key_sql,
     usage_deltas,
@@ -97,6 +98,8 @@ class SqlObjectRepository(SqlRepository):
             " VALUES (?, ?, ?, ?, 'WRITING', ?, ?, ?, ?, ?)",
             self._new_row(upload, created),
         )
+        key = (str(upload.tenant_id), str(upload.namespace), upload.storage_class.value)
+        await self._d.count_census(self._s, {(*key, ObjectState.WRITING.value): (1, 0)})
 
     async def insert_committed(
         self, upload: NewUpload, content_hash: ContentHash, size_bytes: int
@@ -112,6 +115,7 @@ class SqlObjectRepository(SqlRepository):
             raise StorageError("INSERT ... RETURNING returned no row")
         version = _version(row, self._d)
         await self._count_usage([version], +1)
+        await self._count_census([version], ObjectState.COMMITTED, +1)
         return version
 
     def _new_row(self, upload: NewUpload, stamp: object) -> tuple[object, ...]:
@@ -142,6 +146,8 @@ class SqlObjectRepository(SqlRepository):
             raise NotFound("the upload's WRITING row is gone")
         version = _version(row, self._d)
         await self._count_usage([version], +1)
+        await self._count_census([version], ObjectState.WRITING, -1, sized=False)
+        await self._count_census([version], ObjectState.COMMITTED, +1)
         return version
 
     async def discard_writing(
@@ -150,10 +156,15 @@ class SqlObjectRepository(SqlRepository):
         touched = self._d.ts_in(last_touched) if last_touched else None
         row = await self._s.fetchone(
             "DELETE FROM objects WHERE id = ? AND state = 'WRITING'"
-            f" AND ({self._d.nullable_ts} IS NULL OR updated_at <= ?) RETURNING id",
+            f" AND ({self._d.nullable_ts} IS NULL OR updated_at <= ?)"
+            " RETURNING tenant_id, namespace, storage_class",
             (self._d.uuid_in(upload_id), touched, touched),
         )
-        return row is not None
+        if row is None:
+            return False
+        key = (row[0], row[1], row[2], ObjectState.WRITING.value)
+        await self._d.count_census(self._s, {key: (-1, 0)})
+        return True
 
     async def newest(
         self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
@@ -198,7 +209,7 @@ class SqlObjectRepository(SqlRepository):
         if row is None:
             return None
         version = _version(row, self._d)
-        await self._count_usage([version], -1)
+        await self._count_deleting([version])
         return version
 
     async def mark_key_deleting(
@@ -210,8 +221,21 @@ class SqlObjectRepository(SqlRepository):
             (self._now(), str(tenant_id), str(namespace), str(key)),
         )
         versions = [_version(r, self._d) for r in rows]
-        await self._count_usage(versions, -1)
+        await self._count_deleting(versions)
         return versions
+
+    async def _count_deleting(self, versions: list[ObjectVersion]) -> None:
+        """Committed `versions` became DELETING: usage and census follow."""
+        await self._count_usage(versions, -1)
+        await self._count_census(versions, ObjectState.COMMITTED, -1)
+        await self._count_census(versions, ObjectState.DELETING, +1)
+
+    async def _count_census(
+        self, versions: list[ObjectVersion], state: ObjectState, sign: int, *, sized: bool = True
+    ) -> None:
+        """Keep census_counters in step with `versions` entering or leaving `state`."""
+        if versions:
+            await self._d.count_census(self._s, census_deltas(versions, state, sign, sized=sized))
 
     async def _count_usage(self, versions: list[ObjectVersion], sign: int) -> None:
         """Keep usage_counters in step with `versions` appearing (+1) or going (-1)."""
@@ -274,7 +298,8 @@ class SqlObjectRepository(SqlRepository):
     async def census(self) -> list[Census]:
         rows = await self._s.fetchall(CENSUS_SQL)
         return [
-            Census(r[0], r[1], ObjectState(r[2]), StorageClass(r[3]), r[4], int(r[5])) for r in rows
+            Census(r[0], r[1], ObjectState(r[2]), StorageClass(r[3]), int(r[4]), int(r[5]))
+            for r in rows
         ]
 
     async def touch_writing(self, upload_id: UUID) -> None:
@@ -309,9 +334,16 @@ class SqlObjectRepository(SqlRepository):
         rows = await self._s.fetchall(
             "UPDATE objects SET state = 'DELETED', updated_at = ? WHERE id IN"
             f" (SELECT id FROM objects WHERE state = 'DELETING' LIMIT ?{self._d.skip_locked})"
-            " RETURNING id",
+            " RETURNING tenant_id, namespace, storage_class, size_bytes",
             (self._now(), limit),
         )
+        deltas: dict[tuple[str, str, str, str], tuple[int, int]] = {}
+        for tenant, namespace, storage_class, size in rows:
+            key = (tenant, namespace, storage_class, ObjectState.DELETING.value)
+            objects, size_bytes = deltas.get(key, (0, 0))
+            deltas[key] = (objects - 1, size_bytes - (size or 0))
+        if deltas:
+            await self._d.count_census(self._s, deltas)
         return len(rows)
 
     async def purge_deleted(self, older_than: datetime, limit: int) -> int:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from juststorage.adapters.metadata.queries import CensusDeltas
 from juststorage.application.ports import Clock
 from juststorage.domain.model import StorageClass
 
@@ -93,6 +94,10 @@ class Dialect(Protocol):
 
     async def count_usage(self, session: SqlSession, tenant: str, deltas: UsageDeltas) -> None:
         """Add usage counter deltas within the transaction (now, or at its commit)."""
+        ...
+
+    async def count_census(self, session: SqlSession, deltas: CensusDeltas) -> None:
+        """Add census counter deltas within the transaction (now, or at its commit)."""
         ...
 
 

@@ -23,7 +23,7 @@ from uuid import UUID
 
 from juststorage.adapters import threads
 from juststorage.adapters.metadata.migrations import migrations_for
-from juststorage.adapters.metadata.queries import COUNT_USAGE_SQL
+from juststorage.adapters.metadata.queries import COUNT_USAGE_SQL, CensusDeltas, count_census_sql
 from juststorage.adapters.metadata.sql import SqlSession, UsageDeltas
 from juststorage.adapters.metadata.unit_of_work import SqlUnitOfWork
 from juststorage.application.ports import Clock
@@ -172,6 +172,12 @@ class SqliteDialect:
                 COUNT_USAGE_SQL.format("?", "?", "0", "?", "?"),
                 (tenant, storage_class.value, objects, size),
             )
+
+    async def count_census(self, session: SqlSession, deltas: CensusDeltas) -> None:
+        """At once, in the same transaction, on shard 0 (one writer: no contention)."""
+        if deltas:
+            params = [v for key, (n, size) in deltas.items() for v in (*key, 0, n, size)]
+            await session.execute(count_census_sql(len(deltas)), tuple(params))
 
 
 _DIALECT = SqliteDialect()
