@@ -115,7 +115,8 @@ def sign_token(
     secret, or RS256/ES256 with `private_key_pem`; audience and issuer as configured.
 
     Raises:
-        BadRequest: no signing key, or a bad tenant or scope.
+        BadRequest: no signing key, a bad tenant or scope, or a `ttl_seconds` over
+            `jwt_max_ttl_seconds`.
     """
     return issue_token(
         subject=subject,
@@ -126,6 +127,7 @@ def sign_token(
         private_key_pem=private_key_pem,
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
+        max_ttl_seconds=settings.jwt_max_ttl_seconds,
     )
 
 
@@ -145,6 +147,7 @@ def build_jwt_verifier(settings: Settings) -> TokenVerifier | None:
             public_key_pem=public_key,
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
+            max_ttl_seconds=settings.jwt_max_ttl_seconds,
         )
     except ValueError as exc:
         raise SettingsError(str(exc)) from None

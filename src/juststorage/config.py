@@ -37,8 +37,14 @@ _UNPREFIXED = {
 }
 _PREFIX = "JUSTSTORAGE_"
 # The environment names of the per-class roots and the GC policy are the SPEC's.
-_ENV_NAMES = {"gc_interval_seconds": "GC_INTERVAL_S", "gc_grace_seconds": "GC_GRACE_S"}
+_ENV_NAMES = {
+    "gc_interval_seconds": "GC_INTERVAL_S",
+    "gc_grace_seconds": "GC_GRACE_S",
+    "jwt_max_ttl_seconds": "JWT_MAX_TTL_S",
+}
 TIB = 1024**4
+# RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
+MIN_JWT_SECRET_BYTES = 32
 
 
 class SettingsError(ValueError):
@@ -79,6 +85,8 @@ class Settings(BaseModel):
     jwt_public_key: str | None = None
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    # The longest lifetime (`exp` - `iat`) a token may have; longer ones are refused.
+    jwt_max_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     api_keys: str | None = None
     auth: Literal["required", "disabled"] = "required"
     max_object_bytes: int = Field(default=5 * TIB, gt=0)
@@ -120,6 +128,16 @@ class Settings(BaseModel):
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value if value else None
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode("utf-8")) < MIN_JWT_SECRET_BYTES:
+            raise ValueError(
+                f"must be at least {MIN_JWT_SECRET_BYTES} bytes (HS256 needs a 256-bit key);"
+                " generate one with `openssl rand -hex 32`"
+            )
+        return value
 
     @field_validator("metrics_addr")
     @classmethod
@@ -222,10 +240,12 @@ def load_settings(
         name = _env_name(field)
         if name in env:
             values[field] = env[name]
-    # The SPEC names the GC settings *_S; accept the TOML spelling of both forms.
+    # The SPEC names the GC settings *_S; accept the TOML spelling of both forms
+    # (and of the token lifetime, named the same way).
     for short, long in (
         ("gc_interval_s", "gc_interval_seconds"),
         ("gc_grace_s", "gc_grace_seconds"),
+        ("jwt_max_ttl_s", "jwt_max_ttl_seconds"),
     ):
         if short in values:
             values.setdefault(long, values.pop(short))

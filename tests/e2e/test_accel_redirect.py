@@ -31,6 +31,8 @@ OBJECT_HEADERS = (
     "last-modified",
     "x-object-id",
     "x-storage-class",
+    "x-content-type-options",
+    "content-security-policy",
     "accept-ranges",
     "x-ratelimit-limit",
 )

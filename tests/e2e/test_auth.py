@@ -349,6 +349,10 @@ def _unsigned(claims: dict[str, Any]) -> str:
         "no-tenant",
         "bad-scope",
         "tampered",
+        "tenant-star",
+        "tenant-invalid",
+        "lifetime-over-24h",
+        "lifetime-over-24h-no-iat",
     ],
 )
 def test_invalid_jwts_are_401(jwt_server: Server, token_kind: str) -> None:
@@ -371,6 +375,11 @@ def test_invalid_jwts_are_401(jwt_server: Server, token_kind: str) -> None:
         "no-tenant": lambda: _hs_token({"scope": "objects:read"}),
         "bad-scope": lambda: _hs_token({**good, "scope": "objects:everything"}),
         "tampered": lambda: _tamper(_hs_token({**good, "scope": "objects:read"})),
+        # `tenant` names one tenant: "*" there is not every tenant (SPEC §3).
+        "tenant-star": lambda: _hs_token({"tenant": "*", "scope": "objects:read"}),
+        "tenant-invalid": lambda: _hs_token({"tenant": "Acme", "scope": "objects:read"}),
+        "lifetime-over-24h": lambda: _hs_token({**good, "iat": now, "exp": now + 86401}),
+        "lifetime-over-24h-no-iat": lambda: _hs_token({**good, "exp": now + 2 * 86400}),
     }
     token = tokens[token_kind]()
     response = jwt_server.client.get(

@@ -155,6 +155,19 @@ def test_token_issue_with_a_secret_prints_only_the_token(env: dict[str, str]) ->
     assert re.fullmatch(r"[\w-]+\.[\w-]+\.[\w-]+\n", result.stdout)
 
 
+def test_token_issue_longer_than_the_maximum_lifetime_fails_cleanly(env: dict[str, str]) -> None:
+    env = {**env, "JWT_SECRET": "s" * 40}
+    capped = {**env, "JUSTSTORAGE_JWT_MAX_TTL_S": "600"}
+    args = ["token", "issue", "--sub", "s", "--tenant", "acme", "--scope", "admin"]
+    result = run_cli([*args, "--ttl", "601"], capped)
+    _assert_clean_failure(result, 2, "--ttl 601", "JUSTSTORAGE_JWT_MAX_TTL_S")
+    assert result.stdout == ""
+    assert run_cli([*args, "--ttl", "600"], capped).returncode == 0
+    # The default maximum is 24 h; the default --ttl (3600) is within it.
+    assert run_cli([*args, "--ttl", "86401"], env).returncode == 2
+    assert run_cli(args, env).returncode == 0
+
+
 BAD_SETTINGS = [
     ("JUSTSTORAGE_PORT", "abc"),
     ("JUSTSTORAGE_MAX_OBJECT_BYTES", "-5"),
@@ -163,6 +176,9 @@ BAD_SETTINGS = [
     ("DATABASE_URL", "mysql://db/x"),
     ("API_KEYS", "no-colons-here"),
     ("JUSTSTORAGE_JWT_PUBLIC_KEY", "/nonexistent/key.pem"),
+    ("JWT_SECRET", "short-jwt-secret"),  # HS256 needs 32 bytes (RFC 7518 §3.2)
+    ("API_KEYS", "short-bootstrap-key:*:admin"),
+    ("JUSTSTORAGE_JWT_MAX_TTL_S", "0"),
 ]
 
 
@@ -189,8 +205,10 @@ def _run_serve(env: dict[str, str]) -> CliResult:
 @pytest.mark.parametrize(("name", "value"), BAD_SETTINGS, ids=[n for n, _ in BAD_SETTINGS])
 def test_bad_setting_names_the_variable(env: dict[str, str], name: str, value: str) -> None:
     bad = {**env, name: value}
-    _assert_clean_failure(run_cli(["keys", "list"], bad), 2, name)
-    _assert_clean_failure(_run_serve(bad), 2, name)
+    for result in (run_cli(["keys", "list"], bad), _run_serve(bad)):
+        _assert_clean_failure(result, 2, name)
+        if name in ("JWT_SECRET", "API_KEYS"):
+            assert "short-" not in result.stderr  # a secret is never echoed
 
 
 def test_bad_config_file_fails_cleanly(env: dict[str, str], tmp_path: Path) -> None:

@@ -303,3 +303,36 @@ def test_delete_by_key_of_unknown_key_is_404(
 def test_unknown_route_and_method_answer_json_errors(server: Server, auth: dict[str, str]) -> None:
     assert_error(server.client.get("/v2/nothing", headers=auth), 404, "NotFound")
     assert server.client.put("/v1/objects", headers=auth).status_code == 405
+
+
+def test_every_download_is_nosniff_and_sandboxed(
+    server: Server, auth: dict[str, str], tenant: str
+) -> None:
+    page = b"<html><script>fetch('/v1/objects?tenant=x')</script></html>"
+    for key, content_type in (("page.html", "text/html"), ("pic.svg", "image/svg+xml")):
+        created = upload(server.client, auth, tenant, "n", key, page, Content_Type=content_type)
+        assert created.status_code == 201, created.text
+        object_id, etag = created.json()["id"], created.headers["etag"]
+        by_id = (f"/v1/objects/{object_id}", {**auth, "X-Tenant": tenant})
+        by_key = (by_key_path("n", tenant, key), auth)
+        answers = []
+        for path, headers in (by_id, by_key):
+            answers += [
+                server.client.get(path, headers=headers),
+                server.client.head(path, headers=headers),
+                server.client.get(path, headers={**headers, "Range": "bytes=0-5"}),
+                server.client.get(path, headers={**headers, "If-None-Match": etag}),
+            ]
+        assert [a.status_code for a in answers] == [200, 200, 206, 304] * 2
+        for answer in answers:
+            assert answer.headers["x-content-type-options"] == "nosniff", answer.request
+            csp = answer.headers["content-security-policy"]
+            assert csp == "default-src 'none'; sandbox", answer.request
+    # JSON answers, errors included, are nosniff too (once, not twice).
+    for answer in (
+        server.client.get(by_key_path("n", tenant, "missing"), headers=auth),
+        server.client.get("/v1/objects", params={"tenant": tenant, "namespace": "n"}, headers=auth),
+        server.client.get("/health"),
+        server.client.put("/v1/objects", headers=auth),
+    ):
+        assert answer.headers.get_list("x-content-type-options") == ["nosniff"], answer.request

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
 from juststorage.testing import Server, StartServer, wait_until
@@ -44,6 +46,9 @@ def test_each_request_is_one_json_line_and_no_secret_is_logged(server: Server) -
     ).stdout.strip()
     assert token.count(".") == 2
     created = server.create_key(["*"], ["admin"])
+    # A subject that tries to start a log line of its own.
+    claims = {"sub": "evil\nINFO forged", "exp": int(time.time()) + 60, "tenants": ["*"]}
+    forged = jwt.encode({**claims, "scope": "admin"}, JWT_SECRET, algorithm="HS256")
     tenant = unique_name()
     sent: list[httpx.Response] = []
     for credential in (token, API_KEY, created["key"]):
@@ -63,8 +68,13 @@ def test_each_request_is_one_json_line_and_no_secret_is_logged(server: Server) -
             "/v1/usage", params={"tenant": tenant}, headers={"Authorization": f"Bearer {token}x"}
         )
     )
+    sent.append(
+        server.client.get(
+            "/v1/usage", params={"tenant": tenant}, headers={"Authorization": f"Bearer {forged}"}
+        )
+    )
     statuses = [r.status_code for r in sent]
-    assert statuses == [201, 200, 201, 200, 201, 200, 200, 401, 401], statuses
+    assert statuses == [201, 200, 201, 200, 201, 200, 200, 401, 401, 200], statuses
 
     # A line is written once the response is sent: the client may read the log first.
     wanted = {r.headers["x-request-id"] for r in sent}
@@ -79,6 +89,18 @@ def test_each_request_is_one_json_line_and_no_secret_is_logged(server: Server) -
         assert line["level"] == "info" and isinstance(line["duration_ms"], float)
         assert line["bytes_out"] == len(response.content)
         assert line["bytes_in"] == len(response.request.content)
+        assert line["client"] == "127.0.0.1"
+    # Who called: the JWT's sub, the key's id or the bootstrap entry, never the credential.
+    principals = [by_id[r.headers["x-request-id"]]["principal"] for r in sent]
+    assert principals == [
+        *["svc"] * 2,
+        *["bootstrap-key-1"] * 2,
+        *[f"key:{created['id']}"] * 2,
+        "bootstrap-key-1",
+        "",  # never authenticated
+        "",
+        "evil?INFO forged",
+    ], principals
     assert by_id["caller-chosen-id-1"]["route"] == "/v1/objects"
     assert by_id["caller-chosen-id-1"]["tenant"] == tenant
     upload_line = by_id[sent[0].headers["x-request-id"]]

@@ -133,6 +133,43 @@ def test_hostile_percent_encoded_key_is_400(
     assert_unchanged(server, before)
 
 
+@pytest.mark.parametrize(
+    "encoded",
+    ["abc%", "%zz", "%4", "a%4", "a%g1b", "%%41", "50%", "%C3", "a%FFb", "%1F", "a%7Fb"],
+)
+def test_malformed_percent_encoded_key_is_400_and_stores_nothing(
+    server: Server, before: StoreState, encoded: str
+) -> None:
+    response = upload(
+        server.client, server.admin_headers(), TENANT, "n", encoded, X_Key_Encoding="percent"
+    )
+    assert_error(response, 400, "BadRequest")
+    assert_unchanged(server, before)
+
+
+@pytest.mark.parametrize("segment", [b"abc%", b"%zz", b"%4", b"a%g1b", b"50%"])
+@pytest.mark.parametrize("method", [b"GET", b"HEAD", b"DELETE"])
+def test_malformed_escape_in_by_key_path_is_400_not_a_literal_lookup(
+    server: Server, stored: dict[str, bytes], method: bytes, segment: bytes
+) -> None:
+    literal = segment.decode("ascii")  # the key a lenient decoder would look up
+    created = upload(server.client, server.admin_headers(), TENANT, "lit", literal, b"literal")
+    assert created.status_code == 201, created.text
+    before = store_state(server)
+    request = b"".join(
+        [
+            method + b" /v1/objects/by-key/lit/victim/" + segment + b" HTTP/1.1\r\n",
+            b"Host: 127.0.0.1\r\nConnection: close\r\n",
+            f"Authorization: Bearer {server.admin_key}\r\n\r\n".encode(),
+        ]
+    )
+    status, headers, body = raw_request(server.port, request)
+    assert status == 400, (method, segment, status, body)
+    if method != b"HEAD":
+        _json_error(body, "BadRequest")
+    assert_unchanged(server, before)
+
+
 def test_percent_encoded_dots_name_the_literal_key(
     server: Server, stored: dict[str, bytes]
 ) -> None:

@@ -78,9 +78,12 @@ def test_parse_tenants_and_scopes() -> None:
 # --- API_KEYS -------------------------------------------------------------------------
 
 
+K1, K2 = "k1" + "1" * 30, "k2" + "2" * 30
+
+
 def test_bootstrap_keys_split_at_the_first_two_colons() -> None:
-    keys = parse_bootstrap_keys("k1:acme|beta:objects:read objects:write, k2:*:admin")
-    assert [k.key_hash for k in keys] == [hash_key("k1"), hash_key("k2")]
+    keys = parse_bootstrap_keys(f"{K1}:acme|beta:objects:read objects:write, {K2}:*:admin")
+    assert [k.key_hash for k in keys] == [hash_key(K1), hash_key(K2)]
     assert keys[0].principal.tenants == frozenset({"acme", "beta"})
     assert keys[0].principal.scopes == frozenset({READ, WRITE})
     assert keys[1].principal.tenants == frozenset({ALL_TENANTS})
@@ -93,7 +96,7 @@ def test_no_bootstrap_keys(raw: str | None) -> None:
     assert parse_bootstrap_keys(raw) == []
 
 
-SECRET = "s3cr3t-K3y-do-not-print"
+SECRET = "s3cr3t-K3y-do-not-print-0123456789"
 
 
 @pytest.mark.parametrize(
@@ -105,8 +108,10 @@ SECRET = "s3cr3t-K3y-do-not-print"
         f"{SECRET}:Bad Tenant:admin",
         f"{SECRET}:acme:objects:list",
         f"{SECRET}:acme:",
-        f"k1:acme:admin,{SECRET}:acme",
+        f"{K1}:acme:admin,{SECRET}:acme",
         ":acme:admin",
+        "s3cr3t-short:acme:admin",
+        f"{K1}:acme:admin,{SECRET[:31]}:*:admin",
     ],
 )
 def test_bad_bootstrap_entries_fail_without_showing_the_key(raw: str) -> None:
@@ -115,3 +120,10 @@ def test_bad_bootstrap_entries_fail_without_showing_the_key(raw: str) -> None:
     assert SECRET not in str(caught.value)
     assert SECRET not in caught.value.message
     assert "s3cr3t" not in repr(caught.value.args)
+
+
+@pytest.mark.parametrize("length", [1, 16, 31])
+def test_short_bootstrap_keys_are_refused_at_start(length: int) -> None:
+    with pytest.raises(BadRequest, match="entry 2: the key must be at least 32 characters"):
+        parse_bootstrap_keys(f"{K1}:acme:admin,{'x' * length}:acme:admin")
+    assert parse_bootstrap_keys(f"{'x' * 32}:acme:admin")[0].principal.tenants == {"acme"}

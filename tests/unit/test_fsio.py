@@ -6,12 +6,20 @@ calls to `fsync_dir` (the real one still runs) and check what is on disk.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import itertools
 import os
 from pathlib import Path
+from typing import Any
+from uuid import uuid4
 
 import pytest
 
 from juststorage.adapters.blobs import fsio
+from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
+from juststorage.application.records import BlobLocation
+from juststorage.domain.model import ContentHash, StorageClass
 
 
 @pytest.fixture
@@ -74,3 +82,89 @@ def test_a_forgotten_store_makes_removed_directories_again(
     assert dirs.ensure(HEX) == leaf and not leaf.exists()  # known: not looked at again
     dirs.forget()
     assert dirs.ensure(HEX) == leaf and leaf.is_dir()  # ... until forgotten
+
+
+# --- a dedup hit costs what new bytes cost --------------------------------------------
+
+Event = tuple[str, Path]
+
+
+def _traced(monkeypatch: pytest.MonkeyPatch, events: list[Event]) -> None:
+    """Record every fsync (by path) and every change to a directory's entries or times."""
+    real_fsync, real_link, real_utime = os.fsync, os.link, os.utime
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", Path(os.readlink(f"/proc/self/fd/{fd}"))))
+        real_fsync(fd)
+
+    def link(source: str | Path, target: str | Path) -> None:
+        real_link(source, target)
+        events.append(("change", Path(target).parent))
+
+    def utime(path: str | Path, *args: Any, **kwargs: Any) -> None:
+        real_utime(path, *args, **kwargs)
+        events.append(("change", Path(path)))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "link", link)
+    monkeypatch.setattr(os, "utime", utime)
+
+
+async def _store(store: FilesystemBlobStore, data: bytes) -> None:
+    digest = ContentHash(hashlib.sha256(data).hexdigest())
+    async with store.stage(StorageClass.HOT, uuid4()) as staged:
+        await staged.write(data)
+        await staged.seal()
+        await staged.publish()
+        await staged.confirm(BlobLocation(StorageClass.HOT, digest))
+
+
+def _same_leaf_as(data: bytes) -> bytes:
+    """Other bytes whose blob goes in the same `<hh>/<hh>` directory (about 2^16 tries)."""
+    leaf = hashlib.sha256(data).hexdigest()[:4]
+    for number in itertools.count():
+        other = b"other %d" % number
+        if hashlib.sha256(other).hexdigest()[:4] == leaf:
+            return other
+    raise AssertionError("unreachable")
+
+
+def _unflushed_fsyncs(events: list[Event]) -> list[Path]:
+    """Directories fsynced with no change to them since their last fsync: such an fsync
+    returns at once, so it is faster than one that commits a change."""
+    changed: set[Path] = set()
+    idle = []
+    for kind, path in events:
+        if kind == "change":
+            changed.add(path)
+        elif path.is_dir():
+            if path not in changed:
+                idle.append(path)
+            changed.discard(path)
+    return idle
+
+
+def test_a_dedup_hit_fsyncs_and_flushes_what_new_bytes_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another tenant timing its upload must not learn whether the bytes were stored
+    # already (SPEC §5): same fsyncs, each with a change to commit.
+    store = FilesystemBlobStore({StorageClass.HOT: tmp_path / "hot"})
+    asyncio.run(store.prepare())
+    stored = b"already stored by another tenant"
+    asyncio.run(_store(store, stored))  # also makes and learns its shard directories
+    dedup: list[Event] = []
+    fresh: list[Event] = []
+    with monkeypatch.context() as patch:
+        _traced(patch, dedup)
+        asyncio.run(_store(store, stored))
+    with monkeypatch.context() as patch:
+        _traced(patch, fresh)
+        asyncio.run(_store(store, _same_leaf_as(stored)))
+    leaf = store.path_of(
+        BlobLocation(StorageClass.HOT, ContentHash(hashlib.sha256(stored).hexdigest()))
+    ).parent
+    assert [e for e in fresh if e[0] == "fsync" and e[1].is_dir()] == [("fsync", leaf)]
+    assert len([e for e in dedup if e[0] == "fsync"]) == len([e for e in fresh if e[0] == "fsync"])
+    assert [e for e in dedup if e[1] == leaf] == [("change", leaf), ("fsync", leaf)]
+    assert _unflushed_fsyncs(dedup) == _unflushed_fsyncs(fresh) == []

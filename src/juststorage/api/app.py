@@ -37,6 +37,7 @@ def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Any]]:
     async def endpoint(request: Request) -> Any:
         services: Services = request.app.state.services
         principal = await services.authenticator.authenticate(request.headers.get("authorization"))
+        request.scope["state"]["principal"] = principal.subject  # for the request log
         return await handler(request, principal)
 
     endpoint.__name__ = handler.__name__

@@ -57,8 +57,9 @@ def _incoming_request_id(scope: Scope) -> str | None:
 
 
 class RequestContextMiddleware:
-    """Sets `state.request_id` (echoed or generated), adds `X-Request-Id` to the
-    response, and counts the request once it is answered.
+    """Sets `state.request_id` (echoed or generated), adds `X-Request-Id` and
+    `X-Content-Type-Options: nosniff` to the response, and counts the request once
+    it is answered.
 
     A response sent before the request body was read to its end (an upload refused
     early: 401, 412, 413, 429, ...) carries `Connection: close`: the unread rest of
@@ -94,6 +95,9 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode("ascii")))
+                # Every answer, errors included: no browser guesses a type for them.
+                if not any(name == b"x-content-type-options" for name, _ in headers):
+                    headers.append((b"x-content-type-options", b"nosniff"))
                 for name, value in state.get(_EXTRA_HEADERS, {}).items():
                     headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
                 if body_pending:

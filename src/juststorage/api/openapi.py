@@ -102,6 +102,11 @@ _DOWNLOAD_HEADERS = {
     "X-Object-Id": {"required": True, "schema": {"type": "string", "format": "uuid"}},
     "X-Storage-Class": {"required": True, "schema": STORAGE_CLASS},
     "Accept-Ranges": {"required": True, "schema": {"type": "string", "enum": ["bytes"]}},
+    "X-Content-Type-Options": {"required": True, "schema": {"type": "string", "enum": ["nosniff"]}},
+    "Content-Security-Policy": {
+        "required": True,
+        "schema": {"type": "string", "enum": ["default-src 'none'; sandbox"]},
+    },
 }
 _ANY_BINARY = {"*/*": {"schema": BINARY}}
 

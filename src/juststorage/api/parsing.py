@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote, unquote_to_bytes
+import re
+from urllib.parse import quote, unquote_to_bytes
 from uuid import UUID
 
 from starlette.requests import Request
@@ -25,6 +26,7 @@ _DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _MAX_CONTENT_TYPE = 255
 _MAX_DIGITS = 19  # past this, a number is larger than any size or limit we accept
 _HUGE = 10**_MAX_DIGITS
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def required_header(request: Request, name: str) -> str:
@@ -58,9 +60,24 @@ def key_header(request: Request) -> ObjectKey:
 
 def _percent_decoded_key(raw: bytes) -> ObjectKey:
     try:
-        return ObjectKey.from_header_bytes(unquote_to_bytes(raw.decode("ascii")))
+        text = raw.decode("ascii")
     except UnicodeDecodeError:
         raise BadRequest("a percent-encoded key must be ASCII") from None
+    return ObjectKey.from_header_bytes(strict_unquote_to_bytes(text))
+
+
+def strict_unquote_to_bytes(text: str) -> bytes:
+    """Percent-decode `text` (RFC 3986), refusing a `%` not followed by two hex digits.
+
+    `urllib.parse.unquote_to_bytes` keeps a malformed escape as literal text, which
+    would store or look up a key the client never meant (SPEC §2: `400`).
+
+    Raises:
+        BadRequest: a malformed escape.
+    """
+    if _BAD_ESCAPE.search(text):
+        raise BadRequest("'%' must be followed by two hex digits")
+    return unquote_to_bytes(text)
 
 
 def content_type_header(request: Request) -> str:
@@ -116,11 +133,15 @@ def object_id_param(request: Request) -> UUID:
 def by_key_params(request: Request) -> tuple[Namespace, TenantId, ObjectKey]:
     """Namespace, tenant and key from `/v1/objects/by-key/{namespace}/{tenant}/{key}`.
 
-    Read from the raw path, so the key's percent-decoding is ours: `%2F` and `/`
-    mean the same, and bytes that are not UTF-8 are refused, not guessed at.
+    Read from the raw path, so the key's percent-decoding is ours and happens once:
+    `%2F` and `/` mean the same, and a malformed escape or bytes that are not UTF-8
+    are refused, not guessed at.
     """
     raw_path = request.scope.get("raw_path")
-    path = raw_path.decode("latin-1") if raw_path else request.scope["path"]
+    if raw_path:
+        path = raw_path.decode("latin-1")
+    else:  # a server without raw_path: re-escape its decoded path so it is decoded once
+        path = quote(request.scope["path"].encode("utf-8", "surrogateescape"), safe="/")
     path = path.split("?", 1)[0]
     rest = path[len(BY_KEY_PREFIX) :] if path.startswith(BY_KEY_PREFIX) else ""
     parts = rest.split("/", 2)
@@ -130,12 +151,12 @@ def by_key_params(request: Request) -> tuple[Namespace, TenantId, ObjectKey]:
     tenant = TenantId(_unquote_name(parts[1]))
     if not parts[2]:
         raise BadRequest("the key is empty")
-    return namespace, tenant, ObjectKey.from_header_bytes(unquote_to_bytes(parts[2]))
+    return namespace, tenant, ObjectKey.from_header_bytes(strict_unquote_to_bytes(parts[2]))
 
 
 def _unquote_name(part: str) -> str:
     try:
-        return unquote(part, errors="strict")
+        return strict_unquote_to_bytes(part).decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("tenant and namespace must be valid UTF-8") from None
 

@@ -1,7 +1,9 @@
 """One structured log line per request (logger `juststorage.access`).
 
-Fields: request id, tenant, method, route template, status, bytes in and out,
-duration. Never the path, the query, a key or any header: keys are customer
+Fields: request id, client address, principal, tenant, method, route template,
+status, bytes in and out, duration. The principal is who the credential says the
+caller is (`key:<id>`, `bootstrap-key-<n>` or a JWT's `sub`), never the
+credential. Never the path, the query, a key or any header: keys are customer
 data and `Authorization` is a secret. The route template (`/v1/objects/{object_id}`)
 says what was called without saying on what.
 """
@@ -17,6 +19,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from juststorage.logs import FIELDS_ATTR
 
 log = logging.getLogger("juststorage.access")
+_MAX_PRINCIPAL_CHARS = 200
+
+
+def _client(scope: Scope) -> str:
+    """The peer's address (behind a proxy: the proxy's)."""
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
+def _printable(value: object) -> str:
+    """A JWT `sub` is the issuer's text: no control character reaches a log line."""
+    text = str(value)[:_MAX_PRINCIPAL_CHARS]
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
 def _route_template(scope: Scope) -> str:
@@ -73,6 +88,8 @@ class RequestLogMiddleware:
             state: dict[str, Any] = scope.get("state", {})
             fields = {
                 "request_id": str(state.get("request_id", "")),
+                "client": _client(scope),
+                "principal": _printable(state.get("principal", "")),
                 "tenant": str(state.get("tenant", "")),
                 "namespace": str(state.get("namespace", "")),
                 "method": scope["method"],

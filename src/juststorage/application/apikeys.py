@@ -91,11 +91,16 @@ class BootstrapKey:
     principal: Principal
 
 
+# A short bootstrap key can be guessed; 32 characters hold 128 bits even as hex.
+MIN_BOOTSTRAP_KEY_CHARS = 32
+
+
 def parse_bootstrap_keys(raw: str | None) -> list[BootstrapKey]:
     """`API_KEYS`: comma-separated `key:tenants:scopes`, tenants `|`-separated, scopes spaced.
 
     Raises:
-        BadRequest: an entry that does not parse (the message never contains the key).
+        BadRequest: an entry that does not parse, or whose key is shorter than
+            `MIN_BOOTSTRAP_KEY_CHARS` (the message never contains the key).
     """
     keys = []
     for number, entry in enumerate((raw or "").split(","), start=1):
@@ -105,6 +110,11 @@ def parse_bootstrap_keys(raw: str | None) -> list[BootstrapKey]:
         if len(parts) != 3 or not parts[0]:
             raise BadRequest(f"API_KEYS entry {number} is not key:tenants:scopes")
         key, tenants, scopes = parts
+        if len(key) < MIN_BOOTSTRAP_KEY_CHARS:
+            raise BadRequest(
+                f"API_KEYS entry {number}: the key must be at least"
+                f" {MIN_BOOTSTRAP_KEY_CHARS} characters (e.g. `openssl rand -hex 32`)"
+            )
         if not scopes.split():
             raise BadRequest(f"API_KEYS entry {number} has no scopes")
         principal = Principal(

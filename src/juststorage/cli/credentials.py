@@ -89,7 +89,13 @@ def token() -> None:
 @click.option("--sub", required=True, help="Subject (who the token is for).")
 @click.option("--tenant", "tenants", multiple=True, required=True, help="Tenant (repeat; * = all).")
 @click.option("--scope", "scopes", multiple=True, required=True, help=_SCOPES_HELP)
-@click.option("--ttl", type=click.IntRange(min=1), default=3600, show_default=True, help="Seconds.")
+@click.option(
+    "--ttl",
+    type=click.IntRange(min=1),
+    default=3600,
+    show_default=True,
+    help="Seconds; at most JUSTSTORAGE_JWT_MAX_TTL_S (default 86400).",
+)
 @click.option(
     "--private-key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),

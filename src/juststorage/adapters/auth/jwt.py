@@ -12,8 +12,12 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key, l
 
 from juststorage.domain.auth import Principal, Scope, parse_tenants
 from juststorage.domain.errors import BadRequest, Unauthorized
+from juststorage.domain.model import TenantId
 
 _LEEWAY_SECONDS = 30
+DEFAULT_MAX_TTL_SECONDS = 24 * 3600
+# RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
+MIN_HS256_SECRET_BYTES = 32
 
 
 def _algorithm_of_public_key(pem: str) -> str:
@@ -38,9 +42,15 @@ class PyJwtVerifier:
         public_key_pem: str | None,
         audience: str | None = None,
         issuer: str | None = None,
+        max_ttl_seconds: int = DEFAULT_MAX_TTL_SECONDS,
     ) -> None:
         self._keys: dict[str, Any] = {}
         if secret:
+            if len(secret.encode("utf-8")) < MIN_HS256_SECRET_BYTES:
+                raise ValueError(
+                    f"JWT_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes"
+                    " (HS256 needs a 256-bit key)"
+                )
             self._keys["HS256"] = secret
         if public_key_pem:
             self._keys[_algorithm_of_public_key(public_key_pem)] = public_key_pem
@@ -48,6 +58,7 @@ class PyJwtVerifier:
             raise ValueError("a JWT verifier needs JWT_SECRET or JUSTSTORAGE_JWT_PUBLIC_KEY")
         self._audience = audience
         self._issuer = issuer
+        self._max_ttl_seconds = max_ttl_seconds
 
     def verify(self, token: str) -> Principal:
         try:
@@ -66,7 +77,9 @@ class PyJwtVerifier:
                 leeway=_LEEWAY_SECONDS,
                 options={
                     "require": ["exp", "sub"],
-                    "verify_aud": self._audience is not None,
+                    # Always on: with no audience configured, PyJWT then refuses a
+                    # token that names one (it was meant for another service).
+                    "verify_aud": True,
                     "verify_iss": self._issuer is not None,
                 },
             )
@@ -74,14 +87,33 @@ class PyJwtVerifier:
             raise Unauthorized("token expired") from None
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {exc}") from None
+        if self._audience is None and "aud" in claims:
+            raise Unauthorized("token names an audience, and this server expects none")
+        self._check_lifetime(claims)
         return _principal_from_claims(claims)
+
+    def _check_lifetime(self, claims: dict[str, Any]) -> None:
+        """A stolen long-lived token is a long-lived breach: cap `exp` - `iat`.
+
+        Without `iat`, the time left (`exp` - now) is what is capped. A future `iat`
+        (within the leeway) does not shorten the lifetime counted.
+        """
+        now = int(time.time())
+        try:  # PyJWT checked both convert to int
+            expires = int(claims["exp"])
+            start = min(int(claims["iat"]), now) if "iat" in claims else now
+        except (TypeError, ValueError):
+            raise Unauthorized("token times are not integers") from None
+        if expires - start > self._max_ttl_seconds:
+            raise Unauthorized(f"token lifetime exceeds the maximum {self._max_ttl_seconds} s")
 
 
 def _principal_from_claims(claims: dict[str, Any]) -> Principal:
+    single = _one_tenant(claims["tenant"]) if "tenant" in claims else None
     if "tenants" in claims:
         tenants_claim = claims["tenants"]
-    elif "tenant" in claims:
-        tenants_claim = [claims["tenant"]]
+    elif single is not None:
+        tenants_claim = [single]
     else:
         raise Unauthorized("token names no tenant")
     scope_claim = claims.get("scope", "")
@@ -102,6 +134,18 @@ def _principal_from_claims(claims: dict[str, Any]) -> Principal:
         raise Unauthorized(f"invalid token claims: {exc.message}") from None
 
 
+def _one_tenant(claim: object) -> str:
+    """The `tenant` claim names one tenant (SPEC §3): `"*"` there is not "every
+    tenant", only `tenants: ["*"]` says that."""
+    problem = "the tenant claim must name one valid tenant"
+    if not isinstance(claim, str):
+        raise Unauthorized(problem)
+    try:
+        return str(TenantId(claim))
+    except BadRequest:
+        raise Unauthorized(problem) from None
+
+
 def issue_token(
     *,
     subject: str,
@@ -112,10 +156,21 @@ def issue_token(
     private_key_pem: str | None = None,
     audience: str | None = None,
     issuer: str | None = None,
+    max_ttl_seconds: int = DEFAULT_MAX_TTL_SECONDS,
 ) -> str:
-    """Sign a token with the secret (HS256) or a private key (RS256 / ES256)."""
+    """Sign a token with the secret (HS256) or a private key (RS256 / ES256).
+
+    Raises:
+        BadRequest: a bad tenant or scope, a lifetime over `max_ttl_seconds`, a short
+            secret, or no signing key.
+    """
     parse_tenants(tenants)
     Scope.parse_many(scopes)
+    if ttl_seconds > max_ttl_seconds:
+        raise BadRequest(
+            f"--ttl {ttl_seconds} is longer than the maximum token lifetime of"
+            f" {max_ttl_seconds} s (JUSTSTORAGE_JWT_MAX_TTL_S); servers refuse such tokens"
+        )
     now = int(time.time())
     claims: dict[str, Any] = {
         "sub": subject,
@@ -139,5 +194,7 @@ def issue_token(
             return jwt.encode(claims, key, algorithm="ES256")
         raise BadRequest("the private key must be RSA or EC (P-256)")
     if secret:
+        if len(secret.encode("utf-8")) < MIN_HS256_SECRET_BYTES:
+            raise BadRequest(f"JWT_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes")
         return jwt.encode(claims, secret, algorithm="HS256")
     raise BadRequest("no signing key: set JWT_SECRET or pass --private-key FILE")

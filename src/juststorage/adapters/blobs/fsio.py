@@ -121,10 +121,17 @@ def durable_link(source: Path, target: Path) -> bool:
     Returns True if `target` was created, False if it already existed (it is
     never replaced). Either way the name survives power loss on return: an
     existing name may be another upload's that has not fsynced it yet.
+
+    Either way the directory has a change to flush when it is fsynced: an fsync of
+    a directory with nothing new returns at once, one with a new entry waits for a
+    journal commit, and that difference would tell a caller who times uploads
+    whether someone (another tenant) already stored these bytes. So an existing
+    name costs a touch of the directory's times, which the fsync then commits.
     """
     try:
         os.link(source, target)
     except FileExistsError:
+        os.utime(target.parent)  # a metadata change for the fsync to commit, as a link has
         fsync_dir(target.parent)
         return False
     fsync_dir(target.parent)

@@ -1,0 +1,91 @@
+"""JWT claim rules of the PyJWT adapter (SPEC §3): tenant, audience, lifetime, secret."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt
+import pytest
+
+from juststorage.adapters.auth.jwt import PyJwtVerifier, issue_token
+from juststorage.domain.auth import ALL_TENANTS
+from juststorage.domain.errors import BadRequest, Unauthorized
+
+SECRET = "unit-jwt-secret-" + "x" * 32
+HOUR = 3600
+
+
+def _token(**claims: Any) -> str:
+    now = int(time.time())
+    base = {"sub": "svc", "iat": now, "exp": now + 600, "scope": "objects:read"}
+    return jwt.encode({**base, **claims}, SECRET, algorithm="HS256")
+
+
+def _verifier(**options: Any) -> PyJwtVerifier:
+    return PyJwtVerifier(secret=SECRET, public_key_pem=None, **options)
+
+
+@pytest.mark.parametrize("tenant", ["*", "Acme", "", "a" * 64, "-x", 7, None, ["acme"]])
+def test_tenant_claim_must_name_one_valid_tenant(tenant: object) -> None:
+    with pytest.raises(Unauthorized, match="tenant claim"):
+        _verifier().verify(_token(tenant=tenant))
+
+
+def test_only_tenants_star_means_every_tenant() -> None:
+    assert _verifier().verify(_token(tenant="acme")).tenants == {"acme"}
+    assert _verifier().verify(_token(tenants=["*"])).tenants == {ALL_TENANTS}
+
+
+def test_token_with_an_audience_is_refused_when_none_is_configured() -> None:
+    with pytest.raises(Unauthorized):
+        _verifier().verify(_token(tenant="acme", aud="another-service"))
+    with pytest.raises(Unauthorized):
+        _verifier().verify(_token(tenant="acme", aud=["another-service"]))
+    configured = _verifier(audience="juststorage")
+    assert configured.verify(_token(tenant="acme", aud="juststorage")).subject == "svc"
+
+
+@pytest.mark.parametrize(
+    ("iat_offset", "exp_offset", "accepted"),
+    [
+        (0, HOUR, True),
+        (-HOUR // 2, HOUR // 2, True),  # exactly the maximum
+        (-HOUR // 2, HOUR // 2 + 1, False),
+        (-10 * HOUR, 60, False),  # issued long ago for a long life: still too long
+        (None, HOUR, True),  # no iat: the time left is what counts
+        (None, HOUR + 60, False),
+        (20, HOUR + 20, False),  # an iat in the future does not shorten the life counted
+    ],
+)
+def test_token_lifetime_over_the_maximum_is_401(
+    iat_offset: int | None, exp_offset: int, accepted: bool
+) -> None:
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": "svc", "tenant": "acme", "exp": now + exp_offset}
+    if iat_offset is not None:
+        claims["iat"] = now + iat_offset
+    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    verifier = _verifier(max_ttl_seconds=HOUR)
+    if accepted:
+        assert verifier.verify(token).tenants == {"acme"}
+    else:
+        with pytest.raises(Unauthorized, match="lifetime"):
+            verifier.verify(token)
+
+
+def test_issuing_a_token_longer_than_the_maximum_is_refused() -> None:
+    args: dict[str, Any] = {"subject": "s", "tenants": ["acme"], "scopes": ["admin"]}
+    with pytest.raises(BadRequest, match="JUSTSTORAGE_JWT_MAX_TTL_S"):
+        issue_token(**args, ttl_seconds=HOUR + 1, secret=SECRET, max_ttl_seconds=HOUR)
+    token = issue_token(**args, ttl_seconds=HOUR, secret=SECRET, max_ttl_seconds=HOUR)
+    assert _verifier(max_ttl_seconds=HOUR).verify(token).subject == "s"
+
+
+@pytest.mark.parametrize("secret", ["short", "x" * 31, "é" * 15])
+def test_short_hs256_secrets_are_refused(secret: str) -> None:
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        PyJwtVerifier(secret=secret, public_key_pem=None)
+    with pytest.raises(BadRequest, match="at least 32 bytes"):
+        issue_token(subject="s", tenants=["a"], scopes=["admin"], ttl_seconds=60, secret=secret)
+    PyJwtVerifier(secret="é" * 16, public_key_pem=None)  # 32 bytes of UTF-8
