@@ -115,7 +115,7 @@ def serve(
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Bring the database schema up to date."""
-    applied = run_with_services(ctx, lambda s: s.metadata.migrate(), prepare=False)
+    applied = run_with_services(ctx, lambda s: s.metadata.migrate(), prepare=False, create=True)
     for name in applied:
         click.echo(f"applied {name}")
     click.echo("schema is up to date" if not applied else f"{len(applied)} migration(s) applied")

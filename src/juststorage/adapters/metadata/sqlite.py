@@ -10,6 +10,7 @@ Across processes, `BEGIN IMMEDIATE` and the busy timeout serialise writers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import sqlite3
@@ -58,6 +59,11 @@ def _translated_errors() -> Iterator[None]:
         raise Unavailable(f"database unavailable: {exc}") from exc
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"database error: {exc}") from exc
+
+
+def _connect_existing(path: Path) -> sqlite3.Connection:
+    """A connection to a database file that must already exist (never creates one)."""
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=10)
 
 
 def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
@@ -284,6 +290,18 @@ class SqliteMetadataStore:
 
     async def migrate(self) -> list[str]:
         return await threads.run_sync(self._migrate)
+
+    async def has_schema(self) -> bool:
+        return await threads.run_sync(self._has_schema)
+
+    def _has_schema(self) -> bool:
+        if not self.path.is_file():
+            return False  # connecting would create it
+        with _translated_errors(), contextlib.closing(_connect_existing(self.path)) as conn:
+            row = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            ).fetchone()
+        return row is not None
 
     async def ping(self) -> None:
         async with self.snapshot() as uow:
