@@ -27,6 +27,7 @@ from juststorage.adapters.metadata.migrations import migrations_for
 from juststorage.adapters.metadata.queries import COUNT_USAGE_SQL
 from juststorage.adapters.metadata.sql import SqlSession, UsageDeltas
 from juststorage.adapters.metadata.unit_of_work import SqlUnitOfWork
+from juststorage.adapters.private_files import ensure_private_file
 from juststorage.application.ports import Clock
 from juststorage.domain.errors import InsufficientStorage, StorageError, Unavailable
 from juststorage.domain.timestamps import parse_utc_text, utc_text
@@ -319,6 +320,7 @@ class SqliteMetadataStore:
     def _writer(self) -> sqlite3.Connection:
         if self._writer_conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_private_file(self.path)  # before SQLite creates it with the umask's mode
             self._writer_conn = _connect(self.path, read_only=False)
         return self._writer_conn
 
@@ -342,6 +344,7 @@ class SqliteMetadataStore:
     def _migrate(self) -> list[str]:
         conn = self._writer()
         lock_path = self.path.with_name(self.path.name + ".migrate-lock")
+        ensure_private_file(lock_path)
         with open(lock_path, "a") as lock_file, _translated_errors():
             # Serialises migrations of several processes starting at once.
             fcntl.flock(lock_file, fcntl.LOCK_EX)
