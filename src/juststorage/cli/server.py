@@ -66,6 +66,8 @@ def serve(
         settings = settings.model_copy(update={"tls_cert": tls_cert, "tls_key": tls_key})
     address = host or settings.host
     listen_port = settings.port if port is None else port
+    listening = granian_options(settings)  # TLS files checked here
+    ensure_port_free(address, listen_port)
     config: Path | None = ctx.find_root().params.get("config")
     if config is not None:
         # Worker processes read their settings from the environment.
@@ -78,8 +80,6 @@ def serve(
     share_metrics_between_processes(metrics_dir)
     settings = settings.model_copy(update={"metrics_multiproc_dir": metrics_dir})
     build(settings)  # validate every setting before binding the port
-    listening = granian_options(settings)
-    ensure_port_free(address, listen_port)
     server = Granian(
         "juststorage.api.asgi:app_from_environment",
         factory=True,
