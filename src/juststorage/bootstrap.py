@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from juststorage.adapters.blobs.s3_io import S3Connection, S3Root
 from juststorage.adapters.metadata.postgres import PostgresMetadataStore
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore, sqlite_path_from_url
 from juststorage.adapters.metrics import Metrics, enable_multiprocess_metrics
+from juststorage.adapters.private_files import replace_private_file
 from juststorage.adapters.processes import LocalProcessLiveness
 from juststorage.application.apikeys import (
     CreatedKey,
@@ -290,12 +290,6 @@ async def start(services: Services) -> CreatedKey | None:
 
 
 def write_secret_file(path: Path, secret: str) -> None:
-    """Write a secret readable by its owner only (0600), replacing any older file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, (secret + "\n").encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Write a secret readable by its owner only (0600), replacing whatever is at
+    `path` (a file or a link) without ever writing through it."""
+    replace_private_file(path, (secret + "\n").encode("ascii"))

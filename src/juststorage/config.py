@@ -20,6 +20,7 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 _UNPREFIXED = {
@@ -105,6 +106,11 @@ class Settings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
+    # HTTP/1.1 only unless asked: HTTP/2 is bounded like HTTP/1 (cli/listener.py).
+    http2: bool = False
+    # Both, or neither: TLS on the main listener, for deployments without a proxy.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "text"] = "auto"
     migrate_on_start: bool = True
@@ -145,6 +151,17 @@ class Settings(BaseModel):
         if value is not None:
             parse_host_port(value)
         return value
+
+    @field_validator("tls_cert", "tls_key", mode="before")
+    @classmethod
+    def _blank_path_is_unset(cls, value: object) -> object:
+        return value if value != "" else None
+
+    @model_validator(mode="after")
+    def _tls_cert_and_key_together(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("JUSTSTORAGE_TLS_CERT and JUSTSTORAGE_TLS_KEY go together: set both")
+        return self
 
     @property
     def hot_dir(self) -> Path:
@@ -254,7 +271,10 @@ def load_settings(
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
+            if not err["loc"]:  # a rule across fields: its message names them
+                problems.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
+            field = str(err["loc"][0])
             where = _env_name(field) if field in Settings.model_fields else field
             problems.append(f"{where}: {err['msg']}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None

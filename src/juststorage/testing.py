@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -133,10 +134,11 @@ class Process:
     log_path: Path
     popen: subprocess.Popen[bytes]
     marker: bytes  # in the command line of its workers, checked before a SIGKILL
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -192,16 +194,28 @@ def spawn(
     health_path: str = "/health",
     timeout_s: float = START_TIMEOUT_S,
     marker: bytes | None = None,
+    tls_ca: Path | None = None,
 ) -> Process:
     """Start `argv`, which listens on 127.0.0.1:`port`, and wait until `health_path`
-    answers 200. Raises RuntimeError (after stopping it) if it exits or stays unhealthy."""
+    answers 200 (over HTTPS verified against `tls_ca` when given). Raises RuntimeError
+    (after stopping it) if it exits or stays unhealthy."""
     with log_path.open("ab") as log:
         popen = subprocess.Popen(
             argv, env=dict(env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
-    process = Process(argv, port, log_path, popen, marker or os.path.basename(argv[0]).encode())
+    process = Process(
+        argv,
+        port,
+        log_path,
+        popen,
+        marker or os.path.basename(argv[0]).encode(),
+        scheme="http" if tls_ca is None else "https",
+    )
     deadline = time.monotonic() + timeout_s
-    with httpx.Client(base_url=process.url, timeout=1.0, trust_env=False) as client:
+    verify: ssl.SSLContext | bool = (
+        True if tls_ca is None else ssl.create_default_context(cafile=tls_ca)
+    )
+    with httpx.Client(base_url=process.url, timeout=1.0, trust_env=False, verify=verify) as client:
         while True:
             if popen.poll() is not None:
                 raise RuntimeError(f"{argv[0]} exited with {popen.returncode}:\n{process.log()}")

@@ -7,11 +7,13 @@ import re
 import signal
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from juststorage.cli import reference
 from juststorage.testing import BIN, STOP_TIMEOUT_S, CliResult, clean_env, free_port, run_cli
+from support.db_query import query
 
 pytestmark = pytest.mark.e2e
 
@@ -19,6 +21,14 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     return clean_env(tmp_path / "data")
+
+
+@pytest.fixture
+def store_env(env: dict[str, str]) -> dict[str, str]:
+    """`env` with a store in it (only `serve` and `migrate` create one)."""
+    created = run_cli(["migrate"], env)
+    assert created.returncode == 0, created.stderr
+    return env
 
 
 def _commands(help_text: str) -> list[str]:
@@ -79,7 +89,8 @@ def test_migrate_is_idempotent(env: dict[str, str]) -> None:
     assert not re.search(r"^applied ", second.stdout, flags=re.MULTILINE)
 
 
-def test_keys_list_never_shows_the_key(env: dict[str, str]) -> None:
+def test_keys_list_never_shows_the_key(store_env: dict[str, str]) -> None:
+    env = store_env
     created = []
     for tenants, scopes in ((["acme"], ["objects:read"]), (["acme", "beta"], ["admin"])):
         args = ["keys", "create", "--json"]
@@ -113,7 +124,8 @@ def test_keys_list_never_shows_the_key(env: dict[str, str]) -> None:
         assert secret_part not in listed.stdout + human.stdout
 
 
-def test_keys_create_refuses_bad_input_cleanly(env: dict[str, str]) -> None:
+def test_keys_create_refuses_bad_input_cleanly(store_env: dict[str, str]) -> None:
+    env = store_env
     _assert_clean_failure(
         run_cli(["keys", "create", "--tenant", "acme", "--scope", "bogus"], env), 2, "bogus"
     )
@@ -127,8 +139,55 @@ def test_keys_create_refuses_bad_input_cleanly(env: dict[str, str]) -> None:
     assert "Traceback" not in missing.stderr
 
 
-def test_keys_revoke_of_an_unknown_id_fails_cleanly(env: dict[str, str]) -> None:
-    _assert_clean_failure(run_cli(["keys", "revoke", "no-such-id"], env), 3, "no-such-id")
+def test_keys_revoke_of_an_unknown_id_fails_cleanly(store_env: dict[str, str]) -> None:
+    _assert_clean_failure(run_cli(["keys", "revoke", "no-such-id"], store_env), 3, "no-such-id")
+
+
+# Server-side commands that open the store: none of them may create one (SPEC §6).
+STORE_COMMANDS = [
+    ["keys", "list"],
+    ["keys", "create", "--tenant", "acme", "--scope", "admin"],
+    ["keys", "revoke", "some-id"],
+    ["gc"],
+    ["fsck"],
+    ["migrate-blobs", "--to-hot", "s3://bucket/prefix"],
+]
+
+
+def test_commands_without_a_store_create_none_and_say_where_they_looked(
+    env: dict[str, str],
+) -> None:
+    data_dir = Path(env["JUSTSTORAGE_DATA_DIR"])
+    database = str((data_dir / "meta.db").resolve())
+    for args in STORE_COMMANDS:
+        result = run_cli(args, env)
+        _assert_clean_failure(
+            result, 2, database, "--config", "JUSTSTORAGE_DATA_DIR", "DATABASE_URL"
+        )
+    signed = run_cli(
+        ["token", "issue", "--sub", "s", "--tenant", "acme", "--scope", "admin"],
+        {**env, "JWT_SECRET": "s" * 40},
+    )
+    assert signed.returncode == 0, signed.stderr  # signing needs no store
+    assert not data_dir.exists(), sorted(data_dir.rglob("*"))
+
+
+@pytest.mark.postgres
+def test_commands_without_a_store_on_postgres_create_no_schema(
+    env: dict[str, str], postgres_url: str
+) -> None:
+    env = {**env, "DATABASE_URL": postgres_url}
+    name = urlsplit(postgres_url).path.lstrip("/")
+    for args in (["keys", "list"], ["gc"]):
+        _assert_clean_failure(run_cli(args, env), 2, f"PostgreSQL database {name}")
+    assert query(postgres_url, "SELECT to_regclass('schema_migrations') IS NULL") == [(True,)]
+    missing = postgres_url.rsplit("/", 1)[0] + "/no_such_database_here"
+    _assert_clean_failure(
+        run_cli(["keys", "list"], {**env, "DATABASE_URL": missing}), 2, "no_such_database_here"
+    )
+    assert run_cli(["migrate"], env).returncode == 0
+    listed = run_cli(["keys", "list"], env)
+    assert listed.returncode == 0 and "no API keys" in listed.stdout, listed.stderr
 
 
 def test_token_issue_without_a_signing_key_fails_cleanly(env: dict[str, str]) -> None:

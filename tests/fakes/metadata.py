@@ -92,6 +92,9 @@ class FakeMetadataStore:
     async def migrate(self) -> list[str]:
         return []
 
+    async def has_schema(self) -> bool:
+        return True  # in memory: there from the start
+
     async def ping(self) -> None:
         if self.closed:
             raise RuntimeError("store is closed")

@@ -121,6 +121,7 @@ def _invoke(tmp_path: Path, *args: str, **env: str) -> click.testing.Result:
 
 
 def test_every_command_of_the_group_runs_inside_the_one_handler(tmp_path: Path) -> None:
+    assert _invoke(tmp_path, "migrate").exit_code == 0
     revoke = _invoke(tmp_path, "keys", "revoke", "no-such-id")  # a subcommand, two deep
     assert revoke.exit_code == 3, revoke.output
     assert revoke.stderr.startswith("Error: NotFound: ") and "no-such-id" in revoke.stderr

@@ -355,6 +355,13 @@ class MetadataStore(Protocol):
         """Apply pending schema migrations; the names applied."""
         ...
 
+    async def has_schema(self) -> bool:
+        """Whether the store exists: its schema (the migrations table) is there.
+
+        Creates nothing, not even an empty database file: only `migrate` does.
+        """
+        ...
+
     async def ping(self) -> None:
         """Raises Unavailable unless the database answers."""
         ...

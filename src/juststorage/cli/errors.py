@@ -37,7 +37,8 @@ class CommandFailed(click.ClickException):
 
 class BadUsage(CommandFailed):
     """Bad usage (unknown option, malformed name; click's own usage errors), settings
-    that cannot be used, an unreadable client config file, a missing local file."""
+    that cannot be used or that point at no store, an unreadable client config file, a
+    missing local file."""
 
     exit_code = 2
     error_codes = ("BadRequest",)

@@ -11,7 +11,7 @@ import click
 from juststorage.application.migrate_blobs import MigrationReport, migrate_blobs
 from juststorage.bootstrap import build, build_s3_blob_store
 from juststorage.cli.errors import CommandFailed
-from juststorage.cli.runtime import settings_of
+from juststorage.cli.runtime import require_store, settings_of
 from juststorage.config import Settings, SettingsError
 from juststorage.domain.model import StorageClass
 
@@ -60,6 +60,7 @@ async def _migrate(
     target = build_s3_blob_store(settings, targets)
     reports: dict[StorageClass, MigrationReport] = {}
     try:
+        await require_store(services)
         await services.metadata.migrate()
         for storage_class in targets:
             started = time.monotonic()

@@ -16,6 +16,7 @@ from juststorage import __version__
 from juststorage.application.fsck import FsckReport
 from juststorage.bootstrap import Services, build, share_metrics_between_processes
 from juststorage.cli.errors import CommandFailed
+from juststorage.cli.listener import ensure_port_free, granian_options
 from juststorage.cli.runtime import run_with_services, settings_of
 from juststorage.logs import configure_logging, server_log_config
 
@@ -24,13 +25,49 @@ from juststorage.logs import configure_logging, server_log_config
 @click.option("--host", default=None, help="Address to listen on [default: 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port to listen on [default: 8080].")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Server processes.")
+@click.option(
+    "--http2",
+    is_flag=True,
+    default=None,
+    help="Speak HTTP/2 too (cleartext prior knowledge, or ALPN with TLS) [default: HTTP/1.1 only].",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM certificate chain: serve HTTPS (with --tls-key).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM private key of --tls-cert.",
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
+def serve(
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    http2: bool | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+) -> None:
     """Run the HTTP service (granian, ASGI)."""
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
     settings = settings_of(ctx)
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    if http2 is not None:
+        settings = settings.model_copy(update={"http2": http2})
+    if tls_cert is not None:
+        settings = settings.model_copy(update={"tls_cert": tls_cert, "tls_key": tls_key})
+    address = host or settings.host
+    listen_port = settings.port if port is None else port
+    listening = granian_options(settings)  # TLS files checked here
+    ensure_port_free(address, listen_port)
     config: Path | None = ctx.find_root().params.get("config")
     if config is not None:
         # Worker processes read their settings from the environment.
@@ -47,21 +84,24 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
         "juststorage.api.asgi:app_from_environment",
         factory=True,
         interface=Interfaces.ASGI,
-        address=host or settings.host,
-        port=settings.port if port is None else port,
+        address=address,
+        port=listen_port,
         workers=workers or settings.workers,
         loop=Loops.uvloop,
         log_level=settings.log_level,  # type: ignore[arg-type]
         log_dictconfig=server_log_config(settings.log_format),
         log_access=False,
         respawn_failed_workers=True,
+        **listening,
     )
     configure_logging(settings.log_level, settings.log_format)
     logging.getLogger("juststorage").info(
-        "juststorage %s serving on http://%s:%s (data: %s)",
+        "juststorage %s serving on %s://%s:%s (%s; data: %s)",
         __version__,
-        host or settings.host,
-        settings.port if port is None else port,
+        "https" if settings.tls_cert else "http",
+        address,
+        listen_port,
+        "HTTP/1.1 and HTTP/2" if settings.http2 else "HTTP/1.1",
         settings.data_dir,
     )
     try:
@@ -75,7 +115,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Bring the database schema up to date."""
-    applied = run_with_services(ctx, lambda s: s.metadata.migrate(), prepare=False)
+    applied = run_with_services(ctx, lambda s: s.metadata.migrate(), prepare=False, create=True)
     for name in applied:
         click.echo(f"applied {name}")
     click.echo("schema is up to date" if not applied else f"{len(applied)} migration(s) applied")

@@ -281,6 +281,14 @@ async def _bound_socket(conn: asyncpg.Connection) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, _TCP_USER_TIMEOUT_MS)
 
 
+async def _connect_unless_missing(dsn: str) -> asyncpg.Connection | None:
+    """One connection outside the pool; None when the database does not exist."""
+    try:
+        return await asyncpg.connect(dsn, timeout=10)
+    except asyncpg.InvalidCatalogNameError:
+        return None
+
+
 class PostgresMetadataStore:
     """The metadata store in a PostgreSQL 14+ database."""
 
@@ -329,6 +337,18 @@ class PostgresMetadataStore:
             raise Unavailable(
                 f"database unavailable: no answer within {_PING_TIMEOUT_S:g} s"
             ) from None
+
+    async def has_schema(self) -> bool:
+        conn = await _translated(_connect_unless_missing(self._dsn))
+        if conn is None:
+            return False
+        try:
+            found = await _translated(
+                conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+            )
+        finally:
+            await conn.close()
+        return bool(found)
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -10,6 +10,7 @@ Across processes, `BEGIN IMMEDIATE` and the busy timeout serialise writers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import sqlite3
@@ -26,6 +27,7 @@ from juststorage.adapters.metadata.migrations import migrations_for
 from juststorage.adapters.metadata.queries import COUNT_USAGE_SQL, CensusDeltas, count_census_sql
 from juststorage.adapters.metadata.sql import SqlSession, UsageDeltas
 from juststorage.adapters.metadata.unit_of_work import SqlUnitOfWork
+from juststorage.adapters.private_files import ensure_private_file
 from juststorage.application.ports import Clock
 from juststorage.domain.errors import InsufficientStorage, StorageError, Unavailable
 from juststorage.domain.timestamps import parse_utc_text, utc_text
@@ -58,6 +60,11 @@ def _translated_errors() -> Iterator[None]:
         raise Unavailable(f"database unavailable: {exc}") from exc
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"database error: {exc}") from exc
+
+
+def _connect_existing(path: Path) -> sqlite3.Connection:
+    """A connection to a database file that must already exist (never creates one)."""
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=10)
 
 
 def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
@@ -291,6 +298,18 @@ class SqliteMetadataStore:
     async def migrate(self) -> list[str]:
         return await threads.run_sync(self._migrate)
 
+    async def has_schema(self) -> bool:
+        return await threads.run_sync(self._has_schema)
+
+    def _has_schema(self) -> bool:
+        if not self.path.is_file():
+            return False  # connecting would create it
+        with _translated_errors(), contextlib.closing(_connect_existing(self.path)) as conn:
+            row = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            ).fetchone()
+        return row is not None
+
     async def ping(self) -> None:
         async with self.snapshot() as uow:
             await uow.session.fetchone("SELECT 1", ())
@@ -307,6 +326,7 @@ class SqliteMetadataStore:
     def _writer(self) -> sqlite3.Connection:
         if self._writer_conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_private_file(self.path)  # before SQLite creates it with the umask's mode
             self._writer_conn = _connect(self.path, read_only=False)
         return self._writer_conn
 
@@ -330,6 +350,7 @@ class SqliteMetadataStore:
     def _migrate(self) -> list[str]:
         conn = self._writer()
         lock_path = self.path.with_name(self.path.name + ".migrate-lock")
+        ensure_private_file(lock_path)
         with open(lock_path, "a") as lock_file, _translated_errors():
             # Serialises migrations of several processes starting at once.
             fcntl.flock(lock_file, fcntl.LOCK_EX)
