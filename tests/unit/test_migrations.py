@@ -17,10 +17,12 @@ RELEASED = {
     ("postgres", 2, "gc"): "5ec3c52c0efca2d1",
     ("postgres", 3, "usage_counters"): "f5771313a0306a09",
     ("postgres", 4, "blob_location"): "b023dd8ac55eaa76",
+    ("postgres", 6, "shared_limits"): "92987728db443e77",
     ("sqlite", 1, "initial"): "b4506c0b1fa0c8f0",
     ("sqlite", 2, "gc"): "4d74c4bd209edf84",
     ("sqlite", 3, "usage_counters"): "f5771313a0306a09",
     ("sqlite", 4, "blob_location"): "b023dd8ac55eaa76",
+    ("sqlite", 6, "shared_limits"): "58052d11c0c2aee6",
 }
 BACKENDS: list[Backend] = ["postgres", "sqlite"]
 
