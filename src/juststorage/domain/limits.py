@@ -10,7 +10,9 @@ class RateLimitStatus:
     """The state of one limit after a request was admitted or refused.
 
     `resource` names the limit: `requests` (the tenant's request rate),
-    `upload-bytes` (its upload bandwidth) or `concurrent-uploads` (the process cap).
+    `upload-bytes` (its upload bandwidth), `concurrent-uploads` (the process cap),
+    `tenant-concurrent-uploads` (the tenant's share of it) or
+    `failed-authentications` (the client address's failed logins).
     `reset_seconds` is how long until the bucket is full again (0: it is full).
     """
 
