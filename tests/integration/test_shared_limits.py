@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 PROCESSES = 3
 CLIENTS = 6
-DURATION_S = 4.0
+DURATION_S = 3.0
 RATE = 40.0  # requests a second; the burst is as many
 KEY = "shared-limits-test-key-0123456789"
 

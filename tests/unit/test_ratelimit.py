@@ -216,3 +216,14 @@ def test_effective_limits_are_cached_and_follow_a_changed_copy() -> None:
     changed = settings.model_copy(update={"quota_bytes": 5})
     assert changed.limits_for("anyone").quota_bytes == 5
     assert settings.limits_for("anyone").quota_bytes == 100
+
+
+async def test_idle_leases_are_forgotten_past_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("juststorage.application.ratelimit.MAX_LEASES", 2)
+    clock = Tick()
+    throttle = _throttle(Settings(rate_limit_rps=100), clock)
+    for tenant in ("a", "b"):
+        await throttle.admit_request(tenant)
+    clock.advance(2.0)  # both leases expired
+    await throttle.admit_request("c")
+    assert set(throttle._leases) == {"c"}

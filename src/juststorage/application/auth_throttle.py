@@ -39,7 +39,12 @@ class FailedAuthentications:
             raise TooManyRequests(
                 "too many failed authentications from this address",
                 math.ceil((1 - tokens) / self._rate),
-                RateLimitStatus("failed-authentications", int(self._burst), 0, 0),
+                RateLimitStatus(
+                    "failed-authentications",
+                    int(self._burst),
+                    0,
+                    math.ceil((self._burst - tokens) / self._rate),
+                ),
             )
 
     def failed(self, address: str) -> None:

@@ -31,6 +31,7 @@ LEASE_TTL_SECONDS = 1.0  # unspent lease tokens are dropped after this (under-us
 FLUSH_SECONDS = 0.1  # a body of unknown length is charged every this much of the rate
 FLUSH_MIN_BYTES = 64 * 1024
 PACE_MAX_SECONDS = 30.0  # the longest one pause of a body of unknown length
+MAX_LEASES = 10_000  # tenants with a lease kept at once; expired ones go first
 REQUESTS, UPLOAD_BYTES = "requests", "upload-bytes"
 
 
@@ -125,6 +126,8 @@ class Throttle:
         now = self._clock()
         lease = self._leases.get(tenant)
         if lease is None:
+            if len(self._leases) >= MAX_LEASES:
+                self._forget_idle_leases(now)
             lease = self._leases[tenant] = _Lease()
         if now >= lease.expires:
             lease.tokens = 0.0
@@ -146,6 +149,16 @@ class Throttle:
             lease.expires = now + LEASE_TTL_SECONDS
         lease.tokens -= 1
         return _status(REQUESTS, burst, lease.shared + lease.tokens, rate)
+
+    def _forget_idle_leases(self, now: float) -> None:
+        """Drop leases that hold nothing any more (memory stays bounded by tenants
+        active within a second or so)."""
+        for tenant in [
+            t
+            for t, lease in self._leases.items()
+            if now >= lease.expires and now >= lease.refused_until
+        ]:
+            del self._leases[tenant]
 
     @staticmethod
     def _over_rate(
