@@ -198,7 +198,13 @@ class Throttle:
             )
         self.uploads_in_flight += 1
         self._tenant_uploads[tenant] = self._tenant_uploads.get(tenant, 0) + 1
-        upload = UploadPass(self, tenant, self._rates_of(tenant).upload_bps, declared_size)
+        upload = UploadPass(
+            self._buckets,
+            tenant,
+            self._rates_of(tenant).upload_bps,
+            declared_size,
+            release_slot=lambda: self._slot_done(tenant),
+        )
         try:
             await upload.admit()
         except BaseException:
@@ -214,17 +220,21 @@ class Throttle:
         else:
             self._tenant_uploads.pop(tenant, None)
 
-    async def _take(self, tenant: str, resource: str, ask: BucketAsk) -> BucketTake:
-        return await self._buckets.take(tenant, resource, ask)
-
 
 class UploadPass:
     """One admitted upload: counts its bytes against the tenant's bandwidth."""
 
     def __init__(
-        self, throttle: Throttle, tenant: str, rate: int | None, declared_size: int | None
+        self,
+        buckets: BucketTaker,
+        tenant: str,
+        rate: int | None,
+        declared_size: int | None,
+        *,
+        release_slot: Callable[[], None],
     ) -> None:
-        self._throttle = throttle
+        self._buckets = buckets
+        self._release_slot = release_slot
         self._tenant = tenant
         self._rate = rate
         self._declared = declared_size
@@ -234,12 +244,17 @@ class UploadPass:
         self._done = False
 
     async def admit(self) -> None:
+        """Take a declared length's bytes, or check the bucket is not in debt.
+
+        Raises:
+            TooManyRequests: the bucket does not hold them (or is in debt).
+        """
         rate = self._rate
         if rate is None:
             return
         amount = float(self._declared or 0)
         minimum = min(amount, float(rate))
-        taken = await self._throttle._take(
+        taken = await self._buckets.take(
             self._tenant, UPLOAD_BYTES, BucketAsk(rate, rate, amount, minimum)
         )
         if taken.granted is None:
@@ -268,7 +283,7 @@ class UploadPass:
         if self._done:
             return
         self._done = True
-        self._throttle._slot_done(self._tenant)
+        self._release_slot()
         if self._rate is None:
             return
         if self._declared is not None:
@@ -282,7 +297,7 @@ class UploadPass:
     async def _charge(self) -> float:
         rate, amount = float(self._rate or 0), float(self._pending)
         self._pending = 0
-        taken = await self._throttle._take(
+        taken = await self._buckets.take(
             self._tenant, UPLOAD_BYTES, BucketAsk(rate, rate, amount, -math.inf)
         )
         return taken.tokens
