@@ -97,6 +97,10 @@ class Settings(BaseModel):
     price_cold_gb_month: float = Field(default=0.02, ge=0)
     currency: str = Field(default="USD", min_length=1)
     max_concurrent_uploads: int = Field(default=64, gt=0)
+    # Each tenant's share of this process's upload slots; unset: a quarter of them.
+    max_concurrent_uploads_per_tenant: int | None = Field(default=None, gt=0)
+    # Failed authentications per minute from one client address before it gets 429.
+    auth_failures_per_minute: int = Field(default=30, ge=0)
     rate_limit_rps: float | None = Field(default=None, gt=0)
     upload_bps: int | None = Field(default=None, gt=0)
     quota_bytes: int | None = Field(default=None, ge=0)
@@ -178,6 +182,14 @@ class Settings(BaseModel):
         if storage_class == "hot":
             return self.hot_root or str(self.hot_dir)
         return self.cold_root or str(self.cold_dir)
+
+    @property
+    def uploads_per_tenant(self) -> int:
+        """Each tenant's share of the process's upload slots (at least 1)."""
+        share = self.max_concurrent_uploads_per_tenant
+        if share is None:
+            share = self.max_concurrent_uploads // 4
+        return max(1, min(share, self.max_concurrent_uploads))
 
     @property
     def effective_database_url(self) -> str:

@@ -1285,6 +1285,88 @@ async def test_a_lease_of_a_dead_holder_can_be_taken_over(backend: Backend) -> N
         await uow.commit()
 
 
+# --- quota reservations and shared token buckets -------------------------------------
+
+
+async def _reserve(
+    store: MetadataStore, clock: FakeClock, rid: UUID, size: int, *, ttl: float = 60
+) -> bool:
+    async with store.transaction() as uow:
+        reserved = await uow.quota.reserve(
+            rid, ACME, size, 100, clock.now() + timedelta(seconds=ttl)
+        )
+        await uow.commit()
+    return reserved
+
+
+async def test_reservations_and_usage_together_stay_within_the_quota(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    await seed_version(store, clock, "a", size_bytes=30)
+    first, second = uuid4(), uuid4()
+    assert await _reserve(store, clock, first, 50) is True
+    assert await _reserve(store, clock, second, 21) is False  # 30 + 50 + 21 > 100
+    assert await _reserve(store, clock, second, 20) is True
+    assert await _reserve(store, clock, first, 51) is False  # growing counts the others
+    async with store.transaction() as uow:  # another tenant has a quota of its own
+        assert await uow.quota.reserve(uuid4(), OTHER, 100, 100, clock.now()) is True
+    async with store.transaction() as uow:
+        await uow.quota.settle(first)
+        await uow.commit()
+    assert await _reserve(store, clock, first, 50) is True  # freed, taken again
+
+
+async def test_a_reservation_lapses_unless_renewed(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    held, dead = uuid4(), uuid4()
+    assert await _reserve(store, clock, held, 40, ttl=60)
+    assert await _reserve(store, clock, dead, 60, ttl=60)
+    assert await _reserve(store, clock, uuid4(), 1) is False
+    clock.advance(50)
+    async with store.transaction() as uow:
+        assert await uow.quota.renew(held, clock.now() + timedelta(seconds=60)) is True
+        await uow.commit()
+    clock.advance(20)  # `dead` lapsed, `held` did not
+    async with store.transaction() as uow:
+        assert await uow.quota.renew(dead, clock.now() + timedelta(seconds=60)) is False
+    assert await _reserve(store, clock, uuid4(), 61) is False
+    assert await _reserve(store, clock, uuid4(), 60) is True
+
+
+async def test_a_rate_bucket_starts_full_grants_leases_and_goes_into_debt(
+    backend: Backend,
+) -> None:
+    from juststorage.domain.limits import BucketAsk, BucketTake
+
+    rate = 1e-9  # the database's clock moves on; at this rate it adds nothing
+
+    async def take(amount: float, minimum: float, *, partial: bool = False) -> BucketTake:
+        async with backend.store.transaction() as uow:
+            taken = await uow.buckets.take(
+                "acme", "requests", BucketAsk(rate, 5, amount, minimum, partial)
+            )
+            await uow.commit()
+        return taken
+
+    def about(taken: BucketTake, tokens: float, granted: float | None) -> bool:
+        close = abs(taken.tokens - tokens) < 1e-3
+        return (
+            close
+            and (granted is None) == (taken.granted is None)
+            and (granted is None or abs((taken.granted or 0) - granted) < 1e-3)
+        )
+
+    assert about(await take(3, 1, partial=True), 2, 3)
+    assert about(await take(3, 1, partial=True), 0, 2)  # what is left
+    assert about(await take(3, 1, partial=True), 0, None)  # refused, nothing taken
+    assert about(await take(10, 0), -10, 10)  # debt: admitted while not in debt
+    assert about(await take(0, 0), -10, None)  # in debt: refused
+    assert about(await take(-4, float("-inf")), -6, -4)  # given back
+    assert about(await take(-100, float("-inf")), 5, -100)  # never above the burst
+    async with backend.store.transaction() as uow:  # buckets are per tenant and resource
+        other = await uow.buckets.take("acme", "upload-bytes", BucketAsk(rate, 7, 1, 1))
+        assert abs(other.tokens - 6) < 1e-3
+
+
 # --- API keys -------------------------------------------------------------------------
 
 

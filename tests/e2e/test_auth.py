@@ -36,12 +36,16 @@ def _assert_401(response: httpx.Response) -> None:
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
+# This module sends bad credentials on purpose, far more than the per-address limit
+# on failed authentications allows (security/test_limits.py tests that limit).
+UNLIMITED_FAILURES = {"JUSTSTORAGE_AUTH_FAILURES_PER_MINUTE": "0"}
+
 # --- a server with its first-start admin key and CLI-created keys -----------------
 
 
 @pytest.fixture(scope="module")
 def server(start_server: StartServer) -> Server:
-    return start_server()
+    return start_server(**UNLIMITED_FAILURES)
 
 
 @pytest.fixture(scope="module")
@@ -265,6 +269,7 @@ def jwt_server(start_server: StartServer) -> Server:
         ),
         JWT_SECRET=JWT_SECRET,
         JUSTSTORAGE_JWT_AUDIENCE=AUDIENCE,
+        **UNLIMITED_FAILURES,
     )
 
 
@@ -428,7 +433,9 @@ def _public_pem(private_pem: bytes) -> str:
 
 @pytest.fixture(scope="module")
 def rs_server(start_server: StartServer, rsa_private_pem: bytes) -> Server:
-    return start_server(JUSTSTORAGE_JWT_PUBLIC_KEY=_public_pem(rsa_private_pem))
+    return start_server(
+        JUSTSTORAGE_JWT_PUBLIC_KEY=_public_pem(rsa_private_pem), **UNLIMITED_FAILURES
+    )
 
 
 @pytest.fixture(scope="module")
@@ -447,7 +454,8 @@ def es_server(
 ) -> Server:
     path = tmp_path_factory.mktemp("keys") / "ec-public.pem"
     path.write_text(_public_pem(ec_private_pem), "ascii")
-    return start_server(JUSTSTORAGE_JWT_PUBLIC_KEY=str(path))  # a path to the PEM works too
+    # A path to the PEM works too.
+    return start_server(JUSTSTORAGE_JWT_PUBLIC_KEY=str(path), **UNLIMITED_FAILURES)
 
 
 def _claims() -> dict[str, Any]:

@@ -60,26 +60,48 @@ def _uploads_in_flight(server: Server) -> float:
 
 @pytest.mark.filesystem_layout
 def test_uploads_over_the_concurrency_cap_are_429(server: Server, auth: dict[str, str]) -> None:
-    tenant = unique_name()
+    tenants = [unique_name() for _ in range(3)]
     hot = server.data_dir / "hot"
-    socks = [_open_upload(server, tenant, f"slow{i}") for i in range(2)]
+    # One upload each for two tenants (each may hold one of the two slots).
+    socks = [_open_upload(server, tenant, "slow") for tenant in tenants[:2]]
     try:
         assert wait_until(lambda: _uploads_in_flight(server) == 2, timeout=10)
-        refused = upload(server.client, auth, tenant, "n", "third", b"x")
+        refused = upload(server.client, auth, tenants[2], "n", "third", b"x")
         assert_error(refused, 429, "TooManyRequests")
         assert int(refused.headers["retry-after"]) >= 1
-        assert server.client.get(by_key_path("n", tenant, "slow0"), headers=auth).status_code == 404
+        assert refused.headers["x-ratelimit-resource"] == "concurrent-uploads"
+        path = by_key_path("n", tenants[0], "slow")
+        assert server.client.get(path, headers=auth).status_code == 404
     finally:
         for sock in socks:
             sock.close()
     assert wait_until(lambda: not temp_files(hot), timeout=10)
     accepted = wait_until(
-        lambda: upload(server.client, auth, tenant, "n", "third", b"x").status_code == 201,
+        lambda: upload(server.client, auth, tenants[2], "n", "third", b"x").status_code == 201,
         timeout=5,
     )
     assert accepted, "upload slots were not released after the clients went away"
     metrics = server.client.get("/metrics").text
     assert "just_storage_throttled_requests_total" in metrics
+
+
+def test_stalled_uploads_of_one_tenant_leave_slots_for_another(
+    server: Server, auth: dict[str, str]
+) -> None:
+    """The process has two slots; one tenant's stalled uploads take its share (one)
+    and no more, so another tenant still uploads."""
+    hog, other = unique_name(), unique_name()
+    socks = [_open_upload(server, hog, f"stalled{i}") for i in range(2)]
+    try:
+        assert wait_until(lambda: _uploads_in_flight(server) == 1, timeout=10)
+        refused = upload(server.client, auth, hog, "n", "more", b"x")
+        assert_error(refused, 429, "TooManyRequests")
+        assert refused.headers["x-ratelimit-resource"] == "tenant-concurrent-uploads"
+        assert upload(server.client, auth, other, "n", "k", b"x").status_code == 201
+    finally:
+        for sock in socks:
+            sock.close()
+    assert wait_until(lambda: _uploads_in_flight(server) == 0, timeout=10)
 
 
 def test_request_rate_limit_is_429_with_retry_after(start_server: StartServer) -> None:

@@ -16,6 +16,7 @@ import anyio
 from fakes.blob_index import FakeBlobIndex
 from fakes.clock import FakeClock
 from fakes.leases_keys import FakeApiKeyRepository, FakeLeaseRepository
+from fakes.limits import FakeQuotaReservations, FakeRateBuckets
 from fakes.objects import FakeObjectRepository
 from fakes.state import BlobRecord, State
 from juststorage.domain.model import ContentHash, StorageClass
@@ -66,6 +67,14 @@ class FakeUnitOfWork:
     @property
     def leases(self) -> FakeLeaseRepository:
         return FakeLeaseRepository(self._current(), self._store.clock)
+
+    @property
+    def quota(self) -> FakeQuotaReservations:
+        return FakeQuotaReservations(self._current(), self._store.clock)
+
+    @property
+    def buckets(self) -> FakeRateBuckets:
+        return FakeRateBuckets(self._current(), self._store.clock)
 
     async def commit(self) -> None:
         if self._read_only:

@@ -30,6 +30,10 @@ class State:
     api_keys: dict[str, ApiKeyRecord] = field(default_factory=dict)
     updated_at: dict[UUID, datetime] = field(default_factory=dict)  # of every object row
     leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # holder, expiry
+    # quota reservations: id -> (tenant, bytes, expiry)
+    reservations: dict[UUID, tuple[str, int, datetime]] = field(default_factory=dict)
+    # rate buckets: (tenant, resource) -> (tokens, stamp)
+    buckets: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
 
     def copy(self) -> State:
         # Values are frozen, so copying the dicts copies the state.
@@ -40,6 +44,8 @@ class State:
             dict(self.api_keys),
             dict(self.updated_at),
             dict(self.leases),
+            dict(self.reservations),
+            dict(self.buckets),
         )
 
 

@@ -6,9 +6,13 @@ concurrency cap's 429 is tested in e2e/test_limits_consistency.py.
 
 from __future__ import annotations
 
+import os
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 
 from e2e.support import assert_error, by_key_path, temp_files, unique_name, upload
@@ -34,6 +38,12 @@ quota_bytes = 100
 
 [tenants.readonly]
 quota_bytes = 0
+
+[tenants.racing]
+quota_bytes = 100000
+
+[tenants.pipe]
+upload_bps = 100000
 """
 
 
@@ -165,3 +175,66 @@ def test_default_quota_applies_to_tenants_without_their_own(server: Server) -> N
     )
     assert_error(response, 413, "PayloadTooLarge")
     assert upload(server.client, auth, tenant, "n", "k", b"x" * 1000).status_code == 201
+
+
+def _in_parallel(server: Server, count: int, send: Callable[[httpx.Client, int], int]) -> list[int]:
+    """`send(client, index)` from `count` threads at once, each on its own connection."""
+
+    def one(index: int) -> int:
+        with httpx.Client(base_url=server.url, timeout=30, trust_env=False) as client:
+            return send(client, index)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def test_concurrent_uploads_never_take_usage_over_the_quota(server: Server) -> None:
+    """Ten uploads of 90 kB at once against a quota of 100 kB: each reserves its
+    length before its body is read, so floor(100/90) = 1 is stored and nine get 413."""
+    auth = server.admin_headers()
+    data = os.urandom(90_000)
+    statuses = _in_parallel(
+        server, 10, lambda c, i: upload(c, auth, "racing", "n", f"k{i}", data).status_code
+    )
+    assert sorted(statuses) == [201] + [413] * 9, statuses
+    usage = server.client.get("/v1/usage", params={"tenant": "racing"}, headers=auth).json()
+    assert usage["logical_bytes"] == 90_000
+
+
+def test_parallel_uploads_share_the_bandwidth_limit(server: Server) -> None:
+    """Ten uploads of 50 kB at once against 100 kB/s: what is accepted fits the bucket
+    (its burst plus the rate over the elapsed time), not ten times it."""
+    auth = server.admin_headers()
+    data = os.urandom(50_000)
+    started = time.monotonic()
+    statuses = _in_parallel(
+        server, 10, lambda c, i: upload(c, auth, "pipe", "n", f"k{i}", data).status_code
+    )
+    elapsed = time.monotonic() - started
+    accepted = statuses.count(201) * len(data)
+    assert accepted <= 100_000 + 100_000 * elapsed, (statuses, elapsed)
+    assert accepted >= 50_000 and set(statuses) <= {201, 429}, statuses
+
+
+def test_failed_authentications_from_one_address_are_429_for_it_alone(
+    start_server: StartServer,
+) -> None:
+    """Three failures a minute: the fourth try from that address is 429 with
+    Retry-After, even with a good key; another address still authenticates."""
+    server = start_server(JUSTSTORAGE_AUTH_FAILURES_PER_MINUTE="3")
+    bad = {"Authorization": "Bearer not-a-key"}
+    query = {"tenant": "t", "namespace": "n"}
+    for _ in range(3):
+        assert_error(
+            server.client.get("/v1/objects", params=query, headers=bad), 401, "Unauthorized"
+        )
+    refused = server.client.get("/v1/objects", params=query, headers=bad)
+    assert_error(refused, 429, "TooManyRequests")
+    assert int(refused.headers["retry-after"]) >= 1
+    good = server.admin_headers()
+    assert server.client.get("/v1/objects", params=query, headers=good).status_code == 429
+    other = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(base_url=server.url, transport=other, trust_env=False) as client:
+        assert client.get("/v1/objects", params=query, headers=good).status_code == 200
+        assert_error(client.get("/v1/objects", params=query, headers=bad), 401, "Unauthorized")
+    assert server.client.get("/health").status_code == 200  # needs no credential

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from uuid import uuid4
 
+import anyio
 import pytest
 
 from fakes.blobs import FakeBlobStore
 from fakes.clock import FakeClock
 from fakes.metadata import FakeMetadataStore
+from juststorage.application.quota import RESERVATION_TTL_SECONDS, QuotaHold
 from juststorage.application.uploads import (
     RegistrationPolicy,
     Uploader,
@@ -54,14 +57,17 @@ class World:
             storage_class=storage_class,
             declared_size=size if declared else None,
         )
-        return await Uploader(
+        return await self.uploader().upload(request, self.body(chunks))
+
+    def uploader(self) -> Uploader:
+        return Uploader(
             metadata=self.metadata,
             blobs=self.blobs,
             clock=self.clock,
             max_object_bytes=10_000,
             quota_of=lambda _tenant: QUOTA,
             registration=RegistrationPolicy(),
-        ).upload(request, self.body(chunks))
+        )
 
     async def used(self, tenant: TenantId = ACME) -> int:
         prices = {StorageClass.HOT: 0.0, StorageClass.COLD: 0.0}
@@ -105,3 +111,48 @@ async def test_exactly_the_quota_fits_and_versions_and_dedup_count(world: World)
 async def test_quota_is_per_tenant(world: World) -> None:
     await world.upload("a", [b"x" * QUOTA])
     assert (await world.upload("a", [b"x" * QUOTA], tenant=BETA)).version.size_bytes == QUOTA
+
+
+async def test_concurrent_uploads_never_take_usage_over_the_quota(world: World) -> None:
+    """Ten uploads of 90 bytes against a quota of 100, all in flight at once: each
+    reserves its declared length before its body is read, so one fits and nine are
+    refused (checking usage at admission alone let all ten through)."""
+    release = anyio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        await release.wait()  # every upload is admitted before any commits
+        yield b"x" * 90
+
+    async def one(index: int) -> str:
+        request = UploadRequest(ACME, FILES, ObjectKey(f"k{index}"), declared_size=90)
+        try:
+            await world.uploader().upload(request, slow_body())
+        except PayloadTooLarge:
+            return "413"
+        return "201"
+
+    outcomes: list[str] = []
+
+    async def run(index: int) -> None:
+        outcomes.append(await one(index))
+
+    async with anyio.create_task_group() as tasks:
+        for index in range(10):
+            tasks.start_soon(run, index)
+        await anyio.sleep(0.05)
+        release.set()
+    assert sorted(outcomes) == ["201"] + ["413"] * 9
+    assert await world.used() == 90
+    assert world.metadata.state.reservations == {}  # settled by the commit, or released
+
+
+async def test_a_lapsed_reservation_is_checked_again_before_the_commit(world: World) -> None:
+    """A reservation whose renewals stopped (minutes without the database) may have been
+    counted on by others: the commit refuses when the quota no longer has room."""
+    hold = QuotaHold(world.metadata, world.clock, ACME, QUOTA, uuid4())
+    await hold.cover(60)
+    world.clock.advance(RESERVATION_TTL_SECONDS + 1)
+    await world.upload("other", [b"y" * 50])  # counts only live reservations
+    with pytest.raises(PayloadTooLarge, match="quota of 100 bytes"):
+        await hold.confirm(60)
+    await hold.confirm(50)  # exactly what is left is taken again

@@ -21,9 +21,10 @@ from juststorage.api.middleware import RequestContextMiddleware
 from juststorage.api.openapi import openapi_json
 from juststorage.api.openapi_page import ASSETS_PATH, api_page, assets
 from juststorage.api.request_log import RequestLogMiddleware
-from juststorage.api.state import ApiState, LifespanState
+from juststorage.api.state import ApiState, LifespanState, api_state
 from juststorage.bootstrap import Services, start
 from juststorage.domain.auth import Principal
+from juststorage.domain.errors import Unauthorized
 from juststorage.worker.gc import run_gc_loop
 
 log = logging.getLogger("juststorage")
@@ -36,7 +37,18 @@ def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Any]]:
 
     async def endpoint(request: Request) -> Any:
         services: Services = request.app.state.services
-        principal = await services.authenticator.authenticate(request.headers.get("authorization"))
+        # A client address that failed too often is refused before its credential is
+        # looked at: a brute force learns nothing more until the bucket refills.
+        failures = api_state(request).failed_authentications
+        address = request.client.host if request.client else ""
+        failures.check(address)
+        try:
+            principal = await services.authenticator.authenticate(
+                request.headers.get("authorization")
+            )
+        except Unauthorized:
+            failures.failed(address)
+            raise
         request.scope["state"]["principal"] = principal.subject  # for the request log
         return await handler(request, principal)
 
@@ -81,7 +93,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[LifespanState]:
-        state = ApiState.from_settings(services.settings)
+        state = ApiState.from_settings(services.settings, services.metadata)
         if run_startup:
             created = await start(services)
             if created is not None:

@@ -6,7 +6,7 @@ authenticated Principal from `authenticated()` in `api.app`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -49,7 +49,7 @@ def _services(request: Request) -> Services:
     return services
 
 
-def _admit(request: Request, tenant: TenantId, namespace: str | None = None) -> Services:
+async def _admit(request: Request, tenant: TenantId, namespace: str | None = None) -> Services:
     """Label the request for metrics, then apply the tenant's request-rate limit.
 
     A tenant with a request rate gets `X-RateLimit-*` headers on every answer.
@@ -59,7 +59,7 @@ def _admit(request: Request, tenant: TenantId, namespace: str | None = None) -> 
         request.scope["state"]["namespace"] = namespace
     services = _services(request)
     try:
-        status = api_state(request).throttle.admit_request(tenant)
+        status = await api_state(request).throttle.admit_request(tenant)
     except TooManyRequests:
         services.metrics.throttled.labels(tenant).inc()
         raise
@@ -73,7 +73,7 @@ async def upload(request: Request, principal: Principal) -> Response:
     namespace = Namespace(parsing.required_header(request, "x-namespace"))
     key = parsing.key_header(request)
     principal.authorize(Scope.OBJECTS_WRITE, tenant)
-    services = _admit(request, tenant, namespace)
+    services = await _admit(request, tenant, namespace)
     upload_request = UploadRequest(
         tenant_id=tenant,
         namespace=namespace,
@@ -86,19 +86,19 @@ async def upload(request: Request, principal: Principal) -> Response:
             request.headers.get("if-none-match"), request.headers.get("if-match")
         ),
     )
-    throttle = api_state(request).throttle
     try:
-        throttle.admit_upload(tenant)
+        admitted = await api_state(request).throttle.admit_upload(
+            tenant, upload_request.declared_size
+        )
     except TooManyRequests:
         services.metrics.throttled.labels(tenant).inc()
         raise
     try:
         result = await services.uploader.upload(
-            upload_request,
-            _counted(request.stream(), lambda n: throttle.count_upload_bytes(tenant, n)),
+            upload_request, _counted(request.stream(), admitted.count)
         )
     finally:
-        throttle.upload_done()
+        await admitted.done()
     version = result.version
     label_namespace(request.scope, version.namespace)
     services.metrics.uploaded_bytes.inc(version.size_bytes)
@@ -113,18 +113,18 @@ async def upload(request: Request, principal: Principal) -> Response:
 
 
 async def _counted(
-    body: AsyncIterator[bytes], count: Callable[[int], None]
+    body: AsyncIterator[bytes], count: Callable[[int], Awaitable[None]]
 ) -> AsyncIterator[bytes]:
     async for chunk in body:
         if chunk:
-            count(len(chunk))
+            await count(len(chunk))
             yield chunk
 
 
 async def get_by_id(request: Request, principal: Principal) -> Reply:
     tenant = parsing.tenant_header(request)
     principal.authorize_read(tenant)
-    services = _admit(request, tenant)
+    services = await _admit(request, tenant)
     found = await find_by_id(services.metadata, tenant, parsing.object_id_param(request))
     return await _download(request, services, found)
 
@@ -132,7 +132,7 @@ async def get_by_id(request: Request, principal: Principal) -> Reply:
 async def get_by_key(request: Request, principal: Principal) -> Reply:
     namespace, tenant, key = parsing.by_key_params(request)
     principal.authorize_read(tenant)
-    services = _admit(request, tenant, namespace)
+    services = await _admit(request, tenant, namespace)
     found = await find_newest(services.metadata, tenant, namespace, key)
     return await _download(request, services, found)
 
@@ -167,7 +167,7 @@ async def _download(request: Request, services: Services, found: LocatedVersion)
 async def delete_by_id(request: Request, principal: Principal) -> Response:
     tenant = parsing.tenant_header(request)
     principal.authorize(Scope.OBJECTS_DELETE, tenant)
-    services = _admit(request, tenant)
+    services = await _admit(request, tenant)
     version = await delete_object(services.metadata, tenant, parsing.object_id_param(request))
     request.scope["state"]["namespace"] = version.namespace
     label_namespace(request.scope, version.namespace)
@@ -177,7 +177,7 @@ async def delete_by_id(request: Request, principal: Principal) -> Response:
 async def delete_by_key(request: Request, principal: Principal) -> Response:
     namespace, tenant, key = parsing.by_key_params(request)
     principal.authorize(Scope.OBJECTS_DELETE, tenant)
-    services = _admit(request, tenant, namespace)
+    services = await _admit(request, tenant, namespace)
     await delete_versions(services.metadata, tenant, namespace, key)  # NotFound if none
     label_namespace(request.scope, namespace)
     return Response(status_code=204)
@@ -186,7 +186,7 @@ async def delete_by_key(request: Request, principal: Principal) -> Response:
 async def list_(request: Request, principal: Principal) -> Response:
     query = parsing.list_query(request)
     principal.authorize(Scope.OBJECTS_READ, query.tenant_id)
-    services = _admit(request, query.tenant_id, query.namespace)
+    services = await _admit(request, query.tenant_id, query.namespace)
     page = await list_objects(services.metadata, query)
     if page.items:  # an empty page names a namespace that may hold nothing
         label_namespace(request.scope, query.namespace)
@@ -196,7 +196,7 @@ async def list_(request: Request, principal: Principal) -> Response:
 async def usage(request: Request, principal: Principal) -> Response:
     tenant = TenantId(parsing.required_query(request, "tenant"))
     principal.authorize(Scope.USAGE_READ, tenant)
-    services = _admit(request, tenant)
+    services = await _admit(request, tenant)
     result = await tenant_usage(
         services.metadata,
         tenant,

@@ -33,7 +33,10 @@ _ERROR_OF_STATUS = {
     "412": "If-None-Match / If-Match did not hold.",
     "413": "Over the maximum object size or the tenant's storage quota.",
     "416": "The range does not overlap the object, or several ranges were asked.",
-    "429": "Over a rate, bandwidth or concurrency limit.",
+    "429": (
+        "Over a rate, bandwidth or concurrency limit, or too many failed"
+        " authentications from the client's address."
+    ),
     "503": "The database or a storage root is unavailable.",
     "507": "A storage root is full.",
 }

@@ -9,7 +9,9 @@ from typing import TypedDict
 
 from starlette.requests import Request
 
-from juststorage.application.ratelimit import Throttle
+from juststorage.application.auth_throttle import FailedAuthentications
+from juststorage.application.ports import MetadataStore
+from juststorage.application.ratelimit import SharedBuckets, Throttle
 from juststorage.config import Settings
 
 
@@ -18,6 +20,7 @@ class ApiState:
     """The process's admission control, and the /ready checks still running."""
 
     throttle: Throttle
+    failed_authentications: FailedAuthentications
     # /ready's checks still running, by dependency (api/operations.py): a hung
     # dependency costs one check in flight, not one per call.
     running_checks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -26,9 +29,15 @@ class ApiState:
     scrape_refresh: asyncio.Task[None] | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ApiState:
-        """Fresh state: full token buckets, no upload in flight, no check running."""
-        return cls(Throttle(settings.limits_for, settings.max_concurrent_uploads))
+    def from_settings(cls, settings: Settings, metadata: MetadataStore) -> ApiState:
+        """Fresh state: no lease of shared tokens, no upload in flight, no check running."""
+        throttle = Throttle(
+            settings.limits_for,
+            SharedBuckets(metadata),
+            max_concurrent_uploads=settings.max_concurrent_uploads,
+            max_uploads_per_tenant=settings.uploads_per_tenant,
+        )
+        return cls(throttle, FailedAuthentications(settings.auth_failures_per_minute))
 
 
 class LifespanState(TypedDict):

@@ -39,6 +39,8 @@ class SealedUpload:
 
     `registered`: the upload wrote a `WRITING` row, which the commit turns into
     the committed version; otherwise the commit inserts the committed row.
+    `reserved`: the upload holds a quota reservation (its upload id), which the
+    commit deletes in the transaction that adds its bytes to the tenant's usage.
     """
 
     upload: NewUpload
@@ -47,6 +49,7 @@ class SealedUpload:
     size_bytes: int
     precondition: WritePrecondition
     staged: StagedBlob
+    reserved: bool = False
 
     @property
     def key_path(self) -> tuple[str, str, str]:
@@ -226,6 +229,8 @@ async def _commit_row(
             version = await uow.objects.insert_committed(
                 upload, sealed.content_hash, sealed.size_bytes
             )
+        if sealed.reserved:
+            await uow.quota.settle(upload.id)
     except (PreconditionFailed, NotFound) as exc:
         waiter.fail(exc)
         return False

@@ -30,6 +30,7 @@ from juststorage.application.records import (
 )
 from juststorage.application.summaries import Listed
 from juststorage.domain.auth import Principal
+from juststorage.domain.limits import BucketAsk, BucketTake
 from juststorage.domain.model import (
     ContentHash,
     Namespace,
@@ -290,6 +291,52 @@ class LeaseRepository(Protocol):
     async def release(self, name: str, holder: str) -> None: ...
 
 
+class QuotaReservations(Protocol):
+    """Bytes that uploads in flight may still commit (SPEC §4: concurrent uploads never
+    take a tenant's usage over its quota, across every process sharing the database)."""
+
+    async def reserve(
+        self,
+        reservation_id: UUID,
+        tenant_id: TenantId,
+        size_bytes: int,
+        quota_bytes: int,
+        expires_at: datetime,
+    ) -> bool:
+        """Record the reservation at `size_bytes` (new, grown, or taken again after it
+        lapsed) if the tenant's committed usage plus its other live reservations plus
+        `size_bytes` stay within `quota_bytes`; False, changing nothing, otherwise.
+
+        The check and the write hold the tenant's quota lock until the unit of work
+        ends, so two reservations never both take the last bytes. Lapsed rows of the
+        tenant are dropped on the way.
+        """
+        ...
+
+    async def renew(self, reservation_id: UUID, expires_at: datetime) -> bool:
+        """Push a live reservation's expiry to `expires_at`; False if it is gone or lapsed
+        (others may have counted on its bytes since: reserve again)."""
+        ...
+
+    async def settle(self, reservation_id: UUID) -> None:
+        """Drop the reservation: in the transaction that commits its upload (whose bytes
+        then count as usage), or when the upload fails. Absent is no error."""
+        ...
+
+
+class RateBuckets(Protocol):
+    """Token buckets shared by every process sharing the database, refilled from the
+    database's clock (so hosts need not agree on the time)."""
+
+    async def take(self, tenant_id: str, resource: str, ask: BucketAsk) -> BucketTake:
+        """Refill the (tenant, resource) bucket, full when new, then grant what `ask`
+        asks for if the refilled balance is at least `ask.minimum` (nothing otherwise).
+
+        One statement: concurrent takes of every process are serialised by the row.
+        """
+        ...
+
+
 class ApiKeyRepository(Protocol):
     async def add(self, record: ApiKeyRecord) -> None: ...
 
@@ -321,6 +368,12 @@ class UnitOfWork(Protocol):
 
     @property
     def leases(self) -> LeaseRepository: ...
+
+    @property
+    def quota(self) -> QuotaReservations: ...
+
+    @property
+    def buckets(self) -> RateBuckets: ...
 
     async def __aenter__(self) -> Self: ...
 

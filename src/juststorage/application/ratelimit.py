@@ -1,15 +1,38 @@
-"""Admission control: per-tenant token buckets (requests, upload bytes) and the
-per-process upload cap. Pure: the API keeps one `Throttle` per process."""
+"""Admission control (SPEC §4): per-tenant request rate and upload bandwidth in token
+buckets shared by every process through the database, and caps on the uploads in
+flight of this process and of each tenant in it. The API keeps one `Throttle` per
+process.
+
+A request does not cost a database round: a process takes a small lease of a
+tenant's tokens (`LEASE_SECONDS` of its rate) and spends it locally, so several
+processes together stay within a few tokens of the configured rate (what one
+process holds unspent for at most `LEASE_TTL_SECONDS`). Tenants without limits
+(the default) never touch the buckets.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
-from juststorage.domain.errors import TooManyRequests
-from juststorage.domain.limits import RateLimitStatus
+import anyio
+
+from juststorage.application.ports import MetadataStore
+from juststorage.domain.errors import StorageError, TooManyRequests
+from juststorage.domain.limits import BucketAsk, BucketTake, RateLimitStatus
+
+LEASE_SECONDS = 0.05  # a lease holds at most this much of the tenant's rate (≥ 1 token)
+LEASE_TTL_SECONDS = 1.0  # unspent lease tokens are dropped after this (under-use, not over)
+FLUSH_SECONDS = 0.1  # a body of unknown length is charged every this much of the rate
+FLUSH_MIN_BYTES = 64 * 1024
+PACE_MAX_SECONDS = 30.0  # the longest one pause of a body of unknown length
+MAX_LEASES = 10_000  # tenants with a lease kept at once; expired ones go first
+REQUESTS, UPLOAD_BYTES = "requests", "upload-bytes"
 
 
 class TenantRates(Protocol):
@@ -22,119 +45,259 @@ class TenantRates(Protocol):
     def upload_bps(self) -> int | None: ...
 
 
-class TokenBucket:
-    """`rate` tokens a second, holding at most `burst`. The balance may go negative
-    (debt): a large upload is admitted, and the tenant waits it off afterwards."""
+class BucketTaker(Protocol):
+    async def take(self, tenant_id: str, resource: str, ask: BucketAsk) -> BucketTake:
+        """One take of a shared bucket (`RateBuckets.take` in its own transaction)."""
+        ...
 
-    def __init__(self, rate: float, burst: float, clock: Callable[[], float]) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._tokens = burst
-        self._stamp = clock()
 
-    def _refill(self) -> None:
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
+class SharedBuckets:
+    """The buckets in the database: one short transaction per take."""
 
-    def seconds_until(self, tokens: float) -> float:
-        """0 if `tokens` are available now, else how long until they are."""
-        self._refill()
-        return 0.0 if self._tokens >= tokens else (tokens - self._tokens) / self.rate
+    def __init__(self, metadata: MetadataStore) -> None:
+        self._metadata = metadata
 
-    def require(self, tokens: float, resource: str, refusal: str) -> None:
-        """Raises TooManyRequests (`refusal`, this bucket's status as `resource`) unless
-        `tokens` are available now."""
-        wait = self.seconds_until(tokens)
-        if wait > 0:
-            raise TooManyRequests(refusal, math.ceil(wait), self.status(resource))
+    async def take(self, tenant_id: str, resource: str, ask: BucketAsk) -> BucketTake:
+        # Not durable: a bucket that loses its last takes in a crash only refills early.
+        async with self._metadata.transaction(durable=False) as uow:
+            taken = await uow.buckets.take(tenant_id, resource, ask)
+            await uow.commit()
+        return taken
 
-    def take(self, tokens: float) -> None:
-        self._refill()
-        self._tokens -= tokens
 
-    def status(self, resource: str) -> RateLimitStatus:
-        """The bucket as `X-RateLimit-*` headers describe it (after a refill)."""
-        self._refill()
-        return RateLimitStatus(
-            resource=resource,
-            limit=math.floor(self.burst),
-            remaining=max(0, math.floor(self._tokens)),
-            reset_seconds=math.ceil((self.burst - self._tokens) / self.rate),
-        )
+@dataclass
+class _Lease:
+    """Request tokens this process took from a tenant's shared bucket, not yet spent."""
+
+    tokens: float = 0.0
+    expires: float = 0.0
+    shared: float = 0.0  # the shared balance when last seen (for X-RateLimit-Remaining)
+    # After a refusal: when the shared bucket can hold a token again. Other processes
+    # only take tokens, so until then every request is refused without asking it.
+    refused_until: float = 0.0
+
+
+def _status(resource: str, burst: float, tokens: float, rate: float) -> RateLimitStatus:
+    return RateLimitStatus(
+        resource=resource,
+        limit=math.floor(burst),
+        remaining=max(0, math.floor(tokens)),
+        reset_seconds=max(0, math.ceil((burst - tokens) / rate)),
+    )
 
 
 class Throttle:
-    """Admission control for one process (SPEC §4). Over a limit: TooManyRequests,
-    whose `limit` says which limit refused.
+    """Admission control for one process. Over a limit: TooManyRequests, whose `limit`
+    says which limit refused.
 
     `rates_of(tenant)` gives a tenant's rates; `max_concurrent_uploads` caps this
-    process's uploads in flight.
+    process's uploads in flight and `max_uploads_per_tenant` each tenant's share of
+    them, so that no one tenant takes every slot.
     """
 
     def __init__(
         self,
         rates_of: Callable[[str], TenantRates],
+        buckets: BucketTaker,
+        *,
         max_concurrent_uploads: int,
+        max_uploads_per_tenant: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._rates_of = rates_of
+        self._buckets = buckets
         self._max_concurrent_uploads = max_concurrent_uploads
+        self._max_uploads_per_tenant = max_uploads_per_tenant
         self._clock = clock
-        self._requests: dict[str, TokenBucket] = {}
-        self._upload_bytes: dict[str, TokenBucket] = {}
+        self._leases: dict[str, _Lease] = {}
+        self._tenant_uploads: dict[str, int] = {}
         self.uploads_in_flight = 0
 
-    def admit_request(self, tenant: str) -> RateLimitStatus | None:
+    async def admit_request(self, tenant: str) -> RateLimitStatus | None:
         """Take one request token; the bucket's state after it, or None when unlimited.
 
         Raises:
-            TooManyRequests: the tenant is over its request rate.
+            TooManyRequests: the tenant is over its request rate (on all processes).
         """
         rate = self._rates_of(tenant).rate_limit_rps
         if rate is None:
             return None
-        bucket = self._requests.get(tenant)
-        if bucket is None:
-            bucket = self._requests[tenant] = TokenBucket(rate, max(1.0, rate), self._clock)
-        bucket.require(1, "requests", f"tenant {tenant!r} is over its request rate")
-        bucket.take(1)
-        return bucket.status("requests")
+        burst = max(1.0, rate)
+        now = self._clock()
+        lease = self._leases.get(tenant)
+        if lease is None:
+            if len(self._leases) >= MAX_LEASES:
+                self._forget_idle_leases(now)
+            lease = self._leases[tenant] = _Lease()
+        if now >= lease.expires:
+            lease.tokens = 0.0
+        if lease.tokens < 1:
+            if now < lease.refused_until:
+                raise self._over_rate(tenant, rate, burst, lease, now)
+            # What is left of the last lease counts: fractions of a token add up
+            # across takes instead of being stranded in each process.
+            need = 1 - lease.tokens
+            want = max(1.0, rate * LEASE_SECONDS)
+            taken = await self._buckets.take(
+                tenant, REQUESTS, BucketAsk(rate, burst, want, need, True)
+            )
+            lease.shared = taken.tokens
+            if taken.granted is None:
+                lease.refused_until = now + (need - taken.tokens) / rate
+                raise self._over_rate(tenant, rate, burst, lease, now)
+            lease.tokens += taken.granted
+            lease.expires = now + LEASE_TTL_SECONDS
+        lease.tokens -= 1
+        return _status(REQUESTS, burst, lease.shared + lease.tokens, rate)
 
-    def admit_upload(self, tenant: str) -> None:
-        """Reserve an upload slot; pair with `upload_done()`.
+    def _forget_idle_leases(self, now: float) -> None:
+        """Drop leases that hold nothing any more (memory stays bounded by tenants
+        active within a second or so)."""
+        for tenant in [
+            t
+            for t, lease in self._leases.items()
+            if now >= lease.expires and now >= lease.refused_until
+        ]:
+            del self._leases[tenant]
+
+    @staticmethod
+    def _over_rate(
+        tenant: str, rate: float, burst: float, lease: _Lease, now: float
+    ) -> TooManyRequests:
+        # The balance as refilled since it was seen (no one can have added more).
+        tokens = 1 - (lease.refused_until - now) * rate
+        return TooManyRequests(
+            f"tenant {tenant!r} is over its request rate",
+            math.ceil(lease.refused_until - now),
+            _status(REQUESTS, burst, tokens, rate),
+        )
+
+    async def admit_upload(self, tenant: str, declared_size: int | None) -> UploadPass:
+        """Take an upload slot and, for a tenant with a bandwidth limit, its bytes:
+        a declared length at once (the bucket must hold it, or be full when it is
+        larger: the tenant then waits the debt off); a body of unknown length is
+        admitted when the bucket is not in debt and charged as it arrives.
+        `UploadPass.done()` gives the slot back.
 
         Raises:
-            TooManyRequests: the process has no free upload slot, or the tenant is in
-                upload-bandwidth debt.
+            TooManyRequests: the process has no free upload slot, the tenant has its
+                share of them, or the bucket does not hold the bytes.
         """
-        cap = self._max_concurrent_uploads
+        cap, share = self._max_concurrent_uploads, self._max_uploads_per_tenant
         if self.uploads_in_flight >= cap:
             raise TooManyRequests(
                 "too many uploads in flight on this server",
                 1,
                 RateLimitStatus("concurrent-uploads", cap, 0, 1),
             )
-        bandwidth = self._upload_bucket(tenant)
-        if bandwidth is not None:
-            # Zero tokens: admitted unless in debt (an upload's size is not known yet).
-            bandwidth.require(0, "upload-bytes", f"tenant {tenant!r} is over its upload bandwidth")
+        if self._tenant_uploads.get(tenant, 0) >= share:
+            raise TooManyRequests(
+                f"tenant {tenant!r} has {share} uploads in flight on this server already",
+                1,
+                RateLimitStatus("tenant-concurrent-uploads", share, 0, 1),
+            )
         self.uploads_in_flight += 1
+        self._tenant_uploads[tenant] = self._tenant_uploads.get(tenant, 0) + 1
+        upload = UploadPass(
+            self._buckets,
+            tenant,
+            self._rates_of(tenant).upload_bps,
+            declared_size,
+            release_slot=lambda: self._slot_done(tenant),
+        )
+        try:
+            await upload.admit()
+        except BaseException:
+            self._slot_done(tenant)
+            raise
+        return upload
 
-    def upload_done(self) -> None:
+    def _slot_done(self, tenant: str) -> None:
         self.uploads_in_flight -= 1
+        left = self._tenant_uploads.get(tenant, 1) - 1
+        if left > 0:
+            self._tenant_uploads[tenant] = left
+        else:
+            self._tenant_uploads.pop(tenant, None)
 
-    def count_upload_bytes(self, tenant: str, size: int) -> None:
-        bucket = self._upload_bucket(tenant)
-        if bucket is not None:
-            bucket.take(size)
 
-    def _upload_bucket(self, tenant: str) -> TokenBucket | None:
-        rate = self._rates_of(tenant).upload_bps
+class UploadPass:
+    """One admitted upload: counts its bytes against the tenant's bandwidth."""
+
+    def __init__(
+        self,
+        buckets: BucketTaker,
+        tenant: str,
+        rate: int | None,
+        declared_size: int | None,
+        *,
+        release_slot: Callable[[], None],
+    ) -> None:
+        self._buckets = buckets
+        self._release_slot = release_slot
+        self._tenant = tenant
+        self._rate = rate
+        self._declared = declared_size
+        self._pending = 0  # bytes of an undeclared body not yet charged
+        self._flush = max(FLUSH_MIN_BYTES, int((rate or 0) * FLUSH_SECONDS))
+        self.received = 0
+        self._done = False
+
+    async def admit(self) -> None:
+        """Take a declared length's bytes, or check the bucket is not in debt.
+
+        Raises:
+            TooManyRequests: the bucket does not hold them (or is in debt).
+        """
+        rate = self._rate
         if rate is None:
-            return None
-        bucket = self._upload_bytes.get(tenant)
-        if bucket is None:
-            bucket = self._upload_bytes[tenant] = TokenBucket(rate, rate, self._clock)
-        return bucket
+            return
+        amount = float(self._declared or 0)
+        minimum = min(amount, float(rate))
+        taken = await self._buckets.take(
+            self._tenant, UPLOAD_BYTES, BucketAsk(rate, rate, amount, minimum)
+        )
+        if taken.granted is None:
+            raise TooManyRequests(
+                f"tenant {self._tenant!r} is over its upload bandwidth",
+                math.ceil((minimum - taken.tokens) / rate),
+                _status(UPLOAD_BYTES, rate, taken.tokens, rate),
+            )
+
+    async def count(self, size: int) -> None:
+        """`size` more bytes arrived. A body of unknown length is charged every
+        `FLUSH_SECONDS` of the rate and paused while the bucket is in debt, so that
+        parallel uploads of a tenant share its bandwidth instead of adding to it."""
+        self.received += size
+        if self._rate is None or self._declared is not None:
+            return
+        self._pending += size
+        if self._pending >= self._flush:
+            tokens = await self._charge()
+            if tokens < 0:
+                await asyncio.sleep(min(PACE_MAX_SECONDS, -tokens / self._rate))
+
+    async def done(self) -> None:
+        """Give the slot back; settle the bytes: charge what is uncharged, give back
+        what a declared length reserved but never arrived (a failed upload)."""
+        if self._done:
+            return
+        self._done = True
+        self._release_slot()
+        if self._rate is None:
+            return
+        if self._declared is not None:
+            self._pending = self.received - self._declared  # negative: given back
+        if self._pending:
+            # On a database failure the bucket misses these bytes: a little more for
+            # the tenant once, never a failed upload.
+            with anyio.CancelScope(shield=True), contextlib.suppress(StorageError):
+                await self._charge()
+
+    async def _charge(self) -> float:
+        rate, amount = float(self._rate or 0), float(self._pending)
+        self._pending = 0
+        taken = await self._buckets.take(
+            self._tenant, UPLOAD_BYTES, BucketAsk(rate, rate, amount, -math.inf)
+        )
+        return taken.tokens

@@ -12,6 +12,7 @@ import anyio
 from juststorage.application.blob_ports import BlobStore
 from juststorage.application.commits import GroupCommitter, SealedUpload
 from juststorage.application.ports import Clock, MetadataStore
+from juststorage.application.quota import QuotaHold
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import BadRequest, ChecksumMismatch, PayloadTooLarge, StorageError
 from juststorage.domain.model import (
@@ -103,9 +104,11 @@ class Uploader:
 
         Raises:
             PayloadTooLarge: the body is, or is declared to be, over `max_object_bytes`,
-                or over what the tenant's quota leaves (logical bytes of its committed
-                versions, as usage counts them; checked before the body is stored, so
-                concurrent uploads of one tenant may together overshoot).
+                or over what the tenant's quota leaves: logical bytes of its committed
+                versions (as usage counts them) and of its uploads in flight on every
+                process, which reserve their declared length before the body is read
+                (a body of unknown length reserves as it arrives), so concurrent
+                uploads never take the tenant over its quota.
             ChecksumMismatch: the bytes do not hash to `request.expected_hash`.
             PreconditionFailed: `If-None-Match` / `If-Match` do not hold at commit.
             InsufficientStorage: the storage root is full.
@@ -116,8 +119,6 @@ class Uploader:
         metadata, max_object_bytes = self.metadata, self.max_object_bytes
         if request.declared_size is not None and request.declared_size > max_object_bytes:
             raise PayloadTooLarge(f"objects are limited to {max_object_bytes} bytes")
-        quota_bytes = self.quota_of(request.tenant_id)
-        allowance = await _quota_allowance(metadata, request, quota_bytes)
         if request.precondition.is_conditional:
             # Fail fast, before receiving the body; the commit below checks again.
             async with metadata.snapshot() as view:
@@ -136,39 +137,59 @@ class Uploader:
             created_at=self.clock.now(),
             owner=self.owner,
         )
+        quota_bytes = self.quota_of(request.tenant_id)
+        hold = None
+        if quota_bytes is not None:
+            hold = QuotaHold(metadata, self.clock, request.tenant_id, quota_bytes, upload.id)
+            if request.declared_size is not None:
+                await hold.cover(request.declared_size)  # before the body is read
         registered = self.registration.registers(request)
         keepalive: asyncio.Task[None] | None = None
-        if registered:
-            async with metadata.transaction(durable=False) as uow:
-                await uow.objects.add_writing(upload)
-                await uow.commit()
-            keepalive = asyncio.ensure_future(_keep_alive(metadata, upload.id))
         try:
+            if registered:
+                async with metadata.transaction(durable=False) as uow:
+                    await uow.objects.add_writing(upload)
+                    await uow.commit()
+            if registered or hold is not None:
+                keepalive = asyncio.ensure_future(
+                    _keep_alive(metadata, upload.id if registered else None, hold)
+                )
             async with self.blobs.stage(request.storage_class, upload.id, self.owner) as staged:
                 received = 0
                 async for chunk in body:
                     received += len(chunk)
                     if received > max_object_bytes:
                         raise PayloadTooLarge(f"objects are limited to {max_object_bytes} bytes")
-                    if allowance is not None and received > allowance:
-                        raise PayloadTooLarge(_over_quota(request.tenant_id, quota_bytes))
+                    if hold is not None and request.declared_size is None:
+                        await hold.cover_received(received, max_object_bytes)
                     await staged.write(chunk)
                 digest, size = await staged.seal()  # bytes durable, not yet addressable
                 if request.declared_size is not None and size != request.declared_size:
                     raise BadRequest("the body is shorter than its Content-Length")
                 if request.expected_hash is not None and digest != request.expected_hash:
                     raise ChecksumMismatch("the body does not match X-Content-SHA256")
+                if hold is not None:
+                    await hold.confirm(size)  # the commit below settles the reservation
                 # Durable at its address before any reference to it is committed.
                 published = await staged.publish()
                 sealed = SealedUpload(
-                    upload, registered, digest, size, request.precondition, staged
+                    upload,
+                    registered,
+                    digest,
+                    size,
+                    request.precondition,
+                    staged,
+                    reserved=hold is not None and hold.reserved is not None,
                 )
                 # Checks the precondition, takes the blob's reference, confirms the blob
-                # is still there and commits: durable before the caller answers 201.
+                # is still there, settles the quota reservation and commits: durable
+                # before the caller answers 201.
                 committed = await self.committer.commit(sealed)
         except BaseException:
             if registered:
                 await _forget_upload(metadata, upload.id)
+            if hold is not None:
+                await hold.release()
             raise
         finally:
             if keepalive is not None:
@@ -180,35 +201,21 @@ def _no_quota(tenant_id: TenantId) -> int | None:
     return None
 
 
-async def _quota_allowance(
-    metadata: MetadataStore, request: UploadRequest, quota_bytes: int | None
-) -> int | None:
-    """Bytes the tenant may still store (None: no quota); refuses a declared size over it."""
-    if quota_bytes is None:
-        return None
-    async with metadata.snapshot() as view:
-        used = sum(row.size_bytes for row in await view.objects.usage(request.tenant_id))
-    allowance = max(0, quota_bytes - used)
-    if request.declared_size is not None and request.declared_size > allowance:
-        raise PayloadTooLarge(_over_quota(request.tenant_id, quota_bytes))
-    return allowance
-
-
-def _over_quota(tenant_id: TenantId, quota_bytes: int | None) -> str:
-    return (
-        f"the upload would take tenant {tenant_id!r} over its storage quota of {quota_bytes} bytes"
-    )
-
-
-async def _keep_alive(metadata: MetadataStore, upload_id: uuid.UUID) -> None:
-    """Touch the upload's WRITING row every HEARTBEAT_SECONDS until cancelled, whether
-    or not its client is sending: GC takes a row untouched for long for abandoned."""
+async def _keep_alive(
+    metadata: MetadataStore, upload_id: uuid.UUID | None, hold: QuotaHold | None
+) -> None:
+    """Every HEARTBEAT_SECONDS until cancelled, whether or not its client is sending:
+    touch the upload's WRITING row (GC takes a row untouched for long for abandoned)
+    and renew its quota reservation (else it lapses)."""
     while True:
         await asyncio.sleep(HEARTBEAT_SECONDS)
         try:
-            async with metadata.transaction(durable=False) as uow:
-                await uow.objects.touch_writing(upload_id)
-                await uow.commit()
+            if upload_id is not None:
+                async with metadata.transaction(durable=False) as uow:
+                    await uow.objects.touch_writing(upload_id)
+                    await uow.commit()
+            if hold is not None:
+                await hold.renew()  # a lapse is caught by `confirm()` before the commit
         except StorageError:
             pass  # the next beat may get through; a row stays unreaped for minutes
 

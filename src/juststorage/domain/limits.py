@@ -10,7 +10,9 @@ class RateLimitStatus:
     """The state of one limit after a request was admitted or refused.
 
     `resource` names the limit: `requests` (the tenant's request rate),
-    `upload-bytes` (its upload bandwidth) or `concurrent-uploads` (the process cap).
+    `upload-bytes` (its upload bandwidth), `concurrent-uploads` (the process cap),
+    `tenant-concurrent-uploads` (the tenant's share of it) or
+    `failed-authentications` (the client address's failed logins).
     `reset_seconds` is how long until the bucket is full again (0: it is full).
     """
 
@@ -18,3 +20,28 @@ class RateLimitStatus:
     limit: int
     remaining: int
     reset_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class BucketAsk:
+    """What one take asks of a token bucket of `rate` tokens a second, at most `burst`.
+
+    Granted when the refilled balance is at least `minimum`: `amount` tokens, or with
+    `partial` as many of them as the balance holds. The balance may go below zero
+    (debt) when `amount` is more than it holds; a negative `amount` gives tokens back
+    (never above `burst`).
+    """
+
+    rate: float
+    burst: float
+    amount: float
+    minimum: float
+    partial: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BucketTake:
+    """The bucket's balance after a take, and what the take granted (None: refused)."""
+
+    tokens: float
+    granted: float | None

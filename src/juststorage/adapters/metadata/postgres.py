@@ -113,6 +113,10 @@ class PostgresDialect:
     skip_locked = " FOR UPDATE SKIP LOCKED"  # concurrent GC passes take different rows
     nullable_ts = "?::timestamptz"  # a bare NULL parameter has no type to deduce
     bigint = "?::bigint"  # used bare in two places it is deduced as two types
+    least = "LEAST"
+    greatest = "GREATEST"
+    # The statement's start: one value however often a statement reads it.
+    epoch_now = "extract(epoch from statement_timestamp())::float8"
     summary_columns = (
         "o.id::text, o.key, 'sha256:' || o.content_hash,"
         " o.size_bytes, o.storage_class, o.content_type,"

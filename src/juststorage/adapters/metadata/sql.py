@@ -46,6 +46,9 @@ class Dialect(Protocol):
     skip_locked: str  # suffix of a subquery choosing rows to update: "" or FOR UPDATE SKIP LOCKED
     nullable_ts: str  # a timestamp placeholder that may be bound to NULL (typed if needed)
     bigint: str  # an integer placeholder used twice (typed once if needed)
+    least: str  # the function of the smaller of two values: LEAST / MIN
+    greatest: str  # the function of the larger of two values: GREATEST / MAX
+    epoch_now: str  # SQL expression: the database's clock, seconds since the epoch
     # SQL expressions over `objects o`: the `ObjectSummary` fields but the tenant and
     # namespace (the query's own) in their JSON form (formatted by the database, not
     # per row in Python), then commit_seq

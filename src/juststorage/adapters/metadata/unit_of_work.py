@@ -13,6 +13,7 @@ from typing import Self
 
 from juststorage.adapters.metadata.blob_index import SqlBlobIndex
 from juststorage.adapters.metadata.leases_keys import SqlApiKeyRepository, SqlLeaseRepository
+from juststorage.adapters.metadata.limits import SqlQuotaReservations, SqlRateBuckets
 from juststorage.adapters.metadata.repositories import SqlObjectRepository
 from juststorage.adapters.metadata.sql import Dialect, SqlSession
 
@@ -29,6 +30,8 @@ class SqlUnitOfWork(ABC):
     blobs: SqlBlobIndex
     api_keys: SqlApiKeyRepository
     leases: SqlLeaseRepository
+    quota: SqlQuotaReservations
+    buckets: SqlRateBuckets
 
     def __init__(self, *, read_only: bool, durable: bool) -> None:
         self._read_only = read_only
@@ -62,6 +65,8 @@ class SqlUnitOfWork(ABC):
         self.blobs = SqlBlobIndex(session, dialect)
         self.api_keys = SqlApiKeyRepository(session, dialect)
         self.leases = SqlLeaseRepository(session, dialect)
+        self.quota = SqlQuotaReservations(session, dialect)
+        self.buckets = SqlRateBuckets(session, dialect)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

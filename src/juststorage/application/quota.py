@@ -1,0 +1,125 @@
+"""Quota reservations of one upload: reserve at admission, grow as a chunked body
+arrives, keep alive while it streams, settle at commit (SPEC §4).
+
+Committed usage plus every live reservation of a tenant never exceeds its quota,
+whichever process holds them: the check and the write are one transaction under
+the tenant's quota lock (`QuotaReservations.reserve`), and a commit deletes its
+reservation in the transaction that adds its usage. A process that dies leaves its
+reservations to lapse after `RESERVATION_TTL_SECONDS`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import anyio
+
+from juststorage.application.ports import Clock, MetadataStore
+from juststorage.domain.errors import PayloadTooLarge, StorageError
+from juststorage.domain.model import TenantId
+
+# A live upload renews its reservation every HEARTBEAT (uploads.py), well within this.
+RESERVATION_TTL_SECONDS = 300.0
+# A body of unknown length reserves this much more whenever it outgrows its reservation
+# (one transaction per step, not per chunk); near the quota, exactly what has arrived.
+CHUNKED_STEP_BYTES = 4 * 1024 * 1024
+
+
+def over_quota(tenant_id: TenantId, quota_bytes: int) -> str:
+    """The 413's message: it names the quota."""
+    return (
+        f"the upload would take tenant {tenant_id!r} over its storage quota of {quota_bytes} bytes"
+    )
+
+
+class QuotaHold:
+    """The bytes one upload (`reservation_id`: its upload id) has reserved of its
+    tenant's `quota_bytes`."""
+
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        clock: Clock,
+        tenant_id: TenantId,
+        quota_bytes: int,
+        reservation_id: UUID,
+    ) -> None:
+        self._metadata = metadata
+        self._clock = clock
+        self.tenant_id = tenant_id
+        self.quota_bytes = quota_bytes
+        self.reservation_id = reservation_id
+        self.reserved: int | None = None  # None: no row written yet
+
+    async def cover(self, size_bytes: int) -> None:
+        """Reserve `size_bytes` in all (a declared length, or what a body has reached).
+
+        Raises:
+            PayloadTooLarge: the quota has no room for them (naming the quota).
+        """
+        if not await self._reserve(size_bytes):
+            raise PayloadTooLarge(over_quota(self.tenant_id, self.quota_bytes))
+
+    async def cover_received(self, received: int, ceiling: int) -> None:
+        """A body of unknown length has reached `received` bytes: if that is past the
+        reservation, reserve a step more (at most `ceiling`), else exactly `received`.
+
+        Raises:
+            PayloadTooLarge: not even `received` fits.
+        """
+        if self.reserved is not None and received <= self.reserved:
+            return
+        step = min(ceiling, received + CHUNKED_STEP_BYTES)
+        if step > received and await self._reserve(step):
+            return
+        await self.cover(received)
+
+    async def confirm(self, size_bytes: int) -> None:
+        """Before the commit: make sure the reservation still covers `size_bytes`.
+
+        A reservation that lapsed (its renewals failed for minutes) may have been
+        counted on by others: it is taken again, checked as a new one.
+
+        Raises:
+            PayloadTooLarge: it lapsed and the quota has no room left for it.
+        """
+        if self.reserved is not None and size_bytes <= self.reserved and await self.renew():
+            return
+        await self.cover(size_bytes)
+
+    async def renew(self) -> bool:
+        """Push the expiry forward (the heartbeat); False if the reservation lapsed."""
+        if self.reserved is None:
+            return False
+        async with self._metadata.transaction(durable=False) as uow:
+            renewed = await uow.quota.renew(self.reservation_id, self._expiry())
+            await uow.commit()
+        return renewed
+
+    async def release(self) -> None:
+        """Best effort, on failure: free the bytes now rather than when they lapse."""
+        if self.reserved is None:
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                async with self._metadata.transaction(durable=False) as uow:
+                    await uow.quota.settle(self.reservation_id)
+                    await uow.commit()
+            except StorageError:
+                pass  # the reservation lapses after RESERVATION_TTL_SECONDS
+
+    async def _reserve(self, size_bytes: int) -> bool:
+        # Not durable: after a crash the reservation would only have lapsed anyway.
+        async with self._metadata.transaction(durable=False) as uow:
+            reserved = await uow.quota.reserve(
+                self.reservation_id, self.tenant_id, size_bytes, self.quota_bytes, self._expiry()
+            )
+            if reserved:
+                await uow.commit()
+        if reserved:
+            self.reserved = size_bytes
+        return reserved
+
+    def _expiry(self) -> datetime:
+        return self._clock.now() + timedelta(seconds=RESERVATION_TTL_SECONDS)

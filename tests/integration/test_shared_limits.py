@@ -1,0 +1,121 @@
+"""A tenant's limits hold across server processes sharing one database (SPEC §4):
+three `juststorage serve` processes together admit the configured request rate,
+within 10 %, not three times it, and uploads racing through all three never take a
+tenant over its quota."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from juststorage.testing import Server, start
+from support.pg_databases import fresh_database
+
+pytestmark = pytest.mark.e2e
+
+PROCESSES = 3
+CLIENTS = 6
+DURATION_S = 3.0
+RATE = 40.0  # requests a second; the burst is as many
+QUOTA = 100_000
+KEY = "shared-limits-test-key-0123456789"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def servers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[Server]]:
+    """Three processes, one database and data directory, shared by the module's tests
+    (each uses tenants of its own, so buckets and usage start fresh)."""
+    tmp_path = tmp_path_factory.mktemp(f"shared-limits-{request.param}")
+    data_dir = tmp_path / "shared"
+    data_dir.mkdir()
+    started: list[Server] = []
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            database_url = f"sqlite:///{data_dir / 'meta.db'}"
+        else:
+            database_url = stack.enter_context(
+                fresh_database(request.getfixturevalue("postgres_server_url"))
+            )
+        env = {
+            "DATABASE_URL": database_url,
+            "API_KEYS": f"{KEY}:*:admin",
+            "JUSTSTORAGE_RATE_LIMIT_RPS": str(RATE),
+            "JUSTSTORAGE_QUOTA_BYTES": str(QUOTA),
+            "JUSTSTORAGE_GC_INTERVAL_S": "0",
+        }
+        try:
+            for _ in range(PROCESSES):
+                started.append(start(tmp_path, env, data_dir=data_dir))
+            yield started
+        finally:
+            for server in started:
+                server.stop()
+
+
+def test_three_processes_admit_the_tenant_rate_once(servers: list[Server]) -> None:
+    answers: list[tuple[float, int]] = []  # (when it came, status)
+    lock = threading.Lock()
+    deadline = time.monotonic() + DURATION_S
+
+    def hammer(worker: int) -> None:
+        clients = [
+            httpx.Client(base_url=s.url, headers=AUTH, timeout=10, trust_env=False) for s in servers
+        ]
+        try:
+            turn = worker
+            while time.monotonic() < deadline:
+                client = clients[turn % len(clients)]  # every process in turn
+                turn += 1
+                status = client.get("/v1/usage", params={"tenant": "rated"}).status_code
+                with lock:
+                    answers.append((time.monotonic(), status))
+        finally:
+            for client in clients:
+                client.close()
+
+    threads = [threading.Thread(target=hammer, args=(w,)) for w in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=DURATION_S + 20)
+    statuses = [status for _, status in answers]
+    admitted = statuses.count(200)
+    # The bucket is created full by the first request admitted (connections and the
+    # servers' first database connections take a while before it), then refills.
+    first = min(when for when, status in answers if status == 200)
+    expected = RATE + RATE * (time.monotonic() - first)
+    assert set(statuses) <= {200, 429}, set(statuses)
+    assert statuses.count(429) > admitted, "the clients must ask for more than the rate"
+    assert abs(admitted - expected) <= 0.1 * expected, (admitted, expected, len(statuses))
+
+
+def test_uploads_racing_through_three_processes_stay_within_the_quota(
+    servers: list[Server],
+) -> None:
+    """Twelve uploads of 45 kB at once, four through each process, against a quota of
+    100 kB: floor(100 / 45) = 2 are stored, the others get 413."""
+    data = os.urandom(45_000)
+
+    def put(index: int) -> int:
+        server = servers[index % len(servers)]
+        with httpx.Client(base_url=server.url, timeout=30, trust_env=False) as client:
+            headers = {**AUTH, "X-Tenant": "racing", "X-Namespace": "n", "X-Key": f"k{index}"}
+            return client.post("/v1/objects", headers=headers, content=data).status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(put, range(12)))
+    assert sorted(statuses) == [201] * 2 + [413] * 10, statuses
+    usage = servers[0].client.get("/v1/usage", params={"tenant": "racing"}, headers=AUTH)
+    assert usage.json()["logical_bytes"] == 2 * len(data)
