@@ -204,7 +204,7 @@ async def _store_with_objects(path: Path, count: int, *, upto: int | None = None
     await store.close()
     _insert_objects(path, count)
     store = SqliteMetadataStore(path, FakeClock())
-    assert await store.migrate() == ["0005_census_counters"]
+    assert (await store.migrate())[0] == "0005_census_counters"
     await store.close()
 
 
