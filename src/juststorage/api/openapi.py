@@ -34,7 +34,7 @@ _ERROR_OF_STATUS = {
     "413": "Over the maximum object size or the tenant's storage quota.",
     "416": "The range does not overlap the object, or several ranges were asked.",
     "429": "Over a rate, bandwidth or concurrency limit.",
-    "503": "The database or a storage root is unavailable.",
+    "503": "The database, a storage root or an object store is unavailable (Retry-After).",
     "507": "A storage root is full.",
 }
 _RATE_HEADERS = {
@@ -47,6 +47,7 @@ _HEADERS_OF_ERROR: dict[str, dict[str, Any]] = {
     "401": {"WWW-Authenticate": _REQUIRED_STRING},
     "416": {"Content-Range": _REQUIRED_STRING},
     "429": {"Retry-After": {"required": True, "schema": {"type": "integer"}}, **_RATE_HEADERS},
+    "503": {"Retry-After": {"required": True, "schema": {"type": "integer"}}},
 }
 
 
