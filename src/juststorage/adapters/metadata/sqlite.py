@@ -31,7 +31,10 @@ from juststorage.domain.errors import InsufficientStorage, StorageError, Unavail
 from juststorage.domain.timestamps import parse_utc_text, utc_text
 
 T = TypeVar("T")
-_BUSY_TIMEOUT_MS = 10_000
+# How long a write waits for another process's write lock before its 503 (every
+# wait on the database stays under 5 s; a healthy writer holds the lock for ms).
+_BUSY_TIMEOUT_MS = 4_000
+_RETRY_AFTER_S = 2
 _READERS = 4
 
 
@@ -53,11 +56,33 @@ def _translated_errors() -> Iterator[None]:
     try:
         yield
     except sqlite3.OperationalError as exc:
-        if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
-            raise InsufficientStorage("the metadata database's disk is full") from exc
-        raise Unavailable(f"database unavailable: {exc}") from exc
+        raise _translated(exc) from exc
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"database error: {exc}") from exc
+
+
+def _translated(exc: sqlite3.OperationalError) -> StorageError:
+    """The domain error for an operational failure: a full disk is 507; a file that is
+    locked by another process, read-only or failing I/O is 503; an error in a
+    statement itself (SQLITE_ERROR: no such table, bad SQL) is a bug."""
+    name = str(getattr(exc, "sqlite_errorname", ""))
+    if name.startswith("SQLITE_FULL"):
+        return InsufficientStorage("the metadata database's disk is full")
+    if name == "SQLITE_ERROR":
+        return StorageError(f"database error: {exc}")
+    reason = _REASON_OF_ERROR.get(name.split("_")[1] if "_" in name else "", "cannot be used")
+    return Unavailable(f"the database is unavailable: {reason}", _RETRY_AFTER_S)
+
+
+# By the primary result code (SQLITE_<CODE>_<extended>).
+_REASON_OF_ERROR = {
+    "BUSY": "locked by another process",
+    "LOCKED": "locked by another process",
+    "READONLY": "read-only",
+    "IOERR": "an I/O error",
+    "CANTOPEN": "cannot be opened",
+    "PERM": "permission denied",
+}
 
 
 def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
@@ -236,7 +261,7 @@ def _try_begin_write_now(conn: sqlite3.Connection, durable: bool) -> bool:
     except sqlite3.OperationalError as exc:
         if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
             return False
-        raise Unavailable(f"database unavailable: {exc}") from exc
+        raise _translated(exc) from exc
     finally:
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
 
