@@ -225,12 +225,18 @@ def test_sqlite_locked_by_another_process_answers_503_and_reads_go_on(tmp_path: 
     server = start(tmp_path)
     try:
         object_id = _object_before(server)
-        with _write_lock_held(server.data_dir / "meta.db"):
-            response, elapsed = _timed(lambda: _upload(server, "during"))
-            assert response.status_code == 503 and elapsed < BUDGET_S, (elapsed, response.text)
-            assert response.json()["error"]["code"] == "Unavailable"
-            assert int(response.headers["Retry-After"]) >= 1
-            assert str(server.data_dir) not in response.text
+        writes: list[Callable[[], httpx.Response]] = [
+            lambda: _upload(server, "during"),
+            lambda: _upload(server, "during too"),  # queued behind the first, same budget
+            lambda: server.client.delete(f"/v1/objects/{object_id}", headers=_headers(server)),
+        ]
+        with _write_lock_held(server.data_dir / "meta.db"), ThreadPoolExecutor(3) as pool:
+            for response, elapsed in pool.map(_timed, writes):
+                assert response.status_code == 503, response.text
+                assert elapsed < BUDGET_S, (elapsed, response.text)
+                assert response.json()["error"]["code"] == "Unavailable"
+                assert int(response.headers["Retry-After"]) >= 1
+                assert str(server.data_dir) not in response.text
             read = server.client.get(f"/v1/objects/{object_id}", headers=_headers(server))
             assert read.status_code == 200 and read.content == PAYLOAD
         _assert_recovers(server, object_id)

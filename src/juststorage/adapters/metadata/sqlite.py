@@ -13,6 +13,7 @@ import asyncio
 import fcntl
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import KW_ONLY, dataclass
@@ -215,14 +216,23 @@ class SqliteUnitOfWork(SqlUnitOfWork):
             conn = await self._store._acquire_reader()
             self._session = _Session(conn, self._store.clock, inline_point_reads=True)
             return
-        await self._store._write_lock.acquire()
+        # The wait for this process's writer and the wait for other processes' write
+        # lock share one budget: a request queued behind a writer that is itself
+        # waiting for another process still gets its answer within the busy timeout.
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(_BUSY_TIMEOUT_MS / 1000):
+                await self._store._write_lock.acquire()
+        except TimeoutError as exc:
+            raise Unavailable("the database is unavailable: busy", _RETRY_AFTER_S) from exc
         try:
             self._session = _Session(self._store._writer(), self._store.clock)
             durable = self._durable
             # Usually no other process holds the write lock: try without waiting,
             # on the loop; only when busy, wait for it (busy timeout) in a thread.
             if not _try_begin_write_now(self._session.conn, durable):
-                await self._session.run(lambda c: _begin_write(c, durable))
+                left_ms = max(1, _BUSY_TIMEOUT_MS - int((time.monotonic() - started) * 1000))
+                await self._session.run(lambda c: _begin_write_within(c, durable, left_ms))
             self._session.inline = True
         except BaseException:
             self._store._write_lock.release()
@@ -262,6 +272,15 @@ def _try_begin_write_now(conn: sqlite3.Connection, durable: bool) -> bool:
         if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
             return False
         raise _translated(exc) from exc
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+
+
+def _begin_write_within(conn: sqlite3.Connection, durable: bool, busy_ms: int) -> None:
+    """BEGIN IMMEDIATE, waiting at most `busy_ms` for another process's write lock."""
+    conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
+    try:
+        _begin_write(conn, durable)
     finally:
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
 
