@@ -57,12 +57,12 @@ def _translated_errors() -> Iterator[None]:
     try:
         yield
     except sqlite3.OperationalError as exc:
-        raise _translated(exc) from exc
+        raise _domain_error(exc) from exc
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"database error: {exc}") from exc
 
 
-def _translated(exc: sqlite3.OperationalError) -> StorageError:
+def _domain_error(exc: sqlite3.OperationalError) -> StorageError:
     """The domain error for an operational failure: a full disk is 507; a file that is
     locked by another process, read-only or failing I/O is 503; an error in a
     statement itself (SQLITE_ERROR: no such table, bad SQL) is a bug."""
@@ -271,7 +271,7 @@ def _try_begin_write_now(conn: sqlite3.Connection, durable: bool) -> bool:
     except sqlite3.OperationalError as exc:
         if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
             return False
-        raise _translated(exc) from exc
+        raise _domain_error(exc) from exc
     finally:
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
 
