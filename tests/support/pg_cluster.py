@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import asyncpg
 import pytest
@@ -44,7 +45,7 @@ def _pg_bin() -> Path | None:
     return None
 
 
-def _skip_or_fail(reason: str) -> None:
+def _skip_or_fail(reason: str) -> NoReturn:
     if _in_ci():
         pytest.fail(f"CI=true: {reason}", pytrace=False)
     pytest.skip(reason)
@@ -176,7 +177,6 @@ def throwaway_cluster() -> Iterator[PgCluster]:
     bin_dir = _pg_bin()
     if bin_dir is None:
         _skip_or_fail(f"no PostgreSQL binaries (initdb, pg_ctl): set {PG_BIN_ENV}")
-        raise AssertionError  # unreachable: skip or fail raised
     run_as: list[str] = []
     # The postgres user must reach its files: a dir of its own, outside pytest's 0700 tree.
     workdir = Path(tempfile.mkdtemp(prefix="js-dbstates-pg-"))
