@@ -86,7 +86,7 @@ def _assert_unavailable_everywhere(server: Server, object_id: str, *leaks: str) 
     forbidden = ["127.0.0.1", str(server.data_dir), *leaks]
     for route, (response, elapsed) in answers.items():
         where = f"{route}: {response.status_code} after {elapsed:.1f} s: {response.text}"
-        assert response.status_code == 503, where
+        assert response.status_code == 503, f"{where}\n{server.log_tail(40)}"
         assert elapsed < BUDGET_S, where
         assert not any(text in response.text for text in forbidden), where
         if route == "ready":

@@ -62,6 +62,12 @@ def _postgres_translation(error: BaseException, *, connecting: bool) -> StorageE
             "refused the connection",
         ),
         (ConnectionRefusedError(111, "RAW refused 10.0.0.7:5432"), True, "refused or lost"),
+        # A pooled connection its server ended while idle, handed out before it closed
+        (
+            asyncpg.InternalClientError("RAW cannot switch to state 12; another operation"),
+            False,
+            "connection refused or lost",
+        ),
         (TimeoutError(), False, "no answer in time"),
     ],
 )

@@ -70,7 +70,10 @@ _REASON_OF_CLASS = {
 }
 
 
-_CONNECTION_ERRORS = (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# InternalClientError: a pooled connection whose server ended it while idle (the FATAL
+# arrives before the socket closes) is handed out and refuses its next statement.
+_LOST = (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+_CONNECTION_ERRORS = (TimeoutError, asyncpg.PostgresError, *_LOST)
 
 
 def _unavailability(exc: BaseException, *, connecting: bool) -> str | None:
@@ -81,7 +84,7 @@ def _unavailability(exc: BaseException, *, connecting: bool) -> str | None:
     """
     if isinstance(exc, TimeoutError):
         return "no answer in time"
-    if isinstance(exc, OSError | asyncpg.InterfaceError):
+    if isinstance(exc, _LOST):
         return "connection refused or lost"  # a dropped socket, a refused connect
     if isinstance(exc, asyncpg.PostgresError):
         state = str(exc.sqlstate or "")
@@ -103,7 +106,7 @@ async def _translated(call: Awaitable[T], *, connecting: bool = False) -> T:
         return await call
     except asyncpg.DiskFullError as exc:
         raise InsufficientStorage("the database's disk is full") from exc
-    except (TimeoutError, OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
+    except _CONNECTION_ERRORS as exc:
         reason = _unavailability(exc, connecting=connecting)
         if reason is None:
             raise StorageError(f"database error: {exc}") from exc
