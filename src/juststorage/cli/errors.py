@@ -23,7 +23,12 @@ import click
 
 from juststorage.config import SettingsError
 from juststorage.deploy.options import DeployError
-from juststorage.domain.errors import StorageError, details_of
+from juststorage.domain.errors import (
+    InsufficientStorage,
+    StorageError,
+    Unavailable,
+    details_of,
+)
 
 
 class CommandFailed(click.ClickException):
@@ -171,8 +176,8 @@ def handle_errors() -> Iterator[None]:
         raise BadUsage(str(exc)) from None
     except StorageError as exc:
         message = f"{exc.code}: {exc.message}"
-        if exc.code != "Internal" and (exc.__cause__ or exc.__context__) is not None:
-            message += f" ({details_of(exc)})"  # the operator's terminal: the details too
+        if isinstance(exc, Unavailable | InsufficientStorage) and exc.__cause__ is not None:
+            message += f" ({details_of(exc)})"  # the operator's terminal: what failed, too
         raise failure_for(exc.code, message) from None
     except DeployError as exc:
         raise CommandFailed(str(exc)) from None
