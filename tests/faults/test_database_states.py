@@ -148,12 +148,15 @@ def test_database_refusing_connections_answers_503_then_recovers(
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_database_restart_answers_503_then_recovers(
-    cluster: PgCluster, pg_server: tuple[Server, str]
+    cluster: PgCluster, pg_server: tuple[Server, str], mode: str
 ) -> None:
+    """`fast`: sessions end with 57P01, then connections are refused; `immediate`: a
+    crash (sockets dropped), and the start runs crash recovery."""
     server, database = pg_server
     object_id = _object_before(server)
-    cluster.stop("fast")  # sessions end with 57P01, then connections are refused
+    cluster.stop(mode)
     try:
         _assert_unavailable_everywhere(server, object_id, str(cluster.port), database)
     finally:
