@@ -30,7 +30,13 @@ from juststorage.application.fsck import ProblemKind, check_store
 from juststorage.application.orphans import Removal, find_orphans, remove_orphan
 from juststorage.application.records import BlobLocation, StoredBlob
 from juststorage.application.uploads import RegistrationPolicy, Uploader, UploadRequest
-from juststorage.domain.errors import InsufficientStorage, NotFound, StorageError, Unavailable
+from juststorage.domain.errors import (
+    InsufficientStorage,
+    NotFound,
+    StorageError,
+    Unavailable,
+    details_of,
+)
 from juststorage.domain.model import (
     ContentHash,
     Namespace,
@@ -39,6 +45,7 @@ from juststorage.domain.model import (
     StorageClass,
     TenantId,
 )
+from juststorage.testing import free_port
 from support.seaweedfs import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFs
 
 pytestmark = pytest.mark.anyio
@@ -363,8 +370,9 @@ async def test_filesystem_shard_directories_removed_by_hand_are_made_again(
 
 async def test_filesystem_probe_of_an_unwritable_root_is_unavailable(tmp_path: Path) -> None:
     store = FilesystemBlobStore({HOT: tmp_path / "hot", COLD: tmp_path / "cold"})
-    with pytest.raises(Unavailable):
+    with pytest.raises(Unavailable) as raised:
         await store.probe(HOT)  # never prepared: no tmp/ directory
+    assert str(tmp_path) not in raised.value.message  # /ready shows it to anyone
 
 
 def _enospc(*args: object, **kwargs: object) -> int:
@@ -722,3 +730,24 @@ async def test_space_is_free_and_total_bytes_or_none(backend: Backend) -> None:
     for storage_class in StorageClass:
         space = await backend.store.space(storage_class)
         assert space is None or 0 <= space[0] <= space[1]
+
+
+async def test_s3_probe_of_an_unreachable_store_names_no_host_or_bucket() -> None:
+    """/ready shows the reason to anyone: the endpoint and bucket stay in the log."""
+    port = free_port()  # nothing listens there: every connect is refused
+    connection = S3Connection(
+        endpoint_url=f"http://127.0.0.1:{port}",
+        access_key_id=ACCESS_KEY,
+        secret_access_key=SECRET_KEY,
+        region=REGION,
+        allow_http=True,
+        timeout_seconds=2,
+        max_retries=0,
+    )
+    roots = {c: S3Root.parse(f"s3://secret-bucket/{c.value}") for c in StorageClass}
+    store = S3BlobStore(roots, connection, part_bytes=S3_PART_BYTES, max_concurrency=2)
+    with pytest.raises(Unavailable) as raised:
+        await store.probe(HOT)
+    assert str(port) not in raised.value.message
+    assert "secret-bucket" not in raised.value.message
+    assert str(port) in details_of(raised.value)  # what the log gets

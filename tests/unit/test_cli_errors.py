@@ -131,3 +131,20 @@ def test_every_command_of_the_group_runs_inside_the_one_handler(tmp_path: Path) 
     assert settings.exit_code == 2 and "JUSTSTORAGE_PORT" in settings.stderr
     for result in (revoke, scope, settings):
         assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_the_operator_sees_why_the_database_is_unavailable() -> None:
+    """An HTTP answer keeps the driver's text out; the operator's terminal shows it."""
+
+    def refused() -> None:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except OSError as exc:
+            raise domain_errors.Unavailable("the database is unavailable: refused") from exc
+
+    failure = _failure_of(refused)
+    assert failure.exit_code == 11
+    assert failure.format_message() == (
+        "Unavailable: the database is unavailable: refused"
+        " (ConnectionRefusedError: [Errno 111] Connection refused)"
+    )

@@ -10,6 +10,7 @@ import pytest
 
 from fakes.blobs import FakeStagedBlob
 from fakes.liveness import FakeLiveness
+from fakes.metadata import FakeUnitOfWork
 from fakes.world import FakeWorld, sha256_of
 from juststorage.application.gc import GcPolicy, GcReport, collect_garbage
 from juststorage.application.records import BlobLocation
@@ -275,3 +276,41 @@ async def test_a_small_upload_survives_a_gc_pass_with_grace_zero_mid_upload() ->
     record = world.metadata.blob_record(StorageClass.HOT, result.version.content_hash)
     assert record is not None and record.ref_count == 1
     assert world.blobs.temps == {}
+
+
+async def test_uploads_queued_behind_a_batch_the_database_refused_fail_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """They would only wait a whole transaction more (the database's timeouts) for
+    the same answer: the SPEC's 503 comes within 5 s."""
+    world = FakeWorld()
+    uploader = _uploader(world)
+    held = HeldConfirm(monkeypatch, [])
+    refused = Unavailable("the database is unavailable: no answer in time")
+
+    async def refuse(uow: FakeUnitOfWork) -> None:
+        raise refused
+
+    monkeypatch.setattr(FakeUnitOfWork, "commit", refuse)
+    first = asyncio.ensure_future(_upload(uploader, "first", b"1", declared_size=1))
+    await held.in_batch.wait()
+    queued = asyncio.ensure_future(_upload(uploader, "queued", b"2", declared_size=1))
+    for _ in range(100):
+        await asyncio.sleep(0.001)
+        if uploader.committer._queue:
+            break
+    assert uploader.committer._queue
+    begun: list[FakeUnitOfWork] = []
+    transaction = world.metadata.transaction
+
+    def counted(*, durable: bool = True) -> FakeUnitOfWork:
+        begun.append(transaction(durable=durable))
+        return begun[-1]
+
+    monkeypatch.setattr(world.metadata, "transaction", counted)
+    held.release.set()
+    done, _ = await asyncio.wait({first, queued}, timeout=5)
+    assert done == {first, queued}
+    assert first.exception() is refused and queued.exception() is refused
+    assert begun == []  # the queued upload began no transaction of its own
+    assert world.metadata.state.objects == {}

@@ -23,8 +23,10 @@ from juststorage.domain.errors import (
     TooManyRequests,
     Unauthorized,
     Unavailable,
+    details_of,
 )
 from juststorage.domain.limits import RateLimitStatus
+from juststorage.logs import FIELDS_ATTR
 
 log = logging.getLogger("juststorage.api")
 
@@ -84,10 +86,19 @@ async def on_storage_error(request: Request, exc: Exception) -> Response:
             add_response_headers(request.scope, rate_limit_headers(exc.limit))
     elif isinstance(exc, RangeNotSatisfiable):
         headers["Content-Range"] = f"bytes */{exc.size_bytes}"
+    elif isinstance(exc, Unavailable):
+        headers["Retry-After"] = str(exc.retry_after_seconds)
     if exc.code == "Internal":
-        log.error("storage failure: %s", exc.message, exc_info=exc)
+        log.error("storage failure: %s", exc.message, exc_info=exc, extra=_fields(request))
         return error_response(request, "Internal", "internal error")
+    if isinstance(exc, Unavailable | InsufficientStorage):
+        # The client gets the short message; what failed and why, in the log.
+        log.warning("%s: %s", exc.message, details_of(exc), extra=_fields(request))
     return error_response(request, exc.code, exc.message, headers)
+
+
+def _fields(request: Request) -> dict[str, object]:
+    return {FIELDS_ATTR: {"request_id": request_id_of(request)}}
 
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:
@@ -108,7 +119,7 @@ async def on_client_disconnect(request: Request, exc: Exception) -> Response:
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error", exc_info=exc)
+    log.error("unhandled error", exc_info=exc, extra=_fields(request))
     return error_response(request, "Internal", "internal error")
 
 

@@ -37,7 +37,7 @@ _ERROR_OF_STATUS = {
         "Over a rate, bandwidth or concurrency limit, or too many failed"
         " authentications from the client's address."
     ),
-    "503": "The database or a storage root is unavailable.",
+    "503": "The database, a storage root or an object store is unavailable (Retry-After).",
     "507": "A storage root is full.",
 }
 _RATE_HEADERS = {
@@ -50,6 +50,7 @@ _HEADERS_OF_ERROR: dict[str, dict[str, Any]] = {
     "401": {"WWW-Authenticate": _REQUIRED_STRING},
     "416": {"Content-Range": _REQUIRED_STRING},
     "429": {"Retry-After": {"required": True, "schema": {"type": "integer"}}, **_RATE_HEADERS},
+    "503": {"Retry-After": {"required": True, "schema": {"type": "integer"}}},
 }
 
 

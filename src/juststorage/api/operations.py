@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 from typing import cast
 
@@ -13,8 +14,10 @@ from starlette.responses import JSONResponse, Response
 
 from juststorage.api.state import ApiState, api_state
 from juststorage.bootstrap import Services
-from juststorage.domain.errors import StorageError
+from juststorage.domain.errors import StorageError, details_of
 from juststorage.domain.model import StorageClass
+
+log = logging.getLogger("juststorage.api")
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -37,6 +40,8 @@ async def check_readiness(
     object store (whose own timeouts are much longer) makes this 503 in seconds.
     A check still running then is left to finish in the background, in `running`
     (by dependency): the next call waits for it instead of starting another.
+    A failed check says why in a few words, without paths or hosts (anyone may
+    ask); the details behind it go to the log.
     """
     probes: dict[str, Callable[[], Awaitable[None]]] = {"database": services.metadata.ping}
     for storage_class in StorageClass:
@@ -48,7 +53,9 @@ async def check_readiness(
         if not task.done():
             checks[name] = f"no answer within {timeout_s:g} s"
         elif isinstance(task.exception(), StorageError):
-            checks[name] = cast(StorageError, task.exception()).message
+            failure = cast(StorageError, task.exception())
+            checks[name] = failure.message
+            log.warning("not ready: %s: %s: %s", name, failure.message, details_of(failure))
         elif task.exception() is not None:
             raise cast(BaseException, task.exception())
         else:

@@ -167,6 +167,12 @@ class GroupCommitter:
             except Exception as exc:
                 for waiter in remaining:
                     waiter.fail(exc)
+                if isinstance(exc, Unavailable):
+                    # The database refused the batch: the uploads queued behind it would
+                    # wait a whole transaction more (its timeouts) for the same answer.
+                    queued, self._queue = self._queue, []
+                    for waiter in queued:
+                        waiter.fail(exc)
                 return
             except BaseException as exc:
                 for waiter in remaining:

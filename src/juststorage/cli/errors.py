@@ -23,7 +23,12 @@ import click
 
 from juststorage.config import SettingsError
 from juststorage.deploy.options import DeployError
-from juststorage.domain.errors import StorageError
+from juststorage.domain.errors import (
+    InsufficientStorage,
+    StorageError,
+    Unavailable,
+    details_of,
+)
 
 
 class CommandFailed(click.ClickException):
@@ -171,7 +176,10 @@ def handle_errors() -> Iterator[None]:
     except SettingsError as exc:
         raise BadUsage(str(exc)) from None
     except StorageError as exc:
-        raise failure_for(exc.code, f"{exc.code}: {exc.message}") from None
+        message = f"{exc.code}: {exc.message}"
+        if isinstance(exc, Unavailable | InsufficientStorage) and exc.__cause__ is not None:
+            message += f" ({details_of(exc)})"  # the operator's terminal: what failed, too
+        raise failure_for(exc.code, message) from None
     except DeployError as exc:
         raise CommandFailed(str(exc)) from None
     except Exception as exc:

@@ -12,7 +12,7 @@
     ├── RangeNotSatisfiable   (size_bytes)
     ├── TooManyRequests       (retry_after_seconds, limit)
     ├── InsufficientStorage
-    └── Unavailable
+    └── Unavailable           (retry_after_seconds)
 
 These classes are the one list of error codes (`ERROR_CODES`). The HTTP status
 of each lives in one table, `juststorage.api.errors`, which also turns the facts
@@ -106,7 +106,31 @@ class InsufficientStorage(StorageError):
 
 class Unavailable(StorageError):
     """Something the request needs (the database, a storage root, an object store)
-    is unreachable or refuses work because of its state."""
+    is unreachable or refuses work because of its state; worth trying again after
+    `retry_after_seconds`.
+
+    The message is for the client: it names the dependency and a short reason,
+    never a path, host or SQL. The foreign error it was raised from (`__cause__`)
+    carries the details, which go to the log.
+    """
+
+    def __init__(self, message: str = "", retry_after_seconds: int = 2) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = max(1, retry_after_seconds)
+
+
+def details_of(exc: BaseException) -> str:
+    """The errors behind `exc` (its causes), one `Type: text` each: for logs and the
+    operator's terminal, never for an HTTP answer (they may name paths and hosts)."""
+    parts = []
+    seen: set[int] = set()
+    current = exc.__cause__ or exc.__context__
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current)
+        parts.append(f"{type(current).__name__}: {text}" if text else type(current).__name__)
+        current = current.__cause__ or current.__context__
+    return " <- ".join(parts) or "no further details"
 
 
 def _codes(cls: type[StorageError]) -> list[str]:

@@ -9,7 +9,7 @@ import time
 
 from juststorage.application.gc import GcPolicy, GcReport, collect_garbage
 from juststorage.bootstrap import Services
-from juststorage.domain.errors import StorageError
+from juststorage.domain.errors import StorageError, details_of
 
 log = logging.getLogger("juststorage.gc")
 
@@ -52,7 +52,7 @@ async def run_gc_loop(services: Services) -> None:
         try:
             await run_gc_pass(services)
         except StorageError as exc:
-            log.warning("gc pass failed, will retry: %s", exc.message)
+            log.warning("gc pass failed, will retry: %s: %s", exc.message, details_of(exc))
         except Exception:
             # A bug must not end background GC for the life of the process.
             log.exception("gc pass crashed, will retry")

@@ -263,4 +263,5 @@ class FilesystemBlobStore:
                 os.close(fd)
                 fsio.unlink_quietly(path)
         except OSError as exc:
-            raise Unavailable(f"{root} is not writable: {exc.strerror}") from exc
+            # No path in the message: /ready shows it to anyone (the log has the cause).
+            raise Unavailable(f"the storage root is not writable: {exc.strerror}") from exc

@@ -147,10 +147,11 @@ class S3BlobStore:
             with anyio.fail_after(_PROBE_TIMEOUT_S), translated_s3_errors("probe"):
                 await obstore.put_async(store, key, b"probe")
                 await obstore.delete_async(store, key)
-        except TimeoutError:
-            raise Unavailable(f"{self.roots[storage_class]} did not answer in time") from None
+        except TimeoutError as exc:
+            # No bucket or host in the messages: /ready shows them to anyone.
+            raise Unavailable("the object store did not answer in time") from exc
         except StorageError as exc:
-            raise Unavailable(f"{self.roots[storage_class]} is not writable: {exc}") from exc
+            raise Unavailable("the object store refused the probe write") from exc
 
     async def remove(self, storage_class: StorageClass, address: str) -> bool:
         store = self._stores[storage_class]

@@ -79,12 +79,8 @@ def translated_s3_errors(what: str) -> Iterator[None]:
         raise StorageError(f"{what}: the object store refused access: {exc}") from exc
     except (ObstoreError, OSError, s3_multipart.ClientError) as exc:
         # Unreachable, timed out, 5xx after retries: the store is unavailable (503).
-        raise Unavailable(f"{what}: the object store failed: {_first_line(exc)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        # The client's text names hosts and buckets: it stays in the cause, for the log.
+        raise Unavailable(f"{what}: the object store failed") from exc
 
 
 async def hash_into(hasher: hashlib._Hash, data: bytes | memoryview) -> None:

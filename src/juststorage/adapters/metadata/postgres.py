@@ -41,6 +41,13 @@ T = TypeVar("T")
 Connection = PoolConnectionProxy  # generic only in the type stubs
 _MIGRATION_LOCK_ID = 0x4A53_4D49_4752  # "JSMIGR": one migrator at a time
 _POOL_MAX = 10
+# Every wait on the database is bounded: a database that is gone, hung or refusing
+# work gets a request its 503 within about 4 s, never a hang (SPEC: within 5 s).
+_CONNECT_TIMEOUT_S = 3.0  # a new connection: TCP, TLS and startup
+_ACQUIRE_TIMEOUT_S = 3.0  # a pooled connection, connecting one included
+_COMMAND_TIMEOUT_S = 3.0  # one statement (the server's own statements take milliseconds)
+_CLEANUP_TIMEOUT_S = 0.5  # rollback or reset of a used connection; else it is dropped
+_MIGRATION_TIMEOUT_S = 3600.0  # a migration may rewrite a large table, or wait for another
 # A database cut off the network (a partition: packets dropped, no RST) must not hang
 # requests for minutes: a socket gives up when data stays unacknowledged this long,
 # and idle pooled connections are probed by TCP keepalive; /ready answers within
@@ -48,26 +55,68 @@ _POOL_MAX = 10
 _TCP_USER_TIMEOUT_MS = 5000
 _KEEPALIVE = ((socket.TCP_KEEPIDLE, 5), (socket.TCP_KEEPINTVL, 2), (socket.TCP_KEEPCNT, 2))
 _PING_TIMEOUT_S = 3.0
+_RETRY_AFTER_S = 2
+
+# Why the database refuses work, by SQLSTATE and by SQLSTATE class: its state or its
+# availability, never the request. Anything else from a statement is a bug (500).
+_REASON_OF_STATE = {
+    "53300": "out of connections",
+    "57014": "a statement was cancelled",
+    "57P01": "shutting down",
+    "57P02": "restarting after a crash",
+    "57P03": "starting up, shutting down or in recovery",
+    "57P04": "the database was dropped",
+    "25006": "read-only (a standby)",
+    "55P03": "a lock could not be taken in time",
+}
+_REASON_OF_CLASS = {
+    "08": "connection refused or lost",
+    "53": "out of resources",
+    "57": "stopped by its operator",
+}
 
 
-async def _translated(call: Awaitable[T]) -> T:
-    """asyncpg and socket errors become domain errors at this adapter's edge."""
+# InternalClientError: a pooled connection whose server ended it while idle (the FATAL
+# arrives before the socket closes) is handed out and refuses its next statement.
+_LOST = (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+_CONNECTION_ERRORS = (TimeoutError, asyncpg.PostgresError, *_LOST)
+
+
+def _unavailability(exc: BaseException, *, connecting: bool) -> str | None:
+    """Why the database cannot do the work now, or None when `exc` is not about that.
+
+    While connecting, every refusal is (a database not accepting connections is
+    55000; a missing database or role is the operator's to fix, not a bug).
+    """
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, _LOST):
+        return "connection refused or lost"  # a dropped socket, a refused connect
+    if isinstance(exc, asyncpg.PostgresError):
+        state = str(exc.sqlstate or "")
+        reason = _REASON_OF_STATE.get(state) or _REASON_OF_CLASS.get(state[:2])
+        if reason is None and connecting:
+            reason = "not accepting connections" if state == "55000" else "refused the connection"
+        return reason
+    return None
+
+
+async def _translated(call: Awaitable[T], *, connecting: bool = False) -> T:
+    """asyncpg and socket errors become domain errors at this adapter's edge.
+
+    The domain error's message names no host and no SQL; the error it is raised
+    from keeps the details for the log. `connecting`: the call takes or opens a
+    connection.
+    """
     try:
         return await call
     except asyncpg.DiskFullError as exc:
         raise InsufficientStorage("the database's disk is full") from exc
-    except (
-        TimeoutError,
-        OSError,
-        asyncpg.InterfaceError,
-        asyncpg.CannotConnectNowError,
-        asyncpg.TooManyConnectionsError,
-        asyncpg.PostgresConnectionError,  # class 08: connection lost or refused
-        asyncpg.AdminShutdownError,
-    ) as exc:
-        raise Unavailable(f"database unavailable: {exc}") from exc
-    except asyncpg.PostgresError as exc:
-        raise StorageError(f"database error: {exc}") from exc
+    except _CONNECTION_ERRORS as exc:
+        reason = _unavailability(exc, connecting=connecting)
+        if reason is None:
+            raise StorageError(f"database error: {exc}") from exc
+        raise Unavailable(f"the database is unavailable: {reason}", _RETRY_AFTER_S) from exc
 
 
 UsageKey = tuple[str, str, int]  # tenant, storage class, shard
@@ -189,7 +238,25 @@ class PostgresDialect:
 
 
 async def _acquire(pool: asyncpg.Pool) -> Connection:
-    return await pool.acquire()
+    return await pool.acquire(timeout=_ACQUIRE_TIMEOUT_S)
+
+
+async def _release(pool: asyncpg.Pool, conn: Connection, *, roll_back: Any = None) -> None:
+    """Give a connection back, after rolling back `roll_back` (a transaction) if given.
+
+    Bounded in time and never failing: a connection that cannot be rolled back or
+    reset in time (lost, or a database that stopped answering) is dropped, and the
+    pool opens a new one when it next needs it.
+    """
+    if roll_back is not None:
+        try:
+            async with asyncio.timeout(_CLEANUP_TIMEOUT_S):
+                await roll_back.rollback()
+        except _CONNECTION_ERRORS:
+            conn.terminate()  # a broken connection is dropped, not reused
+    # A reset that fails or takes too long terminates the connection (asyncpg does).
+    with contextlib.suppress(*_CONNECTION_ERRORS):
+        await pool.release(conn, timeout=_CLEANUP_TIMEOUT_S)
 
 
 class PostgresUnitOfWork(SqlUnitOfWork):
@@ -205,7 +272,7 @@ class PostgresUnitOfWork(SqlUnitOfWork):
 
     async def _begin(self) -> None:
         pool = await self._store._get_pool()
-        conn = self._conn = await _translated(_acquire(pool))
+        conn = self._conn = await _translated(_acquire(pool), connecting=True)
         try:
             if not self._read_only:
                 self._transaction = conn.transaction()
@@ -215,7 +282,7 @@ class PostgresUnitOfWork(SqlUnitOfWork):
                     await _translated(conn.execute("SET LOCAL synchronous_commit = off"))
         except BaseException:
             self._conn = None
-            await pool.release(conn)
+            await _release(pool, conn)
             raise
 
     def _current_session(self) -> _Session | None:
@@ -260,15 +327,9 @@ class PostgresUnitOfWork(SqlUnitOfWork):
     async def _end(self) -> None:
         assert self._conn is not None
         pool = await self._store._get_pool()
-        try:
-            if self._transaction is not None and not self._committed:
-                try:
-                    await self._transaction.rollback()
-                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-                    self._conn.terminate()  # a broken connection is dropped, not reused
-        finally:
-            await pool.release(self._conn)
-            self._conn = None
+        conn, self._conn = self._conn, None
+        pending = self._transaction if not self._committed else None
+        await _release(pool, conn, roll_back=pending)
 
 
 async def _bound_socket(conn: asyncpg.Connection) -> None:
@@ -312,10 +373,11 @@ class PostgresMetadataStore:
                             self._dsn,
                             min_size=1,
                             max_size=self._pool_max,
-                            command_timeout=30,
-                            timeout=10,
+                            command_timeout=_COMMAND_TIMEOUT_S,
+                            timeout=_CONNECT_TIMEOUT_S,
                             init=_bound_socket,
-                        )
+                        ),
+                        connecting=True,
                     )
         return self._pool
 
@@ -337,10 +399,11 @@ class PostgresMetadataStore:
             async with asyncio.timeout(_PING_TIMEOUT_S):
                 async with self.snapshot() as uow:
                     await uow.session.fetchone("SELECT 1")
-        except TimeoutError:
+        except TimeoutError as exc:
             raise Unavailable(
-                f"database unavailable: no answer within {_PING_TIMEOUT_S:g} s"
-            ) from None
+                f"the database is unavailable: no answer within {_PING_TIMEOUT_S:g} s",
+                _RETRY_AFTER_S,
+            ) from exc
 
     async def has_schema(self) -> bool:
         conn = await _translated(_connect_unless_missing(self._dsn))
@@ -362,8 +425,11 @@ class PostgresMetadataStore:
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Connection]:
         pool = await self._get_pool()
-        async with pool.acquire() as conn:
+        conn = await _translated(_acquire(pool), connecting=True)
+        try:
             yield conn
+        finally:
+            await _release(pool, conn)
 
     async def migrate(self) -> list[str]:
         async with self._connection() as conn:
@@ -372,11 +438,13 @@ class PostgresMetadataStore:
     @staticmethod
     async def _migrate(conn: Connection, clock: Clock) -> list[str]:
         # A session advisory lock serialises migrators of several processes.
-        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_ID)
+        wait = _MIGRATION_TIMEOUT_S  # not the command timeout: the work may be long
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_ID, timeout=wait)
         try:
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
-                " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+                " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)",
+                timeout=wait,
             )
             done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
             applied = []
@@ -384,15 +452,16 @@ class PostgresMetadataStore:
                 if migration.version in done:
                     continue
                 async with conn.transaction():
-                    await conn.execute(migration.sql)
+                    await conn.execute(migration.sql, timeout=wait)
                     await conn.execute(
                         "INSERT INTO schema_migrations (version, name, applied_at)"
                         " VALUES ($1, $2, $3)",
                         migration.version,
                         migration.name,
                         clock.now(),
+                        timeout=wait,
                     )
                 applied.append(f"{migration.version:04d}_{migration.name}")
             return applied
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_ID)
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_ID, timeout=wait)

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import KW_ONLY, dataclass
@@ -33,7 +34,10 @@ from juststorage.domain.errors import InsufficientStorage, StorageError, Unavail
 from juststorage.domain.timestamps import parse_utc_text, utc_text
 
 T = TypeVar("T")
-_BUSY_TIMEOUT_MS = 10_000
+# How long a write waits for another process's write lock before its 503 (every
+# wait on the database stays under 5 s; a healthy writer holds the lock for ms).
+_BUSY_TIMEOUT_MS = 4_000
+_RETRY_AFTER_S = 2
 _READERS = 4
 
 
@@ -55,16 +59,40 @@ def _translated_errors() -> Iterator[None]:
     try:
         yield
     except sqlite3.OperationalError as exc:
-        if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
-            raise InsufficientStorage("the metadata database's disk is full") from exc
-        raise Unavailable(f"database unavailable: {exc}") from exc
+        raise _domain_error(exc) from exc
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"database error: {exc}") from exc
 
 
 def _connect_existing(path: Path) -> sqlite3.Connection:
     """A connection to a database file that must already exist (never creates one)."""
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=10)
+    return sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=_BUSY_TIMEOUT_MS / 1000
+    )
+
+
+def _domain_error(exc: sqlite3.OperationalError) -> StorageError:
+    """The domain error for an operational failure: a full disk is 507; a file that is
+    locked by another process, read-only or failing I/O is 503; an error in a
+    statement itself (SQLITE_ERROR: no such table, bad SQL) is a bug."""
+    name = str(getattr(exc, "sqlite_errorname", ""))
+    if name.startswith("SQLITE_FULL"):
+        return InsufficientStorage("the metadata database's disk is full")
+    if name == "SQLITE_ERROR":
+        return StorageError(f"database error: {exc}")
+    reason = _REASON_OF_ERROR.get(name.split("_")[1] if "_" in name else "", "cannot be used")
+    return Unavailable(f"the database is unavailable: {reason}", _RETRY_AFTER_S)
+
+
+# By the primary result code (SQLITE_<CODE>_<extended>).
+_REASON_OF_ERROR = {
+    "BUSY": "locked by another process",
+    "LOCKED": "locked by another process",
+    "READONLY": "read-only",
+    "IOERR": "an I/O error",
+    "CANTOPEN": "cannot be opened",
+    "PERM": "permission denied",
+}
 
 
 def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
@@ -206,14 +234,23 @@ class SqliteUnitOfWork(SqlUnitOfWork):
             conn = await self._store._acquire_reader()
             self._session = _Session(conn, self._store.clock, inline_point_reads=True)
             return
-        await self._store._write_lock.acquire()
+        # The wait for this process's writer and the wait for other processes' write
+        # lock share one budget: a request queued behind a writer that is itself
+        # waiting for another process still gets its answer within the busy timeout.
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(_BUSY_TIMEOUT_MS / 1000):
+                await self._store._write_lock.acquire()
+        except TimeoutError as exc:
+            raise Unavailable("the database is unavailable: busy", _RETRY_AFTER_S) from exc
         try:
             self._session = _Session(self._store._writer(), self._store.clock)
             durable = self._durable
             # Usually no other process holds the write lock: try without waiting,
             # on the loop; only when busy, wait for it (busy timeout) in a thread.
             if not _try_begin_write_now(self._session.conn, durable):
-                await self._session.run(lambda c: _begin_write(c, durable))
+                left_ms = max(1, _BUSY_TIMEOUT_MS - int((time.monotonic() - started) * 1000))
+                await self._session.run(lambda c: _begin_write_within(c, durable, left_ms))
             self._session.inline = True
         except BaseException:
             self._store._write_lock.release()
@@ -252,7 +289,16 @@ def _try_begin_write_now(conn: sqlite3.Connection, durable: bool) -> bool:
     except sqlite3.OperationalError as exc:
         if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
             return False
-        raise Unavailable(f"database unavailable: {exc}") from exc
+        raise _domain_error(exc) from exc
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+
+
+def _begin_write_within(conn: sqlite3.Connection, durable: bool, busy_ms: int) -> None:
+    """BEGIN IMMEDIATE, waiting at most `busy_ms` for another process's write lock."""
+    conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
+    try:
+        _begin_write(conn, durable)
     finally:
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
 
