@@ -17,12 +17,16 @@ install: $(STAMP)
 run: $(STAMP)  ## the server on the embedded defaults: SQLite + ./data, 127.0.0.1:8080
 	$(VENV)/bin/juststorage serve
 
+# Two pytest workers, each taking whole test files (module fixtures start one server
+# per file); PYTEST_WORKERS= runs in one process.
+PYTEST_WORKERS ?= -n 2 --dist loadfile
+
 # PostgreSQL tests run against a fresh database per test on the local cluster, which
 # scripts/ensure-postgres.sh starts if it is installed but stopped. Without PostgreSQL
 # they skip locally and fail in CI (CI=true).
 test: $(STAMP)  ## the whole suite: pytest, then the TypeScript and Go SDKs' conformance suites
 	@url="$${JUSTSTORAGE_TEST_DATABASE_URL:-$$(scripts/ensure-postgres.sh)}"; status=0; \
-	JUSTSTORAGE_TEST_DATABASE_URL="$$url" $(PY) -m pytest $(PYTEST_ARGS) || status=1; \
+	JUSTSTORAGE_TEST_DATABASE_URL="$$url" $(PY) -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS) || status=1; \
 	JUSTSTORAGE_BIN="$(abspath $(VENV))/bin/juststorage" scripts/test-typescript-sdk.sh || status=1; \
 	JUSTSTORAGE_BIN="$(abspath $(VENV))/bin/juststorage" scripts/test-go-sdk.sh || status=1; \
 	exit $$status
