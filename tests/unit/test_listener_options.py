@@ -9,7 +9,11 @@ from granian.constants import HTTPModes
 from granian.http import HTTP1Settings, HTTP2Settings
 
 from juststorage.cli.errors import CommandFailed
-from juststorage.cli.listener import ensure_port_free, granian_options
+from juststorage.cli.listener import (
+    ensure_port_free,
+    granian_options,
+    metrics_exposure_warning,
+)
 from juststorage.config import load_settings
 
 
@@ -38,3 +42,25 @@ def test_a_port_another_process_listens_on_is_refused(reuse_port: bool) -> None:
         with pytest.raises(CommandFailed, match=f"127.0.0.1:{port}: another process"):
             ensure_port_free("127.0.0.1", port)
     ensure_port_free("127.0.0.1", port)  # free again once it closed
+
+
+@pytest.mark.parametrize(
+    ("host", "metrics_addr", "warned"),
+    [
+        ("127.0.0.1", None, False),
+        ("::1", None, False),
+        ("localhost", None, False),
+        ("0.0.0.0", None, True),
+        ("::", None, True),
+        ("10.1.2.3", None, True),
+        ("storage.internal", None, True),
+        ("0.0.0.0", "10.0.0.5:9091", False),
+    ],
+)
+def test_metrics_on_a_public_listener_is_warned_about(
+    host: str, metrics_addr: str | None, warned: bool
+) -> None:
+    warning = metrics_exposure_warning(host, metrics_addr)
+    assert (warning is not None) == warned
+    if warning is not None:
+        assert "JUSTSTORAGE_METRICS_ADDR" in warning and host in warning

@@ -4,6 +4,7 @@ port is its own."""
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 import ssl
 from pathlib import Path
@@ -101,3 +102,24 @@ def ensure_port_free(host: str, port: int) -> None:
                     " (stop it, or choose another with --port / JUSTSTORAGE_PORT)"
                 ) from None
             raise CommandFailed(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def metrics_exposure_warning(host: str, metrics_addr: str | None) -> str | None:
+    """A warning when `/metrics` (operator data: dedup hits, per-tenant counts) would be
+    served to everyone who reaches a non-loopback listener; None when it is not."""
+    if metrics_addr is not None or _is_loopback(host):
+        return None
+    return (
+        f"/metrics is served on {host}, which is not a loopback address: anyone who"
+        " reaches the port reads operator data (dedup hits, per-tenant counts); set"
+        " JUSTSTORAGE_METRICS_ADDR to an internal address to move it there"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything

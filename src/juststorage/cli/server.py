@@ -16,7 +16,11 @@ from juststorage import __version__
 from juststorage.application.fsck import FsckReport
 from juststorage.bootstrap import Services, build, share_metrics_between_processes
 from juststorage.cli.errors import CommandFailed
-from juststorage.cli.listener import ensure_port_free, granian_options
+from juststorage.cli.listener import (
+    ensure_port_free,
+    granian_options,
+    metrics_exposure_warning,
+)
 from juststorage.cli.runtime import run_with_services, settings_of
 from juststorage.logs import configure_logging, server_log_config
 
@@ -104,6 +108,9 @@ def serve(
         "HTTP/1.1 and HTTP/2" if settings.http2 else "HTTP/1.1",
         settings.data_dir,
     )
+    warning = metrics_exposure_warning(address, settings.metrics_addr)
+    if warning is not None:
+        logging.getLogger("juststorage").warning(warning)
     try:
         server.serve()
     finally:
