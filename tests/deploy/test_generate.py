@@ -136,7 +136,8 @@ def test_caprover(tmp_path: Path) -> None:
     assert app["services"]["$$cap_appname-db"]["image"].startswith("postgres:")
     names = {v["id"]: v for v in app["caproverOneClickApp"]["variables"]}
     assert names["$$cap_appname"]["defaultValue"] == "store"
-    assert names["$$cap_jwt_secret"]["defaultValue"].startswith("$$cap_gen_random_hex")
+    # 64 hex digits = 256 bits: a shorter HS256 secret is refused at start.
+    assert names["$$cap_jwt_secret"]["defaultValue"] == "$$cap_gen_random_hex(64)"
 
 
 def test_heroku(tmp_path: Path) -> None:

@@ -50,7 +50,8 @@ def _services() -> dict[str, Any]:
 
 
 def _one_click_app(app_name: str) -> dict[str, Any]:
-    random_secret = "$$cap_gen_random_hex(32)"
+    # 64 hex digits: 256 bits, the least an HS256 JWT_SECRET should hold.
+    random_secret = "$$cap_gen_random_hex(64)"
     variables = [
         _variable(_APP, "App name", app_name, validRegex="/^([a-z0-9-])+$/"),
         _variable(
