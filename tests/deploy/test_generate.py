@@ -136,7 +136,7 @@ def test_caprover(tmp_path: Path) -> None:
     assert app["services"]["$$cap_appname-db"]["image"].startswith("postgres:")
     names = {v["id"]: v for v in app["caproverOneClickApp"]["variables"]}
     assert names["$$cap_appname"]["defaultValue"] == "store"
-    # 64 hex digits = 256 bits: a shorter HS256 secret is refused at start.
+    # 64 hex digits hold 256 random bits; 32 would pass the length check with 128.
     assert names["$$cap_jwt_secret"]["defaultValue"] == "$$cap_gen_random_hex(64)"
 
 
