@@ -50,7 +50,8 @@ def _services(request: Request) -> Services:
 
 
 async def _admit(request: Request, tenant: TenantId, namespace: str | None = None) -> Services:
-    """Label the request for metrics, then apply the tenant's request-rate limit.
+    """Name the tenant and namespace in the request log, then apply the tenant's
+    request-rate limit (metrics labels come later, from `label_namespace`).
 
     A tenant with a request rate gets `X-RateLimit-*` headers on every answer.
     """
