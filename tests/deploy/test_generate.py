@@ -41,6 +41,7 @@ EXPECTED_FILES = {
         "kustomization.yaml",
         "statefulset.yaml",
         "service.yaml",
+        "networkpolicy.yaml",
         "servicemonitor.yaml",
         "prometheusrule.yaml",
         "multi/kustomization.yaml",
@@ -295,9 +296,10 @@ def test_every_platform_serves_metrics_on_the_metrics_listener(
         (statefulset,) = files["statefulset.yaml"]
         (container,) = statefulset["spec"]["template"]["spec"]["containers"]
         container_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        service = files["service.yaml"][0]
-        service_ports = {p["name"]: p for p in service["spec"]["ports"]}
         (monitor,) = files["servicemonitor.yaml"]
+        wanted = monitor["spec"]["selector"]["matchLabels"].items()
+        (service,) = (s for s in files["service.yaml"] if wanted <= s["metadata"]["labels"].items())
+        service_ports = {p["name"]: p for p in service["spec"]["ports"]}
         (endpoint,) = monitor["spec"]["endpoints"]
         scraped = service_ports[endpoint["port"]]
         assert container_ports[scraped["targetPort"]] == port
