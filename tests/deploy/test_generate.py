@@ -304,3 +304,23 @@ def test_every_platform_serves_metrics_on_the_metrics_listener(
         scraped = service_ports[endpoint["port"]]
         assert container_ports[scraped["targetPort"]] == port
         assert endpoint["path"] == "/metrics"
+
+
+@pytest.mark.parametrize(
+    ("platform", "path", "who"),
+    [
+        ("flyio", "fly.toml", "every app of the same Fly organization"),
+        ("render", "render.yaml", "every service of the same Render workspace and region"),
+        ("digitalocean", ".do/app.yaml", "the other components of this app"),
+        ("caprover", "caprover-one-click-app.yml", "every app on this CapRover instance"),
+    ],
+)
+def test_paas_files_say_who_reaches_the_metrics_port(
+    tmp_path: Path, platform: str, path: str, who: str
+) -> None:
+    """Port 9091 is closed to the internet, not private to the operator: each file
+    names who on the platform's private network reaches /metrics (docs/deployment.md)."""
+    generated(tmp_path, platform)
+    text = " ".join((tmp_path / platform / path).read_text("utf-8").split())
+    text = text.replace(" # ", " ")  # notes wrap over comment lines
+    assert who in text and "9091" in text, text[:800]
