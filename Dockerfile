@@ -3,6 +3,8 @@
 #   docker build -t juststorage:latest .
 #   docker run -p 8080:8080 -e JWT_SECRET=... -v js-hot:/data/hot -v js-cold:/data/cold \
 #     -v js-meta:/data/meta juststorage:latest
+# /metrics (operator data: dedup hits, per-tenant counts) is served on port 9091 only,
+# the public port answers 404 for it: publish 9091 to the monitoring network alone.
 
 ARG PYTHON_VERSION=3.11
 
@@ -27,13 +29,14 @@ ENV PATH=/opt/juststorage/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     JUSTSTORAGE_HOST=0.0.0.0 \
     JUSTSTORAGE_PORT=8080 \
+    JUSTSTORAGE_METRICS_ADDR=0.0.0.0:9091 \
     JUSTSTORAGE_DATA_DIR=/data/meta \
     JUSTSTORAGE_HOT_ROOT=/data/hot \
     JUSTSTORAGE_COLD_ROOT=/data/cold
 USER 10001:10001
 WORKDIR /data
 VOLUME ["/data/hot", "/data/cold", "/data/meta"]
-EXPOSE 8080
+EXPOSE 8080 9091
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('JUSTSTORAGE_PORT', '8080'), timeout=4)"]
 STOPSIGNAL SIGTERM

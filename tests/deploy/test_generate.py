@@ -41,6 +41,7 @@ EXPECTED_FILES = {
         "kustomization.yaml",
         "statefulset.yaml",
         "service.yaml",
+        "networkpolicy.yaml",
         "servicemonitor.yaml",
         "prometheusrule.yaml",
         "multi/kustomization.yaml",
@@ -295,10 +296,31 @@ def test_every_platform_serves_metrics_on_the_metrics_listener(
         (statefulset,) = files["statefulset.yaml"]
         (container,) = statefulset["spec"]["template"]["spec"]["containers"]
         container_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        service = files["service.yaml"][0]
-        service_ports = {p["name"]: p for p in service["spec"]["ports"]}
         (monitor,) = files["servicemonitor.yaml"]
+        wanted = monitor["spec"]["selector"]["matchLabels"].items()
+        (service,) = (s for s in files["service.yaml"] if wanted <= s["metadata"]["labels"].items())
+        service_ports = {p["name"]: p for p in service["spec"]["ports"]}
         (endpoint,) = monitor["spec"]["endpoints"]
         scraped = service_ports[endpoint["port"]]
         assert container_ports[scraped["targetPort"]] == port
         assert endpoint["path"] == "/metrics"
+
+
+@pytest.mark.parametrize(
+    ("platform", "path", "who"),
+    [
+        ("flyio", "fly.toml", "every app of the same Fly organization"),
+        ("render", "render.yaml", "every service of the same Render workspace and region"),
+        ("digitalocean", ".do/app.yaml", "the other components of this app"),
+        ("caprover", "caprover-one-click-app.yml", "every app on this CapRover instance"),
+    ],
+)
+def test_paas_files_say_who_reaches_the_metrics_port(
+    tmp_path: Path, platform: str, path: str, who: str
+) -> None:
+    """Port 9091 is closed to the internet, not private to the operator: each file
+    names who on the platform's private network reaches /metrics (docs/deployment.md)."""
+    generated(tmp_path, platform)
+    text = " ".join((tmp_path / platform / path).read_text("utf-8").split())
+    text = text.replace(" # ", " ")  # notes wrap over comment lines
+    assert who in text and "9091" in text, text[:800]

@@ -1,6 +1,7 @@
 """The image's entry command and HEALTHCHECK, run outside a container (there is no
 container runtime here): the Dockerfile's ENV, ENTRYPOINT and CMD start a server
-that answers the HEALTHCHECK's own command."""
+that answers the HEALTHCHECK's own command, and serves /metrics (operator data,
+SPEC §2) on the exposed metrics port, never on the public one."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import os
 import shlex
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,19 @@ from juststorage.testing import BIN, clean_env, free_port, wait_until
 pytestmark = pytest.mark.e2e
 
 
-def test_entry_command_serves_and_passes_the_healthcheck(repo: Path, tmp_path: Path) -> None:
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except urllib.error.URLError:  # not listening (yet)
+        return 0
+
+
+def test_entry_command_serves_metrics_apart_and_passes_the_healthcheck(
+    repo: Path, tmp_path: Path
+) -> None:
     parser = DockerfileParser(path=str(repo / "Dockerfile"))
     final = parser.structure[
         max(i for i, ins in enumerate(parser.structure) if ins["instruction"] == "FROM") :
@@ -30,9 +45,23 @@ def test_entry_command_serves_and_passes_the_healthcheck(repo: Path, tmp_path: P
 
     image_env = {k: v.replace("/data", str(tmp_path / "data")) for k, v in parser.envs.items()}
     image_env.pop("PATH", None)
-    port = str(free_port())
-    # Same settings as in the image; only the address stays on 127.0.0.1 for the test.
-    env = clean_env(tmp_path / "data", {**image_env, "JUSTSTORAGE_HOST": "127.0.0.1"})
+    # The image's public address takes no /metrics: a separate listener on an exposed port.
+    metrics_host, _, image_metrics_port = image_env.get("JUSTSTORAGE_METRICS_ADDR", "").rpartition(
+        ":"
+    )
+    exposed = value("EXPOSE").split()
+    assert metrics_host == "0.0.0.0" and image_metrics_port in exposed, (metrics_host, exposed)
+    assert image_env["JUSTSTORAGE_PORT"] in exposed
+    port, metrics_port = str(free_port()), free_port()
+    # Same settings as in the image; only the addresses stay on 127.0.0.1 for the test.
+    env = clean_env(
+        tmp_path / "data",
+        {
+            **image_env,
+            "JUSTSTORAGE_HOST": "127.0.0.1",
+            "JUSTSTORAGE_METRICS_ADDR": f"127.0.0.1:{metrics_port}",
+        },
+    )
     env["JUSTSTORAGE_PORT"] = port
     env["PATH"] = f"{BIN.parent}{os.pathsep}{env.get('PATH', '')}"
     command = json.loads(value("ENTRYPOINT")) + json.loads(value("CMD"))
@@ -50,6 +79,10 @@ def test_entry_command_serves_and_passes_the_healthcheck(repo: Path, tmp_path: P
         assert wait_until(healthy, timeout=20), (tmp_path / "server.log").read_text()
         for root in ("hot", "cold", "meta"):
             assert (tmp_path / "data" / root).is_dir()  # the image's volumes are used
+        assert _status(f"http://127.0.0.1:{port}/metrics") == 404
+        assert wait_until(
+            lambda: _status(f"http://127.0.0.1:{metrics_port}/metrics") == 200, timeout=10
+        )
     finally:
         server.terminate()
         server.wait(timeout=15)

@@ -227,3 +227,83 @@ def test_the_regenerating_command_writes_every_copy_into_a_checkout_only(tmp_pat
     assert repository.main([str(tmp_path)]) == 0
     for relative, text in repository_files().items():
         assert (tmp_path / relative).read_text("utf-8") == text
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A label selector's `matchLabels` (the only form these manifests use)."""
+    assert set(selector) <= {"matchLabels"}, selector
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def _admitted(
+    policies: list[dict[str, Any]],
+    pod: dict[str, Any],
+    port: int,
+    source_namespace: dict[str, str],
+    same_namespace: bool,
+) -> bool:
+    """NetworkPolicy ingress semantics (the subset these manifests use): traffic to
+    `pod` on `port` from a pod in a namespace labelled `source_namespace`."""
+    labels = pod["metadata"]["labels"]
+    names = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
+    selecting = [
+        p
+        for p in policies
+        if _selects(p["spec"]["podSelector"], labels) and "Ingress" in p["spec"]["policyTypes"]
+    ]
+    if not selecting:  # a pod no policy selects takes traffic from everyone
+        return True
+
+    def peer_matches(peer: dict[str, Any]) -> bool:
+        assert set(peer) <= {"namespaceSelector", "podSelector"}, peer
+        if "namespaceSelector" in peer:
+            return _selects(peer["namespaceSelector"], source_namespace)
+        return same_namespace  # a podSelector alone: pods of the policy's namespace
+
+    for policy in selecting:
+        for rule in policy["spec"].get("ingress", []):
+            ports = rule.get("ports") or [{"port": port}]
+            if not any(names.get(p["port"], p["port"]) == port for p in ports):
+                continue
+            if not rule.get("from") or any(peer_matches(peer) for peer in rule["from"]):
+                return True
+    return False
+
+
+def test_kubernetes_metrics_port_is_reached_only_from_the_monitoring_namespace(
+    repo: Path,
+) -> None:
+    """SPEC §2: /metrics is operator data. Tenants' pods reach the API (8080) through
+    the app's Service, never the metrics port (9091), whether they dial a Service or
+    a pod's address; Prometheus in the labelled namespace scrapes it."""
+    base = repo / "deploy" / "kubernetes"
+    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text("utf-8"))
+    docs = [doc for resource in kustomization["resources"] for doc in _manifests(base / resource)]
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    for policy in policies:
+        _validate(policy)
+    (statefulset,) = (d for d in docs if d["kind"] == "StatefulSet")
+    pod = statefulset["spec"]["template"]
+    # The tenants' Service carries the API only; the metrics one the metrics port only.
+    assert [p["port"] for p in services["juststorage"]["spec"]["ports"]] == [8080]
+    assert [p["port"] for p in services["juststorage-metrics"]["spec"]["ports"]] == [9091]
+    (monitor,) = (d for d in docs if d["kind"] == "ServiceMonitor")
+    scraped = [
+        name
+        for name, service in services.items()
+        if _selects(monitor["spec"]["selector"], service["metadata"]["labels"])
+    ]
+    assert scraped == ["juststorage-metrics"]
+    monitoring_ns = {
+        "kubernetes.io/metadata.name": "monitoring",
+        "juststorage.io/metrics-scraper": "true",
+    }
+    for source, same in (
+        ({"kubernetes.io/metadata.name": "tenant-a"}, False),
+        ({"kubernetes.io/metadata.name": "default"}, True),  # tenants beside the server
+    ):
+        assert _admitted(policies, pod, 8080, source, same)
+        assert not _admitted(policies, pod, 9091, source, same)
+    assert _admitted(policies, pod, 9091, monitoring_ns, False)
+    assert _admitted(policies, pod, 8080, monitoring_ns, False)

@@ -1,15 +1,21 @@
 """/metrics labels stay bounded: a client naming namespaces that hold nothing (GETs
 that 404, lists of empty namespaces, calls refused for their credential) adds no
 label value and no series; a namespace is named once the caller reads, writes or
-deletes a committed object in it (SPEC §2 Operations)."""
+deletes a committed object in it (SPEC §2 Operations). What else a reader of the
+metrics listener learns, as docs/security.md says: the namespaces of uploads in flight
+and of namespaces whose objects are all deleted."""
 
 from __future__ import annotations
 
 import secrets
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 
-from juststorage.testing import Server, StartServer
+from juststorage.testing import Server, StartServer, wait_until
 
 from .prometheus_text import parse_samples
 from .support import by_key_path, unique_name, upload
@@ -76,3 +82,42 @@ def test_a_namespace_is_named_once_it_holds_a_committed_object(server: Server) -
         and (found := dict(labels)).get("namespace") == "labelled"
     }
     assert statuses == {("POST", "201"), ("GET", "200")}
+
+
+def test_uploads_in_flight_and_emptied_namespaces_are_label_values(server: Server) -> None:
+    """The limits of label hiding: a namespace that never held a committed object is
+    named while an upload to it is in flight (the census's WRITING), and a namespace
+    whose objects are all deleted stays named in the request counters."""
+    auth, client = server.admin_headers(), server.client
+    tenant, writing, emptied = unique_name(), unique_name("w"), unique_name("e")
+    release = threading.Event()
+
+    def body() -> Iterator[bytes]:  # no Content-Length: the upload registers first
+        yield b"first"
+        release.wait(10)
+        yield b"last"
+
+    def census(status: str) -> set[str]:
+        return {
+            found["namespace"]
+            for (name, labels) in parse_samples(client.get("/metrics").text)
+            if name == "just_storage_objects_total"
+            and (found := dict(labels)).get("status") == status
+        }
+
+    headers = {**auth, "X-Tenant": tenant, "X-Namespace": writing, "X-Key": "k"}
+    with (
+        httpx.Client(base_url=server.url, timeout=30.0, trust_env=False) as uploader,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        pending = pool.submit(uploader.post, "/v1/objects", content=body(), headers=headers)
+        try:
+            assert wait_until(lambda: writing in census("WRITING"), timeout=10)
+        finally:
+            release.set()
+        assert pending.result(timeout=15).status_code == 201
+
+    upload(client, auth, tenant, emptied, "k", b"gone")
+    assert client.delete(by_key_path(emptied, tenant, "k"), headers=auth).status_code == 204
+    assert emptied not in census("COMMITTED")
+    assert emptied in _namespaces(client.get("/metrics").text)

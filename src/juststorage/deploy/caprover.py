@@ -67,7 +67,9 @@ def _one_click_app(app_name: str) -> dict[str, Any]:
         "start": "JustStorage object store with PostgreSQL."
         " Data lives in three persistent directories.",
         "end": "JustStorage is deployed. Its health check is /ready; metrics are at"
-        " /metrics on port 9091, inside CapRover's network only.",
+        " /metrics on port 9091, not published, but every app on this CapRover instance"
+        " reaches it over CapRover's network (srv-captain--APP:9091): deploy tenants'"
+        " apps on another instance.",
     }
     return {
         "captainVersion": 4,

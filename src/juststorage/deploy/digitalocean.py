@@ -40,6 +40,8 @@ def files(options: DeployOptions) -> dict[str, str]:
         "DigitalOcean App Platform: doctl apps create --spec .do/app.yaml",
         "Set the repository below. JWT_SECRET and API_KEYS are SECRET variables: set",
         "their values in the control panel (or doctl), never in this file.",
+        "/metrics is on port 9091, not routed from outside the app: at most the other",
+        "components of this app reach it (docs/deployment.md).",
     ]
     spec = _spec(options.app_name, options.region or "nyc")
     return {".do/app.yaml": yaml_text(__name__, spec, notes=notes)}

@@ -53,7 +53,8 @@ def files(options: DeployOptions) -> dict[str, str]:
         "  fly deploy",
         "Without DATABASE_URL the metadata is SQLite on the volume (one machine only);",
         "for several machines set DATABASE_URL to a PostgreSQL database (fly secrets set).",
-        "/metrics listens on JUSTSTORAGE_METRICS_ADDR, on Fly's private network only,",
-        "where Fly scrapes it (SPEC §2).",
+        "/metrics listens on JUSTSTORAGE_METRICS_ADDR (port 9091), where Fly scrapes it;",
+        "the internet does not reach it, but every app of the same Fly organization",
+        "does, over the private network: deploy tenants' apps in another organization.",
     ]
     return {"fly.toml": toml_text(__name__, _fly_toml(options.app_name, region), notes=notes)}

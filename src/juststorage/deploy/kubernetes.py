@@ -4,6 +4,11 @@ Every object is named and labelled after the app name; the Secret of the same
 name holds DATABASE_URL, JWT_SECRET and API_KEYS. The PrometheusRule carries the
 alert groups of monitoring.py for the job the Prometheus Operator names after the
 Service (the app name).
+
+Tenants reach the `http` port through the Service named after the app; /metrics is
+operator data (SPEC §2), so its port is on a Service of its own (`<app>-metrics`,
+which the ServiceMonitor selects) and a NetworkPolicy admits to it only the
+namespaces that carry METRICS_SCRAPER_LABEL (the operator labels the monitoring one).
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from juststorage.deploy.options import DeployOptions
 _PORT = 8080
 _CLAIMS = {"hot": "50Gi", "cold": "200Gi"}  # blob volumes by storage class
 _MULTI_REPLICAS = 3
+_METRICS_COMPONENT = {"app.kubernetes.io/component": "metrics"}
+# The namespace label that lets a namespace's pods reach the metrics port.
+METRICS_SCRAPER_LABEL = ("juststorage.io/metrics-scraper", "true")
 
 
 def _metadata(name: str, app: str) -> dict[str, Any]:
@@ -120,26 +128,24 @@ def _statefulset(app: str) -> dict[str, Any]:
     }
 
 
-def _services(app: str) -> list[dict[str, Any]]:
-    port = {"name": "http", "port": _PORT, "targetPort": "http"}
-    service = {
+def _service(name: str, app: str, port: dict[str, Any], **labels: str) -> dict[str, Any]:
+    metadata = _metadata(name, app)
+    metadata["labels"].update(labels)
+    return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(app, app),
+        "metadata": metadata,
         "spec": {
             "type": "ClusterIP",
             "selector": {"app.kubernetes.io/name": app},
-            "ports": [
-                {**port, "protocol": "TCP"},
-                {
-                    "name": "metrics",
-                    "port": monitoring.METRICS_PORT,
-                    "targetPort": "metrics",
-                    "protocol": "TCP",
-                },
-            ],
+            "ports": [{**port, "protocol": "TCP"}],
         },
     }
+
+
+def _services(app: str) -> list[dict[str, Any]]:
+    port = {"name": "http", "port": _PORT, "targetPort": "http"}
+    metrics_port = {"name": "metrics", "port": monitoring.METRICS_PORT, "targetPort": "metrics"}
     headless = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -150,7 +156,34 @@ def _services(app: str) -> list[dict[str, Any]]:
             "ports": [port],
         },
     }
-    return [service, headless]
+    return [
+        _service(app, app, port),  # what tenants use: the API only
+        _service(f"{app}-metrics", app, metrics_port, **_METRICS_COMPONENT),
+        headless,
+    ]
+
+
+def _network_policy(app: str) -> dict[str, Any]:
+    """`http` from anywhere; `metrics` only from the labelled (monitoring) namespaces.
+
+    A Service only names ports: any pod can still dial a pod's address, so this
+    policy is what keeps tenants' pods off the metrics port.
+    """
+    key, value = METRICS_SCRAPER_LABEL
+    scrapers = {"namespaceSelector": {"matchLabels": {key: value}}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(app, app),
+        "spec": {
+            "podSelector": _selector(app),
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"ports": [{"protocol": "TCP", "port": "http"}]},
+                {"from": [scrapers], "ports": [{"protocol": "TCP", "port": "metrics"}]},
+            ],
+        },
+    }
 
 
 def _service_monitor(app: str) -> dict[str, Any]:
@@ -159,7 +192,8 @@ def _service_monitor(app: str) -> dict[str, Any]:
         "kind": "ServiceMonitor",
         "metadata": _metadata(app, app),
         "spec": {
-            "selector": _selector(app),
+            # the `<app>-metrics` Service only: the tenants' Service has no metrics port
+            "selector": {"matchLabels": {"app.kubernetes.io/name": app, **_METRICS_COMPONENT}},
             "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}],
         },
     }
@@ -182,6 +216,7 @@ def _kustomization(app: str) -> dict[str, Any]:
         "resources": [
             "statefulset.yaml",
             "service.yaml",
+            "networkpolicy.yaml",
             "servicemonitor.yaml",
             "prometheusrule.yaml",
         ],
@@ -252,6 +287,9 @@ def files(options: DeployOptions) -> dict[str, str]:
         "  kubectl apply -k .",
         "servicemonitor.yaml and prometheusrule.yaml need the Prometheus Operator's CRDs;",
         "drop them from `resources` without it. Validated against Kubernetes 1.30.",
+        "networkpolicy.yaml opens port 9091 (/metrics) only to namespaces labelled",
+        f"  kubectl label namespace monitoring {'='.join(METRICS_SCRAPER_LABEL)}",
+        "(the one Prometheus runs in); it needs a CNI that enforces NetworkPolicy.",
     ]
     multi_notes = [
         "Several replicas sharing one PostgreSQL (DATABASE_URL in the secret must be",
@@ -267,6 +305,7 @@ def files(options: DeployOptions) -> dict[str, str]:
         "kustomization.yaml": yaml_text(__name__, _kustomization(app), notes=base_notes),
         "statefulset.yaml": yaml_text(__name__, _statefulset(app)),
         "service.yaml": yaml_text(__name__, *_services(app)),
+        "networkpolicy.yaml": yaml_text(__name__, _network_policy(app)),
         "servicemonitor.yaml": yaml_text(__name__, _service_monitor(app)),
         "prometheusrule.yaml": yaml_text(__name__, _prometheus_rule(app)),
         "multi/kustomization.yaml": yaml_text(
