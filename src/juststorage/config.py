@@ -45,7 +45,10 @@ _ENV_NAMES = {
 }
 TIB = 1024**4
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
+# Checked here only: every secret the verifier and `token issue` use comes from Settings.
 MIN_JWT_SECRET_BYTES = 32
+# The longest lifetime (`exp` - `iat`) a token may have by default; longer ones are refused.
+DEFAULT_JWT_MAX_TTL_SECONDS = 24 * 3600
 
 
 class SettingsError(ValueError):
@@ -86,8 +89,7 @@ class Settings(BaseModel):
     jwt_public_key: str | None = None
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
-    # The longest lifetime (`exp` - `iat`) a token may have; longer ones are refused.
-    jwt_max_ttl_seconds: int = Field(default=24 * 3600, gt=0)
+    jwt_max_ttl_seconds: int = Field(default=DEFAULT_JWT_MAX_TTL_SECONDS, gt=0)
     api_keys: str | None = None
     auth: Literal["required", "disabled"] = "required"
     max_object_bytes: int = Field(default=5 * TIB, gt=0)

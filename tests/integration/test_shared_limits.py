@@ -1,7 +1,7 @@
 """A tenant's limits hold across server processes sharing one database (SPEC §4):
-three `juststorage serve` processes together admit the configured request rate,
-within 10 %, not three times it, and uploads racing through all three never take a
-tenant over its quota."""
+three `juststorage serve` processes together admit the configured request rate and
+upload bandwidth, within 10 %, not three times them, and uploads racing through all
+three never take a tenant over its quota."""
 
 from __future__ import annotations
 
@@ -26,6 +26,15 @@ DURATION_S = 3.0
 RATE = 40.0  # requests a second; the burst is as many
 QUOTA = 100_000
 KEY = "shared-limits-test-key-0123456789"
+UPLOAD_BPS = 200_000  # bytes a second; the burst is as many
+UPLOAD_BYTES = 10_000
+# The bandwidth test's tenant: only its bandwidth limits it.
+CONFIG = f"""
+[tenants.piped]
+upload_bps = {UPLOAD_BPS}
+rate_limit_rps = 100000
+quota_bytes = 1000000000
+"""
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
@@ -48,7 +57,10 @@ def servers(
             database_url = stack.enter_context(
                 fresh_database(request.getfixturevalue("postgres_server_url"))
             )
+        config = tmp_path / "juststorage.toml"
+        config.write_text(CONFIG, "utf-8")
         env = {
+            "JUSTSTORAGE_CONFIG": str(config),
             "DATABASE_URL": database_url,
             "API_KEYS": f"{KEY}:*:admin",
             "JUSTSTORAGE_RATE_LIMIT_RPS": str(RATE),
@@ -119,3 +131,49 @@ def test_uploads_racing_through_three_processes_stay_within_the_quota(
     assert sorted(statuses) == [201] * 2 + [413] * 10, statuses
     usage = servers[0].client.get("/v1/usage", params={"tenant": "racing"}, headers=AUTH)
     assert usage.json()["logical_bytes"] == 2 * len(data)
+
+
+def test_three_processes_admit_the_tenant_upload_bandwidth_once(servers: list[Server]) -> None:
+    """Uploads of 10 kB with their length declared, six clients each spreading them
+    over the three processes for 3 s: the bytes accepted are the bucket's burst plus
+    the rate over the time since the first was accepted, within 10 %, not three
+    times it."""
+    answers: list[tuple[float, int]] = []  # (when it came, status)
+    lock = threading.Lock()
+    data = os.urandom(UPLOAD_BYTES)
+    deadline = time.monotonic() + DURATION_S
+
+    def upload(worker: int) -> None:
+        clients = [
+            httpx.Client(base_url=s.url, headers=AUTH, timeout=10, trust_env=False) for s in servers
+        ]
+        try:
+            turn = worker
+            while time.monotonic() < deadline:
+                client = clients[turn % len(clients)]  # every process in turn
+                turn += 1
+                headers = {"X-Tenant": "piped", "X-Namespace": "n", "X-Key": f"w{worker}-{turn}"}
+                status = client.post("/v1/objects", headers=headers, content=data).status_code
+                with lock:
+                    answers.append((time.monotonic(), status))
+        finally:
+            for client in clients:
+                client.close()
+
+    threads = [threading.Thread(target=upload, args=(w,)) for w in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=DURATION_S + 20)
+    statuses = [status for _, status in answers]
+    accepted = statuses.count(201) * UPLOAD_BYTES
+    # The bucket is created full by the first upload admitted, then refills; the
+    # last upload is admitted before its answer comes.
+    first = min(when for when, status in answers if status == 201)
+    last = max(when for when, _ in answers)
+    expected = UPLOAD_BPS + UPLOAD_BPS * (last - first)
+    assert set(statuses) <= {201, 429}, set(statuses)
+    assert statuses.count(429) > statuses.count(201), "the clients must ask for more"
+    assert abs(accepted - expected) <= 0.1 * expected, (accepted, expected, len(statuses))
+    usage = servers[0].client.get("/v1/usage", params={"tenant": "piped"}, headers=AUTH)
+    assert usage.json()["logical_bytes"] == accepted

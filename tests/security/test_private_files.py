@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from juststorage.adapters.private_files import replace_private_file
+from juststorage.adapters.private_files import (
+    PlantedLinkError,
+    ensure_private_file,
+    open_private_file,
+    replace_private_file,
+)
 from juststorage.testing import clean_env, run_cli, start
 
 pytestmark = pytest.mark.e2e
@@ -81,3 +86,46 @@ def test_a_secret_replaces_links_and_never_writes_through_them(tmp_path: Path) -
     assert shared.read_bytes() == b"keep\n"
     assert hard.read_bytes() == b"secret\n" and _mode(hard) == 0o600
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.parametrize("name", ["meta.db", "meta.db-wal", "meta.db-shm", "meta.db.migrate-lock"])
+def test_a_link_planted_at_a_database_file_is_refused_never_followed(
+    tmp_path: Path, name: str
+) -> None:
+    """A symbolic link in the data directory pointing at a world-readable file
+    elsewhere: `migrate` fails naming the link, the file it points at keeps its mode
+    and content."""
+    data_dir = tmp_path / "data"
+    env = clean_env(data_dir)
+    if name != "meta.db":
+        assert run_cli(["migrate"], env).returncode == 0  # the database exists already
+        for sidecar in ("meta.db-wal", "meta.db-shm", "meta.db.migrate-lock"):
+            (data_dir / sidecar).unlink(missing_ok=True)
+    data_dir.mkdir(exist_ok=True)
+    victim = tmp_path / "elsewhere" / "victim.txt"
+    victim.parent.mkdir()
+    victim.write_text("not yours\n")
+    victim.chmod(0o644)
+    (data_dir / name).symlink_to(victim)
+    refused = run_cli(["migrate"], env)
+    assert refused.returncode != 0
+    assert "symbolic link" in refused.stderr and str(data_dir / name) in refused.stderr
+    assert victim.read_text() == "not yours\n" and _mode(victim) == 0o644
+    assert (data_dir / name).is_symlink()
+
+
+def test_private_files_are_opened_without_following_links(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(target)
+    with pytest.raises(PlantedLinkError):
+        open_private_file(dangling)
+    with pytest.raises(PlantedLinkError):
+        ensure_private_file(dangling)
+    assert not target.exists()  # O_CREAT did not create the link's target
+    made = tmp_path / "made"
+    os.close(open_private_file(made))
+    assert _mode(made) == 0o600
+    made.chmod(0o644)
+    os.close(open_private_file(made))
+    assert _mode(made) == 0o600  # an existing file loses group and other bits

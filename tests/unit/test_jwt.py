@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
+from pydantic import ValidationError
 
 from juststorage.adapters.auth.jwt import PyJwtVerifier, issue_token
+from juststorage.bootstrap import build_jwt_verifier, sign_token
+from juststorage.config import DEFAULT_JWT_MAX_TTL_SECONDS, MIN_JWT_SECRET_BYTES, Settings
 from juststorage.domain.auth import ALL_TENANTS
 from juststorage.domain.errors import BadRequest, Unauthorized
 
@@ -23,6 +28,7 @@ def _token(**claims: Any) -> str:
 
 
 def _verifier(**options: Any) -> PyJwtVerifier:
+    options.setdefault("max_ttl_seconds", DEFAULT_JWT_MAX_TTL_SECONDS)
     return PyJwtVerifier(secret=SECRET, public_key_pem=None, **options)
 
 
@@ -84,8 +90,23 @@ def test_issuing_a_token_longer_than_the_maximum_is_refused() -> None:
 
 @pytest.mark.parametrize("secret", ["short", "x" * 31, "é" * 15])
 def test_short_hs256_secrets_are_refused(secret: str) -> None:
-    with pytest.raises(ValueError, match="at least 32 bytes"):
-        PyJwtVerifier(secret=secret, public_key_pem=None)
-    with pytest.raises(BadRequest, match="at least 32 bytes"):
-        issue_token(subject="s", tenants=["a"], scopes=["admin"], ttl_seconds=60, secret=secret)
-    PyJwtVerifier(secret="é" * 16, public_key_pem=None)  # 32 bytes of UTF-8
+    """Refused with the settings, which every secret the verifier and `token issue`
+    use comes from."""
+    with pytest.raises(ValidationError, match=f"at least {MIN_JWT_SECRET_BYTES} bytes"):
+        Settings(jwt_secret=secret)
+    settings = Settings(jwt_secret="é" * 16)  # 32 bytes of UTF-8
+    token = sign_token(settings, subject="s", tenants=("a",), scopes=("admin",), ttl_seconds=60)
+    verifier = build_jwt_verifier(settings)
+    assert verifier is not None and verifier.verify(token).subject == "s"
+
+
+def test_secret_length_and_token_lifetime_are_written_once() -> None:
+    """One constant each (config.py), used by the settings, the adapters' callers and
+    the CLI's help, so that the rules cannot drift apart."""
+    package = Path(__file__).resolve().parents[2] / "src" / "juststorage"
+    sources = {path: path.read_text("utf-8") for path in package.rglob("*.py")}
+    lengths = [p for p, text in sources.items() if re.search(r"^\w*SECRET_BYTES =", text, re.M)]
+    lifetimes = [p for p, text in sources.items() if re.search(r"24 \* 3600|\b86400\b(?!\.)", text)]
+    assert [p.name for p in lengths] == ["config.py"], lengths
+    assert [p.name for p in lifetimes] == ["config.py"], lifetimes
+    assert Settings().jwt_max_ttl_seconds == DEFAULT_JWT_MAX_TTL_SECONDS == 24 * 3600

@@ -10,7 +10,7 @@ import pytest
 
 from fakes.blobs import FakeBlobStore
 from fakes.clock import FakeClock
-from fakes.metadata import FakeMetadataStore
+from fakes.metadata import FakeMetadataStore, FakeUnitOfWork
 from juststorage.application.quota import RESERVATION_TTL_SECONDS, QuotaHold
 from juststorage.application.uploads import (
     RegistrationPolicy,
@@ -156,3 +156,33 @@ async def test_a_lapsed_reservation_is_checked_again_before_the_commit(world: Wo
     with pytest.raises(PayloadTooLarge, match="quota of 100 bytes"):
         await hold.confirm(60)
     await hold.confirm(50)  # exactly what is left is taken again
+
+
+async def test_an_upload_cancelled_as_its_reservation_commits_releases_it_at_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client disconnects right after the reservation's transaction commits, before
+    the hold learns it: release() still frees the bytes now, not after the TTL."""
+    hold = QuotaHold(world.metadata, world.clock, ACME, QUOTA, uuid4())
+    commit = FakeUnitOfWork.commit
+
+    async def commit_then_cancel(self: FakeUnitOfWork) -> None:
+        await commit(self)
+        scope.cancel()  # the disconnect, delivered at the next checkpoint
+        await anyio.sleep(0)
+
+    with anyio.CancelScope() as scope:
+        monkeypatch.setattr(FakeUnitOfWork, "commit", commit_then_cancel)
+        await hold.cover(60)
+    monkeypatch.setattr(FakeUnitOfWork, "commit", commit)
+    assert scope.cancelled_caught and hold.reserved is None
+    assert len(world.metadata.state.reservations) == 1  # the row did commit
+    await hold.release()
+    assert world.metadata.state.reservations == {}
+    await world.upload("next", [b"z" * QUOTA])  # the whole quota is free again
+
+
+async def test_release_without_any_reservation_costs_no_transaction(world: World) -> None:
+    hold = QuotaHold(world.metadata, world.clock, ACME, QUOTA, uuid4())
+    await hold.release()
+    assert world.metadata.commits == 0

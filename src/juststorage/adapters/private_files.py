@@ -8,12 +8,14 @@ someone else may have planted at the path.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from pathlib import Path
 
 PRIVATE_MODE = 0o600
-_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_NO_FOLLOW = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_FOLLOW
 
 
 def replace_private_file(path: Path, data: bytes) -> None:
@@ -47,23 +49,74 @@ def replace_private_file(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def ensure_private_file(path: Path) -> None:
-    """Create `path` empty with mode 0600 unless it exists; take group and other
-    permissions off an existing one (of a store created before this rule).
+class PlantedLinkError(OSError):
+    """A symbolic link sits where the store keeps one of its own files."""
 
-    SQLite gives a database's -wal and -shm files the database file's mode, so a
-    0600 database file keeps them private too.
+
+def _refuse_link(path: Path) -> PlantedLinkError:
+    return PlantedLinkError(
+        errno.ELOOP,
+        "a symbolic link where the store keeps its own file is never followed (remove it)",
+        str(path),
+    )
+
+
+def _open_no_follow(path: Path, flags: int) -> int:
+    try:
+        return os.open(path, flags | _NO_FOLLOW, PRIVATE_MODE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _refuse_link(path) from None
+        raise
+
+
+def _make_private(fd: int) -> None:
+    mode = os.fstat(fd).st_mode
+    if mode & 0o077:
+        with contextlib.suppress(PermissionError):  # another user's file: theirs to fix
+            os.fchmod(fd, mode & 0o700)
+
+
+def open_private_file(path: Path) -> int:
+    """Open `path` read-only, creating it empty with mode 0600 if it is missing, and
+    take group and other permissions off an existing one; the caller closes the fd.
+
+    Never through a symbolic link at `path` (O_NOFOLLOW): the mode is changed on the
+    open file (fchmod), so a link cannot point the change at another file.
 
     Raises:
+        PlantedLinkError: `path` is a symbolic link.
+        OSError: the file cannot be opened or created.
+    """
+    fd = _open_no_follow(path, os.O_RDONLY | os.O_CREAT)
+    try:
+        _make_private(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def ensure_private_file(path: Path) -> None:
+    """Create `path` empty with mode 0600 unless it exists; take group and other
+    permissions off an existing one (of a store created before this rule), and off
+    its SQLite -wal and -shm files.
+
+    SQLite gives a database's -wal and -shm files the database file's mode, so a
+    0600 database file keeps them private too. None of the three is followed
+    through a symbolic link.
+
+    Raises:
+        PlantedLinkError: one of them is a symbolic link.
         OSError: the file cannot be created.
     """
-    try:
-        os.close(os.open(path, _NEW, PRIVATE_MODE))
-        return
-    except FileExistsError:
-        pass
-    for existing in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        with contextlib.suppress(FileNotFoundError, PermissionError):
-            mode = existing.stat().st_mode
-            if mode & 0o077:
-                existing.chmod(mode & 0o700)
+    os.close(open_private_file(path))
+    for sidecar in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            fd = _open_no_follow(sidecar, os.O_RDONLY)
+        except (FileNotFoundError, PermissionError):
+            continue
+        try:
+            _make_private(fd)
+        finally:
+            os.close(fd)

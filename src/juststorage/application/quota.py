@@ -51,6 +51,9 @@ class QuotaHold:
         self.quota_bytes = quota_bytes
         self.reservation_id = reservation_id
         self.reserved: int | None = None  # None: no row written yet
+        # A row may exist: set before the first reservation's transaction, since one
+        # cancelled between its commit and `reserved` being set still wrote the row.
+        self._may_hold_row = False
 
     async def cover(self, size_bytes: int) -> None:
         """Reserve `size_bytes` in all (a declared length, or what a body has reached).
@@ -98,8 +101,10 @@ class QuotaHold:
         return renewed
 
     async def release(self) -> None:
-        """Best effort, on failure: free the bytes now rather than when they lapse."""
-        if self.reserved is None:
+        """Best effort, on failure: free the bytes now rather than when they lapse
+        (by id, also when the upload was cancelled before it learnt its reservation
+        had committed)."""
+        if not self._may_hold_row:
             return
         with anyio.CancelScope(shield=True):
             try:
@@ -111,6 +116,7 @@ class QuotaHold:
 
     async def _reserve(self, size_bytes: int) -> bool:
         # Not durable: after a crash the reservation would only have lapsed anyway.
+        self._may_hold_row = True
         async with self._metadata.transaction(durable=False) as uow:
             reserved = await uow.quota.reserve(
                 self.reservation_id, self.tenant_id, size_bytes, self.quota_bytes, self._expiry()

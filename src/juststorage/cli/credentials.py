@@ -12,6 +12,7 @@ from juststorage.application.apikeys import create_api_key, list_api_keys, revok
 from juststorage.application.records import ApiKeyRecord
 from juststorage.bootstrap import sign_token
 from juststorage.cli.runtime import run_with_services, settings_of
+from juststorage.config import DEFAULT_JWT_MAX_TTL_SECONDS
 from juststorage.domain.auth import Scope
 
 _SCOPES_HELP = f"Scope (repeat): {', '.join(Scope)}."
@@ -94,7 +95,7 @@ def token() -> None:
     type=click.IntRange(min=1),
     default=3600,
     show_default=True,
-    help="Seconds; at most JUSTSTORAGE_JWT_MAX_TTL_S (default 86400).",
+    help=f"Seconds; at most JUSTSTORAGE_JWT_MAX_TTL_S (default {DEFAULT_JWT_MAX_TTL_SECONDS}).",
 )
 @click.option(
     "--private-key",

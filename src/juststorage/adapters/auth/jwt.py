@@ -15,9 +15,6 @@ from juststorage.domain.errors import BadRequest, Unauthorized
 from juststorage.domain.model import TenantId
 
 _LEEWAY_SECONDS = 30
-DEFAULT_MAX_TTL_SECONDS = 24 * 3600
-# RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
-MIN_HS256_SECRET_BYTES = 32
 
 
 def _algorithm_of_public_key(pem: str) -> str:
@@ -42,15 +39,10 @@ class PyJwtVerifier:
         public_key_pem: str | None,
         audience: str | None = None,
         issuer: str | None = None,
-        max_ttl_seconds: int = DEFAULT_MAX_TTL_SECONDS,
+        max_ttl_seconds: int,
     ) -> None:
         self._keys: dict[str, Any] = {}
-        if secret:
-            if len(secret.encode("utf-8")) < MIN_HS256_SECRET_BYTES:
-                raise ValueError(
-                    f"JWT_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes"
-                    " (HS256 needs a 256-bit key)"
-                )
+        if secret:  # its length was checked with the settings (config.MIN_JWT_SECRET_BYTES)
             self._keys["HS256"] = secret
         if public_key_pem:
             self._keys[_algorithm_of_public_key(public_key_pem)] = public_key_pem
@@ -156,13 +148,13 @@ def issue_token(
     private_key_pem: str | None = None,
     audience: str | None = None,
     issuer: str | None = None,
-    max_ttl_seconds: int = DEFAULT_MAX_TTL_SECONDS,
+    max_ttl_seconds: int,
 ) -> str:
     """Sign a token with the secret (HS256) or a private key (RS256 / ES256).
 
     Raises:
-        BadRequest: a bad tenant or scope, a lifetime over `max_ttl_seconds`, a short
-            secret, or no signing key.
+        BadRequest: a bad tenant or scope, a lifetime over `max_ttl_seconds`, or no
+            signing key.
     """
     parse_tenants(tenants)
     Scope.parse_many(scopes)
@@ -193,8 +185,6 @@ def issue_token(
         if isinstance(key, ec.EllipticCurvePrivateKey):
             return jwt.encode(claims, key, algorithm="ES256")
         raise BadRequest("the private key must be RSA or EC (P-256)")
-    if secret:
-        if len(secret.encode("utf-8")) < MIN_HS256_SECRET_BYTES:
-            raise BadRequest(f"JWT_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes")
+    if secret:  # its length was checked with the settings (config.MIN_JWT_SECRET_BYTES)
         return jwt.encode(claims, secret, algorithm="HS256")
     raise BadRequest("no signing key: set JWT_SECRET or pass --private-key FILE")

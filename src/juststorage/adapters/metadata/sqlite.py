@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +29,7 @@ from juststorage.adapters.metadata.migrations import migrations_for
 from juststorage.adapters.metadata.queries import COUNT_USAGE_SQL, CensusDeltas, count_census_sql
 from juststorage.adapters.metadata.sql import SqlSession, UsageDeltas
 from juststorage.adapters.metadata.unit_of_work import SqlUnitOfWork
-from juststorage.adapters.private_files import ensure_private_file
+from juststorage.adapters.private_files import ensure_private_file, open_private_file
 from juststorage.application.ports import Clock
 from juststorage.domain.errors import InsufficientStorage, StorageError, Unavailable
 from juststorage.domain.timestamps import parse_utc_text, utc_text
@@ -399,8 +400,9 @@ class SqliteMetadataStore:
     def _migrate(self) -> list[str]:
         conn = self._writer()
         lock_path = self.path.with_name(self.path.name + ".migrate-lock")
-        ensure_private_file(lock_path)
-        with open(lock_path, "a") as lock_file, _translated_errors():
+        # Opened without following a link planted at its path, created 0600.
+        lock_fd = open_private_file(lock_path)
+        with os.fdopen(lock_fd, "rb") as lock_file, _translated_errors():
             # Serialises migrations of several processes starting at once.
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             conn.execute(
