@@ -23,7 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from juststorage.testing import Server, start
+from juststorage.cli.errors import EXIT_CODES
+from juststorage.testing import CliResult, Server, clean_env, run_cli, start
 from support.pg_cluster import PgCluster, connection_hog, throwaway_cluster
 
 BUDGET_S = 5.0  # every answer during an outage, and recovery after it, within this
@@ -245,3 +246,43 @@ def test_sqlite_locked_by_another_process_answers_503_and_reads_go_on(tmp_path: 
         _assert_recovers(server, object_id)
     finally:
         server.stop()
+
+
+def _keys_list(url: str, tmp_path: Path) -> tuple[CliResult, float]:
+    env = {**clean_env(tmp_path / "data"), "DATABASE_URL": url}
+    started = time.monotonic()
+    result = run_cli(["keys", "list"], env)
+    return result, time.monotonic() - started
+
+
+@pytest.mark.postgres
+def test_cli_against_a_refusing_database_exits_unavailable(
+    cluster: PgCluster, tmp_path: Path
+) -> None:
+    """`keys list` (its store check connects first) on a database not accepting
+    connections: the Unavailable exit status and why, not Internal."""
+    name = f"js_{uuid.uuid4().hex[:12]}"
+    url = cluster.create_database(name)
+    migrated = run_cli(["migrate"], {**clean_env(tmp_path / "data"), "DATABASE_URL": url})
+    assert migrated.returncode == 0, migrated.stderr
+    cluster.admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    try:
+        result, elapsed = _keys_list(url, tmp_path)
+    finally:
+        cluster.admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    assert result.returncode == EXIT_CODES["Unavailable"], result
+    assert "the database is unavailable: not accepting connections" in result.stderr, result
+    assert "Traceback" not in result.stderr
+    assert elapsed < BUDGET_S + 3, result  # the interpreter's start included
+
+
+@pytest.mark.postgres
+def test_cli_against_a_hung_database_exits_unavailable_promptly(
+    cluster: PgCluster, tmp_path: Path
+) -> None:
+    """Connects get no answer: the CLI's own connect timeout ends the wait."""
+    with cluster.frozen():
+        result, elapsed = _keys_list(cluster.url(), tmp_path)
+    assert result.returncode == EXIT_CODES["Unavailable"], result
+    assert "the database is unavailable: no answer in time" in result.stderr, result
+    assert elapsed < BUDGET_S + 3, result  # the interpreter's start included
