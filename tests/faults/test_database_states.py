@@ -11,9 +11,11 @@ details under the request id.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +25,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fakes.clock import FakeClock
+from juststorage.adapters.metadata.postgres import PostgresMetadataStore
 from juststorage.cli.errors import EXIT_CODES
 from juststorage.testing import CliResult, Server, clean_env, run_cli, start
 from support.pg_cluster import PgCluster, connection_hog, throwaway_cluster
@@ -286,3 +290,42 @@ def test_cli_against_a_hung_database_exits_unavailable_promptly(
     assert result.returncode == EXIT_CODES["Unavailable"], result
     assert "the database is unavailable: no answer in time" in result.stderr, result
     assert elapsed < BUDGET_S + 3, result  # the interpreter's start included
+
+
+@pytest.mark.postgres
+def test_a_briefly_slow_database_keeps_its_pooled_connections(cluster: PgCluster) -> None:
+    """A database that pauses for 1 s while a used connection is reset for the pool:
+    the connection goes back to the pool, not dropped (and reopened: churn)."""
+    url = cluster.create_database(f"js_{uuid.uuid4().hex[:12]}")
+    frozen, pause_s = threading.Event(), 1.0
+
+    def pause() -> None:
+        with cluster.frozen():
+            frozen.set()
+            time.sleep(pause_s)
+
+    async def backend_pid(store: PostgresMetadataStore) -> int:
+        async with store.snapshot() as view:
+            row = await view.session.fetchone("SELECT pg_backend_pid()")
+        assert row is not None
+        return int(row[0])
+
+    async def scenario() -> tuple[int, int, float]:
+        store = PostgresMetadataStore(url, FakeClock(), pool_max=1)
+        try:
+            pausing = threading.Thread(target=pause)
+            async with store.snapshot() as view:
+                row = await view.session.fetchone("SELECT pg_backend_pid()")
+                pausing.start()
+                await asyncio.to_thread(frozen.wait, 5)
+                started = time.monotonic()
+            released_after = time.monotonic() - started  # the reset waited for the database
+            await asyncio.to_thread(pausing.join, 5)
+            assert row is not None
+            return int(row[0]), await backend_pid(store), released_after
+        finally:
+            await store.close()
+
+    before, after, released_after = asyncio.run(scenario())
+    assert released_after >= pause_s / 2
+    assert after == before
