@@ -145,6 +145,19 @@ async def _translated(call: Awaitable[T], *, connecting: bool = False) -> T:
         raise Unavailable(f"the database is unavailable: {reason}") from exc
 
 
+async def _on_connection(conn: Connection, call: Awaitable[T]) -> T:
+    """`_translated`, and a connection that timed out or was lost is dropped at once:
+    it cannot be trusted, and cleaning it up for the pool would wait for the same
+    database and delay the 503 past the 5 s."""
+    try:
+        return await _translated(call)
+    except Unavailable as exc:
+        cause = exc.__cause__
+        if cause is not None and (isinstance(cause, TimeoutError) or _is_lost(cause)):
+            conn.terminate()
+        raise
+
+
 UsageKey = tuple[str, str, int]  # tenant, storage class, shard
 ShardedCensusKey = tuple[CensusKey, int]  # census row, shard
 
@@ -167,15 +180,15 @@ class _Session:
         self.clock = clock
 
     async def fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
-        row = await _translated(self.conn.fetchrow(_numbered(sql), *params))
+        row = await _on_connection(self.conn, self.conn.fetchrow(_numbered(sql), *params))
         return None if row is None else tuple(row)
 
     async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        rows = await _translated(self.conn.fetch(_numbered(sql), *params))
+        rows = await _on_connection(self.conn, self.conn.fetch(_numbered(sql), *params))
         return [tuple(r) for r in rows]
 
     async def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
-        await _translated(self.conn.execute(_numbered(sql), *params))
+        await _on_connection(self.conn, self.conn.execute(_numbered(sql), *params))
 
 
 class PostgresDialect:
@@ -294,7 +307,7 @@ async def _release(
     reset in time (lost, or a database that stopped answering) is dropped, and the
     pool opens a new one when it next needs it.
     """
-    if roll_back is not None:
+    if roll_back is not None and not conn.is_closed():
         try:
             async with asyncio.timeout(_CLEANUP_TIMEOUT_S):
                 await roll_back.rollback()
@@ -322,10 +335,10 @@ class PostgresUnitOfWork(SqlUnitOfWork):
         try:
             if not self._read_only:
                 self._transaction = _Transaction(conn, self._store.commit_timeout_s)
-                await _translated(self._transaction.start())
+                await _on_connection(conn, self._transaction.start())
                 if not self._durable:
                     # Only this transaction may be lost on a crash; nothing else is relaxed.
-                    await _translated(conn.execute("SET LOCAL synchronous_commit = off"))
+                    await _on_connection(conn, conn.execute("SET LOCAL synchronous_commit = off"))
         except BaseException:
             self._conn = None
             await _release(pool, conn)
@@ -342,7 +355,8 @@ class PostgresUnitOfWork(SqlUnitOfWork):
     async def _commit(self) -> None:
         assert self._transaction is not None
         await self._apply_usage()
-        await _translated(self._transaction.commit())
+        assert self._conn is not None
+        await _on_connection(self._conn, self._transaction.commit())
 
     async def _apply_usage(self) -> None:
         """Usage counter rows, then census counter rows, are locked last, in one global
