@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -329,3 +330,29 @@ def test_a_briefly_slow_database_keeps_its_pooled_connections(cluster: PgCluster
     before, after, released_after = asyncio.run(scenario())
     assert released_after >= pause_s / 2
     assert after == before
+
+
+def test_a_statement_error_answers_500_without_database_text(tmp_path: Path) -> None:
+    """A bug's error (here a table gone from under the server) is 500 with a fixed
+    message; the driver's text (table, SQL, path) only in the log, by request id."""
+    server = start(tmp_path)
+    try:
+        object_id = _object_before(server)
+        database = server.data_dir / "meta.db"
+        with contextlib.closing(sqlite3.connect(database)) as conn:
+            conn.execute("PRAGMA foreign_keys = OFF")
+            conn.execute("DROP TABLE objects")
+            conn.commit()
+        response = server.client.get(f"/v1/objects/{object_id}", headers=_headers(server))
+        assert response.status_code == 500, response.text
+        assert response.json()["error"] == {
+            "code": "Internal",
+            "message": "internal error",
+            "request_id": response.headers["X-Request-Id"],
+        }
+        request_id = response.headers["X-Request-Id"]
+        assert any(
+            request_id in line and "no such table" in line for line in server.log().splitlines()
+        ), server.log_tail()
+    finally:
+        server.stop()
