@@ -12,7 +12,10 @@ from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
 from juststorage.adapters.blobs.per_class import PerClassBlobStore
 from juststorage.adapters.blobs.s3 import S3BlobStore
 from juststorage.adapters.blobs.s3_io import S3Connection, S3Root
-from juststorage.adapters.metadata.postgres import PostgresMetadataStore
+from juststorage.adapters.metadata.postgres import (
+    LONG_STATEMENT_TIMEOUT_S,
+    PostgresMetadataStore,
+)
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore, sqlite_path_from_url
 from juststorage.adapters.metrics import Metrics, enable_multiprocess_metrics
 from juststorage.adapters.private_files import replace_private_file
@@ -81,11 +84,18 @@ def build_uploader(
     )
 
 
-def build_metadata_store(settings: Settings, clock: Clock) -> MetadataStore:
+def build_metadata_store(
+    settings: Settings, clock: Clock, *, long_statements: bool = False
+) -> MetadataStore:
+    """The metadata store the settings name. `long_statements`: for the CLI, whose
+    passes over the whole store (gc, fsck, migrate-blobs) may run statements for
+    minutes; a server's requests keep the short limits."""
     url = settings.effective_database_url
     if url.startswith("sqlite:///"):
         return SqliteMetadataStore(sqlite_path_from_url(url), clock)
     if url.startswith(("postgresql://", "postgres://")):
+        if long_statements:
+            return PostgresMetadataStore(url, clock, statement_timeout_s=LONG_STATEMENT_TIMEOUT_S)
         return PostgresMetadataStore(url, clock)
     raise SettingsError(f"DATABASE_URL must start with sqlite:/// or postgresql://, not {url!r}")
 
@@ -159,8 +169,10 @@ def build(
     clock: Clock | None = None,
     metadata: MetadataStore | None = None,
     blobs: BlobStore | None = None,
+    long_statements: bool = False,
 ) -> Services:
     """Wire the object graph; keyword arguments let tests swap in other adapters.
+    `long_statements`: the CLI's (see `build_metadata_store`).
 
     The uploader's `RegistrationPolicy` follows the roots in `settings`, also when
     `blobs` replaces the stores they name: give such a store the same kinds of root.
@@ -169,7 +181,7 @@ def build(
         SettingsError: a setting cannot be used (message names it).
     """
     clock = clock or SystemClock()
-    metadata = metadata or build_metadata_store(settings, clock)
+    metadata = metadata or build_metadata_store(settings, clock, long_statements=long_statements)
     blobs = blobs if blobs is not None else build_blob_store(settings)
     try:
         bootstrap_keys = parse_bootstrap_keys(settings.api_keys)

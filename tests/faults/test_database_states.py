@@ -11,9 +11,12 @@ details under the request id.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,7 +26,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from juststorage.testing import Server, start
+from fakes.clock import FakeClock
+from juststorage.adapters.metadata.postgres import PostgresMetadataStore
+from juststorage.cli.errors import EXIT_CODES
+from juststorage.testing import CliResult, Server, clean_env, run_cli, start
 from support.pg_cluster import PgCluster, connection_hog, throwaway_cluster
 
 BUDGET_S = 5.0  # every answer during an outage, and recovery after it, within this
@@ -243,5 +249,110 @@ def test_sqlite_locked_by_another_process_answers_503_and_reads_go_on(tmp_path: 
             read = server.client.get(f"/v1/objects/{object_id}", headers=_headers(server))
             assert read.status_code == 200 and read.content == PAYLOAD
         _assert_recovers(server, object_id)
+    finally:
+        server.stop()
+
+
+def _keys_list(url: str, tmp_path: Path) -> tuple[CliResult, float]:
+    env = {**clean_env(tmp_path / "data"), "DATABASE_URL": url}
+    started = time.monotonic()
+    result = run_cli(["keys", "list"], env)
+    return result, time.monotonic() - started
+
+
+@pytest.mark.postgres
+def test_cli_against_a_refusing_database_exits_unavailable(
+    cluster: PgCluster, tmp_path: Path
+) -> None:
+    """`keys list` (its store check connects first) on a database not accepting
+    connections: the Unavailable exit status and why, not Internal."""
+    name = f"js_{uuid.uuid4().hex[:12]}"
+    url = cluster.create_database(name)
+    migrated = run_cli(["migrate"], {**clean_env(tmp_path / "data"), "DATABASE_URL": url})
+    assert migrated.returncode == 0, migrated.stderr
+    cluster.admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    try:
+        result, elapsed = _keys_list(url, tmp_path)
+    finally:
+        cluster.admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    assert result.returncode == EXIT_CODES["Unavailable"], result
+    assert "the database is unavailable: not accepting connections" in result.stderr, result
+    assert "Traceback" not in result.stderr
+    assert elapsed < BUDGET_S + 3, result  # the interpreter's start included
+
+
+@pytest.mark.postgres
+def test_cli_against_a_hung_database_exits_unavailable_promptly(
+    cluster: PgCluster, tmp_path: Path
+) -> None:
+    """Connects get no answer: the CLI's own connect timeout ends the wait."""
+    with cluster.frozen():
+        result, elapsed = _keys_list(cluster.url(), tmp_path)
+    assert result.returncode == EXIT_CODES["Unavailable"], result
+    assert "the database is unavailable: no answer in time" in result.stderr, result
+    assert elapsed < BUDGET_S + 3, result  # the interpreter's start included
+
+
+@pytest.mark.postgres
+def test_a_briefly_slow_database_keeps_its_pooled_connections(cluster: PgCluster) -> None:
+    """A database that pauses for 1 s while a used connection is reset for the pool:
+    the connection goes back to the pool, not dropped (and reopened: churn)."""
+    url = cluster.create_database(f"js_{uuid.uuid4().hex[:12]}")
+    frozen, pause_s = threading.Event(), 1.0
+
+    def pause() -> None:
+        with cluster.frozen():
+            frozen.set()
+            time.sleep(pause_s)
+
+    async def backend_pid(store: PostgresMetadataStore) -> int:
+        async with store.snapshot() as view:
+            row = await view.session.fetchone("SELECT pg_backend_pid()")
+        assert row is not None
+        return int(row[0])
+
+    async def scenario() -> tuple[int, int, float]:
+        store = PostgresMetadataStore(url, FakeClock(), pool_max=1)
+        try:
+            pausing = threading.Thread(target=pause)
+            async with store.snapshot() as view:
+                row = await view.session.fetchone("SELECT pg_backend_pid()")
+                pausing.start()
+                await asyncio.to_thread(frozen.wait, 5)
+                started = time.monotonic()
+            released_after = time.monotonic() - started  # the reset waited for the database
+            await asyncio.to_thread(pausing.join, 5)
+            assert row is not None
+            return int(row[0]), await backend_pid(store), released_after
+        finally:
+            await store.close()
+
+    before, after, released_after = asyncio.run(scenario())
+    assert released_after >= pause_s / 2
+    assert after == before
+
+
+def test_a_statement_error_answers_500_without_database_text(tmp_path: Path) -> None:
+    """A bug's error (here a table gone from under the server) is 500 with a fixed
+    message; the driver's text (table, SQL, path) only in the log, by request id."""
+    server = start(tmp_path)
+    try:
+        object_id = _object_before(server)
+        database = server.data_dir / "meta.db"
+        with contextlib.closing(sqlite3.connect(database)) as conn:
+            conn.execute("PRAGMA foreign_keys = OFF")
+            conn.execute("DROP TABLE objects")
+            conn.commit()
+        response = server.client.get(f"/v1/objects/{object_id}", headers=_headers(server))
+        assert response.status_code == 500, response.text
+        assert response.json()["error"] == {
+            "code": "Internal",
+            "message": "internal error",
+            "request_id": response.headers["X-Request-Id"],
+        }
+        request_id = response.headers["X-Request-Id"]
+        assert any(
+            request_id in line and "no such table" in line for line in server.log().splitlines()
+        ), server.log_tail()
     finally:
         server.stop()

@@ -14,7 +14,13 @@ import pytest
 from fakes.clock import FakeClock
 from juststorage.adapters.metadata import postgres, sqlite
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore
-from juststorage.domain.errors import InsufficientStorage, StorageError, Unavailable, details_of
+from juststorage.domain.errors import (
+    RETRY_AFTER_S,
+    InsufficientStorage,
+    StorageError,
+    Unavailable,
+    details_of,
+)
 
 
 async def _raising(error: BaseException) -> None:
@@ -64,7 +70,14 @@ def _postgres_translation(error: BaseException, *, connecting: bool) -> StorageE
         (ConnectionRefusedError(111, "RAW refused 10.0.0.7:5432"), True, "refused or lost"),
         # A pooled connection its server ended while idle, handed out before it closed
         (
-            asyncpg.InternalClientError("RAW cannot switch to state 12; another operation"),
+            asyncpg.InternalClientError(
+                "cannot switch to state 12; another operation (2) is in progress"
+            ),
+            False,
+            "connection refused or lost",
+        ),
+        (
+            asyncpg.InterfaceError("cannot perform operation: connection is closed"),
             False,
             "connection refused or lost",
         ),
@@ -78,7 +91,7 @@ def test_postgres_state_is_unavailable_with_a_short_reason(
     assert isinstance(translated, Unavailable)
     assert translated.message.startswith("the database is unavailable: ")
     assert reason in translated.message
-    assert translated.retry_after_seconds >= 1
+    assert translated.retry_after_seconds == RETRY_AFTER_S
     assert str(error) in details_of(translated)  # for the log, not for the answer
     if str(error):
         assert str(error) not in translated.message
@@ -91,11 +104,21 @@ def test_postgres_state_is_unavailable_with_a_short_reason(
         asyncpg.UndefinedTableError("no such table"),
         # 55000 from a statement (not while connecting) is not about availability
         asyncpg.ObjectNotInPrerequisiteStateError("not in prerequisite state"),
+        # asyncpg's client-side errors that are no lost connection: misuse, a bug
+        asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+        asyncpg.InterfaceError(
+            "cannot call Connection.fetch(): connection has been released back to the pool"
+        ),
+        asyncpg.InternalClientError(
+            "cannot switch to state 15; another operation (12) is in progress"
+        ),
+        asyncpg.InternalClientError("unknown error in protocol implementation"),
     ],
 )
 def test_postgres_statement_errors_are_bugs(error: BaseException) -> None:
     translated = _postgres_translation(error, connecting=False)
     assert type(translated) is StorageError  # Internal: 500
+    assert str(error) in details_of(translated)
 
 
 def test_postgres_full_disk_is_insufficient_storage() -> None:
@@ -125,6 +148,7 @@ def test_sqlite_read_only_database_is_unavailable(
     with pytest.raises(Unavailable) as raised:
         asyncio.run(_write(store))
     assert raised.value.message == "the database is unavailable: read-only"
+    assert raised.value.retry_after_seconds == RETRY_AFTER_S
     assert str(tmp_path) not in raised.value.message
 
 

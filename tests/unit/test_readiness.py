@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -14,8 +15,9 @@ from juststorage.api.operations import check_readiness, refresh_scrape_gauges
 from juststorage.application.authentication import Authenticator
 from juststorage.bootstrap import Services
 from juststorage.config import Settings
-from juststorage.domain.errors import Unavailable
+from juststorage.domain.errors import InsufficientStorage, StorageError, Unavailable
 from juststorage.domain.model import StorageClass
+from juststorage.logs import FIELDS_ATTR
 
 pytestmark = pytest.mark.anyio
 
@@ -78,3 +80,32 @@ async def test_the_disk_gauge_shows_what_each_class_store_measures() -> None:
     assert 'just_storage_root_free_bytes{storage_class="hot"} 1e+09' in text
     assert 'just_storage_root_size_bytes{storage_class="hot"} 4e+09' in text
     assert 'root_free_bytes{storage_class="cold"}' not in text
+
+
+class BrokenDatabase(FakeMetadataStore):
+    """A bug's error, whose message carries the driver's text (a path, SQL)."""
+
+    async def ping(self) -> None:
+        raise StorageError("database error: file /srv/js/meta.db is not a database")
+
+
+async def test_a_bug_shows_no_database_text_and_logs_it_under_the_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    services = _services(BrokenDatabase(FakeClock()), FakeBlobStore())
+    with caplog.at_level(logging.WARNING, logger="juststorage.api"):
+        checks = await check_readiness(services, {}, request_id="req-7")
+    assert checks["database"] == "internal error"
+    (record,) = [r for r in caplog.records if "not ready" in r.getMessage()]
+    assert "/srv/js/meta.db" in record.getMessage()
+    assert getattr(record, FIELDS_ATTR) == {"request_id": "req-7"}
+
+
+async def test_a_full_database_disk_says_so() -> None:
+    class FullDatabase(FakeMetadataStore):
+        async def ping(self) -> None:
+            raise InsufficientStorage("the database's disk is full")
+
+    services = _services(FullDatabase(FakeClock()), FakeBlobStore())
+    checks = await check_readiness(services, {})
+    assert checks["database"] == "the database's disk is full"

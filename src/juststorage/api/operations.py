@@ -12,10 +12,12 @@ from typing import cast
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from juststorage.api.errors import request_id_of
 from juststorage.api.state import ApiState, api_state
 from juststorage.bootstrap import Services
-from juststorage.domain.errors import StorageError, details_of
+from juststorage.domain.errors import InsufficientStorage, StorageError, Unavailable, details_of
 from juststorage.domain.model import StorageClass
+from juststorage.logs import FIELDS_ATTR
 
 log = logging.getLogger("juststorage.api")
 
@@ -33,6 +35,7 @@ async def check_readiness(
     services: Services,
     running: dict[str, asyncio.Task[None]],
     timeout_s: float = READY_CHECK_SECONDS,
+    request_id: str = "",
 ) -> dict[str, str]:
     """One entry per dependency: "ok" or why it is not.
 
@@ -41,7 +44,9 @@ async def check_readiness(
     A check still running then is left to finish in the background, in `running`
     (by dependency): the next call waits for it instead of starting another.
     A failed check says why in a few words, without paths or hosts (anyone may
-    ask); the details behind it go to the log.
+    ask): the short reason of an Unavailable or InsufficientStorage, else (a bug,
+    whose message may carry the driver's text) "internal error". The details go to
+    the log, under `request_id` when a request asked.
     """
     probes: dict[str, Callable[[], Awaitable[None]]] = {"database": services.metadata.ping}
     for storage_class in StorageClass:
@@ -54,13 +59,26 @@ async def check_readiness(
             checks[name] = f"no answer within {timeout_s:g} s"
         elif isinstance(task.exception(), StorageError):
             failure = cast(StorageError, task.exception())
-            checks[name] = failure.message
-            log.warning("not ready: %s: %s: %s", name, failure.message, details_of(failure))
+            checks[name] = _shown(failure)
+            log.warning(
+                "not ready: %s: %s: %s",
+                name,
+                failure.message,
+                details_of(failure),
+                extra={FIELDS_ATTR: {"request_id": request_id}} if request_id else None,
+            )
         elif task.exception() is not None:
             raise cast(BaseException, task.exception())
         else:
             checks[name] = "ok"
     return checks
+
+
+def _shown(failure: StorageError) -> str:
+    """What a failed check may say to anyone who asks."""
+    if isinstance(failure, Unavailable | InsufficientStorage):
+        return failure.message
+    return "internal error"
 
 
 def _check(
@@ -76,7 +94,11 @@ def _check(
 
 
 async def ready(request: Request) -> Response:
-    checks = await check_readiness(request.app.state.services, api_state(request).running_checks)
+    checks = await check_readiness(
+        request.app.state.services,
+        api_state(request).running_checks,
+        request_id=request_id_of(request),
+    )
     healthy = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ok" if healthy else "unavailable", "checks": checks},

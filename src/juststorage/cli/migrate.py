@@ -56,7 +56,7 @@ async def _migrate(
 ) -> dict[StorageClass, MigrationReport]:
     if any(settings.root_url(c.value).startswith("s3://") for c in targets):
         raise SettingsError("migrate-blobs copies from directory roots: the source is s3://")
-    services = build(settings)
+    services = build(settings, long_statements=True)
     target = build_s3_blob_store(settings, targets)
     reports: dict[StorageClass, MigrationReport] = {}
     try:

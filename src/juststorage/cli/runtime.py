@@ -46,7 +46,7 @@ def run_with_services(
     settings = settings_of(ctx)
 
     async def main() -> T:
-        services = build(settings)
+        services = build(settings, long_statements=True)
         try:
             if not create:
                 await require_store(services)

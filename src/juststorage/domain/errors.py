@@ -26,6 +26,10 @@ from typing import ClassVar
 
 from juststorage.domain.limits import RateLimitStatus
 
+# How long a client should wait before trying again when a dependency is unavailable
+# (`Retry-After` of a 503): one value for every cause.
+RETRY_AFTER_S = 2
+
 
 class StorageError(Exception):
     """Base class; `code` is the SPEC error code: `Internal` for this class, the class
@@ -114,7 +118,7 @@ class Unavailable(StorageError):
     carries the details, which go to the log.
     """
 
-    def __init__(self, message: str = "", retry_after_seconds: int = 2) -> None:
+    def __init__(self, message: str = "", retry_after_seconds: int = RETRY_AFTER_S) -> None:
         super().__init__(message)
         self.retry_after_seconds = max(1, retry_after_seconds)
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import random
+import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager
@@ -46,7 +47,15 @@ _POOL_MAX = 10
 _CONNECT_TIMEOUT_S = 3.0  # a new connection: TCP, TLS and startup
 _ACQUIRE_TIMEOUT_S = 3.0  # a pooled connection, connecting one included
 _COMMAND_TIMEOUT_S = 3.0  # one statement (the server's own statements take milliseconds)
-_CLEANUP_TIMEOUT_S = 0.5  # rollback or reset of a used connection; else it is dropped
+# COMMIT may wait for a WAL fsync or a synchronous standby: more slack than a statement,
+# still within the 5 s. A COMMIT that times out may yet have committed (docs/operations.md).
+_COMMIT_TIMEOUT_S = 4.5
+# The CLI's gc, fsck and migrate-blobs run statements over many rows: an operator's
+# command, not a request, so no 5 s answer to keep.
+LONG_STATEMENT_TIMEOUT_S = 600.0
+# Rollback or reset of a used connection; else it is dropped. Long enough that a
+# briefly slow database does not make the pool drop and reopen healthy connections.
+_CLEANUP_TIMEOUT_S = 2.0
 _MIGRATION_TIMEOUT_S = 3600.0  # a migration may rewrite a large table, or wait for another
 # A database cut off the network (a partition: packets dropped, no RST) must not hang
 # requests for minutes: a socket gives up when data stays unacknowledged this long,
@@ -55,7 +64,6 @@ _MIGRATION_TIMEOUT_S = 3600.0  # a migration may rewrite a large table, or wait 
 _TCP_USER_TIMEOUT_MS = 5000
 _KEEPALIVE = ((socket.TCP_KEEPIDLE, 5), (socket.TCP_KEEPINTVL, 2), (socket.TCP_KEEPCNT, 2))
 _PING_TIMEOUT_S = 3.0
-_RETRY_AFTER_S = 2
 
 # Why the database refuses work, by SQLSTATE and by SQLSTATE class: its state or its
 # availability, never the request. Anything else from a statement is a bug (500).
@@ -76,10 +84,28 @@ _REASON_OF_CLASS = {
 }
 
 
-# InternalClientError: a pooled connection whose server ended it while idle (the FATAL
-# arrives before the socket closes) is handed out and refuses its next statement.
-_LOST = (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError)
-_CONNECTION_ERRORS = (TimeoutError, asyncpg.PostgresError, *_LOST)
+# Every error a call on the driver may raise. Of asyncpg's client-side errors only
+# those of a closed or lost connection are about the database (`_is_lost`); the others
+# (a connection used by two operations at once, a released one) are bugs: 500.
+_CLIENT_ERRORS = (asyncpg.InterfaceError, asyncpg.InternalClientError)
+_CONNECTION_ERRORS = (TimeoutError, OSError, asyncpg.PostgresError, *_CLIENT_ERRORS)
+# A pooled connection whose server ended it while idle: the FATAL arrives before the
+# socket closes, asyncpg's protocol leaves its idle state for "error consume" (2), and
+# the pool may hand the connection out in between; its next statement then fails so.
+_ENDED_WHILE_IDLE = re.compile(
+    r"cannot switch to state \d+; another operation \(2\) is in progress"
+)
+
+
+def _is_lost(exc: BaseException) -> bool:
+    """A socket error, or asyncpg saying the connection is closed or was ended."""
+    if isinstance(exc, OSError):
+        return True  # a dropped socket, a refused connect
+    if isinstance(exc, asyncpg.InterfaceError):
+        return "connection is closed" in str(exc)
+    if isinstance(exc, asyncpg.InternalClientError):
+        return _ENDED_WHILE_IDLE.search(str(exc)) is not None or str(exc) == "not connected"
+    return False
 
 
 def _unavailability(exc: BaseException, *, connecting: bool) -> str | None:
@@ -90,8 +116,8 @@ def _unavailability(exc: BaseException, *, connecting: bool) -> str | None:
     """
     if isinstance(exc, TimeoutError):
         return "no answer in time"
-    if isinstance(exc, _LOST):
-        return "connection refused or lost"  # a dropped socket, a refused connect
+    if _is_lost(exc):
+        return "connection refused or lost"
     if isinstance(exc, asyncpg.PostgresError):
         state = str(exc.sqlstate or "")
         reason = _REASON_OF_STATE.get(state) or _REASON_OF_CLASS.get(state[:2])
@@ -116,7 +142,20 @@ async def _translated(call: Awaitable[T], *, connecting: bool = False) -> T:
         reason = _unavailability(exc, connecting=connecting)
         if reason is None:
             raise StorageError(f"database error: {exc}") from exc
-        raise Unavailable(f"the database is unavailable: {reason}", _RETRY_AFTER_S) from exc
+        raise Unavailable(f"the database is unavailable: {reason}") from exc
+
+
+async def _on_connection(conn: Connection, call: Awaitable[T]) -> T:
+    """`_translated`, and a connection that timed out or was lost is dropped at once:
+    it cannot be trusted, and cleaning it up for the pool would wait for the same
+    database and delay the 503 past the 5 s."""
+    try:
+        return await _translated(call)
+    except Unavailable as exc:
+        cause = exc.__cause__
+        if cause is not None and (isinstance(cause, TimeoutError) or _is_lost(cause)):
+            conn.terminate()
+        raise
 
 
 UsageKey = tuple[str, str, int]  # tenant, storage class, shard
@@ -141,15 +180,15 @@ class _Session:
         self.clock = clock
 
     async def fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
-        row = await _translated(self.conn.fetchrow(_numbered(sql), *params))
+        row = await _on_connection(self.conn, self.conn.fetchrow(_numbered(sql), *params))
         return None if row is None else tuple(row)
 
     async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        rows = await _translated(self.conn.fetch(_numbered(sql), *params))
+        rows = await _on_connection(self.conn, self.conn.fetch(_numbered(sql), *params))
         return [tuple(r) for r in rows]
 
     async def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
-        await _translated(self.conn.execute(_numbered(sql), *params))
+        await _on_connection(self.conn, self.conn.execute(_numbered(sql), *params))
 
 
 class PostgresDialect:
@@ -237,18 +276,38 @@ class PostgresDialect:
             delta[1] += size
 
 
+class _Transaction:
+    """BEGIN, COMMIT and ROLLBACK on one connection; COMMIT with its own time limit
+    (asyncpg's Transaction gives COMMIT the statement timeout)."""
+
+    def __init__(self, conn: Connection, commit_timeout_s: float) -> None:
+        self._conn = conn
+        self._commit_timeout_s = commit_timeout_s
+
+    async def start(self) -> None:
+        await self._conn.execute("BEGIN")
+
+    async def commit(self) -> None:
+        await self._conn.execute("COMMIT", timeout=self._commit_timeout_s)
+
+    async def rollback(self) -> None:
+        await self._conn.execute("ROLLBACK")
+
+
 async def _acquire(pool: asyncpg.Pool) -> Connection:
     return await pool.acquire(timeout=_ACQUIRE_TIMEOUT_S)
 
 
-async def _release(pool: asyncpg.Pool, conn: Connection, *, roll_back: Any = None) -> None:
+async def _release(
+    pool: asyncpg.Pool, conn: Connection, *, roll_back: _Transaction | None = None
+) -> None:
     """Give a connection back, after rolling back `roll_back` (a transaction) if given.
 
     Bounded in time and never failing: a connection that cannot be rolled back or
     reset in time (lost, or a database that stopped answering) is dropped, and the
     pool opens a new one when it next needs it.
     """
-    if roll_back is not None:
+    if roll_back is not None and not conn.is_closed():
         try:
             async with asyncio.timeout(_CLEANUP_TIMEOUT_S):
                 await roll_back.rollback()
@@ -266,7 +325,7 @@ class PostgresUnitOfWork(SqlUnitOfWork):
         super().__init__(read_only=read_only, durable=durable)
         self._store = store
         self._conn: Connection | None = None
-        self._transaction: Any = None
+        self._transaction: _Transaction | None = None
         self._usage: dict[UsageKey, list[int]] = {}
         self._census: dict[ShardedCensusKey, list[int]] = {}
 
@@ -275,11 +334,11 @@ class PostgresUnitOfWork(SqlUnitOfWork):
         conn = self._conn = await _translated(_acquire(pool), connecting=True)
         try:
             if not self._read_only:
-                self._transaction = conn.transaction()
-                await _translated(self._transaction.start())
+                self._transaction = _Transaction(conn, self._store.commit_timeout_s)
+                await _on_connection(conn, self._transaction.start())
                 if not self._durable:
                     # Only this transaction may be lost on a crash; nothing else is relaxed.
-                    await _translated(conn.execute("SET LOCAL synchronous_commit = off"))
+                    await _on_connection(conn, conn.execute("SET LOCAL synchronous_commit = off"))
         except BaseException:
             self._conn = None
             await _release(pool, conn)
@@ -294,8 +353,10 @@ class PostgresUnitOfWork(SqlUnitOfWork):
         return PostgresDialect(self._conn, self._usage, self._census)
 
     async def _commit(self) -> None:
+        assert self._transaction is not None
         await self._apply_usage()
-        await _translated(self._transaction.commit())
+        assert self._conn is not None
+        await _on_connection(self._conn, self._transaction.commit())
 
     async def _apply_usage(self) -> None:
         """Usage counter rows, then census counter rows, are locked last, in one global
@@ -346,21 +407,47 @@ async def _bound_socket(conn: asyncpg.Connection) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, _TCP_USER_TIMEOUT_MS)
 
 
-async def _connect_unless_missing(dsn: str) -> asyncpg.Connection | None:
-    """One connection outside the pool; None when the database does not exist."""
+async def _connect_unless_missing(
+    dsn: str, statement_timeout_s: float
+) -> asyncpg.Connection | None:
+    """One connection outside the pool, bounded as the pool's are; None when the
+    database does not exist."""
     try:
-        return await asyncpg.connect(dsn, timeout=10)
+        conn = await asyncpg.connect(
+            dsn, timeout=_CONNECT_TIMEOUT_S, command_timeout=statement_timeout_s
+        )
     except asyncpg.InvalidCatalogNameError:
         return None
+    await _bound_socket(conn)
+    return conn
+
+
+async def _close(conn: asyncpg.Connection) -> None:
+    """Close within the cleanup timeout, else drop the connection; never fails."""
+    try:
+        await conn.close(timeout=_CLEANUP_TIMEOUT_S)
+    except _CONNECTION_ERRORS:
+        conn.terminate()
 
 
 class PostgresMetadataStore:
     """The metadata store in a PostgreSQL 14+ database."""
 
-    def __init__(self, dsn: str, clock: Clock, *, pool_max: int = _POOL_MAX) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        clock: Clock,
+        *,
+        pool_max: int = _POOL_MAX,
+        statement_timeout_s: float = _COMMAND_TIMEOUT_S,
+    ) -> None:
+        """`statement_timeout_s`: the limit of one statement; a request's statements
+        keep the default, the CLI's long passes (gc, fsck) take more."""
         self._dsn = dsn
         self.clock = clock
         self._pool_max = pool_max
+        self._statement_timeout_s = statement_timeout_s
+        self.commit_timeout_s = max(_COMMIT_TIMEOUT_S, statement_timeout_s)
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
 
@@ -373,7 +460,7 @@ class PostgresMetadataStore:
                             self._dsn,
                             min_size=1,
                             max_size=self._pool_max,
-                            command_timeout=_COMMAND_TIMEOUT_S,
+                            command_timeout=self._statement_timeout_s,
                             timeout=_CONNECT_TIMEOUT_S,
                             init=_bound_socket,
                         ),
@@ -401,12 +488,14 @@ class PostgresMetadataStore:
                     await uow.session.fetchone("SELECT 1")
         except TimeoutError as exc:
             raise Unavailable(
-                f"the database is unavailable: no answer within {_PING_TIMEOUT_S:g} s",
-                _RETRY_AFTER_S,
+                f"the database is unavailable: no answer within {_PING_TIMEOUT_S:g} s"
             ) from exc
 
     async def has_schema(self) -> bool:
-        conn = await _translated(_connect_unless_missing(self._dsn))
+        # The short limits even for the CLI: its first call, which must fail promptly
+        # on a database that is down or hung rather than start a long pass.
+        connecting = _connect_unless_missing(self._dsn, _COMMAND_TIMEOUT_S)
+        conn = await _translated(connecting, connecting=True)
         if conn is None:
             return False
         try:
@@ -414,7 +503,7 @@ class PostgresMetadataStore:
                 conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
             )
         finally:
-            await conn.close()
+            await _close(conn)
         return bool(found)
 
     async def close(self) -> None:

@@ -38,7 +38,6 @@ T = TypeVar("T")
 # How long a write waits for another process's write lock before its 503 (every
 # wait on the database stays under 5 s; a healthy writer holds the lock for ms).
 _BUSY_TIMEOUT_MS = 4_000
-_RETRY_AFTER_S = 2
 _READERS = 4
 
 
@@ -82,7 +81,7 @@ def _domain_error(exc: sqlite3.OperationalError) -> StorageError:
     if name == "SQLITE_ERROR":
         return StorageError(f"database error: {exc}")
     reason = _REASON_OF_ERROR.get(name.split("_")[1] if "_" in name else "", "cannot be used")
-    return Unavailable(f"the database is unavailable: {reason}", _RETRY_AFTER_S)
+    return Unavailable(f"the database is unavailable: {reason}")
 
 
 # By the primary result code (SQLITE_<CODE>_<extended>).
@@ -243,7 +242,7 @@ class SqliteUnitOfWork(SqlUnitOfWork):
             async with asyncio.timeout(_BUSY_TIMEOUT_MS / 1000):
                 await self._store._write_lock.acquire()
         except TimeoutError as exc:
-            raise Unavailable("the database is unavailable: busy", _RETRY_AFTER_S) from exc
+            raise Unavailable("the database is unavailable: busy") from exc
         try:
             self._session = _Session(self._store._writer(), self._store.clock)
             durable = self._durable
