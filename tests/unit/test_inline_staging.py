@@ -1,0 +1,71 @@
+"""The inline store's staging (SPEC §8.1): a body is held in memory only up to the
+threshold; past it, everything goes on to the larger store, and the bytes kept
+inline are written only through the commit's unit of work."""
+
+from __future__ import annotations
+
+import hashlib
+from uuid import uuid4
+
+import pytest
+
+from fakes.blobs import FakeBlobStore
+from fakes.clock import FakeClock
+from fakes.metadata import FakeMetadataStore
+from juststorage.adapters.blobs.inline import InlineBlobStore, InlineStagedBlob
+from juststorage.application.records import BlobLocation
+from juststorage.domain.model import ContentHash, StorageClass
+
+pytestmark = pytest.mark.anyio
+
+HOT = StorageClass.HOT
+LIMIT = 1000
+
+
+def _store() -> tuple[InlineBlobStore, FakeBlobStore, FakeMetadataStore]:
+    clock = FakeClock()
+    metadata, larger = FakeMetadataStore(clock), FakeBlobStore(clock)
+    return InlineBlobStore(metadata, larger, LIMIT), larger, metadata
+
+
+def _held(staged: InlineStagedBlob) -> int:
+    return len(staged._buffer)
+
+
+@pytest.mark.parametrize("piece", [1, 100, 999, 1001, 5000])
+async def test_a_body_over_the_threshold_spills_without_holding_more_than_it(
+    piece: int,
+) -> None:
+    store, larger, _ = _store()
+    data = bytes(range(256)) * 20  # 5120 bytes
+    async with store.stage(HOT, uuid4()) as staged:
+        for start in range(0, len(data), piece):
+            await staged.write(data[start : start + piece])
+            assert _held(staged) <= LIMIT
+            assert staged.spilled == (start + piece > LIMIT)
+        digest, size = await staged.seal()
+        assert (digest.hex, size) == (hashlib.sha256(data).hexdigest(), len(data))
+        assert staged.address == digest.hex  # the larger store's address
+        assert await staged.publish() is True
+    assert larger.blobs == {(HOT, digest.hex): data}
+
+
+async def test_a_body_at_the_threshold_stays_in_memory_until_its_commit() -> None:
+    store, larger, metadata = _store()
+    data = b"x" * LIMIT
+    location = BlobLocation(HOT, ContentHash(hashlib.sha256(data).hexdigest()))
+    async with store.stage(HOT, uuid4()) as staged:
+        await staged.write(data)
+        await staged.seal()
+        assert not staged.spilled and staged.address == f"inline:{location.content_hash.hex}"
+        assert await staged.publish() is False  # nothing stored outside the transaction
+        inline = BlobLocation(HOT, location.content_hash, staged.address)
+        with pytest.raises(RuntimeError):
+            await staged.confirm(inline)  # only through the commit's unit of work
+        async with metadata.transaction() as uow:
+            assert await staged.confirm(location, uow) is False  # a dedup hit on a file
+            assert await staged.confirm(inline, uow) is True
+            await uow.commit()
+    assert larger.blobs == {} and larger.temps == {}
+    async with metadata.snapshot() as view:
+        assert await view.blobs.inline_data(location) == data
