@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from juststorage.adapters.blobs.filesystem import blob_path
+from juststorage.application.commits import Committed, GroupCommitter, SealedUpload
 from juststorage.application.deletes import delete_object
 from juststorage.application.downloads import find_by_id, find_newest, open_blob
 from juststorage.application.fsck import ProblemKind, check_store
@@ -282,3 +283,33 @@ async def test_usage_and_quota_count_inline_bytes(services: Services) -> None:
     await upload(services, "c", b"c" * LIMIT, tenant=quota)
     with pytest.raises(PayloadTooLarge):
         await upload(services, "d", b"d", tenant=quota)
+
+
+async def test_gc_between_an_uploads_staging_and_its_commit_loses_nothing(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race confirm() exists for, inline: GC removes the released row and its bytes
+    while an upload of the same bytes waits for its commit, which writes them again."""
+    data = b"raced by GC"
+    first = await upload(services, "a", data)
+    await delete_object(services.metadata, ACME, first.version.id)
+    sealed, release = asyncio.Event(), asyncio.Event()
+    commit = GroupCommitter.commit
+
+    async def held(self: GroupCommitter, upload: SealedUpload) -> Committed:
+        sealed.set()
+        await release.wait()
+        return await commit(self, upload)
+
+    monkeypatch.setattr(GroupCommitter, "commit", held)
+    second = asyncio.ensure_future(upload(services, "b", data))
+    await sealed.wait()
+    report = await collect_garbage(
+        services.metadata, services.blobs, services.clock, GcPolicy(0), services.liveness
+    )
+    assert report.removed_hashes == [digest(data).hex]
+    assert await inline_bytes(services, data) is None
+    release.set()
+    result = await second
+    assert await read_back(services, result) == data
+    assert (await check_store(services.metadata, services.blobs)).problems == []
