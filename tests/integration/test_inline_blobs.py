@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from juststorage.adapters.blobs.filesystem import blob_path
+from juststorage.application.blob_ports import BlobStore
 from juststorage.application.commits import Committed, GroupCommitter, SealedUpload
 from juststorage.application.deletes import delete_object
 from juststorage.application.downloads import find_by_id, find_newest, open_blob
@@ -22,9 +24,10 @@ from juststorage.application.records import BlobLocation
 from juststorage.application.uploads import UploadRequest, UploadResult
 from juststorage.application.usage import tenant_usage
 from juststorage.bootstrap import Services, build, build_blob_store
-from juststorage.config import Settings, TenantLimits
+from juststorage.config import Settings, TenantLimits, load_settings
 from juststorage.domain.errors import PayloadTooLarge
 from juststorage.domain.model import ContentHash, Namespace, ObjectKey, StorageClass, TenantId
+from support.seaweedfs import SeaweedFs
 
 pytestmark = pytest.mark.anyio
 
@@ -313,3 +316,53 @@ async def test_gc_between_an_uploads_staging_and_its_commit_loses_nothing(
     result = await second
     assert await read_back(services, result) == data
     assert (await check_store(services.metadata, services.blobs)).problems == []
+
+
+async def _stored_on(store: BlobStore, storage_class: StorageClass) -> list[str]:
+    return [s.address async for batch in store.scan(storage_class) for s in batch]
+
+
+@pytest.mark.s3
+async def test_inline_blobs_in_front_of_an_s3_root(seaweedfs: SeaweedFs, tmp_path: Path) -> None:
+    prefix = uuid.uuid4().hex
+    settings = load_settings(
+        {
+            **seaweedfs.env(),
+            "JUSTSTORAGE_DATA_DIR": str(tmp_path),
+            "JUSTSTORAGE_HOT_ROOT": seaweedfs.root(f"{prefix}/hot"),
+            "JUSTSTORAGE_COLD_ROOT": seaweedfs.root(f"{prefix}/cold"),
+            "JUSTSTORAGE_INLINE_MAX_BYTES": str(LIMIT),
+        }
+    )
+    services = build(settings)
+    await services.metadata.migrate()
+    await services.blobs.prepare()
+    larger = build_blob_store(settings)
+    try:
+        small, large = b"s" * 100, b"l" * (LIMIT + 1)
+        results = [
+            await upload(services, "small", small),
+            await upload(services, "chunked", small[:50], declared=False),
+            await upload(services, "large", large),
+        ]
+        assert len(await _stored_on(larger, HOT)) == 1  # only the large one is an object
+        for result, data in zip(results, (small, small[:50], large), strict=True):
+            assert await read_back(services, result) == data
+        out = await migrate_inline(services.metadata, larger, HOT, 60)
+        assert (out.copied, out.remaining, out.problems) == (1, 0, [])
+        assert (
+            len(await _stored_on(larger, HOT)) == 2 and await inline_bytes(services, small) is None
+        )
+        assert await read_back(services, results[0]) == small  # from its S3 object now
+        back = await migrate_inline(services.metadata, larger, HOT, LIMIT)
+        assert (back.copied, back.remaining, back.problems) == (1, 0, [])
+        assert (
+            len(await _stored_on(larger, HOT)) == 1 and await inline_bytes(services, small) == small
+        )
+        report = await collect_garbage(
+            services.metadata, services.blobs, services.clock, GcPolicy(0), services.liveness
+        )
+        assert report.blobs_removed == report.orphan_blobs_removed == 0
+        assert (await check_store(services.metadata, services.blobs)).problems == []
+    finally:
+        await services.metadata.close()

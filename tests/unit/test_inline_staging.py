@@ -4,7 +4,9 @@ inline are written only through the commit's unit of work."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import pytest
@@ -14,7 +16,8 @@ from fakes.clock import FakeClock
 from fakes.metadata import FakeMetadataStore
 from juststorage.adapters.blobs.inline import InlineBlobStore, InlineStagedBlob
 from juststorage.application.records import BlobLocation
-from juststorage.domain.model import ContentHash, StorageClass
+from juststorage.application.uploads import RegistrationPolicy, Uploader, UploadRequest
+from juststorage.domain.model import ContentHash, Namespace, ObjectKey, StorageClass, TenantId
 
 pytestmark = pytest.mark.anyio
 
@@ -69,3 +72,31 @@ async def test_a_body_at_the_threshold_stays_in_memory_until_its_commit() -> Non
     assert larger.blobs == {} and larger.temps == {}
     async with metadata.snapshot() as view:
         assert await view.blobs.inline_data(location) == data
+
+
+async def test_concurrent_small_uploads_share_commits_and_store_nothing_outside() -> None:
+    store, larger, metadata = _store()
+    uploader = Uploader(
+        metadata=metadata,
+        blobs=store,
+        clock=metadata.clock,
+        max_object_bytes=1 << 20,
+        registration=RegistrationPolicy(inline_max_bytes=LIMIT),
+    )
+
+    async def body(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    async def put(i: int) -> None:
+        data = f"small object {i}".encode()
+        request = UploadRequest(
+            TenantId("acme"), Namespace("n"), ObjectKey(f"k{i}"), declared_size=len(data)
+        )
+        await uploader.upload(request, body(data))
+
+    await asyncio.gather(*(put(i) for i in range(20)))
+    # No WRITING row and no file: one commit per batch, however many uploads it holds.
+    assert 1 <= metadata.commits <= 2
+    assert larger.blobs == {} and larger.temps == {}
+    async with metadata.snapshot() as view:
+        assert len(await view.blobs.inline_stored(HOT, "", 100)) == 20
