@@ -66,9 +66,6 @@ def start_server(
     with contextlib.ExitStack() as databases:
 
         def factory(**extra_env: str) -> Server:
-            # These modules look at blob files and S3 objects: their blobs stay there
-            # unless a test turns inlining on (tests/e2e/test_inline_blobs.py does).
-            extra_env.setdefault("JUSTSTORAGE_INLINE_MAX_BYTES", "0")
             if request.param == "postgres" and "DATABASE_URL" not in extra_env:
                 server_url = request.getfixturevalue("postgres_server_url")
                 extra_env["DATABASE_URL"] = databases.enter_context(fresh_database(server_url))
