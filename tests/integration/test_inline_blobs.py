@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from juststorage.bootstrap import Services, build, build_blob_store
 from juststorage.config import Settings, TenantLimits, load_settings
 from juststorage.domain.errors import PayloadTooLarge
 from juststorage.domain.model import ContentHash, Namespace, ObjectKey, StorageClass, TenantId
+from juststorage.testing import run_cli
 from support.seaweedfs import SeaweedFs
 
 pytestmark = pytest.mark.anyio
@@ -366,3 +368,44 @@ async def test_inline_blobs_in_front_of_an_s3_root(seaweedfs: SeaweedFs, tmp_pat
         assert (await check_store(services.metadata, services.blobs)).problems == []
     finally:
         await services.metadata.close()
+
+
+async def test_inline_bytes_beside_a_row_that_names_a_file_are_an_orphan_gc_removes(
+    services: Services, tmp_path: Path
+) -> None:
+    data = b"a row re-pointed at a file"
+    result = await upload(services, "k", data)
+    path = file_of(tmp_path, data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    # As a row with no reference left is re-pointed by an upload that wrote a file.
+    await sql(services, "UPDATE blobs SET location = NULL")
+    report = await collect_garbage(
+        services.metadata, services.blobs, services.clock, GcPolicy(0), services.liveness
+    )
+    assert report.orphan_blobs_removed == 1 and await inline_bytes(services, data) is None
+    assert await read_back(services, result) == data and path.exists()
+    assert (await check_store(services.metadata, services.blobs)).problems == []
+
+
+def test_the_migrate_blobs_command_follows_the_threshold(tmp_path: Path, database_url: str) -> None:
+    async def seed() -> None:
+        services = await _services(tmp_path, database_url, LIMIT)
+        try:
+            await upload(services, "k", b"m" * 900)
+        finally:
+            await services.metadata.close()
+
+    asyncio.run(seed())
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "JUSTSTORAGE_DATA_DIR": str(tmp_path),
+        "DATABASE_URL": database_url,
+        "JUSTSTORAGE_INLINE_MAX_BYTES": "500",
+    }
+    done = run_cli(["migrate-blobs", "--inline"], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "migrate-blobs hot: 1 blobs (900 bytes) copied" in done.stdout
+    assert file_of(tmp_path, b"m" * 900).read_bytes() == b"m" * 900
+    both = run_cli(["migrate-blobs", "--inline", "--to-hot", "s3://b/p"], env)
+    assert both.returncode == 2 and "--inline" in both.stderr
