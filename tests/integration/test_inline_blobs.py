@@ -409,3 +409,22 @@ def test_the_migrate_blobs_command_follows_the_threshold(tmp_path: Path, databas
     assert file_of(tmp_path, b"m" * 900).read_bytes() == b"m" * 900
     both = run_cli(["migrate-blobs", "--inline", "--to-hot", "s3://b/p"], env)
     assert both.returncode == 2 and "--inline" in both.stderr
+
+
+async def test_fsck_writes_back_the_lost_row_of_an_inline_blob(services: Services) -> None:
+    data = b"its blob row is lost"
+    result = await upload(services, "k", data)
+    await sql(services, "DELETE FROM blobs")
+    report = await check_store(services.metadata, services.blobs)
+    assert [(p.kind, p.object_ids) for p in report.problems] == [
+        (ProblemKind.MISSING_ROW, (result.version.id,))
+    ]
+    gc = await collect_garbage(
+        services.metadata, services.blobs, services.clock, GcPolicy(0), services.liveness
+    )
+    assert gc.orphan_blobs_removed == 0  # the bytes of committed objects are kept
+    repaired = await check_store(services.metadata, services.blobs, repair=True)
+    assert [p.repaired for p in repaired.problems] == [True]
+    assert (await check_store(services.metadata, services.blobs)).problems == []
+    found = await find_by_id(services.metadata, ACME, result.version.id)
+    assert found.inline == data  # the row names its inline bytes again
