@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from juststorage.adapters.blobs.filesystem import blob_path
+from juststorage.adapters.blobs.inline import InlineBlobStore
 from juststorage.application.blob_ports import BlobStore
 from juststorage.application.commits import Committed, GroupCommitter, SealedUpload
 from juststorage.application.deletes import delete_object
@@ -428,3 +429,16 @@ async def test_fsck_writes_back_the_lost_row_of_an_inline_blob(services: Service
     assert (await check_store(services.metadata, services.blobs)).problems == []
     found = await find_by_id(services.metadata, ACME, result.version.id)
     assert found.inline == data  # the row names its inline bytes again
+
+
+async def test_a_download_of_an_inline_blob_reads_nothing_after_its_lookup(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = b"served from the lookup's row"
+    result = await upload(services, "k", data)
+
+    async def no_open(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the store was asked for bytes the lookup had")
+
+    monkeypatch.setattr(InlineBlobStore, "open", no_open)
+    assert await read_back(services, result) == data

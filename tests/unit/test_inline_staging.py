@@ -100,3 +100,13 @@ async def test_concurrent_small_uploads_share_commits_and_store_nothing_outside(
     assert larger.blobs == {} and larger.temps == {}
     async with metadata.snapshot() as view:
         assert len(await view.blobs.inline_stored(HOT, "", 100)) == 20
+
+
+def test_uploads_declared_up_to_the_threshold_write_no_writing_row_even_on_s3() -> None:
+    policy = RegistrationPolicy(always=frozenset({HOT}), inline_max_bytes=LIMIT)
+
+    def request(size: int | None) -> UploadRequest:
+        return UploadRequest(TenantId("a"), Namespace("n"), ObjectKey("k"), declared_size=size)
+
+    assert not policy.registers(request(0)) and not policy.registers(request(LIMIT))
+    assert policy.registers(request(LIMIT + 1)) and policy.registers(request(None))
