@@ -9,6 +9,7 @@ from pathlib import Path
 
 from juststorage.adapters.auth.jwt import PyJwtVerifier, issue_token
 from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
+from juststorage.adapters.blobs.inline import InlineBlobStore
 from juststorage.adapters.blobs.per_class import PerClassBlobStore
 from juststorage.adapters.blobs.s3 import S3BlobStore
 from juststorage.adapters.blobs.s3_io import S3Connection, S3Root
@@ -80,7 +81,11 @@ def build_uploader(
         max_object_bytes=settings.max_object_bytes,
         quota_of=lambda tenant: settings.limits_for(tenant).quota_bytes,
         owner=owner,
-        registration=RegistrationPolicy(always=frozenset(_s3_roots(settings))),
+        registration=RegistrationPolicy(
+            always=frozenset(_s3_roots(settings)),
+            # Bytes held in memory until the commit: nothing stored for GC to judge.
+            inline_max_bytes=blobs.max_bytes if isinstance(blobs, InlineBlobStore) else 0,
+        ),
     )
 
 
@@ -182,7 +187,8 @@ def build(
     """
     clock = clock or SystemClock()
     metadata = metadata or build_metadata_store(settings, clock, long_statements=long_statements)
-    blobs = blobs if blobs is not None else build_blob_store(settings)
+    if blobs is None:
+        blobs = with_inline_blobs(settings, metadata, build_blob_store(settings))
     try:
         bootstrap_keys = parse_bootstrap_keys(settings.api_keys)
     except BadRequest as exc:
@@ -225,6 +231,14 @@ def build_blob_store(settings: Settings) -> BlobStore:
     if len({id(s) for s in stores.values()}) == 1:
         return stores[StorageClass.HOT]
     return PerClassBlobStore(stores)
+
+
+def with_inline_blobs(settings: Settings, metadata: MetadataStore, larger: BlobStore) -> BlobStore:
+    """`larger` behind an `InlineBlobStore` keeping blobs of at most
+    `inline_max_bytes` in the metadata database (SPEC §8.1); `larger` alone when 0."""
+    if settings.inline_max_bytes == 0:
+        return larger
+    return InlineBlobStore(metadata, larger, settings.inline_max_bytes)
 
 
 def _s3_roots(settings: Settings) -> dict[StorageClass, S3Root]:

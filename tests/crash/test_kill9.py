@@ -1,12 +1,14 @@
 """Crash tests: kill -9 the real server at random moments, restart, verify.
 
 Each round starts the server on the same data, runs concurrent uploads (0 B to a
-few MiB, duplicate contents included), deletes and GC passes, and SIGKILLs every
+few MiB around the inline threshold, with and without a declared length, duplicate
+contents included, in both classes), deletes and GC passes, and SIGKILLs every
 server process after a random delay. At the end:
 - every upload that got 201, and was not deleted, reads back bit-exact;
 - every visible object is one we sent (acknowledged, or in flight at a kill) and
   its bytes are exactly what was sent;
-- after a GC pass with grace 0, fsck is clean and no temp file or orphan blob is left.
+- after a GC pass with grace 0, fsck is clean and no temp file or orphan blob is left:
+  the blobs of at most INLINE_MAX_BYTES are inline rows, the others files.
 The seed is printed; replay with JUSTSTORAGE_CRASH_SEED=<seed>.
 """
 
@@ -17,7 +19,7 @@ import hashlib
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +36,8 @@ CLIENTS = 6
 KEY = "crash-test-key-abcdefghijklmnopqrstuvwxyz"
 TENANT, NAMESPACE = "crash", "kill9"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-SIZES = [0, 1, 4096, 65_536, 1_000_003, 3 * 1024 * 1024]
+INLINE_MAX_BYTES = 65_536  # the default: blobs up to it are kept in the database
+SIZES = [0, 1, 4096, INLINE_MAX_BYTES, INLINE_MAX_BYTES + 1, 1_000_003, 3 * 1024 * 1024]
 
 
 @dataclass
@@ -52,6 +55,11 @@ def _body(rng: random.Random, pool: list[bytes]) -> bytes:
         return rng.choice(pool)  # a duplicate: dedup races delete and GC
     size = rng.choice(SIZES)
     return rng.randbytes(size)
+
+
+async def _chunked(body: bytes) -> AsyncIterator[bytes]:
+    for offset in range(0, max(len(body), 1), 16_384):
+        yield body[offset : offset + 16_384]
 
 
 async def _client(rng: random.Random, url: str, ledger: Ledger, pool: list[bytes]) -> None:
@@ -75,6 +83,9 @@ async def _client(rng: random.Random, url: str, ledger: Ledger, pool: list[bytes
             digest = hashlib.sha256(body).hexdigest()
             ledger.sent[digest] = body
             pool.append(body)
+            # Sometimes chunked, no length declared: the server decides inline or file
+            # as the bytes arrive.
+            content = _chunked(body) if rng.random() < 0.3 else body
             response = await client.post(
                 "/v1/objects",
                 headers={
@@ -84,7 +95,7 @@ async def _client(rng: random.Random, url: str, ledger: Ledger, pool: list[bytes
                     "X-Key": f"k{rng.randrange(50)}",
                     "X-Storage-Class": rng.choice(["hot", "cold"]),
                 },
-                content=body,
+                content=content,
             )
             if response.status_code == 201:
                 created = response.json()
@@ -162,7 +173,7 @@ def test_kill9_at_random_points_loses_nothing_acknowledged(
             assert response.status_code == 200, (seed, object_id, response.text)
             assert hashlib.sha256(response.content).hexdigest() == digest, (seed, object_id)
 
-        live_blobs: set[tuple[str, str]] = set()
+        live_blobs: set[tuple[str, str, int]] = set()
         unacknowledged = 0
         cursor = None
         while True:
@@ -179,7 +190,7 @@ def test_kill9_at_random_points_loses_nothing_acknowledged(
                 unacknowledged += item["id"] not in ledger.acked
                 body = server.client.get(f"/v1/objects/{item['id']}", headers=headers).content
                 assert body == ledger.sent[digest], (seed, item["id"])
-                live_blobs.add((item["storage_class"], digest))
+                live_blobs.add((item["storage_class"], digest, item["size_bytes"]))
             cursor = page["next_cursor"]
             if cursor is None:
                 break
@@ -198,7 +209,14 @@ def test_kill9_at_random_points_loses_nothing_acknowledged(
         leftovers = [p.name for p in (root / "tmp").iterdir()]
         assert leftovers == [], (seed, leftovers)
         files |= {(storage_class, p.name) for p in (root / "sha256").rglob("*") if p.is_file()}
-    assert files == live_blobs, (seed, "orphan or missing blob files")
+    expected_files = {(c, d) for c, d, size in live_blobs if size > INLINE_MAX_BYTES}
+    assert files == expected_files, (seed, "orphan or missing blob files")
+    inline = {
+        tuple(r)
+        for r in query(database_url, "SELECT storage_class, content_hash FROM inline_blobs")
+    }
+    expected_inline = {(c, d) for c, d, size in live_blobs if size <= INLINE_MAX_BYTES}
+    assert inline == expected_inline, (seed, "orphan or missing inline blobs")
     assert query(database_url, "SELECT id FROM objects WHERE state = 'WRITING'") == []
     assert refcount_drift(database_url) == []
     assert usage_drift(database_url) == []

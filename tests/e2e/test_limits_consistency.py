@@ -27,7 +27,10 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def server(start_server: StartServer) -> Server:
-    return start_server(JUSTSTORAGE_MAX_CONCURRENT_UPLOADS="2")
+    return start_server(
+        JUSTSTORAGE_MAX_CONCURRENT_UPLOADS="2",
+        JUSTSTORAGE_INLINE_MAX_BYTES="0",  # these tests look at blob files and S3 objects
+    )
 
 
 @pytest.fixture

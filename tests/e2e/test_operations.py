@@ -39,7 +39,9 @@ SPEC_METRICS = [
 
 @pytest.fixture(scope="module")
 def server(start_server: StartServer) -> Server:
-    return start_server()
+    return start_server(
+        JUSTSTORAGE_INLINE_MAX_BYTES="0",  # these tests look at blob files and S3 objects
+    )
 
 
 def test_health_needs_no_credentials(server: Server) -> None:

@@ -66,6 +66,7 @@ def s3_server(seaweedfs: SeaweedFs, tmp_path_factory: pytest.TempPathFactory) ->
             "JUSTSTORAGE_COLD_ROOT": seaweedfs.root(f"{prefix}/cold"),
             "JUSTSTORAGE_S3_PART_BYTES": str(5 * MIB),
             "JUSTSTORAGE_MAX_OBJECT_BYTES": str(64 * MIB),
+            "JUSTSTORAGE_INLINE_MAX_BYTES": "0",  # every blob an S3 object: what this tests
         },
     )
     server.bucket = Bucket(seaweedfs, prefix)  # type: ignore[attr-defined]
@@ -165,6 +166,7 @@ def test_ready_is_503_when_the_store_refuses_or_is_unreachable(
         **seaweedfs.env(),
         "JUSTSTORAGE_HOT_ROOT": root,
         "JUSTSTORAGE_S3_TIMEOUT_SECONDS": "3",
+        "JUSTSTORAGE_INLINE_MAX_BYTES": "0",  # an upload needs the store
     }
     server = start(tmp_path, {**env, "AWS_SECRET_ACCESS_KEY": "wrong"})
     try:

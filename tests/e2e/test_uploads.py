@@ -29,7 +29,10 @@ MAX_OBJECT_BYTES = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def server(start_server: StartServer) -> Server:
-    return start_server(JUSTSTORAGE_MAX_OBJECT_BYTES=str(MAX_OBJECT_BYTES))
+    return start_server(
+        JUSTSTORAGE_MAX_OBJECT_BYTES=str(MAX_OBJECT_BYTES),
+        JUSTSTORAGE_INLINE_MAX_BYTES="0",  # these tests look at blob files and S3 objects
+    )
 
 
 @pytest.fixture

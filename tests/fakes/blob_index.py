@@ -79,6 +79,7 @@ class FakeBlobIndex:
         if row.released_at > released_before:
             return False
         del self._state.blobs[row_key]
+        self._state.inline.pop(row_key, None)
         return True
 
     async def claim_orphan(self, location: BlobLocation, size_bytes: int) -> bool:
@@ -94,6 +95,61 @@ class FakeBlobIndex:
 
     async def forget(self, location: BlobLocation) -> None:
         self._state.blobs.pop((location.storage_class, location.content_hash.hex), None)
+        self._state.inline.pop((location.storage_class, location.content_hash.hex), None)
+
+    async def store_inline(self, location: BlobLocation, data: bytes) -> bool:
+        row_key = (location.storage_class, location.content_hash.hex)
+        if row_key in self._state.inline:
+            return False
+        self._state.inline[row_key] = bytes(data)
+        return True
+
+    async def inline_data(self, location: BlobLocation) -> bytes | None:
+        return self._state.inline.get((location.storage_class, location.content_hash.hex))
+
+    async def inline_stored(
+        self, storage_class: StorageClass, after: str, limit: int
+    ) -> list[tuple[ContentHash, int]]:
+        rows = sorted(
+            (h, len(data))
+            for (cls, h), data in self._state.inline.items()
+            if cls is storage_class and h > after
+        )[:limit]
+        return [(ContentHash(h), size) for h, size in rows]
+
+    async def to_move(
+        self, storage_class: StorageClass, *, inline: bool, max_bytes: int, after: str, limit: int
+    ) -> list[tuple[BlobLocation, int]]:
+        rows = sorted(
+            (h, row)
+            for (cls, h), row in self._state.blobs.items()
+            if cls is storage_class
+            and h > after
+            and (
+                (inline and row.location != f"inline:{h}" and row.size_bytes <= max_bytes)
+                or (not inline and row.location == f"inline:{h}" and row.size_bytes > max_bytes)
+            )
+        )[:limit]
+        return [(_location(storage_class, h, row), row.size_bytes) for h, row in rows]
+
+    async def move_inline(self, location: BlobLocation, data: bytes) -> bool:
+        row_key = (location.storage_class, location.content_hash.hex)
+        row = self._state.blobs.get(row_key)
+        if row is None or _location(*row_key, row).address != location.address:
+            return False
+        self._state.blobs[row_key] = dataclasses.replace(row, location=f"inline:{row_key[1]}")
+        self._state.inline[row_key] = bytes(data)
+        return True
+
+    async def move_out_of_line(self, location: BlobLocation, address: str) -> bool:
+        row_key = (location.storage_class, location.content_hash.hex)
+        row = self._state.blobs.get(row_key)
+        if row is None or row.location != f"inline:{row_key[1]}":
+            return False
+        recorded = None if address == row_key[1] else address
+        self._state.blobs[row_key] = dataclasses.replace(row, location=recorded)
+        self._state.inline.pop(row_key, None)
+        return True
 
     async def known(self, storage_class: StorageClass, stored: list[StoredBlob]) -> set[str]:
         recorded = {
@@ -102,12 +158,28 @@ class FakeBlobIndex:
         return {
             s.address
             for s in stored
-            if (
-                s.content_hash is not None
-                and (storage_class, s.content_hash.hex) in self._state.blobs
-            )
+            if (s.content_hash is not None and self._same_kind(storage_class, s))
             or (s.content_hash is None and s.address in recorded)
         }
+
+    def _same_kind(self, storage_class: StorageClass, stored: StoredBlob) -> bool:
+        """A row of the content that keeps a copy of this thing's kind (inline or not)."""
+        assert stored.content_hash is not None
+        row = self._state.blobs.get((storage_class, stored.content_hash.hex))
+        if row is None:
+            return False
+        row_inline = row.location == f"inline:{stored.content_hash.hex}"
+        return row_inline == stored.address.startswith("inline:")
+
+    async def claim_stale(self, location: BlobLocation) -> bool:
+        stored = StoredBlob(location.storage_class, location.address, 0, self._clock.now())
+        stored = dataclasses.replace(stored, content_hash=location.content_hash)
+        row_key = (location.storage_class, location.content_hash.hex)
+        if row_key not in self._state.blobs or self._same_kind(location.storage_class, stored):
+            return False
+        if location.address.startswith("inline:"):
+            self._state.inline.pop(row_key, None)
+        return True
 
     async def audit(self, after: BlobLocation | None, limit: int) -> list[BlobAudit]:
         start = (after.storage_class.value, after.content_hash.hex) if after else ("", "")

@@ -16,6 +16,7 @@ from datetime import datetime
 from uuid import UUID
 
 from fakes.clock import FakeClock
+from juststorage.application.ports import UnitOfWork
 from juststorage.application.records import BlobLocation, StoredBlob, TempFile
 from juststorage.domain.errors import NotFound, StorageError
 from juststorage.domain.model import ContentHash, StorageClass
@@ -60,7 +61,7 @@ class FakeStagedBlob:
             return False  # stored under its own address already (seal)
         return self._place()
 
-    async def confirm(self, blob: BlobLocation) -> bool:
+    async def confirm(self, blob: BlobLocation, uow: UnitOfWork | None = None) -> bool:
         if self._digest is None:
             raise RuntimeError("confirm() before seal()")
         if self._store.by_upload:

@@ -120,8 +120,11 @@ class FakeObjectRepository:
     def _located(self, version: ObjectVersion) -> LocatedVersion:
         row = self._state.blobs.get((version.storage_class, version.content_hash.hex))
         address = row.location if row is not None and row.location else ""
+        inline = None
+        if address == f"inline:{version.content_hash.hex}":
+            inline = self._state.inline.get((version.storage_class, version.content_hash.hex))
         return LocatedVersion(
-            version, BlobLocation(version.storage_class, version.content_hash, address)
+            version, BlobLocation(version.storage_class, version.content_hash, address), inline
         )
 
     def _to_deleting(self, version: ObjectVersion) -> ObjectVersion:

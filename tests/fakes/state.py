@@ -34,6 +34,8 @@ class State:
     reservations: dict[UUID, tuple[str, int, datetime]] = field(default_factory=dict)
     # rate buckets: (tenant, resource) -> (tokens, stamp)
     buckets: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    # inline blob bytes (SPEC §8.1): (class, hash) -> bytes
+    inline: dict[tuple[StorageClass, str], bytes] = field(default_factory=dict)
 
     def copy(self) -> State:
         # Values are frozen, so copying the dicts copies the state.
@@ -46,6 +48,7 @@ class State:
             dict(self.leases),
             dict(self.reservations),
             dict(self.buckets),
+            dict(self.inline),
         )
 
 

@@ -31,7 +31,8 @@ CLI = Path(sys.executable).parent / "juststorage"
 
 @pytest.fixture
 async def services(tmp_path: Path) -> AsyncIterator[Services]:
-    built = build(Settings(data_dir=tmp_path))
+    # Every blob a file: what this module tests (test_inline_blobs.py: inline ones).
+    built = build(Settings(data_dir=tmp_path, inline_max_bytes=0))
     await built.metadata.migrate()
     await built.blobs.prepare()
     try:
@@ -104,6 +105,7 @@ def run(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess
         if not k.startswith("JUSTSTORAGE_") and k not in ("DATABASE_URL", "API_KEYS")
     }
     env["JUSTSTORAGE_DATA_DIR"] = str(tmp_path)
+    env["JUSTSTORAGE_INLINE_MAX_BYTES"] = "0"
     env.update(extra)
     done = subprocess.run(
         [str(CLI), *args], env=env, capture_output=True, text=True, timeout=60, check=False

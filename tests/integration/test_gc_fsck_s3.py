@@ -42,6 +42,7 @@ def s3_settings(seaweedfs: SeaweedFs, data_dir: Path) -> dict[str, str]:
         "JUSTSTORAGE_DATA_DIR": str(data_dir),
         "JUSTSTORAGE_HOT_ROOT": seaweedfs.root(f"{prefix}/hot"),
         "JUSTSTORAGE_COLD_ROOT": seaweedfs.root(f"{prefix}/cold"),
+        "JUSTSTORAGE_INLINE_MAX_BYTES": "0",  # every blob an S3 object: what this tests
     }
 
 

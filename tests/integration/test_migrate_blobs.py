@@ -58,7 +58,11 @@ def migrate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 async def test_blobs_move_to_s3_verified_and_resumable(
     seaweedfs: SeaweedFs, tmp_path: Path
 ) -> None:
-    fs_env = {"JUSTSTORAGE_DATA_DIR": str(tmp_path), **seaweedfs.env()}
+    fs_env = {
+        "JUSTSTORAGE_DATA_DIR": str(tmp_path),
+        "JUSTSTORAGE_INLINE_MAX_BYTES": "0",  # every blob a file to move
+        **seaweedfs.env(),
+    }
     services = build(load_settings(fs_env))
     await services.metadata.migrate()
     await services.blobs.prepare()

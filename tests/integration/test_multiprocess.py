@@ -30,8 +30,10 @@ CLIENTS = 12
 DURATION_S = 8.0
 BOOTSTRAP_KEY = "multiprocess-test-key-0123456789"
 TENANT, NAMESPACE = "mp", "race"
-# A small pool of bodies: uploads collide on content all the time.
+# A small pool of bodies: uploads collide on content all the time. Most are kept
+# inline (at most 64 KiB, the default), three are files.
 BODIES = [hashlib.sha256(str(i).encode()).digest() * (1 + i * 37) for i in range(12)]
+BODIES += [hashlib.sha256(str(i).encode()).digest() * (2050 + i) for i in range(3)]
 
 
 @dataclass

@@ -28,6 +28,7 @@ from juststorage.application.downloads import (
     DownloadAnswer,
     find_by_id,
     find_newest,
+    open_blob,
     plan_download,
 )
 from juststorage.application.listing import list_objects
@@ -152,7 +153,7 @@ async def _download(request: Request, services: Services, found: LocatedVersion)
     if plan.answer is DownloadAnswer.NOT_MODIFIED or request.method == "HEAD":
         return BlobResponse(status, headers, None)
     first = plan.byte_range.first if plan.byte_range else 0
-    reader = await services.blobs.open(found.blob, first=first, length=plan.body_length)
+    reader = await open_blob(services.blobs, found, first=first, length=plan.body_length)
     return BlobResponse(
         status,
         headers,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
+from juststorage.application.ports import UnitOfWork
 from juststorage.application.records import BlobLocation, StoredBlob, TempFile
 from juststorage.domain.model import ContentHash, StorageClass
 
@@ -61,10 +62,16 @@ class StagedBlob(Protocol):
         """
         ...
 
-    async def confirm(self, blob: BlobLocation) -> bool:
+    async def confirm(self, blob: BlobLocation, uow: UnitOfWork | None = None) -> bool:
         """Settle the blob, `blob` being the result of `BlobIndex.acquire`; True if this
-        upload's bytes became the blob here (a file put back, or this upload's
-        address recorded), False for a dedup hit or a blob that was already in place.
+        upload's bytes became the blob here (a file put back, this upload's address
+        recorded, or its bytes written inline), False for a dedup hit or a blob that was
+        already in place.
+
+        `uow` is the unit of work that took the reference (the group commit's): a blob
+        kept in the database (SPEC §8.1) writes its bytes through it, so they commit
+        with the object; the other stores ignore it. Without it an inline blob cannot
+        be confirmed (RuntimeError).
 
         Call after `publish()`, while holding the blob's reference: from then on
         no GC pass may remove it, so when this returns the committed reference

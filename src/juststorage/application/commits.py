@@ -207,7 +207,8 @@ class GroupCommitter:
             for waiter in accepted:
                 upload_id = waiter.sealed.upload.id
                 try:
-                    confirmed[upload_id] = await waiter.sealed.staged.confirm(blobs[upload_id])
+                    # An inline blob's bytes are written here, in this transaction.
+                    confirmed[upload_id] = await waiter.sealed.staged.confirm(blobs[upload_id], uow)
                 except Exception as exc:
                     raise _UploadFailed(waiter, exc) from exc
             await uow.commit()

@@ -3,10 +3,13 @@ nothing new (the client's copy matches), the whole object, or one byte range."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from uuid import UUID
 
+from juststorage.application.blob_ports import BlobReader, BlobStore
 from juststorage.application.ports import MetadataStore
 from juststorage.application.records import LocatedVersion
 from juststorage.domain.conditions import ByteRange, etag_matches, parse_range
@@ -75,3 +78,33 @@ def plan_download(
     if byte_range is None:
         return DownloadPlan(version, DownloadAnswer.WHOLE)
     return DownloadPlan(version, DownloadAnswer.PARTIAL, byte_range)
+
+
+class InlineReader:
+    """A `BlobReader` over bytes already in memory: an inline blob (SPEC §8.1)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    @property
+    def path(self) -> Path | None:
+        return None
+
+    async def chunks(self, first: int, length: int) -> AsyncIterator[bytes]:
+        if length > 0:
+            yield self._data[first : first + length]
+
+    async def close(self) -> None:
+        pass
+
+
+async def open_blob(
+    blobs: BlobStore, found: LocatedVersion, *, first: int = 0, length: int | None = None
+) -> BlobReader:
+    """The version's bytes: from the row its lookup read when the blob is inline (no
+    second query, no file open), else from its store.
+
+    Raises NotFound if the blob is gone."""
+    if found.inline is not None:
+        return InlineReader(found.inline)
+    return await blobs.open(found.blob, first=first, length=length)

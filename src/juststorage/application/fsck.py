@@ -134,7 +134,7 @@ async def check_store(
         after = page[-1].location
     async with metadata.snapshot() as view:
         rowless = await view.objects.without_blob_row(100_000)
-    referenced = {BlobLocation(v.storage_class, v.content_hash) for v in rowless}
+    referenced = {BlobLocation(v.storage_class, v.content_hash): v for v in rowless}
     orphans, lost_rows = await _check_unindexed(metadata, blobs, repair, referenced)
     await _check_missing_rows(metadata, blobs, repair, report, rowless, lost_rows)
     report.problems += orphans
@@ -246,7 +246,10 @@ async def _check_missing_rows(
 
 
 async def _check_unindexed(
-    metadata: MetadataStore, blobs: BlobStore, repair: bool, referenced: set[BlobLocation]
+    metadata: MetadataStore,
+    blobs: BlobStore,
+    repair: bool,
+    referenced: dict[BlobLocation, ObjectVersion],
 ) -> tuple[list[Problem], list[LostRow]]:
     """Stored things the index does not know (orphans.py, as GC finds them), but the
     blobs of objects without a row, which are missing-row: the orphan-file problems,
@@ -258,7 +261,12 @@ async def _check_unindexed(
             lost_rows += batch.lost_rows
             for stored in batch.orphans:
                 content = stored.content_hash
-                if content is not None and BlobLocation(storage_class, content) in referenced:
+                version = referenced.get(BlobLocation(storage_class, content)) if content else None
+                if version is not None:
+                    # The blob of committed objects whose row was lost, wherever its
+                    # store keeps it (a file at its content path, inline bytes): the
+                    # row is to be written back at this address (missing-row).
+                    lost_rows.append(LostRow(stored, version))
                     continue
                 # Gone already (another pass removed it since the scan) is repaired too.
                 repaired = (

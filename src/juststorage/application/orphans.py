@@ -130,6 +130,12 @@ async def remove_orphan(metadata: MetadataStore, blobs: BlobStore, stored: Store
         # Claiming inserts a locked row: an upload of the same bytes waits for this
         # transaction, then publishes the blob again.
         if not await uow.blobs.claim_orphan(location, stored.size_bytes):
+            if await uow.blobs.claim_stale(location):
+                # The row keeps its copy of the other kind (inline or not): this one is
+                # redundant, and the row's lock keeps uploads from adopting it meanwhile.
+                removed = await blobs.remove(stored.storage_class, stored.address)
+                await uow.commit()
+                return _removal(removed)
             return Removal.KEPT  # a row appeared since the scan (rolls back)
         if await uow.objects.ids_of_blob(location):
             # Its row was lost, not its objects: fsck's missing-row (rolls back).

@@ -271,7 +271,56 @@ class BlobMoves(Protocol):
         ...
 
 
-class BlobIndex(BlobReferences, BlobCollection, BlobAuditing, BlobMoves, Protocol):
+class InlineBytes(Protocol):
+    """The bytes of blobs kept in the database (SPEC §8.1), one row per blob row whose
+    address is `inline:<hex>`. They are deleted with their blob row (`forget`,
+    `forget_if_unreferenced`), in the same transaction."""
+
+    async def claim_stale(self, location: BlobLocation) -> bool:
+        """For stored bytes of a content whose row records a copy of the other kind
+        (the row inline and these a file, or the reverse: left by a threshold change
+        or a row re-pointed once unreferenced): lock the row until the unit of work
+        ends and say True, deleting these bytes already when they are inline; the
+        caller removes a file before committing. False if there is no row, or the
+        row's copy is of this kind (these bytes may be the blob)."""
+        ...
+
+    async def store_inline(self, location: BlobLocation, data: bytes) -> bool:
+        """Write a blob's bytes (an upload's `confirm()`, in its commit's transaction);
+        False if they were there already (nothing written)."""
+        ...
+
+    async def inline_data(self, location: BlobLocation) -> bytes | None:
+        """A blob's inline bytes, or None."""
+        ...
+
+    async def inline_stored(
+        self, storage_class: StorageClass, after: str, limit: int
+    ) -> list[tuple[ContentHash, int]]:
+        """Inline rows of the class after the hash `after` (hex), in hash order, with
+        their sizes (the inline store's `scan`)."""
+        ...
+
+    async def to_move(
+        self, storage_class: StorageClass, *, inline: bool, max_bytes: int, after: str, limit: int
+    ) -> list[tuple[BlobLocation, int]]:
+        """migrate-blobs: with `inline`, rows kept elsewhere (a file, an S3 object) of at
+        most `max_bytes`; without, inline rows over `max_bytes`; in hash order after
+        `after`, at their addresses, with their sizes."""
+        ...
+
+    async def move_inline(self, location: BlobLocation, data: bytes) -> bool:
+        """Keep `data` inline for a row still at `location.address` and record the
+        inline address; False (nothing changed) if the row is gone or re-pointed."""
+        ...
+
+    async def move_out_of_line(self, location: BlobLocation, address: str) -> bool:
+        """Point an inline row at `address` (its copy must be durable there first) and
+        delete its inline bytes; False (nothing changed) if the row is not inline."""
+        ...
+
+
+class BlobIndex(BlobReferences, BlobCollection, BlobAuditing, BlobMoves, InlineBytes, Protocol):
     """Reference counts of stored blobs, one row per (storage class, hash): every
     narrow blob-row port in one."""
 

@@ -98,10 +98,12 @@ class BlobLocation:
 
 @dataclass(frozen=True, slots=True)
 class LocatedVersion:
-    """A committed version and where its bytes are, read together (downloads)."""
+    """A committed version and where its bytes are, read together (downloads);
+    `inline` holds the bytes themselves when the blob is kept in the database."""
 
     version: ObjectVersion
     blob: BlobLocation
+    inline: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,14 +60,19 @@ class RegistrationPolicy:
     where its store keeps the uploading process's identity with the bytes (the
     filesystem's temp file names), that keeps GC away. `always` names the classes
     whose store cannot keep it (an S3 object does not say who writes it): there GC
-    judges every stored upload by its `WRITING` row, so every upload writes one.
+    judges every stored upload by its `WRITING` row, so every upload writes one,
+    except one declared to be at most `inline_max_bytes`: kept in memory until its
+    commit writes it inline (SPEC §8.1), it stores nothing GC could judge.
     """
 
     unregistered_max_bytes: int = UNREGISTERED_MAX_BYTES
     always: frozenset[StorageClass] = frozenset()
+    inline_max_bytes: int = 0
 
     def registers(self, request: UploadRequest) -> bool:
         """True if this upload writes its `WRITING` row first."""
+        if request.declared_size is not None and request.declared_size <= self.inline_max_bytes:
+            return False
         return (
             request.declared_size is None
             or request.declared_size > self.unregistered_max_bytes

@@ -1,4 +1,5 @@
-"""`juststorage migrate-blobs`: move a store's blobs from its directories to S3."""
+"""`juststorage migrate-blobs`: move a store's blobs from its directories to S3, or
+between the metadata database and the class roots (inline blobs, SPEC §8.1)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import time
 import click
 
 from juststorage.application.migrate_blobs import MigrationReport, migrate_blobs
-from juststorage.bootstrap import build, build_s3_blob_store
+from juststorage.application.migrate_inline import migrate_inline
+from juststorage.bootstrap import build, build_blob_store, build_s3_blob_store
 from juststorage.cli.errors import CommandFailed
 from juststorage.cli.runtime import require_store, settings_of
 from juststorage.config import Settings, SettingsError
@@ -20,23 +22,36 @@ from juststorage.domain.model import StorageClass
 @click.option("--to-hot", metavar="s3://BUCKET/PREFIX", help="Target root of the hot class.")
 @click.option("--to-cold", metavar="s3://BUCKET/PREFIX", help="Target root of the cold class.")
 @click.option("--no-verify", is_flag=True, help="Do not read each copy back to re-hash it.")
+@click.option(
+    "--inline",
+    is_flag=True,
+    help="Instead: move blobs into or out of the metadata database to follow"
+    " JUSTSTORAGE_INLINE_MAX_BYTES (both classes, their current roots).",
+)
 @click.pass_context
 def migrate_blobs_command(
-    ctx: click.Context, to_hot: str | None, to_cold: str | None, no_verify: bool
+    ctx: click.Context, to_hot: str | None, to_cold: str | None, no_verify: bool, inline: bool
 ) -> None:
     """Copy blobs from the directory roots (the current settings) to S3 roots,
     verified by SHA-256; safe to run while the server runs, resumable.
 
     Run it until it reports 0 remaining, stop the server, run it once more, then
     start the server with JUSTSTORAGE_<CLASS>_ROOT set to the s3:// roots.
+    With --inline, after changing JUSTSTORAGE_INLINE_MAX_BYTES: inline blobs over
+    it move to their class's root, blobs of at most it move into the database.
     Exit 1 while blobs remain or a source file is missing or damaged.
     """
     settings = settings_of(ctx)
     targets = {StorageClass.HOT: to_hot, StorageClass.COLD: to_cold}
     chosen = {c: t for c, t in targets.items() if t}
-    if not chosen:
-        raise click.UsageError("name at least one target: --to-hot or --to-cold")
-    reports = asyncio.run(_migrate(settings, chosen, verify=not no_verify))
+    if inline and chosen:
+        raise click.UsageError("--inline moves blobs within the current roots: no --to-*")
+    if not chosen and not inline:
+        raise click.UsageError("name at least one target: --to-hot or --to-cold (or --inline)")
+    if inline:
+        reports = asyncio.run(_migrate_inline(settings))
+    else:
+        reports = asyncio.run(_migrate(settings, chosen, verify=not no_verify))
     incomplete = False
     for storage_class, report in reports.items():
         for problem in report.problems:
@@ -76,6 +91,23 @@ async def _migrate(
                 storage_class,
                 verify_copy=verify,
                 progress=progress if sys.stderr.isatty() else None,
+            )
+    finally:
+        await services.metadata.close()
+    return reports
+
+
+async def _migrate_inline(settings: Settings) -> dict[StorageClass, MigrationReport]:
+    services = build(settings)
+    larger = build_blob_store(settings)  # the class roots, without the inline store
+    reports: dict[StorageClass, MigrationReport] = {}
+    try:
+        await require_store(services)
+        await services.metadata.migrate()
+        await larger.prepare()
+        for storage_class in StorageClass:
+            reports[storage_class] = await migrate_inline(
+                services.metadata, larger, storage_class, settings.inline_max_bytes
             )
     finally:
         await services.metadata.close()

@@ -17,6 +17,7 @@ from uuid import UUID
 
 from juststorage.adapters import threads
 from juststorage.adapters.blobs import fsio
+from juststorage.application.ports import UnitOfWork
 from juststorage.application.records import BlobLocation
 from juststorage.domain.errors import InsufficientStorage, StorageError
 from juststorage.domain.model import ContentHash
@@ -134,7 +135,7 @@ class FileStagedBlob:
             raise RuntimeError("publish() before seal()")
         return await threads.run_sync(self._link_into_place, self._digest)
 
-    async def confirm(self, blob: BlobLocation) -> bool:
+    async def confirm(self, blob: BlobLocation, uow: UnitOfWork | None = None) -> bool:
         if self._digest is None:
             raise RuntimeError("confirm() before seal()")
         # Almost always still there; gone only when a GC pass took an unreferenced

@@ -20,6 +20,7 @@ from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store
 
 from juststorage.adapters.blobs import s3_multipart
+from juststorage.application.ports import UnitOfWork
 from juststorage.application.records import BlobLocation
 from juststorage.domain.errors import NotFound, StorageError, Unavailable
 from juststorage.domain.model import ContentHash
@@ -141,7 +142,7 @@ class S3StagedBlob:
             raise RuntimeError("publish() before seal()")
         return False  # the object is stored under its own key already (seal)
 
-    async def confirm(self, blob: BlobLocation) -> bool:
+    async def confirm(self, blob: BlobLocation, uow: UnitOfWork | None = None) -> bool:
         if self._digest is None:
             raise RuntimeError("confirm() before seal()")
         # Nothing to move: the row either names this upload's key (these bytes are

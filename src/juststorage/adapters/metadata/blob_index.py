@@ -15,6 +15,10 @@ from juststorage.domain.model import ContentHash, StorageClass
 
 # A row's address: the one it records, else its content address (the hash's hex).
 _ADDRESS = "COALESCE(location, content_hash)"
+# The address of a blob kept in the database (SPEC §8.1): its bytes are in inline_blobs.
+INLINE_PREFIX = "inline:"
+_INLINE_ADDRESS = f"'{INLINE_PREFIX}' || content_hash"
+_KEY = "storage_class = ? AND content_hash = ?"
 
 
 class SqlBlobIndex(SqlRepository):
@@ -67,7 +71,18 @@ class SqlBlobIndex(SqlRepository):
                 self._d.ts_in(released_before),
             ),
         )
-        return row is not None
+        if row is None:
+            return False
+        await self._forget_inline(location)  # the bytes go with their row
+        return True
+
+    async def _forget_inline(self, location: BlobLocation) -> None:
+        """Delete the row's inline bytes, if any, in the transaction that deletes the row
+        (or moves it off inline): no inline bytes outlive the row that names them."""
+        await self._s.execute(
+            f"DELETE FROM inline_blobs WHERE {_KEY}",
+            (location.storage_class.value, location.content_hash.hex),
+        )
 
     async def claim_orphan(self, location: BlobLocation, size_bytes: int) -> bool:
         now = self._now()
@@ -86,16 +101,105 @@ class SqlBlobIndex(SqlRepository):
             "DELETE FROM blobs WHERE storage_class = ? AND content_hash = ?",
             (location.storage_class.value, location.content_hash.hex),
         )
+        await self._forget_inline(location)
+
+    async def claim_stale(self, location: BlobLocation) -> bool:
+        # An UPDATE that changes nothing, for its row lock (held until the commit): no
+        # upload can re-point the row at this copy while it is removed.
+        row = await self._s.fetchone(
+            f"UPDATE blobs SET ref_count = ref_count WHERE {_KEY}"
+            f" RETURNING COALESCE(location, '') = {_INLINE_ADDRESS}",
+            (location.storage_class.value, location.content_hash.hex),
+        )
+        if row is None or bool(row[0]) == location.address.startswith(INLINE_PREFIX):
+            return False  # no row (claim_orphan's case), or the row's own copy
+        if location.address.startswith(INLINE_PREFIX):
+            await self._forget_inline(location)
+        return True
+
+    async def store_inline(self, location: BlobLocation, data: bytes) -> bool:
+        row = await self._s.fetchone(
+            "INSERT INTO inline_blobs (storage_class, content_hash, data) VALUES (?, ?, ?)"
+            " ON CONFLICT (storage_class, content_hash) DO NOTHING RETURNING content_hash",
+            (location.storage_class.value, location.content_hash.hex, data),
+        )
+        return row is not None
+
+    async def inline_data(self, location: BlobLocation) -> bytes | None:
+        row = await self._s.fetchone(
+            f"SELECT data FROM inline_blobs WHERE {_KEY}",
+            (location.storage_class.value, location.content_hash.hex),
+        )
+        return bytes(row[0]) if row else None
+
+    async def inline_stored(
+        self, storage_class: StorageClass, after: str, limit: int
+    ) -> list[tuple[ContentHash, int]]:
+        rows = await self._s.fetchall(
+            "SELECT content_hash, length(data) FROM inline_blobs WHERE storage_class = ?"
+            " AND content_hash > ? ORDER BY content_hash LIMIT ?",
+            (storage_class.value, after, limit),
+        )
+        return [(ContentHash(r[0]), int(r[1])) for r in rows]
+
+    async def to_move(
+        self, storage_class: StorageClass, *, inline: bool, max_bytes: int, after: str, limit: int
+    ) -> list[tuple[BlobLocation, int]]:
+        if inline:  # blobs kept elsewhere (a file, an S3 object) small enough for inline
+            where = (
+                f"COALESCE(location, '') <> {_INLINE_ADDRESS} AND size_bytes <= {self._d.bigint}"
+            )
+        else:  # inline blobs now over the threshold
+            where = f"location = {_INLINE_ADDRESS} AND size_bytes > {self._d.bigint}"
+        rows = await self._s.fetchall(
+            f"SELECT content_hash, size_bytes, {_ADDRESS} FROM blobs WHERE storage_class = ?"
+            f" AND {where} AND content_hash > ? ORDER BY content_hash LIMIT ?",
+            (storage_class.value, max_bytes, after, limit),
+        )
+        return [(BlobLocation(storage_class, ContentHash(r[0]), r[2]), int(r[1])) for r in rows]
+
+    async def move_inline(self, location: BlobLocation, data: bytes) -> bool:
+        row = await self._s.fetchone(
+            f"UPDATE blobs SET location = {_INLINE_ADDRESS} WHERE {_KEY}"
+            f" AND {_ADDRESS} = ? RETURNING content_hash",
+            (location.storage_class.value, location.content_hash.hex, location.address),
+        )
+        if row is None:
+            return False
+        # A leftover of an earlier inline life of this row may still be there.
+        await self._s.execute(
+            "INSERT INTO inline_blobs (storage_class, content_hash, data) VALUES (?, ?, ?)"
+            " ON CONFLICT (storage_class, content_hash) DO UPDATE SET data = excluded.data",
+            (location.storage_class.value, location.content_hash.hex, data),
+        )
+        return True
+
+    async def move_out_of_line(self, location: BlobLocation, address: str) -> bool:
+        recorded = None if address == location.content_hash.hex else address
+        row = await self._s.fetchone(
+            f"UPDATE blobs SET location = ? WHERE {_KEY} AND location = {_INLINE_ADDRESS}"
+            " RETURNING content_hash",
+            (recorded, location.storage_class.value, location.content_hash.hex),
+        )
+        if row is None:
+            return False
+        await self._forget_inline(location)
+        return True
 
     async def known(self, storage_class: StorageClass, stored: list[StoredBlob]) -> set[str]:
         found: set[str] = set()
         by_hash = {s.content_hash.hex: s.address for s in stored if s.content_hash is not None}
         for condition, params in self._d.any_of("content_hash", list(by_hash), "text"):
+            # A row accounts for the copy of its kind only: inline bytes for an inline
+            # row, a file for any other (the filesystem serves a row by its hash).
             rows = await self._s.fetchall(
-                f"SELECT content_hash FROM blobs WHERE storage_class = ? AND {condition}",
+                f"SELECT content_hash, COALESCE(location, '') = {_INLINE_ADDRESS} FROM blobs"
+                f" WHERE storage_class = ? AND {condition}",
                 (storage_class.value, *params),
             )
-            found.update(by_hash[r[0]] for r in rows)
+            found.update(
+                by_hash[r[0]] for r in rows if bool(r[1]) == by_hash[r[0]].startswith(INLINE_PREFIX)
+            )
         by_address = [s.address for s in stored if s.content_hash is None]
         for condition, params in self._d.any_of("location", by_address, "text"):
             rows = await self._s.fetchall(

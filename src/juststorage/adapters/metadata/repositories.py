@@ -52,10 +52,14 @@ _OBJECT_COLUMNS = ", ".join(f"o.{c.strip()}" for c in SELECT_OBJECT.split(","))
 # A version with its blob's address: the row's recorded one, else the content
 # address. LEFT JOIN: a version whose blob row is lost (damage, for fsck) is still
 # found, and its store then answers whether the bytes are there.
-_LOCATED_COLUMNS = f"{_OBJECT_COLUMNS}, COALESCE(b.location, o.content_hash)"
+# An inline blob's bytes come in the same query (SPEC §8.1: one query, no file open),
+# joined by the blob row's key only when the row's address is inline.
+_LOCATED_COLUMNS = f"{_OBJECT_COLUMNS}, COALESCE(b.location, o.content_hash), i.data"
 _LOCATED_FROM = (
     "objects o LEFT JOIN blobs b"
     " ON b.storage_class = o.storage_class AND b.content_hash = o.content_hash"
+    " LEFT JOIN inline_blobs i ON b.location = 'inline:' || b.content_hash"
+    " AND i.storage_class = b.storage_class AND i.content_hash = b.content_hash"
 )
 _STATES = {s.value: s for s in ObjectState}
 
@@ -83,8 +87,11 @@ def _version(row: Row, d: Dialect) -> ObjectVersion:
 
 def _located(row: Row, d: Dialect) -> LocatedVersion:
     version = _version(row, d)
+    data = row[12]
     return LocatedVersion(
-        version, BlobLocation(version.storage_class, version.content_hash, row[11])
+        version,
+        BlobLocation(version.storage_class, version.content_hash, row[11]),
+        None if data is None else bytes(data),
     )
 
 

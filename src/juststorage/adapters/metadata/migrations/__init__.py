@@ -29,6 +29,7 @@ TYPES: dict[Backend, dict[str, str]] = {
         "bigint": "BIGINT",
         "text_list": "TEXT[]",
         "key_text": 'TEXT COLLATE "C"',  # keys compare in UTF-8 byte order
+        "bytes": "BYTEA",
     },
     "sqlite": {
         "uuid": "TEXT",
@@ -36,6 +37,7 @@ TYPES: dict[Backend, dict[str, str]] = {
         "bigint": "INTEGER",
         "text_list": "TEXT",  # a JSON list
         "key_text": "TEXT",  # BINARY collation: UTF-8 byte order already
+        "bytes": "BLOB",
     },
 }
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
