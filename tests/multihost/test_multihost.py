@@ -157,7 +157,8 @@ def test_database_unreachable_gives_503_then_recovers(make_store: MakeStore) -> 
 
 def test_blob_store_unreachable_gives_503_then_recovers(make_store: MakeStore) -> None:
     # A deployment bounds S3 calls too (the default, 60 s, suits multi-GB parts).
-    store = make_store(JUSTSTORAGE_S3_TIMEOUT_SECONDS="3")
+    # Inlining off: small objects would live in the database and need no blob store.
+    store = make_store(JUSTSTORAGE_S3_TIMEOUT_SECONDS="3", JUSTSTORAGE_INLINE_MAX_BYTES="0")
     seaweed = store.cluster.seaweed
     if seaweed is None:
         pytest.skip("blobs on the shared file system: there is no blob-store link to cut")
