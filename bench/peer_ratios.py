@@ -11,17 +11,28 @@ import json
 import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
 TARGETS = ("juststorage", "nginx", "swift")
 
 
+def workload_name(row: dict[str, Any]) -> str:
+    """`small 4 KiB` for the small-object rows (4 KiB when a row has no size), else
+    the workload's name."""
+    if row["workload"] != "small":
+        return str(row["workload"])
+    size = int(row.get("size") or 4096)
+    return f"small {size // 1024} KiB" if size % 1024 == 0 else f"small {size} B"
+
+
 def load(out: Path, target: str) -> dict[tuple[str, str], dict[str, float]]:
-    """(workload, op) -> {"value": throughput, "p99": ms, "errors": n}, medians over runs."""
+    """(workload, op) -> {"value": throughput, "p99": ms, "errors": n}, medians over runs;
+    small objects' workload names carry their size (`small 4 KiB`)."""
     cells: dict[tuple[str, str], list[dict[str, float]]] = {}
     for path in sorted(out.glob(f"{target}-*.json")):
         doc = json.loads(path.read_text())
         for r in doc["rows"]:
-            key = (r["workload"], r["op"].split(" ")[0])
+            key = (workload_name(r), r["op"].split(" ")[0])
             if r["workload"] == "large":
                 value = r["MB_per_s"]  # MB/s
             elif r["op"].startswith("LIST"):
@@ -47,7 +58,7 @@ def main() -> int:
     rows = [head]
     for key in keys:
         workload, op = key
-        u = "names/s" if op == "LIST" else unit.get(workload, "")
+        u = "names/s" if op == "LIST" else unit.get(workload.split(" ")[0], "")
         vals = [data[t].get(key) for t in TARGETS]
         cells = [workload, op, u]
         cells += ["-" if v is None else f"{v['value']:.0f}" for v in vals]

@@ -28,6 +28,7 @@ EXPECTED = {
     "rss": ("peak RSS, upload 1 MiB", "sqlite"),
     "large": ("upload 4 MiB (curl -T), median of 1", "sqlite"),
     "small": ("4 KiB PUT x16 vs durable commit", "sqlite"),
+    "inline": ("4 KiB PUT x16, inline on, s3:// root", "postgres"),
     "list": ("list 2k, limit=100: deep / first", "sqlite"),
     "pg": ("list 2k, limit=100: deep / first", "postgres"),
     "scale": ("4 KiB GET x16, 2 processes", "postgres"),
@@ -118,7 +119,11 @@ def test_bench_peers_section_runs_on_tiny_sizes(peers_base: Path) -> None:
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     rows = table_rows(done.stdout)
     assert [r[0] for r in rows if r[2] == "skipped"] == []
-    assert {r[0] for r in rows} >= {"objbench small PUT vs swift", "objbench large GET vs nginx"}
+    assert {r[0] for r in rows} >= {
+        "objbench small 4 KiB PUT vs swift",
+        "objbench small 32 KiB GET vs nginx",
+        "objbench large GET vs nginx",
+    }
 
 
 def run_module(module: str, *args: str) -> str:
@@ -144,6 +149,16 @@ def test_get_lookups() -> None:
     out = run_module("get_lookups", "--n", "50", "--rounds", "2")
     assert out.startswith("SQLite, 50 versions, 2 rounds: µs per lookup")
     assert "newest_located" in out
+
+
+def test_get_path() -> None:
+    out = run_module("get_path", "--n", "20", "--workers", "1")
+    assert out.startswith("4 KiB x16, n=20")
+    assert [line.split()[:2] for line in out.splitlines()[2:]] == [
+        ["ceiling", "asgi"],
+        ["ceiling", "rsgi"],
+        ["server", "x1"],
+    ]
 
 
 def test_every_standalone_bench_module_has_a_smoke_test() -> None:
