@@ -118,7 +118,10 @@ def profile_gets(svc: Service, seconds: float, out: Path) -> str:
     spy = shutil.which("py-spy") or str(VENV_BIN / "py-spy")
     ids = asyncio.run(_put_some(svc.server.url, svc.token, 200))
     raw = out / "gets.raw"
-    argv = [spy, "record", "--gil", "--format", "raw", "--rate", "400", "--nonblocking"]
+    # Blocking sampling (the process paused per sample, slower under py-spy): the
+    # non-blocking mode attributed a quarter of the samples to the frame that calls
+    # granian's `send`, which a paused process's stacks do not confirm.
+    argv = [spy, "record", "--gil", "--format", "raw", "--rate", "200"]
     worker = tree(svc.pid)[-1]  # the granian worker that runs the app (1 worker)
     argv += ["--duration", str(int(seconds)), "--output", str(raw), "--pid", str(worker)]
     recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
