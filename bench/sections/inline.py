@@ -7,13 +7,15 @@ in this run (bench/dbbound.py: an object row plus a blob row with the bytes, in
 transactions of the batch 16 clients fill, same durability). GET rows with inlining
 compare with the same run's GET without it; the `s3://` rows with inlining compare
 with the same run without it (the target: 4 KiB PUT >= 3x), those without it with
-SeaweedFS's own S3 endpoint. A server that does not know the setting ignores it:
+SeaweedFS's own S3 endpoint. The two modes' servers start together and are
+measured one after the other. A server that does not know the setting ignores it:
 both modes then measure the same code.
 """
 
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from .. import dbbound, load, scaleout
 from ..context import SMALL_CONCURRENCY, TENANT, Bench, Service, cpu_note, lat, run_small_on
@@ -71,11 +73,20 @@ def measure_database(bench: Bench, db: str) -> Report:
     report = Report("inline", db)
     bound = database_bounds(bench, db)
     batch = dbbound.batch_size(SMALL_CONCURRENCY)
+    services = {
+        mode: Service(
+            bench.tmp,
+            f"inline-{db}-{mode}",
+            bench.pg.create_database() if db == "postgres" else None,
+            1,
+            env,
+        )
+        for mode, env in MODES
+    }
     got: Results = {}
-    for mode, env in MODES:
-        url = bench.pg.create_database() if db == "postgres" else None
-        svc = bench.start(Service(bench.tmp, f"inline-{db}-{mode}", url, 1, env))
-        try:
+    start_together(bench, list(services.values()))
+    try:
+        for mode, svc in services.items():
             for size in SIZES:
                 puts, gets, db_cpu = run_small_on(
                     svc, f"inline-{size}", bench.sizes.inline_n, size=size
@@ -86,8 +97,8 @@ def measure_database(bench: Bench, db: str) -> Report:
                     f"inline {mode} {db} {label(size)}: PUT {puts.ops_per_s:.0f}/s"
                     f" ({cpu_note(puts)}); GET {gets.ops_per_s:.0f}/s ({cpu_note(gets)})"
                 )
-        finally:
-            svc.stop()
+    finally:
+        stop_together(list(services.values()))
     for size in SIZES:
         off_gets = got[("off", size)][1]
         for mode, _ in MODES:
@@ -130,16 +141,24 @@ def measure_s3(bench: Bench) -> Report:
     got: Results = {}
     with scaleout.seaweedfs(bench.tmp) as weed:
         direct = {size: scaleout.direct_small(weed, n, size) for size in SIZES}
-        for mode, env in MODES:
-            url = bench.pg.create_database()
-            host_env = {**scaleout.host_env(weed, f"inline-{uuid.uuid4().hex[:8]}"), **env}
-            svc = bench.start(Service(bench.tmp, f"inline-s3-{mode}", url, 1, host_env))
-            try:
+        services = {
+            mode: Service(
+                bench.tmp,
+                f"inline-s3-{mode}",
+                bench.pg.create_database(),
+                1,
+                {**scaleout.host_env(weed, f"inline-{uuid.uuid4().hex[:8]}"), **env},
+            )
+            for mode, env in MODES
+        }
+        start_together(bench, list(services.values()))
+        try:
+            for mode, svc in services.items():
                 for size in SIZES:
                     urls = [svc.server.url]
                     got[(mode, size)] = scaleout.run_small(urls, TENANT, f"s3-{size}", n, size)
-            finally:
-                svc.stop()
+        finally:
+            stop_together(list(services.values()))
     for size in SIZES:
         d_put, d_get = direct[size]
         off = got[("off", size)]
@@ -168,6 +187,21 @@ def measure_s3(bench: Bench) -> Report:
                     f"{lat(ph)}; {len(ph.errors)} errors; SeaweedFS direct {d:.0f} /s",
                 )
     return report
+
+
+def start_together(bench: Bench, services: list[Service]) -> None:
+    """Start `services` at once (their start-up is mostly waiting); each is measured
+    alone afterwards, the others idle. bench.close() stops them whatever happens."""
+    bench.services.extend(services)
+    with ThreadPoolExecutor(len(services)) as pool:
+        list(pool.map(Service.start, services))
+    for svc in services:
+        say(f"server pid {svc.pid} ({svc.workers} worker(s)) on {svc.server.url}, {svc.data}")
+
+
+def stop_together(services: list[Service]) -> None:
+    with ThreadPoolExecutor(len(services)) as pool:
+        list(pool.map(Service.stop, services))
 
 
 def _clean(puts: load.Phase, gets: load.Phase) -> bool | None:

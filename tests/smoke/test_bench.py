@@ -62,10 +62,19 @@ def test_every_bench_section_runs_on_tiny_sizes(postgres_server_url: str) -> Non
     printed = {(r[0], r[1]) for r in rows}
     for section, (figure, db) in EXPECTED.items():
         assert (figure, db) in printed, f"section {section} printed no {figure!r} on {db}"
+    for db in ("sqlite", "postgres"):  # the inline rows beside the database's own bound
+        bound = next(r for r in rows if r[0] == "4 KiB PUT x16, inline on" and r[1] == db)
+        assert bound[3].startswith(f"{db} group commit, 16-row tx"), bound
     skipped = [r for r in rows if r[2] == "skipped"]
     if nginx is None:
         skipped = [r for r in skipped if NGINX_ROW not in r[0]]
     assert skipped == []
+
+
+def test_bench_refuses_an_unknown_size() -> None:
+    done = run_python("-m", "bench", env={**os.environ, "BENCH_SIZE": "huge"})
+    assert done.returncode == 2
+    assert "BENCH_SIZE=huge: use one of full, small, tiny" in done.stderr
 
 
 def test_s3_adapter_bench_runs_on_one_mib() -> None:
