@@ -10,6 +10,7 @@ compare ratios, not absolute figures, on a shared machine.
     python -m bench                       # everything
     python -m bench --only small,list,pg  # a part: rss, large, small, list, pg, scale, s3, peers
     python -m bench --tiny                # every section on tiny sizes (figures mean nothing)
+    BENCH_SIZE=small python -m bench      # a quarter of the counts: ratios in minutes
 
 `peers` runs bench/peers.sh: the objbench client of bench/peers/ against
 JustStorage, nginx (WebDAV) and OpenStack Swift, started and stopped in turn.
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 
 from . import postgres
-from .context import FULL, TINY, Bench, free_bytes
+from .context import SIZES, Bench, free_bytes
 from .procfs import busy_cpu_seconds, ours_cpu_seconds
 from .sections import SECTIONS
 from .sections.small import compare_backends
@@ -54,9 +55,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         default=os.environ.get("BENCH_SIZE") == "tiny",
         help="tiny sizes, to check that the sections run (the smoke tests); the figures"
-        " mean nothing [default: $BENCH_SIZE == tiny]",
+        " mean nothing [default: $BENCH_SIZE == tiny; BENCH_SIZE=small: a quarter of the"
+        " full counts, BENCH_SIZE=full: the default]",
     )
     args = ap.parse_args(argv)
+    size = "tiny" if args.tiny else os.environ.get("BENCH_SIZE") or "full"
+    if size not in SIZES:
+        ap.error(f"BENCH_SIZE={size}: use one of {', '.join(SIZES)}")
+    args.sizes = SIZES[size]
+    args.size_name = size
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(args.sections) - set(SECTIONS))
     if unknown or not args.sections:
@@ -86,12 +93,12 @@ def run_sections(bench: Bench, names: list[str]) -> tuple[Report, bool]:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    sizes = TINY if args.tiny else FULL
+    sizes = args.sizes
     free = free_bytes()
     say(
         f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, /tmp free {free / 2**30:.0f} GiB; "
         f"python {sys.version.split()[0]}; sections: {', '.join(args.sections)}"
-        + ("; tiny sizes" if args.tiny else "")
+        + (f"; {args.size_name} sizes" if args.size_name != "full" else "")
     )
     if free < sizes.min_free_bytes:
         print(

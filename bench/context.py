@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -44,6 +44,7 @@ class Sizes:
     scale_order: tuple[int, ...]  # worker counts, each twice and mirrored: drifts cancel
     s3_small_n: int
     s3_large_bytes: int
+    inline_n: int  # objects per size and mode in the `inline` section (and its bounds)
     min_free_bytes: int
     peers_env: tuple[tuple[str, str], ...]  # for bench/peers.sh (objbench sizes, settle time)
 
@@ -64,6 +65,7 @@ FULL = Sizes(
     scale_order=(1, 2, 3, 3, 2, 1),
     s3_small_n=1000,
     s3_large_bytes=256 * MIB,
+    inline_n=2000,
     min_free_bytes=2 * GIB,
     peers_env=(),  # objbench's own defaults, PEERS_SETTLE_S of peers.sh
 )
@@ -79,12 +81,32 @@ TINY = Sizes(
     scale_order=(1, 2),
     s3_small_n=20,
     s3_large_bytes=2 * MIB,
+    inline_n=20,
     min_free_bytes=256 * MIB,
     peers_env=(
         ("OBJBENCH_ARGS", "--n 50 --large-count 1 --large-size 1MiB --list-n 100"),
         ("PEERS_SETTLE_S", "0"),
     ),
 )
+# `BENCH_SIZE=small`: a quarter of FULL's counts, no 1 GiB objects, the peers' settle
+# time kept: figures worth reading as ratios, in a few minutes per section.
+SMALL = replace(
+    FULL,
+    rss_bytes=(64 * MIB, 256 * MIB),
+    large_bytes=256 * MIB,
+    large_reps=1,
+    small_n=500,
+    commit_bound_n=200,
+    list_n=20_000,
+    list_samples=5,
+    scale_n=500,
+    s3_small_n=300,
+    s3_large_bytes=64 * MIB,
+    inline_n=500,
+    min_free_bytes=GIB,
+    peers_env=(("OBJBENCH_ARGS", "--n 500 --large-count 1 --large-size 256MiB --list-n 2000"),),
+)
+SIZES = {"full": FULL, "small": SMALL, "tiny": TINY}
 
 
 def size_label(size: int) -> str:
@@ -281,16 +303,18 @@ def lat(ph: load.Phase) -> str:
     return f"p50 {ph.pct_ms(50):.1f} ms, p99 {ph.pct_ms(99):.1f} ms"
 
 
-def run_small_on(svc: Service, namespace: str, n: int) -> tuple[load.Phase, load.Phase, float]:
-    """n 4 KiB PUTs then GETs x16 against `svc`: the two phases and the CPU seconds its
-    PostgreSQL backends used (0 on SQLite)."""
+def run_small_on(
+    svc: Service, namespace: str, n: int, size: int = SMALL_SIZE
+) -> tuple[load.Phase, load.Phase, float]:
+    """n PUTs of `size` bytes (4 KiB) then GETs x16 against `svc`: the two phases and the
+    CPU seconds its PostgreSQL backends used (0 on SQLite)."""
     puts, gets = load.run_small(
         svc.server.url,
         svc.token,
         TENANT,
         namespace,
         n=n,
-        size=SMALL_SIZE,
+        size=size,
         concurrency=SMALL_CONCURRENCY,
         probe=probe_for(svc),
     )

@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--objbench", required=True, type=Path)
     ap.add_argument("--data-root", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--run", required=True, type=int)
+    ap.add_argument("--run", required=True, help="the run's tag in the result files' names")
     ap.add_argument("objbench_args", nargs="*", help="more objbench options (after --)")
     args = ap.parse_args(argv)
     server = testing.start(args.data_root)

@@ -1,7 +1,8 @@
 """Print one table of objbench results: JustStorage, nginx, Swift, and JustStorage / peer.
 
 Usage: peer_ratios.py DIR (with juststorage-N.json, nginx-N.json, swift-N.json from
-objbench.py --json). With several runs per target, each cell is the median over runs.
+objbench.py --json, and juststorage-N-<size>.json... for more small-object sizes).
+With several runs per target, each cell is the median over runs.
 Ratios are throughputs JustStorage / peer: above 1 means JustStorage is faster.
 """
 
@@ -11,17 +12,28 @@ import json
 import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
 TARGETS = ("juststorage", "nginx", "swift")
 
 
+def workload_name(row: dict[str, Any], params: dict[str, Any]) -> str:
+    """`small 4 KiB` for the small-object rows (objbench's `--size`, in the run's
+    params; 4 KiB when absent), else the workload's name."""
+    if row["workload"] != "small":
+        return str(row["workload"])
+    size = int(params.get("size") or 4096)
+    return f"small {size // 1024} KiB" if size % 1024 == 0 else f"small {size} B"
+
+
 def load(out: Path, target: str) -> dict[tuple[str, str], dict[str, float]]:
-    """(workload, op) -> {"value": throughput, "p99": ms, "errors": n}, medians over runs."""
+    """(workload, op) -> {"value": throughput, "p99": ms, "errors": n}, medians over runs;
+    small objects' workload names carry their size (`small 4 KiB`)."""
     cells: dict[tuple[str, str], list[dict[str, float]]] = {}
     for path in sorted(out.glob(f"{target}-*.json")):
         doc = json.loads(path.read_text())
         for r in doc["rows"]:
-            key = (r["workload"], r["op"].split(" ")[0])
+            key = (workload_name(r, doc.get("params", {})), r["op"].split(" ")[0])
             if r["workload"] == "large":
                 value = r["MB_per_s"]  # MB/s
             elif r["op"].startswith("LIST"):
@@ -47,7 +59,7 @@ def main() -> int:
     rows = [head]
     for key in keys:
         workload, op = key
-        u = "names/s" if op == "LIST" else unit.get(workload, "")
+        u = "names/s" if op == "LIST" else unit.get(workload.split(" ")[0], "")
         vals = [data[t].get(key) for t in TARGETS]
         cells = [workload, op, u]
         cells += ["-" if v is None else f"{v['value']:.0f}" for v in vals]
@@ -63,7 +75,9 @@ def main() -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     runs = {t: len(list(out.glob(f"{t}-*.json"))) for t in TARGETS}
     print()
-    print(f"objbench, same client, back to back (runs per target: {runs}; errors: {errors})")
+    print(
+        f"objbench, same client, back to back (result files per target: {runs}; errors: {errors})"
+    )
     for j, r in enumerate(rows):
         print(
             "  ".join(c.rjust(widths[i]) if i > 2 else c.ljust(widths[i]) for i, c in enumerate(r))

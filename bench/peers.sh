@@ -30,6 +30,10 @@ JS_PY="$ROOT/.venv/bin/python"
 JS_DATA_ALL=()  # removed at exit, not between targets (see above)
 SETTLE_S="${PEERS_SETTLE_S:-65}"
 read -r -a EXTRA <<<"${OBJBENCH_ARGS:-}"  # more objbench options, for every target
+# More small-object sizes: per size, one more objbench pass of the small workload
+# alone (`--workloads small --size S`) on each target, results in <target>-<run>-<S>.json;
+# the kit's client is used as it is. Empty: 4 KiB only.
+read -r -a SMALL_SIZES <<<"${PEERS_SMALL_SIZES-32KiB}"
 # The peers' ports (their start scripts read the same variables).
 export NGINX_PORT="${NGINX_PORT:-8081}" SWIFT_PROXY_PORT="${SWIFT_PROXY_PORT:-8080}"
 
@@ -81,6 +85,11 @@ for i in $(seq "$REPEAT"); do
     sync
     (cd "$ROOT" && "$JS_PY" -m bench.objbench_juststorage --python "$PY" \
         --objbench "$PEERS/objbench.py" --data-root "$JS_DATA" --out "$OUT" --run "$i" -- "${EXTRA[@]}") || true
+    for size in "${SMALL_SIZES[@]}"; do
+        (cd "$ROOT" && "$JS_PY" -m bench.objbench_juststorage --python "$PY" \
+            --objbench "$PEERS/objbench.py" --data-root "$JS_DATA" --out "$OUT" --run "$i-$size" \
+            -- "${EXTRA[@]}" --workloads small --size "$size") || true
+    done
 done
 
 # ------------------------------------------------------------------ nginx
@@ -89,6 +98,11 @@ sync
 for i in $(seq "$REPEAT"); do
     timeout 300 "$PY" "$PEERS/objbench.py" --target nginx --url "http://127.0.0.1:$NGINX_PORT" \
         --json "$OUT/nginx-$i.json" "${EXTRA[@]}" | tee "$OUT/nginx-$i.txt" || true
+    for size in "${SMALL_SIZES[@]}"; do
+        timeout 300 "$PY" "$PEERS/objbench.py" --target nginx --url "http://127.0.0.1:$NGINX_PORT" \
+            --json "$OUT/nginx-$i-$size.json" "${EXTRA[@]}" --workloads small --size "$size" \
+            | tee "$OUT/nginx-$i-$size.txt" || true
+    done
 done
 "$PEERS/nginx/stop.sh"  # its data goes at exit
 
@@ -99,6 +113,12 @@ for i in $(seq "$REPEAT"); do
     timeout 400 "$PY" "$PEERS/objbench.py" --target swift \
         --auth-url "http://127.0.0.1:$SWIFT_PROXY_PORT/auth/v1.0" --user test:tester --key testing \
         --json "$OUT/swift-$i.json" "${EXTRA[@]}" | tee "$OUT/swift-$i.txt" || true
+    for size in "${SMALL_SIZES[@]}"; do
+        timeout 400 "$PY" "$PEERS/objbench.py" --target swift \
+            --auth-url "http://127.0.0.1:$SWIFT_PROXY_PORT/auth/v1.0" --user test:tester --key testing \
+            --json "$OUT/swift-$i-$size.json" "${EXTRA[@]}" --workloads small --size "$size" \
+            | tee "$OUT/swift-$i-$size.txt" || true
+    done
 done
 "$PEERS/swift/stop.sh"  # its data goes at exit
 

@@ -65,11 +65,9 @@ def host_env(weed: Any | None, prefix: str) -> dict[str, str]:
 
 
 def run_small(
-    urls: list[str], tenant: str, namespace: str, n: int
+    urls: list[str], tenant: str, namespace: str, n: int, size: int = SMALL_SIZE
 ) -> tuple[load.Phase, load.Phase]:
-    return load.run_small(
-        urls, API_KEY, tenant, namespace, n=n, size=SMALL_SIZE, concurrency=CONCURRENCY
-    )
+    return load.run_small(urls, API_KEY, tenant, namespace, n=n, size=size, concurrency=CONCURRENCY)
 
 
 def large_streams(hosts: list[Any], work: Path, size: int) -> tuple[float, float]:
@@ -133,11 +131,11 @@ def _direct_store(weed: Any, prefix: str) -> Any:
     )
 
 
-async def _direct_small(weed: Any, n: int) -> tuple[float, float]:
+async def _direct_small(weed: Any, n: int, size: int) -> tuple[float, float]:
     import obstore
 
     store = _direct_store(weed, f"direct-{uuid.uuid4().hex}")
-    bodies = [os.urandom(SMALL_SIZE) for _ in range(n)]
+    bodies = [os.urandom(size) for _ in range(n)]
     slots = asyncio.Semaphore(CONCURRENCY)
 
     async def put(i: int) -> None:
@@ -203,8 +201,9 @@ async def _direct_large(weed: Any, work: Path, streams: int, size: int) -> tuple
     return total / up_s / 1e6, total / down_s / 1e6
 
 
-def direct_small(weed: Any, n: int) -> tuple[float, float]:
-    return asyncio.run(_direct_small(weed, n))
+def direct_small(weed: Any, n: int, size: int = SMALL_SIZE) -> tuple[float, float]:
+    """n objects of `size` bytes put then got straight on SeaweedFS's S3 endpoint: ops/s."""
+    return asyncio.run(_direct_small(weed, n, size))
 
 
 def direct_large(weed: Any, work: Path, streams: int, size: int) -> tuple[float, float]:

@@ -10,13 +10,14 @@ from collections.abc import Callable
 
 from ..context import Bench
 from ..table import Report
-from . import large, listing, peers, pg, rss, s3, scale, small
+from . import inline, large, listing, peers, pg, rss, s3, scale, small
 
 # In the order they run.
 SECTIONS: dict[str, Callable[[Bench], Report]] = {
     "rss": rss.run,
     "large": large.run,
     "small": small.run,
+    "inline": inline.run,
     "list": listing.run,
     "pg": pg.run,
     "scale": scale.run,

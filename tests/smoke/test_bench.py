@@ -28,6 +28,7 @@ EXPECTED = {
     "rss": ("peak RSS, upload 1 MiB", "sqlite"),
     "large": ("upload 4 MiB (curl -T), median of 1", "sqlite"),
     "small": ("4 KiB PUT x16 vs durable commit", "sqlite"),
+    "inline": ("4 KiB PUT x16, inline on, s3:// root", "postgres"),
     "list": ("list 2k, limit=100: deep / first", "sqlite"),
     "pg": ("list 2k, limit=100: deep / first", "postgres"),
     "scale": ("4 KiB GET x16, 2 processes", "postgres"),
@@ -61,10 +62,19 @@ def test_every_bench_section_runs_on_tiny_sizes(postgres_server_url: str) -> Non
     printed = {(r[0], r[1]) for r in rows}
     for section, (figure, db) in EXPECTED.items():
         assert (figure, db) in printed, f"section {section} printed no {figure!r} on {db}"
+    for db in ("sqlite", "postgres"):  # the inline rows beside the database's own bound
+        bound = next(r for r in rows if r[0] == "4 KiB PUT x16, inline on" and r[1] == db)
+        assert bound[3].startswith(f"{db} group commit, 16-row tx"), bound
     skipped = [r for r in rows if r[2] == "skipped"]
     if nginx is None:
         skipped = [r for r in skipped if NGINX_ROW not in r[0]]
     assert skipped == []
+
+
+def test_bench_refuses_an_unknown_size() -> None:
+    done = run_python("-m", "bench", env={**os.environ, "BENCH_SIZE": "huge"})
+    assert done.returncode == 2
+    assert "BENCH_SIZE=huge: use one of full, small, tiny" in done.stderr
 
 
 def test_s3_adapter_bench_runs_on_one_mib() -> None:
@@ -118,7 +128,11 @@ def test_bench_peers_section_runs_on_tiny_sizes(peers_base: Path) -> None:
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     rows = table_rows(done.stdout)
     assert [r[0] for r in rows if r[2] == "skipped"] == []
-    assert {r[0] for r in rows} >= {"objbench small PUT vs swift", "objbench large GET vs nginx"}
+    assert {r[0] for r in rows} >= {
+        "objbench small 4 KiB PUT vs swift",
+        "objbench small 32 KiB GET vs nginx",
+        "objbench large GET vs nginx",
+    }
 
 
 def run_module(module: str, *args: str) -> str:
@@ -144,6 +158,16 @@ def test_get_lookups() -> None:
     out = run_module("get_lookups", "--n", "50", "--rounds", "2")
     assert out.startswith("SQLite, 50 versions, 2 rounds: µs per lookup")
     assert "newest_located" in out
+
+
+def test_get_path() -> None:
+    out = run_module("get_path", "--n", "20", "--workers", "1")
+    assert out.startswith("4 KiB x16, n=20")
+    assert [line.split()[:2] for line in out.splitlines()[2:]] == [
+        ["ceiling", "asgi"],
+        ["ceiling", "rsgi"],
+        ["server", "x1"],
+    ]
 
 
 def test_every_standalone_bench_module_has_a_smoke_test() -> None:
