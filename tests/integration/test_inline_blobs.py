@@ -442,3 +442,36 @@ async def test_a_download_of_an_inline_blob_reads_nothing_after_its_lookup(
 
     monkeypatch.setattr(InlineBlobStore, "open", no_open)
     assert await read_back(services, result) == data
+
+
+async def test_threshold_0_after_inline_rows_keeps_them_working_until_moved_out(
+    tmp_path: Path, database_url: str
+) -> None:
+    """0 stops new uploads from going inline; the rows already inline (a 0-byte one
+    too) stay readable, fsck-clean and collectable, and migrate-blobs moves them all."""
+    empty, small, gone = b"", b"kept inline", b"deleted later"
+    before = await _services(tmp_path, database_url, LIMIT)
+    try:
+        results = [await upload(before, "empty", empty), await upload(before, "small", small)]
+        deleted = await upload(before, "gone", gone)
+    finally:
+        await before.metadata.close()
+    off = await _services(tmp_path, database_url, 0)
+    try:
+        assert (await check_store(off.metadata, off.blobs)).problems == []
+        for result, data in zip(results, (empty, small), strict=True):
+            assert await read_back(off, result) == data
+        await upload(off, "file", b"new bytes")  # new uploads are files now
+        assert file_of(tmp_path, b"new bytes").exists()
+        await delete_object(off.metadata, ACME, deleted.version.id)
+        gc = await collect_garbage(off.metadata, off.blobs, off.clock, GcPolicy(0), off.liveness)
+        assert gc.removed_hashes == [digest(gone).hex] and gc.orphan_blobs_removed == 0
+        report = await migrate_inline(off.metadata, build_blob_store(off.settings), HOT, 0)
+        assert (report.copied, report.remaining, report.problems) == (2, 0, [])
+        assert await inline_bytes(off, empty) is None and await inline_bytes(off, small) is None
+        assert file_of(tmp_path, empty).read_bytes() == empty
+        for result, data in zip(results, (empty, small), strict=True):
+            assert await read_back(off, result) == data
+        assert (await check_store(off.metadata, off.blobs)).problems == []
+    finally:
+        await off.metadata.close()

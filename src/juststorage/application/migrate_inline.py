@@ -71,10 +71,9 @@ async def migrate_inline(
             after = page[-1][0].content_hash.hex
     async with metadata.snapshot() as view:
         for inline in (False, True) if max_bytes > 0 else (False,):
-            left = await view.blobs.to_move(
-                storage_class, inline=inline, max_bytes=max_bytes, after="", limit=1_000_000
+            report.remaining += await view.blobs.count_to_move(
+                storage_class, inline=inline, max_bytes=max_bytes
             )
-            report.remaining += len(left)
     return report
 
 

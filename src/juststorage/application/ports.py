@@ -305,8 +305,15 @@ class InlineBytes(Protocol):
         self, storage_class: StorageClass, *, inline: bool, max_bytes: int, after: str, limit: int
     ) -> list[tuple[BlobLocation, int]]:
         """migrate-blobs: with `inline`, rows kept elsewhere (a file, an S3 object) of at
-        most `max_bytes`; without, inline rows over `max_bytes`; in hash order after
-        `after`, at their addresses, with their sizes."""
+        most `max_bytes`; without, inline rows over `max_bytes` (every inline row when
+        `max_bytes` is 0: inlining is off); in hash order after `after`, at their
+        addresses, with their sizes."""
+        ...
+
+    async def count_to_move(
+        self, storage_class: StorageClass, *, inline: bool, max_bytes: int
+    ) -> int:
+        """How many rows `to_move` would list in all (one count, no rows loaded)."""
         ...
 
     async def move_inline(self, location: BlobLocation, data: bytes) -> bool:

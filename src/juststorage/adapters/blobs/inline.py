@@ -113,11 +113,12 @@ class InlineStagedBlob:
 
 class InlineBlobStore:
     """`BlobStore` keeping blobs of at most `max_bytes` in the metadata database and
-    handing every other blob, and every address not `inline:`, to `larger`."""
+    handing every other blob, and every address not `inline:`, to `larger`. At
+    `max_bytes` 0 no new blob goes inline, and the existing inline rows still work."""
 
     def __init__(self, metadata: MetadataStore, larger: BlobStore, max_bytes: int) -> None:
-        if max_bytes <= 0:
-            raise ValueError("max_bytes must be positive (0 turns inlining off: no adapter)")
+        if max_bytes < 0:
+            raise ValueError("max_bytes must not be negative")
         self.metadata = metadata
         self.larger = larger
         self.max_bytes = max_bytes
@@ -127,7 +128,11 @@ class InlineBlobStore:
 
     def stage(
         self, storage_class: StorageClass, upload_id: UUID, owner: str = ""
-    ) -> AbstractAsyncContextManager[InlineStagedBlob]:
+    ) -> AbstractAsyncContextManager[StagedBlob]:
+        if self.max_bytes == 0:
+            # Inlining is off for new uploads (0-byte ones too); the inline rows that
+            # exist are still read, scanned and collected until migrate-blobs moves them.
+            return self.larger.stage(storage_class, upload_id, owner)
         return self._stage(storage_class, upload_id, owner)
 
     @asynccontextmanager

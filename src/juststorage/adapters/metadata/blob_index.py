@@ -142,21 +142,35 @@ class SqlBlobIndex(SqlRepository):
         )
         return [(ContentHash(r[0]), int(r[1])) for r in rows]
 
+    def _to_move_where(self, inline: bool) -> str:
+        big = self._d.bigint
+        if inline:  # blobs kept elsewhere (a file, an S3 object) small enough for inline
+            return f"COALESCE(location, '') <> {_INLINE_ADDRESS} AND size_bytes <= {big}"
+        # Inline blobs now over the threshold; at 0 (off) every one, 0-byte blobs too.
+        return f"location = {_INLINE_ADDRESS} AND (size_bytes > {big} OR {big} = 0)"
+
+    def _to_move_params(self, inline: bool, max_bytes: int) -> tuple[int, ...]:
+        return (max_bytes,) if inline else (max_bytes, max_bytes)
+
     async def to_move(
         self, storage_class: StorageClass, *, inline: bool, max_bytes: int, after: str, limit: int
     ) -> list[tuple[BlobLocation, int]]:
-        if inline:  # blobs kept elsewhere (a file, an S3 object) small enough for inline
-            where = (
-                f"COALESCE(location, '') <> {_INLINE_ADDRESS} AND size_bytes <= {self._d.bigint}"
-            )
-        else:  # inline blobs now over the threshold
-            where = f"location = {_INLINE_ADDRESS} AND size_bytes > {self._d.bigint}"
         rows = await self._s.fetchall(
             f"SELECT content_hash, size_bytes, {_ADDRESS} FROM blobs WHERE storage_class = ?"
-            f" AND {where} AND content_hash > ? ORDER BY content_hash LIMIT ?",
-            (storage_class.value, max_bytes, after, limit),
+            f" AND {self._to_move_where(inline)} AND content_hash > ?"
+            " ORDER BY content_hash LIMIT ?",
+            (storage_class.value, *self._to_move_params(inline, max_bytes), after, limit),
         )
         return [(BlobLocation(storage_class, ContentHash(r[0]), r[2]), int(r[1])) for r in rows]
+
+    async def count_to_move(
+        self, storage_class: StorageClass, *, inline: bool, max_bytes: int
+    ) -> int:
+        row = await self._s.fetchone(
+            f"SELECT COUNT(*) FROM blobs WHERE storage_class = ? AND {self._to_move_where(inline)}",
+            (storage_class.value, *self._to_move_params(inline, max_bytes)),
+        )
+        return int(row[0]) if row else 0
 
     async def move_inline(self, location: BlobLocation, data: bytes) -> bool:
         row = await self._s.fetchone(
