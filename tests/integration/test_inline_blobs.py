@@ -8,11 +8,14 @@ import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 
+from fakes.blobs import FakeBlobStore, FakeStagedBlob
 from juststorage.adapters.blobs.filesystem import blob_path
 from juststorage.adapters.blobs.inline import InlineBlobStore
 from juststorage.application.blob_ports import BlobStore
@@ -22,6 +25,7 @@ from juststorage.application.downloads import find_by_id, find_newest, open_blob
 from juststorage.application.fsck import ProblemKind, check_store
 from juststorage.application.gc import GcPolicy, collect_garbage
 from juststorage.application.migrate_inline import migrate_inline
+from juststorage.application.orphans import find_orphans, remove_orphan
 from juststorage.application.records import BlobLocation
 from juststorage.application.uploads import UploadRequest, UploadResult
 from juststorage.application.usage import tenant_usage
@@ -254,10 +258,16 @@ async def test_migrate_moves_blobs_out_and_back_in_when_the_threshold_changes(
     assert await inline_bytes(services, small) == small
     again = await migrate_inline(services.metadata, larger, HOT, 500)
     assert (again.copied, again.remaining) == (0, 0)  # resumable: nothing left to do
-    # Raised to 1000: it comes back inline, and the file is removed.
+    # Raised to 1000: it comes back inline; the file is left for GC (a download that
+    # looked the row up before the move may still be reading it).
     back = await migrate_inline(services.metadata, larger, HOT, 1000)
     assert (back.copied, back.remaining, back.problems) == (1, 0, [])
-    assert await inline_bytes(services, large) == large and files_in(tmp_path) == []
+    assert await inline_bytes(services, large) == large
+    assert files_in(tmp_path) == [file_of(tmp_path, large)]
+    gc = await collect_garbage(
+        services.metadata, services.blobs, services.clock, GcPolicy(0), services.liveness
+    )
+    assert gc.orphan_blobs_removed == 1 and files_in(tmp_path) == []
     # Off: everything goes out to files.
     off = await migrate_inline(services.metadata, larger, HOT, 0)
     assert (off.copied, off.remaining) == (2, 0)
@@ -359,13 +369,13 @@ async def test_inline_blobs_in_front_of_an_s3_root(seaweedfs: SeaweedFs, tmp_pat
         assert await read_back(services, results[0]) == small  # from its S3 object now
         back = await migrate_inline(services.metadata, larger, HOT, LIMIT)
         assert (back.copied, back.remaining, back.problems) == (1, 0, [])
-        assert (
-            len(await _stored_on(larger, HOT)) == 1 and await inline_bytes(services, small) == small
-        )
+        assert await inline_bytes(services, small) == small
+        assert len(await _stored_on(larger, HOT)) == 2  # the old copy is GC's to remove
         report = await collect_garbage(
             services.metadata, services.blobs, services.clock, GcPolicy(0), services.liveness
         )
-        assert report.blobs_removed == report.orphan_blobs_removed == 0
+        assert (report.blobs_removed, report.orphan_blobs_removed) == (0, 1)
+        assert len(await _stored_on(larger, HOT)) == 1
         assert (await check_store(services.metadata, services.blobs)).problems == []
     finally:
         await services.metadata.close()
@@ -475,3 +485,32 @@ async def test_threshold_0_after_inline_rows_keeps_them_working_until_moved_out(
         assert (await check_store(off.metadata, off.blobs)).problems == []
     finally:
         await off.metadata.close()
+
+
+async def test_a_gc_pass_while_a_blob_moves_out_to_s3_leaves_the_copy(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy on an S3-like store is named by its own upload id: GC's orphan step,
+    run between its staging and the move's commit, must see it as in flight."""
+    data = b"o" * 900
+    result = await upload(services, "k", data)
+    larger = FakeBlobStore(by_upload=True)  # addresses by upload, like S3
+    publish = FakeStagedBlob.publish
+
+    async def publish_then_collect(staged: FakeStagedBlob) -> bool:
+        published = await publish(staged)
+        later = larger.clock.now() + timedelta(days=1)  # every copy past the grace
+        async for orphans in find_orphans(services.metadata, larger, HOT, stored_before=later):
+            for orphan in orphans:
+                await remove_orphan(services.metadata, larger, orphan)
+        return published
+
+    monkeypatch.setattr(FakeStagedBlob, "publish", publish_then_collect)
+    report = await migrate_inline(services.metadata, larger, HOT, 500)
+    assert (report.copied, report.remaining, report.problems) == (1, 0, [])
+    assert list(larger.blobs.values()) == [data]  # the copy the row now names
+    found = await find_by_id(services.metadata, ACME, result.version.id)
+    reader = await larger.open(found.blob)
+    assert b"".join([c async for c in reader.chunks(0, len(data))]) == data
+    async with services.metadata.snapshot() as view:
+        assert await view.objects.writing_among([UUID(found.blob.address)]) == set()
