@@ -514,3 +514,29 @@ async def test_a_gc_pass_while_a_blob_moves_out_to_s3_leaves_the_copy(
     assert b"".join([c async for c in reader.chunks(0, len(data))]) == data
     async with services.metadata.snapshot() as view:
         assert await view.objects.writing_among([UUID(found.blob.address)]) == set()
+
+
+async def test_an_upload_of_content_still_inline_after_lowering_is_a_dedup_hit(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Threshold lowered, blobs not moved yet: content still held inline goes through
+    a file on upload, which the commit finds redundant (the row is inline)."""
+    data = b"i" * 900
+    before = await _services(tmp_path, database_url, LIMIT)
+    try:
+        await upload(before, "old", data)
+    finally:
+        await before.metadata.close()
+    lowered = await _services(tmp_path, database_url, 500)
+    try:
+        again = await upload(lowered, "new", data)
+        assert again.deduplicated
+        assert files_in(tmp_path) == [] and await inline_bytes(lowered, data) == data
+        assert await read_back(lowered, again) == data
+        gc = await collect_garbage(
+            lowered.metadata, lowered.blobs, lowered.clock, GcPolicy(0), lowered.liveness
+        )
+        assert gc.orphan_blobs_removed == 0
+        assert (await check_store(lowered.metadata, lowered.blobs)).problems == []
+    finally:
+        await lowered.metadata.close()

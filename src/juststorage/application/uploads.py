@@ -200,7 +200,10 @@ class Uploader:
         finally:
             if keepalive is not None:
                 keepalive.cancel()
-        return UploadResult(committed.version, deduplicated=not (published or committed.confirmed))
+        return UploadResult(
+            committed.version,
+            deduplicated=committed.elsewhere or not (published or committed.confirmed),
+        )
 
 
 def _no_quota(tenant_id: TenantId) -> int | None:

@@ -22,11 +22,10 @@ from uuid import UUID
 from juststorage.application.blob_ports import BlobReader, BlobStore, StagedBlob
 from juststorage.application.downloads import InlineReader
 from juststorage.application.ports import MetadataStore, UnitOfWork
-from juststorage.application.records import BlobLocation, StoredBlob, TempFile
+from juststorage.application.records import INLINE_PREFIX, BlobLocation, StoredBlob, TempFile
 from juststorage.domain.errors import NotFound
 from juststorage.domain.model import ContentHash, StorageClass
 
-INLINE_PREFIX = "inline:"
 _SCAN_BATCH = 500
 # Inline rows record no time of their own: they are written and deleted in the
 # transactions that write and delete their blob rows, so one without a row is damage,
@@ -35,7 +34,7 @@ _LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def is_inline(address: str) -> bool:
-    """Whether `address` names a blob kept in the database."""
+    """Whether `address` names a blob kept in the database (`BlobLocation.is_inline`)."""
     return address.startswith(INLINE_PREFIX)
 
 
@@ -158,12 +157,12 @@ class InlineBlobStore:
     async def open(
         self, location: BlobLocation, *, first: int = 0, length: int | None = None
     ) -> BlobReader:
-        if is_inline(location.address):
+        if location.is_inline:
             return InlineReader(await self._data(location))
         return await self.larger.open(location, first=first, length=length)
 
     async def digest_of(self, location: BlobLocation) -> ContentHash:
-        if is_inline(location.address):
+        if location.is_inline:
             return ContentHash(hashlib.sha256(await self._data(location)).hexdigest())
         return await self.larger.digest_of(location)
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from juststorage.adapters.metadata.sql import SqlRepository
-from juststorage.application.records import BlobAudit, BlobLocation, StoredBlob
+from juststorage.application.records import INLINE_PREFIX, BlobAudit, BlobLocation, StoredBlob
 from juststorage.domain.model import ContentHash, StorageClass
 
 # A row's address: the one it records, else its content address (the hash's hex).
 _ADDRESS = "COALESCE(location, content_hash)"
 # The address of a blob kept in the database (SPEC §8.1): its bytes are in inline_blobs.
-INLINE_PREFIX = "inline:"
 _INLINE_ADDRESS = f"'{INLINE_PREFIX}' || content_hash"
 _KEY = "storage_class = ? AND content_hash = ?"
 
@@ -111,9 +110,9 @@ class SqlBlobIndex(SqlRepository):
             f" RETURNING COALESCE(location, '') = {_INLINE_ADDRESS}",
             (location.storage_class.value, location.content_hash.hex),
         )
-        if row is None or bool(row[0]) == location.address.startswith(INLINE_PREFIX):
+        if row is None or bool(row[0]) == location.is_inline:
             return False  # no row (claim_orphan's case), or the row's own copy
-        if location.address.startswith(INLINE_PREFIX):
+        if location.is_inline:
             await self._forget_inline(location)
         return True
 
