@@ -540,3 +540,14 @@ async def test_an_upload_of_content_still_inline_after_lowering_is_a_dedup_hit(
         assert (await check_store(lowered.metadata, lowered.blobs)).problems == []
     finally:
         await lowered.metadata.close()
+
+
+async def test_a_lookup_for_a_head_leaves_the_inline_bytes_unread(services: Services) -> None:
+    data = b"a HEAD sends none of these"
+    result = await upload(services, "k", data)
+    by_id = await find_by_id(services.metadata, ACME, result.version.id, with_bytes=False)
+    newest = await find_newest(services.metadata, ACME, FILES, ObjectKey("k"), with_bytes=False)
+    for found in (by_id, newest):
+        assert found.inline is None and found.blob.is_inline
+        assert found.version.id == result.version.id
+    assert (await find_newest(services.metadata, ACME, FILES, ObjectKey("k"))).inline == data

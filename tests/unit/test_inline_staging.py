@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
@@ -17,6 +18,7 @@ from fakes.metadata import FakeMetadataStore
 from juststorage.adapters.blobs.inline import InlineBlobStore, InlineStagedBlob
 from juststorage.application.records import BlobLocation
 from juststorage.application.uploads import RegistrationPolicy, Uploader, UploadRequest
+from juststorage.config import SettingsError, load_settings
 from juststorage.domain.model import ContentHash, Namespace, ObjectKey, StorageClass, TenantId
 
 pytestmark = pytest.mark.anyio
@@ -110,3 +112,12 @@ def test_uploads_declared_up_to_the_threshold_write_no_writing_row_even_on_s3() 
 
     assert not policy.registers(request(0)) and not policy.registers(request(LIMIT))
     assert policy.registers(request(LIMIT + 1)) and policy.registers(request(None))
+
+
+def test_the_threshold_is_bounded_at_1_mib(tmp_path: Path) -> None:
+    """Every upload in flight may hold the threshold in memory, and on SQLite a GET's
+    lookup reads the bytes on the event loop."""
+    base = {"JUSTSTORAGE_DATA_DIR": str(tmp_path)}
+    assert load_settings({**base, "JUSTSTORAGE_INLINE_MAX_BYTES": "1048576"}).inline_max_bytes
+    with pytest.raises(SettingsError, match="INLINE_MAX_BYTES"):
+        load_settings({**base, "JUSTSTORAGE_INLINE_MAX_BYTES": "1048577"})

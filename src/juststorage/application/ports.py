@@ -51,15 +51,19 @@ class Clock(Protocol):
 class ObjectReads(Protocol):
     """Reads of committed versions: downloads, preconditions, listings, usage, metrics."""
 
-    async def located(self, tenant_id: TenantId, object_id: UUID) -> LocatedVersion | None:
+    async def located(
+        self, tenant_id: TenantId, object_id: UUID, *, with_bytes: bool = True
+    ) -> LocatedVersion | None:
         """A `COMMITTED` version by id, only if it belongs to `tenant_id`, with where
-        its blob is (one read: the GET path)."""
+        its blob is (one read: the GET path) and, with `with_bytes`, its inline bytes
+        when it is kept inline (HEAD passes False: none are sent)."""
         ...
 
     async def newest_located(
-        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
+        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey, *, with_bytes: bool = True
     ) -> LocatedVersion | None:
-        """The newest `COMMITTED` version of a key with where its blob is, or None."""
+        """The newest `COMMITTED` version of a key with where its blob is, or None
+        (`with_bytes` as for `located`)."""
         ...
 
     async def newest(
