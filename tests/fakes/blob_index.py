@@ -97,7 +97,7 @@ class FakeBlobIndex:
         self._state.blobs.pop((location.storage_class, location.content_hash.hex), None)
         self._state.inline.pop((location.storage_class, location.content_hash.hex), None)
 
-    async def store_inline(self, location: BlobLocation, data: bytes) -> bool:
+    async def store_inline(self, location: BlobLocation, data: bytes | bytearray) -> bool:
         row_key = (location.storage_class, location.content_hash.hex)
         if row_key in self._state.inline:
             return False

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 from uuid import uuid4
 
 import pytest
@@ -16,6 +19,7 @@ from fakes.blobs import FakeBlobStore
 from fakes.clock import FakeClock
 from fakes.metadata import FakeMetadataStore
 from juststorage.adapters.blobs.inline import InlineBlobStore, InlineStagedBlob
+from juststorage.application.ports import UnitOfWork
 from juststorage.application.records import BlobLocation
 from juststorage.application.uploads import RegistrationPolicy, Uploader, UploadRequest
 from juststorage.config import SettingsError, load_settings
@@ -121,3 +125,36 @@ def test_the_threshold_is_bounded_at_1_mib(tmp_path: Path) -> None:
     assert load_settings({**base, "JUSTSTORAGE_INLINE_MAX_BYTES": "1048576"}).inline_max_bytes
     with pytest.raises(SettingsError, match="INLINE_MAX_BYTES"):
         load_settings({**base, "JUSTSTORAGE_INLINE_MAX_BYTES": "1048577"})
+
+
+class _RecordingBlobs:
+    """A unit of work's blob index that only keeps what confirm() hands it."""
+
+    def __init__(self) -> None:
+        self.stored: list[bytes | bytearray] = []
+
+    async def store_inline(self, location: BlobLocation, data: bytes | bytearray) -> bool:
+        self.stored.append(data)
+        return True
+
+
+async def test_confirm_hands_the_buffer_over_without_copying_it() -> None:
+    """Memory per inline upload is the threshold once, not twice, at its commit."""
+    size = 256 * 1024
+    clock = FakeClock()
+    store = InlineBlobStore(FakeMetadataStore(clock), FakeBlobStore(clock), size)
+    data = b"m" * size
+    blob = BlobLocation(HOT, ContentHash(hashlib.sha256(data).hexdigest()))
+    uow = SimpleNamespace(blobs=_RecordingBlobs())
+    async with store.stage(HOT, uuid4()) as staged:
+        await staged.write(data)
+        await staged.seal()
+        inline = BlobLocation(HOT, blob.content_hash, staged.address)
+        tracemalloc.start()
+        try:
+            assert await staged.confirm(inline, cast(UnitOfWork, uow)) is True
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert uow.blobs.stored == [data]
+    assert peak < size // 2

@@ -289,9 +289,9 @@ class InlineBytes(Protocol):
         row's copy is of this kind (these bytes may be the blob)."""
         ...
 
-    async def store_inline(self, location: BlobLocation, data: bytes) -> bool:
-        """Write a blob's bytes (an upload's `confirm()`, in its commit's transaction);
-        False if they were there already (nothing written)."""
+    async def store_inline(self, location: BlobLocation, data: bytes | bytearray) -> bool:
+        """Write a blob's bytes (an upload's `confirm()`, in its commit's transaction:
+        its buffer as it is, not a copy); False if they were there already."""
         ...
 
     async def inline_data(self, location: BlobLocation) -> bytes | None:

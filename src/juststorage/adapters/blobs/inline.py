@@ -107,7 +107,8 @@ class InlineStagedBlob:
         if uow is None:
             raise RuntimeError("an inline blob is written in its commit's transaction")
         # Under the row lock acquire() took: in the transaction that commits the object.
-        return await uow.blobs.store_inline(blob, bytes(self._buffer))
+        # The buffer itself (both drivers take a bytearray): no second copy in memory.
+        return await uow.blobs.store_inline(blob, self._buffer)
 
 
 class InlineBlobStore:

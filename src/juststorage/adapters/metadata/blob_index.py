@@ -116,7 +116,7 @@ class SqlBlobIndex(SqlRepository):
             await self._forget_inline(location)
         return True
 
-    async def store_inline(self, location: BlobLocation, data: bytes) -> bool:
+    async def store_inline(self, location: BlobLocation, data: bytes | bytearray) -> bool:
         row = await self._s.fetchone(
             "INSERT INTO inline_blobs (storage_class, content_hash, data) VALUES (?, ?, ?)"
             " ON CONFLICT (storage_class, content_hash) DO NOTHING RETURNING content_hash",
