@@ -148,7 +148,7 @@ class FakeBlobIndex:
         )
         return len(rows)
 
-    async def move_inline(self, location: BlobLocation, data: bytes) -> bool:
+    async def move_inline(self, location: BlobLocation, data: bytes | bytearray) -> bool:
         row_key = (location.storage_class, location.content_hash.hex)
         row = self._state.blobs.get(row_key)
         if row is None or _location(*row_key, row).address != location.address:

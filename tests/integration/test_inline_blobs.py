@@ -177,20 +177,29 @@ async def test_dedup_is_per_class_and_one_blob_per_content(services: Services) -
     assert await inline_bytes(services, data, COLD) == data
 
 
-async def test_content_stored_as_a_file_before_inlining_dedups_to_the_file(
+async def test_content_stored_as_a_file_before_inlining_moves_inline_on_a_dedup_hit(
     tmp_path: Path, database_url: str
 ) -> None:
+    """SPEC §5: another tenant's small object must not stay a file (a different read
+    path) because someone stored the same bytes before inlining was turned on."""
     data = b"stored while inlining was off"
     before = await _services(tmp_path, database_url, 0)
     try:
-        await upload(before, "old", data)
+        await upload(before, "old", data, tenant=TenantId("other"))
     finally:
         await before.metadata.close()
     after = await _services(tmp_path, database_url, LIMIT)
     try:
         again = await upload(after, "new", data)
         assert again.deduplicated
-        assert await inline_bytes(after, data) is None  # the file stays the blob
+        assert await inline_bytes(after, data) == data  # the row is inline now
+        found = await find_by_id(after.metadata, ACME, again.version.id)
+        assert found.blob.is_inline and found.inline == data
+        assert file_of(tmp_path, data).exists()  # the old copy is GC's to remove
+        gc = await collect_garbage(
+            after.metadata, after.blobs, after.clock, GcPolicy(0), after.liveness
+        )
+        assert gc.orphan_blobs_removed == 1 and files_in(tmp_path) == []
         assert await read_back(after, again) == data
         assert (await check_store(after.metadata, after.blobs)).problems == []
     finally:

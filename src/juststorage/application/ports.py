@@ -320,7 +320,7 @@ class InlineBytes(Protocol):
         """How many rows `to_move` would list in all (one count, no rows loaded)."""
         ...
 
-    async def move_inline(self, location: BlobLocation, data: bytes) -> bool:
+    async def move_inline(self, location: BlobLocation, data: bytes | bytearray) -> bool:
         """Keep `data` inline for a row still at `location.address` and record the
         inline address; False (nothing changed) if the row is gone or re-pointed."""
         ...

@@ -102,10 +102,16 @@ class InlineStagedBlob:
             return await self._larger.confirm(blob, uow)
         if self._digest is None:
             raise RuntimeError("confirm() before seal()")
-        if blob.address != self.address:
-            return False  # a dedup hit on a copy kept elsewhere (a file, an S3 object)
         if uow is None:
             raise RuntimeError("an inline blob is written in its commit's transaction")
+        if blob.address != self.address:
+            # A dedup hit on a copy kept elsewhere (a file, an S3 object, stored before
+            # inlining or above an earlier threshold). The bytes are here: the row moves
+            # inline in this transaction, so every tenant's reads of this content take
+            # the same path whoever stored it first (SPEC §5). The old copy is left for
+            # GC's orphan step (a download may be reading it).
+            await uow.blobs.move_inline(blob, self._buffer)
+            return False
         # Under the row lock acquire() took: in the transaction that commits the object.
         # The buffer itself (both drivers take a bytearray): no second copy in memory.
         return await uow.blobs.store_inline(blob, self._buffer)

@@ -171,7 +171,7 @@ class SqlBlobIndex(SqlRepository):
         )
         return int(row[0]) if row else 0
 
-    async def move_inline(self, location: BlobLocation, data: bytes) -> bool:
+    async def move_inline(self, location: BlobLocation, data: bytes | bytearray) -> bool:
         row = await self._s.fetchone(
             f"UPDATE blobs SET location = {_INLINE_ADDRESS} WHERE {_KEY}"
             f" AND {_ADDRESS} = ? RETURNING content_hash",
