@@ -69,11 +69,11 @@ async def test_a_body_at_the_threshold_stays_in_memory_until_its_commit() -> Non
         assert not staged.spilled and staged.address == f"inline:{location.content_hash.hex}"
         assert await staged.publish() is False  # nothing stored outside the transaction
         inline = BlobLocation(HOT, location.content_hash, staged.address)
-        with pytest.raises(RuntimeError):
-            await staged.confirm(inline)  # only through the commit's unit of work
+        with pytest.raises(TypeError):
+            await staged.confirm(inline)  # type: ignore[call-arg]  # only through a commit's
         async with metadata.transaction() as uow:
-            assert await staged.confirm(location, uow) is False  # a dedup hit on a file
-            assert await staged.confirm(inline, uow) is True
+            assert await staged.confirm(location, uow=uow) is False  # a dedup hit on a file
+            assert await staged.confirm(inline, uow=uow) is True
             await uow.commit()
     assert larger.blobs == {} and larger.temps == {}
     async with metadata.snapshot() as view:
@@ -152,7 +152,7 @@ async def test_confirm_hands_the_buffer_over_without_copying_it() -> None:
         inline = BlobLocation(HOT, blob.content_hash, staged.address)
         tracemalloc.start()
         try:
-            assert await staged.confirm(inline, cast(UnitOfWork, uow)) is True
+            assert await staged.confirm(inline, uow=cast(UnitOfWork, uow)) is True
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()

@@ -210,7 +210,9 @@ class GroupCommitter:
                 upload_id = waiter.sealed.upload.id
                 try:
                     # An inline blob's bytes are written here, in this transaction.
-                    confirmed[upload_id] = await waiter.sealed.staged.confirm(blobs[upload_id], uow)
+                    confirmed[upload_id] = await waiter.sealed.staged.confirm(
+                        blobs[upload_id], uow=uow
+                    )
                 except Exception as exc:
                     raise _UploadFailed(waiter, exc) from exc
             await uow.commit()

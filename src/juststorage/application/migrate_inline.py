@@ -156,7 +156,7 @@ class _Mover:
                 # WRITING row goes in the same commit that lets the blob row name it.
                 await uow.objects.discard_writing(copy_id)
                 if await uow.blobs.move_out_of_line(location, copy.address):
-                    await staged.confirm(copy, uow)  # keep the copy: it is the blob now
+                    await staged.confirm(copy, uow=uow)  # keep the copy: it is the blob now
                     report.copied += 1
                     report.bytes_copied += size
                 else:

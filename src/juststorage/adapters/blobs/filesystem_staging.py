@@ -135,7 +135,7 @@ class FileStagedBlob:
             raise RuntimeError("publish() before seal()")
         return await threads.run_sync(self._link_into_place, self._digest)
 
-    async def confirm(self, blob: BlobLocation, uow: UnitOfWork | None = None) -> bool:
+    async def confirm(self, blob: BlobLocation, *, uow: UnitOfWork) -> bool:
         if self._digest is None:
             raise RuntimeError("confirm() before seal()")
         if blob.is_inline:

@@ -97,13 +97,11 @@ class InlineStagedBlob:
             raise RuntimeError("publish() before seal()")
         return False  # stored by confirm(), inside the commit's transaction
 
-    async def confirm(self, blob: BlobLocation, uow: UnitOfWork | None = None) -> bool:
+    async def confirm(self, blob: BlobLocation, *, uow: UnitOfWork) -> bool:
         if self._larger is not None:
-            return await self._larger.confirm(blob, uow)
+            return await self._larger.confirm(blob, uow=uow)
         if self._digest is None:
             raise RuntimeError("confirm() before seal()")
-        if uow is None:
-            raise RuntimeError("an inline blob is written in its commit's transaction")
         if blob.address != self.address:
             # A dedup hit on a copy kept elsewhere (a file, an S3 object, stored before
             # inlining or above an earlier threshold). The bytes are here: the row moves
