@@ -13,11 +13,15 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from fakes.blobs import FakeBlobStore, FakeStagedBlob
 from juststorage.adapters.blobs.filesystem import blob_path
 from juststorage.adapters.blobs.inline import InlineBlobStore
+from juststorage.adapters.metadata.repositories import SqlObjectRepository
+from juststorage.api.app import create_app
 from juststorage.application.blob_ports import BlobStore
 from juststorage.application.commits import Committed, GroupCommitter, SealedUpload
 from juststorage.application.deletes import delete_object
@@ -560,3 +564,40 @@ async def test_a_lookup_for_a_head_leaves_the_inline_bytes_unread(services: Serv
         assert found.inline is None and found.blob.is_inline
         assert found.version.id == result.version.id
     assert (await find_newest(services.metadata, ACME, FILES, ObjectKey("k"))).inline == data
+
+
+async def test_head_answers_without_reading_the_inline_bytes(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = build(Settings(data_dir=tmp_path, database_url=database_url, auth="disabled"))
+    await built.metadata.migrate()
+    data = b"HEAD looks this up without its bytes"
+    read: list[bytes | None] = []
+    newest_located = SqlObjectRepository.newest_located
+
+    async def recording(self: SqlObjectRepository, *args: Any, **kwargs: Any) -> Any:
+        found = await newest_located(self, *args, **kwargs)
+        read.append(found.inline if found else None)
+        return found
+
+    monkeypatch.setattr(SqlObjectRepository, "newest_located", recording)
+    try:
+        await upload(built, "k", data)
+        app = create_app(built, run_startup=False, run_background=False)
+        async with app.router.lifespan_context(app) as state:
+
+            async def served(scope: Scope, receive: Receive, send: Send) -> None:
+                scope["state"] = dict(state)
+                await app(scope, receive, send)
+
+            transport = httpx.ASGITransport(app=served)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                path = f"/v1/objects/by-key/{FILES}/{ACME}/k"
+                head = await client.head(path)
+                assert head.status_code == 200
+                assert head.headers["content-length"] == str(len(data))
+                got = await client.get(path)
+                assert got.status_code == 200 and got.content == data
+        assert read == [None, data]  # the HEAD's lookup read no bytes
+    finally:
+        await built.metadata.close()
