@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import cast
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
@@ -41,6 +42,7 @@ async def _obstore(endpoint: str, bucket: str, mib: int) -> dict[str, float]:
 
     from juststorage.adapters.blobs.s3 import S3BlobStore
     from juststorage.adapters.blobs.s3_io import S3Connection, S3Root
+    from juststorage.application.ports import UnitOfWork
     from juststorage.application.records import BlobLocation
     from juststorage.domain.model import StorageClass
 
@@ -58,7 +60,8 @@ async def _obstore(endpoint: str, bucket: str, mib: int) -> dict[str, float]:
         digest, size = await staged.seal()
         await staged.publish()
         blob = BlobLocation(StorageClass.HOT, digest, staged.address)
-        await staged.confirm(blob)  # this upload's object becomes the blob
+        # This upload's object becomes the blob; the S3 store ignores the unit of work.
+        await staged.confirm(blob, uow=cast("UnitOfWork", None))
     put_s = time.monotonic() - started
     started = time.monotonic()
     reader = await store.open(blob)

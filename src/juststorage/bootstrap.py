@@ -235,9 +235,9 @@ def build_blob_store(settings: Settings) -> BlobStore:
 
 def with_inline_blobs(settings: Settings, metadata: MetadataStore, larger: BlobStore) -> BlobStore:
     """`larger` behind an `InlineBlobStore` keeping blobs of at most
-    `inline_max_bytes` in the metadata database (SPEC §8.1); `larger` alone when 0."""
-    if settings.inline_max_bytes == 0:
-        return larger
+    `inline_max_bytes` in the metadata database (SPEC §8.1). Also at 0, which only
+    stops new uploads from going inline: rows kept inline before stay readable, and
+    GC and fsck go on scanning them until `migrate-blobs --inline` moves them out."""
     return InlineBlobStore(metadata, larger, settings.inline_max_bytes)
 
 

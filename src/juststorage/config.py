@@ -123,8 +123,10 @@ class Settings(BaseModel):
     upload_chunk_bytes: int = Field(default=1024 * 1024, ge=4096)
     upload_writeback_every_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     # Blobs of at most this many bytes are kept in the metadata database (SPEC §8.1);
-    # 0 turns it off. Bounded: an upload holds up to this much in memory to decide.
-    inline_max_bytes: int = Field(default=64 * 1024, ge=0, le=16 * 1024 * 1024)
+    # 0 keeps new uploads out of it. Bounded: every upload in flight holds up to this
+    # much in memory to decide (memory ~ concurrent uploads x threshold), and on SQLite
+    # a GET's lookup reads the bytes on the event loop.
+    inline_max_bytes: int = Field(default=64 * 1024, ge=0, le=1024 * 1024)
     # Whole downloads answered with X-Accel-Redirect when the proxy sends X-Accel-Mapping.
     accel_redirect: bool = False
 

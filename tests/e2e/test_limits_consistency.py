@@ -27,15 +27,24 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def server(start_server: StartServer) -> Server:
-    return start_server(
-        JUSTSTORAGE_MAX_CONCURRENT_UPLOADS="2",
-        JUSTSTORAGE_INLINE_MAX_BYTES="0",  # these tests look at blob files and S3 objects
-    )
+    return start_server(JUSTSTORAGE_MAX_CONCURRENT_UPLOADS="2")
+
+
+@pytest.fixture(scope="module")
+def files_server(start_server: StartServer) -> Server:
+    """The same settings with inlining off (threshold 0): for the tests that look at
+    blob files and temp files (the default `server` keeps small blobs inline)."""
+    return start_server(JUSTSTORAGE_MAX_CONCURRENT_UPLOADS="2", JUSTSTORAGE_INLINE_MAX_BYTES="0")
 
 
 @pytest.fixture
 def auth(server: Server) -> dict[str, str]:
     return server.admin_headers()
+
+
+@pytest.fixture
+def files_auth(files_server: Server) -> dict[str, str]:
+    return files_server.admin_headers()
 
 
 def _open_upload(server: Server, tenant: str, key: str) -> socket.socket:
@@ -62,29 +71,34 @@ def _uploads_in_flight(server: Server) -> float:
 
 
 @pytest.mark.filesystem_layout
-def test_uploads_over_the_concurrency_cap_are_429(server: Server, auth: dict[str, str]) -> None:
+def test_uploads_over_the_concurrency_cap_are_429(
+    files_server: Server, files_auth: dict[str, str]
+) -> None:
     tenants = [unique_name() for _ in range(3)]
-    hot = server.data_dir / "hot"
+    hot = files_server.data_dir / "hot"
     # One upload each for two tenants (each may hold one of the two slots).
-    socks = [_open_upload(server, tenant, "slow") for tenant in tenants[:2]]
+    socks = [_open_upload(files_server, tenant, "slow") for tenant in tenants[:2]]
     try:
-        assert wait_until(lambda: _uploads_in_flight(server) == 2, timeout=10)
-        refused = upload(server.client, auth, tenants[2], "n", "third", b"x")
+        assert wait_until(lambda: _uploads_in_flight(files_server) == 2, timeout=10)
+        refused = upload(files_server.client, files_auth, tenants[2], "n", "third", b"x")
         assert_error(refused, 429, "TooManyRequests")
         assert int(refused.headers["retry-after"]) >= 1
         assert refused.headers["x-ratelimit-resource"] == "concurrent-uploads"
         path = by_key_path("n", tenants[0], "slow")
-        assert server.client.get(path, headers=auth).status_code == 404
+        assert files_server.client.get(path, headers=files_auth).status_code == 404
     finally:
         for sock in socks:
             sock.close()
     assert wait_until(lambda: not temp_files(hot), timeout=10)
     accepted = wait_until(
-        lambda: upload(server.client, auth, tenants[2], "n", "third", b"x").status_code == 201,
+        lambda: (
+            upload(files_server.client, files_auth, tenants[2], "n", "third", b"x").status_code
+            == 201
+        ),
         timeout=5,
     )
     assert accepted, "upload slots were not released after the clients went away"
-    metrics = server.client.get("/metrics").text
+    metrics = files_server.client.get("/metrics").text
     assert "just_storage_throttled_requests_total" in metrics
 
 
@@ -137,16 +151,16 @@ def test_request_rate_limit_is_429_with_retry_after(start_server: StartServer) -
 
 @pytest.mark.filesystem_layout
 def test_concurrent_uploads_of_the_same_bytes_keep_every_version(
-    server: Server, auth: dict[str, str]
+    files_server: Server, files_auth: dict[str, str]
 ) -> None:
     tenant = unique_name()
     data = os.urandom(200_000)
 
     def put(index: int) -> httpx.Response:
-        with httpx.Client(base_url=server.url, timeout=30, trust_env=False) as client:
+        with httpx.Client(base_url=files_server.url, timeout=30, trust_env=False) as client:
             deadline = time.monotonic() + 20  # bounded retries while the upload cap (2) is busy
             while True:
-                response = upload(client, auth, tenant, "n", f"k{index % 3}", data)
+                response = upload(client, files_auth, tenant, "n", f"k{index % 3}", data)
                 if response.status_code != 429 or time.monotonic() > deadline:
                     return response
                 time.sleep(0.02)
@@ -156,31 +170,41 @@ def test_concurrent_uploads_of_the_same_bytes_keep_every_version(
     assert [r.status_code for r in responses] == [201] * 12, [r.text for r in responses]
     assert len({r.json()["id"] for r in responses}) == 12
     digest = sha256_hex(data)
-    assert list((server.data_dir / "hot" / "sha256").rglob(digest)) == [
-        blob_file(server.data_dir / "hot", digest)
+    assert list((files_server.data_dir / "hot" / "sha256").rglob(digest)) == [
+        blob_file(files_server.data_dir / "hot", digest)
     ]
-    listed = server.client.get(
-        "/v1/objects", params={"tenant": tenant, "namespace": "n", "versions": "true"}, headers=auth
+    listed = files_server.client.get(
+        "/v1/objects",
+        params={"tenant": tenant, "namespace": "n", "versions": "true"},
+        headers=files_auth,
     ).json()["items"]
     assert len(listed) == 12
     for response in responses:
-        by_id = server.client.get(
-            response.headers["location"], headers={**auth, "X-Tenant": tenant}
+        by_id = files_server.client.get(
+            response.headers["location"], headers={**files_auth, "X-Tenant": tenant}
         )
         assert by_id.content == data
 
 
 @pytest.mark.filesystem_layout
-def test_same_bytes_in_both_classes_are_two_blobs(server: Server, auth: dict[str, str]) -> None:
+def test_same_bytes_in_both_classes_are_two_blobs(
+    files_server: Server, files_auth: dict[str, str]
+) -> None:
     tenant = unique_name()
     data = os.urandom(3000)
     for storage_class in ("hot", "cold"):
         response = upload(
-            server.client, auth, tenant, "n", storage_class, data, X_Storage_Class=storage_class
+            files_server.client,
+            files_auth,
+            tenant,
+            "n",
+            storage_class,
+            data,
+            X_Storage_Class=storage_class,
         )
         assert response.status_code == 201
     for root in ("hot", "cold"):
-        assert blob_file(server.data_dir / root, sha256_hex(data)).read_bytes() == data
+        assert blob_file(files_server.data_dir / root, sha256_hex(data)).read_bytes() == data
 
 
 def test_dedup_across_tenants_changes_no_answer(server: Server, auth: dict[str, str]) -> None:
@@ -195,16 +219,20 @@ def test_dedup_across_tenants_changes_no_answer(server: Server, auth: dict[str, 
 
 @pytest.mark.filesystem_layout
 def test_delete_of_one_deduplicated_object_keeps_the_other(
-    server: Server, auth: dict[str, str]
+    files_server: Server, files_auth: dict[str, str]
 ) -> None:
     tenant = unique_name()
     data = os.urandom(4096)
-    one = upload(server.client, auth, tenant, "n", "one", data).json()
-    upload(server.client, auth, tenant, "n", "two", data)
-    deleted = server.client.delete(f"/v1/objects/{one['id']}", headers={**auth, "X-Tenant": tenant})
+    one = upload(files_server.client, files_auth, tenant, "n", "one", data).json()
+    upload(files_server.client, files_auth, tenant, "n", "two", data)
+    deleted = files_server.client.delete(
+        f"/v1/objects/{one['id']}", headers={**files_auth, "X-Tenant": tenant}
+    )
     assert deleted.status_code == 204
-    assert server.client.get(by_key_path("n", tenant, "two"), headers=auth).content == data
-    assert blob_file(server.data_dir / "hot", sha256_hex(data)).exists()
+    assert (
+        files_server.client.get(by_key_path("n", tenant, "two"), headers=files_auth).content == data
+    )
+    assert blob_file(files_server.data_dir / "hot", sha256_hex(data)).exists()
 
 
 def test_key_with_only_deleted_versions_counts_as_absent(

@@ -39,9 +39,19 @@ SPEC_METRICS = [
 
 @pytest.fixture(scope="module")
 def server(start_server: StartServer) -> Server:
-    return start_server(
-        JUSTSTORAGE_INLINE_MAX_BYTES="0",  # these tests look at blob files and S3 objects
-    )
+    return start_server()
+
+
+@pytest.fixture(scope="module")
+def files_server(start_server: StartServer) -> Server:
+    """The same settings with inlining off (threshold 0): for the tests that look at
+    blob files and temp files (the default `server` keeps small blobs inline)."""
+    return start_server(JUSTSTORAGE_INLINE_MAX_BYTES="0")
+
+
+@pytest.fixture
+def files_auth(files_server: Server) -> dict[str, str]:
+    return files_server.admin_headers()
 
 
 def test_health_needs_no_credentials(server: Server) -> None:
@@ -91,7 +101,9 @@ def test_ready_is_503_when_a_storage_root_is_not_writable(
     auth = server.admin_headers()
     tenant = unique_name()
     assert upload(server.client, auth, tenant, "n", "hot-still-works", b"x").status_code == 201
-    cold = upload(server.client, auth, tenant, "n", "cold", b"x", X_Storage_Class="cold")
+    # Over the default inline threshold: it needs the cold root (a small one would not).
+    body = b"x" * (64 * 1024 + 1)
+    cold = upload(server.client, auth, tenant, "n", "cold", body, X_Storage_Class="cold")
     assert cold.status_code >= 500
     assert cold.headers["content-type"].startswith("application/json")
     assert "Traceback" not in cold.text
@@ -175,51 +187,58 @@ def test_metrics_addr_moves_metrics_off_the_main_listener(start_server: StartSer
 
 
 @pytest.mark.filesystem_layout
-def test_aborted_upload_leaves_nothing_behind(server: Server) -> None:
+def test_aborted_upload_leaves_nothing_behind(files_server: Server) -> None:
     tenant = unique_name()
     declared = 4 * 1024 * 1024  # half of it is over one write chunk: the temp file exists
     head = (
         "POST /v1/objects HTTP/1.1\r\n"
-        f"Host: 127.0.0.1:{server.port}\r\n"
-        f"Authorization: Bearer {server.admin_key}\r\n"
+        f"Host: 127.0.0.1:{files_server.port}\r\n"
+        f"Authorization: Bearer {files_server.admin_key}\r\n"
         f"X-Tenant: {tenant}\r\nX-Namespace: n\r\nX-Key: aborted\r\n"
         f"Content-Length: {declared}\r\n\r\n"
     ).encode("ascii")
-    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+    with socket.create_connection(("127.0.0.1", files_server.port), timeout=60) as sock:
         sock.sendall(head)
         sock.sendall(b"a" * (declared // 2))
-        # The server is staging the body in <root>/tmp when the client vanishes.
-        assert wait_until(lambda: bool(temp_files(server.data_dir / "hot")), timeout=30)
+        # The files_server is staging the body in <root>/tmp when the client vanishes.
+        assert wait_until(lambda: bool(temp_files(files_server.data_dir / "hot")), timeout=30)
         time.sleep(0.1)
-    auth = server.admin_headers()
-    assert wait_until(lambda: not temp_files(server.data_dir / "hot"), timeout=30), temp_files(
-        server.data_dir / "hot"
+    files_auth = files_server.admin_headers()
+    assert wait_until(lambda: not temp_files(files_server.data_dir / "hot"), timeout=30), (
+        temp_files(files_server.data_dir / "hot")
     )
-    assert server.client.get(by_key_path("n", tenant, "aborted"), headers=auth).status_code == 404
-    listed = server.client.get(
-        "/v1/objects", params={"tenant": tenant, "namespace": "n", "versions": "true"}, headers=auth
+    assert (
+        files_server.client.get(by_key_path("n", tenant, "aborted"), headers=files_auth).status_code
+        == 404
+    )
+    listed = files_server.client.get(
+        "/v1/objects",
+        params={"tenant": tenant, "namespace": "n", "versions": "true"},
+        headers=files_auth,
     )
     assert listed.json()["items"] == []
-    usage = server.client.get("/v1/usage", params={"tenant": tenant}, headers=auth).json()
+    usage = files_server.client.get(
+        "/v1/usage", params={"tenant": tenant}, headers=files_auth
+    ).json()
     assert usage["objects"] == 0
     half = b"a" * (declared // 2)
-    assert not blob_file(server.data_dir / "hot", sha256_hex(half)).exists()
-    # The server still serves afterwards.
-    assert upload(server.client, auth, tenant, "n", "after", b"fine").status_code == 201
+    assert not blob_file(files_server.data_dir / "hot", sha256_hex(half)).exists()
+    # The files_server still serves afterwards.
+    assert upload(files_server.client, files_auth, tenant, "n", "after", b"fine").status_code == 201
 
 
 @pytest.mark.filesystem_layout
-def test_short_body_with_content_length_is_not_stored(server: Server) -> None:
+def test_short_body_with_content_length_is_not_stored(files_server: Server) -> None:
     """The client half-closes after too few bytes: nothing may become visible."""
     tenant = unique_name()
     head = (
         "POST /v1/objects HTTP/1.1\r\n"
-        f"Host: 127.0.0.1:{server.port}\r\n"
-        f"Authorization: Bearer {server.admin_key}\r\n"
+        f"Host: 127.0.0.1:{files_server.port}\r\n"
+        f"Authorization: Bearer {files_server.admin_key}\r\n"
         f"X-Tenant: {tenant}\r\nX-Namespace: n\r\nX-Key: short\r\n"
         "Content-Length: 100\r\n\r\n"
     ).encode("ascii")
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", files_server.port), timeout=5) as sock:
         sock.sendall(head + b"x" * 10)
         sock.shutdown(socket.SHUT_WR)
         sock.settimeout(5)
@@ -228,6 +247,9 @@ def test_short_body_with_content_length_is_not_stored(server: Server) -> None:
         except (TimeoutError, ConnectionError):
             reply = b""
     assert not reply.startswith(b"HTTP/1.1 201"), reply
-    auth = server.admin_headers()
-    assert server.client.get(by_key_path("n", tenant, "short"), headers=auth).status_code == 404
-    assert wait_until(lambda: not temp_files(server.data_dir / "hot"), timeout=10)
+    files_auth = files_server.admin_headers()
+    assert (
+        files_server.client.get(by_key_path("n", tenant, "short"), headers=files_auth).status_code
+        == 404
+    )
+    assert wait_until(lambda: not temp_files(files_server.data_dir / "hot"), timeout=10)

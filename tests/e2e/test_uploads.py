@@ -29,15 +29,26 @@ MAX_OBJECT_BYTES = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def server(start_server: StartServer) -> Server:
+    return start_server(JUSTSTORAGE_MAX_OBJECT_BYTES=str(MAX_OBJECT_BYTES))
+
+
+@pytest.fixture(scope="module")
+def files_server(start_server: StartServer) -> Server:
+    """The same settings with inlining off (threshold 0): for the tests that look at
+    blob files and temp files (the default `server` keeps small blobs inline)."""
     return start_server(
-        JUSTSTORAGE_MAX_OBJECT_BYTES=str(MAX_OBJECT_BYTES),
-        JUSTSTORAGE_INLINE_MAX_BYTES="0",  # these tests look at blob files and S3 objects
+        JUSTSTORAGE_MAX_OBJECT_BYTES=str(MAX_OBJECT_BYTES), JUSTSTORAGE_INLINE_MAX_BYTES="0"
     )
 
 
 @pytest.fixture
 def auth(server: Server) -> dict[str, str]:
     return server.admin_headers()
+
+
+@pytest.fixture
+def files_auth(files_server: Server) -> dict[str, str]:
+    return files_server.admin_headers()
 
 
 @pytest.fixture
@@ -51,11 +62,17 @@ def _no_temp_files(server: Server) -> bool:
 
 @pytest.mark.filesystem_layout
 def test_upload_answers_201_with_location_etag_and_body(
-    server: Server, auth: dict[str, str], tenant: str
+    files_server: Server, files_auth: dict[str, str], tenant: str
 ) -> None:
     data = os.urandom(1000)
     response = upload(
-        server.client, auth, tenant, "models", "m/1.bin", data, Content_Type="text/plain"
+        files_server.client,
+        files_auth,
+        tenant,
+        "models",
+        "m/1.bin",
+        data,
+        Content_Type="text/plain",
     )
     assert response.status_code == 201, response.text
     body = response.json()
@@ -81,8 +98,10 @@ def test_upload_answers_201_with_location_etag_and_body(
     datetime.fromisoformat(body["created_at"])
     assert response.headers["location"] == f"/v1/objects/{body['id']}"
     assert response.headers["etag"] == f'"sha256:{sha256_hex(data)}"'
-    assert blob_file(server.data_dir / "hot", sha256_hex(data)).read_bytes() == data
-    fetched = server.client.get(response.headers["location"], headers={**auth, "X-Tenant": tenant})
+    assert blob_file(files_server.data_dir / "hot", sha256_hex(data)).read_bytes() == data
+    fetched = files_server.client.get(
+        response.headers["location"], headers={**files_auth, "X-Tenant": tenant}
+    )
     assert fetched.status_code == 200
     assert fetched.content == data
 
@@ -109,20 +128,29 @@ def test_matching_checksum_is_accepted(server: Server, auth: dict[str, str], ten
 
 @pytest.mark.filesystem_layout
 def test_checksum_mismatch_is_400_and_stores_nothing(
-    server: Server, auth: dict[str, str], tenant: str
+    files_server: Server, files_auth: dict[str, str], tenant: str
 ) -> None:
     data = os.urandom(4096)
     response = upload(
-        server.client, auth, tenant, "n", "k", data, X_Content_SHA256=sha256_hex(b"other")
+        files_server.client,
+        files_auth,
+        tenant,
+        "n",
+        "k",
+        data,
+        X_Content_SHA256=sha256_hex(b"other"),
     )
     assert_error(response, 400, "ChecksumMismatch")
-    listed = server.client.get(
-        "/v1/objects", params={"tenant": tenant, "namespace": "n"}, headers=auth
+    listed = files_server.client.get(
+        "/v1/objects", params={"tenant": tenant, "namespace": "n"}, headers=files_auth
     )
     assert listed.json()["items"] == []
-    assert server.client.get(by_key_path("n", tenant, "k"), headers=auth).status_code == 404
-    assert not blob_file(server.data_dir / "hot", sha256_hex(data)).exists()
-    assert wait_until(lambda: _no_temp_files(server), timeout=5)
+    assert (
+        files_server.client.get(by_key_path("n", tenant, "k"), headers=files_auth).status_code
+        == 404
+    )
+    assert not blob_file(files_server.data_dir / "hot", sha256_hex(data)).exists()
+    assert wait_until(lambda: _no_temp_files(files_server), timeout=5)
 
 
 def test_malformed_checksum_header_is_400(
@@ -178,21 +206,24 @@ def test_declared_length_over_the_maximum_is_413_before_the_body(
 
 @pytest.mark.filesystem_layout
 def test_chunked_body_over_the_maximum_is_413_and_stores_nothing(
-    server: Server, auth: dict[str, str], tenant: str
+    files_server: Server, files_auth: dict[str, str], tenant: str
 ) -> None:
     def body() -> Iterator[bytes]:
         block = b"z" * 65536
         for _ in range(MAX_OBJECT_BYTES // len(block) + 1):
             yield block
 
-    response = server.client.post(
+    response = files_server.client.post(
         "/v1/objects",
-        headers={**auth, "X-Tenant": tenant, "X-Namespace": "n", "X-Key": "big"},
+        headers={**files_auth, "X-Tenant": tenant, "X-Namespace": "n", "X-Key": "big"},
         content=body(),
     )
     assert_error(response, 413, "PayloadTooLarge")
-    assert server.client.get(by_key_path("n", tenant, "big"), headers=auth).status_code == 404
-    assert wait_until(lambda: _no_temp_files(server), timeout=5)
+    assert (
+        files_server.client.get(by_key_path("n", tenant, "big"), headers=files_auth).status_code
+        == 404
+    )
+    assert wait_until(lambda: _no_temp_files(files_server), timeout=5)
 
 
 def test_object_of_exactly_the_maximum_size_is_accepted(
@@ -207,16 +238,18 @@ def test_object_of_exactly_the_maximum_size_is_accepted(
 @pytest.mark.parametrize("storage_class", ["hot", "cold"])
 @pytest.mark.filesystem_layout
 def test_storage_class_selects_the_root(
-    server: Server, auth: dict[str, str], tenant: str, storage_class: str
+    files_server: Server, files_auth: dict[str, str], tenant: str, storage_class: str
 ) -> None:
     data = os.urandom(100)
-    response = upload(server.client, auth, tenant, "n", "k", data, X_Storage_Class=storage_class)
+    response = upload(
+        files_server.client, files_auth, tenant, "n", "k", data, X_Storage_Class=storage_class
+    )
     assert response.status_code == 201, response.text
     assert response.json()["storage_class"] == storage_class
     other = "cold" if storage_class == "hot" else "hot"
-    assert blob_file(server.data_dir / storage_class, sha256_hex(data)).exists()
-    assert not blob_file(server.data_dir / other, sha256_hex(data)).exists()
-    fetched = server.client.get(by_key_path("n", tenant, "k"), headers=auth)
+    assert blob_file(files_server.data_dir / storage_class, sha256_hex(data)).exists()
+    assert not blob_file(files_server.data_dir / other, sha256_hex(data)).exists()
+    fetched = files_server.client.get(by_key_path("n", tenant, "k"), headers=files_auth)
     assert fetched.headers["x-storage-class"] == storage_class
     assert fetched.content == data
 
@@ -309,18 +342,21 @@ def test_unknown_key_encoding_is_400(server: Server, auth: dict[str, str], tenan
 
 @pytest.mark.filesystem_layout
 def test_same_bytes_under_two_keys_are_stored_once(
-    server: Server, auth: dict[str, str], tenant: str
+    files_server: Server, files_auth: dict[str, str], tenant: str
 ) -> None:
     data = os.urandom(5000)
-    first = upload(server.client, auth, tenant, "n", "one", data)
-    second = upload(server.client, auth, tenant, "n", "two", data)
+    first = upload(files_server.client, files_auth, tenant, "n", "one", data)
+    second = upload(files_server.client, files_auth, tenant, "n", "two", data)
     assert first.status_code == second.status_code == 201
     assert first.json()["id"] != second.json()["id"]
     digest = sha256_hex(data)
-    matches = [p for p in (server.data_dir / "hot" / "sha256").rglob(digest)]
-    assert matches == [blob_file(server.data_dir / "hot", digest)]
+    matches = [p for p in (files_server.data_dir / "hot" / "sha256").rglob(digest)]
+    assert matches == [blob_file(files_server.data_dir / "hot", digest)]
     for key in ("one", "two"):
-        assert server.client.get(by_key_path("n", tenant, key), headers=auth).content == data
+        assert (
+            files_server.client.get(by_key_path("n", tenant, key), headers=files_auth).content
+            == data
+        )
 
 
 def test_new_version_wins_by_key_and_old_stays_readable_by_id(

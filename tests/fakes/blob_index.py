@@ -97,7 +97,7 @@ class FakeBlobIndex:
         self._state.blobs.pop((location.storage_class, location.content_hash.hex), None)
         self._state.inline.pop((location.storage_class, location.content_hash.hex), None)
 
-    async def store_inline(self, location: BlobLocation, data: bytes) -> bool:
+    async def store_inline(self, location: BlobLocation, data: bytes | bytearray) -> bool:
         row_key = (location.storage_class, location.content_hash.hex)
         if row_key in self._state.inline:
             return False
@@ -127,12 +127,28 @@ class FakeBlobIndex:
             and h > after
             and (
                 (inline and row.location != f"inline:{h}" and row.size_bytes <= max_bytes)
-                or (not inline and row.location == f"inline:{h}" and row.size_bytes > max_bytes)
+                or (
+                    not inline
+                    and row.location == f"inline:{h}"
+                    and (row.size_bytes > max_bytes or max_bytes == 0)
+                )
             )
         )[:limit]
         return [(_location(storage_class, h, row), row.size_bytes) for h, row in rows]
 
-    async def move_inline(self, location: BlobLocation, data: bytes) -> bool:
+    async def count_to_move(
+        self, storage_class: StorageClass, *, inline: bool, max_bytes: int
+    ) -> int:
+        rows = await self.to_move(
+            storage_class,
+            inline=inline,
+            max_bytes=max_bytes,
+            after="",
+            limit=len(self._state.blobs),
+        )
+        return len(rows)
+
+    async def move_inline(self, location: BlobLocation, data: bytes | bytearray) -> bool:
         row_key = (location.storage_class, location.content_hash.hex)
         row = self._state.blobs.get(row_key)
         if row is None or _location(*row_key, row).address != location.address:

@@ -61,7 +61,7 @@ class FakeStagedBlob:
             return False  # stored under its own address already (seal)
         return self._place()
 
-    async def confirm(self, blob: BlobLocation, uow: UnitOfWork | None = None) -> bool:
+    async def confirm(self, blob: BlobLocation, *, uow: UnitOfWork) -> bool:
         if self._digest is None:
             raise RuntimeError("confirm() before seal()")
         if self._store.by_upload:

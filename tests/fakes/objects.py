@@ -107,21 +107,23 @@ class FakeObjectRepository:
             return None
         return version if version.state is ObjectState.COMMITTED else None
 
-    async def located(self, tenant_id: TenantId, object_id: UUID) -> LocatedVersion | None:
+    async def located(
+        self, tenant_id: TenantId, object_id: UUID, *, with_bytes: bool = True
+    ) -> LocatedVersion | None:
         version = self._committed_by_id(tenant_id, object_id)
-        return None if version is None else self._located(version)
+        return None if version is None else self._located(version, with_bytes)
 
     async def newest_located(
-        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
+        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey, *, with_bytes: bool = True
     ) -> LocatedVersion | None:
         version = await self.newest(tenant_id, namespace, key)
-        return None if version is None else self._located(version)
+        return None if version is None else self._located(version, with_bytes)
 
-    def _located(self, version: ObjectVersion) -> LocatedVersion:
+    def _located(self, version: ObjectVersion, with_bytes: bool = True) -> LocatedVersion:
         row = self._state.blobs.get((version.storage_class, version.content_hash.hex))
         address = row.location if row is not None and row.location else ""
         inline = None
-        if address == f"inline:{version.content_hash.hex}":
+        if with_bytes and address == f"inline:{version.content_hash.hex}":
             inline = self._state.inline.get((version.storage_class, version.content_hash.hex))
         return LocatedVersion(
             version, BlobLocation(version.storage_class, version.content_hash, address), inline

@@ -15,6 +15,7 @@ import anyio
 import obstore
 import pytest
 
+from juststorage.adapters.blobs.inline import InlineBlobStore
 from juststorage.adapters.blobs.s3 import S3BlobStore
 from juststorage.application.deletes import delete_object
 from juststorage.application.downloads import find_by_id
@@ -56,7 +57,9 @@ async def services(env: dict[str, str]) -> AsyncIterator[Services]:
     from juststorage.config import load_settings
 
     built = build(load_settings(env))
-    assert isinstance(built.blobs, S3BlobStore)
+    # At threshold 0 the inline store stays in front (for rows kept inline before),
+    # handing every new upload to the S3 store.
+    assert isinstance(built.blobs, InlineBlobStore) and isinstance(built.blobs.larger, S3BlobStore)
     await built.metadata.migrate()
     await built.blobs.prepare()
     try:
@@ -66,8 +69,9 @@ async def services(env: dict[str, str]) -> AsyncIterator[Services]:
 
 
 def s3(services: Services) -> S3BlobStore:
-    assert isinstance(services.blobs, S3BlobStore)
-    return services.blobs
+    assert isinstance(services.blobs, InlineBlobStore)
+    assert isinstance(services.blobs.larger, S3BlobStore)
+    return services.blobs.larger
 
 
 async def upload(

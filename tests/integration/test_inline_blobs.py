@@ -8,13 +8,20 @@ import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
+import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
+from fakes.blobs import FakeBlobStore, FakeStagedBlob
 from juststorage.adapters.blobs.filesystem import blob_path
 from juststorage.adapters.blobs.inline import InlineBlobStore
+from juststorage.adapters.metadata.repositories import SqlObjectRepository
+from juststorage.api.app import create_app
 from juststorage.application.blob_ports import BlobStore
 from juststorage.application.commits import Committed, GroupCommitter, SealedUpload
 from juststorage.application.deletes import delete_object
@@ -22,6 +29,7 @@ from juststorage.application.downloads import find_by_id, find_newest, open_blob
 from juststorage.application.fsck import ProblemKind, check_store
 from juststorage.application.gc import GcPolicy, collect_garbage
 from juststorage.application.migrate_inline import migrate_inline
+from juststorage.application.orphans import find_orphans, remove_orphan
 from juststorage.application.records import BlobLocation
 from juststorage.application.uploads import UploadRequest, UploadResult
 from juststorage.application.usage import tenant_usage
@@ -173,20 +181,29 @@ async def test_dedup_is_per_class_and_one_blob_per_content(services: Services) -
     assert await inline_bytes(services, data, COLD) == data
 
 
-async def test_content_stored_as_a_file_before_inlining_dedups_to_the_file(
+async def test_content_stored_as_a_file_before_inlining_moves_inline_on_a_dedup_hit(
     tmp_path: Path, database_url: str
 ) -> None:
+    """SPEC §5: another tenant's small object must not stay a file (a different read
+    path) because someone stored the same bytes before inlining was turned on."""
     data = b"stored while inlining was off"
     before = await _services(tmp_path, database_url, 0)
     try:
-        await upload(before, "old", data)
+        await upload(before, "old", data, tenant=TenantId("other"))
     finally:
         await before.metadata.close()
     after = await _services(tmp_path, database_url, LIMIT)
     try:
         again = await upload(after, "new", data)
         assert again.deduplicated
-        assert await inline_bytes(after, data) is None  # the file stays the blob
+        assert await inline_bytes(after, data) == data  # the row is inline now
+        found = await find_by_id(after.metadata, ACME, again.version.id)
+        assert found.blob.is_inline and found.inline == data
+        assert file_of(tmp_path, data).exists()  # the old copy is GC's to remove
+        gc = await collect_garbage(
+            after.metadata, after.blobs, after.clock, GcPolicy(0), after.liveness
+        )
+        assert gc.orphan_blobs_removed == 1 and files_in(tmp_path) == []
         assert await read_back(after, again) == data
         assert (await check_store(after.metadata, after.blobs)).problems == []
     finally:
@@ -254,10 +271,16 @@ async def test_migrate_moves_blobs_out_and_back_in_when_the_threshold_changes(
     assert await inline_bytes(services, small) == small
     again = await migrate_inline(services.metadata, larger, HOT, 500)
     assert (again.copied, again.remaining) == (0, 0)  # resumable: nothing left to do
-    # Raised to 1000: it comes back inline, and the file is removed.
+    # Raised to 1000: it comes back inline; the file is left for GC (a download that
+    # looked the row up before the move may still be reading it).
     back = await migrate_inline(services.metadata, larger, HOT, 1000)
     assert (back.copied, back.remaining, back.problems) == (1, 0, [])
-    assert await inline_bytes(services, large) == large and files_in(tmp_path) == []
+    assert await inline_bytes(services, large) == large
+    assert files_in(tmp_path) == [file_of(tmp_path, large)]
+    gc = await collect_garbage(
+        services.metadata, services.blobs, services.clock, GcPolicy(0), services.liveness
+    )
+    assert gc.orphan_blobs_removed == 1 and files_in(tmp_path) == []
     # Off: everything goes out to files.
     off = await migrate_inline(services.metadata, larger, HOT, 0)
     assert (off.copied, off.remaining) == (2, 0)
@@ -359,13 +382,13 @@ async def test_inline_blobs_in_front_of_an_s3_root(seaweedfs: SeaweedFs, tmp_pat
         assert await read_back(services, results[0]) == small  # from its S3 object now
         back = await migrate_inline(services.metadata, larger, HOT, LIMIT)
         assert (back.copied, back.remaining, back.problems) == (1, 0, [])
-        assert (
-            len(await _stored_on(larger, HOT)) == 1 and await inline_bytes(services, small) == small
-        )
+        assert await inline_bytes(services, small) == small
+        assert len(await _stored_on(larger, HOT)) == 2  # the old copy is GC's to remove
         report = await collect_garbage(
             services.metadata, services.blobs, services.clock, GcPolicy(0), services.liveness
         )
-        assert report.blobs_removed == report.orphan_blobs_removed == 0
+        assert (report.blobs_removed, report.orphan_blobs_removed) == (0, 1)
+        assert len(await _stored_on(larger, HOT)) == 1
         assert (await check_store(services.metadata, services.blobs)).problems == []
     finally:
         await services.metadata.close()
@@ -442,3 +465,139 @@ async def test_a_download_of_an_inline_blob_reads_nothing_after_its_lookup(
 
     monkeypatch.setattr(InlineBlobStore, "open", no_open)
     assert await read_back(services, result) == data
+
+
+async def test_threshold_0_after_inline_rows_keeps_them_working_until_moved_out(
+    tmp_path: Path, database_url: str
+) -> None:
+    """0 stops new uploads from going inline; the rows already inline (a 0-byte one
+    too) stay readable, fsck-clean and collectable, and migrate-blobs moves them all."""
+    empty, small, gone = b"", b"kept inline", b"deleted later"
+    before = await _services(tmp_path, database_url, LIMIT)
+    try:
+        results = [await upload(before, "empty", empty), await upload(before, "small", small)]
+        deleted = await upload(before, "gone", gone)
+    finally:
+        await before.metadata.close()
+    off = await _services(tmp_path, database_url, 0)
+    try:
+        assert (await check_store(off.metadata, off.blobs)).problems == []
+        for result, data in zip(results, (empty, small), strict=True):
+            assert await read_back(off, result) == data
+        await upload(off, "file", b"new bytes")  # new uploads are files now
+        assert file_of(tmp_path, b"new bytes").exists()
+        await delete_object(off.metadata, ACME, deleted.version.id)
+        gc = await collect_garbage(off.metadata, off.blobs, off.clock, GcPolicy(0), off.liveness)
+        assert gc.removed_hashes == [digest(gone).hex] and gc.orphan_blobs_removed == 0
+        report = await migrate_inline(off.metadata, build_blob_store(off.settings), HOT, 0)
+        assert (report.copied, report.remaining, report.problems) == (2, 0, [])
+        assert await inline_bytes(off, empty) is None and await inline_bytes(off, small) is None
+        assert file_of(tmp_path, empty).read_bytes() == empty
+        for result, data in zip(results, (empty, small), strict=True):
+            assert await read_back(off, result) == data
+        assert (await check_store(off.metadata, off.blobs)).problems == []
+    finally:
+        await off.metadata.close()
+
+
+async def test_a_gc_pass_while_a_blob_moves_out_to_s3_leaves_the_copy(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy on an S3-like store is named by its own upload id: GC's orphan step,
+    run between its staging and the move's commit, must see it as in flight."""
+    data = b"o" * 900
+    result = await upload(services, "k", data)
+    larger = FakeBlobStore(by_upload=True)  # addresses by upload, like S3
+    publish = FakeStagedBlob.publish
+
+    async def publish_then_collect(staged: FakeStagedBlob) -> bool:
+        published = await publish(staged)
+        later = larger.clock.now() + timedelta(days=1)  # every copy past the grace
+        async for orphans in find_orphans(services.metadata, larger, HOT, stored_before=later):
+            for orphan in orphans:
+                await remove_orphan(services.metadata, larger, orphan)
+        return published
+
+    monkeypatch.setattr(FakeStagedBlob, "publish", publish_then_collect)
+    report = await migrate_inline(services.metadata, larger, HOT, 500)
+    assert (report.copied, report.remaining, report.problems) == (1, 0, [])
+    assert list(larger.blobs.values()) == [data]  # the copy the row now names
+    found = await find_by_id(services.metadata, ACME, result.version.id)
+    reader = await larger.open(found.blob)
+    assert b"".join([c async for c in reader.chunks(0, len(data))]) == data
+    async with services.metadata.snapshot() as view:
+        assert await view.objects.writing_among([UUID(found.blob.address)]) == set()
+
+
+async def test_an_upload_of_content_still_inline_after_lowering_is_a_dedup_hit(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Threshold lowered, blobs not moved yet: content still held inline goes through
+    a file on upload, which the commit finds redundant (the row is inline)."""
+    data = b"i" * 900
+    before = await _services(tmp_path, database_url, LIMIT)
+    try:
+        await upload(before, "old", data)
+    finally:
+        await before.metadata.close()
+    lowered = await _services(tmp_path, database_url, 500)
+    try:
+        again = await upload(lowered, "new", data)
+        assert again.deduplicated
+        assert files_in(tmp_path) == [] and await inline_bytes(lowered, data) == data
+        assert await read_back(lowered, again) == data
+        gc = await collect_garbage(
+            lowered.metadata, lowered.blobs, lowered.clock, GcPolicy(0), lowered.liveness
+        )
+        assert gc.orphan_blobs_removed == 0
+        assert (await check_store(lowered.metadata, lowered.blobs)).problems == []
+    finally:
+        await lowered.metadata.close()
+
+
+async def test_a_lookup_for_a_head_leaves_the_inline_bytes_unread(services: Services) -> None:
+    data = b"a HEAD sends none of these"
+    result = await upload(services, "k", data)
+    by_id = await find_by_id(services.metadata, ACME, result.version.id, with_bytes=False)
+    newest = await find_newest(services.metadata, ACME, FILES, ObjectKey("k"), with_bytes=False)
+    for found in (by_id, newest):
+        assert found.inline is None and found.blob.is_inline
+        assert found.version.id == result.version.id
+    assert (await find_newest(services.metadata, ACME, FILES, ObjectKey("k"))).inline == data
+
+
+async def test_head_answers_without_reading_the_inline_bytes(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = build(Settings(data_dir=tmp_path, database_url=database_url, auth="disabled"))
+    await built.metadata.migrate()
+    data = b"HEAD looks this up without its bytes"
+    read: list[bytes | None] = []
+    newest_located = SqlObjectRepository.newest_located
+
+    async def recording(self: SqlObjectRepository, *args: Any, **kwargs: Any) -> Any:
+        found = await newest_located(self, *args, **kwargs)
+        read.append(found.inline if found else None)
+        return found
+
+    monkeypatch.setattr(SqlObjectRepository, "newest_located", recording)
+    try:
+        await upload(built, "k", data)
+        app = create_app(built, run_startup=False, run_background=False)
+        async with app.router.lifespan_context(app) as state:
+
+            async def served(scope: Scope, receive: Receive, send: Send) -> None:
+                scope["state"] = dict(state)
+                await app(scope, receive, send)
+
+            transport = httpx.ASGITransport(app=served)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                path = f"/v1/objects/by-key/{FILES}/{ACME}/k"
+                head = await client.head(path)
+                assert head.status_code == 200
+                assert head.headers["content-length"] == str(len(data))
+                got = await client.get(path)
+                assert got.status_code == 200 and got.content == data
+        assert read == [None, data]  # the HEAD's lookup read no bytes
+    finally:
+        await built.metadata.close()

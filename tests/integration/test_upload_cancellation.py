@@ -66,10 +66,10 @@ async def test_a_disconnect_mid_commit_never_deletes_the_object_the_batch_commit
     async def delete_async(store: object, key: str) -> None:
         deleted.append(key)
 
-    async def held_confirm(staged: Any, blob: Any, uow: Any = None) -> bool:
+    async def held_confirm(staged: Any, blob: Any, *, uow: Any) -> bool:
         in_batch.set()  # inside the batch's transaction, its outcome not known yet
         await release.wait()
-        return await confirm(staged, blob, uow)
+        return await confirm(staged, blob, uow=uow)
 
     monkeypatch.setattr(s3_io.obstore, "delete_async", delete_async)
     monkeypatch.setattr(s3_io.S3StagedBlob, "confirm", held_confirm)

@@ -16,6 +16,8 @@ from uuid import uuid4
 
 import pytest
 
+from fakes.clock import FakeClock
+from fakes.metadata import FakeMetadataStore
 from juststorage.adapters.blobs import fsio
 from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
 from juststorage.application.records import BlobLocation
@@ -116,7 +118,8 @@ async def _store(store: FilesystemBlobStore, data: bytes) -> None:
         await staged.write(data)
         await staged.seal()
         await staged.publish()
-        await staged.confirm(BlobLocation(StorageClass.HOT, digest))
+        async with FakeMetadataStore(FakeClock()).transaction() as uow:
+            await staged.confirm(BlobLocation(StorageClass.HOT, digest), uow=uow)
 
 
 def _same_leaf_as(data: bytes) -> bytes:

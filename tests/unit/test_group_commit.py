@@ -137,10 +137,10 @@ async def test_a_failing_confirm_fails_only_its_upload(monkeypatch: pytest.Monke
     uploader = _uploader(world)
     original_confirm = FakeStagedBlob.confirm
 
-    async def confirm(staged: FakeStagedBlob, blob: BlobLocation, uow: Any = None) -> bool:
+    async def confirm(staged: FakeStagedBlob, blob: BlobLocation, *, uow: Any) -> bool:
         if bytes(staged._buffer) == b"broken":
             raise StorageError("storage I/O error: the disk said no")
-        return await original_confirm(staged, blob, uow)
+        return await original_confirm(staged, blob, uow=uow)
 
     monkeypatch.setattr(FakeStagedBlob, "confirm", confirm)
     outcomes = await asyncio.gather(
@@ -162,11 +162,11 @@ class HeldConfirm:
         self.in_batch, self.release = asyncio.Event(), asyncio.Event()
         confirm = FakeStagedBlob.confirm
 
-        async def held(staged: FakeStagedBlob, blob: BlobLocation, uow: Any = None) -> bool:
+        async def held(staged: FakeStagedBlob, blob: BlobLocation, *, uow: Any) -> bool:
             self.in_batch.set()
             await self.release.wait()
             events.append("confirmed")
-            return await confirm(staged, blob, uow)
+            return await confirm(staged, blob, uow=uow)
 
         monkeypatch.setattr(FakeStagedBlob, "confirm", held)
 

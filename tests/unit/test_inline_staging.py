@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import tracemalloc
 from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 from uuid import uuid4
 
 import pytest
@@ -15,8 +19,10 @@ from fakes.blobs import FakeBlobStore
 from fakes.clock import FakeClock
 from fakes.metadata import FakeMetadataStore
 from juststorage.adapters.blobs.inline import InlineBlobStore, InlineStagedBlob
+from juststorage.application.ports import UnitOfWork
 from juststorage.application.records import BlobLocation
 from juststorage.application.uploads import RegistrationPolicy, Uploader, UploadRequest
+from juststorage.config import SettingsError, load_settings
 from juststorage.domain.model import ContentHash, Namespace, ObjectKey, StorageClass, TenantId
 
 pytestmark = pytest.mark.anyio
@@ -63,11 +69,11 @@ async def test_a_body_at_the_threshold_stays_in_memory_until_its_commit() -> Non
         assert not staged.spilled and staged.address == f"inline:{location.content_hash.hex}"
         assert await staged.publish() is False  # nothing stored outside the transaction
         inline = BlobLocation(HOT, location.content_hash, staged.address)
-        with pytest.raises(RuntimeError):
-            await staged.confirm(inline)  # only through the commit's unit of work
+        with pytest.raises(TypeError):
+            await staged.confirm(inline)  # type: ignore[call-arg]  # only through a commit's
         async with metadata.transaction() as uow:
-            assert await staged.confirm(location, uow) is False  # a dedup hit on a file
-            assert await staged.confirm(inline, uow) is True
+            assert await staged.confirm(location, uow=uow) is False  # a dedup hit on a file
+            assert await staged.confirm(inline, uow=uow) is True
             await uow.commit()
     assert larger.blobs == {} and larger.temps == {}
     async with metadata.snapshot() as view:
@@ -110,3 +116,45 @@ def test_uploads_declared_up_to_the_threshold_write_no_writing_row_even_on_s3() 
 
     assert not policy.registers(request(0)) and not policy.registers(request(LIMIT))
     assert policy.registers(request(LIMIT + 1)) and policy.registers(request(None))
+
+
+def test_the_threshold_is_bounded_at_1_mib(tmp_path: Path) -> None:
+    """Every upload in flight may hold the threshold in memory, and on SQLite a GET's
+    lookup reads the bytes on the event loop."""
+    base = {"JUSTSTORAGE_DATA_DIR": str(tmp_path)}
+    assert load_settings({**base, "JUSTSTORAGE_INLINE_MAX_BYTES": "1048576"}).inline_max_bytes
+    with pytest.raises(SettingsError, match="INLINE_MAX_BYTES"):
+        load_settings({**base, "JUSTSTORAGE_INLINE_MAX_BYTES": "1048577"})
+
+
+class _RecordingBlobs:
+    """A unit of work's blob index that only keeps what confirm() hands it."""
+
+    def __init__(self) -> None:
+        self.stored: list[bytes | bytearray] = []
+
+    async def store_inline(self, location: BlobLocation, data: bytes | bytearray) -> bool:
+        self.stored.append(data)
+        return True
+
+
+async def test_confirm_hands_the_buffer_over_without_copying_it() -> None:
+    """Memory per inline upload is the threshold once, not twice, at its commit."""
+    size = 256 * 1024
+    clock = FakeClock()
+    store = InlineBlobStore(FakeMetadataStore(clock), FakeBlobStore(clock), size)
+    data = b"m" * size
+    blob = BlobLocation(HOT, ContentHash(hashlib.sha256(data).hexdigest()))
+    uow = SimpleNamespace(blobs=_RecordingBlobs())
+    async with store.stage(HOT, uuid4()) as staged:
+        await staged.write(data)
+        await staged.seal()
+        inline = BlobLocation(HOT, blob.content_hash, staged.address)
+        tracemalloc.start()
+        try:
+            assert await staged.confirm(inline, uow=cast(UnitOfWork, uow)) is True
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert uow.blobs.stored == [data]
+    assert peak < size // 2

@@ -292,6 +292,15 @@ def test_small_declared_uploads_skip_the_writing_row_unless_their_class_always_r
     assert registers(10, StorageClass.COLD) is True
 
 
+def test_at_threshold_0_an_empty_upload_to_an_s3_class_registers() -> None:
+    """Inlining off: a 0-byte body is stored on S3 too, and GC judges it by its row."""
+    off = uploads.RegistrationPolicy(always=frozenset({StorageClass.COLD}), inline_max_bytes=0)
+    request = UploadRequest(
+        ACME, FILES, ObjectKey("k"), storage_class=StorageClass.COLD, declared_size=0
+    )
+    assert off.registers(request) is True
+
+
 def test_bootstrap_makes_every_upload_to_an_s3_class_register(tmp_path: Path) -> None:
     """An S3 object does not name the process writing it: GC judges it by its row."""
     settings = load_settings(

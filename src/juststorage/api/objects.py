@@ -127,7 +127,12 @@ async def get_by_id(request: Request, principal: Principal) -> Reply:
     tenant = parsing.tenant_header(request)
     principal.authorize_read(tenant)
     services = await _admit(request, tenant)
-    found = await find_by_id(services.metadata, tenant, parsing.object_id_param(request))
+    found = await find_by_id(
+        services.metadata,
+        tenant,
+        parsing.object_id_param(request),
+        with_bytes=request.method != "HEAD",  # a HEAD sends none: inline bytes not read
+    )
     return await _download(request, services, found)
 
 
@@ -135,7 +140,9 @@ async def get_by_key(request: Request, principal: Principal) -> Reply:
     namespace, tenant, key = parsing.by_key_params(request)
     principal.authorize_read(tenant)
     services = await _admit(request, tenant, namespace)
-    found = await find_newest(services.metadata, tenant, namespace, key)
+    found = await find_newest(
+        services.metadata, tenant, namespace, key, with_bytes=request.method != "HEAD"
+    )
     return await _download(request, services, found)
 
 

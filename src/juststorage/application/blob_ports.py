@@ -62,7 +62,7 @@ class StagedBlob(Protocol):
         """
         ...
 
-    async def confirm(self, blob: BlobLocation, uow: UnitOfWork | None = None) -> bool:
+    async def confirm(self, blob: BlobLocation, *, uow: UnitOfWork) -> bool:
         """Settle the blob, `blob` being the result of `BlobIndex.acquire`; True if this
         upload's bytes became the blob here (a file put back, this upload's address
         recorded, or its bytes written inline), False for a dedup hit or a blob that was
@@ -70,8 +70,7 @@ class StagedBlob(Protocol):
 
         `uow` is the unit of work that took the reference (the group commit's): a blob
         kept in the database (SPEC §8.1) writes its bytes through it, so they commit
-        with the object; the other stores ignore it. Without it an inline blob cannot
-        be confirmed (RuntimeError).
+        with the object; the other stores ignore it.
 
         Call after `publish()`, while holding the blob's reference: from then on
         no GC pass may remove it, so when this returns the committed reference

@@ -58,10 +58,12 @@ class SealedUpload:
 
 @dataclass(frozen=True, slots=True)
 class Committed:
-    """A committed upload: its version, and whether `confirm()` made its bytes the blob."""
+    """A committed upload: its version, whether `confirm()` made its bytes the blob, and
+    whether the blob row names another copy than this upload's (a dedup hit)."""
 
     version: ObjectVersion
     confirmed: bool
+    elsewhere: bool = False
 
 
 @dataclass(eq=False)
@@ -208,11 +210,17 @@ class GroupCommitter:
                 upload_id = waiter.sealed.upload.id
                 try:
                     # An inline blob's bytes are written here, in this transaction.
-                    confirmed[upload_id] = await waiter.sealed.staged.confirm(blobs[upload_id], uow)
+                    confirmed[upload_id] = await waiter.sealed.staged.confirm(
+                        blobs[upload_id], uow=uow
+                    )
                 except Exception as exc:
                     raise _UploadFailed(waiter, exc) from exc
             await uow.commit()
-        return {i: Committed(version, confirmed[i]) for i, version in versions.items()}
+        staged = {w.sealed.upload.id: w.sealed.staged.address for w in accepted}
+        return {
+            i: Committed(version, confirmed[i], blobs[i].address != staged[i])
+            for i, version in versions.items()
+        }
 
 
 async def _commit_row(

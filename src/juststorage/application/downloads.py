@@ -39,23 +39,33 @@ class DownloadPlan:
 
 
 async def find_by_id(
-    metadata: MetadataStore, tenant_id: TenantId, object_id: UUID
+    metadata: MetadataStore, tenant_id: TenantId, object_id: UUID, *, with_bytes: bool = True
 ) -> LocatedVersion:
-    """The committed version with this id in this tenant, with where its bytes are.
+    """The committed version with this id in this tenant, with where its bytes are
+    (and its inline bytes, unless `with_bytes` is False: a HEAD sends none).
 
     Raises NotFound otherwise."""
     async with metadata.snapshot() as view:
-        return _found(await view.objects.located(tenant_id, object_id))
+        return _found(await view.objects.located(tenant_id, object_id, with_bytes=with_bytes))
 
 
 async def find_newest(
-    metadata: MetadataStore, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
+    metadata: MetadataStore,
+    tenant_id: TenantId,
+    namespace: Namespace,
+    key: ObjectKey,
+    *,
+    with_bytes: bool = True,
 ) -> LocatedVersion:
-    """The newest committed version of a key, with where its bytes are.
+    """The newest committed version of a key, with where its bytes are (and its
+    inline bytes unless `with_bytes` is False).
 
     Raises NotFound if it has none."""
     async with metadata.snapshot() as view:
-        return _found(await view.objects.newest_located(tenant_id, namespace, key))
+        located = await view.objects.newest_located(
+            tenant_id, namespace, key, with_bytes=with_bytes
+        )
+        return _found(located)
 
 
 def _found(found: LocatedVersion | None) -> LocatedVersion:

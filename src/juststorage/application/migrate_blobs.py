@@ -108,7 +108,7 @@ async def _copy_one(
                 # new upload of the same bytes may have re-pointed it, meanwhile.
                 if await uow.blobs.relocate(location, copy.address):
                     await staged.publish()
-                    await staged.confirm(copy)  # keep the copy: it is the blob now
+                    await staged.confirm(copy, uow=uow)  # keep the copy: it is the blob now
                     report.copied += 1
                     report.bytes_copied += size
                 else:

@@ -51,15 +51,19 @@ class Clock(Protocol):
 class ObjectReads(Protocol):
     """Reads of committed versions: downloads, preconditions, listings, usage, metrics."""
 
-    async def located(self, tenant_id: TenantId, object_id: UUID) -> LocatedVersion | None:
+    async def located(
+        self, tenant_id: TenantId, object_id: UUID, *, with_bytes: bool = True
+    ) -> LocatedVersion | None:
         """A `COMMITTED` version by id, only if it belongs to `tenant_id`, with where
-        its blob is (one read: the GET path)."""
+        its blob is (one read: the GET path) and, with `with_bytes`, its inline bytes
+        when it is kept inline (HEAD passes False: none are sent)."""
         ...
 
     async def newest_located(
-        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
+        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey, *, with_bytes: bool = True
     ) -> LocatedVersion | None:
-        """The newest `COMMITTED` version of a key with where its blob is, or None."""
+        """The newest `COMMITTED` version of a key with where its blob is, or None
+        (`with_bytes` as for `located`)."""
         ...
 
     async def newest(
@@ -285,9 +289,9 @@ class InlineBytes(Protocol):
         row's copy is of this kind (these bytes may be the blob)."""
         ...
 
-    async def store_inline(self, location: BlobLocation, data: bytes) -> bool:
-        """Write a blob's bytes (an upload's `confirm()`, in its commit's transaction);
-        False if they were there already (nothing written)."""
+    async def store_inline(self, location: BlobLocation, data: bytes | bytearray) -> bool:
+        """Write a blob's bytes (an upload's `confirm()`, in its commit's transaction:
+        its buffer as it is, not a copy); False if they were there already."""
         ...
 
     async def inline_data(self, location: BlobLocation) -> bytes | None:
@@ -305,11 +309,18 @@ class InlineBytes(Protocol):
         self, storage_class: StorageClass, *, inline: bool, max_bytes: int, after: str, limit: int
     ) -> list[tuple[BlobLocation, int]]:
         """migrate-blobs: with `inline`, rows kept elsewhere (a file, an S3 object) of at
-        most `max_bytes`; without, inline rows over `max_bytes`; in hash order after
-        `after`, at their addresses, with their sizes."""
+        most `max_bytes`; without, inline rows over `max_bytes` (every inline row when
+        `max_bytes` is 0: inlining is off); in hash order after `after`, at their
+        addresses, with their sizes."""
         ...
 
-    async def move_inline(self, location: BlobLocation, data: bytes) -> bool:
+    async def count_to_move(
+        self, storage_class: StorageClass, *, inline: bool, max_bytes: int
+    ) -> int:
+        """How many rows `to_move` would list in all (one count, no rows loaded)."""
+        ...
+
+    async def move_inline(self, location: BlobLocation, data: bytes | bytearray) -> bool:
         """Keep `data` inline for a row still at `location.address` and record the
         inline address; False (nothing changed) if the row is gone or re-pointed."""
         ...

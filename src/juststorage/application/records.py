@@ -78,6 +78,11 @@ class WritingUpload:
     updated_at: datetime
 
 
+# The address prefix of a blob kept in the metadata database (SPEC §8.1): its bytes
+# are in `inline_blobs`, and the rest of the address is its hash's hex.
+INLINE_PREFIX = "inline:"
+
+
 @dataclass(frozen=True, slots=True)
 class BlobLocation:
     """A blob: its identity is (class, hash); `address` is where its store keeps it.
@@ -94,6 +99,11 @@ class BlobLocation:
     def __post_init__(self) -> None:
         if not self.address:
             object.__setattr__(self, "address", self.content_hash.hex)
+
+    @property
+    def is_inline(self) -> bool:
+        """Whether the bytes are kept in the metadata database (`inline:<hex>`)."""
+        return self.address.startswith(INLINE_PREFIX)
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,8 @@ class RegistrationPolicy:
 
     def registers(self, request: UploadRequest) -> bool:
         """True if this upload writes its `WRITING` row first."""
-        if request.declared_size is not None and request.declared_size <= self.inline_max_bytes:
+        declared = request.declared_size
+        if declared is not None and self.inline_max_bytes > 0 and declared <= self.inline_max_bytes:
             return False
         return (
             request.declared_size is None
@@ -199,7 +200,10 @@ class Uploader:
         finally:
             if keepalive is not None:
                 keepalive.cancel()
-        return UploadResult(committed.version, deduplicated=not (published or committed.confirmed))
+        return UploadResult(
+            committed.version,
+            deduplicated=committed.elsewhere or not (published or committed.confirmed),
+        )
 
 
 def _no_quota(tenant_id: TenantId) -> int | None:

@@ -107,7 +107,12 @@ async def _migrate_inline(settings: Settings) -> dict[StorageClass, MigrationRep
         await larger.prepare()
         for storage_class in StorageClass:
             reports[storage_class] = await migrate_inline(
-                services.metadata, larger, storage_class, settings.inline_max_bytes
+                services.metadata,
+                larger,
+                storage_class,
+                settings.inline_max_bytes,
+                owner=services.liveness.identity(),
+                clock=services.clock,
             )
     finally:
         await services.metadata.close()

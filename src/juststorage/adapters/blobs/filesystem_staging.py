@@ -135,9 +135,17 @@ class FileStagedBlob:
             raise RuntimeError("publish() before seal()")
         return await threads.run_sync(self._link_into_place, self._digest)
 
-    async def confirm(self, blob: BlobLocation, uow: UnitOfWork | None = None) -> bool:
+    async def confirm(self, blob: BlobLocation, *, uow: UnitOfWork) -> bool:
         if self._digest is None:
             raise RuntimeError("confirm() before seal()")
+        if blob.is_inline:
+            # The row keeps these bytes in the database (the threshold was lowered and
+            # the blob not moved out yet): a dedup hit. The file publish() linked is
+            # redundant; it goes now, under the row's lock as GC's claim_stale would
+            # take it, instead of waiting for GC. The temp file goes when staging ends.
+            final = blob_path_string(str(self._root), self._digest)
+            await threads.run_sync(fsio.unlink_quietly, Path(final))
+            return False
         # Almost always still there; gone only when a GC pass took an unreferenced
         # blob between publish() and acquire. A link asks the file system itself (on
         # NFS a lookup may be answered from a stale client cache); EEXIST, the common

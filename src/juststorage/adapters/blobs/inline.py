@@ -22,11 +22,10 @@ from uuid import UUID
 from juststorage.application.blob_ports import BlobReader, BlobStore, StagedBlob
 from juststorage.application.downloads import InlineReader
 from juststorage.application.ports import MetadataStore, UnitOfWork
-from juststorage.application.records import BlobLocation, StoredBlob, TempFile
+from juststorage.application.records import INLINE_PREFIX, BlobLocation, StoredBlob, TempFile
 from juststorage.domain.errors import NotFound
 from juststorage.domain.model import ContentHash, StorageClass
 
-INLINE_PREFIX = "inline:"
 _SCAN_BATCH = 500
 # Inline rows record no time of their own: they are written and deleted in the
 # transactions that write and delete their blob rows, so one without a row is damage,
@@ -35,7 +34,7 @@ _LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def is_inline(address: str) -> bool:
-    """Whether `address` names a blob kept in the database."""
+    """Whether `address` names a blob kept in the database (`BlobLocation.is_inline`)."""
     return address.startswith(INLINE_PREFIX)
 
 
@@ -98,26 +97,32 @@ class InlineStagedBlob:
             raise RuntimeError("publish() before seal()")
         return False  # stored by confirm(), inside the commit's transaction
 
-    async def confirm(self, blob: BlobLocation, uow: UnitOfWork | None = None) -> bool:
+    async def confirm(self, blob: BlobLocation, *, uow: UnitOfWork) -> bool:
         if self._larger is not None:
-            return await self._larger.confirm(blob, uow)
+            return await self._larger.confirm(blob, uow=uow)
         if self._digest is None:
             raise RuntimeError("confirm() before seal()")
         if blob.address != self.address:
-            return False  # a dedup hit on a copy kept elsewhere (a file, an S3 object)
-        if uow is None:
-            raise RuntimeError("an inline blob is written in its commit's transaction")
+            # A dedup hit on a copy kept elsewhere (a file, an S3 object, stored before
+            # inlining or above an earlier threshold). The bytes are here: the row moves
+            # inline in this transaction, so every tenant's reads of this content take
+            # the same path whoever stored it first (SPEC §5). The old copy is left for
+            # GC's orphan step (a download may be reading it).
+            await uow.blobs.move_inline(blob, self._buffer)
+            return False
         # Under the row lock acquire() took: in the transaction that commits the object.
-        return await uow.blobs.store_inline(blob, bytes(self._buffer))
+        # The buffer itself (both drivers take a bytearray): no second copy in memory.
+        return await uow.blobs.store_inline(blob, self._buffer)
 
 
 class InlineBlobStore:
     """`BlobStore` keeping blobs of at most `max_bytes` in the metadata database and
-    handing every other blob, and every address not `inline:`, to `larger`."""
+    handing every other blob, and every address not `inline:`, to `larger`. At
+    `max_bytes` 0 no new blob goes inline, and the existing inline rows still work."""
 
     def __init__(self, metadata: MetadataStore, larger: BlobStore, max_bytes: int) -> None:
-        if max_bytes <= 0:
-            raise ValueError("max_bytes must be positive (0 turns inlining off: no adapter)")
+        if max_bytes < 0:
+            raise ValueError("max_bytes must not be negative")
         self.metadata = metadata
         self.larger = larger
         self.max_bytes = max_bytes
@@ -127,7 +132,11 @@ class InlineBlobStore:
 
     def stage(
         self, storage_class: StorageClass, upload_id: UUID, owner: str = ""
-    ) -> AbstractAsyncContextManager[InlineStagedBlob]:
+    ) -> AbstractAsyncContextManager[StagedBlob]:
+        if self.max_bytes == 0:
+            # Inlining is off for new uploads (0-byte ones too); the inline rows that
+            # exist are still read, scanned and collected until migrate-blobs moves them.
+            return self.larger.stage(storage_class, upload_id, owner)
         return self._stage(storage_class, upload_id, owner)
 
     @asynccontextmanager
@@ -153,12 +162,12 @@ class InlineBlobStore:
     async def open(
         self, location: BlobLocation, *, first: int = 0, length: int | None = None
     ) -> BlobReader:
-        if is_inline(location.address):
+        if location.is_inline:
             return InlineReader(await self._data(location))
         return await self.larger.open(location, first=first, length=length)
 
     async def digest_of(self, location: BlobLocation) -> ContentHash:
-        if is_inline(location.address):
+        if location.is_inline:
             return ContentHash(hashlib.sha256(await self._data(location)).hexdigest())
         return await self.larger.digest_of(location)
 

@@ -142,7 +142,7 @@ class S3StagedBlob:
             raise RuntimeError("publish() before seal()")
         return False  # the object is stored under its own key already (seal)
 
-    async def confirm(self, blob: BlobLocation, uow: UnitOfWork | None = None) -> bool:
+    async def confirm(self, blob: BlobLocation, *, uow: UnitOfWork) -> bool:
         if self._digest is None:
             raise RuntimeError("confirm() before seal()")
         # Nothing to move: the row either names this upload's key (these bytes are

@@ -10,13 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from juststorage.adapters.metadata.sql import SqlRepository
-from juststorage.application.records import BlobAudit, BlobLocation, StoredBlob
+from juststorage.application.records import INLINE_PREFIX, BlobAudit, BlobLocation, StoredBlob
 from juststorage.domain.model import ContentHash, StorageClass
 
 # A row's address: the one it records, else its content address (the hash's hex).
 _ADDRESS = "COALESCE(location, content_hash)"
 # The address of a blob kept in the database (SPEC §8.1): its bytes are in inline_blobs.
-INLINE_PREFIX = "inline:"
 _INLINE_ADDRESS = f"'{INLINE_PREFIX}' || content_hash"
 _KEY = "storage_class = ? AND content_hash = ?"
 
@@ -111,13 +110,13 @@ class SqlBlobIndex(SqlRepository):
             f" RETURNING COALESCE(location, '') = {_INLINE_ADDRESS}",
             (location.storage_class.value, location.content_hash.hex),
         )
-        if row is None or bool(row[0]) == location.address.startswith(INLINE_PREFIX):
+        if row is None or bool(row[0]) == location.is_inline:
             return False  # no row (claim_orphan's case), or the row's own copy
-        if location.address.startswith(INLINE_PREFIX):
+        if location.is_inline:
             await self._forget_inline(location)
         return True
 
-    async def store_inline(self, location: BlobLocation, data: bytes) -> bool:
+    async def store_inline(self, location: BlobLocation, data: bytes | bytearray) -> bool:
         row = await self._s.fetchone(
             "INSERT INTO inline_blobs (storage_class, content_hash, data) VALUES (?, ?, ?)"
             " ON CONFLICT (storage_class, content_hash) DO NOTHING RETURNING content_hash",
@@ -142,23 +141,37 @@ class SqlBlobIndex(SqlRepository):
         )
         return [(ContentHash(r[0]), int(r[1])) for r in rows]
 
+    def _to_move_where(self, inline: bool) -> str:
+        big = self._d.bigint
+        if inline:  # blobs kept elsewhere (a file, an S3 object) small enough for inline
+            return f"COALESCE(location, '') <> {_INLINE_ADDRESS} AND size_bytes <= {big}"
+        # Inline blobs now over the threshold; at 0 (off) every one, 0-byte blobs too.
+        return f"location = {_INLINE_ADDRESS} AND (size_bytes > {big} OR {big} = 0)"
+
+    def _to_move_params(self, inline: bool, max_bytes: int) -> tuple[int, ...]:
+        return (max_bytes,) if inline else (max_bytes, max_bytes)
+
     async def to_move(
         self, storage_class: StorageClass, *, inline: bool, max_bytes: int, after: str, limit: int
     ) -> list[tuple[BlobLocation, int]]:
-        if inline:  # blobs kept elsewhere (a file, an S3 object) small enough for inline
-            where = (
-                f"COALESCE(location, '') <> {_INLINE_ADDRESS} AND size_bytes <= {self._d.bigint}"
-            )
-        else:  # inline blobs now over the threshold
-            where = f"location = {_INLINE_ADDRESS} AND size_bytes > {self._d.bigint}"
         rows = await self._s.fetchall(
             f"SELECT content_hash, size_bytes, {_ADDRESS} FROM blobs WHERE storage_class = ?"
-            f" AND {where} AND content_hash > ? ORDER BY content_hash LIMIT ?",
-            (storage_class.value, max_bytes, after, limit),
+            f" AND {self._to_move_where(inline)} AND content_hash > ?"
+            " ORDER BY content_hash LIMIT ?",
+            (storage_class.value, *self._to_move_params(inline, max_bytes), after, limit),
         )
         return [(BlobLocation(storage_class, ContentHash(r[0]), r[2]), int(r[1])) for r in rows]
 
-    async def move_inline(self, location: BlobLocation, data: bytes) -> bool:
+    async def count_to_move(
+        self, storage_class: StorageClass, *, inline: bool, max_bytes: int
+    ) -> int:
+        row = await self._s.fetchone(
+            f"SELECT COUNT(*) FROM blobs WHERE storage_class = ? AND {self._to_move_where(inline)}",
+            (storage_class.value, *self._to_move_params(inline, max_bytes)),
+        )
+        return int(row[0]) if row else 0
+
+    async def move_inline(self, location: BlobLocation, data: bytes | bytearray) -> bool:
         row = await self._s.fetchone(
             f"UPDATE blobs SET location = {_INLINE_ADDRESS} WHERE {_KEY}"
             f" AND {_ADDRESS} = ? RETURNING content_hash",

@@ -55,12 +55,28 @@ _OBJECT_COLUMNS = ", ".join(f"o.{c.strip()}" for c in SELECT_OBJECT.split(","))
 # An inline blob's bytes come in the same query (SPEC §8.1: one query, no file open),
 # joined by the blob row's key only when the row's address is inline.
 _LOCATED_COLUMNS = f"{_OBJECT_COLUMNS}, COALESCE(b.location, o.content_hash), i.data"
-_LOCATED_FROM = (
+_LOCATED_FROM_BLOBS = (
     "objects o LEFT JOIN blobs b"
     " ON b.storage_class = o.storage_class AND b.content_hash = o.content_hash"
-    " LEFT JOIN inline_blobs i ON b.location = 'inline:' || b.content_hash"
+)
+_LOCATED_FROM = (
+    f"{_LOCATED_FROM_BLOBS} LEFT JOIN inline_blobs i ON b.location = 'inline:' || b.content_hash"
     " AND i.storage_class = b.storage_class AND i.content_hash = b.content_hash"
 )
+# Without the bytes (HEAD): the same version and address, inline_blobs not read.
+_LOCATED_NO_BYTES = (
+    f"{_OBJECT_COLUMNS}, COALESCE(b.location, o.content_hash), NULL FROM {_LOCATED_FROM_BLOBS}"
+)
+
+
+def _located_select(with_bytes: bool) -> str:
+    return (
+        f"SELECT {_LOCATED_COLUMNS} FROM {_LOCATED_FROM}"
+        if with_bytes
+        else f"SELECT {_LOCATED_NO_BYTES}"
+    )
+
+
 _STATES = {s.value: s for s in ObjectState}
 
 
@@ -188,19 +204,21 @@ class SqlObjectRepository(SqlRepository):
         # Unambiguous: names hold no "/".
         await self._d.lock_key(self._s, f"{tenant_id}/{namespace}/{key}")
 
-    async def located(self, tenant_id: TenantId, object_id: UUID) -> LocatedVersion | None:
+    async def located(
+        self, tenant_id: TenantId, object_id: UUID, *, with_bytes: bool = True
+    ) -> LocatedVersion | None:
         row = await self._s.fetchone(
-            f"SELECT {_LOCATED_COLUMNS} FROM {_LOCATED_FROM} WHERE o.id = ? AND o.tenant_id = ?"
+            f"{_located_select(with_bytes)} WHERE o.id = ? AND o.tenant_id = ?"
             " AND o.state = 'COMMITTED'",
             (self._d.uuid_in(object_id), str(tenant_id)),
         )
         return _located(row, self._d) if row else None
 
     async def newest_located(
-        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
+        self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey, *, with_bytes: bool = True
     ) -> LocatedVersion | None:
         row = await self._s.fetchone(
-            f"SELECT {_LOCATED_COLUMNS} FROM {_LOCATED_FROM} WHERE o.tenant_id = ?"
+            f"{_located_select(with_bytes)} WHERE o.tenant_id = ?"
             " AND o.namespace = ? AND o.key = ? AND o.state = 'COMMITTED'"
             " ORDER BY o.commit_seq DESC LIMIT 1",
             (str(tenant_id), str(namespace), str(key)),
