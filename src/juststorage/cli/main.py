@@ -11,6 +11,8 @@ statuses (`errors.FAILURES`, also in docs/cli.md).
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,36 @@ for _command in COMMANDS:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli.main(prog_name="juststorage")
-    sys.exit(0)
+    """Console-script entry point.
+
+    The process ends with `os._exit` once the command is done and its output is
+    flushed, without the interpreter's finalization. The S3 client (obstore) keeps a
+    Tokio runtime whose worker threads (idle-connection reapers) can wake while the
+    interpreter is torn down and then abort the whole process (SIGABRT) after a
+    command that succeeded; no state is left to finalize by then.
+    """
+    try:
+        cli.main(prog_name="juststorage")
+        code: object = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    _exit_now(code)
+
+
+def _exit_now(code: object) -> None:
+    """Flush what the command wrote and end the process with `code` (SystemExit's rules:
+    None is 0, an int is the status, anything else is printed and is 1)."""
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:
+        print(code, file=sys.stderr)
+        status = 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            status = status or 1  # e.g. stdout was a closed pipe: the output is lost
+    os._exit(status)
