@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,6 +15,12 @@ from fakes.blobs import FakeStagedBlob
 from fakes.liveness import FakeLiveness
 from fakes.metadata import FakeUnitOfWork
 from fakes.world import FakeWorld, sha256_of
+from juststorage.application.commits import (
+    INLINE_BATCH_BYTES,
+    GroupCommitter,
+    SealedUpload,
+    _Waiter,
+)
 from juststorage.application.gc import GcPolicy, GcReport, collect_garbage
 from juststorage.application.records import BlobLocation
 from juststorage.application.uploads import (
@@ -23,7 +31,7 @@ from juststorage.application.uploads import (
 )
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import PreconditionFailed, StorageError, Unavailable
-from juststorage.domain.model import Namespace, ObjectKey, StorageClass, TenantId
+from juststorage.domain.model import Namespace, NewUpload, ObjectKey, StorageClass, TenantId
 
 pytestmark = pytest.mark.anyio
 
@@ -315,3 +323,40 @@ async def test_uploads_queued_behind_a_batch_the_database_refused_fail_at_once(
     assert first.exception() is refused and queued.exception() is refused
     assert begun == []  # the queued upload began no transaction of its own
     assert world.metadata.state.objects == {}
+
+
+async def test_a_batch_holds_a_bounded_number_of_inline_bytes() -> None:
+    """Inline bodies beyond INLINE_BATCH_BYTES wait for the next batch; the key order
+    holds (a later upload of a waiting key never jumps ahead of it)."""
+    now = datetime.now(UTC)
+
+    class _Staged:
+        def __init__(self, address: str) -> None:
+            self.address = address
+
+    def sealed(key: str, size: int, inline: bool) -> SealedUpload:
+        upload = NewUpload(uuid.uuid4(), ACME, FILES, ObjectKey(key), StorageClass.HOT, "x/y", now)
+        return SealedUpload(
+            upload=upload,
+            registered=False,
+            content_hash=sha256_of(key.encode()),
+            size_bytes=size,
+            precondition=WritePrecondition(),
+            staged=_Staged(("inline:" if inline else "") + "ab" * 32),  # type: ignore[arg-type]
+        )
+
+    big = INLINE_BATCH_BYTES // 2 + 1
+    committer = GroupCommitter(FakeWorld().metadata)
+    queue = [
+        sealed("a", big, inline=True),
+        sealed("b", big, inline=True),  # over the budget with "a": waits
+        sealed("b", 10, inline=True),  # same key as the waiting one: waits too
+        sealed("c", 10 << 20, inline=False),  # a file: costs the budget nothing
+        sealed("d", 10, inline=True),
+    ]
+    committer._queue = [_Waiter(s) for s in queue]
+    first = [str(w.sealed.upload.key) for w in committer._take_batch()]
+    assert first == ["a", "c", "d"]
+    second = [(str(w.sealed.upload.key), w.sealed.size_bytes) for w in committer._take_batch()]
+    assert second == [("b", big)]
+    assert [w.sealed.size_bytes for w in committer._take_batch()] == [10]

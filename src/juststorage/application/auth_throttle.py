@@ -54,8 +54,8 @@ class FailedAuthentications:
 
     def check(self, address: str) -> None:
         """Raises TooManyRequests when `address` used up its failures."""
-        if not self._burst:
-            return
+        if not self._burst or not self._buckets:
+            return  # the usual case: no failures to remember, no address to parse
         address = address_key(address)
         if address not in self._buckets:
             return

@@ -25,12 +25,16 @@ import anyio
 
 from juststorage.application.blob_ports import StagedBlob
 from juststorage.application.ports import MetadataStore, UnitOfWork
-from juststorage.application.records import BlobLocation
+from juststorage.application.records import INLINE_PREFIX, BlobLocation
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import NotFound, PreconditionFailed, Unavailable
 from juststorage.domain.model import ContentHash, NewUpload, ObjectVersion
 
 DEFAULT_MAX_BATCH = 64
+# At most this many bytes held in memory (inline blobs) go into one batch, beyond its
+# first upload: SQLite writes them on the event loop inside the transaction, and a
+# batch that outgrows its page cache would spill pages to the WAL from the loop.
+INLINE_BATCH_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +151,18 @@ class GroupCommitter:
     def _take_batch(self) -> list[_Waiter]:
         batch: list[_Waiter] = []
         keys: set[tuple[str, str, str]] = set()
+        inline_bytes = 0
         for waiter in list(self._queue):
             if len(batch) == self._max_batch:
                 break
-            if waiter.sealed.key_path in keys:
+            sealed = waiter.sealed
+            if sealed.key_path in keys:
                 continue  # the next batch: it must see this batch's commit of the key
-            keys.add(waiter.sealed.key_path)
+            keys.add(sealed.key_path)  # also when it waits: no later upload of its key
+            held = sealed.size_bytes if sealed.staged.address.startswith(INLINE_PREFIX) else 0
+            if batch and inline_bytes + held > INLINE_BATCH_BYTES:
+                continue  # the next batch: this one holds enough bytes in memory
+            inline_bytes += held
             batch.append(waiter)
             self._queue.remove(waiter)
         return batch

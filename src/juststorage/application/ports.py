@@ -392,7 +392,8 @@ class RateBuckets(Protocol):
         """Refill the (tenant, resource) bucket, full when new, then grant what `ask`
         asks for if the refilled balance is at least `ask.minimum` (nothing otherwise).
 
-        One statement: concurrent takes of every process are serialised by the row.
+        One `UPDATE … RETURNING` on an existing bucket (a new one is inserted first):
+        concurrent takes of every process are serialised by the row.
         """
         ...
 

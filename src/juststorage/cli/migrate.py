@@ -98,7 +98,7 @@ async def _migrate(
 
 
 async def _migrate_inline(settings: Settings) -> dict[StorageClass, MigrationReport]:
-    services = build(settings)
+    services = build(settings, long_statements=True)  # scans of `blobs` may be long
     larger = build_blob_store(settings)  # the class roots, without the inline store
     reports: dict[StorageClass, MigrationReport] = {}
     try:
