@@ -25,7 +25,7 @@ import anyio
 
 from juststorage.application.blob_ports import StagedBlob
 from juststorage.application.ports import MetadataStore, UnitOfWork
-from juststorage.application.records import INLINE_PREFIX, BlobLocation
+from juststorage.application.records import BlobLocation, is_inline_address
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import NotFound, PreconditionFailed, Unavailable
 from juststorage.domain.model import ContentHash, NewUpload, ObjectVersion
@@ -159,7 +159,7 @@ class GroupCommitter:
             if sealed.key_path in keys:
                 continue  # the next batch: it must see this batch's commit of the key
             keys.add(sealed.key_path)  # also when it waits: no later upload of its key
-            held = sealed.size_bytes if sealed.staged.address.startswith(INLINE_PREFIX) else 0
+            held = sealed.size_bytes if is_inline_address(sealed.staged.address) else 0
             if batch and inline_bytes + held > INLINE_BATCH_BYTES:
                 continue  # the next batch: this one holds enough bytes in memory
             inline_bytes += held

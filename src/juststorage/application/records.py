@@ -83,6 +83,11 @@ class WritingUpload:
 INLINE_PREFIX = "inline:"
 
 
+def is_inline_address(address: str) -> bool:
+    """Whether `address` names a blob kept in the metadata database (`inline:<hex>`)."""
+    return address.startswith(INLINE_PREFIX)
+
+
 @dataclass(frozen=True, slots=True)
 class BlobLocation:
     """A blob: its identity is (class, hash); `address` is where its store keeps it.
@@ -103,7 +108,7 @@ class BlobLocation:
     @property
     def is_inline(self) -> bool:
         """Whether the bytes are kept in the metadata database (`inline:<hex>`)."""
-        return self.address.startswith(INLINE_PREFIX)
+        return is_inline_address(self.address)
 
 
 @dataclass(frozen=True, slots=True)

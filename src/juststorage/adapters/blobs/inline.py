@@ -22,7 +22,13 @@ from uuid import UUID
 from juststorage.application.blob_ports import BlobReader, BlobStore, StagedBlob
 from juststorage.application.downloads import InlineReader
 from juststorage.application.ports import MetadataStore, UnitOfWork
-from juststorage.application.records import INLINE_PREFIX, BlobLocation, StoredBlob, TempFile
+from juststorage.application.records import (
+    INLINE_PREFIX,
+    BlobLocation,
+    StoredBlob,
+    TempFile,
+    is_inline_address,
+)
 from juststorage.domain.errors import NotFound
 from juststorage.domain.model import ContentHash, StorageClass
 
@@ -31,11 +37,6 @@ _SCAN_BATCH = 500
 # transactions that write and delete their blob rows, so one without a row is damage,
 # never an upload in flight, and counts as older than any grace period.
 _LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def is_inline(address: str) -> bool:
-    """Whether `address` names a blob kept in the database (`BlobLocation.is_inline`)."""
-    return address.startswith(INLINE_PREFIX)
 
 
 class InlineStagedBlob:
@@ -194,7 +195,7 @@ class InlineBlobStore:
             after = rows[-1][0].hex
 
     async def remove(self, storage_class: StorageClass, address: str) -> bool:
-        if is_inline(address):
+        if is_inline_address(address):
             # The bytes were deleted with their row, in the caller's transaction
             # (GC's forget_if_unreferenced, an orphan's forget): nothing is left here.
             return True

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from juststorage.adapters.metadata.queries import inline_address
 from juststorage.adapters.metadata.sql import SqlRepository
-from juststorage.application.records import INLINE_PREFIX, BlobAudit, BlobLocation, StoredBlob
+from juststorage.application.records import (
+    BlobAudit,
+    BlobLocation,
+    StoredBlob,
+    is_inline_address,
+)
 from juststorage.domain.model import ContentHash, StorageClass
 
 # A row's address: the one it records, else its content address (the hash's hex).
 _ADDRESS = "COALESCE(location, content_hash)"
 # The address of a blob kept in the database (SPEC §8.1): its bytes are in inline_blobs.
-_INLINE_ADDRESS = f"'{INLINE_PREFIX}' || content_hash"
+_INLINE_ADDRESS = inline_address("content_hash")
 _KEY = "storage_class = ? AND content_hash = ?"
 
 
@@ -211,7 +217,7 @@ class SqlBlobIndex(SqlRepository):
                 (storage_class.value, *params),
             )
             found.update(
-                by_hash[r[0]] for r in rows if bool(r[1]) == by_hash[r[0]].startswith(INLINE_PREFIX)
+                by_hash[r[0]] for r in rows if bool(r[1]) == is_inline_address(by_hash[r[0]])
             )
         by_address = [s.address for s in stored if s.content_hash is None]
         for condition, params in self._d.any_of("location", by_address, "text"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from juststorage.application.records import ListQuery
+from juststorage.application.records import INLINE_PREFIX, ListQuery
 from juststorage.domain.model import ObjectState, ObjectVersion, StorageClass, prefix_upper_bound
 
 # The columns of an object version, in the order the repositories read a row.
@@ -13,6 +13,12 @@ SELECT_OBJECT = (
     "id, tenant_id, namespace, key, content_hash, size_bytes, storage_class,"
     " content_type, created_at, state, commit_seq"
 )
+
+
+def inline_address(hash_column: str) -> str:
+    """SQL for the address of a blob kept in the database (SPEC §8.1), built from the
+    row's `hash_column`: its bytes are in inline_blobs."""
+    return f"'{INLINE_PREFIX}' || {hash_column}"
 
 
 class Params:

@@ -16,6 +16,7 @@ from juststorage.adapters.metadata.queries import (
     USAGE_SQL,
     Params,
     census_deltas,
+    inline_address,
     list_page_sql,
     newest_by_key_sql,
     usage_deltas,
@@ -60,7 +61,8 @@ _LOCATED_FROM_BLOBS = (
     " ON b.storage_class = o.storage_class AND b.content_hash = o.content_hash"
 )
 _LOCATED_FROM = (
-    f"{_LOCATED_FROM_BLOBS} LEFT JOIN inline_blobs i ON b.location = 'inline:' || b.content_hash"
+    f"{_LOCATED_FROM_BLOBS} LEFT JOIN inline_blobs i"
+    f" ON b.location = {inline_address('b.content_hash')}"
     " AND i.storage_class = b.storage_class AND i.content_hash = b.content_hash"
 )
 # Without the bytes (HEAD): the same version and address, inline_blobs not read.
