@@ -45,8 +45,9 @@ def usage_json(usage: TenantUsage) -> dict[str, Any]:
 
 
 # Stored bytes are the tenant's, not ours: a browser must neither guess another type
-# for them (nosniff) nor run them as a page of this origin (a sandbox with no
-# sources), whatever Content-Type the uploader chose (e.g. text/html, image/svg+xml).
+# for them (nosniff, which the middleware adds to every answer) nor run them as a
+# page of this origin (a sandbox with no sources), whatever Content-Type the uploader
+# chose (e.g. text/html, image/svg+xml).
 DOWNLOAD_CONTENT_SECURITY_POLICY = "default-src 'none'; sandbox"
 
 STATUS_OF_ANSWER: dict[DownloadAnswer, int] = {
@@ -65,7 +66,6 @@ def download_headers(plan: DownloadPlan) -> dict[str, str]:
         "X-Storage-Class": version.storage_class.value,
         "Accept-Ranges": "bytes",
         "Content-Type": version.content_type,
-        "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": DOWNLOAD_CONTENT_SECURITY_POLICY,
     }
     if plan.answer is not DownloadAnswer.NOT_MODIFIED:
