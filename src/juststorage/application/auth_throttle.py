@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from juststorage.domain.errors import TooManyRequests
-from juststorage.domain.limits import RateLimitStatus
+from juststorage.domain.limits import TokenBucket
 
 MAX_TRACKED_ADDRESSES = 10_000  # memory bound under a flood from many addresses
 # When the table is full, this share of it (the entries holding the fewest failures)
@@ -43,18 +43,17 @@ class FailedAuthentications:
     `per_minute` 0 turns it off."""
 
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self._burst = float(per_minute)
-        self._rate = per_minute / 60.0
+        self._bucket = TokenBucket(per_minute / 60.0, float(per_minute))
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # address -> (tokens, stamp)
 
     def _tokens(self, address: str, now: float) -> float:
-        tokens, stamp = self._buckets.get(address, (self._burst, now))
-        return min(self._burst, tokens + (now - stamp) * self._rate)
+        tokens, stamp = self._buckets.get(address, (self._bucket.burst, now))
+        return self._bucket.refilled(tokens, now - stamp)
 
     def check(self, address: str) -> None:
         """Raises TooManyRequests when `address` used up its failures."""
-        if not self._burst or not self._buckets:
+        if not self._bucket.burst or not self._buckets:
             return  # the usual case: no failures to remember, no address to parse
         address = address_key(address)
         if address not in self._buckets:
@@ -63,18 +62,13 @@ class FailedAuthentications:
         if tokens < 1:
             raise TooManyRequests(
                 "too many failed authentications from this address",
-                math.ceil((1 - tokens) / self._rate),
-                RateLimitStatus(
-                    "failed-authentications",
-                    int(self._burst),
-                    0,
-                    math.ceil((self._burst - tokens) / self._rate),
-                ),
+                math.ceil((1 - tokens) / self._bucket.rate),
+                self._bucket.status("failed-authentications", tokens),
             )
 
     def failed(self, address: str) -> None:
         """Count one failed authentication from `address`."""
-        if not self._burst:
+        if not self._bucket.burst:
             return
         address = address_key(address)
         now = self._clock()
@@ -90,7 +84,7 @@ class FailedAuthentications:
         with tries left, so a flood of new addresses does not reset it cheaply: that
         takes as many addresses as the table holds, each failing as often."""
         tokens = {address: self._tokens(address, now) for address in self._buckets}
-        refilled = sum(1 for left in tokens.values() if left >= self._burst)
+        refilled = sum(1 for left in tokens.values() if left >= self._bucket.burst)
         count = max(refilled, int(MAX_TRACKED_ADDRESSES * EVICT_FRACTION), 1)
         for address in sorted(tokens, key=tokens.__getitem__, reverse=True)[:count]:
             del self._buckets[address]

@@ -24,7 +24,7 @@ import anyio
 
 from juststorage.application.ports import MetadataStore
 from juststorage.domain.errors import StorageError, TooManyRequests
-from juststorage.domain.limits import BucketAsk, BucketTake, RateLimitStatus
+from juststorage.domain.limits import BucketAsk, BucketTake, RateLimitStatus, TokenBucket
 
 LEASE_SECONDS = 0.05  # a lease holds at most this much of the tenant's rate (≥ 1 token)
 LEASE_TTL_SECONDS = 1.0  # unspent lease tokens are dropped after this (under-use, not over)
@@ -75,15 +75,6 @@ class _Lease:
     # After a refusal: when the shared bucket can hold a token again. Other processes
     # only take tokens, so until then every request is refused without asking it.
     refused_until: float = 0.0
-
-
-def _status(resource: str, burst: float, tokens: float, rate: float) -> RateLimitStatus:
-    return RateLimitStatus(
-        resource=resource,
-        limit=math.floor(burst),
-        remaining=max(0, math.floor(tokens)),
-        reset_seconds=max(0, math.ceil((burst - tokens) / rate)),
-    )
 
 
 class Throttle:
@@ -148,7 +139,7 @@ class Throttle:
             lease.tokens += taken.granted
             lease.expires = now + LEASE_TTL_SECONDS
         lease.tokens -= 1
-        return _status(REQUESTS, burst, lease.shared + lease.tokens, rate)
+        return TokenBucket(rate, burst).status(REQUESTS, lease.shared + lease.tokens)
 
     def _forget_idle_leases(self, now: float) -> None:
         """Drop leases that hold nothing any more (memory stays bounded by tenants
@@ -169,7 +160,7 @@ class Throttle:
         return TooManyRequests(
             f"tenant {tenant!r} is over its request rate",
             math.ceil(lease.refused_until - now),
-            _status(REQUESTS, burst, tokens, rate),
+            TokenBucket(rate, burst).status(REQUESTS, tokens),
         )
 
     async def admit_upload(self, tenant: str, declared_size: int | None) -> UploadPass:
@@ -261,7 +252,7 @@ class UploadPass:
             raise TooManyRequests(
                 f"tenant {self._tenant!r} is over its upload bandwidth",
                 math.ceil((minimum - taken.tokens) / rate),
-                _status(UPLOAD_BYTES, rate, taken.tokens, rate),
+                TokenBucket(rate, rate).status(UPLOAD_BYTES, taken.tokens),
             )
 
     async def count(self, size: int) -> None:

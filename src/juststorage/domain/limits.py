@@ -1,7 +1,9 @@
-"""What a client is told about one rate limit (the facts behind `X-RateLimit-*`)."""
+"""What a client is told about one rate limit (the facts behind `X-RateLimit-*`), and
+the arithmetic of a token bucket kept in memory."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -45,3 +47,24 @@ class BucketTake:
 
     tokens: float
     granted: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBucket:
+    """The shape of a token bucket: `rate` tokens a second, at most `burst`."""
+
+    rate: float
+    burst: float
+
+    def refilled(self, tokens: float, elapsed: float) -> float:
+        """The balance `elapsed` seconds after the bucket held `tokens`."""
+        return min(self.burst, tokens + elapsed * self.rate)
+
+    def status(self, resource: str, tokens: float) -> RateLimitStatus:
+        """What a client is told of the bucket holding `tokens` (below 0: in debt)."""
+        return RateLimitStatus(
+            resource=resource,
+            limit=math.floor(self.burst),
+            remaining=max(0, math.floor(tokens)),
+            reset_seconds=max(0, math.ceil((self.burst - tokens) / self.rate)),
+        )
