@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from juststorage.application.blob_ports import BlobStore
+from juststorage.application.blob_ports import BlobReader, BlobStore
 from juststorage.application.ports import MetadataStore
 from juststorage.application.records import BlobLocation
 from juststorage.domain.errors import NotFound
@@ -39,6 +39,31 @@ class MigrationReport:
     @property
     def complete(self) -> bool:
         return self.remaining == 0 and not self.problems
+
+    def count(self, moved: bool, size: int) -> None:
+        """One blob of `size` bytes moved, or skipped (`moved` False: its row changed
+        meanwhile)."""
+        if moved:
+            self.copied += 1
+            self.bytes_copied += size
+        else:
+            self.skipped += 1
+
+
+def blob_name(location: BlobLocation) -> str:
+    """How a problem names a blob: its class and hash."""
+    return f"{location.storage_class.value} sha256:{location.content_hash.hex}"
+
+
+async def open_source(
+    store: BlobStore, location: BlobLocation, report: MigrationReport
+) -> BlobReader | None:
+    """A reader of the blob's copy in `store`; None, reported, when it is missing."""
+    try:
+        return await store.open(location)
+    except NotFound:
+        report.problems.append(f"{blob_name(location)}: the source file is missing")
+        return None
 
 
 async def migrate_blobs(
@@ -83,11 +108,9 @@ async def _copy_one(
     verify_copy: bool,
     report: MigrationReport,
 ) -> None:
-    name = f"{location.storage_class.value} sha256:{location.content_hash.hex}"
-    try:
-        reader = await source.open(location)
-    except NotFound:
-        report.problems.append(f"{name}: the source file is missing")
+    name = blob_name(location)
+    reader = await open_source(source, location, report)
+    if reader is None:
         return
     try:
         async with target.stage(location.storage_class, uuid.uuid4()) as staged:
@@ -106,13 +129,11 @@ async def _copy_one(
             async with metadata.transaction() as uow:
                 # Only a row still at its content address: GC may have removed it, or a
                 # new upload of the same bytes may have re-pointed it, meanwhile.
-                if await uow.blobs.relocate(location, copy.address):
+                moved = await uow.blobs.relocate(location, copy.address)
+                if moved:
                     await staged.publish()
                     await staged.confirm(copy, uow=uow)  # keep the copy: it is the blob now
-                    report.copied += 1
-                    report.bytes_copied += size
-                else:
-                    report.skipped += 1
                 await uow.commit()
+            report.count(moved, size)
     finally:
         await reader.close()

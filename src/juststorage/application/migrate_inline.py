@@ -24,10 +24,15 @@ import uuid
 from datetime import UTC, datetime
 
 from juststorage.application.blob_ports import BlobStore
-from juststorage.application.migrate_blobs import MigrationReport, Progress
+from juststorage.application.migrate_blobs import (
+    MigrationReport,
+    Progress,
+    blob_name,
+    open_source,
+)
 from juststorage.application.ports import Clock, MetadataStore
 from juststorage.application.records import BlobLocation
-from juststorage.domain.errors import NotFound, StorageError
+from juststorage.domain.errors import StorageError
 from juststorage.domain.model import (
     ContentHash,
     Namespace,
@@ -91,10 +96,6 @@ async def migrate_inline(
     return report
 
 
-def _name(location: BlobLocation) -> str:
-    return f"{location.storage_class.value} sha256:{location.content_hash.hex}"
-
-
 class _Mover:
     """Moves inline blobs out to `larger`, each copy registered while it is in flight."""
 
@@ -114,7 +115,7 @@ class _Mover:
         async with metadata.snapshot() as view:
             data = await view.blobs.inline_data(location)
         if data is None:
-            report.problems.append(f"{_name(location)}: the inline bytes are missing")
+            report.problems.append(f"{blob_name(location)}: the inline bytes are missing")
             return
         copy_id = uuid.uuid4()
         async with metadata.transaction(durable=False) as uow:
@@ -147,7 +148,9 @@ class _Mover:
             await staged.write(data)
             digest, copied = await staged.seal()  # durable in the store, unreferenced
             if digest != location.content_hash or copied != size:
-                report.problems.append(f"{_name(location)}: the inline bytes hash to {digest.hex}")
+                report.problems.append(
+                    f"{blob_name(location)}: the inline bytes hash to {digest.hex}"
+                )
                 return  # leaving stage deletes the copy
             await staged.publish()  # durable at its address before the row points at it
             copy = BlobLocation(location.storage_class, digest, staged.address)
@@ -155,13 +158,11 @@ class _Mover:
                 # Only a row still inline: GC may have removed it meanwhile. The copy's
                 # WRITING row goes in the same commit that lets the blob row name it.
                 await uow.objects.discard_writing(copy_id)
-                if await uow.blobs.move_out_of_line(location, copy.address):
+                moved = await uow.blobs.move_out_of_line(location, copy.address)
+                if moved:
                     await staged.confirm(copy, uow=uow)  # keep the copy: it is the blob now
-                    report.copied += 1
-                    report.bytes_copied += size
-                else:
-                    report.skipped += 1
                 await uow.commit()
+            report.count(moved, size)
 
 
 async def _forget_writing(metadata: MetadataStore, copy_id: uuid.UUID) -> None:
@@ -182,10 +183,8 @@ async def _into_line(
     report: MigrationReport,
 ) -> None:
     """Keep the bytes inline; the old copy is left to GC (see the module's notes)."""
-    try:
-        reader = await larger.open(location)
-    except NotFound:
-        report.problems.append(f"{_name(location)}: the source file is missing")
+    reader = await open_source(larger, location, report)
+    if reader is None:
         return
     try:
         data = b"".join([c async for c in reader.chunks(0, size)])
@@ -193,14 +192,10 @@ async def _into_line(
         await reader.close()
     digest = ContentHash(hashlib.sha256(data).hexdigest())
     if digest != location.content_hash or len(data) != size:
-        report.problems.append(f"{_name(location)}: the source bytes hash to {digest.hex}")
+        report.problems.append(f"{blob_name(location)}: the source bytes hash to {digest.hex}")
         return
     async with metadata.transaction() as uow:
         # Only a row still at that copy: GC or an upload may have changed it meanwhile.
         moved = await uow.blobs.move_inline(location, data)
         await uow.commit()
-    if moved:
-        report.copied += 1
-        report.bytes_copied += size
-    else:
-        report.skipped += 1
+    report.count(moved, size)
