@@ -21,6 +21,10 @@ from juststorage.domain.model import TenantId
 
 # A live upload renews its reservation every HEARTBEAT (uploads.py), well within this.
 RESERVATION_TTL_SECONDS = 300.0
+# `confirm()` renews a reservation only when it would lapse within this (one heartbeat,
+# uploads.HEARTBEAT_SECONDS): one written moments before lives through the commit, and
+# the heartbeat goes on renewing it until the commit has settled it.
+CONFIRM_MARGIN_SECONDS = 60.0
 # A body of unknown length reserves this much more whenever it outgrows its reservation
 # (one transaction per step, not per chunk); near the quota, exactly what has arrived.
 CHUNKED_STEP_BYTES = 4 * 1024 * 1024
@@ -51,6 +55,8 @@ class QuotaHold:
         self.quota_bytes = quota_bytes
         self.reservation_id = reservation_id
         self.reserved: int | None = None  # None: no row written yet
+        # When the row written last lapses (None: not known to be live).
+        self._valid_until: datetime | None = None
         # A row may exist: set before the first reservation's transaction, since one
         # cancelled between its commit and `reserved` being set still wrote the row.
         self._may_hold_row = False
@@ -81,23 +87,32 @@ class QuotaHold:
     async def confirm(self, size_bytes: int) -> None:
         """Before the commit: make sure the reservation still covers `size_bytes`.
 
-        A reservation that lapsed (its renewals failed for minutes) may have been
-        counted on by others: it is taken again, checked as a new one.
+        One written or renewed more than `CONFIRM_MARGIN_SECONDS` before it lapses
+        costs no transaction; one nearer its end is renewed. A reservation that
+        lapsed (its renewals failed for minutes) may have been counted on by others:
+        it is taken again, checked as a new one.
 
         Raises:
             PayloadTooLarge: it lapsed and the quota has no room left for it.
         """
-        if self.reserved is not None and size_bytes <= self.reserved and await self.renew():
-            return
+        if self.reserved is not None and size_bytes <= self.reserved:
+            margin = timedelta(seconds=CONFIRM_MARGIN_SECONDS)
+            valid_until = self._valid_until
+            if valid_until is not None and valid_until - self._clock.now() > margin:
+                return
+            if await self.renew():
+                return
         await self.cover(size_bytes)
 
     async def renew(self) -> bool:
         """Push the expiry forward (the heartbeat); False if the reservation lapsed."""
         if self.reserved is None:
             return False
+        expiry = self._expiry()
         async with self._metadata.transaction(durable=False) as uow:
-            renewed = await uow.quota.renew(self.reservation_id, self._expiry())
+            renewed = await uow.quota.renew(self.reservation_id, expiry)
             await uow.commit()
+        self._valid_until = expiry if renewed else None
         return renewed
 
     async def release(self) -> None:
@@ -117,14 +132,16 @@ class QuotaHold:
     async def _reserve(self, size_bytes: int) -> bool:
         # Not durable: after a crash the reservation would only have lapsed anyway.
         self._may_hold_row = True
+        expiry = self._expiry()
         async with self._metadata.transaction(durable=False) as uow:
             reserved = await uow.quota.reserve(
-                self.reservation_id, self.tenant_id, size_bytes, self.quota_bytes, self._expiry()
+                self.reservation_id, self.tenant_id, size_bytes, self.quota_bytes, expiry
             )
             if reserved:
                 await uow.commit()
         if reserved:
             self.reserved = size_bytes
+            self._valid_until = expiry
         return reserved
 
     def _expiry(self) -> datetime:
