@@ -103,6 +103,19 @@ async def test_chunked_body_is_stopped_as_soon_as_it_passes_the_quota(world: Wor
     assert world.metadata.writing_ids() == set() and world.blobs.temps == {}
 
 
+async def test_a_chunked_body_near_the_quota_reserves_the_room_left_once(world: World) -> None:
+    """When a 4 MiB step no longer fits, one transaction reserves all the room left
+    and the chunks within it cost none (a failed step, then exactly what had arrived,
+    cost two transactions a chunk)."""
+    await world.upload("a", [b"x" * 10])
+    before = world.metadata.transactions
+    await world.upload("b", [b"y" * 9] * 10, declared=False)  # 90 of the 90 left
+    assert world.metadata.transactions == before + 3  # reserve, WRITING row, commit
+    assert await world.used() == QUOTA
+    with pytest.raises(PayloadTooLarge):
+        await world.upload("c", [b"z"], declared=False)
+
+
 async def test_exactly_the_quota_fits_and_versions_and_dedup_count(world: World) -> None:
     await world.upload("a", [b"x" * 50])
     await world.upload("a", [b"x" * 50])  # same bytes, new version: usage is logical

@@ -26,7 +26,7 @@ RESERVATION_TTL_SECONDS = 300.0
 # the heartbeat goes on renewing it until the commit has settled it.
 CONFIRM_MARGIN_SECONDS = 60.0
 # A body of unknown length reserves this much more whenever it outgrows its reservation
-# (one transaction per step, not per chunk); near the quota, exactly what has arrived.
+# (one transaction per step, not per chunk); near the quota, all the room left.
 CHUNKED_STEP_BYTES = 4 * 1024 * 1024
 
 
@@ -61,28 +61,28 @@ class QuotaHold:
         # cancelled between its commit and `reserved` being set still wrote the row.
         self._may_hold_row = False
 
-    async def cover(self, size_bytes: int) -> None:
-        """Reserve `size_bytes` in all (a declared length, or what a body has reached).
+    async def cover(self, size_bytes: int, *, up_to: int | None = None) -> None:
+        """Reserve `size_bytes` in all (a declared length, or what a body has reached),
+        or as much more, `up_to`, as the quota has room for.
 
         Raises:
             PayloadTooLarge: the quota has no room for them (naming the quota).
         """
-        if not await self._reserve(size_bytes):
+        if not await self._reserve(size_bytes, size_bytes if up_to is None else up_to):
             raise PayloadTooLarge(over_quota(self.tenant_id, self.quota_bytes))
 
     async def cover_received(self, received: int, ceiling: int) -> None:
         """A body of unknown length has reached `received` bytes: if that is past the
-        reservation, reserve a step more (at most `ceiling`), else exactly `received`.
+        reservation, reserve a step more (at most `ceiling`), or near the quota all the
+        room it has left, in one transaction; later chunks cost none until they pass it.
 
         Raises:
             PayloadTooLarge: not even `received` fits.
         """
         if self.reserved is not None and received <= self.reserved:
             return
-        step = min(ceiling, received + CHUNKED_STEP_BYTES)
-        if step > received and await self._reserve(step):
-            return
-        await self.cover(received)
+        step = max(received, min(ceiling, received + CHUNKED_STEP_BYTES))
+        await self.cover(received, up_to=step)
 
     async def confirm(self, size_bytes: int) -> None:
         """Before the commit: make sure the reservation still covers `size_bytes`.
@@ -129,20 +129,21 @@ class QuotaHold:
             except StorageError:
                 pass  # the reservation lapses after RESERVATION_TTL_SECONDS
 
-    async def _reserve(self, size_bytes: int) -> bool:
+    async def _reserve(self, minimum: int, wanted: int) -> bool:
         # Not durable: after a crash the reservation would only have lapsed anyway.
         self._may_hold_row = True
         expiry = self._expiry()
         async with self._metadata.transaction(durable=False) as uow:
-            reserved = await uow.quota.reserve(
-                self.reservation_id, self.tenant_id, size_bytes, self.quota_bytes, expiry
+            reserved = await uow.quota.reserve_up_to(
+                self.reservation_id, self.tenant_id, minimum, wanted, self.quota_bytes, expiry
             )
-            if reserved:
+            if reserved is not None:
                 await uow.commit()
-        if reserved:
-            self.reserved = size_bytes
-            self._valid_until = expiry
-        return reserved
+        if reserved is None:
+            return False
+        self.reserved = reserved
+        self._valid_until = expiry
+        return True
 
     def _expiry(self) -> datetime:
         return self._clock.now() + timedelta(seconds=RESERVATION_TTL_SECONDS)
