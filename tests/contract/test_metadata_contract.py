@@ -1315,6 +1315,20 @@ async def test_reservations_and_usage_together_stay_within_the_quota(backend: Ba
     assert await _reserve(store, clock, first, 50) is True  # freed, taken again
 
 
+async def test_a_reservation_up_to_takes_the_room_left(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    await seed_version(store, clock, "a", size_bytes=30)
+    first, second = uuid4(), uuid4()
+    expires = clock.now() + timedelta(seconds=60)
+    async with store.transaction() as uow:
+        assert await uow.quota.reserve_up_to(first, ACME, 10, 50, 100, expires) == 50
+        assert await uow.quota.reserve_up_to(second, ACME, 10, 50, 100, expires) == 20
+        assert await uow.quota.reserve_up_to(first, ACME, 51, 60, 100, expires) is None
+        assert await uow.quota.reserve_up_to(first, ACME, 40, 60, 100, expires) == 50
+        await uow.commit()
+    assert await _reserve(store, clock, uuid4(), 1) is False  # 30 + 50 + 20
+
+
 async def test_a_reservation_lapses_unless_renewed(backend: Backend) -> None:
     store, clock = backend.store, backend.clock
     held, dead = uuid4(), uuid4()

@@ -25,6 +25,20 @@ class FakeQuotaReservations:
         quota_bytes: int,
         expires_at: datetime,
     ) -> bool:
+        reserved = await self.reserve_up_to(
+            reservation_id, tenant_id, size_bytes, size_bytes, quota_bytes, expires_at
+        )
+        return reserved is not None
+
+    async def reserve_up_to(
+        self,
+        reservation_id: UUID,
+        tenant_id: TenantId,
+        minimum: int,
+        wanted: int,
+        quota_bytes: int,
+        expires_at: datetime,
+    ) -> int | None:
         now, rows = self._clock.now(), self._state.reservations
         for rid, (tenant, _, expiry) in list(rows.items()):
             if tenant == tenant_id and expiry <= now:
@@ -35,10 +49,11 @@ class FakeQuotaReservations:
             for rid, (tenant, size, _) in rows.items()
             if tenant == tenant_id and rid != reservation_id
         )
-        if used + reserved + size_bytes > quota_bytes:
-            return False
+        size_bytes = min(wanted, quota_bytes - used - reserved)
+        if size_bytes < minimum:
+            return None
         rows[reservation_id] = (str(tenant_id), size_bytes, expires_at)
-        return True
+        return size_bytes
 
     async def renew(self, reservation_id: UUID, expires_at: datetime) -> bool:
         row = self._state.reservations.get(reservation_id)

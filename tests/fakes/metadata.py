@@ -91,8 +91,10 @@ class FakeMetadataStore:
         self.write_lock = anyio.Lock()
         self.closed = False
         self.commits = 0  # transactions committed (inspection for tests)
+        self.transactions = 0  # write transactions begun, committed or not (likewise)
 
     def transaction(self, *, durable: bool = True) -> FakeUnitOfWork:
+        self.transactions += 1
         return FakeUnitOfWork(self, read_only=False)
 
     def snapshot(self) -> FakeUnitOfWork:

@@ -11,7 +11,11 @@ import pytest
 from fakes.blobs import FakeBlobStore
 from fakes.clock import FakeClock
 from fakes.metadata import FakeMetadataStore, FakeUnitOfWork
-from juststorage.application.quota import RESERVATION_TTL_SECONDS, QuotaHold
+from juststorage.application.quota import (
+    CONFIRM_MARGIN_SECONDS,
+    RESERVATION_TTL_SECONDS,
+    QuotaHold,
+)
 from juststorage.application.uploads import (
     RegistrationPolicy,
     Uploader,
@@ -99,6 +103,19 @@ async def test_chunked_body_is_stopped_as_soon_as_it_passes_the_quota(world: Wor
     assert world.metadata.writing_ids() == set() and world.blobs.temps == {}
 
 
+async def test_a_chunked_body_near_the_quota_reserves_the_room_left_once(world: World) -> None:
+    """When a 4 MiB step no longer fits, one transaction reserves all the room left
+    and the chunks within it cost none (a failed step, then exactly what had arrived,
+    cost two transactions a chunk)."""
+    await world.upload("a", [b"x" * 10])
+    before = world.metadata.transactions
+    await world.upload("b", [b"y" * 9] * 10, declared=False)  # 90 of the 90 left
+    assert world.metadata.transactions == before + 3  # reserve, WRITING row, commit
+    assert await world.used() == QUOTA
+    with pytest.raises(PayloadTooLarge):
+        await world.upload("c", [b"z"], declared=False)
+
+
 async def test_exactly_the_quota_fits_and_versions_and_dedup_count(world: World) -> None:
     await world.upload("a", [b"x" * 50])
     await world.upload("a", [b"x" * 50])  # same bytes, new version: usage is logical
@@ -156,6 +173,28 @@ async def test_a_lapsed_reservation_is_checked_again_before_the_commit(world: Wo
     with pytest.raises(PayloadTooLarge, match="quota of 100 bytes"):
         await hold.confirm(60)
     await hold.confirm(50)  # exactly what is left is taken again
+
+
+async def test_a_declared_upload_under_a_quota_costs_one_reservation_and_its_commit(
+    world: World,
+) -> None:
+    """The commit settles a reservation written moments before: confirm() renews
+    nothing (renewing it there cost every quota'd upload a third transaction)."""
+    await world.upload("a", [b"x" * 10])
+    assert world.metadata.transactions == 2  # reserve, commit
+    assert world.metadata.state.reservations == {}
+
+
+async def test_a_reservation_near_its_end_is_renewed_before_the_commit(world: World) -> None:
+    hold = QuotaHold(world.metadata, world.clock, ACME, QUOTA, uuid4())
+    await hold.cover(60)
+    world.clock.advance(RESERVATION_TTL_SECONDS - CONFIRM_MARGIN_SECONDS + 1)
+    before = world.metadata.transactions
+    await hold.confirm(60)
+    assert world.metadata.transactions == before + 1  # the renewal
+    world.clock.advance(CONFIRM_MARGIN_SECONDS)  # past the first expiry, not the renewed
+    with pytest.raises(PayloadTooLarge):
+        await world.upload("other", [b"y" * 50])  # the 60 bytes are still held
 
 
 async def test_an_upload_cancelled_as_its_reservation_commits_releases_it_at_once(

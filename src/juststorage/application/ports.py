@@ -373,6 +373,19 @@ class QuotaReservations(Protocol):
         """
         ...
 
+    async def reserve_up_to(
+        self,
+        reservation_id: UUID,
+        tenant_id: TenantId,
+        minimum: int,
+        wanted: int,
+        quota_bytes: int,
+        expires_at: datetime,
+    ) -> int | None:
+        """`reserve` of as much of `wanted` as the quota has room for, if that is at
+        least `minimum`: the size recorded, or None, changing nothing."""
+        ...
+
     async def renew(self, reservation_id: UUID, expires_at: datetime) -> bool:
         """Push a live reservation's expiry to `expires_at`; False if it is gone or lapsed
         (others may have counted on its bytes since: reserve again)."""

@@ -6,8 +6,10 @@ process.
 A request does not cost a database round: a process takes a small lease of a
 tenant's tokens (`LEASE_SECONDS` of its rate) and spends it locally, so several
 processes together stay within a few tokens of the configured rate (what one
-process holds unspent for at most `LEASE_TTL_SECONDS`). Tenants without limits
-(the default) never touch the buckets.
+process holds unspent for at most `LEASE_TTL_SECONDS`). Uploads with a declared
+length no larger than such a lease of the tenant's bandwidth draw their bytes from
+a lease of bytes the same way. Tenants without limits (the default) never touch the
+buckets.
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ class SharedBuckets:
 
 @dataclass
 class _Lease:
-    """Request tokens this process took from a tenant's shared bucket, not yet spent."""
+    """Request tokens (or upload bytes) this process took from a tenant's shared
+    bucket, not yet spent."""
 
     tokens: float = 0.0
     expires: float = 0.0
@@ -101,6 +104,7 @@ class Throttle:
         self._max_uploads_per_tenant = max_uploads_per_tenant
         self._clock = clock
         self._leases: dict[str, _Lease] = {}
+        self._byte_leases: dict[str, _Lease] = {}
         self._tenant_uploads: dict[str, int] = {}
         self.uploads_in_flight = 0
 
@@ -115,11 +119,7 @@ class Throttle:
             return None
         burst = max(1.0, rate)
         now = self._clock()
-        lease = self._leases.get(tenant)
-        if lease is None:
-            if len(self._leases) >= MAX_LEASES:
-                self._forget_idle_leases(now)
-            lease = self._leases[tenant] = _Lease()
+        lease = self._lease_of(self._leases, tenant, now)
         if now >= lease.expires:
             lease.tokens = 0.0
         if lease.tokens < 1:
@@ -141,15 +141,22 @@ class Throttle:
         lease.tokens -= 1
         return TokenBucket(rate, burst).status(REQUESTS, lease.shared + lease.tokens)
 
-    def _forget_idle_leases(self, now: float) -> None:
-        """Drop leases that hold nothing any more (memory stays bounded by tenants
-        active within a second or so)."""
-        for tenant in [
-            t
-            for t, lease in self._leases.items()
-            if now >= lease.expires and now >= lease.refused_until
-        ]:
-            del self._leases[tenant]
+    @staticmethod
+    def _lease_of(leases: dict[str, _Lease], tenant: str, now: float) -> _Lease:
+        """The tenant's lease in `leases`, new if it has none. Past `MAX_LEASES`,
+        leases that hold nothing any more are dropped first (memory stays bounded by
+        tenants active within a second or so)."""
+        lease = leases.get(tenant)
+        if lease is None:
+            if len(leases) >= MAX_LEASES:
+                for idle in [
+                    t
+                    for t, held in leases.items()
+                    if now >= held.expires and now >= held.refused_until
+                ]:
+                    del leases[idle]
+            lease = leases[tenant] = _Lease()
+        return lease
 
     @staticmethod
     def _over_rate(
@@ -166,7 +173,9 @@ class Throttle:
     async def admit_upload(self, tenant: str, declared_size: int | None) -> UploadPass:
         """Take an upload slot and, for a tenant with a bandwidth limit, its bytes:
         a declared length at once (the bucket must hold it, or be full when it is
-        larger: the tenant then waits the debt off); a body of unknown length is
+        larger: the tenant then waits the debt off; one within a lease of
+        `LEASE_SECONDS` of the bandwidth is drawn from this process's lease of the
+        tenant's bytes, without a database round while it lasts); a body of unknown length is
         admitted when the bucket is not in debt and charged as it arrives.
         `UploadPass.done()` gives the slot back.
 
@@ -189,12 +198,18 @@ class Throttle:
             )
         self.uploads_in_flight += 1
         self._tenant_uploads[tenant] = self._tenant_uploads.get(tenant, 0) + 1
+        rate = self._rates_of(tenant).upload_bps
+        lease = None
+        if rate is not None and declared_size is not None and declared_size <= rate * LEASE_SECONDS:
+            lease = self._lease_of(self._byte_leases, tenant, self._clock())
         upload = UploadPass(
             self._buckets,
             tenant,
-            self._rates_of(tenant).upload_bps,
+            rate,
             declared_size,
             release_slot=lambda: self._slot_done(tenant),
+            lease=lease,
+            clock=self._clock,
         )
         try:
             await upload.admit()
@@ -223,9 +238,13 @@ class UploadPass:
         declared_size: int | None,
         *,
         release_slot: Callable[[], None],
+        lease: _Lease | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._buckets = buckets
         self._release_slot = release_slot
+        self._lease = lease  # the process's lease of the tenant's bytes, to draw from
+        self._clock = clock
         self._tenant = tenant
         self._rate = rate
         self._declared = declared_size
@@ -244,16 +263,53 @@ class UploadPass:
         if rate is None:
             return
         amount = float(self._declared or 0)
+        if self._lease is not None:
+            await self._draw(self._lease, rate, amount)
+            return
         minimum = min(amount, float(rate))
         taken = await self._buckets.take(
             self._tenant, UPLOAD_BYTES, BucketAsk(rate, rate, amount, minimum)
         )
         if taken.granted is None:
-            raise TooManyRequests(
-                f"tenant {self._tenant!r} is over its upload bandwidth",
-                math.ceil((minimum - taken.tokens) / rate),
-                TokenBucket(rate, rate).status(UPLOAD_BYTES, taken.tokens),
+            raise self._over_bandwidth(rate, taken.tokens, minimum)
+
+    async def _draw(self, lease: _Lease, rate: int, amount: float) -> None:
+        """Take `amount` bytes from the lease, topping it up with one take of a
+        lease's worth (at least what it lacks) when it holds too few."""
+        now = self._clock()
+        if now >= lease.expires:
+            lease.tokens = 0.0
+        if lease.tokens > 0 and lease.tokens >= amount:
+            lease.tokens -= amount
+            return
+        need = amount - lease.tokens
+        if now < lease.refused_until:
+            # Refused since: until the bucket can have refilled, without asking it.
+            raise self._over_bandwidth(rate, need - (lease.refused_until - now) * rate, need)
+        # What the lease holds is set aside across the take, so that an upload
+        # drawing on it meanwhile cannot spend it twice.
+        held, lease.tokens = lease.tokens, 0.0
+        want = max(need, rate * LEASE_SECONDS)
+        try:
+            taken = await self._buckets.take(
+                self._tenant, UPLOAD_BYTES, BucketAsk(rate, rate, want, need, True)
             )
+        except BaseException:
+            lease.tokens += held
+            raise
+        if taken.granted is None:
+            lease.tokens += held
+            lease.refused_until = now + (need - taken.tokens) / rate
+            raise self._over_bandwidth(rate, taken.tokens, need)
+        lease.tokens += held + taken.granted - amount
+        lease.expires = now + LEASE_TTL_SECONDS
+
+    def _over_bandwidth(self, rate: int, tokens: float, minimum: float) -> TooManyRequests:
+        return TooManyRequests(
+            f"tenant {self._tenant!r} is over its upload bandwidth",
+            math.ceil((minimum - tokens) / rate),
+            TokenBucket(rate, rate).status(UPLOAD_BYTES, tokens),
+        )
 
     async def count(self, size: int) -> None:
         """`size` more bytes arrived. A body of unknown length is charged every
@@ -279,6 +335,10 @@ class UploadPass:
             return
         if self._declared is not None:
             self._pending = self.received - self._declared  # negative: given back
+            lease = self._lease
+            if lease is not None and self._clock() < lease.expires:
+                lease.tokens -= self._pending  # back to the lease it came from
+                self._pending = 0
         if self._pending:
             # On a database failure the bucket misses these bytes: a little more for
             # the tenant once, never a failed upload.

@@ -25,6 +25,20 @@ class SqlQuotaReservations(SqlRepository):
         quota_bytes: int,
         expires_at: datetime,
     ) -> bool:
+        reserved = await self.reserve_up_to(
+            reservation_id, tenant_id, size_bytes, size_bytes, quota_bytes, expires_at
+        )
+        return reserved is not None
+
+    async def reserve_up_to(
+        self,
+        reservation_id: UUID,
+        tenant_id: TenantId,
+        minimum: int,
+        wanted: int,
+        quota_bytes: int,
+        expires_at: datetime,
+    ) -> int | None:
         tenant, now = str(tenant_id), self._now()
         # The tenant's quota lock (PostgreSQL: an advisory lock until the transaction
         # ends; SQLite: the one write lock the transaction holds). Its name has no "/",
@@ -46,15 +60,16 @@ class SqlQuotaReservations(SqlRepository):
             (tenant, tenant, self._d.uuid_in(reservation_id)),
         )
         committed_and_reserved = int(row[0]) if row else 0
-        if committed_and_reserved + size_bytes > quota_bytes:
-            return False
+        size_bytes = min(wanted, quota_bytes - committed_and_reserved)
+        if size_bytes < minimum:
+            return None
         await self._s.execute(
             "INSERT INTO quota_reservations (id, tenant_id, size_bytes, expires_at)"
             f" VALUES (?, ?, {self._d.bigint}, ?) ON CONFLICT (id) DO UPDATE"
             " SET size_bytes = excluded.size_bytes, expires_at = excluded.expires_at",
             (self._d.uuid_in(reservation_id), tenant, size_bytes, self._d.ts_in(expires_at)),
         )
-        return True
+        return size_bytes
 
     async def renew(self, reservation_id: UUID, expires_at: datetime) -> bool:
         row = await self._s.fetchone(
