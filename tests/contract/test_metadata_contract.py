@@ -1292,11 +1292,11 @@ async def _reserve(
     store: MetadataStore, clock: FakeClock, rid: UUID, size: int, *, ttl: float = 60
 ) -> bool:
     async with store.transaction() as uow:
-        reserved = await uow.quota.reserve(
-            rid, ACME, size, 100, clock.now() + timedelta(seconds=ttl)
+        reserved = await uow.quota.reserve_up_to(
+            rid, ACME, size, size, 100, clock.now() + timedelta(seconds=ttl)
         )
         await uow.commit()
-    return reserved
+    return reserved is not None
 
 
 async def test_reservations_and_usage_together_stay_within_the_quota(backend: Backend) -> None:
@@ -1308,7 +1308,7 @@ async def test_reservations_and_usage_together_stay_within_the_quota(backend: Ba
     assert await _reserve(store, clock, second, 20) is True
     assert await _reserve(store, clock, first, 51) is False  # growing counts the others
     async with store.transaction() as uow:  # another tenant has a quota of its own
-        assert await uow.quota.reserve(uuid4(), OTHER, 100, 100, clock.now()) is True
+        assert await uow.quota.reserve_up_to(uuid4(), OTHER, 100, 100, 100, clock.now()) == 100
     async with store.transaction() as uow:
         await uow.quota.settle(first)
         await uow.commit()

@@ -17,19 +17,6 @@ class FakeQuotaReservations:
         self._state = state
         self._clock = clock
 
-    async def reserve(
-        self,
-        reservation_id: UUID,
-        tenant_id: TenantId,
-        size_bytes: int,
-        quota_bytes: int,
-        expires_at: datetime,
-    ) -> bool:
-        reserved = await self.reserve_up_to(
-            reservation_id, tenant_id, size_bytes, size_bytes, quota_bytes, expires_at
-        )
-        return reserved is not None
-
     async def reserve_up_to(
         self,
         reservation_id: UUID,

@@ -355,24 +355,6 @@ class QuotaReservations(Protocol):
     """Bytes that uploads in flight may still commit (SPEC §4: concurrent uploads never
     take a tenant's usage over its quota, across every process sharing the database)."""
 
-    async def reserve(
-        self,
-        reservation_id: UUID,
-        tenant_id: TenantId,
-        size_bytes: int,
-        quota_bytes: int,
-        expires_at: datetime,
-    ) -> bool:
-        """Record the reservation at `size_bytes` (new, grown, or taken again after it
-        lapsed) if the tenant's committed usage plus its other live reservations plus
-        `size_bytes` stay within `quota_bytes`; False, changing nothing, otherwise.
-
-        The check and the write hold the tenant's quota lock until the unit of work
-        ends, so two reservations never both take the last bytes. Lapsed rows of the
-        tenant are dropped on the way.
-        """
-        ...
-
     async def reserve_up_to(
         self,
         reservation_id: UUID,
@@ -382,8 +364,15 @@ class QuotaReservations(Protocol):
         quota_bytes: int,
         expires_at: datetime,
     ) -> int | None:
-        """`reserve` of as much of `wanted` as the quota has room for, if that is at
-        least `minimum`: the size recorded, or None, changing nothing."""
+        """Record the reservation (new, grown, or taken again after it lapsed) at as
+        much of `wanted` as the tenant's quota has room for beside its committed usage
+        and its other live reservations, if that is at least `minimum`: the size
+        recorded, or None, changing nothing.
+
+        The check and the write hold the tenant's quota lock until the unit of work
+        ends, so two reservations never both take the last bytes. Lapsed rows of the
+        tenant are dropped on the way.
+        """
         ...
 
     async def renew(self, reservation_id: UUID, expires_at: datetime) -> bool:
