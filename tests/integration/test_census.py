@@ -6,6 +6,7 @@ objects there are."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -242,3 +243,25 @@ async def test_census_read_costs_the_same_at_any_number_of_objects(tmp_path: Pat
         assert rows == [("acme", "kb", "COMMITTED", "hot", 20_000, 20_000)]
     finally:
         conn.close()
+
+
+async def test_a_batch_of_uploads_writes_the_census_in_one_statement(tmp_path: Path) -> None:
+    """SQLite collects a transaction's census deltas and writes them with its commit
+    (as PostgreSQL does), not one or two statements per upload of a group commit."""
+    built = build(Settings(data_dir=tmp_path))
+    await built.metadata.migrate()
+    await built.blobs.prepare()
+    store = cast(SqliteMetadataStore, built.metadata)
+    statements: list[str] = []
+    store._writer().set_trace_callback(statements.append)
+    try:
+        await asyncio.gather(
+            *(_upload(built, f"k{i}", f"body {i}".encode(), sized=True) for i in range(20))
+        )
+        census_writes = [s for s in statements if "INSERT INTO census_counters" in s]
+        commits = [s for s in statements if s.strip().upper() == "COMMIT"]
+        assert len(census_writes) == len(commits) < 20, (len(census_writes), len(commits))
+        await _assert_census_is_the_full_count(built)
+    finally:
+        store._writer().set_trace_callback(None)
+        await built.metadata.close()

@@ -163,7 +163,11 @@ class _Session:
 
 
 class SqliteDialect:
-    """SQLite's side of the shared repositories: TEXT timestamps and UUIDs, JSON lists."""
+    """SQLite's side of the shared repositories: TEXT timestamps and UUIDs, JSON lists.
+
+    A write unit of work has one of its own, which collects the census deltas of its
+    statements and applies them in one statement just before COMMIT (`apply_census`).
+    """
 
     next_commit_seq = "(SELECT COALESCE(MAX(commit_seq), 0) + 1 FROM objects)"
     skip_locked = ""  # one writer at a time: nothing to skip
@@ -176,6 +180,9 @@ class SqliteDialect:
         "o.id, o.key, 'sha256:' || o.content_hash, o.size_bytes, o.storage_class,"
         " o.content_type, substr(o.created_at, 1, 19) || 'Z', o.commit_seq"
     )  # created_at is stored as _ts() writes it: its first 19 characters are the seconds
+
+    def __init__(self) -> None:
+        self.census: CensusDeltas = {}  # applied by `apply_census`, just before COMMIT
 
     def ts_in(self, moment: datetime) -> str:
         return _ts(moment)
@@ -218,10 +225,19 @@ class SqliteDialect:
             )
 
     async def count_census(self, session: SqlSession, deltas: CensusDeltas) -> None:
-        """At once, in the same transaction, on shard 0 (one writer: no contention)."""
-        if deltas:
-            params = [v for key, (n, size) in deltas.items() for v in (*key, 0, n, size)]
-            await session.execute(count_census_sql(len(deltas)), tuple(params))
+        """Collected here; `apply_census` writes them with the transaction's commit."""
+        for key, (objects, size) in deltas.items():
+            held_objects, held_size = self.census.get(key, (0, 0))
+            self.census[key] = (held_objects + objects, held_size + size)
+
+    async def apply_census(self, session: SqlSession) -> None:
+        """The collected census deltas in one statement, on shard 0 (one writer: no
+        contention): a batch of N uploads costs one statement, not one or two each."""
+        rows = {key: delta for key, delta in self.census.items() if delta != (0, 0)}
+        self.census.clear()
+        if rows:
+            params = [v for key, (n, size) in rows.items() for v in (*key, 0, n, size)]
+            await session.execute(count_census_sql(len(rows)), tuple(params))
 
 
 _DIALECT = SqliteDialect()
@@ -234,6 +250,7 @@ class SqliteUnitOfWork(SqlUnitOfWork):
         super().__init__(read_only=read_only, durable=durable)
         self._store = store
         self._session: _Session | None = None
+        self._writes: SqliteDialect | None = None  # a write's dialect: its census deltas
 
     async def _begin(self) -> None:
         if self._read_only:
@@ -266,10 +283,16 @@ class SqliteUnitOfWork(SqlUnitOfWork):
         return self._session
 
     def _dialect(self) -> SqliteDialect:
-        return _DIALECT
+        if self._read_only:
+            return _DIALECT  # reads count nothing
+        if self._writes is None:
+            self._writes = SqliteDialect()
+        return self._writes
 
     async def _commit(self) -> None:
         assert self._session is not None
+        if self._writes is not None:
+            await self._writes.apply_census(self._session)
         # COMMIT fsyncs the WAL (synchronous=FULL): off the event loop.
         await threads.run_sync(self._session._call, lambda c: c.execute("COMMIT"))
 
