@@ -9,7 +9,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -76,32 +76,46 @@ def servers(
                 server.stop()
 
 
-def test_three_processes_admit_the_tenant_rate_once(servers: list[Server]) -> None:
-    answers: list[tuple[float, int]] = []  # (when it came, status)
+Call = Callable[[httpx.Client, int, int], int]  # (client, worker, turn) -> status
+
+
+def _spread_over_processes(servers: list[Server], call: Call) -> list[tuple[float, int]]:
+    """CLIENTS threads, each calling `call` for DURATION_S with every process in turn:
+    (when each answer came, its status)."""
+    answers: list[tuple[float, int]] = []
     lock = threading.Lock()
     deadline = time.monotonic() + DURATION_S
 
-    def hammer(worker: int) -> None:
+    def run(worker: int) -> None:
         clients = [
             httpx.Client(base_url=s.url, headers=AUTH, timeout=10, trust_env=False) for s in servers
         ]
         try:
             turn = worker
             while time.monotonic() < deadline:
-                client = clients[turn % len(clients)]  # every process in turn
+                status = call(clients[turn % len(clients)], worker, turn)
                 turn += 1
-                status = client.get("/v1/usage", params={"tenant": "rated"}).status_code
                 with lock:
                     answers.append((time.monotonic(), status))
         finally:
             for client in clients:
                 client.close()
 
-    threads = [threading.Thread(target=hammer, args=(w,)) for w in range(CLIENTS)]
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(CLIENTS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=DURATION_S + 20)
+    return answers
+
+
+def test_three_processes_admit_the_tenant_rate_once(servers: list[Server]) -> None:
+    answers = _spread_over_processes(
+        servers,
+        lambda client, _worker, _turn: (
+            client.get("/v1/usage", params={"tenant": "rated"}).status_code
+        ),
+    )
     statuses = [status for _, status in answers]
     admitted = statuses.count(200)
     # The bucket is created full by the first request admitted (connections and the
@@ -138,33 +152,13 @@ def test_three_processes_admit_the_tenant_upload_bandwidth_once(servers: list[Se
     over the three processes for 3 s: the bytes accepted are the bucket's burst plus
     the rate over the time since the first was accepted, within 10 %, not three
     times it."""
-    answers: list[tuple[float, int]] = []  # (when it came, status)
-    lock = threading.Lock()
     data = os.urandom(UPLOAD_BYTES)
-    deadline = time.monotonic() + DURATION_S
 
-    def upload(worker: int) -> None:
-        clients = [
-            httpx.Client(base_url=s.url, headers=AUTH, timeout=10, trust_env=False) for s in servers
-        ]
-        try:
-            turn = worker
-            while time.monotonic() < deadline:
-                client = clients[turn % len(clients)]  # every process in turn
-                turn += 1
-                headers = {"X-Tenant": "piped", "X-Namespace": "n", "X-Key": f"w{worker}-{turn}"}
-                status = client.post("/v1/objects", headers=headers, content=data).status_code
-                with lock:
-                    answers.append((time.monotonic(), status))
-        finally:
-            for client in clients:
-                client.close()
+    def upload(client: httpx.Client, worker: int, turn: int) -> int:
+        headers = {"X-Tenant": "piped", "X-Namespace": "n", "X-Key": f"w{worker}-{turn}"}
+        return client.post("/v1/objects", headers=headers, content=data).status_code
 
-    threads = [threading.Thread(target=upload, args=(w,)) for w in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=DURATION_S + 20)
+    answers = _spread_over_processes(servers, upload)
     statuses = [status for _, status in answers]
     accepted = statuses.count(201) * UPLOAD_BYTES
     # The bucket is created full by the first upload admitted, then refills; the
