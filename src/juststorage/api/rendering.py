@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
@@ -57,19 +57,46 @@ STATUS_OF_ANSWER: dict[DownloadAnswer, int] = {
 }
 
 
-def download_headers(plan: DownloadPlan) -> dict[str, str]:
+_HTTP_DATES: dict[float, str] = {}
+_HTTP_DATES_MAX = 4096  # distinct seconds kept; then the cache starts afresh
+
+
+def http_date(moment: datetime) -> str:
+    """`moment` as an RFC 7231 IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), exactly
+    as `email.utils.format_datetime(moment.astimezone(UTC), usegmt=True)` writes it.
+
+    The text depends only on the whole second, so it is formatted once per second
+    and kept: objects written in the same second share one string.
+    """
+    second = moment.timestamp() // 1
+    text = _HTTP_DATES.get(second)
+    if text is None:
+        if len(_HTTP_DATES) >= _HTTP_DATES_MAX:
+            _HTTP_DATES.clear()
+        whole = datetime.fromtimestamp(second, UTC)
+        text = _HTTP_DATES[second] = format_datetime(whole, usegmt=True)
+    return text
+
+
+RawHeaders = list[tuple[bytes, bytes]]
+_CSP = DOWNLOAD_CONTENT_SECURITY_POLICY.encode("latin-1")
+
+
+def download_headers(plan: DownloadPlan) -> RawHeaders:
+    """The download's response headers as ASGI sends them (lower-case names, bytes)."""
     version = plan.version
-    headers = {
-        "ETag": version.content_hash.etag,
-        "Last-Modified": format_datetime(version.created_at.astimezone(UTC), usegmt=True),
-        "X-Object-Id": str(version.id),
-        "X-Storage-Class": version.storage_class.value,
-        "Accept-Ranges": "bytes",
-        "Content-Type": version.content_type,
-        "Content-Security-Policy": DOWNLOAD_CONTENT_SECURITY_POLICY,
-    }
+    headers = [
+        (b"etag", version.content_hash.etag.encode("latin-1")),
+        (b"last-modified", http_date(version.created_at).encode("latin-1")),
+        (b"x-object-id", str(version.id).encode("latin-1")),
+        (b"x-storage-class", version.storage_class.value.encode("latin-1")),
+        (b"accept-ranges", b"bytes"),
+        (b"content-type", version.content_type.encode("latin-1")),
+        (b"content-security-policy", _CSP),
+    ]
     if plan.answer is not DownloadAnswer.NOT_MODIFIED:
-        headers["Content-Length"] = str(plan.body_length)
+        headers.append((b"content-length", str(plan.body_length).encode("latin-1")))
     if plan.byte_range is not None:
-        headers["Content-Range"] = plan.byte_range.content_range(version.size_bytes)
+        content_range = plan.byte_range.content_range(version.size_bytes)
+        headers.append((b"content-range", content_range.encode("latin-1")))
     return headers

@@ -9,12 +9,16 @@ from dataclasses import KW_ONLY, dataclass
 from starlette.types import Receive, Scope, Send
 
 from juststorage.api.accel import AccelMapping
+from juststorage.api.rendering import RawHeaders
 from juststorage.application.blob_ports import BlobReader
 
 _PATHSEND = "http.response.pathsend"
 # Below this a body is one read and one message; pathsend's extra work (a file
 # opened and sent by the server) costs more than it saves.
 _PATHSEND_MIN_BYTES = 256 * 1024
+# Up to this a body is read whole and sent as one message with the end of the body:
+# one `send` instead of a chunk and an empty closing message.
+_ONE_MESSAGE_MAX_BYTES = 64 * 1024
 
 
 def _ignore(sent_bytes: int) -> None:
@@ -31,7 +35,7 @@ class BlobResponse:
     """
 
     status: int
-    headers: dict[str, str]
+    headers: RawHeaders  # as ASGI sends them (`rendering.download_headers`)
     reader: BlobReader | None
     _: KW_ONLY
     first: int = 0
@@ -39,9 +43,6 @@ class BlobResponse:
     whole: bool = False
     on_sent: Callable[[int], None] = _ignore
     accel: AccelMapping | None = None
-
-    def _raw_headers(self) -> list[tuple[bytes, bytes]]:
-        return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -53,7 +54,7 @@ class BlobResponse:
                 {
                     "type": "http.response.start",
                     "status": self.status,
-                    "headers": self._raw_headers(),
+                    "headers": self.headers,
                 }
             )
             if self.reader is None or scope["method"] == "HEAD" or self.length == 0:
@@ -66,6 +67,9 @@ class BlobResponse:
                 and _PATHSEND in scope.get("extensions", {})
             ):
                 await send({"type": _PATHSEND, "path": str(self.reader.path)})
+            elif self.length <= _ONE_MESSAGE_MAX_BYTES:
+                chunks = [chunk async for chunk in self.reader.chunks(self.first, self.length)]
+                await send({"type": "http.response.body", "body": b"".join(chunks)})
             else:
                 async for chunk in self.reader.chunks(self.first, self.length):
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -97,7 +101,7 @@ class BlobResponse:
 
     async def _send_redirect(self, uri: str, send: Send) -> None:
         # The proxy takes the length from the file and drops this empty body.
-        headers = [(k, v) for k, v in self._raw_headers() if k != b"content-length"]
+        headers = [(k, v) for k, v in self.headers if k != b"content-length"]
         headers += [(b"x-accel-redirect", uri.encode("latin-1")), (b"content-length", b"0")]
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
