@@ -1,19 +1,27 @@
-"""Pure ASGI middleware: request ids and request metrics, for every response."""
+"""The one pure-ASGI layer around the router: request ids, the error answers, the
+access log and the request metrics, for every response."""
 
 from __future__ import annotations
 
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from juststorage.api import request_log
 
 _REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 _EXTRA_HEADERS = "response_headers"
 _METRICS_NAMESPACE = "metrics_namespace"
 # (method, status, namespace, seconds) of each answered request: `Metrics.observe_request`
 RequestObserver = Callable[[str, int, str, float], None]
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_CLOSE = (b"connection", b"close")
 
 
 def add_response_headers(scope: Scope, headers: dict[str, str]) -> None:
@@ -56,57 +64,109 @@ def _incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
-class RequestContextMiddleware:
-    """Sets `state.request_id` (echoed or generated), adds `X-Request-Id` and
-    `X-Content-Type-Options: nosniff` to the response, and counts the request once
-    it is answered.
+class RequestLayer:
+    """Around every HTTP request, in one layer with one `send` wrapper:
 
-    A response sent before the request body was read to its end (an upload refused
-    early: 401, 412, 413, 429, ...) carries `Connection: close`: the unread rest of
-    the body makes the connection unusable, and a client must not send its next
-    request on it.
+    - sets `state.request_id` (echoed or generated) and adds `X-Request-Id` and
+      `X-Content-Type-Options: nosniff` to the response, and the headers of
+      `add_response_headers`;
+    - a response sent before the request body was read to its end (an upload refused
+      early: 401, 412, 413, 429, ...) carries `Connection: close`: the unread rest of
+      the body makes the connection unusable, and a client must not send its next
+      request on it;
+    - turns an exception into the answer of its handler in `handlers` (looked up along
+      the exception's classes, as Starlette does). A handler registered for
+      `Exception` is the last resort: its answer (a 500) is sent, then the exception
+      is raised again for the server to log. An exception after the response started
+      can only be logged (by that last resort) and raised: the connection breaks;
+    - once the request is answered (or has failed), writes its access log line
+      (`api.request_log`) and then counts it in the request metrics (`observe`).
     """
 
-    def __init__(self, app: ASGIApp, observe: RequestObserver) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        observe: RequestObserver,
+        handlers: Mapping[type[Exception], ExceptionHandler],
+    ) -> None:
         self.app = app
         self.observe = observe
+        self.handlers = {cls: h for cls, h in handlers.items() if cls is not Exception}
+        self.last_resort = handlers.get(Exception)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        started = time.perf_counter()
         status = 500
+        response_started = False
         body_pending = _has_body(scope)
+        bytes_in = 0
+        bytes_out = 0
+        start_headers: list[tuple[bytes, bytes]] = []
 
         async def receive_tracked() -> Message:
-            nonlocal body_pending
+            nonlocal body_pending, bytes_in
             message = await receive()
+            if message["type"] == "http.request":
+                bytes_in += len(message.get("body", b""))
             if message["type"] == "http.disconnect" or not message.get("more_body", False):
                 body_pending = False
             return message
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
+        async def send_tracked(message: Message) -> None:
+            nonlocal status, response_started, bytes_out, start_headers
+            kind = message["type"]
+            if kind == "http.response.body":
+                bytes_out += len(message.get("body", b""))
+            elif kind == "http.response.start":
+                response_started = True
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode("ascii")))
+                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
                 # Every answer, errors included: no browser guesses a type for them.
-                if not any(name == b"x-content-type-options" for name, _ in headers):
-                    headers.append((b"x-content-type-options", b"nosniff"))
+                for name, _ in headers:
+                    if name == b"x-content-type-options":
+                        break
+                else:
+                    headers.append(_NOSNIFF)
                 for name, value in state.get(_EXTRA_HEADERS, {}).items():
                     headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
                 if body_pending:
-                    headers.append((b"connection", b"close"))
+                    headers.append(_CLOSE)
+                start_headers = headers
                 message = {**message, "headers": headers}
+            elif kind == "http.response.pathsend":
+                bytes_out += request_log.content_length(start_headers)  # the server sends it
             await send(message)
 
         try:
-            await self.app(scope, receive_tracked, send_with_id)
+            await self.app(scope, receive_tracked, send_tracked)
+        except Exception as exc:
+            handler = None if response_started else self._handler_for(exc)
+            request = Request(scope, receive_tracked)
+            if handler is not None:
+                response = await handler(request, exc)
+                await response(scope, receive_tracked, send_tracked)
+                exc.__traceback__ = None  # a reused exception would pile up tracebacks
+            else:
+                if self.last_resort is not None:
+                    response = await self.last_resort(request, exc)
+                    if not response_started:
+                        await response(scope, receive_tracked, send_tracked)
+                raise
         finally:
-            namespace = _namespace_label(state, status)
-            self.observe(scope["method"], status, namespace, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            if request_log.enabled():
+                request_log.log_request(scope, status, bytes_in, bytes_out, elapsed)
+            self.observe(scope["method"], status, _namespace_label(state, status), elapsed)
+
+    def _handler_for(self, exc: Exception) -> ExceptionHandler | None:
+        for cls in type(exc).__mro__:
+            handler = self.handlers.get(cls)
+            if handler is not None:
+                return handler
+        return None

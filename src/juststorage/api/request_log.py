@@ -1,4 +1,5 @@
-"""One structured log line per request (logger `juststorage.access`).
+"""One structured log line per request (logger `juststorage.access`), written by
+`api.middleware.RequestLayer` once the request is answered.
 
 Fields: request id, client address, principal, tenant, method, route template,
 status, bytes in and out, duration. The principal is who the credential says the
@@ -11,10 +12,10 @@ says what was called without saying on what.
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Iterable
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from juststorage.logs import FIELDS_ATTR
 
@@ -40,69 +41,33 @@ def _route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else "(no route)"
 
 
-def _content_length(message: Message) -> int:
-    for name, value in message.get("headers", []):
+def content_length(headers: Iterable[tuple[bytes, bytes]]) -> int:
+    """The Content-Length a response declares (0 if none): the bytes a server sends
+    itself for a `http.response.pathsend`."""
+    for name, value in headers:
         if name.lower() == b"content-length" and value.isdigit():
             return int(value)
     return 0
 
 
-class RequestLogMiddleware:
-    """Logs each HTTP request once it is answered (or has failed), at INFO."""
+def enabled() -> bool:
+    return log.isEnabledFor(logging.INFO)
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not log.isEnabledFor(logging.INFO):
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-        bytes_in = 0
-        bytes_out = 0
-        declared_out = 0
-
-        async def counting_receive() -> Message:
-            nonlocal bytes_in
-            message = await receive()
-            if message["type"] == "http.request":
-                bytes_in += len(message.get("body", b""))
-            return message
-
-        async def counting_send(message: Message) -> None:
-            nonlocal status, bytes_out, declared_out
-            kind = message["type"]
-            if kind == "http.response.start":
-                status = message["status"]
-                declared_out = _content_length(message)
-            elif kind == "http.response.body":
-                bytes_out += len(message.get("body", b""))
-            elif kind == "http.response.pathsend":
-                bytes_out += declared_out  # the server sends the file itself
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, counting_send)
-        finally:
-            state: dict[str, Any] = scope.get("state", {})
-            fields = {
-                "request_id": str(state.get("request_id", "")),
-                "client": _client(scope),
-                "principal": _printable(state.get("principal", "")),
-                "tenant": str(state.get("tenant", "")),
-                "namespace": str(state.get("namespace", "")),
-                "method": scope["method"],
-                "route": _route_template(scope),
-                "status": status,
-                "bytes_in": bytes_in,
-                "bytes_out": bytes_out,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            }
-            log.info(
-                "%s %s %d",
-                fields["method"],
-                fields["route"],
-                status,
-                extra={FIELDS_ATTR: fields},
-            )
+def log_request(scope: Scope, status: int, bytes_in: int, bytes_out: int, seconds: float) -> None:
+    """The request's line, once it is answered (or has failed)."""
+    state: dict[str, Any] = scope.get("state", {})
+    fields = {
+        "request_id": str(state.get("request_id", "")),
+        "client": _client(scope),
+        "principal": _printable(state.get("principal", "")),
+        "tenant": str(state.get("tenant", "")),
+        "namespace": str(state.get("namespace", "")),
+        "method": scope["method"],
+        "route": _route_template(scope),
+        "status": status,
+        "bytes_in": bytes_in,
+        "bytes_out": bytes_out,
+        "duration_ms": round(seconds * 1000, 3),
+    }
+    log.info("%s %s %d", fields["method"], fields["route"], status, extra={FIELDS_ATTR: fields})
