@@ -20,6 +20,7 @@ from juststorage.api.metrics_listener import metrics_listener
 from juststorage.api.middleware import RequestLayer, RequestObserver
 from juststorage.api.openapi import openapi_json
 from juststorage.api.openapi_page import ASSETS_PATH, api_page, assets
+from juststorage.api.routing import RouteTable
 from juststorage.api.state import ApiState, LifespanState, api_state
 from juststorage.bootstrap import Services, start
 from juststorage.domain.auth import Principal
@@ -86,14 +87,15 @@ def _routes(serve_metrics: bool) -> list[BaseRoute]:
 class StorageApp(Starlette):
     """Starlette with one layer around its router instead of Starlette's middleware
     stack (`ServerErrorMiddleware`, the user middleware, `ExceptionMiddleware`): one
-    coroutine frame and one `send` wrapper per request instead of four of each."""
+    coroutine frame and one `send` wrapper per request instead of four of each; and
+    the route looked up by `api.routing.RouteTable` before Starlette's scan."""
 
     def __init__(self, *, observe: RequestObserver, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._observe = observe
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestLayer(self.router, self._observe, EXCEPTION_HANDLERS)
+        return RequestLayer(RouteTable(self.router), self._observe, EXCEPTION_HANDLERS)
 
 
 def create_app(
