@@ -1,6 +1,7 @@
 """The server's Python CPU per 4 KiB GET, in process: one commit against another.
 
     .venv/bin/python -m bench.asgi_steps BEFORE AFTER [--rounds 7] [--gets 3000]
+    .venv/bin/python -m bench.asgi_steps BEFORE AFTER --http [--rounds 5] [--n 2000]
 
 BEFORE and AFTER are commits (or anything `git archive` takes); the `src/` of each
 is extracted to a temporary directory. Each round runs one child process per commit,
@@ -12,7 +13,12 @@ server): process CPU µs per GET. Printed: each round's figures, the medians and
 ratio AFTER / BEFORE of the medians (below 1: AFTER spends less).
 
 What it leaves out is what the change does not touch: granian, the socket, the
-client. Over HTTP the same change shows as a smaller share of a larger total.
+client. Over HTTP the same change shows as a smaller share of a larger total:
+`--http` runs `juststorage serve` (1 worker, SQLite, the benchmarks' log level
+`warning`: no access log) from each commit's `src/` instead, alternating the same
+way, each with `--n` uploads then `--n` GETs of 4 KiB from 16 aiohttp clients
+(bench/load.py), and compares the GETs per second and the server tree's CPU µs
+per GET (bench/get_path.py's figures).
 """
 
 from __future__ import annotations
@@ -137,17 +143,68 @@ def child(gets: int) -> None:
         print(f"{asyncio.run(run(Path(tmp))):.2f}")
 
 
+def over_http(before: str, after: str, rounds: int, n: int) -> int:
+    from . import load
+    from .context import SMALL_CONCURRENCY, SMALL_SIZE, TENANT, Service
+    from .get_path import cpu_us, server_probe
+
+    rates: dict[str, list[float]] = {before: [], after: []}
+    cpu: dict[str, list[float]] = {before: [], after: []}
+    with tempfile.TemporaryDirectory(prefix="jssteps-http-") as tmp:
+        sources = {c: extract(c, Path(tmp) / f"v{i}") for i, c in enumerate(rates)}
+        for r in range(rounds):
+            order = list(rates) if r % 2 == 0 else list(reversed(rates))
+            for commit in order:
+                name = f"{commit}-{r}"
+                svc = Service(Path(tmp), name, extra_env={"PYTHONPATH": str(sources[commit])})
+                svc.start()
+                try:
+                    _, gets = load.run_small(
+                        svc.server.url,
+                        svc.token,
+                        TENANT,
+                        f"r{r}",
+                        n=n,
+                        size=SMALL_SIZE,
+                        concurrency=SMALL_CONCURRENCY,
+                        probe=server_probe(svc.pid),
+                    )
+                finally:
+                    svc.stop()
+                if not gets.complete:
+                    print(f"WARNING {commit}: {len(gets.latencies)}/{gets.planned} GETs ok")
+                rates[commit].append(gets.ops_per_s)
+                cpu[commit].append(cpu_us(gets))
+            print(
+                f"round {r}: "
+                + "  ".join(f"{c} {rates[c][-1]:.0f}/s {cpu[c][-1]:.0f} µs" for c in rates)
+            )
+    rate = {c: statistics.median(v) for c, v in rates.items()}
+    us = {c: statistics.median(v) for c, v in cpu.items()}
+    print(
+        f"median GET/s: {before} {rate[before]:.0f}, {after} {rate[after]:.0f}, after / before"
+        f" {rate[after] / rate[before]:.3f}; server CPU µs per GET: {before} {us[before]:.0f},"
+        f" {after} {us[after]:.0f}, after / before {us[after] / us[before]:.3f}"
+        f" (load {os.getloadavg()[0]:.2f})"
+    )
+    return 0
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("before")
     ap.add_argument("after")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--gets", type=int, default=3000)
+    ap.add_argument("--http", action="store_true", help="through the server, over HTTP")
+    ap.add_argument("--n", type=int, default=2000, help="objects per HTTP phase [2000]")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         child(args.gets)
         return 0
+    if args.http:
+        return over_http(args.before, args.after, args.rounds, args.n)
     figures: dict[str, list[float]] = {args.before: [], args.after: []}
     with tempfile.TemporaryDirectory(prefix="jssteps-src-") as tmp:
         sources = {c: extract(c, Path(tmp) / f"v{i}") for i, c in enumerate(figures)}
