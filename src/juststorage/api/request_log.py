@@ -32,6 +32,8 @@ def _client(scope: Scope) -> str:
 def _printable(value: object) -> str:
     """A JWT `sub` is the issuer's text: no control character reaches a log line."""
     text = str(value)[:_MAX_PRINCIPAL_CHARS]
+    if text.isprintable():
+        return text
     return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
