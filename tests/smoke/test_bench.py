@@ -170,6 +170,13 @@ def test_get_path() -> None:
     ]
 
 
+def test_asgi_steps() -> None:
+    out = run_module("asgi_steps", "HEAD", "HEAD", "--rounds", "2", "--gets", "50")
+    assert "median CPU µs per GET: HEAD" in out
+    out = run_module("asgi_steps", "HEAD", "HEAD", "--http", "--rounds", "1", "--n", "20")
+    assert "median GET/s: HEAD" in out
+
+
 def test_every_standalone_bench_module_has_a_smoke_test() -> None:
     """Modules of bench/ run on their own (`python -m bench.<name>`, with a `__main__`
     block) would rot unnoticed without a test here, or a run by bench/peers.sh, which
