@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from fakes.blobs import FakeBlobStore
@@ -136,6 +136,25 @@ def test_a_route_shadowed_by_an_earlier_one_is_left_to_the_scan() -> None:
     assert found[1] == {"name": "special"}
     found = table.lookup("DELETE", "/things/special")
     assert found is not None and found[0].route is Routes.routes[1]
+
+
+def test_a_path_under_an_earlier_mount_is_left_to_the_scan() -> None:
+    async def endpoint(request: Any) -> Any: ...
+
+    class Routes:
+        routes: list[BaseRoute] = [
+            Route("/v1/usage", endpoint, methods=["GET"]),
+            Mount("/files", routes=[]),
+            Route("/files/{name}", endpoint, methods=["GET"]),
+            Route("/other/{name}", endpoint, methods=["GET"]),
+        ]
+
+    table = RouteTable(Routes())  # type: ignore[arg-type]
+    assert table.lookup("GET", "/files/a") is None  # the mount comes first
+    found = table.lookup("GET", "/other/a")
+    assert found is not None and found[0].route is Routes.routes[3]
+    found = table.lookup("GET", "/v1/usage")
+    assert found is not None and found[0].route is Routes.routes[0]
 
 
 @pytest.fixture
