@@ -7,7 +7,7 @@ BEFORE and AFTER are commits (or anything `git archive` takes); the `src/` of ea
 is extracted to a temporary directory. Each round runs one child process per commit,
 alternating (A B, then B A, ...) so that a drift of a shared machine falls on both:
 the child builds the app on SQLite (auth disabled, the access log at INFO into a
-discarded stream, as the server logs it), uploads 200 objects of 4 KiB through the
+discarded stream in logging's plain format), uploads 200 objects of 4 KiB through the
 app, then times `--gets` GETs by id called straight into the ASGI app (no HTTP, no
 server): process CPU µs per GET. Printed: each round's figures, the medians and the
 ratio AFTER / BEFORE of the medians (below 1: AFTER spends less).
