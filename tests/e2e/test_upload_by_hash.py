@@ -18,6 +18,7 @@ from juststorage.bootstrap import build
 from juststorage.config import Settings
 from juststorage.testing import Server, StartServer
 
+from .prometheus_text import parse_samples, value
 from .support import assert_error, by_key_path, sha256_hex, unique_name, upload
 from .timing import measure, measure_async
 
@@ -67,12 +68,18 @@ def by_hash(
     return client.post("/v1/objects/by-hash", headers=sent, content=content)
 
 
+def _metric(client: httpx.Client, name: str) -> float:
+    return value(parse_samples(client.get("/metrics").text), name)
+
+
 def test_a_tenant_commits_its_own_content_and_gets_the_json_of_an_upload(
     client: httpx.Client, auth: dict[str, str]
 ) -> None:
     tenant = unique_name()
     uploaded = upload(client, auth, tenant, "files", "model.bin", DATA)
     assert uploaded.status_code == 201, uploaded.text
+    received = _metric(client, "just_storage_uploaded_bytes_total")
+    hits = _metric(client, "just_storage_dedup_hits_total")
 
     made = by_hash(client, auth, tenant, "copy.bin", Content_Type="application/x-model")
 
@@ -85,6 +92,8 @@ def test_a_tenant_commits_its_own_content_and_gets_the_json_of_an_upload(
     assert body["size_bytes"] == len(DATA) and body["content_type"] == "application/x-model"
     assert made.headers["location"] == f"/v1/objects/{body['id']}"
     assert made.headers["etag"] == uploaded.headers["etag"]
+    assert _metric(client, "just_storage_uploaded_bytes_total") == received  # none sent
+    assert _metric(client, "just_storage_dedup_hits_total") == hits + 1
     got = client.get(by_key_path("models", tenant, "copy.bin"), headers=auth)
     assert got.status_code == 200 and got.content == DATA
     usage = client.get("/v1/usage", params={"tenant": tenant}, headers=auth).json()
@@ -135,11 +144,11 @@ def test_missing_or_malformed_headers_are_a_json_400(
         "X-Content-SHA256": sha256_hex(DATA),
         "X-Content-Length": str(len(DATA)),
     }
-    for name, value in headers.items():
-        if value is None:
+    for name, given in headers.items():
+        if given is None:
             sent.pop(name)
         else:
-            sent[name] = value.encode("utf-8")
+            sent[name] = given.encode("utf-8")
     error = assert_error(client.post("/v1/objects/by-hash", headers=sent), 400, "BadRequest")
     assert problem.lower() in error["message"].lower()
 

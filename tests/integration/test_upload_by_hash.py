@@ -191,6 +191,8 @@ async def test_the_size_and_the_storage_class_must_match_too(services: Services)
         await by_hash(services, request_for(ACME, "wrong-size"), size=len(DATA) + 1)
     with pytest.raises(NotFound):
         await by_hash(services, request_for(ACME, "cold", storage_class=COLD))
+    with pytest.raises(PayloadTooLarge):
+        await by_hash(services, request_for(ACME, "huge"), size=10**15)
     assert await usage_of(services, ACME) == (1, len(DATA))
 
 
