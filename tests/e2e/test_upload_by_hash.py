@@ -3,6 +3,7 @@ its 404 (SPEC §5: no answer may depend on what another tenant stores)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -223,8 +224,6 @@ async def leaky_client(
             (args[1].hex,),
         )
         if row is not None:
-            import asyncio
-
             await asyncio.sleep(0.0005)
         return held
 
