@@ -185,3 +185,42 @@ func TestDownloadThatDoesNotMatchItsETagFailsAndLeavesNoFile(t *testing.T) {
 		t.Fatalf("range: %q %v", data, err)
 	}
 }
+
+func TestPutByHashSendsTheDigestAndSizeWithoutABody(t *testing.T) {
+	var seen []*http.Request
+	var bodies []string
+	var events []RetryEvent
+	c, _ := New("http://127.0.0.1:9", "t", WithRetry(fastRetries(&events)),
+		WithTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			seen = append(seen, r)
+			if r.Body != nil {
+				body, _ := io.ReadAll(r.Body)
+				bodies = append(bodies, string(body))
+			}
+			switch len(seen) {
+			case 1:
+				return answer(r, 201, nil, objectJSON), nil
+			case 2:
+				return answer(r, 503, http.Header{"Retry-After": {"0"}}, `{}`), nil
+			}
+			return answer(r, 404, nil, `{"error":{"code":"NotFound","message":"m","request_id":"r"}}`), nil
+		})))
+	opts := UploadOptions{Tenant: "t", Namespace: "n", Key: "k", SHA256: objectHash, Size: 5}
+	info, found, err := c.PutByHash(context.Background(), opts)
+	if err != nil || !found || info.ID != "i" {
+		t.Fatalf("found %v, info %+v, err %v", found, info, err)
+	}
+	first := seen[0]
+	if first.Method != http.MethodPost || first.URL.Path != "/v1/objects/by-hash" ||
+		first.Header.Get("X-Content-SHA256") != objectHash[len("sha256:"):] ||
+		first.Header.Get("X-Content-Length") != "5" || strings.Join(bodies, "") != "" {
+		t.Fatalf("request %s %s %v, body %q", first.Method, first.URL, first.Header, bodies)
+	}
+	_, found, err = c.PutByHash(context.Background(), opts) // 503, retried, then 404
+	if err != nil || found || len(seen) != 3 || events[0].Status != 503 {
+		t.Fatalf("not found: found %v, err %v, %d requests, events %+v", found, err, len(seen), events)
+	}
+	if _, _, err := c.PutByHash(context.Background(), UploadOptions{Tenant: "t", Namespace: "n", Key: "k", SHA256: "abc"}); err == nil {
+		t.Fatal("a malformed digest was sent")
+	}
+}

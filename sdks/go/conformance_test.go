@@ -305,6 +305,8 @@ func call(ctx context.Context, t *testing.T, c *js.Client, step map[string]any, 
 			defer f.Close()
 			return summarize(f), nil
 		}
+	case "put_by_hash":
+		return putByHash(ctx, c, args, contents[step["content"].(string)])
 	case "head":
 		head, err := c.Head(ctx, objectRef(args))
 		return jsonShape(head), err
@@ -352,6 +354,21 @@ func upload(ctx context.Context, t *testing.T, c *js.Client, step, args map[stri
 		info, err = c.Upload(ctx, struct{ io.Reader }{body.reader(0, -1)}, opts)
 	}
 	if err != nil {
+		return nil, err
+	}
+	return jsonShape(info), nil
+}
+
+// putByHash runs PutByHash for the content; its not-found result is nil.
+func putByHash(ctx context.Context, c *js.Client, args map[string]any, body *content) (any, error) {
+	opts := js.UploadOptions{
+		Tenant: arg(args, "tenant"), Namespace: arg(args, "namespace"), Key: arg(args, "key"),
+		StorageClass: arg(args, "storage_class"), ContentType: arg(args, "content_type"),
+		IfNoneMatch: arg(args, "if_none_match"), IfMatch: arg(args, "if_match"),
+		SHA256: body.sha256(), Size: body.size,
+	}
+	info, found, err := c.PutByHash(ctx, opts)
+	if err != nil || !found {
 		return nil, err
 	}
 	return jsonShape(info), nil

@@ -57,6 +57,18 @@ func Example() {
 	}); err != nil {
 		log.Fatal(err)
 	}
+	// Upload by hash: content the tenant already stores (any namespace, same class)
+	// becomes a new version without being sent; found false means "send the bytes".
+	backup := js.UploadOptions{Tenant: "acme", Namespace: "backup", Key: "llama.bin",
+		StorageClass: "cold", SHA256: v2.ContentHash, Size: v2.SizeBytes}
+	if _, found, err := c.PutByHash(ctx, backup); err != nil {
+		log.Fatal(err)
+	} else if !found {
+		backup.SHA256 = ""
+		if _, err := c.UploadFile(ctx, "model.bin", backup); err != nil {
+			log.Fatal(err)
+		}
+	}
 
 	// Download by id or by key (newest version): to memory, a file, any io.Writer.
 	data, err := c.DownloadBytes(ctx, js.ByID("acme", v1.ID), nil)

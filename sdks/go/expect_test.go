@@ -25,6 +25,9 @@ func check(t *testing.T, where string, step map[string]any, out outcome, content
 		t.Fatalf("%s: unexpected error %v", where, out.err)
 	}
 	result := out.result
+	if notFound, _ := expect["not_found"].(bool); notFound && result != nil {
+		t.Fatalf("%s: expected the not-found result, got %v", where, result)
+	}
 	if want, ok := expect["result"]; ok {
 		assertSubset(t, where, want, result)
 	}

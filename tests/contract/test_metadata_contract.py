@@ -1449,3 +1449,49 @@ async def test_sqlite_busy_database_is_unavailable_and_keeps_commits_durable(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_holds_content_asks_only_the_tenants_committed_rows(backend: Backend) -> None:
+    """Upload by hash's lookup (SPEC §8.3): this tenant, this class, this size, committed."""
+    store, clock = backend.store, backend.clock
+    data = digest_of(b"held")
+    theirs = new_upload("theirs", clock, tenant=OTHER)
+    gone = new_upload("gone", clock)
+    async with store.transaction() as uow:
+        await uow.objects.insert_committed(theirs, data, 4)
+        await uow.objects.insert_committed(gone, digest_of(b"gone"), 4)
+        await uow.commit()
+    async with store.transaction() as uow:
+        assert await uow.objects.mark_deleting(ACME, gone.id) is not None
+        await uow.commit()
+    async with store.snapshot() as view:
+        assert await view.objects.holds_content(OTHER, HOT, data, 4)
+        assert not await view.objects.holds_content(ACME, HOT, data, 4)
+        assert not await view.objects.holds_content(OTHER, COLD, data, 4)
+        assert not await view.objects.holds_content(OTHER, HOT, data, 5)
+        assert not await view.objects.holds_content(ACME, HOT, digest_of(b"gone"), 4)
+
+
+async def test_acquire_referenced_adds_a_reference_only_to_a_referenced_blob(
+    backend: Backend,
+) -> None:
+    store = backend.store
+    held, released = digest_of(b"held"), digest_of(b"released")
+    async with store.transaction() as uow:
+        await uow.blobs.acquire(BlobLocation(COLD, held, "blobs/held"), 4)
+        await uow.blobs.acquire(BlobLocation(COLD, released, "blobs/released"), 8)
+        await uow.blobs.release(COLD, released)
+        await uow.commit()
+    async with store.transaction() as uow:
+        got = await uow.blobs.acquire_referenced(BlobLocation(COLD, held, "ignored"), 4)
+        assert got == BlobLocation(COLD, held, "blobs/held")
+        assert await uow.blobs.acquire_referenced(BlobLocation(COLD, held), 5) is None
+        assert await uow.blobs.acquire_referenced(BlobLocation(HOT, held), 4) is None
+        assert await uow.blobs.acquire_referenced(BlobLocation(COLD, released), 8) is None
+        assert await uow.blobs.acquire_referenced(BlobLocation(COLD, digest_of(b"x")), 1) is None
+        await uow.commit()
+    async with store.snapshot() as view:
+        counts = {a.location.content_hash: a.ref_count for a in await view.blobs.audit(None, 10)}
+        assert counts == {held: 2, released: 0}
+        (still,) = await view.blobs.unreferenced(backend.clock.now(), 10)
+        assert still.content_hash == released  # its release time was left alone

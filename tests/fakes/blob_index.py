@@ -29,6 +29,15 @@ class FakeBlobIndex:
         self._state.blobs[row_key] = row
         return _location(storage_class, content_hash.hex, row)
 
+    async def acquire_referenced(self, blob: BlobLocation, size_bytes: int) -> BlobLocation | None:
+        row_key = (blob.storage_class, blob.content_hash.hex)
+        row = self._state.blobs.get(row_key)
+        if row is None or row.ref_count == 0 or row.size_bytes != size_bytes:
+            return None
+        row = dataclasses.replace(row, ref_count=row.ref_count + 1)
+        self._state.blobs[row_key] = row
+        return _location(*row_key, row)
+
     async def content_addressed(
         self, storage_class: StorageClass, after: BlobLocation | None, limit: int
     ) -> list[tuple[BlobLocation, int]]:

@@ -98,6 +98,19 @@ class FakeObjectRepository:
         versions = self._versions_of(tenant_id, namespace, key)
         return max(versions, key=lambda v: v.commit_seq, default=None)
 
+    async def holds_content(
+        self,
+        tenant_id: TenantId,
+        storage_class: StorageClass,
+        content_hash: ContentHash,
+        size_bytes: int,
+    ) -> bool:
+        return any(
+            (v.tenant_id, v.storage_class, v.content_hash, v.size_bytes)
+            == (tenant_id, storage_class, content_hash, size_bytes)
+            for v in committed(self._state)
+        )
+
     async def lock_key(self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey) -> None:
         """Nothing to do: write units of work are already serialised by the store's lock."""
 

@@ -221,6 +221,10 @@ def _sync_call(
         path = tmp / f"down-{secrets.token_hex(4)}"
         client.download_to_file(path, **args)
         return _Hashed.of_file(path)
+    if call == "put_by_hash":
+        content = contents[step["content"]]
+        found = client.put_by_hash(sha256=content.sha256, size=content.size, **args)
+        return None if found is None else found.to_json()
     if call == "head":
         return client.head(**args).to_json()
     if call == "delete":
@@ -269,6 +273,10 @@ async def _async_call(
         path = tmp / f"down-{secrets.token_hex(4)}"
         await client.download_to_file(path, **args)
         return _Hashed.of_file(path)
+    if call == "put_by_hash":
+        content = contents[step["content"]]
+        found = await client.put_by_hash(sha256=content.sha256, size=content.size, **args)
+        return None if found is None else found.to_json()
     if call == "head":
         return (await client.head(**args)).to_json()
     if call == "delete":
@@ -355,6 +363,8 @@ def check(
         return
     assert outcome.error is None, f"{where}: unexpected {outcome.error}"
     result = outcome.result
+    if "not_found" in expect:
+        assert result is None, f"{where}: expected the not-found result, got {result!r}"
     if "result" in expect:
         _assert_subset(expect["result"], result, where)
     if "object" in expect or "head" in expect:

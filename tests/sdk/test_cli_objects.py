@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from e2e.prometheus_text import parse_samples, value
 from juststorage.testing import CliResult, Server, clean_env, free_port, run_cli, start
 
 pytestmark = pytest.mark.e2e
@@ -124,3 +126,54 @@ def test_every_object_command_has_help(env: dict[str, str]) -> None:
         result = run_cli([command, "--help"], env)
         assert result.returncode == 0 and "--json" in result.stdout, (command, result.stderr)
         assert "--url" in result.stdout and "--token" in result.stdout
+
+
+def _uploaded_bytes(server: Server) -> float:
+    samples = parse_samples(server.client.get("/metrics").text)
+    return value(samples, "just_storage_uploaded_bytes_total")
+
+
+def test_put_of_a_large_file_the_tenant_holds_commits_it_by_hash(
+    server: Server, env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**env, "JUSTSTORAGE_CLIENT_BY_HASH_MIN_BYTES": "65536"}
+    source = tmp_path / "weights.bin"
+    source.write_bytes(os.urandom(200_000))
+    digest = "sha256:" + hashlib.sha256(source.read_bytes()).hexdigest()
+
+    before = _uploaded_bytes(server)
+    first = json.loads(_ok(run_cli(["put", str(source), "acme/models/w1", "--json"], env)))
+    assert _uploaded_bytes(server) - before == 200_000  # new content: 404, then sent
+    copy = json.loads(_ok(run_cli(["put", str(source), "acme/backup/w1", "--json"], env)))
+    assert _uploaded_bytes(server) - before == 200_000  # held: committed without its bytes
+    assert (copy["content_hash"], copy["namespace"]) == (digest, "backup")
+    assert copy["id"] != first["id"]
+    dest = tmp_path / "back.bin"
+    _ok(run_cli(["get", "acme/backup/w1", str(dest)], env))
+    assert dest.read_bytes() == source.read_bytes()
+
+    _ok(run_cli(["put", str(source), "acme/models/w2", "--no-by-hash"], env))
+    assert _uploaded_bytes(server) - before == 400_000
+    other = json.loads(_ok(run_cli(["put", str(source), "beta/models/w1", "--json"], env)))
+    assert other["content_hash"] == digest  # another tenant's copy never matches: sent
+    assert _uploaded_bytes(server) - before == 600_000
+    _fails(
+        run_cli(["put", str(source), "acme/backup/w1", "--no-overwrite"], env),
+        6,
+        "PreconditionFailed",
+    )
+
+
+def test_put_below_the_threshold_never_asks_by_hash(
+    server: Server, env: dict[str, str], tmp_path: Path
+) -> None:
+    source = tmp_path / "small.bin"
+    source.write_bytes(os.urandom(1000))
+    _ok(run_cli(["put", str(source), "acme/small/a"], env))
+    before = _uploaded_bytes(server)
+    _ok(run_cli(["put", str(source), "acme/small/b"], env))  # default threshold: 8 MiB
+    assert _uploaded_bytes(server) - before == 1000
+    bad = run_cli(
+        ["put", str(source), "acme/small/c"], {**env, "JUSTSTORAGE_CLIENT_BY_HASH_MIN_BYTES": "8M"}
+    )
+    _fails(bad, 2, "JUSTSTORAGE_CLIENT_BY_HASH_MIN_BYTES")

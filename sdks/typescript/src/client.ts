@@ -21,6 +21,7 @@ import {
   CHUNK_BYTES,
   USER_AGENT,
   Target,
+  byHashDigest,
   errorFrom,
   rangeHeader,
   sha256OfFile,
@@ -29,6 +30,7 @@ import {
   type ByteRange,
   type ObjectRef,
   type Progress,
+  type PutByHashOptions,
   type UploadOptions,
 } from "./protocol.js";
 import { RetryPolicy, type RetryOptions } from "./retry.js";
@@ -275,6 +277,35 @@ export class Client {
       signal: options.signal,
     });
     return ObjectInfo.fromJson(data);
+  }
+
+  /**
+   * Upload by hash (POST /v1/objects/by-hash): commit a new version from content
+   * the tenant already stores, without sending it. `null` when the tenant stores
+   * no object of this SHA-256 and size in the storage class: send the bytes then.
+   * Content other tenants store never matches. Other errors throw as for `upload`.
+   */
+  async putByHash(options: PutByHashOptions): Promise<ObjectInfo | null> {
+    const sha256 = byHashDigest(options.sha256);
+    if (!Number.isSafeInteger(options.size) || options.size < 0) {
+      throw new RangeError(`size must be a non-negative integer, not ${options.size}`);
+    }
+    const headers = { ...uploadHeaders(options, sha256, undefined), "X-Content-Length": String(options.size) };
+    const response = await this.send("POST", "/v1/objects/by-hash", {
+      headers,
+      idempotent: uploadIsIdempotent(options.ifNoneMatch, options.ifMatch, sha256),
+      accept: [404],
+      signal: options.signal,
+    });
+    let text: Uint8Array;
+    try {
+      text = await readAll(response);
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+      throw new TransportError(`POST /v1/objects/by-hash: the answer broke off: ${describe(error)}`, { cause: error });
+    }
+    if (response.status === 404) return null;
+    return ObjectInfo.fromJson(JSON.parse(new TextDecoder().decode(text)) as ObjectJson);
   }
 
   // -- downloads --------------------------------------------------------------

@@ -41,7 +41,7 @@ export {
 export type { ApiErrorOptions } from "./errors.js";
 export { ObjectHead, ObjectInfo } from "./models.js";
 export type { ClassUsage, Health, ObjectJson, Usage } from "./models.js";
-export type { ByteRange, ObjectRef, Progress, UploadOptions } from "./protocol.js";
+export type { ByteRange, ObjectRef, Progress, PutByHashOptions, UploadOptions } from "./protocol.js";
 export { NO_RETRIES, RetryPolicy, parseRetryAfter } from "./retry.js";
 export type { RetryEvent, RetryOptions } from "./retry.js";
 

@@ -103,6 +103,19 @@ export interface UploadOptions {
   signal?: AbortSignal;
 }
 
+/** What `Client.putByHash` needs: an upload's options, with the content's digest and size. */
+export interface PutByHashOptions extends Omit<UploadOptions, "sha256" | "progress"> {
+  /** The content's SHA-256: hex, or `sha256:<hex>` (an ETag's form, quoted or not). */
+  sha256: string;
+  /** The content's size in bytes, sent as X-Content-Length. */
+  size: number;
+}
+
+/** The 64 lower-case hex digits of a digest given bare, as `sha256:<hex>` or as an ETag. */
+export function byHashDigest(value: string): string {
+  return normalizeEtag(value).slice("\"sha256:".length, -1);
+}
+
 export function uploadHeaders(options: UploadOptions, sha256: string | undefined, size: number | undefined): Record<string, string> {
   const headers: Record<string, string> = {
     "X-Tenant": options.tenant,

@@ -159,3 +159,32 @@ describe("requests", () => {
     assert.equal(calls[1].url.searchParams.get("limit"), "1");
   });
 });
+
+describe("putByHash", () => {
+  const digest = "b".repeat(64);
+  const notFound = () =>
+    Response.json({ error: { code: "NotFound", message: "not held", request_id: "r" } }, { status: 404 });
+
+  test("sends the digest and size with no body; the object on 201, null on 404", async () => {
+    const { fetch, calls } = scripted(created, notFound);
+    const client = new js.Client("http://127.0.0.1:1234", "t", { fetch, retry: fast() });
+    const found = await client.putByHash({ ...upload, sha256: `sha256:${digest}`, size: 5, storageClass: "cold" });
+    assert.equal(found.id, OBJECT.id);
+    const sent = calls[0];
+    assert.equal(sent.method, "POST");
+    assert.equal(sent.url.pathname, "/v1/objects/by-hash");
+    assert.equal(sent.headers.get("x-content-sha256"), digest);
+    assert.equal(sent.headers.get("x-content-length"), "5");
+    assert.equal(sent.headers.get("x-storage-class"), "cold");
+    assert.equal(sent.body, null);
+    assert.equal(await client.putByHash({ ...upload, sha256: digest, size: 5 }), null);
+  });
+
+  test("refuses a malformed digest or size before sending", async () => {
+    const { fetch, calls } = scripted(created);
+    const client = new js.Client("http://127.0.0.1:1234", "t", { fetch, retry: fast() });
+    await assert.rejects(client.putByHash({ ...upload, sha256: "abc", size: 5 }), TypeError);
+    await assert.rejects(client.putByHash({ ...upload, sha256: digest, size: -1 }), RangeError);
+    assert.equal(calls.length, 0);
+  });
+});

@@ -64,6 +64,7 @@ def _routes(serve_metrics: bool) -> list[BaseRoute]:
         Route("/docs", api_page, methods=["GET"]),
         Mount(ASSETS_PATH, assets()),
         Route("/v1/objects", authenticated(objects.upload), methods=["POST"]),
+        Route("/v1/objects/by-hash", authenticated(objects.upload_by_hash), methods=["POST"]),
         Route("/v1/objects", authenticated(objects.list_), methods=["GET"]),
         Route("/v1/usage", authenticated(objects.usage), methods=["GET"]),
         Route(

@@ -23,6 +23,7 @@ from juststorage.api.rendering import (
 )
 from juststorage.api.responses import BlobResponse
 from juststorage.api.state import api_state
+from juststorage.application import by_hash
 from juststorage.application.deletes import delete_object, delete_versions
 from juststorage.application.downloads import (
     DownloadAnswer,
@@ -39,8 +40,8 @@ from juststorage.application.usage import tenant_usage
 from juststorage.bootstrap import Services
 from juststorage.domain.auth import Principal, Scope
 from juststorage.domain.conditions import WritePrecondition
-from juststorage.domain.errors import TooManyRequests
-from juststorage.domain.model import Namespace, TenantId
+from juststorage.domain.errors import BadRequest, TooManyRequests
+from juststorage.domain.model import Namespace, ObjectKey, ObjectVersion, TenantId
 
 Reply = Response | BlobResponse
 
@@ -70,13 +71,10 @@ async def _admit(request: Request, tenant: TenantId, namespace: str | None = Non
     return services
 
 
-async def upload(request: Request, principal: Principal) -> Response:
-    tenant = parsing.tenant_header(request)
-    namespace = Namespace(parsing.required_header(request, "x-namespace"))
-    key = parsing.key_header(request)
-    principal.authorize(Scope.OBJECTS_WRITE, tenant)
-    services = await _admit(request, tenant, namespace)
-    upload_request = UploadRequest(
+def _upload_request(
+    request: Request, tenant: TenantId, namespace: Namespace, key: ObjectKey
+) -> UploadRequest:
+    return UploadRequest(
         tenant_id=tenant,
         namespace=namespace,
         key=key,
@@ -88,6 +86,23 @@ async def upload(request: Request, principal: Principal) -> Response:
             request.headers.get("if-none-match"), request.headers.get("if-match")
         ),
     )
+
+
+def _created(version: ObjectVersion) -> Response:
+    return JsonResponse(
+        summarize(version),
+        status_code=201,
+        headers={"Location": f"/v1/objects/{version.id}", "ETag": version.content_hash.etag},
+    )
+
+
+async def upload(request: Request, principal: Principal) -> Response:
+    tenant = parsing.tenant_header(request)
+    namespace = Namespace(parsing.required_header(request, "x-namespace"))
+    key = parsing.key_header(request)
+    principal.authorize(Scope.OBJECTS_WRITE, tenant)
+    services = await _admit(request, tenant, namespace)
+    upload_request = _upload_request(request, tenant, namespace, key)
     try:
         admitted = await api_state(request).throttle.admit_upload(
             tenant, upload_request.declared_size
@@ -107,11 +122,32 @@ async def upload(request: Request, principal: Principal) -> Response:
     if result.deduplicated:
         services.metrics.dedup_hits.inc()
         services.metrics.dedup_bytes_saved.inc(version.size_bytes)
-    return JsonResponse(
-        summarize(version),
-        status_code=201,
-        headers={"Location": f"/v1/objects/{version.id}", "ETag": version.content_hash.etag},
-    )
+    return _created(version)
+
+
+async def upload_by_hash(request: Request, principal: Principal) -> Response:
+    tenant = parsing.tenant_header(request)
+    namespace = Namespace(parsing.required_header(request, "x-namespace"))
+    key = parsing.key_header(request)
+    principal.authorize(Scope.OBJECTS_WRITE, tenant)
+    services = await _admit(request, tenant, namespace)
+    upload_request = _upload_request(request, tenant, namespace, key)
+    claimed = (parsing.required_checksum_header(request), parsing.content_length_claim(request))
+    await _refuse_body(request)
+    result = await by_hash.upload_by_hash(services.uploader, upload_request, *claimed)
+    version = result.version
+    label_namespace(request.scope, version.namespace)
+    services.metrics.dedup_hits.inc()  # no bytes received: the whole object is a dedup hit
+    services.metrics.dedup_bytes_saved.inc(version.size_bytes)
+    return _created(version)
+
+
+async def _refuse_body(request: Request) -> None:
+    """An upload by hash has no body: one is a client that meant POST /v1/objects."""
+    if parsing.content_length_header(request) or "transfer-encoding" in request.headers:
+        async for chunk in request.stream():
+            if chunk:
+                raise BadRequest("POST /v1/objects/by-hash takes no body")
 
 
 async def _counted(

@@ -183,6 +183,29 @@ _UPLOAD = _operation(
         **_errors("400", "401", "403", "412", "413", "429", "503", "507"),
     },
 )
+_UPLOAD_BY_HASH = _operation(
+    "uploadObjectByHash",
+    "objects",
+    "Commit an object version from content the tenant already stores",
+    parameters=[
+        _TENANT_HEADER,
+        _header("X-Namespace", NAME, required=True),
+        _header("X-Key", {"type": "string", "minLength": 1}, required=True),
+        _header("X-Key-Encoding", {"type": "string", "enum": ["percent"]}),
+        _header("X-Storage-Class", STORAGE_CLASS),
+        _header("X-Content-SHA256", {"type": "string", "pattern": "^[0-9a-f]{64}$"}, required=True),
+        _header("X-Content-Length", {"type": "integer", "minimum": 0}, required=True),
+        _header("If-None-Match", {"type": "string", "enum": ["*"]}),
+        _header("If-Match", {"type": "string", "pattern": '^"sha256:[0-9a-f]{64}"$'}),
+    ],
+    responses={
+        "201": {
+            **_json("Committed, referencing the tenant's stored blob.", ref("Object")),
+            "headers": {"Location": _REQUIRED_STRING, "ETag": _REQUIRED_STRING},
+        },
+        **_errors("400", "401", "403", "404", "412", "413", "429", "503"),
+    },
+)
 _LIST = _operation(
     "listObjects",
     "objects",
@@ -232,6 +255,7 @@ _DOCUMENT: dict[str, Any] = {
     "security": [{"bearer": []}],
     "paths": {
         "/v1/objects": {"post": _UPLOAD, "get": _LIST},
+        "/v1/objects/by-hash": {"post": _UPLOAD_BY_HASH},
         "/v1/objects/{id}": {
             "get": _GET_BY_ID,
             "head": _head("headObject", _GET_BY_ID),

@@ -96,6 +96,19 @@ def content_length_header(request: Request) -> int | None:
     return _ascii_integer(value.strip(), "Content-Length must be a non-negative integer")
 
 
+def required_checksum_header(request: Request) -> ContentHash:
+    found = checksum_header(request)
+    if found is None:
+        raise BadRequest("missing header x-content-sha256")
+    return found
+
+
+def content_length_claim(request: Request) -> int:
+    """`X-Content-Length` of an upload by hash: the size of the content it names."""
+    value = required_header(request, "x-content-length")
+    return _ascii_integer(value, "X-Content-Length must be a non-negative integer")
+
+
 def _ascii_integer(text: str, problem: str) -> int:
     """A non-negative decimal of ASCII digits; one too long to be a size is capped.
 

@@ -35,6 +35,8 @@ DEFAULT_MAX_BATCH = 64
 # first upload: SQLite writes them on the event loop inside the transaction, and a
 # batch that outgrows its page cache would spill pages to the WAL from the loop.
 INLINE_BATCH_BYTES = 2 * 1024 * 1024
+# The one answer of an upload by hash that commits nothing: the same whatever the reason.
+NOT_HELD = "this tenant stores no object with that content and size in that storage class"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,9 @@ class SealedUpload:
     the committed version; otherwise the commit inserts the committed row.
     `reserved`: the upload holds a quota reservation (its upload id), which the
     commit deletes in the transaction that adds its bytes to the tenant's usage.
+    `by_reference`: the upload brought no bytes (upload by hash, SPEC §8.3): it
+    commits only if the blob still holds a reference when its row is locked
+    (`BlobIndex.acquire_referenced`), else it fails alone with `NotFound`.
     """
 
     upload: NewUpload
@@ -54,6 +59,7 @@ class SealedUpload:
     precondition: WritePrecondition
     staged: StagedBlob
     reserved: bool = False
+    by_reference: bool = False
 
     @property
     def key_path(self) -> tuple[str, str, str]:
@@ -214,6 +220,14 @@ class GroupCommitter:
                 fresh = BlobLocation(
                     sealed.upload.storage_class, sealed.content_hash, sealed.staged.address
                 )
+                if sealed.by_reference:
+                    # No bytes to put back if GC took the blob: only a blob that still
+                    # has a reference (and so its bytes) may gain one.
+                    held = await uow.blobs.acquire_referenced(fresh, sealed.size_bytes)
+                    if held is None:
+                        raise _UploadFailed(waiter, NotFound(NOT_HELD))
+                    blobs[sealed.upload.id] = held
+                    continue
                 blobs[sealed.upload.id] = await uow.blobs.acquire(fresh, sealed.size_bytes)
             confirmed: dict[UUID, bool] = {}
             for waiter in accepted:

@@ -72,6 +72,21 @@ class ObjectReads(Protocol):
         """The newest `COMMITTED` version of a key, or None."""
         ...
 
+    async def holds_content(
+        self,
+        tenant_id: TenantId,
+        storage_class: StorageClass,
+        content_hash: ContentHash,
+        size_bytes: int,
+    ) -> bool:
+        """True if `tenant_id` has a `COMMITTED` version of this content and size in
+        `storage_class`, in any namespace (upload by hash, SPEC §8.3).
+
+        One read through an index that starts with the tenant: what other tenants
+        store changes neither its answer nor its cost (SPEC §5).
+        """
+        ...
+
     async def list_page(self, query: ListQuery) -> list[Listed]:
         """Up to `query.limit` committed versions after the cursor, summarized.
 
@@ -200,6 +215,18 @@ class BlobReferences(Protocol):
         row keeps its address and the fresh copy is redundant. Holds the row's lock
         until the unit of work ends, so no GC pass can remove the blob between this
         call and the commit.
+        """
+        ...
+
+    async def acquire_referenced(self, blob: BlobLocation, size_bytes: int) -> BlobLocation | None:
+        """Add one reference to a blob that holds at least one already (upload by hash,
+        which brings no bytes of its own); where the blob lives. None, and nothing
+        changed, if the row is gone, has no reference left (GC may be removing its
+        bytes, or a pass that crashed may have removed them) or records another size.
+
+        `blob.address` is ignored: a referenced row keeps its address. Holds the row's
+        lock until the unit of work ends, as `acquire` does: a referenced blob's bytes
+        are in place, and no GC pass can remove them before the commit.
         """
         ...
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from juststorage.cli.by_hash import by_hash_min_bytes, put_by_hash_first
 from juststorage.cli.client_config import (
     Progress,
     connection_options,
@@ -77,6 +78,12 @@ def _parse_range(text: str | None) -> tuple[int, int | None] | None:
 @click.option("--content-type", help="Stored content type [default: application/octet-stream].")
 @click.option("--no-overwrite", is_flag=True, help="Fail (exit 6) if the key already exists.")
 @click.option("--if-match", metavar="ETAG", help="Replace only if the current version has ETAG.")
+@click.option(
+    "--no-by-hash",
+    is_flag=True,
+    help="Always send the bytes: do not first ask the server to commit a large file"
+    " by its SHA-256 [env JUSTSTORAGE_CLIENT_BY_HASH_MIN_BYTES: from 8 MiB].",
+)
 @_PROGRESS
 @json_option
 @connection_options
@@ -87,6 +94,7 @@ def put(
     content_type: str | None,
     no_overwrite: bool,
     if_match: str | None,
+    no_by_hash: bool,
     progress: bool | None,
     as_json: bool,
     url: str | None,
@@ -109,8 +117,13 @@ def put(
             path = Path(source)
             if not path.is_file():
                 raise BadUsage(f"no such file: {source}")
-            bar = Progress(path.stat().st_size, "upload", progress)
-            info = client.upload_file(path, **options, progress=bar)
+            size = path.stat().st_size
+            info, sha256 = None, None
+            if not no_by_hash and size >= by_hash_min_bytes():
+                info, sha256 = put_by_hash_first(client, path, options)
+            bar = Progress(size, "upload", progress if info is None else False)
+            if info is None:
+                info = client.upload_file(path, **options, sha256=sha256, progress=bar)
         bar.close()
     data = info.to_json()
     _emit(data, as_json, f"{data['id']}  {data['content_hash']}  {_size(data['size_bytes'])}")

@@ -113,6 +113,14 @@ def upload_headers(
     return headers
 
 
+def by_hash_digest(sha256: str) -> str:
+    """The 64 lower-case hex digits of a digest given bare or as `sha256:<hex>`."""
+    bare = sha256.strip().removeprefix("sha256:").lower()
+    if not _HEX64.match(bare):
+        raise ValueError(f"not a SHA-256 digest: {sha256!r}")
+    return bare
+
+
 def normalize_etag(value: str) -> str:
     """`"sha256:<hex>"` from a quoted ETag, `sha256:<hex>` or a bare hex digest."""
     bare = value.strip().strip('"').removeprefix("sha256:").lower()

@@ -25,6 +25,7 @@ from juststorage_client._protocol import (
     Target,
     Verifier,
     auth_headers,
+    by_hash_digest,
     error_from,
     range_header,
     remaining_size,
@@ -458,6 +459,53 @@ class Client:
             idempotent=replayable and upload_is_idempotent(if_none_match, if_match, sha256),
         )
         return ObjectInfo.from_json(data)
+
+    def put_by_hash(
+        self,
+        *,
+        tenant: str,
+        namespace: str,
+        key: str,
+        sha256: str,
+        size: int,
+        storage_class: str | None = None,
+        content_type: str | None = None,
+        if_none_match: Literal["*"] | None = None,
+        if_match: str | None = None,
+    ) -> ObjectInfo | None:
+        """Upload by hash (POST /v1/objects/by-hash): commit a new version from content
+        the tenant already stores, without sending it; None when the tenant stores no
+        object of this SHA-256 and size in the storage class (send the bytes then).
+
+        Content other tenants store never matches. Other errors raise as for `upload`.
+        """
+        digest = by_hash_digest(sha256)
+        headers = upload_headers(
+            tenant=tenant,
+            namespace=namespace,
+            key=key,
+            storage_class=storage_class,
+            content_type=content_type,
+            sha256=digest,
+            if_none_match=if_none_match,
+            if_match=if_match,
+            size=None,
+        )
+        headers["X-Content-Length"] = str(size)
+        response = self.send(
+            "POST",
+            "/v1/objects/by-hash",
+            headers=headers,
+            idempotent=upload_is_idempotent(if_none_match, if_match, digest),
+            accept=(404,),
+        )
+        try:
+            response.read()
+        finally:
+            response.close()
+        if response.status_code == 404:
+            return None
+        return ObjectInfo.from_json(response.json())
 
     # -- downloads --------------------------------------------------------------
 

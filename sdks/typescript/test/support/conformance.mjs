@@ -196,6 +196,13 @@ export async function call(client, step, contents, tmp, window) {
       await client.downloadToFile(path, args);
       return Hashed.ofFile(path);
     }
+    case "put_by_hash": {
+      const content = contents[step.content];
+      const digest = content.sha256;
+      window();
+      const found = await client.putByHash({ ...args, sha256: digest, size: content.size });
+      return found === null ? null : found.toJSON();
+    }
     case "head":
       window();
       return (await client.head(args)).toJSON();
@@ -261,6 +268,7 @@ export function check(step, outcome, contents, saved) {
   }
   assert.equal(outcome.error, undefined, `${where}: unexpected ${outcome.error}`);
   const result = outcome.result;
+  if (expect.not_found) assert.equal(result, null, `${where}: expected the not-found result`);
   if ("result" in expect) assertSubset(expect.result, result, where);
   if (expect.object || expect.head) {
     const { content: name, ...want } = expect.object ?? expect.head;

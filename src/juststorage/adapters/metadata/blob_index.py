@@ -47,6 +47,20 @@ class SqlBlobIndex(SqlRepository):
         )
         return BlobLocation(storage_class, content_hash, row[0] if row else address)
 
+    async def acquire_referenced(self, blob: BlobLocation, size_bytes: int) -> BlobLocation | None:
+        # The UPDATE's row lock lasts until commit, as acquire's does. `ref_count > 0`
+        # is read under that lock: a GC pass deletes a row (and its bytes) only while
+        # holding it with ref_count = 0, so a row that still has a reference has its
+        # bytes, and this one keeps them there.
+        row = await self._s.fetchone(
+            f"UPDATE blobs SET ref_count = ref_count + 1 WHERE {_KEY} AND size_bytes = ?"
+            f" AND ref_count > 0 RETURNING {_ADDRESS}",
+            (blob.storage_class.value, blob.content_hash.hex, size_bytes),
+        )
+        if row is None:
+            return None
+        return BlobLocation(blob.storage_class, blob.content_hash, row[0])
+
     async def release(self, storage_class: StorageClass, content_hash: ContentHash) -> None:
         # Right-hand sides see the old row: released_at is stamped when 1 becomes 0.
         await self._s.execute(

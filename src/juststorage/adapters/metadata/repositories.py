@@ -201,6 +201,23 @@ class SqlObjectRepository(SqlRepository):
         )
         return _version(row, self._d) if row else None
 
+    async def holds_content(
+        self,
+        tenant_id: TenantId,
+        storage_class: StorageClass,
+        content_hash: ContentHash,
+        size_bytes: int,
+    ) -> bool:
+        # Index objects_committed_by_tenant_blob (migration 0009), which starts with the
+        # tenant: the probe reads only the caller's rows (SPEC §5), where an index by
+        # hash would step over every other tenant's rows of that content first.
+        row = await self._s.fetchone(
+            "SELECT 1 FROM objects WHERE tenant_id = ? AND storage_class = ?"
+            " AND content_hash = ? AND size_bytes = ? AND state = 'COMMITTED' LIMIT 1",
+            (str(tenant_id), storage_class.value, content_hash.hex, size_bytes),
+        )
+        return row is not None
+
     async def lock_key(self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey) -> None:
         """Serialise commits to one key across processes until the transaction ends."""
         # Unambiguous: names hold no "/".
