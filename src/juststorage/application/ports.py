@@ -471,7 +471,15 @@ class UploadSessionRows(Protocol):
         ...
 
     async def part_addresses(self, session_ids: list[UUID]) -> dict[UUID, set[str]]:
-        """For each of `session_ids` that has a row: its parts' addresses (maybe none)."""
+        """For each of `session_ids` that is open: its parts' addresses (maybe none).
+        Everything stored for another session (completed, aborted, expired) is garbage."""
+        ...
+
+    async def parts_page(
+        self, after: tuple[UUID, int] | None, limit: int
+    ) -> list[tuple[UUID, StorageClass, SessionPart]]:
+        """Every part row after `(session id, part number)` in that order, with its
+        session's storage class (fsck)."""
         ...
 
 

@@ -271,7 +271,12 @@ class FilesystemPartStore:
             os.close(fd)
 
     async def remove(self, storage_class: StorageClass, session_id: UUID, address: str) -> None:
-        path = self.folder(storage_class, session_id) / _checked(address)
+        folder = self.folder(storage_class, session_id)
+        if not address:  # the session's folder, if it is empty (a scan's empty entry)
+            with anyio.CancelScope(shield=True), translated_os_errors():
+                await threads.run_sync(_remove_empty_folder, folder)
+            return
+        path = folder / _checked(address)
         with anyio.CancelScope(shield=True), translated_os_errors():
             await threads.run_sync(fsio.unlink_quietly, path)
 
@@ -285,15 +290,7 @@ class FilesystemPartStore:
                 return
             for name in names:
                 fsio.unlink_quietly(folder / name)
-            try:
-                os.rmdir(folder)
-            except FileNotFoundError:
-                return
-            except OSError as exc:
-                if exc.errno != errno.ENOTEMPTY:  # a part arrived meanwhile: GC's next pass
-                    raise
-                return
-            fsio.fsync_dir(folder.parent)
+            _remove_empty_folder(folder)
 
         with anyio.CancelScope(shield=True), translated_os_errors():
             await threads.run_sync(remove_all)
@@ -340,6 +337,20 @@ class FilesystemPartStore:
 
         with translated_os_errors():
             return await threads.run_sync(listing)
+
+
+def _remove_empty_folder(folder: Path) -> None:
+    """rmdir, durably; a folder gone already, or not empty (a part arrived meanwhile:
+    GC's next pass), stays as it is."""
+    try:
+        os.rmdir(folder)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno != errno.ENOTEMPTY:
+            raise
+        return
+    fsio.fsync_dir(folder.parent)
 
 
 def _checked(address: str) -> str:

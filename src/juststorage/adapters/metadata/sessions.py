@@ -182,7 +182,8 @@ class SqlUploadSessionRows(SqlRepository):
             ids = [self._d.uuid_in(i) for i in session_ids[start : start + 500]]
             marks = ", ".join("?" for _ in ids)
             for row in await self._s.fetchall(
-                f"SELECT id FROM upload_sessions WHERE id IN ({marks})", tuple(ids)
+                f"SELECT id FROM upload_sessions WHERE state = 'open' AND id IN ({marks})",
+                tuple(ids),
             ):
                 found[self._d.uuid_out(row[0])] = set()
             for row in await self._s.fetchall(
@@ -191,6 +192,24 @@ class SqlUploadSessionRows(SqlRepository):
             ):
                 found.setdefault(self._d.uuid_out(row[0]), set()).add(row[1])
         return found
+
+    async def parts_page(
+        self, after: tuple[UUID, int] | None, limit: int
+    ) -> list[tuple[UUID, StorageClass, SessionPart]]:
+        params: tuple[object, ...] = ()
+        keyset = ""
+        if after is not None:
+            sid = self._d.uuid_in(after[0])
+            keyset = " WHERE p.session_id > ? OR (p.session_id = ? AND p.part_number > ?)"
+            params = (sid, sid, after[1])
+        columns = ", ".join(f"p.{c.strip()}" for c in _PART_COLUMNS.split(","))
+        rows = await self._s.fetchall(
+            f"SELECT p.session_id, s.storage_class, {columns} FROM upload_parts p"
+            f" JOIN upload_sessions s ON s.id = p.session_id{keyset}"
+            " ORDER BY p.session_id, p.part_number LIMIT ?",
+            (*params, limit),
+        )
+        return [(self._d.uuid_out(r[0]), StorageClass(r[1]), self._part(r[2:])) for r in rows]
 
     async def _drop_parts(self, sid: object) -> list[SessionPart]:
         rows = await self._s.fetchall(
