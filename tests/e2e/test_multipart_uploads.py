@@ -345,3 +345,59 @@ def test_another_tenants_session_is_404_and_scopes(server: Server, tenant: str) 
     writer_auth = {"Authorization": f"Bearer {writer['key']}"}
     assert put_part(server, writer_auth, upload_id, 2, b"mine").status_code == 200
     assert server.client.get(f"/v1/uploads/{upload_id}", headers=writer_auth).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def inline_server(start_server: StartServer) -> Server:
+    """The default inline threshold (64 KiB)."""
+    return start_server(JUSTSTORAGE_UPLOAD_PART_MIN_BYTES=str(PART_MIN))
+
+
+def test_a_small_whole_is_kept_inline_and_a_large_one_as_a_file(
+    inline_server: Server, tenant: str
+) -> None:
+    server, auth = inline_server, inline_server.admin_headers()
+    for size in (2 * PART_MIN, 70_000):
+        parts = [os.urandom(PART_MIN), os.urandom(size - PART_MIN)]
+        upload_id = open_session(server, auth, tenant, key=f"k{size}")
+        for number, data in enumerate(parts, 1):
+            assert put_part(server, auth, upload_id, number, data).status_code == 200
+        done = complete(server, auth, upload_id)
+        assert done.status_code == 201, done.text
+        whole = b"".join(parts)
+        got = server.client.get(f"/v1/objects/{upload_id}", headers={**auth, "X-Tenant": tenant})
+        assert got.content == whole
+        path = blob_file(server.data_dir / "hot", sha256_hex(whole))
+        assert path.exists() == (size > 65536), size
+
+
+def test_concurrent_completions_commit_one_object(
+    server: Server, auth: dict[str, str], tenant: str
+) -> None:
+    upload_id = open_session(server, auth, tenant)
+    parts = parts_of(PART_MIN * 4, 2)
+    for number, data in enumerate(parts, 1):
+        put_part(server, auth, upload_id, number, data)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: complete(server, auth, upload_id), range(4)))
+    assert sorted(a.status_code for a in answers) in ([200, 200, 200, 201], [201] * 4), [
+        a.text for a in answers
+    ]
+    assert {a.json()["id"] for a in answers} == {upload_id}
+    versions = server.client.get(
+        "/v1/objects",
+        params={"tenant": tenant, "namespace": "models", "versions": "true"},
+        headers=auth,
+    ).json()["items"]
+    assert [v["id"] for v in versions] == [upload_id]
+
+
+def test_an_oversized_completion_body_is_413(
+    server: Server, auth: dict[str, str], tenant: str
+) -> None:
+    upload_id = open_session(server, auth, tenant)
+    put_part(server, auth, upload_id, 1, b"x")
+    body = b'{"parts": [' + b"1, " * (1024 * 1024) + b"1]}"
+    response = server.client.post(f"/v1/uploads/{upload_id}/complete", headers=auth, content=body)
+    assert_error(response, 413, "PayloadTooLarge")
+    assert complete(server, auth, upload_id).status_code == 201

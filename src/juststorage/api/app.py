@@ -83,7 +83,7 @@ def _routes(serve_metrics: bool) -> list[BaseRoute]:
         Route("/v1/uploads/{upload_id}", authenticated(uploads.get), methods=["GET"]),
         Route("/v1/uploads/{upload_id}", authenticated(uploads.abort), methods=["DELETE"]),
         Route(
-            "/v1/uploads/{upload_id}/parts/{number}",
+            "/v1/uploads/{upload_id}/parts/{n}",
             authenticated(uploads.put_part),
             methods=["PUT"],
         ),

@@ -64,7 +64,7 @@ def _session_id(request: Request) -> UUID:
 
 
 def _part_number(request: Request) -> int:
-    raw: str = request.path_params["number"]
+    raw: str = request.path_params["n"]
     problem = "the part number must be an integer from 1 to 10000"
     if not raw.isascii() or not raw.isdigit() or len(raw.lstrip("0")) > _MAX_PART_DIGITS:
         raise BadRequest(problem)

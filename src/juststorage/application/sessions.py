@@ -218,6 +218,7 @@ class UploadSessions:
         self.quota_of = quota_of
         self.owner = owner
         self.running = RunningHashes()
+        self._completing: dict[uuid.UUID, asyncio.Lock] = {}
 
     def part_store(self, storage_class: StorageClass) -> PartStore:
         store = self._parts(storage_class)
@@ -384,6 +385,17 @@ class UploadSessions:
             PreconditionFailed: `If-None-Match`/`If-Match` of the create no longer hold.
             PayloadTooLarge: over the object size limit.
         """
+        lock = self._completing.setdefault(session_id, asyncio.Lock())
+        try:
+            async with lock:  # one completion at a time per session in this process
+                return await self._complete(tenant_id, session_id, numbers)
+        finally:
+            if not lock.locked() and self._completing.get(session_id) is lock:
+                del self._completing[session_id]
+
+    async def _complete(
+        self, tenant_id: TenantId, session_id: uuid.UUID, numbers: list[int] | None
+    ) -> Completion:
         session = await self.get(tenant_id, session_id)
         if session.state is SessionState.COMPLETED:
             return Completion(await self._object_of(session), created=False)
@@ -412,9 +424,11 @@ class UploadSessions:
         async def close_session(uow: UnitOfWork) -> None:
             await uow.sessions.claim_completion(session.id, upload.id)
 
+        # Its own temp name: completions of one session in other processes stage too.
+        staging_id = uuid.uuid4()
         try:
             if total <= self.policy.inline_max_bytes or total == 0:
-                staging = self.blobs.stage(session.storage_class, upload.id, self.owner)
+                staging = self.blobs.stage(session.storage_class, staging_id, self.owner)
                 async with staging as staged:
                     for part in chosen:
                         async for chunk in store.read(
@@ -428,7 +442,7 @@ class UploadSessions:
                     session.storage_class,
                     session.id,
                     [p.address for p in chosen],
-                    upload.id,
+                    staging_id,
                     self.owner,
                     hashed,
                     hashed_parts,

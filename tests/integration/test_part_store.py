@@ -1,0 +1,220 @@
+"""The filesystem part store on real files (SPEC §8.2), and the running hash of a
+session's in-order parts: completion copies each byte once, in the kernel where it
+can, and reads only the parts the running hash does not cover."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from juststorage.adapters.blobs import filesystem_parts
+from juststorage.adapters.blobs.filesystem_parts import FilesystemPartStore
+from juststorage.application.blob_ports import Hasher
+from juststorage.application.session_records import SessionPart
+from juststorage.application.sessions import RunningHashes
+from juststorage.domain.model import ContentHash, StorageClass
+
+pytestmark = pytest.mark.anyio
+
+HOT = StorageClass.HOT
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FilesystemPartStore:
+    (tmp_path / "hot" / "tmp").mkdir(parents=True)
+    (tmp_path / "hot" / "sha256").mkdir()
+    return FilesystemPartStore({HOT: tmp_path / "hot"})
+
+
+async def _put(
+    store: FilesystemPartStore,
+    session: uuid.UUID,
+    number: int,
+    data: bytes,
+    running: Hasher | None = None,
+) -> str:
+    async with store.receive(HOT, session, number, "owner", running) as staged:
+        for start in range(0, len(data), 300_000):
+            await staged.write(data[start : start + 300_000])
+        digest, size = await staged.seal()
+        assert (digest.hex, size) == (hashlib.sha256(data).hexdigest(), len(data))
+        staged.keep()
+        return staged.address
+
+
+class _Reads:
+    """Counts bytes read with os.read from part files (the parts folder)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.bytes = 0
+        self.copied = 0
+        real_read, real_copy = os.read, os.copy_file_range
+
+        def read(fd: int, n: int) -> bytes:
+            data = real_read(fd, n)
+            if "/parts/" in os.readlink(f"/proc/self/fd/{fd}"):
+                self.bytes += len(data)
+            return data
+
+        def copy(src: int, dst: int, count: int, *args: int) -> int:
+            done = real_copy(src, dst, count, *args)
+            self.copied += done
+            return done
+
+        monkeypatch.setattr(filesystem_parts.os, "read", read)
+        monkeypatch.setattr(filesystem_parts.os, "copy_file_range", copy)
+
+
+async def _assembled(
+    store: FilesystemPartStore,
+    session: uuid.UUID,
+    addresses: list[str],
+    hashed: Hasher | None,
+    hashed_parts: int,
+) -> tuple[str, bytes]:
+    async with store.assemble(
+        HOT, session, addresses, uuid.uuid4(), "owner", hashed, hashed_parts
+    ) as staged:
+        digest, _ = await staged.seal()
+        temp = staged.temp_path  # type: ignore[attr-defined]
+        return digest.hex, Path(temp).read_bytes()
+
+
+async def test_parts_hashed_in_order_are_not_read_again_at_completion(
+    store: FilesystemPartStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, hashes = uuid.uuid4(), RunningHashes()
+    parts = [os.urandom(1_000_000 + n) for n in range(3)]
+    addresses = []
+    for number, data in enumerate(parts, 1):
+        running = hashes.claim(session, number)
+        assert running is not None
+        addresses.append(await _put(store, session, number, data, running))
+        hashes.settle(session, number, ContentHash(hashlib.sha256(data).hexdigest()), running)
+    rows = _rows(parts, addresses)
+    hashed, covered = hashes.covering(session, rows)
+    assert covered == 3
+    reads = _Reads(monkeypatch)
+    digest, whole = await _assembled(store, session, addresses, hashed, covered)
+    assert whole == b"".join(parts)
+    assert digest == hashlib.sha256(whole).hexdigest()
+    assert reads.bytes == 0  # nothing read back to hash
+    assert reads.copied == len(whole)  # copied in the kernel, once
+
+
+async def test_parts_out_of_order_are_read_once_at_completion(
+    store: FilesystemPartStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, hashes = uuid.uuid4(), RunningHashes()
+    parts = [os.urandom(500_000) for _ in range(3)]
+    addresses: dict[int, str] = {}
+    for number in (1, 3, 2):  # 1 extends the prefix; 3 cannot; 2 can, 3 then is unhashed
+        running = hashes.claim(session, number)
+        assert (running is not None) == (number != 3)
+        addresses[number] = await _put(store, session, number, parts[number - 1], running)
+        if running is not None:
+            digest = ContentHash(hashlib.sha256(parts[number - 1]).hexdigest())
+            hashes.settle(session, number, digest, running)
+    ordered = [addresses[n] for n in (1, 2, 3)]
+    hashed, covered = hashes.covering(session, _rows(parts, ordered))
+    assert covered == 2
+    reads = _Reads(monkeypatch)
+    digest, whole = await _assembled(store, session, ordered, hashed, covered)
+    assert whole == b"".join(parts) and digest == hashlib.sha256(whole).hexdigest()
+    assert reads.bytes == len(parts[2])  # only the part the prefix did not cover
+    assert reads.copied == len(parts[0]) + len(parts[1])
+
+
+async def test_a_replaced_part_is_not_taken_from_the_running_hash(
+    store: FilesystemPartStore,
+) -> None:
+    session, hashes = uuid.uuid4(), RunningHashes()
+    first, second, replacement = os.urandom(1000), os.urandom(1000), os.urandom(1000)
+    for number, data in ((1, first), (2, second)):
+        running = hashes.claim(session, number)
+        assert running is not None
+        await _put(store, session, number, data, running)
+        hashes.settle(session, number, ContentHash(hashlib.sha256(data).hexdigest()), running)
+    # Part 2 sent again without the running hash seeing it (another process got it).
+    rows = _rows([first, replacement], ["a", "b"])
+    hashed, covered = hashes.covering(session, rows)
+    assert (hashed, covered) == (None, 0)
+    # Sent again here: the prefix starts over and never claims a stale state.
+    assert hashes.claim(session, 2) is None
+    assert hashes.claim(session, 1) is not None
+
+
+async def test_assembly_without_copy_file_range_falls_back_to_read_and_write(
+    store: FilesystemPartStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = uuid.uuid4()
+    parts = [os.urandom(200_000), os.urandom(1234)]
+    addresses = [await _put(store, session, n, d) for n, d in enumerate(parts, 1)]
+    hashed = hashlib.sha256(parts[0])
+
+    def no_copy(*args: int) -> int:
+        raise OSError(errno.EXDEV, "cross-device")
+
+    monkeypatch.setattr(filesystem_parts.os, "copy_file_range", no_copy)
+    digest, whole = await _assembled(store, session, addresses, hashed, 1)
+    assert whole == b"".join(parts) and digest == hashlib.sha256(whole).hexdigest()
+
+
+async def test_leaving_the_block_without_keep_removes_the_part(
+    store: FilesystemPartStore,
+) -> None:
+    session = uuid.uuid4()
+    with pytest.raises(RuntimeError):
+        async with store.receive(HOT, session, 1, "owner") as staged:
+            await staged.write(b"x" * 2_000_000)
+            await staged.seal()
+            raise RuntimeError("the row was not written")
+    assert os.listdir(store.folder(HOT, session)) == []
+    found = await store.scan(HOT)
+    assert [(f.session_id, f.address) for f in found] == [(session, "")]  # the empty folder
+    await store.remove(HOT, session, "")
+    assert await store.scan(HOT) == []
+
+
+async def test_scan_names_the_writer_of_each_part(store: FilesystemPartStore) -> None:
+    session = uuid.uuid4()
+    address = await _put(store, session, 7, b"bytes")
+    [found] = await store.scan(HOT)
+    assert (found.session_id, found.address, found.owner, found.size_bytes) == (
+        session,
+        address,
+        "owner",
+        5,
+    )
+    assert address.startswith("7.")
+    chunks = [c async for c in _read(store, session, address)]
+    assert b"".join(chunks) == b"bytes"
+    await store.remove_session(HOT, session)
+    assert not store.folder(HOT, session).exists()
+
+
+async def _read(
+    store: FilesystemPartStore, session: uuid.UUID, address: str
+) -> AsyncIterator[bytes]:
+    async for chunk in store.read(HOT, session, address):
+        yield chunk
+
+
+def _rows(parts: list[bytes], addresses: list[str]) -> list[SessionPart]:
+    return [
+        SessionPart(
+            number,
+            len(data),
+            ContentHash(hashlib.sha256(data).hexdigest()),
+            address,
+            datetime.now(UTC),
+        )
+        for number, (data, address) in enumerate(zip(parts, addresses, strict=True), 1)
+    ]
