@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import hashlib
 import os
+import struct
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 from uuid import UUID
 
 import anyio
@@ -51,6 +54,9 @@ from juststorage.domain.model import ContentHash, StorageClass
 PARTS_DIR = "parts"
 _CHUNK_BYTES = 1024 * 1024
 _COPY_BYTES = 64 * 1024 * 1024  # per copy_file_range call
+# ioctl FICLONERANGE (linux/fs.h: _IOW(0x94, 13, struct file_clone_range)).
+_FICLONERANGE = 0x4020940D
+_CLONE_ALIGN = 64 * 1024  # a multiple of every common block size
 # copy_file_range cannot copy between these (another file system, an old kernel or a
 # file system without it): the parts are then read and written.
 _NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP}
@@ -153,6 +159,9 @@ class FilePart:
 class AssembledFile(FileStagedBlob):
     """A completed session's parts stitched into one temp file, sealed by `assemble`."""
 
+    # False once a file system answered that it has no reflinks (not asked again).
+    clones: ClassVar[bool] = True
+
     def assemble(self, paths: list[Path], hashed: Hasher | None, hashed_parts: int) -> None:
         """Copy `paths` in order into the temp file and fsync it; hash what `hashed`
         (the state after the first `hashed_parts` parts) does not cover."""
@@ -180,8 +189,12 @@ class AssembledFile(FileStagedBlob):
         return self._digest, self._size
 
     def _copy_range(self, source: int) -> None:
-        """The whole part, copied in the kernel (shared blocks where reflinks exist)."""
+        """The whole part, shared (a reflink) where the file system can, else copied in
+        the kernel."""
         length = os.fstat(source).st_size
+        if self._clone(source, length):
+            self._size += length
+            return
         offset = 0
         while offset < length:
             try:
@@ -196,6 +209,22 @@ class AssembledFile(FileStagedBlob):
                 raise StorageError("a part file is shorter than it was")
             offset += copied
             self._size += copied
+
+    def _clone(self, source: int, length: int) -> bool:
+        """FICLONERANGE the part to the end of the file (XFS, Btrfs: no byte copied).
+        The destination offset must be a multiple of the block size; a file system
+        without reflinks says so once and is not asked again."""
+        if not AssembledFile.clones or length == 0 or self._size % _CLONE_ALIGN:
+            return False
+        request = struct.pack("qQQQ", source, 0, length, self._size)
+        try:
+            fcntl.ioctl(self._fd, _FICLONERANGE, request)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.ENOSYS):
+                AssembledFile.clones = False
+            return False
+        os.lseek(self._fd, 0, os.SEEK_END)
+        return True
 
     def _plain_copy(self, source: int) -> None:
         while data := os.read(source, _CHUNK_BYTES):
