@@ -131,6 +131,7 @@ def build_sessions(services: Services) -> UploadSessions:
         ),
         quota_of=lambda tenant: settings.limits_for(tenant).quota_bytes,
         owner=services.liveness.identity(),
+        registered_classes=frozenset(_s3_roots(settings)),
     )
 
 

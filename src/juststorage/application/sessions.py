@@ -208,6 +208,7 @@ class UploadSessions:
         policy: SessionPolicy,
         quota_of: Callable[[TenantId], int | None],
         owner: str = "",
+        registered_classes: frozenset[StorageClass] = frozenset(),
     ) -> None:
         self.metadata = metadata
         self.blobs = blobs
@@ -217,6 +218,7 @@ class UploadSessions:
         self.policy = policy
         self.quota_of = quota_of
         self.owner = owner
+        self.registered_classes = registered_classes
         self.running = RunningHashes()
         self._completing: dict[uuid.UUID, asyncio.Lock] = {}
 
@@ -410,8 +412,10 @@ class UploadSessions:
                     session.tenant_id, session.namespace, session.key
                 )
             session.precondition.check(current.content_hash if current else None)
+        # A fresh id per completion: the object's, and the name its bytes are staged
+        # under (completions of one session in other processes stage too).
         upload = NewUpload(
-            id=session.id,  # the object's id is the session's: one object per session
+            id=uuid.uuid4(),
             tenant_id=session.tenant_id,
             namespace=session.namespace,
             key=session.key,
@@ -424,36 +428,50 @@ class UploadSessions:
         async def close_session(uow: UnitOfWork) -> None:
             await uow.sessions.claim_completion(session.id, upload.id)
 
-        # Its own temp name: completions of one session in other processes stage too.
-        staging_id = uuid.uuid4()
+        # Where stored bytes cannot name their process (S3), a WRITING row marks the
+        # assembled object as in flight until the commit, as for an upload.
+        registered = session.storage_class in self.registered_classes
+        keepalive: asyncio.Task[None] | None = None
         try:
+            if registered:
+                async with self.metadata.transaction(durable=False) as uow:
+                    await uow.objects.add_writing(upload)
+                    await uow.commit()
+                keepalive = asyncio.ensure_future(_touch(self.metadata, upload.id))
             if total <= self.policy.inline_max_bytes or total == 0:
-                staging = self.blobs.stage(session.storage_class, staging_id, self.owner)
+                staging = self.blobs.stage(session.storage_class, upload.id, self.owner)
                 async with staging as staged:
                     for part in chosen:
                         async for chunk in store.read(
                             session.storage_class, session.id, part.address
                         ):
                             await staged.write(chunk)
-                    version = await self._commit(session, upload, staged, close_session)
+                    version = await self._commit(session, upload, staged, close_session, registered)
             else:
                 hashed, hashed_parts = self.running.covering(session.id, chosen)
                 async with store.assemble(
                     session.storage_class,
                     session.id,
                     [p.address for p in chosen],
-                    staging_id,
+                    upload.id,
                     self.owner,
                     hashed,
                     hashed_parts,
                 ) as staged:
-                    version = await self._commit(session, upload, staged, close_session)
-        except NotFound:
-            # Completed meanwhile by a concurrent request (the same object), or gone.
+                    version = await self._commit(session, upload, staged, close_session, registered)
+        except BaseException as exc:
+            if registered:
+                await _discard_writing(self.metadata, upload.id)
+            if not isinstance(exc, NotFound):
+                raise
+            # Completed meanwhile by a concurrent request (its object), or gone.
             again = await self.get(tenant_id, session_id)
             if again.state is SessionState.COMPLETED:
                 return Completion(await self._object_of(again), created=False)
             raise
+        finally:
+            if keepalive is not None:
+                keepalive.cancel()
         self.running.forget(session.id)
         await _quietly(store.remove_session(session.storage_class, session.id))
         return Completion(version, created=True)
@@ -477,6 +495,7 @@ class UploadSessions:
         upload: NewUpload,
         staged: StagedBlob,
         close_session: Callable[[UnitOfWork], Awaitable[None]],
+        registered: bool,
     ) -> ObjectVersion:
         digest, size = await staged.seal()
         if session.expected_hash is not None and digest != session.expected_hash:
@@ -484,7 +503,7 @@ class UploadSessions:
         await staged.publish()  # durable at its address before the reference commits
         sealed = SealedUpload(
             upload,
-            False,
+            registered,
             digest,
             size,
             session.precondition,
@@ -541,6 +560,24 @@ async def _renew(hold: QuotaHold) -> None:
         await asyncio.sleep(HEARTBEAT_SECONDS)
         with contextlib.suppress(StorageError):  # the next beat may get through
             await hold.renew()  # and `confirm()` catches a lapse
+
+
+async def _touch(metadata: MetadataStore, upload_id: uuid.UUID) -> None:
+    """Keep a completion's WRITING row fresh while its parts are assembled."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        with contextlib.suppress(StorageError):
+            async with metadata.transaction(durable=False) as uow:
+                await uow.objects.touch_writing(upload_id)
+                await uow.commit()
+
+
+async def _discard_writing(metadata: MetadataStore, upload_id: uuid.UUID) -> None:
+    """Best effort: drop a failed completion's WRITING row now rather than wait for GC."""
+    with anyio.CancelScope(shield=True), contextlib.suppress(StorageError):
+        async with metadata.transaction(durable=False) as uow:
+            await uow.objects.discard_writing(upload_id)
+            await uow.commit()
 
 
 async def _quietly(removal: Awaitable[None]) -> None:
