@@ -14,6 +14,7 @@ from juststorage.adapters.blobs.inline import InlineBlobStore
 from juststorage.adapters.blobs.per_class import PerClassBlobStore
 from juststorage.adapters.blobs.s3 import S3BlobStore
 from juststorage.adapters.blobs.s3_io import S3Connection, S3Root
+from juststorage.adapters.blobs.s3_parts import S3PartStore
 from juststorage.adapters.metadata.postgres import (
     LONG_STATEMENT_TIMEOUT_S,
     PostgresMetadataStore,
@@ -102,15 +103,16 @@ def build_uploader(
 
 
 def build_part_stores(settings: Settings) -> dict[StorageClass, PartStore]:
-    """The part store of each class with a directory root. s3:// roots have none yet:
-    sessions of those classes are refused (400) until the S3 adapter maps them onto
-    the store's own multipart upload."""
+    """The part store of each class (SPEC §8.2): beside the blobs of a directory root,
+    or of an s3:// root (completed by the object store itself)."""
     s3_roots = _s3_roots(settings)
     dirs = {c: Path(settings.root_url(c.value)) for c in StorageClass if c not in s3_roots}
-    if not dirs:
-        return {}
-    store = FilesystemPartStore(dirs)
-    return dict.fromkeys(dirs, store)
+    stores: dict[StorageClass, PartStore] = {}
+    if dirs:
+        stores.update(dict.fromkeys(dirs, FilesystemPartStore(dirs)))
+    if s3_roots:
+        stores.update(dict.fromkeys(s3_roots, S3PartStore(_s3_store(settings, s3_roots))))
+    return stores
 
 
 def build_sessions(services: Services) -> UploadSessions:

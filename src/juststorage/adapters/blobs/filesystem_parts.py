@@ -67,7 +67,7 @@ def part_name(number: int, owner: str) -> str:
     return f"{number}." + temp_name(uuid.uuid4(), owner).removesuffix(".tmp")
 
 
-def _parse_part_name(name: str) -> tuple[int, str] | None:
+def parse_part_name(name: str) -> tuple[int, str] | None:
     """The part number and owner a `part_name` carries; None if it is not one."""
     number, dot, rest = name.partition(".")
     if not dot or not number.isdigit():
@@ -347,7 +347,7 @@ class FilesystemPartStore:
                     stamp = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
                     found.append(PartFile(storage_class, session_id, "", 0, stamp))
                 for part in files:
-                    parsed = _parse_part_name(part.name)
+                    parsed = parse_part_name(part.name)
                     try:
                         stat = part.stat(follow_symlinks=False)
                     except FileNotFoundError:
