@@ -97,8 +97,9 @@ def test_fsck_knows_live_parts_and_reports_leaked_and_missing_ones(
 ) -> None:
     tenant = unique_name("t")
     upload_id = _open(server, auth, tenant)
-    assert _put(server, auth, upload_id, 1, b"a" * 1000).status_code == 200
+    # Part 2 first: a file of its own; part 1 starts the stream of in-order parts.
     assert _put(server, auth, upload_id, 2, b"b" * 10).status_code == 200
+    assert _put(server, auth, upload_id, 1, b"a" * 1000).status_code == 200
     clean = server.cli("fsck")
     assert clean.returncode == 0, clean.stdout  # live parts are no orphans
     assert "leaked-part" not in clean.stdout and "orphan" not in clean.stdout
@@ -129,7 +130,8 @@ def test_fsck_knows_live_parts_and_reports_leaked_and_missing_ones(
     assert server.cli("fsck").returncode == 0
     # GC leaves live parts alone.
     assert server.cli("gc").returncode == 0
-    assert sorted(p.split(".")[0] for p in os.listdir(leaked)) == ["1", "2"]
+    # The resent part 2 extended the stream of in-order parts (part 1 was its end).
+    assert [p.split(".")[0] for p in os.listdir(leaked)] == ["s"]
 
 
 def test_gc_removes_the_parts_of_a_dead_writer(server: Server, auth: dict[str, str]) -> None:

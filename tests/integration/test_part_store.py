@@ -18,7 +18,7 @@ from juststorage.adapters.blobs import filesystem_parts
 from juststorage.adapters.blobs.filesystem_parts import FilesystemPartStore
 from juststorage.application.blob_ports import Hasher
 from juststorage.application.session_records import SessionPart
-from juststorage.application.sessions import RunningHashes
+from juststorage.application.sessions import Claim, RunningHashes
 from juststorage.domain.model import ContentHash, StorageClass
 
 pytestmark = pytest.mark.anyio
@@ -38,27 +38,32 @@ async def _put(
     session: uuid.UUID,
     number: int,
     data: bytes,
-    running: Hasher | None = None,
+    claim: Claim | None = None,
+    hashes: RunningHashes | None = None,
 ) -> str:
-    async with store.receive(HOT, session, number, "owner", running) as staged:
+    running = claim.hasher if claim is not None else None
+    slot = claim.slot if claim is not None else None
+    async with store.receive(HOT, session, number, "owner", running, slot) as staged:
         for start in range(0, len(data), 300_000):
             await staged.write(data[start : start + 300_000])
         digest, size = await staged.seal()
         assert (digest.hex, size) == (hashlib.sha256(data).hexdigest(), len(data))
         staged.keep()
+        if claim is not None and hashes is not None:
+            hashes.settle(session, number, digest, claim, size)
         return staged.address
 
 
 class _Reads:
-    """Counts bytes read with os.read from part files (the parts folder)."""
+    """Counts bytes read with os.pread from part files (the parts folder)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.bytes = 0
         self.copied = 0
-        real_read, real_copy = os.read, os.copy_file_range
+        real_read, real_copy = os.pread, os.copy_file_range
 
-        def read(fd: int, n: int) -> bytes:
-            data = real_read(fd, n)
+        def read(fd: int, n: int, offset: int) -> bytes:
+            data = real_read(fd, n, offset)
             if "/parts/" in os.readlink(f"/proc/self/fd/{fd}"):
                 self.bytes += len(data)
             return data
@@ -68,7 +73,7 @@ class _Reads:
             self.copied += done
             return done
 
-        monkeypatch.setattr(filesystem_parts.os, "read", read)
+        monkeypatch.setattr(filesystem_parts.os, "pread", read)
         monkeypatch.setattr(filesystem_parts.os, "copy_file_range", copy)
 
 
@@ -87,26 +92,44 @@ async def _assembled(
         return digest.hex, Path(temp).read_bytes()
 
 
-async def test_parts_hashed_in_order_are_not_read_again_at_completion(
+async def test_parts_sent_in_order_become_the_blob_without_a_copy(
     store: FilesystemPartStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     session, hashes = uuid.uuid4(), RunningHashes()
     parts = [os.urandom(1_000_000 + n) for n in range(3)]
     addresses = []
     for number, data in enumerate(parts, 1):
-        running = hashes.claim(session, number)
-        assert running is not None
-        addresses.append(await _put(store, session, number, data, running))
-        hashes.settle(session, number, ContentHash(hashlib.sha256(data).hexdigest()), running)
-    rows = _rows(parts, addresses)
-    hashed, covered = hashes.covering(session, rows)
+        claim = hashes.claim(session, number)
+        assert claim is not None
+        addresses.append(await _put(store, session, number, data, claim, hashes))
+    assert len({a.partition("@")[0] for a in addresses}) == 1  # one stream file
+    hashed, covered = hashes.covering(session, _rows(parts, addresses))
     assert covered == 3
     reads = _Reads(monkeypatch)
     digest, whole = await _assembled(store, session, addresses, hashed, covered)
     assert whole == b"".join(parts)
     assert digest == hashlib.sha256(whole).hexdigest()
-    assert reads.bytes == 0  # nothing read back to hash
-    assert reads.copied == len(whole)  # copied in the kernel, once
+    assert reads.bytes == 0 and reads.copied == 0  # the stream file is the blob
+    assert os.listdir(store.folder(HOT, session)) != []  # kept until the commit
+
+
+async def test_a_stream_with_more_than_the_parts_is_copied_once(
+    store: FilesystemPartStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, hashes = uuid.uuid4(), RunningHashes()
+    parts = [os.urandom(700_000) for _ in range(3)]
+    addresses = []
+    for number, data in enumerate(parts, 1):
+        claim = hashes.claim(session, number)
+        assert claim is not None
+        addresses.append(await _put(store, session, number, data, claim, hashes))
+    # Completing parts 1..2 only: the stream holds part 3 too.
+    hashed, covered = hashes.covering(session, _rows(parts[:2], addresses[:2]))
+    assert covered == 0  # the state after all three is kept, not after two
+    reads = _Reads(monkeypatch)
+    digest, whole = await _assembled(store, session, addresses[:2], hashed, covered)
+    assert whole == parts[0] + parts[1] and digest == hashlib.sha256(whole).hexdigest()
+    assert reads.bytes == len(whole)  # read once to hash, no more
 
 
 async def test_parts_out_of_order_are_read_once_at_completion(
@@ -116,12 +139,9 @@ async def test_parts_out_of_order_are_read_once_at_completion(
     parts = [os.urandom(500_000) for _ in range(3)]
     addresses: dict[int, str] = {}
     for number in (1, 3, 2):  # 1 extends the prefix; 3 cannot; 2 can, 3 then is unhashed
-        running = hashes.claim(session, number)
-        assert (running is not None) == (number != 3)
-        addresses[number] = await _put(store, session, number, parts[number - 1], running)
-        if running is not None:
-            digest = ContentHash(hashlib.sha256(parts[number - 1]).hexdigest())
-            hashes.settle(session, number, digest, running)
+        claim = hashes.claim(session, number)
+        assert (claim is not None) == (number != 3)
+        addresses[number] = await _put(store, session, number, parts[number - 1], claim, hashes)
     ordered = [addresses[n] for n in (1, 2, 3)]
     hashed, covered = hashes.covering(session, _rows(parts, ordered))
     assert covered == 2
@@ -129,7 +149,7 @@ async def test_parts_out_of_order_are_read_once_at_completion(
     digest, whole = await _assembled(store, session, ordered, hashed, covered)
     assert whole == b"".join(parts) and digest == hashlib.sha256(whole).hexdigest()
     assert reads.bytes == len(parts[2])  # only the part the prefix did not cover
-    assert reads.copied == len(parts[0]) + len(parts[1])
+    assert reads.copied == len(parts[0]) + len(parts[1])  # ranges of the stream file
 
 
 async def test_a_replaced_part_is_not_taken_from_the_running_hash(
@@ -138,10 +158,9 @@ async def test_a_replaced_part_is_not_taken_from_the_running_hash(
     session, hashes = uuid.uuid4(), RunningHashes()
     first, second, replacement = os.urandom(1000), os.urandom(1000), os.urandom(1000)
     for number, data in ((1, first), (2, second)):
-        running = hashes.claim(session, number)
-        assert running is not None
-        await _put(store, session, number, data, running)
-        hashes.settle(session, number, ContentHash(hashlib.sha256(data).hexdigest()), running)
+        claim = hashes.claim(session, number)
+        assert claim is not None
+        await _put(store, session, number, data, claim, hashes)
     # Part 2 sent again without the running hash seeing it (another process got it).
     rows = _rows([first, replacement], ["a", "b"])
     hashed, covered = hashes.covering(session, rows)

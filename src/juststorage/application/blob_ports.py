@@ -23,7 +23,7 @@ from uuid import UUID
 
 from juststorage.application.ports import UnitOfWork
 from juststorage.application.records import BlobLocation, StoredBlob, TempFile
-from juststorage.application.session_records import PartFile
+from juststorage.application.session_records import PartFile, StreamSlot
 from juststorage.domain.model import ContentHash, StorageClass
 
 
@@ -213,10 +213,14 @@ class PartStore(Protocol):
         number: int,
         owner: str,
         running: Hasher | None = None,
+        stream: StreamSlot | None = None,
     ) -> AbstractAsyncContextManager[StagedPart]:
         """Somewhere to write part `number`; leaving the block removes the bytes unless
         `keep()` was called. `running`, if given, is fed the bytes as well (the
-        session's hash of the parts so far, extended while parts arrive in order)."""
+        session's hash of the parts so far, extended while parts arrive in order),
+        and `stream` says where the part may go in the session's stream of in-order
+        parts (a store may ignore it: S3 does). No stored part's range lies at or after
+        `stream.offset` in that stream, so a store may overwrite from there."""
         ...
 
     def assemble(
@@ -245,7 +249,9 @@ class PartStore(Protocol):
         ...
 
     async def remove(self, storage_class: StorageClass, session_id: UUID, address: str) -> None:
-        """Remove one part's bytes; gone already is no error."""
+        """Remove one part's bytes; gone already is no error. An address that names a
+        range of a stream removes nothing (other parts live in that file: GC removes
+        it once no row names it)."""
         ...
 
     async def remove_session(self, storage_class: StorageClass, session_id: UUID) -> None:

@@ -11,6 +11,7 @@ from uuid import UUID
 from juststorage.application.blob_ports import PartStore
 from juststorage.application.fsck import Problem, ProblemKind
 from juststorage.application.ports import MetadataStore, ProcessLiveness
+from juststorage.application.session_records import stored_name
 from juststorage.application.session_upkeep import (
     describe_part,
     find_leaked_parts,
@@ -62,7 +63,8 @@ async def _missing(
         async with metadata.snapshot() as view:
             page = await view.sessions.parts_page(after, _PAGE)
         for session_id, storage_class, part in page:
-            if storage_class in stored and (session_id, part.address) not in stored[storage_class]:
+            name = stored_name(part.address)
+            if storage_class in stored and (session_id, name) not in stored[storage_class]:
                 problems.append(
                     Problem(
                         ProblemKind.MISSING_PART,

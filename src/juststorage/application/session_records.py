@@ -74,3 +74,22 @@ class PartFile:
     size_bytes: int
     modified_at: datetime
     owner: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSlot:
+    """Where an in-order part may go (`PartStore.receive`): appended to the session's
+    stream `name` at `offset`, where the parts before it in this stream end. A store
+    that keeps in-order parts as one file completes such a session without copying."""
+
+    name: str
+    offset: int
+
+
+# A part's address may name a byte range of a stored file: `<file>@<offset>:<length>`.
+RANGE_MARK = "@"
+
+
+def stored_name(address: str) -> str:
+    """The stored file (or object) an address names, without its range."""
+    return address.partition(RANGE_MARK)[0]

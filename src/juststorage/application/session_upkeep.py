@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from uuid import UUID
 
 from juststorage.application.blob_ports import PartStore
 from juststorage.application.ports import MetadataStore, ProcessLiveness
-from juststorage.application.session_records import PartFile
+from juststorage.application.session_records import PartFile, stored_name
 from juststorage.domain.model import StorageClass
 
 
@@ -60,7 +61,9 @@ async def find_leaked_parts(
         if not files:
             continue
         async with metadata.snapshot() as view:
-            known = await view.sessions.part_addresses(sorted({f.session_id for f in files}))
+            known = _stored_names(
+                await view.sessions.part_addresses(sorted({f.session_id for f in files}))
+            )
         for found in files:
             if found.session_id in known and (
                 not found.address or found.address in known[found.session_id]
@@ -84,7 +87,7 @@ async def remove_leaked_part(
     if store is None:
         return False
     async with metadata.snapshot() as view:
-        known = await view.sessions.part_addresses([leaked.session_id])
+        known = _stored_names(await view.sessions.part_addresses([leaked.session_id]))
     if leaked.session_id not in known:  # not open: all of it is garbage
         await store.remove_session(leaked.storage_class, leaked.session_id)
         return True
@@ -92,6 +95,11 @@ async def remove_leaked_part(
         return False
     await store.remove(leaked.storage_class, leaked.session_id, leaked.address)
     return True
+
+
+def _stored_names(addresses: dict[UUID, set[str]]) -> dict[UUID, set[str]]:
+    """The stored files (or objects) the part rows name: a range names its file."""
+    return {session: {stored_name(a) for a in names} for session, names in addresses.items()}
 
 
 def describe_part(found: PartFile) -> str:

@@ -43,6 +43,7 @@ from juststorage.application.session_records import (
     MIN_PART_NUMBER,
     SessionPart,
     SessionState,
+    StreamSlot,
     UploadSession,
 )
 from juststorage.domain.conditions import WritePrecondition
@@ -103,6 +104,16 @@ class _Prefix:
     hasher: Hasher = field(default_factory=hashlib.sha256)
     digests: list[str] = field(default_factory=list)  # of parts 1..len, in order
     busy: bool = False
+    stream: str = field(default_factory=lambda: uuid.uuid4().hex)  # its parts' file
+    offset: int = 0  # where the parts 1..len end in it
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Part n extends the prefix: feed `hasher`, store the part at `slot`."""
+
+    hasher: Hasher
+    slot: StreamSlot
 
 
 class RunningHashes:
@@ -114,9 +125,10 @@ class RunningHashes:
         self._capacity = capacity
         self._prefixes: OrderedDict[uuid.UUID, _Prefix] = OrderedDict()
 
-    def claim(self, session_id: uuid.UUID, number: int) -> Hasher | None:
-        """A copy of the state to feed part `number`'s bytes into, if it extends the
-        prefix (or starts one: part 1); else None."""
+    def claim(self, session_id: uuid.UUID, number: int) -> Claim | None:
+        """A copy of the state to feed part `number`'s bytes into, and where in the
+        prefix's stream to store them, if it extends the prefix (or starts one: part
+        1); else None."""
         prefix = self._prefixes.get(session_id)
         if prefix is not None and prefix.busy:
             return None
@@ -133,15 +145,18 @@ class RunningHashes:
             return None
         self._prefixes.move_to_end(session_id)
         prefix.busy = True
-        return prefix.hasher.copy()
+        return Claim(prefix.hasher.copy(), StreamSlot(prefix.stream, prefix.offset))
 
-    def settle(self, session_id: uuid.UUID, number: int, digest: ContentHash, fed: Hasher) -> None:
+    def settle(
+        self, session_id: uuid.UUID, number: int, digest: ContentHash, claim: Claim, size: int
+    ) -> None:
         """Part `number`, claimed, is stored with `digest`: the prefix now ends with it."""
         prefix = self._prefixes.get(session_id)
         if prefix is None or not prefix.busy or len(prefix.digests) != number - 1:
             return
-        prefix.hasher = fed
+        prefix.hasher = claim.hasher
         prefix.digests.append(digest.hex)
+        prefix.offset += size
         prefix.busy = False
 
     def release(self, session_id: uuid.UUID) -> None:
@@ -319,13 +334,18 @@ class UploadSessions:
             hold = QuotaHold(self.metadata, self.clock, tenant_id, quota_bytes, reservation_id)
             if declared_size is not None:
                 await hold.cover(declared_size)  # before the body is read
-        running = self.running.claim(session_id, number)
+        claim = self.running.claim(session_id, number)
         keepalive = asyncio.ensure_future(_renew(hold)) if hold is not None else None
         replaced: SessionPart | None = None
         settled = False
         try:
             async with store.receive(
-                session.storage_class, session_id, number, self.owner, running
+                session.storage_class,
+                session_id,
+                number,
+                self.owner,
+                claim.hasher if claim is not None else None,
+                claim.slot if claim is not None else None,
             ) as staged:
                 received = 0
                 async for chunk in body:
@@ -356,10 +376,10 @@ class UploadSessions:
                     await uow.commit()
                 staged.keep()
                 settled = True
-                if running is not None:
-                    self.running.settle(session_id, number, digest, running)
+                if claim is not None:
+                    self.running.settle(session_id, number, digest, claim, size)
         except BaseException:
-            if running is not None and not settled:
+            if claim is not None and not settled:
                 self.running.release(session_id)
             if hold is not None and not settled:
                 await hold.release()
@@ -449,6 +469,9 @@ class UploadSessions:
                     version = await self._commit(session, upload, staged, close_session, registered)
             else:
                 hashed, hashed_parts = self.running.covering(session.id, chosen)
+                # No part is appended to the prefix's stream from here on: the store
+                # may make that very file the blob.
+                self.running.forget(session.id)
                 async with store.assemble(
                     session.storage_class,
                     session.id,

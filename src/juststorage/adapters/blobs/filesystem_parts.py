@@ -27,7 +27,7 @@ import hashlib
 import os
 import struct
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,11 +47,12 @@ from juststorage.adapters.blobs.filesystem_staging import (
 )
 from juststorage.adapters.blobs.staging import cleaned_up
 from juststorage.application.blob_ports import Hasher, StagedBlob
-from juststorage.application.session_records import PartFile
+from juststorage.application.session_records import RANGE_MARK, PartFile, StreamSlot
 from juststorage.domain.errors import NotFound, StorageError
 from juststorage.domain.model import ContentHash, StorageClass
 
 PARTS_DIR = "parts"
+STREAM_PREFIX = "s."
 _CHUNK_BYTES = 1024 * 1024
 _COPY_BYTES = 64 * 1024 * 1024  # per copy_file_range call
 # ioctl FICLONERANGE (linux/fs.h: _IOW(0x94, 13, struct file_clone_range)).
@@ -68,7 +69,11 @@ def part_name(number: int, owner: str) -> str:
 
 
 def parse_part_name(name: str) -> tuple[int, str] | None:
-    """The part number and owner a `part_name` carries; None if it is not one."""
+    """The part number (0 for a stream file) and owner a `part_name` or `stream_name`
+    carries; None if it is neither."""
+    if name.startswith(STREAM_PREFIX):
+        stream, owner = parse_temp_name(name.removeprefix(STREAM_PREFIX) + ".tmp")
+        return None if stream is None else (0, owner)
     number, dot, rest = name.partition(".")
     if not dot or not number.isdigit():
         return None
@@ -79,12 +84,17 @@ def parse_part_name(name: str) -> tuple[int, str] | None:
 
 
 class FilePart:
-    """One part's file, written in a worker thread while the next chunk arrives."""
+    """One part's file, written in a worker thread while the next chunk arrives; or,
+    with a stream slot, the part appended to the session's stream file at its
+    offset (what was there from the offset on belongs to no part)."""
 
-    def __init__(self, folder: Path, name: str, running: Hasher | None) -> None:
+    def __init__(
+        self, folder: Path, name: str, running: Hasher | None, offset: int | None = None
+    ) -> None:
         self._folder = folder
         self._name = name
         self._path = folder / name
+        self._offset = offset
         self._running = running
         self._hasher = hashlib.sha256()
         self._buffer = bytearray()
@@ -95,7 +105,9 @@ class FilePart:
 
     @property
     def address(self) -> str:
-        return self._name
+        if self._offset is None:
+            return self._name
+        return f"{self._name}{RANGE_MARK}{self._offset}:{self._size}"
 
     def keep(self) -> None:
         self._kept = True
@@ -122,7 +134,8 @@ class FilePart:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        if not self._kept:
+        if not self._kept and not self._offset:
+            # A stream file holding earlier parts stays (the next part truncates it).
             await threads.run_sync(fsio.unlink_quietly, self._path)
 
     async def _wait_pending(self) -> None:
@@ -134,7 +147,12 @@ class FilePart:
         if self._fd < 0:
             if not self._folder.is_dir():
                 fsio.makedirs_durable(self._folder, stop_at=self._folder.parent.parent)
-            self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            if self._offset is None:
+                self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            else:
+                self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+                os.ftruncate(self._fd, self._offset)  # a failed attempt's bytes go
+                os.lseek(self._fd, self._offset, os.SEEK_SET)
 
     def _consume(self, data: bytearray) -> None:
         with translated_os_errors():
@@ -162,22 +180,24 @@ class AssembledFile(FileStagedBlob):
     # False once a file system answered that it has no reflinks (not asked again).
     clones: ClassVar[bool] = True
 
-    def assemble(self, paths: list[Path], hashed: Hasher | None, hashed_parts: int) -> None:
-        """Copy `paths` in order into the temp file and fsync it; hash what `hashed`
-        (the state after the first `hashed_parts` parts) does not cover."""
+    def assemble(self, ranges: list[_Range], hashed: Hasher | None, hashed_parts: int) -> None:
+        """Copy the parts' `ranges` in order into the temp file and fsync it; hash what
+        `hashed` (the state after the first `hashed_parts` parts) does not cover."""
         hasher: Hasher = hashed.copy() if hashed is not None else hashlib.sha256()
         with translated_os_errors():
             self._ensure_file()
-            for index, path in enumerate(paths):
+            for index, (path, first, length) in enumerate(ranges):
                 try:
                     source = os.open(path, os.O_RDONLY)
                 except FileNotFoundError:
                     raise NotFound("a part of the upload session is missing") from None
                 try:
+                    if length is None:
+                        length = os.fstat(source).st_size - first
                     if index < hashed_parts:
-                        self._copy_range(source)
+                        self._copy_range(source, first, length)
                     else:
-                        self._read_hash_write(source, hasher)
+                        self._read_hash_write(source, first, length, hasher)
                 finally:
                     os.close(source)
             fsio.fsync_fd(self._fd)
@@ -188,35 +208,35 @@ class AssembledFile(FileStagedBlob):
             raise RuntimeError("seal() before assemble()")
         return self._digest, self._size
 
-    def _copy_range(self, source: int) -> None:
-        """The whole part, shared (a reflink) where the file system can, else copied in
-        the kernel."""
-        length = os.fstat(source).st_size
-        if self._clone(source, length):
+    def _copy_range(self, source: int, first: int, length: int) -> None:
+        """`length` bytes of the part from `first`, shared (a reflink) where the file
+        system can, else copied in the kernel."""
+        if self._clone(source, first, length):
             self._size += length
             return
-        offset = 0
-        while offset < length:
+        done = 0
+        while done < length:
             try:
-                copied = os.copy_file_range(source, self._fd, min(_COPY_BYTES, length - offset))
+                copied = os.copy_file_range(
+                    source, self._fd, min(_COPY_BYTES, length - done), first + done
+                )
             except OSError as exc:
                 if exc.errno not in _NO_COPY_RANGE:
                     raise
-                os.lseek(source, offset, os.SEEK_SET)
-                self._plain_copy(source)
+                self._plain_copy(source, first + done, length - done)
                 return
             if copied == 0:
                 raise StorageError("a part file is shorter than it was")
-            offset += copied
+            done += copied
             self._size += copied
 
-    def _clone(self, source: int, length: int) -> bool:
-        """FICLONERANGE the part to the end of the file (XFS, Btrfs: no byte copied).
-        The destination offset must be a multiple of the block size; a file system
-        without reflinks says so once and is not asked again."""
-        if not AssembledFile.clones or length == 0 or self._size % _CLONE_ALIGN:
+    def _clone(self, source: int, first: int, length: int) -> bool:
+        """FICLONERANGE the range to the end of the file (XFS, Btrfs: no byte copied).
+        Both offsets must be multiples of the block size; a file system without
+        reflinks says so once and is not asked again."""
+        if not AssembledFile.clones or length == 0 or (self._size | first) % _CLONE_ALIGN:
             return False
-        request = struct.pack("qQQQ", source, 0, length, self._size)
+        request = struct.pack("qQQQ", source, first, length, self._size)
         try:
             fcntl.ioctl(self._fd, _FICLONERANGE, request)
         except OSError as exc:
@@ -226,12 +246,12 @@ class AssembledFile(FileStagedBlob):
         os.lseek(self._fd, 0, os.SEEK_END)
         return True
 
-    def _plain_copy(self, source: int) -> None:
-        while data := os.read(source, _CHUNK_BYTES):
+    def _plain_copy(self, source: int, first: int, length: int) -> None:
+        for data in _chunks_of(source, first, length):
             self._write_all(data)
 
-    def _read_hash_write(self, source: int, hasher: Hasher) -> None:
-        while data := os.read(source, _CHUNK_BYTES):
+    def _read_hash_write(self, source: int, first: int, length: int, hasher: Hasher) -> None:
+        for data in _chunks_of(source, first, length):
             hasher.update(data)
             self._write_all(data)
 
@@ -240,6 +260,26 @@ class AssembledFile(FileStagedBlob):
         while view:
             view = view[os.write(self._fd, view) :]
         self._size += len(data)
+
+
+class StreamBlob(FileStagedBlob):
+    """A session's stream file that holds exactly the whole object, hashed on arrival:
+    published as it is (a hard link into `sha256/`), nothing copied. Leaving the
+    block keeps the stream's name (its parts' rows still name it until the commit)."""
+
+    def __init__(
+        self, root: Path, dirs: fsio.DurableShardDirs, path: Path, digest: ContentHash, size: int
+    ) -> None:
+        super().__init__(root, dirs, path, 0, 0)
+        self._digest = digest
+        self._size = size
+
+    async def seal(self) -> tuple[ContentHash, int]:
+        assert self._digest is not None
+        return self._digest, self._size
+
+    async def aclose(self) -> None:
+        return  # durable since its parts were acknowledged; not ours to remove
 
 
 class FilesystemPartStore:
@@ -259,10 +299,13 @@ class FilesystemPartStore:
         number: int,
         owner: str,
         running: Hasher | None = None,
+        stream: StreamSlot | None = None,
     ) -> AbstractAsyncContextManager[FilePart]:
-        return cleaned_up(
-            FilePart(self.folder(storage_class, session_id), part_name(number, owner), running)
-        )
+        folder = self.folder(storage_class, session_id)
+        if stream is None:
+            return cleaned_up(FilePart(folder, part_name(number, owner), running))
+        name = stream_name(stream.name, owner)
+        return cleaned_up(FilePart(folder, name, running, stream.offset))
 
     @asynccontextmanager
     async def assemble(
@@ -276,31 +319,45 @@ class FilesystemPartStore:
         hashed_parts: int,
     ) -> AsyncIterator[StagedBlob]:
         root = self.roots[storage_class]
+        folder = self.folder(storage_class, session_id)
+        ranges = [_range_of(folder, address) for address in addresses]
+        whole = await threads.run_sync(_whole_stream, ranges)
+        if whole is not None and hashed is not None and hashed_parts == len(ranges):
+            # Parts 1..N arrived in order into one stream file that holds nothing else.
+            digest = ContentHash(hashed.hexdigest())
+            yield StreamBlob(root, self._dirs[storage_class], whole[0], digest, whole[1])
+            return
         staged = AssembledFile(
             root, self._dirs[storage_class], root / "tmp" / temp_name(upload_id, owner), 0, 0
         )
-        folder = self.folder(storage_class, session_id)
-        paths = [folder / _checked(address) for address in addresses]
         async with cleaned_up(staged):
-            await threads.run_sync(staged.assemble, paths, hashed, hashed_parts)
+            await threads.run_sync(staged.assemble, ranges, hashed, hashed_parts)
             yield staged
 
     async def read(
         self, storage_class: StorageClass, session_id: UUID, address: str
     ) -> AsyncIterator[bytes]:
-        path = self.folder(storage_class, session_id) / _checked(address)
+        path, first, length = _range_of(self.folder(storage_class, session_id), address)
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             raise NotFound("a part of the upload session is missing") from None
         try:
-            while data := await threads.run_sync(os.read, fd, _CHUNK_BYTES):
+            end = os.fstat(fd).st_size if length is None else first + length
+            offset = first
+            while offset < end:
+                data = await threads.run_sync(os.pread, fd, min(_CHUNK_BYTES, end - offset), offset)
+                if not data:
+                    raise StorageError("a part file is shorter than it was")
+                offset += len(data)
                 yield data
         finally:
             os.close(fd)
 
     async def remove(self, storage_class: StorageClass, session_id: UUID, address: str) -> None:
         folder = self.folder(storage_class, session_id)
+        if RANGE_MARK in address:
+            return  # a range of a stream file other parts share: GC's, once unnamed
         if not address:  # the session's folder, if it is empty (a scan's empty entry)
             with anyio.CancelScope(shield=True), translated_os_errors():
                 await threads.run_sync(_remove_empty_folder, folder)
@@ -366,6 +423,54 @@ class FilesystemPartStore:
 
         with translated_os_errors():
             return await threads.run_sync(listing)
+
+
+# (file, first byte, length or None: to its end)
+_Range = tuple[Path, int, int | None]
+
+
+def stream_name(stream: str, owner: str) -> str:
+    """`s.<stream>.<owner>`: the file a session's in-order parts are appended to."""
+    return STREAM_PREFIX + temp_name(UUID(stream), owner).removesuffix(".tmp")
+
+
+def _range_of(folder: Path, address: str) -> _Range:
+    """The file and byte range an address names: `<file>` or `<file>@<first>:<length>`."""
+    name, mark, span = address.partition(RANGE_MARK)
+    path = folder / _checked(name)
+    if not mark:
+        return path, 0, None
+    first, colon, length = span.partition(":")
+    if not (colon and first.isdigit() and length.isdigit()):
+        raise StorageError("not a part address")
+    return path, int(first), int(length)
+
+
+def _whole_stream(ranges: list[_Range]) -> tuple[Path, int] | None:
+    """(file, size) if `ranges` are one stream file's bytes from 0, back to back, to
+    its very end; else None."""
+    if not ranges:
+        return None
+    path, end = ranges[0][0], 0
+    for candidate, first, length in ranges:
+        if candidate != path or length is None or first != end:
+            return None
+        end += length
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        return None
+    return (path, end) if size == end else None
+
+
+def _chunks_of(source: int, first: int, length: int) -> Iterator[bytes]:
+    offset, end = first, first + length
+    while offset < end:
+        data = os.pread(source, min(_CHUNK_BYTES, end - offset), offset)
+        if not data:
+            raise StorageError("a part file is shorter than it was")
+        offset += len(data)
+        yield data
 
 
 def _remove_empty_folder(folder: Path) -> None:

@@ -45,7 +45,7 @@ from juststorage.adapters.blobs.staging import cleaned_up
 from juststorage.application.blob_ports import Hasher, StagedBlob
 from juststorage.application.ports import UnitOfWork
 from juststorage.application.records import BlobLocation
-from juststorage.application.session_records import PartFile
+from juststorage.application.session_records import PartFile, StreamSlot
 from juststorage.domain.errors import StorageError
 from juststorage.domain.model import ContentHash, StorageClass
 
@@ -179,6 +179,7 @@ class S3PartStore:
         number: int,
         owner: str,
         running: Hasher | None = None,
+        stream: StreamSlot | None = None,  # every part its own object here
     ) -> AbstractAsyncContextManager[S3Part]:
         name = part_name(number, owner)
         key = self._key(session_id, name)
