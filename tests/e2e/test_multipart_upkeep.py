@@ -97,8 +97,12 @@ def test_fsck_knows_live_parts_and_reports_leaked_and_missing_ones(
 ) -> None:
     tenant = unique_name("t")
     upload_id = _open(server, auth, tenant)
-    # Part 2 first: a file of its own; part 1 starts the stream of in-order parts.
-    assert _put(server, auth, upload_id, 2, b"b" * 10).status_code == 200
+    # Part 2 chunked (no declared length): a file of its own; part 1 starts the
+    # stream of in-order parts.
+    chunked = server.client.put(
+        f"/v1/uploads/{upload_id}/parts/2", headers=auth, content=iter([b"b" * 10])
+    )
+    assert chunked.status_code == 200
     assert _put(server, auth, upload_id, 1, b"a" * 1000).status_code == 200
     clean = server.cli("fsck")
     assert clean.returncode == 0, clean.stdout  # live parts are no orphans
@@ -130,7 +134,7 @@ def test_fsck_knows_live_parts_and_reports_leaked_and_missing_ones(
     assert server.cli("fsck").returncode == 0
     # GC leaves live parts alone.
     assert server.cli("gc").returncode == 0
-    # The resent part 2 extended the stream of in-order parts (part 1 was its end).
+    # The resent part 2 (now with a length) joined the stream after part 1.
     assert [p.split(".")[0] for p in os.listdir(leaked)] == ["s"]
 
 
@@ -185,3 +189,21 @@ def test_abort_frees_the_quota(server: Server, auth: dict[str, str]) -> None:
     )
     assert server.client.delete(f"/v1/uploads/{upload_id}", headers=auth).status_code == 204
     assert upload(server.client, auth, tenant, "models", "one", b"c" * 9000).status_code == 201
+
+
+def test_a_chunked_part_counts_its_own_size_against_the_quota(
+    server: Server, auth: dict[str, str]
+) -> None:
+    """A part of unknown length reserves in steps while it arrives; once stored it
+    counts its own size, not the room it reserved."""
+    tenant = unique_name("t")
+    upload_id = _open(server, auth, tenant)
+    chunked = server.client.put(
+        f"/v1/uploads/{upload_id}/parts/1", headers=auth, content=iter([b"a" * 3000])
+    )
+    assert chunked.status_code == 200, chunked.text
+    assert _put(server, auth, upload_id, 2, b"b" * 3000).status_code == 200
+    assert upload(server.client, auth, tenant, "models", "one", b"c" * 3000).status_code == 201
+    assert_error(
+        upload(server.client, auth, tenant, "models", "two", b"d" * 2000), 413, "PayloadTooLarge"
+    )

@@ -232,13 +232,18 @@ class PartStore(Protocol):
         owner: str,
         hashed: Hasher | None,
         hashed_parts: int,
+        *,
+        reuse_stream: bool = False,
     ) -> AbstractAsyncContextManager[StagedBlob]:
         """The parts at `addresses`, in order, as one staged blob, sealed (its digest
         and size from `seal()`), to publish and commit like an upload's.
 
         `hashed` already holds the SHA-256 state of the first `hashed_parts` parts:
-        only the others are read to hash them. Each byte is copied once. Leaving the
-        block removes the assembled copy unless it became the blob.
+        only the others are read to hash them. Each byte is copied once, or not at
+        all: with `reuse_stream` (nothing is being written to the session's stream,
+        and nothing will be) a stream that holds exactly the parts may become the
+        blob itself. Leaving the block removes the assembled copy unless it became
+        the blob (never the stream).
         """
         ...
 

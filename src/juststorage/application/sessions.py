@@ -9,13 +9,12 @@ publishes and commits it through the process's one `GroupCommitter`, in the
 transaction that marks the session completed (`UploadSessionRows.claim_completion`):
 the object appears and the session closes together, or neither happens.
 
-Hashing: each part is hashed as it arrives (its own digest). While parts arrive in
-order, the process also extends a running SHA-256 of the parts so far
-(`RunningHashes`), so completion reads none of those bytes again; the parts it does
-not cover (out of order, replaced, received by another process) are read once at
-completion. hashlib states cannot be stored, so the running hash lives in the
-process's memory only; a restart costs a read of the parts, never a wrong digest,
-because the state is used only for the exact (number, digest) sequence it hashed.
+Hashing: each part is hashed as it arrives (its own digest). The process also
+keeps a running SHA-256 of the parts 1..k and places parts of declared length back
+to back in the session's stream (`running_hashes.py`), so completion of parts sent
+in order (or in parallel, in order of number) reads and copies nothing; the parts
+it does not cover (out of order, replaced, received by another process) are read
+once at completion.
 """
 
 from __future__ import annotations
@@ -24,26 +23,24 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import hashlib
 import json
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterable, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 import anyio
 
-from juststorage.application.blob_ports import BlobStore, Hasher, PartStore, StagedBlob
+from juststorage.application.blob_ports import BlobStore, PartStore, StagedBlob
 from juststorage.application.commits import GroupCommitter, SealedUpload
 from juststorage.application.ports import Clock, MetadataStore, UnitOfWork
 from juststorage.application.quota import QuotaHold
+from juststorage.application.running_hashes import RunningHashes
 from juststorage.application.session_records import (
     MAX_PART_NUMBER,
     MIN_PART_NUMBER,
     SessionPart,
     SessionState,
-    StreamSlot,
     UploadSession,
 )
 from juststorage.domain.conditions import WritePrecondition
@@ -97,93 +94,6 @@ class Completion:
 
     version: ObjectVersion
     created: bool
-
-
-@dataclass(slots=True)
-class _Prefix:
-    hasher: Hasher = field(default_factory=hashlib.sha256)
-    digests: list[str] = field(default_factory=list)  # of parts 1..len, in order
-    busy: bool = False
-    stream: str = field(default_factory=lambda: uuid.uuid4().hex)  # its parts' file
-    offset: int = 0  # where the parts 1..len end in it
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """Part n extends the prefix: feed `hasher`, store the part at `slot`."""
-
-    hasher: Hasher
-    slot: StreamSlot
-
-
-class RunningHashes:
-    """Per process: the SHA-256 state of each session's parts 1..k, extended while
-    parts arrive in order. Bounded: the least recently used sessions are dropped
-    (their completion then reads their parts)."""
-
-    def __init__(self, capacity: int = 256) -> None:
-        self._capacity = capacity
-        self._prefixes: OrderedDict[uuid.UUID, _Prefix] = OrderedDict()
-
-    def claim(self, session_id: uuid.UUID, number: int) -> Claim | None:
-        """A copy of the state to feed part `number`'s bytes into, and where in the
-        prefix's stream to store them, if it extends the prefix (or starts one: part
-        1); else None."""
-        prefix = self._prefixes.get(session_id)
-        if prefix is not None and prefix.busy:
-            return None
-        if prefix is not None and len(prefix.digests) >= number:
-            del self._prefixes[session_id]  # a hashed part is sent again: start over
-            prefix = None
-        if prefix is None:
-            if number != 1:
-                return None
-            prefix = self._prefixes[session_id] = _Prefix()
-            while len(self._prefixes) > self._capacity:
-                self._prefixes.popitem(last=False)
-        if len(prefix.digests) != number - 1:
-            return None
-        self._prefixes.move_to_end(session_id)
-        prefix.busy = True
-        return Claim(prefix.hasher.copy(), StreamSlot(prefix.stream, prefix.offset))
-
-    def settle(
-        self, session_id: uuid.UUID, number: int, digest: ContentHash, claim: Claim, size: int
-    ) -> None:
-        """Part `number`, claimed, is stored with `digest`: the prefix now ends with it."""
-        prefix = self._prefixes.get(session_id)
-        if prefix is None or not prefix.busy or len(prefix.digests) != number - 1:
-            return
-        prefix.hasher = claim.hasher
-        prefix.digests.append(digest.hex)
-        prefix.offset += size
-        prefix.busy = False
-
-    def release(self, session_id: uuid.UUID) -> None:
-        """A claimed part failed: the prefix stays where it was."""
-        prefix = self._prefixes.get(session_id)
-        if prefix is not None:
-            prefix.busy = False
-
-    def covering(
-        self, session_id: uuid.UUID, parts: list[SessionPart]
-    ) -> tuple[Hasher | None, int]:
-        """The state after the first k of `parts` (numbered 1..), k as large as the
-        prefix matches them by digest; (None, 0) when it covers none."""
-        prefix = self._prefixes.get(session_id)
-        if prefix is None or prefix.busy or not prefix.digests:
-            return None, 0
-        matched = 0
-        for part, digest in zip(parts, prefix.digests, strict=False):
-            if part.sha256.hex != digest:
-                break
-            matched += 1
-        if matched != len(prefix.digests):
-            return None, 0  # only the state after all of them is kept
-        return prefix.hasher.copy(), matched
-
-    def forget(self, session_id: uuid.UUID) -> None:
-        self._prefixes.pop(session_id, None)
 
 
 def encode_cursor(key: str, session_id: uuid.UUID) -> str:
@@ -334,7 +244,12 @@ class UploadSessions:
             hold = QuotaHold(self.metadata, self.clock, tenant_id, quota_bytes, reservation_id)
             if declared_size is not None:
                 await hold.cover(declared_size)  # before the body is read
-        claim = self.running.claim(session_id, number)
+        claim = self.running.claim(
+            session_id,
+            number,
+            declared_size,
+            lambda address: store.read(session.storage_class, session_id, address),
+        )
         keepalive = asyncio.ensure_future(_renew(hold)) if hold is not None else None
         replaced: SessionPart | None = None
         settled = False
@@ -352,6 +267,8 @@ class UploadSessions:
                     received += len(chunk)
                     if received > limit:
                         raise PayloadTooLarge(f"objects are limited to {limit} bytes")
+                    if declared_size is not None and received > declared_size:
+                        raise BadRequest("the body is longer than its Content-Length")
                     if hold is not None and declared_size is None:
                         await hold.cover_received(received, limit)
                     await staged.write(chunk)
@@ -360,7 +277,10 @@ class UploadSessions:
                     raise BadRequest("the body is shorter than its Content-Length")
                 if expected_hash is not None and digest != expected_hash:
                     raise ChecksumMismatch("the part does not match X-Content-SHA256")
-                if hold is not None:
+                if hold is not None and declared_size is None:
+                    # A chunked body reserved in steps: the part keeps its own size.
+                    await hold.cover(size)
+                elif hold is not None:
                     await hold.confirm(size)
                 part = SessionPart(
                     number=number,
@@ -376,11 +296,10 @@ class UploadSessions:
                     await uow.commit()
                 staged.keep()
                 settled = True
-                if claim is not None:
-                    self.running.settle(session_id, number, digest, claim, size)
+                self.running.settle(session_id, number, digest, part.address, claim)
         except BaseException:
             if claim is not None and not settled:
-                self.running.release(session_id)
+                self.running.release(session_id, number, claim)
             if hold is not None and not settled:
                 await hold.release()
             raise
@@ -468,9 +387,9 @@ class UploadSessions:
                             await staged.write(chunk)
                     version = await self._commit(session, upload, staged, close_session, registered)
             else:
-                hashed, hashed_parts = self.running.covering(session.id, chosen)
-                # No part is appended to the prefix's stream from here on: the store
-                # may make that very file the blob.
+                covering = await self.running.covering(session.id, chosen)
+                # No part is placed in the prefix's stream from here on: with nothing
+                # being written to it, the store may make that very file the blob.
                 self.running.forget(session.id)
                 async with store.assemble(
                     session.storage_class,
@@ -478,8 +397,9 @@ class UploadSessions:
                     [p.address for p in chosen],
                     upload.id,
                     self.owner,
-                    hashed,
-                    hashed_parts,
+                    covering.hasher,
+                    covering.parts,
+                    reuse_stream=covering.quiet,
                 ) as staged:
                     version = await self._commit(session, upload, staged, close_session, registered)
         except BaseException as exc:

@@ -134,8 +134,8 @@ class FilePart:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        if not self._kept and not self._offset:
-            # A stream file holding earlier parts stays (the next part truncates it).
+        if not self._kept and self._offset is None:
+            # A stream file may hold other parts: it stays (GC's once no row names it).
             await threads.run_sync(fsio.unlink_quietly, self._path)
 
     async def _wait_pending(self) -> None:
@@ -150,8 +150,9 @@ class FilePart:
             if self._offset is None:
                 self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
             else:
+                # Parts sent in parallel write their own slots of the stream at once;
+                # a retry overwrites only its slot (no stored part's bytes are there).
                 self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
-                os.ftruncate(self._fd, self._offset)  # a failed attempt's bytes go
                 os.lseek(self._fd, self._offset, os.SEEK_SET)
 
     def _consume(self, data: bytearray) -> None:
@@ -317,11 +318,13 @@ class FilesystemPartStore:
         owner: str,
         hashed: Hasher | None,
         hashed_parts: int,
+        *,
+        reuse_stream: bool = False,
     ) -> AsyncIterator[StagedBlob]:
         root = self.roots[storage_class]
         folder = self.folder(storage_class, session_id)
         ranges = [_range_of(folder, address) for address in addresses]
-        whole = await threads.run_sync(_whole_stream, ranges)
+        whole = await threads.run_sync(_whole_stream, ranges) if reuse_stream else None
         if whole is not None and hashed is not None and hashed_parts == len(ranges):
             # Parts 1..N arrived in order into one stream file that holds nothing else.
             digest = ContentHash(hashed.hexdigest())

@@ -212,6 +212,8 @@ class S3PartStore:
         owner: str,
         hashed: Hasher | None,
         hashed_parts: int,
+        *,
+        reuse_stream: bool = False,  # no streams here: every part its own object
     ) -> AsyncIterator[StagedBlob]:
         store = self._blobs.object_store(storage_class)
         keys = [self._key(session_id, a) for a in addresses]
