@@ -2,7 +2,7 @@
 while parts are being received and sessions completed, restart, verify.
 
 Each round starts the server on the same data; clients open sessions, send parts
-(in order, out of order, some sent twice) and complete them, and every server
+(in order, out of order, in parallel, some sent twice) and complete them, and every server
 process is SIGKILLed after a random delay. At the end:
 - every part acknowledged with 200 is still in its session (same digest), unless a
   completion of that session may have committed (its response was cut off);
@@ -93,10 +93,14 @@ async def _client(rng: random.Random, url: str, ledger: Ledger) -> None:
             order = list(parts)
             if rng.random() < 0.5:
                 rng.shuffle(order)
-            for number in order:
-                await _put(client, session, number)
-                if rng.random() < 0.15:
-                    await _put(client, session, number)  # sent again: replaces it
+            if rng.random() < 0.4:
+                # In parallel: they share the session's stream, in slots.
+                await asyncio.gather(*(_put(client, session, n) for n in order))
+            else:
+                for number in order:
+                    await _put(client, session, number)
+                    if rng.random() < 0.15:
+                        await _put(client, session, number)  # sent again: replaces it
             whole = session.whole
             ledger.wholes[hashlib.sha256(whole).hexdigest()] = whole
             session.completing = True
