@@ -7,7 +7,7 @@ reads them once at completion), and
 times `POST /v1/uploads/{id}/complete` alone. Bounded: one session per row,
 removed with the server's data at the end.
 
-    .venv/bin/python -m bench.multipart_completion --gib 1 --part-mib 64
+    .venv/bin/python -m bench.multipart_completion --mib 4096 --part-mib 64
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import procfs
 from juststorage.testing import start
 
 
@@ -59,26 +60,36 @@ def _row(server_url: str, headers: dict[str, str], total: int, part: int, order:
         complete_s = time.perf_counter() - started
         assert done.status_code == 201, done.text
     print(
-        f"| {total / 2**30:.0f} GiB | {part // 2**20} MiB x {len(numbers)} | {order} |"
+        f"| {total / 2**20:.0f} MiB | {part // 2**20} MiB x {len(numbers)} | {order} |"
         f" {total / parts_s / 1e6:.0f} MB/s | {complete_s:.2f} s |",
         flush=True,
     )
 
 
+def _peak_rss_mib(pid: int) -> float:
+    """The largest peak RSS of the server's processes (the worker serves)."""
+    return max(procfs.status_kib(p, "VmHWM") for p in procfs.tree(pid)) / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gib", type=int, default=1)
+    parser.add_argument("--mib", type=int, default=1024, help="object size")
     parser.add_argument("--part-mib", type=int, default=64)
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-multipart-", dir=args.dir))
-    server = start(root, {"JUSTSTORAGE_GC_INTERVAL_S": "0"})
+    part = args.part_mib * 2**20
+    server = start(
+        root,
+        {"JUSTSTORAGE_GC_INTERVAL_S": "0", "JUSTSTORAGE_UPLOAD_PART_MIN_BYTES": str(part)},
+    )
     try:
         headers = server.admin_headers()
         print("| object | parts | order | parts sent at | complete |")
         print("|---|---|---|---|---|")
         for order in ("in order", "4 in parallel", "shuffled"):
-            _row(server.url, headers, args.gib * 2**30, args.part_mib * 2**20, order)
+            _row(server.url, headers, args.mib * 2**20, part, order)
+        print(f"server peak RSS: {_peak_rss_mib(server.pid):.0f} MiB")
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)

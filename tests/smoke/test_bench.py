@@ -170,6 +170,18 @@ def test_get_path() -> None:
     ]
 
 
+def test_multipart_completion_bench_prints_its_rows() -> None:
+    done = run_python("-m", "bench.multipart_completion", "--mib", "4", "--part-mib", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 4 MiB")]
+    assert [row.split("|")[3].strip() for row in rows] == [
+        "in order",
+        "4 in parallel",
+        "shuffled",
+    ]
+    assert "server peak RSS:" in done.stdout
+
+
 def test_every_standalone_bench_module_has_a_smoke_test() -> None:
     """Modules of bench/ run on their own (`python -m bench.<name>`, with a `__main__`
     block) would rot unnoticed without a test here, or a run by bench/peers.sh, which
