@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from juststorage.testing import Server, StartServer
+from juststorage.testing import Server, StartServer, start
 
 from .support import assert_error, blob_file, sha256_hex, unique_name, upload
 
@@ -459,3 +460,41 @@ def test_parts_of_five_mib_complete_in_the_store(
     assert got.content == whole
     if on_s3(server):
         assert s3_keys(server, f"parts/{upload_id}/") == []
+
+
+def test_parts_spread_over_two_worker_processes(tmp_path: Path) -> None:
+    """Each worker keeps its own stream and running hash: a session whose parts
+    reach both completes from the ranges of both, bit-exact, and leaves no part."""
+    server = start(
+        tmp_path,
+        {"JUSTSTORAGE_UPLOAD_PART_MIN_BYTES": str(PART_MIN), "JUSTSTORAGE_GC_INTERVAL_S": "0"},
+        workers=2,
+    )
+    try:
+        auth, tenant = server.admin_headers(), unique_name("t")
+        upload_id = open_session(server, auth, tenant)
+        parts = parts_of(PART_MIN * 64, 12)
+
+        def send(number: int) -> int:
+            # A connection each, so the kernel spreads them over the workers.
+            with httpx.Client(base_url=server.url, trust_env=False, timeout=30) as client:
+                return client.put(
+                    f"/v1/uploads/{upload_id}/parts/{number}",
+                    headers=auth,
+                    content=parts[number - 1],
+                ).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(send, range(1, 13))) == [200] * 12
+        done = complete(server, auth, upload_id)
+        assert done.status_code == 201, done.text
+        whole = b"".join(parts)
+        got = server.client.get(
+            f"/v1/objects/{done.json()['id']}", headers={**auth, "X-Tenant": tenant}
+        )
+        assert got.content == whole
+        assert not list((server.data_dir / "hot" / "parts").glob(f"{upload_id}/*"))
+        fsck = server.cli("fsck")
+        assert fsck.returncode == 0, fsck.stdout
+    finally:
+        server.stop()
