@@ -95,7 +95,7 @@ class S3Part:
     async def write(self, chunk: bytes) -> None:
         await hash_into(self._hasher, chunk)
         if self._running is not None:
-            self._running.update(chunk)
+            await hash_into(self._running, chunk)  # type: ignore[arg-type]
         with translated_s3_errors("part upload"):
             await self._writer.write(chunk)
         self._size += len(chunk)
