@@ -257,12 +257,9 @@ def test_damaged_is_true_while_any_problem_is_unrepaired() -> None:
     assert not FsckReport().damaged
     assert not FsckReport([fixed]).damaged
     assert FsckReport([fixed, open_problem]).damaged
-    assert not ProblemKind.MISSING_BLOB.repairable and not ProblemKind.HASH_MISMATCH.repairable
-    assert all(
-        k.repairable
-        for k in ProblemKind
-        if k not in (ProblemKind.MISSING_BLOB, ProblemKind.HASH_MISMATCH)
-    )
+    unrepairable = (ProblemKind.MISSING_BLOB, ProblemKind.HASH_MISMATCH, ProblemKind.MISSING_PART)
+    assert not any(k.repairable for k in unrepairable)
+    assert all(k.repairable for k in ProblemKind if k not in unrepairable)
 
 
 async def test_fsck_pages_through_many_blobs_and_reports_progress(

@@ -24,6 +24,7 @@ from juststorage.api.openapi_schemas import (
     TAGS,
     ref,
 )
+from juststorage.api.openapi_uploads import UPLOAD_SCHEMAS, UPLOADS_TAG, upload_paths
 
 _ERROR_OF_STATUS = {
     "400": "Bad request (malformed header, name, key, query or body framing).",
@@ -250,8 +251,11 @@ _DOCUMENT: dict[str, Any] = {
         "version": __version__,
         "description": "Content-addressed internal object storage (docs/api.md in the repository).",
     },
-    "tags": TAGS,
-    "components": {"securitySchemes": SECURITY_SCHEMES, "schemas": SCHEMAS},
+    "tags": [*TAGS, UPLOADS_TAG],
+    "components": {
+        "securitySchemes": SECURITY_SCHEMES,
+        "schemas": {**SCHEMAS, **UPLOAD_SCHEMAS},
+    },
     "security": [{"bearer": []}],
     "paths": {
         "/v1/objects": {"post": _UPLOAD, "get": _LIST},
@@ -268,6 +272,7 @@ _DOCUMENT: dict[str, Any] = {
             "head": _head("headObjectByKey", _GET_BY_KEY),
             "delete": _delete("deleteObjectByKey", "Delete every version of a key", _BY_KEY),
         },
+        **upload_paths(_errors),
         "/v1/usage": {"get": _USAGE},
         "/health": {
             "get": _public(

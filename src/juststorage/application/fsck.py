@@ -13,13 +13,13 @@ rows recreated at the blob's address, removing orphans) and reports the rest.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from juststorage.application.blob_ports import BlobStore
+from juststorage.application.blob_ports import BlobStore, PartStore
 from juststorage.application.orphans import LostRow, Removal, find_unindexed, remove_orphan
-from juststorage.application.ports import MetadataStore
+from juststorage.application.ports import MetadataStore, ProcessLiveness
 from juststorage.application.records import BlobAudit, BlobLocation
 from juststorage.domain.errors import NotFound
 from juststorage.domain.model import ContentHash, ObjectVersion, StorageClass
@@ -34,10 +34,16 @@ class ProblemKind(enum.StrEnum):
     MISSING_ROW = "missing-row"
     ORPHAN_FILE = "orphan-file"
     ORPHAN_ROW = "orphan-row"
+    LEAKED_PART = "leaked-part"  # multipart upload bytes no part row names
+    MISSING_PART = "missing-part"  # a part row whose bytes are gone
 
     @property
     def repairable(self) -> bool:
-        return self not in (ProblemKind.MISSING_BLOB, ProblemKind.HASH_MISMATCH)
+        return self not in (
+            ProblemKind.MISSING_BLOB,
+            ProblemKind.HASH_MISMATCH,
+            ProblemKind.MISSING_PART,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +122,11 @@ async def check_store(
     repair: bool = False,
     verify_hashes: bool = True,
     progress: Progress | None = None,
+    parts: Mapping[StorageClass, PartStore] | None = None,
+    liveness: ProcessLiveness | None = None,
 ) -> FsckReport:
-    """Check every blob row, every committed object and every blob file."""
+    """Check every blob row, every committed object and every blob file; with `parts`
+    and `liveness`, also the parts of multipart upload sessions."""
     report = FsckReport()
     after: BlobLocation | None = None
     while True:
@@ -138,6 +147,11 @@ async def check_store(
     orphans, lost_rows = await _check_unindexed(metadata, blobs, repair, referenced)
     await _check_missing_rows(metadata, blobs, repair, report, rowless, lost_rows)
     report.problems += orphans
+    if parts and liveness is not None:
+        # Imported here: fsck_parts builds this module's Problems.
+        from juststorage.application.fsck_parts import check_parts
+
+        report.problems += await check_parts(metadata, parts, liveness, repair)
     return report
 
 

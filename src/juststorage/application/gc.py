@@ -11,13 +11,18 @@ reference to the same bytes waits for it and then publishes them afresh.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from juststorage.application.blob_ports import BlobStore
+from juststorage.application.blob_ports import BlobStore, PartStore
 from juststorage.application.orphans import Removal, find_orphans, remove_orphan
 from juststorage.application.ports import Clock, MetadataStore, ProcessLiveness
+from juststorage.application.session_upkeep import (
+    expire_sessions,
+    find_leaked_parts,
+    remove_leaked_part,
+)
 from juststorage.domain.model import StorageClass
 
 GC_LEASE = "gc"
@@ -44,6 +49,8 @@ class GcReport:
     blobs_removed: int = 0
     orphan_blobs_removed: int = 0
     deleted_rows_purged: int = 0
+    sessions_expired: int = 0
+    part_files_removed: int = 0
     removed_hashes: list[str] = field(default_factory=list)
 
     @property
@@ -57,10 +64,13 @@ async def collect_garbage(
     clock: Clock,
     policy: GcPolicy,
     liveness: ProcessLiveness,
+    parts: Mapping[StorageClass, PartStore] | None = None,
 ) -> GcReport:
     """Run one pass unless another live process is running one (claimed through the database).
 
     Uploads whose owner still runs are never touched, whatever the grace period.
+    With `parts`, the pass also deletes expired multipart upload sessions and the
+    part bytes no row names (session_upkeep.py).
     """
     holder = liveness.identity()
     now = clock.now()
@@ -83,6 +93,13 @@ async def collect_garbage(
             lambda: _remove_orphans(metadata, blobs, cutoff, report),
             lambda: _purge_deleted(metadata, policy, cutoff, report),
         ]
+        if parts:
+            phases.insert(
+                1,
+                lambda: _reap_sessions(
+                    metadata, parts, liveness, policy, now, cutoff, remote_cutoff, report
+                ),
+            )
         for phase in phases:
             await phase()
             # Keep the lease for a long pass; if it was lost, another pass owns GC now.
@@ -153,6 +170,23 @@ async def _expire_uploads(
                 continue
             await blobs.remove_temp(temp)
             report.temp_files_removed += 1
+
+
+async def _reap_sessions(
+    metadata: MetadataStore,
+    parts: Mapping[StorageClass, PartStore],
+    liveness: ProcessLiveness,
+    policy: GcPolicy,
+    now: datetime,
+    cutoff: datetime,
+    remote_cutoff: datetime,
+    report: GcReport,
+) -> None:
+    """Expired sessions (their TTL is their grace), then leaked part bytes."""
+    report.sessions_expired += await expire_sessions(metadata, parts, now, policy.batch)
+    for leaked in await find_leaked_parts(metadata, parts, liveness, cutoff, remote_cutoff):
+        if await remove_leaked_part(metadata, parts, leaked):
+            report.part_files_removed += 1
 
 
 async def _in_batches(batch: int, step: Callable[[], Awaitable[tuple[int, bool]]]) -> None:

@@ -143,7 +143,9 @@ def gc(ctx: click.Context) -> None:
         f"gc: {report.expired_uploads} stale uploads, {report.temp_files_removed} temp files,"
         f" {report.deletes_finished} deletes finished, {report.blobs_removed} unreferenced"
         f" blobs, {report.orphan_blobs_removed} orphan blob files,"
-        f" {report.deleted_rows_purged} deleted rows purged"
+        f" {report.deleted_rows_purged} deleted rows purged,"
+        f" {report.sessions_expired} upload sessions expired,"
+        f" {report.part_files_removed} part files removed"
     )
 
 
@@ -195,4 +197,6 @@ async def _check_with_progress(services: Services, repair: bool, verify: bool) -
             repair=repair,
             verify_hashes=verify,
             progress=progress,
+            parts=services.part_stores,
+            liveness=services.liveness,
         )

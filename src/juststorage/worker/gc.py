@@ -22,7 +22,12 @@ async def run_gc_pass(services: Services) -> GcReport:
     """One pass, counted in metrics and logged."""
     started = time.perf_counter()
     report = await collect_garbage(
-        services.metadata, services.blobs, services.clock, gc_policy(services), services.liveness
+        services.metadata,
+        services.blobs,
+        services.clock,
+        gc_policy(services),
+        services.liveness,
+        services.part_stores,
     )
     if report.ran:
         services.metrics.gc_runs.inc()
@@ -30,13 +35,16 @@ async def run_gc_pass(services: Services) -> GcReport:
         services.metrics.gc_duration.observe(time.perf_counter() - started)
         log.info(
             "gc pass: %d stale uploads, %d temp files, %d deletes finished, %d blobs,"
-            " %d orphan files removed, %d deleted rows purged",
+            " %d orphan files removed, %d deleted rows purged, %d upload sessions expired,"
+            " %d part files removed",
             report.expired_uploads,
             report.temp_files_removed,
             report.deletes_finished,
             report.blobs_removed,
             report.orphan_blobs_removed,
             report.deleted_rows_purged,
+            report.sessions_expired,
+            report.part_files_removed,
         )
     return report
 

@@ -97,6 +97,18 @@ class S3BlobStore:
             },
         )
 
+    def object_store(self, storage_class: StorageClass) -> S3Store:
+        """The class's client (the part store shares it)."""
+        return self._stores[storage_class]
+
+    @property
+    def part_bytes(self) -> int:
+        return self._part_bytes
+
+    @property
+    def max_concurrency(self) -> int:
+        return self._max_concurrency
+
     async def prepare(self) -> None:
         """Nothing to create: the bucket must exist (`/ready` probes it)."""
 

@@ -6,6 +6,7 @@ when called (GC passes and failed uploads), so a short CLI run does not pay for 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,7 +41,9 @@ def _session() -> Any:
 
 
 @asynccontextmanager
-async def _client(connection: S3Connection) -> AsyncIterator[Any]:
+async def _client(connection: S3Connection, *, gone_ok: bool = True) -> AsyncIterator[Any]:
+    """An S3 client; with `gone_ok`, an upload already completed or aborted
+    (NoSuchUpload) ends the block quietly."""
     # The first import is slow and CPU-bound: keep the event loop mostly free meanwhile.
     session = await anyio.to_thread.run_sync(_session)
     from aiobotocore.config import AioConfig
@@ -64,7 +67,7 @@ async def _client(connection: S3Connection) -> AsyncIterator[Any]:
         ) as client:
             yield client
     except BotoClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
+        if gone_ok and exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
             return  # already completed or aborted: nothing to do
         raise ClientError(str(exc)) from exc
     except (BotoCoreError, OSError) as exc:
@@ -102,3 +105,43 @@ async def abort_uploads_of(connection: S3Connection, root: S3Root, key: str) -> 
     for upload in await unfinished_uploads(connection, root, key):
         if upload.key == key:
             await abort(connection, root, key, upload.upload_id)
+
+
+async def copy_into(
+    connection: S3Connection, root: S3Root, key: str, sources: list[tuple[str, int, int]]
+) -> None:
+    """Make `key` the concatenation of byte ranges `(source key, first, last)` of
+    objects of the same root, server-side: one multipart upload whose parts are
+    UploadPartCopy of each range (no byte passes through this process). Durable
+    when it returns; on failure the multipart upload is aborted (best effort).
+
+    Every range but the last must be at least 5 MiB, and at most 5 GiB (S3's rules).
+    """
+    async with _client(connection, gone_ok=False) as client:
+        created = await client.create_multipart_upload(Bucket=root.bucket, Key=root.full_key(key))
+        upload_id = created["UploadId"]
+        try:
+            parts = []
+            for number, (source, first, last) in enumerate(sources, 1):
+                copied = await client.upload_part_copy(
+                    Bucket=root.bucket,
+                    Key=root.full_key(key),
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource={"Bucket": root.bucket, "Key": root.full_key(source)},
+                    CopySourceRange=f"bytes={first}-{last}",
+                )
+                parts.append({"ETag": copied["CopyPartResult"]["ETag"], "PartNumber": number})
+            await client.complete_multipart_upload(
+                Bucket=root.bucket,
+                Key=root.full_key(key),
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            # GC aborts whatever this leaves.
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await client.abort_multipart_upload(
+                    Bucket=root.bucket, Key=root.full_key(key), UploadId=upload_id
+                )
+            raise
