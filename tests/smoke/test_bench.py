@@ -175,6 +175,8 @@ def test_asgi_steps() -> None:
     assert "median CPU µs per GET: HEAD" in out
     out = run_module("asgi_steps", "HEAD", "HEAD", "--http", "--rounds", "1", "--n", "20")
     assert "median GET/s: HEAD" in out
+
+
 def test_multipart_completion_bench_prints_its_rows() -> None:
     done = run_python("-m", "bench.multipart_completion", "--mib", "4", "--part-mib", "1")
     assert done.returncode == 0, done.stdout + done.stderr
