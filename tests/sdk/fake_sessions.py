@@ -81,6 +81,7 @@ class FakeSessionServer:
         self.sessions: dict[str, _Session] = {}
         self.part_bytes_received = 0
         self.part_requests = 0
+        self.parts_in_flight = 0
         self.lock = threading.Lock()
         fake = self
 
@@ -108,6 +109,16 @@ class FakeSessionServer:
         self._http.shutdown()
         self._http.server_close()
         self._thread.join(timeout=5)
+
+    def settle(self, timeout_s: float = 10.0) -> None:
+        """Wait until no part is being received (a cut client's last bytes included)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self.parts_in_flight == 0:
+                    return
+            time.sleep(0.01)
+        raise TimeoutError("a part is still being received")
 
     def part_path(self, upload_id: str, number: int) -> Path:
         return self.directory / upload_id / f"{number:05d}"
@@ -181,6 +192,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(201, session.to_json())
 
     def _put_part(self, session: _Session, number: int) -> None:
+        with self.server_fake.lock:
+            self.server_fake.parts_in_flight += 1
+        try:
+            self._receive_part(session, number)
+        finally:
+            with self.server_fake.lock:
+                self.server_fake.parts_in_flight -= 1
+
+    def _receive_part(self, session: _Session, number: int) -> None:
         if not 1 <= number <= 10000:
             self._body()
             return self._error(400, "BadRequest", "part numbers are 1-10000")

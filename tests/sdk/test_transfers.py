@@ -280,6 +280,7 @@ def test_an_interrupted_multipart_upload_resumes_with_the_missing_parts_only(
         (state_file,) = state_dir.iterdir()
         recorded = json.loads(state_file.read_text())["parts"]
         assert len(recorded) >= 4
+        fake.settle()
         first_run = fake.part_bytes_received
         resumed: list[int] = []
         content_hash = _multipart(client, source, "mp/resume", state_dir, on_resume=resumed.append)
@@ -303,6 +304,7 @@ def test_a_file_changed_since_the_interruption_goes_in_a_new_session(
         (old_session,) = fake.sessions
         changed = _pattern(4 * MiB, seed=9)
         source.write_bytes(changed)
+        fake.settle()
         before = fake.part_bytes_received
         resumed: list[int] = []
         content_hash = _multipart(client, source, "mp/changed", state_dir, on_resume=resumed.append)
@@ -448,10 +450,13 @@ def test_cli_put_killed_at_90_percent_resends_at_most_15_percent(
         env = _cli_env(server, fake.url, tmp_path)
         proc = subprocess.Popen([str(BIN), *args], env=env, stderr=subprocess.DEVNULL)
         _kill_when(proc, ninety_percent)
+        fake.settle()
         first_run = fake.part_bytes_received
         fake.bytes_per_s = None
         again = _run(args, env)
         resent = fake.part_bytes_received - first_run
+    # The measurement, for `pytest -s`: what the resumed run sent, of the file.
+    print(f"\nkilled at {first_run / MiB:.1f} MiB sent; resume sent {resent / MiB:.1f} MiB")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["content_hash"] == "sha256:" + hashlib.sha256(data).hexdigest()
     assert resent <= 0.15 * len(data), f"sent {resent / MiB:.1f} MiB again"
