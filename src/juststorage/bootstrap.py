@@ -9,6 +9,7 @@ from pathlib import Path
 
 from juststorage.adapters.auth.jwt import PyJwtVerifier, issue_token
 from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
+from juststorage.adapters.blobs.filesystem_parts import FilesystemPartStore
 from juststorage.adapters.blobs.inline import InlineBlobStore
 from juststorage.adapters.blobs.per_class import PerClassBlobStore
 from juststorage.adapters.blobs.s3 import S3BlobStore
@@ -27,8 +28,9 @@ from juststorage.application.apikeys import (
     parse_bootstrap_keys,
 )
 from juststorage.application.authentication import Authenticator
-from juststorage.application.blob_ports import BlobStore
+from juststorage.application.blob_ports import BlobStore, PartStore
 from juststorage.application.ports import Clock, MetadataStore, ProcessLiveness, TokenVerifier
+from juststorage.application.sessions import SessionPolicy, UploadSessions
 from juststorage.application.uploads import RegistrationPolicy, Uploader
 from juststorage.config import Settings, SettingsError
 from juststorage.domain.errors import BadRequest
@@ -55,12 +57,22 @@ class Services:
     authenticator: Authenticator
     liveness: ProcessLiveness = field(default_factory=LocalProcessLiveness)
     metrics: Metrics = field(default_factory=Metrics)
+    # Where each class keeps multipart upload parts (SPEC §8.2); None: from the settings.
+    parts: dict[StorageClass, PartStore] | None = None
     uploader: Uploader = field(init=False)
+    sessions: UploadSessions = field(init=False)
 
     def __post_init__(self) -> None:
         self.uploader = build_uploader(
             self.settings, self.metadata, self.blobs, self.clock, self.liveness.identity()
         )
+        if self.parts is None:
+            self.parts = build_part_stores(self.settings)
+        self.sessions = build_sessions(self)
+
+    @property
+    def part_stores(self) -> dict[StorageClass, PartStore]:
+        return self.parts or {}
 
     @property
     def prices_gb_month(self) -> dict[StorageClass, float]:
@@ -86,6 +98,39 @@ def build_uploader(
             # Bytes held in memory until the commit: nothing stored for GC to judge.
             inline_max_bytes=blobs.max_bytes if isinstance(blobs, InlineBlobStore) else 0,
         ),
+    )
+
+
+def build_part_stores(settings: Settings) -> dict[StorageClass, PartStore]:
+    """The part store of each class with a directory root. s3:// roots have none yet:
+    sessions of those classes are refused (400) until the S3 adapter maps them onto
+    the store's own multipart upload."""
+    s3_roots = _s3_roots(settings)
+    dirs = {c: Path(settings.root_url(c.value)) for c in StorageClass if c not in s3_roots}
+    if not dirs:
+        return {}
+    store = FilesystemPartStore(dirs)
+    return dict.fromkeys(dirs, store)
+
+
+def build_sessions(services: Services) -> UploadSessions:
+    """The process's multipart upload sessions, sharing the uploader's group committer."""
+    settings, blobs = services.settings, services.blobs
+    stores = services.part_stores
+    return UploadSessions(
+        metadata=services.metadata,
+        blobs=blobs,
+        parts=stores.get,
+        clock=services.clock,
+        committer=services.uploader.committer,
+        policy=SessionPolicy(
+            ttl_seconds=settings.upload_ttl_seconds,
+            part_min_bytes=settings.upload_part_min_bytes,
+            max_object_bytes=settings.max_object_bytes,
+            inline_max_bytes=blobs.max_bytes if isinstance(blobs, InlineBlobStore) else 0,
+        ),
+        quota_of=lambda tenant: settings.limits_for(tenant).quota_bytes,
+        owner=services.liveness.identity(),
     )
 
 

@@ -42,6 +42,7 @@ _ENV_NAMES = {
     "gc_interval_seconds": "GC_INTERVAL_S",
     "gc_grace_seconds": "GC_GRACE_S",
     "jwt_max_ttl_seconds": "JWT_MAX_TTL_S",
+    "upload_ttl_seconds": "UPLOAD_TTL_S",
 }
 TIB = 1024**4
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
@@ -127,6 +128,10 @@ class Settings(BaseModel):
     # much in memory to decide (memory ~ concurrent uploads x threshold), and on SQLite
     # a GET's lookup reads the bytes on the event loop.
     inline_max_bytes: int = Field(default=64 * 1024, ge=0, le=1024 * 1024)
+    # Multipart upload sessions (SPEC §8.2): idle lifetime, and the least size of
+    # every part but the last (small in tests; S3's own minimum is 5 MiB).
+    upload_ttl_seconds: float = Field(default=604800.0, gt=0)
+    upload_part_min_bytes: int = Field(default=5 * 1024 * 1024, ge=0)
     # Whole downloads answered with X-Accel-Redirect when the proxy sends X-Accel-Mapping.
     accel_redirect: bool = False
 
@@ -282,6 +287,7 @@ def load_settings(
         ("gc_interval_s", "gc_interval_seconds"),
         ("gc_grace_s", "gc_grace_seconds"),
         ("jwt_max_ttl_s", "jwt_max_ttl_seconds"),
+        ("upload_ttl_s", "upload_ttl_seconds"),
     ):
         if short in values:
             values.setdefault(long, values.pop(short))

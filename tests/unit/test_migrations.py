@@ -20,6 +20,7 @@ RELEASED = {
     ("postgres", 5, "census_counters"): "d049e7422b0b0e9b",
     ("postgres", 6, "shared_limits"): "92987728db443e77",
     ("postgres", 7, "inline_blobs"): "6e4b9cb688067f7d",
+    ("postgres", 8, "upload_sessions"): "8ceda216e63e4e84",
     ("sqlite", 1, "initial"): "b4506c0b1fa0c8f0",
     ("sqlite", 2, "gc"): "4d74c4bd209edf84",
     ("sqlite", 3, "usage_counters"): "f5771313a0306a09",
@@ -27,6 +28,7 @@ RELEASED = {
     ("sqlite", 5, "census_counters"): "d049e7422b0b0e9b",
     ("sqlite", 6, "shared_limits"): "58052d11c0c2aee6",
     ("sqlite", 7, "inline_blobs"): "5985f456fa7b94c4",
+    ("sqlite", 8, "upload_sessions"): "a9f238d700680113",
 }
 BACKENDS: list[Backend] = ["postgres", "sqlite"]
 

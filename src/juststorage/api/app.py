@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route
 
-from juststorage.api import objects, operations
+from juststorage.api import objects, operations, uploads
 from juststorage.api.errors import EXCEPTION_HANDLERS
 from juststorage.api.metrics_listener import metrics_listener
 from juststorage.api.middleware import RequestContextMiddleware
@@ -78,6 +78,20 @@ def _routes(serve_metrics: bool) -> list[BaseRoute]:
         ),
         Route("/v1/objects/{object_id}", authenticated(objects.get_by_id), methods=["GET", "HEAD"]),
         Route("/v1/objects/{object_id}", authenticated(objects.delete_by_id), methods=["DELETE"]),
+        Route("/v1/uploads", authenticated(uploads.create), methods=["POST"]),
+        Route("/v1/uploads", authenticated(uploads.list_), methods=["GET"]),
+        Route("/v1/uploads/{upload_id}", authenticated(uploads.get), methods=["GET"]),
+        Route("/v1/uploads/{upload_id}", authenticated(uploads.abort), methods=["DELETE"]),
+        Route(
+            "/v1/uploads/{upload_id}/parts/{number}",
+            authenticated(uploads.put_part),
+            methods=["PUT"],
+        ),
+        Route(
+            "/v1/uploads/{upload_id}/complete",
+            authenticated(uploads.complete),
+            methods=["POST"],
+        ),
     ]
     if serve_metrics:
         routes.append(Route("/metrics", operations.metrics, methods=["GET"]))

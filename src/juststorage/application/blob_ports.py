@@ -23,6 +23,7 @@ from uuid import UUID
 
 from juststorage.application.ports import UnitOfWork
 from juststorage.application.records import BlobLocation, StoredBlob, TempFile
+from juststorage.application.session_records import PartFile
 from juststorage.domain.model import ContentHash, StorageClass
 
 
@@ -167,3 +168,100 @@ class BlobStore(Protocol):
     async def remove_temp(self, temp: TempFile) -> None:
         """Remove an upload in flight (GC of a dead one); one already gone is no error."""
         ...
+
+
+class StagedPart(Protocol):
+    """One part of a multipart upload on its way into the part store (SPEC §8.2)."""
+
+    async def write(self, chunk: bytes) -> None:
+        """Hash and append a chunk (and feed the session's running hash, if given).
+
+        Raises:
+            InsufficientStorage: the disk is full.
+        """
+        ...
+
+    async def seal(self) -> tuple[ContentHash, int]:
+        """Make the part durable (file and directory fsynced); its digest and size."""
+        ...
+
+    @property
+    def address(self) -> str:
+        """The store's name for these bytes, which the part row records."""
+        ...
+
+    def keep(self) -> None:
+        """The part row now names these bytes: leaving the block keeps them."""
+        ...
+
+
+class PartStore(Protocol):
+    """Where the parts of multipart upload sessions are kept until completion, and
+    how they become one blob (SPEC §8.2).
+
+    Parts live beside the class's blobs, by session: `scan` lists them for GC and
+    fsck, which compare them with the part rows. The filesystem stitches parts into
+    one file with `copy_file_range` (reflinks where the file system has them); an
+    object store would map a session onto its own multipart upload and complete it
+    server-side, with the same port.
+    """
+
+    def receive(
+        self,
+        storage_class: StorageClass,
+        session_id: UUID,
+        number: int,
+        owner: str,
+        running: Hasher | None = None,
+    ) -> AbstractAsyncContextManager[StagedPart]:
+        """Somewhere to write part `number`; leaving the block removes the bytes unless
+        `keep()` was called. `running`, if given, is fed the bytes as well (the
+        session's hash of the parts so far, extended while parts arrive in order)."""
+        ...
+
+    def assemble(
+        self,
+        storage_class: StorageClass,
+        session_id: UUID,
+        addresses: list[str],
+        upload_id: UUID,
+        owner: str,
+        hashed: Hasher | None,
+        hashed_parts: int,
+    ) -> AbstractAsyncContextManager[StagedBlob]:
+        """The parts at `addresses`, in order, as one staged blob, sealed (its digest
+        and size from `seal()`), to publish and commit like an upload's.
+
+        `hashed` already holds the SHA-256 state of the first `hashed_parts` parts:
+        only the others are read to hash them. Each byte is copied once. Leaving the
+        block removes the assembled copy unless it became the blob.
+        """
+        ...
+
+    def read(
+        self, storage_class: StorageClass, session_id: UUID, address: str
+    ) -> AsyncIterator[bytes]:
+        """A part's bytes, in bounded chunks (for a whole small enough to go inline)."""
+        ...
+
+    async def remove(self, storage_class: StorageClass, session_id: UUID, address: str) -> None:
+        """Remove one part's bytes; gone already is no error."""
+        ...
+
+    async def remove_session(self, storage_class: StorageClass, session_id: UUID) -> None:
+        """Remove every part of the session and its folder; gone already is no error."""
+        ...
+
+    async def scan(self, storage_class: StorageClass) -> list[PartFile]:
+        """Every part's bytes stored in the class, finished or being written."""
+        ...
+
+
+class Hasher(Protocol):
+    """A running SHA-256 (hashlib's), fed by the part store's worker threads."""
+
+    def update(self, data: bytes | bytearray | memoryview, /) -> None: ...
+
+    def copy(self) -> Hasher: ...
+
+    def hexdigest(self) -> str: ...

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -45,6 +45,9 @@ class SealedUpload:
     the committed version; otherwise the commit inserts the committed row.
     `reserved`: the upload holds a quota reservation (its upload id), which the
     commit deletes in the transaction that adds its bytes to the tenant's usage.
+    `before_commit`: runs in the transaction before the committed row is written
+    (after the precondition); NotFound or PreconditionFailed from it refuses this
+    upload alone (a multipart session closing with its object, sessions.py).
     """
 
     upload: NewUpload
@@ -54,6 +57,7 @@ class SealedUpload:
     precondition: WritePrecondition
     staged: StagedBlob
     reserved: bool = False
+    before_commit: Callable[[UnitOfWork], Awaitable[None]] | None = None
 
     @property
     def key_path(self) -> tuple[str, str, str]:
@@ -245,6 +249,8 @@ async def _commit_row(
         if sealed.precondition.is_conditional:  # else any current version will do
             current = await uow.objects.newest(upload.tenant_id, upload.namespace, upload.key)
             sealed.precondition.check(current.content_hash if current else None)
+        if sealed.before_commit is not None:
+            await sealed.before_commit(uow)  # refuses before anything is written
         if sealed.registered:
             # An UPDATE of its own WRITING row: nothing is written when that row is gone.
             version = await uow.objects.commit_upload(

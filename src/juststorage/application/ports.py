@@ -28,6 +28,7 @@ from juststorage.application.records import (
     StoredBlob,
     WritingUpload,
 )
+from juststorage.application.session_records import SessionPart, UploadSession
 from juststorage.application.summaries import Listed
 from juststorage.domain.auth import Principal
 from juststorage.domain.limits import BucketAsk, BucketTake
@@ -414,6 +415,66 @@ class ApiKeyRepository(Protocol):
     async def count(self) -> int: ...
 
 
+class UploadSessionRows(Protocol):
+    """The rows of resumable multipart uploads (SPEC §8.2): sessions and their parts.
+
+    A session's parts count against its tenant's quota through their reservations
+    (`SessionPart.reservation_id`), which live as long as the session does.
+    """
+
+    async def add_session(self, session: UploadSession) -> None: ...
+
+    async def session(self, session_id: UUID, *, with_parts: bool = True) -> UploadSession | None:
+        """The session (open or completed, expired or not), or None."""
+        ...
+
+    async def open_page(
+        self,
+        tenant_id: TenantId,
+        namespace: Namespace,
+        after: tuple[str, UUID] | None,
+        limit: int,
+    ) -> list[UploadSession]:
+        """Open, unexpired sessions of the namespace after `(key, id)`, in key order
+        (then id), with their parts."""
+        ...
+
+    async def put_part(
+        self, session_id: UUID, part: SessionPart, expires_at: datetime
+    ) -> SessionPart | None:
+        """Record `part` (replacing the part of its number), push the session's expiry
+        and its parts' reservations to `expires_at`, and settle the replaced part's
+        reservation; the replaced part, whose bytes the caller removes after the commit.
+
+        Raises:
+            NotFound: the session is not open or has expired.
+        """
+        ...
+
+    async def claim_completion(self, session_id: UUID, object_id: UUID) -> list[SessionPart]:
+        """Mark the open, unexpired session completed by `object_id` (in the transaction
+        that commits the object); delete its part rows and settle their reservations.
+        The parts, whose bytes the caller removes after the commit.
+
+        Raises:
+            NotFound: the session is not open (completed, aborted) or has expired.
+        """
+        ...
+
+    async def remove_session(self, session_id: UUID) -> list[SessionPart] | None:
+        """Delete the session and its parts, settling their reservations; the parts
+        (for their bytes), or None if there was no such session."""
+        ...
+
+    async def expired_sessions(self, now: datetime, limit: int) -> list[UploadSession]:
+        """Sessions past `expires_at` (open or completed), without parts."""
+        ...
+
+    async def part_addresses(self, session_ids: list[UUID]) -> dict[UUID, set[str]]:
+        """For each of `session_ids` that has a row: its parts' addresses (maybe none)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One database transaction. Nothing it wrote is visible unless `commit()` is called.
 
@@ -437,6 +498,9 @@ class UnitOfWork(Protocol):
 
     @property
     def buckets(self) -> RateBuckets: ...
+
+    @property
+    def sessions(self) -> UploadSessionRows: ...
 
     async def __aenter__(self) -> Self: ...
 

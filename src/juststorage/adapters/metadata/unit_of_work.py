@@ -15,6 +15,7 @@ from juststorage.adapters.metadata.blob_index import SqlBlobIndex
 from juststorage.adapters.metadata.leases_keys import SqlApiKeyRepository, SqlLeaseRepository
 from juststorage.adapters.metadata.limits import SqlQuotaReservations, SqlRateBuckets
 from juststorage.adapters.metadata.repositories import SqlObjectRepository
+from juststorage.adapters.metadata.sessions import SqlUploadSessionRows
 from juststorage.adapters.metadata.sql import Dialect, SqlSession
 
 
@@ -32,6 +33,7 @@ class SqlUnitOfWork(ABC):
     leases: SqlLeaseRepository
     quota: SqlQuotaReservations
     buckets: SqlRateBuckets
+    sessions: SqlUploadSessionRows
 
     def __init__(self, *, read_only: bool, durable: bool) -> None:
         self._read_only = read_only
@@ -67,6 +69,7 @@ class SqlUnitOfWork(ABC):
         self.leases = SqlLeaseRepository(session, dialect)
         self.quota = SqlQuotaReservations(session, dialect)
         self.buckets = SqlRateBuckets(session, dialect)
+        self.sessions = SqlUploadSessionRows(session, dialect)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -1,0 +1,347 @@
+"""Resumable multipart uploads against the real server (SPEC §8.2), on SQLite and
+PostgreSQL: the session flow, replacement and order of parts, completion rules,
+conditions, retries, tenant isolation, scopes and bad input."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+from typing import Any
+
+import httpx
+import pytest
+
+from juststorage.testing import Server, StartServer
+
+from .support import assert_error, blob_file, sha256_hex, unique_name, upload
+
+pytestmark = pytest.mark.e2e
+
+PART_MIN = 1024  # JUSTSTORAGE_UPLOAD_PART_MIN_BYTES of these servers
+
+
+@pytest.fixture(scope="module")
+def server(start_server: StartServer) -> Server:
+    return start_server(
+        JUSTSTORAGE_UPLOAD_PART_MIN_BYTES=str(PART_MIN), JUSTSTORAGE_INLINE_MAX_BYTES="0"
+    )
+
+
+@pytest.fixture
+def auth(server: Server) -> dict[str, str]:
+    return server.admin_headers()
+
+
+@pytest.fixture
+def tenant() -> str:
+    return unique_name("t")
+
+
+def create(
+    server: Server, auth: dict[str, str], tenant: str, key: str = "model.bin", **headers: str
+) -> httpx.Response:
+    all_headers = {**auth, "X-Tenant": tenant, "X-Namespace": "models", "X-Key": key}
+    all_headers.update({k.replace("_", "-"): v for k, v in headers.items()})
+    return server.client.post("/v1/uploads", headers=all_headers)
+
+
+def open_session(server: Server, auth: dict[str, str], tenant: str, **headers: str) -> str:
+    response = create(server, auth, tenant, **headers)
+    assert response.status_code == 201, response.text
+    upload_id: str = response.json()["upload_id"]
+    return upload_id
+
+
+def put_part(
+    server: Server,
+    auth: dict[str, str],
+    upload_id: str,
+    number: int | str,
+    data: bytes,
+    **headers: str,
+) -> httpx.Response:
+    all_headers = {**auth, **{k.replace("_", "-"): v for k, v in headers.items()}}
+    return server.client.put(
+        f"/v1/uploads/{upload_id}/parts/{number}", headers=all_headers, content=data
+    )
+
+
+def complete(
+    server: Server, auth: dict[str, str], upload_id: str, body: Any = None
+) -> httpx.Response:
+    content = b"" if body is None else httpx.Request("POST", "/", json=body).content
+    return server.client.post(f"/v1/uploads/{upload_id}/complete", headers=auth, content=content)
+
+
+def parts_of(size: int, count: int) -> list[bytes]:
+    return [os.urandom(size) for _ in range(count)]
+
+
+def test_session_flow_create_put_get_complete(
+    server: Server, auth: dict[str, str], tenant: str
+) -> None:
+    created = create(server, auth, tenant, Content_Type="application/x-model")
+    assert created.status_code == 201
+    session = created.json()
+    upload_id = session["upload_id"]
+    assert created.headers["location"] == f"/v1/uploads/{upload_id}"
+    assert set(session) == {
+        "upload_id",
+        "tenant_id",
+        "namespace",
+        "key",
+        "storage_class",
+        "content_type",
+        "state",
+        "created_at",
+        "expires_at",
+        "parts",
+    }
+    assert session["state"] == "open" and session["parts"] == []
+    assert session["tenant_id"] == tenant and session["content_type"] == "application/x-model"
+
+    parts = parts_of(PART_MIN, 2) + [b"tail"]
+    for number in (3, 1, 2):  # any order
+        response = put_part(server, auth, upload_id, number, parts[number - 1])
+        assert response.status_code == 200, response.text
+        assert response.json() == {
+            "part": number,
+            "size_bytes": len(parts[number - 1]),
+            "sha256": sha256_hex(parts[number - 1]),
+        }
+    listed = server.client.get(f"/v1/uploads/{upload_id}", headers=auth).json()
+    assert [p["part"] for p in listed["parts"]] == [1, 2, 3]
+
+    whole = b"".join(parts)
+    done = complete(server, auth, upload_id)
+    assert done.status_code == 201, done.text
+    obj = done.json()
+    assert obj["content_hash"] == f"sha256:{sha256_hex(whole)}"
+    assert obj["size_bytes"] == len(whole)
+    assert obj["content_type"] == "application/x-model"
+    assert done.headers["etag"] == f'"sha256:{sha256_hex(whole)}"'
+    got = server.client.get(f"/v1/objects/{obj['id']}", headers={**auth, "X-Tenant": tenant})
+    assert got.status_code == 200 and got.content == whole
+
+    # A retry after a lost response: 200 with the same object.
+    again = complete(server, auth, upload_id)
+    assert again.status_code == 200 and again.json() == obj
+    # The parts are gone from the disk once completed.
+    assert not list((server.data_dir / "hot" / "parts").glob(f"{upload_id}/*"))
+
+
+def test_in_order_parts_hashed_on_arrival_and_dedup_with_single_upload(
+    server: Server, auth: dict[str, str], tenant: str
+) -> None:
+    parts = parts_of(PART_MIN * 3, 3)
+    whole = b"".join(parts)
+    single = upload(server.client, auth, tenant, "models", "single", whole)
+    assert single.status_code == 201
+    upload_id = open_session(server, auth, tenant)
+    for number, data in enumerate(parts, 1):
+        assert put_part(server, auth, upload_id, number, data).status_code == 200
+    done = complete(server, auth, upload_id)
+    assert done.status_code == 201
+    assert done.json()["content_hash"] == single.json()["content_hash"]
+    path = blob_file(server.data_dir / "hot", sha256_hex(whole))
+    assert path.read_bytes() == whole
+
+
+def test_resending_a_part_replaces_it(server: Server, auth: dict[str, str], tenant: str) -> None:
+    upload_id = open_session(server, auth, tenant)
+    first, second = parts_of(PART_MIN, 2)
+    assert put_part(server, auth, upload_id, 1, first).status_code == 200
+    assert put_part(server, auth, upload_id, 2, b"x").status_code == 200
+    assert put_part(server, auth, upload_id, 1, second).status_code == 200  # replaces 1
+    session = server.client.get(f"/v1/uploads/{upload_id}", headers=auth).json()
+    assert [p["sha256"] for p in session["parts"]] == [sha256_hex(second), sha256_hex(b"x")]
+    done = complete(server, auth, upload_id)
+    assert done.json()["content_hash"] == f"sha256:{sha256_hex(second + b'x')}"
+    files = list((server.data_dir / "hot" / "parts").glob(f"{upload_id}/*"))
+    assert files == []
+
+
+def test_parallel_parts(server: Server, auth: dict[str, str], tenant: str) -> None:
+    upload_id = open_session(server, auth, tenant)
+    parts = parts_of(PART_MIN * 8, 8)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(
+                lambda n: put_part(server, auth, upload_id, n, parts[n - 1]).status_code,
+                range(1, 9),
+            )
+        )
+    assert results == [200] * 8
+    done = complete(server, auth, upload_id)
+    assert done.status_code == 201
+    assert done.json()["content_hash"] == f"sha256:{sha256_hex(b''.join(parts))}"
+
+
+def test_complete_with_explicit_parts_drops_the_rest(
+    server: Server, auth: dict[str, str], tenant: str
+) -> None:
+    upload_id = open_session(server, auth, tenant)
+    parts = parts_of(PART_MIN, 3)
+    for number, data in enumerate(parts, 1):
+        put_part(server, auth, upload_id, number, data)
+    done = complete(server, auth, upload_id, {"parts": [1, 2]})
+    assert done.status_code == 201
+    assert done.json()["size_bytes"] == 2 * PART_MIN
+
+
+def test_bad_part_numbers_are_400(server: Server, auth: dict[str, str], tenant: str) -> None:
+    upload_id = open_session(server, auth, tenant)
+    for number in ("0", "10001", "x", "1.5", "-1", "%C2%B2"):
+        assert_error(put_part(server, auth, upload_id, number, b"a"), 400, "BadRequest")
+    assert put_part(server, auth, upload_id, 10000, b"a").status_code == 200
+
+
+def test_missing_or_malformed_session_is_404(server: Server, auth: dict[str, str]) -> None:
+    missing = "00000000-0000-4000-8000-000000000000"
+    for upload_id in (missing, "not-a-uuid"):
+        assert_error(put_part(server, auth, upload_id, 1, b"a"), 404, "NotFound")
+        assert_error(server.client.get(f"/v1/uploads/{upload_id}", headers=auth), 404, "NotFound")
+        assert_error(complete(server, auth, upload_id), 404, "NotFound")
+        assert_error(
+            server.client.delete(f"/v1/uploads/{upload_id}", headers=auth), 404, "NotFound"
+        )
+
+
+def test_completion_rules(server: Server, auth: dict[str, str], tenant: str) -> None:
+    upload_id = open_session(server, auth, tenant)
+    assert_error(complete(server, auth, upload_id), 400, "BadRequest")  # no parts
+    put_part(server, auth, upload_id, 1, b"small")
+    put_part(server, auth, upload_id, 2, b"last")
+    error = assert_error(complete(server, auth, upload_id), 400, "BadRequest")  # too small
+    assert str(PART_MIN) in error["message"]
+    put_part(server, auth, upload_id, 1, os.urandom(PART_MIN))
+    put_part(server, auth, upload_id, 4, b"after a gap")
+    assert_error(complete(server, auth, upload_id), 400, "BadRequest")  # gap at 3
+    assert_error(complete(server, auth, upload_id, {"parts": [1, 3]}), 400, "BadRequest")
+    assert_error(complete(server, auth, upload_id, {"parts": [2, 1]}), 400, "BadRequest")
+    assert_error(complete(server, auth, upload_id, {"parts": "1"}), 400, "BadRequest")
+    assert_error(complete(server, auth, upload_id, {"parts": [True]}), 400, "BadRequest")
+    response = server.client.post(
+        f"/v1/uploads/{upload_id}/complete", headers=auth, content=b"{not json"
+    )
+    assert_error(response, 400, "BadRequest")
+    assert complete(server, auth, upload_id, {"parts": [1, 2]}).status_code == 201
+
+
+def test_checksum_mismatch_keeps_the_session_open(
+    server: Server, auth: dict[str, str], tenant: str
+) -> None:
+    data = os.urandom(100)
+    upload_id = open_session(server, auth, tenant, X_Content_SHA256=sha256_hex(b"other"))
+    assert_error(
+        put_part(server, auth, upload_id, 1, data, X_Content_SHA256=sha256_hex(b"no")),
+        400,
+        "ChecksumMismatch",
+    )
+    assert (
+        put_part(server, auth, upload_id, 1, data, X_Content_SHA256=sha256_hex(data)).status_code
+        == 200
+    )
+    assert_error(complete(server, auth, upload_id), 400, "ChecksumMismatch")
+    session = server.client.get(f"/v1/uploads/{upload_id}", headers=auth).json()
+    assert session["state"] == "open" and len(session["parts"]) == 1
+    assert (
+        server.client.get(
+            "/v1/objects/by-key/models/" + tenant + "/model.bin", headers=auth
+        ).status_code
+        == 404
+    )
+
+
+def test_conditions_at_create_and_at_completion(
+    server: Server, auth: dict[str, str], tenant: str
+) -> None:
+    upload_id = open_session(server, auth, tenant, If_None_Match="*")
+    put_part(server, auth, upload_id, 1, b"late")
+    # Another writer creates the key in between: the completion is refused.
+    assert upload(server.client, auth, tenant, "models", "model.bin", b"first").status_code == 201
+    assert_error(complete(server, auth, upload_id), 412, "PreconditionFailed")
+    assert_error(create(server, auth, tenant, If_None_Match="*"), 412, "PreconditionFailed")
+    etag = f'"sha256:{sha256_hex(b"first")}"'
+    replace = open_session(server, auth, tenant, If_Match=etag)
+    put_part(server, auth, replace, 1, b"second")
+    assert complete(server, auth, replace).status_code == 201
+
+
+def test_abort_removes_the_session_and_its_parts(
+    server: Server, auth: dict[str, str], tenant: str
+) -> None:
+    upload_id = open_session(server, auth, tenant)
+    put_part(server, auth, upload_id, 1, b"bytes")
+    assert server.client.delete(f"/v1/uploads/{upload_id}", headers=auth).status_code == 204
+    assert not (server.data_dir / "hot" / "parts" / upload_id).exists()
+    assert_error(server.client.get(f"/v1/uploads/{upload_id}", headers=auth), 404, "NotFound")
+    assert_error(put_part(server, auth, upload_id, 1, b"a"), 404, "NotFound")
+    assert_error(server.client.delete(f"/v1/uploads/{upload_id}", headers=auth), 404, "NotFound")
+
+
+def test_list_open_sessions_paged(server: Server, auth: dict[str, str], tenant: str) -> None:
+    ids = [open_session(server, auth, tenant, key=f"k{i}") for i in range(5)]
+    done = open_session(server, auth, tenant, key="k9")
+    put_part(server, auth, done, 1, b"x")
+    complete(server, auth, done)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"tenant": tenant, "namespace": "models", "limit": "2"}
+        if cursor:
+            params["cursor"] = cursor
+        page = server.client.get("/v1/uploads", params=params, headers=auth).json()
+        assert len(page["items"]) <= 2
+        seen += [s["upload_id"] for s in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ids  # key order; the completed session is not open
+    bad = server.client.get(
+        "/v1/uploads", params={"tenant": tenant, "namespace": "models", "limit": "0"}, headers=auth
+    )
+    assert_error(bad, 400, "BadRequest")
+    bad = server.client.get(
+        "/v1/uploads",
+        params={"tenant": tenant, "namespace": "models", "cursor": "@@"},
+        headers=auth,
+    )
+    assert_error(bad, 400, "BadRequest")
+
+
+def test_another_tenants_session_is_404_and_scopes(server: Server, tenant: str) -> None:
+    auth = server.admin_headers()
+    upload_id = open_session(server, auth, tenant)
+    put_part(server, auth, upload_id, 1, b"secret")
+    other = server.create_key([unique_name("o")], ["objects:write", "objects:read"])
+    other_auth = {"Authorization": f"Bearer {other['key']}"}
+    own = other["tenants"][0]
+    for headers in (other_auth, {**other_auth, "X-Tenant": own}):
+        assert_error(
+            server.client.get(f"/v1/uploads/{upload_id}", headers=headers), 404, "NotFound"
+        )
+        assert_error(put_part(server, headers, upload_id, 2, b"x"), 404, "NotFound")
+        assert_error(complete(server, headers, upload_id), 404, "NotFound")
+        assert_error(
+            server.client.delete(f"/v1/uploads/{upload_id}", headers=headers), 404, "NotFound"
+        )
+    # Naming a tenant the credential does not hold is 403, as for an upload.
+    named = {**other_auth, "X-Tenant": tenant}
+    assert_error(server.client.get(f"/v1/uploads/{upload_id}", headers=named), 403, "Forbidden")
+    assert_error(create(server, other_auth, tenant), 403, "Forbidden")
+    listing = server.client.get(
+        "/v1/uploads", params={"tenant": tenant, "namespace": "models"}, headers=other_auth
+    )
+    assert_error(listing, 403, "Forbidden")
+    reader = server.create_key([tenant], ["objects:read"])
+    reader_auth = {"Authorization": f"Bearer {reader['key']}"}
+    assert_error(create(server, reader_auth, tenant), 403, "Forbidden")
+    assert_error(put_part(server, reader_auth, upload_id, 2, b"x"), 403, "Forbidden")
+    assert_error(
+        server.client.get(f"/v1/uploads/{upload_id}", headers=reader_auth), 403, "Forbidden"
+    )
+    writer = server.create_key([tenant], ["objects:write"])
+    writer_auth = {"Authorization": f"Bearer {writer['key']}"}
+    assert put_part(server, writer_auth, upload_id, 2, b"mine").status_code == 200
+    assert server.client.get(f"/v1/uploads/{upload_id}", headers=writer_auth).status_code == 200
