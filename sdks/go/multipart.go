@@ -173,8 +173,9 @@ func (c *Client) CreateUpload(ctx context.Context, opts UploadOptions) (UploadSe
 		return UploadSession{}, err
 	}
 	header.Del("Content-Length")
-	// A retried create could open a second session: retried only when nothing was sent.
-	r := &request{method: http.MethodPost, path: "/v1/uploads", header: header}
+	// Retried after a broken connection too: at worst that leaves one empty session
+	// behind, which expires and is reaped; failing the whole upload would cost more.
+	r := &request{method: http.MethodPost, path: "/v1/uploads", header: header, idempotent: true}
 	var session UploadSession
 	err = c.doJSON(ctx, r, &session)
 	return session, err

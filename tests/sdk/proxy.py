@@ -36,11 +36,17 @@ class CuttingProxy:
     """
 
     def __init__(
-        self, upstream_port: int, cut_after_bytes: int, bytes_per_s: float | None = None
+        self,
+        upstream_port: int,
+        cut_after_bytes: int,
+        bytes_per_s: float | None = None,
+        up_bytes_per_s: float | None = None,
     ) -> None:
         self.upstream_port = upstream_port
         self.cut_after_bytes = cut_after_bytes
         self.bytes_per_s = bytes_per_s  # each connection's pace downstream, when set
+        self.up_bytes_per_s = up_bytes_per_s  # and upstream
+        self.bytes_up = 0  # every byte forwarded to the server (requests, bodies)
         self.cuts = 0
         self.requests: list[str] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -103,10 +109,14 @@ class CuttingProxy:
                 if not data:
                     break
                 head = data.split(b"\r\n\r\n", 1)[0]
-                if head[:8].split(b" ", 1)[0] in (b"GET", b"HEAD", b"POST", b"DELETE"):
+                if head[:8].split(b" ", 1)[0] in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE"):
                     with self._lock:
                         self.requests.append(head.decode("latin-1"))
                 upstream.sendall(data)
+                with self._lock:
+                    self.bytes_up += len(data)
+                if self.up_bytes_per_s:
+                    time.sleep(len(data) / self.up_bytes_per_s)
         with contextlib.suppress(OSError):
             upstream.shutdown(socket.SHUT_WR)
 

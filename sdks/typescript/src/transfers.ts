@@ -289,8 +289,9 @@ function bytesStream(data: Uint8Array): () => ReadableStream<Uint8Array> {
 
 export async function createUpload(client: Client, options: UploadOptions): Promise<UploadSession> {
   const headers = uploadHeaders(options, options.sha256, undefined);
-  // A retried create could open a second session: retry only when nothing was sent.
-  return client.json<UploadSession>("POST", "/v1/uploads", { headers, idempotent: false, signal: options.signal });
+  // Retried after a broken connection too: at worst that leaves one empty session
+  // behind, which expires and is reaped; failing the whole upload would cost more.
+  return client.json<UploadSession>("POST", "/v1/uploads", { headers, signal: options.signal });
 }
 
 export async function getUpload(client: Client, uploadId: string, signal?: AbortSignal): Promise<UploadSession> {

@@ -229,8 +229,9 @@ async def create_upload(
         if_match=if_match,
         size=None,
     )
-    # A retried create could open a second session: retry only when nothing was sent.
-    data = await client._json("POST", "/v1/uploads", headers=headers, idempotent=False)
+    # Retried after a broken connection too: at worst that leaves one empty session
+    # behind, which expires and is reaped; failing the whole upload would cost more.
+    data = await client._json("POST", "/v1/uploads", headers=headers)
     return UploadSession.from_json(data)
 
 
