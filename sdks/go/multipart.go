@@ -270,7 +270,9 @@ func sha256OfSpan(path string, s span) (string, error) {
 func (c *Client) uploadFileParts(ctx context.Context, path string, info os.FileInfo, opts UploadOptions) (ObjectInfo, bool, error) {
 	size, mtime := info.Size(), info.ModTime().UnixNano()
 	abs, _ := filepath.Abs(path)
-	identity, _ := json.Marshal([]string{c.base, opts.Tenant, opts.Namespace, opts.Key,
+	// Not the server's URL: the same server may be reached by another name (a proxy),
+	// and a session id another server does not know is simply not resumed (404).
+	identity, _ := json.Marshal([]string{opts.Tenant, opts.Namespace, opts.Key,
 		opts.StorageClass, opts.ContentType, opts.IfNoneMatch, opts.IfMatch, abs})
 	sum := sha256.Sum256(identity)
 	stateDir := opts.StateDir

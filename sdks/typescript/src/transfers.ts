@@ -399,8 +399,9 @@ export async function uploadFileParts(client: Client, path: string, options: Par
   const info = await stat(path, { bigint: true });
   const size = Number(info.size);
   const mtimeNs = String(info.mtimeNs);
+  // Not the server's URL: the same server may be reached by another name (a proxy),
+  // and a session id another server does not know is simply not resumed (404).
   const identity = JSON.stringify([
-    client.baseUrl,
     options.tenant,
     options.namespace,
     options.key,

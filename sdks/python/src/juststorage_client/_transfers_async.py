@@ -306,8 +306,9 @@ async def upload_file_parts(
     None when the server has no session API (`POST /v1/uploads` is 404 or 405).
     """
     stat = path.stat()
+    # Not the server's URL: the same server may be reached by another name (a proxy),
+    # and a session id another server does not know is simply not resumed (404).
     identity = {
-        "url": str(client._http.base_url),
         "tenant": tenant,
         "namespace": namespace,
         "key": key,
