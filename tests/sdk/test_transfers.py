@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from juststorage_client import AsyncClient, Client, IntegrityError, NotFound
+from juststorage_client import AsyncClient, ChecksumMismatch, Client, IntegrityError, NotFound
 from juststorage_client._transfer_state import part_size_for, spans
 from tests.sdk.fake_sessions import FakeSessionServer
 from tests.sdk.proxy import CuttingProxy
@@ -356,6 +356,26 @@ def test_a_file_changed_since_the_interruption_goes_in_a_new_session(
         assert resumed == [] and sessions.sent() - before >= len(changed)
         with pytest.raises(NotFound):  # aborted, its parts freed
             client.get_upload(old_session)
+
+
+def test_a_file_changed_behind_its_mtime_is_refused_then_sent_again_whole(
+    sessions: Sessions, server: Server, tmp_path: Path
+) -> None:
+    source = tmp_path / "model.bin"
+    source.write_bytes(_pattern(4 * MiB, seed=14))
+    stat = source.stat()
+    state_dir = tmp_path / "state"
+    with Client(sessions.url, server.admin_key) as client:
+        with pytest.raises(_Stop):
+            _multipart(client, source, "mp/sneaky", state_dir, progress=_stop_after(2 * MiB))
+        changed = _pattern(4 * MiB, seed=15)
+        source.write_bytes(changed)
+        os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size, same mtime
+        with pytest.raises(ChecksumMismatch):  # old parts + new parts != the recorded digest
+            _multipart(client, source, "mp/sneaky", state_dir)
+        assert list(state_dir.iterdir()) == []  # forgotten: the next run starts over
+        content_hash = _multipart(client, source, "mp/sneaky", state_dir)
+    assert content_hash == "sha256:" + hashlib.sha256(changed).hexdigest()
 
 
 def test_async_client_multipart_upload_resumes(

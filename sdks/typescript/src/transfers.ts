@@ -19,7 +19,7 @@ import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 
 import type { Client } from "./client.js";
-import { IntegrityError, MethodNotAllowed, NotFound, TransportError } from "./errors.js";
+import { ChecksumMismatch, IntegrityError, MethodNotAllowed, NotFound, TransportError } from "./errors.js";
 import { ObjectInfo, isRecord, type ObjectHead, type ObjectJson } from "./models.js";
 import { Target, encodeName, sha256OfFile, uploadHeaders, type Progress, type UploadOptions } from "./protocol.js";
 
@@ -488,16 +488,27 @@ export async function uploadFileParts(client: Client, path: string, options: Par
   const id = session.upload_id;
   const sendPart = async (n: number): Promise<void> => {
     const [offset, length] = numbered[n - 1] as [number, number];
-    const digest = await sha256OfSpan(path, offset, length);
-    const answer = await uploadPart(client, id, n, spanBody(path, offset, length, client.chunkBytes, options.progress), length, digest, options.signal);
-    if (String(answer.sha256 ?? digest).replace(/^sha256:/, "") !== digest) {
-      throw new IntegrityError(`part ${n} was stored with another digest`, digest, String(answer.sha256));
-    }
-    parts.set(n, digest);
+    // No hashing pass of its own: the whole file's X-Content-SHA256, checked at
+    // completion, covers every part, and a resume compares the server's digest of
+    // what it stored with the one recorded here.
+    const answer = await uploadPart(client, id, n, spanBody(path, offset, length, client.chunkBytes, options.progress), length, undefined, options.signal);
+    if (answer.size_bytes !== length) throw new TransportError(`part ${n} was stored with another size`);
+    parts.set(n, String(answer.sha256).replace(/^sha256:/, ""));
     await save();
   };
   await runPool(options.parallel, allParts.filter((n) => !held.has(n)), sendPart);
-  const object = await completeUpload(client, id, allParts, options.signal);
+  let object: ObjectInfo;
+  try {
+    object = await completeUpload(client, id, allParts, options.signal);
+  } catch (error) {
+    if (error instanceof ChecksumMismatch) {
+      // The parts are not the file's bytes (it changed while it was sent): forget the
+      // session, so that the next call starts over.
+      await abortUpload(client, id, options.signal).catch(() => undefined);
+      await unlink(statePath).catch(() => undefined);
+    }
+    throw error;
+  }
   await unlink(statePath).catch(() => undefined);
   return object;
 }

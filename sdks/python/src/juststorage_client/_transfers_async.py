@@ -28,6 +28,7 @@ from urllib.parse import quote
 import httpx
 
 from juststorage_client._errors import (
+    ChecksumMismatch,
     IntegrityError,
     MethodNotAllowed,
     NotFound,
@@ -390,26 +391,32 @@ async def upload_file_parts(
 
     async def send(number: int) -> None:
         offset, length = numbered[number - 1]
-        digest = await _in_thread(sha256_of_span, path, offset, length, chunk_bytes)
+        # No hashing pass of its own: the whole file's X-Content-SHA256, checked at
+        # completion, covers every part, and a resume compares the server's digest of
+        # what it stored with the one recorded here.
         answer = await upload_part(
             client,
             upload_id,
             number,
             _file_span_body(path, offset, length, chunk_bytes, counter),
             size=length,
-            sha256=digest,
         )
-        if str(answer.get("sha256", digest)).removeprefix("sha256:") != digest:
-            raise IntegrityError(
-                f"part {number} was stored with another digest",
-                expected=digest,
-                actual=str(answer.get("sha256")),
-            )
+        if int(answer.get("size_bytes", length)) != length:
+            raise TransportError(f"part {number} was stored with another size")
+        digest = str(answer["sha256"]).removeprefix("sha256:")
         await _in_thread(state.record_part, number, digest)
 
     todo = [n for n in range(1, len(numbered) + 1) if n not in held]
     await run_async(parallel, todo, send)
-    info = await complete_upload(client, upload_id, list(range(1, len(numbered) + 1)))
+    try:
+        info = await complete_upload(client, upload_id, list(range(1, len(numbered) + 1)))
+    except ChecksumMismatch:
+        # The parts are not the file's bytes (it changed while it was sent): forget
+        # the session, so that the next run starts over.
+        with contextlib.suppress(NotFound):
+            await abort_upload(client, upload_id)
+        state.discard()
+        raise
     state.discard()
     return info
 
