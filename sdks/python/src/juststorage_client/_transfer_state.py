@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,8 +243,3 @@ def sha256_of_span(path: Path, offset: int, length: int, chunk: int) -> str:
             digest.update(data)
     return digest.hexdigest()
 
-
-def first_missing(numbers: Iterable[int], count: int) -> list[int]:
-    """The part numbers 1..count not in `numbers`."""
-    have = set(numbers)
-    return [n for n in range(1, count + 1) if n not in have]
