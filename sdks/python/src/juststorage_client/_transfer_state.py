@@ -242,4 +242,3 @@ def sha256_of_span(path: Path, offset: int, length: int, chunk: int) -> str:
         for data in chunks_of(handle.read, length, chunk):
             digest.update(data)
     return digest.hexdigest()
-
