@@ -122,6 +122,7 @@ func TestConformance(t *testing.T) {
 		sc := sc
 		t.Run(sc.Name, func(t *testing.T) {
 			server := serverFor(t, sc.Server)
+			dir := t.TempDir() // files and transfer state the scenario's steps share
 			saved := map[string]map[string]any{}
 			for i, raw := range sc.Steps {
 				step := substitute(raw, saved).(map[string]any)
@@ -137,17 +138,17 @@ func TestConformance(t *testing.T) {
 				var out outcome
 				if via, ok := step["via"].(map[string]any); ok {
 					proxy := startProxy(t, server.Port, int64(via["cut_after_bytes"].(float64)))
-					out = execute(t, proxy.URL, token, clientSpec, step, contents)
+					out = execute(t, proxy.URL, token, clientSpec, step, contents, dir)
 					proxy.close()
 					cuts, requests := proxy.stats()
 					if cuts != 1 {
 						t.Fatalf("%s: the proxy cut %d times, want 1", where, cuts)
 					}
-					if !resumedWithRange(requests) {
+					if step["call"] == "download" && !resumedWithRange(requests) {
 						t.Fatalf("%s: no later request with a Range header: %q", where, requests)
 					}
 				} else {
-					out = execute(t, server.URL, token, clientSpec, step, contents)
+					out = execute(t, server.URL, token, clientSpec, step, contents, dir)
 				}
 				check(t, where, step, out, contents, saved)
 			}
@@ -203,6 +204,7 @@ type outcome struct {
 	retries   []js.RetryEvent
 	elapsed   time.Duration
 	growthMiB float64
+	resumed   []int64 // what uploads reported as already on the server
 }
 
 func retryPolicy(spec map[string]any, events *[]js.RetryEvent) js.RetryPolicy {
@@ -221,7 +223,7 @@ func retryPolicy(spec map[string]any, events *[]js.RetryEvent) js.RetryPolicy {
 	return policy
 }
 
-func execute(t *testing.T, url, token string, clientSpec, step map[string]any, contents map[string]*content) outcome {
+func execute(t *testing.T, url, token string, clientSpec, step map[string]any, contents map[string]*content, dir string) outcome {
 	t.Helper()
 	var out outcome
 	retrySpec, _ := clientSpec["retry"].(map[string]any)
@@ -234,7 +236,7 @@ func execute(t *testing.T, url, token string, clientSpec, step map[string]any, c
 	defer cancel()
 	rss := startPeakRSS(t)
 	started := time.Now()
-	out.result, out.err = call(ctx, t, client, step, contents)
+	out.result, out.err = call(ctx, t, client, step, contents, dir, &out.resumed)
 	out.elapsed = time.Since(started)
 	out.growthMiB = rss.growthMiB(t)
 	return out
@@ -253,21 +255,54 @@ func objectRef(args map[string]any) js.ObjectRef {
 }
 
 func downloadOptions(args map[string]any) *js.DownloadOptions {
+	opts := &js.DownloadOptions{}
+	if v, ok := args["parallel_threshold"].(float64); ok {
+		opts.ParallelThreshold = int64(v)
+	}
+	if v, ok := args["range_bytes"].(float64); ok {
+		opts.RangeSize = int64(v)
+	}
+	if v, ok := args["parallel"].(float64); ok {
+		opts.Parallel = int(v)
+	}
 	r, ok := args["range"].([]any)
 	if !ok {
-		return nil
+		return opts
 	}
 	byteRange := js.ByteRange{First: int64(r[0].(float64)), Last: js.ToEnd}
 	if last, ok := r[1].(float64); ok {
 		byteRange.Last = int64(last)
 	}
-	return &js.DownloadOptions{Range: &byteRange}
+	opts.Range = &byteRange
+	return opts
 }
 
 // call runs one step's call with the SDK; the result in the SPEC's JSON shape.
-func call(ctx context.Context, t *testing.T, c *js.Client, step map[string]any, contents map[string]*content) (any, error) {
+func call(ctx context.Context, t *testing.T, c *js.Client, step map[string]any, contents map[string]*content, dir string, resumed *[]int64) (any, error) {
 	args, _ := step["args"].(map[string]any)
 	switch step["call"] {
+	case "create_upload":
+		session, err := c.CreateUpload(ctx, uploadOptions(args))
+		return jsonShape(session), err
+	case "upload_part":
+		first, last := int64(0), int64(-1)
+		if r, ok := step["range"].([]any); ok {
+			first = int64(r[0].(float64))
+			if l, ok := r[1].(float64); ok {
+				last = int64(l)
+			}
+		}
+		data := contents[step["content"].(string)].data(first, last)
+		part, err := c.UploadPart(ctx, arg(args, "upload_id"), int(args["part"].(float64)), data)
+		return jsonShape(part), err
+	case "get_upload":
+		session, err := c.GetUpload(ctx, arg(args, "upload_id"))
+		return jsonShape(session), err
+	case "complete_upload":
+		info, err := c.CompleteUpload(ctx, arg(args, "upload_id"), nil)
+		return jsonShape(info), err
+	case "abort_upload":
+		return nil, c.AbortUpload(ctx, arg(args, "upload_id"))
 	case "health", "ready":
 		health, err := c.Health(ctx)
 		if step["call"] == "ready" {
@@ -275,7 +310,7 @@ func call(ctx context.Context, t *testing.T, c *js.Client, step map[string]any, 
 		}
 		return map[string]any{"ok": health.OK, "status": health.Status, "checks": jsonShape(health.Checks)}, err
 	case "upload":
-		return upload(ctx, t, c, step, args, contents[step["content"].(string)])
+		return upload(ctx, t, c, step, args, contents[step["content"].(string)], dir, resumed)
 	case "download":
 		ref, opts := objectRef(args), downloadOptions(args)
 		switch step["target"] {
@@ -331,25 +366,58 @@ func call(ctx context.Context, t *testing.T, c *js.Client, step map[string]any, 
 	return nil, nil
 }
 
-func upload(ctx context.Context, t *testing.T, c *js.Client, step, args map[string]any, body *content) (any, error) {
+func uploadOptions(args map[string]any) js.UploadOptions {
 	opts := js.UploadOptions{
 		Tenant: arg(args, "tenant"), Namespace: arg(args, "namespace"), Key: arg(args, "key"),
 		StorageClass: arg(args, "storage_class"), ContentType: arg(args, "content_type"),
 		IfNoneMatch: arg(args, "if_none_match"), IfMatch: arg(args, "if_match"),
 		SHA256: arg(args, "sha256"),
 	}
+	if v, ok := args["multipart_threshold"].(float64); ok {
+		opts.MultipartThreshold = int64(v)
+	}
+	if v, ok := args["part_bytes"].(float64); ok {
+		opts.PartSize = int64(v)
+	}
+	if v, ok := args["parallel"].(float64); ok {
+		opts.Parallel = int(v)
+	}
+	return opts
+}
+
+func upload(ctx context.Context, t *testing.T, c *js.Client, step, args map[string]any, body *content, dir string, resumed *[]int64) (any, error) {
+	opts := uploadOptions(args)
+	opts.StateDir = filepath.Join(dir, "transfers")
+	opts.OnResume = func(n int64) { *resumed = append(*resumed, n) }
 	var info js.ObjectInfo
 	var err error
 	switch step["source"] {
 	case "bytes":
 		info, err = c.UploadBytes(ctx, body.data(0, -1), opts)
 	case "file":
-		path, werr := body.writeFile(t.TempDir())
-		if werr != nil {
-			t.Fatal(werr)
+		// A named file is shared by the scenario's steps that name it: the same
+		// upload, which resumes. Others are written for the call and removed.
+		name, shared := step["file"].(string)
+		if !shared {
+			path, werr := body.writeFile(t.TempDir())
+			if werr != nil {
+				t.Fatal(werr)
+			}
+			info, err = c.UploadFile(ctx, path, opts)
+			os.Remove(path)
+			break
+		}
+		path := filepath.Join(dir, "file-"+name)
+		if _, serr := os.Stat(path); serr != nil {
+			written, werr := body.writeFile(dir)
+			if werr == nil {
+				werr = os.Rename(written, path)
+			}
+			if werr != nil {
+				t.Fatal(werr)
+			}
 		}
 		info, err = c.UploadFile(ctx, path, opts)
-		os.Remove(path)
 	default: // a stream of unknown size, which cannot be sent twice
 		info, err = c.Upload(ctx, struct{ io.Reader }{body.reader(0, -1)}, opts)
 	}

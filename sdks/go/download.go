@@ -18,6 +18,17 @@ type DownloadOptions struct {
 	Range *ByteRange
 	// Progress, when set, is called with the number of bytes just received.
 	Progress func(n int)
+
+	// ParallelThreshold: DownloadFile fetches a whole object of this size or
+	// more as resumable parallel ranges (0: DefaultParallelThreshold; -1: never).
+	ParallelThreshold int64
+	// Parallel is how many ranges are in flight at once (0: DefaultParallel).
+	Parallel int
+	// RangeSize is the bytes per range, the unit a resumed download keeps (0: 16 MiB).
+	RangeSize int64
+	// OnResume, when set, is called once with the bytes an earlier, interrupted
+	// DownloadFile of the same version already wrote.
+	OnResume func(n int64)
 }
 
 // Download is an open download: Head, then the body through Read.
@@ -240,8 +251,30 @@ func (c *Client) DownloadBytes(ctx context.Context, ref ObjectRef, opts *Downloa
 
 // DownloadFile streams the object into the file at path. It is written as
 // <path>.part and renamed into place only once every byte arrived and the
-// hash matched; on failure nothing is left behind.
+// hash matched; on failure nothing is left behind. A whole object of
+// ParallelThreshold bytes or more is fetched as ranges, Parallel at a time;
+// <path>.part.state lists the finished ones, which a later call keeps when
+// the object is the same version (see ranges.go).
 func (c *Client) DownloadFile(ctx context.Context, ref ObjectRef, path string, opts *DownloadOptions) (ObjectHead, error) {
+	if opts == nil {
+		opts = &DownloadOptions{}
+	}
+	threshold := opts.ParallelThreshold
+	if threshold == 0 {
+		threshold = DefaultParallelThreshold
+	}
+	if opts.Range == nil && threshold > 0 {
+		head, err := c.Head(ctx, ref)
+		if err != nil {
+			return ObjectHead{}, err
+		}
+		if head.SizeBytes >= threshold {
+			return c.downloadRanges(ctx, ref.Tenant, head, path, opts)
+		}
+		if head.ID != "" {
+			ref = ByID(ref.Tenant, head.ID) // the single request below reads this very version
+		}
+	}
 	d, err := c.Open(ctx, ref, opts)
 	if err != nil {
 		return ObjectHead{}, err

@@ -6,6 +6,7 @@ package juststorage_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"testing"
@@ -17,6 +18,13 @@ import (
 func check(t *testing.T, where string, step map[string]any, out outcome, contents map[string]*content, saved map[string]map[string]any) {
 	t.Helper()
 	expect, _ := step["expect"].(map[string]any)
+	if want, _ := expect["transport_error"].(bool); want {
+		var transport *js.TransportError
+		if !errors.As(out.err, &transport) {
+			t.Fatalf("%s: want a transport error, got %v", where, out.err)
+		}
+		return
+	}
 	if want, ok := expect["error"].(map[string]any); ok {
 		checkError(t, where, want, out)
 		return
@@ -97,6 +105,24 @@ func check(t *testing.T, where string, step map[string]any, out outcome, content
 		}
 		if float64(n) < want["min"].(float64) {
 			t.Fatalf("%s: %d resumes, want at least %v (%+v)", where, n, want["min"], out.retries)
+		}
+	}
+	if want, ok := expect["resumed_upload"].(map[string]any); ok {
+		var total int64
+		for _, n := range out.resumed {
+			total += n
+		}
+		if float64(total) < want["min_bytes"].(float64) {
+			t.Fatalf("%s: resumed %v, want at least %v bytes", where, out.resumed, want["min_bytes"])
+		}
+	}
+	if want, ok := expect["parts"].([]any); ok {
+		var got []any
+		for _, p := range result.(map[string]any)["parts"].([]any) {
+			got = append(got, p.(map[string]any)["part"])
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s: parts %v, want %v", where, got, want)
 		}
 	}
 	if want, ok := expect["elapsed_s"].(map[string]any); ok {

@@ -42,6 +42,19 @@ type UploadOptions struct {
 	NoChecksum bool
 	// Progress, when set, is called with the number of bytes just sent.
 	Progress func(n int)
+
+	// MultipartThreshold: UploadFile sends a file of this size or more through a
+	// resumable multipart session (0: DefaultParallelThreshold; -1: never).
+	MultipartThreshold int64
+	// Parallel is how many parts are in flight at once (0: DefaultParallel).
+	Parallel int
+	// PartSize is the bytes per part (0: max(8 MiB, size/10000)).
+	PartSize int64
+	// StateDir keeps the state of unfinished multipart uploads (empty: DefaultStateDir()).
+	StateDir string
+	// OnResume, when set, is called once with the bytes an earlier, interrupted
+	// UploadFile of the same file already sent.
+	OnResume func(n int64)
 }
 
 // bodyReleaseTimeout bounds the wait for a transport to close a body (which
@@ -142,6 +155,11 @@ func (c *Client) UploadBytes(ctx context.Context, data []byte, opts UploadOption
 
 // UploadFile uploads the file at path, streamed in chunks.
 //
+// A file of MultipartThreshold bytes or more goes through a multipart session,
+// Parallel parts at a time; when such an upload is interrupted, calling
+// UploadFile again with the same arguments sends only the parts the server does
+// not hold yet (see multipart.go). A server without sessions gets one request.
+//
 // Unless NoChecksum is set (or SHA256 given), the file is hashed first in one
 // streaming pass and the digest is sent as X-Content-SHA256, so a file that
 // changes while it is sent is refused (ErrChecksumMismatch) instead of stored.
@@ -154,6 +172,19 @@ func (c *Client) UploadFile(ctx context.Context, path string, opts UploadOptions
 		return ObjectInfo{}, fmt.Errorf("juststorage: %s is not a regular file", path)
 	}
 	size := info.Size()
+	threshold := opts.MultipartThreshold
+	if threshold == 0 {
+		threshold = DefaultParallelThreshold
+	}
+	if threshold > 0 && size >= threshold {
+		if opts.Parallel <= 0 {
+			opts.Parallel = DefaultParallel
+		}
+		object, ok, err := c.uploadFileParts(ctx, path, info, opts)
+		if ok || err != nil {
+			return object, err
+		}
+	}
 	if opts.SHA256 == "" && !opts.NoChecksum {
 		digest, n, err := c.hashFile(ctx, path)
 		if err != nil {

@@ -1,7 +1,8 @@
-"""Generate `_sync.py` (the blocking `Client`) from `_async.py` (`AsyncClient`).
+"""Generate `_sync.py` (the blocking `Client`) from `_async.py` (`AsyncClient`),
+and `_transfers_sync.py` from `_transfers_async.py`.
 
-    python sdks/python/unasync.py          # rewrite _sync.py
-    python sdks/python/unasync.py --check  # exit 1 when _sync.py is stale
+    python sdks/python/unasync.py          # rewrite the generated files
+    python sdks/python/unasync.py --check  # exit 1 when one is stale
 
 One source for both clients, so they cannot drift apart (as httpcore does).
 """
@@ -23,6 +24,17 @@ RULES: list[tuple[str, str]] = [
         r"`_sync\.py` is generated from this file by `sdks/python/unasync\.py`; edit here\.",
         "Generated from `_async.py` by `sdks/python/unasync.py`: do not edit.",
     ),
+    (
+        r"^\"\"\"Large transfers on asyncio: ",
+        '"""Large transfers, blocking (threads): ',
+    ),
+    (
+        r"`_transfers_sync\.py` is generated from this file by `[^`]+`; edit here\.",
+        "Generated from the asyncio module by `sdks/python/unasync.py`: do not edit.",
+    ),
+    (r"\b_transfers_async\b", "_transfers_sync"),
+    (r"\bjuststorage_client\._async\b", "juststorage_client._sync"),
+    (r"\brun_async\b", "run_threads"),
     (r"\bimport asyncio\b", "import time"),
     (r"await asyncio\.sleep\(", "time.sleep("),
     (r"await asyncio\.to_thread\(function, \*args\)", "function(*args)"),
@@ -45,8 +57,11 @@ RULES: list[tuple[str, str]] = [
 ]
 
 
-def generate() -> str:
-    text = (PACKAGE / "_async.py").read_text("utf-8")
+FILES = {"_async.py": "_sync.py", "_transfers_async.py": "_transfers_sync.py"}
+
+
+def generate(source: str, target: str) -> str:
+    text = (PACKAGE / source).read_text("utf-8")
     for pattern, replacement in RULES:
         text = re.sub(pattern, replacement, text, flags=re.MULTILINE)
     ruff = Path(sys.executable).parent / "ruff"
@@ -57,7 +72,7 @@ def generate() -> str:
             "--fix-only",
             "--quiet",
             "--stdin-filename",
-            str(PACKAGE / "_sync.py"),
+            str(PACKAGE / target),
             "-",
         ],
         input=text,
@@ -67,7 +82,7 @@ def generate() -> str:
         cwd=PACKAGE,
     ).stdout
     return subprocess.run(
-        [str(ruff), "format", "--quiet", "--stdin-filename", str(PACKAGE / "_sync.py"), "-"],
+        [str(ruff), "format", "--quiet", "--stdin-filename", str(PACKAGE / target), "-"],
         input=fixed,
         capture_output=True,
         text=True,
@@ -77,15 +92,17 @@ def generate() -> str:
 
 
 def main() -> int:
-    target = PACKAGE / "_sync.py"
-    text = generate()
-    if "--check" in sys.argv:
-        if not target.exists() or target.read_text("utf-8") != text:
-            print("_sync.py is stale: run python sdks/python/unasync.py", file=sys.stderr)
-            return 1
-        return 0
-    target.write_text(text, "utf-8")
-    return 0
+    status = 0
+    for source, name in FILES.items():
+        target = PACKAGE / name
+        text = generate(source, name)
+        if "--check" in sys.argv:
+            if not target.exists() or target.read_text("utf-8") != text:
+                print(f"{name} is stale: run python sdks/python/unasync.py", file=sys.stderr)
+                status = 1
+            continue
+        target.write_text(text, "utf-8")
+    return status
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,8 @@ class Outcome:
     retries: list[js.RetryEvent] = field(default_factory=list)
     elapsed_s: float = 0.0
     peak_rss_growth_mib: float = 0.0
+    transport_error: js.TransportError | None = None
+    resumed_bytes: list[int] = field(default_factory=list)
 
 
 def substitute(value: Any, saved: dict[str, dict[str, Any]]) -> Any:
@@ -175,16 +177,44 @@ class Driver:
         policy: js.RetryPolicy,
         step: dict[str, Any],
         contents: dict[str, Content],
+        on_resume: Callable[[int], None],
     ) -> Any:
         if self._runner is None:
             with js.Client(url, token, retry=policy) as client:
-                return _sync_call(client, step, contents, self.tmp_path)
+                return _sync_call(client, step, contents, self.tmp_path, on_resume)
 
         async def run() -> Any:
             async with js.AsyncClient(url, token, retry=policy) as client:
-                return await _async_call(client, step, contents, self.tmp_path)
+                return await _async_call(client, step, contents, self.tmp_path, on_resume)
 
         return self._runner.run(run())
+
+
+def _upload_file(step: dict[str, Any], content: Content, tmp: Path) -> tuple[Path, bool]:
+    """The file to upload, and whether to remove it after the call.
+
+    A step that names its `file` shares it with the scenario's other steps that
+    name it (same path and modification time: the same upload, which resumes).
+    """
+    if "file" in step:
+        path = tmp / f"file-{step['file']}"
+        if not path.exists():
+            content.write(path)
+        return path, False
+    return content.write(tmp / f"up-{secrets.token_hex(4)}"), True
+
+
+def _session_call(step: dict[str, Any], contents: dict[str, Content]) -> tuple[str, list[Any]]:
+    """The SDK method of a session call and its positional arguments."""
+    call, args = step["call"], step.get("args", {})
+    if call == "upload_part":
+        first, last = step.get("range", [0, None])
+        data = contents[step["content"]].data(first, last)
+        return call, [args["upload_id"], args["part"], data]
+    return call, [args["upload_id"]]
+
+
+_SESSION_CALLS = {"upload_part", "get_upload", "complete_upload", "abort_upload"}
 
 
 def _object_args(args: dict[str, Any]) -> dict[str, Any]:
@@ -196,20 +226,32 @@ def _object_args(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _sync_call(
-    client: js.Client, step: dict[str, Any], contents: dict[str, Content], tmp: Path
+    client: js.Client,
+    step: dict[str, Any],
+    contents: dict[str, Content],
+    tmp: Path,
+    on_resume: Callable[[int], None],
 ) -> Any:
     call, args = step["call"], _object_args(step.get("args", {}))
+    if call == "create_upload":
+        return client.create_upload(**args).raw
+    if call in _SESSION_CALLS:
+        name, positional = _session_call(step, contents)
+        answer = getattr(client, name)(*positional)
+        return answer.to_json() if call == "complete_upload" else _session_json(answer)
     if call == "upload":
         content = contents[step["content"]]
         source = step["source"]
         if source == "bytes":
             return client.upload(content.data(), **args).to_json()
         if source == "file":
-            path = content.write(tmp / f"up-{secrets.token_hex(4)}")
+            path, remove = _upload_file(step, content, tmp)
             try:
-                return client.upload_file(path, **args).to_json()
+                transfers = {"state_dir": tmp / "transfers", "on_resume": on_resume}
+                return client.upload_file(path, **args, **transfers).to_json()
             finally:
-                path.unlink()
+                if remove:
+                    path.unlink()
         return client.upload_stream(content.chunks(), **args).to_json()
     if call == "download":
         target = step["target"]
@@ -240,20 +282,32 @@ def _sync_call(
 
 
 async def _async_call(
-    client: js.AsyncClient, step: dict[str, Any], contents: dict[str, Content], tmp: Path
+    client: js.AsyncClient,
+    step: dict[str, Any],
+    contents: dict[str, Content],
+    tmp: Path,
+    on_resume: Callable[[int], None],
 ) -> Any:
     call, args = step["call"], _object_args(step.get("args", {}))
+    if call == "create_upload":
+        return (await client.create_upload(**args)).raw
+    if call in _SESSION_CALLS:
+        name, positional = _session_call(step, contents)
+        answer = await getattr(client, name)(*positional)
+        return answer.to_json() if call == "complete_upload" else _session_json(answer)
     if call == "upload":
         content = contents[step["content"]]
         source = step["source"]
         if source == "bytes":
             return (await client.upload(content.data(), **args)).to_json()
         if source == "file":
-            path = content.write(tmp / f"up-{secrets.token_hex(4)}")
+            path, remove = _upload_file(step, content, tmp)
             try:
-                return (await client.upload_file(path, **args)).to_json()
+                transfers = {"state_dir": tmp / "transfers", "on_resume": on_resume}
+                return (await client.upload_file(path, **args, **transfers)).to_json()
             finally:
-                path.unlink()
+                if remove:
+                    path.unlink()
 
         async def chunks() -> Any:
             for chunk in content.chunks():
@@ -289,6 +343,13 @@ async def _async_call(
         health = await (client.health() if call == "health" else client.ready())
         return {"ok": health.ok, "status": health.status, "checks": health.checks}
     raise AssertionError(f"unknown call {call!r}")
+
+
+def _session_json(answer: Any) -> Any:
+    """A session call's answer in the SPEC's JSON shape (None for an abort)."""
+    if isinstance(answer, js.UploadSession):
+        return answer.raw
+    return answer
 
 
 class _Hashed:
@@ -334,9 +395,15 @@ def execute(
     started = time.monotonic()
     with PeakRss() as rss:
         try:
-            outcome.result = driver.call(url, token, policy, step, contents)
+            outcome.result = driver.call(
+                url, token, policy, step, contents, outcome.resumed_bytes.append
+            )
         except js.ApiError as exc:
             outcome.error = exc
+        except js.TransportError as exc:
+            if not step.get("expect", {}).get("transport_error"):
+                raise
+            outcome.transport_error = exc
     outcome.elapsed_s = time.monotonic() - started
     outcome.peak_rss_growth_mib = rss.growth_mib
     return outcome
@@ -351,6 +418,9 @@ def check(
     """Assert the step's `expect` block (no block: the call must succeed)."""
     expect = substitute(step.get("expect", {}), saved)
     where = f"{step['call']} {step.get('args')}"
+    if expect.get("transport_error"):
+        assert outcome.transport_error is not None, f"{where}: no transport error"
+        return
     if "error" in expect:
         want = expect["error"]
         error = outcome.error
@@ -392,6 +462,11 @@ def check(
     if "resumed" in expect:
         resumed = [e for e in outcome.retries if e.status is None and e.method == "GET"]
         assert len(resumed) >= expect["resumed"]["min"], (where, outcome.retries)
+    if "resumed_upload" in expect:
+        want = expect["resumed_upload"]["min_bytes"]
+        assert sum(outcome.resumed_bytes) >= want, (where, outcome.resumed_bytes)
+    if "parts" in expect:
+        assert [p["part"] for p in result["parts"]] == expect["parts"], (where, result)
     if "elapsed_s" in expect:
         assert outcome.elapsed_s >= expect["elapsed_s"]["min"], (where, outcome.elapsed_s)
     if "peak_rss_growth_mib" in expect:

@@ -7,6 +7,7 @@ import select
 import socket
 import struct
 import threading
+import time
 from types import TracebackType
 
 _POLL_S = 0.1
@@ -26,15 +27,26 @@ def _readable(sock: socket.socket) -> bool:
 
 class CuttingProxy:
     """Forwards to `upstream_port`; the first connection that has sent `cut_after_bytes`
-    downstream is closed at once (both ways). Later connections pass untouched.
+    downstream is closed at once (both ways). Later connections pass untouched
+    (at `bytes_per_s` each when that is set, so that a test can stop a transfer
+    mid-way).
 
     `requests` records the head of every request forwarded, so a test can see
     the `Range` a client sent when it resumed.
     """
 
-    def __init__(self, upstream_port: int, cut_after_bytes: int) -> None:
+    def __init__(
+        self,
+        upstream_port: int,
+        cut_after_bytes: int,
+        bytes_per_s: float | None = None,
+        up_bytes_per_s: float | None = None,
+    ) -> None:
         self.upstream_port = upstream_port
         self.cut_after_bytes = cut_after_bytes
+        self.bytes_per_s = bytes_per_s  # each connection's pace downstream, when set
+        self.up_bytes_per_s = up_bytes_per_s  # and upstream
+        self.bytes_up = 0  # every byte forwarded to the server (requests, bodies)
         self.cuts = 0
         self.requests: list[str] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -97,10 +109,14 @@ class CuttingProxy:
                 if not data:
                     break
                 head = data.split(b"\r\n\r\n", 1)[0]
-                if head[:8].split(b" ", 1)[0] in (b"GET", b"HEAD", b"POST", b"DELETE"):
+                if head[:8].split(b" ", 1)[0] in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE"):
                     with self._lock:
                         self.requests.append(head.decode("latin-1"))
                 upstream.sendall(data)
+                with self._lock:
+                    self.bytes_up += len(data)
+                if self.up_bytes_per_s:
+                    time.sleep(len(data) / self.up_bytes_per_s)
         with contextlib.suppress(OSError):
             upstream.shutdown(socket.SHUT_WR)
 
@@ -128,6 +144,8 @@ class CuttingProxy:
                     break
                 client.sendall(data)
                 sent += len(data)
+                if self.bytes_per_s:
+                    time.sleep(len(data) / self.bytes_per_s)
         closed.set()
         for sock in (client, upstream):
             with contextlib.suppress(OSError):

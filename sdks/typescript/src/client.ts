@@ -34,6 +34,21 @@ import {
   type UploadOptions,
 } from "./protocol.js";
 import { RetryPolicy, type RetryOptions } from "./retry.js";
+import {
+  PARALLEL,
+  PARALLEL_THRESHOLD_BYTES,
+  RANGE_BYTES,
+  abortUpload,
+  completeUpload,
+  createUpload,
+  defaultStateDir,
+  downloadRanges,
+  getUpload,
+  uploadFileParts,
+  uploadPart,
+  type UploadedPart,
+  type UploadSession,
+} from "./transfers.js";
 
 export type FetchFunction = (input: string | URL, init?: RequestInit) => Promise<Response>;
 
@@ -55,6 +70,16 @@ export interface FileUploadOptions extends UploadOptions {
    * (ChecksumMismatch) instead of stored. Default true.
    */
   checksum?: boolean;
+  /** Files of this size or more go through a resumable multipart session. Default 64 MiB. */
+  multipartThreshold?: number;
+  /** Parts in flight at once. Default 4. */
+  parallel?: number;
+  /** Bytes per part. Default max(8 MiB, size / 10000). */
+  partBytes?: number;
+  /** Where the state of an unfinished upload is kept. Default `$XDG_CONFIG_HOME/juststorage/transfers`. */
+  stateDir?: string;
+  /** Called once with the bytes an earlier, interrupted call already sent. */
+  onResume?: Progress;
 }
 
 export interface StreamUploadOptions extends UploadOptions {
@@ -66,6 +91,17 @@ export interface DownloadOptions extends ObjectRef {
   range?: ByteRange;
   progress?: Progress;
   signal?: AbortSignal;
+}
+
+export interface FileDownloadOptions extends DownloadOptions {
+  /** Whole objects of this size or more are fetched as resumable parallel ranges. Default 64 MiB. */
+  parallelThreshold?: number;
+  /** Ranges in flight at once. Default 4. */
+  parallel?: number;
+  /** Bytes per range: what a resumed download keeps. Default 16 MiB. */
+  rangeBytes?: number;
+  /** Called once with the bytes an earlier, interrupted call already wrote. */
+  onResume?: Progress;
 }
 
 export interface CallOptions {
@@ -209,7 +245,8 @@ export class Client {
     }
   }
 
-  private async json<T>(method: string, path: string, options: SendOptions): Promise<T> {
+  /** @internal */
+  async json<T>(method: string, path: string, options: SendOptions): Promise<T> {
     const response = await this.send(method, path, options);
     let text: Uint8Array;
     try {
@@ -231,9 +268,27 @@ export class Client {
     return this.sendUpload(() => bytesBody(bytes, chunkBytes, options.progress), true, bytes.length, sha256, options);
   }
 
-  /** Upload a file, streamed in chunks (hashed first unless `checksum: false`). */
+  /**
+   * Upload a file, streamed in chunks (hashed first unless `checksum: false`).
+   *
+   * A file of `multipartThreshold` bytes or more goes through a multipart session,
+   * `parallel` parts at a time; if the call is interrupted, calling it again with
+   * the same arguments sends only the parts the server does not hold yet (the
+   * state file in `stateDir` keeps the session id and part digests). A server
+   * without the session API gets the file in one request.
+   */
   async uploadFile(path: string | URL, options: FileUploadOptions): Promise<ObjectInfo> {
     const filePath = path instanceof URL ? fileURLToPath(path) : path;
+    if ((await stat(filePath)).size >= (options.multipartThreshold ?? PARALLEL_THRESHOLD_BYTES)) {
+      const object = await uploadFileParts(this, filePath, {
+        ...options,
+        checksum: options.checksum ?? true,
+        parallel: options.parallel ?? PARALLEL,
+        partBytes: options.partBytes,
+        stateDir: options.stateDir ?? defaultStateDir(),
+      });
+      if (object !== null) return object;
+    }
     let sha256 = options.sha256;
     let size: number;
     if (sha256 === undefined && (options.checksum ?? true)) {
@@ -329,9 +384,28 @@ export class Client {
   /**
    * Stream the object into a file path, a Node.js writable or a web
    * `WritableStream`. A path is written as `<path>.part` and renamed into place
-   * only once every byte arrived and the hash matched.
+   * only once every byte arrived and the hash matched. A whole object of
+   * `parallelThreshold` bytes or more is fetched in ranges, `parallel` at a time;
+   * `<path>.part.state` lists the finished ones, which a later call keeps when
+   * the object is the same version.
    */
-  async downloadToFile(destination: DownloadDestination, options: DownloadOptions): Promise<ObjectHead> {
+  async downloadToFile(destination: DownloadDestination, options: FileDownloadOptions): Promise<ObjectHead> {
+    if (options.range === undefined && (typeof destination === "string" || destination instanceof URL)) {
+      const head = await this.head(options);
+      if (head.sizeBytes >= (options.parallelThreshold ?? PARALLEL_THRESHOLD_BYTES)) {
+        return downloadRanges(this, destination instanceof URL ? fileURLToPath(destination) : destination, head, options.tenant, {
+          parallel: options.parallel ?? PARALLEL,
+          rangeBytes: options.rangeBytes ?? RANGE_BYTES,
+          progress: options.progress,
+          onResume: options.onResume,
+          signal: options.signal,
+        });
+      }
+      if (head.id) {
+        // The single request below reads this very version.
+        options = { tenant: options.tenant, id: head.id, ...(options.progress ? { progress: options.progress } : {}), ...(options.signal ? { signal: options.signal } : {}) };
+      }
+    }
     const download = await this.open(options);
     if (typeof destination !== "string" && !(destination instanceof URL)) {
       await writeDownload(download, destination, this.chunkBytes);
@@ -364,6 +438,35 @@ export class Client {
     const response = await this.send("HEAD", target.path(), { headers: target.headers(), signal: ref.signal });
     await response.body?.cancel();
     return ObjectHead.fromHeaders(response.headers);
+  }
+
+  // -- multipart upload sessions (SPEC §8.2) -----------------------------------
+
+  /** Open a session; `sha256` is the whole object's, checked at completion. */
+  async createUpload(options: UploadOptions): Promise<UploadSession> {
+    return createUpload(this, options);
+  }
+
+  /** Send part `part` (1–10000) from memory; sending it again replaces it. */
+  async uploadPart(uploadId: string, part: number, data: Uint8Array | string, options: CallOptions = {}): Promise<UploadedPart> {
+    const bytes = toBytes(data);
+    const digest = createHash("sha256").update(bytes).digest("hex");
+    const { chunkBytes } = this;
+    return uploadPart(this, uploadId, part, () => bytesBody(bytes, chunkBytes, undefined), bytes.length, digest, options.signal);
+  }
+
+  /** The session with the parts the server holds, in order: what resuming needs. */
+  async getUpload(uploadId: string, options: CallOptions = {}): Promise<UploadSession> {
+    return getUpload(this, uploadId, options.signal);
+  }
+
+  /** Commit the parts (default: every part received) as one object. */
+  async completeUpload(uploadId: string, parts?: number[], options: CallOptions = {}): Promise<ObjectInfo> {
+    return completeUpload(this, uploadId, parts, options.signal);
+  }
+
+  async abortUpload(uploadId: string, options: CallOptions = {}): Promise<void> {
+    return abortUpload(this, uploadId, options.signal);
   }
 
   // -- deletes, listing, usage, operations ------------------------------------

@@ -11,6 +11,7 @@ export type {
   ClientOptions,
   DownloadOptions,
   FetchFunction,
+  FileDownloadOptions,
   FileUploadOptions,
   ListOptions,
   StreamUploadOptions,
@@ -43,6 +44,8 @@ export { ObjectHead, ObjectInfo } from "./models.js";
 export type { ClassUsage, Health, ObjectJson, Usage } from "./models.js";
 export type { ByteRange, ObjectRef, Progress, PutByHashOptions, UploadOptions } from "./protocol.js";
 export { NO_RETRIES, RetryPolicy, parseRetryAfter } from "./retry.js";
+export { PARALLEL, PARALLEL_THRESHOLD_BYTES, PART_MIN_BYTES, RANGE_BYTES, defaultStateDir, partSizeFor } from "./transfers.js";
+export type { UploadSession, UploadedPart } from "./transfers.js";
 export type { RetryEvent, RetryOptions } from "./retry.js";
 
 export const VERSION = "0.1.0";

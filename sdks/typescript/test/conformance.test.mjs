@@ -63,9 +63,11 @@ describe("conformance scenario", () => {
           } finally {
             await proxy.close();
           }
-          assert.equal(proxy.cuts, 1, "the proxy never cut the download");
-          const resumed = proxy.requests.slice(1).filter((head) => /\r\nrange: bytes=/i.test(head));
-          assert.ok(resumed.length > 0, JSON.stringify(proxy.requests));
+          assert.equal(proxy.cuts, 1, "the proxy never cut the connection");
+          if (step.call === "download") {
+            const resumed = proxy.requests.slice(1).filter((head) => /\r\nrange: bytes=/i.test(head));
+            assert.ok(resumed.length > 0, JSON.stringify(proxy.requests));
+          }
         } else {
           outcome = await execute(server.url, token, clientSpec, step, contents, tmp, rss);
         }

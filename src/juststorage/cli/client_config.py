@@ -1,4 +1,4 @@
-"""What the object commands share: the SDK, server URL and credential, progress.
+"""What the object commands share: the SDK, server URL and credential, state files.
 
 The commands talk to a running server through the Python SDK (`juststorage-client`,
 `sdks/python`), imported lazily: the server-side commands never need it, and a
@@ -8,8 +8,6 @@ missing SDK is one clear error instead of a failing `juststorage --help`.
 from __future__ import annotations
 
 import os
-import sys
-import time
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,7 +20,6 @@ import click
 from juststorage.cli.errors import BadUsage, CommandFailed
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-PROGRESS_MIN_BYTES = 8 * 1024 * 1024
 
 
 def sdk() -> ModuleType:
@@ -48,6 +45,11 @@ def client_config_path(environ: Mapping[str, str]) -> Path:
         return Path(environ["JUSTSTORAGE_CLIENT_CONFIG"])
     base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "juststorage" / "client.toml"
+
+
+def transfer_state_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where interrupted uploads keep their state: beside the client config."""
+    return client_config_path(environ).parent / "transfers"
 
 
 def resolve_connection(
@@ -86,39 +88,3 @@ def connection_options(command: Any) -> Any:
 
 def json_option(command: Any) -> Any:
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(command)
-
-
-class Progress:
-    """A stderr progress bar with the transfer rate, shown only for large transfers
-    on a terminal (or when forced); otherwise a no-op."""
-
-    def __init__(self, total: int | None, label: str, enabled: bool | None) -> None:
-        show = enabled if enabled is not None else sys.stderr.isatty()
-        self._active = bool(show) and (total is None or total >= PROGRESS_MIN_BYTES)
-        self._started = time.monotonic()
-        self._done = 0
-        self._bar: Any = None
-        if self._active:
-            self._bar = click.progressbar(
-                length=total or 0,
-                label=label,
-                file=sys.stderr,
-                show_eta=True,
-                show_percent=True,
-                item_show_func=lambda _: self.rate(),
-            )
-            self._bar.__enter__()
-
-    def rate(self) -> str:
-        elapsed = max(time.monotonic() - self._started, 1e-6)
-        return f"{self._done / elapsed / 2**20:.1f} MiB/s"
-
-    def __call__(self, n: int) -> None:
-        self._done += n
-        if self._bar is not None:
-            self._bar.update(n, current_item=n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
-            click.echo(f"{self._done / 2**20:.1f} MiB at {self.rate()}", err=True)

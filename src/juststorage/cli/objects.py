@@ -16,13 +16,15 @@ import click
 
 from juststorage.cli.by_hash import by_hash_min_bytes, put_by_hash_first
 from juststorage.cli.client_config import (
-    Progress,
     connection_options,
     json_option,
     resolve_connection,
     sdk,
+    transfer_state_dir,
 )
 from juststorage.cli.errors import BadUsage
+from juststorage.cli.progress import Progress
+from juststorage.cli.transfers import download_options, upload_options
 
 _PROGRESS = click.option(
     "--progress/--no-progress",
@@ -84,6 +86,7 @@ def _parse_range(text: str | None) -> tuple[int, int | None] | None:
     help="Always send the bytes: do not first ask the server to commit a large file"
     " by its SHA-256 [env JUSTSTORAGE_CLIENT_BY_HASH_MIN_BYTES: from 8 MiB].",
 )
+@upload_options
 @_PROGRESS
 @json_option
 @connection_options
@@ -95,12 +98,22 @@ def put(
     no_overwrite: bool,
     if_match: str | None,
     no_by_hash: bool,
+    parallel: int,
+    multipart_threshold: int,
+    part_size: int | None,
     progress: bool | None,
     as_json: bool,
     url: str | None,
     token: str | None,
 ) -> None:
-    """Upload FILE ('-' for stdin) as a new version of TENANT/NAMESPACE/KEY."""
+    """Upload FILE ('-' for stdin) as a new version of TENANT/NAMESPACE/KEY.
+
+    A file of --multipart-threshold bytes or more is sent in parts, --parallel at
+    a time. If that upload is interrupted (Ctrl-C, kill, a lost connection), run
+    the same command again: it resumes, sending only the parts the server does
+    not hold yet. Its state file is kept in transfers/ beside the client config
+    and removed once the upload completes.
+    """
     target = _target(name, None)
     options: dict[str, Any] = {
         **target,
@@ -123,7 +136,17 @@ def put(
                 info, sha256 = put_by_hash_first(client, path, options)
             bar = Progress(size, "upload", progress if info is None else False)
             if info is None:
-                info = client.upload_file(path, **options, sha256=sha256, progress=bar)
+                info = client.upload_file(
+                    path,
+                    **options,
+                    sha256=sha256,
+                    progress=bar,
+                    parallel=parallel,
+                    multipart_threshold=multipart_threshold,
+                    part_bytes=part_size,
+                    state_dir=transfer_state_dir(),
+                    on_resume=bar.resumed,
+                )
         bar.close()
     data = info.to_json()
     _emit(data, as_json, f"{data['id']}  {data['content_hash']}  {_size(data['size_bytes'])}")
@@ -134,6 +157,7 @@ def put(
 @click.argument("destination", metavar="[DEST]", required=False)
 @click.option("--id", "object_id", help="Download this version by id (NAME is the TENANT).")
 @click.option("--range", "byte_range", metavar="FIRST-LAST", help="Only these bytes.")
+@download_options
 @_PROGRESS
 @json_option
 @connection_options
@@ -142,6 +166,9 @@ def get(
     destination: str | None,
     object_id: str | None,
     byte_range: str | None,
+    parallel: int,
+    parallel_threshold: int,
+    part_size: int,
     progress: bool | None,
     as_json: bool,
     url: str | None,
@@ -150,7 +177,11 @@ def get(
     """Download an object into DEST (default: the key's last part; '-' for stdout).
 
     The download resumes if the connection breaks, and a whole object is checked
-    against its SHA-256 before DEST is put in place.
+    against its SHA-256 before DEST is put in place. An object of
+    --parallel-threshold bytes or more is fetched in byte ranges, --parallel at a
+    time, into DEST.part; if that is interrupted, run the same command again: the
+    ranges listed in DEST.part.state are kept when the object (by id and SHA-256)
+    is still the same, else the download starts over.
     """
     target = _target(name, object_id)
     parsed = _parse_range(byte_range)
@@ -168,7 +199,16 @@ def get(
                     sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.flush()
         else:
-            head = client.download_to_file(dest, **target, byte_range=parsed, progress=bar)
+            head = client.download_to_file(
+                dest,
+                **target,
+                byte_range=parsed,
+                progress=bar,
+                parallel=parallel,
+                parallel_threshold=parallel_threshold,
+                range_bytes=part_size,
+                on_resume=bar.resumed,
+            )
         bar.close()
     if dest != "-":
         data = {**head.to_json(), "path": dest}

@@ -22,6 +22,7 @@ from juststorage_client._errors import (
 )
 from juststorage_client._models import ClassUsage, Health, ObjectHead, ObjectInfo, Usage
 from juststorage_client._retry import NO_RETRIES, RetryEvent, RetryPolicy
+from juststorage_client._sessions import UploadedPart, UploadSession
 from juststorage_client._sync import Client, Download
 
 __version__ = "0.1.0"
@@ -54,6 +55,8 @@ __all__ = [
     "TransportError",
     "Unauthorized",
     "Unavailable",
+    "UploadSession",
+    "UploadedPart",
     "Usage",
     "__version__",
 ]

@@ -36,6 +36,22 @@ from juststorage_client._protocol import (
     user_agent,
 )
 from juststorage_client._retry import RetryEvent, RetryPolicy
+from juststorage_client._sessions import UploadSession
+from juststorage_client._transfer_state import (
+    PARALLEL,
+    PARALLEL_THRESHOLD_BYTES,
+    RANGE_BYTES,
+    default_state_dir,
+)
+from juststorage_client._transfers_sync import (
+    abort_upload,
+    complete_upload,
+    create_upload,
+    download_ranges,
+    get_upload,
+    upload_file_parts,
+    upload_part,
+)
 
 BodyFactory = Callable[[], Iterator[bytes]]
 
@@ -326,14 +342,49 @@ class Client:
         sha256: str | None = None,
         checksum: bool = True,
         progress: Progress | None = None,
+        parallel: int = PARALLEL,
+        multipart_threshold: int = PARALLEL_THRESHOLD_BYTES,
+        part_bytes: int | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
+        on_resume: Progress | None = None,
     ) -> ObjectInfo:
         """Upload a file, streamed in chunks.
 
         With `checksum` (the default) the file is hashed first in one streaming
         pass, and the digest is sent as X-Content-SHA256: a file that changes
         while it is sent is refused (ChecksumMismatch) instead of stored.
+
+        A file of `multipart_threshold` bytes or more goes through a multipart
+        session (SPEC §8.2): parts of `part_bytes` (default max(8 MiB, size/10000)),
+        `parallel` at a time. The session id and the acknowledged parts' digests
+        are kept in a state file in `state_dir` (default
+        `$XDG_CONFIG_HOME/juststorage/transfers`), so calling this again with
+        the same arguments after an interruption sends only the missing parts
+        (`on_resume` is called once with the bytes skipped). A server without
+        the session API gets the file in one request instead.
         """
         file_path = Path(path)
+        if file_path.stat().st_size >= multipart_threshold:
+            info = upload_file_parts(
+                self,
+                file_path,
+                tenant=tenant,
+                namespace=namespace,
+                key=key,
+                storage_class=storage_class,
+                content_type=content_type,
+                if_none_match=if_none_match,
+                if_match=if_match,
+                sha256=sha256,
+                checksum=checksum,
+                parallel=parallel,
+                part_bytes=part_bytes,
+                state_dir=Path(state_dir) if state_dir is not None else default_state_dir(),
+                progress=progress,
+                on_resume=on_resume,
+            )
+            if info is not None:
+                return info
         if sha256 is None and checksum:
             sha256, size = _in_thread(sha256_of_file, file_path, self.chunk_bytes)
         else:
@@ -560,9 +611,34 @@ class Client:
         key: str | None = None,
         byte_range: ByteRange | None = None,
         progress: Progress | None = None,
+        parallel: int = PARALLEL,
+        parallel_threshold: int = PARALLEL_THRESHOLD_BYTES,
+        range_bytes: int = RANGE_BYTES,
+        on_resume: Progress | None = None,
     ) -> ObjectHead:
         """Stream the object into a file. A path is written as `<path>.part` and
-        renamed into place only once every byte arrived and the hash matched."""
+        renamed into place only once every byte arrived and the hash matched.
+
+        A whole object of `parallel_threshold` bytes or more is fetched as byte
+        ranges of `range_bytes`, `parallel` at a time, and the ranges already in `<path>.part`
+        (listed in `<path>.part.state`) are kept when a later call downloads the
+        same version again (`on_resume` is called once with their bytes).
+        """
+        if byte_range is None and isinstance(destination, str | os.PathLike):
+            head = self.head(tenant=tenant, id=id, namespace=namespace, key=key)
+            if head.size_bytes >= parallel_threshold:
+                return download_ranges(
+                    self,
+                    Path(destination),
+                    head,
+                    tenant,
+                    parallel=parallel,
+                    range_bytes=range_bytes,
+                    progress=progress,
+                    on_resume=on_resume,
+                )
+            if head.id:  # the small path below reads this very version
+                id, namespace, key = head.id, None, None
         download = self.open(
             tenant=tenant,
             id=id,
@@ -602,6 +678,56 @@ class Client:
         response = self.send("HEAD", target.path(), headers=target.headers())
         response.close()
         return ObjectHead.from_headers(response.headers)
+
+    # -- multipart upload sessions (SPEC §8.2) ---------------------------------
+
+    def create_upload(
+        self,
+        *,
+        tenant: str,
+        namespace: str,
+        key: str,
+        storage_class: str | None = None,
+        content_type: str | None = None,
+        if_none_match: Literal["*"] | None = None,
+        if_match: str | None = None,
+        sha256: str | None = None,
+    ) -> UploadSession:
+        """Open a session; `sha256` is the whole object's, checked at completion."""
+        return create_upload(
+            self,
+            tenant=tenant,
+            namespace=namespace,
+            key=key,
+            storage_class=storage_class,
+            content_type=content_type,
+            if_none_match=if_none_match,
+            if_match=if_match,
+            sha256=sha256,
+        )
+
+    def upload_part(
+        self, upload_id: str, number: int, data: bytes | bytearray | memoryview
+    ) -> dict[str, Any]:
+        """Send part `number` (1-10000) from memory; sending it again replaces it."""
+        payload = bytes(data)
+
+        def body() -> Iterator[bytes]:
+            yield payload
+
+        digest = hashlib.sha256(payload).hexdigest()
+        return upload_part(self, upload_id, number, body, size=len(payload), sha256=digest)
+
+    def get_upload(self, upload_id: str) -> UploadSession:
+        """The session with the parts the server holds, in order: what resuming needs."""
+        return get_upload(self, upload_id)
+
+    def complete_upload(self, upload_id: str, parts: list[int] | None = None) -> ObjectInfo:
+        """Commit the parts (default: all received) as one object."""
+        return complete_upload(self, upload_id, parts)
+
+    def abort_upload(self, upload_id: str) -> None:
+        abort_upload(self, upload_id)
 
     # -- deletes, listing, usage, operations ------------------------------------
 

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { open, readFile, unlink } from "node:fs/promises";
+import { open, readFile, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 
 import * as js from "../../dist/index.js";
@@ -146,6 +146,10 @@ const ARG_NAMES = {
   if_none_match: "ifNoneMatch",
   if_match: "ifMatch",
   page_size: "pageSize",
+  multipart_threshold: "multipartThreshold",
+  part_bytes: "partBytes",
+  parallel_threshold: "parallelThreshold",
+  range_bytes: "rangeBytes",
 };
 
 export function sdkArgs(args = {}) {
@@ -156,10 +160,28 @@ export function sdkArgs(args = {}) {
  * Run one step's call. Upload input files are written before `window()` is
  * called, so the memory window covers the SDK call alone.
  */
-export async function call(client, step, contents, tmp, window) {
+export async function call(client, step, contents, tmp, window, onResume) {
   const args = sdkArgs(step.args);
   const token = randomBytes(4).toString("hex");
   switch (step.call) {
+    case "create_upload":
+      window();
+      return client.createUpload(args);
+    case "upload_part": {
+      const [first, last] = step.range ?? [0, null];
+      const data = contents[step.content].data(first, last);
+      window();
+      return client.uploadPart(args.upload_id, args.part, data);
+    }
+    case "get_upload":
+      window();
+      return client.getUpload(args.upload_id);
+    case "complete_upload":
+      window();
+      return (await client.completeUpload(args.upload_id)).toJSON();
+    case "abort_upload":
+      window();
+      return (await client.abortUpload(args.upload_id)) ?? null;
     case "upload": {
       const content = contents[step.content];
       if (step.source === "bytes") {
@@ -168,12 +190,15 @@ export async function call(client, step, contents, tmp, window) {
         return (await client.upload(data, args)).toJSON();
       }
       if (step.source === "file") {
-        const path = await content.write(join(tmp, `up-${token}`));
+        // A named `file` is shared by the scenario's steps that name it: the same
+        // upload, which resumes. Others are written for the call and removed.
+        const path = join(tmp, step.file ? `file-${step.file}` : `up-${token}`);
+        if (!step.file || !(await stat(path).then(() => true, () => false))) await content.write(path);
         window();
         try {
-          return (await client.uploadFile(path, args)).toJSON();
+          return (await client.uploadFile(path, { ...args, stateDir: join(tmp, "transfers"), onResume })).toJSON();
         } finally {
-          await unlink(path);
+          if (!step.file) await unlink(path);
         }
       }
       window();
@@ -231,7 +256,15 @@ export async function call(client, step, contents, tmp, window) {
 
 /** Run the step and record what happened: result or error, retries, time and memory. */
 export async function execute(url, token, clientSpec, step, contents, tmp, rss) {
-  const outcome = { result: undefined, error: undefined, retries: [], elapsedS: 0, peakRssGrowthMiB: 0 };
+  const outcome = {
+    result: undefined,
+    error: undefined,
+    transportError: undefined,
+    resumedBytes: [],
+    retries: [],
+    elapsedS: 0,
+    peakRssGrowthMiB: 0,
+  };
   const client = new js.Client(url, token, { retry: retryPolicy(clientSpec.retry, outcome.retries) });
   let started = performance.now();
   const window = () => {
@@ -239,10 +272,15 @@ export async function execute(url, token, clientSpec, step, contents, tmp, rss) 
     started = performance.now();
   };
   try {
-    outcome.result = await call(client, step, contents, tmp, window);
+    outcome.result = await call(client, step, contents, tmp, window, (n) => outcome.resumedBytes.push(n));
   } catch (error) {
-    if (!(error instanceof js.ApiError)) throw error;
-    outcome.error = error;
+    if (error instanceof js.TransportError && step.expect?.transport_error) {
+      outcome.transportError = error;
+    } else if (!(error instanceof js.ApiError)) {
+      throw error;
+    } else {
+      outcome.error = error;
+    }
   }
   outcome.elapsedS = (performance.now() - started) / 1000;
   outcome.peakRssGrowthMiB = rss.growthMiB();
@@ -253,6 +291,10 @@ export async function execute(url, token, clientSpec, step, contents, tmp, rss) 
 export function check(step, outcome, contents, saved) {
   const expect = substitute(step.expect ?? {}, saved);
   const where = `${step.call} ${JSON.stringify(step.args ?? {})}`;
+  if (expect.transport_error) {
+    assert.ok(outcome.transportError, `${where}: no transport error (${outcome.error})`);
+    return;
+  }
   if (expect.error) {
     const want = expect.error;
     const error = outcome.error;
@@ -295,6 +337,11 @@ export function check(step, outcome, contents, saved) {
     const resumed = outcome.retries.filter((e) => e.status === null && e.method === "GET");
     assert.ok(resumed.length >= expect.resumed.min, `${where}: retries ${JSON.stringify(outcome.retries)}`);
   }
+  if (expect.resumed_upload) {
+    const total = outcome.resumedBytes.reduce((a, b) => a + b, 0);
+    assert.ok(total >= expect.resumed_upload.min_bytes, `${where}: resumed ${JSON.stringify(outcome.resumedBytes)}`);
+  }
+  if (expect.parts) assert.deepEqual(result.parts.map((p) => p.part), expect.parts, where);
   if (expect.elapsed_s) {
     assert.ok(outcome.elapsedS >= expect.elapsed_s.min, `${where}: took ${outcome.elapsedS} s`);
   }

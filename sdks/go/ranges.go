@@ -1,0 +1,219 @@
+package juststorage
+
+// Parallel resumable downloads: the object (pinned by id) is fetched as byte
+// ranges in parallel into <path>.part; each range is fsynced before
+// <path>.part.state records it, so a later DownloadFile keeps every recorded
+// range, but only for the same version (id, hash and size). The whole file is
+// hashed at the end and renamed into place only if it matches the ETag.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// DefaultRangeSize is the bytes per range of a parallel download.
+const DefaultRangeSize = 16 << 20
+
+type downloadState struct {
+	Version     int    `json:"version"`
+	ObjectID    string `json:"object_id"`
+	ContentHash string `json:"content_hash"`
+	Size        int64  `json:"size"`
+	RangeSize   int64  `json:"range_bytes"`
+	Done        []int  `json:"done"`
+}
+
+func (c *Client) downloadRanges(ctx context.Context, tenant string, head ObjectHead, path string, opts *DownloadOptions) (ObjectHead, error) {
+	partial, statePath := path+".part", path+".part.state"
+	rangeSize := opts.RangeSize
+	if rangeSize <= 0 {
+		rangeSize = DefaultRangeSize
+	}
+	var state downloadState
+	resumed := false
+	if raw, err := os.ReadFile(statePath); err == nil && json.Unmarshal(raw, &state) == nil {
+		info, statErr := os.Stat(partial)
+		resumed = state.Version == stateFormat && state.ObjectID == head.ID &&
+			state.ContentHash == head.ContentHash && state.Size == head.SizeBytes &&
+			state.RangeSize > 0 && statErr == nil && info.Size() == head.SizeBytes
+	}
+	if !resumed {
+		state = downloadState{Version: stateFormat, ObjectID: head.ID, ContentHash: head.ContentHash,
+			Size: head.SizeBytes, RangeSize: rangeSize}
+	}
+	spans := spansOf(head.SizeBytes, state.RangeSize)
+	done := map[int]bool{}
+	for _, i := range state.Done {
+		if i >= 0 && i < len(spans) {
+			done[i] = true
+		}
+	}
+	flags := os.O_RDWR | os.O_CREATE
+	if !resumed {
+		flags |= os.O_TRUNC
+	}
+	f, err := os.OpenFile(partial, flags, 0o644)
+	if err != nil {
+		return ObjectHead{}, err
+	}
+	defer f.Close()
+	var mu sync.Mutex
+	save := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		state.Done = state.Done[:0]
+		for i := range done {
+			state.Done = append(state.Done, i)
+		}
+		sort.Ints(state.Done)
+		return writeJSONAtomic(statePath, state)
+	}
+	if !resumed {
+		if err := f.Truncate(head.SizeBytes); err != nil {
+			return ObjectHead{}, err
+		}
+		if err := save(); err != nil {
+			return ObjectHead{}, err
+		}
+	} else if opts.OnResume != nil && len(done) > 0 {
+		var kept int64
+		for i := range done {
+			kept += spans[i].length
+		}
+		opts.OnResume(kept)
+	}
+	var todo []int
+	for i := range spans {
+		if !done[i] {
+			todo = append(todo, i)
+		}
+	}
+	parallel := opts.Parallel
+	if parallel <= 0 {
+		parallel = DefaultParallel
+	}
+	progress := lockedProgress(opts.Progress)
+	ref := ByID(tenant, head.ID)
+	err = runPool(ctx, parallel, todo, func(ctx context.Context, i int) error {
+		if err := c.fetchRange(ctx, ref, head, f, spans[i], progress); err != nil {
+			return err
+		}
+		if err := f.Sync(); err != nil { // the bytes are durable before the state says so
+			return err
+		}
+		mu.Lock()
+		done[i] = true
+		mu.Unlock()
+		return save()
+	})
+	if err != nil {
+		return ObjectHead{}, err
+	}
+	digest := sha256.New()
+	if _, err := io.Copy(digest, io.NewSectionReader(f, 0, head.SizeBytes)); err != nil {
+		return ObjectHead{}, err
+	}
+	if actual := hex.EncodeToString(digest.Sum(nil)); actual != head.SHA256() {
+		// Start over next time: these bytes are not the object's.
+		f.Close()
+		os.Remove(partial)
+		os.Remove(statePath)
+		return ObjectHead{}, &IntegrityError{Expected: head.SHA256(), Actual: actual}
+	}
+	if err := f.Sync(); err != nil {
+		return ObjectHead{}, err
+	}
+	if err := f.Close(); err != nil {
+		return ObjectHead{}, err
+	}
+	if err := os.Rename(partial, path); err != nil {
+		return ObjectHead{}, err
+	}
+	if dir, err := os.Open(filepath.Dir(path)); err == nil {
+		dir.Sync()
+		dir.Close()
+	}
+	os.Remove(statePath)
+	return head, nil
+}
+
+// fetchRange writes one range into f at its offset; a broken connection resumes where it stopped.
+func (c *Client) fetchRange(ctx context.Context, ref ObjectRef, head ObjectHead, f *os.File, s span, progress func(int)) error {
+	if s.length == 0 {
+		return nil
+	}
+	path, err := ref.path()
+	if err != nil {
+		return err
+	}
+	var received int64
+	for resumes := 0; ; resumes++ {
+		header := ref.header()
+		header.Set("Range", fmt.Sprintf("bytes=%d-%d", s.offset+received, s.offset+s.length-1))
+		resp, err := c.send(ctx, &request{method: http.MethodGet, path: path, header: header, idempotent: true})
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusPartialContent || strings.Trim(resp.Header.Get("ETag"), `"`) != head.ContentHash {
+			resp.Body.Close()
+			return &TransportError{Op: "GET " + path, Err: errors.New("the object changed while it was downloaded")}
+		}
+		w := &offsetWriter{f, s.offset + received}
+		n, copyErr := io.CopyBuffer(w, progressReader{resp.Body, progress}, make([]byte, c.chunkSize))
+		resp.Body.Close()
+		received += n
+		if copyErr == nil && received < s.length {
+			copyErr = io.ErrUnexpectedEOF
+		}
+		if copyErr == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if resumes >= c.retry.MaxResumes {
+			return &TransportError{Op: "GET " + path, Err: fmt.Errorf("download broke after %d bytes: %w", received, copyErr)}
+		}
+		delay := c.retry.backoff(resumes + 1)
+		c.retry.notify(RetryEvent{http.MethodGet, path, resumes + 1, delay, 0, copyErr})
+		if err := sleep(ctx, delay); err != nil {
+			return err
+		}
+	}
+}
+
+type progressReader struct {
+	r        io.Reader
+	progress func(int)
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 && p.progress != nil {
+		p.progress(n)
+	}
+	return n, err
+}
+
+// offsetWriter writes sequentially into f from off (io.OffsetWriter needs Go 1.20).
+type offsetWriter struct {
+	f   *os.File
+	off int64
+}
+
+func (w *offsetWriter) Write(b []byte) (int, error) {
+	n, err := w.f.WriteAt(b, w.off)
+	w.off += int64(n)
+	return n, err
+}
