@@ -12,6 +12,7 @@ only the narrow one named after what it does.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
@@ -483,6 +484,18 @@ class MetadataStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+    def revocation_stamp(self) -> Hashable | None:
+        """A value that changes whenever `announce_revocation()` runs in any process
+        sharing this store, read without a database round; None when the store has
+        no such signal (then every API key check reads the key's row)."""
+        ...
+
+    async def announce_revocation(self) -> None:
+        """Change `revocation_stamp()` for every process sharing the store; called
+        after an API key revocation has committed. Best effort: a failure is not
+        raised (checks then see the revocation within their cache's age limit)."""
+        ...
 
 
 class ProcessLiveness(Protocol):

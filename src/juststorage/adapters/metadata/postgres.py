@@ -16,7 +16,7 @@ import functools
 import random
 import re
 import socket
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Hashable, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -480,6 +480,12 @@ class PostgresMetadataStore:
 
     def snapshot(self) -> PostgresUnitOfWork:
         return PostgresUnitOfWork(self, read_only=True, durable=True)
+
+    def revocation_stamp(self) -> Hashable | None:
+        return None  # processes on other hosts share no file: every check reads the row
+
+    async def announce_revocation(self) -> None:
+        pass
 
     async def ping(self) -> None:
         try:

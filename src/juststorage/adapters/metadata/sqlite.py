@@ -16,7 +16,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
@@ -351,12 +351,24 @@ def _end_write(conn: sqlite3.Connection, committed: bool) -> None:
         conn.execute("PRAGMA synchronous = FULL")
 
 
+def _append_byte(path: Path) -> None:
+    """One byte at the end of `path` (created 0600), never through a symbolic link."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.write(fd, b"r")
+    finally:
+        os.close(fd)
+
+
 class SqliteMetadataStore:
     """The metadata store in one SQLite file."""
 
     def __init__(self, path: Path, clock: Clock) -> None:
         self.path = path
         self.clock = clock
+        # Every process on this database (SQLite: one host) stats it per API key check.
+        self._revocations_path = path.with_name(path.name + ".revocations")
         self._write_lock = asyncio.Lock()
         self._writer_conn: sqlite3.Connection | None = None
         self._idle_readers: list[sqlite3.Connection] = []
@@ -391,6 +403,21 @@ class SqliteMetadataStore:
     async def ping(self) -> None:
         async with self.snapshot() as uow:
             await uow.session.fetchone("SELECT 1", ())
+
+    def revocation_stamp(self) -> Hashable | None:
+        # The file only grows (a byte per revocation): its size never repeats while its
+        # inode lives; a file replaced has another inode.
+        try:
+            st = os.stat(self._revocations_path)
+        except FileNotFoundError:
+            return (0, 0)
+        except OSError:
+            return None  # cannot tell: every check reads the key's row
+        return (st.st_ino, st.st_size)
+
+    async def announce_revocation(self) -> None:
+        with contextlib.suppress(OSError):
+            await threads.run_sync(_append_byte, self._revocations_path)
 
     async def close(self) -> None:
         async with self._write_lock:
