@@ -27,11 +27,11 @@ from asyncpg.pool import PoolConnectionProxy
 
 from juststorage.adapters.metadata.migrations import migrations_for
 from juststorage.adapters.metadata.queries import (
-    COUNT_USAGE_SQL,
     USAGE_SHARDS,
     CensusDeltas,
     CensusKey,
     count_census_sql,
+    count_usage_sql,
 )
 from juststorage.adapters.metadata.sql import SqlSession, UsageDeltas
 from juststorage.adapters.metadata.unit_of_work import SqlUnitOfWork
@@ -217,10 +217,12 @@ class PostgresDialect:
         conn: Connection,
         usage: dict[UsageKey, list[int]],
         census: dict[ShardedCensusKey, list[int]],
+        shard: int,
     ) -> None:
         self._conn = conn
         self.usage = usage  # counter deltas, applied just before COMMIT
         self.census = census  # likewise
+        self._shard = shard  # the unit of work's: its deltas land on one row per counter
 
     def ts_in(self, moment: datetime) -> datetime:
         return moment
@@ -260,16 +262,16 @@ class PostgresDialect:
             await session.execute("LOCK TABLE api_keys IN SHARE ROW EXCLUSIVE MODE")
 
     async def count_usage(self, session: SqlSession, tenant: str, deltas: UsageDeltas) -> None:
-        """Record the deltas on one random shard; the unit of work applies them at commit."""
-        shard = random.randrange(USAGE_SHARDS)
+        """Record the deltas on the unit of work's shard; it applies them at commit."""
+        shard = self._shard
         for storage_class, (objects, size) in deltas.items():
             delta = self.usage.setdefault((tenant, storage_class.value, shard), [0, 0])
             delta[0] += objects
             delta[1] += size
 
     async def count_census(self, session: SqlSession, deltas: CensusDeltas) -> None:
-        """Record the deltas on one random shard; the unit of work applies them at commit."""
-        shard = random.randrange(USAGE_SHARDS)
+        """Record the deltas on the unit of work's shard; it applies them at commit."""
+        shard = self._shard
         for key, (objects, size) in deltas.items():
             delta = self.census.setdefault((key, shard), [0, 0])
             delta[0] += objects
@@ -328,6 +330,9 @@ class PostgresUnitOfWork(SqlUnitOfWork):
         self._transaction: _Transaction | None = None
         self._usage: dict[UsageKey, list[int]] = {}
         self._census: dict[ShardedCensusKey, list[int]] = {}
+        # One random shard per transaction: concurrent ones spread over the counter
+        # rows, and a batch of N uploads adds to one row per counter, not N.
+        self._shard = random.randrange(USAGE_SHARDS)
 
     async def _begin(self) -> None:
         pool = await self._store._get_pool()
@@ -350,7 +355,7 @@ class PostgresUnitOfWork(SqlUnitOfWork):
     def _dialect(self) -> PostgresDialect:
         if self._conn is None:
             raise RuntimeError("use the unit of work inside `async with`")
-        return PostgresDialect(self._conn, self._usage, self._census)
+        return PostgresDialect(self._conn, self._usage, self._census, self._shard)
 
     async def _commit(self) -> None:
         assert self._transaction is not None
@@ -366,13 +371,15 @@ class PostgresUnitOfWork(SqlUnitOfWork):
         blob rows (an upload locks blob then counter, a delete counter then blob).
         """
         session = self.session
-        for (tenant, storage_class, shard), (objects, size) in sorted(self._usage.items()):
-            if objects or size:
-                await session.execute(
-                    COUNT_USAGE_SQL.format("?", "?", "?", "?", "?"),
-                    (tenant, storage_class, shard, objects, size),
-                )
+        usage = [
+            (tenant, storage_class, shard, objects, size)
+            for (tenant, storage_class, shard), (objects, size) in sorted(self._usage.items())
+            if objects or size
+        ]
         self._usage.clear()
+        if usage:
+            params = tuple(value for row in usage for value in row)
+            await session.execute(count_usage_sql(len(usage)), params)
         # One statement for every census row (an upload's commit moves two); sorted,
         # so two transactions lock shared rows in the same order.
         rows = [

@@ -130,15 +130,29 @@ class SqlObjectRepository(SqlRepository):
         self, upload: NewUpload, content_hash: ContentHash, size_bytes: int
     ) -> ObjectVersion:
         # One statement (a round trip on PostgreSQL), where WRITING + commit take two.
+        # The version is built from what was written: only its commit_seq comes back.
+        now = self._s.clock.now()
         row = await self._s.fetchone(
             f"INSERT INTO objects ({_NEW_ROW_COLUMNS}, content_hash, size_bytes, commit_seq)"
             " VALUES (?, ?, ?, ?, 'COMMITTED', ?, ?, ?, ?, ?, ?, ?,"
-            f" {self._d.next_commit_seq}) RETURNING {SELECT_OBJECT}",
-            (*self._new_row(upload, self._now()), content_hash.hex, size_bytes),
+            f" {self._d.next_commit_seq}) RETURNING commit_seq",
+            (*self._new_row(upload, self._d.ts_in(now)), content_hash.hex, size_bytes),
         )
         if row is None:
             raise StorageError("INSERT ... RETURNING returned no row")
-        version = _version(row, self._d)
+        version = ObjectVersion(
+            upload.id,
+            upload.tenant_id,
+            upload.namespace,
+            upload.key,
+            content_hash,
+            size_bytes,
+            upload.storage_class,
+            upload.content_type,
+            now,
+            ObjectState.COMMITTED,
+            row[0],
+        )
         await self._count_usage([version], +1)
         await self._count_census([version], ObjectState.COMMITTED, +1)
         return version

@@ -26,7 +26,11 @@ from uuid import UUID
 
 from juststorage.adapters import threads
 from juststorage.adapters.metadata.migrations import migrations_for
-from juststorage.adapters.metadata.queries import COUNT_USAGE_SQL, CensusDeltas, count_census_sql
+from juststorage.adapters.metadata.queries import (
+    CensusDeltas,
+    count_census_sql,
+    count_usage_sql,
+)
 from juststorage.adapters.metadata.sql import SqlSession, UsageDeltas
 from juststorage.adapters.metadata.unit_of_work import SqlUnitOfWork
 from juststorage.adapters.private_files import ensure_private_file, open_private_file
@@ -183,6 +187,7 @@ class SqliteDialect:
 
     def __init__(self) -> None:
         self.census: CensusDeltas = {}  # applied by `apply_census`, just before COMMIT
+        self.usage: dict[tuple[str, str], tuple[int, int]] = {}  # likewise
 
     def ts_in(self, moment: datetime) -> str:
         return _ts(moment)
@@ -217,12 +222,12 @@ class SqliteDialect:
         """Nothing to do: a write transaction already holds SQLite's one write lock."""
 
     async def count_usage(self, session: SqlSession, tenant: str, deltas: UsageDeltas) -> None:
-        """At once, in the same transaction, on shard 0 (one writer: no contention)."""
+        """Collected here; `apply_census` writes them with the transaction's commit (as
+        PostgreSQL's dialect does: no statement reads a counter its transaction moved)."""
         for storage_class, (objects, size) in deltas.items():
-            await session.execute(
-                COUNT_USAGE_SQL.format("?", "?", "0", "?", "?"),
-                (tenant, storage_class.value, objects, size),
-            )
+            key = (tenant, storage_class.value)
+            held_objects, held_size = self.usage.get(key, (0, 0))
+            self.usage[key] = (held_objects + objects, held_size + size)
 
     async def count_census(self, session: SqlSession, deltas: CensusDeltas) -> None:
         """Collected here; `apply_census` writes them with the transaction's commit."""
@@ -231,8 +236,14 @@ class SqliteDialect:
             self.census[key] = (held_objects + objects, held_size + size)
 
     async def apply_census(self, session: SqlSession) -> None:
-        """The collected census deltas in one statement, on shard 0 (one writer: no
-        contention): a batch of N uploads costs one statement, not one or two each."""
+        """The collected usage deltas, then the census deltas, one statement each, on
+        shard 0 (one writer: no contention): a batch of N uploads costs two statements,
+        not two or three each."""
+        usage = {key: delta for key, delta in self.usage.items() if delta != (0, 0)}
+        self.usage.clear()
+        if usage:
+            params = [v for key, (n, size) in usage.items() for v in (*key, 0, n, size)]
+            await session.execute(count_usage_sql(len(usage)), tuple(params))
         rows = {key: delta for key, delta in self.census.items() if delta != (0, 0)}
         self.census.clear()
         if rows:
