@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -98,7 +99,7 @@ class FakeObjectRepository:
         versions = self._versions_of(tenant_id, namespace, key)
         return max(versions, key=lambda v: v.commit_seq, default=None)
 
-    async def lock_key(self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey) -> None:
+    async def lock_keys(self, keys: Sequence[tuple[TenantId, Namespace, ObjectKey]]) -> None:
         """Nothing to do: write units of work are already serialised by the store's lock."""
 
     def _committed_by_id(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:

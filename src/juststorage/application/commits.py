@@ -201,9 +201,12 @@ class GroupCommitter:
         at once and left out of the result."""
         ordered = sorted(batch, key=lambda w: w.sealed.key_path)
         async with self._metadata.transaction() as uow:
-            for waiter in ordered:
-                upload = waiter.sealed.upload
-                await uow.objects.lock_key(upload.tenant_id, upload.namespace, upload.key)
+            await uow.objects.lock_keys(
+                [
+                    (w.sealed.upload.tenant_id, w.sealed.upload.namespace, w.sealed.upload.key)
+                    for w in ordered
+                ]
+            )
             versions: dict[UUID, ObjectVersion] = {}
             accepted = [w for w in ordered if await _commit_row(uow, w, versions)]
             blobs: dict[UUID, BlobLocation] = {}

@@ -12,7 +12,7 @@ only the narrow one named after what it does.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
@@ -111,8 +111,9 @@ class UploadRows(Protocol):
         """
         ...
 
-    async def lock_key(self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey) -> None:
-        """Serialise writers of one key, across processes, until the unit of work ends."""
+    async def lock_keys(self, keys: Sequence[tuple[TenantId, Namespace, ObjectKey]]) -> None:
+        """Serialise writers of these keys, across processes, until the unit of work
+        ends; taken in the order given (callers sort them: no deadlock between two)."""
         ...
 
     async def commit_upload(

@@ -253,6 +253,17 @@ class PostgresDialect:
         """A transaction-scoped advisory lock on the key's name."""
         await session.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (name,))
 
+    async def lock_keys(self, session: SqlSession, names: list[str]) -> None:
+        """The advisory locks of `names` in one round trip, taken in the list's order
+        (a volatile function of the select list runs after the sort)."""
+        if names:
+            await session.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(name, 0))"
+                " FROM unnest(?::text[]) WITH ORDINALITY AS given (name, position)"
+                " ORDER BY position",
+                (names,),
+            )
+
     async def lock_api_keys(self, session: SqlSession) -> None:
         """Serialise first-start key creation of processes starting together.
 

@@ -6,6 +6,7 @@ orders and the conditions in the WHERE clauses are deliberate: docs/durability.m
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
@@ -215,10 +216,10 @@ class SqlObjectRepository(SqlRepository):
         )
         return _version(row, self._d) if row else None
 
-    async def lock_key(self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey) -> None:
-        """Serialise commits to one key across processes until the transaction ends."""
+    async def lock_keys(self, keys: Sequence[tuple[TenantId, Namespace, ObjectKey]]) -> None:
+        """Serialise commits to these keys across processes until the transaction ends."""
         # Unambiguous: names hold no "/".
-        await self._d.lock_key(self._s, f"{tenant_id}/{namespace}/{key}")
+        await self._d.lock_keys(self._s, [f"{t}/{n}/{k}" for t, n, k in keys])
 
     async def located(
         self, tenant_id: TenantId, object_id: UUID, *, with_bytes: bool = True

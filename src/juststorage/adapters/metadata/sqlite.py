@@ -147,8 +147,14 @@ class _Session:
         return await threads.run_sync(self._call, fn)
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with _translated_errors():
+        # As `_translated_errors`, without a generator-based context manager: this is
+        # every statement's path, several per upload on the event loop.
+        try:
             return fn(self.conn)
+        except sqlite3.OperationalError as exc:
+            raise _domain_error(exc) from exc
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"database error: {exc}") from exc
 
     async def fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
         if self.inline_point_reads:
@@ -216,6 +222,9 @@ class SqliteDialect:
             yield f"{column} IN ({', '.join('?' * len(batch))})", tuple(batch)
 
     async def lock_key(self, session: SqlSession, name: str) -> None:
+        """Nothing to do: a write transaction already holds SQLite's one write lock."""
+
+    async def lock_keys(self, session: SqlSession, names: list[str]) -> None:
         """Nothing to do: a write transaction already holds SQLite's one write lock."""
 
     async def lock_api_keys(self, session: SqlSession) -> None:
