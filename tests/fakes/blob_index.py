@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 
 from fakes.clock import FakeClock
@@ -28,6 +29,9 @@ class FakeBlobIndex:
         row = dataclasses.replace(row, ref_count=row.ref_count + 1, released_at=None)
         self._state.blobs[row_key] = row
         return _location(storage_class, content_hash.hex, row)
+
+    async def acquire_many(self, blobs: Sequence[tuple[BlobLocation, int]]) -> list[BlobLocation]:
+        return [await self.acquire(blob, size) for blob, size in blobs]
 
     async def content_addressed(
         self, storage_class: StorageClass, after: BlobLocation | None, limit: int

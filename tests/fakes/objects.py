@@ -48,6 +48,11 @@ class FakeObjectRepository:
         await self.add_writing(upload)
         return await self.commit_upload(upload.id, content_hash, size_bytes)
 
+    async def insert_committed_many(
+        self, uploads: Sequence[tuple[NewUpload, ContentHash, int]]
+    ) -> list[ObjectVersion]:
+        return [await self.insert_committed(*each) for each in uploads]
+
     async def commit_upload(
         self, upload_id: UUID, content_hash: ContentHash, size_bytes: int
     ) -> ObjectVersion:

@@ -207,17 +207,27 @@ class GroupCommitter:
                     for w in ordered
                 ]
             )
-            versions: dict[UUID, ObjectVersion] = {}
-            accepted = [w for w in ordered if await _commit_row(uow, w, versions)]
-            blobs: dict[UUID, BlobLocation] = {}
-            for waiter in _in_blob_order(accepted):
-                sealed = waiter.sealed
-                # The reference before confirm(): from here no GC pass may remove the blob.
-                # The row says where the blob lives: this upload's address, or an older copy's.
-                fresh = BlobLocation(
-                    sealed.upload.storage_class, sealed.content_hash, sealed.staged.address
-                )
-                blobs[sealed.upload.id] = await uow.blobs.acquire(fresh, sealed.size_bytes)
+            versions = await _commit_rows(uow, ordered)
+            accepted = [w for w in ordered if w.sealed.upload.id in versions]
+            # The references before confirm(): from here no GC pass may remove the blobs.
+            # A row says where its blob lives: this upload's address, or an older copy's.
+            in_blob_order = _in_blob_order(accepted)
+            located = await uow.blobs.acquire_many(
+                [
+                    (
+                        BlobLocation(
+                            w.sealed.upload.storage_class,
+                            w.sealed.content_hash,
+                            w.sealed.staged.address,
+                        ),
+                        w.sealed.size_bytes,
+                    )
+                    for w in in_blob_order
+                ]
+            )
+            blobs: dict[UUID, BlobLocation] = {
+                w.sealed.upload.id: where for w, where in zip(in_blob_order, located, strict=True)
+            }
             confirmed: dict[UUID, bool] = {}
             for waiter in accepted:
                 upload_id = waiter.sealed.upload.id
@@ -234,6 +244,28 @@ class GroupCommitter:
             i: Committed(version, confirmed[i], blobs[i].address != staged[i])
             for i, version in versions.items()
         }
+
+
+async def _commit_rows(uow: UnitOfWork, ordered: list[_Waiter]) -> dict[UUID, ObjectVersion]:
+    """The committed rows of the batch's uploads (in the open transaction): the
+    unconditional uploads without a `WRITING` row or a reservation, the usual small
+    upload, in one `insert_committed_many`; every other one checked and written
+    alone. Refused uploads are failed and left out."""
+    versions: dict[UUID, ObjectVersion] = {}
+    plain = [w for w in ordered if _plain(w.sealed)]
+    inserted = await uow.objects.insert_committed_many(
+        [(w.sealed.upload, w.sealed.content_hash, w.sealed.size_bytes) for w in plain]
+    )
+    for version in inserted:
+        versions[version.id] = version
+    for waiter in ordered:
+        if not _plain(waiter.sealed):
+            await _commit_row(uow, waiter, versions)
+    return versions
+
+
+def _plain(sealed: SealedUpload) -> bool:
+    return not (sealed.precondition.is_conditional or sealed.registered or sealed.reserved)
 
 
 async def _commit_row(

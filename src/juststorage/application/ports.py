@@ -135,6 +135,13 @@ class UploadRows(Protocol):
         of its key (as `add_writing` followed by `commit_upload`)."""
         ...
 
+    async def insert_committed_many(
+        self, uploads: Sequence[tuple[NewUpload, ContentHash, int]]
+    ) -> list[ObjectVersion]:
+        """`insert_committed` for each (upload, hash, size), in one statement where the
+        database allows it; the versions in the order given. The uploads' keys differ."""
+        ...
+
 
 class ObjectDeletes(Protocol):
     """Hiding versions (deletes)."""
@@ -203,6 +210,14 @@ class BlobReferences(Protocol):
         until the unit of work ends, so no GC pass can remove the blob between this
         call and the commit.
         """
+        ...
+
+    async def acquire_many(self, blobs: Sequence[tuple[BlobLocation, int]]) -> list[BlobLocation]:
+        """`acquire` for each (blob, size), in the order given (callers give (class, hash)
+        order: rows are locked in it), in one statement where the database allows it;
+        where each blob lives now, in that order. The same blob twice takes two
+        references, and the second keeps the address the first recorded, as two calls
+        of `acquire` would."""
         ...
 
     async def release(self, storage_class: StorageClass, content_hash: ContentHash) -> None:

@@ -198,6 +198,7 @@ class PostgresDialect:
     """
 
     next_commit_seq = "nextval('objects_commit_seq')"
+    batch_statements = True  # a statement is a round trip
     skip_locked = " FOR UPDATE SKIP LOCKED"  # concurrent GC passes take different rows
     nullable_ts = "?::timestamptz"  # a bare NULL parameter has no type to deduce
     bigint = "?::bigint"  # used bare in two places it is deduced as two types

@@ -158,6 +158,48 @@ class SqlObjectRepository(SqlRepository):
         await self._count_census([version], ObjectState.COMMITTED, +1)
         return version
 
+    async def insert_committed_many(
+        self, uploads: Sequence[tuple[NewUpload, ContentHash, int]]
+    ) -> list[ObjectVersion]:
+        if not self._d.batch_statements or len(uploads) < 2:
+            return [await self.insert_committed(*each) for each in uploads]
+        # One statement, each row taking its own commit_seq (a volatile default per
+        # row); the versions are built from what was written, as insert_committed's.
+        now = self._s.clock.now()
+        stamp = self._d.ts_in(now)
+        row = f"(?, ?, ?, ?, 'COMMITTED', ?, ?, ?, ?, ?, ?, ?, {self._d.next_commit_seq})"
+        params = [
+            value
+            for upload, content_hash, size_bytes in uploads
+            for value in (*self._new_row(upload, stamp), content_hash.hex, size_bytes)
+        ]
+        rows = await self._s.fetchall(
+            f"INSERT INTO objects ({_NEW_ROW_COLUMNS}, content_hash, size_bytes, commit_seq)"
+            f" VALUES {', '.join([row] * len(uploads))} RETURNING id, commit_seq",
+            tuple(params),
+        )
+        seq_of = {self._d.uuid_out(r[0]): int(r[1]) for r in rows}
+        versions = [
+            ObjectVersion(
+                upload.id,
+                upload.tenant_id,
+                upload.namespace,
+                upload.key,
+                content_hash,
+                size_bytes,
+                upload.storage_class,
+                upload.content_type,
+                now,
+                ObjectState.COMMITTED,
+                seq_of[upload.id],
+            )
+            for upload, content_hash, size_bytes in uploads
+        ]
+        for tenant in {v.tenant_id for v in versions}:
+            await self._count_usage([v for v in versions if v.tenant_id == tenant], +1)
+        await self._count_census(versions, ObjectState.COMMITTED, +1)
+        return versions
+
     def _new_row(self, upload: NewUpload, stamp: object) -> tuple[object, ...]:
         """Values for `_NEW_ROW_COLUMNS` (but `state`), both timestamps `stamp`."""
         return (

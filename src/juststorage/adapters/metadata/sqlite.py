@@ -180,6 +180,9 @@ class SqliteDialect:
     """
 
     next_commit_seq = "(SELECT COALESCE(MAX(commit_seq), 0) + 1 FROM objects)"
+    # In-process statements cost no round trip; and the subquery above, evaluated once
+    # per statement, would give every row of a multi-row INSERT the same number.
+    batch_statements = False
     skip_locked = ""  # one writer at a time: nothing to skip
     nullable_ts = "?"
     bigint = "?"
