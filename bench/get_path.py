@@ -16,7 +16,9 @@ concurrent aiohttp clients, each download compared byte for byte (bench/load.py)
 1-worker server's process while 16 clients GET by id in a loop, summarised as the
 share of samples per frame (own and cumulative); needs py-spy on PATH.
 `--py-spy-put S`: the same while 16 clients PUT distinct 4 KiB bodies in a loop
-(inline blobs at the server's default threshold); `--only-spy` skips the rows.
+(inline blobs at the server's default threshold); `--only-spy` skips the rows;
+`--native`: `py-spy --native --threads` instead of `--gil`, summarised for the
+event loop's thread only (its samples while it runs: where its CPU goes).
 """
 
 from __future__ import annotations
@@ -145,7 +147,7 @@ async def _put_loop(url: str, token: str, seconds: float) -> int:
     return done
 
 
-def profile_gets(svc: Service, seconds: float, out: Path) -> str:
+def profile_gets(svc: Service, seconds: float, out: Path, native: bool = False) -> str:
     """py-spy on the server's process during a GET loop: the frames with most samples."""
     ids = asyncio.run(_put_some(svc.server.url, svc.token, 200))
     return _profile(
@@ -154,13 +156,19 @@ def profile_gets(svc: Service, seconds: float, out: Path) -> str:
         out / "gets.raw",
         "GET",
         lambda s: _get_loop(svc.server.url, svc.token, ids, s),
+        native,
     )
 
 
-def profile_puts(svc: Service, seconds: float, out: Path) -> str:
+def profile_puts(svc: Service, seconds: float, out: Path, native: bool = False) -> str:
     """py-spy on the server's process during a 4 KiB PUT loop."""
     return _profile(
-        svc, seconds, out / "puts.raw", "PUT", lambda s: _put_loop(svc.server.url, svc.token, s)
+        svc,
+        seconds,
+        out / "puts.raw",
+        "PUT",
+        lambda s: _put_loop(svc.server.url, svc.token, s),
+        native,
     )
 
 
@@ -170,12 +178,17 @@ def _profile(
     raw: Path,
     op: str,
     loop: Callable[[float], Coroutine[Any, Any, int]],
+    native: bool,
 ) -> str:
     spy = shutil.which("py-spy") or str(VENV_BIN / "py-spy")
     # Blocking sampling (the process paused per sample, slower under py-spy): the
     # non-blocking mode attributed a quarter of the samples to the frame that calls
     # granian's `send`, which a paused process's stacks do not confirm.
-    argv = [spy, "record", "--gil", "--format", "raw", "--rate", "200"]
+    argv = [spy, "record", "--format", "raw", "--rate", "200"]
+    # --native: the event loop thread's samples when it runs (not idle), with the C
+    # and Rust frames under each Python frame: where its CPU goes. Otherwise the
+    # samples in which some thread holds the GIL, attributed to that thread.
+    argv += ["--native", "--threads"] if native else ["--gil"]
     worker = tree(svc.pid)[-1]  # the granian worker that runs the app (1 worker)
     argv += ["--duration", str(int(seconds)), "--output", str(raw), "--pid", str(worker)]
     recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -187,12 +200,15 @@ def _profile(
     keep = os.environ.get("GET_PATH_KEEP_RAW")
     if keep:
         shutil.copy(raw, keep)
-    return f"{done / (seconds + 2):.0f} {op}/s under py-spy\n" + summarise(raw)
+    return f"{done / (seconds + 2):.0f} {op}/s under py-spy\n" + summarise(
+        raw, thread="MainThread" if native else None
+    )
 
 
-def summarise(raw: Path, top: int = 30) -> str:
+def summarise(raw: Path, top: int = 30, thread: str | None = None) -> str:
     """Share of samples per function: own (leaf) and cumulative (anywhere in the stack),
-    the `top` by cumulative share without the launcher's frames (every stack has them)."""
+    the `top` by cumulative share without the launcher's frames (every stack has them).
+    `thread`: only the stacks of the thread of that name (`--threads` recordings)."""
     own: collections.Counter[str] = collections.Counter()
     cum: collections.Counter[str] = collections.Counter()
     total = 0
@@ -200,13 +216,18 @@ def summarise(raw: Path, top: int = 30) -> str:
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
+        if thread is not None:
+            first, _, stack = stack.partition(";")
+            if not first.endswith(f": {thread}"):
+                continue
         frames = [f.split(" (")[0] + " " + _file(f) for f in stack.split(";")]
         frames = [f for f in frames if not any(d in f for d in _LAUNCH_FILES)] or frames
         total += int(count)
         own[frames[-1]] += int(count)
         for frame in set(frames):
             cum[frame] += int(count)
-    lines = [f"{total} samples (GIL held); own % / cumulative %, top {top} by cumulative"]
+    kind = f"{thread} running" if thread else "GIL held"
+    lines = [f"{total} samples ({kind}); own % / cumulative %, top {top} by cumulative"]
     lines += [f"{100 * c / total:5.1f} own  {f}" for f, c in own.most_common(12)]
     lines.append("---")
     shown = [(f, c) for f, c in cum.most_common() if not f.startswith(_LAUNCH)][:top]
@@ -293,6 +314,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--py-spy", type=float, default=0.0, help="seconds of py-spy [off]")
     ap.add_argument("--py-spy-put", type=float, default=0.0, help="seconds, PUT loop [off]")
     ap.add_argument("--only-spy", action="store_true", help="no rows, only the profiles")
+    ap.add_argument("--native", action="store_true", help="py-spy --native: the loop's CPU")
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="jsgetpath-", dir="/tmp"))
     try:
@@ -303,7 +325,7 @@ def main(argv: list[str]) -> int:
                 svc = Service(tmp, f"spy-{profile.__name__}")
                 svc.start()
                 try:
-                    print(profile(svc, seconds, tmp))
+                    print(profile(svc, seconds, tmp, args.native))
                 finally:
                     svc.stop()
     finally:
