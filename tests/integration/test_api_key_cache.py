@@ -157,3 +157,22 @@ async def test_postgres_reads_the_key_on_every_check(postgres_url: str) -> None:
             await auth.authenticate(f"Bearer {created.key}")
     finally:
         await store.close()
+
+
+async def test_a_link_planted_at_the_revocations_file_is_never_followed(
+    stores: tuple[SqliteMetadataStore, SqliteMetadataStore], tmp_path: Path
+) -> None:
+    """Nothing is written through the link; the revocation is then seen within the bound."""
+    server, cli = stores
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"keep")
+    (tmp_path / "meta.db.revocations").symlink_to(outside)
+    created = await create_api_key(cli, FakeClock(), ["acme"], ["objects:read"])
+    ticks = Ticks()
+    auth = _authenticator(server, ticks)
+    await auth.authenticate(f"Bearer {created.key}")
+    await revoke_api_key(cli, created.record.id)  # the announcement fails quietly
+    assert outside.read_bytes() == b"keep"
+    ticks.now += authentication.KEY_CACHE_SECONDS
+    with pytest.raises(Unauthorized):
+        await auth.authenticate(f"Bearer {created.key}")

@@ -431,7 +431,7 @@ class SqliteMetadataStore:
         # The file only grows (a byte per revocation): its size never repeats while its
         # inode lives; a file replaced has another inode.
         try:
-            st = os.stat(self._revocations_path)
+            st = os.lstat(self._revocations_path)
         except FileNotFoundError:
             return (0, 0)
         except OSError:
