@@ -435,6 +435,32 @@ async def test_acquire_many_is_acquire_for_each_in_order(backend: Backend) -> No
     }
 
 
+async def test_store_inline_many_is_store_inline_for_each(backend: Backend) -> None:
+    """A blob named twice is stored by its first row; one already there is not replaced."""
+    store = backend.store
+    there, fresh, other = digest_of(b"there"), digest_of(b"fresh"), digest_of(b"other")
+    async with store.transaction() as uow:
+        assert await uow.blobs.store_inline(BlobLocation(HOT, there), b"there")
+        await uow.commit()
+    async with store.transaction() as uow:
+        stored = await uow.blobs.store_inline_many(
+            [
+                (BlobLocation(HOT, fresh), bytearray(b"fresh")),
+                (BlobLocation(HOT, fresh), b"fresh again"),
+                (BlobLocation(HOT, there), b"replaced?"),
+                (BlobLocation(COLD, fresh), b"cold"),
+                (BlobLocation(HOT, other), b"other"),
+            ]
+        )
+        await uow.commit()
+    assert stored == [True, False, False, True, True]
+    async with store.snapshot() as view:
+        assert await view.blobs.inline_data(BlobLocation(HOT, fresh)) == b"fresh"
+        assert await view.blobs.inline_data(BlobLocation(HOT, there)) == b"there"
+        assert await view.blobs.inline_data(BlobLocation(COLD, fresh)) == b"cold"
+        assert await view.blobs.inline_data(BlobLocation(HOT, other)) == b"other"
+
+
 async def test_get_by_id_is_scoped_to_the_tenant(backend: Backend) -> None:
     store, clock = backend.store, backend.clock
     version = await seed_version(store, clock, "k")

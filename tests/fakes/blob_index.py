@@ -108,6 +108,11 @@ class FakeBlobIndex:
         self._state.inline[row_key] = bytes(data)
         return True
 
+    async def store_inline_many(
+        self, rows: Sequence[tuple[BlobLocation, bytes | bytearray]]
+    ) -> list[bool]:
+        return [await self.store_inline(location, data) for location, data in rows]
+
     async def inline_data(self, location: BlobLocation) -> bytes | None:
         return self._state.inline.get((location.storage_class, location.content_hash.hex))
 

@@ -228,9 +228,20 @@ class GroupCommitter:
             blobs: dict[UUID, BlobLocation] = {
                 w.sealed.upload.id: where for w, where in zip(in_blob_order, located, strict=True)
             }
-            confirmed: dict[UUID, bool] = {}
+            # Blobs kept inline whose bytes only need writing: one statement for all.
+            inline = [
+                (w, data)
+                for w in accepted
+                if (data := w.sealed.staged.inline_bytes(blobs[w.sealed.upload.id])) is not None
+            ]
+            stored = await uow.blobs.store_inline_many(
+                [(blobs[w.sealed.upload.id], data) for w, data in inline]
+            )
+            confirmed = {w.sealed.upload.id: s for (w, _), s in zip(inline, stored, strict=True)}
             for waiter in accepted:
                 upload_id = waiter.sealed.upload.id
+                if upload_id in confirmed:
+                    continue
                 try:
                     # An inline blob's bytes are written here, in this transaction.
                     confirmed[upload_id] = await waiter.sealed.staged.confirm(

@@ -311,6 +311,13 @@ class InlineBytes(Protocol):
         its buffer as it is, not a copy); False if they were there already."""
         ...
 
+    async def store_inline_many(
+        self, rows: Sequence[tuple[BlobLocation, bytes | bytearray]]
+    ) -> list[bool]:
+        """`store_inline` for each (location, data), in the order given, in one statement
+        where the database allows it; a blob named twice is stored by its first row."""
+        ...
+
     async def inline_data(self, location: BlobLocation) -> bytes | None:
         """A blob's inline bytes, or None."""
         ...

@@ -98,6 +98,11 @@ class InlineStagedBlob:
             raise RuntimeError("publish() before seal()")
         return False  # stored by confirm(), inside the commit's transaction
 
+    def inline_bytes(self, blob: BlobLocation) -> bytes | bytearray | None:
+        if self._larger is not None or self._digest is None or blob.address != self.address:
+            return None
+        return self._buffer  # as confirm() writes it: the buffer itself, no copy
+
     async def confirm(self, blob: BlobLocation, *, uow: UnitOfWork) -> bool:
         if self._larger is not None:
             return await self._larger.confirm(blob, uow=uow)

@@ -168,6 +168,34 @@ class SqlBlobIndex(SqlRepository):
         )
         return row is not None
 
+    async def store_inline_many(
+        self, rows: Sequence[tuple[BlobLocation, bytes | bytearray]]
+    ) -> list[bool]:
+        if not self._d.batch_statements or len(rows) < 2:
+            return [await self.store_inline(location, data) for location, data in rows]
+        first: dict[tuple[str, str], int] = {}  # each blob's first row: the one stored
+        for index, (location, _) in enumerate(rows):
+            first.setdefault((location.storage_class.value, location.content_hash.hex), index)
+        params = [
+            value
+            for (cls, digest), index in first.items()
+            for value in (cls, digest, rows[index][1])
+        ]
+        stored = await self._s.fetchall(
+            "INSERT INTO inline_blobs (storage_class, content_hash, data) VALUES"
+            f" {', '.join(['(?, ?, ?)'] * len(first))}"
+            " ON CONFLICT (storage_class, content_hash) DO NOTHING"
+            " RETURNING storage_class, content_hash",
+            tuple(params),
+        )
+        inserted = {(str(r[0]), str(r[1])) for r in stored}
+        return [
+            index == first[key] and key in inserted
+            for index, key in enumerate(
+                (location.storage_class.value, location.content_hash.hex) for location, _ in rows
+            )
+        ]
+
     async def inline_data(self, location: BlobLocation) -> bytes | None:
         row = await self._s.fetchone(
             f"SELECT data FROM inline_blobs WHERE {_KEY}",
