@@ -146,7 +146,8 @@ class _CensusCollector(Collector):
 class _Pending:
     """Counts of this process not yet added to its prometheus-client values: written
     by `flush()`, which the first count after a flush schedules on the running event
-    loop (or runs at once outside one)."""
+    loop (or runs at once outside one). Counted from the event loop's thread only (every
+    caller is: request handling, responses); a thread without a loop writes at once."""
 
     def __init__(
         self,
