@@ -144,7 +144,7 @@ class Throttle:
         return TokenBucket(rate, burst).status(REQUESTS, lease.shared + lease.tokens)
 
     def _rates_of(self, tenant: str) -> TenantRates:
-        # Two lookups per upload otherwise, each a few µs of pydantic attribute access.
+        # Two lookups per upload otherwise, each through pydantic attribute access.
         rates = self._rates.get(tenant)
         if rates is None:
             if len(self._rates) >= MAX_LEASES:
