@@ -15,6 +15,10 @@ concurrent aiohttp clients, each download compared byte for byte (bench/load.py)
 `--py-spy S`: afterwards, S seconds of `py-spy record --gil --format raw` on a
 1-worker server's process while 16 clients GET by id in a loop, summarised as the
 share of samples per frame (own and cumulative); needs py-spy on PATH.
+`--py-spy-put S`: the same while 16 clients PUT distinct 4 KiB bodies in a loop
+(inline blobs at the server's default threshold); `--only-spy` skips the rows;
+`--native`: `py-spy --native --threads` instead of `--gil`, summarised for the
+event loop's thread only (its samples while it runs: where its CPU goes).
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -113,29 +119,96 @@ async def _put_some(url: str, token: str, n: int) -> list[str]:
     return ids
 
 
-def profile_gets(svc: Service, seconds: float, out: Path) -> str:
+async def _put_loop(url: str, token: str, seconds: float) -> int:
+    headers = {"Authorization": f"Bearer {token}", "X-Tenant": TENANT, "X-Namespace": "spyput"}
+    headers["Content-Type"] = "application/octet-stream"
+    done = 0
+    deadline = time.monotonic() + seconds
+    bodies = [os.urandom(SMALL_SIZE) for _ in range(SMALL_CONCURRENCY)]
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=SMALL_CONCURRENCY)
+    ) as session:
+
+        async def worker(k: int) -> None:
+            nonlocal done
+            i = 0
+            body = bytearray(bodies[k])
+            while time.monotonic() < deadline:
+                body[:8] = i.to_bytes(8, "little")  # distinct content: no dedup hits
+                h = {**headers, "X-Key": f"spy/{k}/{i}"}
+                async with session.post(f"{url}/v1/objects", data=bytes(body), headers=h) as r:
+                    await r.read()
+                    if r.status != 201:
+                        raise RuntimeError(f"POST -> {r.status}")
+                done += 1
+                i += 1
+
+        await asyncio.gather(*(worker(k) for k in range(SMALL_CONCURRENCY)))
+    return done
+
+
+def profile_gets(svc: Service, seconds: float, out: Path, native: bool = False) -> str:
     """py-spy on the server's process during a GET loop: the frames with most samples."""
-    spy = shutil.which("py-spy") or str(VENV_BIN / "py-spy")
     ids = asyncio.run(_put_some(svc.server.url, svc.token, 200))
-    raw = out / "gets.raw"
+    return _profile(
+        svc,
+        seconds,
+        out / "gets.raw",
+        "GET",
+        lambda s: _get_loop(svc.server.url, svc.token, ids, s),
+        native,
+    )
+
+
+def profile_puts(svc: Service, seconds: float, out: Path, native: bool = False) -> str:
+    """py-spy on the server's process during a 4 KiB PUT loop."""
+    return _profile(
+        svc,
+        seconds,
+        out / "puts.raw",
+        "PUT",
+        lambda s: _put_loop(svc.server.url, svc.token, s),
+        native,
+    )
+
+
+def _profile(
+    svc: Service,
+    seconds: float,
+    raw: Path,
+    op: str,
+    loop: Callable[[float], Coroutine[Any, Any, int]],
+    native: bool,
+) -> str:
+    spy = shutil.which("py-spy") or str(VENV_BIN / "py-spy")
     # Blocking sampling (the process paused per sample, slower under py-spy): the
     # non-blocking mode attributed a quarter of the samples to the frame that calls
     # granian's `send`, which a paused process's stacks do not confirm.
-    argv = [spy, "record", "--gil", "--format", "raw", "--rate", "200"]
+    argv = [spy, "record", "--format", "raw", "--rate", "200"]
+    # --native: the event loop thread's samples when it runs (not idle), with the C
+    # and Rust frames under each Python frame: where its CPU goes. Otherwise the
+    # samples in which some thread holds the GIL, attributed to that thread.
+    argv += ["--native", "--threads"] if native else ["--gil"]
     worker = tree(svc.pid)[-1]  # the granian worker that runs the app (1 worker)
     argv += ["--duration", str(int(seconds)), "--output", str(raw), "--pid", str(worker)]
     recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1.0)  # py-spy attached before the load starts
-    gets = asyncio.run(_get_loop(svc.server.url, svc.token, ids, seconds + 2))
+    done = asyncio.run(loop(seconds + 2))
     _, err = recorder.communicate(timeout=seconds + 60)
     if recorder.returncode != 0 or not raw.exists():
         return f"py-spy failed ({recorder.returncode}): {err.decode()[-500:]}"
-    return f"{gets / (seconds + 2):.0f} GET/s under py-spy\n" + summarise(raw)
+    keep = os.environ.get("GET_PATH_KEEP_RAW")
+    if keep:
+        shutil.copy(raw, keep)
+    return f"{done / (seconds + 2):.0f} {op}/s under py-spy\n" + summarise(
+        raw, thread="MainThread" if native else None
+    )
 
 
-def summarise(raw: Path, top: int = 30) -> str:
+def summarise(raw: Path, top: int = 30, thread: str | None = None) -> str:
     """Share of samples per function: own (leaf) and cumulative (anywhere in the stack),
-    the `top` by cumulative share without the launcher's frames (every stack has them)."""
+    the `top` by cumulative share without the launcher's frames (every stack has them).
+    `thread`: only the stacks of the thread of that name (`--threads` recordings)."""
     own: collections.Counter[str] = collections.Counter()
     cum: collections.Counter[str] = collections.Counter()
     total = 0
@@ -143,13 +216,18 @@ def summarise(raw: Path, top: int = 30) -> str:
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
+        if thread is not None:
+            first, _, stack = stack.partition(";")
+            if not first.endswith(f": {thread}"):
+                continue
         frames = [f.split(" (")[0] + " " + _file(f) for f in stack.split(";")]
         frames = [f for f in frames if not any(d in f for d in _LAUNCH_FILES)] or frames
         total += int(count)
         own[frames[-1]] += int(count)
         for frame in set(frames):
             cum[frame] += int(count)
-    lines = [f"{total} samples (GIL held); own % / cumulative %, top {top} by cumulative"]
+    kind = f"{thread} running" if thread else "GIL held"
+    lines = [f"{total} samples ({kind}); own % / cumulative %, top {top} by cumulative"]
     lines += [f"{100 * c / total:5.1f} own  {f}" for f, c in own.most_common(12)]
     lines.append("---")
     shown = [(f, c) for f, c in cum.most_common() if not f.startswith(_LAUNCH)][:top]
@@ -179,69 +257,77 @@ def _file(frame: str) -> str:
     return where.rsplit("site-packages/", 1)[-1].rsplit("/src/", 1)[-1].split(":")[0]
 
 
+def print_rows(tmp: Path, n: int, order: list[int]) -> None:
+    """The ceilings and the server with each worker count of `order`, in that order."""
+    rates: dict[str, list[tuple[float, float]]] = {}
+    cpu: dict[str, list[tuple[float, float]]] = {}
+    for interface in ("asgi", "rsgi"):
+        puts, gets = ceiling(tmp, interface, n)
+        rates[f"ceiling {interface}"] = [(puts.ops_per_s, gets.ops_per_s)]
+        cpu[f"ceiling {interface}"] = [(cpu_us(puts), cpu_us(gets))]
+    for run, workers in enumerate(order):
+        svc = Service(tmp, "sqlite", workers=workers)
+        svc.start()
+        try:
+            puts, gets = load.run_small(
+                svc.server.url,
+                svc.token,
+                TENANT,
+                f"run-{run}",
+                n=n,
+                size=SMALL_SIZE,
+                concurrency=SMALL_CONCURRENCY,
+                probe=server_probe(svc.pid),
+            )
+        finally:
+            svc.stop()
+        for ph in (puts, gets):
+            if not ph.complete:
+                print(f"WARNING x{workers} {ph.op}: {len(ph.latencies)}/{ph.planned} ok")
+        rates.setdefault(f"server x{workers}", []).append((puts.ops_per_s, gets.ops_per_s))
+        cpu.setdefault(f"server x{workers}", []).append((cpu_us(puts), cpu_us(gets)))
+    base_put = statistics.mean(p for p, _ in rates.get("server x1", [(1.0, 1.0)]))
+    base_get = statistics.mean(g for _, g in rates.get("server x1", [(1.0, 1.0)]))
+    print(
+        f"4 KiB x{SMALL_CONCURRENCY}, n={n}, {os.cpu_count()} CPUs,"
+        f" load {os.getloadavg()[0]:.2f} at the end"
+    )
+    print(
+        "row          PUT /s  GET /s  PUT / x1  GET / x1  server CPU µs/op PUT GET  runs (PUT/GET)"
+    )
+    for name, runs in rates.items():
+        put = statistics.mean(p for p, _ in runs)
+        get = statistics.mean(g for _, g in runs)
+        each = ", ".join(f"{p:.0f}/{g:.0f}" for p, g in runs)
+        put_us = statistics.mean(p for p, _ in cpu[name])
+        get_us = statistics.mean(g for _, g in cpu[name])
+        print(
+            f"{name:<12} {put:6.0f}  {get:6.0f}  {put / base_put:8.2f}  {get / base_get:8.2f}"
+            f"  {put_us:20.0f} {get_us:4.0f}  {each}"
+        )
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--n", type=int, default=2000, help="objects per phase [2000]")
     ap.add_argument("--workers", default="1,2,3,3,2,1", help="server runs, in order")
     ap.add_argument("--py-spy", type=float, default=0.0, help="seconds of py-spy [off]")
+    ap.add_argument("--py-spy-put", type=float, default=0.0, help="seconds, PUT loop [off]")
+    ap.add_argument("--only-spy", action="store_true", help="no rows, only the profiles")
+    ap.add_argument("--native", action="store_true", help="py-spy --native: the loop's CPU")
     args = ap.parse_args(argv)
-    order = [int(w) for w in args.workers.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="jsgetpath-", dir="/tmp"))
     try:
-        rates: dict[str, list[tuple[float, float]]] = {}
-        cpu: dict[str, list[tuple[float, float]]] = {}
-        for interface in ("asgi", "rsgi"):
-            puts, gets = ceiling(tmp, interface, args.n)
-            rates[f"ceiling {interface}"] = [(puts.ops_per_s, gets.ops_per_s)]
-            cpu[f"ceiling {interface}"] = [(cpu_us(puts), cpu_us(gets))]
-        for run, workers in enumerate(order):
-            svc = Service(tmp, "sqlite", workers=workers)
-            svc.start()
-            try:
-                puts, gets = load.run_small(
-                    svc.server.url,
-                    svc.token,
-                    TENANT,
-                    f"run-{run}",
-                    n=args.n,
-                    size=SMALL_SIZE,
-                    concurrency=SMALL_CONCURRENCY,
-                    probe=server_probe(svc.pid),
-                )
-            finally:
-                svc.stop()
-            for ph in (puts, gets):
-                if not ph.complete:
-                    print(f"WARNING x{workers} {ph.op}: {len(ph.latencies)}/{ph.planned} ok")
-            rates.setdefault(f"server x{workers}", []).append((puts.ops_per_s, gets.ops_per_s))
-            cpu.setdefault(f"server x{workers}", []).append((cpu_us(puts), cpu_us(gets)))
-        base_put = statistics.mean(p for p, _ in rates.get("server x1", [(1.0, 1.0)]))
-        base_get = statistics.mean(g for _, g in rates.get("server x1", [(1.0, 1.0)]))
-        print(
-            f"4 KiB x{SMALL_CONCURRENCY}, n={args.n}, {os.cpu_count()} CPUs,"
-            f" load {os.getloadavg()[0]:.2f} at the end"
-        )
-        print(
-            "row          PUT /s  GET /s  PUT / x1  GET / x1  server CPU µs/op PUT GET"
-            "  runs (PUT/GET)"
-        )
-        for name, runs in rates.items():
-            put = statistics.mean(p for p, _ in runs)
-            get = statistics.mean(g for _, g in runs)
-            each = ", ".join(f"{p:.0f}/{g:.0f}" for p, g in runs)
-            put_us = statistics.mean(p for p, _ in cpu[name])
-            get_us = statistics.mean(g for _, g in cpu[name])
-            print(
-                f"{name:<12} {put:6.0f}  {get:6.0f}  {put / base_put:8.2f}  {get / base_get:8.2f}"
-                f"  {put_us:20.0f} {get_us:4.0f}  {each}"
-            )
-        if args.py_spy:
-            svc = Service(tmp, "spy")
-            svc.start()
-            try:
-                print(profile_gets(svc, args.py_spy, tmp))
-            finally:
-                svc.stop()
+        if not args.only_spy:
+            print_rows(tmp, args.n, [int(w) for w in args.workers.split(",")])
+        for seconds, profile in ((args.py_spy, profile_gets), (args.py_spy_put, profile_puts)):
+            if seconds:
+                svc = Service(tmp, f"spy-{profile.__name__}")
+                svc.start()
+                try:
+                    print(profile(svc, seconds, tmp, args.native))
+                finally:
+                    svc.stop()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -350,7 +351,23 @@ def needs_first_admin_key(settings: Settings) -> bool:
 
 
 async def start(services: Services) -> CreatedKey | None:
-    """Bring storage and schema up; on first start create and save the admin key."""
+    """Bring storage and schema up; on first start create and save the admin key.
+    Then settle the heap for serving (`_settle_heap`)."""
+    created = await _start(services)
+    _settle_heap()
+    return created
+
+
+def _settle_heap() -> None:
+    """Take what start-up allocated (modules, the app, the object graph: most of the
+    heap) out of the cyclic collector's scans: the collections that requests'
+    allocations trigger then walk only what serving allocated. The thresholds stay
+    Python's: a much higher young one measured slower, not faster."""
+    gc.collect()
+    gc.freeze()
+
+
+async def _start(services: Services) -> CreatedKey | None:
     settings = services.settings
     if settings.migrate_on_start:
         await services.metadata.migrate()

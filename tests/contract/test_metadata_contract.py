@@ -359,6 +359,108 @@ async def test_insert_committed_is_a_commit_without_a_writing_row(backend: Backe
         await uow.commit()
 
 
+async def test_insert_committed_many_is_insert_committed_for_each(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    older = await seed_version(store, clock, "a")
+    uploads = [new_upload(k, clock) for k in ("a", "b", "c")]
+    uploads.append(new_upload("d", clock, tenant=OTHER, storage_class=COLD))
+    async with store.transaction() as uow:
+        versions = await uow.objects.insert_committed_many(
+            [(u, digest_of(u.key.encode()), i + 1) for i, u in enumerate(uploads)]
+        )
+        await uow.commit()
+    assert [v.id for v in versions] == [u.id for u in uploads]
+    assert [v.size_bytes for v in versions] == [1, 2, 3, 4]
+    assert len({v.commit_seq for v in versions}) == 4
+    assert min(v.commit_seq for v in versions) > older.commit_seq
+    for version in versions:
+        assert version.state is ObjectState.COMMITTED
+        assert await newest(store, version.key, version.tenant_id) == version
+    async with store.snapshot() as view:
+        assert sum(u.size_bytes for u in await view.objects.usage(ACME)) == older.size_bytes + 6
+        assert [(u.storage_class, u.size_bytes) for u in await view.objects.usage(OTHER)] == [
+            (COLD, 4)
+        ]
+    assert await census(store) == {
+        (ACME, FILES, ObjectState.COMMITTED, HOT): 4,
+        (OTHER, FILES, ObjectState.COMMITTED, COLD): 1,
+    }
+
+
+async def test_acquire_many_is_acquire_for_each_in_order(backend: Backend) -> None:
+    """Duplicates in one call take a reference each and keep the first's address; a
+    row without references takes the new address, one with references keeps its own."""
+    store = backend.store
+    held, released, fresh = digest_of(b"held"), digest_of(b"released"), digest_of(b"fresh")
+    async with store.transaction() as uow:
+        await uow.blobs.acquire(BlobLocation(HOT, held, "old-held"), 4)
+        await uow.blobs.acquire(BlobLocation(HOT, released, "old-released"), 8)
+        await uow.commit()
+    async with store.transaction() as uow:
+        await uow.blobs.release(HOT, released)
+        await uow.commit()
+    asked = sorted(
+        [
+            (BlobLocation(HOT, fresh, "first"), 5),
+            (BlobLocation(HOT, fresh, "second"), 5),
+            (BlobLocation(HOT, held, "new-held"), 4),
+            (BlobLocation(HOT, released, "new-released"), 8),
+            (BlobLocation(COLD, fresh), 5),
+        ],
+        key=lambda each: (each[0].storage_class.value, each[0].content_hash.hex),
+    )
+    async with store.transaction() as uow:
+        got = await uow.blobs.acquire_many(asked)
+        await uow.commit()
+    expected = {
+        ("first", HOT): "first",
+        ("second", HOT): "first",
+        ("new-held", HOT): "old-held",
+        ("new-released", HOT): "new-released",
+        (fresh.hex, COLD): fresh.hex,
+    }
+    assert [(g.storage_class, g.content_hash) for g in got] == [
+        (b.storage_class, b.content_hash) for b, _ in asked
+    ]
+    assert [g.address for g in got] == [expected[(b.address, b.storage_class)] for b, _ in asked]
+    refs = {}
+    for cls, digest in ((HOT, fresh), (HOT, held), (HOT, released), (COLD, fresh)):
+        record = await backend.blob_record(cls, digest)
+        refs[(cls, digest.hex)] = record.ref_count if record else None
+    assert refs == {
+        (HOT, fresh.hex): 2,
+        (HOT, held.hex): 2,
+        (HOT, released.hex): 1,
+        (COLD, fresh.hex): 1,
+    }
+
+
+async def test_store_inline_many_is_store_inline_for_each(backend: Backend) -> None:
+    """A blob named twice is stored by its first row; one already there is not replaced."""
+    store = backend.store
+    there, fresh, other = digest_of(b"there"), digest_of(b"fresh"), digest_of(b"other")
+    async with store.transaction() as uow:
+        assert await uow.blobs.store_inline(BlobLocation(HOT, there), b"there")
+        await uow.commit()
+    async with store.transaction() as uow:
+        stored = await uow.blobs.store_inline_many(
+            [
+                (BlobLocation(HOT, fresh), bytearray(b"fresh")),
+                (BlobLocation(HOT, fresh), b"fresh again"),
+                (BlobLocation(HOT, there), b"replaced?"),
+                (BlobLocation(COLD, fresh), b"cold"),
+                (BlobLocation(HOT, other), b"other"),
+            ]
+        )
+        await uow.commit()
+    assert stored == [True, False, False, True, True]
+    async with store.snapshot() as view:
+        assert await view.blobs.inline_data(BlobLocation(HOT, fresh)) == b"fresh"
+        assert await view.blobs.inline_data(BlobLocation(HOT, there)) == b"there"
+        assert await view.blobs.inline_data(BlobLocation(COLD, fresh)) == b"cold"
+        assert await view.blobs.inline_data(BlobLocation(HOT, other)) == b"other"
+
+
 async def test_get_by_id_is_scoped_to_the_tenant(backend: Backend) -> None:
     store, clock = backend.store, backend.clock
     version = await seed_version(store, clock, "k")

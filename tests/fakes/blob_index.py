@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 
 from fakes.clock import FakeClock
@@ -37,6 +38,9 @@ class FakeBlobIndex:
         row = dataclasses.replace(row, ref_count=row.ref_count + 1)
         self._state.blobs[row_key] = row
         return _location(*row_key, row)
+
+    async def acquire_many(self, blobs: Sequence[tuple[BlobLocation, int]]) -> list[BlobLocation]:
+        return [await self.acquire(blob, size) for blob, size in blobs]
 
     async def content_addressed(
         self, storage_class: StorageClass, after: BlobLocation | None, limit: int
@@ -112,6 +116,11 @@ class FakeBlobIndex:
             return False
         self._state.inline[row_key] = bytes(data)
         return True
+
+    async def store_inline_many(
+        self, rows: Sequence[tuple[BlobLocation, bytes | bytearray]]
+    ) -> list[bool]:
+        return [await self.store_inline(location, data) for location, data in rows]
 
     async def inline_data(self, location: BlobLocation) -> bytes | None:
         return self._state.inline.get((location.storage_class, location.content_hash.hex))

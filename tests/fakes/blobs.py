@@ -61,6 +61,9 @@ class FakeStagedBlob:
             return False  # stored under its own address already (seal)
         return self._place()
 
+    def inline_bytes(self, blob: BlobLocation) -> bytes | bytearray | None:
+        return None  # this store keeps no blob in the database
+
     async def confirm(self, blob: BlobLocation, *, uow: UnitOfWork) -> bool:
         if self._digest is None:
             raise RuntimeError("confirm() before seal()")

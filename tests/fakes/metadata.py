@@ -7,6 +7,7 @@ SQLite adapter serialises them.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from types import TracebackType
 from typing import Self
 from uuid import UUID
@@ -92,6 +93,7 @@ class FakeMetadataStore:
         self.closed = False
         self.commits = 0  # transactions committed (inspection for tests)
         self.transactions = 0  # write transactions begun, committed or not (likewise)
+        self.revocations = 0
 
     def transaction(self, *, durable: bool = True) -> FakeUnitOfWork:
         self.transactions += 1
@@ -112,6 +114,12 @@ class FakeMetadataStore:
 
     async def close(self) -> None:
         self.closed = True
+
+    def revocation_stamp(self) -> Hashable | None:
+        return self.revocations
+
+    async def announce_revocation(self) -> None:
+        self.revocations += 1
 
     # Inspection helpers for tests (not part of the port).
     def blob_record(

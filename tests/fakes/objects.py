@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -46,6 +47,11 @@ class FakeObjectRepository:
     ) -> ObjectVersion:
         await self.add_writing(upload)
         return await self.commit_upload(upload.id, content_hash, size_bytes)
+
+    async def insert_committed_many(
+        self, uploads: Sequence[tuple[NewUpload, ContentHash, int]]
+    ) -> list[ObjectVersion]:
+        return [await self.insert_committed(*each) for each in uploads]
 
     async def commit_upload(
         self, upload_id: UUID, content_hash: ContentHash, size_bytes: int
@@ -111,7 +117,7 @@ class FakeObjectRepository:
             for v in committed(self._state)
         )
 
-    async def lock_key(self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey) -> None:
+    async def lock_keys(self, keys: Sequence[tuple[TenantId, Namespace, ObjectKey]]) -> None:
         """Nothing to do: write units of work are already serialised by the store's lock."""
 
     def _committed_by_id(self, tenant_id: TenantId, object_id: UUID) -> ObjectVersion | None:

@@ -189,6 +189,16 @@ def test_multipart_completion_bench_prints_its_rows() -> None:
     assert "server peak RSS:" in done.stdout
 
 
+def test_ab_puts() -> None:
+    src = str(REPO / "src")
+    out = run_module("ab_puts", "--seconds", "0.5", "--rounds", "2", f"a={src}", f"b={src}")
+    rounds = [line.split()[:3] for line in out.splitlines() if line.startswith("round")]
+    assert rounds == [["round", "0", "a"], ["round", "0", "b"], ["round", "1", "b"]] + [
+        ["round", "1", "a"]
+    ]
+    assert "PUT/s" in out.splitlines()[-1] and "loop" in out.splitlines()[-1]
+
+
 def test_every_standalone_bench_module_has_a_smoke_test() -> None:
     """Modules of bench/ run on their own (`python -m bench.<name>`, with a `__main__`
     block) would rot unnoticed without a test here, or a run by bench/peers.sh, which

@@ -7,10 +7,18 @@ its own memory-mapped file there, and a scrape answered by any process sums the
 files of all of them. The object and byte gauges are not per process at all:
 they are a census read at scrape time from the database's counter rows
 (`census_counters`, kept by the transactions that change objects).
+
+The per-request instruments (requests, their durations, bytes up and down, dedup)
+count in plain values of this process first (`_Pending`) and write them to the
+process's file once per turn of the event loop, so a request costs a few dict
+updates instead of a locked, PID-checked write to the memory map per value; a
+scrape writes this process's pending values before it reads the files.
 """
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -135,6 +143,85 @@ class _CensusCollector(Collector):
         return iter(())
 
 
+class _Pending:
+    """Counts of this process not yet added to its prometheus-client values: written
+    by `flush()`, which the first count after a flush schedules on the running event
+    loop (or runs at once outside one). Counted from the event loop's thread only (every
+    caller is: request handling, responses); a thread without a loop writes at once."""
+
+    def __init__(
+        self,
+        requests: Counter,
+        durations: Histogram,
+        buckets: tuple[float, ...],
+    ) -> None:
+        self._requests = requests
+        self._durations = durations
+        self._bounds = buckets  # upper bounds, ascending; +Inf after the last
+        self.requests: dict[tuple[str, str, str], int] = {}
+        # (method, namespace) -> [count per bucket, ..., count over the last, sum]
+        self.durations: dict[tuple[str, str], list[float]] = {}
+        self.counters: dict[Counter, float] = {}
+        self._scheduled = False
+
+    def request(self, method: str, status: str, namespace: str, seconds: float) -> None:
+        key = (method, status, namespace)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        slots = self.durations.get((method, namespace))
+        if slots is None:
+            slots = self.durations[(method, namespace)] = [0.0] * (len(self._bounds) + 2)
+        slots[bisect.bisect_left(self._bounds, seconds)] += 1
+        slots[-1] += seconds
+        self._schedule()
+
+    def add(self, counter: Counter, amount: float) -> None:
+        self.counters[counter] = self.counters.get(counter, 0.0) + amount
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()  # no loop in this thread: at once
+            return
+        self._scheduled = True
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Add every pending count to the instruments (their multiprocess files)."""
+        self._scheduled = False
+        requests, self.requests = self.requests, {}
+        durations, self.durations = self.durations, {}
+        counters, self.counters = self.counters, {}
+        for labels, count in requests.items():
+            self._requests.labels(*labels).inc(count)
+        for labels_, slots in durations.items():
+            child = self._durations.labels(*labels_)
+            # A histogram's values: one per bucket (not cumulative) and the sum, as
+            # `Histogram.observe` adds to them.
+            for index, observed in enumerate(slots[:-1]):
+                if observed:
+                    child._buckets[index].inc(observed)
+            child._sum.inc(slots[-1])
+        for counter, amount in counters.items():
+            counter.inc(amount)
+
+
+class _BufferedCounter:
+    """A counter without labels whose `inc` goes through `_Pending`."""
+
+    def __init__(self, counter: Counter, pending: _Pending) -> None:
+        self.counter = counter
+        self._pending = pending
+
+    def inc(self, amount: float = 1.0) -> None:
+        if amount < 0:
+            raise ValueError("counters only go up")
+        self._pending.add(self.counter, amount)
+
+
 class Metrics:
     """Every metric the service exports. Label values are bounded: methods, statuses,
     names of tenants and namespaces that hold objects; never keys, ids or paths."""
@@ -171,17 +258,30 @@ class Metrics:
             buckets=_GC_BUCKETS,
             registry=r,
         )
-        self.uploaded_bytes = Counter(
-            "just_storage_uploaded_bytes", "Bytes received in committed uploads.", registry=r
+        self._pending = _Pending(self.requests, self.request_duration, _DURATION_BUCKETS)
+        self.uploaded_bytes = _BufferedCounter(
+            Counter(
+                "just_storage_uploaded_bytes", "Bytes received in committed uploads.", registry=r
+            ),
+            self._pending,
         )
-        self.downloaded_bytes = Counter(
-            "just_storage_downloaded_bytes", "Bytes sent in object downloads.", registry=r
+        self.downloaded_bytes = _BufferedCounter(
+            Counter("just_storage_downloaded_bytes", "Bytes sent in object downloads.", registry=r),
+            self._pending,
         )
-        self.dedup_hits = Counter(
-            "just_storage_dedup_hits", "Uploads whose bytes were already stored.", registry=r
+        self.dedup_hits = _BufferedCounter(
+            Counter(
+                "just_storage_dedup_hits", "Uploads whose bytes were already stored.", registry=r
+            ),
+            self._pending,
         )
-        self.dedup_bytes_saved = Counter(
-            "just_storage_dedup_bytes_saved", "Bytes not stored again thanks to dedup.", registry=r
+        self.dedup_bytes_saved = _BufferedCounter(
+            Counter(
+                "just_storage_dedup_bytes_saved",
+                "Bytes not stored again thanks to dedup.",
+                registry=r,
+            ),
+            self._pending,
         )
         self.throttled = Counter(
             "just_storage_throttled_requests", "Requests answered 429.", ["tenant"], registry=r
@@ -219,8 +319,7 @@ class Metrics:
 
     def observe_request(self, method: str, status: int, namespace: str, seconds: float) -> None:
         """One answered HTTP request: counted by status, timed."""
-        self.requests.labels(method, str(status), namespace).inc()
-        self.request_duration.labels(method, namespace).observe(seconds)
+        self._pending.request(method, str(status), namespace, seconds)
 
     def observe_census(self, census: list[Census]) -> None:
         """Replace the object and byte gauges with a fresh count from the database."""
@@ -233,7 +332,12 @@ class Metrics:
     def observe_disk(self, storage_class: str, available_bytes: int, total_bytes: int) -> None:
         self._census.disks[storage_class] = (available_bytes, total_bytes)
 
+    def flush(self) -> None:
+        """Write this process's pending counts to its instruments now."""
+        self._pending.flush()
+
     def render(self) -> bytes:
+        self._pending.flush()
         if self.multiprocess_dir is not None:
             _forget_dead_processes(self.multiprocess_dir)
         return generate_latest(self.registry)

@@ -75,6 +75,9 @@ async def revoke_api_key(metadata: MetadataStore, key_id: str) -> None:
     async with metadata.transaction() as uow:
         revoked = await uow.api_keys.revoke(key_id)
         await uow.commit()
+    if revoked:
+        # After the commit: a check that sees the new stamp reads the revoked row.
+        await metadata.announce_revocation()
     if not revoked:
         raise NotFound(f"no active API key with id {key_id!r}")
 

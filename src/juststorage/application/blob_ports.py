@@ -63,6 +63,13 @@ class StagedBlob(Protocol):
         """
         ...
 
+    def inline_bytes(self, blob: BlobLocation) -> bytes | bytearray | None:
+        """The bytes that `confirm(blob)` would do nothing but write into the database
+        (`BlobIndex.store_inline`: a blob kept inline, at this upload's address), so
+        that a group commit can write several in one statement instead of confirming
+        each; None when confirming does anything else (then call `confirm`)."""
+        ...
+
     async def confirm(self, blob: BlobLocation, *, uow: UnitOfWork) -> bool:
         """Settle the blob, `blob` being the result of `BlobIndex.acquire`; True if this
         upload's bytes became the blob here (a file put back, this upload's address

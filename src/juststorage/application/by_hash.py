@@ -96,5 +96,8 @@ class _NoBytes:
     async def publish(self) -> bool:
         return False
 
+    def inline_bytes(self, blob: BlobLocation) -> bytes | bytearray | None:
+        return None
+
     async def confirm(self, blob: BlobLocation, *, uow: UnitOfWork) -> bool:
         return False

@@ -211,31 +211,31 @@ class GroupCommitter:
         at once and left out of the result."""
         ordered = sorted(batch, key=lambda w: w.sealed.key_path)
         async with self._metadata.transaction() as uow:
-            for waiter in ordered:
-                upload = waiter.sealed.upload
-                await uow.objects.lock_key(upload.tenant_id, upload.namespace, upload.key)
-            versions: dict[UUID, ObjectVersion] = {}
-            accepted = [w for w in ordered if await _commit_row(uow, w, versions)]
-            blobs: dict[UUID, BlobLocation] = {}
-            for waiter in _in_blob_order(accepted):
-                sealed = waiter.sealed
-                # The reference before confirm(): from here no GC pass may remove the blob.
-                # The row says where the blob lives: this upload's address, or an older copy's.
-                fresh = BlobLocation(
-                    sealed.upload.storage_class, sealed.content_hash, sealed.staged.address
-                )
-                if sealed.by_reference:
-                    # No bytes to put back if GC took the blob: only a blob that still
-                    # has a reference (and so its bytes) may gain one.
-                    held = await uow.blobs.acquire_referenced(fresh, sealed.size_bytes)
-                    if held is None:
-                        raise _UploadFailed(waiter, NotFound(NOT_HELD))
-                    blobs[sealed.upload.id] = held
-                    continue
-                blobs[sealed.upload.id] = await uow.blobs.acquire(fresh, sealed.size_bytes)
-            confirmed: dict[UUID, bool] = {}
+            await uow.objects.lock_keys(
+                [
+                    (w.sealed.upload.tenant_id, w.sealed.upload.namespace, w.sealed.upload.key)
+                    for w in ordered
+                ]
+            )
+            versions = await _commit_rows(uow, ordered)
+            accepted = [w for w in ordered if w.sealed.upload.id in versions]
+            # The references before confirm(): from here no GC pass may remove the blobs.
+            # A row says where its blob lives: this upload's address, or an older copy's.
+            blobs = await _acquire_blobs(uow, _in_blob_order(accepted))
+            # Blobs kept inline whose bytes only need writing: one statement for all.
+            inline = [
+                (w, data)
+                for w in accepted
+                if (data := w.sealed.staged.inline_bytes(blobs[w.sealed.upload.id])) is not None
+            ]
+            stored = await uow.blobs.store_inline_many(
+                [(blobs[w.sealed.upload.id], data) for w, data in inline]
+            )
+            confirmed = {w.sealed.upload.id: s for (w, _), s in zip(inline, stored, strict=True)}
             for waiter in accepted:
                 upload_id = waiter.sealed.upload.id
+                if upload_id in confirmed:
+                    continue
                 try:
                     # An inline blob's bytes are written here, in this transaction.
                     confirmed[upload_id] = await waiter.sealed.staged.confirm(
@@ -249,6 +249,64 @@ class GroupCommitter:
             i: Committed(version, confirmed[i], blobs[i].address != staged[i])
             for i, version in versions.items()
         }
+
+
+async def _commit_rows(uow: UnitOfWork, ordered: list[_Waiter]) -> dict[UUID, ObjectVersion]:
+    """The committed rows of the batch's uploads (in the open transaction): the
+    unconditional uploads without a `WRITING` row or a reservation, the usual small
+    upload, in one `insert_committed_many`; every other one checked and written
+    alone. Refused uploads are failed and left out."""
+    versions: dict[UUID, ObjectVersion] = {}
+    plain = [w for w in ordered if _plain(w.sealed)]
+    inserted = await uow.objects.insert_committed_many(
+        [(w.sealed.upload, w.sealed.content_hash, w.sealed.size_bytes) for w in plain]
+    )
+    for version in inserted:
+        versions[version.id] = version
+    for waiter in ordered:
+        if not _plain(waiter.sealed):
+            await _commit_row(uow, waiter, versions)
+    return versions
+
+
+async def _acquire_blobs(uow: UnitOfWork, in_blob_order: list[_Waiter]) -> dict[UUID, BlobLocation]:
+    """A reference on each upload's blob, taken in blob order (the lock order).
+
+    One `acquire_many` for the usual batch. An upload by hash brought no bytes to put
+    back if GC took the blob: only a blob that still has a reference (and so its
+    bytes) may gain one, so a batch holding one takes its references one by one.
+    """
+    located = [
+        (
+            BlobLocation(
+                w.sealed.upload.storage_class, w.sealed.content_hash, w.sealed.staged.address
+            ),
+            w.sealed.size_bytes,
+        )
+        for w in in_blob_order
+    ]
+    if not any(w.sealed.by_reference for w in in_blob_order):
+        held = await uow.blobs.acquire_many(located)
+        return {w.sealed.upload.id: where for w, where in zip(in_blob_order, held, strict=True)}
+    blobs: dict[UUID, BlobLocation] = {}
+    for waiter, (fresh, size) in zip(in_blob_order, located, strict=True):
+        if waiter.sealed.by_reference:
+            referenced = await uow.blobs.acquire_referenced(fresh, size)
+            if referenced is None:
+                raise _UploadFailed(waiter, NotFound(NOT_HELD))
+            blobs[waiter.sealed.upload.id] = referenced
+        else:
+            blobs[waiter.sealed.upload.id] = await uow.blobs.acquire(fresh, size)
+    return blobs
+
+
+def _plain(sealed: SealedUpload) -> bool:
+    return not (
+        sealed.precondition.is_conditional
+        or sealed.registered
+        or sealed.reserved
+        or sealed.before_commit is not None
+    )
 
 
 async def _commit_row(

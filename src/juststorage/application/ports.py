@@ -12,6 +12,7 @@ only the narrow one named after what it does.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
@@ -126,8 +127,9 @@ class UploadRows(Protocol):
         """
         ...
 
-    async def lock_key(self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey) -> None:
-        """Serialise writers of one key, across processes, until the unit of work ends."""
+    async def lock_keys(self, keys: Sequence[tuple[TenantId, Namespace, ObjectKey]]) -> None:
+        """Serialise writers of these keys, across processes, until the unit of work
+        ends; taken in the order given (callers sort them: no deadlock between two)."""
         ...
 
     async def commit_upload(
@@ -147,6 +149,13 @@ class UploadRows(Protocol):
     ) -> ObjectVersion:
         """Record an upload that had no `WRITING` row as the newest `COMMITTED` version
         of its key (as `add_writing` followed by `commit_upload`)."""
+        ...
+
+    async def insert_committed_many(
+        self, uploads: Sequence[tuple[NewUpload, ContentHash, int]]
+    ) -> list[ObjectVersion]:
+        """`insert_committed` for each (upload, hash, size), in one statement where the
+        database allows it; the versions in the order given. The uploads' keys differ."""
         ...
 
 
@@ -229,6 +238,13 @@ class BlobReferences(Protocol):
         lock until the unit of work ends, as `acquire` does: a referenced blob's bytes
         are in place, and no GC pass can remove them before the commit.
         """
+
+    async def acquire_many(self, blobs: Sequence[tuple[BlobLocation, int]]) -> list[BlobLocation]:
+        """`acquire` for each (blob, size), in the order given (callers give (class, hash)
+        order: rows are locked in it), in one statement where the database allows it;
+        where each blob lives now, in that order. The same blob twice takes two
+        references, and the second keeps the address the first recorded, as two calls
+        of `acquire` would."""
         ...
 
     async def release(self, storage_class: StorageClass, content_hash: ContentHash) -> None:
@@ -320,6 +336,13 @@ class InlineBytes(Protocol):
     async def store_inline(self, location: BlobLocation, data: bytes | bytearray) -> bool:
         """Write a blob's bytes (an upload's `confirm()`, in its commit's transaction:
         its buffer as it is, not a copy); False if they were there already."""
+        ...
+
+    async def store_inline_many(
+        self, rows: Sequence[tuple[BlobLocation, bytes | bytearray]]
+    ) -> list[bool]:
+        """`store_inline` for each (location, data), in the order given, in one statement
+        where the database allows it; a blob named twice is stored by its first row."""
         ...
 
     async def inline_data(self, location: BlobLocation) -> bytes | None:
@@ -582,6 +605,18 @@ class MetadataStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+    def revocation_stamp(self) -> Hashable | None:
+        """A value that changes whenever `announce_revocation()` runs in any process
+        sharing this store, read without a database round; None when the store has
+        no such signal (then every API key check reads the key's row)."""
+        ...
+
+    async def announce_revocation(self) -> None:
+        """Change `revocation_stamp()` for every process sharing the store; called
+        after an API key revocation has committed. Best effort: a failure is not
+        raised (checks then see the revocation within their cache's age limit)."""
+        ...
 
 
 class ProcessLiveness(Protocol):

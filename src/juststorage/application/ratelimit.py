@@ -84,7 +84,8 @@ class Throttle:
     """Admission control for one process. Over a limit: TooManyRequests, whose `limit`
     says which limit refused.
 
-    `rates_of(tenant)` gives a tenant's rates; `max_concurrent_uploads` caps this
+    `rates_of(tenant)` gives a tenant's rates, fixed for the process (settings are
+    read once), so each tenant's are asked once; `max_concurrent_uploads` caps this
     process's uploads in flight and `max_uploads_per_tenant` each tenant's share of
     them, so that no one tenant takes every slot.
     """
@@ -98,7 +99,8 @@ class Throttle:
         max_uploads_per_tenant: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._rates_of = rates_of
+        self._ask_rates = rates_of
+        self._rates: dict[str, TenantRates] = {}
         self._buckets = buckets
         self._max_concurrent_uploads = max_concurrent_uploads
         self._max_uploads_per_tenant = max_uploads_per_tenant
@@ -140,6 +142,15 @@ class Throttle:
             lease.expires = now + LEASE_TTL_SECONDS
         lease.tokens -= 1
         return TokenBucket(rate, burst).status(REQUESTS, lease.shared + lease.tokens)
+
+    def _rates_of(self, tenant: str) -> TenantRates:
+        # Two lookups per upload otherwise, each through pydantic attribute access.
+        rates = self._rates.get(tenant)
+        if rates is None:
+            if len(self._rates) >= MAX_LEASES:
+                self._rates.clear()  # bounded whatever names clients send
+            rates = self._rates[tenant] = self._ask_rates(tenant)
+        return rates
 
     @staticmethod
     def _lease_of(leases: dict[str, _Lease], tenant: str, now: float) -> _Lease:

@@ -135,6 +135,9 @@ class FileStagedBlob:
             raise RuntimeError("publish() before seal()")
         return await threads.run_sync(self._link_into_place, self._digest)
 
+    def inline_bytes(self, blob: BlobLocation) -> bytes | bytearray | None:
+        return None  # this store keeps no blob in the database
+
     async def confirm(self, blob: BlobLocation, *, uow: UnitOfWork) -> bool:
         if self._digest is None:
             raise RuntimeError("confirm() before seal()")

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from datetime import UTC, datetime
+from types import TracebackType
 from uuid import UUID
 
 from juststorage.application.blob_ports import BlobReader, BlobStore, StagedBlob
@@ -41,17 +42,17 @@ _LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 
 class InlineStagedBlob:
     """One upload's bytes: in memory while they fit under the threshold, else on the
-    larger blobs' store (`spill`, entered on `stack` so its cleanup is the block's)."""
+    larger blobs' store (`spill`, entered on an exit stack made then, which the
+    staging block leaves with it: `_InlineStaging`)."""
 
     def __init__(
         self,
         max_bytes: int,
         spill: Callable[[], AbstractAsyncContextManager[StagedBlob]],
-        stack: AsyncExitStack,
     ) -> None:
         self._max_bytes = max_bytes
         self._spill = spill
-        self._stack = stack
+        self.stack: AsyncExitStack | None = None  # made by a spill, left by the block
         self._buffer = bytearray()
         self._larger: StagedBlob | None = None
         self._digest: ContentHash | None = None
@@ -70,7 +71,8 @@ class InlineStagedBlob:
             return
         # Over the threshold: everything goes on to the larger store from here, so at
         # most the threshold is ever held in memory.
-        self._larger = await self._stack.enter_async_context(self._spill())
+        self.stack = AsyncExitStack()
+        self._larger = await self.stack.enter_async_context(self._spill())
         held, self._buffer = bytes(self._buffer), bytearray()
         if held:
             await self._larger.write(held)
@@ -98,6 +100,11 @@ class InlineStagedBlob:
             raise RuntimeError("publish() before seal()")
         return False  # stored by confirm(), inside the commit's transaction
 
+    def inline_bytes(self, blob: BlobLocation) -> bytes | bytearray | None:
+        if self._larger is not None or self._digest is None or blob.address != self.address:
+            return None
+        return self._buffer  # as confirm() writes it: the buffer itself, no copy
+
     async def confirm(self, blob: BlobLocation, *, uow: UnitOfWork) -> bool:
         if self._larger is not None:
             return await self._larger.confirm(blob, uow=uow)
@@ -114,6 +121,30 @@ class InlineStagedBlob:
         # Under the row lock acquire() took: in the transaction that commits the object.
         # The buffer itself (both drivers take a bytearray): no second copy in memory.
         return await uow.blobs.store_inline(blob, self._buffer)
+
+
+class _InlineStaging:
+    """The block of one inline staging. The larger store's stage() is entered only if
+    the body spills; leaving the block then runs its cleanup (temp file or object
+    removed), as its own block would. A class, not a generator-based context
+    manager with an exit stack: this runs for every small upload."""
+
+    def __init__(self, staged: InlineStagedBlob) -> None:
+        self._staged = staged
+
+    async def __aenter__(self) -> InlineStagedBlob:
+        return self._staged
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        stack = self._staged.stack
+        if stack is None:
+            return False
+        return bool(await stack.__aexit__(exc_type, exc, tb))
 
 
 class InlineBlobStore:
@@ -138,20 +169,11 @@ class InlineBlobStore:
             # Inlining is off for new uploads (0-byte ones too); the inline rows that
             # exist are still read, scanned and collected until migrate-blobs moves them.
             return self.larger.stage(storage_class, upload_id, owner)
-        return self._stage(storage_class, upload_id, owner)
-
-    @asynccontextmanager
-    async def _stage(
-        self, storage_class: StorageClass, upload_id: UUID, owner: str
-    ) -> AsyncIterator[InlineStagedBlob]:
-        # The larger store's stage() is entered on the stack only if the body spills;
-        # leaving the block then runs its cleanup (temp file or object removed).
-        async with AsyncExitStack() as stack:
-            yield InlineStagedBlob(
-                self.max_bytes,
-                lambda: self.larger.stage(storage_class, upload_id, owner),
-                stack,
+        return _InlineStaging(
+            InlineStagedBlob(
+                self.max_bytes, lambda: self.larger.stage(storage_class, upload_id, owner)
             )
+        )
 
     async def _data(self, location: BlobLocation) -> bytes:
         async with self.metadata.snapshot() as view:

@@ -142,6 +142,9 @@ class S3StagedBlob:
             raise RuntimeError("publish() before seal()")
         return False  # the object is stored under its own key already (seal)
 
+    def inline_bytes(self, blob: BlobLocation) -> bytes | bytearray | None:
+        return None  # this store keeps no blob in the database
+
     async def confirm(self, blob: BlobLocation, *, uow: UnitOfWork) -> bool:
         if self._digest is None:
             raise RuntimeError("confirm() before seal()")

@@ -143,6 +143,9 @@ class S3AssembledBlob:
     async def publish(self) -> bool:
         return False  # stored under its own key already
 
+    def inline_bytes(self, blob: BlobLocation) -> bytes | bytearray | None:
+        return None  # an assembled S3 object is never kept inline
+
     async def confirm(self, blob: BlobLocation, *, uow: UnitOfWork) -> bool:
         # The row names this object (its bytes are the blob) or an older copy's (a
         # dedup hit: this object goes when the block is left).

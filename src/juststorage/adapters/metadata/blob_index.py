@@ -7,6 +7,7 @@ about to reference: docs/durability.md.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from juststorage.adapters.metadata.queries import inline_address
@@ -60,6 +61,43 @@ class SqlBlobIndex(SqlRepository):
         if row is None:
             return None
         return BlobLocation(blob.storage_class, blob.content_hash, row[0])
+
+    async def acquire_many(self, blobs: Sequence[tuple[BlobLocation, int]]) -> list[BlobLocation]:
+        if not self._d.batch_statements or len(blobs) < 2:
+            return [await self.acquire(blob, size) for blob, size in blobs]
+        # One row per blob, taking as many references as it appears; the first
+        # appearance's address is the one a new (or unreferenced) row records.
+        rows: dict[tuple[str, str], tuple[int, int, str | None]] = {}  # size, refs, address
+        for blob, size in blobs:
+            key = (blob.storage_class.value, blob.content_hash.hex)
+            held = rows.get(key)
+            if held is not None:
+                rows[key] = (held[0], held[1] + 1, held[2])
+            else:
+                recorded = None if blob.address == blob.content_hash.hex else blob.address
+                rows[key] = (size, 1, recorded)
+        now = self._now()
+        params = [v for (c, h), (size, n, at) in rows.items() for v in (c, h, size, n, now, at)]
+        values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(rows))
+        found = await self._s.fetchall(
+            "INSERT INTO blobs (storage_class, content_hash, size_bytes, ref_count, created_at,"
+            f" location) VALUES {values} ON CONFLICT (storage_class, content_hash)"
+            " DO UPDATE SET ref_count = blobs.ref_count + excluded.ref_count,"
+            " released_at = NULL,"
+            " location = CASE WHEN blobs.ref_count = 0 THEN excluded.location"
+            " ELSE blobs.location END"
+            f" RETURNING storage_class, content_hash, {_ADDRESS}",
+            tuple(params),
+        )
+        address = {(str(r[0]), str(r[1])): str(r[2]) for r in found}
+        return [
+            BlobLocation(
+                blob.storage_class,
+                blob.content_hash,
+                address[(blob.storage_class.value, blob.content_hash.hex)],
+            )
+            for blob, _ in blobs
+        ]
 
     async def release(self, storage_class: StorageClass, content_hash: ContentHash) -> None:
         # Right-hand sides see the old row: released_at is stamped when 1 becomes 0.
@@ -143,6 +181,34 @@ class SqlBlobIndex(SqlRepository):
             (location.storage_class.value, location.content_hash.hex, data),
         )
         return row is not None
+
+    async def store_inline_many(
+        self, rows: Sequence[tuple[BlobLocation, bytes | bytearray]]
+    ) -> list[bool]:
+        if not self._d.batch_statements or len(rows) < 2:
+            return [await self.store_inline(location, data) for location, data in rows]
+        first: dict[tuple[str, str], int] = {}  # each blob's first row: the one stored
+        for index, (location, _) in enumerate(rows):
+            first.setdefault((location.storage_class.value, location.content_hash.hex), index)
+        params = [
+            value
+            for (cls, digest), index in first.items()
+            for value in (cls, digest, rows[index][1])
+        ]
+        stored = await self._s.fetchall(
+            "INSERT INTO inline_blobs (storage_class, content_hash, data) VALUES"
+            f" {', '.join(['(?, ?, ?)'] * len(first))}"
+            " ON CONFLICT (storage_class, content_hash) DO NOTHING"
+            " RETURNING storage_class, content_hash",
+            tuple(params),
+        )
+        inserted = {(str(r[0]), str(r[1])) for r in stored}
+        return [
+            index == first[key] and key in inserted
+            for index, key in enumerate(
+                (location.storage_class.value, location.content_hash.hex) for location, _ in rows
+            )
+        ]
 
     async def inline_data(self, location: BlobLocation) -> bytes | None:
         row = await self._s.fetchone(

@@ -16,7 +16,7 @@ import functools
 import random
 import re
 import socket
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Hashable, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -27,11 +27,11 @@ from asyncpg.pool import PoolConnectionProxy
 
 from juststorage.adapters.metadata.migrations import migrations_for
 from juststorage.adapters.metadata.queries import (
-    COUNT_USAGE_SQL,
     USAGE_SHARDS,
     CensusDeltas,
     CensusKey,
     count_census_sql,
+    count_usage_sql,
 )
 from juststorage.adapters.metadata.sql import SqlSession, UsageDeltas
 from juststorage.adapters.metadata.unit_of_work import SqlUnitOfWork
@@ -198,6 +198,7 @@ class PostgresDialect:
     """
 
     next_commit_seq = "nextval('objects_commit_seq')"
+    batch_statements = True  # a statement is a round trip
     skip_locked = " FOR UPDATE SKIP LOCKED"  # concurrent GC passes take different rows
     nullable_ts = "?::timestamptz"  # a bare NULL parameter has no type to deduce
     bigint = "?::bigint"  # used bare in two places it is deduced as two types
@@ -217,10 +218,12 @@ class PostgresDialect:
         conn: Connection,
         usage: dict[UsageKey, list[int]],
         census: dict[ShardedCensusKey, list[int]],
+        shard: int,
     ) -> None:
         self._conn = conn
         self.usage = usage  # counter deltas, applied just before COMMIT
         self.census = census  # likewise
+        self._shard = shard  # the unit of work's: its deltas land on one row per counter
 
     def ts_in(self, moment: datetime) -> datetime:
         return moment
@@ -251,6 +254,17 @@ class PostgresDialect:
         """A transaction-scoped advisory lock on the key's name."""
         await session.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (name,))
 
+    async def lock_keys(self, session: SqlSession, names: list[str]) -> None:
+        """The advisory locks of `names` in one round trip, taken in the list's order
+        (a volatile function of the select list runs after the sort)."""
+        if names:
+            await session.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(name, 0))"
+                " FROM unnest(?::text[]) WITH ORDINALITY AS given (name, position)"
+                " ORDER BY position",
+                (names,),
+            )
+
     async def lock_api_keys(self, session: SqlSession) -> None:
         """Serialise first-start key creation of processes starting together.
 
@@ -260,16 +274,16 @@ class PostgresDialect:
             await session.execute("LOCK TABLE api_keys IN SHARE ROW EXCLUSIVE MODE")
 
     async def count_usage(self, session: SqlSession, tenant: str, deltas: UsageDeltas) -> None:
-        """Record the deltas on one random shard; the unit of work applies them at commit."""
-        shard = random.randrange(USAGE_SHARDS)
+        """Record the deltas on the unit of work's shard; it applies them at commit."""
+        shard = self._shard
         for storage_class, (objects, size) in deltas.items():
             delta = self.usage.setdefault((tenant, storage_class.value, shard), [0, 0])
             delta[0] += objects
             delta[1] += size
 
     async def count_census(self, session: SqlSession, deltas: CensusDeltas) -> None:
-        """Record the deltas on one random shard; the unit of work applies them at commit."""
-        shard = random.randrange(USAGE_SHARDS)
+        """Record the deltas on the unit of work's shard; it applies them at commit."""
+        shard = self._shard
         for key, (objects, size) in deltas.items():
             delta = self.census.setdefault((key, shard), [0, 0])
             delta[0] += objects
@@ -328,6 +342,9 @@ class PostgresUnitOfWork(SqlUnitOfWork):
         self._transaction: _Transaction | None = None
         self._usage: dict[UsageKey, list[int]] = {}
         self._census: dict[ShardedCensusKey, list[int]] = {}
+        # One random shard per transaction: concurrent ones spread over the counter
+        # rows, and a batch of N uploads adds to one row per counter, not N.
+        self._shard = random.randrange(USAGE_SHARDS)
 
     async def _begin(self) -> None:
         pool = await self._store._get_pool()
@@ -350,7 +367,7 @@ class PostgresUnitOfWork(SqlUnitOfWork):
     def _dialect(self) -> PostgresDialect:
         if self._conn is None:
             raise RuntimeError("use the unit of work inside `async with`")
-        return PostgresDialect(self._conn, self._usage, self._census)
+        return PostgresDialect(self._conn, self._usage, self._census, self._shard)
 
     async def _commit(self) -> None:
         assert self._transaction is not None
@@ -366,13 +383,15 @@ class PostgresUnitOfWork(SqlUnitOfWork):
         blob rows (an upload locks blob then counter, a delete counter then blob).
         """
         session = self.session
-        for (tenant, storage_class, shard), (objects, size) in sorted(self._usage.items()):
-            if objects or size:
-                await session.execute(
-                    COUNT_USAGE_SQL.format("?", "?", "?", "?", "?"),
-                    (tenant, storage_class, shard, objects, size),
-                )
+        usage = [
+            (tenant, storage_class, shard, objects, size)
+            for (tenant, storage_class, shard), (objects, size) in sorted(self._usage.items())
+            if objects or size
+        ]
         self._usage.clear()
+        if usage:
+            params = tuple(value for row in usage for value in row)
+            await session.execute(count_usage_sql(len(usage)), params)
         # One statement for every census row (an upload's commit moves two); sorted,
         # so two transactions lock shared rows in the same order.
         rows = [
@@ -480,6 +499,12 @@ class PostgresMetadataStore:
 
     def snapshot(self) -> PostgresUnitOfWork:
         return PostgresUnitOfWork(self, read_only=True, durable=True)
+
+    def revocation_stamp(self) -> Hashable | None:
+        return None  # processes on other hosts share no file: every check reads the row
+
+    async def announce_revocation(self) -> None:
+        pass
 
     async def ping(self) -> None:
         try:

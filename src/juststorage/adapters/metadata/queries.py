@@ -129,13 +129,19 @@ USAGE_SQL = (
 )
 
 # Adds a delta to one shard of a tenant's usage counters (see migration 0003).
-COUNT_USAGE_SQL = (
-    "INSERT INTO usage_counters (tenant_id, storage_class, shard, objects, size_bytes)"
-    " VALUES ({0}, {1}, {2}, {3}, {4}) ON CONFLICT (tenant_id, storage_class, shard)"
-    " DO UPDATE SET objects = usage_counters.objects + excluded.objects,"
-    " size_bytes = usage_counters.size_bytes + excluded.size_bytes"
-)
 USAGE_SHARDS = 16
+
+
+def count_usage_sql(rows: int) -> str:
+    """Adds `rows` deltas (tenant, class, shard, objects, bytes; `?` placeholders) to the
+    usage counters in one statement. The rows' keys differ."""
+    values = ", ".join(["(?, ?, ?, ?, ?)"] * rows)
+    return (
+        "INSERT INTO usage_counters (tenant_id, storage_class, shard, objects, size_bytes)"
+        f" VALUES {values} ON CONFLICT (tenant_id, storage_class, shard)"
+        " DO UPDATE SET objects = usage_counters.objects + excluded.objects,"
+        " size_bytes = usage_counters.size_bytes + excluded.size_bytes"
+    )
 
 
 def usage_deltas(versions: list[ObjectVersion], sign: int) -> dict[StorageClass, tuple[int, int]]:

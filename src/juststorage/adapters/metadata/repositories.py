@@ -6,6 +6,7 @@ orders and the conditions in the WHERE clauses are deliberate: docs/durability.m
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
@@ -130,18 +131,74 @@ class SqlObjectRepository(SqlRepository):
         self, upload: NewUpload, content_hash: ContentHash, size_bytes: int
     ) -> ObjectVersion:
         # One statement (a round trip on PostgreSQL), where WRITING + commit take two.
+        # The version is built from what was written: only its commit_seq comes back.
+        now = self._s.clock.now()
         row = await self._s.fetchone(
             f"INSERT INTO objects ({_NEW_ROW_COLUMNS}, content_hash, size_bytes, commit_seq)"
             " VALUES (?, ?, ?, ?, 'COMMITTED', ?, ?, ?, ?, ?, ?, ?,"
-            f" {self._d.next_commit_seq}) RETURNING {SELECT_OBJECT}",
-            (*self._new_row(upload, self._now()), content_hash.hex, size_bytes),
+            f" {self._d.next_commit_seq}) RETURNING commit_seq",
+            (*self._new_row(upload, self._d.ts_in(now)), content_hash.hex, size_bytes),
         )
         if row is None:
             raise StorageError("INSERT ... RETURNING returned no row")
-        version = _version(row, self._d)
+        version = ObjectVersion(
+            upload.id,
+            upload.tenant_id,
+            upload.namespace,
+            upload.key,
+            content_hash,
+            size_bytes,
+            upload.storage_class,
+            upload.content_type,
+            now,
+            ObjectState.COMMITTED,
+            row[0],
+        )
         await self._count_usage([version], +1)
         await self._count_census([version], ObjectState.COMMITTED, +1)
         return version
+
+    async def insert_committed_many(
+        self, uploads: Sequence[tuple[NewUpload, ContentHash, int]]
+    ) -> list[ObjectVersion]:
+        if not self._d.batch_statements or len(uploads) < 2:
+            return [await self.insert_committed(*each) for each in uploads]
+        # One statement, each row taking its own commit_seq (a volatile default per
+        # row); the versions are built from what was written, as insert_committed's.
+        now = self._s.clock.now()
+        stamp = self._d.ts_in(now)
+        row = f"(?, ?, ?, ?, 'COMMITTED', ?, ?, ?, ?, ?, ?, ?, {self._d.next_commit_seq})"
+        params = [
+            value
+            for upload, content_hash, size_bytes in uploads
+            for value in (*self._new_row(upload, stamp), content_hash.hex, size_bytes)
+        ]
+        rows = await self._s.fetchall(
+            f"INSERT INTO objects ({_NEW_ROW_COLUMNS}, content_hash, size_bytes, commit_seq)"
+            f" VALUES {', '.join([row] * len(uploads))} RETURNING id, commit_seq",
+            tuple(params),
+        )
+        seq_of = {self._d.uuid_out(r[0]): int(r[1]) for r in rows}
+        versions = [
+            ObjectVersion(
+                upload.id,
+                upload.tenant_id,
+                upload.namespace,
+                upload.key,
+                content_hash,
+                size_bytes,
+                upload.storage_class,
+                upload.content_type,
+                now,
+                ObjectState.COMMITTED,
+                seq_of[upload.id],
+            )
+            for upload, content_hash, size_bytes in uploads
+        ]
+        for tenant in {v.tenant_id for v in versions}:
+            await self._count_usage([v for v in versions if v.tenant_id == tenant], +1)
+        await self._count_census(versions, ObjectState.COMMITTED, +1)
+        return versions
 
     def _new_row(self, upload: NewUpload, stamp: object) -> tuple[object, ...]:
         """Values for `_NEW_ROW_COLUMNS` (but `state`), both timestamps `stamp`."""
@@ -218,10 +275,10 @@ class SqlObjectRepository(SqlRepository):
         )
         return row is not None
 
-    async def lock_key(self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey) -> None:
-        """Serialise commits to one key across processes until the transaction ends."""
+    async def lock_keys(self, keys: Sequence[tuple[TenantId, Namespace, ObjectKey]]) -> None:
+        """Serialise commits to these keys across processes until the transaction ends."""
         # Unambiguous: names hold no "/".
-        await self._d.lock_key(self._s, f"{tenant_id}/{namespace}/{key}")
+        await self._d.lock_keys(self._s, [f"{t}/{n}/{k}" for t, n, k in keys])
 
     async def located(
         self, tenant_id: TenantId, object_id: UUID, *, with_bytes: bool = True

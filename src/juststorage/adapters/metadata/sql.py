@@ -91,6 +91,14 @@ class Dialect(Protocol):
         """Serialise commits to one key (`name`) until the transaction ends."""
         ...
 
+    # Whether several rows' work goes in one statement (`insert_committed_many`,
+    # `acquire_many`): worth it where a statement is a round trip.
+    batch_statements: bool
+
+    async def lock_keys(self, session: SqlSession, names: list[str]) -> None:
+        """`lock_key` for each of `names`, in their order, in one statement."""
+        ...
+
     async def lock_api_keys(self, session: SqlSession) -> None:
         """Before counting api keys: serialise first-start key creation of processes."""
         ...

@@ -16,7 +16,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
@@ -26,7 +26,11 @@ from uuid import UUID
 
 from juststorage.adapters import threads
 from juststorage.adapters.metadata.migrations import migrations_for
-from juststorage.adapters.metadata.queries import COUNT_USAGE_SQL, CensusDeltas, count_census_sql
+from juststorage.adapters.metadata.queries import (
+    CensusDeltas,
+    count_census_sql,
+    count_usage_sql,
+)
 from juststorage.adapters.metadata.sql import SqlSession, UsageDeltas
 from juststorage.adapters.metadata.unit_of_work import SqlUnitOfWork
 from juststorage.adapters.private_files import ensure_private_file, open_private_file
@@ -143,8 +147,14 @@ class _Session:
         return await threads.run_sync(self._call, fn)
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with _translated_errors():
+        # As `_translated_errors`, without a generator-based context manager: this is
+        # every statement's path, several per upload on the event loop.
+        try:
             return fn(self.conn)
+        except sqlite3.OperationalError as exc:
+            raise _domain_error(exc) from exc
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"database error: {exc}") from exc
 
     async def fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
         if self.inline_point_reads:
@@ -170,6 +180,9 @@ class SqliteDialect:
     """
 
     next_commit_seq = "(SELECT COALESCE(MAX(commit_seq), 0) + 1 FROM objects)"
+    # In-process statements cost no round trip; and the subquery above, evaluated once
+    # per statement, would give every row of a multi-row INSERT the same number.
+    batch_statements = False
     skip_locked = ""  # one writer at a time: nothing to skip
     nullable_ts = "?"
     bigint = "?"
@@ -183,6 +196,7 @@ class SqliteDialect:
 
     def __init__(self) -> None:
         self.census: CensusDeltas = {}  # applied by `apply_census`, just before COMMIT
+        self.usage: dict[tuple[str, str], tuple[int, int]] = {}  # likewise
 
     def ts_in(self, moment: datetime) -> str:
         return _ts(moment)
@@ -213,16 +227,19 @@ class SqliteDialect:
     async def lock_key(self, session: SqlSession, name: str) -> None:
         """Nothing to do: a write transaction already holds SQLite's one write lock."""
 
+    async def lock_keys(self, session: SqlSession, names: list[str]) -> None:
+        """Nothing to do: a write transaction already holds SQLite's one write lock."""
+
     async def lock_api_keys(self, session: SqlSession) -> None:
         """Nothing to do: a write transaction already holds SQLite's one write lock."""
 
     async def count_usage(self, session: SqlSession, tenant: str, deltas: UsageDeltas) -> None:
-        """At once, in the same transaction, on shard 0 (one writer: no contention)."""
+        """Collected here; `apply_census` writes them with the transaction's commit (as
+        PostgreSQL's dialect does: no statement reads a counter its transaction moved)."""
         for storage_class, (objects, size) in deltas.items():
-            await session.execute(
-                COUNT_USAGE_SQL.format("?", "?", "0", "?", "?"),
-                (tenant, storage_class.value, objects, size),
-            )
+            key = (tenant, storage_class.value)
+            held_objects, held_size = self.usage.get(key, (0, 0))
+            self.usage[key] = (held_objects + objects, held_size + size)
 
     async def count_census(self, session: SqlSession, deltas: CensusDeltas) -> None:
         """Collected here; `apply_census` writes them with the transaction's commit."""
@@ -231,8 +248,14 @@ class SqliteDialect:
             self.census[key] = (held_objects + objects, held_size + size)
 
     async def apply_census(self, session: SqlSession) -> None:
-        """The collected census deltas in one statement, on shard 0 (one writer: no
-        contention): a batch of N uploads costs one statement, not one or two each."""
+        """The collected usage deltas, then the census deltas, one statement each, on
+        shard 0 (one writer: no contention): a batch of N uploads costs two statements,
+        not two or three each."""
+        usage = {key: delta for key, delta in self.usage.items() if delta != (0, 0)}
+        self.usage.clear()
+        if usage:
+            params = [v for key, (n, size) in usage.items() for v in (*key, 0, n, size)]
+            await session.execute(count_usage_sql(len(usage)), tuple(params))
         rows = {key: delta for key, delta in self.census.items() if delta != (0, 0)}
         self.census.clear()
         if rows:
@@ -351,12 +374,24 @@ def _end_write(conn: sqlite3.Connection, committed: bool) -> None:
         conn.execute("PRAGMA synchronous = FULL")
 
 
+def _append_byte(path: Path) -> None:
+    """One byte at the end of `path` (created 0600), never through a symbolic link."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.write(fd, b"r")
+    finally:
+        os.close(fd)
+
+
 class SqliteMetadataStore:
     """The metadata store in one SQLite file."""
 
     def __init__(self, path: Path, clock: Clock) -> None:
         self.path = path
         self.clock = clock
+        # Every process on this database (SQLite: one host) stats it per API key check.
+        self._revocations_path = path.with_name(path.name + ".revocations")
         self._write_lock = asyncio.Lock()
         self._writer_conn: sqlite3.Connection | None = None
         self._idle_readers: list[sqlite3.Connection] = []
@@ -391,6 +426,21 @@ class SqliteMetadataStore:
     async def ping(self) -> None:
         async with self.snapshot() as uow:
             await uow.session.fetchone("SELECT 1", ())
+
+    def revocation_stamp(self) -> Hashable | None:
+        # The file only grows (a byte per revocation): its size never repeats while its
+        # inode lives; a file replaced has another inode.
+        try:
+            st = os.lstat(self._revocations_path)
+        except FileNotFoundError:
+            return (0, 0)
+        except OSError:
+            return None  # cannot tell: every check reads the key's row
+        return (st.st_ino, st.st_size)
+
+    async def announce_revocation(self) -> None:
+        with contextlib.suppress(OSError):
+            await threads.run_sync(_append_byte, self._revocations_path)
 
     async def close(self) -> None:
         async with self._write_lock:
