@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from juststorage import testing
 from support.pg_databases import fresh_database
 
@@ -63,3 +65,10 @@ def test_every_python_script_has_a_smoke_test() -> None:
     scripts = sorted(p.name for p in (Path(__file__).parents[2] / "scripts").glob("*.py"))
     assert scripts, "no scripts found"
     assert [name for name in scripts if f'"{name}"' not in source] == []
+
+
+@pytest.mark.parametrize("mode", ["kill", "cut"])
+def test_measure_resume(mode: str) -> None:
+    out = run_script("measure_resume.py", "--mib", "72", "--mode", mode, "--pace-mib", "8")
+    assert out.startswith(f"[{mode}] 72 MiB, 8 MiB parts, 4 in flight: stopped with ")
+    assert "the resumed put sent " in out
