@@ -1387,6 +1387,22 @@ async def test_a_lease_of_a_dead_holder_can_be_taken_over(backend: Backend) -> N
         await uow.commit()
 
 
+async def test_leases_are_listed_by_name_prefix(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    soon, past = clock.now() + timedelta(seconds=60), clock.now() - timedelta(seconds=1)
+    async with store.transaction() as uow:
+        await uow.leases.claim("part:s1:a", "me", soon)
+        await uow.leases.claim("part:s2:b", "other", past)
+        await uow.leases.claim("part%:x", "me", soon)  # no pattern: a name as it is
+        await uow.leases.claim("gc", "me", soon)
+        await uow.commit()
+    async with store.snapshot() as view:
+        found = sorted(await view.leases.named("part:"))
+        assert found == [("part:s1:a", "me", soon), ("part:s2:b", "other", past)]
+        assert await view.leases.named("part%") == [("part%:x", "me", soon)]
+        assert await view.leases.named("none:") == []
+
+
 # --- quota reservations and shared token buckets -------------------------------------
 
 

@@ -77,28 +77,33 @@ def raw_request(port: int, data: bytes, timeout: float = 10.0) -> tuple[int, dic
     """Send raw bytes, read one HTTP/1.1 response (status, lower-cased headers, body)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(data)
-        buffer = b""
-        deadline = time.monotonic() + timeout
-        while b"\r\n\r\n" not in buffer:
-            if time.monotonic() > deadline:
-                raise TimeoutError("no response head")
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            buffer += chunk
-        head, _, body = buffer.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ")[1])
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0"))
-        while len(body) < length:
-            if time.monotonic() > deadline:
-                raise TimeoutError("short response body")
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-        return status, headers, body[:length]
+        return read_response(sock, timeout)
+
+
+def read_response(sock: socket.socket, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+    """Read one HTTP/1.1 response from `sock` (status, lower-cased headers, body)."""
+    buffer = b""
+    deadline = time.monotonic() + timeout
+    while b"\r\n\r\n" not in buffer:
+        if time.monotonic() > deadline:
+            raise TimeoutError("no response head")
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buffer += chunk
+    head, _, body = buffer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        if time.monotonic() > deadline:
+            raise TimeoutError("short response body")
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return status, headers, body[:length]

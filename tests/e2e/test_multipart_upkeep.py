@@ -4,15 +4,17 @@ reaping their parts, fsck knowing about parts, and the tenant's quota counting t
 from __future__ import annotations
 
 import os
+import socket
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 
-from juststorage.testing import Server, StartServer
+from juststorage.testing import Server, StartServer, wait_until
 
-from .support import assert_error, unique_name, upload
+from .support import assert_error, read_response, sha256_hex, unique_name, upload
 
 pytestmark = pytest.mark.e2e
 
@@ -207,3 +209,147 @@ def test_a_chunked_part_counts_its_own_size_against_the_quota(
     assert_error(
         upload(server.client, auth, tenant, "models", "two", b"d" * 2000), 413, "PayloadTooLarge"
     )
+
+
+MIB = 1024 * 1024
+STALLED_AT = 3 * MIB // 2  # what a stalled client has sent of its 2 MiB part
+
+
+@pytest.fixture(scope="module")
+def roomy(start_server: StartServer) -> Server:
+    """Room in the quota for parts of a few MiB."""
+    return start_server(**{**SETTINGS, "JUSTSTORAGE_QUOTA_BYTES": str(100 * MIB)})
+
+
+def _start_part(
+    server: Server, auth: dict[str, str], upload_id: str, data: bytes, chunked: bool
+) -> socket.socket:
+    """PUT part 1 with the first STALLED_AT bytes of `data` sent, then a pause: a slow
+    client (its part's bytes partly written, nothing written for as long as it
+    pauses)."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(data)}"
+    sock.sendall(
+        f"PUT /v1/uploads/{upload_id}/parts/1 HTTP/1.1\r\nHost: test\r\n"
+        f"Authorization: {auth['Authorization']}\r\n{framing}\r\n\r\n".encode()
+    )
+    _send(sock, data[:STALLED_AT], chunked)
+    return sock
+
+
+def _finish_part(sock: socket.socket, data: bytes, chunked: bool) -> tuple[int, bytes]:
+    """The rest of the part; its response."""
+    with sock:
+        _send(sock, data[STALLED_AT:], chunked)
+        if chunked:
+            sock.sendall(b"0\r\n\r\n")
+        status, _, body = read_response(sock, timeout=30)
+    return status, body
+
+
+def _send(sock: socket.socket, piece: bytes, chunked: bool) -> None:
+    sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+
+
+def _stored_bytes(folder: Path) -> int:
+    try:
+        return sum(entry.stat().st_size for entry in os.scandir(folder))
+    except FileNotFoundError:
+        return 0
+
+
+def _backdate(folder: Path) -> None:
+    """As if nothing had been written to the part files for an hour."""
+    for name in os.listdir(folder):
+        os.utime(folder / name, (time.time() - 3600, time.time() - 3600))
+
+
+def _complete_and_check(
+    server: Server, auth: dict[str, str], tenant: str, upload_id: str, whole: bytes
+) -> None:
+    """Completion commits the whole, and the bytes served hash to its content_hash."""
+    done = server.client.post(f"/v1/uploads/{upload_id}/complete", headers=auth)
+    assert done.status_code == 201, done.text
+    obj = done.json()
+    got = server.client.get(f"/v1/objects/{obj['id']}", headers={**auth, "X-Tenant": tenant})
+    assert got.status_code == 200
+    assert obj["content_hash"] == f"sha256:{sha256_hex(got.content)}"  # never a corrupt blob
+    assert got.content == whole
+    fsck = server.cli("fsck")
+    assert fsck.returncode == 0, fsck.stdout
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["stream", "own-file"])
+def test_gc_and_fsck_leave_a_part_being_written_alone(roomy: Server, chunked: bool) -> None:
+    """A part paused mid-body for longer than GC waits for a silent writer, with its
+    file not written to for an hour: GC (grace 0) and `fsck --repair` leave it alone,
+    the part is stored, and the object is the bytes sent."""
+    server, auth, tenant = roomy, roomy.admin_headers(), unique_name("t")
+    upload_id = _open(server, auth, tenant)
+    first, second = os.urandom(2 * MIB), os.urandom(MIB)
+    folder = Path(_parts_dir(server, upload_id))
+    sock = _start_part(server, auth, upload_id, first, chunked)
+    assert wait_until(lambda: _stored_bytes(folder) >= MIB, 10)
+    _backdate(folder)
+    gc = server.cli("gc")
+    assert gc.returncode == 0, gc.stderr
+    repaired = server.cli("fsck", "--repair")
+    status, body = _finish_part(sock, first, chunked)
+    assert status == 200, body
+    assert _put(server, auth, upload_id, 2, second).status_code == 200
+    # No acknowledged part is lost, and no corrupt blob committed.
+    session = server.client.get(f"/v1/uploads/{upload_id}", headers=auth).json()
+    assert [(p["part"], p["sha256"]) for p in session["parts"]] == [
+        (1, sha256_hex(first)),
+        (2, sha256_hex(second)),
+    ]
+    _complete_and_check(server, auth, tenant, upload_id, first + second)
+    assert "0 part files removed" in gc.stdout, gc.stdout
+    assert "leaked-part" not in repaired.stdout, repaired.stdout
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["stream", "own-file"])
+def test_a_part_whose_file_is_removed_while_written_is_refused(
+    roomy: Server, chunked: bool
+) -> None:
+    """Removed by anything while the body streams (here by hand): the part is not
+    acknowledged (503, nothing stored) and, sent again, goes to a new file; no part
+    ever lands in a stream file made again with zeros where earlier parts were."""
+    server, auth, tenant = roomy, roomy.admin_headers(), unique_name("t")
+    upload_id = _open(server, auth, tenant)
+    first, second = os.urandom(2 * MIB), os.urandom(MIB)
+    folder = Path(_parts_dir(server, upload_id))
+    sock = _start_part(server, auth, upload_id, first, chunked)
+    assert wait_until(lambda: _stored_bytes(folder) >= MIB, 10)
+    for name in os.listdir(folder):
+        os.unlink(folder / name)
+    status, body = _finish_part(sock, first, chunked)
+    assert status == 503, body
+    assert b'"Unavailable"' in body
+    session = server.client.get(f"/v1/uploads/{upload_id}", headers=auth).json()
+    assert session["parts"] == []
+    assert _put(server, auth, upload_id, 2, second).status_code == 200
+    assert _put(server, auth, upload_id, 1, first).status_code == 200
+    _complete_and_check(server, auth, tenant, upload_id, first + second)
+
+
+def test_a_stream_removed_under_stored_parts_is_never_made_again(roomy: Server) -> None:
+    """Parts sent in order share the session's stream file. Once it is gone (damage),
+    the next part is refused rather than written to a new file under its name with
+    zeros where the parts before it were; completion says a part is missing, and
+    the parts sent again make the right object."""
+    server, auth, tenant = roomy, roomy.admin_headers(), unique_name("t")
+    upload_id = _open(server, auth, tenant)
+    first, second = os.urandom(2 * MIB), os.urandom(MIB)
+    folder = Path(_parts_dir(server, upload_id))
+    assert _put(server, auth, upload_id, 1, first).status_code == 200
+    (stream,) = os.listdir(folder)
+    os.unlink(folder / stream)
+    assert_error(_put(server, auth, upload_id, 2, second), 503, "Unavailable")
+    assert not os.path.exists(folder / stream)
+    assert _put(server, auth, upload_id, 2, second).status_code == 200  # a file of its own
+    assert_error(
+        server.client.post(f"/v1/uploads/{upload_id}/complete", headers=auth), 404, "NotFound"
+    )
+    assert _put(server, auth, upload_id, 1, first).status_code == 200
+    _complete_and_check(server, auth, tenant, upload_id, first + second)

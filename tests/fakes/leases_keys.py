@@ -38,6 +38,13 @@ class FakeLeaseRepository:
         if current is not None and current[0] == holder:
             del self._state.leases[name]
 
+    async def named(self, prefix: str) -> list[tuple[str, str, datetime]]:
+        return [
+            (name, holder, until)
+            for name, (holder, until) in self._state.leases.items()
+            if name.startswith(prefix)
+        ]
+
 
 class FakeApiKeyRepository:
     def __init__(self, state: State, clock: FakeClock) -> None:

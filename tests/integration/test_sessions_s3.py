@@ -4,6 +4,7 @@ byte sent again), GC and fsck of part objects and of unfinished part uploads."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import uuid
@@ -146,3 +147,55 @@ async def test_gc_removes_leaked_part_objects_and_unfinished_part_uploads(
     assert clean.problems == []
     await sessions.abort(ACME, session.id)
     assert await listed(services, "parts/") == []
+
+
+async def test_gc_leaves_a_part_upload_in_flight_alone(services: Services) -> None:
+    """A large part paused mid-body: its unfinished multipart upload's time never
+    advances, yet GC, even judging writers silent at once, leaves it alone while its
+    writer holds the part's lease; the part is stored and the object is its bytes."""
+    sessions = services.sessions
+    session = await sessions.create(SessionRequest(ACME, MODELS, ObjectKey("m.bin")))
+    first, second = os.urandom(12 * MIB), os.urandom(MIB)
+    paused, resume = asyncio.Event(), asyncio.Event()
+
+    async def stalling() -> AsyncIterator[bytes]:
+        async for chunk in body(first[: 10 * MIB]):
+            yield chunk
+        paused.set()
+        await resume.wait()
+        async for chunk in body(first[10 * MIB :]):
+            yield chunk
+
+    writing = asyncio.ensure_future(sessions.put_part(ACME, session.id, 1, stalling()))
+    root = s3(services).roots[HOT]
+    connection = s3(services).connection
+    await paused.wait()
+    for _ in range(100):  # the writer sends its first piece in the background
+        if await s3_multipart.unfinished_uploads(connection, root, f"parts/{session.id}/"):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("no multipart upload of the part began")
+    report = await collect_garbage(
+        services.metadata,
+        services.blobs,
+        services.clock,
+        GcPolicy(grace_seconds=0, remote_owner_seconds=0),  # as after a long pause
+        services.liveness,
+        services.part_stores,
+    )
+    resume.set()
+    part = await writing
+    assert part.sha256.hex == hashlib.sha256(first).hexdigest()
+    await sessions.put_part(ACME, session.id, 2, body(second))
+    done = await sessions.complete(ACME, session.id)
+    whole = first + second
+    assert done.version.content_hash.hex == hashlib.sha256(whole).hexdigest()
+    store = s3(services).object_store(HOT)
+    key = f"blobs/{done.version.id}"
+    assert bytes(await (await obstore.get_async(store, key)).bytes_async()) == whole
+    assert report.part_files_removed == 0
+    clean = await check_store(
+        services.metadata, services.blobs, parts=services.part_stores, liveness=services.liveness
+    )
+    assert clean.problems == []

@@ -34,8 +34,9 @@ async def check_parts(
     problems: list[Problem] = []
     now = datetime.now(UTC)  # compared with the files' modification times
     remote_before = now - timedelta(seconds=_REMOTE_SECONDS)
-    for leaked in await find_leaked_parts(metadata, parts, liveness, now, remote_before):
-        repaired = repair and await remove_leaked_part(metadata, parts, leaked)
+    found = await find_leaked_parts(metadata, parts, liveness, now, remote_before, now)
+    for leaked in found:
+        repaired = repair and await remove_leaked_part(metadata, parts, leaked, liveness, now)
         problems.append(
             Problem(
                 ProblemKind.LEAKED_PART,

@@ -22,6 +22,7 @@ from juststorage.application.session_upkeep import (
     expire_sessions,
     find_leaked_parts,
     remove_leaked_part,
+    remove_stale_leases,
 )
 from juststorage.domain.model import StorageClass
 
@@ -184,9 +185,11 @@ async def _reap_sessions(
 ) -> None:
     """Expired sessions (their TTL is their grace), then leaked part bytes."""
     report.sessions_expired += await expire_sessions(metadata, parts, now, policy.batch)
-    for leaked in await find_leaked_parts(metadata, parts, liveness, cutoff, remote_cutoff):
-        if await remove_leaked_part(metadata, parts, leaked):
+    found = await find_leaked_parts(metadata, parts, liveness, cutoff, remote_cutoff, now)
+    for leaked in found:
+        if await remove_leaked_part(metadata, parts, leaked, liveness, now):
             report.part_files_removed += 1
+    await remove_stale_leases(metadata, liveness, now)
 
 
 async def _in_batches(batch: int, step: Callable[[], Awaitable[tuple[int, bool]]]) -> None:

@@ -401,6 +401,11 @@ class LeaseRepository(Protocol):
 
     async def release(self, name: str, holder: str) -> None: ...
 
+    async def named(self, prefix: str) -> list[tuple[str, str, datetime]]:
+        """Every lease whose name starts with `prefix`, valid or not: (name, holder,
+        expiry)."""
+        ...
+
 
 class QuotaReservations(Protocol):
     """Bytes that uploads in flight may still commit (SPEC §4: concurrent uploads never

@@ -33,6 +33,7 @@ import anyio
 
 from juststorage.application.blob_ports import BlobStore, PartStore, StagedBlob
 from juststorage.application.commits import GroupCommitter, SealedUpload
+from juststorage.application.part_leases import PartLease
 from juststorage.application.ports import Clock, MetadataStore, UnitOfWork
 from juststorage.application.quota import QuotaHold
 from juststorage.application.running_hashes import RunningHashes
@@ -251,9 +252,11 @@ class UploadSessions:
             lambda address: store.read(session.storage_class, session_id, address),
         )
         keepalive = asyncio.ensure_future(_renew(hold)) if hold is not None else None
+        lease = PartLease(self.metadata, self.clock, session_id, self.owner)
         replaced: SessionPart | None = None
         settled = False
         try:
+            await lease.take()  # before any byte is stored: GC leaves them alone
             async with store.receive(
                 session.storage_class,
                 session_id,
@@ -293,6 +296,7 @@ class UploadSessions:
                 expires_at = part.created_at + timedelta(seconds=self.policy.ttl_seconds)
                 async with self.metadata.transaction() as uow:
                     replaced = await uow.sessions.put_part(session_id, part, expires_at)
+                    await lease.end(uow)  # the row names the bytes from this commit on
                     await uow.commit()
                 staged.keep()
                 settled = True
@@ -306,6 +310,7 @@ class UploadSessions:
         finally:
             if keepalive is not None:
                 keepalive.cancel()
+            await lease.close(ended=settled)  # after the block left: its bytes are gone
         if replaced is not None and replaced.address != part.address:
             await _quietly(store.remove(session.storage_class, session_id, replaced.address))
         return part

@@ -11,11 +11,20 @@ to it, and the old file goes after that commit. `<owner>` is the writing process
 identity in URL-safe base64 (as in temp file names): GC leaves a part no row names
 alone while its owner runs, i.e. while it may still be being written.
 
+A part is acknowledged only if, after its fsync, its file is still linked under its
+name (the same inode): bytes written to a file removed or replaced meanwhile are
+refused (503, the client sends the part again) and never named by a row. A stream
+file is created once, with O_EXCL, and its identity (device, inode) kept
+(`StreamFiles`); a stream removed under its parts is never made again under its
+name: the parts sent after that go to files of their own.
+
 Completion stitches the parts into a temp file of `tmp/` with `copy_file_range`
 (the kernel copies without passing the bytes through the process, and file systems
 with reflinks, XFS and Btrfs, share the blocks instead of copying them), reading
 only the parts the session's running hash does not cover yet; the temp file is then
-published and committed like an upload's (filesystem_staging.py).
+published and committed like an upload's (filesystem_staging.py). The running hash
+is trusted only for stream files that are still the ones it was fed from; any doubt,
+and every part is read and hashed again.
 """
 
 from __future__ import annotations
@@ -26,7 +35,9 @@ import fcntl
 import hashlib
 import os
 import struct
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
@@ -48,7 +59,7 @@ from juststorage.adapters.blobs.filesystem_staging import (
 from juststorage.adapters.blobs.staging import cleaned_up
 from juststorage.application.blob_ports import Hasher, StagedBlob
 from juststorage.application.session_records import RANGE_MARK, PartFile, StreamSlot
-from juststorage.domain.errors import NotFound, StorageError
+from juststorage.domain.errors import NotFound, StorageError, Unavailable
 from juststorage.domain.model import ContentHash, StorageClass
 
 PARTS_DIR = "parts"
@@ -61,6 +72,100 @@ _CLONE_ALIGN = 64 * 1024  # a multiple of every common block size
 # copy_file_range cannot copy between these (another file system, an old kernel or a
 # file system without it): the parts are then read and written.
 _NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP}
+# Stream files whose identity a process keeps: more than the sessions whose running
+# hash it keeps (`RunningHashes`), so a stream still being filled is never dropped.
+_STREAMS_KEPT = 4096
+_REMOVED = "the part's file was removed while it was written; send the part again"
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int]:
+    return stat.st_dev, stat.st_ino
+
+
+class StreamFiles:
+    """The stream files this process created, by path: their identity (device,
+    inode), or None once one was found removed or replaced (lost). Thread-safe: parts
+    open their stream in worker threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: OrderedDict[Path, tuple[int, int] | None] = OrderedDict()
+
+    def open(self, path: Path) -> int:
+        """A descriptor of the stream for writing: created (O_EXCL) at its first use,
+        else the very file created then.
+
+        Raises:
+            Unavailable: the stream was removed or replaced (it is lost from now on).
+            OSError: from os.open.
+        """
+        with self._lock:
+            if path not in self._known:
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+                except FileExistsError:
+                    # Not made here (or forgotten): nothing vouches for its bytes.
+                    self._known[path] = None
+                    raise Unavailable(_REMOVED) from None
+                self._remember(path, _identity(os.fstat(fd)))
+                return fd
+            known = self._known[path]
+            self._known.move_to_end(path)
+            if known is None:
+                raise Unavailable(_REMOVED)
+            try:
+                fd = os.open(path, os.O_WRONLY)  # never O_CREAT: zeros where parts were
+            except FileNotFoundError:
+                self._known[path] = None
+                raise Unavailable(_REMOVED) from None
+            if _identity(os.fstat(fd)) != known:
+                os.close(fd)
+                self._known[path] = None
+                raise Unavailable(_REMOVED)
+            return fd
+
+    def lose(self, path: Path) -> None:
+        """The stream was found removed or replaced: no part goes there any more."""
+        with self._lock:
+            if path in self._known:
+                self._known[path] = None
+
+    def is_lost(self, path: Path) -> bool:
+        with self._lock:
+            return path in self._known and self._known[path] is None
+
+    def is_intact(self, path: Path) -> bool:
+        """Whether `path` is still the stream file created here (a stat)."""
+        with self._lock:
+            known = self._known.get(path)
+        if known is None:
+            return False
+        try:
+            return _identity(os.stat(path)) == known
+        except FileNotFoundError:
+            return False
+
+    def forget(self, folder: Path) -> None:
+        """Drop the streams of a session's folder (its parts are removed)."""
+        with self._lock:
+            for path in [p for p in self._known if p.parent == folder]:
+                del self._known[path]
+
+    def _remember(self, path: Path, identity: tuple[int, int]) -> None:
+        self._known[path] = identity
+        while len(self._known) > _STREAMS_KEPT:
+            self._known.popitem(last=False)
+
+
+def _check_linked(fd: int, path: Path) -> None:
+    """Raises Unavailable unless `fd`'s file is still linked, under `path`."""
+    own = os.fstat(fd)
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        raise Unavailable(_REMOVED) from None
+    if own.st_nlink == 0 or _identity(own) != _identity(named):
+        raise Unavailable(_REMOVED)
 
 
 def part_name(number: int, owner: str) -> str:
@@ -89,9 +194,15 @@ class FilePart:
     offset (what was there from the offset on belongs to no part)."""
 
     def __init__(
-        self, folder: Path, name: str, running: Hasher | None, offset: int | None = None
+        self,
+        folder: Path,
+        name: str,
+        running: Hasher | None,
+        offset: int | None = None,
+        streams: StreamFiles | None = None,
     ) -> None:
         self._folder = folder
+        self._streams = streams
         self._name = name
         self._path = folder / name
         self._offset = offset
@@ -147,12 +258,12 @@ class FilePart:
         if self._fd < 0:
             if not self._folder.is_dir():
                 fsio.makedirs_durable(self._folder, stop_at=self._folder.parent.parent)
-            if self._offset is None:
+            if self._offset is None or self._streams is None:
                 self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
             else:
                 # Parts sent in parallel write their own slots of the stream at once;
                 # a retry overwrites only its slot (no stored part's bytes are there).
-                self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+                self._fd = self._streams.open(self._path)
                 os.lseek(self._fd, self._offset, os.SEEK_SET)
 
     def _consume(self, data: bytearray) -> None:
@@ -173,6 +284,14 @@ class FilePart:
             self._open()  # an empty part
             fsio.fsync_fd(self._fd)  # the bytes, then their name: durable before the row
             fsio.fsync_dir(self._folder)
+            try:
+                # Removed (or replaced) while written, by anything: the bytes are not
+                # where the row would say, so no row may name them.
+                _check_linked(self._fd, self._path)
+            except Unavailable:
+                if self._streams is not None and self._offset is not None:
+                    self._streams.lose(self._path)
+                raise
 
 
 class AssembledFile(FileStagedBlob):
@@ -289,6 +408,7 @@ class FilesystemPartStore:
     def __init__(self, roots: Mapping[StorageClass, Path]) -> None:
         self.roots = dict(roots)
         self._dirs = {c: fsio.DurableShardDirs(root / "sha256") for c, root in self.roots.items()}
+        self._streams = StreamFiles()
 
     def folder(self, storage_class: StorageClass, session_id: UUID) -> Path:
         return self.roots[storage_class] / PARTS_DIR / str(session_id)
@@ -303,10 +423,10 @@ class FilesystemPartStore:
         stream: StreamSlot | None = None,
     ) -> AbstractAsyncContextManager[FilePart]:
         folder = self.folder(storage_class, session_id)
-        if stream is None:
+        name = stream_name(stream.name, owner) if stream is not None else ""
+        if stream is None or self._streams.is_lost(folder / name):
             return cleaned_up(FilePart(folder, part_name(number, owner), running))
-        name = stream_name(stream.name, owner)
-        return cleaned_up(FilePart(folder, name, running, stream.offset))
+        return cleaned_up(FilePart(folder, name, running, stream.offset, self._streams))
 
     @asynccontextmanager
     async def assemble(
@@ -324,6 +444,8 @@ class FilesystemPartStore:
         root = self.roots[storage_class]
         folder = self.folder(storage_class, session_id)
         ranges = [_range_of(folder, address) for address in addresses]
+        if not await threads.run_sync(self._trusted, ranges[:hashed_parts]):
+            hashed, hashed_parts = None, 0  # read and hash every part again
         whole = await threads.run_sync(_whole_stream, ranges) if reuse_stream else None
         if whole is not None and hashed is not None and hashed_parts == len(ranges):
             # Parts 1..N arrived in order into one stream file that holds nothing else.
@@ -336,6 +458,13 @@ class FilesystemPartStore:
         async with cleaned_up(staged):
             await threads.run_sync(staged.assemble, ranges, hashed, hashed_parts)
             yield staged
+
+    def _trusted(self, ranges: list[_Range]) -> bool:
+        """Whether the running hash of these parts may stand for their bytes: each of
+        them in a file of its own (created with O_EXCL under a fresh name, so it holds
+        what was written or is gone) or in a stream file still the one written to."""
+        streams = {path for path, _, _ in ranges if path.name.startswith(STREAM_PREFIX)}
+        return all(self._streams.is_intact(path) for path in streams)
 
     async def read(
         self, storage_class: StorageClass, session_id: UUID, address: str
@@ -383,6 +512,7 @@ class FilesystemPartStore:
 
         with anyio.CancelScope(shield=True), translated_os_errors():
             await threads.run_sync(remove_all)
+        self._streams.forget(folder)
 
     async def scan(self, storage_class: StorageClass) -> list[PartFile]:
         top = self.roots[storage_class] / PARTS_DIR

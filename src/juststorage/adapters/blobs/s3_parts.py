@@ -9,7 +9,9 @@ As on the filesystem (filesystem_parts.py), each attempt at a part is written
 under a fresh name, streamed (a multipart upload of `S3_PART_BYTES` pieces, so
 memory stays bounded whatever the part's size) and hashed on the way; the part row
 names it once S3 has stored it, and `<owner>` lets GC judge an object no row names
-(or an unfinished multipart upload of one, which `scan` lists too).
+(or an unfinished multipart upload of one, which `scan` lists too). An unfinished
+upload's time is when it began and never advances, however long the part takes:
+what keeps GC off a part being sent is its writer's lease (part_leases.py).
 
 Completion happens in the store: one multipart upload of `blobs/<object id>` whose
 parts are UploadPartCopy of the part objects (no byte is sent again through this

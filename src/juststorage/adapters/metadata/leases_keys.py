@@ -31,6 +31,13 @@ class SqlLeaseRepository(SqlRepository):
     async def release(self, name: str, holder: str) -> None:
         await self._s.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
 
+    async def named(self, prefix: str) -> list[tuple[str, str, datetime]]:
+        rows = await self._s.fetchall(
+            "SELECT name, holder, expires_at FROM leases WHERE substr(name, 1, ?) = ?",
+            (len(prefix), prefix),
+        )
+        return [(str(r[0]), str(r[1]), self._d.ts_out(r[2])) for r in rows]
+
 
 class SqlApiKeyRepository(SqlRepository):
     """`ApiKeyRepository` over a SQL session."""
