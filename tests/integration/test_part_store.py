@@ -19,6 +19,7 @@ from juststorage.adapters.blobs.filesystem_parts import FilesystemPartStore
 from juststorage.application.blob_ports import Hasher
 from juststorage.application.running_hashes import Claim, RunningHashes
 from juststorage.application.session_records import SessionPart
+from juststorage.domain.errors import Unavailable
 from juststorage.domain.model import ContentHash, StorageClass
 
 pytestmark = pytest.mark.anyio
@@ -233,6 +234,48 @@ async def test_a_stream_being_written_is_never_the_blob(
     ) as staged:
         assert "/tmp/" in str(staged.temp_path)  # type: ignore[attr-defined]
     assert reads.copied == 600_000
+
+
+async def test_a_stream_replaced_under_its_parts_is_hashed_again(
+    store: FilesystemPartStore,
+) -> None:
+    """The running hash stands only for the stream file it was fed from: a file put
+    in its place (same name and size, other bytes) is read and hashed again, so the
+    digest is always that of the bytes to be published."""
+    session, hashes = uuid.uuid4(), RunningHashes()
+    parts = [os.urandom(1_000_000), os.urandom(500_000)]
+    addresses = []
+    for number, data in enumerate(parts, 1):
+        claim = hashes.claim(session, number, len(data), _reader(store, session))
+        addresses.append(await _put(store, session, number, data, claim, hashes))
+    stream = store.folder(HOT, session) / addresses[0].partition("@")[0]
+    os.unlink(stream)
+    stream.write_bytes(bytes(len(parts[0])) + parts[1])
+    covering = await hashes.covering(session, _rows(parts, addresses))
+    assert covering.parts == 2 and covering.quiet
+    digest, whole = await _assembled(store, session, addresses, covering.hasher, 2)
+    assert whole == bytes(len(parts[0])) + parts[1]
+    assert digest == hashlib.sha256(whole).hexdigest()
+
+
+async def test_a_part_never_makes_a_removed_stream_again(store: FilesystemPartStore) -> None:
+    """Part 2 of a stream whose file is gone is refused (nothing stored, no file made
+    under the stream's name); sent again, it goes to a file of its own."""
+    session, hashes = uuid.uuid4(), RunningHashes()
+    first, second = os.urandom(1_000_000), os.urandom(1000)
+    claim = hashes.claim(session, 1, len(first), _reader(store, session))
+    address = await _put(store, session, 1, first, claim, hashes)
+    stream = store.folder(HOT, session) / address.partition("@")[0]
+    os.unlink(stream)
+    claim = hashes.claim(session, 2, len(second), _reader(store, session))
+    assert claim is not None and claim.slot is not None
+    with pytest.raises(Unavailable):
+        await _put(store, session, 2, second, claim)
+    hashes.release(session, 2, claim)
+    assert not stream.exists()
+    again = hashes.claim(session, 2, len(second), _reader(store, session))
+    address = await _put(store, session, 2, second, again)
+    assert "@" not in address and address.startswith("2.")
 
 
 async def test_assembly_without_copy_file_range_falls_back_to_read_and_write(

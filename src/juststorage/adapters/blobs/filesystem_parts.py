@@ -9,14 +9,14 @@ address once the file and its directory are fsynced), so a replaced part never
 overwrites the bytes a row names: the new attempt gets its own name, the row moves
 to it, and the old file goes after that commit. `<owner>` is the writing process's
 identity in URL-safe base64 (as in temp file names): GC leaves a part no row names
-alone while its owner runs, i.e. while it may still be being written.
+alone while its owner holds a lease on a part of the session (part_leases.py).
 
 A part is acknowledged only if, after its fsync, its file is still linked under its
 name (the same inode): bytes written to a file removed or replaced meanwhile are
 refused (503, the client sends the part again) and never named by a row. A stream
-file is created once, with O_EXCL, and its identity (device, inode) kept
-(`StreamFiles`); a stream removed under its parts is never made again under its
-name: the parts sent after that go to files of their own.
+file is created once, with O_EXCL, and a descriptor of it held (`StreamFiles`):
+later parts must find that very inode under its name. A stream removed under its
+parts is never made again under its name: later parts go to files of their own.
 
 Completion stitches the parts into a temp file of `tmp/` with `copy_file_range`
 (the kernel copies without passing the bytes through the process, and file systems
@@ -72,9 +72,10 @@ _CLONE_ALIGN = 64 * 1024  # a multiple of every common block size
 # copy_file_range cannot copy between these (another file system, an old kernel or a
 # file system without it): the parts are then read and written.
 _NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP}
-# Stream files whose identity a process keeps: more than the sessions whose running
-# hash it keeps (`RunningHashes`), so a stream still being filled is never dropped.
-_STREAMS_KEPT = 4096
+# Stream files a process keeps a descriptor of: more than the sessions whose running
+# hash it keeps (`RunningHashes`), so a stream still being filled is seldom dropped
+# (a part sent to a dropped stream is refused once; sent again, it gets a file).
+_STREAMS_KEPT = 512
 _REMOVED = "the part's file was removed while it was written; send the part again"
 
 
@@ -83,13 +84,15 @@ def _identity(stat: os.stat_result) -> tuple[int, int]:
 
 
 class StreamFiles:
-    """The stream files this process created, by path: their identity (device,
-    inode), or None once one was found removed or replaced (lost). Thread-safe: parts
-    open their stream in worker threads."""
+    """The stream files this process created, by path: a descriptor of each, held
+    open so that its inode cannot be freed and its number given to another file (an
+    inode number compared with a path's then always means that very file), or None
+    once one was found removed or replaced (lost). Thread-safe: parts open their
+    stream in worker threads."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._known: OrderedDict[Path, tuple[int, int] | None] = OrderedDict()
+        self._known: OrderedDict[Path, int | None] = OrderedDict()
 
     def open(self, path: Path) -> int:
         """A descriptor of the stream for writing: created (O_EXCL) at its first use,
@@ -107,20 +110,20 @@ class StreamFiles:
                     # Not made here (or forgotten): nothing vouches for its bytes.
                     self._known[path] = None
                     raise Unavailable(_REMOVED) from None
-                self._remember(path, _identity(os.fstat(fd)))
+                self._remember(path, os.dup(fd))
                 return fd
-            known = self._known[path]
             self._known.move_to_end(path)
-            if known is None:
+            if not self._intact(path):
                 raise Unavailable(_REMOVED)
             try:
                 fd = os.open(path, os.O_WRONLY)  # never O_CREAT: zeros where parts were
             except FileNotFoundError:
-                self._known[path] = None
+                self._drop(path)
                 raise Unavailable(_REMOVED) from None
-            if _identity(os.fstat(fd)) != known:
+            held = self._known[path]
+            if held is None or _identity(os.fstat(fd)) != _identity(os.fstat(held)):
                 os.close(fd)
-                self._known[path] = None
+                self._drop(path)
                 raise Unavailable(_REMOVED)
             return fd
 
@@ -128,33 +131,52 @@ class StreamFiles:
         """The stream was found removed or replaced: no part goes there any more."""
         with self._lock:
             if path in self._known:
-                self._known[path] = None
+                self._drop(path)
 
     def is_lost(self, path: Path) -> bool:
         with self._lock:
             return path in self._known and self._known[path] is None
 
     def is_intact(self, path: Path) -> bool:
-        """Whether `path` is still the stream file created here (a stat)."""
+        """Whether `path` still names the stream file created here (a stat)."""
         with self._lock:
-            known = self._known.get(path)
-        if known is None:
-            return False
-        try:
-            return _identity(os.stat(path)) == known
-        except FileNotFoundError:
-            return False
+            return self._intact(path)
 
     def forget(self, folder: Path) -> None:
         """Drop the streams of a session's folder (its parts are removed)."""
         with self._lock:
             for path in [p for p in self._known if p.parent == folder]:
-                del self._known[path]
+                held = self._known.pop(path)
+                if held is not None:
+                    os.close(held)
 
-    def _remember(self, path: Path, identity: tuple[int, int]) -> None:
-        self._known[path] = identity
+    def _intact(self, path: Path) -> bool:
+        held = self._known.get(path)
+        if held is None:
+            return False
+        own = os.fstat(held)
+        try:
+            named = os.stat(path)
+        except FileNotFoundError:
+            named = None
+        if own.st_nlink == 0 or named is None or _identity(named) != _identity(own):
+            self._drop(path)
+            return False
+        return True
+
+    def _drop(self, path: Path) -> None:
+        """Mark the stream lost, closing its descriptor."""
+        held = self._known.get(path)
+        self._known[path] = None
+        if held is not None:
+            os.close(held)
+
+    def _remember(self, path: Path, held: int) -> None:
+        self._known[path] = held
         while len(self._known) > _STREAMS_KEPT:
-            self._known.popitem(last=False)
+            _, dropped = self._known.popitem(last=False)
+            if dropped is not None:
+                os.close(dropped)
 
 
 def _check_linked(fd: int, path: Path) -> None:
