@@ -362,8 +362,10 @@ class FilesystemPartStore:
                 offset += len(data)
                 yield data
             # A part is read once (to catch the running hash up, or at completion) and
-            # is durable: its pages leave the cache behind the reader.
-            os.posix_fadvise(fd, first, end - first, os.POSIX_FADV_DONTNEED)
+            # is durable: its pages leave the cache behind the reader. (A length of 0
+            # would mean "to the end of the file": other parts' pages.)
+            if end > first:
+                os.posix_fadvise(fd, first, end - first, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
 
