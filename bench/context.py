@@ -45,6 +45,8 @@ class Sizes:
     s3_small_n: int
     s3_large_bytes: int
     inline_n: int  # objects per size and mode in the `inline` section (and its bounds)
+    multipart_bytes: int  # the file of the `multipart` section
+    multipart_part_bytes: int | None  # its parts; None: the CLI's default
     min_free_bytes: int
     peers_env: tuple[tuple[str, str], ...]  # for bench/peers.sh (objbench sizes, settle time)
 
@@ -66,6 +68,8 @@ FULL = Sizes(
     s3_small_n=1000,
     s3_large_bytes=256 * MIB,
     inline_n=2000,
+    multipart_bytes=4 * GIB,
+    multipart_part_bytes=None,
     min_free_bytes=2 * GIB,
     peers_env=(),  # objbench's own defaults, PEERS_SETTLE_S of peers.sh
 )
@@ -82,6 +86,8 @@ TINY = Sizes(
     s3_small_n=20,
     s3_large_bytes=2 * MIB,
     inline_n=20,
+    multipart_bytes=16 * MIB,
+    multipart_part_bytes=MIB,
     min_free_bytes=256 * MIB,
     peers_env=(
         ("OBJBENCH_ARGS", "--n 50 --large-count 1 --large-size 1MiB --list-n 100"),
@@ -103,6 +109,7 @@ SMALL = replace(
     s3_small_n=300,
     s3_large_bytes=64 * MIB,
     inline_n=500,
+    multipart_bytes=GIB,
     min_free_bytes=GIB,
     peers_env=(("OBJBENCH_ARGS", "--n 500 --large-count 1 --large-size 256MiB --list-n 2000"),),
 )

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 # Rows print grouped (PostgreSQL beside SQLite), in this order, then in insertion order.
-GROUPS = ("rss", "large", "small", "inline", "list", "scale", "s3", "peers", "failed")
+GROUPS = ("rss", "large", "multipart", "small", "inline", "list", "scale", "s3", "peers", "failed")
 
 
 def say(msg: str) -> None:

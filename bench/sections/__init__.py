@@ -10,12 +10,13 @@ from collections.abc import Callable
 
 from ..context import Bench
 from ..table import Report
-from . import inline, large, listing, peers, pg, rss, s3, scale, small
+from . import inline, large, listing, multipart, peers, pg, rss, s3, scale, small
 
 # In the order they run.
 SECTIONS: dict[str, Callable[[Bench], Report]] = {
     "rss": rss.run,
     "large": large.run,
+    "multipart": multipart.run,
     "small": small.run,
     "inline": inline.run,
     "list": listing.run,

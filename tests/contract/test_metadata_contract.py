@@ -1587,6 +1587,7 @@ async def test_holds_content_asks_only_the_tenants_committed_rows(backend: Backe
         assert not await view.objects.holds_content(ACME, HOT, data, 4)
         assert not await view.objects.holds_content(OTHER, COLD, data, 4)
         assert not await view.objects.holds_content(OTHER, HOT, data, 5)
+        assert not await view.objects.holds_content(OTHER, HOT, data, 3)
         assert not await view.objects.holds_content(ACME, HOT, digest_of(b"gone"), 4)
 
 

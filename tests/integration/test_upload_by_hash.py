@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 
 from juststorage.adapters.blobs.filesystem import blob_path
+from juststorage.adapters.metadata.postgres import PostgresDialect
+from juststorage.adapters.metadata.queries import HOLDS_CONTENT_SQL
+from juststorage.adapters.metadata.sqlite import SqliteDialect
 from juststorage.application.by_hash import upload_by_hash
 from juststorage.application.commits import Committed, SealedUpload
 from juststorage.application.deletes import delete_object
@@ -300,18 +303,14 @@ async def test_the_lookup_reads_an_index_that_starts_with_the_tenant(
     seeks the tenant's own entries, never the hash's rows of every tenant."""
     for n in range(30):
         await upload(services, OTHER, f"theirs-{n}")
-    lookup = (
-        "SELECT 1 FROM objects WHERE tenant_id = {p1} AND storage_class = {p2}"
-        " AND content_hash = {p3} AND size_bytes = {p4} AND state = 'COMMITTED' LIMIT 1"
-    )
     params: tuple[Any, ...] = ("acme", "hot", digest(DATA).hex, len(DATA))
     if database_url.startswith("sqlite"):
         import sqlite3
 
+        lookup = HOLDS_CONTENT_SQL.format(index=SqliteDialect.tenant_content_index)
         with sqlite3.connect(database_url.removeprefix("sqlite:///")) as conn:
             conn.execute("ANALYZE")
-            sql = "EXPLAIN QUERY PLAN " + lookup.format(p1="?", p2="?", p3="?", p4="?")
-            plan = " ".join(str(r) for r in conn.execute(sql, params))
+            plan = " ".join(str(r) for r in conn.execute(f"EXPLAIN QUERY PLAN {lookup}", params))
     else:
         import asyncpg
 
@@ -320,7 +319,9 @@ async def test_the_lookup_reads_an_index_that_starts_with_the_tenant(
             await conn.execute("ANALYZE objects")
             # A table this small is read whole; the question is which index a big one uses.
             await conn.execute("SET enable_seqscan = off")
-            sql = "EXPLAIN " + lookup.format(p1="$1", p2="$2", p3="$3", p4="$4")
+            lookup = HOLDS_CONTENT_SQL.format(index=PostgresDialect.tenant_content_index)
+            first, *rest = lookup.split("?")
+            sql = "EXPLAIN " + first + "".join(f"${n}{part}" for n, part in enumerate(rest, 1))
             plan = " ".join(r[0] for r in await conn.fetch(sql, *params))
         finally:
             await conn.close()

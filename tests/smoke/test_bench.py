@@ -27,6 +27,7 @@ from .runner import REPO, run_python
 EXPECTED = {
     "rss": ("peak RSS, upload 1 MiB", "sqlite"),
     "large": ("upload 4 MiB (curl -T), median of 1", "sqlite"),
+    "multipart": ("put 16 MiB, multipart, 4 in flight", "sqlite"),
     "small": ("4 KiB PUT x16 vs durable commit", "sqlite"),
     "inline": ("4 KiB PUT x16, inline on, s3:// root", "postgres"),
     "list": ("list 2k, limit=100: deep / first", "sqlite"),
@@ -75,6 +76,29 @@ def test_bench_refuses_an_unknown_size() -> None:
     done = run_python("-m", "bench", env={**os.environ, "BENCH_SIZE": "huge"})
     assert done.returncode == 2
     assert "BENCH_SIZE=huge: use one of full, small, tiny" in done.stderr
+
+
+def test_multipart_section_prints_every_row() -> None:
+    """The `multipart` section alone (no PostgreSQL): each transfer, the completion,
+    both RSS rows and the resumed put, none skipped."""
+    env = {**os.environ, "BENCH_ONLY": "multipart", "BENCH_SIZE": "tiny"}
+    done = run_python("-m", "bench", env=env)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    rows = table_rows(done.stdout)
+    assert [r[0] for r in rows if r[2] == "skipped"] == []
+    assert [r[0] for r in rows] == [
+        "put 16 MiB, one request",
+        "put 16 MiB, multipart, 1 in flight",
+        "put 16 MiB, multipart, 4 in flight",
+        "put 16 MiB, multipart, 8 in flight",
+        "get 16 MiB, one stream",
+        "get 16 MiB, parallel ranges, 4 in flight",
+        "get 16 MiB, parallel ranges, 8 in flight",
+        "complete a 16 MiB session, parts in order",
+        "peak RSS server tree, 16 MiB put and get",
+        "peak RSS CLI, 16 MiB put and get",
+        "put 16 MiB killed at 90 %, run again: bytes sent again",
+    ]
 
 
 def test_s3_adapter_bench_runs_on_one_mib() -> None:

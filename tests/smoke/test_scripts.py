@@ -53,6 +53,15 @@ def test_profile_uploads() -> None:
     assert "uploads/s" in out
 
 
+def test_multipart_cpu() -> None:
+    out = run_script(
+        "multipart_cpu.py",
+        *("--mib", "16", "one", "2x1"),
+        *("--server-env", "JUSTSTORAGE_UPLOAD_PART_MIN_BYTES=1048576"),
+    )
+    assert [line.split(":")[0].strip() for line in out.splitlines()[1:]] == ["one", "2x1"]
+
+
 def test_driver_bench(postgres_server_url: str) -> None:
     with fresh_database(postgres_server_url) as url:
         out = run_script("driver_bench.py", "--url", url, "--n", "20")

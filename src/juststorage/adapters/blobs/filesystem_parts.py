@@ -314,6 +314,13 @@ class FilePart:
                 if self._streams is not None and self._offset is not None:
                     self._streams.lose(self._path)
                 raise
+            if self._running is not None and self._size:
+                # Hashed into the session's running state and durable: nothing reads
+                # these pages again unless the state is lost, so they leave the page
+                # cache now (as an upload's temp file does) instead of pushing out
+                # other pages while the rest of a multi-GB session arrives.
+                first = self._offset or 0
+                os.posix_fadvise(self._fd, first, self._size, os.POSIX_FADV_DONTNEED)
 
 
 class AssembledFile(FileStagedBlob):
@@ -505,6 +512,11 @@ class FilesystemPartStore:
                     raise StorageError("a part file is shorter than it was")
                 offset += len(data)
                 yield data
+            # A part is read once (to catch the running hash up, or at completion) and
+            # is durable: its pages leave the cache behind the reader. (A length of 0
+            # would mean "to the end of the file": other parts' pages.)
+            if end > first:
+                os.posix_fadvise(fd, first, end - first, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
 

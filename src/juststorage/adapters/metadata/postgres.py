@@ -200,6 +200,7 @@ class PostgresDialect:
     next_commit_seq = "nextval('objects_commit_seq')"
     batch_statements = True  # a statement is a round trip
     skip_locked = " FOR UPDATE SKIP LOCKED"  # concurrent GC passes take different rows
+    tenant_content_index = ""  # no planner hints: the probe's shape does it (HOLDS_CONTENT_SQL)
     nullable_ts = "?::timestamptz"  # a bare NULL parameter has no type to deduce
     bigint = "?::bigint"  # used bare in two places it is deduced as two types
     least = "LEAST"

@@ -123,6 +123,33 @@ def newest_by_key_sql(query: ListQuery, params: Params, columns: str) -> str:
     )
 
 
+# Upload by hash's probe (SPEC §8.3): the smallest size at or above the asked one
+# among the tenant's committed objects of that class and content; the tenant holds
+# the content if it is the asked size. `{index}` is the dialect's
+# `tenant_content_index`.
+#
+# Its cost must not depend on other tenants' rows (SPEC §5), so only
+# objects_committed_by_tenant_blob (migration 0009) may answer it, whatever the
+# statistics say. A plain `... AND size_bytes = ? LIMIT 1` leaves that to the
+# planner: when one content makes up much of the table, PostgreSQL expects a match
+# within the first rows of a sequential scan, and reads the whole table for a tenant
+# that holds none. Asking for rows in size order removes that bet: with tenant, class
+# and hash fixed, only that index yields them already sorted, so the LIMIT stops at
+# its first entry, while any other plan must read and sort every candidate first
+# (the whole table for a scan, every tenant's rows of the content for the index by
+# hash). Only a table of a few pages is then read whole, at the same cost for every
+# hash. On SQLite the usage index (tenant, class, size) yields that order too, and
+# stale statistics can make it or a scan look cheaper: INDEXED BY pins the probe.
+# `SET LOCAL enable_seqscan = off` would not do: PostgreSQL then walks the index by
+# hash through every tenant's rows of the content, and the setting would outlive
+# the probe for the rest of its transaction.
+HOLDS_CONTENT_SQL = (
+    "SELECT size_bytes FROM objects{index}"
+    " WHERE tenant_id = ? AND storage_class = ? AND content_hash = ?"
+    " AND size_bytes >= ? AND state = 'COMMITTED' ORDER BY size_bytes LIMIT 1"
+)
+
+
 USAGE_SQL = (
     "SELECT storage_class, SUM(objects), SUM(size_bytes) FROM usage_counters"
     " WHERE tenant_id = {tenant} GROUP BY storage_class"

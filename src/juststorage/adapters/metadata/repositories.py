@@ -13,6 +13,7 @@ from uuid import UUID
 
 from juststorage.adapters.metadata.queries import (
     CENSUS_SQL,
+    HOLDS_CONTENT_SQL,
     SELECT_OBJECT,
     USAGE_SQL,
     Params,
@@ -265,15 +266,15 @@ class SqlObjectRepository(SqlRepository):
         content_hash: ContentHash,
         size_bytes: int,
     ) -> bool:
-        # Index objects_committed_by_tenant_blob (migration 0009), which starts with the
-        # tenant: the probe reads only the caller's rows (SPEC §5), where an index by
-        # hash would step over every other tenant's rows of that content first.
+        # Read only from objects_committed_by_tenant_blob (migration 0009), which starts
+        # with the tenant: the probe reads only the caller's rows (SPEC §5), where an
+        # index by hash or a scan would step over every other tenant's rows of that
+        # content first. HOLDS_CONTENT_SQL says how its shape keeps the planner to it.
         row = await self._s.fetchone(
-            "SELECT 1 FROM objects WHERE tenant_id = ? AND storage_class = ?"
-            " AND content_hash = ? AND size_bytes = ? AND state = 'COMMITTED' LIMIT 1",
+            HOLDS_CONTENT_SQL.format(index=self._d.tenant_content_index),
             (str(tenant_id), storage_class.value, content_hash.hex, size_bytes),
         )
-        return row is not None
+        return row is not None and row[0] == size_bytes
 
     async def lock_keys(self, keys: Sequence[tuple[TenantId, Namespace, ObjectKey]]) -> None:
         """Serialise commits to these keys across processes until the transaction ends."""

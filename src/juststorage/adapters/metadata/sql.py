@@ -44,6 +44,9 @@ class Dialect(Protocol):
 
     next_commit_seq: str  # SQL expression: the next commit_seq value
     skip_locked: str  # suffix of a subquery choosing rows to update: "" or FOR UPDATE SKIP LOCKED
+    # after "FROM objects" in the upload-by-hash probe (HOLDS_CONTENT_SQL): the clause
+    # that pins it to objects_committed_by_tenant_blob where the database takes one, or ""
+    tenant_content_index: str
     nullable_ts: str  # a timestamp placeholder that may be bound to NULL (typed if needed)
     bigint: str  # an integer placeholder used twice (typed once if needed)
     least: str  # the function of the smaller of two values: LEAST / MIN
