@@ -1,0 +1,109 @@
+"""Completing a multipart session (SPEC §8.2) on a real SQLite file and a real
+PostgreSQL database, while something else happens to it: a refusal after the session
+was claimed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fakes.clock import FakeClock
+from juststorage.application.commits import Committed, SealedUpload
+from juststorage.application.session_records import SessionState
+from juststorage.application.sessions import SessionRequest
+from juststorage.bootstrap import Services, build
+from juststorage.config import Settings, TenantLimits
+from juststorage.domain.errors import NotFound
+from juststorage.domain.model import Namespace, ObjectKey, StorageClass, TenantId
+
+pytestmark = pytest.mark.anyio
+
+ACME, SMALL = TenantId("acme"), TenantId("small")
+HOT = StorageClass.HOT
+PART = 64 * 1024  # the servers' minimum part size
+TTL_S = 3600.0
+QUOTA = 3 * PART
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/meta.db"
+    else:
+        yield request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime.now(UTC))
+
+
+@pytest.fixture
+async def services(tmp_path: Path, database_url: str, clock: FakeClock) -> AsyncIterator[Services]:
+    built = build(
+        Settings(
+            data_dir=tmp_path,
+            database_url=database_url,
+            inline_max_bytes=0,
+            upload_part_min_bytes=PART,
+            upload_ttl_seconds=TTL_S,
+            tenants={str(SMALL): TenantLimits(quota_bytes=QUOTA)},
+        ),
+        clock=clock,
+    )
+    await built.metadata.migrate()
+    await built.blobs.prepare()
+    try:
+        yield built
+    finally:
+        await built.metadata.close()
+
+
+async def body(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def open_with_parts(services: Services, tenant: TenantId, *parts: bytes) -> Any:
+    session = await services.sessions.create(
+        SessionRequest(tenant, Namespace("models"), ObjectKey("model.bin"))
+    )
+    for number, data in enumerate(parts, start=1):
+        await services.sessions.put_part(tenant, session.id, number, body(data))
+    return session.id
+
+
+async def test_a_completion_refused_after_its_claim_leaves_the_session_open(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As on an s3:// root: the completion writes a WRITING row, which GC may discard
+    # (a missed heartbeat) before the commit turns it into the object.
+    sessions = services.sessions
+    sessions.registered_classes = frozenset({HOT})
+    data = os.urandom(PART)
+    session_id = await open_with_parts(services, ACME, data)
+    real_commit = sessions.committer.commit
+
+    async def commit_after_gc(sealed: SealedUpload) -> Committed:
+        async with services.metadata.transaction() as uow:
+            await uow.objects.discard_writing(sealed.upload.id)
+            await uow.commit()
+        return await real_commit(sealed)
+
+    monkeypatch.setattr(sessions.committer, "commit", commit_after_gc)
+    with pytest.raises(NotFound):
+        await sessions.complete(ACME, session_id)
+    monkeypatch.undo()
+
+    left = await sessions.get(ACME, session_id)
+    assert left.state is SessionState.OPEN
+    assert left.object_id is None
+    assert [p.number for p in left.parts] == [1]
+    done = await sessions.complete(ACME, session_id)
+    assert done.created
+    assert done.version.content_hash.hex == hashlib.sha256(data).hexdigest()
