@@ -27,7 +27,7 @@ from juststorage.application.blob_ports import StagedBlob
 from juststorage.application.ports import MetadataStore, UnitOfWork
 from juststorage.application.records import BlobLocation, is_inline_address
 from juststorage.domain.conditions import WritePrecondition
-from juststorage.domain.errors import NotFound, PreconditionFailed, Unavailable
+from juststorage.domain.errors import Conflict, NotFound, PreconditionFailed, Unavailable
 from juststorage.domain.model import ContentHash, NewUpload, ObjectVersion
 
 DEFAULT_MAX_BATCH = 64
@@ -343,7 +343,7 @@ async def _commit_row(
             )
         if sealed.reserved:
             await uow.quota.settle(upload.id)
-    except (PreconditionFailed, NotFound) as exc:
+    except (PreconditionFailed, NotFound, Conflict) as exc:
         # Not just failed here: the writes before the refusal would commit with the batch.
         raise _UploadFailed(waiter, exc) from exc
     versions[upload.id] = version
