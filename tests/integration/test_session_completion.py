@@ -136,6 +136,43 @@ async def test_a_part_replaced_before_the_claim_refuses_the_completion(
     assert done.version.content_hash.hex == hashlib.sha256(first + new).hexdigest()
 
 
+async def test_a_part_added_before_the_claim_refuses_a_completion_of_every_part(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions = services.sessions
+    first, last = os.urandom(PART), os.urandom(100)
+    session_id = await open_with_parts(services, ACME, first)
+    real_commit = sessions.committer.commit
+
+    async def commit_after_another_part(sealed: SealedUpload) -> Committed:
+        await sessions.put_part(ACME, session_id, 2, body(last))
+        return await real_commit(sealed)
+
+    monkeypatch.setattr(sessions.committer, "commit", commit_after_another_part)
+    with pytest.raises(Conflict):
+        await sessions.complete(ACME, session_id)  # every received part
+    monkeypatch.undo()
+    done = await sessions.complete(ACME, session_id)
+    assert done.version.content_hash.hex == hashlib.sha256(first + last).hexdigest()
+
+
+async def test_a_part_added_is_no_conflict_for_a_completion_naming_its_parts(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions = services.sessions
+    first = os.urandom(PART)
+    session_id = await open_with_parts(services, ACME, first)
+    real_commit = sessions.committer.commit
+
+    async def commit_after_another_part(sealed: SealedUpload) -> Committed:
+        await sessions.put_part(ACME, session_id, 2, body(b"not named"))
+        return await real_commit(sealed)
+
+    monkeypatch.setattr(sessions.committer, "commit", commit_after_another_part)
+    done = await sessions.complete(ACME, session_id, [1])
+    assert done.version.content_hash.hex == hashlib.sha256(first).hexdigest()
+
+
 async def test_a_part_replaced_during_the_assembly_is_a_conflict_not_a_404(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:

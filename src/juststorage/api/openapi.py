@@ -33,7 +33,7 @@ _ERROR_OF_STATUS = {
     "404": "No such object (or one of another tenant: existence never leaks).",
     "409": (
         "The upload session's state refuses it: completed (not aborted), or a part"
-        " replaced while it was being completed (complete it again)."
+        " replaced or added while it was being completed (complete it again)."
     ),
     "412": "If-None-Match / If-Match did not hold.",
     "413": "Over the maximum object size or the tenant's storage quota.",

@@ -505,21 +505,18 @@ class UploadSessionRows(Protocol):
         ...
 
     async def claim_completion(
-        self,
-        session_id: UUID,
-        object_id: UUID,
-        chosen: Sequence[SessionPart],
-        expires_at: datetime,
+        self, session_id: UUID, object_id: UUID, expires_at: datetime
     ) -> list[SessionPart]:
         """Mark the open, unexpired session completed by `object_id` (in the transaction
         that commits the object) until `expires_at` (retried completions answer its
         object until then); delete its part rows and settle their reservations. The
-        parts, whose bytes the caller removes after the commit.
+        parts as they are now: the session row is locked first, and every part's write
+        updates it, so no part changes until the transaction ends (the caller checks
+        them against the ones it assembled, and rolls back if they differ). The
+        caller removes their bytes after the commit.
 
-        Raises (having written what the caller's transaction must roll back):
+        Raises:
             NotFound: the session is not open (completed, aborted) or has expired.
-            Conflict: a part of `chosen` (the parts the object was made of) is no
-                longer stored as it was (replaced meanwhile): worth completing again.
         """
         ...
 

@@ -25,7 +25,7 @@ import binascii
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -385,7 +385,12 @@ class UploadSessions:
             # Its object is answered again to retries until the session expires: from
             # now, not from the last part's write.
             expires_at = self.clock.now() + timedelta(seconds=self.policy.ttl_seconds)
-            await uow.sessions.claim_completion(session.id, upload.id, chosen, expires_at)
+            stored = await uow.sessions.claim_completion(session.id, upload.id, expires_at)
+            # A part replaced (or, completing every part, one added) and acknowledged
+            # since the parts were read: these bytes are not what the client stored.
+            # The group commit rolls the claim back with this upload.
+            if _replaced(chosen, stored, every=numbers is None):
+                raise Conflict(_REPLACED)
 
         # Where stored bytes cannot name their process (S3), a WRITING row marks the
         # assembled object as in flight until the commit, as for an upload.
@@ -431,7 +436,7 @@ class UploadSessions:
             again = await self.get(tenant_id, session_id)
             if again.state is SessionState.COMPLETED:
                 return Completion(await self._object_of(again), created=False)
-            if _replaced(chosen, again):
+            if _replaced(chosen, again.parts, every=numbers is None):
                 # A part's bytes went with its replacement: not lost, only changed.
                 raise Conflict(_REPLACED) from exc
             raise
@@ -533,10 +538,13 @@ class UploadSessions:
         return session
 
 
-def _replaced(chosen: list[SessionPart], session: UploadSession) -> bool:
-    """Whether a part of `chosen` is no longer stored as it was in `session`."""
-    stored = {p.number: (p.address, p.sha256) for p in session.parts}
-    return any(stored.get(p.number) != (p.address, p.sha256) for p in chosen)
+def _replaced(chosen: list[SessionPart], stored: Sequence[SessionPart], *, every: bool) -> bool:
+    """Whether a part of `chosen` is no longer `stored` as it was; `every`: also
+    whether a part not chosen is stored (chosen as every part, one arrived since)."""
+    rows = {p.number: (p.address, p.sha256) for p in stored}
+    if every and len(rows) != len(chosen):
+        return True
+    return any(rows.get(p.number) != (p.address, p.sha256) for p in chosen)
 
 
 async def _renew(hold: QuotaHold) -> None:

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
 from juststorage.adapters.metadata.sql import Row, SqlRepository
 from juststorage.application.session_records import SessionPart, SessionState, UploadSession
 from juststorage.domain.conditions import WritePrecondition
-from juststorage.domain.errors import Conflict, NotFound
+from juststorage.domain.errors import NotFound
 from juststorage.domain.model import (
     ContentHash,
     Namespace,
@@ -25,9 +24,6 @@ _SESSION_COLUMNS = (
 )
 _PART_COLUMNS = "part_number, size_bytes, sha256, address, created_at, reservation_id"
 _NOT_OPEN = "no such upload session, or it is no longer open"
-_REPLACED = (
-    "a part of the upload session was replaced while it was being completed; complete it again"
-)
 # The reservations of a session's parts (quota_reservations rows).
 _RESERVATIONS_OF = (
     "SELECT reservation_id FROM upload_parts WHERE session_id = ? AND reservation_id IS NOT NULL"
@@ -153,15 +149,12 @@ class SqlUploadSessionRows(SqlRepository):
         )
 
     async def claim_completion(
-        self,
-        session_id: UUID,
-        object_id: UUID,
-        chosen: Sequence[SessionPart],
-        expires_at: datetime,
+        self, session_id: UUID, object_id: UUID, expires_at: datetime
     ) -> list[SessionPart]:
         d, sid = self._d, self._d.uuid_in(session_id)
         # The session row first: a part's write updates it too (`put_part`), so from
-        # here until the commit no part of this session changes.
+        # here until the commit no part of this session changes, and the parts read
+        # below are the last ones acknowledged.
         claimed = await self._s.fetchone(
             "UPDATE upload_sessions SET state = 'completed', object_id = ?, expires_at = ?"
             " WHERE id = ? AND state = 'open' AND expires_at > ? RETURNING id",
@@ -169,11 +162,7 @@ class SqlUploadSessionRows(SqlRepository):
         )
         if claimed is None:
             raise NotFound(_NOT_OPEN)
-        parts = await self._drop_parts(sid)
-        stored = {p.number: (p.address, p.sha256) for p in parts}
-        if any(stored.get(p.number) != (p.address, p.sha256) for p in chosen):
-            raise Conflict(_REPLACED)
-        return parts
+        return await self._drop_parts(sid)
 
     async def remove_session(
         self, session_id: UUID, *, open_only: bool = False
