@@ -45,6 +45,7 @@ var sentinels = map[string]error{
 	"Forbidden":           js.ErrForbidden,
 	"NotFound":            js.ErrNotFound,
 	"MethodNotAllowed":    js.ErrMethodNotAllowed,
+	"Conflict":            js.ErrConflict,
 	"PreconditionFailed":  js.ErrPreconditionFailed,
 	"PayloadTooLarge":     js.ErrPayloadTooLarge,
 	"RangeNotSatisfiable": js.ErrRangeNotSatisfiable,

@@ -10,6 +10,7 @@ package juststorage
 //	  ErrForbidden            403
 //	  ErrNotFound             404
 //	  ErrMethodNotAllowed     405
+//	  ErrConflict             409, a session's state refuses the change
 //	  ErrPreconditionFailed   412
 //	  ErrPayloadTooLarge      413
 //	  ErrRangeNotSatisfiable  416
@@ -42,6 +43,7 @@ var (
 	ErrForbidden           error = &codeError{"Forbidden"}
 	ErrNotFound            error = &codeError{"NotFound"}
 	ErrMethodNotAllowed    error = &codeError{"MethodNotAllowed"}
+	ErrConflict            error = &codeError{"Conflict"}
 	ErrPreconditionFailed  error = &codeError{"PreconditionFailed"}
 	ErrPayloadTooLarge     error = &codeError{"PayloadTooLarge"}
 	ErrRangeNotSatisfiable error = &codeError{"RangeNotSatisfiable"}
@@ -53,14 +55,14 @@ var (
 
 var knownCodes = map[string]bool{
 	"BadRequest": true, "ChecksumMismatch": true, "Unauthorized": true, "Forbidden": true,
-	"NotFound": true, "MethodNotAllowed": true, "PreconditionFailed": true,
+	"NotFound": true, "MethodNotAllowed": true, "Conflict": true, "PreconditionFailed": true,
 	"PayloadTooLarge": true, "RangeNotSatisfiable": true, "TooManyRequests": true,
 	"Internal": true, "Unavailable": true, "InsufficientStorage": true,
 }
 
 var classOfStatus = map[int]string{
 	400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-	405: "MethodNotAllowed", 412: "PreconditionFailed", 413: "PayloadTooLarge",
+	405: "MethodNotAllowed", 409: "Conflict", 412: "PreconditionFailed", 413: "PayloadTooLarge",
 	416: "RangeNotSatisfiable", 429: "TooManyRequests", 500: "Internal",
 	503: "Unavailable", 507: "InsufficientStorage",
 }

@@ -285,8 +285,10 @@ func (c *Client) uploadFileParts(ctx context.Context, path string, info os.FileI
 	if readErr != nil || json.Unmarshal(raw, &state) != nil || state.Version != stateFormat ||
 		state.Size != size || state.MtimeNs != mtime || state.PartSize <= 0 {
 		if readErr == nil && state.UploadID != "" {
-			// The file changed since: its parts are of no use, free them at once.
-			if err := c.AbortUpload(ctx, state.UploadID); err != nil && !errors.Is(err, ErrNotFound) {
+			// The file changed since: its parts are of no use, free them at once (a
+			// session completed or gone holds none: ErrConflict, ErrNotFound).
+			err := c.AbortUpload(ctx, state.UploadID)
+			if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrConflict) {
 				return ObjectInfo{}, true, err
 			}
 		}

@@ -206,6 +206,8 @@ func (f *fakeSessions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case len(path) == 3 && r.Method == http.MethodGet:
 		reply(200, f.view(path[2], s))
+	case len(path) == 3 && r.Method == http.MethodDelete && s.state == "completed":
+		fail(409, "Conflict")
 	case len(path) == 3 && r.Method == http.MethodDelete:
 		delete(f.sessions, path[2])
 		w.WriteHeader(204)

@@ -1447,6 +1447,22 @@ async def test_a_reservation_up_to_takes_the_room_left(backend: Backend) -> None
     assert await _reserve(store, clock, uuid4(), 1) is False  # 30 + 50 + 20
 
 
+async def test_a_replacements_reservation_does_not_count_the_one_it_replaces(
+    backend: Backend,
+) -> None:
+    store, clock = backend.store, backend.clock
+    stored, other = uuid4(), uuid4()
+    expires = clock.now() + timedelta(seconds=60)
+    async with store.transaction() as uow:
+        assert await uow.quota.reserve_up_to(stored, ACME, 60, 60, 100, expires) == 60
+        assert await uow.quota.reserve_up_to(other, ACME, 50, 50, 100, expires) is None
+        assert (
+            await uow.quota.reserve_up_to(other, ACME, 50, 50, 100, expires, replacing=stored) == 50
+        )
+        await uow.commit()
+    assert await _reserve(store, clock, uuid4(), 1) is False  # both rows are counted
+
+
 async def test_a_reservation_lapses_unless_renewed(backend: Backend) -> None:
     store, clock = backend.store, backend.clock
     held, dead = uuid4(), uuid4()

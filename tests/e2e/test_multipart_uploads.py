@@ -4,8 +4,12 @@ conditions, retries, tenant isolation, scopes and bad input."""
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
+import json
 import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -498,3 +502,86 @@ def test_parts_spread_over_two_worker_processes(tmp_path: Path) -> None:
         assert fsck.returncode == 0, fsck.stdout
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("key", ["\u0000", "\ud800", ""])
+def test_a_crafted_list_cursor_is_400(
+    server: Server, auth: dict[str, str], tenant: str, key: str
+) -> None:
+    # A cursor of the server's shape whose key no database would store (NUL, a lone
+    # surrogate, empty): refused like any malformed cursor, never a 500.
+    raw = json.dumps([key, "00000000-0000-0000-0000-000000000000"]).encode("ascii")
+    cursor = base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    bad = server.client.get(
+        "/v1/uploads",
+        params={"tenant": tenant, "namespace": "models", "cursor": cursor},
+        headers=auth,
+    )
+    assert_error(bad, 400, "BadRequest")
+
+
+def test_creating_a_session_with_a_body_is_400(
+    server: Server, auth: dict[str, str], tenant: str
+) -> None:
+    headers = {**auth, "X-Tenant": tenant, "X-Namespace": "models", "X-Key": "model.bin"}
+    sent = server.client.post("/v1/uploads", headers=headers, content=b"the first part")
+    assert_error(sent, 400, "BadRequest")
+    listed = server.client.get(
+        "/v1/uploads", params={"tenant": tenant, "namespace": "models"}, headers=auth
+    )
+    assert listed.json()["items"] == []
+
+
+def test_aborting_a_completed_session_is_409_and_keeps_its_object(
+    server: Server, auth: dict[str, str], tenant: str
+) -> None:
+    upload_id = open_session(server, auth, tenant)
+    put_part(server, auth, upload_id, 1, b"whole")
+    first = complete(server, auth, upload_id)
+    assert first.status_code == 201
+    aborted = server.client.delete(f"/v1/uploads/{upload_id}", headers=auth)
+    assert_error(aborted, 409, "Conflict")
+    again = complete(server, auth, upload_id)  # the retry record is still there
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"]
+
+
+def test_a_part_replaced_while_completing_is_never_lost(
+    server: Server, auth: dict[str, str], tenant: str
+) -> None:
+    # The reviewer's race: completion reads a large part sent on its own (chunked),
+    # while the client replaces that part. Whatever the order, an acknowledged
+    # replacement is never left out of a later object, and an intact open session
+    # never answers 404.
+    first = os.urandom(PART_MIN * 4)
+    large = os.urandom(32 * 1024 * 1024)
+    new = b"replacement last part"
+    outcomes: set[tuple[int, int]] = set()
+    for delay in (0.0, 0.02, 0.05, 0.1):
+        upload_id = open_session(server, auth, tenant, key=f"race{delay}")
+
+        def chunks(data: bytes) -> Iterator[bytes]:
+            yield from (data[i : i + 1024 * 1024] for i in range(0, len(data), 1024 * 1024))
+
+        sent = server.client.put(
+            f"/v1/uploads/{upload_id}/parts/2", headers=auth, content=chunks(large)
+        )
+        assert sent.status_code == 200, sent.text
+        assert put_part(server, auth, upload_id, 1, first).status_code == 200
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            completing = pool.submit(complete, server, auth, upload_id)
+            time.sleep(delay)
+            replaced = put_part(server, auth, upload_id, 2, new)
+            done = completing.result()
+        outcomes.add((done.status_code, replaced.status_code))
+        assert done.status_code in (201, 409), done.text
+        if done.status_code == 409:
+            assert_error(done, 409, "Conflict")
+            assert replaced.status_code == 200
+            done = complete(server, auth, upload_id)
+            assert done.status_code == 201, done.text
+        if replaced.status_code == 200:
+            assert done.json()["content_hash"] == f"sha256:{sha256_hex(first + new)}", outcomes
+        else:  # the session completed first: the replacement came too late
+            assert_error(replaced, 404, "NotFound")
+            assert done.json()["content_hash"] == f"sha256:{sha256_hex(first + large)}"

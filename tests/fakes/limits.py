@@ -25,6 +25,8 @@ class FakeQuotaReservations:
         wanted: int,
         quota_bytes: int,
         expires_at: datetime,
+        *,
+        replacing: UUID | None = None,
     ) -> int | None:
         now, rows = self._clock.now(), self._state.reservations
         for rid, (tenant, _, expiry) in list(rows.items()):
@@ -34,7 +36,7 @@ class FakeQuotaReservations:
         reserved = sum(
             size
             for rid, (tenant, size, _) in rows.items()
-            if tenant == tenant_id and rid != reservation_id
+            if tenant == tenant_id and rid not in (reservation_id, replacing)
         )
         size_bytes = min(wanted, quota_bytes - used - reserved)
         if size_bytes < minimum:

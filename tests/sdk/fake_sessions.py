@@ -171,6 +171,8 @@ class _Handler(BaseHTTPRequestHandler):
         if len(parts) == 3 and self.command == "GET":
             return self._json(200, session.to_json())
         if len(parts) == 3 and self.command == "DELETE":
+            if session.state == "completed":  # its object stays, and its record
+                return self._error(409, "Conflict", "the upload session is completed")
             with self.server_fake.lock:
                 self.server_fake.sessions.pop(session.upload_id, None)
             return self._send(204, b"")

@@ -20,7 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from juststorage_client import AsyncClient, ChecksumMismatch, Client, IntegrityError, NotFound
+from juststorage_client import (
+    AsyncClient,
+    ChecksumMismatch,
+    Client,
+    Conflict,
+    IntegrityError,
+    NotFound,
+)
 from juststorage_client._transfer_state import part_size_for, spans
 from tests.sdk.fake_sessions import FakeSessionServer
 from tests.sdk.proxy import CuttingProxy
@@ -356,6 +363,34 @@ def test_a_file_changed_since_the_interruption_goes_in_a_new_session(
         assert resumed == [] and sessions.sent() - before >= len(changed)
         with pytest.raises(NotFound):  # aborted, its parts freed
             client.get_upload(old_session)
+
+
+def test_a_file_changed_after_its_session_completed_goes_in_a_new_session(
+    sessions: Sessions, server: Server, tmp_path: Path
+) -> None:
+    # The run that sent the file stopped after its session was completed but before
+    # it forgot the session: the next run's abort of it is a 409 (its object stays),
+    # which is no reason to fail.
+    source = tmp_path / "model.bin"
+    data = _pattern(4 * MiB, seed=21)
+    source.write_bytes(data)
+    state_dir = tmp_path / "state"
+    with Client(sessions.url, server.admin_key) as client:
+        with pytest.raises(_Stop):
+            _multipart(client, source, "mp/done", state_dir, progress=_stop_after(2 * MiB))
+        (state_file,) = state_dir.iterdir()
+        old_session = json.loads(state_file.read_text())["upload_id"]
+        sessions.settle()
+        for number in range(1, 5):  # as the run would have, had it not stopped
+            client.upload_part(old_session, number, data[(number - 1) * MiB : number * MiB])
+        finished = client.complete_upload(old_session)
+        with pytest.raises(Conflict):
+            client.abort_upload(old_session)
+        changed = _pattern(4 * MiB, seed=22)
+        source.write_bytes(changed)
+        content_hash = _multipart(client, source, "mp/done", state_dir)
+        assert content_hash == "sha256:" + hashlib.sha256(changed).hexdigest()
+        assert client.complete_upload(old_session).id == finished.id
 
 
 def test_a_file_changed_behind_its_mtime_is_refused_then_sent_again_whole(

@@ -45,8 +45,8 @@ def _raise(exc: Exception) -> None:
     raise exc
 
 
-def test_exit_statuses_are_one_table_from_1_to_14() -> None:
-    assert [f.exit_code for f in FAILURES] == list(range(1, 15))
+def test_exit_statuses_are_one_table_from_1_to_15() -> None:
+    assert [f.exit_code for f in FAILURES] == list(range(1, 16))
     assert CommandFailed.exit_code == 1
     assert BadUsage.exit_code == click.UsageError.exit_code == 2
     codes = [code for failure in FAILURES for code in failure.error_codes]

@@ -30,7 +30,8 @@ def _domain_classes() -> list[type[StorageError]]:
 
 # The SPEC's error codes and statuses (§2 "Errors"), written out here so that a
 # class added, renamed or remapped in the code shows up as a difference. 405 is
-# the answer to a method a route does not have (not in the SPEC's list).
+# the answer to a method a route does not have, 409 to a change a multipart session's
+# state refuses (neither is in the SPEC's list).
 SPEC_STATUSES = {
     "BadRequest": 400,
     "ChecksumMismatch": 400,
@@ -38,6 +39,7 @@ SPEC_STATUSES = {
     "Forbidden": 403,
     "NotFound": 404,
     "MethodNotAllowed": 405,
+    "Conflict": 409,
     "PreconditionFailed": 412,
     "PayloadTooLarge": 413,
     "RangeNotSatisfiable": 416,

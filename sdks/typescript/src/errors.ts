@@ -10,6 +10,7 @@
  * │   ├── Forbidden            403
  * │   ├── NotFound             404
  * │   ├── MethodNotAllowed     405
+ * │   ├── Conflict             409, a session's state refuses the change
  * │   ├── PreconditionFailed   412
  * │   ├── PayloadTooLarge      413
  * │   ├── RangeNotSatisfiable  416
@@ -83,6 +84,9 @@ export class NotFound extends ApiError {
 export class MethodNotAllowed extends ApiError {
   static override readonly CODE: string = "MethodNotAllowed";
 }
+export class Conflict extends ApiError {
+  static override readonly CODE: string = "Conflict";
+}
 export class PreconditionFailed extends ApiError {
   static override readonly CODE: string = "PreconditionFailed";
 }
@@ -129,6 +133,7 @@ const CLASSES: readonly ApiErrorClass[] = [
   Forbidden,
   NotFound,
   MethodNotAllowed,
+  Conflict,
   PreconditionFailed,
   PayloadTooLarge,
   RangeNotSatisfiable,
@@ -144,6 +149,7 @@ const CLASS_OF_STATUS = new Map<number, ApiErrorClass>([
   [403, Forbidden],
   [404, NotFound],
   [405, MethodNotAllowed],
+  [409, Conflict],
   [412, PreconditionFailed],
   [413, PayloadTooLarge],
   [416, RangeNotSatisfiable],

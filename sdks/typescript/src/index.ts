@@ -23,6 +23,7 @@ export {
   ApiError,
   BadRequest,
   ChecksumMismatch,
+  Conflict,
   Forbidden,
   InsufficientStorage,
   IntegrityError,

@@ -19,7 +19,14 @@ import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 
 import type { Client } from "./client.js";
-import { ChecksumMismatch, IntegrityError, MethodNotAllowed, NotFound, TransportError } from "./errors.js";
+import {
+  ChecksumMismatch,
+  Conflict,
+  IntegrityError,
+  MethodNotAllowed,
+  NotFound,
+  TransportError,
+} from "./errors.js";
 import { ObjectInfo, isRecord, type ObjectHead, type ObjectJson } from "./models.js";
 import { Target, encodeName, sha256OfFile, uploadHeaders, type Progress, type UploadOptions } from "./protocol.js";
 
@@ -424,9 +431,10 @@ export async function uploadFileParts(client: Client, path: string, options: Par
     const recorded = isRecord(saved["parts"]) ? saved["parts"] : {};
     parts = new Map(Object.entries(recorded).map(([n, d]) => [Number(n), String(d)]));
   } else if (saved !== undefined && typeof saved["upload_id"] === "string") {
-    // The file changed since: its parts are of no use, free them at once.
+    // The file changed since: its parts are of no use, free them at once (a session
+    // completed or gone holds none: Conflict, NotFound).
     await abortUpload(client, saved["upload_id"], options.signal).catch((error: unknown) => {
-      if (!(error instanceof NotFound)) throw error;
+      if (!(error instanceof NotFound || error instanceof Conflict)) throw error;
     });
   }
   if (sha256 === undefined && options.checksum) ({ sha256 } = await sha256OfFile(path, client.chunkBytes, options.signal));

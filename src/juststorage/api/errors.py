@@ -12,6 +12,7 @@ from juststorage.api.middleware import add_response_headers
 from juststorage.domain.errors import (
     BadRequest,
     ChecksumMismatch,
+    Conflict,
     Forbidden,
     InsufficientStorage,
     MethodNotAllowed,
@@ -37,6 +38,7 @@ STATUS_OF_ERROR: dict[type[StorageError], int] = {
     Forbidden: 403,
     NotFound: 404,
     MethodNotAllowed: 405,
+    Conflict: 409,
     PreconditionFailed: 412,
     PayloadTooLarge: 413,
     RangeNotSatisfiable: 416,

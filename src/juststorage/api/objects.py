@@ -142,12 +142,15 @@ async def upload_by_hash(request: Request, principal: Principal) -> Response:
     return _created(version)
 
 
-async def _refuse_body(request: Request) -> None:
-    """An upload by hash has no body: one is a client that meant POST /v1/objects."""
+async def _refuse_body(
+    request: Request, problem: str = "POST /v1/objects/by-hash takes no body"
+) -> None:
+    """A request that has no body (an upload by hash, a session's creation): one is a
+    client that meant another route."""
     if parsing.content_length_header(request) or "transfer-encoding" in request.headers:
         async for chunk in request.stream():
             if chunk:
-                raise BadRequest("POST /v1/objects/by-hash takes no body")
+                raise BadRequest(problem)
 
 
 async def _counted(

@@ -31,6 +31,10 @@ _ERROR_OF_STATUS = {
     "401": "Missing, malformed, unknown, revoked or expired credential.",
     "403": "The credential lacks the scope, or does not hold the tenant.",
     "404": "No such object (or one of another tenant: existence never leaks).",
+    "409": (
+        "The upload session's state refuses it: completed (not aborted), or a part"
+        " replaced or added while it was being completed (complete it again)."
+    ),
     "412": "If-None-Match / If-Match did not hold.",
     "413": "Over the maximum object size or the tenant's storage quota.",
     "416": "The range does not overlap the object, or several ranges were asked.",

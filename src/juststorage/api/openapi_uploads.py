@@ -142,7 +142,7 @@ def upload_paths(errors: Any) -> dict[str, Any]:
         parameters=[session_id, tenant],
         responses={
             "204": {"description": "Aborted."},
-            **errors("400", "401", "403", "404", "429", "503"),
+            **errors("400", "401", "403", "404", "409", "429", "503"),
         },
     )
     put_part = operation(
@@ -185,7 +185,7 @@ def upload_paths(errors: Any) -> dict[str, Any]:
                 **_json("Completed before: the same object.", ref("Object")),
                 "headers": {"Location": _REQUIRED_STRING, "ETag": _REQUIRED_STRING},
             },
-            **errors("400", "401", "403", "404", "412", "413", "429", "503", "507"),
+            **errors("400", "401", "403", "404", "409", "412", "413", "429", "503", "507"),
         },
     )
     return {

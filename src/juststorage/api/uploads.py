@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from juststorage.api import parsing
 from juststorage.api.middleware import label_namespace
-from juststorage.api.objects import _admit, _counted
+from juststorage.api.objects import _admit, _counted, _refuse_body
 from juststorage.api.rendering import JsonResponse
 from juststorage.api.state import api_state
 from juststorage.application.session_records import SessionPart, UploadSession
@@ -98,6 +98,7 @@ async def create(request: Request, principal: Principal) -> Response:
     key = parsing.key_header(request)
     principal.authorize(Scope.OBJECTS_WRITE, tenant)
     services = await _admit(request, tenant, namespace)
+    await _refuse_body(request, "POST /v1/uploads takes no body: parts go to PUT …/parts/{n}")
     session = await services.sessions.create(
         SessionRequest(
             tenant_id=tenant,

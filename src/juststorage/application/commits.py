@@ -27,7 +27,7 @@ from juststorage.application.blob_ports import StagedBlob
 from juststorage.application.ports import MetadataStore, UnitOfWork
 from juststorage.application.records import BlobLocation, is_inline_address
 from juststorage.domain.conditions import WritePrecondition
-from juststorage.domain.errors import NotFound, PreconditionFailed, Unavailable
+from juststorage.domain.errors import Conflict, NotFound, PreconditionFailed, Unavailable
 from juststorage.domain.model import ContentHash, NewUpload, ObjectVersion
 
 DEFAULT_MAX_BATCH = 64
@@ -51,8 +51,10 @@ class SealedUpload:
     commits only if the blob still holds a reference when its row is locked
     (`BlobIndex.acquire_referenced`), else it fails alone with `NotFound`.
     `before_commit`: runs in the transaction before the committed row is written
-    (after the precondition); NotFound or PreconditionFailed from it refuses this
-    upload alone (a multipart session closing with its object, sessions.py).
+    (after the precondition); an error from it, or from the row's write after it,
+    refuses this upload alone: the batch's transaction is rolled back, with what
+    `before_commit` wrote, and redone without it (a multipart session closing with
+    its object, sessions.py).
     """
 
     upload: NewUpload
@@ -314,15 +316,22 @@ async def _commit_row(
 ) -> bool:
     """Check the precondition and record the committed row (in the open transaction).
 
-    False, with the waiter failed, when the upload is refused; nothing was written.
+    False, with the waiter failed, when the precondition refuses the upload: nothing
+    was written. A refusal from `before_commit` on, whose writes (a session closed,
+    its parts dropped) the transaction already holds, raises `_UploadFailed`: the
+    batch is rolled back and redone without this upload.
     """
     sealed, upload = waiter.sealed, waiter.sealed.upload
     try:
         if sealed.precondition.is_conditional:  # else any current version will do
             current = await uow.objects.newest(upload.tenant_id, upload.namespace, upload.key)
             sealed.precondition.check(current.content_hash if current else None)
+    except PreconditionFailed as exc:
+        waiter.fail(exc)
+        return False
+    try:
         if sealed.before_commit is not None:
-            await sealed.before_commit(uow)  # refuses before anything is written
+            await sealed.before_commit(uow)
         if sealed.registered:
             # An UPDATE of its own WRITING row: nothing is written when that row is gone.
             version = await uow.objects.commit_upload(
@@ -334,9 +343,9 @@ async def _commit_row(
             )
         if sealed.reserved:
             await uow.quota.settle(upload.id)
-    except (PreconditionFailed, NotFound) as exc:
-        waiter.fail(exc)
-        return False
+    except (PreconditionFailed, NotFound, Conflict) as exc:
+        # Not just failed here: the writes before the refusal would commit with the batch.
+        raise _UploadFailed(waiter, exc) from exc
     versions[upload.id] = version
     return True
 

@@ -419,11 +419,14 @@ class QuotaReservations(Protocol):
         wanted: int,
         quota_bytes: int,
         expires_at: datetime,
+        *,
+        replacing: UUID | None = None,
     ) -> int | None:
         """Record the reservation (new, grown, or taken again after it lapsed) at as
         much of `wanted` as the tenant's quota has room for beside its committed usage
-        and its other live reservations, if that is at least `minimum`: the size
-        recorded, or None, changing nothing.
+        and its other live reservations (but `replacing`, that of what this upload
+        replaces), if that is at least `minimum`: the size recorded, or None, changing
+        nothing.
 
         The check and the write hold the tenant's quota lock until the unit of work
         ends, so two reservations never both take the last bytes. Lapsed rows of the
@@ -506,19 +509,28 @@ class UploadSessionRows(Protocol):
         """
         ...
 
-    async def claim_completion(self, session_id: UUID, object_id: UUID) -> list[SessionPart]:
+    async def claim_completion(
+        self, session_id: UUID, object_id: UUID, expires_at: datetime
+    ) -> list[SessionPart]:
         """Mark the open, unexpired session completed by `object_id` (in the transaction
-        that commits the object); delete its part rows and settle their reservations.
-        The parts, whose bytes the caller removes after the commit.
+        that commits the object) until `expires_at` (retried completions answer its
+        object until then); delete its part rows and settle their reservations. The
+        parts as they are now: the session row is locked first, and every part's write
+        updates it, so no part changes until the transaction ends (the caller checks
+        them against the ones it assembled, and rolls back if they differ). The
+        caller removes their bytes after the commit.
 
         Raises:
             NotFound: the session is not open (completed, aborted) or has expired.
         """
         ...
 
-    async def remove_session(self, session_id: UUID) -> list[SessionPart] | None:
-        """Delete the session and its parts, settling their reservations; the parts
-        (for their bytes), or None if there was no such session."""
+    async def remove_session(
+        self, session_id: UUID, *, open_only: bool = False
+    ) -> list[SessionPart] | None:
+        """Delete the session (`open_only`: if it is open) and its parts, settling their
+        reservations; the parts (for their bytes), or None if no such session was
+        deleted."""
         ...
 
     async def expired_sessions(self, now: datetime, limit: int) -> list[UploadSession]:

@@ -48,12 +48,17 @@ class QuotaHold:
         tenant_id: TenantId,
         quota_bytes: int,
         reservation_id: UUID,
+        *,
+        replacing: UUID | None = None,
     ) -> None:
         self._metadata = metadata
         self._clock = clock
         self.tenant_id = tenant_id
         self.quota_bytes = quota_bytes
         self.reservation_id = reservation_id
+        # The reservation of what this upload's commit replaces (a part sent again),
+        # not counted against it: the commit settles that one.
+        self.replacing = replacing
         self.reserved: int | None = None  # None: no row written yet
         # When the row written last lapses (None: not known to be live).
         self._valid_until: datetime | None = None
@@ -135,7 +140,13 @@ class QuotaHold:
         expiry = self._expiry()
         async with self._metadata.transaction(durable=False) as uow:
             reserved = await uow.quota.reserve_up_to(
-                self.reservation_id, self.tenant_id, minimum, wanted, self.quota_bytes, expiry
+                self.reservation_id,
+                self.tenant_id,
+                minimum,
+                wanted,
+                self.quota_bytes,
+                expiry,
+                replacing=self.replacing,
             )
             if reserved is not None:
                 await uow.commit()

@@ -25,7 +25,7 @@ import binascii
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -48,6 +48,7 @@ from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import (
     BadRequest,
     ChecksumMismatch,
+    Conflict,
     NotFound,
     PayloadTooLarge,
     StorageError,
@@ -66,6 +67,10 @@ DEFAULT_TTL_SECONDS = 604800.0
 DEFAULT_PART_MIN_BYTES = 5 * 1024 * 1024
 HEARTBEAT_SECONDS = 60.0  # renews a part's quota reservation while it streams
 _NO_SESSION = "no such upload session"
+_COMPLETED = "the upload session is completed; its object stays, delete the object instead"
+_REPLACED = (
+    "a part of the upload session was replaced while it was being completed; complete it again"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +118,9 @@ def decode_cursor(token: str) -> tuple[str, uuid.UUID]:
             and isinstance(value[0], str)
             and isinstance(value[1], str)
         ):
-            return value[0], uuid.UUID(value[1])
-    except (ValueError, binascii.Error, UnicodeError, RecursionError):
+            # A key as stored: one with a NUL or a lone surrogate is no database's text.
+            return str(ObjectKey(value[0])), uuid.UUID(value[1])
+    except (ValueError, binascii.Error, UnicodeError, RecursionError, BadRequest):
         pass
     raise BadRequest("malformed cursor")
 
@@ -246,7 +252,16 @@ class UploadSessions:
         hold = None
         reservation_id = uuid.uuid4()
         if quota_bytes is not None:
-            hold = QuotaHold(self.metadata, self.clock, tenant_id, quota_bytes, reservation_id)
+            # A part sent again replaces the one stored: the quota need not hold both.
+            earlier = next((p for p in session.parts if p.number == number), None)
+            hold = QuotaHold(
+                self.metadata,
+                self.clock,
+                tenant_id,
+                quota_bytes,
+                reservation_id,
+                replacing=earlier.reservation_id if earlier is not None else None,
+            )
             if declared_size is not None:
                 await hold.cover(declared_size)  # before the body is read
         claim = self.running.claim(
@@ -334,6 +349,8 @@ class UploadSessions:
                 (the session stays open).
             PreconditionFailed: `If-None-Match`/`If-Match` of the create no longer hold.
             PayloadTooLarge: over the object size limit.
+            Conflict: a part was replaced while the parts were being assembled (the
+                session stays open with the replacement): worth completing again.
         """
         lock = self._completing.setdefault(session_id, asyncio.Lock())
         try:
@@ -374,7 +391,15 @@ class UploadSessions:
         )
 
         async def close_session(uow: UnitOfWork) -> None:
-            await uow.sessions.claim_completion(session.id, upload.id)
+            # Its object is answered again to retries until the session expires: from
+            # now, not from the last part's write.
+            expires_at = self.clock.now() + timedelta(seconds=self.policy.ttl_seconds)
+            stored = await uow.sessions.claim_completion(session.id, upload.id, expires_at)
+            # A part replaced (or, completing every part, one added) and acknowledged
+            # since the parts were read: these bytes are not what the client stored.
+            # The group commit rolls the claim back with this upload.
+            if _replaced(chosen, stored, every=numbers is None):
+                raise Conflict(_REPLACED)
 
         # Where stored bytes cannot name their process (S3), a WRITING row marks the
         # assembled object as in flight until the commit, as for an upload.
@@ -420,6 +445,9 @@ class UploadSessions:
             again = await self.get(tenant_id, session_id)
             if again.state is SessionState.COMPLETED:
                 return Completion(await self._object_of(again), created=False)
+            if _replaced(chosen, again.parts, every=numbers is None):
+                # A part's bytes went with its replacement: not lost, only changed.
+                raise Conflict(_REPLACED) from exc
             raise
         finally:
             if keepalive is not None:
@@ -429,13 +457,26 @@ class UploadSessions:
         return Completion(version, created=True)
 
     async def abort(self, tenant_id: TenantId, session_id: uuid.UUID) -> None:
-        """Delete the session and its parts. Raises NotFound (also for another tenant's)."""
+        """Delete the open session and its parts.
+
+        Raises:
+            NotFound: no such session of the tenant (also another tenant's).
+            Conflict: the session is completed: its record stays, for retried
+                completions to find its object.
+        """
         session = await self.get(tenant_id, session_id, with_parts=False)
+        if session.state is SessionState.COMPLETED:
+            raise Conflict(_COMPLETED)
         async with self.metadata.transaction() as uow:
-            removed = await uow.sessions.remove_session(session.id)
+            removed = await uow.sessions.remove_session(session.id, open_only=True)
             await uow.commit()
         if removed is None:
-            raise NotFound(_NO_SESSION)
+            again = await self.get(tenant_id, session_id, with_parts=False)  # completed?
+            raise (
+                Conflict(_COMPLETED)
+                if again.state is SessionState.COMPLETED
+                else NotFound(_NO_SESSION)
+            )
         self.running.forget(session.id)
         store = self._parts(session.storage_class)
         if store is not None:
@@ -504,6 +545,15 @@ class UploadSessions:
         ):
             raise NotFound(_NO_SESSION)
         return session
+
+
+def _replaced(chosen: list[SessionPart], stored: Sequence[SessionPart], *, every: bool) -> bool:
+    """Whether a part of `chosen` is no longer `stored` as it was; `every`: also
+    whether a part not chosen is stored (chosen as every part, one arrived since)."""
+    rows = {p.number: (p.address, p.sha256) for p in stored}
+    if every and len(rows) != len(chosen):
+        return True
+    return any(rows.get(p.number) != (p.address, p.sha256) for p in chosen)
 
 
 async def _renew(hold: QuotaHold) -> None:

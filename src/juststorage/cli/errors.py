@@ -133,6 +133,14 @@ class UnreachableFailure(CommandFailed):
     error_codes = ("TransportError",)
 
 
+class ConflictFailure(CommandFailed):
+    """A multipart upload's parts changed while it was being completed (or its
+    session was completed meanwhile): run the command again."""
+
+    exit_code = 15
+    error_codes = ("Conflict",)
+
+
 # The exit-status table, in order (0 is success; docs/cli.md shows the same rows).
 FAILURES: tuple[type[CommandFailed], ...] = (
     CommandFailed,
@@ -149,6 +157,7 @@ FAILURES: tuple[type[CommandFailed], ...] = (
     StorageFullFailure,
     ServerFailure,
     UnreachableFailure,
+    ConflictFailure,
 )
 _BY_ERROR_CODE: Mapping[str, type[CommandFailed]] = MappingProxyType(
     {code: failure for failure in FAILURES for code in failure.error_codes}

@@ -7,6 +7,7 @@
     ├── Forbidden
     ├── NotFound
     ├── MethodNotAllowed
+    ├── Conflict
     ├── PreconditionFailed
     ├── PayloadTooLarge
     ├── RangeNotSatisfiable   (size_bytes)
@@ -74,6 +75,12 @@ class NotFound(StorageError):
 
 class MethodNotAllowed(StorageError):
     """The path exists, but not with this method."""
+
+
+class Conflict(StorageError):
+    """The request does not fit the resource's current state, which another request
+    changed or ended (a multipart session completed, or its parts replaced while it
+    was being completed); the message says whether trying again can succeed."""
 
 
 class PreconditionFailed(StorageError):

@@ -8,6 +8,7 @@ JustStorageError
 │   ├── Forbidden            403
 │   ├── NotFound             404
 │   ├── MethodNotAllowed     405
+│   ├── Conflict             409, a session's state refuses the change
 │   ├── PreconditionFailed   412
 │   ├── PayloadTooLarge      413
 │   ├── RangeNotSatisfiable  416
@@ -77,6 +78,10 @@ class MethodNotAllowed(ApiError):
     code = "MethodNotAllowed"
 
 
+class Conflict(ApiError):
+    code = "Conflict"
+
+
 class PreconditionFailed(ApiError):
     code = "PreconditionFailed"
 
@@ -127,6 +132,7 @@ ERROR_CLASSES: dict[str, type[ApiError]] = {
         Forbidden,
         NotFound,
         MethodNotAllowed,
+        Conflict,
         PreconditionFailed,
         PayloadTooLarge,
         RangeNotSatisfiable,
@@ -142,6 +148,7 @@ _CLASS_OF_STATUS: dict[int, type[ApiError]] = {
     403: Forbidden,
     404: NotFound,
     405: MethodNotAllowed,
+    409: Conflict,
     412: PreconditionFailed,
     413: PayloadTooLarge,
     416: RangeNotSatisfiable,

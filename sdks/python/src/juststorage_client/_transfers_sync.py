@@ -29,6 +29,7 @@ import httpx
 
 from juststorage_client._errors import (
     ChecksumMismatch,
+    Conflict,
     IntegrityError,
     MethodNotAllowed,
     NotFound,
@@ -322,8 +323,9 @@ def upload_file_parts(
     if state is None:
         stale = read_json(state_path)
         if stale is not None and isinstance(stale.get("upload_id"), str):
-            # The file changed since: its parts are of no use, free them at once.
-            with contextlib.suppress(NotFound):
+            # The file changed since: its parts are of no use, free them at once (a
+            # session completed or gone holds none: Conflict, NotFound).
+            with contextlib.suppress(NotFound, Conflict):
                 abort_upload(client, stale["upload_id"])
         state = UploadState(
             state_path,

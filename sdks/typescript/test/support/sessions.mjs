@@ -80,6 +80,7 @@ export class FakeSessions {
     if (session === undefined) return this.error(response, 404, "NotFound", "no such upload");
     if (path.length === 3 && request.method === "GET") return this.json(response, 200, this.view(session));
     if (path.length === 3 && request.method === "DELETE") {
+      if (session.state === "completed") return this.error(response, 409, "Conflict", "completed");
       this.sessions.delete(session.id);
       response.writeHead(204).end();
       return undefined;

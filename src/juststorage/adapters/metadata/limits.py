@@ -25,6 +25,8 @@ class SqlQuotaReservations(SqlRepository):
         wanted: int,
         quota_bytes: int,
         expires_at: datetime,
+        *,
+        replacing: UUID | None = None,
     ) -> int | None:
         tenant, now = str(tenant_id), self._now()
         # The tenant's quota lock (PostgreSQL: an advisory lock until the transaction
@@ -43,8 +45,13 @@ class SqlQuotaReservations(SqlRepository):
         row = await self._s.fetchone(
             "SELECT (SELECT COALESCE(SUM(size_bytes), 0) FROM usage_counters"
             " WHERE tenant_id = ?) + (SELECT COALESCE(SUM(size_bytes), 0)"
-            " FROM quota_reservations WHERE tenant_id = ? AND id <> ?)",
-            (tenant, tenant, self._d.uuid_in(reservation_id)),
+            " FROM quota_reservations WHERE tenant_id = ? AND id NOT IN (?, ?))",
+            (
+                tenant,
+                tenant,
+                self._d.uuid_in(reservation_id),
+                self._d.uuid_in(replacing or reservation_id),
+            ),
         )
         committed_and_reserved = int(row[0]) if row else 0
         size_bytes = min(wanted, quota_bytes - committed_and_reserved)

@@ -148,21 +148,31 @@ class SqlUploadSessionRows(SqlRepository):
             "DELETE FROM quota_reservations WHERE id = ?", (self._d.uuid_in(reservation_id),)
         )
 
-    async def claim_completion(self, session_id: UUID, object_id: UUID) -> list[SessionPart]:
+    async def claim_completion(
+        self, session_id: UUID, object_id: UUID, expires_at: datetime
+    ) -> list[SessionPart]:
         d, sid = self._d, self._d.uuid_in(session_id)
+        # The session row first: a part's write updates it too (`put_part`), so from
+        # here until the commit no part of this session changes, and the parts read
+        # below are the last ones acknowledged.
         claimed = await self._s.fetchone(
-            "UPDATE upload_sessions SET state = 'completed', object_id = ?"
+            "UPDATE upload_sessions SET state = 'completed', object_id = ?, expires_at = ?"
             " WHERE id = ? AND state = 'open' AND expires_at > ? RETURNING id",
-            (d.uuid_in(object_id), sid, self._now()),
+            (d.uuid_in(object_id), d.ts_in(expires_at), sid, self._now()),
         )
         if claimed is None:
             raise NotFound(_NOT_OPEN)
         return await self._drop_parts(sid)
 
-    async def remove_session(self, session_id: UUID) -> list[SessionPart] | None:
+    async def remove_session(
+        self, session_id: UUID, *, open_only: bool = False
+    ) -> list[SessionPart] | None:
         sid = self._d.uuid_in(session_id)
         removed = await self._s.fetchone(
-            "DELETE FROM upload_sessions WHERE id = ? RETURNING id", (sid,)
+            "DELETE FROM upload_sessions WHERE id = ?"
+            + (" AND state = 'open'" if open_only else "")
+            + " RETURNING id",
+            (sid,),
         )
         if removed is None:
             return None
