@@ -486,6 +486,10 @@ class UploadSessionRows(Protocol):
         """The session (open or completed, expired or not), or None."""
         ...
 
+    async def part(self, session_id: UUID, number: int) -> SessionPart | None:
+        """Part `number` of the session as stored now, or None."""
+        ...
+
     async def open_page(
         self,
         tenant_id: TenantId,

@@ -253,7 +253,8 @@ class UploadSessions:
         reservation_id = uuid.uuid4()
         if quota_bytes is not None:
             # A part sent again replaces the one stored: the quota need not hold both.
-            earlier = next((p for p in session.parts if p.number == number), None)
+            async with self.metadata.snapshot() as view:
+                earlier = await view.sessions.part(session_id, number)
             hold = QuotaHold(
                 self.metadata,
                 self.clock,

@@ -70,6 +70,13 @@ class SqlUploadSessionRows(SqlRepository):
         )
         return _with_parts(found, tuple(self._part(r) for r in rows))
 
+    async def part(self, session_id: UUID, number: int) -> SessionPart | None:
+        row = await self._s.fetchone(
+            f"SELECT {_PART_COLUMNS} FROM upload_parts WHERE session_id = ? AND part_number = ?",
+            (self._d.uuid_in(session_id), number),
+        )
+        return None if row is None else self._part(row)
+
     async def open_page(
         self,
         tenant_id: TenantId,
