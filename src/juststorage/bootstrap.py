@@ -7,19 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from juststorage.adapters.auth.jwt import PyJwtVerifier, issue_token
 from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
 from juststorage.adapters.blobs.filesystem_parts import FilesystemPartStore
 from juststorage.adapters.blobs.inline import InlineBlobStore
 from juststorage.adapters.blobs.per_class import PerClassBlobStore
-from juststorage.adapters.blobs.s3 import S3BlobStore
-from juststorage.adapters.blobs.s3_io import S3Connection, S3Root
-from juststorage.adapters.blobs.s3_parts import S3PartStore
-from juststorage.adapters.metadata.postgres import (
-    LONG_STATEMENT_TIMEOUT_S,
-    PostgresMetadataStore,
-)
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore, sqlite_path_from_url
 from juststorage.adapters.metrics import Metrics, enable_multiprocess_metrics
 from juststorage.adapters.private_files import replace_private_file
@@ -37,6 +30,14 @@ from juststorage.application.uploads import RegistrationPolicy, Uploader
 from juststorage.config import Settings, SettingsError
 from juststorage.domain.errors import BadRequest
 from juststorage.domain.model import StorageClass
+
+if TYPE_CHECKING:
+    from juststorage.adapters.blobs.s3 import S3BlobStore
+    from juststorage.adapters.blobs.s3_io import S3Root
+
+# The adapters of S3 (obstore), PostgreSQL (asyncpg) and JWT (PyJWT with cryptography)
+# are imported by the functions that build them: a server whose settings name none of
+# them does not load them (about 20 MiB of each worker's memory).
 
 
 class SystemClock:
@@ -112,6 +113,8 @@ def build_part_stores(settings: Settings) -> dict[StorageClass, PartStore]:
     if dirs:
         stores.update(dict.fromkeys(dirs, FilesystemPartStore(dirs)))
     if s3_roots:
+        from juststorage.adapters.blobs.s3_parts import S3PartStore
+
         stores.update(dict.fromkeys(s3_roots, S3PartStore(_s3_store(settings, s3_roots))))
     return stores
 
@@ -148,6 +151,11 @@ def build_metadata_store(
     if url.startswith("sqlite:///"):
         return SqliteMetadataStore(sqlite_path_from_url(url), clock)
     if url.startswith(("postgresql://", "postgres://")):
+        from juststorage.adapters.metadata.postgres import (
+            LONG_STATEMENT_TIMEOUT_S,
+            PostgresMetadataStore,
+        )
+
         if long_statements:
             return PostgresMetadataStore(url, clock, statement_timeout_s=LONG_STATEMENT_TIMEOUT_S)
         return PostgresMetadataStore(url, clock)
@@ -182,6 +190,8 @@ def sign_token(
         BadRequest: no signing key, a bad tenant or scope, or a `ttl_seconds` over
             `jwt_max_ttl_seconds`.
     """
+    from juststorage.adapters.auth.jwt import issue_token
+
     return issue_token(
         subject=subject,
         tenants=tenants,
@@ -206,6 +216,8 @@ def build_jwt_verifier(settings: Settings) -> TokenVerifier | None:
     if not settings.jwt_secret and not public_key:
         return None
     try:
+        from juststorage.adapters.auth.jwt import PyJwtVerifier
+
         return PyJwtVerifier(
             secret=settings.jwt_secret,
             public_key_pem=public_key,
@@ -304,6 +316,8 @@ def _s3_roots(settings: Settings) -> dict[StorageClass, S3Root]:
     for storage_class in StorageClass:
         root = settings.root_url(storage_class.value)
         if root.startswith("s3://"):
+            from juststorage.adapters.blobs.s3_io import S3Root
+
             try:
                 roots[storage_class] = S3Root.parse(root)
             except ValueError as exc:
@@ -317,6 +331,8 @@ def build_s3_blob_store(settings: Settings, roots: Mapping[StorageClass, str]) -
     Raises:
         SettingsError: a root is not s3://<bucket>[/<prefix>].
     """
+    from juststorage.adapters.blobs.s3_io import S3Root
+
     try:
         parsed = {c: S3Root.parse(url) for c, url in roots.items()}
     except ValueError as exc:
@@ -325,6 +341,9 @@ def build_s3_blob_store(settings: Settings, roots: Mapping[StorageClass, str]) -
 
 
 def _s3_store(settings: Settings, roots: Mapping[StorageClass, S3Root]) -> S3BlobStore:
+    from juststorage.adapters.blobs.s3 import S3BlobStore
+    from juststorage.adapters.blobs.s3_io import S3Connection
+
     return S3BlobStore(
         roots,
         S3Connection(

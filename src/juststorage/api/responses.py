@@ -19,6 +19,10 @@ _PATHSEND_MIN_BYTES = 256 * 1024
 # Up to this a body is read whole and sent as one message with the end of the body:
 # one `send` instead of a chunk and an empty closing message.
 _ONE_MESSAGE_MAX_BYTES = 64 * 1024
+# A streamed body goes out in messages of at most this many bytes: the server keeps
+# several messages of a response before the socket takes them, so their size, not
+# the size of a read, sets what each response in flight holds.
+_MESSAGE_MAX_BYTES = 256 * 1024
 
 
 def _ignore(sent_bytes: int) -> None:
@@ -72,7 +76,9 @@ class BlobResponse:
                 await send({"type": "http.response.body", "body": b"".join(chunks)})
             else:
                 async for chunk in self.reader.chunks(self.first, self.length):
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    for start in range(0, len(chunk), _MESSAGE_MAX_BYTES):
+                        body = chunk[start : start + _MESSAGE_MAX_BYTES]
+                        await send({"type": "http.response.body", "body": body, "more_body": True})
                 await send({"type": "http.response.body", "body": b""})
             self.on_sent(self.length)
         finally:

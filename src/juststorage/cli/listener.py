@@ -11,24 +11,26 @@ from pathlib import Path
 from typing import Any
 
 from juststorage.cli.errors import BadUsage, CommandFailed
+from juststorage.cli.granian_main import HEADER_BYTES_MAX as HEADER_BYTES_MAX
+from juststorage.cli.granian_main import HTTP2_STREAMS_MAX as HTTP2_STREAMS_MAX
+from juststorage.cli.granian_main import Listening, listening_options
 from juststorage.config import Settings
 
-# The head of a request (HTTP/1: request line and headers, as read into one buffer;
-# HTTP/2: the decoded header list, RFC 9113 SETTINGS_MAX_HEADER_LIST_SIZE) is at
-# most this many bytes. HTTP/1's is granian's default, pinned here; HTTP/2's default
-# would be 16 MiB, which HPACK lets a client reach with a few kB on the wire.
-HEADER_BYTES_MAX = 8192 + 4096 * 100
-# An HTTP/1 request head must arrive within this time.
-HEADER_READ_TIMEOUT_MS = 30_000
-# HTTP/2: at most this many requests at once on one connection (granian's default is
-# 200), so a connection holds at most this many header lists of HEADER_BYTES_MAX.
-HTTP2_STREAMS_MAX = 32
-# HTTP/2: a connection the server pinged and that did not answer within the timeout is
-# closed. A client in the middle of a header block cannot answer (any frame but
-# CONTINUATION is then a protocol error), so an unfinished head lives for at most
-# interval + timeout, like HTTP/1's HEADER_READ_TIMEOUT_MS.
-HTTP2_PING_INTERVAL_MS = 10_000
-HTTP2_PING_TIMEOUT_S = 20
+
+def listening_of(settings: Settings) -> Listening:
+    """How `settings` say to listen, with the TLS files checked.
+
+    Raises:
+        BadUsage: the TLS certificate or key cannot be loaded.
+    """
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        check_tls_files(settings.tls_cert, settings.tls_key)
+        return {
+            "http2": settings.http2,
+            "tls_cert": str(settings.tls_cert),
+            "tls_key": str(settings.tls_key),
+        }
+    return {"http2": settings.http2, "tls_cert": None, "tls_key": None}
 
 
 def granian_options(settings: Settings) -> dict[str, Any]:
@@ -37,30 +39,7 @@ def granian_options(settings: Settings) -> dict[str, Any]:
     Raises:
         BadUsage: the TLS certificate or key cannot be loaded.
     """
-    from granian.constants import HTTPModes, SSLProtocols
-    from granian.http import HTTP1Settings, HTTP2Settings
-
-    options: dict[str, Any] = {
-        # HTTP/1.1 only unless HTTP/2 is asked for; `auto` also speaks HTTP/1.1.
-        "http": HTTPModes.auto if settings.http2 else HTTPModes.http1,
-        "http1_settings": HTTP1Settings(
-            header_read_timeout=HEADER_READ_TIMEOUT_MS, max_buffer_size=HEADER_BYTES_MAX
-        ),
-        "http2_settings": HTTP2Settings(
-            max_headers_size=HEADER_BYTES_MAX,
-            max_concurrent_streams=HTTP2_STREAMS_MAX,
-            keep_alive_interval=HTTP2_PING_INTERVAL_MS,
-            keep_alive_timeout=HTTP2_PING_TIMEOUT_S,
-        ),
-    }
-    if settings.tls_cert is not None and settings.tls_key is not None:
-        check_tls_files(settings.tls_cert, settings.tls_key)
-        options.update(
-            ssl_cert=settings.tls_cert,
-            ssl_key=settings.tls_key,
-            ssl_protocol_min=SSLProtocols.tls12,
-        )
-    return options
+    return listening_options(listening_of(settings))
 
 
 def check_tls_files(cert: Path, key: Path) -> None:

@@ -16,13 +16,14 @@ from juststorage import __version__
 from juststorage.application.fsck import FsckReport
 from juststorage.bootstrap import Services, build, share_metrics_between_processes
 from juststorage.cli.errors import CommandFailed
+from juststorage.cli.granian_main import exec_server
 from juststorage.cli.listener import (
     ensure_port_free,
-    granian_options,
+    listening_of,
     metrics_exposure_warning,
 )
 from juststorage.cli.runtime import run_with_services, settings_of
-from juststorage.logs import configure_logging, server_log_config
+from juststorage.logs import configure_logging
 
 
 @click.command()
@@ -58,9 +59,6 @@ def serve(
     tls_key: Path | None,
 ) -> None:
     """Run the HTTP service (granian, ASGI)."""
-    from granian import Granian
-    from granian.constants import Interfaces, Loops
-
     settings = settings_of(ctx)
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -70,7 +68,7 @@ def serve(
         settings = settings.model_copy(update={"tls_cert": tls_cert, "tls_key": tls_key})
     address = host or settings.host
     listen_port = settings.port if port is None else port
-    listening = granian_options(settings)  # TLS files checked here
+    listening = listening_of(settings)  # TLS files checked here
     ensure_port_free(address, listen_port)
     config: Path | None = ctx.find_root().params.get("config")
     if config is not None:
@@ -83,39 +81,38 @@ def serve(
     )
     share_metrics_between_processes(metrics_dir)
     settings = settings.model_copy(update={"metrics_multiproc_dir": metrics_dir})
-    build(settings)  # validate every setting before binding the port
-    server = Granian(
-        "juststorage.api.asgi:app_from_environment",
-        factory=True,
-        interface=Interfaces.ASGI,
-        address=address,
-        port=listen_port,
-        workers=workers or settings.workers,
-        loop=Loops.uvloop,
-        log_level=settings.log_level,  # type: ignore[arg-type]
-        log_dictconfig=server_log_config(settings.log_format),
-        log_access=False,
-        respawn_failed_workers=True,
-        **listening,
-    )
-    configure_logging(settings.log_level, settings.log_format)
-    logging.getLogger("juststorage").info(
-        "juststorage %s serving on %s://%s:%s (%s; data: %s)",
-        __version__,
-        "https" if settings.tls_cert else "http",
-        address,
-        listen_port,
-        "HTTP/1.1 and HTTP/2" if settings.http2 else "HTTP/1.1",
-        settings.data_dir,
-    )
-    warning = metrics_exposure_warning(address, settings.metrics_addr)
-    if warning is not None:
-        logging.getLogger("juststorage").warning(warning)
     try:
-        server.serve()
-    finally:
+        build(settings)  # validate every setting before binding the port
+        configure_logging(settings.log_level, settings.log_format)
+        logging.getLogger("juststorage").info(
+            "juststorage %s serving on %s://%s:%s (%s; data: %s)",
+            __version__,
+            "https" if settings.tls_cert else "http",
+            address,
+            listen_port,
+            "HTTP/1.1 and HTTP/2" if settings.http2 else "HTTP/1.1",
+            settings.data_dir,
+        )
+        warning = metrics_exposure_warning(address, settings.metrics_addr)
+        if warning is not None:
+            logging.getLogger("juststorage").warning(warning)
+        # This process has imported the whole application to check the settings;
+        # the server's main process starts afresh without it (`granian_main`).
+        exec_server(
+            {
+                "address": address,
+                "port": listen_port,
+                "workers": workers or settings.workers,
+                "log_level": settings.log_level,
+                "log_format": settings.log_format,
+                "listening": listening,
+                "remove_on_exit": str(metrics_dir) if own_metrics_dir else None,
+            }
+        )
+    except BaseException:
         if own_metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+        raise
 
 
 @click.command()
