@@ -125,5 +125,18 @@ def run(launch: Launch) -> None:
             shutil.rmtree(launch["remove_on_exit"], ignore_errors=True)
 
 
+def main(argv: list[str]) -> int:
+    """Run the server; a failure to start is one line on stderr and exit status 1
+    (`CommandFailed`'s, as `serve` answers before the hand-over), not a traceback."""
+    try:
+        run(json.loads(argv[1]))
+    except KeyboardInterrupt:
+        return 0
+    except Exception as exc:  # granian's own start-up errors: a port taken meanwhile, …
+        print(f"Error: the server could not start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    run(json.loads(sys.argv[1]))
+    sys.exit(main(sys.argv))
