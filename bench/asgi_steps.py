@@ -184,7 +184,7 @@ def over_http(before: str, after: str, rounds: int, n: int) -> int:
     print(
         f"median GET/s: {before} {rate[before]:.0f}, {after} {rate[after]:.0f}, after / before"
         f" {rate[after] / rate[before]:.3f}; server CPU µs per GET: {before} {us[before]:.0f},"
-        f" {after} {us[after]:.0f}, after / before {us[after] / us[before]:.3f}"
+        f" {after} {us[after]:.0f}, after / before {_ratio(us[after], us[before])}"
         f" (load {os.getloadavg()[0]:.2f})"
     )
     return 0
@@ -231,6 +231,12 @@ def main(argv: list[str]) -> int:
         f" (load {os.getloadavg()[0]:.2f})"
     )
     return 0
+
+
+def _ratio(after: float, before: float) -> str:
+    """AFTER / BEFORE, or "n/a" when BEFORE read no CPU at all (a short run can spend
+    less than one 10 ms clock tick of the server's CPU)."""
+    return f"{after / before:.3f}" if before > 0 else "n/a"
 
 
 if __name__ == "__main__":
