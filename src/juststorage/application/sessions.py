@@ -14,7 +14,10 @@ keeps a running SHA-256 of the parts 1..k and places parts of declared length ba
 to back in the session's stream (`running_hashes.py`), so completion of parts sent
 in order (or in parallel, in order of number) reads and copies nothing; the parts
 it does not cover (out of order, replaced, received by another process) are read
-once at completion.
+once at completion. A part read back, at completion or to catch the running hash
+up, is hashed on its own too and must match its row's sha256: bytes changed on
+disk since the part's 200 make completion `DamagedPart` (404, send that part
+again; the session stays open), never an object of bytes the client did not send.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from juststorage.application.running_hashes import RunningHashes
 from juststorage.application.session_records import (
     MAX_PART_NUMBER,
     MIN_PART_NUMBER,
+    PartCheck,
     SessionPart,
     SessionState,
     UploadSession,
@@ -415,10 +419,14 @@ class UploadSessions:
                 staging = self.blobs.stage(session.storage_class, upload.id, self.owner)
                 async with staging as staged:
                     for part in chosen:
+                        # Read back: each part must still be the bytes acknowledged.
+                        check = PartCheck.of(part)
                         async for chunk in store.read(
                             session.storage_class, session.id, part.address
                         ):
+                            check.update(chunk)
                             await staged.write(chunk)
+                        check.verify()
                     version = await self._commit(session, upload, staged, close_session, registered)
             else:
                 covering = await self.running.covering(session.id, chosen)
@@ -428,7 +436,7 @@ class UploadSessions:
                 async with store.assemble(
                     session.storage_class,
                     session.id,
-                    [p.address for p in chosen],
+                    chosen,
                     upload.id,
                     self.owner,
                     covering.hasher,
