@@ -167,6 +167,10 @@ def test_fsck_reports_a_part_whose_bytes_changed_and_completion_refuses_it(
     assert "damaged-part" not in server.cli("fsck", "--no-verify").stdout
     refused = server.client.post(f"/v1/uploads/{upload_id}/complete", headers=auth)
     assert_error(refused, 404, "NotFound")
+    # Completion dropped the damaged part, its row and its bytes.
+    session = server.client.get(f"/v1/uploads/{upload_id}", headers=auth).json()
+    assert [p["part"] for p in session["parts"]] == [1]
+    assert not os.path.exists(os.path.join(folder, own))
     assert _put(server, auth, upload_id, 2, b"b" * 10).status_code == 200
     assert server.cli("fsck").returncode == 0
     done = server.client.post(f"/v1/uploads/{upload_id}/complete", headers=auth)

@@ -637,15 +637,17 @@ def assert_refused_then_resent(
     server: Server, auth: dict[str, str], tenant: str, upload_id: str, parts: list[bytes]
 ) -> None:
     """Completion refuses the damaged part 2 (404 naming it, nothing committed, the
-    session open with its parts); part 2 sent again, completion commits the bytes
-    the client sent, under their SHA-256."""
+    session open, listing part 2 as not received, as a client resuming from the
+    listing needs); part 2 sent again, completion commits the bytes the client sent,
+    under their SHA-256."""
     refused = complete(server, auth, upload_id)
     error = assert_error(refused, 404, "NotFound")
     assert "part 2" in error["message"] and "send part 2 again" in error["message"]
     assert refused.headers["x-request-id"] in server.log()  # the details, by request id
     session = server.client.get(f"/v1/uploads/{upload_id}", headers=auth).json()
     assert session["state"] == "open"
-    assert [p["part"] for p in session["parts"]] == [1, 2, 3]
+    assert [p["part"] for p in session["parts"]] == [1, 3]
+    assert_error(complete(server, auth, upload_id), 400, "BadRequest")  # a gap now
     listed = server.client.get(
         "/v1/objects",
         params={"tenant": tenant, "namespace": "models", "versions": "true"},

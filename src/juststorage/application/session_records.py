@@ -36,7 +36,7 @@ class DamagedPart(NotFound):
     def __init__(self, number: int, address: str, expected: str, found: str) -> None:
         super().__init__(
             f"part {number} of the upload session is damaged (its stored bytes changed"
-            f" since it was acknowledged); send part {number} again"
+            f" since it was acknowledged) and was dropped; send part {number} again"
         )
         self.number = number
         self.details = f"part={number} address={address} recorded={expected} read={found}"
