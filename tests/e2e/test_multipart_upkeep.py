@@ -140,6 +140,44 @@ def test_fsck_knows_live_parts_and_reports_leaked_and_missing_ones(
     assert [p.split(".")[0] for p in os.listdir(leaked)] == ["s"]
 
 
+def test_fsck_reports_a_part_whose_bytes_changed_and_completion_refuses_it(
+    server: Server, auth: dict[str, str]
+) -> None:
+    """Bytes of an acknowledged part changed on disk (bit rot, an operator): fsck
+    re-hashes every part and reports `damaged-part` (no repair: the client sends the
+    part again); `--no-verify` does not read parts. Completion refuses it (404)."""
+    tenant = unique_name("t")
+    upload_id = _open(server, auth, tenant)
+    chunked = server.client.put(
+        f"/v1/uploads/{upload_id}/parts/2", headers=auth, content=iter([b"b" * 10])
+    )
+    assert chunked.status_code == 200
+    assert _put(server, auth, upload_id, 1, b"a" * 1000).status_code == 200
+    folder = _parts_dir(server, upload_id)
+    (own,) = [p for p in os.listdir(folder) if p.startswith("2.")]
+    with open(os.path.join(folder, own), "r+b") as handle:
+        handle.write(b"B")
+    found = server.cli("fsck")
+    assert found.returncode != 0
+    line = f"damaged-part hot address:parts/{upload_id}/{own}"
+    assert line in found.stdout, found.stdout
+    assert f"session={upload_id} part=2 bytes hash to sha256:{sha256_hex(b'B' + b'b' * 9)}" in (
+        found.stdout
+    )
+    assert "damaged-part" not in server.cli("fsck", "--no-verify").stdout
+    refused = server.client.post(f"/v1/uploads/{upload_id}/complete", headers=auth)
+    assert_error(refused, 404, "NotFound")
+    # Completion dropped the damaged part, its row and its bytes.
+    session = server.client.get(f"/v1/uploads/{upload_id}", headers=auth).json()
+    assert [p["part"] for p in session["parts"]] == [1]
+    assert not os.path.exists(os.path.join(folder, own))
+    assert _put(server, auth, upload_id, 2, b"b" * 10).status_code == 200
+    assert server.cli("fsck").returncode == 0
+    done = server.client.post(f"/v1/uploads/{upload_id}/complete", headers=auth)
+    assert done.status_code == 201
+    assert done.json()["content_hash"] == f"sha256:{sha256_hex(b'a' * 1000 + b'b' * 10)}"
+
+
 def test_gc_removes_the_parts_of_a_dead_writer(server: Server, auth: dict[str, str]) -> None:
     tenant = unique_name("t")
     upload_id = _open(server, auth, tenant)

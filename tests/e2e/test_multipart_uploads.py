@@ -585,3 +585,123 @@ def test_a_part_replaced_while_completing_is_never_lost(
         else:  # the session completed first: the replacement came too late
             assert_error(replaced, 404, "NotFound")
             assert done.json()["content_hash"] == f"sha256:{sha256_hex(first + large)}"
+
+
+def flip_stored_byte(server: Server, upload_id: str, number: int, at: int, offset: int) -> None:
+    """Change one byte of part `number`'s stored bytes, in place, after its 200 (bit rot,
+    an operator): on the filesystem, byte `offset` of the session's stream file when
+    its parts share one (part `number` starts at `at` in it), else of the part's own
+    file; on an s3:// root, the part's object is written again with that byte changed."""
+    if on_s3(server):
+        import asyncio
+
+        import obstore
+        from obstore.store import S3Store
+
+        (key,) = [
+            k
+            for k in s3_keys(server, f"parts/{upload_id}/")
+            if k.split("/")[-1].startswith(f"{number}.")
+        ]
+        bucket, _, root = server.env["JUSTSTORAGE_HOT_ROOT"].removeprefix("s3://").partition("/")
+        store = S3Store(
+            bucket,
+            prefix=root,
+            config={
+                "endpoint": server.env["AWS_ENDPOINT_URL"],
+                "access_key_id": server.env["AWS_ACCESS_KEY_ID"],
+                "secret_access_key": server.env["AWS_SECRET_ACCESS_KEY"],
+                "region": server.env["AWS_REGION"],
+            },
+            client_options={"allow_http": True},
+        )
+
+        async def rewrite() -> None:
+            data = bytearray(await (await obstore.get_async(store, key)).bytes_async())
+            data[offset] ^= 0x01
+            await obstore.put_async(store, key, bytes(data))
+
+        asyncio.run(rewrite())
+        return
+    folder = server.data_dir / "hot" / "parts" / upload_id
+    own = [p for p in folder.iterdir() if p.name.startswith(f"{number}.")]
+    path, first = (own[0], 0) if own else (next(folder.glob("s.*")), at)
+    with open(path, "r+b") as file:
+        file.seek(first + offset)
+        changed = bytes([file.read(1)[0] ^ 0x01])
+        file.seek(first + offset)
+        file.write(changed)
+
+
+def assert_refused_then_resent(
+    server: Server, auth: dict[str, str], tenant: str, upload_id: str, parts: list[bytes]
+) -> None:
+    """Completion refuses the damaged part 2 (404 naming it, nothing committed, the
+    session open, listing part 2 as not received, as a client resuming from the
+    listing needs); part 2 sent again, completion commits the bytes the client sent,
+    under their SHA-256."""
+    refused = complete(server, auth, upload_id)
+    error = assert_error(refused, 404, "NotFound")
+    assert "part 2" in error["message"] and "send part 2 again" in error["message"]
+    assert refused.headers["x-request-id"] in server.log()  # the details, by request id
+    session = server.client.get(f"/v1/uploads/{upload_id}", headers=auth).json()
+    assert session["state"] == "open"
+    assert [p["part"] for p in session["parts"]] == [1, 3]
+    assert_error(complete(server, auth, upload_id), 400, "BadRequest")  # a gap now
+    listed = server.client.get(
+        "/v1/objects",
+        params={"tenant": tenant, "namespace": "models", "versions": "true"},
+        headers=auth,
+    ).json()["items"]
+    assert listed == []
+    assert put_part(server, auth, upload_id, 2, parts[1]).status_code == 200
+    done = complete(server, auth, upload_id)
+    assert done.status_code == 201, done.text
+    whole = b"".join(parts)
+    assert done.json()["content_hash"] == f"sha256:{sha256_hex(whole)}"
+    got = server.client.get(
+        f"/v1/objects/{done.json()['id']}", headers={**auth, "X-Tenant": tenant}
+    )
+    assert got.status_code == 200 and sha256_hex(got.content) == sha256_hex(whole)
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["file", "inline"])
+def test_a_part_changed_on_disk_is_refused_after_a_restart(
+    start_server: StartServer, tenant: str, inline: bool
+) -> None:
+    """A restart loses the running hash: completion reads every part back, and each
+    must still be the bytes its 200 acknowledged. One byte of part 2 changed on disk
+    (with no X-Content-SHA256 on the session) is refused, never published."""
+    first = start_server(
+        JUSTSTORAGE_UPLOAD_PART_MIN_BYTES=str(PART_MIN),
+        JUSTSTORAGE_INLINE_MAX_BYTES="65536" if inline else "0",
+    )
+    auth = first.admin_headers()
+    upload_id = open_session(first, auth, tenant)
+    parts = parts_of(PART_MIN * 4, 2) + [b"the end"]
+    for number, data in enumerate(parts, 1):
+        assert put_part(first, auth, upload_id, number, data).status_code == 200
+    first.stop()
+    flip_stored_byte(first, upload_id, 2, len(parts[0]), 1000)
+    again = start(first.data_dir.parent, first.env, data_dir=first.data_dir)
+    try:
+        assert_refused_then_resent(again, auth, tenant, upload_id, parts)
+    finally:
+        again.stop()
+
+
+@pytest.mark.filesystem_layout
+def test_a_part_of_its_own_changed_on_disk_is_refused(
+    server: Server, auth: dict[str, str], tenant: str
+) -> None:
+    """Parts out of order, no restart: part 2 sent first without a length lands in a
+    file of its own that the running hash never covers, so completion reads it back,
+    and finds its bytes changed since the 200."""
+    upload_id = open_session(server, auth, tenant)
+    parts = parts_of(PART_MIN * 4, 2) + [b"the end"]
+    chunked = put_part(server, auth, upload_id, 2, iter([parts[1]]))  # type: ignore[arg-type]
+    assert chunked.status_code == 200
+    for number in (1, 3):
+        assert put_part(server, auth, upload_id, number, parts[number - 1]).status_code == 200
+    flip_stored_byte(server, upload_id, 2, 0, 77)
+    assert_refused_then_resent(server, auth, tenant, upload_id, parts)

@@ -18,7 +18,7 @@ from juststorage.adapters.blobs import filesystem_parts
 from juststorage.adapters.blobs.filesystem_parts import FilesystemPartStore
 from juststorage.application.blob_ports import Hasher
 from juststorage.application.running_hashes import Claim, RunningHashes
-from juststorage.application.session_records import SessionPart
+from juststorage.application.session_records import DamagedPart, SessionPart
 from juststorage.domain.errors import Unavailable
 from juststorage.domain.model import ContentHash, StorageClass
 
@@ -81,7 +81,7 @@ class _Reads:
 async def _assembled(
     store: FilesystemPartStore,
     session: uuid.UUID,
-    addresses: list[str],
+    rows: list[SessionPart],
     hashed: Hasher | None,
     hashed_parts: int,
     reuse_stream: bool = True,
@@ -89,7 +89,7 @@ async def _assembled(
     async with store.assemble(
         HOT,
         session,
-        addresses,
+        rows,
         uuid.uuid4(),
         "owner",
         hashed,
@@ -115,7 +115,7 @@ async def test_parts_sent_in_order_become_the_blob_without_a_copy(
     covering = await hashes.covering(session, _rows(parts, addresses))
     assert covering.parts == 3 and covering.quiet
     reads = _Reads(monkeypatch)
-    digest, whole = await _assembled(store, session, addresses, covering.hasher, 3)
+    digest, whole = await _assembled(store, session, _rows(parts, addresses), covering.hasher, 3)
     assert whole == b"".join(parts)
     assert digest == hashlib.sha256(whole).hexdigest()
     assert reads.bytes == 0 and reads.copied == 0  # the stream file is the blob
@@ -136,7 +136,7 @@ async def test_a_stream_with_more_than_the_parts_is_copied_once(
     covering = await hashes.covering(session, _rows(parts[:2], addresses[:2]))
     assert covering.parts == 0  # the state after all three is kept, not after two
     reads = _Reads(monkeypatch)
-    digest, whole = await _assembled(store, session, addresses[:2], None, 0)
+    digest, whole = await _assembled(store, session, _rows(parts[:2], addresses[:2]), None, 0)
     assert whole == parts[0] + parts[1] and digest == hashlib.sha256(whole).hexdigest()
     assert reads.bytes == len(whole)  # read once to hash, no more
 
@@ -157,7 +157,7 @@ async def test_parts_out_of_order_are_read_once_at_completion(
     covering = await hashes.covering(session, _rows(parts, ordered))
     assert covering.parts == 2
     reads = _Reads(monkeypatch)
-    digest, whole = await _assembled(store, session, ordered, covering.hasher, 2)
+    digest, whole = await _assembled(store, session, _rows(parts, ordered), covering.hasher, 2)
     assert whole == b"".join(parts) and digest == hashlib.sha256(whole).hexdigest()
     assert reads.bytes == len(parts[2])  # only the part the prefix did not cover
     assert reads.copied == len(parts[0]) + len(parts[1])  # ranges of the stream file
@@ -203,7 +203,7 @@ async def test_parts_sent_in_parallel_land_back_to_back_and_are_caught_up(
     covering = await hashes.covering(session, _rows(parts, ordered))  # waits for catch-up
     assert covering.parts == 3 and covering.quiet
     reads = _Reads(monkeypatch)
-    digest, whole = await _assembled(store, session, ordered, covering.hasher, 3)
+    digest, whole = await _assembled(store, session, _rows(parts, ordered), covering.hasher, 3)
     assert whole == b"".join(parts) and digest == hashlib.sha256(whole).hexdigest()
     assert reads.bytes == 0 and reads.copied == 0  # the stream is the blob
 
@@ -225,7 +225,7 @@ async def test_a_stream_being_written_is_never_the_blob(
     async with store.assemble(
         HOT,
         session,
-        addresses,
+        _rows(parts, addresses),
         uuid.uuid4(),
         "owner",
         covering.hasher,
@@ -236,12 +236,13 @@ async def test_a_stream_being_written_is_never_the_blob(
     assert reads.copied == 600_000
 
 
-async def test_a_stream_replaced_under_its_parts_is_hashed_again(
+async def test_a_stream_replaced_under_its_parts_is_refused_not_published(
     store: FilesystemPartStore,
 ) -> None:
     """The running hash stands only for the stream file it was fed from: a file put
-    in its place (same name and size, other bytes) is read and hashed again, so the
-    digest is always that of the bytes to be published."""
+    in its place (same name and size, other bytes) is read again, and each part's
+    bytes must still hash to its row's sha256: part 1's do not, so nothing is staged
+    (the wrong bytes are never published under a digest of their own)."""
     session, hashes = uuid.uuid4(), RunningHashes()
     parts = [os.urandom(1_000_000), os.urandom(500_000)]
     addresses = []
@@ -253,9 +254,69 @@ async def test_a_stream_replaced_under_its_parts_is_hashed_again(
     stream.write_bytes(bytes(len(parts[0])) + parts[1])
     covering = await hashes.covering(session, _rows(parts, addresses))
     assert covering.parts == 2 and covering.quiet
-    digest, whole = await _assembled(store, session, addresses, covering.hasher, 2)
-    assert whole == bytes(len(parts[0])) + parts[1]
-    assert digest == hashlib.sha256(whole).hexdigest()
+    with pytest.raises(DamagedPart) as refused:
+        await _assembled(store, session, _rows(parts, addresses), covering.hasher, 2)
+    assert refused.value.number == 1 and "send part 1 again" in refused.value.message
+    assert os.listdir(store.roots[HOT] / "tmp") == []  # the temp file went with it
+    assert os.listdir(store.roots[HOT] / "sha256") == []
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["stream", "own-file"])
+async def test_a_part_changed_on_disk_is_refused_when_read_back(
+    store: FilesystemPartStore, monkeypatch: pytest.MonkeyPatch, declared: bool
+) -> None:
+    """No running hash (a restart, another process): every part is read, once, and
+    each is checked against its row in that pass. One byte of part 2 flipped after
+    its 200 makes the assembly DamagedPart, naming part 2."""
+    session = uuid.uuid4()
+    hashes = RunningHashes()
+    parts = [os.urandom(600_000), os.urandom(600_000), os.urandom(1234)]
+    addresses = []
+    for number, data in enumerate(parts, 1):
+        reader = _reader(store, session)
+        claim = hashes.claim(session, number, len(data), reader) if declared else None
+        addresses.append(await _put(store, session, number, data, claim, hashes))
+    name, _, span = addresses[1].partition("@")
+    at = int(span.partition(":")[0]) if span else 0
+    path = store.folder(HOT, session) / name
+    with open(path, "r+b") as file:
+        file.seek(at + 4321)
+        flipped = bytes([file.read(1)[0] ^ 0x01])
+        file.seek(at + 4321)
+        file.write(flipped)
+    reads = _Reads(monkeypatch)
+    with pytest.raises(DamagedPart) as refused:
+        await _assembled(store, session, _rows(parts, addresses), None, 0)
+    assert refused.value.number == 2
+    assert hashlib.sha256(parts[1]).hexdigest() in refused.value.details
+    assert reads.bytes == len(parts[0]) + len(parts[1])  # one pass, stopped at part 2
+    assert os.listdir(store.roots[HOT] / "tmp") == []
+
+
+async def test_catch_up_does_not_take_a_part_changed_on_disk(
+    store: FilesystemPartStore,
+) -> None:
+    """A part caught up from the stream (sent in parallel) is hashed on its own too:
+    bytes that no longer match its row are left out of the running hash, so
+    completion reads them again, and refuses them."""
+    session, hashes = uuid.uuid4(), RunningHashes()
+    parts = [os.urandom(300_000), os.urandom(300_000)]
+    reader = _reader(store, session)
+    first = hashes.claim(session, 1, len(parts[0]), reader)
+    second = hashes.claim(session, 2, len(parts[1]), reader)
+    assert first is not None and second is not None
+    # Part 2 is stored while part 1 feeds the state: it is caught up from the stream.
+    address2 = await _put(store, session, 2, parts[1], second, hashes)
+    name, _, span = address2.partition("@")
+    with open(store.folder(HOT, session) / name, "r+b") as file:
+        file.seek(int(span.partition(":")[0]))
+        file.write(bytes(16))  # after its 200, before the catch-up reads it
+    address1 = await _put(store, session, 1, parts[0], first, hashes)
+    rows = _rows(parts, [address1, address2])
+    covering = await hashes.covering(session, rows)
+    assert covering.parts == 1  # part 2 was not taken into the state
+    with pytest.raises(DamagedPart):
+        await _assembled(store, session, rows, covering.hasher, covering.parts)
 
 
 async def test_a_part_never_makes_a_removed_stream_again(store: FilesystemPartStore) -> None:
@@ -290,7 +351,7 @@ async def test_assembly_without_copy_file_range_falls_back_to_read_and_write(
         raise OSError(errno.EXDEV, "cross-device")
 
     monkeypatch.setattr(filesystem_parts.os, "copy_file_range", no_copy)
-    digest, whole = await _assembled(store, session, addresses, hashed, 1)
+    digest, whole = await _assembled(store, session, _rows(parts, addresses), hashed, 1)
     assert whole == b"".join(parts) and digest == hashlib.sha256(whole).hexdigest()
 
 

@@ -64,3 +64,28 @@ async def test_a_part_upload_reads_no_earlier_part_row(
     again = await sessions.create(SessionRequest(ACME, MODELS, ObjectKey("n.bin")))
     await sessions.put_part(ACME, again.id, 1, body(data[0]))
     assert [p.number for p in (await sessions.get(ACME, again.id)).parts] == [1]
+
+
+async def test_dropping_a_damaged_part_needs_its_row_to_name_the_same_bytes(
+    services: Services,
+) -> None:
+    """`drop_part` (completion found the part's bytes damaged) deletes the row only
+    while it names the bytes that were read: a part replaced meanwhile stays."""
+    sessions = services.sessions
+    session = await sessions.create(SessionRequest(ACME, MODELS, ObjectKey("d.bin")))
+    first = await sessions.put_part(ACME, session.id, 1, body(b"one"))
+    replacement = await sessions.put_part(ACME, session.id, 1, body(b"uno"))
+    async with services.metadata.transaction() as uow:
+        assert await uow.sessions.drop_part(session.id, 1, first.address) is None
+        await uow.commit()
+    assert [p.address for p in (await sessions.get(ACME, session.id)).parts] == [
+        replacement.address
+    ]
+    async with services.metadata.transaction() as uow:
+        dropped = await uow.sessions.drop_part(session.id, 1, replacement.address)
+        await uow.commit()
+    assert dropped is not None and dropped.sha256 == replacement.sha256
+    assert not (await sessions.get(ACME, session.id)).parts
+    await sessions.abort(ACME, session.id)
+    async with services.metadata.transaction() as uow:
+        assert await uow.sessions.drop_part(session.id, 1, replacement.address) is None

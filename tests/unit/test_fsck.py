@@ -257,7 +257,12 @@ def test_damaged_is_true_while_any_problem_is_unrepaired() -> None:
     assert not FsckReport().damaged
     assert not FsckReport([fixed]).damaged
     assert FsckReport([fixed, open_problem]).damaged
-    unrepairable = (ProblemKind.MISSING_BLOB, ProblemKind.HASH_MISMATCH, ProblemKind.MISSING_PART)
+    unrepairable = (
+        ProblemKind.MISSING_BLOB,
+        ProblemKind.HASH_MISMATCH,
+        ProblemKind.MISSING_PART,
+        ProblemKind.DAMAGED_PART,
+    )
     assert not any(k.repairable for k in unrepairable)
     assert all(k.repairable for k in ProblemKind if k not in unrepairable)
 

@@ -9,6 +9,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from juststorage.api.middleware import add_response_headers
+from juststorage.application.session_records import DamagedPart
 from juststorage.domain.errors import (
     BadRequest,
     ChecksumMismatch,
@@ -93,6 +94,9 @@ async def on_storage_error(request: Request, exc: Exception) -> Response:
     if exc.code == "Internal":
         log.error("storage failure: %s", exc.message, exc_info=exc, extra=_fields(request))
         return error_response(request, "Internal", "internal error")
+    if isinstance(exc, DamagedPart):
+        # Damage on the server's side: which bytes, and what they hash to, in the log.
+        log.warning("%s: %s", exc.message, exc.details, extra=_fields(request))
     if isinstance(exc, Unavailable | InsufficientStorage):
         # The client gets the short message; what failed and why, in the log.
         log.warning("%s: %s", exc.message, details_of(exc), extra=_fields(request))

@@ -15,7 +15,7 @@ ports are in `ports.py`; the records passed here are in `records.py`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
@@ -23,7 +23,7 @@ from uuid import UUID
 
 from juststorage.application.ports import UnitOfWork
 from juststorage.application.records import BlobLocation, StoredBlob, TempFile
-from juststorage.application.session_records import PartFile, StreamSlot
+from juststorage.application.session_records import PartFile, SessionPart, StreamSlot
 from juststorage.domain.model import ContentHash, StorageClass
 
 
@@ -234,7 +234,7 @@ class PartStore(Protocol):
         self,
         storage_class: StorageClass,
         session_id: UUID,
-        addresses: list[str],
+        parts: Sequence[SessionPart],
         upload_id: UUID,
         owner: str,
         hashed: Hasher | None,
@@ -242,15 +242,18 @@ class PartStore(Protocol):
         *,
         reuse_stream: bool = False,
     ) -> AbstractAsyncContextManager[StagedBlob]:
-        """The parts at `addresses`, in order, as one staged blob, sealed (its digest
-        and size from `seal()`), to publish and commit like an upload's.
+        """The `parts` (their bytes at their addresses), in order, as one staged blob,
+        sealed (its digest and size from `seal()`), to publish and commit like an
+        upload's.
 
-        `hashed` already holds the SHA-256 state of the first `hashed_parts` parts:
-        only the others are read to hash them. Each byte is copied once, or not at
-        all: with `reuse_stream` (nothing is being written to the session's stream,
-        and nothing will be) a stream that holds exactly the parts may become the
-        blob itself. Leaving the block removes the assembled copy unless it became
-        the blob (never the stream).
+        `hashed` already holds the SHA-256 state of the first `hashed_parts` parts: only
+        the others are read to hash them. Every part read is also hashed on its own in
+        that same pass and checked against its row's `sha256`: a part whose stored bytes
+        changed since its 200 raises DamagedPart (nothing published). Each byte is
+        copied once, or not at all: with `reuse_stream` (nothing is being written to the
+        session's stream, and nothing will be) a stream that holds exactly the parts may
+        become the blob itself. Leaving the block removes the assembled copy unless it
+        became the blob (never the stream).
         """
         ...
 

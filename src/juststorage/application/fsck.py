@@ -36,6 +36,7 @@ class ProblemKind(enum.StrEnum):
     ORPHAN_ROW = "orphan-row"
     LEAKED_PART = "leaked-part"  # multipart upload bytes no part row names
     MISSING_PART = "missing-part"  # a part row whose bytes are gone
+    DAMAGED_PART = "damaged-part"  # a part row whose bytes no longer hash to its sha256
 
     @property
     def repairable(self) -> bool:
@@ -43,6 +44,7 @@ class ProblemKind(enum.StrEnum):
             ProblemKind.MISSING_BLOB,
             ProblemKind.HASH_MISMATCH,
             ProblemKind.MISSING_PART,
+            ProblemKind.DAMAGED_PART,
         )
 
 
@@ -151,7 +153,9 @@ async def check_store(
         # Imported here: fsck_parts builds this module's Problems.
         from juststorage.application.fsck_parts import check_parts
 
-        report.problems += await check_parts(metadata, parts, liveness, repair)
+        report.problems += await check_parts(
+            metadata, parts, liveness, repair, verify_hashes=verify_hashes
+        )
     return report
 
 

@@ -513,6 +513,13 @@ class UploadSessionRows(Protocol):
         """
         ...
 
+    async def drop_part(self, session_id: UUID, number: int, address: str) -> SessionPart | None:
+        """Delete part `number` of the open session if its row still names `address`
+        (its bytes were found damaged), settling its reservation: the part, or None
+        (replaced meanwhile, or the session is no longer open). The caller removes
+        its bytes after the commit."""
+        ...
+
     async def claim_completion(
         self, session_id: UUID, object_id: UUID, expires_at: datetime
     ) -> list[SessionPart]:

@@ -194,16 +194,24 @@ async def _advance(prefix: _Prefix) -> None:
             return  # not stored yet, or not in the local stream (read at completion)
         prefix.feeding = number
         hasher = prefix.hasher.copy()
+        own = hashlib.sha256()  # the part alone: its bytes must still be its row's
         try:
             async for chunk in prefix.read(stored[1]):
-                await anyio.to_thread.run_sync(hasher.update, chunk)
+                await anyio.to_thread.run_sync(_update_both, hasher, own, chunk)
         except StorageError:
             return  # completion reads it
         finally:
             prefix.feeding = None
+        if own.hexdigest() != stored[0]:
+            return  # changed since its 200: completion reads it again and refuses it
         if prefix.stored.get(number) == stored and len(prefix.digests) == number - 1:
             prefix.hasher = hasher
             prefix.digests.append(stored[0])
+
+
+def _update_both(hasher: Hasher, own: Hasher, chunk: bytes) -> None:
+    hasher.update(chunk)
+    own.update(chunk)
 
 
 def _stop(prefix: _Prefix) -> None:

@@ -8,11 +8,13 @@ The Protocols that take and return them are `UploadSessionRows` (ports.py) and
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 from juststorage.domain.conditions import WritePrecondition
+from juststorage.domain.errors import NotFound
 from juststorage.domain.model import (
     ContentHash,
     Namespace,
@@ -23,6 +25,44 @@ from juststorage.domain.model import (
 
 MIN_PART_NUMBER = 1
 MAX_PART_NUMBER = 10000
+
+
+class DamagedPart(NotFound):
+    """A part's stored bytes no longer hash to the sha256 its row recorded when the
+    part was acknowledged (bit rot, a file replaced by hand): as good as lost. The
+    client is told to send that part again; `details` (the address and both digests)
+    is for the server's log only."""
+
+    def __init__(self, number: int, address: str, expected: str, found: str) -> None:
+        super().__init__(
+            f"part {number} of the upload session is damaged (its stored bytes changed"
+            f" since it was acknowledged) and was dropped; send part {number} again"
+        )
+        self.number = number
+        self.details = f"part={number} address={address} recorded={expected} read={found}"
+
+
+class PartCheck:
+    """The digest of one part's bytes as they are read back, compared with its row's."""
+
+    def __init__(self, number: int, address: str, expected: ContentHash) -> None:
+        self._number = number
+        self._address = address
+        self._expected = expected.hex
+        self.hasher = hashlib.sha256()  # fed by `update`, or by a caller in a thread
+
+    @classmethod
+    def of(cls, part: SessionPart) -> PartCheck:
+        return cls(part.number, part.address, part.sha256)
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        self.hasher.update(data)
+
+    def verify(self) -> None:
+        """Raises DamagedPart unless the bytes read hash to the row's sha256."""
+        found = self.hasher.hexdigest()
+        if found != self._expected:
+            raise DamagedPart(self._number, self._address, self._expected, found)
 
 
 class SessionState(enum.StrEnum):

@@ -14,7 +14,11 @@ keeps a running SHA-256 of the parts 1..k and places parts of declared length ba
 to back in the session's stream (`running_hashes.py`), so completion of parts sent
 in order (or in parallel, in order of number) reads and copies nothing; the parts
 it does not cover (out of order, replaced, received by another process) are read
-once at completion.
+once at completion. A part read back, at completion or to catch the running hash
+up, is hashed on its own too and must match its row's sha256: bytes changed on
+disk since the part's 200 make completion `DamagedPart` (404, send that part
+again; the session stays open without that part's row, so it lists the part as
+not received), never an object of bytes the client did not send.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ from juststorage.application.running_hashes import RunningHashes
 from juststorage.application.session_records import (
     MAX_PART_NUMBER,
     MIN_PART_NUMBER,
+    DamagedPart,
+    PartCheck,
     SessionPart,
     SessionState,
     UploadSession,
@@ -416,10 +422,14 @@ class UploadSessions:
                 staging = self.blobs.stage(session.storage_class, upload.id, self.owner)
                 async with staging as staged:
                     for part in chosen:
+                        # Read back: each part must still be the bytes acknowledged.
+                        check = PartCheck.of(part)
                         async for chunk in store.read(
                             session.storage_class, session.id, part.address
                         ):
+                            check.update(chunk)
                             await staged.write(chunk)
+                        check.verify()
                     version = await self._commit(session, upload, staged, close_session, registered)
             else:
                 covering = await self.running.covering(session.id, chosen)
@@ -429,7 +439,7 @@ class UploadSessions:
                 async with store.assemble(
                     session.storage_class,
                     session.id,
-                    [p.address for p in chosen],
+                    chosen,
                     upload.id,
                     self.owner,
                     covering.hasher,
@@ -449,6 +459,8 @@ class UploadSessions:
             if _replaced(chosen, again.parts, every=numbers is None):
                 # A part's bytes went with its replacement: not lost, only changed.
                 raise Conflict(_REPLACED) from exc
+            if isinstance(exc, DamagedPart):
+                await self._drop_damaged(session, chosen, exc.number)
             raise
         finally:
             if keepalive is not None:
@@ -482,6 +494,23 @@ class UploadSessions:
         store = self._parts(session.storage_class)
         if store is not None:
             await _quietly(store.remove_session(session.storage_class, session.id))
+
+    async def _drop_damaged(
+        self, session: UploadSession, chosen: list[SessionPart], number: int
+    ) -> None:
+        """Drop the row of a part whose bytes no longer hash to it (unless it was
+        replaced meanwhile): the session then lists the part as not received, so a
+        client resuming from the listing sends it again; its bytes go too."""
+        part = next((p for p in chosen if p.number == number), None)
+        if part is None:
+            return
+        with anyio.CancelScope(shield=True), contextlib.suppress(StorageError):
+            async with self.metadata.transaction() as uow:
+                dropped = await uow.sessions.drop_part(session.id, number, part.address)
+                await uow.commit()
+            if dropped is not None:
+                store = self.part_store(session.storage_class)
+                await store.remove(session.storage_class, session.id, dropped.address)
 
     async def _commit(
         self,

@@ -24,7 +24,10 @@ with reflinks, XFS and Btrfs, share the blocks instead of copying them), reading
 only the parts the session's running hash does not cover yet; the temp file is then
 published and committed like an upload's (filesystem_staging.py). The running hash
 is trusted only for stream files that are still the ones it was fed from; any doubt,
-and every part is read and hashed again.
+and every part is read and hashed again. A part read back is also hashed on its own
+in that same pass and compared with its row's sha256: bytes changed on disk since
+the part's 200 (bit rot, a file replaced) are refused (DamagedPart), never
+published under a digest of the wrong bytes.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import struct
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,7 +61,13 @@ from juststorage.adapters.blobs.filesystem_staging import (
 )
 from juststorage.adapters.blobs.staging import cleaned_up
 from juststorage.application.blob_ports import Hasher, StagedBlob
-from juststorage.application.session_records import RANGE_MARK, PartFile, StreamSlot
+from juststorage.application.session_records import (
+    RANGE_MARK,
+    PartCheck,
+    PartFile,
+    SessionPart,
+    StreamSlot,
+)
 from juststorage.domain.errors import NotFound, StorageError, Unavailable
 from juststorage.domain.model import ContentHash, StorageClass
 
@@ -329,9 +338,17 @@ class AssembledFile(FileStagedBlob):
     # False once a file system answered that it has no reflinks (not asked again).
     clones: ClassVar[bool] = True
 
-    def assemble(self, ranges: list[_Range], hashed: Hasher | None, hashed_parts: int) -> None:
+    def assemble(
+        self,
+        ranges: list[_Range],
+        checks: list[PartCheck],
+        hashed: Hasher | None,
+        hashed_parts: int,
+    ) -> None:
         """Copy the parts' `ranges` in order into the temp file and fsync it; hash what
-        `hashed` (the state after the first `hashed_parts` parts) does not cover."""
+        `hashed` (the state after the first `hashed_parts` parts) does not cover. Each
+        part read is hashed on its own too, in the same pass, and must match its row
+        (`checks`): else DamagedPart, and nothing is published."""
         hasher: Hasher = hashed.copy() if hashed is not None else hashlib.sha256()
         with translated_os_errors():
             self._ensure_file()
@@ -346,7 +363,7 @@ class AssembledFile(FileStagedBlob):
                     if index < hashed_parts:
                         self._copy_range(source, first, length)
                     else:
-                        self._read_hash_write(source, first, length, hasher)
+                        self._read_hash_write(source, first, length, hasher, checks[index])
                 finally:
                     os.close(source)
             fsio.fsync_fd(self._fd)
@@ -399,10 +416,14 @@ class AssembledFile(FileStagedBlob):
         for data in _chunks_of(source, first, length):
             self._write_all(data)
 
-    def _read_hash_write(self, source: int, first: int, length: int, hasher: Hasher) -> None:
+    def _read_hash_write(
+        self, source: int, first: int, length: int, hasher: Hasher, check: PartCheck
+    ) -> None:
         for data in _chunks_of(source, first, length):
             hasher.update(data)
+            check.update(data)
             self._write_all(data)
+        check.verify()
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
@@ -462,7 +483,7 @@ class FilesystemPartStore:
         self,
         storage_class: StorageClass,
         session_id: UUID,
-        addresses: list[str],
+        parts: Sequence[SessionPart],
         upload_id: UUID,
         owner: str,
         hashed: Hasher | None,
@@ -472,7 +493,8 @@ class FilesystemPartStore:
     ) -> AsyncIterator[StagedBlob]:
         root = self.roots[storage_class]
         folder = self.folder(storage_class, session_id)
-        ranges = [_range_of(folder, address) for address in addresses]
+        ranges = [_range_of(folder, part.address) for part in parts]
+        checks = [PartCheck.of(part) for part in parts]
         if not await threads.run_sync(self._trusted, ranges[:hashed_parts]):
             hashed, hashed_parts = None, 0  # read and hash every part again
         whole = await threads.run_sync(_whole_stream, ranges) if reuse_stream else None
@@ -485,7 +507,7 @@ class FilesystemPartStore:
             root, self._dirs[storage_class], root / "tmp" / temp_name(upload_id, owner), 0, 0
         )
         async with cleaned_up(staged):
-            await threads.run_sync(staged.assemble, ranges, hashed, hashed_parts)
+            await threads.run_sync(staged.assemble, ranges, checks, hashed, hashed_parts)
             yield staged
 
     def _trusted(self, ranges: list[_Range]) -> bool:

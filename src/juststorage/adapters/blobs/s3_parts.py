@@ -17,15 +17,17 @@ Completion happens in the store: one multipart upload of `blobs/<object id>` who
 parts are UploadPartCopy of the part objects (no byte is sent again through this
 process), completed by S3, then committed like an upload's object (its WRITING row
 guards it from GC meanwhile). Only the parts the session's running hash does not
-cover are read, to hash them. S3 wants every piece but the last to be at least
-5 MiB; with a smaller `JUSTSTORAGE_UPLOAD_PART_MIN_BYTES` and such parts, the parts
-are instead streamed through this process into a new object.
+cover are read, to hash them (each also on its own, checked against its row's
+sha256: a part object changed since its 200 is refused, DamagedPart). S3 wants every
+piece but the last to be at least 5 MiB; with a smaller
+`JUSTSTORAGE_UPLOAD_PART_MIN_BYTES` and such parts, the parts are instead streamed
+through this process into a new object.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -47,7 +49,12 @@ from juststorage.adapters.blobs.staging import cleaned_up
 from juststorage.application.blob_ports import Hasher, StagedBlob
 from juststorage.application.ports import UnitOfWork
 from juststorage.application.records import BlobLocation
-from juststorage.application.session_records import PartFile, StreamSlot
+from juststorage.application.session_records import (
+    PartCheck,
+    PartFile,
+    SessionPart,
+    StreamSlot,
+)
 from juststorage.domain.errors import StorageError
 from juststorage.domain.model import ContentHash, StorageClass
 
@@ -212,7 +219,7 @@ class S3PartStore:
         self,
         storage_class: StorageClass,
         session_id: UUID,
-        addresses: list[str],
+        parts: Sequence[SessionPart],
         upload_id: UUID,
         owner: str,
         hashed: Hasher | None,
@@ -221,21 +228,28 @@ class S3PartStore:
         reuse_stream: bool = False,  # no streams here: every part its own object
     ) -> AsyncIterator[StagedBlob]:
         store = self._blobs.object_store(storage_class)
-        keys = [self._key(session_id, a) for a in addresses]
+        keys = [self._key(session_id, p.address) for p in parts]
         with translated_s3_errors("part sizes"):
             sizes = [(await obstore.head_async(store, k))["size"] for k in keys]
         if any(size < S3_MIN_PIECE for size in sizes[:-1]):
-            # S3 would refuse such pieces: the bytes go through this process once.
+            # S3 would refuse such pieces: the bytes go through this process once,
+            # each part checked against its row on the way.
             async with self._blobs.stage(storage_class, upload_id, owner) as staged:
-                for address in addresses:
-                    async for chunk in self.read(storage_class, session_id, address):
+                for part in parts:
+                    check = PartCheck.of(part)
+                    async for chunk in self.read(storage_class, session_id, part.address):
+                        await hash_into(check.hasher, chunk)
                         await staged.write(chunk)
+                    check.verify()
                 yield staged
             return
         hasher: Hasher = hashed.copy() if hashed is not None else hashlib.sha256()
-        for address in addresses[hashed_parts:]:
-            async for chunk in self.read(storage_class, session_id, address):
+        for part in parts[hashed_parts:]:
+            check = PartCheck.of(part)
+            async for chunk in self.read(storage_class, session_id, part.address):
                 await hash_into(hasher, chunk)  # type: ignore[arg-type]
+                await hash_into(check.hasher, chunk)
+            check.verify()
         key = f"{BLOBS_DIR}{upload_id}"
         sources = [piece for k, size in zip(keys, sizes, strict=True) for piece in _pieces(k, size)]
         assembled = S3AssembledBlob(store, key, ContentHash(hasher.hexdigest()), sum(sizes))

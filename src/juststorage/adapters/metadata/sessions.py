@@ -150,6 +150,21 @@ class SqlUploadSessionRows(SqlRepository):
         )
         return replaced
 
+    async def drop_part(self, session_id: UUID, number: int, address: str) -> SessionPart | None:
+        sid = self._d.uuid_in(session_id)
+        row = await self._s.fetchone(
+            "DELETE FROM upload_parts WHERE session_id = ? AND part_number = ? AND address = ?"
+            " AND EXISTS (SELECT 1 FROM upload_sessions WHERE id = ? AND state = 'open')"
+            f" RETURNING {_PART_COLUMNS}",
+            (sid, number, address, sid),
+        )
+        if row is None:
+            return None
+        dropped = self._part(row)
+        if dropped.reservation_id is not None:
+            await self.settle_reservation(dropped.reservation_id)
+        return dropped
+
     async def settle_reservation(self, reservation_id: UUID) -> None:
         await self._s.execute(
             "DELETE FROM quota_reservations WHERE id = ?", (self._d.uuid_in(reservation_id),)
