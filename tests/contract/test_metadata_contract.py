@@ -1373,6 +1373,32 @@ async def test_a_lease_is_held_until_it_expires_or_is_released(backend: Backend)
     assert await claim("b", 60) is False
 
 
+async def test_a_lease_is_renewed_and_released_only_while_it_is_valid(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    async with store.transaction() as uow:
+        assert await uow.leases.claim("part:s:a", "me", clock.now() + timedelta(seconds=60))
+        assert not await uow.leases.renew("part:s:a", "other", clock.now())  # not its holder
+        assert await uow.leases.renew("part:s:a", "me", clock.now() + timedelta(seconds=120))
+        await uow.commit()
+    clock.advance(100)  # valid thanks to the renewal
+    async with store.transaction() as uow:
+        assert not await uow.leases.release_valid("part:s:a", "other")
+        assert await uow.leases.release_valid("part:s:a", "me")
+        await uow.commit()
+    async with store.transaction() as uow:
+        # Released: a renewal never brings it back.
+        assert not await uow.leases.renew("part:s:a", "me", clock.now() + timedelta(seconds=60))
+        assert await uow.leases.named("part:") == []
+        assert await uow.leases.claim("part:s:b", "me", clock.now() + timedelta(seconds=10))
+        await uow.commit()
+    clock.advance(11)  # lapsed: neither renewed nor released as valid
+    async with store.transaction() as uow:
+        assert not await uow.leases.renew("part:s:b", "me", clock.now() + timedelta(seconds=60))
+        assert not await uow.leases.release_valid("part:s:b", "me")
+        assert [name for name, _, _ in await uow.leases.named("part:")] == ["part:s:b"]
+        await uow.commit()
+
+
 async def test_a_lease_of_a_dead_holder_can_be_taken_over(backend: Backend) -> None:
     store, clock = backend.store, backend.clock
     until = clock.now() + timedelta(seconds=60)

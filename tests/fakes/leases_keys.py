@@ -38,6 +38,20 @@ class FakeLeaseRepository:
         if current is not None and current[0] == holder:
             del self._state.leases[name]
 
+    async def renew(self, name: str, holder: str, until: datetime) -> bool:
+        current = self._state.leases.get(name)
+        if current is None or current[0] != holder or current[1] < self._clock.now():
+            return False
+        self._state.leases[name] = (holder, until)
+        return True
+
+    async def release_valid(self, name: str, holder: str) -> bool:
+        current = self._state.leases.get(name)
+        if current is None or current[0] != holder or current[1] < self._clock.now():
+            return False
+        del self._state.leases[name]
+        return True
+
     async def named(self, prefix: str) -> list[tuple[str, str, datetime]]:
         return [
             (name, holder, until)

@@ -412,3 +412,55 @@ def _rows(parts: list[bytes], addresses: list[str]) -> list[SessionPart]:
         )
         for number, (data, address) in enumerate(zip(parts, addresses, strict=True), 1)
     ]
+
+
+def _deleted_files_held(root: Path) -> list[str]:
+    """The files under `root` this process holds a descriptor of though they were
+    removed (their space is not freed while one is held)."""
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except FileNotFoundError:
+            continue  # the descriptor os.listdir used
+        if target.startswith(str(root)) and target.endswith(" (deleted)"):
+            held.append(target)
+    return held
+
+
+async def _stream_of_one_part(store: FilesystemPartStore, session: uuid.UUID) -> Path:
+    hashes, data = RunningHashes(), os.urandom(100_000)
+    claim = hashes.claim(session, 1, len(data), _reader(store, session))
+    address = await _put(store, session, 1, data, claim, hashes)
+    assert "@" in address  # in the session's stream
+    return store.folder(HOT, session) / address.partition("@")[0]
+
+
+async def test_a_stream_removed_here_is_not_held_open(
+    store: FilesystemPartStore, tmp_path: Path
+) -> None:
+    """GC (or `fsck --repair`) removing a leaked stream through the store frees its
+    space: the descriptor the store held of it is closed."""
+    session = uuid.uuid4()
+    stream = await _stream_of_one_part(store, session)
+    [found] = await store.scan(HOT)
+    await store.remove(HOT, session, found.address)
+    assert not stream.exists()
+    assert _deleted_files_held(tmp_path) == []
+
+
+@pytest.mark.parametrize("sweep", ["scan", "another stream"])
+async def test_a_stream_removed_by_another_process_is_let_go(
+    store: FilesystemPartStore, tmp_path: Path, sweep: str
+) -> None:
+    """Removed elsewhere (another process's GC, an expired session's folder): the
+    next scan (each GC pass) or the next stream opened lets its descriptor go."""
+    session = uuid.uuid4()
+    stream = await _stream_of_one_part(store, session)
+    os.unlink(stream)
+    assert len(_deleted_files_held(tmp_path)) == 1
+    if sweep == "scan":
+        await store.scan(HOT)
+    else:
+        await _stream_of_one_part(store, uuid.uuid4())
+    assert _deleted_files_held(tmp_path) == []

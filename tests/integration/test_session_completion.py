@@ -1,7 +1,8 @@
 """Completing a multipart session (SPEC §8.2) on a real SQLite file and a real
 PostgreSQL database, while something else happens to it: a refusal after the session
 was claimed, a part replaced before the claim or during the assembly, an abort after
-the completion, a retry near the session's end, a part replaced at the quota."""
+the completion, a retry near the session's end, a part replaced at the quota, a part
+whose row committed though its commit reported a failure."""
 
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ from typing import Any
 import pytest
 
 from fakes.clock import FakeClock
+from juststorage.adapters.metadata.sessions import SqlUploadSessionRows
+from juststorage.adapters.metadata.unit_of_work import SqlUnitOfWork
 from juststorage.application.commits import Committed, SealedUpload
-from juststorage.application.session_records import SessionState
+from juststorage.application.session_records import SessionPart, SessionState
 from juststorage.application.sessions import SessionRequest
 from juststorage.bootstrap import Services, build
 from juststorage.config import Settings, TenantLimits
-from juststorage.domain.errors import Conflict, NotFound
+from juststorage.domain.errors import Conflict, NotFound, Unavailable
 from juststorage.domain.model import Namespace, ObjectKey, StorageClass, TenantId
 
 pytestmark = pytest.mark.anyio
@@ -235,3 +238,51 @@ async def test_replacing_a_part_at_the_quota_needs_no_room_for_both_copies(
     await sessions.put_part(SMALL, session_id, 2, body(fixed))  # no room for a fourth
     done = await sessions.complete(SMALL, session_id)
     assert done.version.content_hash.hex == hashlib.sha256(parts[0] + fixed + parts[2]).hexdigest()
+
+
+@pytest.mark.parametrize("declared", [False, True], ids=["chunked", "declared"])
+async def test_a_part_row_committed_despite_a_failed_commit_keeps_its_bytes_and_quota(
+    services: Services, monkeypatch: pytest.MonkeyPatch, declared: bool
+) -> None:
+    # A COMMIT whose answer is lost (a timeout, a cancellation once it was sent): the
+    # row may well be committed, so nothing it names may be deleted.
+    sessions = services.sessions
+    session = await sessions.create(
+        SessionRequest(SMALL, Namespace("models"), ObjectKey("model.bin"))
+    )
+    data = os.urandom(PART)
+    in_put_part: list[SqlUploadSessionRows] = []
+    real_put_part = SqlUploadSessionRows.put_part
+    real_commit = SqlUnitOfWork.commit
+
+    async def put_part(self: SqlUploadSessionRows, *args: Any, **kwargs: Any) -> Any:
+        in_put_part.append(self)
+        return await real_put_part(self, *args, **kwargs)
+
+    async def commit_then_fail(self: SqlUnitOfWork) -> None:
+        await real_commit(self)
+        if any(rows is self.sessions for rows in in_put_part):
+            in_put_part.clear()
+            raise Unavailable("the database's answer to COMMIT was lost")
+
+    monkeypatch.setattr(SqlUploadSessionRows, "put_part", put_part)
+    monkeypatch.setattr(SqlUnitOfWork, "commit", commit_then_fail)
+    with pytest.raises(Unavailable):
+        await sessions.put_part(
+            SMALL, session.id, 1, body(data), declared_size=PART if declared else None
+        )
+    monkeypatch.undo()
+
+    parts = (await sessions.get(SMALL, session.id)).parts
+    assert [p.number for p in parts] == [1]
+    assert await read_part(services, session.id, parts[0]) == data
+    async with services.metadata.snapshot() as view:
+        reserved = await view.session.fetchall("SELECT id FROM quota_reservations")  # type: ignore[attr-defined]
+    assert len(reserved) == 1
+    done = await sessions.complete(SMALL, session.id)
+    assert done.version.content_hash.hex == hashlib.sha256(data).hexdigest()
+
+
+async def read_part(services: Services, session_id: Any, part: SessionPart) -> bytes:
+    store = services.sessions.part_store(HOT)
+    return b"".join([chunk async for chunk in store.read(HOT, session_id, part.address)])

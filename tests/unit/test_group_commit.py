@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from fakes.blob_index import FakeBlobIndex
 from fakes.blobs import FakeStagedBlob
 from fakes.liveness import FakeLiveness
 from fakes.metadata import FakeUnitOfWork
@@ -360,3 +361,35 @@ async def test_a_batch_holds_a_bounded_number_of_inline_bytes() -> None:
     second = [(str(w.sealed.upload.key), w.sealed.size_bytes) for w in committer._take_batch()]
     assert second == [("b", big)]
     assert [w.sealed.size_bytes for w in committer._take_batch()] == [10]
+
+
+async def test_a_failing_inline_row_fails_only_its_upload(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As with blobs kept in the database: the batch writes their rows in one statement;
+    # one row the database refuses fails its upload, not the others of the batch.
+    world = FakeWorld()
+    uploader = _uploader(world)
+
+    def inline_bytes(staged: FakeStagedBlob, blob: BlobLocation) -> bytes:
+        return bytes(staged._buffer)
+
+    async def confirm(staged: FakeStagedBlob, blob: BlobLocation, *, uow: Any) -> bool:
+        stored: bool = await uow.blobs.store_inline(blob, staged._buffer)
+        return stored
+
+    real_store_inline = FakeBlobIndex.store_inline
+
+    async def store_inline(index: FakeBlobIndex, blob: BlobLocation, data: Any) -> bool:
+        if bytes(data) == b"broken":
+            raise StorageError("the database refused the row")
+        return await real_store_inline(index, blob, data)
+
+    monkeypatch.setattr(FakeStagedBlob, "inline_bytes", inline_bytes)
+    monkeypatch.setattr(FakeStagedBlob, "confirm", confirm)
+    monkeypatch.setattr(FakeBlobIndex, "store_inline", store_inline)
+    outcomes = await asyncio.gather(
+        *(_upload(uploader, f"k{i}", f"ok {i}".encode()) for i in range(4)),
+        _upload(uploader, "bad", b"broken"),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[-1], StorageError)
+    assert all(isinstance(o, UploadResult) for o in outcomes[:-1]), outcomes

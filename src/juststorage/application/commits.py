@@ -107,6 +107,11 @@ class _UploadFailed(Exception):
         self.error = error
 
 
+class _InlineRowsFailed(Exception):
+    """Writing the batch's inline rows in one statement failed: redo the batch with a
+    statement per row, so that only the upload whose row fails is refused."""
+
+
 class GroupCommitter:
     """Commits sealed uploads in shared transactions; one per metadata store and process."""
 
@@ -181,9 +186,13 @@ class GroupCommitter:
 
     async def _commit_batch(self, batch: list[_Waiter]) -> None:
         remaining = batch
+        inline_together = True
         while remaining:
             try:
-                versions = await self._transaction(remaining)
+                versions = await self._transaction(remaining, inline_together=inline_together)
+            except _InlineRowsFailed:
+                inline_together = False
+                continue
             except _UploadFailed as failed:
                 failed.waiter.fail(failed.error)
                 remaining = [w for w in remaining if not w.outcome.done()]
@@ -208,9 +217,12 @@ class GroupCommitter:
                     waiter.succeed(committed)
             return
 
-    async def _transaction(self, batch: list[_Waiter]) -> dict[UUID, Committed]:
+    async def _transaction(
+        self, batch: list[_Waiter], *, inline_together: bool
+    ) -> dict[UUID, Committed]:
         """One durable transaction for the batch; uploads refused inside it are failed
-        at once and left out of the result."""
+        at once and left out of the result. Inline rows are written in one statement
+        if `inline_together`, else each by its upload's `confirm()`."""
         ordered = sorted(batch, key=lambda w: w.sealed.key_path)
         async with self._metadata.transaction() as uow:
             await uow.objects.lock_keys(
@@ -228,11 +240,19 @@ class GroupCommitter:
             inline = [
                 (w, data)
                 for w in accepted
-                if (data := w.sealed.staged.inline_bytes(blobs[w.sealed.upload.id])) is not None
+                if inline_together
+                and (data := w.sealed.staged.inline_bytes(blobs[w.sealed.upload.id])) is not None
             ]
-            stored = await uow.blobs.store_inline_many(
-                [(blobs[w.sealed.upload.id], data) for w, data in inline]
-            )
+            try:
+                stored = await uow.blobs.store_inline_many(
+                    [(blobs[w.sealed.upload.id], data) for w, data in inline]
+                )
+            except Unavailable:
+                raise  # the database, not a row: each row alone would fail the same way
+            except Exception as exc:
+                if len(inline) == 1:
+                    raise _UploadFailed(inline[0][0], exc) from exc
+                raise _InlineRowsFailed from exc
             confirmed = {w.sealed.upload.id: s for (w, _), s in zip(inline, stored, strict=True)}
             for waiter in accepted:
                 upload_id = waiter.sealed.upload.id

@@ -22,13 +22,14 @@ from datetime import datetime, timedelta
 import anyio
 
 from juststorage.application.ports import Clock, MetadataStore, ProcessLiveness, UnitOfWork
-from juststorage.domain.errors import StorageError
+from juststorage.domain.errors import StorageError, Unavailable
 
 LEASE_PREFIX = "part:"
 # A writer renews its lease every RENEW_SECONDS, for LEASE_SECONDS: a few renewals
 # may fail (a busy database) before GC may take its part for leaked.
 LEASE_SECONDS = 300.0
 RENEW_SECONDS = 60.0
+_LAPSED = "the part's lease lapsed while it was written; send the part again"
 
 
 class PartLease:
@@ -46,12 +47,21 @@ class PartLease:
 
     async def take(self) -> None:
         """Hold the lease (and renew it until `close()`). Raises StorageError."""
-        await self._claim()
+        until = self._clock.now() + timedelta(seconds=LEASE_SECONDS)
+        async with self._metadata.transaction(durable=False) as uow:
+            await uow.leases.claim(self._name, self._holder, until)
+            await uow.commit()
         self._renewals = asyncio.ensure_future(self._renew())
 
     async def end(self, uow: UnitOfWork) -> None:
-        """Release the lease in `uow`: the part row committed with it names the bytes."""
-        await uow.leases.release(self._name, self._holder)
+        """Release the lease in `uow`: the part row committed with it names the bytes.
+
+        Raises:
+            Unavailable: the lease lapsed (or was removed as stale): GC may have taken
+                the bytes for leaked, so no row may name them.
+        """
+        if not await uow.leases.release_valid(self._name, self._holder):
+            raise Unavailable(_LAPSED)
 
     async def close(self, *, ended: bool) -> None:
         """Stop renewing; release the lease unless `end()`'s transaction committed (best
@@ -65,18 +75,21 @@ class PartLease:
                 await uow.leases.release(self._name, self._holder)
                 await uow.commit()
 
-    async def _claim(self) -> None:
-        # Not durable: after a crash its holder is dead, and the lease with it.
-        until = self._clock.now() + timedelta(seconds=LEASE_SECONDS)
-        async with self._metadata.transaction(durable=False) as uow:
-            await uow.leases.claim(self._name, self._holder, until)
-            await uow.commit()
-
     async def _renew(self) -> None:
+        # An UPDATE, never an INSERT: a renewal still in flight when the part row's
+        # transaction released the lease must not bring it back (GC would leave that
+        # writer's leaked bytes of the session alone for another lease), and a lease
+        # that lapsed stays lapsed (`end()` then refuses the row).
         while True:
             await asyncio.sleep(RENEW_SECONDS)
+            until = self._clock.now() + timedelta(seconds=LEASE_SECONDS)
             with contextlib.suppress(StorageError):  # the next renewal may get through
-                await self._claim()
+                # Not durable: after a crash its holder is dead, and the lease with it.
+                async with self._metadata.transaction(durable=False) as uow:
+                    renewed = await uow.leases.renew(self._name, self._holder, until)
+                    await uow.commit()
+                if not renewed:
+                    return  # released or lapsed: nothing to renew any more
 
 
 def part_writers(

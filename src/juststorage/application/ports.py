@@ -401,6 +401,16 @@ class LeaseRepository(Protocol):
 
     async def release(self, name: str, holder: str) -> None: ...
 
+    async def renew(self, name: str, holder: str, until: datetime) -> bool:
+        """Extend to `until` the named lease `holder` holds, if it is still valid; never
+        takes one (a lease released or lapsed stays so). False if not renewed."""
+        ...
+
+    async def release_valid(self, name: str, holder: str) -> bool:
+        """Release the named lease if `holder` holds it and it is still valid; False if
+        it lapsed or is gone (what it covered may have been taken for garbage)."""
+        ...
+
     async def named(self, prefix: str) -> list[tuple[str, str, datetime]]:
         """Every lease whose name starts with `prefix`, valid or not: (name, holder,
         expiry)."""

@@ -281,6 +281,9 @@ class UploadSessions:
         lease = PartLease(self.metadata, self.clock, session_id, self.owner)
         replaced: SessionPart | None = None
         settled = False
+        # Once COMMIT is sent the row may be committed whatever the commit reports (an
+        # answer lost, a cancellation): nothing it names is deleted from then on.
+        committing = False
         try:
             await lease.take()  # before any byte is stored: GC leaves them alone
             async with store.receive(
@@ -323,14 +326,20 @@ class UploadSessions:
                 async with self.metadata.transaction() as uow:
                     replaced = await uow.sessions.put_part(session_id, part, expires_at)
                     await lease.end(uow)  # the row names the bytes from this commit on
+                    # Kept from here: GC removes the bytes if no row names them.
+                    staged.keep()
+                    committing = True
                     await uow.commit()
-                staged.keep()
                 settled = True
                 self.running.settle(session_id, number, digest, part.address, claim)
         except BaseException:
-            if claim is not None and not settled:
+            if committing and not settled:
+                # Perhaps stored: its stream slot is never given to a retry, and its
+                # reservation is left to the row (or to lapse if there is none).
+                self.running.forget(session_id)
+            elif claim is not None and not settled:
                 self.running.release(session_id, number, claim)
-            if hold is not None and not settled:
+            if hold is not None and not committing:
                 await hold.release()
             raise
         finally:

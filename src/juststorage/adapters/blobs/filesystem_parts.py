@@ -113,6 +113,7 @@ class StreamFiles:
         """
         with self._lock:
             if path not in self._known:
+                self._drop_unlinked()  # once per stream: cheap, however many are held
                 try:
                     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
                 except FileExistsError:
@@ -158,6 +159,17 @@ class StreamFiles:
                 held = self._known.pop(path)
                 if held is not None:
                     os.close(held)
+
+    def drop_unlinked(self) -> None:
+        """Let go of the streams removed since they were opened (by another process's
+        GC, an expiry there): a descriptor held keeps a removed file's space taken."""
+        with self._lock:
+            self._drop_unlinked()
+
+    def _drop_unlinked(self) -> None:
+        for path, held in list(self._known.items()):
+            if held is not None and os.fstat(held).st_nlink == 0:
+                self._drop(path)
 
     def _intact(self, path: Path) -> bool:
         held = self._known.get(path)
@@ -553,6 +565,7 @@ class FilesystemPartStore:
         path = folder / _checked(address)
         with anyio.CancelScope(shield=True), translated_os_errors():
             await threads.run_sync(fsio.unlink_quietly, path)
+        self._streams.lose(path)  # a stream's held descriptor would keep its space
 
     async def remove_session(self, storage_class: StorageClass, session_id: UUID) -> None:
         folder = self.folder(storage_class, session_id)
@@ -574,6 +587,8 @@ class FilesystemPartStore:
         top = self.roots[storage_class] / PARTS_DIR
 
         def listing() -> list[PartFile]:
+            # Each GC pass and fsck scans: streams removed elsewhere are let go here.
+            self._streams.drop_unlinked()
             found: list[PartFile] = []
             try:
                 sessions = list(os.scandir(top))

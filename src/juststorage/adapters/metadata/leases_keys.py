@@ -31,6 +31,21 @@ class SqlLeaseRepository(SqlRepository):
     async def release(self, name: str, holder: str) -> None:
         await self._s.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
 
+    async def renew(self, name: str, holder: str, until: datetime) -> bool:
+        row = await self._s.fetchone(
+            "UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND expires_at >= ?"
+            " RETURNING name",
+            (self._d.ts_in(until), name, holder, self._now()),
+        )
+        return row is not None
+
+    async def release_valid(self, name: str, holder: str) -> bool:
+        row = await self._s.fetchone(
+            "DELETE FROM leases WHERE name = ? AND holder = ? AND expires_at >= ? RETURNING name",
+            (name, holder, self._now()),
+        )
+        return row is not None
+
     async def named(self, prefix: str) -> list[tuple[str, str, datetime]]:
         rows = await self._s.fetchall(
             "SELECT name, holder, expires_at FROM leases WHERE substr(name, 1, ?) = ?",
