@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import ssl
@@ -42,12 +43,25 @@ _SETTING_NAMES = (
 )
 
 
+# Ports handed to servers come from below Linux's ephemeral range (32768-60999), so
+# an outgoing connection of another test cannot take one between the choice and the
+# server's bind. Two tests may still pick the same port: `start` then tries another.
+LISTEN_PORTS = range(20000, 32768)
+PORT_TAKEN = b"another process holds the port"
+START_ATTEMPTS = 4
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port on 127.0.0.1, outside the ephemeral range, that nothing holds now."""
+    for _ in range(200):
+        port = random.choice(LISTEN_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32767 on 127.0.0.1")
 
 
 def clean_env(data_dir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -322,13 +336,23 @@ def start(
         data_dir = tmp_root / f"data-{uuid.uuid4().hex[:8]}"
         data_dir.mkdir(parents=True)
     env = clean_env(data_dir, extra_env)
-    port = free_port()
-    argv = [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    if workers != 1:
-        argv += ["--workers", str(workers)]
-    log_path = tmp_root / f"server-{port}-{uuid.uuid4().hex[:6]}.log"
-    process = spawn(argv, env, log_path, port, health_path=health_path, marker=b"juststorage")
-    return Server(data_dir, env, process)
+    for attempt in range(START_ATTEMPTS):
+        port = free_port()
+        argv = [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        if workers != 1:
+            argv += ["--workers", str(workers)]
+        log_path = tmp_root / f"server-{port}-{uuid.uuid4().hex[:6]}.log"
+        try:
+            process = spawn(
+                argv, env, log_path, port, health_path=health_path, marker=b"juststorage"
+            )
+        except RuntimeError:
+            # Another test bound the same port first: choose again.
+            if attempt + 1 < START_ATTEMPTS and PORT_TAKEN in log_path.read_bytes():
+                continue
+            raise
+        return Server(data_dir, env, process)
+    raise AssertionError("unreachable")
 
 
 StartServer = Callable[..., Server]
