@@ -28,6 +28,10 @@ pytestmark = pytest.mark.e2e
 PROCESSES = 3
 CLIENTS = 12
 DURATION_S = 8.0
+# Each client does at least this many operations, however slow a loaded machine is,
+# so the race always has material; HARD_LIMIT_S bounds the run.
+MIN_OPERATIONS_PER_CLIENT = 10
+HARD_LIMIT_S = 120.0
 BOOTSTRAP_KEY = "multiprocess-test-key-0123456789"
 TENANT, NAMESPACE = "mp", "race"
 # A small pool of bodies: uploads collide on content all the time. Most are kept
@@ -82,7 +86,8 @@ async def _client_loop(
     ]
     operations = 0
     try:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline or operations < MIN_OPERATIONS_PER_CLIENT:
+            assert time.monotonic() < deadline + HARD_LIMIT_S, f"client {worker} stalled"
             operations += 1
             writer, reader = rng.sample(range(len(clients)), 2)
             mine = [a for a in acked.values() if a.key.startswith(f"w{worker}-")]
@@ -128,7 +133,7 @@ def test_three_processes_share_one_store_without_losing_data(
     servers: list[Server], database_url: str
 ) -> None:
     acked, operations = asyncio.run(_run_clients(servers))
-    assert operations > 100, f"only {operations} operations in {DURATION_S}s"
+    assert operations >= CLIENTS * MIN_OPERATIONS_PER_CLIENT
 
     for server in servers:
         for item in acked.values():
