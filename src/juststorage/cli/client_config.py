@@ -1,8 +1,9 @@
 """What the object commands share: the SDK, server URL and credential, state files.
 
 The commands talk to a running server through the Python SDK (`juststorage-client`,
-`sdks/python`), imported lazily: the server-side commands never need it, and a
-missing SDK is one clear error instead of a failing `juststorage --help`.
+`sdks/python`, a dependency of this package), imported lazily: the server-side
+commands never need it, and a missing SDK is one clear error instead of a failing
+`juststorage --help`.
 """
 
 from __future__ import annotations
