@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# JustStorage: build a wheel in one stage, install it into a slim runtime image.
+# JustStorage: build the wheels in one stage (the server and juststorage-client, the SDK its
+# object commands use), install them into a slim runtime image.
 #   docker build -t juststorage:latest .
 #   docker run -p 8080:8080 -e JWT_SECRET=... -v js-hot:/data/hot -v js-cold:/data/cold \
 #     -v js-meta:/data/meta juststorage:latest
@@ -13,8 +14,11 @@ WORKDIR /src
 RUN python -m venv /opt/juststorage
 COPY pyproject.toml README.md ./
 COPY src ./src
+COPY sdks/python ./sdks/python
+# The server's wheel names juststorage-client as a dependency; pip takes it from /wheels.
 RUN /opt/juststorage/bin/pip install --no-cache-dir --upgrade pip \
-    && /opt/juststorage/bin/pip install --no-cache-dir .
+    && /opt/juststorage/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels ./sdks/python . \
+    && /opt/juststorage/bin/pip install --no-cache-dir --find-links /wheels /wheels/juststorage-[0-9]*.whl
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
 LABEL org.opencontainers.image.title="JustStorage" \

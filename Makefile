@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml sdks/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,bench]' -e sdks/python  # the SDK: object commands + tests/sdk
+	$(PY) -m pip install --quiet -e '.[dev,bench]' -e sdks/python  # the SDK, a dependency: editable here
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -42,6 +42,7 @@ lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict
 	$(VENV)/bin/ruff format --check src tests bench scripts sdks
 	$(VENV)/bin/mypy
 	cd sdks/python && $(abspath $(VENV))/bin/mypy --strict src && $(abspath $(PY)) unasync.py --check
+	$(VENV)/bin/vermin --target=3.9- --violations --no-tips --quiet sdks/python/src  # requires-python
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests bench scripts

@@ -2,6 +2,8 @@ package juststorage
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 )
@@ -30,6 +33,7 @@ type Client struct {
 	retry     RetryPolicy
 	chunkSize int
 	userAgent string
+	caFile    string // WithCACertFile: the CAs the default transport trusts
 }
 
 // Option configures a Client in New.
@@ -56,6 +60,12 @@ func WithChunkSize(n int) Option {
 	}
 }
 
+// WithCACertFile makes the default transport trust exactly the PEM
+// certificates in path (a private CA) instead of the system's store. Without
+// it the system's store is used, which on Linux follows SSL_CERT_FILE and
+// SSL_CERT_DIR. It has no effect with WithHTTPClient or WithTransport.
+func WithCACertFile(path string) Option { return func(c *Client) { c.caFile = path } }
+
 // WithUserAgent replaces the User-Agent header.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
 
@@ -77,17 +87,39 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 		opt(c)
 	}
 	if c.http == nil {
-		c.http = &http.Client{Transport: newTransport()}
+		transport := newTransport()
+		if c.caFile != "" {
+			pool, err := certPool(c.caFile)
+			if err != nil {
+				return nil, err
+			}
+			transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
+		c.http = &http.Client{Transport: transport}
 	}
 	return c, nil
 }
 
-// newTransport is the default transport: no proxy from the environment, no
-// transparent gzip (it would hide Content-Length and break ranges), and
-// buffers large enough for bulk transfers.
+// certPool reads the PEM certificates of a CA file.
+func certPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("juststorage: CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("juststorage: CA file %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// newTransport is the default transport: the proxy from the environment
+// (HTTPS_PROXY, HTTP_PROXY, NO_PROXY; Go never proxies localhost or loopback
+// addresses), no transparent gzip (it would hide Content-Length and break
+// ranges), and buffers large enough for bulk transfers.
 func newTransport() *http.Transport {
 	return &http.Transport{
-		Proxy:                 nil,
+		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		DisableCompression:    true,
 		MaxIdleConns:          64,

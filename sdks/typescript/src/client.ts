@@ -33,6 +33,7 @@ import {
   type PutByHashOptions,
   type UploadOptions,
 } from "./protocol.js";
+import { fetchFor } from "./network.js";
 import { RetryPolicy, type RetryOptions } from "./retry.js";
 import {
   PARALLEL,
@@ -61,6 +62,11 @@ export interface ClientOptions {
   fetch?: FetchFunction;
   /** Extra headers on every request. */
   headers?: Record<string, string>;
+  /**
+   * A PEM file of the CAs to trust instead of Node's (a private CA). Without it
+   * Node's bundled CAs and `NODE_EXTRA_CA_CERTS` are trusted.
+   */
+  caCert?: string;
 }
 
 export interface FileUploadOptions extends UploadOptions {
@@ -164,7 +170,8 @@ export class Client {
     if (!Number.isSafeInteger(this.chunkBytes) || this.chunkBytes < 1) {
       throw new RangeError(`chunkBytes must be a positive integer, not ${this.chunkBytes}`);
     }
-    this.fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    // HTTPS_PROXY / HTTP_PROXY / NO_PROXY and `caCert` pick the transport (network.ts).
+    this.fetchImpl = options.fetch ?? fetchFor(this.baseUrl, options.caCert);
     this.baseHeaders = {
       "User-Agent": USER_AGENT,
       // Bodies are hashed and sized as sent: no transparent decompression.

@@ -1,7 +1,8 @@
 /**
  * Node.js client for JustStorage (SPEC v1.1): uploads from bytes, files and
  * streams; verified, resumable downloads; listing, usage, health; typed errors;
- * bounded retries. No runtime dependencies: the built-in `fetch` and web streams.
+ * bounded retries. The built-in `fetch` and web streams; undici (Node's own HTTP
+ * client) only for a CA file or a proxy.
  * @module
  */
 

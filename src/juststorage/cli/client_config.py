@@ -1,8 +1,9 @@
 """What the object commands share: the SDK, server URL and credential, state files.
 
 The commands talk to a running server through the Python SDK (`juststorage-client`,
-`sdks/python`), imported lazily: the server-side commands never need it, and a
-missing SDK is one clear error instead of a failing `juststorage --help`.
+`sdks/python`, a dependency of this package), imported lazily: the server-side
+commands never need it, and a missing SDK is one clear error instead of a failing
+`juststorage --help`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import click
 
 from juststorage.cli.errors import BadUsage, CommandFailed
+from juststorage.cli.tls import tls_options
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -28,8 +30,8 @@ def sdk() -> ModuleType:
         import juststorage_client
     except ImportError:
         raise CommandFailed(
-            "the object commands need the juststorage-client package: "
-            "pip install -e sdks/python (make install does it)"
+            "the object commands need the juststorage-client package, a dependency of"
+            " juststorage: reinstall juststorage (pip install ./sdks/python .)"
         ) from None
     return juststorage_client
 
@@ -73,7 +75,8 @@ def resolve_connection(
 
 
 def connection_options(command: Any) -> Any:
-    """`--url` and `--token` on an object command."""
+    """`--url`, `--token`, `--ca-cert` and `--insecure` on an object command."""
+    command = tls_options(command)
     command = click.option(
         "--token",
         metavar="TOKEN",

@@ -24,6 +24,7 @@ from juststorage.cli.client_config import (
 )
 from juststorage.cli.errors import BadUsage
 from juststorage.cli.progress import Progress
+from juststorage.cli.tls import client_tls
 from juststorage.cli.transfers import download_options, upload_options
 
 _PROGRESS = click.option(
@@ -35,7 +36,7 @@ _PROGRESS = click.option(
 
 def _client(url: str | None, token: str | None) -> Any:
     connection = resolve_connection(url, token)
-    return sdk().Client(connection.url, connection.token)
+    return sdk().Client(connection.url, connection.token, **client_tls())
 
 
 def _target(name: str, object_id: str | None) -> dict[str, str]:

@@ -14,7 +14,7 @@ def _timestamp(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ObjectInfo:
     """One stored object version, as upload and list answer it."""
 
@@ -64,7 +64,7 @@ class ObjectInfo:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ObjectHead:
     """The headers of a download (HEAD, or GET before its body)."""
 
@@ -108,14 +108,14 @@ class ObjectHead:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ClassUsage:
     objects: int
     bytes: int
     monthly_cost: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Usage:
     """`GET /v1/usage`: logical totals and the monthly cost per storage class."""
 
@@ -143,7 +143,7 @@ class Usage:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Health:
     """`/health` or `/ready`: `ok` is True only on a 200 with status "ok"."""
 

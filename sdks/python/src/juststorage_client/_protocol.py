@@ -9,7 +9,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 from urllib.parse import quote
 
 import httpx
@@ -21,7 +21,9 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=120.0, write=120.0, pool=30.0
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 Progress = Callable[[int], None]
 """Called with the number of bytes just sent or received."""
-ByteRange = tuple[int, int | None]
+# typing.Optional: this alias is evaluated at run time, where `int | None`
+# needs Python 3.10.
+ByteRange = tuple[int, Optional[int]]
 """(first, last) inclusive, as in `Range: bytes=first-last`; last None = to the end."""
 
 
@@ -33,7 +35,7 @@ def auth_headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Target:
     """Which object a call addresses: by id (with its tenant) or by key (newest version)."""
 

@@ -11,7 +11,7 @@ import httpx
 RETRY_STATUSES = frozenset({429, 503})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RetryEvent:
     """Passed to `on_retry` before each wait: what failed and how long we wait."""
 
@@ -23,7 +23,7 @@ class RetryEvent:
     error: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RetryPolicy:
     """Bounded retries (`max_attempts` counts the first try).
 

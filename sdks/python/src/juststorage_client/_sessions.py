@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class UploadedPart:
     """One part the server holds durably."""
 
@@ -23,7 +23,7 @@ class UploadedPart:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class UploadSession:
     """A multipart upload: where it will commit and the parts received so far."""
 

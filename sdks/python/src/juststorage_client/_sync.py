@@ -37,6 +37,7 @@ from juststorage_client._protocol import (
 )
 from juststorage_client._retry import RetryEvent, RetryPolicy
 from juststorage_client._sessions import UploadSession
+from juststorage_client._tls import CAFile, ssl_context
 from juststorage_client._transfer_state import (
     PARALLEL,
     PARALLEL_THRESHOLD_BYTES,
@@ -175,6 +176,11 @@ class Client:
 
     Retries follow `retry` (see `RetryPolicy`); `transport` lets tests plug in
     an `httpx.MockTransport`. Use as a context manager, or call `close()`.
+
+    TLS and proxies follow the platform: the system's certificates (and
+    `SSL_CERT_FILE` / `SSL_CERT_DIR`), `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY`
+    and `NO_PROXY`. `ca_cert` names a PEM file of the CAs to trust instead (a
+    private CA); `verify=False` turns verification off.
     """
 
     def __init__(
@@ -186,6 +192,8 @@ class Client:
         timeout: httpx.Timeout | float | None = None,
         chunk_bytes: int = CHUNK_BYTES,
         transport: httpx.BaseTransport | None = None,
+        ca_cert: CAFile | None = None,
+        verify: bool = True,
     ) -> None:
         self.retry = retry or RetryPolicy()
         self.chunk_bytes = chunk_bytes
@@ -194,7 +202,9 @@ class Client:
             headers={"User-Agent": user_agent(), **auth_headers(token)},
             timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
             transport=transport,
-            trust_env=False,
+            verify=ssl_context(ca_cert, verify),
+            # The proxy variables (and NO_PROXY); certificates come from `verify`.
+            trust_env=True,
         )
 
     def close(self) -> None:
@@ -259,7 +269,7 @@ class Client:
             try:
                 response = self._http.send(request, stream=True)
             except httpx.TransportError as exc:
-                never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
                 if attempt >= policy.max_attempts or not (idempotent or never_sent):
                     raise TransportError(f"{method} {path}: {exc!r}") from exc
                 if not (replayable or body is None):
@@ -624,7 +634,7 @@ class Client:
         (listed in `<path>.part.state`) are kept when a later call downloads the
         same version again (`on_resume` is called once with their bytes).
         """
-        if byte_range is None and isinstance(destination, str | os.PathLike):
+        if byte_range is None and isinstance(destination, (str, os.PathLike)):
             head = self.head(tenant=tenant, id=id, namespace=namespace, key=key)
             if head.size_bytes >= parallel_threshold:
                 return download_ranges(
@@ -648,7 +658,7 @@ class Client:
             progress=progress,
         )
         with download:
-            if not isinstance(destination, str | os.PathLike):
+            if not isinstance(destination, (str, os.PathLike)):
                 for chunk in download.iter_bytes():
                     _in_thread(destination.write, chunk)
                 return download.head

@@ -81,7 +81,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-@dataclass(slots=True)
+@dataclass
 class DownloadState:
     """Which ranges of `<dest>.part` hold the object's bytes, for one object version."""
 
@@ -148,7 +148,7 @@ def upload_state_path(state_dir: Path, identity: Mapping[str, Any]) -> Path:
     return state_dir / f"upload-{name}.json"
 
 
-@dataclass(slots=True)
+@dataclass
 class UploadState:
     """A multipart upload in progress: its session and the parts the server acknowledged."""
 

@@ -22,13 +22,19 @@ async def run_async(count: int, items: Sequence[T], work: Callable[[T], Awaitabl
         for item in queue:  # one shared iterator: each item is taken once
             await work(item)
 
+    # asyncio.TaskGroup would do this, but it needs Python 3.11.
+    tasks = [asyncio.ensure_future(worker()) for _ in range(max(1, min(count, len(items))))]
+    failure: BaseException | None = None
     try:
-        async with asyncio.TaskGroup() as group:  # a failure cancels the other workers
-            for _ in range(max(1, min(count, len(items)))):
-                group.create_task(worker())
-    except BaseExceptionGroup as failures:
-        # The callers' errors are the SDK's own: raise the first, not a group of them.
-        raise failures.exceptions[0] from None
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        failed = [t for t in tasks if t in done and not t.cancelled() and t.exception()]
+        failure = failed[0].exception() if failed else None
+    finally:
+        for task in tasks:  # a failure (or our own cancellation) stops the other workers
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if failure is not None:
+        raise failure
 
 
 def run_threads(count: int, items: Sequence[T], work: Callable[[T], None]) -> None:
