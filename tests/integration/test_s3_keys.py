@@ -16,6 +16,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from fakes.clock import FakeClock
+from juststorage.adapters.metadata.postgres import PostgresMetadataStore
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore
 from juststorage.application.apikeys import CreatedKey, create_api_key, revoke_api_key
 from juststorage.bootstrap import s3_master_key
@@ -232,3 +233,27 @@ def test_a_link_planted_at_the_master_key_path_is_not_followed(tmp_path: Path) -
     settings.s3_master_key_path.symlink_to(target)
     with pytest.raises(OSError):
         s3_master_key(settings)
+
+
+@pytest.mark.postgres
+async def test_on_postgres_a_revocation_by_another_host_is_seen_at_once(
+    postgres_url: str,
+) -> None:
+    """PostgreSQL gives no revocation signal across hosts: every request reads the row."""
+    server = PostgresMetadataStore(postgres_url, FakeClock())
+    other_host = PostgresMetadataStore(postgres_url, FakeClock())
+    try:
+        await server.migrate()
+        created = await create_api_key(other_host, FakeClock(), ["acme"], ["admin"])
+        auth = S3Authenticator(
+            S3KeyStore(server, MASTER, monotonic=Ticks()), FakeClock(datetime.now(UTC))
+        )
+        head = _request(created.record.id, _secret(created))
+        assert (await auth.verify(head)).key_id == created.record.id
+        await revoke_api_key(other_host, created.record.id)
+        with pytest.raises(S3AuthError) as caught:
+            await auth.verify(head)
+        assert caught.value.code == "InvalidAccessKeyId"
+    finally:
+        await server.close()
+        await other_host.close()

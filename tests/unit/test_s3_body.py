@@ -20,7 +20,13 @@ from juststorage.domain.auth import ANONYMOUS_ADMIN
 from juststorage.s3 import canonical
 from juststorage.s3.chunked import MAX_CHUNK_BYTES, ChunkChain
 from juststorage.s3.request import PayloadKind, PayloadMode, RequestHead
-from juststorage.s3.signing import S3Authenticator, S3AuthError, Verified, verified_body
+from juststorage.s3.signing import (
+    S3Authenticator,
+    S3AuthError,
+    Verified,
+    stored_content_encoding,
+    verified_body,
+)
 from support.s3_requests import Chain, StaticKeys, head_of, pieces, read_all, signed_chunks
 
 pytestmark = pytest.mark.anyio
@@ -337,3 +343,18 @@ async def test_auth_disabled_still_decodes_signed_chunks_and_checks_checksums() 
     body, _ = signed_chunks(DATA, Chain(chain.signing_key, chain.timestamp, chain.scope, "0" * 64))
     verified, head = _plain({}, PayloadKind.STREAMING_SIGNED)
     assert await read_all(verified_body(verified, head, pieces(body))) == DATA
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ([], None),
+        (["aws-chunked"], None),
+        (["gzip,aws-chunked"], "gzip"),
+        (["aws-chunked", "br"], "br"),
+        (["gzip, AWS-Chunked, br"], "gzip, br"),
+    ],
+)
+def test_the_stored_content_encoding_drops_aws_chunked(sent: list[str], kept: str | None) -> None:
+    head = RequestHead("PUT", b"/b/k", b"", [(b"content-encoding", v.encode()) for v in sent], "h")
+    assert stored_content_encoding(head) == kept
