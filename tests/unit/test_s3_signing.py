@@ -359,3 +359,23 @@ async def test_with_authentication_disabled_every_request_is_the_anonymous_admin
     auth = S3Authenticator(StaticKeys({}), FakeClock(), enabled=False)
     verified = await auth.verify(head_of_url("GET", "http://h:1/b/k"))
     assert verified.principal == ANONYMOUS_ADMIN
+
+
+TRICKY_KEYS = ["a//b/../c/./d", "ü/日本語 key", "x?y#z&w=v", "sp ace+plus%25", "~!$'()*,;:@[]"]
+
+
+@pytest.mark.parametrize("key", TRICKY_KEYS)
+async def test_keys_that_need_encoding_verify_in_every_form(key: str) -> None:
+    request = boto3_request("put_object", Bucket="acme.docs", Key=key, Body=b"x")
+    assert (await _authenticator().verify(head_of(request))).key_id == KEY_ID
+    for version in ("s3v4", "s3"):
+        url = boto3_presigned_url("get_object", signature_version=version, Bucket="b", Key=key)
+        assert (await _authenticator().verify(head_of_url("GET", url))).presigned
+
+
+async def test_a_client_that_signs_an_encoded_path_but_sends_it_raw_verifies() -> None:
+    request = boto3_request("get_object", Bucket="acme.docs", Key="a!b(c)")
+    head = head_of(request)
+    assert head.raw_path == b"/acme.docs/a%21b%28c%29"
+    raw = replace(head, raw_path=b"/acme.docs/a!b(c)")
+    assert (await _authenticator().verify(raw)).key_id == KEY_ID
