@@ -32,8 +32,12 @@ RULES: dict[str, tuple[set[str], set[str] | None]] = {
     "testing": (set(), {"httpx"}),
     "bootstrap": ({"domain", "application", "adapters", "config"}, set()),
     "worker": ({"domain", "application", "bootstrap"}, set()),
-    "api": ({"__init__", "domain", "application", "bootstrap", "config", "logs", "worker"}, ANY),
-    # The S3 gateway: an entry point beside the API, whose services it shares.
+    # api/app.py starts the S3 listener of each worker (imported only when configured).
+    "api": (
+        {"__init__", "domain", "application", "bootstrap", "config", "logs", "worker", "s3"},
+        ANY,
+    ),
+    # The S3 gateway: an entry point beside the API, whose services and state it shares.
     "s3": (
         {"__init__", "domain", "application", "bootstrap", "config", "logs", "worker", "api"},
         ANY,
