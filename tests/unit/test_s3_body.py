@@ -371,3 +371,15 @@ async def test_a_deferred_sha256_is_handed_to_the_consumer_not_checked_here() ->
     assert checked.sha256_to_check is None
     _, error = await _collect(checked)
     assert error is not None and error.code == "XAmzContentSHA256Mismatch"
+
+
+async def test_empty_pieces_from_the_server_are_not_given_out() -> None:
+    verified, head = _unsigned_trailer_head()
+    body = b"5\r\nhello\r\n0\r\nx-amz-checksum-crc32:" + _crc32_b64(b"hello").encode()
+
+    async def with_empty_pieces() -> AsyncIterator[bytes]:
+        for piece in (b"", body[:4], b"", body[4:9], b"", body[9:] + b"\r\n\r\n", b""):
+            yield piece
+
+    received = [piece async for piece in verified_body(verified, head, with_empty_pieces())]
+    assert received and all(received) and b"".join(received) == b"hello"
