@@ -383,3 +383,14 @@ async def test_empty_pieces_from_the_server_are_not_given_out() -> None:
 
     received = [piece async for piece in verified_body(verified, head, with_empty_pieces())]
     assert received and all(received) and b"".join(received) == b"hello"
+
+
+async def test_empty_pieces_of_a_plain_body_are_not_given_out() -> None:
+    verified, head = _plain({"content-length": "5"})
+
+    async def with_empty_pieces() -> AsyncIterator[bytes]:
+        for piece in (b"", b"he", b"", b"llo", b""):
+            yield piece
+
+    received = [piece async for piece in verified_body(verified, head, with_empty_pieces())]
+    assert received == [b"he", b"llo"]

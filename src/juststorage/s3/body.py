@@ -152,6 +152,8 @@ class VerifiedBody:
         limit = self.decoded_length
         count = 0
         async for piece in self._source:
+            if not piece:
+                continue
             count += len(piece)
             if limit is not None and count > limit:
                 raise S3AuthError(
