@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from juststorage.deploy import monitoring
+from juststorage.deploy.credential import KEYS_CREATE
 from juststorage.deploy.documents import yaml_body, yaml_text
 from juststorage.deploy.options import DeployOptions
 
@@ -276,6 +277,11 @@ def _disruption_budget(app: str) -> dict[str, Any]:
     }
 
 
+def first_credential(options: DeployOptions) -> list[str]:
+    """The command that prints the first admin API key."""
+    return [f"kubectl exec statefulset/{options.app_name} -- juststorage {KEYS_CREATE}"]
+
+
 def files(options: DeployOptions) -> dict[str, str]:
     """The kustomize base and its `multi/` overlay, named after the app."""
     app = options.app_name
@@ -285,6 +291,8 @@ def files(options: DeployOptions) -> dict[str, str]:
         "    --from-literal=DATABASE_URL='postgresql://USER:PASSWORD@HOST:5432/DB' \\",
         "    --from-literal=JWT_SECRET=\"$(openssl rand -hex 32)\" --from-literal=API_KEYS=''",
         "  kubectl apply -k .",
+        "The first credential, an admin API key printed once (when the pod is ready):",
+        *(f"  {line}" for line in first_credential(options)),
         "servicemonitor.yaml and prometheusrule.yaml need the Prometheus Operator's CRDs;",
         "drop them from `resources` without it. Validated against Kubernetes 1.30.",
         "networkpolicy.yaml opens port 9091 (/metrics) only to namespaces labelled",
