@@ -2,8 +2,8 @@
 
 Every object is named and labelled after the app name; the Secret of the same
 name holds DATABASE_URL, JWT_SECRET and API_KEYS. The PrometheusRule carries the
-alert groups of monitoring.py for the job the Prometheus Operator names after the
-Service (the app name).
+alert groups of monitoring.py for the job the ServiceMonitor names after the app
+(its `jobLabel`).
 
 Tenants reach the `http` port through the Service named after the app; /metrics is
 operator data (SPEC §2), so its port is on a Service of its own (`<app>-metrics`,
@@ -187,15 +187,43 @@ def _network_policy(app: str) -> dict[str, Any]:
     }
 
 
+# The Kubernetes namespace of a scraped pod, under a name of its own: Prometheus
+# Operator gives every target a `namespace` label, which would rename the metrics'
+# own `namespace` label (SPEC §2: the store's namespace) to `exported_namespace`.
+KUBERNETES_NAMESPACE_LABEL = "kubernetes_namespace"
+
+
 def _service_monitor(app: str) -> dict[str, Any]:
+    endpoint = {
+        "port": "metrics",
+        "path": "/metrics",
+        "interval": "30s",
+        # Target relabelings run before the scrape: the target's `namespace` is moved
+        # aside, so the series keep the store's `namespace` as the server exports it.
+        # (`honorLabels: true` would keep it too, but would give the series the
+        # server exports with `namespace=""` the pod's Kubernetes namespace instead.)
+        "relabelings": [
+            {
+                "action": "replace",
+                "sourceLabels": ["namespace"],
+                "targetLabel": KUBERNETES_NAMESPACE_LABEL,
+            },
+            {"action": "labeldrop", "regex": "namespace"},
+        ],
+    }
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
         "metadata": _metadata(app, app),
         "spec": {
-            # the `<app>-metrics` Service only: the tenants' Service has no metrics port
+            # `job` is the value of this label of the Service (the app name), which
+            # the PrometheusRule's expressions select; by default it would be the
+            # Service's name, `<app>-metrics`.
+            "jobLabel": "app.kubernetes.io/name",
+            # the `<app>-metrics` Service only: the tenants' Service and the headless
+            # one have no metrics port, and selecting them would scrape pods twice
             "selector": {"matchLabels": {"app.kubernetes.io/name": app, **_METRICS_COMPONENT}},
-            "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}],
+            "endpoints": [endpoint],
         },
     }
 
