@@ -38,6 +38,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from juststorage.adapters.process_metrics import BuildInfoCollector, ProcessesCollector
 from juststorage.application.records import Census
 
 _DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -316,6 +317,10 @@ class Metrics:
                 self.registry, path=str(multiprocess_dir)
             )
         self.registry.register(self._census)
+        # Multiprocess mode registers no process collector: this one reads every
+        # live server process.
+        self.registry.register(ProcessesCollector(multiprocess_dir))
+        self.registry.register(BuildInfoCollector())
 
     def observe_request(self, method: str, status: int, namespace: str, seconds: float) -> None:
         """One answered HTTP request: counted by status, timed."""

@@ -84,14 +84,21 @@ _PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
             ),
         ),
     ),
+    # Bytes and hits are two panels: one axis cannot carry bytes/s and hits/s.
     (
-        "Dedup savings",
+        "Dedup savings (bytes)",
         "Bps",
         (
             (
                 'sum(rate(just_storage_dedup_bytes_saved_total{job=~"$job"}[$__rate_interval]))',
                 "bytes saved / s",
             ),
+        ),
+    ),
+    (
+        "Dedup hits",
+        "ops",
+        (
             (
                 'sum(rate(just_storage_dedup_hits_total{job=~"$job"}[$__rate_interval]))',
                 "dedup hits / s",
@@ -167,6 +174,22 @@ _PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
                 "{{storage_class}}",
             ),
         ),
+    ),
+    (
+        "Server processes: CPU",
+        "short",
+        (
+            (
+                'sum by (instance, pid) (rate(process_cpu_seconds_total{job=~"$job"}'
+                "[$__rate_interval]))",
+                "{{instance}} pid {{pid}}",
+            ),
+        ),
+    ),
+    (
+        "Server processes: resident memory",
+        "bytes",
+        (('process_resident_memory_bytes{job=~"$job"}', "{{instance}} pid {{pid}}"),),
     ),
     (
         "Readiness checks",

@@ -18,6 +18,8 @@ COMPOSE_JOB = "juststorage"  # the scrape job in prometheus.yml, whatever the ap
 # operator data (SPEC §2), served there and never on the public listener.
 METRICS_PORT = 9091
 METRICS_ADDR = f"0.0.0.0:{METRICS_PORT}"
+# JustStorageDiskFillsSoon: the horizon of its linear prediction.
+FILL_HOURS = 4
 
 
 def _alert(
@@ -79,13 +81,14 @@ def alert_groups(job: str) -> list[dict[str, Any]]:
             "JustStorageHighLatency",
             "histogram_quantile(0.99,\n"
             "  sum by (le, namespace) (rate("
-            + series("just_storage_request_duration_seconds_bucket", ',method=~"GET|HEAD|DELETE"')
+            + series("just_storage_request_duration_seconds_bucket", ',method=~"HEAD|DELETE"')
             + "[5m]))\n) > 2.5\n",
             "15m",
             "warning",
             "JustStorage p99 latency above 2.5 s in namespace {{ $labels.namespace }}",
-            "The 99th percentile of reads and deletes took {{ $value | humanizeDuration }}"
-            " over 5 minutes (uploads are excluded: their time grows with their size).",
+            "The 99th percentile of HEAD and DELETE calls took {{ $value | humanizeDuration }}"
+            " over 5 minutes. Only calls whose time does not grow with an object's size count:"
+            " uploads and GET downloads (a 5 GB model takes minutes) are left out.",
         ),
         _alert(
             "JustStorageGcNotRunning",
@@ -112,6 +115,29 @@ def alert_groups(job: str) -> list[dict[str, Any]]:
             "critical",
             "JustStorage {{ $labels.storage_class }} root is (almost) full",
             "Less than 2% free: uploads to {{ $labels.storage_class }} are about to fail with 507.",
+        ),
+        _alert(
+            "JustStorageDiskFillsSoon",
+            "min by (instance, storage_class) (\n"
+            f"  predict_linear({series('just_storage_root_free_bytes')}[6h], {FILL_HOURS} * 3600)\n"
+            ") < 0\n",
+            "30m",
+            "warning",
+            "JustStorage {{ $labels.storage_class }} root fills up within"
+            f" {FILL_HOURS} hours at this rate",
+            "Free space on the {{ $labels.storage_class }} root, extrapolated from the last"
+            f" 6 hours, reaches 0 within {FILL_HOURS} hours; uploads then fail with 507.",
+        ),
+        _alert(
+            "JustStorageInsufficientStorage",
+            "sum by (job) (increase("
+            + series("just_storage_requests_total", ',status="507"')
+            + "[5m])) > 0\n",
+            "0m",
+            "critical",
+            "JustStorage answers uploads with 507 Insufficient Storage",
+            "{{ $value | humanize }} requests failed with 507 in 5 minutes: a storage root"
+            " is full (or the S3 store refuses writes). Free space or add capacity.",
         ),
         _alert(
             "JustStorageThrottlingStorm",
