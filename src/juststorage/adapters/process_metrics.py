@@ -13,6 +13,7 @@ as itself. Outside multiprocess mode, the one process is reported the same way.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
 import platform
 import re
@@ -22,8 +23,6 @@ from pathlib import Path
 from prometheus_client import ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-from juststorage import __version__
 
 _PID_FILE = re.compile(r"(?:counter|histogram|summary|gauge_[a-z]+)_(\d+)\.db")
 _PROC = Path("/proc")
@@ -74,6 +73,15 @@ class ProcessesCollector(Collector):
         return iter(())
 
 
+def _installed_version() -> str:
+    """The installed distribution's version (the package's own `__version__` is the
+    entry points' to import: adapters stay below them)."""
+    try:
+        return importlib.metadata.version("juststorage")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
+
+
 class BuildInfoCollector(Collector):
     """`just_storage_build_info{version, python_version} 1`."""
 
@@ -83,7 +91,7 @@ class BuildInfoCollector(Collector):
             "Always 1; the labels name the running build.",
             labels=["version", "python_version"],
         )
-        info.add_metric([__version__, platform.python_version()], 1.0)
+        info.add_metric([_installed_version(), platform.python_version()], 1.0)
         yield info
 
     def describe(self) -> Iterator[Metric]:
