@@ -193,6 +193,16 @@ def test_counters_are_totals_over_all_processes(server: Server) -> None:
             )
             == UPLOADS
         )
+        for method in ("POST", "GET"):
+            assert (
+                value(
+                    s,
+                    "just_storage_time_to_first_byte_seconds_count",
+                    method=method,
+                    namespace=NAMESPACE,
+                )
+                == UPLOADS
+            )
         assert value(s, "just_storage_uploaded_bytes_total") == sum(sizes)
         assert value(s, "just_storage_downloaded_bytes_total") == sum(sizes)
         assert value(s, "just_storage_dedup_hits_total") == UPLOADS - DISTINCT

@@ -8,11 +8,11 @@ files of all of them. The object and byte gauges are not per process at all:
 they are a census read at scrape time from the database's counter rows
 (`census_counters`, kept by the transactions that change objects).
 
-The per-request instruments (requests, their durations, bytes up and down, dedup)
-count in plain values of this process first (`_Pending`) and write them to the
-process's file once per turn of the event loop, so a request costs a few dict
-updates instead of a locked, PID-checked write to the memory map per value; a
-scrape writes this process's pending values before it reads the files.
+The per-request instruments (requests, their durations and times to first byte,
+bytes up and down, dedup) count in plain values of this process first (`_Pending`)
+and write them to the process's file once per turn of the event loop, so a request
+costs a few dict updates instead of a locked, PID-checked write to the memory map
+per value; a scrape writes this process's pending values before it reads the files.
 """
 
 from __future__ import annotations
@@ -154,26 +154,38 @@ class _Pending:
         self,
         requests: Counter,
         durations: Histogram,
+        first_bytes: Histogram,
         buckets: tuple[float, ...],
     ) -> None:
         self._requests = requests
         self._durations = durations
-        self._bounds = buckets  # upper bounds, ascending; +Inf after the last
+        self._first_bytes = first_bytes
+        self._bounds = buckets  # upper bounds, ascending; +Inf after the last (both)
         self.requests: dict[tuple[str, str, str], int] = {}
         # (method, namespace) -> [count per bucket, ..., count over the last, sum]
         self.durations: dict[tuple[str, str], list[float]] = {}
+        self.first_bytes: dict[tuple[str, str], list[float]] = {}
         self.counters: dict[Counter, float] = {}
         self._scheduled = False
 
-    def request(self, method: str, status: str, namespace: str, seconds: float) -> None:
+    def request(
+        self, method: str, status: str, namespace: str, seconds: float, first_byte: float | None
+    ) -> None:
         key = (method, status, namespace)
         self.requests[key] = self.requests.get(key, 0) + 1
-        slots = self.durations.get((method, namespace))
+        self._observe(self.durations, (method, namespace), seconds)
+        if first_byte is not None:
+            self._observe(self.first_bytes, (method, namespace), first_byte)
+        self._schedule()
+
+    def _observe(
+        self, table: dict[tuple[str, str], list[float]], key: tuple[str, str], seconds: float
+    ) -> None:
+        slots = table.get(key)
         if slots is None:
-            slots = self.durations[(method, namespace)] = [0.0] * (len(self._bounds) + 2)
+            slots = table[key] = [0.0] * (len(self._bounds) + 2)
         slots[bisect.bisect_left(self._bounds, seconds)] += 1
         slots[-1] += seconds
-        self._schedule()
 
     def add(self, counter: Counter, amount: float) -> None:
         self.counters[counter] = self.counters.get(counter, 0.0) + amount
@@ -195,19 +207,25 @@ class _Pending:
         self._scheduled = False
         requests, self.requests = self.requests, {}
         durations, self.durations = self.durations, {}
+        first_bytes, self.first_bytes = self.first_bytes, {}
         counters, self.counters = self.counters, {}
         for labels, count in requests.items():
             self._requests.labels(*labels).inc(count)
-        for labels_, slots in durations.items():
-            child = self._durations.labels(*labels_)
-            # A histogram's values: one per bucket (not cumulative) and the sum, as
-            # `Histogram.observe` adds to them.
-            for index, observed in enumerate(slots[:-1]):
-                if observed:
-                    child._buckets[index].inc(observed)
-            child._sum.inc(slots[-1])
+        _add_to_histogram(self._durations, durations)
+        _add_to_histogram(self._first_bytes, first_bytes)
         for counter, amount in counters.items():
             counter.inc(amount)
+
+
+def _add_to_histogram(histogram: Histogram, table: dict[tuple[str, str], list[float]]) -> None:
+    for labels, slots in table.items():
+        child = histogram.labels(*labels)
+        # A histogram's values: one per bucket (not cumulative) and the sum, as
+        # `Histogram.observe` adds to them.
+        for index, observed in enumerate(slots[:-1]):
+            if observed:
+                child._buckets[index].inc(observed)
+        child._sum.inc(slots[-1])
 
 
 class _BufferedCounter:
@@ -249,6 +267,15 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
+        # The latency of a download or a list, whatever its size: the request's
+        # duration grows with the bytes sent, its first byte does not.
+        self.time_to_first_byte = Histogram(
+            "just_storage_time_to_first_byte_seconds",
+            "Time from a request's arrival to the start of its answer (status and headers).",
+            ["method", "namespace"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
         self.gc_runs = Counter("just_storage_gc_runs", "GC passes run.", registry=r)
         self.gc_deleted_blobs = Counter(
             "just_storage_gc_deleted_blobs", "Blob files removed by GC.", registry=r
@@ -259,7 +286,9 @@ class Metrics:
             buckets=_GC_BUCKETS,
             registry=r,
         )
-        self._pending = _Pending(self.requests, self.request_duration, _DURATION_BUCKETS)
+        self._pending = _Pending(
+            self.requests, self.request_duration, self.time_to_first_byte, _DURATION_BUCKETS
+        )
         self.uploaded_bytes = _BufferedCounter(
             Counter(
                 "just_storage_uploaded_bytes", "Bytes received in committed uploads.", registry=r
@@ -322,9 +351,12 @@ class Metrics:
         self.registry.register(ProcessesCollector(multiprocess_dir))
         self.registry.register(BuildInfoCollector())
 
-    def observe_request(self, method: str, status: int, namespace: str, seconds: float) -> None:
-        """One answered HTTP request: counted by status, timed."""
-        self._pending.request(method, str(status), namespace, seconds)
+    def observe_request(
+        self, method: str, status: int, namespace: str, seconds: float, first_byte: float | None
+    ) -> None:
+        """One answered HTTP request: counted by status, timed to its end and to the
+        start of its answer (`first_byte`; None when no answer started)."""
+        self._pending.request(method, str(status), namespace, seconds, first_byte)
 
     def observe_census(self, census: list[Census]) -> None:
         """Replace the object and byte gauges with a fresh count from the database."""

@@ -63,6 +63,18 @@ _PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
         ),
     ),
     (
+        "Time to first byte p99 by namespace (GET, HEAD)",
+        "s",
+        (
+            (
+                "histogram_quantile(0.99, sum by (le, namespace) (rate("
+                'just_storage_time_to_first_byte_seconds_bucket{job=~"$job",method=~"GET|HEAD"}'
+                "[$__rate_interval])))",
+                "{{namespace}}",
+            ),
+        ),
+    ),
+    (
         "Stored bytes by storage class",
         "bytes",
         (
