@@ -129,6 +129,21 @@ def _histogram_count(directory: Path, name: str) -> float:
     return total
 
 
+def test_checksum_mismatches_are_exported_from_zero() -> None:
+    """Both sources are series before the first mismatch: an alert on increase()
+    sees the first one (a series that starts at 1 shows no increase)."""
+    m = metrics.Metrics()
+    assert _samples(m.render(), "just_storage_checksum_mismatches_total") == {
+        'just_storage_checksum_mismatches_total{source="upload"}': 0.0,
+        'just_storage_checksum_mismatches_total{source="stored"}': 0.0,
+    }
+    m.observe_checksum_mismatch("stored")
+    assert _samples(m.render(), "just_storage_checksum_mismatches_total") == {
+        'just_storage_checksum_mismatches_total{source="upload"}': 0.0,
+        'just_storage_checksum_mismatches_total{source="stored"}': 1.0,
+    }
+
+
 def test_negative_amounts_are_refused() -> None:
     with pytest.raises(ValueError):
         metrics.Metrics().uploaded_bytes.inc(-1)

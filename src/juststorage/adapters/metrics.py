@@ -23,7 +23,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import cast
+from typing import Literal, cast
 
 from prometheus_client import (
     CollectorRegistry,
@@ -45,6 +45,9 @@ _DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
 _GC_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900)
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _MULTIPROC_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
+# Where bytes failed their SHA-256: a client's declared digest (400 ChecksumMismatch),
+# or bytes read back from storage that no longer hash to their record (data rot).
+MismatchSource = Literal["upload", "stored"]
 
 
 def enable_multiprocess_metrics(directory: Path) -> None:
@@ -276,6 +279,16 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
+        self.checksum_mismatches = Counter(
+            "just_storage_checksum_mismatches",
+            "Bytes that did not match their SHA-256: an upload's declared digest (upload),"
+            " or stored bytes read back (stored: data rot).",
+            ["source"],
+            registry=r,
+        )
+        for source in ("upload", "stored"):
+            # At 0 from the start: an alert's increase() misses a series' first sample.
+            self.checksum_mismatches.labels(source)
         self.gc_runs = Counter("just_storage_gc_runs", "GC passes run.", registry=r)
         self.gc_deleted_blobs = Counter(
             "just_storage_gc_deleted_blobs", "Blob files removed by GC.", registry=r
@@ -357,6 +370,10 @@ class Metrics:
         """One answered HTTP request: counted by status, timed to its end and to the
         start of its answer (`first_byte`; None when no answer started)."""
         self._pending.request(method, str(status), namespace, seconds, first_byte)
+
+    def observe_checksum_mismatch(self, source: MismatchSource) -> None:
+        """Bytes that failed their SHA-256 (rare: counted at once)."""
+        self.checksum_mismatches.labels(source).inc()
 
     def observe_census(self, census: list[Census]) -> None:
         """Replace the object and byte gauges with a fresh count from the database."""

@@ -75,6 +75,17 @@ _PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
         ),
     ),
     (
+        "Checksum mismatches",
+        "short",
+        (
+            (
+                "sum by (source) (increase("
+                'just_storage_checksum_mismatches_total{job=~"$job"}[$__rate_interval]))',
+                "{{source}}",
+            ),
+        ),
+    ),
+    (
         "Stored bytes by storage class",
         "bytes",
         (

@@ -151,6 +151,19 @@ def alert_groups(job: str) -> list[dict[str, Any]]:
             " is full (or the S3 store refuses writes). Free space or add capacity.",
         ),
         _alert(
+            "JustStorageStoredChecksumMismatch",
+            "sum by (job) (increase("
+            + series("just_storage_checksum_mismatches_total", ',source="stored"')
+            + "[15m])) > 0\n",
+            "0m",
+            "critical",
+            "JustStorage read stored bytes that no longer match their SHA-256",
+            "Stored bytes read back in the last 15 minutes that do not hash to their record:"
+            " {{ $value | humanize }}. They changed on disk or in the object store after"
+            " they were acknowledged (data rot, a failing disk, a file changed by hand)."
+            " The server log names them; `juststorage fsck` checks every blob.",
+        ),
+        _alert(
             "JustStorageThrottlingStorm",
             f"sum by (tenant) (rate({series('just_storage_throttled_requests_total')}[5m])) > 10",
             "10m",
