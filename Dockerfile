@@ -6,6 +6,10 @@
 #     -v js-meta:/data/meta juststorage:latest
 # /metrics (operator data: dedup hits, per-tenant counts) is served on port 9091 only,
 # the public port answers 404 for it: publish 9091 to the monitoring network alone.
+# The container starts as root only for its entry point (juststorage-entrypoint, in the
+# package): it hands the storage directories to uid 10001, which PaaS volumes mounted
+# root-owned need, drops root for good and runs `juststorage`. Started as 10001
+# (`--user`, Kubernetes' runAsUser) it only checks that the directories are writable.
 
 ARG PYTHON_VERSION=3.11
 
@@ -37,12 +41,11 @@ ENV PATH=/opt/juststorage/bin:$PATH \
     JUSTSTORAGE_DATA_DIR=/data/meta \
     JUSTSTORAGE_HOT_ROOT=/data/hot \
     JUSTSTORAGE_COLD_ROOT=/data/cold
-USER 10001:10001
 WORKDIR /data
 VOLUME ["/data/hot", "/data/cold", "/data/meta"]
 EXPOSE 8080 9091
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('JUSTSTORAGE_PORT', '8080'), timeout=4)"]
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["juststorage"]
+ENTRYPOINT ["juststorage-entrypoint"]
 CMD ["serve"]

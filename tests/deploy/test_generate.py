@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import yaml
 from click.testing import CliRunner
 
 from juststorage.cli.main import cli
+from juststorage.config import load_settings
 from juststorage.deploy.generate import PLATFORMS
 
 SECRETS = {
@@ -23,7 +28,7 @@ SECRETS = {
 }
 EXPECTED_FILES = {
     "caprover": {"captain-definition", "caprover-one-click-app.yml"},
-    "heroku": {"app.json", "Procfile", ".python-version", "requirements.txt"},
+    "heroku": {"app.json", "Procfile", ".profile", ".python-version", "requirements.txt"},
     "flyio": {"fly.toml"},
     "railway": {"railway.json"},
     "render": {"render.yaml"},
@@ -145,7 +150,8 @@ def test_heroku(tmp_path: Path) -> None:
     files = generated(tmp_path, "heroku", "--app-name", "store")
     app = files["app.json"]
     assert app["name"] == "store"
-    assert app["addons"][0]["plan"].startswith("heroku-postgresql")
+    plans = [addon["plan"] for addon in app["addons"]]
+    assert plans[0].startswith("heroku-postgresql") and plans[1].startswith("bucketeer:")
     assert app["env"]["JWT_SECRET"] == {
         "description": "HS256 signing secret for JWTs",
         "generator": "secret",
@@ -153,6 +159,62 @@ def test_heroku(tmp_path: Path) -> None:
     assert "value" not in app["env"]["API_KEYS"]
     assert files["Procfile"]["web"] == "juststorage serve --host 0.0.0.0 --port $PORT"
     assert files["Procfile"]["release"] == "juststorage migrate"
+
+
+BUCKETEER = {
+    "BUCKETEER_AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+    "BUCKETEER_AWS_SECRET_ACCESS_KEY": "bucketeer-secret-value",
+    "BUCKETEER_AWS_REGION": "eu-west-1",
+    "BUCKETEER_BUCKET_NAME": "bucketeer-1234-abcd",
+}
+
+
+def _dyno(tmp_path: Path, command: str, config_vars: dict[str, str]) -> subprocess.Popen[str]:
+    """A Procfile command as Heroku runs it: bash sources .profile, then runs it; the
+    `juststorage` on PATH only writes down its arguments and environment."""
+    shim = tmp_path / "bin" / "juststorage"
+    shim.parent.mkdir(exist_ok=True)
+    shim.write_text(
+        f"#!{sys.executable}\nimport json, os, sys\n"
+        "json.dump({'args': sys.argv[1:], 'env': dict(os.environ)}, sys.stdout)\n"
+    )
+    shim.chmod(0o755)
+    env = {"PATH": f"{shim.parent}:/usr/bin:/bin", "PORT": "5000", **config_vars}
+    return subprocess.Popen(
+        ["bash", "-c", f"source .profile && {command}"],
+        cwd=tmp_path / "heroku",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_heroku_dynos_keep_blobs_in_the_bucketeer_bucket(tmp_path: Path) -> None:
+    """Dyno disks are lost at each restart: every process type (and `heroku run`)
+    reads the Bucketeer bucket as its storage roots."""
+    files = generated(tmp_path, "heroku")
+    for kind, command in files["Procfile"].items():
+        dyno = _dyno(tmp_path, command, BUCKETEER)
+        out, err = dyno.communicate(timeout=30)
+        assert dyno.returncode == 0, err
+        seen = json.loads(out)
+        settings = load_settings(seen["env"])
+        assert settings.root_url("hot") == "s3://bucketeer-1234-abcd/hot", kind
+        assert settings.root_url("cold") == "s3://bucketeer-1234-abcd/cold", kind
+        assert settings.aws_access_key_id == "AKIAEXAMPLE"
+        assert settings.aws_secret_access_key == "bucketeer-secret-value"
+        assert settings.aws_region == "eu-west-1"
+        assert settings.aws_endpoint_url is None  # Bucketeer buckets are Amazon S3
+    assert seen["args"] == ["serve", "--host", "0.0.0.0", "--port", "5000"]
+
+
+def test_heroku_without_the_bucketeer_add_on_refuses_to_start(tmp_path: Path) -> None:
+    files = generated(tmp_path, "heroku")
+    dyno = _dyno(tmp_path, files["Procfile"]["web"], {})
+    out, err = dyno.communicate(timeout=30)
+    assert dyno.returncode != 0 and out == ""  # the server never started
+    assert "the Bucketeer add-on is missing: heroku addons:create bucketeer:" in err
 
 
 def test_flyio(tmp_path: Path) -> None:
@@ -171,7 +233,9 @@ def test_railway(tmp_path: Path) -> None:
     config = generated(tmp_path, "railway")["railway.json"]
     assert config["build"] == {"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile"}
     assert config["deploy"]["healthcheckPath"] == "/ready"
-    assert "juststorage serve" in config["deploy"]["startCommand"]
+    # The start command replaces the image's entry point: it runs it itself, so the
+    # root-owned volume is handed over and root dropped.
+    assert "exec juststorage-entrypoint serve " in config["deploy"]["startCommand"]
 
 
 def test_render(tmp_path: Path) -> None:
@@ -200,7 +264,7 @@ def test_digitalocean(tmp_path: Path) -> None:
     assert service["health_check"]["http_path"] == "/ready" and service["http_port"] == 8080
     env = {v["key"]: v for v in service["envs"]}
     assert env["DATABASE_URL"]["value"] == "${store-db.DATABASE_URL}"
-    for secret in ("JWT_SECRET", "API_KEYS"):
+    for secret in ("JWT_SECRET", "API_KEYS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         assert env[secret]["type"] == "SECRET" and "value" not in env[secret]
     assert spec["databases"][0] == {
         "name": "store-db",
@@ -208,6 +272,89 @@ def test_digitalocean(tmp_path: Path) -> None:
         "version": "16",
         "production": False,
     }
+
+
+def test_digitalocean_keeps_blobs_in_a_space(tmp_path: Path) -> None:
+    """App Platform has no volumes: the roots are s3:// roots in a Space of the
+    app's region, which the server's settings read as such."""
+    (spec,) = generated(tmp_path, "digitalocean", "--app-name", "store", "--region", "fra")[
+        ".do/app.yaml"
+    ]
+    (service,) = spec["services"]
+    plain = {v["key"]: v["value"] for v in service["envs"] if "value" in v}
+    secrets = {v["key"]: "s" * 32 for v in service["envs"] if "type" in v}  # set in the panel
+    settings = load_settings({**plain, **secrets, "API_KEYS": ""})
+    assert settings.root_url("hot") == "s3://store-blobs/hot"
+    assert settings.root_url("cold") == "s3://store-blobs/cold"
+    assert settings.aws_endpoint_url == "https://fra1.digitaloceanspaces.com"
+    assert settings.aws_region == "fra1"
+    assert settings.aws_access_key_id and settings.aws_secret_access_key
+    text = (tmp_path / "digitalocean" / ".do" / "app.yaml").read_text("utf-8")
+    assert "store-blobs in fra1" in text  # the notes say which Space to create
+
+
+@pytest.mark.parametrize("platform", [p for p, e in PLATFORMS.items() if e.uses_region])
+def test_an_unknown_region_is_refused_with_the_valid_ones(tmp_path: Path, platform: str) -> None:
+    out = tmp_path / "out"
+    result = run("deploy", "generate", platform, "--output", str(out), "--region", "atlantis")
+    assert result.exit_code == 1
+    assert f"unknown {platform} region 'atlantis'; valid regions: " in result.output
+    for region in PLATFORMS[platform].regions:
+        assert region in result.output
+    assert not out.exists()  # nothing written
+    good = PLATFORMS[platform].regions[-1]
+    result = run("deploy", "generate", platform, "--output", str(out), "--region", good)
+    assert result.exit_code == 0
+
+
+def test_heroku_creates_the_app_in_the_region(tmp_path: Path) -> None:
+    result = run("deploy", "generate", "heroku", "--output", str(tmp_path), "--region", "eu")
+    assert "next: heroku create juststorage --region eu --manifest" in result.output
+
+
+FIRST_CREDENTIAL = {
+    "compose": "docker compose run --rm juststorage keys create --tenant '*' --scope admin",
+    "kubernetes": "kubectl exec statefulset/store -- juststorage keys create --tenant '*'"
+    " --scope admin",
+    "heroku": "heroku run --app store -- juststorage keys create --tenant '*' --scope admin",
+    "flyio": 'fly ssh console --app store --command "juststorage-entrypoint keys create'
+    ' --tenant=* --scope admin"',
+    "railway": "juststorage-entrypoint keys create --tenant '*' --scope admin",
+    "render": "juststorage-entrypoint keys create --tenant '*' --scope admin",
+    "digitalocean": "juststorage-entrypoint keys create --tenant '*' --scope admin",
+    "caprover": "juststorage-entrypoint keys create --tenant '*' --scope admin",
+}
+
+
+@pytest.mark.parametrize("platform", list(PLATFORMS))
+def test_generate_prints_how_to_get_the_first_credential_last(
+    tmp_path: Path, platform: str
+) -> None:
+    result = run("deploy", "generate", platform, "--output", str(tmp_path), "--app-name", "store")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    heading = next(i for i, line in enumerate(lines) if line.startswith("first credential"))
+    assert all(not line.startswith("wrote ") for line in lines[heading:])  # the last step
+    assert FIRST_CREDENTIAL[platform] in "\n".join(lines[heading:])
+    # The files say it too, where their format has comments.
+    commented = [p for p in tmp_path.rglob("*") if p.suffix in (".yml", ".yaml", ".toml")]
+    if platform in ("compose", "kubernetes", "flyio", "render", "digitalocean", "caprover"):
+        texts = " ".join(" ".join(p.read_text("utf-8").split()) for p in commented)
+        assert FIRST_CREDENTIAL[platform] in texts.replace(" # ", " ")
+
+
+def test_the_keys_create_commands_it_prints_are_ones_the_cli_takes() -> None:
+    keys = cli.commands["keys"]
+    assert isinstance(keys, click.Group)
+    create = keys.commands["create"]
+    for platform in ("compose", "flyio"):
+        words = shlex.split(FIRST_CREDENTIAL[platform])
+        if platform == "flyio":  # the command fly runs on the machine
+            words = words[-1].split()
+        at = words.index("keys")
+        assert words[at + 1] == "create"
+        context = create.make_context("create", words[at + 2 :])
+        assert context.params["tenants"] == ("*",) and context.params["scopes"] == ("admin",)
 
 
 def test_compose(tmp_path: Path) -> None:

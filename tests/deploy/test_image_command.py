@@ -1,5 +1,6 @@
 """The image's entry command and HEALTHCHECK, run outside a container (there is no
-container runtime here): the Dockerfile's ENV, ENTRYPOINT and CMD start a server
+container runtime here), as root as the image starts: the Dockerfile's ENV,
+ENTRYPOINT and CMD start a server (as the service user)
 that answers the HEALTHCHECK's own command, and serves /metrics (operator data,
 SPEC §2) on the exposed metrics port, never on the public one."""
 
@@ -17,7 +18,8 @@ from pathlib import Path
 import pytest
 from dockerfile_parse import DockerfileParser
 
-from juststorage.testing import BIN, clean_env, free_port, wait_until
+from juststorage.testing import clean_env, free_port, wait_until
+from support.users import NOBODY
 
 pytestmark = pytest.mark.e2e
 
@@ -33,8 +35,9 @@ def _status(url: str) -> int:
 
 
 def test_entry_command_serves_metrics_apart_and_passes_the_healthcheck(
-    repo: Path, tmp_path: Path
+    repo: Path, shared_tmp: Path, nobody_bin: Path
 ) -> None:
+    tmp_path = shared_tmp
     parser = DockerfileParser(path=str(repo / "Dockerfile"))
     final = parser.structure[
         max(i for i, ins in enumerate(parser.structure) if ins["instruction"] == "FROM") :
@@ -60,10 +63,12 @@ def test_entry_command_serves_metrics_apart_and_passes_the_healthcheck(
             **image_env,
             "JUSTSTORAGE_HOST": "127.0.0.1",
             "JUSTSTORAGE_METRICS_ADDR": f"127.0.0.1:{metrics_port}",
+            # The entry point's service user: one that exists here (the image's is 10001).
+            "JUSTSTORAGE_RUN_AS": f"{NOBODY}:{NOBODY}",
         },
     )
     env["JUSTSTORAGE_PORT"] = port
-    env["PATH"] = f"{BIN.parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = f"{nobody_bin}{os.pathsep}{env.get('PATH', '')}"
     command = json.loads(value("ENTRYPOINT")) + json.loads(value("CMD"))
     healthcheck = value("HEALTHCHECK")
     probe = json.loads(healthcheck[healthcheck.index("CMD") + 3 :].strip())
@@ -78,7 +83,8 @@ def test_entry_command_serves_metrics_apart_and_passes_the_healthcheck(
 
         assert wait_until(healthy, timeout=20), (tmp_path / "server.log").read_text()
         for root in ("hot", "cold", "meta"):
-            assert (tmp_path / "data" / root).is_dir()  # the image's volumes are used
+            # the image's volumes are used, by the service user
+            assert (tmp_path / "data" / root).stat().st_uid == NOBODY
         assert _status(f"http://127.0.0.1:{port}/metrics") == 404
         assert wait_until(
             lambda: _status(f"http://127.0.0.1:{metrics_port}/metrics") == 200, timeout=10
@@ -87,4 +93,4 @@ def test_entry_command_serves_metrics_apart_and_passes_the_healthcheck(
         server.terminate()
         server.wait(timeout=15)
         log.close()
-    assert shlex.join(command) == "juststorage serve"
+    assert shlex.join(command) == "juststorage-entrypoint serve"

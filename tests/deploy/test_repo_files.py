@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 from importlib import resources
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
-from juststorage.deploy import repository
+from juststorage.deploy import entrypoint, repository
 from juststorage.deploy.repository import repository_files
 
 KUBERNETES_VERSION = "1.30.0"
@@ -91,20 +92,23 @@ def _final_stage(parser: DockerfileParser) -> list[dict[str, Any]]:
     return instructions[last_from:]
 
 
-def test_dockerfile_is_multi_stage_slim_and_non_root(repo: Path) -> None:
+def test_dockerfile_is_multi_stage_slim_and_serves_as_the_service_user(repo: Path) -> None:
     parser = _dockerfile(repo)
     froms = [i["value"] for i in parser.structure if i["instruction"] == "FROM"]
     assert len(froms) >= 2 and all("-slim" in f for f in froms), froms
     final = _final_stage(parser)
     kinds = [i["instruction"] for i in final]
-    for needed in ("USER", "HEALTHCHECK", "VOLUME", "ENTRYPOINT", "CMD", "EXPOSE"):
+    for needed in ("HEALTHCHECK", "VOLUME", "ENTRYPOINT", "CMD", "EXPOSE"):
         assert needed in kinds, needed
-    user = next(i["value"] for i in final if i["instruction"] == "USER")
-    assert user.split(":")[0] not in ("root", "0")
+    # The image starts as root only for its entry point, which drops to the user the
+    # image creates (uid and gid 10001): root-owned PaaS volumes need that.
+    assert "USER" not in kinds
+    run = " ".join(i["value"] for i in final if i["instruction"] == "RUN")
+    assert f"--uid {entrypoint.SERVICE_UID}" in run and f"--gid {entrypoint.SERVICE_GID}" in run
     volumes = json.loads(next(i["value"] for i in final if i["instruction"] == "VOLUME"))
     assert {"/data/hot", "/data/cold"} <= set(volumes)
     assert json.loads(next(i["value"] for i in final if i["instruction"] == "ENTRYPOINT")) == [
-        "juststorage"
+        "juststorage-entrypoint"
     ]
     assert json.loads(next(i["value"] for i in final if i["instruction"] == "CMD")) == ["serve"]
     assert "COPY --from=build" in parser.content
@@ -307,3 +311,63 @@ def test_kubernetes_metrics_port_is_reached_only_from_the_monitoring_namespace(
         assert not _admitted(policies, pod, 9091, source, same)
     assert _admitted(policies, pod, 9091, monitoring_ns, False)
     assert _admitted(policies, pod, 8080, monitoring_ns, False)
+
+
+def _relabel(labels: dict[str, str], configs: list[dict[str, Any]]) -> dict[str, str]:
+    """Prometheus relabelling (the actions these manifests use: replace, labeldrop)."""
+    labels = dict(labels)
+    for config in configs:
+        action = config.get("action", "replace")
+        if action == "replace":
+            value = ";".join(labels.get(name, "") for name in config["sourceLabels"])
+            if value:
+                labels[config["targetLabel"]] = value
+        elif action == "labeldrop":
+            labels = {k: v for k, v in labels.items() if not re.fullmatch(config["regex"], k)}
+        else:
+            raise AssertionError(f"unexpected relabel action {action}")
+    return labels
+
+
+def _scraped(target: dict[str, str], exported: dict[str, str]) -> dict[str, str]:
+    """The labels of a scraped series (honor_labels false): a target label the series
+    also has renames the series' one to `exported_<name>`."""
+    series = {}
+    for name, value in exported.items():
+        series[f"exported_{name}" if name in target and value else name] = value
+    return {**{k: v for k, v in series.items() if v}, **target}
+
+
+def test_kubernetes_metrics_keep_their_namespace_label_and_the_alerts_their_job(
+    repo: Path,
+) -> None:
+    """The ServiceMonitor scrapes each pod once (one Service), names the job after the
+    app as the PrometheusRule expects, and the store's `namespace` label (SPEC §2)
+    survives Prometheus Operator's own `namespace` target label."""
+    base = repo / "deploy" / "kubernetes"
+    services = [d for d in _manifests(base / "service.yaml") if d["kind"] == "Service"]
+    (monitor,) = _manifests(base / "servicemonitor.yaml")
+    selected = [
+        s for s in services if _selects(monitor["spec"]["selector"], s["metadata"]["labels"])
+    ]
+    assert [s["metadata"]["name"] for s in selected] == ["juststorage-metrics"]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint.get("honorLabels") is not True
+    # The labels the operator gives a target before the endpoint's relabelings, then
+    # the job from `jobLabel` (the Service's label of that name).
+    job = selected[0]["metadata"]["labels"][monitor["spec"]["jobLabel"]]
+    target = _relabel(
+        {"namespace": "storage", "service": "juststorage-metrics", "pod": "juststorage-0"},
+        endpoint["relabelings"],
+    )
+    target["job"] = job
+    exported = {"method": "GET", "status": "200", "namespace": "models"}
+    series = _scraped(target, exported)
+    assert series["namespace"] == "models" and "exported_namespace" not in series
+    assert series["kubernetes_namespace"] == "storage"
+    assert "namespace" not in _scraped(target, {**exported, "namespace": ""})
+    # Without the relabelings the collision is there: the test sees it.
+    assert "exported_namespace" in _scraped({"namespace": "storage"}, exported)
+    (rule,) = _manifests(base / "prometheusrule.yaml")
+    exprs = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert all(f'job="{job}"' in e for e in exprs)

@@ -13,6 +13,8 @@ from urllib.parse import quote
 
 import httpx
 
+from .prometheus_text import parse_samples, value
+
 
 def unique_name(prefix: str = "t") -> str:
     """A fresh tenant or namespace name, so tests on one server do not see each other."""
@@ -56,6 +58,16 @@ def upload(
     }
     all_headers.update({k.replace("_", "-"): v for k, v in headers.items()})
     return client.post("/v1/objects", headers=all_headers, content=data)
+
+
+def checksum_mismatches(client: httpx.Client) -> dict[str, float]:
+    """{source: count} of `just_storage_checksum_mismatches_total` in a scrape of
+    /metrics (served by the test servers on their own port)."""
+    response = client.get("/metrics")
+    assert response.status_code == 200, response.text
+    samples = parse_samples(response.text)
+    name = "just_storage_checksum_mismatches_total"
+    return {source: value(samples, name, source=source) for source in ("upload", "stored")}
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

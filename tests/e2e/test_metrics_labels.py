@@ -35,7 +35,7 @@ def _namespaces(text: str) -> set[str]:
     return {
         value
         for (name, labels) in parse_samples(text)
-        if name.startswith("just_storage_request")
+        if name.startswith(("just_storage_request", "just_storage_time_to_first_byte"))
         for label, value in labels
         if label == "namespace"
     }

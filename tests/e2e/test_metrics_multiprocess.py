@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +17,9 @@ import pytest
 import yaml
 from prometheus_client.mmap_dict import MmapedDict
 
-from juststorage.testing import Server, start, wait_until
+import juststorage
+from juststorage.testing import Server, child_pids, start, wait_until
+from support.debian_tools import debian_tool
 from support.pg_databases import fresh_database
 
 from .prometheus_text import family_names, parse_samples, value
@@ -190,6 +193,16 @@ def test_counters_are_totals_over_all_processes(server: Server) -> None:
             )
             == UPLOADS
         )
+        for method in ("POST", "GET"):
+            assert (
+                value(
+                    s,
+                    "just_storage_time_to_first_byte_seconds_count",
+                    method=method,
+                    namespace=NAMESPACE,
+                )
+                == UPLOADS
+            )
         assert value(s, "just_storage_uploaded_bytes_total") == sum(sizes)
         assert value(s, "just_storage_downloaded_bytes_total") == sum(sizes)
         assert value(s, "just_storage_dedup_hits_total") == UPLOADS - DISTINCT
@@ -268,3 +281,35 @@ def test_dashboard_and_alert_queries_use_only_exposed_metrics(server: Server) ->
         assert used, where
         missing = used - exposed
         assert not missing, f"{where} queries metrics the server does not expose: {missing}"
+
+
+def test_process_metrics_and_build_info_cover_every_worker(server: Server) -> None:
+    """Multiprocess mode registers no process collector: ours reports each live
+    server process (CPU, resident memory, open descriptors), whichever answers."""
+    text = _fresh_connection(server, "GET", "/metrics").text
+    samples = parse_samples(text)
+    workers = set(child_pids(server.process.pid))
+    for family in ("process_cpu_seconds_total", "process_resident_memory_bytes"):
+        pids = {int(dict(labels)["pid"]) for name, labels in samples if name == family}
+        assert len(pids & workers) >= WORKERS, (family, pids, workers)
+    fds = [labels for name, labels in samples if name == "process_open_fds"]
+    assert len(fds) >= WORKERS
+    (build,) = [dict(labels) for name, labels in samples if name == "just_storage_build_info"]
+    assert build["version"] == juststorage.__version__
+
+
+def test_exposition_passes_promtool_but_for_the_names_the_spec_fixes(server: Server) -> None:
+    """`promtool check metrics` finds nothing but what SPEC §2 fixes (documented in
+    docs/operations.md): `just_storage_objects_total` is a gauge with a counter's
+    suffix."""
+    promtool = debian_tool("promtool", "prometheus")
+    text = _fresh_connection(server, "GET", "/metrics").text
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
+    problems = [line for line in (checked.stdout + checked.stderr).splitlines() if line.strip()]
+    unexpected = [line for line in problems if not line.startswith(SPEC_FIXED)]
+    assert not unexpected, problems
+
+
+SPEC_FIXED = ('just_storage_objects_total non-counter metrics should not have "_total" suffix',)

@@ -18,7 +18,14 @@ import pytest
 
 from juststorage.testing import Server, StartServer, start
 
-from .support import assert_error, blob_file, sha256_hex, unique_name, upload
+from .support import (
+    assert_error,
+    blob_file,
+    checksum_mismatches,
+    sha256_hex,
+    unique_name,
+    upload,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -272,6 +279,7 @@ def test_checksum_mismatch_keeps_the_session_open(
     server: Server, auth: dict[str, str], tenant: str
 ) -> None:
     data = os.urandom(100)
+    before = checksum_mismatches(server.client)
     upload_id = open_session(server, auth, tenant, X_Content_SHA256=sha256_hex(b"other"))
     assert_error(
         put_part(server, auth, upload_id, 1, data, X_Content_SHA256=sha256_hex(b"no")),
@@ -283,6 +291,9 @@ def test_checksum_mismatch_keeps_the_session_open(
         == 200
     )
     assert_error(complete(server, auth, upload_id), 400, "ChecksumMismatch")
+    # A part's and the session's declared digests: two upload mismatches, no rot.
+    after = checksum_mismatches(server.client)
+    assert after == {"upload": before["upload"] + 2, "stored": before["stored"]}
     session = server.client.get(f"/v1/uploads/{upload_id}", headers=auth).json()
     assert session["state"] == "open" and len(session["parts"]) == 1
     assert (
@@ -639,9 +650,12 @@ def assert_refused_then_resent(
     """Completion refuses the damaged part 2 (404 naming it, nothing committed, the
     session open, listing part 2 as not received, as a client resuming from the
     listing needs); part 2 sent again, completion commits the bytes the client sent,
-    under their SHA-256."""
+    under their SHA-256. The damage is counted as a stored checksum mismatch."""
+    before = checksum_mismatches(server.client)
     refused = complete(server, auth, upload_id)
     error = assert_error(refused, 404, "NotFound")
+    after = checksum_mismatches(server.client)
+    assert after == {"upload": before["upload"], "stored": before["stored"] + 1}
     assert "part 2" in error["message"] and "send part 2 again" in error["message"]
     assert refused.headers["x-request-id"] in server.log()  # the details, by request id
     session = server.client.get(f"/v1/uploads/{upload_id}", headers=auth).json()

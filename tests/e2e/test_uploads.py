@@ -15,6 +15,7 @@ from .support import (
     assert_error,
     blob_file,
     by_key_path,
+    checksum_mismatches,
     raw_request,
     sha256_hex,
     temp_files,
@@ -131,6 +132,7 @@ def test_checksum_mismatch_is_400_and_stores_nothing(
     files_server: Server, files_auth: dict[str, str], tenant: str
 ) -> None:
     data = os.urandom(4096)
+    before = checksum_mismatches(files_server.client)
     response = upload(
         files_server.client,
         files_auth,
@@ -141,6 +143,9 @@ def test_checksum_mismatch_is_400_and_stores_nothing(
         X_Content_SHA256=sha256_hex(b"other"),
     )
     assert_error(response, 400, "ChecksumMismatch")
+    # The client's digest, not the store's bytes: counted as an upload's mismatch.
+    after = checksum_mismatches(files_server.client)
+    assert after == {"upload": before["upload"] + 1, "stored": before["stored"]}
     listed = files_server.client.get(
         "/v1/objects", params={"tenant": tenant, "namespace": "n"}, headers=files_auth
     )

@@ -1,8 +1,10 @@
 """STYLE G1: layers import inwards only. Walks the AST of every module of the package.
 
 domain  ←  application  ←  adapters  ←  bootstrap  ←  api / s3 / cli / worker
-config, logs and deploy stand alone; the entry points may use them. testing (the
-launcher of tests, bench and scripts) stands alone too, and nothing imports it.
+config, logs and deploy stand alone; the entry points may use them, and deploy's
+image entry point reads the server's settings (config) to prepare its directories.
+testing (the launcher of tests, bench and scripts) stands alone too, and nothing
+imports it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ RULES: dict[str, tuple[set[str], set[str] | None]] = {
     "adapters": ({"domain", "application"}, ANY),
     "config": (set(), {"pydantic"}),
     "logs": ({"domain"}, set()),
-    "deploy": (set(), {"yaml", "tomli_w"}),
+    # The image's entry point prepares the directories the server's settings name.
+    "deploy": ({"config"}, {"yaml", "tomli_w"}),
     # The launcher of tests, bench and scripts: it runs the CLI as a process and
     # talks HTTP to it, so it imports nothing of the package.
     "testing": (set(), {"httpx"}),

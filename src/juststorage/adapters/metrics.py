@@ -8,11 +8,11 @@ files of all of them. The object and byte gauges are not per process at all:
 they are a census read at scrape time from the database's counter rows
 (`census_counters`, kept by the transactions that change objects).
 
-The per-request instruments (requests, their durations, bytes up and down, dedup)
-count in plain values of this process first (`_Pending`) and write them to the
-process's file once per turn of the event loop, so a request costs a few dict
-updates instead of a locked, PID-checked write to the memory map per value; a
-scrape writes this process's pending values before it reads the files.
+The per-request instruments (requests, their durations and times to first byte,
+bytes up and down, dedup) count in plain values of this process first (`_Pending`)
+and write them to the process's file once per turn of the event loop, so a request
+costs a few dict updates instead of a locked, PID-checked write to the memory map
+per value; a scrape writes this process's pending values before it reads the files.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import cast
+from typing import Literal, cast
 
 from prometheus_client import (
     CollectorRegistry,
@@ -38,12 +38,16 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from juststorage.adapters.process_metrics import BuildInfoCollector, ProcessesCollector
 from juststorage.application.records import Census
 
 _DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _GC_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900)
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _MULTIPROC_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
+# Where bytes failed their SHA-256: a client's declared digest (400 ChecksumMismatch),
+# or bytes read back from storage that no longer hash to their record (data rot).
+MismatchSource = Literal["upload", "stored"]
 
 
 def enable_multiprocess_metrics(directory: Path) -> None:
@@ -153,26 +157,38 @@ class _Pending:
         self,
         requests: Counter,
         durations: Histogram,
+        first_bytes: Histogram,
         buckets: tuple[float, ...],
     ) -> None:
         self._requests = requests
         self._durations = durations
-        self._bounds = buckets  # upper bounds, ascending; +Inf after the last
+        self._first_bytes = first_bytes
+        self._bounds = buckets  # upper bounds, ascending; +Inf after the last (both)
         self.requests: dict[tuple[str, str, str], int] = {}
         # (method, namespace) -> [count per bucket, ..., count over the last, sum]
         self.durations: dict[tuple[str, str], list[float]] = {}
+        self.first_bytes: dict[tuple[str, str], list[float]] = {}
         self.counters: dict[Counter, float] = {}
         self._scheduled = False
 
-    def request(self, method: str, status: str, namespace: str, seconds: float) -> None:
+    def request(
+        self, method: str, status: str, namespace: str, seconds: float, first_byte: float | None
+    ) -> None:
         key = (method, status, namespace)
         self.requests[key] = self.requests.get(key, 0) + 1
-        slots = self.durations.get((method, namespace))
+        self._observe(self.durations, (method, namespace), seconds)
+        if first_byte is not None:
+            self._observe(self.first_bytes, (method, namespace), first_byte)
+        self._schedule()
+
+    def _observe(
+        self, table: dict[tuple[str, str], list[float]], key: tuple[str, str], seconds: float
+    ) -> None:
+        slots = table.get(key)
         if slots is None:
-            slots = self.durations[(method, namespace)] = [0.0] * (len(self._bounds) + 2)
+            slots = table[key] = [0.0] * (len(self._bounds) + 2)
         slots[bisect.bisect_left(self._bounds, seconds)] += 1
         slots[-1] += seconds
-        self._schedule()
 
     def add(self, counter: Counter, amount: float) -> None:
         self.counters[counter] = self.counters.get(counter, 0.0) + amount
@@ -194,19 +210,25 @@ class _Pending:
         self._scheduled = False
         requests, self.requests = self.requests, {}
         durations, self.durations = self.durations, {}
+        first_bytes, self.first_bytes = self.first_bytes, {}
         counters, self.counters = self.counters, {}
         for labels, count in requests.items():
             self._requests.labels(*labels).inc(count)
-        for labels_, slots in durations.items():
-            child = self._durations.labels(*labels_)
-            # A histogram's values: one per bucket (not cumulative) and the sum, as
-            # `Histogram.observe` adds to them.
-            for index, observed in enumerate(slots[:-1]):
-                if observed:
-                    child._buckets[index].inc(observed)
-            child._sum.inc(slots[-1])
+        _add_to_histogram(self._durations, durations)
+        _add_to_histogram(self._first_bytes, first_bytes)
         for counter, amount in counters.items():
             counter.inc(amount)
+
+
+def _add_to_histogram(histogram: Histogram, table: dict[tuple[str, str], list[float]]) -> None:
+    for labels, slots in table.items():
+        child = histogram.labels(*labels)
+        # A histogram's values: one per bucket (not cumulative) and the sum, as
+        # `Histogram.observe` adds to them.
+        for index, observed in enumerate(slots[:-1]):
+            if observed:
+                child._buckets[index].inc(observed)
+        child._sum.inc(slots[-1])
 
 
 class _BufferedCounter:
@@ -248,6 +270,25 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
+        # The latency of a download or a list, whatever its size: the request's
+        # duration grows with the bytes sent, its first byte does not.
+        self.time_to_first_byte = Histogram(
+            "just_storage_time_to_first_byte_seconds",
+            "Time from a request's arrival to the start of its answer (status and headers).",
+            ["method", "namespace"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.checksum_mismatches = Counter(
+            "just_storage_checksum_mismatches",
+            "Bytes that did not match their SHA-256: an upload's declared digest (upload),"
+            " or stored bytes read back (stored: data rot).",
+            ["source"],
+            registry=r,
+        )
+        for source in ("upload", "stored"):
+            # At 0 from the start: an alert's increase() misses a series' first sample.
+            self.checksum_mismatches.labels(source)
         self.gc_runs = Counter("just_storage_gc_runs", "GC passes run.", registry=r)
         self.gc_deleted_blobs = Counter(
             "just_storage_gc_deleted_blobs", "Blob files removed by GC.", registry=r
@@ -258,7 +299,9 @@ class Metrics:
             buckets=_GC_BUCKETS,
             registry=r,
         )
-        self._pending = _Pending(self.requests, self.request_duration, _DURATION_BUCKETS)
+        self._pending = _Pending(
+            self.requests, self.request_duration, self.time_to_first_byte, _DURATION_BUCKETS
+        )
         self.uploaded_bytes = _BufferedCounter(
             Counter(
                 "just_storage_uploaded_bytes", "Bytes received in committed uploads.", registry=r
@@ -316,10 +359,21 @@ class Metrics:
                 self.registry, path=str(multiprocess_dir)
             )
         self.registry.register(self._census)
+        # Multiprocess mode registers no process collector: this one reads every
+        # live server process.
+        self.registry.register(ProcessesCollector(multiprocess_dir))
+        self.registry.register(BuildInfoCollector())
 
-    def observe_request(self, method: str, status: int, namespace: str, seconds: float) -> None:
-        """One answered HTTP request: counted by status, timed."""
-        self._pending.request(method, str(status), namespace, seconds)
+    def observe_request(
+        self, method: str, status: int, namespace: str, seconds: float, first_byte: float | None
+    ) -> None:
+        """One answered HTTP request: counted by status, timed to its end and to the
+        start of its answer (`first_byte`; None when no answer started)."""
+        self._pending.request(method, str(status), namespace, seconds, first_byte)
+
+    def observe_checksum_mismatch(self, source: MismatchSource) -> None:
+        """Bytes that failed their SHA-256 (rare: counted at once)."""
+        self.checksum_mismatches.labels(source).inc()
 
     def observe_census(self, census: list[Census]) -> None:
         """Replace the object and byte gauges with a fresh count from the database."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -10,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from juststorage.api.middleware import add_response_headers
 from juststorage.application.session_records import DamagedPart
+from juststorage.bootstrap import Services
 from juststorage.domain.errors import (
     BadRequest,
     ChecksumMismatch,
@@ -97,10 +99,18 @@ async def on_storage_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, DamagedPart):
         # Damage on the server's side: which bytes, and what they hash to, in the log.
         log.warning("%s: %s", exc.message, exc.details, extra=_fields(request))
+        _count_mismatch(request, "stored")
+    elif isinstance(exc, ChecksumMismatch):
+        _count_mismatch(request, "upload")
     if isinstance(exc, Unavailable | InsufficientStorage):
         # The client gets the short message; what failed and why, in the log.
         log.warning("%s: %s", exc.message, details_of(exc), extra=_fields(request))
     return error_response(request, exc.code, exc.message, headers)
+
+
+def _count_mismatch(request: Request, source: Literal["upload", "stored"]) -> None:
+    services: Services = request.app.state.services
+    services.metrics.observe_checksum_mismatch(source)
 
 
 def _fields(request: Request) -> dict[str, object]:

@@ -17,8 +17,9 @@ from juststorage.api import request_log
 _REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 _EXTRA_HEADERS = "response_headers"
 _METRICS_NAMESPACE = "metrics_namespace"
-# (method, status, namespace, seconds) of each answered request: `Metrics.observe_request`
-RequestObserver = Callable[[str, int, str, float], None]
+# (method, status, namespace, seconds, seconds to the start of the answer or None if
+# none started) of each answered request: `Metrics.observe_request`
+RequestObserver = Callable[[str, int, str, float, float | None], None]
 ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
 _CLOSE = (b"connection", b"close")
@@ -80,7 +81,9 @@ class RequestLayer:
       is raised again for the server to log. An exception after the response started
       can only be logged (by that last resort) and raised: the connection breaks;
     - once the request is answered (or has failed), writes its access log line
-      (`api.request_log`) and then counts it in the request metrics (`observe`).
+      (`api.request_log`) and then counts it in the request metrics (`observe`): its
+      duration, and its time to first byte (from its arrival to `http.response.start`,
+      which does not grow with the size of a download).
     """
 
     def __init__(
@@ -104,6 +107,7 @@ class RequestLayer:
         state["request_id"] = request_id
         status = 500
         response_started = False
+        first_byte: float | None = None
         body_pending = _has_body(scope)
         bytes_in = 0
         bytes_out = 0
@@ -119,11 +123,12 @@ class RequestLayer:
             return message
 
         async def send_tracked(message: Message) -> None:
-            nonlocal status, response_started, bytes_out, start_headers
+            nonlocal status, response_started, first_byte, bytes_out, start_headers
             kind = message["type"]
             if kind == "http.response.body":
                 bytes_out += len(message.get("body", b""))
             elif kind == "http.response.start":
+                first_byte = time.perf_counter() - started
                 response_started = True
                 status = message["status"]
                 headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
@@ -162,7 +167,8 @@ class RequestLayer:
             elapsed = time.perf_counter() - started
             if request_log.enabled():
                 request_log.log_request(scope, status, bytes_in, bytes_out, elapsed)
-            self.observe(scope["method"], status, _namespace_label(state, status), elapsed)
+            namespace = _namespace_label(state, status)
+            self.observe(scope["method"], status, namespace, elapsed, first_byte)
 
     def _handler_for(self, exc: Exception) -> ExceptionHandler | None:
         for cls in type(exc).__mro__:

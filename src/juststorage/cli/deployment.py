@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from juststorage.deploy.generate import PLATFORMS, generate, write_files
+from juststorage.deploy.generate import PLATFORMS, generate, next_steps, write_files
 from juststorage.deploy.options import DeployOptions
 
 
@@ -25,15 +25,28 @@ def deploy() -> None:
     help="Directory to write the files into.",
 )
 @click.option("--app-name", default="juststorage", show_default=True, help="Application name.")
-@click.option("--region", default=None, help="Platform region (flyio, render, digitalocean).")
+@click.option(
+    "--region",
+    default=None,
+    help="Platform region ("
+    + ", ".join(name for name, entry in PLATFORMS.items() if entry.uses_region)
+    + "); an unknown one is refused with the list.",
+)
 @click.option("--force", is_flag=True, help="Overwrite files that exist.")
 def deploy_generate(
     platform: str, output: Path, app_name: str, region: str | None, force: bool
 ) -> None:
-    """Write PLATFORM's configuration files; secrets are referenced, never written."""
+    """Write PLATFORM's configuration files; secrets are referenced, never written.
+
+    Then print the remaining steps, the last one how to get the first credential.
+    """
     options = DeployOptions(app_name=app_name, region=region)
     if region is not None and not PLATFORMS[platform].uses_region:
         click.echo(f"note: {platform} takes no region in its files; --region ignored", err=True)
-    written = write_files(generate(platform, options), output, force=force)
+    files = generate(platform, options)
+    steps = next_steps(platform, options)
+    written = write_files(files, output, force=force)
     for path in written:
         click.echo(f"wrote {path}")
+    for line in steps:  # the last step: how to get the first credential
+        click.echo(line)

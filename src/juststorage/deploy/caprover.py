@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from juststorage.deploy.credential import KEYS_CREATE, token_issue_lines
 from juststorage.deploy.documents import json_text, yaml_text
 from juststorage.deploy.options import DeployOptions
 
@@ -85,11 +86,22 @@ def _one_click_app(app_name: str) -> dict[str, Any]:
     }
 
 
+def first_credential(options: DeployOptions) -> list[str]:
+    """The command, on the CapRover host, that prints the first admin API key."""
+    container = f"$(docker ps -q -f name=srv-captain--{options.app_name}. | head -n 1)"
+    return [
+        f"on the CapRover host: docker exec {container} juststorage-entrypoint {KEYS_CREATE}",
+        *token_issue_lines("the app's App Configs page"),
+    ]
+
+
 def files(options: DeployOptions) -> dict[str, str]:
     """captain-definition and the one-click app, its app name defaulting to the option's."""
     notes = [
         "CapRover one-click app: Apps > One-Click Apps/Databases > TEMPLATE, paste this file.",
         "Secrets are asked for at install time ($$cap_ variables); none are stored here.",
+        "The first credential, an admin API key printed once:",
+        *(f"  {line}" for line in first_credential(options)),
     ]
     definition = {"schemaVersion": 2, "dockerfilePath": "./Dockerfile"}
     return {

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from juststorage.deploy import monitoring
+from juststorage.deploy.credential import KEYS_CREATE
 from juststorage.deploy.documents import comment, header, yaml_text
 from juststorage.deploy.options import DeployOptions
 
@@ -153,6 +154,11 @@ def _compose_file(options: DeployOptions) -> dict[str, Any]:
     }
 
 
+def first_credential(options: DeployOptions) -> list[str]:
+    """The command that prints the first admin API key."""
+    return [f"docker compose run --rm juststorage {KEYS_CREATE}"]
+
+
 def files(options: DeployOptions) -> dict[str, str]:
     """docker-compose.yml, .env.example and the monitoring files it mounts."""
     notes = [
@@ -160,6 +166,8 @@ def files(options: DeployOptions) -> dict[str, str]:
         "  cp .env.example .env   # then set the secrets in .env (never commit it)",
         "  docker compose up -d --build",
         "  docker compose --profile monitoring up -d",
+        "The first credential, an admin API key printed once:",
+        *(f"  {line}" for line in first_credential(options)),
     ]
     return {
         "docker-compose.yml": yaml_text(__name__, _compose_file(options), notes=notes),

@@ -63,6 +63,29 @@ _PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
         ),
     ),
     (
+        "Time to first byte p99 by namespace (GET, HEAD)",
+        "s",
+        (
+            (
+                "histogram_quantile(0.99, sum by (le, namespace) (rate("
+                'just_storage_time_to_first_byte_seconds_bucket{job=~"$job",method=~"GET|HEAD"}'
+                "[$__rate_interval])))",
+                "{{namespace}}",
+            ),
+        ),
+    ),
+    (
+        "Checksum mismatches",
+        "short",
+        (
+            (
+                "sum by (source) (increase("
+                'just_storage_checksum_mismatches_total{job=~"$job"}[$__rate_interval]))',
+                "{{source}}",
+            ),
+        ),
+    ),
+    (
         "Stored bytes by storage class",
         "bytes",
         (
@@ -84,14 +107,21 @@ _PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
             ),
         ),
     ),
+    # Bytes and hits are two panels: one axis cannot carry bytes/s and hits/s.
     (
-        "Dedup savings",
+        "Dedup savings (bytes)",
         "Bps",
         (
             (
                 'sum(rate(just_storage_dedup_bytes_saved_total{job=~"$job"}[$__rate_interval]))',
                 "bytes saved / s",
             ),
+        ),
+    ),
+    (
+        "Dedup hits",
+        "ops",
+        (
             (
                 'sum(rate(just_storage_dedup_hits_total{job=~"$job"}[$__rate_interval]))',
                 "dedup hits / s",
@@ -167,6 +197,22 @@ _PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
                 "{{storage_class}}",
             ),
         ),
+    ),
+    (
+        "Server processes: CPU",
+        "short",
+        (
+            (
+                'sum by (instance, pid) (rate(process_cpu_seconds_total{job=~"$job"}'
+                "[$__rate_interval]))",
+                "{{instance}} pid {{pid}}",
+            ),
+        ),
+    ),
+    (
+        "Server processes: resident memory",
+        "bytes",
+        (('process_resident_memory_bytes{job=~"$job"}', "{{instance}} pid {{pid}}"),),
     ),
     (
         "Readiness checks",

@@ -26,35 +26,73 @@ from juststorage.deploy import (
 from juststorage.deploy.options import DeployError, DeployOptions
 
 
+def _no_setup(options: DeployOptions) -> list[str]:
+    return []
+
+
 @dataclass(frozen=True, slots=True)
 class Platform:
     files: Callable[[DeployOptions], dict[str, str]]
-    uses_region: bool
+    # the commands (or where to run them) that print the first admin API key
+    first_credential: Callable[[DeployOptions], list[str]]
+    # the regions `--region` may name; empty: the platform's files take none
+    regions: tuple[str, ...] = ()
+    # steps the files cannot hold, printed before the first credential
+    setup: Callable[[DeployOptions], list[str]] = _no_setup
+
+    @property
+    def uses_region(self) -> bool:
+        return bool(self.regions)
 
 
 PLATFORMS: Mapping[str, Platform] = {
-    "caprover": Platform(caprover.files, uses_region=False),
-    "heroku": Platform(heroku.files, uses_region=False),
-    "flyio": Platform(flyio.files, uses_region=True),
-    "railway": Platform(railway.files, uses_region=False),
-    "render": Platform(render.files, uses_region=True),
-    "digitalocean": Platform(digitalocean.files, uses_region=True),
-    "compose": Platform(compose.files, uses_region=False),
-    "kubernetes": Platform(kubernetes.files, uses_region=False),
+    "caprover": Platform(caprover.files, caprover.first_credential),
+    "heroku": Platform(heroku.files, heroku.first_credential, heroku.REGIONS, heroku.setup),
+    "flyio": Platform(flyio.files, flyio.first_credential, flyio.REGIONS),
+    "railway": Platform(railway.files, railway.first_credential),
+    "render": Platform(render.files, render.first_credential, render.REGIONS),
+    "digitalocean": Platform(
+        digitalocean.files, digitalocean.first_credential, digitalocean.REGIONS
+    ),
+    "compose": Platform(compose.files, compose.first_credential),
+    "kubernetes": Platform(kubernetes.files, kubernetes.first_credential),
 }
+
+
+def _entry(platform: str, options: DeployOptions) -> Platform:
+    entry = PLATFORMS.get(platform)
+    if entry is None:
+        known = ", ".join(PLATFORMS)
+        raise DeployError(f"unknown platform {platform!r}; known platforms: {known}")
+    if options.region is not None and entry.regions and options.region not in entry.regions:
+        raise DeployError(
+            f"unknown {platform} region {options.region!r}; valid regions: "
+            + ", ".join(entry.regions)
+        )
+    return entry
 
 
 def generate(platform: str, options: DeployOptions) -> dict[str, str]:
     """The files of `platform`, by path relative to the output directory.
 
     Raises:
-        DeployError: the platform is unknown (the message lists the known ones).
+        DeployError: the platform is unknown (the message lists the known ones), or
+            the region is not one of the platform's (the message lists them).
     """
-    entry = PLATFORMS.get(platform)
-    if entry is None:
-        known = ", ".join(PLATFORMS)
-        raise DeployError(f"unknown platform {platform!r}; known platforms: {known}")
-    return entry.files(options)
+    return _entry(platform, options).files(options)
+
+
+def next_steps(platform: str, options: DeployOptions) -> list[str]:
+    """What to do after writing the files, ending with how to get the first credential.
+
+    Raises:
+        DeployError: as `generate`.
+    """
+    entry = _entry(platform, options)
+    steps = [f"next: {line}" for line in entry.setup(options)]
+    steps.append("first credential (an admin API key, printed once) once the service is up:")
+    steps += [f"  {line}" for line in entry.first_credential(options)]
+    return steps
 
 
 def write_files(files: Mapping[str, str], output: Path, *, force: bool = False) -> list[Path]:

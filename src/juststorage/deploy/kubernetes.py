@@ -2,8 +2,8 @@
 
 Every object is named and labelled after the app name; the Secret of the same
 name holds DATABASE_URL, JWT_SECRET and API_KEYS. The PrometheusRule carries the
-alert groups of monitoring.py for the job the Prometheus Operator names after the
-Service (the app name).
+alert groups of monitoring.py for the job the ServiceMonitor names after the app
+(its `jobLabel`).
 
 Tenants reach the `http` port through the Service named after the app; /metrics is
 operator data (SPEC §2), so its port is on a Service of its own (`<app>-metrics`,
@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from juststorage.deploy import monitoring
+from juststorage.deploy.credential import KEYS_CREATE
 from juststorage.deploy.documents import yaml_body, yaml_text
 from juststorage.deploy.options import DeployOptions
 
@@ -186,15 +187,43 @@ def _network_policy(app: str) -> dict[str, Any]:
     }
 
 
+# The Kubernetes namespace of a scraped pod, under a name of its own: Prometheus
+# Operator gives every target a `namespace` label, which would rename the metrics'
+# own `namespace` label (SPEC §2: the store's namespace) to `exported_namespace`.
+KUBERNETES_NAMESPACE_LABEL = "kubernetes_namespace"
+
+
 def _service_monitor(app: str) -> dict[str, Any]:
+    endpoint = {
+        "port": "metrics",
+        "path": "/metrics",
+        "interval": "30s",
+        # Target relabelings run before the scrape: the target's `namespace` is moved
+        # aside, so the series keep the store's `namespace` as the server exports it.
+        # (`honorLabels: true` would keep it too, but would give the series the
+        # server exports with `namespace=""` the pod's Kubernetes namespace instead.)
+        "relabelings": [
+            {
+                "action": "replace",
+                "sourceLabels": ["namespace"],
+                "targetLabel": KUBERNETES_NAMESPACE_LABEL,
+            },
+            {"action": "labeldrop", "regex": "namespace"},
+        ],
+    }
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
         "metadata": _metadata(app, app),
         "spec": {
-            # the `<app>-metrics` Service only: the tenants' Service has no metrics port
+            # `job` is the value of this label of the Service (the app name), which
+            # the PrometheusRule's expressions select; by default it would be the
+            # Service's name, `<app>-metrics`.
+            "jobLabel": "app.kubernetes.io/name",
+            # the `<app>-metrics` Service only: the tenants' Service and the headless
+            # one have no metrics port, and selecting them would scrape pods twice
             "selector": {"matchLabels": {"app.kubernetes.io/name": app, **_METRICS_COMPONENT}},
-            "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}],
+            "endpoints": [endpoint],
         },
     }
 
@@ -276,6 +305,11 @@ def _disruption_budget(app: str) -> dict[str, Any]:
     }
 
 
+def first_credential(options: DeployOptions) -> list[str]:
+    """The command that prints the first admin API key."""
+    return [f"kubectl exec statefulset/{options.app_name} -- juststorage {KEYS_CREATE}"]
+
+
 def files(options: DeployOptions) -> dict[str, str]:
     """The kustomize base and its `multi/` overlay, named after the app."""
     app = options.app_name
@@ -285,6 +319,8 @@ def files(options: DeployOptions) -> dict[str, str]:
         "    --from-literal=DATABASE_URL='postgresql://USER:PASSWORD@HOST:5432/DB' \\",
         "    --from-literal=JWT_SECRET=\"$(openssl rand -hex 32)\" --from-literal=API_KEYS=''",
         "  kubectl apply -k .",
+        "The first credential, an admin API key printed once (when the pod is ready):",
+        *(f"  {line}" for line in first_credential(options)),
         "servicemonitor.yaml and prometheusrule.yaml need the Prometheus Operator's CRDs;",
         "drop them from `resources` without it. Validated against Kubernetes 1.30.",
         "networkpolicy.yaml opens port 9091 (/metrics) only to namespaces labelled",

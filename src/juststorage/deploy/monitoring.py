@@ -18,6 +18,8 @@ COMPOSE_JOB = "juststorage"  # the scrape job in prometheus.yml, whatever the ap
 # operator data (SPEC §2), served there and never on the public listener.
 METRICS_PORT = 9091
 METRICS_ADDR = f"0.0.0.0:{METRICS_PORT}"
+# JustStorageDiskFillsSoon: the horizon of its linear prediction.
+FILL_HOURS = 4
 
 
 def _alert(
@@ -77,15 +79,27 @@ def alert_groups(job: str) -> list[dict[str, Any]]:
         ),
         _alert(
             "JustStorageHighLatency",
+            # One quantile over two histograms with the same buckets: reads until their
+            # first byte (a download's sending grows with its size, its start does not)
+            # and deletes to their end. Their series differ in `method`, so `or` keeps
+            # both. Uploads are left out: their answer waits for their whole body.
             "histogram_quantile(0.99,\n"
-            "  sum by (le, namespace) (rate("
-            + series("just_storage_request_duration_seconds_bucket", ',method=~"GET|HEAD|DELETE"')
-            + "[5m]))\n) > 2.5\n",
+            "  sum by (le, namespace) (\n"
+            "    rate("
+            + series("just_storage_time_to_first_byte_seconds_bucket", ',method=~"GET|HEAD"')
+            + "[5m])\n"
+            "    or\n"
+            "    rate("
+            + series("just_storage_request_duration_seconds_bucket", ',method="DELETE"')
+            + "[5m])\n"
+            "  )\n"
+            ") > 2.5\n",
             "15m",
             "warning",
             "JustStorage p99 latency above 2.5 s in namespace {{ $labels.namespace }}",
-            "The 99th percentile of reads and deletes took {{ $value | humanizeDuration }}"
-            " over 5 minutes (uploads are excluded: their time grows with their size).",
+            "The 99th percentile of reads (GET and HEAD, to their first byte) and deletes"
+            " took {{ $value | humanizeDuration }} over 5 minutes. A download's sending"
+            " time, which grows with its size, and uploads are left out.",
         ),
         _alert(
             "JustStorageGcNotRunning",
@@ -112,6 +126,42 @@ def alert_groups(job: str) -> list[dict[str, Any]]:
             "critical",
             "JustStorage {{ $labels.storage_class }} root is (almost) full",
             "Less than 2% free: uploads to {{ $labels.storage_class }} are about to fail with 507.",
+        ),
+        _alert(
+            "JustStorageDiskFillsSoon",
+            "min by (instance, storage_class) (\n"
+            f"  predict_linear({series('just_storage_root_free_bytes')}[6h], {FILL_HOURS} * 3600)\n"
+            ") < 0\n",
+            "30m",
+            "warning",
+            "JustStorage {{ $labels.storage_class }} root fills up within"
+            f" {FILL_HOURS} hours at this rate",
+            "Free space on the {{ $labels.storage_class }} root, extrapolated from the last"
+            f" 6 hours, reaches 0 within {FILL_HOURS} hours; uploads then fail with 507.",
+        ),
+        _alert(
+            "JustStorageInsufficientStorage",
+            "sum by (job) (increase("
+            + series("just_storage_requests_total", ',status="507"')
+            + "[5m])) > 0\n",
+            "0m",
+            "critical",
+            "JustStorage answers uploads with 507 Insufficient Storage",
+            "{{ $value | humanize }} requests failed with 507 in 5 minutes: a storage root"
+            " is full (or the S3 store refuses writes). Free space or add capacity.",
+        ),
+        _alert(
+            "JustStorageStoredChecksumMismatch",
+            "sum by (job) (increase("
+            + series("just_storage_checksum_mismatches_total", ',source="stored"')
+            + "[15m])) > 0\n",
+            "0m",
+            "critical",
+            "JustStorage read stored bytes that no longer match their SHA-256",
+            "Stored bytes read back in the last 15 minutes that do not hash to their record:"
+            " {{ $value | humanize }}. They changed on disk or in the object store after"
+            " they were acknowledged (data rot, a failing disk, a file changed by hand)."
+            " The server log names them; `juststorage fsck` checks every blob.",
         ),
         _alert(
             "JustStorageThrottlingStorm",
