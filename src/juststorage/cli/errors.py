@@ -209,7 +209,9 @@ def _client_failure(exc: Exception) -> CommandFailed | None:
         if isinstance(exc, js.IntegrityError):
             return failure_for("IntegrityError", f"IntegrityError: {exc}")
         if isinstance(exc, js.TransportError):
-            return failure_for("TransportError", f"cannot reach the server: {exc}")
+            from juststorage.cli.transport_errors import describe_transport_error
+
+            return failure_for("TransportError", describe_transport_error(exc))
         if isinstance(exc, ValueError) and _raised_in(exc, "juststorage_client"):
             return BadUsage(str(exc))  # the SDK refused an argument
     if isinstance(exc, OSError):
