@@ -21,7 +21,10 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start(tmp_path_factory.mktemp("cli-trees"))
+    # Small parts allowed, so a tree's "large" file can be a few hundred KB.
+    server = start(
+        tmp_path_factory.mktemp("cli-trees"), {"JUSTSTORAGE_UPLOAD_PART_MIN_BYTES": "65536"}
+    )
     yield server
     server.stop()
 
@@ -79,6 +82,11 @@ def _keys(env: dict[str, str], name: str) -> dict[str, dict[str, object]]:
 def _uploaded_bytes(server: Server) -> float:
     samples = parse_samples(server.client.get("/metrics").text)
     return value(samples, "just_storage_uploaded_bytes_total")
+
+
+def _requests(server: Server, method: str, status: str) -> float:
+    samples = parse_samples(server.client.get("/metrics").text)
+    return value(samples, "just_storage_requests_total", method=method, status=status)
 
 
 def _make_tree(root: Path) -> dict[str, bytes]:
@@ -161,6 +169,21 @@ def test_cp_r_copies_a_tree_up_and_down(env: dict[str, str], tmp_path: Path) -> 
     assert sorted(_keys(env, "acme/trees/v2/")) == ["v2/deep/er/notes.md", "v2/guide.json"]
     _ok(run_cli(["get", "-r", "acme/trees/v2", str(tmp_path / "docs-copy")], env))
     assert _tree_of(tmp_path / "docs-copy") == _tree_of(tmp_path / "site" / "docs")
+
+
+def test_large_files_in_a_tree_keep_the_multipart_and_ranged_paths(
+    server: Server, env: dict[str, str], tmp_path: Path
+) -> None:
+    files = _make_tree(tmp_path / "tree")  # big/weights.bin: 300,000 bytes, 5 parts of 64 KiB
+    large = ["--multipart-threshold", "100KiB", "--part-size", "64KiB"]
+    parts_before = _requests(server, "PUT", "200")
+    _ok(run_cli(["cp", "-r", str(tmp_path / "tree"), "js://acme/large/t", *large], env))
+    assert _requests(server, "PUT", "200") - parts_before == 5
+    ranges_before = _requests(server, "GET", "206")
+    _ok(run_cli(["sync", "js://acme/large/t", str(tmp_path / "back"), *large], env))
+    assert _requests(server, "GET", "206") - ranges_before == 5
+    assert _tree_of(tmp_path / "back") == files
+    assert not list((tmp_path / "back").rglob("*.part*"))
 
 
 def test_cp_of_one_file_either_way(env: dict[str, str], tmp_path: Path) -> None:
