@@ -165,7 +165,14 @@ def test_cp_r_copies_a_tree_up_and_down(env: dict[str, str], tmp_path: Path) -> 
     assert _tree_of(tmp_path / "copy") == files
 
     # put -r and get -r are the same copies.
-    _ok(run_cli(["put", "-r", str(tmp_path / "site" / "docs"), "acme/trees/v2"], env))
+    put = run_cli(["put", "-r", str(tmp_path / "site" / "docs"), "acme/trees/v2", "--json"], env)
+    records = sorted((json.loads(line) for line in _ok(put).splitlines()), key=str)
+    assert [(r["action"], r["destination"]) for r in records] == [
+        ("upload", "js://acme/trees/v2/deep/er/notes.md"),
+        ("upload", "js://acme/trees/v2/guide.json"),
+    ]
+    assert records[1]["source"] == str(tmp_path / "site" / "docs" / "guide.json")
+    assert records[1]["object"]["key"] == "v2/guide.json"
     assert sorted(_keys(env, "acme/trees/v2/")) == ["v2/deep/er/notes.md", "v2/guide.json"]
     _ok(run_cli(["get", "-r", "acme/trees/v2", str(tmp_path / "docs-copy")], env))
     assert _tree_of(tmp_path / "docs-copy") == _tree_of(tmp_path / "site" / "docs")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import sys
 from typing import Any
 
 import click
 
+from juststorage.cli.actions import delete_line
 from juststorage.cli.batch import Task, run_tasks
 from juststorage.cli.client_config import sdk
 from juststorage.cli.errors import CommandFailed
@@ -44,7 +44,7 @@ def remove_prefix(
         return
     if dry_run:
         for key in keys:
-            _say(as_json, location, key, "(dry run) ")
+            click.echo(delete_line(_name(location, key), as_json=as_json, dry_run=True))
         click.echo(f"(dry run) {len(keys)} key(s) would be deleted", err=True)
         return
     if not yes:
@@ -67,7 +67,7 @@ def remove_prefix(
     def delete(key: str) -> str | None:
         with contextlib.suppress(not_found):  # deleted meanwhile: the outcome asked for
             client.delete(tenant=location.tenant, namespace=location.namespace, key=key)
-        return _line(as_json, location, key)
+        return delete_line(_name(location, key), as_json=as_json)
 
     bar = Progress(None, "delete", False)
     tasks = (Task(key, functools.partial(delete, key)) for key in keys)
@@ -75,13 +75,5 @@ def remove_prefix(
     click.echo(f"{done} key(s) deleted", err=True)
 
 
-def _line(as_json: bool, location: Location, key: str) -> str:
-    name = f"{SCHEME}{location.tenant}/{location.namespace}/{key}"
-    if as_json:
-        return json.dumps({"action": "delete", "what": name}, ensure_ascii=False)
-    return f"delete: {name}"
-
-
-def _say(as_json: bool, location: Location, key: str, prefix: str) -> None:
-    line = _line(as_json, location, key)
-    click.echo(line if as_json else prefix + line)
+def _name(location: Location, key: str) -> str:
+    return f"{SCHEME}{location.tenant}/{location.namespace}/{key}"

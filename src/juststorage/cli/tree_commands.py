@@ -8,13 +8,13 @@ the directory's contents, not the directory itself).
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
+from juststorage.cli.actions import transfer_line
 from juststorage.cli.client_config import connection_options, json_option
 from juststorage.cli.copying import TransferSettings, download_object, upload_path
 from juststorage.cli.errors import BadUsage
@@ -147,8 +147,10 @@ def _upload_one(
     bar = Progress(path.stat().st_size, "upload", options.progress)
     info = upload_path(client, path, target, settings, bar)
     bar.close()
-    record = {"action": "upload", "what": f"{path} -> {SCHEME}{target}", "object": info.to_json()}
-    _say(options, record)
+    line = transfer_line(
+        "upload", str(path), f"{SCHEME}{target}", as_json=options.as_json, stored=info.to_json()
+    )
+    click.echo(line)
 
 
 def _download_one(
@@ -160,15 +162,10 @@ def _download_one(
     bar = Progress(head.size_bytes, "download", options.progress)
     head = download_object(client, {"tenant": location.tenant, "id": head.id}, path, settings, bar)
     bar.close()
-    record = {"action": "download", "what": f"{SCHEME}{location} -> {path}"}
-    _say(options, {**record, "object": head.to_json()})
-
-
-def _say(options: TreeOptions, record: dict[str, Any]) -> None:
-    if options.as_json:
-        click.echo(json.dumps(record, ensure_ascii=False))
-    else:
-        click.echo(f"{record['action']}: {record['what']}")
+    line = transfer_line(
+        "download", f"{SCHEME}{location}", str(path), as_json=options.as_json, stored=head.to_json()
+    )
+    click.echo(line)
 
 
 @click.command()

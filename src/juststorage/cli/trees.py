@@ -17,7 +17,6 @@ when every transfer succeeded; `--dry-run` prints the plan and changes nothing.
 from __future__ import annotations
 
 import functools
-import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any
 
 import click
 
+from juststorage.cli.actions import delete_line, transfer_line
 from juststorage.cli.batch import Task, run_tasks
 from juststorage.cli.copying import TransferSettings, download_object, sha256_of, upload_path
 from juststorage.cli.errors import BadUsage, CommandFailed
@@ -59,8 +59,8 @@ class _Side:
     """One direction of a tree command: how to name, move and delete its items."""
 
     verb: str
-    describe: Callable[[_Item], str]
-    transfer: Callable[[_Item, Progress], object]
+    describe: Callable[[_Item], tuple[str, str]]  # (source, destination)
+    transfer: Callable[[_Item, Progress], Any]  # the object uploaded or downloaded
     describe_deleted: Callable[[str], str]
     delete: Callable[[str], object]
 
@@ -121,7 +121,7 @@ def upload_tree(client: Any, root: Path, dest: Location, options: TreeOptions) -
         plan.delete = sorted(set(remote) - local)
     side = _Side(
         verb="upload",
-        describe=lambda item: f"{item.path} -> {SCHEME}{dest.child(item.relative)}",
+        describe=lambda item: (str(item.path), f"{SCHEME}{dest.child(item.relative)}"),
         transfer=lambda item, bar: _upload_job(client, item, dest, options.settings, bar),
         describe_deleted=lambda relative: f"{SCHEME}{dest.child(relative)}",
         delete=lambda relative: client.delete(
@@ -157,7 +157,7 @@ def download_tree(client: Any, source: Location, root: Path, options: TreeOption
         click.echo(f"refused: {source.folder}{refusal.removeprefix('refusing ')}", err=True)
     side = _Side(
         verb="download",
-        describe=lambda item: f"{SCHEME}{source.child(item.relative)} -> {item.path}",
+        describe=lambda item: (f"{SCHEME}{source.child(item.relative)}", str(item.path)),
         transfer=lambda item, bar: _download_job(client, item, source, options.settings, bar),
         describe_deleted=lambda relative: str(root.joinpath(*relative.split("/"))),
         delete=lambda relative: root.joinpath(*relative.split("/")).unlink(),
@@ -213,23 +213,26 @@ def _same_content(
 
 
 def _report_plan_and_run(plan: _Plan, options: TreeOptions, side: _Side) -> None:
-    prefix = "(dry run) " if options.dry_run else ""
-    if options.dry_run:
+    as_json, dry_run = options.as_json, options.dry_run
+    if dry_run:
         for item in plan.transfer:
-            _say(options, {"action": side.verb, "what": side.describe(item), "dry_run": True})
+            line = transfer_line(side.verb, *side.describe(item), as_json=as_json, dry_run=True)
+            click.echo(line)
         for relative in plan.delete:
-            what = side.describe_deleted(relative)
-            _say(options, {"action": "delete", "what": what, "dry_run": True})
+            click.echo(delete_line(side.describe_deleted(relative), as_json=as_json, dry_run=True))
     else:
         total = sum(item.size for item in plan.transfer)
         bar = Progress(total, side.verb, options.progress, files=len(plan.transfer), min_bytes=0)
 
         def transfer(item: _Item) -> str:
-            side.transfer(item, bar)
-            return _line(options, {"action": side.verb, "what": side.describe(item)})
+            stored = side.transfer(item, bar)
+            return transfer_line(
+                side.verb, *side.describe(item), as_json=as_json, stored=stored.to_json()
+            )
 
         tasks = (
-            Task(side.describe(item), functools.partial(transfer, item)) for item in plan.transfer
+            Task(side.describe(item)[0], functools.partial(transfer, item))
+            for item in plan.transfer
         )
         try:
             run_tasks(tasks, options.parallel, bar)
@@ -238,7 +241,7 @@ def _report_plan_and_run(plan: _Plan, options: TreeOptions, side: _Side) -> None
 
         def remove(relative: str) -> str:
             side.delete(relative)
-            return _line(options, {"action": "delete", "what": side.describe_deleted(relative)})
+            return delete_line(side.describe_deleted(relative), as_json=as_json)
 
         removals = (
             Task(side.describe_deleted(rel), functools.partial(remove, rel)) for rel in plan.delete
@@ -248,15 +251,4 @@ def _report_plan_and_run(plan: _Plan, options: TreeOptions, side: _Side) -> None
     summary = f"{len(plan.transfer)} {verbed}, {plan.unchanged} unchanged"
     if options.delete:
         summary += f", {len(plan.delete)} deleted"
-    click.echo(f"{prefix}{summary}", err=True)
-
-
-def _line(options: TreeOptions, record: dict[str, Any]) -> str:
-    if options.as_json:
-        return json.dumps(record, ensure_ascii=False)
-    return f"{record['action']}: {record['what']}"
-
-
-def _say(options: TreeOptions, record: dict[str, Any]) -> None:
-    """A dry run's line: the plan, marked as such."""
-    click.echo(_line(options, record) if options.as_json else "(dry run) " + _line(options, record))
+    click.echo(f"(dry run) {summary}" if dry_run else summary, err=True)
