@@ -289,7 +289,7 @@ def test_get_r_never_writes_outside_the_destination(env: dict[str, str], tmp_pat
     result = run_cli(["get", "-r", "acme/hostile/evil", str(dest)], env)
     _fails(result, 1, "5 key(s) refused", "outside")
     for key in hostile:
-        assert repr(key.removeprefix("evil/")) in result.stderr, key
+        assert f"refused: js://acme/hostile/{key}: " in result.stderr, key
     assert (dest / "fine" / "ok.txt").read_bytes() == b"payload"
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     assert [p for p in written if not p.startswith("xdg/")] == [

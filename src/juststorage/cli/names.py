@@ -109,11 +109,11 @@ def local_path_for(root: Path, relative_key: str) -> Path:
     """
     segments = relative_key.split("/")
     if not all(_plain(segment) for segment in segments):
-        raise UnsafeKey(f"refusing key {relative_key!r}: it would write outside the destination")
+        raise UnsafeKey("a '..', '.' or empty segment would leave the destination")
     path = root.joinpath(*segments)
     resolved_root = root.resolve()
     if not path.resolve().is_relative_to(resolved_root):
-        raise UnsafeKey(f"refusing key {relative_key!r}: it resolves outside the destination")
+        raise UnsafeKey("it resolves outside the destination (through a symbolic link)")
     return path
 
 

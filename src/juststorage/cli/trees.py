@@ -142,7 +142,7 @@ def download_tree(client: Any, source: Location, root: Path, options: TreeOption
         try:
             path = local_path_for(root, relative)
         except UnsafeKey as exc:
-            plan.refused.append(str(exc))
+            plan.refused.append(f"{SCHEME}{source.child(relative)}: {exc}")
             continue
         candidates.append(_Item(relative, path, info.size_bytes, info))
     same = _same_content(candidates, None, options) if options.compare else set()
@@ -154,7 +154,7 @@ def download_tree(client: Any, source: Location, root: Path, options: TreeOption
     if options.delete and root.is_dir():
         plan.delete = sorted({key for key, _ in walk_local(root)} - set(remote))
     for refusal in plan.refused:
-        click.echo(f"refused: {source.folder}{refusal.removeprefix('refusing ')}", err=True)
+        click.echo(f"refused: {refusal}", err=True)
     side = _Side(
         verb="download",
         describe=lambda item: (f"{SCHEME}{source.child(item.relative)}", str(item.path)),
