@@ -341,6 +341,9 @@ def test_profiles_choose_the_server_and_credential(
     base["JUSTSTORAGE_CLIENT_CONFIG"] = str(config)
     _fails(run_cli(["usage", "acme"], base), 4, "Unauthorized")  # the top level
     assert _ok(run_cli(["usage", "acme", "--profile", "ops"], base))
+    shown = json.loads(_ok(run_cli(["whoami", "--json", "--profile", "ops"], base)))
+    assert (shown["profile"], shown["credential_from"]) == ("ops", "token in profile ops")
+    assert shown["tenants"] == ["*"]
     assert _ok(run_cli(["usage", "acme"], {**base, "JUSTSTORAGE_PROFILE": "ops"}))
     # A profile is chosen on purpose: it wins over JUSTSTORAGE_TOKEN; --token wins over it.
     assert _ok(run_cli(["usage", "acme", "--profile", "ops"], {**base, "JUSTSTORAGE_TOKEN": "x"}))

@@ -42,8 +42,9 @@ class CommandFailed(click.ClickException):
 
 class BadUsage(CommandFailed):
     """Bad usage (unknown option, malformed name; click's own usage errors), settings
-    that cannot be used or that point at no store, an unreadable client config file, a
-    missing local file."""
+    that cannot be used or that point at no store, a client config file that cannot be
+    read, holds an unknown key or lacks the profile asked for, or that
+    JUSTSTORAGE_CLIENT_CONFIG names but is not there, a missing local file."""
 
     exit_code = 2
     error_codes = ("BadRequest",)
