@@ -222,20 +222,25 @@ def test_sync_up_transfers_only_what_differs(
     assert {key: r["id"] for key, r in _keys(env, "acme/sync-up").items()} == ids
 
     (root / "a.txt").write_bytes(b"alpha, changed\n")
+    (root / "docs" / "deep" / "er" / "notes.md").write_bytes(b"# NOTES\n")  # same size
     (root / "docs" / "guide.json").unlink()
     dry = run_cli(["sync", str(root), "js://acme/sync-up/m", "--delete", "--dry-run"], env)
     assert sorted(_ok(dry).splitlines()) == [
         "(dry run) delete: js://acme/sync-up/m/docs/guide.json",
         f"(dry run) upload: {root / 'a.txt'} -> js://acme/sync-up/m/a.txt",
+        f"(dry run) upload: {root / 'docs/deep/er/notes.md'}"
+        " -> js://acme/sync-up/m/docs/deep/er/notes.md",
     ]
     assert {key: r["id"] for key, r in _keys(env, "acme/sync-up").items()} == ids
 
     mirrored = run_cli(["sync", str(root), "js://acme/sync-up/m", "--delete"], env)
     _ok(mirrored)
-    assert "1 uploaded, 4 unchanged, 1 deleted" in mirrored.stderr
+    assert "2 uploaded, 3 unchanged, 1 deleted" in mirrored.stderr
     after = _keys(env, "acme/sync-up")
     assert "m/docs/guide.json" not in after and len(after) == 5
     assert after["m/a.txt"]["id"] != ids["m/a.txt"]
+    notes = hashlib.sha256(b"# NOTES\n").hexdigest()
+    assert after["m/docs/deep/er/notes.md"]["content_hash"] == f"sha256:{notes}"
     assert after["m/big/weights.bin"]["id"] == ids["m/big/weights.bin"]
 
 
@@ -252,7 +257,7 @@ def test_sync_down_transfers_only_what_differs(env: dict[str, str], tmp_path: Pa
     assert {path: path.stat().st_mtime_ns for path in stamps} == stamps
 
     changed = tmp_path / "changed.txt"
-    changed.write_bytes(b"new alpha\n")
+    changed.write_bytes(b"ALPHA\n")  # the same size as before: only the hash tells
     _ok(run_cli(["put", str(changed), "acme/sync-down/s/a.txt"], env))
     (dest / "stray.txt").write_bytes(b"not in the store")
     dry = run_cli(["sync", "js://acme/sync-down/s", str(dest), "--delete", "--dry-run"], env)
@@ -265,7 +270,7 @@ def test_sync_down_transfers_only_what_differs(env: dict[str, str], tmp_path: Pa
     mirrored = run_cli(["sync", "js://acme/sync-down/s", str(dest), "--delete"], env)
     _ok(mirrored)
     assert "1 downloaded, 5 unchanged, 1 deleted" in mirrored.stderr
-    assert _tree_of(dest) == {**files, "a.txt": b"new alpha\n"}
+    assert _tree_of(dest) == {**files, "a.txt": b"ALPHA\n"}
 
 
 def test_get_r_never_writes_outside_the_destination(env: dict[str, str], tmp_path: Path) -> None:

@@ -110,9 +110,10 @@ def upload_tree(client: Any, root: Path, dest: Location, options: TreeOptions) -
     remote = list_folder(client, dest) if options.compare or options.delete else {}
     plan = _Plan()
     candidates = [_Item(key, path, path.stat().st_size) for key, path in walk_local(root)]
-    same = _same_content(candidates, remote, options) if options.compare else set()
+    digests = _local_digests(candidates, remote, options) if options.compare else {}
     for item in candidates:
-        if item.relative in same:
+        info = remote.get(item.relative)
+        if info is not None and digests.get(item.relative) == info.sha256:
             plan.unchanged += 1
         else:
             plan.transfer.append(item)
@@ -122,7 +123,14 @@ def upload_tree(client: Any, root: Path, dest: Location, options: TreeOptions) -
     side = _Side(
         verb="upload",
         describe=lambda item: (str(item.path), f"{SCHEME}{dest.child(item.relative)}"),
-        transfer=lambda item, bar: _upload_job(client, item, dest, options.settings, bar),
+        transfer=lambda item, bar: upload_path(
+            client,
+            item.path,
+            dest.child(item.relative),
+            options.settings,
+            bar,
+            sha256=digests.get(item.relative),  # hashed when compared: not again
+        ),
         describe_deleted=lambda relative: f"{SCHEME}{dest.child(relative)}",
         delete=lambda relative: client.delete(
             tenant=dest.tenant, namespace=dest.namespace, key=dest.folder + relative
@@ -145,9 +153,9 @@ def download_tree(client: Any, source: Location, root: Path, options: TreeOption
             plan.refused.append(f"{SCHEME}{source.child(relative)}: {exc}")
             continue
         candidates.append(_Item(relative, path, info.size_bytes, info))
-    same = _same_content(candidates, None, options) if options.compare else set()
+    digests = _local_digests(candidates, None, options) if options.compare else {}
     for item in candidates:
-        if item.relative in same:
+        if digests.get(item.relative) == item.remote.sha256:
             plan.unchanged += 1
         else:
             plan.transfer.append(item)
@@ -169,12 +177,6 @@ def download_tree(client: Any, source: Location, root: Path, options: TreeOption
         )
 
 
-def _upload_job(
-    client: Any, item: _Item, dest: Location, settings: TransferSettings, bar: Progress
-) -> Any:
-    return upload_path(client, item.path, dest.child(item.relative), settings, bar)
-
-
 def _download_job(
     client: Any, item: _Item, source: Location, settings: TransferSettings, bar: Progress
 ) -> Any:
@@ -182,34 +184,31 @@ def _download_job(
     return download_object(client, target, item.path, settings, bar)
 
 
-def _same_content(
+def _local_digests(
     items: list[_Item], remote: dict[str, Any] | None, options: TreeOptions
-) -> set[str]:
-    """The relative keys whose file and newest object have the same size and SHA-256.
-
-    Only files whose size matches are hashed, `options.parallel` at a time.
-    """
-    pairs: list[tuple[_Item, str]] = []
+) -> dict[str, str]:
+    """The SHA-256 of each file whose size equals its object's (the only ones that can
+    be unchanged), by relative key; hashed `options.parallel` at a time. `remote`
+    None: each item carries its object."""
+    wanted: list[_Item] = []
     for item in items:
         info = item.remote if remote is None else remote.get(item.relative)
-        if info is None or not item.path.is_file():
-            continue
-        if item.path.stat().st_size == info.size_bytes:
-            pairs.append((item, info.sha256))
-    same: set[str] = set()
+        if info is not None and item.path.is_file() and item.path.stat().st_size == info.size_bytes:
+            wanted.append(item)
+    digests: dict[str, str] = {}
 
-    def check(item: _Item, expected: str) -> None:
-        if sha256_of(item.path) == expected:
-            same.add(item.relative)  # set.add holds the GIL: safe from the threads
+    def hash_file(item: _Item) -> None:
+        digests[item.relative] = sha256_of(item.path)  # one key per thread: no lock needed
 
-    total = sum(item.size for item, _ in pairs)
-    bar = Progress(total, "comparing", options.progress, files=len(pairs))
-    tasks = (
-        Task(str(item.path), functools.partial(check, item, expected)) for item, expected in pairs
+    total = sum(item.size for item in wanted)
+    bar = Progress(total, "comparing", options.progress, files=len(wanted))
+    run_tasks(
+        (Task(str(item.path), functools.partial(hash_file, item)) for item in wanted),
+        options.parallel,
+        bar,
     )
-    run_tasks(tasks, options.parallel, bar)
     bar.close()
-    return same
+    return digests
 
 
 def _report_plan_and_run(plan: _Plan, options: TreeOptions, side: _Side) -> None:
