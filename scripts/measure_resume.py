@@ -72,6 +72,8 @@ def main() -> int:
         proxy = proxy_module.CuttingProxy(
             server.port, 1 << 62, up_bytes_per_s=options.pace_mib * MiB
         ).__enter__()
+        (tmp / "config").mkdir(parents=True, exist_ok=True)
+        (tmp / "config" / "client.toml").touch()  # named, so it must exist (empty)
         env = clean_env(
             tmp / "unused",
             {

@@ -62,6 +62,8 @@ def main() -> int:
     try:
         source = tmp / "model.bin"
         bounds.make_source(source, size, os.urandom(8))
+        (tmp / "config").mkdir(parents=True, exist_ok=True)
+        (tmp / "config" / "client.toml").touch()  # named, so it must exist (empty)
         env = clean_env(
             tmp / "unused",
             {

@@ -90,6 +90,8 @@ def run(bench: Bench) -> Report:
 
 
 def cli_env(svc: Service, config: Path, url: str | None = None) -> dict[str, str]:
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.touch()  # named by JUSTSTORAGE_CLIENT_CONFIG, so it must exist (empty)
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUSTSTORAGE_")}
     env.update(
         {

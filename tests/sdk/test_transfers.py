@@ -468,12 +468,15 @@ def test_session_calls_create_send_inspect_complete_and_abort(
 
 
 def _cli_env(server: Server, url: str, tmp_path: Path) -> dict[str, str]:
+    config = tmp_path / "config" / "client.toml"  # named, so it must exist (empty)
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.touch()
     return clean_env(
         tmp_path / "unused-data",
         {
             "JUSTSTORAGE_URL": url,
             "JUSTSTORAGE_TOKEN": server.admin_key,
-            "JUSTSTORAGE_CLIENT_CONFIG": str(tmp_path / "config" / "client.toml"),
+            "JUSTSTORAGE_CLIENT_CONFIG": str(config),
         },
     )
 

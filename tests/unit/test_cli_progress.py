@@ -75,3 +75,33 @@ def test_small_transfers_and_pipes_show_nothing_unless_asked(clock: _Clock) -> N
     small(MiB)
     small.close()
     assert out.getvalue() == "" and quiet.getvalue() == ""
+
+
+def test_a_tree_counts_its_files_on_the_one_combined_line(clock: _Clock) -> None:
+    out = io.StringIO()
+    bar = Progress(30 * MiB, "upload", True, stream=out, files=3, min_bytes=0)
+    bar.file_done()
+    clock.now += 1
+    bar(10 * MiB)
+    bar.skipped(10 * MiB)  # a file the server already held: done, not moved
+    bar.file_done()
+    bar.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "upload: 1/3 files, 10.0 MiB / 30.0 MiB (33%)  10.0 MiB/s  ETA 0:02"
+    assert lines[-1] == (
+        "upload: 2 files, 20.0 MiB in 0:01, 10.0 MiB transferred at 10.0 MiB/s"
+        " (10.0 MiB already stored)"
+    )
+
+
+def test_an_unknown_size_shows_bytes_and_rate_never_a_percentage(clock: _Clock) -> None:
+    out = io.StringIO()
+    bar = Progress(None, "upload", True, stream=out)
+    for _ in range(3):
+        clock.now += 2
+        bar(4 * MiB)
+    bar.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "upload: 4.0 MiB  2.0 MiB/s"
+    assert lines[-2] == "upload: 12.0 MiB  2.0 MiB/s"
+    assert all("%" not in line and "ETA" not in line for line in lines)

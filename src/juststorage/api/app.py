@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
-from juststorage.api import objects, operations, uploads
+from juststorage.api import credentials, objects, operations, uploads
 from juststorage.api.errors import EXCEPTION_HANDLERS
 from juststorage.api.metrics_listener import metrics_listener
 from juststorage.api.middleware import RequestLayer, RequestObserver
@@ -67,6 +67,7 @@ def _routes(serve_metrics: bool) -> list[BaseRoute]:
         Route("/v1/objects/by-hash", authenticated(objects.upload_by_hash), methods=["POST"]),
         Route("/v1/objects", authenticated(objects.list_), methods=["GET"]),
         Route("/v1/usage", authenticated(objects.usage), methods=["GET"]),
+        Route("/v1/whoami", authenticated(credentials.whoami), methods=["GET"]),
         Route(
             "/v1/objects/by-key/{rest:path}",
             authenticated(objects.get_by_key),

@@ -244,6 +244,15 @@ _USAGE = _operation(
         **_errors("400", "401", "403", "429", "503"),
     },
 )
+_WHOAMI = _operation(
+    "whoAmI",
+    "credentials",
+    "What the caller's credential holds: subject, tenants and scopes",
+    responses={
+        "200": _json("The caller's own grants (`*` in tenants: every tenant).", ref("WhoAmI")),
+        **_errors("401", "429", "503"),
+    },
+)
 _GET_BY_ID = _download("getObject", "Download an object by id", [_OBJECT_ID, _TENANT_HEADER])
 _GET_BY_KEY = _download("getObjectByKey", "Download the newest version of a key", _BY_KEY)
 
@@ -283,6 +292,7 @@ _DOCUMENT: dict[str, Any] = {
         },
         **upload_paths(_errors),
         "/v1/usage": {"get": _USAGE},
+        "/v1/whoami": {"get": _WHOAMI},
         "/health": {
             "get": _public(
                 "getHealth",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from juststorage.api.errors import STATUS_OF_CODE
+from juststorage.domain.auth import Scope
 
 NAME: dict[str, Any] = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}
 STORAGE_CLASS: dict[str, Any] = {"type": "string", "enum": ["hot", "cold"]}
@@ -32,6 +33,7 @@ def _record(properties: dict[str, Any]) -> dict[str, Any]:
 
 _COUNT = {"type": "integer", "minimum": 0}
 _MONEY = {"type": "number", "minimum": 0}
+_SCOPES = [scope.value for scope in Scope]
 _CLASS_USAGE = _record({"objects": _COUNT, "bytes": _COUNT, "monthly_cost": _MONEY})
 
 SCHEMAS: dict[str, Any] = {
@@ -67,6 +69,13 @@ SCHEMAS: dict[str, Any] = {
             "by_storage_class": _record({"hot": _CLASS_USAGE, "cold": _CLASS_USAGE}),
             "monthly_cost": _MONEY,
             "currency": {"type": "string"},
+        }
+    ),
+    "WhoAmI": _record(
+        {
+            "subject": {"type": "string"},
+            "tenants": {"type": "array", "items": {"type": "string"}},
+            "scopes": {"type": "array", "items": {"type": "string", "enum": _SCOPES}},
         }
     ),
     "Error": _record(
@@ -116,6 +125,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
 TAGS: list[dict[str, str]] = [
     {"name": "objects", "description": "Upload, download, list and delete objects."},
     {"name": "usage", "description": "A tenant's stored bytes and their monthly cost."},
+    {"name": "credentials", "description": "What the caller's own credential holds."},
     {"name": "operations", "description": "Liveness, readiness and metrics; no credentials."},
     {"name": "documentation", "description": "This description, as JSON and as a page."},
 ]

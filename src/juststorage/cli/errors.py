@@ -42,8 +42,9 @@ class CommandFailed(click.ClickException):
 
 class BadUsage(CommandFailed):
     """Bad usage (unknown option, malformed name; click's own usage errors), settings
-    that cannot be used or that point at no store, an unreadable client config file, a
-    missing local file."""
+    that cannot be used or that point at no store, a client config file that cannot be
+    read, holds an unknown key or lacks the profile asked for, or that
+    JUSTSTORAGE_CLIENT_CONFIG names but is not there, a missing local file."""
 
     exit_code = 2
     error_codes = ("BadRequest",)
@@ -209,7 +210,9 @@ def _client_failure(exc: Exception) -> CommandFailed | None:
         if isinstance(exc, js.IntegrityError):
             return failure_for("IntegrityError", f"IntegrityError: {exc}")
         if isinstance(exc, js.TransportError):
-            return failure_for("TransportError", f"cannot reach the server: {exc}")
+            from juststorage.cli.transport_errors import describe_transport_error
+
+            return failure_for("TransportError", describe_transport_error(exc))
         if isinstance(exc, ValueError) and _raised_in(exc, "juststorage_client"):
             return BadUsage(str(exc))  # the SDK refused an argument
     if isinstance(exc, OSError):

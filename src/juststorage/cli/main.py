@@ -20,12 +20,15 @@ from typing import Any
 import click
 
 from juststorage import __version__
+from juststorage.cli.completion import completion
 from juststorage.cli.credentials import keys, token
 from juststorage.cli.deployment import deploy
 from juststorage.cli.errors import handle_errors
+from juststorage.cli.identity import whoami
 from juststorage.cli.migrate import migrate_blobs_command
 from juststorage.cli.objects import get, list_objects, put, rm, stat, usage
 from juststorage.cli.server import fsck, gc, migrate, serve
+from juststorage.cli.tree_commands import cp, sync
 
 
 class _Cli(click.Group):
@@ -64,6 +67,10 @@ COMMANDS: tuple[click.Command, ...] = (
     rm,
     stat,
     usage,
+    cp,
+    sync,
+    whoami,
+    completion,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
-from juststorage.cli.by_hash import by_hash_min_bytes, put_by_hash_first
-from juststorage.cli.client_config import (
-    connection_options,
-    json_option,
-    resolve_connection,
-    sdk,
-    transfer_state_dir,
-)
+from juststorage.cli.client_config import connection_options, json_option, sdk
+from juststorage.cli.content_types import guess_content_type
+from juststorage.cli.copying import TransferSettings, download_object, upload_path
 from juststorage.cli.errors import BadUsage
+from juststorage.cli.names import SCHEME, basename, download_path, key_for_upload, parse_location
 from juststorage.cli.progress import Progress
-from juststorage.cli.tls import client_tls
-from juststorage.cli.transfers import download_options, upload_options
+from juststorage.cli.removal import remove_prefix
+from juststorage.cli.session import open_client
+from juststorage.cli.transfers import (
+    DEFAULT_PARALLEL,
+    DEFAULT_TREE_PARALLEL,
+    download_options,
+    upload_options,
+)
+from juststorage.cli.trees import TreeOptions, download_tree, upload_tree
 
 _PROGRESS = click.option(
     "--progress/--no-progress",
@@ -35,12 +39,11 @@ _PROGRESS = click.option(
 
 
 def _client(url: str | None, token: str | None) -> Any:
-    connection = resolve_connection(url, token)
-    return sdk().Client(connection.url, connection.token, **client_tls())
+    return open_client(url, token)
 
 
 def _target(name: str, object_id: str | None) -> dict[str, str]:
-    parts = name.split("/", 2)
+    parts = name.removeprefix(SCHEME).split("/", 2)
     if object_id is not None:
         if len(parts) != 1 or not parts[0]:
             raise click.UsageError("with --id, name only the TENANT")
@@ -76,9 +79,20 @@ def _parse_range(text: str | None) -> tuple[int, int | None] | None:
 
 @click.command()
 @click.argument("source", metavar="FILE")
-@click.argument("name", metavar="TENANT/NAMESPACE/KEY")
+@click.argument("name", metavar="TENANT/NAMESPACE[/KEY]")
+@click.option(
+    "-r",
+    "--recursive",
+    is_flag=True,
+    help="FILE is a directory: upload every file under it, as keys relative to it"
+    " under NAME's key (a folder).",
+)
 @click.option("--storage-class", type=click.Choice(["hot", "cold"]), help="[default: hot]")
-@click.option("--content-type", help="Stored content type [default: application/octet-stream].")
+@click.option(
+    "--content-type",
+    help="Stored content type [default: guessed from the file name, else"
+    " application/octet-stream].",
+)
 @click.option("--no-overwrite", is_flag=True, help="Fail (exit 6) if the key already exists.")
 @click.option("--if-match", metavar="ETAG", help="Replace only if the current version has ETAG.")
 @click.option(
@@ -94,12 +108,13 @@ def _parse_range(text: str | None) -> tuple[int, int | None] | None:
 def put(
     source: str,
     name: str,
+    recursive: bool,
     storage_class: str | None,
     content_type: str | None,
     no_overwrite: bool,
     if_match: str | None,
     no_by_hash: bool,
-    parallel: int,
+    parallel: int | None,
     multipart_threshold: int,
     part_size: int | None,
     progress: bool | None,
@@ -109,45 +124,62 @@ def put(
 ) -> None:
     """Upload FILE ('-' for stdin) as a new version of TENANT/NAMESPACE/KEY.
 
+    NAME ending with '/' (TENANT/NAMESPACE/PREFIX/), or naming only a namespace,
+    stores the file under its own name there, as cp does with a directory.
+
     A file of --multipart-threshold bytes or more is sent in parts, --parallel at
     a time. If that upload is interrupted (Ctrl-C, kill, a lost connection), run
     the same command again: it resumes, sending only the parts the server does
     not hold yet. Its state file is kept in transfers/ beside the client config
     and removed once the upload completes.
     """
-    target = _target(name, None)
-    options: dict[str, Any] = {
-        **target,
-        "storage_class": storage_class,
-        "content_type": content_type,
-        "if_none_match": "*" if no_overwrite else None,
-        "if_match": if_match,
-    }
+    location = parse_location(name)
+    settings = TransferSettings(
+        parts_parallel=parallel or DEFAULT_PARALLEL,
+        threshold=multipart_threshold,
+        part_size=part_size,
+        storage_class=storage_class,
+        content_type=content_type,
+        by_hash=not no_by_hash,
+        if_none_match="*" if no_overwrite else None,
+        if_match=if_match,
+    )
+    if recursive:
+        if source == "-" or no_overwrite or if_match:
+            raise click.UsageError("-r uploads a directory: no stdin, --no-overwrite, --if-match")
+        options = TreeOptions(
+            parallel=parallel or DEFAULT_TREE_PARALLEL,
+            settings=replace(settings, parts_parallel=DEFAULT_PARALLEL),
+            progress=progress,
+            as_json=as_json,
+        )
+        with _client(url, token) as client:
+            upload_tree(client, Path(source), location, options)
+        return
+    path = None if source == "-" else Path(source)
+    if path is not None and path.is_dir():
+        raise BadUsage(f"{source} is a directory: use put -r (or cp -r) for a tree")
+    if path is not None and not path.is_file():
+        raise BadUsage(f"no such file: {source}")
+    target = replace(location, key=key_for_upload(location, path))
     with _client(url, token) as client:
-        if source == "-":
+        if path is None:
             bar = Progress(None, "upload", progress)
-            info = client.upload_stream(sys.stdin.buffer, **options, progress=bar)
+            guessed = content_type or guess_content_type(target.key)
+            info = client.upload_stream(
+                sys.stdin.buffer,
+                tenant=target.tenant,
+                namespace=target.namespace,
+                key=target.key,
+                storage_class=storage_class,
+                content_type=guessed,
+                if_none_match=settings.if_none_match,
+                if_match=if_match,
+                progress=bar,
+            )
         else:
-            path = Path(source)
-            if not path.is_file():
-                raise BadUsage(f"no such file: {source}")
-            size = path.stat().st_size
-            info, sha256 = None, None
-            if not no_by_hash and size >= by_hash_min_bytes():
-                info, sha256 = put_by_hash_first(client, path, options)
-            bar = Progress(size, "upload", progress if info is None else False)
-            if info is None:
-                info = client.upload_file(
-                    path,
-                    **options,
-                    sha256=sha256,
-                    progress=bar,
-                    parallel=parallel,
-                    multipart_threshold=multipart_threshold,
-                    part_bytes=part_size,
-                    state_dir=transfer_state_dir(),
-                    on_resume=bar.resumed,
-                )
+            bar = Progress(path.stat().st_size, "upload", progress)
+            info = upload_path(client, path, target, settings, bar)
         bar.close()
     data = info.to_json()
     _emit(data, as_json, f"{data['id']}  {data['content_hash']}  {_size(data['size_bytes'])}")
@@ -156,6 +188,13 @@ def put(
 @click.command()
 @click.argument("name", metavar="TENANT/NAMESPACE/KEY")
 @click.argument("destination", metavar="[DEST]", required=False)
+@click.option(
+    "-r",
+    "--recursive",
+    is_flag=True,
+    help="NAME is a folder (TENANT/NAMESPACE[/PREFIX]): download every key under it"
+    " into the directory DEST [default: .], refusing keys that would land outside it.",
+)
 @click.option("--id", "object_id", help="Download this version by id (NAME is the TENANT).")
 @click.option("--range", "byte_range", metavar="FIRST-LAST", help="Only these bytes.")
 @download_options
@@ -165,9 +204,10 @@ def put(
 def get(
     name: str,
     destination: str | None,
+    recursive: bool,
     object_id: str | None,
     byte_range: str | None,
-    parallel: int,
+    parallel: int | None,
     parallel_threshold: int,
     part_size: int,
     progress: bool | None,
@@ -177,6 +217,9 @@ def get(
 ) -> None:
     """Download an object into DEST (default: the key's last part; '-' for stdout).
 
+    DEST that is a directory, or ends with '/', gets the key's last part as file
+    name inside it.
+
     The download resumes if the connection breaks, and a whole object is checked
     against its SHA-256 before DEST is put in place. An object of
     --parallel-threshold bytes or more is fetched in byte ranges, --parallel at a
@@ -184,9 +227,30 @@ def get(
     ranges listed in DEST.part.state are kept when the object (by id and SHA-256)
     is still the same, else the download starts over.
     """
+    settings = TransferSettings(
+        parts_parallel=parallel or DEFAULT_PARALLEL,
+        threshold=parallel_threshold,
+        part_size=part_size,
+    )
+    if recursive:
+        if object_id or byte_range or destination == "-":
+            raise click.UsageError("-r downloads a folder: no --id, --range or stdout")
+        options = TreeOptions(
+            parallel=parallel or DEFAULT_TREE_PARALLEL,
+            settings=replace(settings, parts_parallel=DEFAULT_PARALLEL),
+            progress=progress,
+            as_json=as_json,
+        )
+        with _client(url, token) as client:
+            download_tree(client, parse_location(name), Path(destination or "."), options)
+        return
     target = _target(name, object_id)
     parsed = _parse_range(byte_range)
-    dest = destination or (target.get("key", "").rsplit("/", 1)[-1] or target.get("id", ""))
+    if destination == "-":
+        dest = None
+    else:
+        file_name = basename(target["key"]) if "key" in target else target["id"]
+        dest = download_path(destination, file_name)
     with _client(url, token) as client:
         head = client.head(**target)
         total = head.size_bytes
@@ -194,25 +258,18 @@ def get(
             last = head.size_bytes - 1 if parsed[1] is None else min(parsed[1], total - 1)
             total = max(0, last - parsed[0] + 1)
         bar = Progress(total, "download", progress)
-        if dest == "-":
+        if dest is None:
             with client.open(**target, byte_range=parsed, progress=bar) as download:
                 for chunk in download.iter_bytes():
                     sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.flush()
+        elif parsed is None:
+            head = download_object(client, target, dest, settings, bar)
         else:
-            head = client.download_to_file(
-                dest,
-                **target,
-                byte_range=parsed,
-                progress=bar,
-                parallel=parallel,
-                parallel_threshold=parallel_threshold,
-                range_bytes=part_size,
-                on_resume=bar.resumed,
-            )
+            head = client.download_to_file(dest, **target, byte_range=parsed, progress=bar)
         bar.close()
-    if dest != "-":
-        data = {**head.to_json(), "path": dest}
+    if dest is not None:
+        data = {**head.to_json(), "path": str(dest)}
         _emit(data, as_json, f"{dest}  {head.content_hash}  {_size(head.size_bytes)}")
 
 
@@ -287,10 +344,51 @@ def _emit_listed(entry: Any, as_json: bool) -> None:
 @click.command()
 @click.argument("name", metavar="TENANT/NAMESPACE/KEY")
 @click.option("--id", "object_id", help="Delete only this version (NAME is the TENANT).")
+@click.option(
+    "--prefix",
+    "by_prefix",
+    is_flag=True,
+    help="NAME is TENANT/NAMESPACE[/PREFIX]: delete every key that starts with PREFIX"
+    " (literal, as in ls; end it with / for one folder), after a confirmation.",
+)
+@click.option("-y", "--yes", is_flag=True, help="With --prefix: delete without asking.")
+@click.option(
+    "--dry-run", is_flag=True, help="With --prefix: print what would be deleted, delete nothing."
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 64),
+    default=DEFAULT_TREE_PARALLEL,
+    show_default=True,
+    metavar="N",
+    help="With --prefix: deletes in flight at once.",
+)
 @json_option
 @connection_options
-def rm(name: str, object_id: str | None, as_json: bool, url: str | None, token: str | None) -> None:
-    """Delete every version of a key, or one version with --id."""
+def rm(
+    name: str,
+    object_id: str | None,
+    by_prefix: bool,
+    yes: bool,
+    dry_run: bool,
+    parallel: int,
+    as_json: bool,
+    url: str | None,
+    token: str | None,
+) -> None:
+    """Delete every version of a key, or one version with --id, or every key under
+    a prefix with --prefix."""
+    if by_prefix:
+        if object_id is not None:
+            raise click.UsageError("--prefix and --id exclude each other")
+        location = parse_location(name)
+        with _client(url, token) as client:
+            remove_prefix(
+                client, location, yes=yes, dry_run=dry_run, parallel=parallel, as_json=as_json
+            )
+        return
+    if yes or dry_run:
+        raise click.UsageError("--yes and --dry-run go with --prefix")
     target = _target(name, object_id)
     with _client(url, token) as client:
         client.delete(**target)

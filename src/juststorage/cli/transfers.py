@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     _IntParam = click.ParamType[int, Any]
 else:  # generic only from click 8.2 on
     _IntParam = click.ParamType
-DEFAULT_PARALLEL = 4
+DEFAULT_PARALLEL = 4  # parts or ranges of one large file
+DEFAULT_TREE_PARALLEL = 8  # files of a tree
 
 
 class ByteSize(_IntParam):
@@ -52,13 +53,13 @@ class ByteSize(_IntParam):
 
 
 def parallel_option(what: str) -> Callable[[Any], Any]:
+    """`--parallel N`: files of a tree at once (-r), else parts of one large file."""
     return click.option(
         "--parallel",
         type=click.IntRange(1, 64),
-        default=DEFAULT_PARALLEL,
-        show_default=True,
         metavar="N",
-        help=f"{what} in flight at once for a large file.",
+        help=f"{what} in flight at once for a large file [default: {DEFAULT_PARALLEL}];"
+        f" with -r, files in flight at once [default: {DEFAULT_TREE_PARALLEL}].",
     )
 
 
