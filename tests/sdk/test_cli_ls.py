@@ -35,6 +35,7 @@ def tenant(server: Server) -> str:
 
 @pytest.fixture
 def env(server: Server, tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "none.toml").touch()  # named, so it must exist (empty)
     return clean_env(
         tmp_path / "unused-data",
         {

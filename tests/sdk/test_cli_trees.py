@@ -75,7 +75,7 @@ def _run_with_input(
 
 
 def _keys(env: dict[str, str], name: str) -> dict[str, dict[str, object]]:
-    lines = _ok(run_cli(["ls", name, "--json"], env)).splitlines()
+    lines = _ok(run_cli(["ls", name, "--recursive", "--json"], env)).splitlines()
     return {record["key"]: record for record in map(json.loads, lines)}
 
 

@@ -161,6 +161,7 @@ def test_sdk_sends_plain_http_through_http_proxy(
 
 def _cli_env(server: Server, tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in clean_env(tmp_path / "unused").items() if k not in _PLATFORM_VARS}
+    (tmp_path / "none.toml").touch()  # named, so it must exist (empty)
     env.update(
         JUSTSTORAGE_URL=server.url,
         JUSTSTORAGE_TOKEN=server.admin_key,
