@@ -353,7 +353,11 @@ def test_the_keys_create_commands_it_prints_are_ones_the_cli_takes() -> None:
             words = words[-1].split()
         at = words.index("keys")
         assert words[at + 1] == "create"
-        context = create.make_context("create", words[at + 2 :])
+        # Parsed under the root and `keys` contexts, as the CLI does: a context made
+        # without them would cache a help option without `-h` on the shared command.
+        root = cli.make_context("juststorage", [], resilient_parsing=True)
+        group = keys.make_context("keys", [], parent=root, resilient_parsing=True)
+        context = create.make_context("create", words[at + 2 :], parent=group)
         assert context.params["tenants"] == ("*",) and context.params["scopes"] == ("admin",)
 
 
