@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +16,10 @@ from juststorage.adapters.blobs.inline import InlineBlobStore
 from juststorage.adapters.blobs.per_class import PerClassBlobStore
 from juststorage.adapters.metadata.sqlite import SqliteMetadataStore, sqlite_path_from_url
 from juststorage.adapters.metrics import Metrics, enable_multiprocess_metrics
-from juststorage.adapters.private_files import replace_private_file
+from juststorage.adapters.private_files import (
+    read_or_create_private_file,
+    replace_private_file,
+)
 from juststorage.adapters.processes import LocalProcessLiveness
 from juststorage.application.apikeys import (
     CreatedKey,
@@ -27,7 +31,7 @@ from juststorage.application.blob_ports import BlobStore, PartStore
 from juststorage.application.ports import Clock, MetadataStore, ProcessLiveness, TokenVerifier
 from juststorage.application.sessions import SessionPolicy, UploadSessions
 from juststorage.application.uploads import RegistrationPolicy, Uploader
-from juststorage.config import Settings, SettingsError
+from juststorage.config import MIN_S3_MASTER_KEY_CHARS, Settings, SettingsError
 from juststorage.domain.errors import BadRequest
 from juststorage.domain.model import StorageClass
 
@@ -403,3 +407,27 @@ def write_secret_file(path: Path, secret: str) -> None:
     """Write a secret readable by its owner only (0600), replacing whatever is at
     `path` (a file or a link) without ever writing through it."""
     replace_private_file(path, (secret + "\n").encode("ascii"))
+
+
+def s3_master_key(settings: Settings) -> bytes:
+    """The key S3 secrets are derived from (`juststorage.s3.secrets`):
+    `JUSTSTORAGE_S3_MASTER_KEY`, else the file `s3_master_key_path`, created (0600)
+    with a random key on first use.
+
+    Raises:
+        SettingsError: the file holds no usable key.
+        OSError: the file cannot be read or created.
+    """
+    if settings.s3_master_key is not None:
+        return settings.s3_master_key.get_secret_value().encode("utf-8")
+    path = settings.s3_master_key_path
+    text = read_or_create_private_file(path, (secrets.token_hex(32) + "\n").encode("ascii"))
+    # A file shorter than a generated key (damaged, or written by hand) is refused.
+    key = text.strip()
+    if len(key) < MIN_S3_MASTER_KEY_CHARS:
+        raise SettingsError(
+            f"{path} holds no S3 master key (at least {MIN_S3_MASTER_KEY_CHARS} characters);"
+            " remove it to have a new one made (every S3 secret changes) or set"
+            " JUSTSTORAGE_S3_MASTER_KEY"
+        )
+    return key

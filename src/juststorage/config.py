@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -48,6 +49,8 @@ TIB = 1024**4
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
 # Checked here only: every secret the verifier and `token issue` use comes from Settings.
 MIN_JWT_SECRET_BYTES = 32
+# An S3 master key as short as a password could be guessed from one S3 secret.
+MIN_S3_MASTER_KEY_CHARS = 32
 # The longest lifetime (`exp` - `iat`) a token may have by default; longer ones are refused.
 DEFAULT_JWT_MAX_TTL_SECONDS = 24 * 3600
 
@@ -109,6 +112,10 @@ class Settings(BaseModel):
     quota_bytes: int | None = Field(default=None, ge=0)
     tenants: dict[str, TenantLimits] = Field(default_factory=dict)
     metrics_addr: str | None = None
+    # The S3-compatible gateway (SPEC §8.8): its listener's `host:port` (unset: off),
+    # and the domain under which buckets are addressed as `<bucket>.<domain>`.
+    s3_addr: str | None = None
+    s3_domain: str | None = None
     metrics_multiproc_dir: Path | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -134,6 +141,9 @@ class Settings(BaseModel):
     upload_part_min_bytes: int = Field(default=5 * 1024 * 1024, ge=0)
     # Whole downloads answered with X-Accel-Redirect when the proxy sends X-Accel-Mapping.
     accel_redirect: bool = False
+    # The key S3 secrets are derived from (SPEC §8.8); unset: `<data dir>/s3-master.key`,
+    # made on first use. Every host sharing one database needs the same one.
+    s3_master_key: SecretStr | None = None
 
     @field_validator(
         "jwt_secret",
@@ -141,6 +151,8 @@ class Settings(BaseModel):
         "api_keys",
         "database_url",
         "metrics_addr",
+        "s3_addr",
+        "s3_domain",
         "hot_root",
         "cold_root",
         "aws_endpoint_url",
@@ -161,11 +173,26 @@ class Settings(BaseModel):
             )
         return value
 
-    @field_validator("metrics_addr")
+    @field_validator("metrics_addr", "s3_addr")
     @classmethod
     def _host_and_port(cls, value: str | None) -> str | None:
         if value is not None:
             parse_host_port(value)
+        return value
+
+    @field_validator("s3_master_key", mode="before")
+    @classmethod
+    def _blank_secret_is_unset(cls, value: object) -> object:
+        return value if value != "" else None
+
+    @field_validator("s3_master_key")
+    @classmethod
+    def _master_key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_S3_MASTER_KEY_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_S3_MASTER_KEY_CHARS} characters;"
+                " generate one with `openssl rand -hex 32`"
+            )
         return value
 
     @field_validator("tls_cert", "tls_key", mode="before")
@@ -210,6 +237,10 @@ class Settings(BaseModel):
     @property
     def admin_key_path(self) -> Path:
         return self.data_dir / "admin.key"
+
+    @property
+    def s3_master_key_path(self) -> Path:
+        return self.data_dir / "s3-master.key"
 
     def limits_for(self, tenant: str) -> TenantLimits:
         """The tenant's own limits, falling back to the defaults field by field.

@@ -248,6 +248,13 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
+        # The S3 gateway's requests by operation (they count in `requests` too).
+        self.s3_requests = Counter(
+            "just_storage_s3_requests",
+            "S3 gateway requests answered.",
+            ["operation", "status"],
+            registry=r,
+        )
         self.gc_runs = Counter("just_storage_gc_runs", "GC passes run.", registry=r)
         self.gc_deleted_blobs = Counter(
             "just_storage_gc_deleted_blobs", "Blob files removed by GC.", registry=r
@@ -320,6 +327,10 @@ class Metrics:
     def observe_request(self, method: str, status: int, namespace: str, seconds: float) -> None:
         """One answered HTTP request: counted by status, timed."""
         self._pending.request(method, str(status), namespace, seconds)
+
+    def observe_s3_request(self, operation: str, status: int) -> None:
+        """One answered S3 gateway request, by its S3 operation."""
+        self.s3_requests.labels(operation, str(status)).inc()
 
     def observe_census(self, census: list[Census]) -> None:
         """Replace the object and byte gauges with a fresh count from the database."""

@@ -120,3 +120,53 @@ def ensure_private_file(path: Path) -> None:
             _make_private(fd)
         finally:
             os.close(fd)
+
+
+def read_or_create_private_file(path: Path, data: bytes) -> bytes:
+    """The bytes of `path`, which is created holding `data` (mode 0600) if missing.
+
+    Processes starting together agree on one content: the new file is written and
+    synced beside `path`, then linked to it, which fails if another process linked
+    its own first; every caller then reads what `path` holds. Never through a
+    symbolic link at `path`.
+
+    Raises:
+        PlantedLinkError: `path` is a symbolic link.
+        OSError: the file cannot be read or created.
+    """
+    try:
+        return _read_private(path)
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(temp, _NEW, PRIVATE_MODE)
+    try:
+        try:
+            os.write(fd, data)
+            os.fsync(fd)  # the bytes are durable before the name points at them
+        finally:
+            os.close(fd)
+        with contextlib.suppress(FileExistsError):  # another process was first: keep its
+            os.link(temp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)  # the link survives a crash
+    finally:
+        os.close(dir_fd)
+    return _read_private(path)
+
+
+def _read_private(path: Path) -> bytes:
+    fd = _open_no_follow(path, os.O_RDONLY)
+    try:
+        _make_private(fd)
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

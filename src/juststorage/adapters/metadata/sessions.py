@@ -20,7 +20,7 @@ from juststorage.domain.model import (
 
 _SESSION_COLUMNS = (
     "id, tenant_id, namespace, key, storage_class, content_type, expected_hash,"
-    " if_none_match, if_match, state, created_at, expires_at, object_id"
+    " if_none_match, if_match, state, created_at, expires_at, object_id, user_metadata"
 )
 _PART_COLUMNS = "part_number, size_bytes, sha256, address, created_at, reservation_id"
 _NOT_OPEN = "no such upload session, or it is no longer open"
@@ -37,7 +37,7 @@ class SqlUploadSessionRows(SqlRepository):
         d = self._d
         await self._s.execute(
             f"INSERT INTO upload_sessions ({_SESSION_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
             (
                 d.uuid_in(session.id),
                 str(session.tenant_id),
@@ -51,6 +51,7 @@ class SqlUploadSessionRows(SqlRepository):
                 session.state.value,
                 d.ts_in(session.created_at),
                 d.ts_in(session.expires_at),
+                session.user_metadata,
             ),
         )
 
@@ -272,6 +273,7 @@ class SqlUploadSessionRows(SqlRepository):
             created_at=d.ts_out(row[10]),
             expires_at=d.ts_out(row[11]),
             object_id=d.uuid_out(row[12]) if row[12] is not None else None,
+            user_metadata=row[13],
         )
 
     def _part(self, row: Row) -> SessionPart:

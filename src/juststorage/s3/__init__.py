@@ -1,0 +1,1 @@
+"""The S3-compatible gateway (SPEC §8.8)."""
