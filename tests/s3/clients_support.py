@@ -247,14 +247,20 @@ def v1_read(gw: Gateway, tenant: str, namespace: str, key: str, token: str) -> t
 def v1_write(
     gw: Gateway, tenant: str, namespace: str, key: str, token: str, body: Path | bytes
 ) -> dict[str, Any]:
-    """PUT by key through /v1 (a file is streamed); the object JSON."""
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/octet-stream"}
-    path = by_key_path(tenant, namespace, key)
+    """An upload through /v1 (`POST /v1/objects`; a file is streamed); the object JSON."""
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/octet-stream",
+        "X-Tenant": tenant,
+        "X-Namespace": namespace,
+        "X-Key": quote(key, safe=""),
+        "X-Key-Encoding": "percent",
+    }
     if isinstance(body, bytes):
-        response = gw.v1.put(path, content=body, headers=headers)
+        response = gw.v1.post("/v1/objects", content=body, headers=headers)
     else:
         with body.open("rb") as f:
-            response = gw.v1.put(path, content=_chunks(f), headers=headers)
+            response = gw.v1.post("/v1/objects", content=_chunks(f), headers=headers)
     assert response.status_code == 201, response.text[:300]
     doc: dict[str, Any] = response.json()
     return doc
