@@ -190,6 +190,23 @@ def start_gateway(
     return Gateway(server, s3_port, ca, tmp)
 
 
+def adopt(started: Any, tmp: Path) -> Gateway:
+    """Our view of a gateway started by tests/s3/conftest.py's `s3_start` (plain
+    HTTP; that fixture stops it)."""
+    port = int(started.s3_url.rsplit(":", 1)[1])
+    return Gateway(started.server, port, None, tmp)
+
+
+@contextlib.contextmanager
+def gateway_of(s3_start: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway from the `s3_start` fixture (its factory), for one test module."""
+    gw = adopt(s3_start(), tmp_path_factory.mktemp("gw"))
+    try:
+        yield gw
+    finally:
+        gw.v1.close()
+
+
 @contextlib.contextmanager
 def running_gateway(tmp: Path, *, tls: bool = False) -> Iterator[Gateway]:
     gw = start_gateway(tmp, tls=tls)

@@ -22,6 +22,7 @@ from .clients_support import (
     big_file,
     boto3_client,
     fresh_name,
+    gateway_of,
     make_file,
     running_gateway,
     sha256_of,
@@ -40,8 +41,12 @@ BUCKET = f"{TENANT}.{NS}"
 def gw(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    with running_gateway(tmp_path_factory.mktemp("gw"), tls=request.param == "https") as g:
-        yield g
+    if request.param == "https":  # both listeners on a fresh self-signed certificate
+        with running_gateway(tmp_path_factory.mktemp("gw"), tls=True) as g:
+            yield g
+    else:
+        with gateway_of(request.getfixturevalue("s3_start"), tmp_path_factory) as g:
+            yield g
 
 
 @pytest.fixture(scope="module")

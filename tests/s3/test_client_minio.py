@@ -20,9 +20,9 @@ from .clients_support import (
     S3Key,
     big_file,
     fresh_name,
+    gateway_of,
     make_file,
     minio_client,
-    running_gateway,
     sha256_of,
     v1_read,
     v1_status,
@@ -36,8 +36,8 @@ BUCKET = f"{TENANT}.{NS}"
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    with running_gateway(tmp_path_factory.mktemp("gw")) as g:
+def gw(s3_start: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    with gateway_of(s3_start, tmp_path_factory) as g:
         yield g
 
 

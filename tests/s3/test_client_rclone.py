@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,10 +17,10 @@ from .clients_support import (
     S3Key,
     big_file,
     fresh_name,
+    gateway_of,
     make_file,
     rclone,
     rclone_binary,
-    running_gateway,
     sha256_of,
     v1_read,
     v1_status,
@@ -35,9 +36,9 @@ MULTIPART = ("--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M")
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gw(s3_start: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     rclone_binary()  # skip (or fail in CI) before starting anything
-    with running_gateway(tmp_path_factory.mktemp("gw")) as g:
+    with gateway_of(s3_start, tmp_path_factory) as g:
         yield g
 
 

@@ -9,6 +9,7 @@ import dataclasses
 import datetime
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ from .clients_support import (
     S3Key,
     boto3_client,
     fresh_name,
-    running_gateway,
+    gateway_of,
     v1_status,
     v1_write,
 )
@@ -31,8 +32,8 @@ BUCKET = f"{TENANT}.{NS}"
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    with running_gateway(tmp_path_factory.mktemp("gw")) as g:
+def gw(s3_start: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    with gateway_of(s3_start, tmp_path_factory) as g:
         yield g
 
 

@@ -10,6 +10,7 @@ import base64
 import datetime
 import hashlib
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ from .clients_support import (
     Gateway,
     S3Key,
     fresh_name,
-    running_gateway,
+    gateway_of,
     stored_files,
     v1_read,
     v1_status,
@@ -47,8 +48,8 @@ WHOLE = b"".join(CHUNKS)
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    with running_gateway(tmp_path_factory.mktemp("gw")) as g:
+def gw(s3_start: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    with gateway_of(s3_start, tmp_path_factory) as g:
         yield g
 
 
