@@ -58,8 +58,8 @@ def target_of(raw_path: bytes, host: str, domains: tuple[str, ...]) -> Target:
     rest = raw_path[1:]
     if not rest:
         return Target(None, None)
-    bucket, slash, key = rest.partition(b"/")
-    return Target(decode_path(bucket), decode_path(key) if slash and key else None)
+    raw_bucket, slash, raw_key = rest.partition(b"/")
+    return Target(decode_path(raw_bucket), decode_path(raw_key) if slash and raw_key else None)
 
 
 def _without_port(host: str) -> str:
