@@ -13,6 +13,7 @@ from juststorage.application.records import (
     BlobLocation,
     Census,
     ClassUsage,
+    CommonPrefix,
     ListQuery,
     LocatedVersion,
     WritingUpload,
@@ -28,6 +29,7 @@ from juststorage.domain.model import (
     ObjectVersion,
     StorageClass,
     TenantId,
+    rolled_up,
 )
 
 
@@ -179,6 +181,27 @@ class FakeObjectRepository:
         return found
 
     async def list_page(self, query: ListQuery) -> list[Listed]:
+        rows = self._listable(query)
+        if query.storage_class is not None:
+            rows = [v for v in rows if v.storage_class is query.storage_class]
+        return [(summarize(v), v.commit_seq) for v in rows[: query.limit]]
+
+    async def list_delimited(self, query: ListQuery) -> list[Listed | CommonPrefix]:
+        assert query.delimiter is not None
+        entries: list[Listed | CommonPrefix] = []
+        for v in self._listable(query):
+            common = rolled_up(v.key, query.prefix, query.delimiter)
+            if common is not None:
+                # Once, where its first key is: the keys after it share it.
+                if not entries or entries[-1] != CommonPrefix(common):
+                    entries.append(CommonPrefix(common))
+            elif query.storage_class is None or v.storage_class is query.storage_class:
+                entries.append((summarize(v), v.commit_seq))
+        return entries[: query.limit]
+
+    def _listable(self, query: ListQuery) -> list[ObjectVersion]:
+        """The committed versions (each key's newest, or all) under the prefix and after
+        the cursor, in listing order: by key (UTF-8 bytes), then newest first."""
         rows = [
             v
             for v in committed(self._state)
@@ -192,23 +215,23 @@ class FakeObjectRepository:
                 if v.key not in newest or v.commit_seq > newest[v.key].commit_seq:
                     newest[v.key] = v
             rows = list(newest.values())
-        if query.storage_class is not None:
-            rows = [v for v in rows if v.storage_class is query.storage_class]
         rows.sort(key=lambda v: (v.key.encode("utf-8"), -v.commit_seq))
-        if query.after is not None:
-            after_key = query.after.key.encode("utf-8")
-            rows = [
-                v
-                for v in rows
-                if v.key.encode("utf-8") > after_key
-                # Every version: resume inside the cursor's key; newest only: after it.
-                or (
-                    query.all_versions
-                    and v.key == query.after.key
-                    and v.commit_seq < query.after.commit_seq
-                )
+        after = query.after
+        if after is None:
+            return rows
+        if after.rolled_up:
+            past = after.key.encode("utf-8")
+            return [
+                v for v in rows if v.key.encode("utf-8") > past and not v.key.startswith(after.key)
             ]
-        return [(summarize(v), v.commit_seq) for v in rows[: query.limit]]
+        after_key = after.key.encode("utf-8")
+        return [
+            v
+            for v in rows
+            if v.key.encode("utf-8") > after_key
+            # Every version: resume inside the cursor's key; newest only: after it.
+            or (query.all_versions and v.key == after.key and v.commit_seq < after.commit_seq)
+        ]
 
     async def usage(self, tenant_id: TenantId) -> list[ClassUsage]:
         totals: dict[StorageClass, tuple[int, int]] = {}

@@ -17,6 +17,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import uuid
@@ -28,11 +29,14 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from botocore.auth import SigV4Auth
+from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
+from juststorage.bootstrap import build, s3_master_key
+from juststorage.config import load_settings
+from juststorage.s3.secrets import s3_secret_of
 from juststorage.testing import Server, free_port, start
 from support.pg_databases import fresh_database
 
@@ -107,14 +111,16 @@ class Gateway:
         if host is not None:
             all_headers["Host"] = host
         request = AWSRequest(method=method, url=url, data=body, headers=all_headers)
-        SigV4Auth(Credentials(key.access_key, key.secret_key), "s3", REGION).add_auth(request)
+        S3SigV4Auth(Credentials(key.access_key, key.secret_key), "s3", REGION).add_auth(request)
         prepared = request.prepare()
         with httpx.Client(timeout=30.0, trust_env=False) as client:
             return client.request(method, url, content=body, headers=dict(prepared.headers.items()))
 
 
 def make_s3_key(server: Server, tenants: list[str], scopes: list[str]) -> S3Key:
-    args = ["keys", "create", "--s3", "--json"]
+    """A new API key and its S3 secret, derived as the server derives it (from the
+    server's settings: the same database and S3 master key)."""
+    args = ["keys", "create", "--json"]
     for tenant in tenants:
         args += ["--tenant", tenant]
     for scope in scopes:
@@ -122,13 +128,18 @@ def make_s3_key(server: Server, tenants: list[str], scopes: list[str]) -> S3Key:
     result = server.cli(*args)
     assert result.returncode == 0, result.stderr
     created: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return S3Key(
-        access_key=str(created.get("access_key_id") or created["id"]),
-        secret_key=str(
-            created.get("secret_access_key") or created.get("s3_secret") or created["secret"]
-        ),
-        api_key=str(created["key"]),
-    )
+    settings = load_settings(server.env)
+
+    async def secret() -> str:
+        services = build(settings)
+        try:
+            return await s3_secret_of(
+                services.metadata, s3_master_key(settings), str(created["id"])
+            )
+        finally:
+            await services.metadata.close()
+
+    return S3Key(str(created["id"]), asyncio.run(secret()), str(created["key"]))
 
 
 def start_gateway(tmp_root: Path, env: Mapping[str, str]) -> Gateway:
@@ -137,6 +148,7 @@ def start_gateway(tmp_root: Path, env: Mapping[str, str]) -> Gateway:
     settings = {
         "JUSTSTORAGE_S3_ADDR": f"127.0.0.1:{port}",
         "JUSTSTORAGE_UPLOAD_PART_MIN_BYTES": str(5 * 1024 * 1024),
+        "JUSTSTORAGE_S3_MASTER_KEY": "test-master-key-" + "0123456789abcdef" * 2,
         **env,
     }
     server = start(tmp_root, settings)

@@ -24,6 +24,7 @@ from juststorage.application.records import (
     BlobLocation,
     Census,
     ClassUsage,
+    CommonPrefix,
     ListQuery,
     LocatedVersion,
     StoredBlob,
@@ -100,6 +101,19 @@ class ObjectReads(Protocol):
         Ordered by key (UTF-8 byte order), then newest first. Without
         `all_versions`, only the newest committed version of each key. Cost is
         independent of how deep the cursor is.
+        """
+        ...
+
+    async def list_delimited(self, query: ListQuery) -> list[Listed | CommonPrefix]:
+        """Up to `query.limit` entries after the cursor for a query with a delimiter:
+        versions as `list_page` lists them, but a key that holds the delimiter after
+        the prefix is one `CommonPrefix` entry, at its place in key order, for all the
+        keys that share it.
+
+        A rolled-up prefix costs one index seek, however many keys start with it
+        (SPEC §8.4). Its entry does not depend on `storage_class`, which filters the
+        versions only: whether a prefix holds a version of one class would take
+        reading every key under it.
         """
         ...
 

@@ -24,7 +24,11 @@ from juststorage.domain.model import (
 
 @dataclass(frozen=True, slots=True)
 class ListQuery:
-    """One page of a listing: after `after`, keys starting with `prefix`."""
+    """One page of a listing: after `after`, keys starting with `prefix`.
+
+    With a `delimiter` (SPEC §8.4), keys that hold it after the prefix are rolled
+    up into common prefixes; `storage_class` then filters the items only.
+    """
 
     tenant_id: TenantId
     namespace: Namespace
@@ -33,6 +37,14 @@ class ListQuery:
     prefix: str = ""
     all_versions: bool = False
     storage_class: StorageClass | None = None
+    delimiter: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommonPrefix:
+    """Keys a delimited listing rolled up: every key starting with `prefix`."""
+
+    prefix: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,6 +134,46 @@ def prefix_upper_bound(prefix: str) -> str | None:
     return None
 
 
+# Keys hold at most 1024 bytes, so fewer than 256 four-byte characters follow any
+# non-empty prefix: a prefix followed by 256 U+10FFFF sorts after every key it starts.
+_PAST_ANY_TAIL = "\U0010ffff" * (MAX_KEY_BYTES // 4)
+
+
+def skip_past(prefix: str) -> str:
+    """An inclusive lower bound past every key that starts with non-empty `prefix` and
+    at or below every greater key: where a listing resumes after rolling it up.
+
+    The exclusive upper bound of the prefix's range where there is one; else (a prefix
+    of U+10FFFF only) the prefix followed by more U+10FFFF than any key can hold.
+    """
+    upper = prefix_upper_bound(prefix)
+    return upper if upper is not None else prefix + _PAST_ANY_TAIL
+
+
+MAX_DELIMITER_BYTES = 16
+
+
+def delimiter(raw: str) -> str:
+    """A listing delimiter (SPEC §8.4): 1-16 bytes of UTF-8 without control characters
+    (no key holds one, so it could never match)."""
+    try:
+        size = len(raw.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise BadRequest("delimiter must be valid UTF-8") from None
+    if not 1 <= size <= MAX_DELIMITER_BYTES:
+        raise BadRequest(f"delimiter must be 1-{MAX_DELIMITER_BYTES} bytes of UTF-8, got {size}")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in raw):
+        raise BadRequest("delimiter must not contain control characters")
+    return raw
+
+
+def rolled_up(key: str, prefix: str, delimiter: str) -> str | None:
+    """The common prefix `key` rolls up into when listed under `prefix` with
+    `delimiter` (up to and including the first delimiter after the prefix), or None."""
+    found = key.find(delimiter, len(prefix))
+    return None if found < 0 else key[: found + len(delimiter)]
+
+
 @dataclass(frozen=True, slots=True)
 class ContentHash:
     """A SHA-256 digest, the address of a blob."""

@@ -45,22 +45,21 @@ def decode_path(raw: bytes) -> str:
 
 def target_of(raw_path: bytes, host: str, domains: tuple[str, ...]) -> Target:
     """The bucket and key of a request: from the Host header when it is
-    `<bucket>.<domain>` for one of `domains`, else from the first path segment."""
-    path = decode_path(raw_path)
-    if not path.startswith("/"):
+    `<bucket>.<domain>` for one of `domains`, else from the first path segment (split
+    before decoding, so an encoded `/` stays in the bucket name, which it invalidates)."""
+    if not raw_path.startswith(b"/"):
         raise S3Error("InvalidURI", "Couldn't parse the specified URI.", 400)
     hostname = _without_port(host).lower()
     for domain in domains:
         suffix = "." + domain
         if hostname.endswith(suffix) and len(hostname) > len(suffix):
-            bucket = hostname[: -len(suffix)]
-            key = path[1:]
-            return Target(bucket, key or None)
-    rest = path[1:]
+            key = decode_path(raw_path[1:])
+            return Target(hostname[: -len(suffix)], key or None)
+    rest = raw_path[1:]
     if not rest:
         return Target(None, None)
-    bucket, slash, key = rest.partition("/")
-    return Target(bucket, key if slash and key else None)
+    raw_bucket, slash, raw_key = rest.partition(b"/")
+    return Target(decode_path(raw_bucket), decode_path(raw_key) if slash and raw_key else None)
 
 
 def _without_port(host: str) -> str:

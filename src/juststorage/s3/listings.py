@@ -3,8 +3,6 @@ the same pages, cursors and cost at any depth."""
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, cast
 from urllib.parse import quote
 
 from starlette.responses import Response
@@ -18,11 +16,10 @@ from juststorage.domain.errors import BadRequest
 from juststorage.s3.addressing import Bucket
 from juststorage.s3.call import S3Call
 from juststorage.s3.common import admit, served, xml_reply
-from juststorage.s3.errors import S3Error, invalid_argument
+from juststorage.s3.errors import invalid_argument
 from juststorage.s3.xml_bodies import element
 
 STORAGE_CLASS_OUT = {"hot": "STANDARD", "cold": "STANDARD_IA"}
-_MAX_DELIMITER_BYTES = 16
 
 
 def _max_keys(call: S3Call, name: str = "max-keys") -> int:
@@ -44,10 +41,7 @@ def _encoder(call: S3Call) -> tuple[str | None, object]:
 
 
 def _delimiter(call: S3Call) -> str | None:
-    delimiter = call.query.get("delimiter") or None
-    if delimiter is not None and len(delimiter.encode("utf-8")) > _MAX_DELIMITER_BYTES:
-        raise invalid_argument(f"delimiter is limited to {_MAX_DELIMITER_BYTES} bytes")
-    return delimiter
+    return call.query.get("delimiter") or None
 
 
 async def _page(
@@ -64,14 +58,10 @@ async def _page(
         limit=limit,
         after=after,
         prefix=prefix,
+        delimiter=delimiter,
     )
-    if delimiter is not None:
-        if "delimiter" not in {f.name for f in dataclasses.fields(ListQuery)}:
-            raise S3Error("NotImplemented", "Listing with a delimiter is not available yet.", 501)
-        query = cast(Any, dataclasses.replace)(query, delimiter=delimiter)
-    page = await list_objects(call.services.metadata, query)
-    prefixes: list[str] = list(getattr(page, "common_prefixes", []) or [])
-    return page, prefixes
+    page = await list_objects(call.services.metadata, query)  # BadRequest: the delimiter
+    return page, page.common_prefixes
 
 
 async def _contents(call: S3Call, items: list[ObjectSummary], encode: object, owner: bool) -> str:
@@ -179,9 +169,9 @@ async def list_objects_v1(call: S3Call) -> Response:
     after = None
     if marker is not None:
         # A marker that is a common prefix this listing returned resumes after every
-        # key under it (U+10FFFF sorts after any other character of a key).
+        # key under it.
         rolled_up = delimiter is not None and marker.endswith(delimiter)
-        after = ListCursor(marker + "\U0010ffff" if rolled_up else marker, 0)
+        after = ListCursor.past(marker) if rolled_up else ListCursor(marker, 0)
     page, prefixes = await _page(call, bucket, prefix, delimiter, limit, after)
     truncated = page.next_cursor is not None
     next_marker = None

@@ -207,6 +207,7 @@ class PostgresDialect:
     greatest = "GREATEST"
     # The statement's start: one value however often a statement reads it.
     epoch_now = "extract(epoch from statement_timestamp())::float8"
+    find_text = "strpos"
     summary_columns = (
         "o.id::text, o.key, 'sha256:' || o.content_hash,"
         " o.size_bytes, o.storage_class, o.content_type,"

@@ -6,7 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 from juststorage.application.records import INLINE_PREFIX, ListQuery
-from juststorage.domain.model import ObjectState, ObjectVersion, StorageClass, prefix_upper_bound
+from juststorage.domain.model import (
+    ObjectState,
+    ObjectVersion,
+    StorageClass,
+    prefix_upper_bound,
+    skip_past,
+)
 
 # The columns of an object version, in the order the repositories read a row.
 SELECT_OBJECT = (
@@ -47,8 +53,11 @@ def list_page_sql(query: ListQuery, params: Params, columns: str, *, newest_only
     # One lower bound on the key, the tighter of prefix and cursor: SQLite starts an
     # index range from one of them only, and from the prefix a deep page would step
     # over every row before its cursor.
-    after = query.after if query.after is not None and query.after.key >= query.prefix else None
-    if query.prefix and after is None:
+    past = _past_rolled_up(query)
+    after = query.after if _resumes_at_cursor(query) else None
+    if past is not None:
+        where.append(f"o.key >= {p(past)}")
+    elif query.prefix and after is None:
         where.append(f"o.key >= {p(query.prefix)}")
     if query.prefix:
         upper = prefix_upper_bound(query.prefix)
@@ -70,6 +79,21 @@ def list_page_sql(query: ListQuery, params: Params, columns: str, *, newest_only
         f"SELECT {columns} FROM objects o WHERE {' AND '.join(where)}"
         f" ORDER BY o.key, o.commit_seq DESC LIMIT {p(query.limit)}"
     )
+
+
+def _past_rolled_up(query: ListQuery) -> str | None:
+    """The key range's start after a cursor past a common prefix (SPEC §8.4), when it
+    is tighter than the prefix; else None."""
+    if query.after is None or not query.after.rolled_up:
+        return None
+    past = skip_past(query.after.key)
+    return past if past >= query.prefix else None
+
+
+def _resumes_at_cursor(query: ListQuery) -> bool:
+    """True if the cursor is after a version whose key is within or past the prefix."""
+    after = query.after
+    return after is not None and not after.rolled_up and after.key >= query.prefix
 
 
 def newest_by_key_sql(query: ListQuery, params: Params, columns: str) -> str:
@@ -99,7 +123,10 @@ def newest_by_key_sql(query: ListQuery, params: Params, columns: str) -> str:
     # first from the tighter of cursor and prefix, each next one from the key before.
     # Placeholders bind in the order they are made: build the text in that order.
     first = f"SELECT k.key FROM objects k WHERE {scope('k', below_prefix_end=True)}"
-    if query.after is not None and query.after.key >= query.prefix:
+    past = _past_rolled_up(query)
+    if past is not None:
+        first += f" AND k.key >= {p(past)}"
+    elif query.after is not None and _resumes_at_cursor(query):
         first += f" AND k.key > {p(query.after.key)}"
     elif query.prefix:
         first += f" AND k.key >= {p(query.prefix)}"

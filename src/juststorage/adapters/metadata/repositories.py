@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
 
+from juststorage.adapters.metadata.delimited import delimited_page_sql
 from juststorage.adapters.metadata.queries import (
     CENSUS_SQL,
     HOLDS_CONTENT_SQL,
@@ -28,12 +29,12 @@ from juststorage.application.records import (
     BlobLocation,
     Census,
     ClassUsage,
+    CommonPrefix,
     ListQuery,
     LocatedVersion,
     WritingUpload,
 )
 from juststorage.application.summaries import Listed
-from juststorage.domain.cursor import ListCursor
 from juststorage.domain.errors import NotFound, StorageError
 from juststorage.domain.model import (
     ContentHash,
@@ -374,7 +375,7 @@ class SqlObjectRepository(SqlRepository):
             return await self._select_page(query, newest_only=False)
         if query.after is not None:
             # The cursor's key was listed already, by its newest version: resume after it.
-            query = replace(query, after=ListCursor(query.after.key, 0))
+            query = replace(query, after=replace(query.after, commit_seq=0))
         if query.storage_class is not None:
             return await self._select_page(query, newest_only=True)
         # Scan every version and keep each key's first (newest) row: with one version
@@ -391,6 +392,15 @@ class SqlObjectRepository(SqlRepository):
             newest_by_key_sql(query, params, self._d.summary_columns), params, query
         )
 
+    async def list_delimited(self, query: ListQuery) -> list[Listed | CommonPrefix]:
+        params = Params(numbered=False)
+        sql = delimited_page_sql(query, params, self._d.summary_columns, self._d.find_text)
+        values = tuple(str(v) if isinstance(v, str) else v for v in params.values)
+        rows = await self._s.fetchall(sql, values)
+        return [
+            CommonPrefix(r[0]) if r[0] is not None else self._listed(r[1:], query) for r in rows
+        ]
+
     async def _select_page(self, query: ListQuery, *, newest_only: bool) -> list[Listed]:
         params = Params(numbered=False)
         sql = list_page_sql(query, params, self._d.summary_columns, newest_only=newest_only)
@@ -398,24 +408,25 @@ class SqlObjectRepository(SqlRepository):
 
     async def _summaries(self, sql: str, params: Params, query: ListQuery) -> list[Listed]:
         values = tuple(str(v) if isinstance(v, str) else v for v in params.values)
-        tenant_id, namespace = str(query.tenant_id), str(query.namespace)
-        return [
-            (
-                {
-                    "id": r[0],
-                    "namespace": namespace,
-                    "tenant_id": tenant_id,
-                    "key": r[1],
-                    "content_hash": r[2],
-                    "size_bytes": r[3],
-                    "storage_class": r[4],
-                    "content_type": r[5],
-                    "created_at": r[6],
-                },
-                r[7],
-            )
-            for r in await self._s.fetchall(sql, values)
-        ]
+        return [self._listed(r, query) for r in await self._s.fetchall(sql, values)]
+
+    @staticmethod
+    def _listed(r: Row, query: ListQuery) -> Listed:
+        """A row of the dialect's `summary_columns` as a listed version."""
+        return (
+            {
+                "id": r[0],
+                "namespace": str(query.namespace),
+                "tenant_id": str(query.tenant_id),
+                "key": r[1],
+                "content_hash": r[2],
+                "size_bytes": r[3],
+                "storage_class": r[4],
+                "content_type": r[5],
+                "created_at": r[6],
+            },
+            r[7],
+        )
 
     async def usage(self, tenant_id: TenantId) -> list[ClassUsage]:
         rows = await self._s.fetchall(USAGE_SQL.format(tenant="?"), (str(tenant_id),))

@@ -56,6 +56,7 @@ class Dialect(Protocol):
     # namespace (the query's own) in their JSON form (formatted by the database, not
     # per row in Python), then commit_seq
     summary_columns: str
+    find_text: str  # SQL function: 1-based position of a substring (0: absent), in characters
 
     def ts_in(self, moment: datetime) -> Any:
         """A timestamp as the driver binds it."""

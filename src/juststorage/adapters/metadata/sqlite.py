@@ -192,6 +192,7 @@ class SqliteDialect:
     least = "MIN"
     greatest = "MAX"
     epoch_now = "((julianday('now') - 2440587.5) * 86400.0)"  # fixed within one statement
+    find_text = "instr"
     summary_columns = (
         "o.id, o.key, 'sha256:' || o.content_hash, o.size_bytes, o.storage_class,"
         " o.content_type, substr(o.created_at, 1, 19) || 'Z', o.commit_seq"
