@@ -20,7 +20,13 @@ from juststorage.s3 import canonical, sigv2, sigv4
 from juststorage.s3.auth_errors import S3AuthError
 from juststorage.s3.body import VerifiedBody
 from juststorage.s3.chunked import ChunkChain
-from juststorage.s3.request import PayloadKind, PayloadMode, RequestHead, parse_payload
+from juststorage.s3.request import (
+    PayloadKind,
+    PayloadMode,
+    RequestHead,
+    parse_payload,
+    stored_content_encoding,
+)
 from juststorage.s3.secrets import S3Key, S3Keys, S3KeyStore
 
 __all__ = [
@@ -32,6 +38,7 @@ __all__ = [
     "Verified",
     "VerifiedBody",
     "build_s3_authenticator",
+    "stored_content_encoding",
     "verified_body",
 ]
 
