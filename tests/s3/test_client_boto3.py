@@ -156,6 +156,8 @@ def test_upload_file_multipart_reads_back_through_v1(
 def test_100_mib_both_ways(
     gw: Gateway, key: S3Key, s3: Any, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
+    if gw.ca is None:
+        pytest.skip("the 100 MiB round trip runs once, over HTTPS (the trailer-checksum path)")
     big = big_file(tmp_path_factory)
     name = fresh_name("big")
     s3.upload_file(str(big.path), BUCKET, name)
