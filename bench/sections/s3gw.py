@@ -95,7 +95,11 @@ def run(bench: Bench) -> Report:
         )
         say(f"s3gw: ours {ours.url} (pid {svc.pid}), SeaweedFS {theirs.url} (pid {weed.pid})")
         try:
-            with RssSampler(svc.pid) as our_rss, RssSampler(weed.pid) as weed_rss:
+            # Sampled every 0.1 s for at most an hour: the section's whole length.
+            with (
+                RssSampler(svc.pid, 0.1, 3600.0) as our_rss,
+                RssSampler(weed.pid, 0.1, 3600.0) as weed_rss,
+            ):
                 rows = _measure(bench, ours, theirs, rc, n, rclone_n, src, small_dir)
         finally:
             svc.stop()
