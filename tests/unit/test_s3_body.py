@@ -358,3 +358,39 @@ async def test_auth_disabled_still_decodes_signed_chunks_and_checks_checksums() 
 def test_the_stored_content_encoding_drops_aws_chunked(sent: list[str], kept: str | None) -> None:
     head = RequestHead("PUT", b"/b/k", b"", [(b"content-encoding", v.encode()) for v in sent], "h")
     assert stored_content_encoding(head) == kept
+
+
+async def test_a_deferred_sha256_is_handed_to_the_consumer_not_checked_here() -> None:
+    digest = hashlib.sha256(b"signed bytes").hexdigest()
+    head = RequestHead("PUT", b"/b/k", b"", [(b"x-amz-content-sha256", digest.encode())], "h")
+    verified = Verified(ANONYMOUS_ADMIN, "k", PayloadMode(PayloadKind.SIGNED, digest), False)
+    deferred = verified_body(verified, head, pieces(b"other bytes!"), defer_sha256=True)
+    assert deferred.sha256_to_check == digest
+    assert await read_all(deferred) == b"other bytes!"  # the consumer's check refuses it
+    checked = verified_body(verified, head, pieces(b"other bytes!"))
+    assert checked.sha256_to_check is None
+    _, error = await _collect(checked)
+    assert error is not None and error.code == "XAmzContentSHA256Mismatch"
+
+
+async def test_empty_pieces_from_the_server_are_not_given_out() -> None:
+    verified, head = _unsigned_trailer_head()
+    body = b"5\r\nhello\r\n0\r\nx-amz-checksum-crc32:" + _crc32_b64(b"hello").encode()
+
+    async def with_empty_pieces() -> AsyncIterator[bytes]:
+        for piece in (b"", body[:4], b"", body[4:9], b"", body[9:] + b"\r\n\r\n", b""):
+            yield piece
+
+    received = [piece async for piece in verified_body(verified, head, with_empty_pieces())]
+    assert received and all(received) and b"".join(received) == b"hello"
+
+
+async def test_empty_pieces_of_a_plain_body_are_not_given_out() -> None:
+    verified, head = _plain({"content-length": "5"})
+
+    async def with_empty_pieces() -> AsyncIterator[bytes]:
+        for piece in (b"", b"he", b"", b"llo", b""):
+            yield piece
+
+    received = [piece async for piece in verified_body(verified, head, with_empty_pieces())]
+    assert received == [b"he", b"llo"]

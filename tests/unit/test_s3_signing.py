@@ -379,3 +379,16 @@ async def test_a_client_that_signs_an_encoded_path_but_sends_it_raw_verifies() -
     assert head.raw_path == b"/acme.docs/a%21b%28c%29"
     raw = replace(head, raw_path=b"/acme.docs/a!b(c)")
     assert (await _authenticator().verify(raw)).key_id == KEY_ID
+
+
+@pytest.mark.parametrize("date", ["20261399T120000Z", "20261207T250000Z", "2026-12-07T12:00"])
+async def test_an_impossible_or_malformed_date_is_refused(date: str) -> None:
+    authorization = (
+        "AWS4-HMAC-SHA256 Credential=AKTEST/20261207/us-east-1/s3/aws4_request,"
+        " SignedHeaders=host;x-amz-date, Signature=" + "0" * 64
+    )
+    head = head_of_url(
+        "GET", "http://h:1/b/k", [("Authorization", authorization), ("x-amz-date", date)]
+    )
+    refused = await _refused(head, FakeClock(datetime(2026, 12, 7, 12, tzinfo=UTC)))
+    assert refused.code == "AuthorizationHeaderMalformed"

@@ -253,11 +253,15 @@ def verified_body(
     chunks: AsyncIterator[bytes],
     *,
     check_checksum_headers: bool = True,
+    defer_sha256: bool = False,
 ) -> VerifiedBody:
     """The request body, decoded and verified as it streams (see `VerifiedBody`).
 
     `check_checksum_headers=False` where the `x-amz-checksum-*` headers describe an
-    object rather than this body (CompleteMultipartUpload).
+    object rather than this body (CompleteMultipartUpload). `defer_sha256=True`
+    where the consumer computes the body's SHA-256 itself and refuses to commit
+    unless it equals `VerifiedBody.sha256_to_check` (an upload given it as its
+    expected content hash): the bytes are then hashed once, not twice.
 
     Raises:
         S3AuthError: at once for headers that cannot be used (a malformed
@@ -266,7 +270,11 @@ def verified_body(
             InvalidArgument); the iterator raises for everything else.
     """
     return VerifiedBody(
-        verified.payload, head, chunks, check_checksum_headers=check_checksum_headers
+        verified.payload,
+        head,
+        chunks,
+        check_checksum_headers=check_checksum_headers,
+        defer_sha256=defer_sha256,
     )
 
 
