@@ -23,6 +23,7 @@ from .clients_support import (
     fresh_name,
     gateway_of,
     make_file,
+    running_gateway,
     sha256_of,
     v1_read,
     v1_status,
@@ -172,3 +173,27 @@ def test_100_mib_both_ways(
     out = tmp_path / "big.out"
     aws(gw, key, home, "s3", "cp", f"s3://{BUCKET}/{other}", str(out))
     assert sha256_of(out) == big.sha256
+
+
+@pytest.fixture(scope="module")
+def tls_gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway whose listeners speak HTTPS (a fresh self-signed certificate)."""
+    with running_gateway(tmp_path_factory.mktemp("gw-tls"), tls=True) as g:
+        yield g
+
+
+def test_cp_over_https_sends_trailing_checksums(tls_gw: Gateway, tmp_path: Path) -> None:
+    """Over HTTPS aws-cli's botocore sends STREAMING-UNSIGNED-PAYLOAD-TRAILER bodies
+    with a CRC32 trailer, for single uploads and for each part of a multipart one."""
+    key = tls_gw.s3_key((TENANT,))
+    home = tmp_path / "home"
+    small = tmp_path / "small.txt"
+    small.write_bytes(b"over tls\n" * 1000)
+    large = make_file(tmp_path / "large.bin", 9 * MIB + 5)  # over the 8 MiB threshold
+    for src in (small, large.path):
+        aws(tls_gw, key, home, "s3", "cp", str(src), f"s3://{BUCKET}/tls/{src.name}")
+        expected = (sha256_of(src), src.stat().st_size)
+        assert v1_read(tls_gw, TENANT, NS, f"tls/{src.name}", key.bearer) == expected
+    out = tmp_path / "back.bin"
+    aws(tls_gw, key, home, "s3", "cp", f"s3://{BUCKET}/tls/large.bin", str(out))
+    assert sha256_of(out) == large.sha256
