@@ -4,10 +4,13 @@ are built on), turned into the gateway's `RequestHead`; and an encoder of
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import hmac
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from botocore.awsrequest import AWSPreparedRequest, AWSRequest
@@ -126,3 +129,95 @@ def signed_chunks(
         out.append(f"x-amz-trailer-signature:{signature}\r\n".encode())
     out.append(b"\r\n")
     return b"".join(out), signatures
+
+
+class _Captured(Exception):
+    """Raised by the send hook: the request was captured, nothing goes on the wire."""
+
+
+@functools.cache
+def _session(key_id: str, secret: str, region: str) -> Any:
+    """One boto3 session per credential: it loads the service models once."""
+    import boto3
+
+    return boto3.session.Session(
+        aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=region
+    )
+
+
+def boto3_request(
+    operation: str,
+    *,
+    endpoint: str = "http://127.0.0.1:9000",
+    key_id: str = "AKTEST",
+    secret: str = "test-secret",
+    region: str = "us-east-1",
+    config: object | None = None,
+    **params: object,
+) -> AWSPreparedRequest:
+    """The request a boto3 S3 client (default configuration unless `config`) would
+    send for `operation(**params)`, captured just before it is sent."""
+    from botocore.config import Config
+
+    client = _session(key_id, secret, region).client(
+        "s3",
+        endpoint_url=endpoint,
+        config=config or Config(s3={"addressing_style": "path"}, retries={"max_attempts": 0}),
+    )
+    sent: list[AWSPreparedRequest] = []
+
+    def capture(request: AWSPreparedRequest, **_: object) -> None:
+        sent.append(request)
+        raise _Captured
+
+    client.meta.events.register("before-send.s3", capture)
+    with contextlib.suppress(_Captured):
+        getattr(client, operation)(**params)
+    assert len(sent) == 1
+    return sent[0]
+
+
+def boto3_presigned_url(
+    operation: str,
+    *,
+    signature_version: str,
+    addressing_style: str = "path",
+    endpoint: str = "http://127.0.0.1:9000",
+    key_id: str = "AKTEST",
+    secret: str = "test-secret",
+    expires_in: int = 3600,
+    **params: object,
+) -> str:
+    """boto3's `generate_presigned_url` with SigV4 (`s3v4`) or SigV2 (`s3`)."""
+    from botocore.config import Config
+
+    client = _session(key_id, secret, "us-east-1").client(
+        "s3",
+        endpoint_url=endpoint,
+        config=Config(
+            signature_version=signature_version, s3={"addressing_style": addressing_style}
+        ),
+    )
+    url: str = client.generate_presigned_url(operation, Params=params, ExpiresIn=expires_in)
+    return url
+
+
+def head_of_url(
+    method: str,
+    url: str,
+    headers: Iterable[tuple[str, str]] = (),
+    *,
+    virtual_bucket: str | None = None,
+) -> RequestHead:
+    """The head of a plain HTTP client's request to `url` (as curl sends a presigned URL)."""
+    parts = urlsplit(url)
+    raw = [(b"host", parts.netloc.encode())]
+    raw += [(name.lower().encode(), value.encode()) for name, value in headers]
+    return RequestHead(
+        method,
+        parts.path.encode() or b"/",
+        parts.query.encode(),
+        raw,
+        parts.netloc,
+        virtual_bucket=virtual_bucket,
+    )

@@ -89,6 +89,10 @@ class VerifiedBody:
     consumer that commits only after the iterator ended never commits a bad body.
     After the end: `md5_hex` (of the decoded bytes, always) and `checksums`
     (algorithm -> base64 of each checksum verified, to echo).
+
+    With `defer_sha256`, a signed SHA-256 (PayloadKind.SIGNED) is not computed
+    here: `sha256_to_check` holds it, and the consumer, which hashes the bytes
+    anyway, must refuse to commit unless they hash to it (XAmzContentSHA256Mismatch).
     """
 
     def __init__(
@@ -98,10 +102,14 @@ class VerifiedBody:
         chunks: AsyncIterator[bytes],
         *,
         check_checksum_headers: bool = True,
+        defer_sha256: bool = False,
         max_chunk_bytes: int = MAX_CHUNK_BYTES,
     ) -> None:
         values = header_values(head.headers)
         self._payload = payload
+        signed = payload.kind is PayloadKind.SIGNED
+        self.sha256_to_check = payload.sha256_hex if signed and defer_sha256 else None
+        self._check_sha256 = signed and not defer_sha256
         self._content_md5 = _content_md5(values)
         self._header_checksums = _header_checksums(values) if check_checksum_headers else {}
         kind = payload.kind
@@ -133,7 +141,7 @@ class VerifiedBody:
 
     async def _verify(self) -> AsyncIterator[bytes]:
         md5 = hashlib.md5()
-        sha256 = hashlib.sha256() if self._payload.kind is PayloadKind.SIGNED else None
+        sha256 = hashlib.sha256() if self._check_sha256 else None
         wanted = set(self._header_checksums) | {
             checksums.algorithm_of(name) for name in self._trailer_names
         }
@@ -144,6 +152,8 @@ class VerifiedBody:
         limit = self.decoded_length
         count = 0
         async for piece in self._source:
+            if not piece:
+                continue
             count += len(piece)
             if limit is not None and count > limit:
                 raise S3AuthError(

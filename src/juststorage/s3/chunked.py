@@ -72,10 +72,12 @@ class _Input:
         self._pos = 0
 
     async def _more(self) -> bool:
-        try:
-            piece = await anext(self._source)
-        except StopAsyncIteration:
-            return False
+        piece = b""
+        while not piece:  # servers hand over empty pieces (the last ASGI message)
+            try:
+                piece = await anext(self._source)
+            except StopAsyncIteration:
+                return False
         # Only a partial line is ever left over here: small.
         self._buf = self._buf[self._pos :] + piece if self._pos < len(self._buf) else piece
         self._pos = 0

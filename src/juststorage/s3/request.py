@@ -88,3 +88,16 @@ def parse_payload(value: str) -> tuple[PayloadKind, str | None]:
             " or a SHA-256 in hex",
         )
     return kind, None
+
+
+def stored_content_encoding(head: RequestHead) -> str | None:
+    """The Content-Encoding to keep with the object: the one sent, without
+    `aws-chunked` (which frames this request's body only), or None if nothing is left."""
+    codings = [
+        coding.strip()
+        for name, value in head.headers
+        if name.lower() == b"content-encoding"
+        for coding in value.decode("latin-1").split(",")
+    ]
+    kept = [coding for coding in codings if coding and coding.lower() != "aws-chunked"]
+    return ", ".join(kept) or None

@@ -20,7 +20,13 @@ from juststorage.s3 import canonical, sigv2, sigv4
 from juststorage.s3.auth_errors import S3AuthError
 from juststorage.s3.body import VerifiedBody
 from juststorage.s3.chunked import ChunkChain
-from juststorage.s3.request import PayloadKind, PayloadMode, RequestHead, parse_payload
+from juststorage.s3.request import (
+    PayloadKind,
+    PayloadMode,
+    RequestHead,
+    parse_payload,
+    stored_content_encoding,
+)
 from juststorage.s3.secrets import S3Key, S3Keys, S3KeyStore
 
 __all__ = [
@@ -32,6 +38,7 @@ __all__ = [
     "Verified",
     "VerifiedBody",
     "build_s3_authenticator",
+    "stored_content_encoding",
     "verified_body",
 ]
 
@@ -246,11 +253,15 @@ def verified_body(
     chunks: AsyncIterator[bytes],
     *,
     check_checksum_headers: bool = True,
+    defer_sha256: bool = False,
 ) -> VerifiedBody:
     """The request body, decoded and verified as it streams (see `VerifiedBody`).
 
     `check_checksum_headers=False` where the `x-amz-checksum-*` headers describe an
-    object rather than this body (CompleteMultipartUpload).
+    object rather than this body (CompleteMultipartUpload). `defer_sha256=True`
+    where the consumer computes the body's SHA-256 itself and refuses to commit
+    unless it equals `VerifiedBody.sha256_to_check` (an upload given it as its
+    expected content hash): the bytes are then hashed once, not twice.
 
     Raises:
         S3AuthError: at once for headers that cannot be used (a malformed
@@ -259,7 +270,11 @@ def verified_body(
             InvalidArgument); the iterator raises for everything else.
     """
     return VerifiedBody(
-        verified.payload, head, chunks, check_checksum_headers=check_checksum_headers
+        verified.payload,
+        head,
+        chunks,
+        check_checksum_headers=check_checksum_headers,
+        defer_sha256=defer_sha256,
     )
 
 

@@ -84,8 +84,16 @@ def parse_timestamp(text: str, code: str) -> datetime:
     """`20130524T000000Z` -> an aware UTC datetime."""
     if not _TIMESTAMP.fullmatch(text):
         raise S3AuthError(code, f"the date {text!r} is not in the form yyyymmddThhmmssZ")
-    try:
-        return datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    try:  # by hand: strptime costs more than the rest of a request's parsing
+        return datetime(
+            int(text[0:4]),
+            int(text[4:6]),
+            int(text[6:8]),
+            int(text[9:11]),
+            int(text[11:13]),
+            int(text[13:15]),
+            tzinfo=UTC,
+        )
     except ValueError:
         raise S3AuthError(code, f"the date {text!r} is not a valid time") from None
 
@@ -125,7 +133,7 @@ def parse_authorization(
         raise S3AuthError(
             "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header"
         )
-    timestamp = when.strftime("%Y%m%dT%H%M%SZ")
+    timestamp = x_amz_date if x_amz_date is not None else when.strftime("%Y%m%dT%H%M%SZ")
     if timestamp[:8] != date:
         raise S3AuthError(code, "Invalid credential date. Date is not the same as X-Amz-Date.")
     claim = V4Claim(
