@@ -84,7 +84,7 @@ class Gateway:
             "retries": {"max_attempts": 1},
         }
         options.update(config)
-        return boto3.client(
+        client = boto3.client(
             "s3",
             endpoint_url=self.s3_url,
             aws_access_key_id=key.access_key,
@@ -92,6 +92,18 @@ class Gateway:
             region_name=REGION,
             config=Config(**options),
         )
+        self._clients.append(client)
+        return client
+
+    def close_clients(self) -> None:
+        """Close every client `client()` made (their pooled connections)."""
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
+
+    def stop(self) -> None:
+        self.close_clients()
+        self.server.stop()
 
     def signed(
         self,
@@ -174,7 +186,7 @@ def s3_start(
         yield factory
     finally:
         for gateway in started:
-            gateway.server.stop()
+            gateway.stop()
 
 
 @pytest.fixture(
@@ -193,7 +205,7 @@ def s3_gateway(
         try:
             yield gateway
         finally:
-            gateway.server.stop()
+            gateway.stop()
 
 
 @pytest.fixture(scope="module")
@@ -206,10 +218,21 @@ def s3_gateway_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gate
 
 
 @pytest.fixture
-def s3(s3_gateway: Gateway) -> Any:
-    return s3_gateway.client()
+def s3(s3_gateway: Gateway) -> Iterator[Any]:
+    yield s3_gateway.client()
+    s3_gateway.close_clients()
 
 
 @pytest.fixture
 def bucket() -> str:
     return f"{TENANT}.ns{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(autouse=True)
+def _close_clients(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test: close the boto3 clients its gateways made, whose pooled
+    connections would otherwise be collected unclosed (a ResourceWarning)."""
+    yield
+    for value in request.node.funcargs.values():
+        if isinstance(value, Gateway):
+            value.close_clients()

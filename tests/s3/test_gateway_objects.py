@@ -164,6 +164,7 @@ def test_response_overrides(s3: Any, bucket: str) -> None:
         ResponseContentType="application/json",
         ResponseContentDisposition='attachment; filename="o.json"',
     )
+    assert got["Body"].read() == b"x"
     assert got["ContentType"] == "application/json"
     assert got["ContentDisposition"] == 'attachment; filename="o.json"'
 

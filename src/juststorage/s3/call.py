@@ -80,11 +80,14 @@ class S3Call:
     def principal(self) -> Principal:
         return self.verified.principal
 
-    def body(self, *, check_checksum_headers: bool = True) -> VerifiedBody:
+    def body(
+        self, *, check_checksum_headers: bool = True, defer_sha256: bool = False
+    ) -> VerifiedBody:
         """The request body as the client signed it (decoded from aws-chunked, every
         signature and checksum checked before the stream ends). Once per request;
         `check_checksum_headers=False` where `x-amz-checksum-*` describe the object,
-        not this body (CompleteMultipartUpload)."""
+        not this body (CompleteMultipartUpload); `defer_sha256=True` where the
+        consumer hashes the bytes anyway and checks `sha256_to_check` itself."""
         if self._body_taken:
             raise RuntimeError("the request body was taken already")
         self._body_taken = True
@@ -93,6 +96,7 @@ class S3Call:
             self.head,
             _chunks(self.receive),
             check_checksum_headers=check_checksum_headers,
+            defer_sha256=defer_sha256,
         )
 
     async def read_body(self, limit: int, *, check_checksum_headers: bool = True) -> bytes:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from juststorage.application.session_records import SessionState, UploadSession
 from juststorage.application.sessions import SessionRequest, encode_cursor
 from juststorage.domain.auth import Scope
-from juststorage.domain.errors import Conflict, TooManyRequests
+from juststorage.domain.errors import ChecksumMismatch, Conflict, TooManyRequests
 from juststorage.domain.model import ObjectKey
 from juststorage.s3.addressing import Bucket
 from juststorage.s3.attributes import (
@@ -27,7 +27,13 @@ from juststorage.s3.errors import (
     malformed_xml,
     no_such_upload,
 )
-from juststorage.s3.objects import _counted, refuse_unsupported_write_headers, write_precondition
+from juststorage.s3.objects import (
+    _counted,
+    refuse_unsupported_write_headers,
+    sha256_mismatch,
+    signed_sha256,
+    write_precondition,
+)
 from juststorage.s3.xml_bodies import child_text, element, parse
 
 MAX_PAGE = 1000
@@ -96,7 +102,7 @@ async def upload_part(call: S3Call) -> Response:
     session = await _session(call, bucket, key, with_parts=False)
     if session.state is not SessionState.OPEN:
         raise no_such_upload()
-    body = call.body()
+    body = call.body(defer_sha256=True)
     declared = body.decoded_length
     try:
         admitted = await call.api.throttle.admit_upload(bucket.tenant, declared)
@@ -110,7 +116,10 @@ async def upload_part(call: S3Call) -> Response:
             number,
             _counted(aiter(body), admitted.count),
             declared_size=declared,
+            expected_hash=signed_sha256(body),
         )
+    except ChecksumMismatch:
+        raise sha256_mismatch() from None
     finally:
         await admitted.done()
     call.services.metrics.uploaded_bytes.inc(part.size_bytes)

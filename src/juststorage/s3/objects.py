@@ -19,8 +19,8 @@ from juststorage.application.records import LocatedVersion
 from juststorage.application.uploads import UploadRequest, UploadResult
 from juststorage.domain.auth import Scope
 from juststorage.domain.conditions import WritePrecondition, parse_range
-from juststorage.domain.errors import NotFound, StorageError, TooManyRequests
-from juststorage.domain.model import Namespace, ObjectKey, ObjectVersion, TenantId
+from juststorage.domain.errors import ChecksumMismatch, NotFound, StorageError, TooManyRequests
+from juststorage.domain.model import ContentHash, Namespace, ObjectKey, ObjectVersion, TenantId
 from juststorage.s3.addressing import Bucket, bucket_of, decode_path, object_key
 from juststorage.s3.attributes import (
     STORAGE_CLASS_OUT,
@@ -50,6 +50,7 @@ from juststorage.s3.errors import (
     no_such_key,
     not_implemented,
 )
+from juststorage.s3.signing import VerifiedBody
 from juststorage.s3.xml_bodies import child_text, element, parse
 
 MAX_DELETE_KEYS = 1000
@@ -68,6 +69,19 @@ _SSE_HEADERS = (
     "x-amz-server-side-encryption-aws-kms-key-id",
 )
 _CANNED_ACLS_IGNORED = frozenset({"private", "bucket-owner-full-control"})
+
+
+def signed_sha256(body: VerifiedBody) -> ContentHash | None:
+    """The SHA-256 the request signed for its body, when it signed one."""
+    return ContentHash(body.sha256_to_check) if body.sha256_to_check else None
+
+
+def sha256_mismatch() -> S3Error:
+    return S3Error(
+        "XAmzContentSHA256Mismatch",
+        "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        400,
+    )
 
 
 def precondition_failed() -> S3Error:
@@ -162,7 +176,9 @@ async def put_object(call: S3Call) -> Response:
     storage_class = storage_class_of(call.headers)
     content_type = content_type_of(call.headers)
     precondition = await write_precondition(call, bucket.tenant, bucket.namespace, key)
-    body = call.body()
+    # A signed SHA-256 of the body is the upload's expected hash: hashed once, by the
+    # uploader, which stores nothing unless the bytes match it.
+    body = call.body(defer_sha256=True)
     request = UploadRequest(
         tenant_id=bucket.tenant,
         namespace=bucket.namespace,
@@ -170,11 +186,15 @@ async def put_object(call: S3Call) -> Response:
         storage_class=storage_class,
         content_type=content_type,
         declared_size=body.decoded_length,
+        expected_hash=signed_sha256(body),
         precondition=precondition,
         user_metadata=metadata,
         md5_of=lambda: body.md5_hex,
     )
-    result = await store(call, request, aiter(body))
+    try:
+        result = await store(call, request, aiter(body))
+    except ChecksumMismatch:
+        raise sha256_mismatch() from None
     served(call, bucket)
     headers = {"ETag": s3_etag(result.version)}
     for name, value in body.checksums.items():

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
 
@@ -289,18 +290,4 @@ class SqlUploadSessionRows(SqlRepository):
 
 
 def _with_parts(session: UploadSession, parts: tuple[SessionPart, ...]) -> UploadSession:
-    return UploadSession(
-        id=session.id,
-        tenant_id=session.tenant_id,
-        namespace=session.namespace,
-        key=session.key,
-        storage_class=session.storage_class,
-        content_type=session.content_type,
-        expected_hash=session.expected_hash,
-        precondition=session.precondition,
-        state=session.state,
-        created_at=session.created_at,
-        expires_at=session.expires_at,
-        object_id=session.object_id,
-        parts=parts,
-    )
+    return replace(session, parts=parts)
