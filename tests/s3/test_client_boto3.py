@@ -5,6 +5,7 @@ against the gateway, over HTTP (signed payloads, checksums in headers) and HTTPS
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 from collections.abc import Iterator
@@ -55,8 +56,10 @@ def key(gw: Gateway) -> S3Key:
 
 
 @pytest.fixture(scope="module")
-def s3(gw: Gateway, key: S3Key) -> Any:
-    return boto3_client(gw, key)
+def s3(gw: Gateway, key: S3Key) -> Iterator[Any]:
+    client = boto3_client(gw, key)
+    yield client
+    client.close()  # its pooled connections, before the server stops
 
 
 def code_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
@@ -262,7 +265,7 @@ def test_presigned_urls(gw: Gateway, key: S3Key, s3: Any) -> None:
     name = fresh_name("presigned")
     s3.put_object(Bucket=BUCKET, Key=name, Body=b"shared")
     v4 = boto3_client(gw, key, signature_version="s3v4")
-    with httpx.Client(verify=gw.verify(), trust_env=False) as http:
+    with contextlib.closing(v4), httpx.Client(verify=gw.verify(), trust_env=False) as http:
         for client in (s3, v4):
             url = client.generate_presigned_url(
                 "get_object", Params={"Bucket": BUCKET, "Key": name}, ExpiresIn=300
