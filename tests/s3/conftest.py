@@ -154,7 +154,7 @@ def make_s3_key(server: Server, tenants: list[str], scopes: list[str]) -> S3Key:
     return S3Key(str(created["id"]), asyncio.run(secret()), str(created["key"]))
 
 
-def start_gateway(tmp_root: Path, env: Mapping[str, str]) -> Gateway:
+def start_gateway(tmp_root: Path, env: Mapping[str, str], *, workers: int = 1) -> Gateway:
     """`juststorage serve` with an S3 listener on a free port, and its first key."""
     port = free_port()
     settings = {
@@ -163,7 +163,7 @@ def start_gateway(tmp_root: Path, env: Mapping[str, str]) -> Gateway:
         "JUSTSTORAGE_S3_MASTER_KEY": "test-master-key-" + "0123456789abcdef" * 2,
         **env,
     }
-    server = start(tmp_root, settings)
+    server = start(tmp_root, settings, workers=workers)
     scheme = "https" if "JUSTSTORAGE_TLS_CERT" in settings else "http"
     key = make_s3_key(server, [TENANT], list(ALL_SCOPES))
     return Gateway(server, f"{scheme}://127.0.0.1:{port}", key)
