@@ -254,3 +254,14 @@ def test_every_worker_serves_s3_and_shutdown_closes_the_listener(tmp_path: Path)
     finally:
         gateway.stop()
     assert _listeners(port) == 0
+
+
+def test_virtual_host_buckets_under_the_configured_domain(s3_start: Any) -> None:
+    gateway: Gateway = s3_start(JUSTSTORAGE_S3_DOMAIN="s3.example.test")
+    bucket = f"{TENANT}.vhost"
+    assert gateway.signed("PUT", f"/{bucket}/k", body=b"v").status_code == 200
+    by_host = gateway.signed("GET", "/k", host=f"{bucket}.s3.example.test")
+    assert by_host.status_code == 200 and by_host.content == b"v"
+    # Under another domain the Host names no bucket: the path does (path style).
+    by_path = gateway.signed("GET", f"/{bucket}/k", host="elsewhere.test")
+    assert by_path.status_code == 200 and by_path.content == b"v"
