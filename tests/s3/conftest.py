@@ -102,8 +102,10 @@ class Gateway:
         self._clients.clear()
 
     def stop(self) -> None:
+        """Stop the server; no request may have met an unexpected error (a 500)."""
         self.close_clients()
         self.server.stop()
+        assert "failed unexpectedly" not in self.server.log(), self.server.log_tail(40)
 
     def signed(
         self,
@@ -214,7 +216,7 @@ def s3_gateway_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gate
     try:
         yield gateway
     finally:
-        gateway.server.stop()
+        gateway.stop()
 
 
 @pytest.fixture
