@@ -17,7 +17,6 @@ Fixtures:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import uuid
@@ -34,9 +33,6 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from juststorage.bootstrap import build, s3_master_key
-from juststorage.config import load_settings
-from juststorage.s3.secrets import s3_secret_of
 from juststorage.testing import Server, free_port, start
 from support.pg_databases import fresh_database
 
@@ -132,9 +128,8 @@ class Gateway:
 
 
 def make_s3_key(server: Server, tenants: list[str], scopes: list[str]) -> S3Key:
-    """A new API key and its S3 secret, derived as the server derives it (from the
-    server's settings: the same database and S3 master key)."""
-    args = ["keys", "create", "--json"]
+    """A new API key with its S3 credentials: `juststorage keys create --s3 --json`."""
+    args = ["keys", "create", "--s3", "--json"]
     for tenant in tenants:
         args += ["--tenant", tenant]
     for scope in scopes:
@@ -142,18 +137,7 @@ def make_s3_key(server: Server, tenants: list[str], scopes: list[str]) -> S3Key:
     result = server.cli(*args)
     assert result.returncode == 0, result.stderr
     created: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    settings = load_settings(server.env)
-
-    async def secret() -> str:
-        services = build(settings)
-        try:
-            return await s3_secret_of(
-                services.metadata, s3_master_key(settings), str(created["id"])
-            )
-        finally:
-            await services.metadata.close()
-
-    return S3Key(str(created["id"]), asyncio.run(secret()), str(created["key"]))
+    return S3Key(created["access_key_id"], created["secret_access_key"], created["key"])
 
 
 def start_gateway(tmp_root: Path, env: Mapping[str, str], *, workers: int = 1) -> Gateway:
