@@ -4,7 +4,8 @@ Fills a fresh PostgreSQL database (or SQLite file) with N committed objects in
 one tenant/namespace (on PostgreSQL plus a second version of every tenth key),
 written through the repositories as uploads would write them, then shows
 EXPLAIN (ANALYZE) for: newest version by key, the first and a deep list page
-(newest only, and all versions), and usage. Used for docs/postgres.md.
+(newest only, and all versions), a delimited page (SPEC §8.4) and usage. Used for
+docs/postgres.md.
 
     .venv/bin/python -m bench.explain_plans --postgres postgresql://postgres@127.0.0.1/postgres
     .venv/bin/python -m bench.explain_plans --sqlite /tmp/plans.db
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import asyncpg
 
+from juststorage.adapters.metadata.delimited import delimited_page_sql
 from juststorage.adapters.metadata.postgres import PostgresDialect
 from juststorage.adapters.metadata.queries import (
     USAGE_SQL,
@@ -106,12 +108,26 @@ def _queries(rows: int) -> dict[str, tuple[ListQuery, str]]:
             "scan",
         ),
         "list, prefix": (ListQuery(TENANT, NAMESPACE, 101, prefix="doc-0005"), "scan"),
+        # Every key rolls up into `doc-`: one seek finds it, one more seeks past it.
+        "list, delimiter (every key under one common prefix)": (
+            ListQuery(TENANT, NAMESPACE, 101, delimiter="-"),
+            "delimited",
+        ),
+        "list, deep page, delimiter (one level below a prefix)": (
+            ListQuery(TENANT, NAMESPACE, 101, after=after_deep_key, prefix="doc-", delimiter="/"),
+            "delimited",
+        ),
     }
 
 
-def _sql(query: ListQuery, how: str, params: Params, columns: str) -> str:
+def _sql(
+    query: ListQuery, how: str, params: Params, dialect: type[PostgresDialect | SqliteDialect]
+) -> str:
+    columns = dialect.summary_columns
     if how == "heads":
         return newest_by_key_sql(query, params, columns)
+    if how == "delimited":
+        return delimited_page_sql(query, params, columns, dialect.find_text)
     return list_page_sql(query, params, columns, newest_only=how == "filter")
 
 
@@ -132,7 +148,7 @@ async def postgres(url: str, rows: int) -> None:
         await _pg_plan(conn, "newest version by key", newest, ["acme", "kb", "doc-000500001"])
         for title, (query, how) in _queries(rows).items():
             params = Params(numbered=True)
-            sql = _sql(query, how, params, PostgresDialect.summary_columns)
+            sql = _sql(query, how, params, PostgresDialect)
             await _pg_plan(
                 conn, title, sql, [str(v) if isinstance(v, str) else v for v in params.values]
             )
@@ -159,7 +175,7 @@ def sqlite_plans(path: Path, rows: int) -> None:
         print(f"SQLite, {rows} keys\n")
         for title, (query, how) in _queries(rows).items():
             params = Params(numbered=False)
-            sql = _sql(query, how, params, SqliteDialect.summary_columns)
+            sql = _sql(query, how, params, SqliteDialect)
             plan = conn.execute(f"EXPLAIN QUERY PLAN {sql}", params.values).fetchall()
             print(f"### {title}\n```")
             for row in plan:

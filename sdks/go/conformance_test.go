@@ -357,8 +357,17 @@ func call(ctx context.Context, t *testing.T, c *js.Client, step map[string]any, 
 		if size, ok := args["page_size"].(float64); ok {
 			opts.PageSize = int(size)
 		}
-		items, err := c.List(ctx, opts).All()
-		return jsonShape(items), err
+		opts.Delimiter = arg(args, "delimiter")
+		entries, err := c.List(ctx, opts).AllEntries()
+		shaped := []any{}
+		for _, entry := range entries {
+			if entry.IsPrefix() {
+				shaped = append(shaped, map[string]any{"prefix": entry.CommonPrefix})
+			} else {
+				shaped = append(shaped, jsonShape(entry.Object))
+			}
+		}
+		return shaped, err
 	case "usage":
 		usage, err := c.Usage(ctx, arg(args, "tenant"))
 		return jsonShape(usage.Raw), err

@@ -74,15 +74,35 @@ func check(t *testing.T, where string, step map[string]any, out outcome, content
 			t.Fatalf("%s: no body in %T", where, result)
 		}
 	}
-	for _, field := range []string{"key", "id"} {
-		if want, ok := expect[field+"s"]; ok {
-			var got []any
+	for _, field := range []string{"key", "id", "prefix"} {
+		name := field + "s"
+		if field == "prefix" {
+			name = "common_prefixes"
+		}
+		if want, ok := expect[name]; ok {
+			got := []any{}
 			for _, item := range result.([]any) {
-				got = append(got, item.(map[string]any)[field])
+				if value, ok := item.(map[string]any)[field]; ok {
+					got = append(got, value)
+				}
 			}
 			if !reflect.DeepEqual(got, want) {
-				t.Fatalf("%s: %ss %v, want %v", where, field, got, want)
+				t.Fatalf("%s: %s %v, want %v", where, name, got, want)
 			}
+		}
+	}
+	if want, ok := expect["entries"]; ok {
+		got := []any{}
+		for _, item := range result.([]any) {
+			entry := item.(map[string]any)
+			if key, ok := entry["key"]; ok {
+				got = append(got, key)
+			} else {
+				got = append(got, entry["prefix"])
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: entries %v, want %v", where, got, want)
 		}
 	}
 	if want, ok := expect["retried"].(map[string]any); ok {

@@ -17,7 +17,6 @@ Fixtures:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import uuid
@@ -34,9 +33,6 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from juststorage.bootstrap import build, s3_master_key
-from juststorage.config import load_settings
-from juststorage.s3.secrets import s3_secret_of
 from juststorage.testing import Server, free_port, start
 from support.pg_databases import fresh_database
 
@@ -102,8 +98,10 @@ class Gateway:
         self._clients.clear()
 
     def stop(self) -> None:
+        """Stop the server; no request may have met an unexpected error (a 500)."""
         self.close_clients()
         self.server.stop()
+        assert "failed unexpectedly" not in self.server.log(), self.server.log_tail(40)
 
     def signed(
         self,
@@ -130,9 +128,8 @@ class Gateway:
 
 
 def make_s3_key(server: Server, tenants: list[str], scopes: list[str]) -> S3Key:
-    """A new API key and its S3 secret, derived as the server derives it (from the
-    server's settings: the same database and S3 master key)."""
-    args = ["keys", "create", "--json"]
+    """A new API key with its S3 credentials: `juststorage keys create --s3 --json`."""
+    args = ["keys", "create", "--s3", "--json"]
     for tenant in tenants:
         args += ["--tenant", tenant]
     for scope in scopes:
@@ -140,21 +137,10 @@ def make_s3_key(server: Server, tenants: list[str], scopes: list[str]) -> S3Key:
     result = server.cli(*args)
     assert result.returncode == 0, result.stderr
     created: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    settings = load_settings(server.env)
-
-    async def secret() -> str:
-        services = build(settings)
-        try:
-            return await s3_secret_of(
-                services.metadata, s3_master_key(settings), str(created["id"])
-            )
-        finally:
-            await services.metadata.close()
-
-    return S3Key(str(created["id"]), asyncio.run(secret()), str(created["key"]))
+    return S3Key(created["access_key_id"], created["secret_access_key"], created["key"])
 
 
-def start_gateway(tmp_root: Path, env: Mapping[str, str]) -> Gateway:
+def start_gateway(tmp_root: Path, env: Mapping[str, str], *, workers: int = 1) -> Gateway:
     """`juststorage serve` with an S3 listener on a free port, and its first key."""
     port = free_port()
     settings = {
@@ -163,7 +149,7 @@ def start_gateway(tmp_root: Path, env: Mapping[str, str]) -> Gateway:
         "JUSTSTORAGE_S3_MASTER_KEY": "test-master-key-" + "0123456789abcdef" * 2,
         **env,
     }
-    server = start(tmp_root, settings)
+    server = start(tmp_root, settings, workers=workers)
     scheme = "https" if "JUSTSTORAGE_TLS_CERT" in settings else "http"
     key = make_s3_key(server, [TENANT], list(ALL_SCOPES))
     return Gateway(server, f"{scheme}://127.0.0.1:{port}", key)
@@ -214,7 +200,7 @@ def s3_gateway_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gate
     try:
         yield gateway
     finally:
-        gateway.server.stop()
+        gateway.stop()
 
 
 @pytest.fixture

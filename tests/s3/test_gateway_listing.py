@@ -87,6 +87,8 @@ def test_v2_start_after_max_keys_and_owner(s3: Any, filled: str) -> None:
     assert none["KeyCount"] == 0 and "Contents" not in none
     capped = s3.list_objects_v2(Bucket=filled, MaxKeys=5000)
     assert capped["MaxKeys"] == 1000 and len(capped["Contents"]) == len(KEYS)
+    huge = s3.list_objects_v2(Bucket=filled, MaxKeys=10000001)
+    assert huge["MaxKeys"] == 1000 and len(huge["Contents"]) == len(KEYS)
     owned = s3.list_objects_v2(Bucket=filled, FetchOwner=True, MaxKeys=1)
     assert owned["Contents"][0]["Owner"]["ID"]
 

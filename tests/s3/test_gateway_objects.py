@@ -221,3 +221,23 @@ def test_key_names(s3_gateway: Gateway, s3: Any, bucket: str) -> None:
     assert too_long.status_code == 400 and b"<Code>KeyTooLongError</Code>" in too_long.content
     control = s3_gateway.signed("PUT", f"/{bucket}/{quote(chr(1))}", body=b"x")
     assert control.status_code == 400 and b"<Code>InvalidArgument</Code>" in control.content
+
+
+def test_content_headers_are_kept_with_the_object(s3: Any, bucket: str) -> None:
+    s3.put_object(
+        Bucket=bucket,
+        Key="page.html.gz",
+        Body=b"\x1f\x8b compressed",
+        ContentEncoding="gzip",
+        CacheControl="max-age=60",
+        ContentDisposition='inline; filename="page.html"',
+        ContentLanguage="en",
+    )
+    head = s3.head_object(Bucket=bucket, Key="page.html.gz")
+    assert head["ContentEncoding"] == "gzip"
+    assert head["CacheControl"] == "max-age=60"
+    assert head["ContentDisposition"] == 'inline; filename="page.html"'
+    assert head["ContentLanguage"] == "en"
+    assert head["Metadata"] == {}
+    s3.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "page.html.gz"})
+    assert s3.head_object(Bucket=bucket, Key="copy")["ContentEncoding"] == "gzip"

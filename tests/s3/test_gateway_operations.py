@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from juststorage.testing import BIN, Server, clean_env, free_port, spawn
-from s3.conftest import REGION, TENANT, Gateway, S3Key, make_s3_key
+from juststorage.testing import BIN, Server, child_pids, clean_env, free_port, spawn
+from s3.conftest import REGION, TENANT, Gateway, S3Key, make_s3_key, start_gateway
 
 
 def _code(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
@@ -228,3 +228,40 @@ def test_tls_listener_with_boto3_streaming_trailers(tmp_path: Path) -> None:
         server.client.close()
     finally:
         process.stop()
+
+
+def _listeners(port: int) -> int:
+    """Listening IPv4 sockets on `port` (/proc/net/tcp: local address, state 0A)."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(
+        1 for line in lines if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A"
+    )
+
+
+def test_every_worker_serves_s3_and_shutdown_closes_the_listener(tmp_path: Path) -> None:
+    gateway = start_gateway(tmp_path, {}, workers=2)
+    port = int(gateway.s3_url.rsplit(":", 1)[1])
+    try:
+        s3 = gateway.client()
+        bucket = f"{TENANT}.workers"
+        for n in range(20):  # new connections, spread over both workers by the kernel
+            s3.put_object(Bucket=bucket, Key=f"k{n}", Body=str(n).encode())
+            gateway.close_clients()
+            s3 = gateway.client()
+        assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 20
+        assert len(child_pids(gateway.server.pid)) == 2
+        assert _listeners(port) == 2  # one SO_REUSEPORT socket per worker
+    finally:
+        gateway.stop()
+    assert _listeners(port) == 0
+
+
+def test_virtual_host_buckets_under_the_configured_domain(s3_start: Any) -> None:
+    gateway: Gateway = s3_start(JUSTSTORAGE_S3_DOMAIN="s3.example.test")
+    bucket = f"{TENANT}.vhost"
+    assert gateway.signed("PUT", f"/{bucket}/k", body=b"v").status_code == 200
+    by_host = gateway.signed("GET", "/k", host=f"{bucket}.s3.example.test")
+    assert by_host.status_code == 200 and by_host.content == b"v"
+    # Under another domain the Host names no bucket: the path does (path style).
+    by_path = gateway.signed("GET", f"/{bucket}/k", host="elsewhere.test")
+    assert by_path.status_code == 200 and by_path.content == b"v"

@@ -66,7 +66,8 @@ def test_put_stat_get_ls_rm_usage_round_trip(env: dict[str, str], tmp_path: Path
 
     lines = _ok(run_cli(["ls", "acme/files/q1/", "--json"], env)).splitlines()
     assert [json.loads(line)["key"] for line in lines] == ["q1/report.txt"]
-    assert "q1/report.txt" in _ok(run_cli(["ls", "acme/files"], env))
+    assert "q1/report.txt" in _ok(run_cli(["ls", "acme/files", "--recursive"], env))
+    assert "PRE  q1/" in _ok(run_cli(["ls", "acme/files"], env))
 
     usage = json.loads(_ok(run_cli(["usage", "acme", "--json"], env)))
     assert usage["objects"] >= 1 and usage["logical_bytes"] >= 18

@@ -16,6 +16,8 @@ from juststorage.domain.errors import BadRequest
         ListCursor("models/é/日本/\U0001f600", 2**62),
         ListCursor('quote " and \\ backslash', 7),
         ListCursor("x" * 1024, 0),
+        ListCursor.past("docs/"),  # past every key under a rolled-up prefix
+        ListCursor.past("日本/\U0010ffff"),
     ],
 )
 def test_cursor_round_trips(cursor: ListCursor) -> None:
@@ -37,7 +39,9 @@ def _token(value: object) -> str:
         "é",
         base64.urlsafe_b64encode(b"\xff\xfe\x00").decode(),
         _token({"key": "a", "seq": 1}),
-        _token(["a"]),
+        _token([""]),  # a common prefix is never empty
+        _token([1]),
+        _token(["a\u0000"]),
         _token(["a", 1, 2]),
         _token([1, 1]),
         _token(["a", "1"]),
@@ -45,6 +49,7 @@ def _token(value: object) -> str:
         _token(["a", True]),
         _token(None),
         _token(["\ud800", 1]),  # a lone surrogate is not a key SQL can bind
+        _token(["\ud800"]),
         base64.urlsafe_b64encode(b"[" * 100_000).decode(),  # deep nesting
     ],
 )

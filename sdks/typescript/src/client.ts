@@ -9,11 +9,14 @@ import { bytesBody, fileBody, sourceBody, toBytes, type UploadSource } from "./b
 import { Download, writeDownload, type DownloadDestination } from "./download.js";
 import { TransportError } from "./errors.js";
 import {
+  CommonPrefix,
   healthFrom,
+  ListPage,
   ObjectHead,
   ObjectInfo,
   usageFromJson,
   type Health,
+  type ListPageJson,
   type ObjectJson,
   type Usage,
 } from "./models.js";
@@ -117,6 +120,18 @@ export interface ListOptions extends CallOptions {
   storageClass?: string;
   /** Items per request (1–1000). Default 100. */
   pageSize?: number;
+  /**
+   * Folder-style listing (SPEC §8.4): keys holding this string (1–16 bytes) after
+   * the prefix are rolled up into one `CommonPrefix` each.
+   */
+  delimiter?: string;
+}
+
+export interface ListPageOptions extends Omit<ListOptions, "pageSize"> {
+  /** Entries in the page (1–1000). Default 100. */
+  limit?: number;
+  /** `nextCursor` of the previous page. */
+  cursor?: string | null;
 }
 
 /** @internal What `send` needs to know about one request. */
@@ -478,26 +493,39 @@ export class Client {
     await response.body?.cancel();
   }
 
-  /** Every matching object, in key order, following `next_cursor` page by page. */
-  async *list(options: ListOptions): AsyncGenerator<ObjectInfo, void, undefined> {
+  /**
+   * One page of a listing: `limit` entries at most (items and common prefixes
+   * together), after `cursor`.
+   */
+  async listPage(options: ListPageOptions): Promise<ListPage> {
     const params: Record<string, string> = {
       tenant: options.tenant,
       namespace: options.namespace,
-      limit: String(options.pageSize ?? 100),
+      limit: String(options.limit ?? 100),
     };
     if (options.prefix) params["prefix"] = options.prefix;
     if (options.versions) params["versions"] = "true";
     if (options.storageClass) params["storage_class"] = options.storageClass;
+    if (options.delimiter !== undefined) params["delimiter"] = options.delimiter;
+    if (options.cursor) params["cursor"] = options.cursor;
+    const page = await this.json<ListPageJson>("GET", "/v1/objects", { params, signal: options.signal });
+    return ListPage.fromJson(page);
+  }
+
+  /**
+   * Every matching object, in key order, following `next_cursor` page by page. With
+   * `delimiter`, each common prefix is yielded once, at its place in key order.
+   */
+  list(options: ListOptions & { delimiter?: undefined }): AsyncGenerator<ObjectInfo, void, undefined>;
+  list(options: ListOptions): AsyncGenerator<ObjectInfo | CommonPrefix, void, undefined>;
+  async *list(options: ListOptions): AsyncGenerator<ObjectInfo | CommonPrefix, void, undefined> {
+    const { pageSize, ...rest } = options;
     let cursor: string | null = null;
     for (;;) {
-      const pageParams: Record<string, string> = cursor ? { ...params, cursor } : params;
-      const page = await this.json<{ items: ObjectJson[]; next_cursor?: string | null }>("GET", "/v1/objects", {
-        params: pageParams,
-        signal: options.signal,
-      });
-      for (const item of page.items) yield ObjectInfo.fromJson(item);
-      cursor = page.next_cursor ?? null;
-      if (!cursor || page.items.length === 0) return;
+      const page: ListPage = await this.listPage({ ...rest, limit: pageSize ?? 100, cursor });
+      yield* page.entries();
+      cursor = page.nextCursor;
+      if (!cursor || page.items.length + page.commonPrefixes.length === 0) return;
     }
   }
 

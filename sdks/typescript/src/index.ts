@@ -14,6 +14,7 @@ export type {
   FileDownloadOptions,
   FileUploadOptions,
   ListOptions,
+  ListPageOptions,
   StreamUploadOptions,
 } from "./client.js";
 export { Download } from "./download.js";
@@ -41,8 +42,8 @@ export {
   errorClass,
 } from "./errors.js";
 export type { ApiErrorOptions } from "./errors.js";
-export { ObjectHead, ObjectInfo } from "./models.js";
-export type { ClassUsage, Health, ObjectJson, Usage } from "./models.js";
+export { CommonPrefix, ListPage, ObjectHead, ObjectInfo } from "./models.js";
+export type { ClassUsage, Health, ListPageJson, ObjectJson, Usage } from "./models.js";
 export type { ByteRange, ObjectRef, Progress, PutByHashOptions, UploadOptions } from "./protocol.js";
 export { NO_RETRIES, RetryPolicy, parseRetryAfter } from "./retry.js";
 export { PARALLEL, PARALLEL_THRESHOLD_BYTES, PART_MIN_BYTES, RANGE_BYTES, defaultStateDir, partSizeFor } from "./transfers.js";

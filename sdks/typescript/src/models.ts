@@ -209,3 +209,56 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
 function stripPrefix(contentHash: string): string {
   return contentHash.startsWith("sha256:") ? contentHash.slice(7) : contentHash;
 }
+
+/** Keys a listing with a delimiter rolled up (SPEC §8.4): every key starting with `prefix`. */
+export class CommonPrefix {
+  readonly prefix: string;
+
+  constructor(prefix: string) {
+    this.prefix = prefix;
+  }
+
+  toJSON(): { prefix: string } {
+    return { prefix: this.prefix };
+  }
+}
+
+/** The SPEC JSON of a listing page. */
+export interface ListPageJson {
+  items: ObjectJson[];
+  common_prefixes?: string[];
+  next_cursor?: string | null;
+}
+
+/** One page of a listing: items and (with a delimiter) common prefixes, each in key order. */
+export class ListPage {
+  readonly items: ObjectInfo[];
+  readonly commonPrefixes: string[];
+  /** `null` on the last page. */
+  readonly nextCursor: string | null;
+
+  constructor(items: ObjectInfo[], commonPrefixes: string[], nextCursor: string | null) {
+    this.items = items;
+    this.commonPrefixes = commonPrefixes;
+    this.nextCursor = nextCursor;
+  }
+
+  static fromJson(data: ListPageJson): ListPage {
+    return new ListPage(
+      data.items.map((item) => ObjectInfo.fromJson(item)),
+      (data.common_prefixes ?? []).map(String),
+      data.next_cursor ?? null,
+    );
+  }
+
+  /** Items and prefixes merged in key order (UTF-8 byte order). */
+  entries(): (ObjectInfo | CommonPrefix)[] {
+    const merged: (ObjectInfo | CommonPrefix)[] = [
+      ...this.items,
+      ...this.commonPrefixes.map((p) => new CommonPrefix(p)),
+    ];
+    const name = (entry: ObjectInfo | CommonPrefix): Buffer =>
+      Buffer.from(entry instanceof CommonPrefix ? entry.prefix : entry.key, "utf8");
+    return merged.sort((a, b) => Buffer.compare(name(a), name(b)));
+  }
+}

@@ -238,7 +238,11 @@ async def list_(request: Request, principal: Principal) -> Response:
     page = await list_objects(services.metadata, query)
     if page.items:  # an empty page names a namespace that may hold nothing
         label_namespace(request.scope, query.namespace)
-    return JsonResponse({"items": page.items, "next_cursor": page.next_cursor})
+    body: dict[str, object] = {"items": page.items}
+    if query.delimiter is not None:  # SPEC §8.4; §2's answer is unchanged without one
+        body["common_prefixes"] = page.common_prefixes
+    body["next_cursor"] = page.next_cursor
+    return JsonResponse(body)
 
 
 async def usage(request: Request, principal: Principal) -> Response:

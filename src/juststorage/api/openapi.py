@@ -223,9 +223,14 @@ _LIST = _operation(
         _query("prefix", {"type": "string"}),
         _query("versions", {"type": "string", "enum": ["true", "false"]}),
         _query("storage_class", STORAGE_CLASS),
+        _query("delimiter", {"type": "string", "minLength": 1, "maxLength": 16}),
     ],
     responses={
-        "200": _json("One page, ordered by key bytes then newest first.", ref("ObjectList")),
+        "200": _json(
+            "One page, ordered by key bytes then newest first; with a delimiter, keys"
+            " holding it after the prefix are rolled up into common_prefixes.",
+            ref("ObjectList"),
+        ),
         **_errors("400", "401", "403", "429", "503"),
     },
 )

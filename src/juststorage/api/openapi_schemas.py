@@ -48,12 +48,17 @@ SCHEMAS: dict[str, Any] = {
             "created_at": {"type": "string", "format": "date-time"},
         }
     ),
-    "ObjectList": _record(
-        {
-            "items": {"type": "array", "items": ref("Object")},
-            "next_cursor": {"type": "string", "nullable": True},
-        }
-    ),
+    "ObjectList": {
+        **_record(
+            {
+                "items": {"type": "array", "items": ref("Object")},
+                # Keys rolled up by `delimiter` (SPEC §8.4): present only with one.
+                "common_prefixes": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "next_cursor": {"type": "string", "nullable": True},
+            }
+        ),
+        "required": ["items", "next_cursor"],
+    },
     "Usage": _record(
         {
             "tenant_id": NAME,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, unquote_to_bytes
+from urllib.parse import quote, unquote, unquote_to_bytes
 from uuid import UUID
 
 from starlette.requests import Request
@@ -19,6 +19,7 @@ from juststorage.domain.model import (
     ObjectKey,
     StorageClass,
     TenantId,
+    delimiter,
 )
 
 BY_KEY_PREFIX = "/v1/objects/by-key/"
@@ -181,6 +182,22 @@ def _query_value(request: Request, name: str) -> str | None:
     return values[0] if values else None
 
 
+def _strict_query_value(request: Request, name: str) -> str | None:
+    """A query value decoded strictly: a malformed escape or bytes that are not UTF-8
+    are `400` (Starlette would turn them into U+FFFD, another value than was sent)."""
+    if _query_value(request, name) is None:  # also refuses a parameter given twice
+        return None
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    for pair in query.split("&"):
+        raw_name, _, raw_value = pair.partition("=")
+        if unquote(raw_name.replace("+", " ")) == name:
+            try:
+                return strict_unquote_to_bytes(raw_value.replace("+", " ")).decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest(f"query parameter {name!r} must be valid UTF-8") from None
+    raise BadRequest(f"query parameter {name!r} is malformed")  # not found as parsed
+
+
 def required_query(request: Request, name: str) -> str:
     value = _query_value(request, name)
     if not value:
@@ -208,6 +225,7 @@ def list_query(request: Request) -> ListQuery:
     if versions not in ("true", "false"):
         raise BadRequest("versions must be true or false")
     raw_class = _query_value(request, "storage_class")
+    raw_delimiter = _strict_query_value(request, "delimiter")
     return ListQuery(
         tenant_id=tenant,
         namespace=namespace,
@@ -216,4 +234,5 @@ def list_query(request: Request) -> ListQuery:
         prefix=prefix,
         all_versions=versions == "true",
         storage_class=StorageClass.parse(raw_class) if raw_class else None,
+        delimiter=delimiter(raw_delimiter) if raw_delimiter is not None else None,
     )

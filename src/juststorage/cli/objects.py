@@ -217,13 +217,20 @@ def get(
 
 @click.command("ls")
 @click.argument("name", metavar="TENANT/NAMESPACE[/PREFIX]")
+@click.option(
+    "--recursive",
+    "-r",
+    is_flag=True,
+    help="Every key under the prefix, not folder-style (one level, sub-folders as PRE).",
+)
 @click.option("--versions", is_flag=True, help="Every committed version, not only the newest.")
 @click.option("--storage-class", type=click.Choice(["hot", "cold"]), help="Only this class.")
-@click.option("--limit", type=click.IntRange(min=1), help="Stop after this many objects.")
+@click.option("--limit", type=click.IntRange(min=1), help="Stop after this many lines.")
 @json_option
 @connection_options
 def list_objects(
     name: str,
+    recursive: bool,
     versions: bool,
     storage_class: str | None,
     limit: int | None,
@@ -231,29 +238,49 @@ def list_objects(
     url: str | None,
     token: str | None,
 ) -> None:
-    """List objects in key order (every page); --json prints one JSON object a line."""
+    """List objects folder-style, as `aws s3 ls` does (--recursive: every key).
+
+    In key order, every page: keys holding a `/` after the prefix (whether or not
+    it ends in `/`) show once, as `PRE <folder>/`. --json prints one JSON object a
+    line, `{"prefix": …}` for a folder.
+    """
     parts = name.split("/", 2)
     if len(parts) < 2 or not parts[0] or not parts[1]:
         raise click.UsageError(f"name the listing as TENANT/NAMESPACE[/PREFIX], not {name!r}")
     prefix = parts[2] if len(parts) == 3 else None
     with _client(url, token) as client:
-        items = client.list(
+        entries = client.list(
             tenant=parts[0],
             namespace=parts[1],
             prefix=prefix or None,
             versions=versions,
             storage_class=storage_class,
             page_size=min(limit or 1000, 1000),
+            delimiter=None if recursive else "/",
         )
-        for count, item in enumerate(items, start=1):
-            data = item.to_json()
-            human = (
-                f"{data['created_at']}  {_size(data['size_bytes']):>10}  "
-                f"{data['storage_class']:<4}  {data['id']}  {data['key']}"
-            )
-            _emit(data, as_json, human)
+        for count, entry in enumerate(entries, start=1):
+            _emit_listed(entry, as_json)
             if limit is not None and count >= limit:
                 break
+
+
+# An object's line: created_at (20), size (10), class (4), id (36), each followed by
+# two spaces, then the key; a folder's `PRE` ends where the id column does.
+_KEY_COLUMN = 20 + 2 + 10 + 2 + 4 + 2 + 36 + 2
+
+
+def _emit_listed(entry: Any, as_json: bool) -> None:
+    """One line of `ls`: an object, or a folder (an SDK `CommonPrefix`)."""
+    if isinstance(entry, sdk().CommonPrefix):
+        pre = f"{'PRE':>{_KEY_COLUMN - 2}}  {entry.prefix}"
+        _emit(entry.to_json(), as_json, pre)
+        return
+    data = entry.to_json()
+    human = (
+        f"{data['created_at']}  {_size(data['size_bytes']):>10}  "
+        f"{data['storage_class']:<4}  {data['id']}  {data['key']}"
+    )
+    _emit(data, as_json, human)
 
 
 @click.command()

@@ -7,7 +7,6 @@ import base64
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from starlette.requests import ClientDisconnect
@@ -19,6 +18,7 @@ from juststorage.api.responses import BlobResponse
 from juststorage.api.state import ApiState
 from juststorage.bootstrap import Services
 from juststorage.domain.errors import StorageError, TooManyRequests
+from juststorage.logs import FIELDS_ATTR
 from juststorage.s3.addressing import target_of
 from juststorage.s3.call import S3Call, header_map, query_map
 from juststorage.s3.errors import S3Error, from_domain
@@ -96,9 +96,9 @@ class S3App:
             reply = await self._answer(scope, receive_counted, state)
             await reply(scope, receive_counted, send_tagged)
         except ClientDisconnect:
-            status = 499 if status == 500 else status  # nobody reads an answer now
+            pass  # the client is gone: nobody reads an answer now
         except Exception:
-            log.exception("S3 answer failed after it started", extra={})
+            log.exception("S3 %s failed while its answer was sent", state["s3_operation"])
         finally:
             elapsed = time.perf_counter() - started
             if request_log.enabled():
@@ -114,7 +114,7 @@ class S3App:
             call = await self._call(scope, receive, state)
             handler, operation = route(call)
             state["s3_operation"] = operation
-            return await _run(handler, call)
+            return await handler(call)
         except S3AuthError as exc:
             if exc.code in _GUESSES:
                 self.api.failed_authentications.failed(_client(scope))
@@ -130,10 +130,20 @@ class S3App:
                     self.services.metrics.throttled.labels(tenant).inc()
             s3 = from_domain(exc, state.get("not_found"))
             if s3.status >= 500 and s3.code != "SlowDown":
-                log.warning("S3 %s failed: %s", state["s3_operation"], exc, exc_info=exc, extra={})
+                log.warning(
+                    "S3 %s failed: %s",
+                    state["s3_operation"],
+                    exc,
+                    exc_info=exc,
+                    extra={FIELDS_ATTR: {"request_id": state["request_id"]}},
+                )
             return error_reply(scope, s3.code, s3.message, s3.status, s3.headers, resource)
         except Exception:
-            log.exception("S3 %s failed unexpectedly", state["s3_operation"])
+            log.exception(
+                "S3 %s failed unexpectedly",
+                state["s3_operation"],
+                extra={FIELDS_ATTR: {"request_id": state["request_id"]}},
+            )
             return error_reply(
                 scope,
                 "InternalError",
@@ -170,10 +180,6 @@ class S3App:
             verified=verified,
             state=state,
         )
-
-
-async def _run(handler: Callable[[S3Call], Awaitable[Reply]], call: S3Call) -> Reply:
-    return await handler(call)
 
 
 def _client(scope: Scope) -> str:

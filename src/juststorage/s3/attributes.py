@@ -12,6 +12,15 @@ from juststorage.s3.errors import S3Error, invalid_argument
 META_PREFIX = "x-amz-meta-"
 MAX_METADATA_BYTES = 2048  # the stored JSON object of names and values (SPEC §8.8)
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+# Headers of a PUT that S3 keeps with the object and answers GET/HEAD with.
+KEPT_HEADERS = (
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+)
+SYSTEM_PREFIX = ":"
 # S3 classes kept on the cold root; STANDARD and the other non-archival ones on hot.
 _COLD = frozenset(
     {
@@ -31,7 +40,9 @@ STORAGE_CLASS_OUT = {StorageClass.HOT: "STANDARD", StorageClass.COLD: "STANDARD_
 
 def user_metadata(headers: dict[str, str]) -> str:
     """The request's `x-amz-meta-*` pairs as a JSON object (names without the prefix,
-    lower-case as HTTP/1.1 servers hand them over).
+    lower-case as HTTP/1.1 servers hand them over), with the headers S3 keeps with
+    an object and returns on GET (`Content-Encoding` without `aws-chunked`,
+    `Cache-Control`, ...) under `:<name>` (no header name holds a colon).
 
     Raises:
         S3Error: MetadataTooLarge over 2 KiB of JSON.
@@ -41,6 +52,13 @@ def user_metadata(headers: dict[str, str]) -> str:
         for name, value in sorted(headers.items())
         if name.startswith(META_PREFIX) and len(name) > len(META_PREFIX)
     }
+    for name in KEPT_HEADERS:
+        value = headers.get(name)
+        if name == "content-encoding" and value is not None:
+            codings = [c.strip() for c in value.split(",")]
+            value = ", ".join(c for c in codings if c and c.lower() != "aws-chunked")
+        if value:
+            pairs[SYSTEM_PREFIX + name] = value
     text = json.dumps(pairs, ensure_ascii=False, separators=(",", ":"))
     if len(text.encode("utf-8")) > MAX_METADATA_BYTES:
         raise S3Error(
@@ -61,7 +79,12 @@ def metadata_headers(version: ObjectVersion) -> list[tuple[bytes, bytes]]:
     except ValueError:
         return []
     return [
-        ((META_PREFIX + name).encode("latin-1", "replace"), str(value).encode("latin-1", "replace"))
+        (
+            (name[1:] if name.startswith(SYSTEM_PREFIX) else META_PREFIX + name).encode(
+                "latin-1", "replace"
+            ),
+            str(value).encode("latin-1", "replace"),
+        )
         for name, value in pairs.items()
     ]
 

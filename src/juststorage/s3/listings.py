@@ -28,7 +28,7 @@ def _max_keys(call: S3Call, name: str = "max-keys") -> int:
         return MAX_PAGE
     if not raw.isascii() or not raw.isdigit():
         raise invalid_argument(f"Provided {name} not an integer or within integer range")
-    return min(int(raw[-7:]) if len(raw) > 7 else int(raw), MAX_PAGE)
+    return MAX_PAGE if len(raw) > 7 else min(int(raw), MAX_PAGE)  # S3 caps it at 1000
 
 
 def _encoder(call: S3Call) -> tuple[str | None, object]:

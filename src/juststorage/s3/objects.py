@@ -174,6 +174,7 @@ async def put_object(call: S3Call) -> Response:
     refuse_unsupported_write_headers(call.headers)
     metadata = user_metadata(call.headers)
     storage_class = storage_class_of(call.headers)
+    stored_metadata = metadata if metadata != "{}" else None
     content_type = content_type_of(call.headers)
     precondition = await write_precondition(call, bucket.tenant, bucket.namespace, key)
     # A signed SHA-256 of the body is the upload's expected hash: hashed once, by the
@@ -188,7 +189,7 @@ async def put_object(call: S3Call) -> Response:
         declared_size=body.decoded_length,
         expected_hash=signed_sha256(body),
         precondition=precondition,
-        user_metadata=metadata,
+        user_metadata=stored_metadata,
         md5_of=lambda: body.md5_hex,
     )
     try:
@@ -396,7 +397,11 @@ async def copy_object(call: S3Call) -> Response:
     if directive == "COPY":
         content_type, metadata = source.content_type, source.user_metadata
     else:
-        content_type, metadata = content_type_of(call.headers), user_metadata(call.headers)
+        replaced = user_metadata(call.headers)
+        content_type, metadata = (
+            content_type_of(call.headers),
+            replaced if replaced != "{}" else None,
+        )
     same_place = (source_bucket.tenant, source_bucket.namespace, source_key) == (
         bucket.tenant,
         bucket.namespace,

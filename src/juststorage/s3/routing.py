@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
+from starlette.responses import Response
+
+from juststorage.api.responses import BlobResponse
 from juststorage.s3 import buckets, listings, multipart, objects
 from juststorage.s3.call import S3Call
 from juststorage.s3.errors import S3Error, not_implemented
 
-Handler = Callable[[S3Call], Awaitable[Any]]
+Handler = Callable[[S3Call], Awaitable[Response | BlobResponse]]
 
 # Sub-resources of buckets and objects this gateway does not serve: their operations
 # answer NotImplemented (never the plain operation of the same method).

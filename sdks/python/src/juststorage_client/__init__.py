@@ -21,7 +21,15 @@ from juststorage_client._errors import (
     Unauthorized,
     Unavailable,
 )
-from juststorage_client._models import ClassUsage, Health, ObjectHead, ObjectInfo, Usage
+from juststorage_client._models import (
+    ClassUsage,
+    CommonPrefix,
+    Health,
+    ListPage,
+    ObjectHead,
+    ObjectInfo,
+    Usage,
+)
 from juststorage_client._retry import NO_RETRIES, RetryEvent, RetryPolicy
 from juststorage_client._sessions import UploadedPart, UploadSession
 from juststorage_client._sync import Client, Download
@@ -36,6 +44,7 @@ __all__ = [
     "ChecksumMismatch",
     "ClassUsage",
     "Client",
+    "CommonPrefix",
     "Download",
     "Forbidden",
     "Health",
@@ -43,6 +52,7 @@ __all__ = [
     "IntegrityError",
     "Internal",
     "JustStorageError",
+    "ListPage",
     "Conflict",
     "MethodNotAllowed",
     "NotFound",

@@ -65,6 +65,46 @@ class ObjectInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class CommonPrefix:
+    """Keys a listing with a delimiter rolled up (SPEC §8.4): every key starting
+    with `prefix`, which ends with the delimiter."""
+
+    prefix: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"prefix": self.prefix}
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    """One page of a listing: `items` and (with a delimiter) `common_prefixes`,
+    each in key order; `next_cursor` is None on the last page."""
+
+    items: list[ObjectInfo]
+    common_prefixes: list[str]
+    next_cursor: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ListPage:
+        cursor = data.get("next_cursor")
+        return cls(
+            items=[ObjectInfo.from_json(item) for item in data["items"]],
+            common_prefixes=[str(p) for p in data.get("common_prefixes") or []],
+            next_cursor=None if cursor is None else str(cursor),
+        )
+
+    def entries(self) -> list[ObjectInfo | CommonPrefix]:
+        """Items and prefixes merged in key order (UTF-8 byte order is code point order)."""
+        merged: list[ObjectInfo | CommonPrefix] = [*self.items]
+        merged += [CommonPrefix(p) for p in self.common_prefixes]
+        return sorted(merged, key=_entry_key)
+
+
+def _entry_key(entry: ObjectInfo | CommonPrefix) -> str:
+    return entry.prefix if isinstance(entry, CommonPrefix) else entry.key
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectHead:
     """The headers of a download (HEAD, or GET before its body)."""
 

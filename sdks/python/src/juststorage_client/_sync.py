@@ -11,12 +11,19 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, overload
 
 import httpx
 
 from juststorage_client._errors import TransportError
-from juststorage_client._models import Health, ObjectHead, ObjectInfo, Usage
+from juststorage_client._models import (
+    CommonPrefix,
+    Health,
+    ListPage,
+    ObjectHead,
+    ObjectInfo,
+    Usage,
+)
 from juststorage_client._protocol import (
     CHUNK_BYTES,
     DEFAULT_TIMEOUT,
@@ -744,6 +751,37 @@ class Client:
         response = self.send("DELETE", target.path(), headers=target.headers())
         response.close()
 
+    def list_page(
+        self,
+        *,
+        tenant: str,
+        namespace: str,
+        prefix: str | None = None,
+        versions: bool = False,
+        storage_class: str | None = None,
+        delimiter: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> ListPage:
+        """One page of a listing (`limit` entries at most, after `cursor`).
+
+        With `delimiter`, keys holding it after the prefix are rolled up into
+        `common_prefixes` (SPEC §8.4); items and prefixes together fill the page.
+        """
+        params = {"tenant": tenant, "namespace": namespace, "limit": str(limit)}
+        if prefix:
+            params["prefix"] = prefix
+        if versions:
+            params["versions"] = "true"
+        if storage_class:
+            params["storage_class"] = storage_class
+        if delimiter is not None:
+            params["delimiter"] = delimiter
+        if cursor:
+            params["cursor"] = cursor
+        return ListPage.from_json(self._json("GET", "/v1/objects", params=params))
+
+    @overload
     def list(
         self,
         *,
@@ -753,23 +791,54 @@ class Client:
         versions: bool = False,
         storage_class: str | None = None,
         page_size: int = 100,
-    ) -> Iterator[ObjectInfo]:
-        """Every matching object, in key order, following `next_cursor` page by page."""
-        params = {"tenant": tenant, "namespace": namespace, "limit": str(page_size)}
-        if prefix:
-            params["prefix"] = prefix
-        if versions:
-            params["versions"] = "true"
-        if storage_class:
-            params["storage_class"] = storage_class
+        delimiter: None = None,
+    ) -> Iterator[ObjectInfo]: ...
+
+    @overload
+    def list(
+        self,
+        *,
+        tenant: str,
+        namespace: str,
+        prefix: str | None = None,
+        versions: bool = False,
+        storage_class: str | None = None,
+        page_size: int = 100,
+        delimiter: str,
+    ) -> Iterator[ObjectInfo | CommonPrefix]: ...
+
+    def list(
+        self,
+        *,
+        tenant: str,
+        namespace: str,
+        prefix: str | None = None,
+        versions: bool = False,
+        storage_class: str | None = None,
+        page_size: int = 100,
+        delimiter: str | None = None,
+    ) -> Iterator[ObjectInfo | CommonPrefix]:
+        """Every matching object, in key order, following `next_cursor` page by page.
+
+        With `delimiter` (folder-style, SPEC §8.4), a key that holds it after the
+        prefix is not listed: its `CommonPrefix` is, once, at its place in key order.
+        """
         cursor: str | None = None
         while True:
-            page_params = {**params, **({"cursor": cursor} if cursor else {})}
-            page = self._json("GET", "/v1/objects", params=page_params)
-            for item in page["items"]:
-                yield ObjectInfo.from_json(item)
-            cursor = page.get("next_cursor")
-            if not cursor or not page["items"]:
+            page = self.list_page(
+                tenant=tenant,
+                namespace=namespace,
+                prefix=prefix,
+                versions=versions,
+                storage_class=storage_class,
+                delimiter=delimiter,
+                limit=page_size,
+                cursor=cursor,
+            )
+            for entry in page.entries():  # noqa: UP028 (no `yield from` in the async source)
+                yield entry
+            cursor = page.next_cursor
+            if not cursor or not (page.items or page.common_prefixes):
                 return
 
     def usage(self, *, tenant: str) -> Usage:

@@ -327,8 +327,13 @@ export function check(step, outcome, contents, saved) {
       assert.deepEqual([result.size, result.sha256], [want.size, want.sha256], `${where}: wrong bytes`);
     }
   }
-  if (expect.keys) assert.deepEqual(result.map((item) => item.key), expect.keys, where);
-  if (expect.ids) assert.deepEqual(result.map((item) => item.id), expect.ids, where);
+  if (expect.keys) assert.deepEqual(result.filter((i) => "key" in i).map((i) => i.key), expect.keys, where);
+  if (expect.ids) assert.deepEqual(result.filter((i) => "id" in i).map((i) => i.id), expect.ids, where);
+  if (expect.common_prefixes) {
+    const prefixes = result.filter((i) => "prefix" in i).map((i) => i.prefix);
+    assert.deepEqual(prefixes, expect.common_prefixes, where);
+  }
+  if (expect.entries) assert.deepEqual(result.map((i) => i.key ?? i.prefix), expect.entries, where);
   if (expect.retried) {
     const matching = outcome.retries.filter((e) => e.status === expect.retried.status);
     assert.ok(matching.length >= expect.retried.min, `${where}: retries ${JSON.stringify(outcome.retries)}`);

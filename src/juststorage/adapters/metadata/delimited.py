@@ -123,10 +123,15 @@ def delimited_page_sql(query: ListQuery, params: Params, columns: str, find_text
         start = max(after.key + _NEXT_KEY, prefix)
         return seek(lambda: p(start))
 
-    seed = f"SELECT o.id, o.key, o.commit_seq, {counts('o')}, 1 FROM objects o WHERE o.id = ("
-    seed += f"{first()})"
-    walked = f"SELECT o.id, o.key, o.commit_seq, w.n + {counts('o')}, w.i + 1 FROM walk w"
-    walked += f" JOIN objects o ON o.id = ({step()}) WHERE w.n < {int(query.limit)}"
+    # walk: the row (id, key, commit_seq), whether it is an entry, the entries so far
+    # (n, the walk stops at the limit) and the step number (i, the listing order).
+    seed = f"SELECT o.id, o.key, o.commit_seq, {counts('o')}, {counts('o')}, 1"
+    seed += f" FROM objects o WHERE o.id = ({first()})"
+    walked = f"SELECT o.id, o.key, o.commit_seq, {counts('o')}, w.n + {counts('o')}, w.i + 1"
+    walked += f" FROM walk w JOIN objects o ON o.id = ({step()}) WHERE w.n < {int(query.limit)}"
+    # The entry flag filters on the walk's rows: a condition on `o` here can lead SQLite
+    # to build a Bloom filter over the whole table first.
     listed = f"SELECT {rolled('o.key')}, {columns} FROM walk w JOIN objects o ON o.id = w.id"
-    listed += f" WHERE {counts('o')} = 1 ORDER BY w.i"
-    return f"WITH RECURSIVE walk(id, key, seq, n, i) AS ({seed} UNION ALL {walked}) {listed}"
+    listed += " WHERE w.entry = 1 ORDER BY w.i"
+    walk = "walk(id, key, seq, entry, n, i)"
+    return f"WITH RECURSIVE {walk} AS ({seed} UNION ALL {walked}) {listed}"
