@@ -11,15 +11,16 @@ import socket
 from collections.abc import AsyncIterator, Generator
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from juststorage.api.state import ApiState
 from juststorage.bootstrap import Services
 from juststorage.config import Settings, parse_host_port
 from juststorage.s3.app import S3App
+from juststorage.s3.protocol import ListenerLimits, bounded_protocol
 from juststorage.s3.signing import build_s3_authenticator
 
 log = logging.getLogger("juststorage.s3")
-KEEP_ALIVE_SECONDS = 75  # above the idle timeouts of the common clients' pools
 SHUTDOWN_SECONDS = 10
 BACKLOG = 1024
 
@@ -56,7 +57,12 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def server_for(app: S3App, settings: Settings) -> uvicorn.Server:
+def server_for(
+    app: ASGIApp, settings: Settings, limits: ListenerLimits | None = None
+) -> uvicorn.Server:
+    """A uvicorn server of `app` whose connections are bounded by `limits` (see
+    s3.protocol; the defaults match the main listener's)."""
+    limits = limits or ListenerLimits()
     tls = (
         {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
         if settings.tls_cert is not None and settings.tls_key is not None
@@ -64,14 +70,14 @@ def server_for(app: S3App, settings: Settings) -> uvicorn.Server:
     )
     config = uvicorn.Config(
         app,
-        http="httptools",
+        http=bounded_protocol(limits),
         lifespan="off",
         access_log=False,  # the app writes the access line (api.request_log)
         log_config=None,
         log_level="warning",
         server_header=False,
         proxy_headers=False,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_keep_alive=limits.keep_alive_seconds,
         timeout_graceful_shutdown=SHUTDOWN_SECONDS,
         **tls,  # type: ignore[arg-type]
     )
