@@ -8,7 +8,8 @@ Every figure in the final table is paired with its bound or target from this sam
 compare ratios, not absolute figures, on a shared machine.
 
     python -m bench                       # everything
-    python -m bench --only small,list,pg  # a part: rss, large, small, list, pg, scale, s3, peers
+    python -m bench --only small,list,pg  # a part: rss, large, small, list, pg, scale, s3,
+                                          # s3gw, peers
     python -m bench --tiny                # every section on tiny sizes (figures mean nothing)
     BENCH_SIZE=small python -m bench      # a quarter of the counts: ratios in minutes
 

@@ -43,7 +43,9 @@ class Sizes:
     scale_n: int
     scale_order: tuple[int, ...]  # worker counts, each twice and mirrored: drifts cancel
     s3_small_n: int
-    s3_large_bytes: int
+    s3_large_bytes: int  # also the large object of the `s3gw` section
+    s3gw_keys: int  # 4 KiB objects through each S3 endpoint, then listed
+    s3gw_rclone_files: int  # 4 KiB files rclone copies up and down
     inline_n: int  # objects per size and mode in the `inline` section (and its bounds)
     multipart_bytes: int  # the file of the `multipart` section
     multipart_part_bytes: int | None  # its parts; None: the CLI's default
@@ -67,6 +69,8 @@ FULL = Sizes(
     scale_order=(1, 2, 3, 3, 2, 1),
     s3_small_n=1000,
     s3_large_bytes=256 * MIB,
+    s3gw_keys=10_000,
+    s3gw_rclone_files=2000,
     inline_n=2000,
     multipart_bytes=4 * GIB,
     multipart_part_bytes=None,
@@ -85,6 +89,8 @@ TINY = Sizes(
     scale_order=(1, 2),
     s3_small_n=20,
     s3_large_bytes=2 * MIB,
+    s3gw_keys=30,
+    s3gw_rclone_files=20,
     inline_n=20,
     multipart_bytes=16 * MIB,
     multipart_part_bytes=MIB,
@@ -108,6 +114,8 @@ SMALL = replace(
     scale_n=500,
     s3_small_n=300,
     s3_large_bytes=64 * MIB,
+    s3gw_keys=2500,
+    s3gw_rclone_files=500,
     inline_n=500,
     multipart_bytes=GIB,
     min_free_bytes=GIB,

@@ -52,9 +52,10 @@ def cpu_seconds(pids: Sequence[int]) -> float:
 class RssSampler:
     """Samples VmRSS of a process tree every `interval` s in a thread, while in `with`."""
 
-    def __init__(self, pid: int, interval: float = 0.02) -> None:
+    def __init__(self, pid: int, interval: float = 0.02, max_seconds: float = 600.0) -> None:
         self.pid = pid
         self.interval = interval
+        self.max_seconds = max_seconds
         self.peak_by_pid: dict[int, int] = {}
         self.peak_sum_kib = 0
         self.baseline_by_pid: dict[int, int] = {}
@@ -66,7 +67,7 @@ class RssSampler:
         return {p: status_kib(p, "VmRSS") for p in tree(self.pid)}
 
     def _run(self) -> None:
-        deadline = time.monotonic() + 600  # bounded even if never stopped
+        deadline = time.monotonic() + self.max_seconds  # bounded even if never stopped
         while not self._stop.is_set() and time.monotonic() < deadline:
             rss = self._sample()
             self.samples += 1

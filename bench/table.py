@@ -6,7 +6,19 @@ import time
 from dataclasses import dataclass, field
 
 # Rows print grouped (PostgreSQL beside SQLite), in this order, then in insertion order.
-GROUPS = ("rss", "large", "multipart", "small", "inline", "list", "scale", "s3", "peers", "failed")
+GROUPS = (
+    "rss",
+    "large",
+    "multipart",
+    "small",
+    "inline",
+    "list",
+    "scale",
+    "s3",
+    "s3gw",
+    "peers",
+    "failed",
+)
 
 
 def say(msg: str) -> None:

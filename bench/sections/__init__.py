@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from ..context import Bench
 from ..table import Report
-from . import inline, large, listing, multipart, peers, pg, rss, s3, scale, small
+from . import inline, large, listing, multipart, peers, pg, rss, s3, s3gw, scale, small
 
 # In the order they run.
 SECTIONS: dict[str, Callable[[Bench], Report]] = {
@@ -23,6 +23,7 @@ SECTIONS: dict[str, Callable[[Bench], Report]] = {
     "pg": pg.run,
     "scale": scale.run,
     "s3": s3.run,
+    "s3gw": s3gw.run,
     "peers": peers.run,
 }
 

@@ -112,6 +112,10 @@ class Settings(BaseModel):
     quota_bytes: int | None = Field(default=None, ge=0)
     tenants: dict[str, TenantLimits] = Field(default_factory=dict)
     metrics_addr: str | None = None
+    # The S3-compatible gateway (SPEC §8.8): its listener's `host:port` (unset: off),
+    # and the domain under which buckets are addressed as `<bucket>.<domain>`.
+    s3_addr: str | None = None
+    s3_domain: str | None = None
     metrics_multiproc_dir: Path | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -147,6 +151,8 @@ class Settings(BaseModel):
         "api_keys",
         "database_url",
         "metrics_addr",
+        "s3_addr",
+        "s3_domain",
         "hot_root",
         "cold_root",
         "aws_endpoint_url",
@@ -167,7 +173,7 @@ class Settings(BaseModel):
             )
         return value
 
-    @field_validator("metrics_addr")
+    @field_validator("metrics_addr", "s3_addr")
     @classmethod
     def _host_and_port(cls, value: str | None) -> str | None:
         if value is not None:

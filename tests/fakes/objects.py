@@ -56,7 +56,12 @@ class FakeObjectRepository:
         return [await self.insert_committed(*each) for each in uploads]
 
     async def commit_upload(
-        self, upload_id: UUID, content_hash: ContentHash, size_bytes: int
+        self,
+        upload_id: UUID,
+        content_hash: ContentHash,
+        size_bytes: int,
+        *,
+        s3_etag: str | None = None,
     ) -> ObjectVersion:
         upload = self._state.writing.pop(upload_id, None)
         if upload is None:
@@ -74,6 +79,8 @@ class FakeObjectRepository:
             created_at=self._clock.now(),  # as in SQL: created_at is the commit time
             state=ObjectState.COMMITTED,
             commit_seq=seq,
+            s3_etag=s3_etag or upload.s3_etag,
+            user_metadata=upload.user_metadata,
         )
         self._state.objects[version.id] = version
         self._state.updated_at[version.id] = version.created_at
@@ -164,6 +171,14 @@ class FakeObjectRepository:
         self, tenant_id: TenantId, namespace: Namespace, key: ObjectKey
     ) -> list[ObjectVersion]:
         return [self._to_deleting(v) for v in self._versions_of(tenant_id, namespace, key)]
+
+    async def s3_etags(self, object_ids: Sequence[str]) -> dict[str, str]:
+        found = {}
+        for object_id in object_ids:
+            version = self._state.objects.get(UUID(object_id))
+            if version is not None and version.s3_etag is not None:
+                found[object_id] = version.s3_etag
+        return found
 
     async def list_page(self, query: ListQuery) -> list[Listed]:
         rows = self._listable(query)

@@ -101,6 +101,33 @@ def test_multipart_section_prints_every_row() -> None:
     ]
 
 
+def test_s3gw_section_prints_every_row() -> None:
+    """The `s3gw` section alone: boto3 and rclone against our S3 gateway and against
+    SeaweedFS's, every figure with its ratio, none skipped (rclone is installed from
+    Debian when missing; without it or SeaweedFS this skips locally, fails in CI)."""
+    weed_or_skip()
+    debian_tool("rclone", "rclone")
+    env = {**os.environ, "BENCH_ONLY": "s3gw", "BENCH_SIZE": "tiny"}
+    done = run_python("-m", "bench", env=env)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    rows = table_rows(done.stdout)
+    assert [r[0] for r in rows if r[2] == "skipped"] == []
+    assert [r[0] for r in rows] == [
+        "boto3 4 KiB PUT",
+        "boto3 4 KiB GET",
+        "boto3 ListObjectsV2 30 keys",
+        "boto3 2 MiB PUT",
+        "boto3 2 MiB GET",
+        "rclone 4 KiB PUT",
+        "rclone 4 KiB GET",
+        "rclone lsf 30 keys",
+        "rclone 2 MiB PUT",
+        "rclone 2 MiB GET",
+        "peak RSS server tree, all s3gw rows",
+    ]
+    assert all(r[4] != "-" for r in rows), rows  # every row has its ratio
+
+
 def test_s3_adapter_bench_runs_on_one_mib() -> None:
     weed_or_skip()
     done = run_python("-m", "bench.s3_adapter", "--mib", "1")

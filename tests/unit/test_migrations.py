@@ -22,6 +22,7 @@ RELEASED = {
     ("postgres", 7, "inline_blobs"): "6e4b9cb688067f7d",
     ("postgres", 9, "objects_by_tenant_blob"): "7c84e4498802683a",
     ("postgres", 8, "upload_sessions"): "8ceda216e63e4e84",
+    ("postgres", 10, "s3_attributes"): "8a8f5a2e8d339b87",
     ("sqlite", 1, "initial"): "b4506c0b1fa0c8f0",
     ("sqlite", 2, "gc"): "4d74c4bd209edf84",
     ("sqlite", 3, "usage_counters"): "f5771313a0306a09",
@@ -31,6 +32,7 @@ RELEASED = {
     ("sqlite", 7, "inline_blobs"): "5985f456fa7b94c4",
     ("sqlite", 9, "objects_by_tenant_blob"): "7c84e4498802683a",
     ("sqlite", 8, "upload_sessions"): "a9f238d700680113",
+    ("sqlite", 10, "s3_attributes"): "8a8f5a2e8d339b87",
 }
 BACKENDS: list[Backend] = ["postgres", "sqlite"]
 

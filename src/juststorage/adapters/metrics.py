@@ -289,6 +289,13 @@ class Metrics:
         for source in ("upload", "stored"):
             # At 0 from the start: an alert's increase() misses a series' first sample.
             self.checksum_mismatches.labels(source)
+        # The S3 gateway's requests by operation (they count in `requests` too).
+        self.s3_requests = Counter(
+            "just_storage_s3_requests",
+            "S3 gateway requests answered.",
+            ["operation", "status"],
+            registry=r,
+        )
         self.gc_runs = Counter("just_storage_gc_runs", "GC passes run.", registry=r)
         self.gc_deleted_blobs = Counter(
             "just_storage_gc_deleted_blobs", "Blob files removed by GC.", registry=r
@@ -374,6 +381,10 @@ class Metrics:
     def observe_checksum_mismatch(self, source: MismatchSource) -> None:
         """Bytes that failed their SHA-256 (rare: counted at once)."""
         self.checksum_mismatches.labels(source).inc()
+
+    def observe_s3_request(self, operation: str, status: int) -> None:
+        """One answered S3 gateway request, by its S3 operation."""
+        self.s3_requests.labels(operation, str(status)).inc()
 
     def observe_census(self, census: list[Census]) -> None:
         """Replace the object and byte gauges with a fresh count from the database."""

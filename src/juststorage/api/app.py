@@ -132,7 +132,7 @@ def create_app(
             log.warning("authentication is DISABLED (JUSTSTORAGE_AUTH=disabled): local use only")
         gc_task = asyncio.create_task(run_gc_loop(services)) if run_background else None
         try:
-            async with metrics_listener(services, state):
+            async with metrics_listener(services, state), _s3_gateway(services, state):
                 yield {"api": state}
         finally:
             if gc_task is not None:
@@ -148,6 +148,18 @@ def create_app(
     )
     app.state.services = services
     return app
+
+
+def _s3_gateway(
+    services: Services, state: ApiState
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """The S3 listener of this worker (SPEC §8.8) when `JUSTSTORAGE_S3_ADDR` is set;
+    its package is imported only then."""
+    if services.settings.s3_addr is None:
+        return contextlib.nullcontext()
+    from juststorage.s3.listener import s3_listener
+
+    return s3_listener(services, state)
 
 
 def announce_admin_key(services: Services, key: str) -> None:

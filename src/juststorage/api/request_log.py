@@ -38,6 +38,9 @@ def _printable(value: object) -> str:
 
 
 def _route_template(scope: Scope) -> str:
+    operation = scope.get("state", {}).get("s3_operation")
+    if operation:
+        return f"S3 {operation}"  # the S3 gateway's requests: the operation's name
     route = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else "(no route)"

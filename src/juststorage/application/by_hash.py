@@ -44,6 +44,28 @@ async def upload_by_hash(
         )
     if not held:
         raise NotFound(NOT_HELD)
+    return await commit_reference(uploader, request, content_hash, size_bytes)
+
+
+async def commit_reference(
+    uploader: Uploader,
+    request: UploadRequest,
+    content_hash: ContentHash,
+    size_bytes: int,
+    *,
+    s3_etag: str | None = None,
+) -> UploadResult:
+    """Commit a version of `request`'s key whose bytes are the stored blob of
+    `content_hash` and `size_bytes` in `request.storage_class`, taking a reference on
+    it only while it still holds one: no bytes move. The caller has established that
+    its credential may read an object of those bytes (an upload by hash: its tenant
+    holds one; a server-side copy: the source object it named).
+
+    Raises:
+        NotFound: the blob lost its last reference before the commit.
+        PayloadTooLarge: over the tenant's quota.
+        PreconditionFailed: `If-None-Match` / `If-Match` do not hold at commit.
+    """
     upload = NewUpload(
         id=uuid.uuid4(),
         tenant_id=request.tenant_id,
@@ -53,6 +75,8 @@ async def upload_by_hash(
         content_type=request.content_type,
         created_at=uploader.clock.now(),
         owner=uploader.owner,
+        s3_etag=s3_etag,
+        user_metadata=request.user_metadata,
     )
     quota_bytes = uploader.quota_of(request.tenant_id)
     hold = None

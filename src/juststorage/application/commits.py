@@ -355,7 +355,7 @@ async def _commit_row(
         if sealed.registered:
             # An UPDATE of its own WRITING row: nothing is written when that row is gone.
             version = await uow.objects.commit_upload(
-                upload.id, sealed.content_hash, sealed.size_bytes
+                upload.id, sealed.content_hash, sealed.size_bytes, s3_etag=upload.s3_etag
             )
         else:
             version = await uow.objects.insert_committed(

@@ -90,6 +90,11 @@ class ObjectReads(Protocol):
         """
         ...
 
+    async def s3_etags(self, object_ids: Sequence[str]) -> dict[str, str]:
+        """The recorded S3 ETags of these versions (ids as listings give them), by id;
+        versions without one are left out."""
+        ...
+
     async def list_page(self, query: ListQuery) -> list[Listed]:
         """Up to `query.limit` committed versions after the cursor, summarized.
 
@@ -147,9 +152,15 @@ class UploadRows(Protocol):
         ...
 
     async def commit_upload(
-        self, upload_id: UUID, content_hash: ContentHash, size_bytes: int
+        self,
+        upload_id: UUID,
+        content_hash: ContentHash,
+        size_bytes: int,
+        *,
+        s3_etag: str | None = None,
     ) -> ObjectVersion:
-        """Turn the `WRITING` row into the newest `COMMITTED` version of its key.
+        """Turn the `WRITING` row into the newest `COMMITTED` version of its key
+        (recording `s3_etag`, known only once the bytes are in, when given).
 
         Assigns the next commit sequence number, which orders versions of a key.
 

@@ -100,6 +100,9 @@ class UploadSession:
     expires_at: datetime
     object_id: UUID | None = None
     parts: tuple[SessionPart, ...] = ()
+    # Set (`{}` at least) when the S3 gateway opened the session: its `x-amz-meta-*`
+    # for the object, which gets S3's multipart ETag.
+    user_metadata: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import anyio
@@ -98,6 +98,7 @@ class SessionRequest:
     content_type: str = "application/octet-stream"
     expected_hash: ContentHash | None = None
     precondition: WritePrecondition = WritePrecondition()
+    user_metadata: str | None = None  # given to the object at completion
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +194,7 @@ class UploadSessions:
             state=SessionState.OPEN,
             created_at=now,
             expires_at=now + timedelta(seconds=self.policy.ttl_seconds),
+            user_metadata=request.user_metadata,
         )
         async with self.metadata.transaction() as uow:
             await uow.sessions.add_session(session)
@@ -404,6 +406,7 @@ class UploadSessions:
             content_type=session.content_type,
             created_at=self.clock.now(),
             owner=self.owner,
+            user_metadata=session.user_metadata or None,
         )
 
         async def close_session(uow: UnitOfWork) -> None:
@@ -439,7 +442,9 @@ class UploadSessions:
                             check.update(chunk)
                             await staged.write(chunk)
                         check.verify()
-                    version = await self._commit(session, upload, staged, close_session, registered)
+                    version = await self._commit(
+                        session, upload, staged, close_session, registered, len(chosen)
+                    )
             else:
                 covering = await self.running.covering(session.id, chosen)
                 # No part is placed in the prefix's stream from here on: with nothing
@@ -455,7 +460,9 @@ class UploadSessions:
                     covering.parts,
                     reuse_stream=covering.quiet,
                 ) as staged:
-                    version = await self._commit(session, upload, staged, close_session, registered)
+                    version = await self._commit(
+                        session, upload, staged, close_session, registered, len(chosen)
+                    )
         except BaseException as exc:
             if registered:
                 await _discard_writing(self.metadata, upload.id)
@@ -528,10 +535,14 @@ class UploadSessions:
         staged: StagedBlob,
         close_session: Callable[[UnitOfWork], Awaitable[None]],
         registered: bool,
+        parts: int,
     ) -> ObjectVersion:
         digest, size = await staged.seal()
         if session.expected_hash is not None and digest != session.expected_hash:
             raise ChecksumMismatch("the parts do not match the session's X-Content-SHA256")
+        if session.user_metadata is not None:
+            # Opened through the S3 gateway: S3's multipart ETag, `<whole's hash>-<parts>`.
+            upload = replace(upload, s3_etag=f"{digest.hex}-{parts}")
         await staged.publish()  # durable at its address before the reference commits
         sealed = SealedUpload(
             upload,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio
 
@@ -40,6 +40,10 @@ class UploadRequest:
     declared_size: int | None = None
     expected_hash: ContentHash | None = None
     precondition: WritePrecondition = WritePrecondition()
+    # Through the S3 gateway: `x-amz-meta-*` as JSON, and the MD5 hex of the body,
+    # asked once the body has ended (its reader computes it while streaming).
+    user_metadata: str | None = None
+    md5_of: Callable[[], str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +146,7 @@ class Uploader:
             content_type=request.content_type,
             created_at=self.clock.now(),
             owner=self.owner,
+            user_metadata=request.user_metadata,
         )
         quota_bytes = self.quota_of(request.tenant_id)
         hold = None
@@ -174,6 +179,8 @@ class Uploader:
                     raise BadRequest("the body is shorter than its Content-Length")
                 if request.expected_hash is not None and digest != request.expected_hash:
                     raise ChecksumMismatch("the body does not match X-Content-SHA256")
+                if request.md5_of is not None:
+                    upload = replace(upload, s3_etag=request.md5_of())
                 if hold is not None:
                     await hold.confirm(size)  # the commit below settles the reservation
                 # Durable at its address before any reference to it is committed.

@@ -57,7 +57,7 @@ def check_tls_files(cert: Path, key: Path) -> None:
         ) from None
 
 
-def ensure_port_free(host: str, port: int) -> None:
+def ensure_port_free(host: str, port: int, hint: str = "--port / JUSTSTORAGE_PORT") -> None:
     """Raises CommandFailed when another process listens on `host:port`.
 
     The server's own workers share their port (granian binds each with SO_REUSEPORT),
@@ -78,7 +78,7 @@ def ensure_port_free(host: str, port: int) -> None:
             if exc.errno == errno.EADDRINUSE:
                 raise CommandFailed(
                     f"cannot listen on {host}:{port}: another process holds the port"
-                    " (stop it, or choose another with --port / JUSTSTORAGE_PORT)"
+                    f" (stop it, or choose another with {hint})"
                 ) from None
             raise CommandFailed(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 

@@ -23,6 +23,7 @@ from juststorage.cli.listener import (
     metrics_exposure_warning,
 )
 from juststorage.cli.runtime import run_with_services, settings_of
+from juststorage.config import parse_host_port
 from juststorage.logs import configure_logging
 
 
@@ -70,6 +71,10 @@ def serve(
     listen_port = settings.port if port is None else port
     listening = listening_of(settings)  # TLS files checked here
     ensure_port_free(address, listen_port)
+    if settings.s3_addr is not None:
+        # The workers bind it with SO_REUSEPORT, which would share it with a stranger.
+        s3_host, s3_port = parse_host_port(settings.s3_addr)
+        ensure_port_free(s3_host, s3_port, "JUSTSTORAGE_S3_ADDR")
     config: Path | None = ctx.find_root().params.get("config")
     if config is not None:
         # Worker processes read their settings from the environment.
@@ -93,6 +98,10 @@ def serve(
             "HTTP/1.1 and HTTP/2" if settings.http2 else "HTTP/1.1",
             settings.data_dir,
         )
+        if settings.s3_addr is not None:
+            logging.getLogger("juststorage").info(
+                "S3 gateway on %s://%s", "https" if settings.tls_cert else "http", settings.s3_addr
+            )
         warning = metrics_exposure_warning(address, settings.metrics_addr)
         if warning is not None:
             logging.getLogger("juststorage").warning(warning)

@@ -222,6 +222,10 @@ class ObjectVersion:
     created_at: datetime
     state: ObjectState = ObjectState.COMMITTED
     commit_seq: int = 0
+    # Written through the S3 gateway (SPEC §8.8): the ETag S3 clients see (an MD5 hex,
+    # or `<sha256 hex>-<parts>`), and the `x-amz-meta-*` pairs as a JSON object.
+    s3_etag: str | None = None
+    user_metadata: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,3 +240,5 @@ class NewUpload:
     content_type: str
     created_at: datetime
     owner: str = ""  # the process streaming it (see application.ports.ProcessLiveness)
+    s3_etag: str | None = None  # as ObjectVersion's
+    user_metadata: str | None = None

@@ -17,7 +17,7 @@ from juststorage.domain.model import (
 # The columns of an object version, in the order the repositories read a row.
 SELECT_OBJECT = (
     "id, tenant_id, namespace, key, content_hash, size_bytes, storage_class,"
-    " content_type, created_at, state, commit_seq"
+    " content_type, created_at, state, commit_seq, s3_etag, user_metadata"
 )
 
 

@@ -49,7 +49,7 @@ from juststorage.domain.model import (
 
 _NEW_ROW_COLUMNS = (
     "id, tenant_id, namespace, key, state, storage_class, content_type, created_at,"
-    " updated_at, owner"
+    " updated_at, owner, s3_etag, user_metadata"
 )
 _STORAGE_CLASSES = {c.value: c for c in StorageClass}
 _OBJECT_COLUMNS = ", ".join(f"o.{c.strip()}" for c in SELECT_OBJECT.split(","))
@@ -103,15 +103,17 @@ def _version(row: Row, d: Dialect) -> ObjectVersion:
         d.ts_out(row[8]),
         _STATES[row[9]],
         row[10] or 0,
+        row[11],
+        row[12],
     )
 
 
 def _located(row: Row, d: Dialect) -> LocatedVersion:
     version = _version(row, d)
-    data = row[12]
+    data = row[14]
     return LocatedVersion(
         version,
-        BlobLocation(version.storage_class, version.content_hash, row[11]),
+        BlobLocation(version.storage_class, version.content_hash, row[13]),
         None if data is None else bytes(data),
     )
 
@@ -123,7 +125,7 @@ class SqlObjectRepository(SqlRepository):
         created = self._d.ts_in(upload.created_at)
         await self._s.execute(
             f"INSERT INTO objects ({_NEW_ROW_COLUMNS})"
-            " VALUES (?, ?, ?, ?, 'WRITING', ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, 'WRITING', ?, ?, ?, ?, ?, ?, ?)",
             self._new_row(upload, created),
         )
         key = (str(upload.tenant_id), str(upload.namespace), upload.storage_class.value)
@@ -137,7 +139,7 @@ class SqlObjectRepository(SqlRepository):
         now = self._s.clock.now()
         row = await self._s.fetchone(
             f"INSERT INTO objects ({_NEW_ROW_COLUMNS}, content_hash, size_bytes, commit_seq)"
-            " VALUES (?, ?, ?, ?, 'COMMITTED', ?, ?, ?, ?, ?, ?, ?,"
+            " VALUES (?, ?, ?, ?, 'COMMITTED', ?, ?, ?, ?, ?, ?, ?, ?, ?,"
             f" {self._d.next_commit_seq}) RETURNING commit_seq",
             (*self._new_row(upload, self._d.ts_in(now)), content_hash.hex, size_bytes),
         )
@@ -155,6 +157,8 @@ class SqlObjectRepository(SqlRepository):
             now,
             ObjectState.COMMITTED,
             row[0],
+            upload.s3_etag,
+            upload.user_metadata,
         )
         await self._count_usage([version], +1)
         await self._count_census([version], ObjectState.COMMITTED, +1)
@@ -169,7 +173,7 @@ class SqlObjectRepository(SqlRepository):
         # row); the versions are built from what was written, as insert_committed's.
         now = self._s.clock.now()
         stamp = self._d.ts_in(now)
-        row = f"(?, ?, ?, ?, 'COMMITTED', ?, ?, ?, ?, ?, ?, ?, {self._d.next_commit_seq})"
+        row = f"(?, ?, ?, ?, 'COMMITTED', ?, ?, ?, ?, ?, ?, ?, ?, ?, {self._d.next_commit_seq})"
         params = [
             value
             for upload, content_hash, size_bytes in uploads
@@ -194,6 +198,8 @@ class SqlObjectRepository(SqlRepository):
                 now,
                 ObjectState.COMMITTED,
                 seq_of[upload.id],
+                upload.s3_etag,
+                upload.user_metadata,
             )
             for upload, content_hash, size_bytes in uploads
         ]
@@ -214,17 +220,25 @@ class SqlObjectRepository(SqlRepository):
             stamp,
             stamp,
             upload.owner,
+            upload.s3_etag,
+            upload.user_metadata,
         )
 
     async def commit_upload(
-        self, upload_id: UUID, content_hash: ContentHash, size_bytes: int
+        self,
+        upload_id: UUID,
+        content_hash: ContentHash,
+        size_bytes: int,
+        *,
+        s3_etag: str | None = None,
     ) -> ObjectVersion:
         now = self._now()
         row = await self._s.fetchone(
             "UPDATE objects SET state = 'COMMITTED', content_hash = ?, size_bytes = ?,"
-            f" created_at = ?, updated_at = ?, commit_seq = {self._d.next_commit_seq}"
+            f" created_at = ?, updated_at = ?, commit_seq = {self._d.next_commit_seq},"
+            " s3_etag = COALESCE(?, s3_etag)"
             f" WHERE id = ? AND state = 'WRITING' RETURNING {SELECT_OBJECT}",
-            (content_hash.hex, size_bytes, now, now, self._d.uuid_in(upload_id)),
+            (content_hash.hex, size_bytes, now, now, s3_etag, self._d.uuid_in(upload_id)),
         )
         if row is None:
             raise NotFound("the upload's WRITING row is gone")
@@ -345,6 +359,16 @@ class SqlObjectRepository(SqlRepository):
         deltas = usage_deltas(versions, sign)
         tenant = str(versions[0].tenant_id) if versions else ""
         await self._d.count_usage(self._s, tenant, deltas)
+
+    async def s3_etags(self, object_ids: Sequence[str]) -> dict[str, str]:
+        if not object_ids:
+            return {}
+        marks = ", ".join(["?"] * len(object_ids))
+        rows = await self._s.fetchall(
+            f"SELECT id, s3_etag FROM objects WHERE id IN ({marks}) AND s3_etag IS NOT NULL",
+            tuple(self._d.uuid_in(UUID(i)) for i in object_ids),
+        )
+        return {str(self._d.uuid_out(r[0])): r[1] for r in rows}
 
     async def list_page(self, query: ListQuery) -> list[Listed]:
         if query.all_versions:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
 
@@ -20,7 +21,7 @@ from juststorage.domain.model import (
 
 _SESSION_COLUMNS = (
     "id, tenant_id, namespace, key, storage_class, content_type, expected_hash,"
-    " if_none_match, if_match, state, created_at, expires_at, object_id"
+    " if_none_match, if_match, state, created_at, expires_at, object_id, user_metadata"
 )
 _PART_COLUMNS = "part_number, size_bytes, sha256, address, created_at, reservation_id"
 _NOT_OPEN = "no such upload session, or it is no longer open"
@@ -37,7 +38,7 @@ class SqlUploadSessionRows(SqlRepository):
         d = self._d
         await self._s.execute(
             f"INSERT INTO upload_sessions ({_SESSION_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
             (
                 d.uuid_in(session.id),
                 str(session.tenant_id),
@@ -51,6 +52,7 @@ class SqlUploadSessionRows(SqlRepository):
                 session.state.value,
                 d.ts_in(session.created_at),
                 d.ts_in(session.expires_at),
+                session.user_metadata,
             ),
         )
 
@@ -272,6 +274,7 @@ class SqlUploadSessionRows(SqlRepository):
             created_at=d.ts_out(row[10]),
             expires_at=d.ts_out(row[11]),
             object_id=d.uuid_out(row[12]) if row[12] is not None else None,
+            user_metadata=row[13],
         )
 
     def _part(self, row: Row) -> SessionPart:
@@ -287,18 +290,4 @@ class SqlUploadSessionRows(SqlRepository):
 
 
 def _with_parts(session: UploadSession, parts: tuple[SessionPart, ...]) -> UploadSession:
-    return UploadSession(
-        id=session.id,
-        tenant_id=session.tenant_id,
-        namespace=session.namespace,
-        key=session.key,
-        storage_class=session.storage_class,
-        content_type=session.content_type,
-        expected_hash=session.expected_hash,
-        precondition=session.precondition,
-        state=session.state,
-        created_at=session.created_at,
-        expires_at=session.expires_at,
-        object_id=session.object_id,
-        parts=parts,
-    )
+    return replace(session, parts=parts)
