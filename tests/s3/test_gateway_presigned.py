@@ -139,3 +139,28 @@ def test_a_presigned_v4_value_is_served_as_it_was_signed(s3_gateway: Gateway, s3
     rewritten = _send(s3_gateway, "GET", url.replace("a%2Bb", "a+b"))
     assert rewritten.status_code == 403 and b"SignatureDoesNotMatch" in rewritten.content
 
+
+@pytest.mark.parametrize(
+    "value",
+    ["text/plain\r\nSet-Cookie: x=1", "text/plain\nX: y", "a\x00b", "text/plain; name=\u2713"],
+)
+def test_response_overrides_that_cannot_be_headers_are_invalid_argument(
+    s3_gateway: Gateway, s3: Any, bucket: str, value: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="page", Body=b"page")
+    presigner = _presigner(s3_gateway, "path", "s3v4")
+    for method, operation in (("GET", "get_object"), ("HEAD", "head_object")):
+        url = presigner.generate_presigned_url(
+            operation, Params={"Bucket": bucket, "Key": "page", "ResponseContentType": value}
+        )
+        answer = _send(s3_gateway, method, url)
+        assert answer.status_code == 400
+        assert "set-cookie" not in answer.headers
+        if method == "GET":
+            assert b"<Code>InvalidArgument</Code>" in answer.content
+    fine = presigner.generate_presigned_url(
+        "get_object",
+        Params={"Bucket": bucket, "Key": "page", "ResponseContentDisposition": "inline; a=\tb"},
+    )
+    answer = _send(s3_gateway, "GET", fine)
+    assert answer.status_code == 200 and answer.headers["content-disposition"] == "inline; a=\tb"

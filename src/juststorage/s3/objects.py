@@ -23,6 +23,7 @@ from juststorage.domain.errors import ChecksumMismatch, NotFound, StorageError, 
 from juststorage.domain.model import ContentHash, Namespace, ObjectKey, ObjectVersion, TenantId
 from juststorage.s3.addressing import Bucket, bucket_of, decode_path, object_key
 from juststorage.s3.attributes import (
+    DEFAULT_CONTENT_TYPE,
     STORAGE_CLASS_OUT,
     content_type_of,
     metadata_headers,
@@ -50,6 +51,7 @@ from juststorage.s3.errors import (
     no_such_key,
     not_implemented,
 )
+from juststorage.s3.header_values import MAX_HEADER_VALUE_CHARS, header_value
 from juststorage.s3.signing import VerifiedBody
 from juststorage.s3.xml_bodies import child_text, element, parse
 
@@ -208,7 +210,7 @@ def object_headers(version: ObjectVersion, etag: str) -> list[tuple[bytes, bytes
         (b"etag", etag.encode("latin-1")),
         (b"last-modified", http_date(version.created_at).encode("latin-1")),
         (b"accept-ranges", b"bytes"),
-        (b"content-type", version.content_type.encode("latin-1", "replace")),
+        (b"content-type", header_value(version.content_type) or DEFAULT_CONTENT_TYPE.encode()),
         (b"x-object-id", str(version.id).encode("latin-1")),
         (b"content-security-policy", DOWNLOAD_CONTENT_SECURITY_POLICY.encode("latin-1")),
     ]
@@ -283,11 +285,16 @@ def _not_modified_headers(version: ObjectVersion, etag: str) -> list[tuple[bytes
 
 def _overridden(call: S3Call, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """`response-content-type` and the other `response-*` query overrides."""
-    overrides = {
-        header.encode(): call.query[name].encode("latin-1", "replace")
-        for name, header in _RESPONSE_OVERRIDES.items()
-        if name in call.query
-    }
+    overrides = {}
+    for name, header in _RESPONSE_OVERRIDES.items():
+        if name in call.query:
+            value = header_value(call.query[name])
+            if value is None:
+                raise invalid_argument(
+                    f"{name} must be a header value: Latin-1 text without control"
+                    f" characters, at most {MAX_HEADER_VALUE_CHARS} characters"
+                )
+            overrides[header.encode()] = value
     if not overrides:
         return headers
     kept = [(k, v) for k, v in headers if k not in overrides]
