@@ -12,16 +12,18 @@ from starlette.responses import Response
 
 from juststorage.api.rendering import DOWNLOAD_CONTENT_SECURITY_POLICY, http_date
 from juststorage.api.responses import BlobResponse
+from juststorage.application.blob_ports import BlobReader
 from juststorage.application.by_hash import commit_reference
 from juststorage.application.deletes import delete_versions
-from juststorage.application.downloads import find_newest, open_blob
+from juststorage.application.downloads import find_by_id, find_newest, open_blob
 from juststorage.application.records import LocatedVersion
 from juststorage.application.uploads import UploadRequest, UploadResult
+from juststorage.bootstrap import Services
 from juststorage.domain.auth import Scope
 from juststorage.domain.conditions import WritePrecondition, parse_range
 from juststorage.domain.errors import ChecksumMismatch, NotFound, StorageError, TooManyRequests
 from juststorage.domain.model import ContentHash, Namespace, ObjectKey, ObjectVersion, TenantId
-from juststorage.s3.addressing import Bucket, bucket_of, decode_path, object_key
+from juststorage.s3.addressing import bucket_of, decode_path, object_key
 from juststorage.s3.attributes import (
     DEFAULT_CONTENT_TYPE,
     STORAGE_CLASS_OUT,
@@ -441,7 +443,7 @@ async def copy_object(call: S3Call) -> Response:
             s3_etag=source.s3_etag,
         )
     else:
-        result = await _copy_bytes(call, source_bucket, found, request)
+        result = await _copy_bytes(call, found, request)
     served(call, bucket)
     version = result.version
     return xml_reply(
@@ -451,15 +453,23 @@ async def copy_object(call: S3Call) -> Response:
     )
 
 
-async def _copy_bytes(
-    call: S3Call, source_bucket: Bucket, found: LocatedVersion, request: UploadRequest
-) -> UploadResult:
+async def open_copy_source(services: Services, found: LocatedVersion) -> BlobReader:
+    """A reader of the bytes of exactly the version `found` names (by its id), the
+    one whose conditions and metadata a copy checked, even when the key has a newer
+    version by now.
+
+    Raises:
+        NotFound: that version is gone (deleted since).
+    """
+    source = found.version
+    located = await find_by_id(services.metadata, source.tenant_id, source.id)
+    return await open_blob(services.blobs, located, length=source.size_bytes)
+
+
+async def _copy_bytes(call: S3Call, found: LocatedVersion, request: UploadRequest) -> UploadResult:
     """A copy into another storage class: the bytes are read and stored again there."""
     source = found.version
-    located = await find_newest(
-        call.services.metadata, source.tenant_id, source.namespace, source.key
-    )
-    reader = await open_blob(call.services.blobs, located, length=source.size_bytes)
+    reader = await open_copy_source(call.services, found)
     try:
         chunks = reader.chunks(0, source.size_bytes)
         etag = source.s3_etag
