@@ -116,7 +116,7 @@ async def test_a_slow_head_is_closed_after_the_header_timeout(tmp_path: Path) ->
         elapsed = await _closed_after(reader, 10)
         dripping.cancel()
         writer.close()
-    assert 0.8 < elapsed < 3
+    assert 0.8 < elapsed < 5
 
 
 @pytest.mark.anyio
@@ -128,7 +128,7 @@ async def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(
         reader, writer = await asyncio.open_connection("127.0.0.1", port)  # sends nothing
         elapsed = await _closed_after(reader, 10)
         writer.close()
-    assert elapsed < 3
+    assert 0.8 < elapsed < 5
 
 
 @pytest.mark.anyio

@@ -37,6 +37,13 @@ class StaticKeys:
         return None if secret is None else S3Key(key_id, self.principal, secret)
 
 
+def _v2_resource(path: str, virtual_bucket: str | None) -> bytes | None:
+    """SigV2's resource of a virtual-host style request to `virtual_bucket`."""
+    if virtual_bucket is None:
+        return None
+    return f"/{virtual_bucket}{path or '/'}".encode()
+
+
 def head_of(
     request: AWSRequest | AWSPreparedRequest, *, virtual_bucket: str | None = None
 ) -> RequestHead:
@@ -55,7 +62,7 @@ def head_of(
         url.query.encode(),
         headers,
         url.netloc,
-        virtual_bucket=virtual_bucket,
+        signed_resource=_v2_resource(url.path, virtual_bucket),
     )
 
 
@@ -219,5 +226,5 @@ def head_of_url(
         parts.query.encode(),
         raw,
         parts.netloc,
-        virtual_bucket=virtual_bucket,
+        signed_resource=_v2_resource(parts.path, virtual_bucket),
     )

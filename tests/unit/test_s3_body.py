@@ -18,7 +18,7 @@ from botocore.credentials import Credentials
 from fakes.clock import FakeClock
 from juststorage.domain.auth import ANONYMOUS_ADMIN
 from juststorage.s3 import canonical
-from juststorage.s3.chunked import MAX_CHUNK_BYTES, ChunkChain
+from juststorage.s3.chunked import MAX_CHUNK_BYTES, MAX_SIGNED_CHUNK_BYTES, ChunkChain
 from juststorage.s3.request import PayloadKind, PayloadMode, RequestHead
 from juststorage.s3.signing import (
     S3Authenticator,
@@ -100,6 +100,22 @@ async def test_signed_chunks_decode_whatever_pieces_the_server_hands_over(piece_
     assert await read_all(decoded) == DATA
     assert decoded.md5_hex == hashlib.md5(DATA).hexdigest()
     assert decoded.decoded_length == len(DATA)
+
+
+async def test_a_signed_chunk_over_8_mib_is_refused_before_it_is_held() -> None:
+    verified, head, body, _ = await _streaming("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", b"")
+    assert MAX_SIGNED_CHUNK_BYTES == 8 * 1024 * 1024
+    header = b"%x;chunk-signature=%s\r\n" % (MAX_SIGNED_CHUNK_BYTES + 1, b"0" * 64)
+    received, error = await _collect(verified_body(verified, head, pieces(header + b"x" * 100)))
+    assert error is not None and error.code == "InvalidRequest" and received == b""
+
+
+async def test_a_signed_chunk_of_8_mib_verifies() -> None:
+    data = bytes(range(256)) * (MAX_SIGNED_CHUNK_BYTES // 256)
+    verified, head, body, _ = await _streaming(
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", data, chunk_bytes=MAX_SIGNED_CHUNK_BYTES
+    )
+    assert await read_all(verified_body(verified, head, pieces(body, 1 << 20))) == data
 
 
 async def test_signed_chunks_with_a_signed_crc32c_trailer_verify() -> None:

@@ -62,6 +62,24 @@ def target_of(raw_path: bytes, host: str, domains: tuple[str, ...]) -> Target:
     return Target(decode_path(raw_bucket), decode_path(raw_key) if slash and raw_key else None)
 
 
+def signed_resource(raw_path: bytes, target: Target, host: str, domains: tuple[str, ...]) -> bytes:
+    """SigV2's resource path for the request `target_of` read as `target`:
+    `/<bucket>/<key as sent>` (`/<bucket>/` for the bucket, `/` for the service),
+    the same for path and virtual-host style, so a signature covers exactly the
+    bucket and key that are served."""
+    if target.bucket is None:
+        return b"/"
+    bucket = b"/" + target.bucket.encode("utf-8", "surrogatepass") + b"/"
+    if _virtual(host, domains):
+        return bucket + raw_path[1:]
+    return bucket + raw_path[1:].partition(b"/")[2]
+
+
+def _virtual(host: str, domains: tuple[str, ...]) -> bool:
+    hostname = _without_port(host).lower()
+    return any(hostname.endswith("." + d) and len(hostname) > len(d) + 1 for d in domains)
+
+
 def _without_port(host: str) -> str:
     if host.startswith("["):
         return host.split("]", 1)[0] + "]"

@@ -19,7 +19,7 @@ from juststorage.api.state import ApiState
 from juststorage.bootstrap import Services
 from juststorage.domain.errors import StorageError, TooManyRequests
 from juststorage.logs import FIELDS_ATTR
-from juststorage.s3.addressing import target_of
+from juststorage.s3.addressing import Target, signed_resource, target_of
 from juststorage.s3.call import S3Call, header_map, query_map
 from juststorage.s3.errors import S3Error, from_domain
 from juststorage.s3.routing import route
@@ -161,17 +161,31 @@ class S3App:
         raw_headers = list(scope["headers"])
         headers = header_map(raw_headers)
         host = headers.get("host", "")
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+        # The bucket and key are read before authentication so that SigV2 signs
+        # exactly them; a path that names none is refused after it.
+        target: Target | None = None
+        bad_target: S3Error | None = None
+        try:
+            target = target_of(raw_path, host, self.domains)
+        except S3Error as exc:
+            bad_target = exc
         head = RequestHead(
             method=scope["method"],
-            raw_path=scope.get("raw_path") or scope["path"].encode("utf-8"),
+            raw_path=raw_path,
             query_string=scope.get("query_string", b""),
             headers=raw_headers,
             host=host,
+            signed_resource=(
+                None if target is None else signed_resource(raw_path, target, host, self.domains)
+            ),
         )
         self.api.failed_authentications.check(_client(scope))
         verified = await self.authenticator.verify(head)
         state["principal"] = verified.principal.subject
-        target = target_of(head.raw_path, host, self.domains)
+        if target is None:
+            assert bad_target is not None
+            raise bad_target
         return S3Call(
             scope=scope,
             receive=receive,

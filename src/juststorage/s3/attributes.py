@@ -8,6 +8,7 @@ import json
 
 from juststorage.domain.model import ObjectVersion, StorageClass
 from juststorage.s3.errors import S3Error, invalid_argument
+from juststorage.s3.header_values import header_name, header_value
 
 META_PREFIX = "x-amz-meta-"
 MAX_METADATA_BYTES = 2048  # the stored JSON object of names and values (SPEC §8.8)
@@ -78,15 +79,15 @@ def metadata_headers(version: ObjectVersion) -> list[tuple[bytes, bytes]]:
         pairs = json.loads(version.user_metadata)
     except ValueError:
         return []
-    return [
-        (
-            (name[1:] if name.startswith(SYSTEM_PREFIX) else META_PREFIX + name).encode(
-                "latin-1", "replace"
-            ),
-            str(value).encode("latin-1", "replace"),
-        )
-        for name, value in pairs.items()
-    ]
+    headers = []
+    for name, value in pairs.items():
+        # Stored from request headers, so valid; a value that could not be sent is
+        # left out rather than breaking the answer.
+        raw_name = header_name(name[1:] if name.startswith(SYSTEM_PREFIX) else META_PREFIX + name)
+        raw_value = header_value(str(value))
+        if raw_name is not None and raw_value is not None:
+            headers.append((raw_name, raw_value))
+    return headers
 
 
 def storage_class_of(

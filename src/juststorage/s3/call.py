@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope
@@ -15,6 +14,7 @@ from juststorage.api.state import ApiState
 from juststorage.bootstrap import Services
 from juststorage.domain.auth import Principal
 from juststorage.s3.addressing import Target
+from juststorage.s3.canonical import query_pairs
 from juststorage.s3.errors import S3Error
 from juststorage.s3.signing import RequestHead, Verified, VerifiedBody, verified_body
 
@@ -31,15 +31,19 @@ def header_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
 
 
 def query_map(raw: bytes) -> dict[str, str]:
-    """The query's parameters (the first of each name), percent-decoded."""
-    try:
-        pairs = parse_qsl(
-            raw.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="strict"
-        )
-    except (UnicodeDecodeError, ValueError):
-        raise S3Error("InvalidArgument", "The query string is not valid.", 400) from None
+    """The query's parameters (the first of each name), decoded exactly as the
+    signatures decode them (`canonical.query_pairs`: `+` is a space).
+
+    Raises:
+        S3Error: InvalidArgument for a name or value that is not UTF-8.
+    """
     query: dict[str, str] = {}
-    for name, value in pairs:
+    for name, value in query_pairs(raw):
+        try:
+            name.encode("utf-8")
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise S3Error("InvalidArgument", "The query string is not valid.", 400) from None
         query.setdefault(name, value)
     return query
 

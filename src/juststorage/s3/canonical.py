@@ -42,24 +42,31 @@ def canonical_uris(raw_path: bytes) -> list[str]:
     return candidates
 
 
-def query_pairs(query_string: bytes) -> list[tuple[str, str]]:
-    """The query's parameters, each name and value percent-decoded once.
+def query_items(query_string: bytes) -> list[tuple[str, str | None]]:
+    """The query's parameters in the order sent, each name and value decoded once
+    (a value of None: the parameter had no `=`). The one decoding of a query that
+    signatures and the operations both use, so what is signed is what is served.
 
-    Bytes that are not UTF-8 are kept as surrogates, so they encode back to the
-    same bytes. `+` stays a plus sign (SigV4 clients encode a space as %20).
+    `+` is a space, as AWS S3 and MinIO read it (clients send a literal plus as
+    %2B); `%XX` is the byte XX. Bytes that are not UTF-8 are kept as surrogates,
+    so they encode back to the same bytes.
     """
-    pairs = []
+    items: list[tuple[str, str | None]] = []
     for part in query_string.split(b"&"):
         if not part:
             continue
-        name, _, value = part.partition(b"=")
-        pairs.append(
-            (
-                unquote_to_bytes(name).decode("utf-8", "surrogateescape"),
-                unquote_to_bytes(value).decode("utf-8", "surrogateescape"),
-            )
-        )
-    return pairs
+        name, sep, value = part.partition(b"=")
+        items.append((_decode(name), _decode(value) if sep else None))
+    return items
+
+
+def query_pairs(query_string: bytes) -> list[tuple[str, str]]:
+    """`query_items` with a missing value as the empty string."""
+    return [(name, value or "") for name, value in query_items(query_string)]
+
+
+def _decode(raw: bytes) -> str:
+    return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8", "surrogateescape")
 
 
 def canonical_query(pairs: Iterable[tuple[str, str]], *, without: str | None = None) -> str:

@@ -19,8 +19,13 @@ from juststorage.s3.auth_errors import S3AuthError
 from juststorage.s3.canonical import EMPTY_SHA256, same_signature
 
 # S3 clients send chunks of 8 KiB to a few MiB; a larger one is refused before it
-# is buffered.
+# is read. An unsigned chunk streams through; a signed one is held until its
+# signature checks out, so its bound is what a request can make a worker hold:
+# the SDKs sign chunks of 64 KiB (minio-go), 80 KiB (.NET) or 128 KiB (Java), and
+# send unsigned ones of 1 MiB (botocore); 8 MiB leaves room for a client that
+# signs a whole default-sized part as one chunk.
 MAX_CHUNK_BYTES = 16 * 1024 * 1024
+MAX_SIGNED_CHUNK_BYTES = 8 * 1024 * 1024
 _MAX_LINE_BYTES = 512  # a chunk header is `<hex>;chunk-signature=<64 hex>`, about 90 bytes
 _MAX_TRAILER_LINES = 8
 _SIGNATURE_EXTENSION = b"chunk-signature="
@@ -165,12 +170,15 @@ class AwsChunkedDecoder:
         trailer_expected: bool,
         signed_trailer: bool = False,
         max_chunk_bytes: int = MAX_CHUNK_BYTES,
+        max_signed_chunk_bytes: int = MAX_SIGNED_CHUNK_BYTES,
     ) -> None:
         self._input = _Input(source)
         self._chain = chain
         self._trailer_expected = trailer_expected
         self._signed_trailer = signed_trailer and chain is not None
-        self._max_chunk_bytes = max_chunk_bytes
+        self._max_chunk_bytes = (
+            min(max_chunk_bytes, max_signed_chunk_bytes) if chain is not None else max_chunk_bytes
+        )
         self.trailers: list[tuple[str, str]] = []
 
     def __aiter__(self) -> AsyncIterator[bytes]:

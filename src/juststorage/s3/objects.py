@@ -12,17 +12,20 @@ from starlette.responses import Response
 
 from juststorage.api.rendering import DOWNLOAD_CONTENT_SECURITY_POLICY, http_date
 from juststorage.api.responses import BlobResponse
+from juststorage.application.blob_ports import BlobReader
 from juststorage.application.by_hash import commit_reference
 from juststorage.application.deletes import delete_versions
-from juststorage.application.downloads import find_newest, open_blob
+from juststorage.application.downloads import find_by_id, find_newest, open_blob
 from juststorage.application.records import LocatedVersion
 from juststorage.application.uploads import UploadRequest, UploadResult
+from juststorage.bootstrap import Services
 from juststorage.domain.auth import Scope
 from juststorage.domain.conditions import WritePrecondition, parse_range
 from juststorage.domain.errors import ChecksumMismatch, NotFound, StorageError, TooManyRequests
 from juststorage.domain.model import ContentHash, Namespace, ObjectKey, ObjectVersion, TenantId
-from juststorage.s3.addressing import Bucket, bucket_of, decode_path, object_key
+from juststorage.s3.addressing import bucket_of, decode_path, object_key
 from juststorage.s3.attributes import (
+    DEFAULT_CONTENT_TYPE,
     STORAGE_CLASS_OUT,
     content_type_of,
     metadata_headers,
@@ -50,6 +53,7 @@ from juststorage.s3.errors import (
     no_such_key,
     not_implemented,
 )
+from juststorage.s3.header_values import MAX_HEADER_VALUE_CHARS, header_value
 from juststorage.s3.signing import VerifiedBody
 from juststorage.s3.xml_bodies import child_text, element, parse
 
@@ -208,7 +212,7 @@ def object_headers(version: ObjectVersion, etag: str) -> list[tuple[bytes, bytes
         (b"etag", etag.encode("latin-1")),
         (b"last-modified", http_date(version.created_at).encode("latin-1")),
         (b"accept-ranges", b"bytes"),
-        (b"content-type", version.content_type.encode("latin-1", "replace")),
+        (b"content-type", header_value(version.content_type) or DEFAULT_CONTENT_TYPE.encode()),
         (b"x-object-id", str(version.id).encode("latin-1")),
         (b"content-security-policy", DOWNLOAD_CONTENT_SECURITY_POLICY.encode("latin-1")),
     ]
@@ -283,11 +287,16 @@ def _not_modified_headers(version: ObjectVersion, etag: str) -> list[tuple[bytes
 
 def _overridden(call: S3Call, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """`response-content-type` and the other `response-*` query overrides."""
-    overrides = {
-        header.encode(): call.query[name].encode("latin-1", "replace")
-        for name, header in _RESPONSE_OVERRIDES.items()
-        if name in call.query
-    }
+    overrides = {}
+    for name, header in _RESPONSE_OVERRIDES.items():
+        if name in call.query:
+            value = header_value(call.query[name])
+            if value is None:
+                raise invalid_argument(
+                    f"{name} must be a header value: Latin-1 text without control"
+                    f" characters, at most {MAX_HEADER_VALUE_CHARS} characters"
+                )
+            overrides[header.encode()] = value
     if not overrides:
         return headers
     kept = [(k, v) for k, v in headers if k not in overrides]
@@ -434,7 +443,7 @@ async def copy_object(call: S3Call) -> Response:
             s3_etag=source.s3_etag,
         )
     else:
-        result = await _copy_bytes(call, source_bucket, found, request)
+        result = await _copy_bytes(call, found, request)
     served(call, bucket)
     version = result.version
     return xml_reply(
@@ -444,15 +453,23 @@ async def copy_object(call: S3Call) -> Response:
     )
 
 
-async def _copy_bytes(
-    call: S3Call, source_bucket: Bucket, found: LocatedVersion, request: UploadRequest
-) -> UploadResult:
+async def open_copy_source(services: Services, found: LocatedVersion) -> BlobReader:
+    """A reader of the bytes of exactly the version `found` names (by its id), the
+    one whose conditions and metadata a copy checked, even when the key has a newer
+    version by now.
+
+    Raises:
+        NotFound: that version is gone (deleted since).
+    """
+    source = found.version
+    located = await find_by_id(services.metadata, source.tenant_id, source.id)
+    return await open_blob(services.blobs, located, length=source.size_bytes)
+
+
+async def _copy_bytes(call: S3Call, found: LocatedVersion, request: UploadRequest) -> UploadResult:
     """A copy into another storage class: the bytes are read and stored again there."""
     source = found.version
-    located = await find_newest(
-        call.services.metadata, source.tenant_id, source.namespace, source.key
-    )
-    reader = await open_blob(call.services.blobs, located, length=source.size_bytes)
+    reader = await open_copy_source(call.services, found)
     try:
         chunks = reader.chunks(0, source.size_bytes)
         etag = source.s3_etag

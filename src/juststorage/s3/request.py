@@ -17,8 +17,9 @@ class RequestHead:
 
     `raw_path` and `query_string` are as on the wire (percent-encoded); `headers`
     are ASGI's (lower-case names, in order); `host` is the Host header as sent.
-    `virtual_bucket` is the bucket the gateway read from the host name in
-    virtual-host style (SigV2 signs it as part of the resource), else None.
+    `signed_resource` is the path SigV2 signs as its resource, `/<bucket>/<key
+    as sent>` of the bucket and key the gateway serves, whichever addressing the
+    request used (`addressing.signed_resource`); None signs `raw_path`.
     """
 
     method: str
@@ -26,7 +27,7 @@ class RequestHead:
     query_string: bytes
     headers: Sequence[tuple[bytes, bytes]]
     host: str
-    virtual_bucket: str | None = None
+    signed_resource: bytes | None = None
 
 
 class PayloadKind(enum.StrEnum):

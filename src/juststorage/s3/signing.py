@@ -193,14 +193,11 @@ class S3Authenticator:
         if payload.kind.aws_chunked:
             raise S3AuthError("InvalidRequest", "aws-chunked bodies need SigV4")
         key = await self._key(claim.key_id)
-        paths = canonical.canonical_uris(head.raw_path)
-        if head.virtual_bucket is not None:
-            paths = [f"/{head.virtual_bucket}{path}" for path in paths]
+        resource = head.raw_path if head.signed_resource is None else head.signed_resource
+        items = canonical.query_items(head.query_string)
         matched = False
-        for path in paths:
-            text = sigv2.string_to_sign_v2(
-                head.method, values, claim.expires, path, head.query_string
-            )
+        for path in canonical.canonical_uris(resource):
+            text = sigv2.string_to_sign_v2(head.method, values, claim.expires, path, items)
             expected = sigv2.sign_v2(key.secret, text)
             matched |= hmac.compare_digest(
                 expected.encode("ascii"), claim.signature.encode("ascii", "replace")

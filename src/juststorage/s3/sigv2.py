@@ -3,8 +3,9 @@
     Signature = base64(HMAC-SHA1(secret, VERB \\n Content-MD5 \\n Content-Type \\n
                 Expires \\n CanonicalizedAmzHeaders CanonicalizedResource))
 
-The resource is the path as sent (with `/<bucket>` in front in virtual-host style)
-and the sub-resources S3 signs; other query parameters are not signed in SigV2.
+The resource is `/<bucket>/<key as sent>` of the bucket and key the gateway serves
+(whichever addressing the request used) and the sub-resources S3 signs, by their
+decoded names; other query parameters are not signed in SigV2.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import unquote_to_bytes
 
 from juststorage.s3.auth_errors import S3AuthError
 
@@ -105,18 +105,20 @@ def parse_presigned_v2(pairs: list[tuple[str, str]], now: datetime) -> V2Claim:
     return V2Claim(fields["AWSAccessKeyId"], expires, fields["Signature"].replace(" ", "+"))
 
 
-def _resource(path: str, query_string: bytes) -> str:
-    signed = []
-    for part in query_string.split(b"&"):
-        name, sep, value = part.partition(b"=")
-        text = name.decode("latin-1")
-        if text in SUBRESOURCES:
-            if sep:
-                decoded = unquote_to_bytes(value).decode("utf-8", "surrogateescape")
-                signed.append((text, f"{text}={decoded}"))
-            else:
-                signed.append((text, text))
-    signed.sort(key=lambda item: item[0])  # stable: repeated names keep their order
+def _resource(path: str, items: list[tuple[str, str | None]]) -> str:
+    """The path and the sub-resources, by their decoded names (the names the
+    operations read), so no spelling of a sub-resource escapes the signature.
+
+    Raises:
+        S3AuthError: InvalidArgument for a sub-resource given twice.
+    """
+    signed: list[tuple[str, str]] = []
+    for name, value in items:
+        if name in SUBRESOURCES:
+            if any(name == seen for seen, _ in signed):
+                raise S3AuthError("InvalidArgument", f"{name} was given more than once")
+            signed.append((name, name if value is None else f"{name}={value}"))
+    signed.sort(key=lambda item: item[0])
     return path + ("?" + "&".join(item for _, item in signed) if signed else "")
 
 
@@ -125,7 +127,7 @@ def string_to_sign_v2(
     values: dict[str, list[str]],
     expires: str,
     path: str,
-    query_string: bytes,
+    items: list[tuple[str, str | None]],
 ) -> str:
     """The SigV2 string to sign of a presigned request (`path` as signed, see module)."""
     standard = [
@@ -136,9 +138,7 @@ def string_to_sign_v2(
         for name in sorted(values)
         if name.startswith("x-amz-")
     )
-    return f"{method}\n{standard[0]}\n{standard[1]}\n{expires}\n{amz}" + _resource(
-        path, query_string
-    )
+    return f"{method}\n{standard[0]}\n{standard[1]}\n{expires}\n{amz}" + _resource(path, items)
 
 
 def sign_v2(secret: str, text: str) -> str:
