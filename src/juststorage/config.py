@@ -112,6 +112,8 @@ class Settings(BaseModel):
     quota_bytes: int | None = Field(default=None, ge=0)
     tenants: dict[str, TenantLimits] = Field(default_factory=dict)
     metrics_addr: str | None = None
+    # The web console at /console/ (and `/` redirecting there); false: both 404.
+    console: bool = True
     metrics_multiproc_dir: Path | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from juststorage.api import credentials, objects, operations, uploads
+from juststorage.api.console_page import console_file, console_index, to_console
 from juststorage.api.errors import EXCEPTION_HANDLERS
 from juststorage.api.metrics_listener import metrics_listener
 from juststorage.api.middleware import RequestLayer, RequestObserver
@@ -56,7 +57,16 @@ def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Any]]:
     return endpoint
 
 
-def _routes(serve_metrics: bool) -> list[BaseRoute]:
+def _console_routes() -> list[BaseRoute]:
+    return [
+        Route("/", to_console, methods=["GET", "HEAD"]),
+        Route("/console", to_console, methods=["GET", "HEAD"]),
+        Route("/console/", console_index, methods=["GET", "HEAD"]),
+        Route("/console/{name}", console_file, methods=["GET", "HEAD"]),
+    ]
+
+
+def _routes(serve_metrics: bool, serve_console: bool) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         Route("/health", operations.health, methods=["GET"]),
         Route("/ready", operations.ready, methods=["GET"]),
@@ -97,6 +107,8 @@ def _routes(serve_metrics: bool) -> list[BaseRoute]:
     ]
     if serve_metrics:
         routes.append(Route("/metrics", operations.metrics, methods=["GET"]))
+    if serve_console:
+        routes += _console_routes()
     return routes
 
 
@@ -142,7 +154,10 @@ def create_app(
             await services.metadata.close()
 
     app = StorageApp(
-        routes=_routes(serve_metrics=services.settings.metrics_addr is None),
+        routes=_routes(
+            serve_metrics=services.settings.metrics_addr is None,
+            serve_console=services.settings.console,
+        ),
         observe=services.metrics.observe_request,
         lifespan=lifespan,
     )
