@@ -23,9 +23,12 @@ PYTEST_WORKERS ?= -n 2 --dist loadfile
 
 # PostgreSQL tests run against a fresh database per test on the local cluster, which
 # scripts/ensure-postgres.sh starts if it is installed but stopped. Without PostgreSQL
-# they skip locally and fail in CI (CI=true).
+# they skip locally and fail in CI (CI=true). The console's browser tests need Debian's
+# chromium, which scripts/ensure-chromium.sh installs when missing (as root or with
+# sudo); without it they skip locally and fail in CI too.
 test: $(STAMP)  ## the whole suite: pytest, then the TypeScript and Go SDKs' conformance suites
-	@url="$${JUSTSTORAGE_TEST_DATABASE_URL:-$$(scripts/ensure-postgres.sh)}"; status=0; \
+	@scripts/ensure-chromium.sh; \
+	url="$${JUSTSTORAGE_TEST_DATABASE_URL:-$$(scripts/ensure-postgres.sh)}"; status=0; \
 	JUSTSTORAGE_TEST_DATABASE_URL="$$url" $(PY) -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS) || status=1; \
 	JUSTSTORAGE_BIN="$(abspath $(VENV))/bin/juststorage" scripts/test-typescript-sdk.sh || status=1; \
 	JUSTSTORAGE_BIN="$(abspath $(VENV))/bin/juststorage" scripts/test-go-sdk.sh || status=1; \

@@ -13,7 +13,8 @@ export const token = {
 
 const hooks = { unauthorized: () => {}, waiting: () => {} };
 
-/** Called with the error when the server answers 401, and with the wait in ms on 429. */
+/** Called with the error when the server answers 401, and with the wait in ms on 429
+ * (then with 0 once the retried request is answered). */
 export function setHooks({ unauthorized, waiting }) {
   if (unauthorized) hooks.unauthorized = unauthorized;
   if (waiting) hooks.waiting = waiting;
@@ -121,6 +122,7 @@ export async function request(method, path, { query, headers, body, json } = {})
       await sleep(wait);
       continue;
     }
+    if (attempt > 0) hooks.waiting(0); // the wait is over
     const text = await response.text();
     if (!response.ok) throw errorFrom(response.status, text, (n) => response.headers.get(n));
     return text ? JSON.parse(text) : null;
@@ -152,6 +154,7 @@ export async function send(method, path, headers, body, onProgress) {
       await sleep(wait);
       continue;
     }
+    if (attempt > 0) hooks.waiting(0);
     if (xhr.status < 200 || xhr.status >= 300) {
       throw errorFrom(xhr.status, xhr.responseText, (n) => xhr.getResponseHeader(n));
     }

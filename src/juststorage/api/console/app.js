@@ -75,10 +75,12 @@ function formatDate(text) {
 }
 
 function formatMoney(amount, currency) {
+  // Cents, or two significant digits for amounts below a cent (a small tenant's cost).
+  const digits = amount > 0 && amount < 0.01
+    ? { maximumSignificantDigits: 2 }
+    : { minimumFractionDigits: 2, maximumFractionDigits: 2 };
   try {
-    return new Intl.NumberFormat("en", {
-      style: "currency", currency, minimumFractionDigits: 2, maximumFractionDigits: 4,
-    }).format(amount);
+    return new Intl.NumberFormat("en", { style: "currency", currency, ...digits }).format(amount);
   } catch {
     return `${amount.toFixed(4)} ${currency}`;
   }
@@ -164,6 +166,7 @@ async function open(event) {
 // --- listing -----------------------------------------------------------------------
 
 async function goTo(folder) {
+  say("");
   state.folder = folder;
   state.cursors = [null];
   $("search").value = "";
@@ -212,7 +215,7 @@ function renderRows(prefixes, items) {
     rows.push(el("tr", { class: "folder", "data-prefix": prefix },
       el("td", {}, el("button", {
         type: "button", class: "link", onclick: () => guarded(() => goTo(prefix)),
-      }, el("span", { class: "icon", "aria-hidden": "true" }, "📁"), name)),
+      }, el("span", { class: "icon folder", "aria-hidden": "true" }), name)),
       el("td", {}, ""), el("td", {}, ""), el("td", {}, "")));
   }
   for (const item of items) {
@@ -220,7 +223,7 @@ function renderRows(prefixes, items) {
     rows.push(el("tr", { class: "object", "data-key": item.key },
       el("td", {}, el("button", {
         type: "button", class: "link", onclick: () => guarded(() => showDetails(item)),
-      }, el("span", { class: "icon", "aria-hidden": "true" }, "📄"), name)),
+      }, el("span", { class: "icon file", "aria-hidden": "true" }), name)),
       el("td", { class: "num" }, formatBytes(item.size_bytes)),
       el("td", {}, item.storage_class),
       el("td", {}, formatDate(item.created_at))));
@@ -485,7 +488,7 @@ function selectTab(name) {
 function start() {
   setHooks({
     unauthorized: (error) => showSignIn(error),
-    waiting: (ms) => say(`The server asked to slow down; retrying in ${Math.ceil(ms / 1000)} s…`),
+    waiting: (ms) => say(ms ? `The server asked to slow down; retrying in ${Math.ceil(ms / 1000)} s…` : ""),
   });
   $("signin-form").addEventListener("submit", (event) => signIn(event));
   $("sign-out").addEventListener("click", () => {
