@@ -153,13 +153,16 @@ def test_console_pages_are_served_with_a_strict_policy(server: Server) -> None:
         assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "object-src 'none'" in policy and "base-uri 'none'" in policy
     page = server.client.get("/console/").text
     assert (
         "<script>" not in page
         and "style=" not in page
         and "http" not in page.lower().replace("http://www.w3.org", "")
     )
-    assert server.client.get("/console/../config.py").status_code == 404
+    for path in ("/console/../config.py", "/console/%2e%2e/app.py", "/console/api.py"):
+        assert server.client.get(path).status_code == 404, path
 
 
 def test_console_off_answers_404(tmp_path: Path) -> None:
@@ -294,6 +297,28 @@ def test_cancelled_delete_keeps_the_object(
     assert page.locator('#rows tr[data-key="keep.txt"]').is_visible()
     path = f"/v1/objects/by-key/{namespace}/{tenant}/keep.txt"
     assert server.client.get(path, headers=auth).content == b"v22"
+
+
+def test_a_key_that_looks_like_html_is_shown_as_text(
+    page: Any, server: Server, key: str, tenant: str
+) -> None:
+    namespace = unique_name("n")
+    name = '<img src=x onerror="window.pwned = 1">.txt'
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "X-Tenant": tenant,
+        "X-Namespace": namespace,
+        "X-Key": name,
+    }
+    assert server.client.post("/v1/objects", headers=headers, content=b"x").status_code == 201
+    sign_in(page, server, key, namespace, tenant)
+    row = page.locator("#rows tr.object")
+    row.wait_for()
+    assert row.get_by_role("button").inner_text() == name
+    row.get_by_role("button").click()
+    assert page.locator("#details-title").inner_text() == name
+    assert page.locator("#rows img, #details img").count() == 0
+    assert page.evaluate("() => window.pwned") is None
 
 
 def test_usage_chart_shows_bytes_and_cost_per_class(
