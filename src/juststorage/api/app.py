@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from juststorage.api import credentials, objects, operations, presign, uploads
+from juststorage.api.cors import CorsPolicy, cors_policy
 from juststorage.api.errors import EXCEPTION_HANDLERS
 from juststorage.api.metrics_listener import metrics_listener
 from juststorage.api.middleware import RequestLayer, RequestObserver
@@ -139,12 +140,17 @@ class StorageApp(Starlette):
     coroutine frame and one `send` wrapper per request instead of four of each; and
     the route looked up by `api.routing.RouteTable` before Starlette's scan."""
 
-    def __init__(self, *, observe: RequestObserver, **kwargs: Any) -> None:
+    def __init__(
+        self, *, observe: RequestObserver, cors: CorsPolicy | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._observe = observe
+        self._cors = cors
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestLayer(RouteTable(self.router), self._observe, EXCEPTION_HANDLERS)
+        return RequestLayer(
+            RouteTable(self.router), self._observe, EXCEPTION_HANDLERS, cors=self._cors
+        )
 
 
 def create_app(
@@ -177,6 +183,7 @@ def create_app(
     app = StorageApp(
         routes=_routes(serve_metrics=services.settings.metrics_addr is None),
         observe=services.metrics.observe_request,
+        cors=cors_policy(services.settings.cors_origin_set),
         lifespan=lifespan,
     )
     app.state.services = services
