@@ -267,10 +267,8 @@ async function showDetails(item) {
 
 async function presign(object, seconds) {
   const signed = await request("POST", "/v1/presign", {
-    json: {
-      method: "GET", tenant: object.tenant_id, namespace: object.namespace, id: object.id,
-      expires_in: seconds,
-    },
+    // By id: the link reads this one version, whatever is uploaded to the key later.
+    json: { method: "GET", tenant: object.tenant_id, id: object.id, expires_in: seconds },
   });
   return new URL(signed.url, window.location.origin).href;
 }
