@@ -198,6 +198,31 @@ def test_sign_in_keeps_the_token_in_session_storage_only(
     assert page.evaluate("() => sessionStorage.getItem('juststorage.token')") is None
 
 
+def test_a_key_for_every_tenant_types_the_tenant(page: Any, server: Server) -> None:
+    tenant, namespace = unique_name(), unique_name("n")
+    headers = {**server.admin_headers(), "X-Tenant": tenant, "X-Namespace": namespace}
+    response = server.client.post(
+        "/v1/objects", headers={**headers, "X-Key": "a.txt"}, content=b"a"
+    )
+    assert response.status_code == 201
+    page.goto(server.url + "/console/")
+    page.get_by_label("API key or JWT").fill(server.admin_key)
+    page.get_by_role("button", name="Sign in").click()
+    typed = page.get_by_label("Tenant name")
+    typed.wait_for()
+    assert page.locator("#tenant").is_hidden()
+    typed.fill(tenant)
+    page.get_by_label("Namespace", exact=True).fill(namespace)
+    page.get_by_role("button", name="Open").click()
+    page.locator('#rows tr[data-key="a.txt"]').wait_for()
+    # A name the API refuses is explained, not shown as an empty folder.
+    typed.fill("Not A Tenant")
+    page.get_by_role("button", name="Open").click()
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert "refused as malformed" in alert.inner_text()
+
+
 def test_big_upload_by_drag_and_drop_goes_in_parallel_parts(
     page: Any, server: Server, key: str, tenant: str, tmp_path: Path
 ) -> None:
