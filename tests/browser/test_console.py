@@ -305,6 +305,29 @@ def test_big_upload_by_drag_and_drop_goes_in_parallel_parts(
     assert gone.status_code == 404
 
 
+def test_paging_and_prefix_search(page: Any, server: Server, key: str, tenant: str) -> None:
+    namespace = unique_name("n")
+    auth = {"Authorization": f"Bearer {key}", "X-Tenant": tenant, "X-Namespace": namespace}
+    names = [f"item-{n:03d}" for n in range(60)] + ["other.txt"]  # 61: two pages of 50
+    for name in names:
+        response = server.client.post("/v1/objects", headers={**auth, "X-Key": name}, content=b"x")
+        assert response.status_code == 201
+    sign_in(page, server, key, namespace, tenant)
+    rows = page.locator("#rows tr.object")
+    rows.nth(49).wait_for()
+    assert rows.count() == 50
+    assert page.get_by_role("button", name="Previous page").is_disabled()
+    page.get_by_role("button", name="Next page").click()
+    page.locator('#rows tr[data-key="other.txt"]').wait_for()
+    assert [r.get_attribute("data-key") for r in rows.all()] == names[50:]
+    assert page.get_by_role("button", name="Next page").is_disabled()
+    page.get_by_role("button", name="Previous page").click()
+    page.locator('#rows tr[data-key="item-000"]').wait_for()
+    page.get_by_label("Search by key prefix in this folder").fill("item-05")
+    page.locator('#rows tr[data-key="item-040"]').wait_for(state="detached")
+    assert [r.get_attribute("data-key") for r in rows.all()] == names[50:60]
+
+
 def test_cancelled_delete_keeps_the_object(
     page: Any, server: Server, key: str, tenant: str, tmp_path: Path
 ) -> None:
