@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
-from juststorage.api import credentials, objects, operations, presign, uploads
+from juststorage.api import credentials, namespaces, objects, operations, presign, uploads
 from juststorage.api.console_page import console_file, console_index, to_console
 from juststorage.api.cors import CorsPolicy, cors_policy
 from juststorage.api.errors import EXCEPTION_HANDLERS
@@ -102,6 +102,7 @@ def _routes(serve_metrics: bool, serve_console: bool) -> list[BaseRoute]:
         Route("/v1/objects", authenticated(objects.list_), methods=["GET"]),
         Route("/v1/usage", authenticated(objects.usage), methods=["GET"]),
         Route("/v1/whoami", authenticated(credentials.whoami), methods=["GET"]),
+        Route("/v1/namespaces", authenticated(namespaces.list_namespaces), methods=["GET"]),
         Route("/v1/presign", authenticated(presign.create), methods=["POST"]),
         Route(
             "/v1/objects/by-key/{rest:path}",

@@ -244,6 +244,16 @@ _USAGE = _operation(
         **_errors("400", "401", "403", "429", "503"),
     },
 )
+_NAMESPACES = _operation(
+    "listNamespaces",
+    "objects",
+    "The namespaces of a tenant that hold objects, with their counts",
+    parameters=[_query("tenant", NAME, required=True)],
+    responses={
+        "200": _json("Every namespace holding a committed version, by name.", ref("Namespaces")),
+        **_errors("400", "401", "403", "429", "503"),
+    },
+)
 _WHOAMI = _operation(
     "whoAmI",
     "credentials",
@@ -293,6 +303,7 @@ _DOCUMENT: dict[str, Any] = {
         **upload_paths(_errors),
         "/v1/usage": {"get": _USAGE},
         "/v1/whoami": {"get": _WHOAMI},
+        "/v1/namespaces": {"get": _NAMESPACES},
         "/health": {
             "get": _public(
                 "getHealth",

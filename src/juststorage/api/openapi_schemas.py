@@ -71,6 +71,21 @@ SCHEMAS: dict[str, Any] = {
             "currency": {"type": "string"},
         }
     ),
+    "Namespaces": _record(
+        {
+            "tenant_id": {"type": "string"},
+            "namespaces": {
+                "type": "array",
+                "items": _record(
+                    {
+                        "namespace": {"type": "string"},
+                        "objects": _COUNT,
+                        "bytes": _COUNT,
+                    }
+                ),
+            },
+        }
+    ),
     "WhoAmI": _record(
         {
             "subject": {"type": "string"},
