@@ -312,9 +312,15 @@ def test_paging_and_prefix_search(page: Any, server: Server, key: str, tenant: s
     for name in names:
         response = server.client.post("/v1/objects", headers={**auth, "X-Key": name}, content=b"x")
         assert response.status_code == 201
-    sign_in(page, server, key, namespace, tenant)
+    # The namespace is offered after sign-in (GET /v1/namespaces) and opens on a click.
+    page.goto(server.url + "/console/")
+    page.get_by_label("API key or JWT").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    picks = page.get_by_role("navigation", name="Namespaces of the tenant")
+    picks.get_by_role("button", name=namespace).click()
     rows = page.locator("#rows tr.object")
     rows.nth(49).wait_for()
+    assert page.get_by_label("Namespace", exact=True).input_value() == namespace
     assert rows.count() == 50
     assert page.get_by_role("button", name="Previous page").is_disabled()
     page.get_by_role("button", name="Next page").click()

@@ -113,6 +113,7 @@ async function enter() {
   $("app").hidden = false;
   rememberedNamespaces();
   $("namespace").focus();
+  await loadNamespaces();
 }
 
 async function signIn(event) {
@@ -138,6 +139,30 @@ function rememberedNamespaces(add) {
   $("namespaces").replaceChildren(...names.map((name) => el("option", { value: name })));
 }
 
+/** The tenant's namespaces as buttons (GET /v1/namespaces); nothing if it cannot tell. */
+async function loadNamespaces() {
+  const tenant = chosenTenant();
+  $("namespace-picks").hidden = true;
+  if (!tenant) return;
+  let answer;
+  try {
+    answer = await request("GET", "/v1/namespaces", { query: { tenant } });
+  } catch (error) {
+    if (error instanceof ApiError && error.status !== 401) return; // e.g. no objects:read
+    throw error;
+  }
+  const items = answer.namespaces.map((entry) => el("li", {}, el("button", {
+    type: "button", class: "pick", "data-namespace": entry.namespace,
+    title: `${entry.objects} object versions, ${formatBytes(entry.bytes)}`,
+    onclick: () => {
+      $("namespace").value = entry.namespace;
+      $("scope-form").requestSubmit();
+    },
+  }, entry.namespace)));
+  $("namespace-list").replaceChildren(...items);
+  $("namespace-picks").hidden = items.length === 0;
+}
+
 function chosenTenant() {
   const select = $("tenant");
   if (select.hidden || select.value === "*") return $("tenant-typed").value.trim();
@@ -146,6 +171,7 @@ function chosenTenant() {
 
 function tenantChanged() {
   $("tenant-typed").hidden = !($("tenant").value === "*" || $("tenant").hidden);
+  guarded(loadNamespaces);
 }
 
 async function open(event) {
@@ -358,6 +384,7 @@ async function uploadAll(files) {
   const jobs = [...files].map((file) => uploadOne(file, storageClass));
   await Promise.allSettled(jobs);
   await guarded(loadPage);
+  await guarded(loadNamespaces); // the first upload into a namespace makes it appear
 }
 
 async function uploadOne(file, storageClass) {
@@ -497,6 +524,7 @@ function start() {
   $("alert-close").addEventListener("click", clearError);
   $("scope-form").addEventListener("submit", (event) => open(event));
   $("tenant").addEventListener("change", tenantChanged);
+  $("tenant-typed").addEventListener("change", () => guarded(loadNamespaces));
   $("tab-objects").addEventListener("click", () => selectTab("objects"));
   $("tab-usage").addEventListener("click", () => selectTab("usage"));
   for (const tab of [$("tab-objects"), $("tab-usage")]) {
