@@ -368,3 +368,37 @@ def test_the_cli_shares_a_key(server: Server, stored: dict[str, Any]) -> None:
         refused = server.cli("share", name, *bad, *connection)
         assert refused.returncode != 0
         assert "--expires" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_every_download_is_an_attachment_unless_asked_inline(
+    server: Server, stored: dict[str, Any]
+) -> None:
+    auth = bearer(ADMIN)
+    path = f"/v1/objects/by-key/{stored['namespace']}/{stored['tenant_id']}/docs/page.html"
+    by_id = (f"/v1/objects/{stored['id']}", {**auth, "X-Tenant": stored["tenant_id"]})
+    etag = f'"{stored["content_hash"]}"'
+    answers = [
+        server.client.get(path, headers=auth),
+        server.client.head(path, headers=auth),
+        server.client.get(path, headers={**auth, "Range": "bytes=0-3"}),
+        server.client.get(path, headers={**auth, "If-None-Match": etag}),
+        server.client.get(by_id[0], headers=by_id[1]),
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 206, 304, 200]
+    for answer in answers:
+        assert answer.headers["content-disposition"] == (
+            "attachment; filename=\"page.html\"; filename*=UTF-8''page.html"
+        )
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["content-security-policy"] == "default-src 'none'; sandbox"
+    inline = server.client.get(path, params={"disposition": "inline"}, headers=auth)
+    assert inline.headers["content-disposition"].startswith("inline; ")
+    assert inline.headers["content-security-policy"] == "default-src 'none'; sandbox"
+    odd = upload(server.client, auth, stored["tenant_id"], stored["namespace"], 'a/"ü\\".txt')
+    assert odd.status_code == 201
+    quoted = server.client.get(
+        f"/v1/objects/{odd.json()['id']}", headers={**auth, "X-Tenant": stored["tenant_id"]}
+    )
+    assert quoted.headers["content-disposition"] == (
+        "attachment; filename=\"____.txt\"; filename*=UTF-8''%22%C3%BC%5C%22.txt"
+    )
