@@ -3,6 +3,8 @@ without a credential on real servers."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -324,3 +326,79 @@ def test_a_url_issued_on_one_process_works_on_another_postgres(
             second.stop()
     finally:
         first.stop()
+
+
+def test_the_python_sdk_presigns(server: Server, stored: dict[str, Any]) -> None:
+    from juststorage_client import AsyncClient, Client
+
+    names = {"tenant": stored["tenant_id"], "namespace": stored["namespace"], "key": stored["key"]}
+    with Client(server.url, ADMIN) as client:
+        signed = client.presign("GET", expires_in=60, **names)
+    assert signed.method == "GET"
+    assert signed.url.startswith(f"{server.url}/v1/objects/by-key/")
+    assert abs(signed.expires_at.timestamp() - (time.time() + 60)) < 5
+    assert httpx.get(signed.url, trust_env=False).content == b"<script>alert(1)</script>"
+
+    async def presign_async() -> str:
+        async with AsyncClient(server.url, ADMIN) as client:
+            put = await client.presign("PUT", expires_in=60, **{**names, "key": "sdk-put"})
+            return put.url
+
+    put_url = asyncio.run(presign_async())
+    assert httpx.put(put_url, content=b"sdk", trust_env=False).status_code == 201
+
+
+def test_the_cli_shares_a_key(server: Server, stored: dict[str, Any]) -> None:
+    name = f"{stored['tenant_id']}/{stored['namespace']}/{stored['key']}"
+    connection = ("--url", server.url, "--token", ADMIN)
+    shared = server.cli("share", name, "--expires", "10m", *connection)
+    assert shared.returncode == 0, shared.stderr
+    url = shared.stdout.strip()
+    assert url.startswith(f"{server.url}/v1/objects/by-key/")
+    expires = int(dict(parse_qsl(urlsplit(url).query))["js-expires"])
+    assert abs(expires - (time.time() + 600)) < 10
+    assert httpx.get(url, trust_env=False).content == b"<script>alert(1)</script>"
+    put_name = f"js://{stored['tenant_id']}/{stored['namespace']}/cli-put"
+    as_json = server.cli("share", put_name, "--put", "--json", *connection)
+    assert as_json.returncode == 0, as_json.stderr
+    answer = json.loads(as_json.stdout)
+    assert answer["method"] == "PUT" and set(answer) == {"url", "method", "expires_at"}
+    assert httpx.put(answer["url"], content=b"cli", trust_env=False).status_code == 201
+    for bad in (("--expires", "8d"), ("--expires", "0"), ("--expires", "soon")):
+        refused = server.cli("share", name, *bad, *connection)
+        assert refused.returncode != 0
+        assert "--expires" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_every_download_is_an_attachment_unless_asked_inline(
+    server: Server, stored: dict[str, Any]
+) -> None:
+    auth = bearer(ADMIN)
+    path = f"/v1/objects/by-key/{stored['namespace']}/{stored['tenant_id']}/docs/page.html"
+    by_id = (f"/v1/objects/{stored['id']}", {**auth, "X-Tenant": stored["tenant_id"]})
+    etag = f'"{stored["content_hash"]}"'
+    answers = [
+        server.client.get(path, headers=auth),
+        server.client.head(path, headers=auth),
+        server.client.get(path, headers={**auth, "Range": "bytes=0-3"}),
+        server.client.get(path, headers={**auth, "If-None-Match": etag}),
+        server.client.get(by_id[0], headers=by_id[1]),
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 206, 304, 200]
+    for answer in answers:
+        assert answer.headers["content-disposition"] == (
+            "attachment; filename=\"page.html\"; filename*=UTF-8''page.html"
+        )
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["content-security-policy"] == "default-src 'none'; sandbox"
+    inline = server.client.get(path, params={"disposition": "inline"}, headers=auth)
+    assert inline.headers["content-disposition"].startswith("inline; ")
+    assert inline.headers["content-security-policy"] == "default-src 'none'; sandbox"
+    odd = upload(server.client, auth, stored["tenant_id"], stored["namespace"], 'a/"ü\\".txt')
+    assert odd.status_code == 201
+    quoted = server.client.get(
+        f"/v1/objects/{odd.json()['id']}", headers={**auth, "X-Tenant": stored["tenant_id"]}
+    )
+    assert quoted.headers["content-disposition"] == (
+        "attachment; filename=\"____.txt\"; filename*=UTF-8''%22%C3%BC%5C%22.txt"
+    )

@@ -84,6 +84,7 @@ def test_put_by_key_refuses_bad_names_and_tenants_not_held(start_server: StartSe
             f"/v1/objects/by-key/{namespace}/{tenant}/bad%zzkey",  # malformed escape
             f"/v1/objects/by-key/{namespace}/{tenant}/%FF%FE",  # not UTF-8
             f"/v1/objects/by-key/{namespace}/{tenant}/a%01b",  # control character
+            f"/v1/objects/by-key/{namespace}/{tenant}/a%0Ab",  # a line break
             f"/v1/objects/by-key/Bad!/{tenant}/k",  # namespace syntax
             f"/v1/objects/by-key/{namespace}/{tenant}",  # no key
             f"/v1/objects/by-key/{namespace}/{tenant}/",  # empty key

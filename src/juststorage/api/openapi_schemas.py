@@ -86,6 +86,27 @@ SCHEMAS: dict[str, Any] = {
             },
         }
     ),
+    "Presign": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["method", "tenant"],
+        "description": "Name the object by `namespace` and `key`, or by `id` (GET/HEAD only).",
+        "properties": {
+            "method": {"type": "string", "enum": ["GET", "HEAD", "PUT"]},
+            "tenant": NAME,
+            "namespace": NAME,
+            "key": {"type": "string", "minLength": 1},
+            "id": {"type": "string", "format": "uuid"},
+            "expires_in": {"type": "integer", "minimum": 1, "maximum": 604800, "default": 3600},
+        },
+    },
+    "PresignedUrl": _record(
+        {
+            "url": {"type": "string"},
+            "method": {"type": "string", "enum": ["GET", "HEAD", "PUT"]},
+            "expires_at": {"type": "string", "format": "date-time"},
+        }
+    ),
     "WhoAmI": _record(
         {
             "subject": {"type": "string"},

@@ -26,7 +26,6 @@ from juststorage.application.presign import (
     Presigner,
     Target,
     expires_in_of,
-    issuer_of,
 )
 from juststorage.bootstrap import Services, s3_master_key
 from juststorage.domain.auth import Principal
@@ -52,7 +51,7 @@ def presigner(services: Services) -> Presigner:
             services.metadata,
             bootstrap_keys=parse_bootstrap_keys(settings.api_keys),
             auth_enabled=settings.auth == "required",
-            jwt_enabled=bool(settings.jwt_secret or settings.jwt_public_key),
+            jwt_keys=tuple(k for k in (settings.jwt_secret, settings.jwt_public_key) if k),
         )
         services._presigner = found  # type: ignore[attr-defined]
     return found
@@ -123,11 +122,12 @@ async def create(request: Request, principal: Principal) -> Response:
     expires_in = expires_in_of(body.get("expires_in"))
     principal.authorize(SCOPE_OF_METHOD[method], target.tenant)
     services = await _admit(request, target.tenant, target.namespace)
-    issuer = issuer_of(_bearer(request), principal, _jwt_exp(_bearer(request)))
+    signer = presigner(services)
+    issuer = signer.issuer_of(_bearer(request), principal, _jwt_exp(_bearer(request)))
     expires = int(services.clock.now().timestamp()) + expires_in
     if issuer.not_after is not None:
         expires = min(expires, issuer.not_after)  # never outlives the JWT
-    signature = presigner(services).sign(method, target, expires, issuer)
+    signature = signer.sign(method, target, expires, issuer)
     query = {EXPIRES: str(expires), CREDENTIAL: issuer.credential, SIGNATURE: signature}
     if target.object_id is not None:
         path = f"/v1/objects/{target.object_id}"

@@ -75,20 +75,6 @@ class Issuer:
     not_after: int | None = None
 
 
-def issuer_of(credential: str | None, principal: Principal, jwt_exp: int | None) -> Issuer:
-    """The issuer behind an authenticated `credential` (the bearer value) whose
-    principal is `principal`; `jwt_exp` is the token's `exp` when it is a JWT."""
-    if principal is ANONYMOUS_ADMIN or credential is None:
-        return Issuer(ANONYMOUS, b"")
-    digest = hash_key(credential).encode("ascii")
-    if principal.subject.startswith(_BOOTSTRAP):
-        return Issuer(principal.subject, digest)
-    key_id = key_id_of(credential)
-    if key_id is not None and principal.subject == f"{_KEY}{key_id}":
-        return Issuer(principal.subject, digest)
-    return Issuer(_JWT + principal.subject, b"jwt", jwt_exp)
-
-
 def _canonical(method: str, target: Target, expires: int, issuer: Issuer) -> bytes:
     fields = [
         _LABEL,
@@ -118,16 +104,40 @@ class Presigner:
         *,
         bootstrap_keys: list[BootstrapKey],
         auth_enabled: bool,
-        jwt_enabled: bool,
+        jwt_keys: tuple[str, ...],
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._key = hmac.digest(master_key, _LABEL, hashlib.sha256)
+        # A JWT's URLs are bound to the keys that verify JWTs: replacing them (a
+        # rotated JWT_SECRET) ends every URL a JWT signed; none configured, none works.
+        self._jwt_binding = (
+            b"jwt:" + hashlib.sha256("\0".join(jwt_keys).encode("utf-8")).digest()
+            if jwt_keys
+            else None
+        )
         self._metadata = metadata
         self._bootstrap = {k.principal.subject: k for k in bootstrap_keys}
         self._auth_enabled = auth_enabled
-        self._jwt_enabled = jwt_enabled
         self._monotonic = monotonic
         self._records: dict[str, _Cached] = {}
+
+    def issuer_of(
+        self, credential: str | None, principal: Principal, jwt_exp: int | None
+    ) -> Issuer:
+        """The issuer behind an authenticated `credential` (the bearer value) whose
+        principal is `principal`; `jwt_exp` is the token's `exp` when it is a JWT."""
+        if principal is ANONYMOUS_ADMIN or credential is None:
+            return Issuer(ANONYMOUS, b"")
+        digest = hash_key(credential)
+        bootstrap = self._bootstrap.get(principal.subject)
+        if bootstrap is not None and hmac.compare_digest(bootstrap.key_hash, digest):
+            return Issuer(principal.subject, digest.encode("ascii"))
+        key_id = key_id_of(credential)
+        if key_id is not None and principal.subject == f"{_KEY}{key_id}":
+            return Issuer(principal.subject, digest.encode("ascii"))
+        if self._jwt_binding is None:
+            raise Forbidden("this credential cannot presign")
+        return Issuer(_JWT + principal.subject, self._jwt_binding, jwt_exp)
 
     def sign(self, method: str, target: Target, expires: int, issuer: Issuer) -> str:
         """The signature of a URL for `method` on `target` until `expires` (Unix s)."""
@@ -149,43 +159,43 @@ class Presigner:
         Raises:
             Forbidden: anything else (tampered, expired, revoked), one answer for all.
         """
-        issuer, holder = await self._issuer_named(credential)
+        named = await self._issuer_named(credential)
         scope = SCOPE_OF_METHOD.get(method)
-        expected = self.sign(method, target, expires, issuer) if scope else ""
+        if named is None or scope is None:
+            raise Forbidden("the presigned URL is invalid")
+        issuer, holder = named
+        expected = self.sign(method, target, expires, issuer)
         if not hmac.compare_digest(expected.encode(), signature.encode("ascii", "replace")):
             raise Forbidden("the presigned URL is invalid")
         if now > expires:
             raise Forbidden("the presigned URL has expired")
-        assert scope is not None
         if holder is not None and not (
             holder.has_scope(scope) and holder.holds_tenant(target.tenant)
         ):
             raise Forbidden("the presigned URL's credential no longer grants this")
         return Principal(f"presigned:{credential}", frozenset({target.tenant}), frozenset({scope}))
 
-    async def _issuer_named(self, credential: str) -> tuple[Issuer, Principal | None]:
-        """The issuer a URL names, and the principal that must still hold its grant.
-
-        An unknown, revoked or no longer configured issuer gets a binding no URL was
-        signed with (so the answer is the same 403 as for a tampered URL).
-        """
-        refused = Issuer(credential, b"\0refused"), None
+    async def _issuer_named(self, credential: str) -> tuple[Issuer, Principal | None] | None:
+        """The issuer a URL names, and the principal that must still hold its grant;
+        None for an unknown, revoked or no longer configured issuer."""
         if credential == ANONYMOUS:
-            return (Issuer(ANONYMOUS, b""), None) if not self._auth_enabled else refused
+            return None if self._auth_enabled else (Issuer(ANONYMOUS, b""), None)
         if credential.startswith(_JWT):
-            return (Issuer(credential, b"jwt"), None) if self._jwt_enabled else refused
+            if self._jwt_binding is None:
+                return None
+            return Issuer(credential, self._jwt_binding), None
         if credential.startswith(_BOOTSTRAP):
             found = self._bootstrap.get(credential)
             if found is None:
-                return refused
+                return None
             return Issuer(credential, found.key_hash.encode("ascii")), found.principal
         if credential.startswith(_KEY):
             record = await self._active_record(credential[len(_KEY) :])
             if record is None:
-                return refused
+                return None
             principal = Principal(credential, record.tenants, record.scopes)
             return Issuer(credential, record.key_hash.encode("ascii")), principal
-        return refused
+        return None
 
     async def _active_record(self, key_id: str) -> ApiKeyRecord | None:
         if not key_id or len(key_id) > 64 or not key_id.isascii() or not key_id.isalnum():
