@@ -165,15 +165,6 @@ def test_console_pages_are_served_with_a_strict_policy(server: Server) -> None:
         assert server.client.get(path).status_code == 404, path
 
 
-def test_console_off_answers_404(tmp_path: Path) -> None:
-    off = start(tmp_path, {"JUSTSTORAGE_CONSOLE": "false"})
-    try:
-        for path in ("/", "/console/", "/console/app.js"):
-            assert off.client.get(path).status_code == 404, path
-    finally:
-        off.stop()
-
-
 def test_sign_in_keeps_the_token_in_session_storage_only(
     page: Any, server: Server, key: str, tenant: str, tmp_path: Path
 ) -> None:
