@@ -25,8 +25,10 @@ PYTEST_WORKERS ?= -n 2 --dist loadfile
 # scripts/ensure-postgres.sh starts if it is installed but stopped. Without PostgreSQL
 # they skip locally and fail in CI (CI=true). rclone (for tests/s3) comes from Debian the
 # same way: installed when missing and apt-get may run, else its tests skip (fail in CI).
+# The console's browser tests need Debian's chromium, which scripts/ensure-chromium.sh
+# installs the same way (as root or with sudo).
 test: $(STAMP)  ## the whole suite: pytest, then the TypeScript and Go SDKs' conformance suites
-	@scripts/ensure-rclone.sh; \
+	@scripts/ensure-rclone.sh; scripts/ensure-chromium.sh; \
 	url="$${JUSTSTORAGE_TEST_DATABASE_URL:-$$(scripts/ensure-postgres.sh)}"; status=0; \
 	JUSTSTORAGE_TEST_DATABASE_URL="$$url" $(PY) -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS) || status=1; \
 	JUSTSTORAGE_BIN="$(abspath $(VENV))/bin/juststorage" scripts/test-typescript-sdk.sh || status=1; \

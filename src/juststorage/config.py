@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -53,6 +54,29 @@ MIN_JWT_SECRET_BYTES = 32
 MIN_S3_MASTER_KEY_CHARS = 32
 # The longest lifetime (`exp` - `iat`) a token may have by default; longer ones are refused.
 DEFAULT_JWT_MAX_TTL_SECONDS = 24 * 3600
+
+
+def cors_origin_list(raw: str) -> list[str]:
+    """`JUSTSTORAGE_CORS_ORIGINS`: `*`, or comma-separated `scheme://host[:port]`.
+
+    Raises:
+        ValueError: an entry that is not an origin.
+    """
+    entries = [e.strip().rstrip("/") for e in raw.split(",") if e.strip()]
+    if entries == ["*"]:
+        return entries
+    for entry in entries:
+        parsed = urlsplit(entry)
+        if (
+            parsed.scheme not in ("http", "https")
+            or not parsed.netloc
+            or parsed.path
+            or parsed.query
+            or parsed.fragment
+            or "*" in entry
+        ):
+            raise ValueError(f"{entry!r} is not an origin such as https://console.example.com")
+    return [e.lower() for e in entries]
 
 
 class SettingsError(ValueError):
@@ -116,6 +140,8 @@ class Settings(BaseModel):
     # and the domain under which buckets are addressed as `<bucket>.<domain>`.
     s3_addr: str | None = None
     s3_domain: str | None = None
+    # The web console at /console/ (and `/` redirecting there); false: both 404.
+    console: bool = True
     metrics_multiproc_dir: Path | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -144,6 +170,11 @@ class Settings(BaseModel):
     # The key S3 secrets are derived from (SPEC §8.8); unset: `<data dir>/s3-master.key`,
     # made on first use. Every host sharing one database needs the same one.
     s3_master_key: SecretStr | None = None
+    # The server's address as clients reach it (`https://store.example.com`): presigned
+    # URLs are absolute with it, else a path and query.
+    public_url: str | None = None
+    # Origins a browser may call the API from (SPEC §8.6): comma-separated, or `*`.
+    cors_origins: str | None = None
 
     @field_validator(
         "jwt_secret",
@@ -158,6 +189,8 @@ class Settings(BaseModel):
         "aws_endpoint_url",
         "aws_access_key_id",
         "aws_secret_access_key",
+        "public_url",
+        "cors_origins",
     )
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
@@ -179,6 +212,30 @@ class Settings(BaseModel):
         if value is not None:
             parse_host_port(value)
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parsed = urlsplit(value.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        if parsed.query or parsed.fragment:
+            raise ValueError("must have no query or fragment")
+        return value.strip().rstrip("/")
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str | None) -> str | None:
+        if value is not None:
+            cors_origin_list(value)
+        return value
+
+    @property
+    def cors_origin_set(self) -> frozenset[str]:
+        """The allowed CORS origins (`*` alone: any); empty when unset."""
+        return frozenset(cors_origin_list(self.cors_origins)) if self.cors_origins else frozenset()
 
     @field_validator("s3_master_key", mode="before")
     @classmethod

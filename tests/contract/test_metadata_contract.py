@@ -33,6 +33,7 @@ from juststorage.application.records import (
     BlobLocation,
     ClassUsage,
     ListQuery,
+    NamespaceUsage,
     StoredBlob,
     WritingUpload,
 )
@@ -844,6 +845,24 @@ async def test_census_counts_every_live_state(backend: Backend) -> None:
         ("acme", "files", ObjectState.WRITING, HOT): (1, 0),
         ("other", "kb", ObjectState.COMMITTED, HOT): (1, 4),
     }
+
+
+async def test_namespaces_hold_committed_versions_of_the_tenant(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    await seed_version(store, clock, "a", size_bytes=10)
+    await seed_version(store, clock, "a", size_bytes=20)
+    await seed_version(store, clock, "b", namespace="kb", storage_class=COLD, size_bytes=3)
+    await seed_version(store, clock, "c", namespace="kb", size_bytes=4)
+    gone = await seed_version(store, clock, "d", namespace="gone", size_bytes=5)
+    await seed_version(store, clock, "e", tenant="other", namespace="secret", size_bytes=6)
+    async with store.transaction() as uow:
+        await uow.objects.mark_deleting(ACME, gone.id)
+        await uow.objects.add_writing(new_upload("w", clock))  # WRITING: not listed
+        await uow.commit()
+    async with store.snapshot() as view:
+        found = sorted(await view.objects.namespaces(ACME), key=lambda n: n.namespace)
+        assert await view.objects.namespaces(TenantId("nobody")) == []
+    assert found == [NamespaceUsage("files", 2, 30), NamespaceUsage("kb", 2, 7)]
 
 
 async def version_by_id(

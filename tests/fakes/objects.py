@@ -16,6 +16,7 @@ from juststorage.application.records import (
     CommonPrefix,
     ListQuery,
     LocatedVersion,
+    NamespaceUsage,
     WritingUpload,
 )
 from juststorage.application.summaries import Listed, summarize
@@ -240,6 +241,14 @@ class FakeObjectRepository:
                 count, size = totals.get(v.storage_class, (0, 0))
                 totals[v.storage_class] = (count + 1, size + v.size_bytes)
         return [ClassUsage(cls, count, size) for cls, (count, size) in totals.items()]
+
+    async def namespaces(self, tenant_id: TenantId) -> list[NamespaceUsage]:
+        totals: dict[str, tuple[int, int]] = {}
+        for v in committed(self._state):
+            if v.tenant_id == tenant_id:
+                count, size = totals.get(v.namespace, (0, 0))
+                totals[v.namespace] = (count + 1, size + v.size_bytes)
+        return [NamespaceUsage(name, count, size) for name, (count, size) in totals.items()]
 
     async def census(self) -> list[Census]:
         totals: dict[tuple[str, str, ObjectState, StorageClass], tuple[int, int]] = {}

@@ -79,7 +79,13 @@ def _scan(routes: list[BaseRoute], method: str, path: str) -> tuple[BaseRoute, S
 
 
 def _sample_paths(route: Route) -> list[str]:
-    values = {"object_id": OBJECT_ID, "rest": "docs/acme/a/b.txt", "upload_id": OBJECT_ID, "n": "7"}
+    values = {
+        "object_id": OBJECT_ID,
+        "rest": "docs/acme/a/b.txt",
+        "upload_id": OBJECT_ID,
+        "n": "7",
+        "name": "app.js",
+    }
     return [route.path_format.format(**{k: values[k] for k in route.param_convertors})]
 
 

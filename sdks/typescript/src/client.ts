@@ -14,10 +14,13 @@ import {
   ListPage,
   ObjectHead,
   ObjectInfo,
+  presignedUrlFromJson,
   usageFromJson,
   type Health,
   type ListPageJson,
   type ObjectJson,
+  type PresignedUrl,
+  type PresignedUrlJson,
   type Usage,
 } from "./models.js";
 import {
@@ -141,6 +144,17 @@ export interface ListPageOptions extends Omit<ListOptions, "pageSize"> {
 }
 
 /** @internal What `send` needs to know about one request. */
+/** What `presign` signs: `method` on the object named by `namespace` and `key`, or by `id`. */
+export interface PresignOptions extends CallOptions {
+  method: "GET" | "HEAD" | "PUT";
+  tenant: string;
+  namespace?: string;
+  key?: string;
+  id?: string;
+  /** Seconds, 1–604800; the server's default is 3600. */
+  expiresIn?: number;
+}
+
 export interface SendOptions {
   headers?: Record<string, string>;
   params?: Record<string, string>;
@@ -489,6 +503,29 @@ export class Client {
 
   async abortUpload(uploadId: string, options: CallOptions = {}): Promise<void> {
     return abortUpload(this, uploadId, options.signal);
+  }
+
+  // -- presigned URLs (SPEC §8.5) ---------------------------------------------
+
+  /**
+   * A URL for one method on one object (by key, or by `id` for GET/HEAD) that works
+   * without a credential for `expiresIn` seconds (1–604800, default 3600). A GET
+   * URL by key reads the newest version at the time of use.
+   */
+  async presign(options: PresignOptions): Promise<PresignedUrl> {
+    const fields: Record<string, unknown> = { method: options.method, tenant: options.tenant };
+    if (options.id !== undefined) fields["id"] = options.id;
+    if (options.namespace !== undefined) fields["namespace"] = options.namespace;
+    if (options.key !== undefined) fields["key"] = options.key;
+    if (options.expiresIn !== undefined) fields["expires_in"] = options.expiresIn;
+    const bytes = new TextEncoder().encode(JSON.stringify(fields));
+    const { chunkBytes } = this;
+    const data = await this.json<PresignedUrlJson>("POST", "/v1/presign", {
+      headers: { "Content-Type": "application/json" },
+      body: () => bytesBody(bytes, chunkBytes, undefined),
+      signal: options.signal,
+    });
+    return presignedUrlFromJson(data, this.baseUrl);
   }
 
   // -- deletes, listing, usage, operations ------------------------------------

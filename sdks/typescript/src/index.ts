@@ -16,6 +16,7 @@ export type {
   FileUploadOptions,
   ListOptions,
   ListPageOptions,
+  PresignOptions,
   StreamUploadOptions,
 } from "./client.js";
 export { Download } from "./download.js";
@@ -44,7 +45,7 @@ export {
 } from "./errors.js";
 export type { ApiErrorOptions } from "./errors.js";
 export { CommonPrefix, ListPage, ObjectHead, ObjectInfo } from "./models.js";
-export type { ClassUsage, Health, ListPageJson, ObjectJson, Usage } from "./models.js";
+export type { ClassUsage, Health, ListPageJson, ObjectJson, PresignedUrl, Usage } from "./models.js";
 export type { ByteRange, ObjectRef, Progress, PutByHashOptions, UploadOptions } from "./protocol.js";
 export { NO_RETRIES, RetryPolicy, parseRetryAfter } from "./retry.js";
 export { PARALLEL, PARALLEL_THRESHOLD_BYTES, PART_MIN_BYTES, RANGE_BYTES, defaultStateDir, partSizeFor } from "./transfers.js";

@@ -178,6 +178,34 @@ export function usageFromJson(data: UsageJson): Usage {
   };
 }
 
+/** `POST /v1/presign`: a URL for one method on one object until `expiresAt`. */
+export interface PresignedUrl {
+  /** Absolute: the server's public URL, or the client's base URL. */
+  readonly url: string;
+  readonly method: "GET" | "HEAD" | "PUT";
+  readonly expiresAt: Date;
+  /** The answer's JSON as sent. */
+  readonly raw: Readonly<Record<string, unknown>>;
+}
+
+/** @internal */
+export interface PresignedUrlJson {
+  url: string;
+  method: "GET" | "HEAD" | "PUT";
+  expires_at: string;
+}
+
+/** @internal */
+export function presignedUrlFromJson(data: PresignedUrlJson, baseUrl: string): PresignedUrl {
+  const url = data.url.startsWith("/") ? baseUrl + data.url : data.url;
+  return {
+    url,
+    method: data.method,
+    expiresAt: new Date(data.expires_at),
+    raw: data as unknown as Record<string, unknown>,
+  };
+}
+
 /** `/health` or `/ready`: `ok` is true only on a 200 with status "ok". */
 export interface Health {
   readonly ok: boolean;

@@ -10,11 +10,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
-from juststorage.api import credentials, objects, operations, uploads
+from juststorage.api import credentials, namespaces, objects, operations, presign, uploads
+from juststorage.api.console_page import console_file, console_index, to_console
+from juststorage.api.cors import CorsPolicy, cors_policy
 from juststorage.api.errors import EXCEPTION_HANDLERS
 from juststorage.api.metrics_listener import metrics_listener
 from juststorage.api.middleware import RequestLayer, RequestObserver
@@ -24,7 +27,7 @@ from juststorage.api.routing import RouteTable
 from juststorage.api.state import ApiState, LifespanState, api_state
 from juststorage.bootstrap import Services, start
 from juststorage.domain.auth import Principal
-from juststorage.domain.errors import Unauthorized
+from juststorage.domain.errors import Forbidden, Unauthorized
 from juststorage.worker.gc import run_gc_loop
 
 log = logging.getLogger("juststorage")
@@ -56,7 +59,55 @@ def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Any]]:
     return endpoint
 
 
-def _routes(serve_metrics: bool) -> list[BaseRoute]:
+def authenticated_or_presigned(handler: Handler) -> Callable[[Request], Awaitable[Any]]:
+    """A route a presigned URL may call (SPEC §8.5): a request with a signature in its
+    query is checked as one (its `Authorization`, if any, is not looked at)."""
+    with_credential = authenticated(handler)
+
+    async def endpoint(request: Request) -> Any:
+        if not presign.is_presigned(request):
+            return await with_credential(request)
+        failures = api_state(request).failed_authentications
+        address = request.client.host if request.client else ""
+        failures.check(address)
+        try:
+            principal = await presign.presigned_principal(request)
+        except Forbidden:
+            failures.failed(address)
+            raise
+        request.scope["state"]["principal"] = principal.subject  # for the request log
+        return await handler(request, principal)
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
+class _AnyPath(Convertor[str]):
+    """`path` that also takes line breaks: an upload's key with `%0A` must reach the
+    handler, whose parsing refuses control characters (400), not miss the route."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anypath", _AnyPath())
+
+
+def _console_routes() -> list[BaseRoute]:
+    return [
+        Route("/", to_console, methods=["GET", "HEAD"]),
+        Route("/console", to_console, methods=["GET", "HEAD"]),
+        Route("/console/", console_index, methods=["GET", "HEAD"]),
+        Route("/console/{name}", console_file, methods=["GET", "HEAD"]),
+    ]
+
+
+def _routes(serve_metrics: bool, serve_console: bool) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         Route("/health", operations.health, methods=["GET"]),
         Route("/ready", operations.ready, methods=["GET"]),
@@ -68,17 +119,28 @@ def _routes(serve_metrics: bool) -> list[BaseRoute]:
         Route("/v1/objects", authenticated(objects.list_), methods=["GET"]),
         Route("/v1/usage", authenticated(objects.usage), methods=["GET"]),
         Route("/v1/whoami", authenticated(credentials.whoami), methods=["GET"]),
+        Route("/v1/namespaces", authenticated(namespaces.list_namespaces), methods=["GET"]),
+        Route("/v1/presign", authenticated(presign.create), methods=["POST"]),
         Route(
-            "/v1/objects/by-key/{rest:path}",
-            authenticated(objects.get_by_key),
+            "/v1/objects/by-key/{rest:anypath}",
+            authenticated_or_presigned(objects.get_by_key),
             methods=["GET", "HEAD"],
         ),
         Route(
-            "/v1/objects/by-key/{rest:path}",
+            "/v1/objects/by-key/{rest:anypath}",
+            authenticated_or_presigned(objects.put_by_key),
+            methods=["PUT"],
+        ),
+        Route(
+            "/v1/objects/by-key/{rest:anypath}",
             authenticated(objects.delete_by_key),
             methods=["DELETE"],
         ),
-        Route("/v1/objects/{object_id}", authenticated(objects.get_by_id), methods=["GET", "HEAD"]),
+        Route(
+            "/v1/objects/{object_id}",
+            authenticated_or_presigned(objects.get_by_id),
+            methods=["GET", "HEAD"],
+        ),
         Route("/v1/objects/{object_id}", authenticated(objects.delete_by_id), methods=["DELETE"]),
         Route("/v1/uploads", authenticated(uploads.create), methods=["POST"]),
         Route("/v1/uploads", authenticated(uploads.list_), methods=["GET"]),
@@ -97,6 +159,8 @@ def _routes(serve_metrics: bool) -> list[BaseRoute]:
     ]
     if serve_metrics:
         routes.append(Route("/metrics", operations.metrics, methods=["GET"]))
+    if serve_console:
+        routes += _console_routes()
     return routes
 
 
@@ -106,12 +170,17 @@ class StorageApp(Starlette):
     coroutine frame and one `send` wrapper per request instead of four of each; and
     the route looked up by `api.routing.RouteTable` before Starlette's scan."""
 
-    def __init__(self, *, observe: RequestObserver, **kwargs: Any) -> None:
+    def __init__(
+        self, *, observe: RequestObserver, cors: CorsPolicy | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._observe = observe
+        self._cors = cors
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestLayer(RouteTable(self.router), self._observe, EXCEPTION_HANDLERS)
+        return RequestLayer(
+            RouteTable(self.router), self._observe, EXCEPTION_HANDLERS, cors=self._cors
+        )
 
 
 def create_app(
@@ -142,8 +211,12 @@ def create_app(
             await services.metadata.close()
 
     app = StorageApp(
-        routes=_routes(serve_metrics=services.settings.metrics_addr is None),
+        routes=_routes(
+            serve_metrics=services.settings.metrics_addr is None,
+            serve_console=services.settings.console,
+        ),
         observe=services.metrics.observe_request,
+        cors=cors_policy(services.settings.cors_origin_set),
         lifespan=lifespan,
     )
     app.state.services = services

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from juststorage.api import request_log
+from juststorage.api.cors import CorsPolicy
 
 _REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 _EXTRA_HEADERS = "response_headers"
@@ -58,6 +59,13 @@ def _has_body(scope: Scope) -> bool:
     return False
 
 
+def _header(scope: Scope, wanted: bytes) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return bytes(value)
+    return None
+
+
 def _incoming_request_id(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
@@ -75,6 +83,9 @@ class RequestLayer:
       early: 401, 412, 413, 429, ...) carries `Connection: close`: the unread rest of
       the body makes the connection unusable, and a client must not send its next
       request on it;
+    - with a CORS policy (`api.cors`): answers an allowed origin's preflight `OPTIONS`
+      with 204, and adds the CORS headers to every other answer; without one, adds
+      nothing and costs nothing;
     - turns an exception into the answer of its handler in `handlers` (looked up along
       the exception's classes, as Starlette does). A handler registered for
       `Exception` is the last resort: its answer (a 500) is sent, then the exception
@@ -91,8 +102,10 @@ class RequestLayer:
         app: ASGIApp,
         observe: RequestObserver,
         handlers: Mapping[type[Exception], ExceptionHandler],
+        cors: CorsPolicy | None = None,
     ) -> None:
         self.app = app
+        self.cors = cors
         self.observe = observe
         self.handlers = {cls: h for cls, h in handlers.items() if cls is not Exception}
         self.last_resort = handlers.get(Exception)
@@ -112,6 +125,19 @@ class RequestLayer:
         bytes_in = 0
         bytes_out = 0
         start_headers: list[tuple[bytes, bytes]] = []
+        cors = self.cors
+        cors_headers: list[tuple[bytes, bytes]] = []
+        preflight: list[tuple[bytes, bytes]] | None = None
+        if cors is not None:
+            origin = _header(scope, b"origin")
+            cors_headers = cors.response_headers(origin)
+            if (
+                origin is not None
+                and scope["method"] == "OPTIONS"
+                and _header(scope, b"access-control-request-method") is not None
+                and cors.allows(origin)
+            ):
+                preflight = cors.preflight_headers(origin)
 
         async def receive_tracked() -> Message:
             nonlocal body_pending, bytes_in
@@ -140,6 +166,7 @@ class RequestLayer:
                     headers.append(_NOSNIFF)
                 for name, value in state.get(_EXTRA_HEADERS, {}).items():
                     headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+                headers.extend(cors_headers)
                 if body_pending:
                     headers.append(_CLOSE)
                 start_headers = headers
@@ -149,7 +176,14 @@ class RequestLayer:
             await send(message)
 
         try:
-            await self.app(scope, receive_tracked, send_tracked)
+            if preflight is not None:
+                cors_headers = []  # the preflight's own headers carry them
+                await send_tracked(
+                    {"type": "http.response.start", "status": 204, "headers": preflight}
+                )
+                await send_tracked({"type": "http.response.body", "body": b""})
+            else:
+                await self.app(scope, receive_tracked, send_tracked)
         except Exception as exc:
             handler = None if response_started else self._handler_for(exc)
             request = Request(scope, receive_tracked)

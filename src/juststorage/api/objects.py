@@ -15,9 +15,11 @@ from juststorage.api import parsing
 from juststorage.api.accel import mapping_for
 from juststorage.api.errors import rate_limit_headers
 from juststorage.api.middleware import add_response_headers, label_namespace
+from juststorage.api.presign import is_presigned, presigned_tenant
 from juststorage.api.rendering import (
     STATUS_OF_ANSWER,
     JsonResponse,
+    content_disposition,
     download_headers,
     usage_json,
 )
@@ -100,6 +102,22 @@ async def upload(request: Request, principal: Principal) -> Response:
     tenant = parsing.tenant_header(request)
     namespace = Namespace(parsing.required_header(request, "x-namespace"))
     key = parsing.key_header(request)
+    return await _upload(request, principal, tenant, namespace, key)
+
+
+async def put_by_key(request: Request, principal: Principal) -> Response:
+    """SPEC §8.5: the upload of `POST /v1/objects` with the names from the path."""
+    namespace, tenant, key = parsing.by_key_params(request)
+    return await _upload(request, principal, tenant, namespace, key)
+
+
+async def _upload(
+    request: Request,
+    principal: Principal,
+    tenant: TenantId,
+    namespace: Namespace,
+    key: ObjectKey,
+) -> Response:
     principal.authorize(Scope.OBJECTS_WRITE, tenant)
     services = await _admit(request, tenant, namespace)
     upload_request = _upload_request(request, tenant, namespace, key)
@@ -163,7 +181,8 @@ async def _counted(
 
 
 async def get_by_id(request: Request, principal: Principal) -> Reply:
-    tenant = parsing.tenant_header(request)
+    # A presigned URL by id carries its tenant (SPEC §8.5).
+    tenant = presigned_tenant(request) or parsing.tenant_header(request)
     principal.authorize_read(tenant)
     services = await _admit(request, tenant)
     found = await find_by_id(
@@ -195,6 +214,8 @@ async def _download(request: Request, services: Services, found: LocatedVersion)
         if_none_match=request.headers.get("if-none-match"),
     )
     headers = download_headers(plan)
+    inline = not is_presigned(request) and request.query_params.get("disposition") == "inline"
+    headers.append(content_disposition(version.key, inline=inline))
     status = STATUS_OF_ANSWER[plan.answer]
     if plan.answer is DownloadAnswer.NOT_MODIFIED or request.method == "HEAD":
         return BlobResponse(status, headers, None)

@@ -116,7 +116,19 @@ _DOWNLOAD_HEADERS = {
         "required": True,
         "schema": {"type": "string", "enum": ["default-src 'none'; sandbox"]},
     },
+    "Content-Disposition": {
+        "required": True,
+        "description": "`attachment` with the key's last part as file name; `inline` if asked.",
+        "schema": {"type": "string"},
+    },
 }
+# A presigned URL's query (SPEC §8.5): instead of Authorization, from POST /v1/presign.
+_PRESIGNED = [
+    _query("js-expires", {"type": "integer"}),
+    _query("js-credential", {"type": "string"}),
+    _query("js-signature", {"type": "string"}),
+]
+_DISPOSITION = _query("disposition", {"type": "string", "enum": ["attachment", "inline"]})
 _ANY_BINARY = {"*/*": {"schema": BINARY}}
 
 
@@ -125,7 +137,7 @@ def _download(operation_id: str, summary: str, parameters: list[Any]) -> dict[st
         operation_id,
         "objects",
         summary,
-        parameters=[*parameters, *_READ_HEADERS],
+        parameters=[*parameters, *_READ_HEADERS, _DISPOSITION, *_PRESIGNED],
         responses={
             "200": {
                 "description": "The object.",
@@ -188,6 +200,31 @@ _UPLOAD = _operation(
         **_errors("400", "401", "403", "412", "413", "429", "503", "507"),
     },
 )
+_PUT_BY_KEY = _operation(
+    "putObjectByKey",
+    "objects",
+    "Upload an object version, names in the path",
+    parameters=[
+        *_BY_KEY,
+        _header("X-Storage-Class", STORAGE_CLASS),
+        _header("X-Content-SHA256", {"type": "string", "pattern": "^[0-9a-f]{64}$"}),
+        _header("If-None-Match", {"type": "string", "enum": ["*"]}),
+        _header("If-Match", {"type": "string", "pattern": '^"sha256:[0-9a-f]{64}"$'}),
+        *_PRESIGNED,
+    ],
+    requestBody={"required": True, "content": {"application/octet-stream": {"schema": BINARY}}},
+    responses=copy.deepcopy(_UPLOAD["responses"]),
+)
+_PRESIGN = _operation(
+    "presignUrl",
+    "objects",
+    "A URL for one method on one object, usable without a credential until it expires",
+    requestBody={"required": True, "content": {"application/json": {"schema": ref("Presign")}}},
+    responses={
+        "200": _json("The signed URL.", ref("PresignedUrl")),
+        **_errors("400", "401", "403", "429", "503"),
+    },
+)
 _UPLOAD_BY_HASH = _operation(
     "uploadObjectByHash",
     "objects",
@@ -244,6 +281,16 @@ _USAGE = _operation(
         **_errors("400", "401", "403", "429", "503"),
     },
 )
+_NAMESPACES = _operation(
+    "listNamespaces",
+    "objects",
+    "The namespaces of a tenant that hold objects, with their counts",
+    parameters=[_query("tenant", NAME, required=True)],
+    responses={
+        "200": _json("Every namespace holding a committed version, by name.", ref("Namespaces")),
+        **_errors("400", "401", "403", "429", "503"),
+    },
+)
 _WHOAMI = _operation(
     "whoAmI",
     "credentials",
@@ -253,7 +300,15 @@ _WHOAMI = _operation(
         **_errors("401", "429", "503"),
     },
 )
-_GET_BY_ID = _download("getObject", "Download an object by id", [_OBJECT_ID, _TENANT_HEADER])
+_GET_BY_ID = _download(
+    "getObject",
+    "Download an object by id",
+    [
+        _OBJECT_ID,
+        {**_header("X-Tenant", NAME), "description": "Required unless the URL is presigned."},
+        _query("js-tenant", NAME),
+    ],
+)
 _GET_BY_KEY = _download("getObjectByKey", "Download the newest version of a key", _BY_KEY)
 
 
@@ -288,11 +343,14 @@ _DOCUMENT: dict[str, Any] = {
         "/v1/objects/by-key/{namespace}/{tenant}/{key}": {
             "get": _GET_BY_KEY,
             "head": _head("headObjectByKey", _GET_BY_KEY),
+            "put": _PUT_BY_KEY,
             "delete": _delete("deleteObjectByKey", "Delete every version of a key", _BY_KEY),
         },
+        "/v1/presign": {"post": _PRESIGN},
         **upload_paths(_errors),
         "/v1/usage": {"get": _USAGE},
         "/v1/whoami": {"get": _WHOAMI},
+        "/v1/namespaces": {"get": _NAMESPACES},
         "/health": {
             "get": _public(
                 "getHealth",

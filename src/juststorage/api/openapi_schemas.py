@@ -71,6 +71,42 @@ SCHEMAS: dict[str, Any] = {
             "currency": {"type": "string"},
         }
     ),
+    "Namespaces": _record(
+        {
+            "tenant_id": {"type": "string"},
+            "namespaces": {
+                "type": "array",
+                "items": _record(
+                    {
+                        "namespace": {"type": "string"},
+                        "objects": _COUNT,
+                        "bytes": _COUNT,
+                    }
+                ),
+            },
+        }
+    ),
+    "Presign": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["method", "tenant"],
+        "description": "Name the object by `namespace` and `key`, or by `id` (GET/HEAD only).",
+        "properties": {
+            "method": {"type": "string", "enum": ["GET", "HEAD", "PUT"]},
+            "tenant": NAME,
+            "namespace": NAME,
+            "key": {"type": "string", "minLength": 1},
+            "id": {"type": "string", "format": "uuid"},
+            "expires_in": {"type": "integer", "minimum": 1, "maximum": 604800, "default": 3600},
+        },
+    },
+    "PresignedUrl": _record(
+        {
+            "url": {"type": "string"},
+            "method": {"type": "string", "enum": ["GET", "HEAD", "PUT"]},
+            "expires_at": {"type": "string", "format": "date-time"},
+        }
+    ),
     "WhoAmI": _record(
         {
             "subject": {"type": "string"},

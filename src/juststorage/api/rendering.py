@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from starlette.responses import Response
@@ -100,3 +101,15 @@ def download_headers(plan: DownloadPlan) -> RawHeaders:
         content_range = plan.byte_range.content_range(version.size_bytes)
         headers.append((b"content-range", content_range.encode("latin-1")))
     return headers
+
+
+def content_disposition(key: str, *, inline: bool = False) -> tuple[bytes, bytes]:
+    """`Content-Disposition` of a download: `attachment` (or `inline` when asked) with
+    the key's last `/`-separated part as the file name (RFC 6266: an ASCII fallback
+    and the UTF-8 name percent-encoded)."""
+    name = key.rsplit("/", 1)[-1] or "download"
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\%' else "_" for c in name)
+    encoded = quote(name, safe="")
+    kind = "inline" if inline else "attachment"
+    value = f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+    return (b"content-disposition", value.encode("latin-1"))

@@ -27,6 +27,7 @@ from juststorage.application.records import (
     CommonPrefix,
     ListQuery,
     LocatedVersion,
+    NamespaceUsage,
     StoredBlob,
     WritingUpload,
 )
@@ -123,6 +124,11 @@ class ObjectReads(Protocol):
 
     async def census(self) -> list[Census]:
         """Counts of every live state (all but DELETED), for metrics."""
+        ...
+
+    async def namespaces(self, tenant_id: TenantId) -> list[NamespaceUsage]:
+        """The namespaces holding committed versions of the tenant, in any order, with
+        their counts; read from counters, so the cost does not grow with the objects."""
         ...
 
 

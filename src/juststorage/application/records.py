@@ -57,6 +57,15 @@ class ClassUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class NamespaceUsage:
+    """A namespace holding committed versions of a tenant: how many, their logical bytes."""
+
+    namespace: str
+    objects: int
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class Census:
     """How many versions (and logical bytes) are in one state, per tenant/namespace/class."""
 

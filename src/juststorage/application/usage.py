@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from juststorage.application.ports import MetadataStore
+from juststorage.application.records import NamespaceUsage
 from juststorage.domain.model import StorageClass, TenantId
 
 BYTES_PER_GB = 10**9
@@ -57,3 +58,10 @@ async def tenant_usage(
         monthly_cost=round(sum(c.monthly_cost for c in by_class.values()), 6),
         currency=currency,
     )
+
+
+async def tenant_namespaces(metadata: MetadataStore, tenant_id: TenantId) -> list[NamespaceUsage]:
+    """The namespaces holding committed versions of the tenant, by name (byte order)."""
+    async with metadata.snapshot() as view:
+        rows = await view.objects.namespaces(tenant_id)
+    return sorted(rows, key=lambda row: row.namespace.encode("utf-8"))

@@ -28,6 +28,7 @@ from juststorage.cli.identity import whoami
 from juststorage.cli.migrate import migrate_blobs_command
 from juststorage.cli.objects import get, list_objects, put, rm, stat, usage
 from juststorage.cli.server import fsck, gc, migrate, serve
+from juststorage.cli.share import share
 from juststorage.cli.tree_commands import cp, sync
 
 
@@ -67,6 +68,7 @@ COMMANDS: tuple[click.Command, ...] = (
     rm,
     stat,
     usage,
+    share,
     cp,
     sync,
     whoami,

@@ -28,6 +28,7 @@ from juststorage_client._models import (
     ListPage,
     ObjectHead,
     ObjectInfo,
+    PresignedUrl,
     Usage,
 )
 from juststorage_client._retry import NO_RETRIES, RetryEvent, RetryPolicy
@@ -60,6 +61,7 @@ __all__ = [
     "ObjectInfo",
     "PayloadTooLarge",
     "PreconditionFailed",
+    "PresignedUrl",
     "RangeNotSatisfiable",
     "RetryEvent",
     "RetryPolicy",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from pathlib import Path
@@ -22,6 +23,7 @@ from juststorage_client._models import (
     ListPage,
     ObjectHead,
     ObjectInfo,
+    PresignedUrl,
     Usage,
 )
 from juststorage_client._protocol import (
@@ -745,6 +747,45 @@ class AsyncClient:
 
     async def abort_upload(self, upload_id: str) -> None:
         await abort_upload(self, upload_id)
+
+    # -- presigned URLs (SPEC §8.5) --------------------------------------------
+
+    async def presign(
+        self,
+        method: Literal["GET", "HEAD", "PUT"],
+        *,
+        tenant: str,
+        namespace: str | None = None,
+        key: str | None = None,
+        id: str | None = None,
+        expires_in: int | None = None,
+    ) -> PresignedUrl:
+        """A URL for one method on one object (by key, or by `id` for GET/HEAD) that
+        works without a credential for `expires_in` seconds (1-604800, default 3600).
+
+        `url` is absolute: the server's (`JUSTSTORAGE_PUBLIC_URL`) or this client's.
+        """
+        fields: dict[str, Any] = {"method": method, "tenant": tenant}
+        if id is not None:
+            fields["id"] = id
+        if namespace is not None:
+            fields["namespace"] = namespace
+        if key is not None:
+            fields["key"] = key
+        if expires_in is not None:
+            fields["expires_in"] = expires_in
+        payload = json.dumps(fields).encode("utf-8")
+
+        async def body() -> AsyncIterator[bytes]:
+            yield payload
+
+        data = await self._json(
+            "POST",
+            "/v1/presign",
+            headers={"Content-Type": "application/json"},
+            body=body,
+        )
+        return PresignedUrl.from_json(data, str(self._http.base_url))
 
     # -- deletes, listing, usage, operations ------------------------------------
 

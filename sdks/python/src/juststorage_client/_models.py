@@ -184,6 +184,23 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class PresignedUrl:
+    """`POST /v1/presign`: a URL for one method on one object until `expires_at`."""
+
+    url: str
+    method: str
+    expires_at: datetime
+    raw: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], base_url: str) -> PresignedUrl:
+        url = str(data["url"])
+        if url.startswith("/"):  # a path and query: this client's server
+            url = base_url.rstrip("/") + url
+        return cls(url, str(data["method"]), _timestamp(str(data["expires_at"])), data)
+
+
+@dataclass(frozen=True)
 class Health:
     """`/health` or `/ready`: `ok` is True only on a 200 with status "ok"."""
 

@@ -6,6 +6,7 @@ Generated from `_async.py` by `sdks/python/unasync.py`: do not edit.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -22,6 +23,7 @@ from juststorage_client._models import (
     ListPage,
     ObjectHead,
     ObjectInfo,
+    PresignedUrl,
     Usage,
 )
 from juststorage_client._protocol import (
@@ -745,6 +747,45 @@ class Client:
 
     def abort_upload(self, upload_id: str) -> None:
         abort_upload(self, upload_id)
+
+    # -- presigned URLs (SPEC §8.5) --------------------------------------------
+
+    def presign(
+        self,
+        method: Literal["GET", "HEAD", "PUT"],
+        *,
+        tenant: str,
+        namespace: str | None = None,
+        key: str | None = None,
+        id: str | None = None,
+        expires_in: int | None = None,
+    ) -> PresignedUrl:
+        """A URL for one method on one object (by key, or by `id` for GET/HEAD) that
+        works without a credential for `expires_in` seconds (1-604800, default 3600).
+
+        `url` is absolute: the server's (`JUSTSTORAGE_PUBLIC_URL`) or this client's.
+        """
+        fields: dict[str, Any] = {"method": method, "tenant": tenant}
+        if id is not None:
+            fields["id"] = id
+        if namespace is not None:
+            fields["namespace"] = namespace
+        if key is not None:
+            fields["key"] = key
+        if expires_in is not None:
+            fields["expires_in"] = expires_in
+        payload = json.dumps(fields).encode("utf-8")
+
+        def body() -> Iterator[bytes]:
+            yield payload
+
+        data = self._json(
+            "POST",
+            "/v1/presign",
+            headers={"Content-Type": "application/json"},
+            body=body,
+        )
+        return PresignedUrl.from_json(data, str(self._http.base_url))
 
     # -- deletes, listing, usage, operations ------------------------------------
 

@@ -214,6 +214,13 @@ CENSUS_SQL = (
     " FROM census_counters GROUP BY tenant_id, namespace, state, storage_class"
     " HAVING SUM(objects) <> 0 OR SUM(size_bytes) <> 0"
 )
+# The namespaces of one tenant that hold committed versions: its census rows only
+# (the primary key starts with the tenant), however many objects they count.
+NAMESPACES_SQL = (
+    "SELECT namespace, SUM(objects), SUM(size_bytes) FROM census_counters"
+    " WHERE tenant_id = ? AND state = 'COMMITTED' GROUP BY namespace"
+    " HAVING SUM(objects) > 0"
+)
 CensusKey = tuple[str, str, str, str]  # tenant, namespace, storage class, state
 CensusDeltas = dict[CensusKey, tuple[int, int]]  # → (objects, bytes)
 

@@ -15,6 +15,7 @@ from juststorage.adapters.metadata.delimited import delimited_page_sql
 from juststorage.adapters.metadata.queries import (
     CENSUS_SQL,
     HOLDS_CONTENT_SQL,
+    NAMESPACES_SQL,
     SELECT_OBJECT,
     USAGE_SQL,
     Params,
@@ -32,6 +33,7 @@ from juststorage.application.records import (
     CommonPrefix,
     ListQuery,
     LocatedVersion,
+    NamespaceUsage,
     WritingUpload,
 )
 from juststorage.application.summaries import Listed
@@ -431,6 +433,10 @@ class SqlObjectRepository(SqlRepository):
     async def usage(self, tenant_id: TenantId) -> list[ClassUsage]:
         rows = await self._s.fetchall(USAGE_SQL.format(tenant="?"), (str(tenant_id),))
         return [ClassUsage(StorageClass(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    async def namespaces(self, tenant_id: TenantId) -> list[NamespaceUsage]:
+        rows = await self._s.fetchall(NAMESPACES_SQL, (str(tenant_id),))
+        return [NamespaceUsage(r[0], int(r[1]), int(r[2])) for r in rows]
 
     async def census(self) -> list[Census]:
         rows = await self._s.fetchall(CENSUS_SQL)
