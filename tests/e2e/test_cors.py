@@ -144,3 +144,10 @@ def test_unset_means_no_cors_headers_at_all(servers: dict[str, Server]) -> None:
 def test_a_setting_that_is_not_a_list_of_origins_is_refused(value: str) -> None:
     with pytest.raises(ValidationError, match="cors_origins"):
         Settings(cors_origins=value)
+
+
+def test_the_setting_names_origins_without_a_trailing_slash_in_lower_case() -> None:
+    settings = Settings(cors_origins="https://Console.Example.test/, http://127.0.0.1:9")
+    assert settings.cors_origin_set == {"https://console.example.test", "http://127.0.0.1:9"}
+    assert Settings(cors_origins="*").cors_origin_set == {"*"}
+    assert Settings().cors_origin_set == frozenset()

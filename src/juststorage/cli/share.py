@@ -7,12 +7,12 @@ import re
 
 import click
 
+from juststorage.application.presign import MAX_EXPIRES_IN
 from juststorage.cli.client_config import connection_options, json_option
 from juststorage.cli.objects import _client, _target
 
 _DURATION = re.compile(r"(\d{1,7})([smhd]?)")
-_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-MAX_SECONDS = 604800
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 60 * 60, "d": 24 * 60 * 60}
 
 
 def parse_duration(text: str) -> int:
@@ -23,7 +23,7 @@ def parse_duration(text: str) -> int:
     """
     match = _DURATION.fullmatch(text.strip().lower())
     seconds = int(match.group(1)) * _SECONDS[match.group(2)] if match else 0
-    if not 1 <= seconds <= MAX_SECONDS:
+    if not 1 <= seconds <= MAX_EXPIRES_IN:
         raise click.BadParameter(
             f"{text!r}: give 1s to 7d, as seconds or with s, m, h or d (e.g. 10m)",
             param_hint="--expires",
