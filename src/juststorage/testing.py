@@ -17,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -45,21 +46,52 @@ _SETTING_NAMES = (
 
 # Ports handed to servers come from below Linux's ephemeral range (32768-60999), so
 # an outgoing connection of another test cannot take one between the choice and the
-# server's bind. Two tests may still pick the same port: `start` then tries another.
+# server's bind. Servers bind with SO_REUSEPORT, so two servers that chose the same
+# port at the same moment would both start and split its connections: every choice
+# is claimed in a file shared by all processes on the machine (parallel test workers,
+# the scripts they run), and a claim is not handed out again for PORT_CLAIM_TTL_S.
+# If a port is taken anyway, `start` tries another.
 LISTEN_PORTS = range(20000, 32768)
+PORT_CLAIMS = Path(tempfile.gettempdir()) / "juststorage-test-ports"
+PORT_CLAIM_TTL_S = 900.0
 PORT_TAKEN = b"another process holds the port"
 START_ATTEMPTS = 4
 
 
+def _claim_port(port: int) -> bool:
+    """Claim `port` for this process: False if another claimed it within the TTL."""
+    PORT_CLAIMS.mkdir(mode=0o1777, exist_ok=True)
+    claim = PORT_CLAIMS / str(port)
+    for _ in range(2):
+        try:
+            os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return True
+        except FileExistsError:
+            pass
+        try:
+            if time.time() - claim.stat().st_mtime < PORT_CLAIM_TTL_S:
+                return False
+            # A stale claim: only one process renames it away, then creates its own.
+            os.rename(claim, PORT_CLAIMS / f"{port}.{os.getpid()}.stale")
+            os.unlink(PORT_CLAIMS / f"{port}.{os.getpid()}.stale")
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    return False
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1, outside the ephemeral range, that nothing holds now."""
-    for _ in range(200):
+    """A TCP port on 127.0.0.1, outside the ephemeral range, that nothing holds now
+    and no other process chose recently."""
+    for _ in range(500):
         port = random.choice(LISTEN_PORTS)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+        if _claim_port(port):
             return port
     raise RuntimeError("no free port in 20000-32767 on 127.0.0.1")
 
