@@ -236,7 +236,10 @@ def test_nginx_does_not_pass_metrics_on(server: Server, proxy: Nginx) -> None:
     assert server.client.get("/metrics").status_code == 200
     with httpx.Client(base_url=proxy.url, timeout=10.0, trust_env=False) as client:
         for path in ("/metrics", "/%6Detrics", "//metrics", "/metrics?format=text"):
-            answer = client.get(path)
+            # An absolute URL: httpx reads a relative "//metrics" as a host name and
+            # would send "/".
+            answer = client.get(proxy.url + path)
+            assert answer.request.url.raw_path == path.encode(), answer.request.url
             assert answer.status_code == 404, path
             assert "just_storage_" not in answer.text, path
         assert client.get("/health").status_code == 200
