@@ -193,6 +193,52 @@ def test_large_files_in_a_tree_keep_the_multipart_and_ranged_paths(
     assert not list((tmp_path / "back").rglob("*.part*"))
 
 
+@pytest.mark.parametrize("ranged", [False, True], ids=["whole", "ranged"])
+def test_keys_named_like_a_temporary_file_each_get_their_own_bytes(
+    env: dict[str, str], tmp_path: Path, ranged: bool
+) -> None:
+    """`m`, `m.part` and `m.part.state` downloaded in parallel: no download uses a
+    name another key (or the user) owns, so every run gives each key its bytes."""
+    names = ("m", "m.part", "m.part.state")
+    datas = {name: os.urandom(2_000_000 + i) for i, name in enumerate(names)}
+    for name, data in datas.items():
+        (tmp_path / "src").mkdir(exist_ok=True)
+        (tmp_path / "src" / name).write_bytes(data)
+    folder = f"js://acme/race-{int(ranged)}/r"
+    _ok(run_cli(["cp", "-r", str(tmp_path / "src"), folder], env))
+    sizes = ["--multipart-threshold", "512KiB", "--part-size", "256KiB"] if ranged else []
+    for run in range(5):
+        dest = tmp_path / f"d{run}"
+        _ok(run_cli(["cp", "-r", folder, str(dest), "--parallel", "3", *sizes], env))
+        assert _tree_of(dest) == datas, run
+        assert sorted(p.name for p in dest.iterdir()) == sorted(names)
+
+
+def test_a_temporary_download_file_is_not_a_local_file_to_sync(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "video.mp4.part").write_bytes(b"the user's own")
+    leftover = dest / ".big.bin.0123456789abcdef.juststorage-part"
+    leftover.write_bytes(b"half of an interrupted download")
+    (tmp_path / "one.txt").write_bytes(b"one")
+    _ok(run_cli(["put", str(tmp_path / "one.txt"), "acme/temps/t/video.mp4"], env))
+    _ok(run_cli(["cp", "-r", "js://acme/temps/t", str(dest)], env))
+    assert (dest / "video.mp4").read_bytes() == b"one"
+    assert (dest / "video.mp4.part").read_bytes() == b"the user's own"
+    up = run_cli(["sync", str(dest), "js://acme/temps/up"], env)
+    _ok(up)
+    assert sorted(_keys(env, "acme/temps")) == [
+        "t/video.mp4",
+        "up/video.mp4",
+        "up/video.mp4.part",
+    ]
+    mirrored = run_cli(["sync", "js://acme/temps/t", str(dest), "--delete"], env)
+    _ok(mirrored)
+    assert sorted(p.name for p in dest.iterdir()) == [leftover.name, "video.mp4"]
+
+
 def test_cp_of_one_file_either_way(env: dict[str, str], tmp_path: Path) -> None:
     source = tmp_path / "one.csv"
     source.write_bytes(b"a,b\n")

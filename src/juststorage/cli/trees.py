@@ -7,6 +7,9 @@ key under the prefix becomes a path under the destination; a key that would land
 outside it (`..`, `.` or empty segments, a leading `/`, or through a symbolic
 link) is refused, reported, and makes the command fail once the rest is done.
 
+Temporary download files (`.<name>.<random>.juststorage-part`, see the SDK) are
+never taken for local files: not uploaded, not counted, not deleted by `--delete`.
+
 `sync` compares before it transfers: a file whose size and SHA-256 equal the
 newest version's (the listing carries each object's hash, so the store's side
 moves no bytes; the local side is hashed) is left alone. `--delete` then removes
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from juststorage_client import is_temp_name
 
 from juststorage.cli.actions import delete_line, transfer_line
 from juststorage.cli.batch import Task, run_tasks
@@ -74,7 +78,8 @@ class _Plan:
 
 
 def walk_local(root: Path) -> Iterator[tuple[str, Path]]:
-    """(key relative to `root`, path) of every regular file under `root`, in order."""
+    """(key relative to `root`, path) of every regular file under `root`, in order,
+    except the temporary files of downloads."""
 
     def fail(error: OSError) -> None:
         raise error
@@ -82,6 +87,8 @@ def walk_local(root: Path) -> Iterator[tuple[str, Path]]:
     for folder, dirs, files in os.walk(root, onerror=fail):
         dirs.sort()
         for name in sorted(files):
+            if is_temp_name(name):
+                continue
             path = Path(folder, name)
             if path.is_file():
                 yield key_for_file(root, path), path
