@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from juststorage_client import Client
 
 from e2e.prometheus_text import parse_samples, value
 from juststorage.testing import BIN, CliResult, Server, clean_env, run_cli, start
@@ -353,6 +354,109 @@ def test_get_r_never_writes_outside_the_destination(env: dict[str, str], tmp_pat
     sync = run_cli(["sync", "js://acme/hostile/evil", str(dest)], env)
     _fails(sync, 1, "refused")
     assert sorted(p.name for p in (tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_sync_delete_refuses_a_source_that_holds_nothing(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    down = tmp_path / "down"
+    down.mkdir()
+    (down / "mine.txt").write_bytes(b"precious")
+    typo = run_cli(["sync", "js://acme/empty-src/nonexistent", str(down), "--delete"], env)
+    _fails(typo, 2, "holds nothing", "refusing to delete everything", "--allow-empty-source")
+    (tmp_path / "a.txt").write_bytes(b"a")
+    _ok(run_cli(["put", str(tmp_path / "a.txt"), "acme/empty-src/p/a.txt"], env))
+    an_object = run_cli(["sync", "js://acme/empty-src/p/a.txt", str(down), "--delete"], env)
+    _fails(an_object, 2, "is an object, not a folder")
+    dry = run_cli(["sync", "js://acme/empty-src/gone", str(down), "--delete", "--dry-run"], env)
+    _fails(dry, 2, "holds nothing")
+    assert (down / "mine.txt").read_bytes() == b"precious"
+
+    _ok(run_cli(["put", str(tmp_path / "a.txt"), "acme/empty-src/up/keep.txt"], env))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _fails(run_cli(["sync", str(empty), "js://acme/empty-src/up", "--delete"], env), 2, "no files")
+    missing = run_cli(["sync", str(tmp_path / "nope"), "js://acme/empty-src/up", "--delete"], env)
+    _fails(missing, 2, "not a directory")
+    assert "up/keep.txt" in _keys(env, "acme/empty-src")
+
+    forced = ["--delete", "--allow-empty-source"]
+    _ok(run_cli(["sync", str(empty), "js://acme/empty-src/up", *forced], env))
+    assert "up/keep.txt" not in _keys(env, "acme/empty-src")
+    _ok(run_cli(["sync", "js://acme/empty-src/nonexistent", str(down), *forced], env))
+    assert list(down.iterdir()) == []
+
+
+def _put_bytes(server: Server, key: str, data: bytes) -> None:
+    with Client(server.url, server.admin_key) as client:
+        client.upload(data, tenant="acme", namespace="markers", key=key)
+
+
+def test_folder_markers_become_directories(
+    server: Server, env: dict[str, str], tmp_path: Path
+) -> None:
+    _put_bytes(server, "photos/", b"")
+    _put_bytes(server, "photos/2024/", b"")
+    _put_bytes(server, "photos/2025/raw/", b"")
+    _put_bytes(server, "photos/a.jpg", b"jpeg")
+    dest = tmp_path / "fm"
+    _ok(run_cli(["cp", "-r", "js://acme/markers/photos", str(dest)], env))
+    assert _tree_of(dest) == {"a.jpg": b"jpeg"}
+    assert (dest / "2024").is_dir() and (dest / "2025" / "raw").is_dir()
+    (dest / "stray.txt").write_bytes(b"stray")
+    synced = run_cli(["sync", "js://acme/markers/photos", str(dest), "--delete"], env)
+    _ok(synced)
+    assert "0 downloaded, 1 unchanged, 1 deleted" in synced.stderr
+    assert _tree_of(dest) == {"a.jpg": b"jpeg"}
+    up = run_cli(["sync", str(dest), "js://acme/markers/photos", "--delete"], env)
+    _ok(up)
+    assert sorted(_keys(env, "acme/markers")) == [
+        "photos/",
+        "photos/2024/",
+        "photos/2025/raw/",
+        "photos/a.jpg",
+    ]
+
+
+def test_sync_delete_does_not_run_when_a_key_was_refused(
+    server: Server, env: dict[str, str], tmp_path: Path
+) -> None:
+    with Client(server.url, server.admin_key) as client:
+        for key in ("r/../escaped.txt", "r/ok.txt"):
+            client.upload(b"x", tenant="acme", namespace="refused", key=key)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "local-only.txt").write_bytes(b"keep me")
+    result = run_cli(["sync", "js://acme/refused/r", str(dest), "--delete"], env)
+    _fails(result, 1, "1 key(s) refused")
+    assert "not deleting" in result.stderr
+    assert (dest / "local-only.txt").read_bytes() == b"keep me"
+    assert (dest / "ok.txt").read_bytes() == b"x"
+
+
+def test_sync_delete_runs_only_once_every_transfer_succeeded(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    up = tmp_path / "up"
+    up.mkdir()
+    (up / "fine.txt").write_bytes(b"fine")
+    (up / "bad\nname.txt").write_bytes(b"a newline in its name")
+    (tmp_path / "x").write_bytes(b"x")
+    _ok(run_cli(["put", str(tmp_path / "x"), "acme/all-or-none/t/remote-only"], env))
+    uploading = run_cli(["sync", str(up), "js://acme/all-or-none/t", "--delete"], env)
+    assert uploading.returncode == 2, uploading
+    assert "t/remote-only" in _keys(env, "acme/all-or-none")
+
+    _ok(run_cli(["put", str(tmp_path / "x"), "acme/all-or-none/d/blocked/x.txt"], env))
+    _ok(run_cli(["put", str(tmp_path / "x"), "acme/all-or-none/d/ok.txt"], env))
+    down = tmp_path / "down"
+    down.mkdir()
+    (down / "blocked").write_bytes(b"a file where the folder would go")
+    (down / "local-only.txt").write_bytes(b"keep me")
+    downloading = run_cli(["sync", "js://acme/all-or-none/d", str(down), "--delete"], env)
+    assert downloading.returncode != 0 and "Traceback" not in downloading.stderr
+    assert (down / "local-only.txt").read_bytes() == b"keep me"
+    assert (down / "ok.txt").read_bytes() == b"x"
 
 
 def test_rm_prefix_asks_before_deleting(env: dict[str, str], tmp_path: Path) -> None:
