@@ -529,6 +529,22 @@ def test_whoami_shows_the_tenants_and_scopes_of_the_credential(
     assert "tenants:  beta" in human and "usage:read" in human and "acme" not in human
 
 
+def test_a_url_with_a_password_is_refused_and_never_printed(
+    server: Server, env: dict[str, str], tmp_path: Path
+) -> None:
+    secret_url = server.url.replace("://", "://user:s3cretpw@")
+    flag = run_cli(["whoami", "--url", secret_url], env)
+    _fails(flag, 2, "user name or password", "--token")
+    variable = run_cli(["whoami"], {**env, "JUSTSTORAGE_URL": secret_url})
+    _fails(variable, 2, "user name or password")
+    config = tmp_path / "xdg" / "juststorage" / "client.toml"
+    config.write_text(f'[profiles.p]\nurl = "{secret_url}"\ntoken = "x"\n')
+    profile = run_cli(["ls", "acme/any", "--profile", "p"], env)
+    _fails(profile, 2, "user name or password")
+    for result in (flag, variable, profile):
+        assert "s3cretpw" not in result.stdout + result.stderr
+
+
 def test_a_missing_credential_says_how_to_give_one(env: dict[str, str]) -> None:
     without = {k: v for k, v in env.items() if k != "JUSTSTORAGE_TOKEN"}
     result = run_cli(["usage", "acme"], without)
