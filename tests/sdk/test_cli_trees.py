@@ -416,6 +416,16 @@ def test_folder_markers_become_directories(
         "photos/2025/raw/",
         "photos/a.jpg",
     ]
+    _put_bytes(server, "blocked/in/", b"")
+    _put_bytes(server, "blocked/ok.txt", b"ok")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "in").write_bytes(b"a file where the folder would go")
+    (other / "local-only.txt").write_bytes(b"keep me")
+    blocked = run_cli(["sync", "js://acme/markers/blocked", str(other), "--delete"], env)
+    _fails(blocked, 1, "1 key(s) refused")
+    assert "cannot create the directory" in blocked.stderr
+    assert (other / "local-only.txt").read_bytes() == b"keep me"
 
 
 def test_sync_delete_does_not_run_when_a_key_was_refused(

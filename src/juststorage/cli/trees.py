@@ -184,11 +184,14 @@ def download_tree(client: Any, source: Location, root: Path, options: TreeOption
             plan.transfer.append(item)
     if options.delete and root.is_dir():
         plan.delete = sorted({key for key, _ in walk_local(root)} - set(remote))
-    for refusal in plan.refused:
-        click.echo(f"refused: {refusal}", err=True)
     if not options.dry_run:
         for folder in plan.folders:
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                plan.refused.append(f"{folder}: cannot create the directory ({exc.strerror})")
+    for refusal in plan.refused:
+        click.echo(f"refused: {refusal}", err=True)
     side = _Side(
         verb="download",
         describe=lambda item: (f"{SCHEME}{source.child(item.relative)}", str(item.path)),
@@ -200,6 +203,7 @@ def download_tree(client: Any, source: Location, root: Path, options: TreeOption
     if plan.refused:
         raise CommandFailed(
             f"{len(plan.refused)} key(s) refused: they would be written outside {root}"
+            " or their directory could not be made"
         )
 
 

@@ -679,7 +679,11 @@ class AsyncClient:
                 return download.head
             final = Path(destination)
             partial = await _in_thread(temp_beside, final)
-            handle = await _in_thread(partial.open, "r+b")
+            try:
+                handle = await _in_thread(partial.open, "r+b")
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
             try:
                 async for chunk in download.iter_bytes():  # checks the SHA-256 at the end
                     await _in_thread(handle.write, chunk)

@@ -679,7 +679,11 @@ class Client:
                 return download.head
             final = Path(destination)
             partial = _in_thread(temp_beside, final)
-            handle = _in_thread(partial.open, "r+b")
+            try:
+                handle = _in_thread(partial.open, "r+b")
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
             try:
                 for chunk in download.iter_bytes():  # checks the SHA-256 at the end
                     _in_thread(handle.write, chunk)
