@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -29,6 +30,8 @@ type DownloadOptions struct {
 	// OnResume, when set, is called once with the bytes an earlier, interrupted
 	// DownloadFile of the same version already wrote.
 	OnResume func(n int64)
+	// StateDir keeps the state of unfinished ranged downloads (empty: DefaultStateDir()).
+	StateDir string
 }
 
 // Download is an open download: Head, then the body through Read.
@@ -249,11 +252,13 @@ func (c *Client) DownloadBytes(ctx context.Context, ref ObjectRef, opts *Downloa
 	return buf.Bytes(), nil
 }
 
-// DownloadFile streams the object into the file at path. It is written as
-// <path>.part and renamed into place only once every byte arrived and the
-// hash matched; on failure nothing is left behind. A whole object of
-// ParallelThreshold bytes or more is fetched as ranges, Parallel at a time;
-// <path>.part.state lists the finished ones, which a later call keeps when
+// DownloadFile streams the object into the file at path. It is written into a
+// new temporary file beside it (.<name>.<random>.juststorage-part, never a name
+// another key or a file of the caller's can own), fsynced, and renamed over
+// path only once every byte arrived and the hash matched; on failure nothing
+// is left behind. A whole object of ParallelThreshold bytes or more is fetched
+// as ranges, Parallel at a time; a state file in StateDir lists the temporary
+// file and the finished ranges, which a later call to the same path keeps when
 // the object is the same version (see ranges.go).
 func (c *Client) DownloadFile(ctx context.Context, ref ObjectRef, path string, opts *DownloadOptions) (ObjectHead, error) {
 	if opts == nil {
@@ -280,12 +285,19 @@ func (c *Client) DownloadFile(ctx context.Context, ref ObjectRef, path string, o
 		return ObjectHead{}, err
 	}
 	defer d.Close()
-	partial := path + ".part"
-	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	partial, err := tempBeside(path)
 	if err != nil {
 		return ObjectHead{}, err
 	}
-	err = c.copyBody(f, d)
+	f, err := os.OpenFile(partial, os.O_WRONLY, 0)
+	if err != nil {
+		os.Remove(partial)
+		return ObjectHead{}, err
+	}
+	err = c.copyBody(f, d) // checks the SHA-256 at the end
+	if err == nil {
+		err = f.Sync()
+	}
 	if closeErr := f.Close(); err == nil {
 		err = closeErr
 	}
@@ -295,6 +307,10 @@ func (c *Client) DownloadFile(ctx context.Context, ref ObjectRef, path string, o
 	if err != nil {
 		os.Remove(partial)
 		return ObjectHead{}, err
+	}
+	if dir, err := os.Open(filepath.Dir(path)); err == nil {
+		dir.Sync()
+		dir.Close()
 	}
 	return d.Head, nil
 }

@@ -82,7 +82,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	fmt.Println(string(first5)) // hello
-	// Written to copy.bin.part, renamed once every byte arrived and the SHA-256 matched.
+	// Written to a temporary file beside it, renamed once every byte arrived and the SHA-256 matched.
 	if _, err := c.DownloadFile(ctx, js.ByID("acme", v2.ID), "copy.bin", nil); err != nil {
 		log.Fatal(err)
 	}

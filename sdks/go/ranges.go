@@ -1,19 +1,24 @@
 package juststorage
 
 // Parallel resumable downloads: the object (pinned by id) is fetched as byte
-// ranges in parallel into <path>.part; each range is fsynced before
-// <path>.part.state records it, so a later DownloadFile keeps every recorded
-// range, but only for the same version (id, hash and size). The whole file is
-// hashed at the end and renamed into place only if it matches the ETag.
+// ranges in parallel into a temporary file beside the destination
+// (.<name>.<random>.juststorage-part, created with O_EXCL, so no other key's
+// download and no file of the user's owns it); each range is fsynced before the
+// download's state file in StateDir (named by a hash of the destination's path)
+// records it, so a later DownloadFile keeps every recorded range, but only for
+// the same version (id, hash and size) and temporary file. The whole file is
+// hashed at the end, fsynced, and renamed into place only if it matches the ETag.
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,8 +30,63 @@ import (
 // DefaultRangeSize is the bytes per range of a parallel download.
 const DefaultRangeSize = 16 << 20
 
+// TempSuffix ends the name of every temporary download file (which also starts with a dot).
+const TempSuffix = ".juststorage-part"
+
+const tempStemRunes = 40 // of the destination's name: keeps the temp name under NAME_MAX
+
+func tempPrefix(path string) string {
+	name := []rune(filepath.Base(path))
+	if len(name) > tempStemRunes {
+		name = name[:tempStemRunes]
+	}
+	return "." + string(name) + "."
+}
+
+func isTempOf(path, name string) bool {
+	return !strings.ContainsAny(name, `/\`) && strings.HasPrefix(name, tempPrefix(path)) &&
+		strings.HasSuffix(name, TempSuffix)
+}
+
+// tempBeside creates a new empty file beside path for a download into it, with
+// O_EXCL under a random name: never an existing file, not another download's,
+// not the user's own.
+func tempBeside(path string) (string, error) {
+	for attempt := 0; attempt < 16; attempt++ {
+		var random [8]byte
+		if _, err := rand.Read(random[:]); err != nil {
+			return "", err
+		}
+		candidate := filepath.Join(filepath.Dir(path), tempPrefix(path)+hex.EncodeToString(random[:])+TempSuffix)
+		f, err := os.OpenFile(candidate, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return candidate, f.Close()
+	}
+	return "", fmt.Errorf("no free temporary name beside %s", path)
+}
+
+// DownloadStatePath is the state file, in stateDir, of a resumable download
+// into path: named by a hash of the path (its directory with links resolved).
+func DownloadStatePath(stateDir, path string) (string, error) {
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return "", err
+	}
+	if dir, err = filepath.EvalSymlinks(dir); err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(filepath.Join(dir, filepath.Base(path))))
+	return filepath.Join(stateDir, "download-"+hex.EncodeToString(sum[:16])+".json"), nil
+}
+
 type downloadState struct {
 	Version     int    `json:"version"`
+	Temp        string `json:"temp"`
 	ObjectID    string `json:"object_id"`
 	ContentHash string `json:"content_hash"`
 	Size        int64  `json:"size"`
@@ -35,23 +95,39 @@ type downloadState struct {
 }
 
 func (c *Client) downloadRanges(ctx context.Context, tenant string, head ObjectHead, path string, opts *DownloadOptions) (ObjectHead, error) {
-	partial, statePath := path+".part", path+".part.state"
+	stateDir := opts.StateDir
+	if stateDir == "" {
+		stateDir = DefaultStateDir()
+	}
+	statePath, err := DownloadStatePath(stateDir, path)
+	if err != nil {
+		return ObjectHead{}, err
+	}
 	rangeSize := opts.RangeSize
 	if rangeSize <= 0 {
 		rangeSize = DefaultRangeSize
 	}
 	var state downloadState
 	resumed := false
-	if raw, err := os.ReadFile(statePath); err == nil && json.Unmarshal(raw, &state) == nil {
-		info, statErr := os.Stat(partial)
+	if raw, err := os.ReadFile(statePath); err == nil && json.Unmarshal(raw, &state) == nil && isTempOf(path, state.Temp) {
+		stale := filepath.Join(filepath.Dir(path), state.Temp)
+		info, statErr := os.Lstat(stale)
 		resumed = state.Version == stateFormat && state.ObjectID == head.ID &&
 			state.ContentHash == head.ContentHash && state.Size == head.SizeBytes &&
-			state.RangeSize > 0 && statErr == nil && info.Size() == head.SizeBytes
+			state.RangeSize > 0 && statErr == nil && info.Mode().IsRegular() && info.Size() == head.SizeBytes
+		if !resumed {
+			os.Remove(stale) // only ever a name of our own form
+		}
 	}
 	if !resumed {
-		state = downloadState{Version: stateFormat, ObjectID: head.ID, ContentHash: head.ContentHash,
-			Size: head.SizeBytes, RangeSize: rangeSize}
+		temp, err := tempBeside(path)
+		if err != nil {
+			return ObjectHead{}, err
+		}
+		state = downloadState{Version: stateFormat, Temp: filepath.Base(temp), ObjectID: head.ID,
+			ContentHash: head.ContentHash, Size: head.SizeBytes, RangeSize: rangeSize}
 	}
+	partial := filepath.Join(filepath.Dir(path), state.Temp)
 	spans := spansOf(head.SizeBytes, state.RangeSize)
 	done := map[int]bool{}
 	for _, i := range state.Done {
@@ -59,11 +135,7 @@ func (c *Client) downloadRanges(ctx context.Context, tenant string, head ObjectH
 			done[i] = true
 		}
 	}
-	flags := os.O_RDWR | os.O_CREATE
-	if !resumed {
-		flags |= os.O_TRUNC
-	}
-	f, err := os.OpenFile(partial, flags, 0o644)
+	f, err := os.OpenFile(partial, os.O_RDWR, 0)
 	if err != nil {
 		return ObjectHead{}, err
 	}

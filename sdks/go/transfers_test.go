@@ -59,17 +59,16 @@ func TestDownloadFileKeepsTheRangesAPreviousRunFinished(t *testing.T) {
 	for _, i := range []int{0, 1, 3} {
 		copy(partial[i*mib:(i+1)*mib], data[i*mib:(i+1)*mib])
 	}
-	os.WriteFile(dest+".part", partial, 0o644)
-	state, _ := json.Marshal(map[string]any{"version": 1, "object_id": info.ID, "content_hash": info.ContentHash,
+	stateDir := t.TempDir()
+	leftOver(t, dest, stateDir, partial, map[string]any{"object_id": info.ID, "content_hash": info.ContentHash,
 		"size": len(data), "range_bytes": mib, "done": []int{0, 1, 3}})
-	os.WriteFile(dest+".part.state", state, 0o600)
 	proxy := startProxy(t, srv.Port, 1<<50)
 	viaProxy, _ := js.New(proxy.URL, transferKey)
 	var resumed []int64
 	var progressed int64
 	var mu sync.Mutex
 	_, err = viaProxy.DownloadFile(ctx, js.ByKey("acme", "models", "go/par"), dest, &js.DownloadOptions{
-		Parallel: 2, ParallelThreshold: mib, RangeSize: mib,
+		Parallel: 2, ParallelThreshold: mib, RangeSize: mib, StateDir: stateDir,
 		OnResume: func(n int64) { resumed = append(resumed, n) },
 		Progress: func(n int) { mu.Lock(); progressed += int64(n); mu.Unlock() },
 	})
@@ -104,6 +103,74 @@ func TestDownloadFileKeepsTheRangesAPreviousRunFinished(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Dir(dest)); len(entries) != 1 {
 		t.Fatalf("left behind: %v", entries)
 	}
+	if entries, _ := os.ReadDir(stateDir); len(entries) != 0 {
+		t.Fatalf("state left behind: %v", entries)
+	}
+}
+
+// leftOver writes what an interrupted run leaves: its temporary file beside
+// dest, and the state naming it in stateDir.
+func leftOver(t *testing.T, dest, stateDir string, partial []byte, state map[string]any) {
+	t.Helper()
+	temp := "." + filepath.Base(dest) + ".0123456789abcdef" + js.TempSuffix
+	os.WriteFile(filepath.Join(filepath.Dir(dest), temp), partial, 0o644)
+	state["version"], state["temp"] = 1, temp
+	raw, _ := json.Marshal(state)
+	statePath, err := js.DownloadStatePath(stateDir, dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(statePath, raw, 0o600)
+}
+
+func TestDownloadsOfKeysNamedLikeATemporaryFileGetTheirOwnBytes(t *testing.T) {
+	srv := transferServer(t)
+	ctx := context.Background()
+	client, _ := js.New(srv.URL, transferKey)
+	names := []string{"m", "m.part", "m.part.state"}
+	for _, threshold := range []int64{mib, 64 * mib} {
+		datas := map[string][]byte{}
+		for i, name := range names {
+			datas[name] = patternBytes(3*mib+i, 20+i)
+			key := fmt.Sprintf("go/race-%d/%s", threshold, name)
+			if _, err := client.UploadBytes(ctx, datas[name], js.UploadOptions{Tenant: "acme", Namespace: "models", Key: key}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		opts := &js.DownloadOptions{ParallelThreshold: threshold, RangeSize: mib, StateDir: t.TempDir()}
+		for run := 0; run < 3; run++ {
+			out := t.TempDir()
+			var wg sync.WaitGroup
+			errs := make([]error, len(names))
+			for i, name := range names {
+				wg.Add(1)
+				go func(i int, name string) {
+					defer wg.Done()
+					ref := js.ByKey("acme", "models", fmt.Sprintf("go/race-%d/%s", threshold, name))
+					_, errs[i] = client.DownloadFile(ctx, ref, filepath.Join(out, name), opts)
+				}(i, name)
+			}
+			wg.Wait()
+			for i, name := range names {
+				got, _ := os.ReadFile(filepath.Join(out, name))
+				if errs[i] != nil || !bytes.Equal(got, datas[name]) {
+					t.Fatalf("threshold %d run %d: %s has the wrong bytes (%v)", threshold, run, name, errs[i])
+				}
+			}
+			if entries, _ := os.ReadDir(out); len(entries) != len(names) {
+				t.Fatalf("left behind: %v", entries)
+			}
+		}
+		own := t.TempDir()
+		os.WriteFile(filepath.Join(own, "m.part"), []byte("my own work"), 0o644)
+		ref := js.ByKey("acme", "models", fmt.Sprintf("go/race-%d/m", threshold))
+		if _, err := client.DownloadFile(ctx, ref, filepath.Join(own, "m"), opts); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(filepath.Join(own, "m.part")); string(got) != "my own work" {
+			t.Fatalf("the user's own m.part was changed: %q", got)
+		}
+	}
 }
 
 func TestDownloadFileWithADamagedKeptRangeFailsThenStartsClean(t *testing.T) {
@@ -116,11 +183,10 @@ func TestDownloadFileWithADamagedKeptRangeFailsThenStartsClean(t *testing.T) {
 		t.Fatal(err)
 	}
 	dest := filepath.Join(t.TempDir(), "bad.bin")
-	os.WriteFile(dest+".part", make([]byte, len(data)), 0o644) // zeros, listed as done
-	state, _ := json.Marshal(map[string]any{"version": 1, "object_id": info.ID, "content_hash": info.ContentHash,
-		"size": len(data), "range_bytes": mib, "done": []int{0}})
-	os.WriteFile(dest+".part.state", state, 0o600)
-	opts := &js.DownloadOptions{ParallelThreshold: mib, RangeSize: mib}
+	stateDir := t.TempDir()
+	leftOver(t, dest, stateDir, make([]byte, len(data)), map[string]any{"object_id": info.ID, // zeros, listed as done
+		"content_hash": info.ContentHash, "size": len(data), "range_bytes": mib, "done": []int{0}})
+	opts := &js.DownloadOptions{ParallelThreshold: mib, RangeSize: mib, StateDir: stateDir}
 	var integrity *js.IntegrityError
 	if _, err := client.DownloadFile(ctx, js.ByID("acme", info.ID), dest, opts); !errors.As(err, &integrity) {
 		t.Fatalf("want an js.IntegrityError, got %v", err)

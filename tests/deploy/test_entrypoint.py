@@ -169,6 +169,51 @@ def test_ownership_is_not_changed_through_a_symbolic_link(volume: Path) -> None:
     assert all(path.stat().st_uid == NOBODY for path in dirs)
 
 
+def test_a_data_dir_named_through_a_symbolic_link_is_handed_over(volume: Path) -> None:
+    app = volume.parent / "app"
+    app.mkdir()
+    (app / "data").symlink_to(volume, target_is_directory=True)  # /app/data -> /data
+    outside = volume.parent / "outside"
+    outside.mkdir()
+    (volume / "inner-link").symlink_to(outside, target_is_directory=True)
+    entrypoint.prepare_as_root([app / "data"], NOBODY, NOBODY)
+    assert volume.stat().st_uid == NOBODY and volume.stat().st_gid == NOBODY
+    assert (volume / "lost+found").stat().st_uid == NOBODY
+    assert outside.stat().st_uid == 0  # links inside the tree are still not followed
+    made = subprocess.run(
+        ["touch", str(app / "data" / "meta.db")],
+        preexec_fn=as_nobody,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+
+
+def test_a_sqlite_file_on_another_volume_gets_its_directory_handed_over(
+    volume: Path,
+) -> None:
+    other = volume.parent / "other-volume"
+    other.mkdir(mode=0o755)
+    (other / "meta.db").write_bytes(b"")
+    (other / "unrelated.txt").write_text("root's")
+    env = {
+        "JUSTSTORAGE_DATA_DIR": str(volume),
+        "DATABASE_URL": f"sqlite:///{other / 'meta.db'}",
+    }
+    dirs = entrypoint.storage_dirs(env)
+    folder = entrypoint.database_dir(env, dirs)
+    assert folder == other
+    entrypoint.prepare_database_dir(folder, NOBODY, NOBODY)
+    assert other.stat().st_uid == NOBODY and (other / "meta.db").stat().st_uid == NOBODY
+    assert (other / "unrelated.txt").stat().st_uid == 0
+    inside = {**env, "DATABASE_URL": f"sqlite:///{volume / 'meta.db'}"}
+    assert entrypoint.database_dir(inside, dirs) is None
+    assert entrypoint.database_dir({"JUSTSTORAGE_DATA_DIR": str(volume)}, dirs) is None
+    root_file = {**env, "DATABASE_URL": "sqlite:////meta.db"}
+    assert entrypoint.database_dir(root_file, dirs) is None  # never the whole filesystem
+
+
 def test_storage_directories_come_from_the_settings(tmp_path: Path) -> None:
     env = {
         "JUSTSTORAGE_DATA_DIR": str(tmp_path / "meta"),

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from juststorage_client import Client
 
 from e2e.prometheus_text import parse_samples, value
 from juststorage.testing import BIN, CliResult, Server, clean_env, run_cli, start
@@ -193,6 +194,52 @@ def test_large_files_in_a_tree_keep_the_multipart_and_ranged_paths(
     assert not list((tmp_path / "back").rglob("*.part*"))
 
 
+@pytest.mark.parametrize("ranged", [False, True], ids=["whole", "ranged"])
+def test_keys_named_like_a_temporary_file_each_get_their_own_bytes(
+    env: dict[str, str], tmp_path: Path, ranged: bool
+) -> None:
+    """`m`, `m.part` and `m.part.state` downloaded in parallel: no download uses a
+    name another key (or the user) owns, so every run gives each key its bytes."""
+    names = ("m", "m.part", "m.part.state")
+    datas = {name: os.urandom(2_000_000 + i) for i, name in enumerate(names)}
+    for name, data in datas.items():
+        (tmp_path / "src").mkdir(exist_ok=True)
+        (tmp_path / "src" / name).write_bytes(data)
+    folder = f"js://acme/race-{int(ranged)}/r"
+    _ok(run_cli(["cp", "-r", str(tmp_path / "src"), folder], env))
+    sizes = ["--multipart-threshold", "512KiB", "--part-size", "256KiB"] if ranged else []
+    for run in range(5):
+        dest = tmp_path / f"d{run}"
+        _ok(run_cli(["cp", "-r", folder, str(dest), "--parallel", "3", *sizes], env))
+        assert _tree_of(dest) == datas, run
+        assert sorted(p.name for p in dest.iterdir()) == sorted(names)
+
+
+def test_a_temporary_download_file_is_not_a_local_file_to_sync(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "video.mp4.part").write_bytes(b"the user's own")
+    leftover = dest / ".big.bin.0123456789abcdef.juststorage-part"
+    leftover.write_bytes(b"half of an interrupted download")
+    (tmp_path / "one.txt").write_bytes(b"one")
+    _ok(run_cli(["put", str(tmp_path / "one.txt"), "acme/temps/t/video.mp4"], env))
+    _ok(run_cli(["cp", "-r", "js://acme/temps/t", str(dest)], env))
+    assert (dest / "video.mp4").read_bytes() == b"one"
+    assert (dest / "video.mp4.part").read_bytes() == b"the user's own"
+    up = run_cli(["sync", str(dest), "js://acme/temps/up"], env)
+    _ok(up)
+    assert sorted(_keys(env, "acme/temps")) == [
+        "t/video.mp4",
+        "up/video.mp4",
+        "up/video.mp4.part",
+    ]
+    mirrored = run_cli(["sync", "js://acme/temps/t", str(dest), "--delete"], env)
+    _ok(mirrored)
+    assert sorted(p.name for p in dest.iterdir()) == [leftover.name, "video.mp4"]
+
+
 def test_cp_of_one_file_either_way(env: dict[str, str], tmp_path: Path) -> None:
     source = tmp_path / "one.csv"
     source.write_bytes(b"a,b\n")
@@ -309,6 +356,119 @@ def test_get_r_never_writes_outside_the_destination(env: dict[str, str], tmp_pat
     assert sorted(p.name for p in (tmp_path / "elsewhere").iterdir()) == []
 
 
+def test_sync_delete_refuses_a_source_that_holds_nothing(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    down = tmp_path / "down"
+    down.mkdir()
+    (down / "mine.txt").write_bytes(b"precious")
+    typo = run_cli(["sync", "js://acme/empty-src/nonexistent", str(down), "--delete"], env)
+    _fails(typo, 2, "holds nothing", "refusing to delete everything", "--allow-empty-source")
+    (tmp_path / "a.txt").write_bytes(b"a")
+    _ok(run_cli(["put", str(tmp_path / "a.txt"), "acme/empty-src/p/a.txt"], env))
+    an_object = run_cli(["sync", "js://acme/empty-src/p/a.txt", str(down), "--delete"], env)
+    _fails(an_object, 2, "is an object, not a folder")
+    dry = run_cli(["sync", "js://acme/empty-src/gone", str(down), "--delete", "--dry-run"], env)
+    _fails(dry, 2, "holds nothing")
+    assert (down / "mine.txt").read_bytes() == b"precious"
+
+    _ok(run_cli(["put", str(tmp_path / "a.txt"), "acme/empty-src/up/keep.txt"], env))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _fails(run_cli(["sync", str(empty), "js://acme/empty-src/up", "--delete"], env), 2, "no files")
+    missing = run_cli(["sync", str(tmp_path / "nope"), "js://acme/empty-src/up", "--delete"], env)
+    _fails(missing, 2, "not a directory")
+    assert "up/keep.txt" in _keys(env, "acme/empty-src")
+
+    forced = ["--delete", "--allow-empty-source"]
+    _ok(run_cli(["sync", str(empty), "js://acme/empty-src/up", *forced], env))
+    assert "up/keep.txt" not in _keys(env, "acme/empty-src")
+    _ok(run_cli(["sync", "js://acme/empty-src/nonexistent", str(down), *forced], env))
+    assert list(down.iterdir()) == []
+
+
+def _put_bytes(server: Server, key: str, data: bytes) -> None:
+    with Client(server.url, server.admin_key) as client:
+        client.upload(data, tenant="acme", namespace="markers", key=key)
+
+
+def test_folder_markers_become_directories(
+    server: Server, env: dict[str, str], tmp_path: Path
+) -> None:
+    _put_bytes(server, "photos/", b"")
+    _put_bytes(server, "photos/2024/", b"")
+    _put_bytes(server, "photos/2025/raw/", b"")
+    _put_bytes(server, "photos/a.jpg", b"jpeg")
+    dest = tmp_path / "fm"
+    _ok(run_cli(["cp", "-r", "js://acme/markers/photos", str(dest)], env))
+    assert _tree_of(dest) == {"a.jpg": b"jpeg"}
+    assert (dest / "2024").is_dir() and (dest / "2025" / "raw").is_dir()
+    (dest / "stray.txt").write_bytes(b"stray")
+    synced = run_cli(["sync", "js://acme/markers/photos", str(dest), "--delete"], env)
+    _ok(synced)
+    assert "0 downloaded, 1 unchanged, 1 deleted" in synced.stderr
+    assert _tree_of(dest) == {"a.jpg": b"jpeg"}
+    up = run_cli(["sync", str(dest), "js://acme/markers/photos", "--delete"], env)
+    _ok(up)
+    assert sorted(_keys(env, "acme/markers")) == [
+        "photos/",
+        "photos/2024/",
+        "photos/2025/raw/",
+        "photos/a.jpg",
+    ]
+    _put_bytes(server, "blocked/in/", b"")
+    _put_bytes(server, "blocked/ok.txt", b"ok")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "in").write_bytes(b"a file where the folder would go")
+    (other / "local-only.txt").write_bytes(b"keep me")
+    blocked = run_cli(["sync", "js://acme/markers/blocked", str(other), "--delete"], env)
+    _fails(blocked, 1, "1 key(s) refused")
+    assert "cannot create the directory" in blocked.stderr
+    assert (other / "local-only.txt").read_bytes() == b"keep me"
+
+
+def test_sync_delete_does_not_run_when_a_key_was_refused(
+    server: Server, env: dict[str, str], tmp_path: Path
+) -> None:
+    with Client(server.url, server.admin_key) as client:
+        for key in ("r/../escaped.txt", "r/ok.txt"):
+            client.upload(b"x", tenant="acme", namespace="refused", key=key)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "local-only.txt").write_bytes(b"keep me")
+    result = run_cli(["sync", "js://acme/refused/r", str(dest), "--delete"], env)
+    _fails(result, 1, "1 key(s) refused")
+    assert "not deleting" in result.stderr
+    assert (dest / "local-only.txt").read_bytes() == b"keep me"
+    assert (dest / "ok.txt").read_bytes() == b"x"
+
+
+def test_sync_delete_runs_only_once_every_transfer_succeeded(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    up = tmp_path / "up"
+    up.mkdir()
+    (up / "fine.txt").write_bytes(b"fine")
+    (up / "bad\nname.txt").write_bytes(b"a newline in its name")
+    (tmp_path / "x").write_bytes(b"x")
+    _ok(run_cli(["put", str(tmp_path / "x"), "acme/all-or-none/t/remote-only"], env))
+    uploading = run_cli(["sync", str(up), "js://acme/all-or-none/t", "--delete"], env)
+    assert uploading.returncode == 2, uploading
+    assert "t/remote-only" in _keys(env, "acme/all-or-none")
+
+    _ok(run_cli(["put", str(tmp_path / "x"), "acme/all-or-none/d/blocked/x.txt"], env))
+    _ok(run_cli(["put", str(tmp_path / "x"), "acme/all-or-none/d/ok.txt"], env))
+    down = tmp_path / "down"
+    down.mkdir()
+    (down / "blocked").write_bytes(b"a file where the folder would go")
+    (down / "local-only.txt").write_bytes(b"keep me")
+    downloading = run_cli(["sync", "js://acme/all-or-none/d", str(down), "--delete"], env)
+    assert downloading.returncode != 0 and "Traceback" not in downloading.stderr
+    assert (down / "local-only.txt").read_bytes() == b"keep me"
+    assert (down / "ok.txt").read_bytes() == b"x"
+
+
 def test_rm_prefix_asks_before_deleting(env: dict[str, str], tmp_path: Path) -> None:
     source = tmp_path / "f.txt"
     source.write_bytes(b"x")
@@ -377,6 +537,22 @@ def test_whoami_shows_the_tenants_and_scopes_of_the_credential(
     assert shown["subject"] == f"key:{acme['id']}" and shown["credential_from"] == "--token"
     human = _ok(run_cli(["whoami", "--token", beta["key"]], env))
     assert "tenants:  beta" in human and "usage:read" in human and "acme" not in human
+
+
+def test_a_url_with_a_password_is_refused_and_never_printed(
+    server: Server, env: dict[str, str], tmp_path: Path
+) -> None:
+    secret_url = server.url.replace("://", "://user:s3cretpw@")
+    flag = run_cli(["whoami", "--url", secret_url], env)
+    _fails(flag, 2, "user name or password", "--token")
+    variable = run_cli(["whoami"], {**env, "JUSTSTORAGE_URL": secret_url})
+    _fails(variable, 2, "user name or password")
+    config = tmp_path / "xdg" / "juststorage" / "client.toml"
+    config.write_text(f'[profiles.p]\nurl = "{secret_url}"\ntoken = "x"\n')
+    profile = run_cli(["ls", "acme/any", "--profile", "p"], env)
+    _fails(profile, 2, "user name or password")
+    for result in (flag, variable, profile):
+        assert "s3cretpw" not in result.stdout + result.stderr
 
 
 def test_a_missing_credential_says_how_to_give_one(env: dict[str, str]) -> None:

@@ -48,7 +48,8 @@ with js.Client(url, token, ca_cert=ca) as c:
     c.upload_file(big, tenant="acme", namespace="old", key="big", multipart_threshold=MiB,
                   part_bytes=5 * MiB, parallel=3, state_dir=os.path.join(work, "state"))
     c.download_to_file(os.path.join(work, "sync.bin"), tenant="acme", namespace="old", key="big",
-                       parallel_threshold=MiB, range_bytes=4 * MiB, parallel=3)
+                       parallel_threshold=MiB, range_bytes=4 * MiB, parallel=3,
+                       state_dir=os.path.join(work, "state"))
     assert open(os.path.join(work, "sync.bin"), "rb").read() == content
     assert sorted(o.key for o in c.list(tenant="acme", namespace="old")) == ["a.txt", "big"]
     try:
@@ -65,7 +66,8 @@ async def main():
                             state_dir=os.path.join(work, "state"))
         await c.download_to_file(os.path.join(work, "async.bin"), tenant="acme",
                                  namespace="old", key="big-async", parallel_threshold=MiB,
-                                 range_bytes=4 * MiB, parallel=3)
+                                 range_bytes=4 * MiB, parallel=3,
+                                 state_dir=os.path.join(work, "state"))
         keys = [o.key async for o in c.list(tenant="acme", namespace="old")]
         assert sorted(keys) == ["a.txt", "big", "big-async"], keys
         await c.delete(tenant="acme", namespace="old", key="a.txt")

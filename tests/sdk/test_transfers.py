@@ -17,6 +17,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,12 @@ from juststorage_client import (
     IntegrityError,
     NotFound,
 )
-from juststorage_client._transfer_state import part_size_for, spans
+from juststorage_client._transfer_state import (
+    TEMP_SUFFIX,
+    download_state_path,
+    part_size_for,
+    spans,
+)
 from tests.sdk.fake_sessions import FakeSessionServer
 from tests.sdk.proxy import CuttingProxy
 
@@ -123,7 +129,9 @@ def test_parallel_download_writes_the_object_and_leaves_no_state(
 ) -> None:
     data = _pattern(5 * MiB + 123)
     _upload(client, "par/whole", data)
-    dest = tmp_path / "whole.bin"
+    dest = tmp_path / "out" / "whole.bin"
+    dest.parent.mkdir()
+    state_dir = tmp_path / "state"
     seen: list[int] = []
     head = client.download_to_file(
         dest,
@@ -134,18 +142,62 @@ def test_parallel_download_writes_the_object_and_leaves_no_state(
         parallel_threshold=MiB,
         range_bytes=MiB,
         progress=seen.append,
+        state_dir=state_dir,
     )
     assert dest.read_bytes() == data
     assert head.sha256 == hashlib.sha256(data).hexdigest()
     assert sum(seen) == len(data)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["whole.bin"]
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["whole.bin"]
+    assert list(state_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("threshold", [MiB, 64 * MiB], ids=["ranges", "whole"])
+def test_downloads_never_touch_a_file_named_like_another_temporary(
+    client: Client, tmp_path: Path, threshold: int
+) -> None:
+    """Keys `m`, `m.part` and `m.part.state` downloaded at once each get their own
+    bytes, and a user's own `m.part` beside the destination is left alone."""
+    datas = {name: _pattern(3 * MiB + i, seed=20 + i) for i, name in enumerate(NAMES)}
+    for name, data in datas.items():
+        _upload(client, f"race/{name}", data)
+    kwargs = {"parallel_threshold": threshold, "range_bytes": MiB, "state_dir": tmp_path / "s"}
+    for run in range(4):
+        out = tmp_path / f"run{run}"
+        out.mkdir()
+        with ThreadPoolExecutor(len(NAMES)) as pool:
+            done = [
+                pool.submit(
+                    client.download_to_file,
+                    out / name,
+                    tenant="acme",
+                    namespace="models",
+                    key=f"race/{name}",
+                    **kwargs,
+                )
+                for name in NAMES
+            ]
+            for future in done:
+                future.result()
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == datas
+    mine = tmp_path / "own"
+    mine.mkdir()
+    (mine / "m.part").write_bytes(b"my own work")
+    (mine / "m.part.state").write_bytes(b"{}")
+    client.download_to_file(mine / "m", tenant="acme", namespace="models", key="race/m", **kwargs)
+    assert (mine / "m").read_bytes() == datas["m"]
+    assert (mine / "m.part").read_bytes() == b"my own work"
+    assert (mine / "m.part.state").read_bytes() == b"{}"
+
+
+NAMES = ("m", "m.part", "m.part.state")
 
 
 def _partial_with(
-    dest: Path, data: bytes, object_id: str, done: list[int], range_bytes: int
-) -> None:
-    """What an interrupted run leaves: `.part` holding the done ranges, and its state."""
-    partial = dest.with_name(dest.name + ".part")
+    dest: Path, data: bytes, object_id: str, done: list[int], range_bytes: int, state_dir: Path
+) -> Path:
+    """What an interrupted run leaves: a temporary file holding the done ranges beside
+    `dest`, and its state in `state_dir`; the temporary file."""
+    partial = dest.with_name(f".{dest.name}.0123456789abcdef{TEMP_SUFFIX}")
     body = bytearray(len(data))
     for index in done:
         start = index * range_bytes
@@ -153,13 +205,17 @@ def _partial_with(
     partial.write_bytes(bytes(body))
     state = {
         "version": 1,
+        "temp": partial.name,
         "object_id": object_id,
         "content_hash": "sha256:" + hashlib.sha256(data).hexdigest(),
         "size": len(data),
         "range_bytes": range_bytes,
         "done": done,
     }
-    dest.with_name(dest.name + ".part.state").write_text(json.dumps(state))
+    path = download_state_path(state_dir, dest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state))
+    return partial
 
 
 def _ranges_asked(proxy: CuttingProxy) -> list[str]:
@@ -177,7 +233,8 @@ def test_download_keeps_the_ranges_a_previous_run_finished(
     data = _pattern(6 * MiB, seed=1)
     object_id = _upload(client, "par/resume", data)
     dest = tmp_path / "resume.bin"
-    _partial_with(dest, data, object_id, [0, 1, 3], MiB)
+    state_dir = tmp_path / "state"
+    partial = _partial_with(dest, data, object_id, [0, 1, 3], MiB, state_dir)
     resumed: list[int] = []
     with (
         CuttingProxy(server.port, NO_CUT) as proxy,
@@ -192,9 +249,11 @@ def test_download_keeps_the_ranges_a_previous_run_finished(
             parallel_threshold=MiB,
             range_bytes=MiB,
             on_resume=resumed.append,
+            state_dir=state_dir,
         )
     assert dest.read_bytes() == data
     assert resumed == [3 * MiB]
+    assert not partial.exists() and list(state_dir.iterdir()) == []
     asked = sorted(_ranges_asked(proxy))
     assert asked == sorted(f"bytes={i * MiB}-{(i + 1) * MiB - 1}" for i in (2, 4, 5))
 
@@ -207,7 +266,8 @@ def test_download_starts_over_when_the_key_names_another_version(
     new = _pattern(3 * MiB, seed=3)
     _upload(client, "par/changed", new)
     dest = tmp_path / "changed.bin"
-    _partial_with(dest, old, old_id, [0, 1], MiB)
+    state_dir = tmp_path / "state"
+    partial = _partial_with(dest, old, old_id, [0, 1], MiB, state_dir)
     resumed: list[int] = []
     client.download_to_file(
         dest,
@@ -217,9 +277,12 @@ def test_download_starts_over_when_the_key_names_another_version(
         parallel_threshold=MiB,
         range_bytes=MiB,
         on_resume=resumed.append,
+        state_dir=state_dir,
     )
     assert dest.read_bytes() == new
     assert resumed == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["changed.bin", "state"]
+    assert not partial.exists()
 
 
 def test_a_kept_range_that_does_not_hash_right_fails_and_the_next_run_starts_clean(
@@ -228,15 +291,15 @@ def test_a_kept_range_that_does_not_hash_right_fails_and_the_next_run_starts_cle
     data = _pattern(3 * MiB, seed=4)
     object_id = _upload(client, "par/corrupt", data)
     dest = tmp_path / "corrupt.bin"
-    _partial_with(dest, data, object_id, [0], MiB)
-    partial = dest.with_name("corrupt.bin.part")
+    state_dir = tmp_path / "state"
+    partial = _partial_with(dest, data, object_id, [0], MiB, state_dir)
     with partial.open("r+b") as handle:
         handle.write(b"\xff" * 10)  # a range recorded as done, but damaged since
-    kwargs = {"parallel_threshold": MiB, "range_bytes": MiB}
+    kwargs = {"parallel_threshold": MiB, "range_bytes": MiB, "state_dir": state_dir}
     with pytest.raises(IntegrityError):
         client.download_to_file(dest, tenant="acme", id=object_id, **kwargs)
     assert not dest.exists() and not partial.exists()
-    assert not dest.with_name("corrupt.bin.part.state").exists()
+    assert list(state_dir.iterdir()) == []
     client.download_to_file(dest, tenant="acme", id=object_id, **kwargs)
     assert dest.read_bytes() == data
 
@@ -256,6 +319,7 @@ def test_async_client_downloads_in_parallel_ranges(server: Server, tmp_path: Pat
                 parallel=4,
                 parallel_threshold=MiB,
                 range_bytes=MiB,
+                state_dir=tmp_path / "state",
             )
             return dest.read_bytes()
 
@@ -508,7 +572,7 @@ def test_cli_get_killed_half_way_resumes_keeping_finished_ranges(
     data = _pattern(16 * MiB, seed=12)
     _upload(client, "cli/big-get", data)
     dest = tmp_path / "big.bin"
-    state = tmp_path / "big.bin.part.state"
+    state = download_state_path(tmp_path / "config" / "transfers", dest)
     args = ["get", "acme/models/cli/big-get", str(dest), "--parallel", "2"]
     args += ["--parallel-threshold", "1MiB", "--part-size", "1MiB"]
 
@@ -530,7 +594,7 @@ def test_cli_get_killed_half_way_resumes_keeping_finished_ranges(
     assert dest.read_bytes() == data
     assert "resuming" in again.stderr and "MiB/s" in again.stderr
     assert len(_ranges_asked(proxy)) == 16 - kept
-    assert not state.exists() and not (tmp_path / "big.bin.part").exists()
+    assert not state.exists() and not list(tmp_path.glob(f".big.bin.*{TEMP_SUFFIX}"))
 
 
 def test_cli_put_killed_at_90_percent_resends_at_most_15_percent(

@@ -3,6 +3,7 @@
 import { createHash } from "node:crypto";
 import { open, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
+import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { bytesBody, fileBody, sourceBody, toBytes, type UploadSource } from "./bodies.js";
@@ -49,6 +50,8 @@ import {
   completeUpload,
   createUpload,
   defaultStateDir,
+  fsyncDir,
+  tempBeside,
   downloadRanges,
   getUpload,
   uploadFileParts,
@@ -114,6 +117,8 @@ export interface FileDownloadOptions extends DownloadOptions {
   rangeBytes?: number;
   /** Called once with the bytes an earlier, interrupted call already wrote. */
   onResume?: Progress;
+  /** Where a ranged download keeps its resume state. Default `$XDG_CONFIG_HOME/juststorage/transfers`. */
+  stateDir?: string;
 }
 
 export interface CallOptions {
@@ -419,11 +424,13 @@ export class Client {
 
   /**
    * Stream the object into a file path, a Node.js writable or a web
-   * `WritableStream`. A path is written as `<path>.part` and renamed into place
-   * only once every byte arrived and the hash matched. A whole object of
-   * `parallelThreshold` bytes or more is fetched in ranges, `parallel` at a time;
-   * `<path>.part.state` lists the finished ones, which a later call keeps when
-   * the object is the same version.
+   * `WritableStream`. A path is written into a new temporary file beside it
+   * (`.<name>.<random>.juststorage-part`, never a name another key or a file of
+   * the caller's can own), fsynced, and renamed over the path only once every
+   * byte arrived and the hash matched. A whole object of `parallelThreshold`
+   * bytes or more is fetched in ranges, `parallel` at a time; a state file in
+   * `stateDir` lists the temporary file and the finished ranges, which a later
+   * call to the same path keeps when the object is the same version.
    */
   async downloadToFile(destination: DownloadDestination, options: FileDownloadOptions): Promise<ObjectHead> {
     if (options.range === undefined && (typeof destination === "string" || destination instanceof URL)) {
@@ -432,6 +439,7 @@ export class Client {
         return downloadRanges(this, destination instanceof URL ? fileURLToPath(destination) : destination, head, options.tenant, {
           parallel: options.parallel ?? PARALLEL,
           rangeBytes: options.rangeBytes ?? RANGE_BYTES,
+          stateDir: options.stateDir ?? defaultStateDir(),
           progress: options.progress,
           onResume: options.onResume,
           signal: options.signal,
@@ -448,18 +456,21 @@ export class Client {
       return download.head;
     }
     const finalPath = destination instanceof URL ? fileURLToPath(destination) : destination;
-    const partial = `${finalPath}.part`;
+    let partial: string;
     let handle: FileHandle;
     try {
-      handle = await open(partial, "w");
+      partial = await tempBeside(finalPath);
+      handle = await open(partial, "r+");
     } catch (error) {
       await download.cancel();
       throw error;
     }
     try {
-      await writeDownload(download, handle, this.chunkBytes);
+      await writeDownload(download, handle, this.chunkBytes); // checks the SHA-256 at the end
+      await handle.sync();
       await handle.close();
       await rename(partial, finalPath);
+      await fsyncDir(dirname(resolve(finalPath)));
     } catch (error) {
       await download.cancel();
       await handle.close().catch(() => undefined);

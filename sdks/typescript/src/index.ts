@@ -48,7 +48,7 @@ export { CommonPrefix, ListPage, ObjectHead, ObjectInfo } from "./models.js";
 export type { ClassUsage, Health, ListPageJson, ObjectJson, PresignedUrl, Usage } from "./models.js";
 export type { ByteRange, ObjectRef, Progress, PutByHashOptions, UploadOptions } from "./protocol.js";
 export { NO_RETRIES, RetryPolicy, parseRetryAfter } from "./retry.js";
-export { PARALLEL, PARALLEL_THRESHOLD_BYTES, PART_MIN_BYTES, RANGE_BYTES, defaultStateDir, partSizeFor } from "./transfers.js";
+export { PARALLEL, PARALLEL_THRESHOLD_BYTES, PART_MIN_BYTES, RANGE_BYTES, TEMP_SUFFIX, defaultStateDir, downloadStatePath, partSizeFor } from "./transfers.js";
 export type { UploadSession, UploadedPart } from "./transfers.js";
 export type { RetryEvent, RetryOptions } from "./retry.js";
 

@@ -2,10 +2,13 @@
  * Large transfers: parallel resumable downloads and multipart uploads (SPEC §8.2).
  *
  * Downloads: the object (pinned by id) is fetched as byte ranges in parallel into
- * `<dest>.part`; each range is fsynced before `<dest>.part.state` records it, so a
- * later call keeps every recorded range, but only for the same version (id, hash,
- * size). The whole file is hashed at the end and renamed into place only if it
- * matches the ETag.
+ * a temporary file beside the destination (`.<name>.<random>.juststorage-part`,
+ * created exclusively, so no other key's download and no file of the user's owns
+ * it); each range is fsynced before the download's state file in `stateDir` (named
+ * by a hash of the destination's path) records it, so a later call keeps every
+ * recorded range, but only for the same version (id, hash, size) and temporary
+ * file. The whole file is hashed at the end, fsynced, and renamed over the
+ * destination only if it matches the ETag.
  *
  * Uploads: one session with parts sent in parallel. A state file (in `stateDir`,
  * named by a hash of the upload's arguments) keeps the session id and the digest
@@ -13,10 +16,10 @@
  * which parts it holds and skips those whose SHA-256 matches the file's bytes.
  */
 
-import { createHash } from "node:crypto";
-import { mkdir, open, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { lstat, mkdir, open, readFile, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { homedir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 
 import type { Client } from "./client.js";
 import {
@@ -77,6 +80,55 @@ export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env["XDG_CONFIG_HOME"] || join(homedir(), ".config"), "juststorage", "transfers");
 }
 
+/** How every temporary download file's name ends (it also starts with a dot). */
+export const TEMP_SUFFIX = ".juststorage-part";
+const TEMP_STEM_CHARS = 40; // of the destination's name: keeps the temp name under NAME_MAX
+
+function tempPrefix(finalPath: string): string {
+  return `.${basename(finalPath).slice(0, TEMP_STEM_CHARS)}.`;
+}
+
+function isTempOf(finalPath: string, name: unknown): name is string {
+  return (
+    typeof name === "string" &&
+    !name.includes("/") &&
+    !name.includes("\\") &&
+    name.startsWith(tempPrefix(finalPath)) &&
+    name.endsWith(TEMP_SUFFIX)
+  );
+}
+
+/**
+ * A new empty file beside `finalPath` for a download into it, created with `wx`
+ * under a random name (`.<name>.<random>.juststorage-part`): never an existing
+ * file, not another download's, not the user's own.
+ */
+export async function tempBeside(finalPath: string): Promise<string> {
+  for (let attempt = 0; attempt < 16; attempt++) {
+    const candidate = join(dirname(finalPath), `${tempPrefix(finalPath)}${randomBytes(8).toString("hex")}${TEMP_SUFFIX}`);
+    try {
+      await (await open(candidate, "wx")).close();
+      return candidate;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+  }
+  throw new Error(`no free temporary name beside ${finalPath}`);
+}
+
+/** The state file of a resumable download into `finalPath`: named by a hash of its path. */
+export async function downloadStatePath(stateDir: string, finalPath: string): Promise<string> {
+  const where = join(await realpath(dirname(resolve(finalPath))), basename(finalPath));
+  return join(stateDir, `download-${createHash("sha256").update(where, "utf8").digest("hex").slice(0, 32)}.json`);
+}
+
+/** `name` when it is a temporary file of `finalPath`'s, a regular file of `size` bytes. */
+async function keptTemp(finalPath: string, name: unknown, size: number): Promise<string | undefined> {
+  if (!isTempOf(finalPath, name)) return undefined;
+  const info = await lstat(join(dirname(finalPath), name)).catch(() => undefined);
+  return info !== undefined && info.isFile() && info.size === size ? name : undefined;
+}
+
 /** Run `work` over `items`, at most `count` at once; the first failure stops new work and is thrown. */
 export async function runPool<T>(count: number, items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -117,7 +169,7 @@ async function readJson(path: string): Promise<Record<string, unknown> | undefin
   }
 }
 
-async function fsyncDir(path: string): Promise<void> {
+export async function fsyncDir(path: string): Promise<void> {
   const handle = await open(path, "r");
   try {
     await handle.sync();
@@ -131,6 +183,7 @@ async function fsyncDir(path: string): Promise<void> {
 export interface RangeDownloadOptions {
   parallel: number;
   rangeBytes: number;
+  stateDir: string;
   progress?: Progress | undefined;
   onResume?: Progress | undefined;
   signal?: AbortSignal | undefined;
@@ -144,23 +197,29 @@ export async function downloadRanges(
   tenant: string,
   options: RangeDownloadOptions,
 ): Promise<ObjectHead> {
-  const partial = `${finalPath}.part`;
-  const statePath = `${finalPath}.part.state`;
+  const statePath = await downloadStatePath(options.stateDir, finalPath);
   const saved = await readJson(statePath);
   let rangeBytes = options.rangeBytes;
   let done = new Set<number>();
-  let resumed =
+  const kept = await keptTemp(finalPath, saved?.["temp"], head.sizeBytes);
+  const resumed =
     saved !== undefined &&
+    kept !== undefined &&
     saved["version"] === STATE_VERSION &&
     saved["object_id"] === head.id &&
     saved["content_hash"] === head.contentHash &&
     saved["size"] === head.sizeBytes &&
     typeof saved["range_bytes"] === "number" &&
     saved["range_bytes"] > 0;
-  if (resumed) {
-    const size = await stat(partial).then((s) => s.size, () => -1);
-    resumed = size === head.sizeBytes;
+  let temp: string;
+  if (resumed && kept !== undefined) {
+    temp = kept;
+  } else {
+    const stale = saved?.["temp"];
+    if (isTempOf(finalPath, stale)) await unlink(join(dirname(finalPath), stale)).catch(() => undefined);
+    temp = basename(await tempBeside(finalPath));
   }
+  const partial = join(dirname(finalPath), temp);
   if (resumed && saved !== undefined) {
     rangeBytes = saved["range_bytes"] as number;
     done = new Set((Array.isArray(saved["done"]) ? saved["done"] : []).filter((i): i is number => Number.isInteger(i)));
@@ -169,20 +228,21 @@ export async function downloadRanges(
   const save = (): Promise<void> =>
     writeJsonAtomic(statePath, {
       version: STATE_VERSION,
+      temp,
       object_id: head.id,
       content_hash: head.contentHash,
       size: head.sizeBytes,
       range_bytes: rangeBytes,
       done: [...done].sort((a, b) => a - b),
     });
-  const handle = await open(partial, resumed ? "r+" : "w+");
+  const handle = await open(partial, "r+");
   try {
     if (!resumed) {
       await handle.truncate(head.sizeBytes);
       await save();
     } else {
-      const kept = [...done].reduce((sum, i) => sum + (ranges[i]?.[1] ?? 0), 0);
-      if (kept > 0) options.onResume?.(kept);
+      const keptBytes = [...done].reduce((sum, i) => sum + (ranges[i]?.[1] ?? 0), 0);
+      if (keptBytes > 0) options.onResume?.(keptBytes);
     }
     const target = new Target({ tenant, id: head.id });
     let saving = Promise.resolve();

@@ -3,9 +3,9 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 
 import * as js from "../dist/index.js";
@@ -41,12 +41,11 @@ test("a large download goes in parallel ranges and keeps those a previous run fi
   const object = await client.upload(data, { tenant: "acme", namespace: "models", key: "ts/par" });
   const dir = await mkdtemp(join(tmp, "dl-"));
   const dest = join(dir, "par.bin");
-  // What an interrupted run leaves: ranges 0, 1 and 3 in .part, and the state listing them.
+  // What an interrupted run leaves: ranges 0, 1 and 3 in its temporary file, and the state listing them.
   const partial = Buffer.alloc(data.length);
   for (const i of [0, 1, 3]) data.copy(partial, i * MiB, i * MiB, (i + 1) * MiB);
-  await writeFile(`${dest}.part`, partial);
-  const state = { version: 1, object_id: object.id, content_hash: object.contentHash, size: data.length, range_bytes: MiB, done: [0, 1, 3] };
-  await writeFile(`${dest}.part.state`, JSON.stringify(state));
+  const stateDir = join(dir, "..", `${basename(dir)}-state`);
+  await leftOver(dest, stateDir, partial, { object_id: object.id, content_hash: object.contentHash, size: data.length, range_bytes: MiB, done: [0, 1, 3] });
   const proxy = await new CuttingProxy(server.port, 2 ** 50).start();
   try {
     const viaProxy = new js.Client(proxy.url, server.adminKey);
@@ -54,7 +53,7 @@ test("a large download goes in parallel ranges and keeps those a previous run fi
     let progress = 0;
     await viaProxy.downloadToFile(dest, {
       tenant: "acme", namespace: "models", key: "ts/par",
-      parallel: 2, parallelThreshold: MiB, rangeBytes: MiB,
+      parallel: 2, parallelThreshold: MiB, rangeBytes: MiB, stateDir,
       onResume: (n) => resumed.push(n), progress: (n) => { progress += n; },
     });
     assert.deepEqual(resumed, [3 * MiB]);
@@ -66,7 +65,40 @@ test("a large download goes in parallel ranges and keeps those a previous run fi
   }
   assert.ok((await readFile(dest)).equals(data));
   assert.deepEqual(await readdir(dir), ["par.bin"]);
+  assert.deepEqual(await readdir(stateDir), []);
 });
+
+async function leftOver(dest, stateDir, bytes, state) {
+  const temp = `.${basename(dest)}.0123456789abcdef${js.TEMP_SUFFIX}`;
+  await writeFile(join(dirname(dest), temp), bytes);
+  await mkdir(stateDir, { recursive: true });
+  await writeFile(await js.downloadStatePath(stateDir, dest), JSON.stringify({ version: 1, temp, ...state }));
+}
+
+for (const threshold of [MiB, 64 * MiB]) {
+  test(`keys m, m.part and m.part.state downloaded at once each get their own bytes (threshold ${threshold})`, async () => {
+    const client = new js.Client(server.url, server.adminKey);
+    const names = ["m", "m.part", "m.part.state"];
+    const datas = names.map((_, i) => pattern(3 * MiB + i, 10 + i));
+    await Promise.all(names.map((name, i) => client.upload(datas[i], { tenant: "acme", namespace: "models", key: `ts/race-${threshold}/${name}` })));
+    const dir = await mkdtemp(join(tmp, "race-"));
+    const stateDir = join(dir, "..", `${basename(dir)}-state`);
+    const options = { parallelThreshold: threshold, rangeBytes: MiB, stateDir };
+    for (let run = 0; run < 3; run++) {
+      const out = join(dir, `run${run}`);
+      await mkdir(out);
+      await Promise.all(names.map((name) => client.downloadToFile(join(out, name), { tenant: "acme", namespace: "models", key: `ts/race-${threshold}/${name}`, ...options })));
+      assert.deepEqual((await readdir(out)).sort(), [...names].sort());
+      for (const [i, name] of names.entries()) assert.ok((await readFile(join(out, name))).equals(datas[i]), name);
+    }
+    const own = join(dir, "own");
+    await mkdir(own);
+    await writeFile(join(own, "m.part"), "my own work");
+    await client.downloadToFile(join(own, "m"), { tenant: "acme", namespace: "models", key: `ts/race-${threshold}/m`, ...options });
+    assert.equal(await readFile(join(own, "m.part"), "utf8"), "my own work");
+    assert.ok((await readFile(join(own, "m"))).equals(datas[0]));
+  });
+}
 
 test("a kept range that does not hash right fails, and the next run starts clean", async () => {
   const client = new js.Client(server.url, server.adminKey);
@@ -74,12 +106,13 @@ test("a kept range that does not hash right fails, and the next run starts clean
   const object = await client.upload(data, { tenant: "acme", namespace: "models", key: "ts/corrupt" });
   const dir = await mkdtemp(join(tmp, "dl-"));
   const dest = join(dir, "c.bin");
-  await writeFile(`${dest}.part`, Buffer.alloc(data.length)); // zeros, but listed as done
-  const state = { version: 1, object_id: object.id, content_hash: object.contentHash, size: data.length, range_bytes: MiB, done: [0] };
-  await writeFile(`${dest}.part.state`, JSON.stringify(state));
-  const options = { tenant: "acme", id: object.id, parallelThreshold: MiB, rangeBytes: MiB };
+  const stateDir = join(dir, "..", `${basename(dir)}-state`);
+  // zeros, but listed as done
+  await leftOver(dest, stateDir, Buffer.alloc(data.length), { object_id: object.id, content_hash: object.contentHash, size: data.length, range_bytes: MiB, done: [0] });
+  const options = { tenant: "acme", id: object.id, parallelThreshold: MiB, rangeBytes: MiB, stateDir };
   await assert.rejects(client.downloadToFile(dest, options), js.IntegrityError);
   assert.deepEqual(await readdir(dir), []);
+  assert.deepEqual(await readdir(stateDir), []);
   await client.downloadToFile(dest, options);
   assert.ok((await readFile(dest)).equals(data));
 });

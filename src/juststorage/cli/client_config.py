@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -119,6 +120,10 @@ def resolve_connection(
     and is chosen on purpose, so its url and token win over the two environment
     variables (flags still win over it); without one, the file's top level is the
     default connection.
+
+    Raises:
+        BadUsage: the URL holds a user name or password (`user:pw@host`): the
+            credential goes in --token, and a URL is printed (whoami, errors).
     """
     path = client_config_path(environ)
     file = read_client_config(environ)
@@ -132,8 +137,24 @@ def resolve_connection(
         chosen = _pick(url, token, section, {}, path, f"profile {profile}")
     else:
         chosen = _pick(url, token, file, environ, path, str(path))
+    _refuse_userinfo(chosen[0])
     return Connection(
         url=chosen[0], token=chosen[1], profile=profile, config_path=path, source=chosen[2]
+    )
+
+
+def _refuse_userinfo(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return  # not a URL at all: the transport says so when it is used
+    if "@" not in parts.netloc:
+        return
+    host = parts.netloc.rpartition("@")[2]
+    shown = urlunsplit((parts.scheme, host, parts.path, "", ""))
+    raise BadUsage(
+        f"the server URL holds a user name or password (shown without it: {shown}):"
+        " give the credential with --token or JUSTSTORAGE_TOKEN, not in the URL"
     )
 
 

@@ -2,9 +2,10 @@
 
 An upload takes the by-hash shortcut for large files (`by_hash`), then the SDK's
 single request or its resumable multipart session; a download goes through the
-SDK's `download_to_file` (`<path>.part`, checked against the SHA-256, renamed into
-place; large objects in resumable ranges). The content type is guessed from the
-file name when not given.
+SDK's `download_to_file` (a new temporary `.<name>.<random>.juststorage-part`
+beside the path, checked against the SHA-256, fsynced, renamed into place; large
+objects in resumable ranges, their state in `transfers/` beside the client config).
+The content type is guessed from the file name when not given.
 """
 
 from __future__ import annotations
@@ -108,4 +109,5 @@ def download_object(
         parallel_threshold=settings.threshold,
         range_bytes=settings.part_size or DOWNLOAD_RANGE_BYTES,
         on_resume=bar.resumed,
+        state_dir=transfer_state_dir(),
     )

@@ -223,9 +223,10 @@ def get(
     The download resumes if the connection breaks, and a whole object is checked
     against its SHA-256 before DEST is put in place. An object of
     --parallel-threshold bytes or more is fetched in byte ranges, --parallel at a
-    time, into DEST.part; if that is interrupted, run the same command again: the
-    ranges listed in DEST.part.state are kept when the object (by id and SHA-256)
-    is still the same, else the download starts over.
+    time, into a temporary file beside DEST (.DEST.<random>.juststorage-part);
+    if that is interrupted, run the same command again: the ranges its state file
+    (in transfers/ beside the client config) lists are kept when the object (by id
+    and SHA-256) is still the same, else the download starts over.
     """
     settings = TransferSettings(
         parts_parallel=parallel or DEFAULT_PARALLEL,

@@ -5,8 +5,10 @@ session, `--parallel` parts at a time; its state file (session id, digests of
 acknowledged parts) lives in `transfers/` beside the client config, so running
 the same `put` again after an interruption sends only the missing parts.
 `get` of an object of at least `--parallel-threshold` bytes into a file fetches
-`--parallel` byte ranges at a time into `DEST.part`; `DEST.part.state` lists the
-finished ranges, so running the same `get` again keeps them (same version only).
+`--parallel` byte ranges at a time into a temporary file beside it
+(`.DEST.<random>.juststorage-part`); a state file in `transfers/` lists which
+temporary file and which ranges are finished, so running the same `get` again
+keeps them (same version only).
 """
 
 from __future__ import annotations

@@ -176,15 +176,31 @@ def _download_one(
     is_flag=True,
     help="Also delete what SRC does not have (in the store: every version of the key).",
 )
+@click.option(
+    "--allow-empty-source",
+    is_flag=True,
+    help="With --delete: go on even when SRC holds nothing, emptying DST.",
+)
 @click.option("--dry-run", is_flag=True, help="Print what would be done, change nothing.")
 @_tree_options
-def sync(source: str, dest: str, delete: bool, dry_run: bool, **params: Any) -> None:
+def sync(
+    source: str,
+    dest: str,
+    delete: bool,
+    allow_empty_source: bool,
+    dry_run: bool,
+    **params: Any,
+) -> None:
     """Make DST hold what SRC holds, transferring only what differs.
 
     A file and an object with the same size and SHA-256 are left alone (the
     store's side is read from the listing, no bytes move; the local file is
     hashed), so a second run transfers nothing. --delete runs only once every
-    transfer succeeded.
+    transfer succeeded and no key was refused, and never deletes folder markers
+    (keys ending in '/'; downloading, they become empty directories). A SRC that
+    holds nothing (a typo'd prefix, a missing folder, the name of an object) with
+    --delete is refused (exit 2), as it would empty DST; --allow-empty-source
+    does it anyway.
 
     \b
     juststorage sync ./models js://acme/models/v3
@@ -199,6 +215,7 @@ def sync(source: str, dest: str, delete: bool, dry_run: bool, **params: Any) -> 
         compare=True,
         delete=delete,
         dry_run=dry_run,
+        allow_empty_source=allow_empty_source,
     )
     with open_client(params["url"], params["token"]) as client:
         if uploading:

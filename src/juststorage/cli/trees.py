@@ -4,14 +4,22 @@ A plan is made first and then carried out. Uploading, every regular file under
 the root becomes the key `<prefix>/<path relative to the root, with />`
 (symbolic links to files are followed, to directories not). Downloading, every
 key under the prefix becomes a path under the destination; a key that would land
-outside it (`..`, `.` or empty segments, a leading `/`, or through a symbolic
-link) is refused, reported, and makes the command fail once the rest is done.
+outside it (`..`, `.` or empty inner segments, a leading `/`, or through a symbolic
+link) is refused, reported, and makes the command fail once the rest is done. A
+key ending in `/` (a folder marker, as S3 tools make) becomes an empty directory;
+its bytes, if any, are not written.
+
+Temporary download files (`.<name>.<random>.juststorage-part`, see the SDK) are
+never taken for local files: not uploaded, not counted, not deleted by `--delete`.
 
 `sync` compares before it transfers: a file whose size and SHA-256 equal the
 newest version's (the listing carries each object's hash, so the store's side
 moves no bytes; the local side is hashed) is left alone. `--delete` then removes
-what the source does not have (on the store: every version of the key), and only
-when every transfer succeeded; `--dry-run` prints the plan and changes nothing.
+what the source does not have (on the store: every version of the key, except
+folder markers), and only when every transfer succeeded and no key was refused. A
+source that holds nothing (a typo'd prefix, a missing folder, a name of an object)
+would make `--delete` empty the destination: that is refused unless
+`allow_empty_source`. `--dry-run` prints the plan and changes nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from juststorage_client import NotFound, is_temp_name
 
 from juststorage.cli.actions import delete_line, transfer_line
 from juststorage.cli.batch import Task, run_tasks
@@ -44,6 +53,7 @@ class TreeOptions:
     compare: bool = False  # sync: skip what is already there
     delete: bool = False
     dry_run: bool = False
+    allow_empty_source: bool = False  # --delete even when the source holds nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +81,12 @@ class _Plan:
     unchanged: int = 0
     delete: list[str] = field(default_factory=list)  # relative keys or paths
     refused: list[str] = field(default_factory=list)
+    folders: list[Path] = field(default_factory=list)  # folder markers, downloading
 
 
 def walk_local(root: Path) -> Iterator[tuple[str, Path]]:
-    """(key relative to `root`, path) of every regular file under `root`, in order."""
+    """(key relative to `root`, path) of every regular file under `root`, in order,
+    except the temporary files of downloads."""
 
     def fail(error: OSError) -> None:
         raise error
@@ -82,6 +94,8 @@ def walk_local(root: Path) -> Iterator[tuple[str, Path]]:
     for folder, dirs, files in os.walk(root, onerror=fail):
         dirs.sort()
         for name in sorted(files):
+            if is_temp_name(name):
+                continue
             path = Path(folder, name)
             if path.is_file():
                 yield key_for_file(root, path), path
@@ -110,6 +124,8 @@ def upload_tree(client: Any, root: Path, dest: Location, options: TreeOptions) -
     remote = list_folder(client, dest) if options.compare or options.delete else {}
     plan = _Plan()
     candidates = [_Item(key, path, path.stat().st_size) for key, path in walk_local(root)]
+    if options.delete and not candidates:
+        _refuse_empty_source(str(root), f"{SCHEME}{dest}", "holds no files", options)
     digests = _local_digests(candidates, remote, options) if options.compare else {}
     for item in candidates:
         info = remote.get(item.relative)
@@ -119,7 +135,7 @@ def upload_tree(client: Any, root: Path, dest: Location, options: TreeOptions) -
             plan.transfer.append(item)
     if options.delete:
         local = {item.relative for item in candidates}
-        plan.delete = sorted(set(remote) - local)
+        plan.delete = sorted(key for key in set(remote) - local if not key.endswith("/"))
     side = _Side(
         verb="upload",
         describe=lambda item: (str(item.path), f"{SCHEME}{dest.child(item.relative)}"),
@@ -144,15 +160,22 @@ def download_tree(client: Any, source: Location, root: Path, options: TreeOption
     if root.exists() and not root.is_dir():
         raise BadUsage(f"not a directory: {root}")
     remote = list_folder(client, source)
+    if not remote:
+        _source_is_empty(client, source, root, options)
     plan = _Plan()
     candidates: list[_Item] = []
     for relative, info in remote.items():
         try:
-            path = local_path_for(root, relative)
+            path = local_path_for(root, relative.removesuffix("/"))
         except UnsafeKey as exc:
             plan.refused.append(f"{SCHEME}{source.child(relative)}: {exc}")
             continue
-        candidates.append(_Item(relative, path, info.size_bytes, info))
+        if relative.endswith("/"):
+            plan.folders.append(path)
+        else:
+            candidates.append(_Item(relative, path, info.size_bytes, info))
+    if remote and options.delete and not candidates and not plan.refused:
+        _refuse_empty_source(f"{SCHEME}{source}", str(root), "holds only folders", options)
     digests = _local_digests(candidates, None, options) if options.compare else {}
     for item in candidates:
         if digests.get(item.relative) == item.remote.sha256:
@@ -161,6 +184,12 @@ def download_tree(client: Any, source: Location, root: Path, options: TreeOption
             plan.transfer.append(item)
     if options.delete and root.is_dir():
         plan.delete = sorted({key for key, _ in walk_local(root)} - set(remote))
+    if not options.dry_run:
+        for folder in plan.folders:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                plan.refused.append(f"{folder}: cannot create the directory ({exc.strerror})")
     for refusal in plan.refused:
         click.echo(f"refused: {refusal}", err=True)
     side = _Side(
@@ -174,6 +203,37 @@ def download_tree(client: Any, source: Location, root: Path, options: TreeOption
     if plan.refused:
         raise CommandFailed(
             f"{len(plan.refused)} key(s) refused: they would be written outside {root}"
+            " or their directory could not be made"
+        )
+
+
+def _source_is_empty(client: Any, source: Location, root: Path, options: TreeOptions) -> None:
+    """A remote source that lists nothing: say so when it names an object, and refuse
+    `--delete` (it would remove everything in `root`)."""
+    is_object = False
+    if source.key and not source.key.endswith("/"):
+        try:
+            client.head(tenant=source.tenant, namespace=source.namespace, key=source.key)
+            is_object = True
+        except NotFound:
+            pass
+    what = f"{SCHEME}{source}"
+    if is_object:
+        if options.delete and not options.allow_empty_source:
+            raise BadUsage(
+                f"{what} is an object, not a folder: refusing to delete everything in"
+                f" {root}; name the folder that holds it, or cp without -r for one file"
+            )
+        click.echo(f"note: {what} is an object, not a folder (cp without -r copies it)", err=True)
+    elif options.delete:
+        _refuse_empty_source(what, str(root), "holds nothing", options)
+
+
+def _refuse_empty_source(source: str, dest: str, holds: str, options: TreeOptions) -> None:
+    if not options.allow_empty_source:
+        raise BadUsage(
+            f"{source} {holds}: refusing to delete everything in {dest}"
+            " (pass --allow-empty-source to empty it on purpose)"
         )
 
 
@@ -213,6 +273,9 @@ def _local_digests(
 
 def _report_plan_and_run(plan: _Plan, options: TreeOptions, side: _Side) -> None:
     as_json, dry_run = options.as_json, options.dry_run
+    if plan.delete and plan.refused:
+        click.echo(f"not deleting: {len(plan.refused)} key(s) were refused (see above)", err=True)
+        plan.delete = []
     if dry_run:
         for item in plan.transfer:
             line = transfer_line(side.verb, *side.describe(item), as_json=as_json, dry_run=True)

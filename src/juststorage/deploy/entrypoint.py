@@ -72,6 +72,45 @@ def storage_dirs(env: Mapping[str, str]) -> list[Path]:
     return list(dict.fromkeys(path.absolute() for path in dirs))
 
 
+def database_dir(env: Mapping[str, str], dirs: Sequence[Path]) -> Path | None:
+    """The directory of the SQLite file `DATABASE_URL` names by an absolute path, when
+    it lies outside `dirs` (a second volume); None otherwise (PostgreSQL, a relative
+    path, the default file in the data dir, settings that do not load)."""
+    try:
+        url = load_settings(env).database_url or ""
+    except SettingsError:
+        return None
+    if not url.startswith("sqlite:////"):
+        return None
+    folder = Path(os.path.realpath(Path(url.removeprefix("sqlite:///")).parent))
+    inside = any(folder.is_relative_to(os.path.realpath(top)) for top in dirs)
+    return None if inside or folder == folder.parent else folder
+
+
+def prepare_database_dir(folder: Path, uid: int, gid: int) -> None:
+    """Create the SQLite file's directory and give it and the database's own files
+    (`meta.db`, `-wal`, `-shm`, `-journal`) to uid:gid; nothing else in it, since it
+    may be any directory.
+
+    Raises:
+        EntrypointError: the directory cannot be created or handed over.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        folder = Path(os.path.realpath(folder))
+        os.chown(folder, uid, gid, follow_symlinks=False)
+        for entry in os.scandir(folder):
+            if entry.is_file(follow_symlinks=False) and (
+                entry.name.endswith((".db", ".db-wal", ".db-shm", ".db-journal"))
+            ):
+                os.chown(entry.path, uid, gid, follow_symlinks=False)
+    except OSError as exc:
+        raise EntrypointError(
+            f"cannot prepare {folder} for uid {uid}: {exc.strerror}"
+            " (the container needs the CHOWN capability when it starts as root)"
+        ) from None
+
+
 def _chown_tree(top: Path, uid: int, gid: int) -> None:
     """Give `top` and everything under it to uid:gid, without following links."""
     for parent, dirnames, filenames in os.walk(top):
@@ -85,6 +124,8 @@ def _chown_tree(top: Path, uid: int, gid: int) -> None:
 
 def prepare_as_root(dirs: Sequence[Path], uid: int, gid: int) -> None:
     """Create each directory and make it (and, if it was not, its tree) uid:gid's.
+    A directory named through a symbolic link (`/app/data -> /data`) is resolved
+    first, so the real directory is handed over; links inside it are never followed.
     The entries directly in the first one (the data dir: the SQLite files,
     `admin.key`) are checked every time, since a command run as root beside the
     server (`docker exec` without `--user`) creates files there.
@@ -95,6 +136,7 @@ def prepare_as_root(dirs: Sequence[Path], uid: int, gid: int) -> None:
     for index, path in enumerate(dirs):
         try:
             path.mkdir(parents=True, exist_ok=True)
+            path = Path(os.path.realpath(path))  # named by the operator: trusted
             stat = path.lstat()
             if (stat.st_uid, stat.st_gid) != (uid, gid):
                 _chown_tree(path, uid, gid)
@@ -148,13 +190,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     program = shutil.which("juststorage") or "juststorage"
     try:
         dirs = storage_dirs(os.environ)
+        database = database_dir(os.environ, dirs)
         if os.geteuid() == 0:
             uid, gid = run_as(os.environ)
             prepare_as_root(dirs, uid, gid)
+            if database is not None:
+                prepare_database_dir(database, uid, gid)
             drop_privileges(uid, gid)
             os.environ["HOME"] = _home_of(uid, dirs[0] if dirs else Path("/"))
         else:
-            check_writable(dirs)
+            check_writable([*dirs, *([database] if database is not None else [])])
     except EntrypointError as exc:
         print(f"juststorage-entrypoint: {exc}", file=sys.stderr)
         return 1

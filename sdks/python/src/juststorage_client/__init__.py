@@ -34,9 +34,11 @@ from juststorage_client._models import (
 from juststorage_client._retry import NO_RETRIES, RetryEvent, RetryPolicy
 from juststorage_client._sessions import UploadedPart, UploadSession
 from juststorage_client._sync import Client, Download
+from juststorage_client._transfer_state import TEMP_SUFFIX, is_temp_name
 
 __version__ = "0.1.0"
 __all__ = [
+    "TEMP_SUFFIX",
     "NO_RETRIES",
     "ApiError",
     "AsyncClient",
@@ -73,4 +75,5 @@ __all__ = [
     "UploadedPart",
     "Usage",
     "__version__",
+    "is_temp_name",
 ]

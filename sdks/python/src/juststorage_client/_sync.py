@@ -52,6 +52,8 @@ from juststorage_client._transfer_state import (
     PARALLEL_THRESHOLD_BYTES,
     RANGE_BYTES,
     default_state_dir,
+    fsync_dir,
+    temp_beside,
 )
 from juststorage_client._transfers_sync import (
     abort_upload,
@@ -634,14 +636,19 @@ class Client:
         parallel_threshold: int = PARALLEL_THRESHOLD_BYTES,
         range_bytes: int = RANGE_BYTES,
         on_resume: Progress | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
     ) -> ObjectHead:
-        """Stream the object into a file. A path is written as `<path>.part` and
-        renamed into place only once every byte arrived and the hash matched.
+        """Stream the object into a file. A path is written into a new temporary file
+        beside it (`.<name>.<random>.juststorage-part`, never a name another key or a
+        file of the caller's can own), fsynced, and renamed over the path only once
+        every byte arrived and the hash matched.
 
         A whole object of `parallel_threshold` bytes or more is fetched as byte
-        ranges of `range_bytes`, `parallel` at a time, and the ranges already in `<path>.part`
-        (listed in `<path>.part.state`) are kept when a later call downloads the
-        same version again (`on_resume` is called once with their bytes).
+        ranges of `range_bytes`, `parallel` at a time; which temporary file and which
+        ranges it holds are kept in a state file in `state_dir` (default
+        `$XDG_CONFIG_HOME/juststorage/transfers`), and a later call downloading the
+        same version to the same path keeps those ranges (`on_resume` is called once
+        with their bytes).
         """
         if byte_range is None and isinstance(destination, (str, os.PathLike)):
             head = self.head(tenant=tenant, id=id, namespace=namespace, key=key)
@@ -652,6 +659,7 @@ class Client:
                     head,
                     tenant,
                     parallel=parallel,
+                    state_dir=Path(state_dir) if state_dir is not None else default_state_dir(),
                     range_bytes=range_bytes,
                     progress=progress,
                     on_resume=on_resume,
@@ -672,17 +680,24 @@ class Client:
                     _in_thread(destination.write, chunk)
                 return download.head
             final = Path(destination)
-            partial = final.with_name(final.name + ".part")
-            handle = _in_thread(partial.open, "wb")
+            partial = _in_thread(temp_beside, final)
             try:
-                for chunk in download.iter_bytes():
+                handle = _in_thread(partial.open, "r+b")
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
+            try:
+                for chunk in download.iter_bytes():  # checks the SHA-256 at the end
                     _in_thread(handle.write, chunk)
+                _in_thread(handle.flush)
+                _in_thread(os.fsync, handle.fileno())
                 handle.close()
                 os.replace(partial, final)
             except BaseException:
                 handle.close()
                 partial.unlink(missing_ok=True)
                 raise
+            _in_thread(fsync_dir, final.parent)
             return download.head
 
     def head(

@@ -1,7 +1,11 @@
 """What parallel transfers share without I/O on the network: plans and state files.
 
-A large download is a set of byte ranges written into `<dest>.part`; which ranges
-are complete lives in `<dest>.part.state` (JSON), so a later run resumes them.
+A download is written into a temporary file beside its destination, created
+exclusively under a random dot-name ending in `.juststorage-part`, so no other
+key's download and no file of the user's can own it. A large download is a set of
+byte ranges written into that file; which file, which ranges are complete and which
+version they belong to live in a state file under `state_dir`, named by a hash of
+the destination's path, so a later run resumes them.
 A large upload is a multipart session (SPEC §8.2); its id and the digests of the
 parts the server acknowledged live in a state file under `state_dir`, named by a
 hash of the upload's arguments, so running the same upload again resumes it.
@@ -14,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
+import stat
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +37,9 @@ PART_MIN_BYTES = 8 * MiB
 """The smallest upload part the client chooses (the server's floor is 5 MiB)."""
 MAX_PARTS = 10000
 STATE_VERSION = 1
+TEMP_SUFFIX = ".juststorage-part"
+"""How every temporary download file's name ends (it also starts with a dot)."""
+_TEMP_STEM_CHARS = 40  # of the destination's name: keeps the temp name under NAME_MAX
 
 
 def part_size_for(size: int, floor: int = PART_MIN_BYTES) -> int:
@@ -81,11 +90,55 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def is_temp_name(name: str) -> bool:
+    """Whether `name` has the form of a download's temporary file (of any destination)."""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+def _temp_prefix(final: Path) -> str:
+    return f".{final.name[:_TEMP_STEM_CHARS]}."
+
+
+def _is_temp_of(final: Path, name: str) -> bool:
+    return (
+        "/" not in name
+        and os.sep not in name
+        and name.startswith(_temp_prefix(final))
+        and name.endswith(TEMP_SUFFIX)
+    )
+
+
+def temp_beside(final: Path) -> Path:
+    """A new empty file in `final`'s directory for a download into `final`.
+
+    Created with O_EXCL under a random name (`.<name>.<random>.juststorage-part`), so
+    it never is an existing file: not another download's, not the user's own.
+    """
+    for _ in range(16):
+        candidate = final.with_name(f"{_temp_prefix(final)}{secrets.token_hex(8)}{TEMP_SUFFIX}")
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(f"no free temporary name beside {final}")
+
+
+def download_state_path(state_dir: Path, final: Path) -> Path:
+    """The state file of a resumable download into `final`: named by a hash of its path."""
+    where = str(final.parent.resolve() / final.name)
+    name = hashlib.sha256(where.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    return state_dir / f"download-{name}.json"
+
+
 @dataclass
 class DownloadState:
-    """Which ranges of `<dest>.part` hold the object's bytes, for one object version."""
+    """Which ranges of the temporary file `temp` (a name beside the destination) hold
+    the object's bytes, for one object version."""
 
     path: Path
+    temp: str
     object_id: str
     content_hash: str
     size: int
@@ -95,25 +148,36 @@ class DownloadState:
 
     @classmethod
     def load_or_new(
-        cls, path: Path, object_id: str, content_hash: str, size: int, range_bytes: int
+        cls,
+        path: Path,
+        final: Path,
+        object_id: str,
+        content_hash: str,
+        size: int,
+        range_bytes: int,
     ) -> tuple[DownloadState, bool]:
-        """The saved state when it names this very version (id, hash and size), else a new
-        one; the flag says whether it was resumed."""
+        """The saved state when it names this very version (id, hash and size) and its
+        temporary file is still there with that size, else a new one with a new
+        temporary file (the stale one removed); the flag says whether it was resumed."""
         data = read_json(path)
-        fresh = cls(path, object_id, content_hash, size, range_bytes)
-        if data is None or data.get("version") != STATE_VERSION:
-            return fresh, False
-        same = (
-            data.get("object_id") == object_id
-            and data.get("content_hash") == content_hash
-            and data.get("size") == size
-            and isinstance(data.get("range_bytes"), int)
-            and data["range_bytes"] > 0
-        )
-        if not same:
-            return fresh, False
-        done = {int(i) for i in data.get("done", []) if isinstance(i, int)}
-        return cls(path, object_id, content_hash, size, int(data["range_bytes"]), done), True
+        stale = data.get("temp") if data is not None else None
+        kept = _kept_temp(final, stale, size)
+        if data is not None and kept is not None and data.get("version") == STATE_VERSION:
+            same = (
+                data.get("object_id") == object_id
+                and data.get("content_hash") == content_hash
+                and data.get("size") == size
+                and isinstance(data.get("range_bytes"), int)
+                and data["range_bytes"] > 0
+            )
+            if same:
+                done = {int(i) for i in data.get("done", []) if isinstance(i, int)}
+                ranges = int(data["range_bytes"])
+                return cls(path, kept, object_id, content_hash, size, ranges, done), True
+        if isinstance(stale, str) and _is_temp_of(final, stale):
+            final.with_name(stale).unlink(missing_ok=True)  # only ever a name of our own form
+        temp = temp_beside(final).name
+        return cls(path, temp, object_id, content_hash, size, range_bytes), False
 
     def ranges(self) -> list[tuple[int, int]]:
         return spans(self.size, self.range_bytes)
@@ -133,6 +197,7 @@ class DownloadState:
             self.path,
             {
                 "version": STATE_VERSION,
+                "temp": self.temp,
                 "object_id": self.object_id,
                 "content_hash": self.content_hash,
                 "size": self.size,
@@ -140,6 +205,17 @@ class DownloadState:
                 "done": sorted(self.done),
             },
         )
+
+
+def _kept_temp(final: Path, name: object, size: int) -> str | None:
+    """`name` when it is a temporary file of `final`'s, a regular file of `size` bytes."""
+    if not isinstance(name, str) or not _is_temp_of(final, name):
+        return None
+    try:
+        info = final.with_name(name).lstat()
+    except OSError:
+        return None
+    return name if stat.S_ISREG(info.st_mode) and info.st_size == size else None
 
 
 def upload_state_path(state_dir: Path, identity: Mapping[str, Any]) -> Path:

@@ -2,11 +2,13 @@
 
 `_transfers_sync.py` is generated from this file by `sdks/python/unasync.py`; edit here.
 
-Downloads: the object (pinned by id) is fetched as ranges in parallel into
-`<dest>.part`; each range is fsynced before `<dest>.part.state` records it, so a
-later run skips every recorded range, but only for the same version (id, hash and
-size). The whole file is hashed at the end and renamed into place only if it
-matches the ETag.
+Downloads: the object (pinned by id) is fetched as ranges in parallel into a
+temporary file beside the destination (`.<name>.<random>.juststorage-part`, made
+with O_EXCL, so no other key and no user file owns it); each range is fsynced
+before the download's state file under `state_dir` records it, so a later run
+skips every recorded range, but only for the same version (id, hash and size) and
+the same temporary file. The whole file is hashed at the end, fsynced, and renamed
+over the destination only if it matches the ETag.
 
 Uploads: one multipart session (SPEC §8.2) with parts sent in parallel. The
 state file keeps the session id and the digest of each acknowledged part; a
@@ -49,6 +51,7 @@ from juststorage_client._transfer_state import (
     Counter,
     DownloadState,
     UploadState,
+    download_state_path,
     fsync_dir,
     part_size_for,
     read_json,
@@ -92,20 +95,24 @@ async def download_ranges(
     tenant: str,
     *,
     parallel: int,
+    state_dir: Path,
     range_bytes: int = RANGE_BYTES,
     progress: Progress | None = None,
     on_resume: Progress | None = None,
 ) -> ObjectHead:
     """Download the version `head` names into `final` in parallel ranges, resumably."""
-    partial = final.with_name(final.name + ".part")
-    state_path = final.with_name(final.name + ".part.state")
-    state, resumed = DownloadState.load_or_new(
-        state_path, head.id, head.content_hash, head.size_bytes, range_bytes
+    state_path = download_state_path(state_dir, final)
+    state, resumed = await _in_thread(
+        DownloadState.load_or_new,
+        state_path,
+        final,
+        head.id,
+        head.content_hash,
+        head.size_bytes,
+        range_bytes,
     )
-    if resumed and (not partial.is_file() or partial.stat().st_size != head.size_bytes):
-        state = DownloadState(state_path, head.id, head.content_hash, head.size_bytes, range_bytes)
-        resumed = False
-    fd = os.open(partial, os.O_RDWR | os.O_CREAT | (0 if resumed else os.O_TRUNC), 0o644)
+    partial = final.with_name(state.temp)
+    fd = os.open(partial, os.O_RDWR | os.O_NOFOLLOW)
     try:
         if not resumed:
             os.ftruncate(fd, head.size_bytes)
