@@ -17,7 +17,7 @@ from juststorage.s3.addressing import Bucket
 from juststorage.s3.call import S3Call
 from juststorage.s3.common import admit, served, xml_reply
 from juststorage.s3.errors import invalid_argument
-from juststorage.s3.xml_bodies import element
+from juststorage.s3.xml_bodies import element, escape
 
 STORAGE_CLASS_OUT = {"hot": "STANDARD", "cold": "STANDARD_IA"}
 
@@ -67,24 +67,29 @@ async def _page(
 async def _contents(call: S3Call, items: list[ObjectSummary], encode: object, owner: bool) -> str:
     async with call.services.metadata.snapshot() as view:
         etags = await view.objects.s3_etags([item["id"] for item in items])
-    parts = []
     owner_xml = ""
     if owner:
         key_id = call.verified.key_id
         owner_xml = f"<Owner>{element('ID', key_id)}{element('DisplayName', key_id)}</Owner>"
-    for item in items:
-        etag = etags.get(item["id"]) or item["content_hash"].removeprefix("sha256:")
-        parts.append(
-            "<Contents>"
-            + element("Key", encode(item["key"]))  # type: ignore[operator]
-            + element("LastModified", _iso(item["created_at"]))
-            + element("ETag", f'"{etag}"')
-            + element("Size", item["size_bytes"])
-            + element("StorageClass", STORAGE_CLASS_OUT.get(item["storage_class"], "STANDARD"))
-            + owner_xml
-            + "</Contents>"
-        )
-    return "".join(parts)
+    # What follows the Size of an entry, by storage class: the same for most rows.
+    tails = {
+        ours: element("StorageClass", theirs) + owner_xml + "</Contents>"
+        for ours, theirs in STORAGE_CLASS_OUT.items()
+    }
+    other_tail = element("StorageClass", "STANDARD") + owner_xml + "</Contents>"
+    # One string per entry, the values escaped (`element`'s text, inlined: a page
+    # builds 1000 of them).
+    return "".join(
+        [
+            f"<Contents><Key>{escape(encode(item['key']))}</Key>"  # type: ignore[operator]
+            f"<LastModified>{escape(_iso(item['created_at']))}</LastModified>"
+            "<ETag>&quot;"
+            f"{escape(etags.get(item['id']) or item['content_hash'].removeprefix('sha256:'))}"
+            f"&quot;</ETag><Size>{item['size_bytes']}</Size>"
+            f"{tails.get(item['storage_class'], other_tail)}"
+            for item in items
+        ]
+    )
 
 
 def _iso(text: str) -> str:
