@@ -42,7 +42,7 @@ async def drain(server: uvicorn.Server, sockets: list[socket.socket] | None, gra
     for task in list(state.tasks):
         task.cancel()
     if state.tasks:
-        await asyncio.wait(list(state.tasks), timeout=1.0)
+        await asyncio.wait(list(state.tasks), timeout=0.5)
 
 
 def _drop_if_flushed(connection: Any) -> None:
