@@ -3,6 +3,7 @@ the same pages, cursors and cost at any depth."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 from starlette.responses import Response
@@ -20,6 +21,8 @@ from juststorage.s3.errors import invalid_argument
 from juststorage.s3.xml_bodies import element, escape
 
 STORAGE_CLASS_OUT = {"hot": "STANDARD", "cold": "STANDARD_IA"}
+# What `quote(text, safe="/")` leaves unchanged: ASCII letters, digits, "_.-~" and "/".
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~/-]*")
 
 
 def _max_keys(call: S3Call, name: str = "max-keys") -> int:
@@ -37,7 +40,12 @@ def _encoder(call: S3Call) -> tuple[str | None, object]:
         return None, lambda text: text
     if kind != "url":
         raise invalid_argument("Invalid Encoding Method specified in Request")
-    return "url", lambda text: quote(text, safe="/")
+    return "url", _url_encoded
+
+
+def _url_encoded(text: str) -> str:
+    """`quote(text, safe="/")`, without its cost for the common key it leaves as is."""
+    return text if _URL_SAFE.fullmatch(text) else quote(text, safe="/")
 
 
 def _delimiter(call: S3Call) -> str | None:
