@@ -250,6 +250,17 @@ def test_ab_puts() -> None:
     assert "PUT/s" in out.splitlines()[-1] and "loop" in out.splitlines()[-1]
 
 
+def test_s3_steps() -> None:
+    out = run_module("s3_steps", "--puts", "20", "--pages", "2")
+    assert [line.split(":")[0] for line in out.splitlines()] == ["put", "list"]
+
+
+def test_s3_side_by_side() -> None:
+    out = run_module("s3_side_by_side", "--keys", "20", "--rounds", "1", "--lists", "1")
+    rows = [line.split()[:3] for line in out.splitlines()[1:]]
+    assert rows == [["boto3", "4", "KiB"], ["boto3", "list", "keys/s"], ["raw", "1000-key", "page"]]
+
+
 def test_every_standalone_bench_module_has_a_smoke_test() -> None:
     """Modules of bench/ run on their own (`python -m bench.<name>`, with a `__main__`
     block) would rot unnoticed without a test here, or a run by bench/peers.sh, which

@@ -17,6 +17,7 @@ from juststorage.api.state import ApiState
 from juststorage.bootstrap import Services
 from juststorage.config import Settings, parse_host_port
 from juststorage.s3.app import S3App
+from juststorage.s3.draining import drain
 from juststorage.s3.protocol import ListenerLimits, bounded_protocol
 from juststorage.s3.signing import build_s3_authenticator
 
@@ -32,6 +33,9 @@ class _WorkerServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await drain(self, sockets, self.config.timeout_graceful_shutdown or 0)
 
 
 def domains_of(settings: Settings) -> tuple[str, ...]:

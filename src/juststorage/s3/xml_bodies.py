@@ -20,10 +20,14 @@ HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
 # but may hold U+FFFE/U+FFFF; `encoding-type=url` carries them exactly).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 MAX_REQUEST_XML_BYTES = 2 * 1024 * 1024  # 1000 keys of 1024 bytes, or 10000 parts, fit
+# Anything `escape` changes: most values (keys, dates, ETags) hold none of it.
+_SPECIAL = re.compile('[&<>"\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]')
 
 
 def escape(text: str) -> str:
     """`text` as XML character data or attribute value."""
+    if _SPECIAL.search(text) is None:
+        return text
     text = (
         text.replace("&", "&amp;")
         .replace("<", "&lt;")

@@ -239,6 +239,9 @@ class PostgresDialect:
     def uuid_out(self, value: Any) -> UUID:
         return cast(UUID, value)
 
+    def uuid_text_in(self, value: str) -> UUID:
+        return UUID(value)
+
     def list_in(self, values: list[str]) -> list[str]:
         return values
 

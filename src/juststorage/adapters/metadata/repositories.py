@@ -368,9 +368,10 @@ class SqlObjectRepository(SqlRepository):
         marks = ", ".join(["?"] * len(object_ids))
         rows = await self._s.fetchall(
             f"SELECT id, s3_etag FROM objects WHERE id IN ({marks}) AND s3_etag IS NOT NULL",
-            tuple(self._d.uuid_in(UUID(i)) for i in object_ids),
+            tuple(map(self._d.uuid_text_in, object_ids)),
         )
-        return {str(self._d.uuid_out(r[0])): r[1] for r in rows}
+        # The ids as the listing gave them (canonical text): SQLite stores that text.
+        return {r[0] if isinstance(r[0], str) else str(r[0]): r[1] for r in rows}
 
     async def list_page(self, query: ListQuery) -> list[Listed]:
         if query.all_versions:

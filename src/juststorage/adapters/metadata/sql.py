@@ -74,6 +74,11 @@ class Dialect(Protocol):
         """A stored UUID back."""
         ...
 
+    def uuid_text_in(self, value: str) -> Any:
+        """A UUID in its canonical text form (as listings return it) as the driver
+        binds it, without a round trip through `UUID` where the column holds text."""
+        ...
+
     def list_in(self, values: list[str]) -> Any:
         """A list of strings (api key tenants/scopes) as stored."""
         ...

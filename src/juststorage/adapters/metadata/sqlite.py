@@ -214,6 +214,9 @@ class SqliteDialect:
     def uuid_out(self, value: Any) -> UUID:
         return UUID(value)
 
+    def uuid_text_in(self, value: str) -> str:
+        return value
+
     def list_in(self, values: list[str]) -> str:
         return json.dumps(values)
 
