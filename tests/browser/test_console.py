@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -529,3 +530,102 @@ def test_cors_lets_an_allowed_origin_call_the_api_and_no_other(
     page.goto(f"http://localhost:{other_origin}/")
     refused = page.evaluate(script, [server.url, key, tenant])
     assert "error" in refused and "Failed to fetch" in refused["error"], refused
+
+
+def sign_in_as_admin(page: Any, server: Server, tenant: str, namespace: str) -> None:
+    """The console with the bootstrap admin key (every tenant: the tenant is typed)."""
+    page.goto(server.url + "/console/")
+    page.get_by_label("API key or JWT").fill(server.admin_key)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Tenant name").fill(tenant)
+    page.get_by_label("Namespace", exact=True).fill(namespace)
+    page.get_by_role("button", name="Open").click()
+    page.locator("#crumbs [aria-current]").wait_for()
+
+
+def delete_all_versions_in_console(page: Any, folders: list[str], key: str) -> None:
+    """From the top folder, open each folder in turn, then the object `key`, and delete
+    every version."""
+    page.locator("#crumbs button").first.click()
+    for prefix in folders:
+        page.locator(f'#rows tr.folder[data-prefix="{prefix}"] button').click()
+        page.locator(f'#crumbs [aria-current]:text-is("{prefix.split("/")[-2]}")').wait_for()
+    row = page.locator(f'#rows tr.object[data-key="{key}"]')
+    row.get_by_role("button").click()
+    page.locator("#details-title").get_by_text(key, exact=True).wait_for()
+    page.get_by_role("button", name="Delete all versions").click()
+    page.locator("#confirm").get_by_role("button", name="Delete").click()
+    page.get_by_text(f"Deleted {key}.", exact=True).wait_for()
+
+
+def test_delete_all_versions_of_a_dotted_key_deletes_only_that_key(
+    page: Any, server: Server
+) -> None:
+    """A key with `..` parts cannot steer the console's by-key DELETE to another path:
+    not to another tenant's key, not to a sibling key."""
+    acme, globex = unique_name(), unique_name()
+    docs, models = unique_name("n"), unique_name("n")
+    writer = server.create_key([acme], ["objects:write"])["key"]  # the attacker's key
+    admin = server.admin_headers()
+    victim = {**admin, "X-Tenant": globex, "X-Namespace": models, "X-Key": "victim"}
+    assert server.client.post("/v1/objects", headers=victim, content=b"keep").status_code == 201
+    planted = f"../../../by-key/{models}/{globex}/victim"
+    headers = {"Authorization": f"Bearer {writer}", "X-Tenant": acme, "X-Namespace": docs}
+    response = server.client.post(
+        "/v1/objects", headers={**headers, "X-Key": planted}, content=b"junk"
+    )
+    assert response.status_code == 201
+
+    sign_in_as_admin(page, server, acme, docs)
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.method == "DELETE" else None)
+    folders = ["../", "../../", "../../../", "../../../by-key/", f"../../../by-key/{models}/"]
+    folders.append(f"../../../by-key/{models}/{globex}/")
+    delete_all_versions_in_console(page, folders, planted)
+
+    by_key = "/v1/objects/by-key/{}/{}/{}"
+    kept = server.client.get(by_key.format(models, globex, "victim"), headers=admin)
+    assert kept.status_code == 200 and kept.content == b"keep"
+    gone = server.client.get(by_key.format(docs, acme, quote(planted, safe="")), headers=admin)
+    assert gone.status_code == 404
+    assert sent == [server.url + by_key.format(docs, acme, quote(planted, safe=""))]
+
+
+def test_delete_all_versions_of_dot_keys_leaves_their_neighbours(page: Any, server: Server) -> None:
+    """`./weights.bin` is not `weights.bin`; the keys `.` and `..` (no browser URL can
+    name them by key) are deleted version by version."""
+    tenant, namespace = unique_name(), unique_name("n")
+    admin = server.admin_headers()
+    headers = {**admin, "X-Tenant": tenant, "X-Namespace": namespace}
+    for name, bodies in (("weights.bin", [b"w"]), ("./weights.bin", [b"d"]), (".", [b"1", b"2"])):
+        for body in bodies:
+            response = server.client.post(
+                "/v1/objects", headers={**headers, "X-Key": name}, content=body
+            )
+            assert response.status_code == 201
+    assert (
+        server.client.post(
+            "/v1/objects", headers={**headers, "X-Key": ".."}, content=b"up"
+        ).status_code
+        == 201
+    )
+
+    def stored(name: str) -> int:
+        path = f"/v1/objects/by-key/{namespace}/{tenant}/{quote(name, safe='')}"
+        if name in (".", ".."):  # listed instead: a by-key URL would lose the dots
+            page_ = server.client.get(
+                "/v1/objects",
+                params={"tenant": tenant, "namespace": namespace, "prefix": name},
+                headers=admin,
+            ).json()
+            return 200 if any(i["key"] == name for i in page_["items"]) else 404
+        return server.client.get(path, headers=admin).status_code
+
+    sign_in_as_admin(page, server, tenant, namespace)
+    delete_all_versions_in_console(page, ["./"], "./weights.bin")
+    assert stored("./weights.bin") == 404 and stored("weights.bin") == 200
+    delete_all_versions_in_console(page, [], ".")
+    assert stored(".") == 404
+    assert stored("..") == 200 and stored("weights.bin") == 200
+    delete_all_versions_in_console(page, [], "..")
+    assert stored("..") == 404 and stored("weights.bin") == 200
