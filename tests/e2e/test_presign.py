@@ -215,6 +215,23 @@ def test_bad_presign_requests_are_400(server: Server, body: Any) -> None:
     assert_error(response, 400, "BadRequest")
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 5000,
+        b'{"method": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+        b'{"method": "GET", "tenant": "a", "namespace": "n", "key": "\\ud800"}',
+        b'{"method": "GET", "tenant": "a", "namespace": "n", "key": "k", "expires_in": NaN}',
+        b"\xff",
+        b"",
+    ],
+)
+def test_a_presign_body_that_is_not_plain_json_is_400(server: Server, raw: bytes) -> None:
+    """Nesting too deep to parse, lone surrogates, NaN, bytes that are not UTF-8."""
+    response = server.client.post("/v1/presign", headers=bearer(ADMIN), content=raw)
+    assert_error(response, 400, "BadRequest")
+
+
 def test_the_default_and_the_longest_expiry(server: Server) -> None:
     names = {"method": "GET", "tenant": "a", "namespace": "n", "key": "k"}
     for expires_in, expected in ((None, 3600), (604800, 604800)):

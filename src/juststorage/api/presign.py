@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 from uuid import UUID
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -150,8 +150,10 @@ async def _json_body(request: Request) -> dict[str, object]:
         if len(raw) > _MAX_BODY:
             raise BadRequest(f"the body must be a JSON object of at most {_MAX_BODY} bytes")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        # orjson, as for every JSON body: it refuses nesting deeper than 1024, lone
+        # surrogates and NaN with JSONDecodeError (json.loads would recurse into a 500).
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
         raise BadRequest("the body must be a JSON object") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
@@ -196,7 +198,7 @@ def _jwt_exp(credential: str | None) -> int | None:
         return None
     payload = credential.split(".")[1]
     try:
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         return int(claims["exp"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, binascii.Error):  # JSONDecodeError too
         return None
