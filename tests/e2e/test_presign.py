@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,31 @@ def test_a_jwt_issued_url_never_outlives_the_jwt(server: Server, stored: dict[st
     assert anonymous(server, "GET", url).status_code == 200
     time.sleep(max(0.0, exp - time.time()) + 1.2)
     assert_error(anonymous(server, "GET", url), 403, "Forbidden")
+
+
+@pytest.mark.parametrize("subject", ["svc", "s" * 600, "\ud800", "caf\u00e9 / ?&=#"])
+def test_a_jwt_subject_of_any_length_or_text_names_the_url_by_a_digest(
+    server: Server, stored: dict[str, Any], subject: str
+) -> None:
+    """`js-credential` of a JWT's URL has one length whatever its `sub` (a long one
+    could not pass the 512-character check at use; a lone surrogate cannot be encoded
+    into a URL at all)."""
+    claims = {"sub": subject, "exp": int(time.time()) + 600, "scope": "objects:read"}
+    token = jwt.encode({**claims, "tenant": stored["tenant_id"]}, JWT_SECRET, algorithm="HS256")
+    names = {"tenant": stored["tenant_id"], "namespace": stored["namespace"]}
+    response = presign(server, token, method="GET", key=stored["key"], **names)
+    assert response.status_code == 200, response.text
+    url = response.json()["url"]
+    credential = dict(parse_qsl(urlsplit(url).query))["js-credential"]
+    assert re.fullmatch(r"jwt:[A-Za-z0-9_-]{22}", credential), credential
+    assert anonymous(server, "GET", url).status_code == 200
+    other = jwt.encode(
+        {**claims, "sub": subject + "x", "tenant": stored["tenant_id"]},
+        JWT_SECRET,
+        algorithm="HS256",
+    )
+    by_other = presign(server, other, method="GET", key=stored["key"], **names).json()["url"]
+    assert dict(parse_qsl(urlsplit(by_other).query))["js-credential"] != credential
 
 
 def test_presigning_needs_the_scope_and_the_tenant(server: Server) -> None:
