@@ -123,6 +123,27 @@ def test_a_url_by_key_reads_the_newest_version_at_use(server: Server) -> None:
     assert anonymous(server, "GET", url).content == b"v2"
 
 
+def test_presigned_answers_are_never_stored_by_a_cache(
+    server: Server, stored: dict[str, Any]
+) -> None:
+    """A cached copy would outlive the URL's expiry and its issuer's revocation."""
+    names = {"tenant": stored["tenant_id"], "namespace": stored["namespace"]}
+    get_url = signed(server, ADMIN, method="GET", key=stored["key"], **names)
+    head_url = signed(server, ADMIN, method="HEAD", key=stored["key"], **names)
+    by_id = signed(server, ADMIN, method="GET", tenant=stored["tenant_id"], id=stored["id"])
+    etag = f'"{stored["content_hash"]}"'
+    answers = [
+        anonymous(server, "GET", get_url),
+        anonymous(server, "HEAD", head_url),
+        anonymous(server, "GET", get_url, headers={"Range": "bytes=0-3"}),
+        anonymous(server, "GET", get_url, headers={"If-None-Match": etag}),
+        anonymous(server, "GET", by_id),
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 206, 304, 200]
+    for answer in answers:
+        assert answer.headers.get_list("cache-control") == ["private, no-store"], answer.request
+
+
 def test_tampered_urls_are_403(server: Server, stored: dict[str, Any]) -> None:
     names = {"tenant": stored["tenant_id"], "namespace": stored["namespace"]}
     url = signed(server, ADMIN, method="GET", key=stored["key"], **names)
@@ -434,6 +455,8 @@ def test_every_download_is_an_attachment_unless_asked_inline(
         )
         assert answer.headers["x-content-type-options"] == "nosniff"
         assert answer.headers["content-security-policy"] == "default-src 'none'; sandbox"
+        # No shared cache keeps it; the client revalidates it at every use.
+        assert answer.headers["cache-control"] == "private, no-cache"
     inline = server.client.get(path, params={"disposition": "inline"}, headers=auth)
     assert inline.headers["content-disposition"].startswith("inline; ")
     assert inline.headers["content-security-policy"] == "default-src 'none'; sandbox"
