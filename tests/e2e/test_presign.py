@@ -227,6 +227,21 @@ def test_a_jwt_subject_of_any_length_or_text_names_the_url_by_a_digest(
     assert dict(parse_qsl(urlsplit(by_other).query))["js-credential"] != credential
 
 
+def test_a_jwt_just_past_its_exp_cannot_presign(server: Server, stored: dict[str, Any]) -> None:
+    """Within the verifier's leeway the token still authenticates, but a URL it signed
+    would already be dead: 401, not a 200 with an expired URL."""
+    names = {"tenant": stored["tenant_id"], "namespace": stored["namespace"]}
+    for past in (10, 0):
+        claims = {"sub": "svc", "exp": int(time.time()) - past, "scope": "objects:read"}
+        token = jwt.encode({**claims, "tenant": stored["tenant_id"]}, JWT_SECRET, algorithm="HS256")
+        response = presign(server, token, method="GET", key=stored["key"], **names)
+        assert_error(response, 401, "Unauthorized")
+        assert "expired" in response.json()["error"]["message"]
+    # The same token is still accepted elsewhere within the leeway (a read works).
+    path = f"/v1/objects/by-key/{stored['namespace']}/{stored['tenant_id']}/docs%2Fpage.html"
+    assert server.client.get(path, headers=bearer(token)).status_code == 200
+
+
 def test_presigning_needs_the_scope_and_the_tenant(server: Server) -> None:
     tenant, namespace = unique_name(), unique_name("ns")
     reader = server.create_key([tenant], ["objects:read"])["key"]

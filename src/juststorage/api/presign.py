@@ -29,7 +29,7 @@ from juststorage.application.presign import (
 )
 from juststorage.bootstrap import Services, s3_master_key
 from juststorage.domain.auth import Principal
-from juststorage.domain.errors import BadRequest, Forbidden, NotFound
+from juststorage.domain.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from juststorage.domain.model import Namespace, ObjectKey, TenantId
 from juststorage.domain.timestamps import utc_text
 
@@ -124,9 +124,12 @@ async def create(request: Request, principal: Principal) -> Response:
     services = await _admit(request, target.tenant, target.namespace)
     signer = presigner(services)
     issuer = signer.issuer_of(_bearer(request), principal, _jwt_exp(_bearer(request)))
-    expires = int(services.clock.now().timestamp()) + expires_in
+    now = int(services.clock.now().timestamp())
+    expires = now + expires_in
     if issuer.not_after is not None:
         expires = min(expires, issuer.not_after)  # never outlives the JWT
+        if expires <= now:  # a JWT past its exp, still within the verifier's leeway
+            raise Unauthorized("token expired")
     signature = signer.sign(method, target, expires, issuer)
     query = {EXPIRES: str(expires), CREDENTIAL: issuer.credential, SIGNATURE: signature}
     if target.object_id is not None:
