@@ -70,13 +70,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, other_origin: int) -> Itera
         running.stop()
 
 
-def needs_presign(server: Server) -> None:
-    """Presigned URLs and CORS come from the `presign` work; until it is merged the
-    tests of the console's link button and of CORS cannot run."""
-    if server.client.post("/v1/presign", json={}).status_code == 404:
-        pytest.skip("the server has no POST /v1/presign (the presign branch is not merged)")
-
-
 @pytest.fixture(scope="module")
 def tenant() -> str:
     return unique_name()
@@ -425,44 +418,99 @@ def test_usage_chart_shows_bytes_and_cost_per_class(
     shot(page, "usage-chart", tmp_path)
 
 
+ACTIVE_HTML = (
+    b"<!DOCTYPE html><html><head><title>stored</title></head><body><script>"
+    b"window.ran = 1; document.title = 'pwned'; fetch('/pwned-beacon');"
+    b"localStorage.setItem('pwned', '1');</script></body></html>"
+)
+ACTIVE_SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><title>stored</title>'
+    b"<script>window.ran = 1; document.title = 'pwned'; fetch('/pwned-beacon');"
+    b"localStorage.setItem('pwned', '1');</script></svg>"
+)
+
+
+class _NoPolicyPage(http.server.BaseHTTPRequestHandler):
+    """The same active files with no CSP at all: the control that shows the test's
+    check sees a script that runs."""
+
+    def do_GET(self) -> None:  # noqa: N802 (the handler's name)
+        files = {
+            "/page.html": ("text/html", ACTIVE_HTML),
+            "/pic.svg": ("image/svg+xml", ACTIVE_SVG),
+        }
+        content_type, body = files.get(self.path, ("text/plain", b""))
+        self.send_response(200 if body else 404)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def ran_in(page: Any, url: str) -> dict[str, Any]:
+    """Open `url` in `page` (it renders: `inline`) and say what its script did."""
+    response = page.goto(url)
+    assert response is not None and response.status == 200, url
+    page.wait_for_timeout(300)  # time for a script's fetch to leave
+    found: dict[str, Any] = page.evaluate(
+        "() => ({ran: window.ran === 1, title: document.title, origin: self.origin})"
+    )
+    return found
+
+
 def test_an_uploaded_html_object_does_not_run_when_opened(
     page: Any, server: Server, key: str, tenant: str
 ) -> None:
+    """Opened inline with the credential (the one way the bytes render on the server's
+    origin), a stored HTML page or SVG with a script stays inert: the sandbox CSP."""
     namespace = unique_name("n")
-    evil = (
-        b"<!DOCTYPE html><html><body><script>"
-        b"localStorage.setItem('pwned', '1'); document.title = 'pwned';"
-        b"fetch('/pwned-beacon');</script></body></html>"
-    )
-    headers = {
-        "Authorization": f"Bearer {key}",
-        "X-Tenant": tenant,
-        "X-Namespace": namespace,
-        "X-Key": "evil.html",
-        "Content-Type": "text/html",
-    }
-    created = server.client.post("/v1/objects", headers=headers, content=evil)
-    assert created.status_code == 201
+    control = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _NoPolicyPage)
+    threading.Thread(target=control.serve_forever, daemon=True).start()
     beacons: list[str] = []
     page.on("request", lambda r: beacons.append(r.url) if "pwned" in r.url else None)
-    sign_in(page, server, key, namespace, tenant)
-    # Opened directly (the way a link or a typed URL would), with the credential.
-    page.context.set_extra_http_headers({"Authorization": f"Bearer {key}", "X-Tenant": tenant})
     try:
-        page.goto(f"{server.url}/v1/objects/{created.json()['id']}")
-    except Exception as exc:  # an attachment: the browser saves it instead of opening it
-        assert "Download is starting" in str(exc)
-    page.wait_for_timeout(300)
+        # Without the policy the same bytes run: the checks below can see a script.
+        for name in ("page.html", "pic.svg"):
+            unguarded = ran_in(page, f"http://127.0.0.1:{control.server_address[1]}/{name}")
+            assert unguarded["ran"] and unguarded["title"] == "pwned", (name, unguarded)
+            assert unguarded["origin"] == f"http://127.0.0.1:{control.server_address[1]}"
+        assert len(beacons) == 2
+    finally:
+        control.shutdown()
+        control.server_close()
+    beacons.clear()
+
+    sign_in(page, server, key, namespace, tenant)
+    page.context.set_extra_http_headers({"Authorization": f"Bearer {key}", "X-Tenant": tenant})
+    for name, content_type, body in (
+        ("evil.html", "text/html", ACTIVE_HTML),
+        ("evil.svg", "image/svg+xml", ACTIVE_SVG),
+    ):
+        headers = {
+            "Authorization": f"Bearer {key}",
+            "X-Tenant": tenant,
+            "X-Namespace": namespace,
+            "X-Key": name,
+            "Content-Type": content_type,
+        }
+        created = server.client.post("/v1/objects", headers=headers, content=body)
+        assert created.status_code == 201
+        inline = f"{server.url}/v1/objects/{created.json()['id']}?disposition=inline"
+        opened = ran_in(page, inline)
+        assert not opened["ran"] and opened["title"] != "pwned", (name, opened)
+        assert opened["origin"] == "null", (name, opened)  # sandboxed: an opaque origin
+    page.context.set_extra_http_headers({})
     page.goto(server.url + "/console/")
     assert page.evaluate("() => localStorage.getItem('pwned')") is None
-    assert page.title() != "pwned"
     assert beacons == []
 
 
 def test_a_presigned_link_opens_in_a_fresh_context_without_a_token(
     browser: Any, page: Any, server: Server, key: str, tenant: str
 ) -> None:
-    needs_presign(server)
     namespace = unique_name("n")
     body = os.urandom(200_000)
     headers = {
@@ -508,7 +556,6 @@ def test_a_presigned_link_opens_in_a_fresh_context_without_a_token(
 def test_cors_lets_an_allowed_origin_call_the_api_and_no_other(
     page: Any, server: Server, key: str, tenant: str, other_origin: int
 ) -> None:
-    needs_presign(server)
     script = """async ([api, key, tenant]) => {
       try {
         const response = await fetch(api + '/v1/objects', {
