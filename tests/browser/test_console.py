@@ -16,7 +16,7 @@ import pytest
 
 from e2e.prometheus_text import parse_samples, value
 from e2e.support import unique_name
-from juststorage.testing import Server, free_port, start
+from juststorage.testing import Server, free_port, start, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -676,3 +676,126 @@ def test_delete_all_versions_of_dot_keys_leaves_their_neighbours(page: Any, serv
     assert stored("..") == 200 and stored("weights.bin") == 200
     delete_all_versions_in_console(page, [], "..")
     assert stored("..") == 404 and stored("weights.bin") == 200
+
+
+MULTIPART_BYTES = 40 * MIB  # five parts of PART_BYTES: more than the four in parallel
+
+
+def multipart_file(tmp_path: Path) -> Path:
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(MULTIPART_BYTES))
+    return path
+
+
+def session_of(server: Server, key: str, part_urls: list[str]) -> dict[str, Any]:
+    """The server's view of the upload session the part URLs belong to."""
+    upload_id = re.search(r"/v1/uploads/([^/]+)/parts/", part_urls[0]).group(1)  # type: ignore[union-attr]
+    response = server.client.get(
+        f"/v1/uploads/{upload_id}", headers={"Authorization": f"Bearer {key}"}
+    )
+    answer: dict[str, Any] = response.json()
+    return answer if response.status_code == 200 else {"state": f"HTTP {response.status_code}"}
+
+
+# Logs, in the page's own order, when each part request ends and when the abort
+# (DELETE /v1/uploads/{id}) is sent: a listener added in open() runs before the
+# console's own onload/onerror.
+UPLOAD_LOG = """
+window.uploadLog = [];
+const open = XMLHttpRequest.prototype.open;
+XMLHttpRequest.prototype.open = function (method, url, ...rest) {
+  const part = String(url).match(/[/]parts[/](\\d+)$/);
+  if (part) {
+    window.uploadLog.push('start ' + part[1]);
+    for (const type of ['load', 'error', 'abort', 'timeout']) {
+      this.addEventListener(type, () => window.uploadLog.push('end ' + part[1]));
+    }
+  }
+  return open.call(this, method, url, ...rest);
+};
+const fetched = window.fetch;
+window.fetch = function (url, init) {
+  if (init && init.method === 'DELETE' && String(url).includes('/v1/uploads/')) {
+    window.uploadLog.push('abort');
+  }
+  return fetched.call(this, url, init);
+};
+"""
+
+
+def test_a_failed_part_stops_the_other_parts_before_the_abort(
+    page: Any, server: Server, key: str, tenant: str, tmp_path: Path
+) -> None:
+    big = multipart_file(tmp_path)
+    part_urls: list[str] = []
+    page.on("request", lambda r: part_urls.append(r.url) if "/parts/" in r.url else None)
+    page.add_init_script(UPLOAD_LOG)
+    page.route("**/v1/uploads/*/parts/1", lambda route: route.abort("connectionreset"))
+    sign_in(page, server, key, unique_name("n"), tenant)
+    drop_file(page, big)
+    page.locator('#uploads li[data-key="big.bin"][data-state="failed"]').wait_for(timeout=60_000)
+    log: list[str] = page.evaluate("() => window.uploadLog")
+    assert wait_until(lambda: "abort" in page.evaluate("() => window.uploadLog"), 10), log
+    log = page.evaluate("() => window.uploadLog")
+    assert sorted(e for e in log if e.startswith("start")) == [f"start {n}" for n in "1234"], log
+    assert log[-1] == "abort", log  # after every part in flight ended; part 5 never begun
+    assert sorted(e for e in log if e.startswith("end")) == [f"end {n}" for n in "1234"], log
+    assert wait_until(lambda: session_of(server, key, part_urls)["state"] != "open", 10)
+
+
+def test_a_part_refused_401_still_aborts_the_session(
+    page: Any, server: Server, key: str, tenant: str, tmp_path: Path
+) -> None:
+    """The 401 signs the tab out (the token is cleared); the abort still goes out
+    with the credential the upload began with, so no parts stay on the quota."""
+    big = multipart_file(tmp_path)
+    part_urls: list[str] = []
+    page.on("request", lambda r: part_urls.append(r.url) if "/parts/" in r.url else None)
+    page.route(
+        "**/v1/uploads/*/parts/1",
+        lambda route: route.fulfill(
+            status=401,
+            headers={"Content-Type": "application/json"},
+            body='{"error": {"code": "Unauthorized", "message": "token expired", '
+            '"request_id": "r1"}}',
+        ),
+    )
+    sign_in(page, server, key, unique_name("n"), tenant)
+    drop_file(page, big)
+    page.locator("#signin").wait_for(timeout=60_000)
+    assert wait_until(lambda: session_of(server, key, part_urls)["state"] != "open", 20), (
+        session_of(server, key, part_urls)
+    )
+
+
+def test_a_lost_answer_to_complete_is_asked_again(
+    page: Any, server: Server, key: str, tenant: str, tmp_path: Path
+) -> None:
+    """The server completed the upload but the answer never arrived: the console asks
+    again (a completed session answers 200 with the object) instead of failing."""
+    big = multipart_file(tmp_path)
+    lost: list[int] = []
+
+    def lose_first_answer(route: Any) -> None:
+        if lost:
+            route.continue_()
+            return
+        lost.append(route.fetch().status)  # the server completes the session
+        route.abort("connectionreset")
+
+    page.route("**/v1/uploads/*/complete", lose_first_answer)
+    namespace = unique_name("n")
+    sign_in(page, server, key, namespace, tenant)
+    drop_file(page, big)
+    row = page.locator('#uploads li[data-key="big.bin"]')
+    page.locator('#uploads li[data-key="big.bin"]:not([data-state="uploading"])').wait_for(
+        timeout=60_000
+    )
+    assert lost == [201]
+    assert row.get_attribute("data-state") == "done", row.inner_text()
+    path = f"/v1/objects/by-key/{namespace}/{tenant}/big.bin"
+    stored = server.client.get(path, headers={"Authorization": f"Bearer {key}"})
+    assert stored.status_code == 200 and stored.headers["x-object-id"] == row.get_attribute(
+        "data-id"
+    )
+    assert hashlib.sha256(stored.content).digest() == hashlib.sha256(big.read_bytes()).digest()
