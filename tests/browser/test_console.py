@@ -799,3 +799,22 @@ def test_a_lost_answer_to_complete_is_asked_again(
         "data-id"
     )
     assert hashlib.sha256(stored.content).digest() == hashlib.sha256(big.read_bytes()).digest()
+
+
+def test_parts_grow_so_that_any_file_fits_in_ten_thousand(page: Any, server: Server) -> None:
+    """8 MiB parts reach the 10000-part ceiling at about 78 GiB; a larger file gets
+    larger parts instead of failing after its bytes were sent."""
+    page.goto(server.url + "/console/")
+    sizes = [0, 100 * MIB, 78 * 1024 * MIB, 80 * 1024 * MIB, 5 * 1024 * 1024 * MIB + 1]
+    answers = page.evaluate(
+        """async (sizes) => {
+          const upload = await import('/console/upload.js');
+          return sizes.map((size) => upload.partBytesFor(size));
+        }""",
+        sizes,
+    )
+    assert answers[:3] == [PART_BYTES, PART_BYTES, PART_BYTES]
+    for size, part in zip(sizes, answers, strict=True):
+        assert part % MIB == 0 and part >= PART_BYTES
+        assert -(-size // part) <= 10000, (size, part)
+    assert answers[3] > PART_BYTES
