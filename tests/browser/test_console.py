@@ -697,21 +697,30 @@ def session_of(server: Server, key: str, part_urls: list[str]) -> dict[str, Any]
     return answer if response.status_code == 200 else {"state": f"HTTP {response.status_code}"}
 
 
-# Logs, in the page's own order, when each part request ends and when the abort
-# (DELETE /v1/uploads/{id}) is sent: a listener added in open() runs before the
-# console's own onload/onerror.
+# Logs, in the page's own order, when each part request is begun and ends and when
+# the abort (DELETE /v1/uploads/{id}) is sent: a listener added in open() runs
+# before the console's own onload/onerror. Parts other than 1 go out only once part
+# 1 has failed, so they are surely in flight when the console learns of it.
 UPLOAD_LOG = """
 window.uploadLog = [];
 const open = XMLHttpRequest.prototype.open;
 XMLHttpRequest.prototype.open = function (method, url, ...rest) {
   const part = String(url).match(/[/]parts[/](\\d+)$/);
   if (part) {
+    this.partNumber = part[1];
     window.uploadLog.push('start ' + part[1]);
     for (const type of ['load', 'error', 'abort', 'timeout']) {
       this.addEventListener(type, () => window.uploadLog.push('end ' + part[1]));
     }
   }
   return open.call(this, method, url, ...rest);
+};
+const send = XMLHttpRequest.prototype.send;
+XMLHttpRequest.prototype.send = function (body) {
+  const go = () => send.call(this, body);
+  const later = () => (window.uploadLog.includes('end 1') ? go() : setTimeout(later, 20));
+  if (this.partNumber && this.partNumber !== '1') later();
+  else go();
 };
 const fetched = window.fetch;
 window.fetch = function (url, init) {
