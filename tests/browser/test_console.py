@@ -10,12 +10,13 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from e2e.prometheus_text import parse_samples, value
 from e2e.support import unique_name
-from juststorage.testing import Server, free_port, start
+from juststorage.testing import Server, free_port, start, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -67,13 +68,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, other_origin: int) -> Itera
         yield running
     finally:
         running.stop()
-
-
-def needs_presign(server: Server) -> None:
-    """Presigned URLs and CORS come from the `presign` work; until it is merged the
-    tests of the console's link button and of CORS cannot run."""
-    if server.client.post("/v1/presign", json={}).status_code == 404:
-        pytest.skip("the server has no POST /v1/presign (the presign branch is not merged)")
 
 
 @pytest.fixture(scope="module")
@@ -424,44 +418,99 @@ def test_usage_chart_shows_bytes_and_cost_per_class(
     shot(page, "usage-chart", tmp_path)
 
 
+ACTIVE_HTML = (
+    b"<!DOCTYPE html><html><head><title>stored</title></head><body><script>"
+    b"window.ran = 1; document.title = 'pwned'; fetch('/pwned-beacon');"
+    b"localStorage.setItem('pwned', '1');</script></body></html>"
+)
+ACTIVE_SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><title>stored</title>'
+    b"<script>window.ran = 1; document.title = 'pwned'; fetch('/pwned-beacon');"
+    b"localStorage.setItem('pwned', '1');</script></svg>"
+)
+
+
+class _NoPolicyPage(http.server.BaseHTTPRequestHandler):
+    """The same active files with no CSP at all: the control that shows the test's
+    check sees a script that runs."""
+
+    def do_GET(self) -> None:  # noqa: N802 (the handler's name)
+        files = {
+            "/page.html": ("text/html", ACTIVE_HTML),
+            "/pic.svg": ("image/svg+xml", ACTIVE_SVG),
+        }
+        content_type, body = files.get(self.path, ("text/plain", b""))
+        self.send_response(200 if body else 404)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def ran_in(page: Any, url: str) -> dict[str, Any]:
+    """Open `url` in `page` (it renders: `inline`) and say what its script did."""
+    response = page.goto(url)
+    assert response is not None and response.status == 200, url
+    page.wait_for_timeout(300)  # time for a script's fetch to leave
+    found: dict[str, Any] = page.evaluate(
+        "() => ({ran: window.ran === 1, title: document.title, origin: self.origin})"
+    )
+    return found
+
+
 def test_an_uploaded_html_object_does_not_run_when_opened(
     page: Any, server: Server, key: str, tenant: str
 ) -> None:
+    """Opened inline with the credential (the one way the bytes render on the server's
+    origin), a stored HTML page or SVG with a script stays inert: the sandbox CSP."""
     namespace = unique_name("n")
-    evil = (
-        b"<!DOCTYPE html><html><body><script>"
-        b"localStorage.setItem('pwned', '1'); document.title = 'pwned';"
-        b"fetch('/pwned-beacon');</script></body></html>"
-    )
-    headers = {
-        "Authorization": f"Bearer {key}",
-        "X-Tenant": tenant,
-        "X-Namespace": namespace,
-        "X-Key": "evil.html",
-        "Content-Type": "text/html",
-    }
-    created = server.client.post("/v1/objects", headers=headers, content=evil)
-    assert created.status_code == 201
+    control = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _NoPolicyPage)
+    threading.Thread(target=control.serve_forever, daemon=True).start()
     beacons: list[str] = []
     page.on("request", lambda r: beacons.append(r.url) if "pwned" in r.url else None)
-    sign_in(page, server, key, namespace, tenant)
-    # Opened directly (the way a link or a typed URL would), with the credential.
-    page.context.set_extra_http_headers({"Authorization": f"Bearer {key}", "X-Tenant": tenant})
     try:
-        page.goto(f"{server.url}/v1/objects/{created.json()['id']}")
-    except Exception as exc:  # an attachment: the browser saves it instead of opening it
-        assert "Download is starting" in str(exc)
-    page.wait_for_timeout(300)
+        # Without the policy the same bytes run: the checks below can see a script.
+        for name in ("page.html", "pic.svg"):
+            unguarded = ran_in(page, f"http://127.0.0.1:{control.server_address[1]}/{name}")
+            assert unguarded["ran"] and unguarded["title"] == "pwned", (name, unguarded)
+            assert unguarded["origin"] == f"http://127.0.0.1:{control.server_address[1]}"
+        assert len(beacons) == 2
+    finally:
+        control.shutdown()
+        control.server_close()
+    beacons.clear()
+
+    sign_in(page, server, key, namespace, tenant)
+    page.context.set_extra_http_headers({"Authorization": f"Bearer {key}", "X-Tenant": tenant})
+    for name, content_type, body in (
+        ("evil.html", "text/html", ACTIVE_HTML),
+        ("evil.svg", "image/svg+xml", ACTIVE_SVG),
+    ):
+        headers = {
+            "Authorization": f"Bearer {key}",
+            "X-Tenant": tenant,
+            "X-Namespace": namespace,
+            "X-Key": name,
+            "Content-Type": content_type,
+        }
+        created = server.client.post("/v1/objects", headers=headers, content=body)
+        assert created.status_code == 201
+        inline = f"{server.url}/v1/objects/{created.json()['id']}?disposition=inline"
+        opened = ran_in(page, inline)
+        assert not opened["ran"] and opened["title"] != "pwned", (name, opened)
+        assert opened["origin"] == "null", (name, opened)  # sandboxed: an opaque origin
+    page.context.set_extra_http_headers({})
     page.goto(server.url + "/console/")
     assert page.evaluate("() => localStorage.getItem('pwned')") is None
-    assert page.title() != "pwned"
     assert beacons == []
 
 
 def test_a_presigned_link_opens_in_a_fresh_context_without_a_token(
     browser: Any, page: Any, server: Server, key: str, tenant: str
 ) -> None:
-    needs_presign(server)
     namespace = unique_name("n")
     body = os.urandom(200_000)
     headers = {
@@ -507,7 +556,6 @@ def test_a_presigned_link_opens_in_a_fresh_context_without_a_token(
 def test_cors_lets_an_allowed_origin_call_the_api_and_no_other(
     page: Any, server: Server, key: str, tenant: str, other_origin: int
 ) -> None:
-    needs_presign(server)
     script = """async ([api, key, tenant]) => {
       try {
         const response = await fetch(api + '/v1/objects', {
@@ -529,3 +577,253 @@ def test_cors_lets_an_allowed_origin_call_the_api_and_no_other(
     page.goto(f"http://localhost:{other_origin}/")
     refused = page.evaluate(script, [server.url, key, tenant])
     assert "error" in refused and "Failed to fetch" in refused["error"], refused
+
+
+def sign_in_as_admin(page: Any, server: Server, tenant: str, namespace: str) -> None:
+    """The console with the bootstrap admin key (every tenant: the tenant is typed)."""
+    page.goto(server.url + "/console/")
+    page.get_by_label("API key or JWT").fill(server.admin_key)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Tenant name").fill(tenant)
+    page.get_by_label("Namespace", exact=True).fill(namespace)
+    page.get_by_role("button", name="Open").click()
+    page.locator("#crumbs [aria-current]").wait_for()
+
+
+def delete_all_versions_in_console(page: Any, folders: list[str], key: str) -> None:
+    """From the top folder, open each folder in turn, then the object `key`, and delete
+    every version."""
+    page.locator("#crumbs button").first.click()
+    for prefix in folders:
+        page.locator(f'#rows tr.folder[data-prefix="{prefix}"] button').click()
+        page.locator(f'#crumbs [aria-current]:text-is("{prefix.split("/")[-2]}")').wait_for()
+    row = page.locator(f'#rows tr.object[data-key="{key}"]')
+    row.get_by_role("button").click()
+    page.locator("#details-title").get_by_text(key, exact=True).wait_for()
+    page.get_by_role("button", name="Delete all versions").click()
+    page.locator("#confirm").get_by_role("button", name="Delete").click()
+    page.get_by_text(f"Deleted {key}.", exact=True).wait_for()
+
+
+def test_delete_all_versions_of_a_dotted_key_deletes_only_that_key(
+    page: Any, server: Server
+) -> None:
+    """A key with `..` parts cannot steer the console's by-key DELETE to another path:
+    not to another tenant's key, not to a sibling key."""
+    acme, globex = unique_name(), unique_name()
+    docs, models = unique_name("n"), unique_name("n")
+    writer = server.create_key([acme], ["objects:write"])["key"]  # the attacker's key
+    admin = server.admin_headers()
+    victim = {**admin, "X-Tenant": globex, "X-Namespace": models, "X-Key": "victim"}
+    assert server.client.post("/v1/objects", headers=victim, content=b"keep").status_code == 201
+    planted = f"../../../by-key/{models}/{globex}/victim"
+    headers = {"Authorization": f"Bearer {writer}", "X-Tenant": acme, "X-Namespace": docs}
+    response = server.client.post(
+        "/v1/objects", headers={**headers, "X-Key": planted}, content=b"junk"
+    )
+    assert response.status_code == 201
+
+    sign_in_as_admin(page, server, acme, docs)
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.method == "DELETE" else None)
+    folders = ["../", "../../", "../../../", "../../../by-key/", f"../../../by-key/{models}/"]
+    folders.append(f"../../../by-key/{models}/{globex}/")
+    delete_all_versions_in_console(page, folders, planted)
+
+    by_key = "/v1/objects/by-key/{}/{}/{}"
+    kept = server.client.get(by_key.format(models, globex, "victim"), headers=admin)
+    assert kept.status_code == 200 and kept.content == b"keep"
+    gone = server.client.get(by_key.format(docs, acme, quote(planted, safe="")), headers=admin)
+    assert gone.status_code == 404
+    assert sent == [server.url + by_key.format(docs, acme, quote(planted, safe=""))]
+
+
+def test_delete_all_versions_of_dot_keys_leaves_their_neighbours(page: Any, server: Server) -> None:
+    """`./weights.bin` is not `weights.bin`; the keys `.` and `..` (no browser URL can
+    name them by key) are deleted version by version."""
+    tenant, namespace = unique_name(), unique_name("n")
+    admin = server.admin_headers()
+    headers = {**admin, "X-Tenant": tenant, "X-Namespace": namespace}
+    for name, bodies in (("weights.bin", [b"w"]), ("./weights.bin", [b"d"]), (".", [b"1", b"2"])):
+        for body in bodies:
+            response = server.client.post(
+                "/v1/objects", headers={**headers, "X-Key": name}, content=body
+            )
+            assert response.status_code == 201
+    assert (
+        server.client.post(
+            "/v1/objects", headers={**headers, "X-Key": ".."}, content=b"up"
+        ).status_code
+        == 201
+    )
+
+    def stored(name: str) -> int:
+        path = f"/v1/objects/by-key/{namespace}/{tenant}/{quote(name, safe='')}"
+        if name in (".", ".."):  # listed instead: a by-key URL would lose the dots
+            page_ = server.client.get(
+                "/v1/objects",
+                params={"tenant": tenant, "namespace": namespace, "prefix": name},
+                headers=admin,
+            ).json()
+            return 200 if any(i["key"] == name for i in page_["items"]) else 404
+        return server.client.get(path, headers=admin).status_code
+
+    sign_in_as_admin(page, server, tenant, namespace)
+    delete_all_versions_in_console(page, ["./"], "./weights.bin")
+    assert stored("./weights.bin") == 404 and stored("weights.bin") == 200
+    delete_all_versions_in_console(page, [], ".")
+    assert stored(".") == 404
+    assert stored("..") == 200 and stored("weights.bin") == 200
+    delete_all_versions_in_console(page, [], "..")
+    assert stored("..") == 404 and stored("weights.bin") == 200
+
+
+MULTIPART_BYTES = 40 * MIB  # five parts of PART_BYTES: more than the four in parallel
+
+
+def multipart_file(tmp_path: Path) -> Path:
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(MULTIPART_BYTES))
+    return path
+
+
+def session_of(server: Server, key: str, part_urls: list[str]) -> dict[str, Any]:
+    """The server's view of the upload session the part URLs belong to."""
+    upload_id = re.search(r"/v1/uploads/([^/]+)/parts/", part_urls[0]).group(1)  # type: ignore[union-attr]
+    response = server.client.get(
+        f"/v1/uploads/{upload_id}", headers={"Authorization": f"Bearer {key}"}
+    )
+    answer: dict[str, Any] = response.json()
+    return answer if response.status_code == 200 else {"state": f"HTTP {response.status_code}"}
+
+
+# Logs, in the page's own order, when each part request is begun and ends and when
+# the abort (DELETE /v1/uploads/{id}) is sent: a listener added in open() runs
+# before the console's own onload/onerror. Parts other than 1 go out only once part
+# 1 has failed, so they are surely in flight when the console learns of it.
+UPLOAD_LOG = """
+window.uploadLog = [];
+const open = XMLHttpRequest.prototype.open;
+XMLHttpRequest.prototype.open = function (method, url, ...rest) {
+  const part = String(url).match(/[/]parts[/](\\d+)$/);
+  if (part) {
+    this.partNumber = part[1];
+    window.uploadLog.push('start ' + part[1]);
+    for (const type of ['load', 'error', 'abort', 'timeout']) {
+      this.addEventListener(type, () => window.uploadLog.push('end ' + part[1]));
+    }
+  }
+  return open.call(this, method, url, ...rest);
+};
+const send = XMLHttpRequest.prototype.send;
+XMLHttpRequest.prototype.send = function (body) {
+  const go = () => send.call(this, body);
+  const later = () => (window.uploadLog.includes('end 1') ? go() : setTimeout(later, 20));
+  if (this.partNumber && this.partNumber !== '1') later();
+  else go();
+};
+const fetched = window.fetch;
+window.fetch = function (url, init) {
+  if (init && init.method === 'DELETE' && String(url).includes('/v1/uploads/')) {
+    window.uploadLog.push('abort');
+  }
+  return fetched.call(this, url, init);
+};
+"""
+
+
+def test_a_failed_part_stops_the_other_parts_before_the_abort(
+    page: Any, server: Server, key: str, tenant: str, tmp_path: Path
+) -> None:
+    big = multipart_file(tmp_path)
+    part_urls: list[str] = []
+    page.on("request", lambda r: part_urls.append(r.url) if "/parts/" in r.url else None)
+    page.add_init_script(UPLOAD_LOG)
+    page.route("**/v1/uploads/*/parts/1", lambda route: route.abort("connectionreset"))
+    sign_in(page, server, key, unique_name("n"), tenant)
+    drop_file(page, big)
+    page.locator('#uploads li[data-key="big.bin"][data-state="failed"]').wait_for(timeout=60_000)
+    log: list[str] = page.evaluate("() => window.uploadLog")
+    assert wait_until(lambda: "abort" in page.evaluate("() => window.uploadLog"), 10), log
+    log = page.evaluate("() => window.uploadLog")
+    assert sorted(e for e in log if e.startswith("start")) == [f"start {n}" for n in "1234"], log
+    assert log[-1] == "abort", log  # after every part in flight ended; part 5 never begun
+    assert sorted(e for e in log if e.startswith("end")) == [f"end {n}" for n in "1234"], log
+    assert wait_until(lambda: session_of(server, key, part_urls)["state"] != "open", 10)
+
+
+def test_a_part_refused_401_still_aborts_the_session(
+    page: Any, server: Server, key: str, tenant: str, tmp_path: Path
+) -> None:
+    """The 401 signs the tab out (the token is cleared); the abort still goes out
+    with the credential the upload began with, so no parts stay on the quota."""
+    big = multipart_file(tmp_path)
+    part_urls: list[str] = []
+    page.on("request", lambda r: part_urls.append(r.url) if "/parts/" in r.url else None)
+    page.route(
+        "**/v1/uploads/*/parts/1",
+        lambda route: route.fulfill(
+            status=401,
+            headers={"Content-Type": "application/json"},
+            body='{"error": {"code": "Unauthorized", "message": "token expired", '
+            '"request_id": "r1"}}',
+        ),
+    )
+    sign_in(page, server, key, unique_name("n"), tenant)
+    drop_file(page, big)
+    page.locator("#signin").wait_for(timeout=60_000)
+    assert wait_until(lambda: session_of(server, key, part_urls)["state"] != "open", 20), (
+        session_of(server, key, part_urls)
+    )
+
+
+def test_a_lost_answer_to_complete_is_asked_again(
+    page: Any, server: Server, key: str, tenant: str, tmp_path: Path
+) -> None:
+    """The server completed the upload but the answer never arrived: the console asks
+    again (a completed session answers 200 with the object) instead of failing."""
+    big = multipart_file(tmp_path)
+    lost: list[int] = []
+
+    def lose_first_answer(route: Any) -> None:
+        if lost:
+            route.continue_()
+            return
+        lost.append(route.fetch().status)  # the server completes the session
+        route.abort("connectionreset")
+
+    page.route("**/v1/uploads/*/complete", lose_first_answer)
+    namespace = unique_name("n")
+    sign_in(page, server, key, namespace, tenant)
+    drop_file(page, big)
+    row = page.locator('#uploads li[data-key="big.bin"]')
+    page.locator('#uploads li[data-key="big.bin"]:not([data-state="uploading"])').wait_for(
+        timeout=60_000
+    )
+    assert lost == [201]
+    assert row.get_attribute("data-state") == "done", row.inner_text()
+    path = f"/v1/objects/by-key/{namespace}/{tenant}/big.bin"
+    stored = server.client.get(path, headers={"Authorization": f"Bearer {key}"})
+    assert stored.status_code == 200 and stored.headers["x-object-id"] == row.get_attribute(
+        "data-id"
+    )
+    assert hashlib.sha256(stored.content).digest() == hashlib.sha256(big.read_bytes()).digest()
+
+
+def test_parts_grow_so_that_any_file_fits_in_ten_thousand(page: Any, server: Server) -> None:
+    """8 MiB parts reach the 10000-part ceiling at about 78 GiB; a larger file gets
+    larger parts instead of failing after its bytes were sent."""
+    page.goto(server.url + "/console/")
+    sizes = [0, 100 * MIB, 78 * 1024 * MIB, 80 * 1024 * MIB, 5 * 1024 * 1024 * MIB + 1]
+    answers = page.evaluate(
+        """async (sizes) => {
+          const upload = await import('/console/upload.js');
+          return sizes.map((size) => upload.partBytesFor(size));
+        }""",
+        sizes,
+    )
+    assert answers[:3] == [PART_BYTES, PART_BYTES, PART_BYTES]
+    for size, part in zip(sizes, answers, strict=True):
+        assert part % MIB == 0 and part >= PART_BYTES
+        assert -(-size // part) <= 10000, (size, part)
+    assert answers[3] > PART_BYTES

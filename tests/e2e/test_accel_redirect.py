@@ -33,6 +33,7 @@ OBJECT_HEADERS = (
     "x-storage-class",
     "x-content-type-options",
     "content-security-policy",
+    "cache-control",
     "accept-ranges",
     "x-ratelimit-limit",
 )

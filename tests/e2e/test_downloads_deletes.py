@@ -328,6 +328,7 @@ def test_every_download_is_nosniff_and_sandboxed(
             assert answer.headers["x-content-type-options"] == "nosniff", answer.request
             csp = answer.headers["content-security-policy"]
             assert csp == "default-src 'none'; sandbox", answer.request
+            assert answer.headers["cache-control"] == "private, no-cache", answer.request
     # JSON answers, errors included, are nosniff too (once, not twice).
     for answer in (
         server.client.get(by_key_path("n", tenant, "missing"), headers=auth),

@@ -268,10 +268,11 @@ def test_completion_rules(server: Server, auth: dict[str, str], tenant: str) -> 
     assert_error(complete(server, auth, upload_id, {"parts": [2, 1]}), 400, "BadRequest")
     assert_error(complete(server, auth, upload_id, {"parts": "1"}), 400, "BadRequest")
     assert_error(complete(server, auth, upload_id, {"parts": [True]}), 400, "BadRequest")
-    response = server.client.post(
-        f"/v1/uploads/{upload_id}/complete", headers=auth, content=b"{not json"
-    )
-    assert_error(response, 400, "BadRequest")
+    for raw in (b"{not json", b'{"parts": ' + b"[" * 3000 + b"]" * 3000 + b"}"):
+        response = server.client.post(
+            f"/v1/uploads/{upload_id}/complete", headers=auth, content=raw
+        )
+        assert_error(response, 400, "BadRequest")  # too deep: 400, not a RecursionError
     assert complete(server, auth, upload_id, {"parts": [1, 2]}).status_code == 201
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,27 @@ def test_a_url_by_key_reads_the_newest_version_at_use(server: Server) -> None:
     assert anonymous(server, "GET", url).content == b"v2"
 
 
+def test_presigned_answers_are_never_stored_by_a_cache(
+    server: Server, stored: dict[str, Any]
+) -> None:
+    """A cached copy would outlive the URL's expiry and its issuer's revocation."""
+    names = {"tenant": stored["tenant_id"], "namespace": stored["namespace"]}
+    get_url = signed(server, ADMIN, method="GET", key=stored["key"], **names)
+    head_url = signed(server, ADMIN, method="HEAD", key=stored["key"], **names)
+    by_id = signed(server, ADMIN, method="GET", tenant=stored["tenant_id"], id=stored["id"])
+    etag = f'"{stored["content_hash"]}"'
+    answers = [
+        anonymous(server, "GET", get_url),
+        anonymous(server, "HEAD", head_url),
+        anonymous(server, "GET", get_url, headers={"Range": "bytes=0-3"}),
+        anonymous(server, "GET", get_url, headers={"If-None-Match": etag}),
+        anonymous(server, "GET", by_id),
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 206, 304, 200]
+    for answer in answers:
+        assert answer.headers.get_list("cache-control") == ["private, no-store"], answer.request
+
+
 def test_tampered_urls_are_403(server: Server, stored: dict[str, Any]) -> None:
     names = {"tenant": stored["tenant_id"], "namespace": stored["namespace"]}
     url = signed(server, ADMIN, method="GET", key=stored["key"], **names)
@@ -180,6 +202,46 @@ def test_a_jwt_issued_url_never_outlives_the_jwt(server: Server, stored: dict[st
     assert_error(anonymous(server, "GET", url), 403, "Forbidden")
 
 
+@pytest.mark.parametrize("subject", ["svc", "s" * 600, "\ud800", "caf\u00e9 / ?&=#"])
+def test_a_jwt_subject_of_any_length_or_text_names_the_url_by_a_digest(
+    server: Server, stored: dict[str, Any], subject: str
+) -> None:
+    """`js-credential` of a JWT's URL has one length whatever its `sub` (a long one
+    could not pass the 512-character check at use; a lone surrogate cannot be encoded
+    into a URL at all)."""
+    claims = {"sub": subject, "exp": int(time.time()) + 600, "scope": "objects:read"}
+    token = jwt.encode({**claims, "tenant": stored["tenant_id"]}, JWT_SECRET, algorithm="HS256")
+    names = {"tenant": stored["tenant_id"], "namespace": stored["namespace"]}
+    response = presign(server, token, method="GET", key=stored["key"], **names)
+    assert response.status_code == 200, response.text
+    url = response.json()["url"]
+    credential = dict(parse_qsl(urlsplit(url).query))["js-credential"]
+    assert re.fullmatch(r"jwt:[A-Za-z0-9_-]{22}", credential), credential
+    assert anonymous(server, "GET", url).status_code == 200
+    other = jwt.encode(
+        {**claims, "sub": subject + "x", "tenant": stored["tenant_id"]},
+        JWT_SECRET,
+        algorithm="HS256",
+    )
+    by_other = presign(server, other, method="GET", key=stored["key"], **names).json()["url"]
+    assert dict(parse_qsl(urlsplit(by_other).query))["js-credential"] != credential
+
+
+def test_a_jwt_just_past_its_exp_cannot_presign(server: Server, stored: dict[str, Any]) -> None:
+    """Within the verifier's leeway the token still authenticates, but a URL it signed
+    would already be dead: 401, not a 200 with an expired URL."""
+    names = {"tenant": stored["tenant_id"], "namespace": stored["namespace"]}
+    for past in (10, 0):
+        claims = {"sub": "svc", "exp": int(time.time()) - past, "scope": "objects:read"}
+        token = jwt.encode({**claims, "tenant": stored["tenant_id"]}, JWT_SECRET, algorithm="HS256")
+        response = presign(server, token, method="GET", key=stored["key"], **names)
+        assert_error(response, 401, "Unauthorized")
+        assert "expired" in response.json()["error"]["message"]
+    # The same token is still accepted elsewhere within the leeway (a read works).
+    path = f"/v1/objects/by-key/{stored['namespace']}/{stored['tenant_id']}/docs%2Fpage.html"
+    assert server.client.get(path, headers=bearer(token)).status_code == 200
+
+
 def test_presigning_needs_the_scope_and_the_tenant(server: Server) -> None:
     tenant, namespace = unique_name(), unique_name("ns")
     reader = server.create_key([tenant], ["objects:read"])["key"]
@@ -212,6 +274,23 @@ def test_presigning_needs_the_scope_and_the_tenant(server: Server) -> None:
 )
 def test_bad_presign_requests_are_400(server: Server, body: Any) -> None:
     response = server.client.post("/v1/presign", headers=bearer(ADMIN), json=body)
+    assert_error(response, 400, "BadRequest")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 5000,
+        b'{"method": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+        b'{"method": "GET", "tenant": "a", "namespace": "n", "key": "\\ud800"}',
+        b'{"method": "GET", "tenant": "a", "namespace": "n", "key": "k", "expires_in": NaN}',
+        b"\xff",
+        b"",
+    ],
+)
+def test_a_presign_body_that_is_not_plain_json_is_400(server: Server, raw: bytes) -> None:
+    """Nesting too deep to parse, lone surrogates, NaN, bytes that are not UTF-8."""
+    response = server.client.post("/v1/presign", headers=bearer(ADMIN), content=raw)
     assert_error(response, 400, "BadRequest")
 
 
@@ -391,6 +470,8 @@ def test_every_download_is_an_attachment_unless_asked_inline(
         )
         assert answer.headers["x-content-type-options"] == "nosniff"
         assert answer.headers["content-security-policy"] == "default-src 'none'; sandbox"
+        # No shared cache keeps it; the client revalidates it at every use.
+        assert answer.headers["cache-control"] == "private, no-cache"
     inline = server.client.get(path, params={"disposition": "inline"}, headers=auth)
     assert inline.headers["content-disposition"].startswith("inline; ")
     assert inline.headers["content-security-policy"] == "default-src 'none'; sandbox"

@@ -7,7 +7,7 @@ import pytest
 from fakes.clock import FakeClock
 from fakes.metadata import FakeMetadataStore
 from juststorage.application.apikeys import create_api_key, parse_bootstrap_keys, revoke_api_key
-from juststorage.application.presign import Presigner, Target
+from juststorage.application.presign import Presigner, Target, jwt_credential
 from juststorage.domain.auth import ANONYMOUS_ADMIN, Principal, Scope
 from juststorage.domain.errors import Forbidden
 from juststorage.domain.model import Namespace, ObjectKey, TenantId
@@ -70,21 +70,30 @@ async def test_a_jwts_url_ends_with_its_exp_and_with_its_signing_keys() -> None:
     metadata = FakeMetadataStore(FakeClock())
     signer = presigner(metadata)
     issuer = signer.issuer_of(TOKEN, JWT_PRINCIPAL, 1500)
-    assert (issuer.credential, issuer.not_after) == ("jwt:svc", 1500)
+    assert (issuer.credential, issuer.not_after) == (jwt_credential("svc"), 1500)
     signature = signer.sign("GET", TARGET, 1500, issuer)
-    assert await signer.verify("GET", TARGET, 1500, "jwt:svc", signature, 1000)
+    assert await signer.verify("GET", TARGET, 1500, issuer.credential, signature, 1000)
     rotated = presigner(metadata, jwt_keys=("t" * 40,))
     without = presigner(metadata, jwt_keys=())
     for verifier in (rotated, without):
         with pytest.raises(Forbidden):
-            await verifier.verify("GET", TARGET, 1500, "jwt:svc", signature, 1000)
+            await verifier.verify("GET", TARGET, 1500, issuer.credential, signature, 1000)
 
 
 async def test_a_jwt_naming_a_bootstrap_subject_is_still_a_jwt() -> None:
     metadata = FakeMetadataStore(FakeClock())
     signer = presigner(metadata)
     posing = Principal("bootstrap-key-1", frozenset({"acme"}), frozenset({Scope.ADMIN}))
-    assert signer.issuer_of(TOKEN, posing, 1500).credential == "jwt:bootstrap-key-1"
+    credential = signer.issuer_of(TOKEN, posing, 1500).credential
+    assert credential == jwt_credential("bootstrap-key-1") and credential.startswith("jwt:")
+
+
+def test_a_jwt_issuer_is_named_by_a_fixed_length_digest_of_its_subject() -> None:
+    names = {jwt_credential(s) for s in ("svc", "svc ", "s" * 5000, "\ud800", "\udfff")}
+    assert len(names) == 5
+    assert all(len(n) == len("jwt:") + 22 and n.isascii() for n in names)
+    # base64url of SHA-256("svc"), the first 22 characters: fixed across versions.
+    assert jwt_credential("svc") == "jwt:" + "NIxlhoKuhwHT6dIfGRhySR"
 
 
 async def test_an_anonymous_url_works_only_while_authentication_is_off() -> None:

@@ -19,6 +19,7 @@ from juststorage.api.presign import is_presigned, presigned_tenant
 from juststorage.api.rendering import (
     STATUS_OF_ANSWER,
     JsonResponse,
+    cache_control,
     content_disposition,
     download_headers,
     usage_json,
@@ -214,8 +215,10 @@ async def _download(request: Request, services: Services, found: LocatedVersion)
         if_none_match=request.headers.get("if-none-match"),
     )
     headers = download_headers(plan)
-    inline = not is_presigned(request) and request.query_params.get("disposition") == "inline"
+    presigned = is_presigned(request)
+    inline = not presigned and request.query_params.get("disposition") == "inline"
     headers.append(content_disposition(version.key, inline=inline))
+    headers.append(cache_control(presigned=presigned))
     status = STATUS_OF_ANSWER[plan.answer]
     if plan.answer is DownloadAnswer.NOT_MODIFIED or request.method == "HEAD":
         return BlobResponse(status, headers, None)

@@ -121,6 +121,11 @@ _DOWNLOAD_HEADERS = {
         "description": "`attachment` with the key's last part as file name; `inline` if asked.",
         "schema": {"type": "string"},
     },
+    "Cache-Control": {
+        "required": True,
+        "description": "`private, no-store` through a presigned URL, else `private, no-cache`.",
+        "schema": {"type": "string", "enum": ["private, no-cache", "private, no-store"]},
+    },
 }
 # A presigned URL's query (SPEC §8.5): instead of Authorization, from POST /v1/presign.
 _PRESIGNED = [

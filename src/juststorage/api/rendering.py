@@ -103,6 +103,15 @@ def download_headers(plan: DownloadPlan) -> RawHeaders:
     return headers
 
 
+def cache_control(*, presigned: bool) -> tuple[bytes, bytes]:
+    """`Cache-Control` of a download. No shared cache may keep one (`private`). A
+    presigned answer is not stored at all: a cached copy would outlive the URL's
+    expiry and its issuer's revocation, and the URL would serve an older version of a
+    key. An authenticated one may stay in the client's cache but is revalidated (its
+    ETag) at every use, so a later version or a deletion is seen."""
+    return (b"cache-control", b"private, no-store" if presigned else b"private, no-cache")
+
+
 def content_disposition(key: str, *, inline: bool = False) -> tuple[bytes, bytes]:
     """`Content-Disposition` of a download: `attachment` (or `inline` when asked) with
     the key's last `/`-separated part as the file name (RFC 6266: an ASCII fallback

@@ -8,9 +8,10 @@
 The master key is the S3 one (`bootstrap.s3_master_key`: every process sharing the
 database has it, the database does not), under its own label. The target is
 `key` + namespace + tenant + key bytes, or `id` + tenant + object id. The credential
-is named in the URL (`key:<id>`, `bootstrap-key-<n>`, `jwt:<sub>` or `anonymous`);
-its binding, which the URL does not carry, is the stored hash of an API key: a key
-revoked (or replaced by another with the same name) no longer verifies. A stored
+is named in the URL (`key:<id>`, `bootstrap-key-<n>`, `jwt:<digest of sub>` or
+`anonymous`); its binding, which the URL does not carry, is the stored hash of an
+API key: a key revoked (or replaced by another with the same name) no longer
+verifies. A stored
 key's row is read through a cache that keeps the /v1 key cache's rule: reused only
 while the store's revocation stamp is unchanged. A JWT cannot be asked again at
 use: its URL expires no later than its `exp`.
@@ -137,7 +138,7 @@ class Presigner:
             return Issuer(principal.subject, digest.encode("ascii"))
         if self._jwt_binding is None:
             raise Forbidden("this credential cannot presign")
-        return Issuer(_JWT + principal.subject, self._jwt_binding, jwt_exp)
+        return Issuer(jwt_credential(principal.subject), self._jwt_binding, jwt_exp)
 
     def sign(self, method: str, target: Target, expires: int, issuer: Issuer) -> str:
         """The signature of a URL for `method` on `target` until `expires` (Unix s)."""
@@ -217,6 +218,14 @@ class Presigner:
                 self._records.clear()
             self._records[key_id] = _Cached(stamp, now + KEY_CACHE_SECONDS, record)
         return record
+
+
+def jwt_credential(subject: str) -> str:
+    """The URL's name for a JWT issuer: `jwt:` and 22 base64url characters of the
+    SHA-256 of its `sub`, a fixed length whatever the subject (a long one would
+    overflow `js-credential`, a lone surrogate could not be put in a URL at all)."""
+    digest = hashlib.sha256(subject.encode("utf-8", "surrogatepass")).digest()
+    return _JWT + base64.urlsafe_b64encode(digest).decode("ascii")[:22]
 
 
 def expires_in_of(value: object) -> int:

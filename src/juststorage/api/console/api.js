@@ -162,8 +162,20 @@ export async function send(method, path, headers, body, onProgress) {
   }
 }
 
-/** The by-key path of an object: each key segment percent-encoded, `/` kept. */
+/** Whether `byKeyPath` can name `key`: a URL path segment `.` or `..` (WHATWG URL
+ * treats `%2E` as a dot too) is removed before the request is sent, so those two keys
+ * reach another path; they are addressed by version id instead. */
+export function addressableByKey(key) {
+  return key !== "." && key !== "..";
+}
+
+/** The by-key path of an object: the whole key is one percent-encoded path segment
+ * (`/` sent as %2F, which the server reads as `/`), so no part of a key such as
+ * `../x` or `./x` can act as a dot segment and point the request at another key. */
 export function byKeyPath(namespace, tenant, key) {
-  const encoded = key.split("/").map(encodeURIComponent).join("/");
-  return `/v1/objects/by-key/${encodeURIComponent(namespace)}/${encodeURIComponent(tenant)}/${encoded}`;
+  if (!addressableByKey(key)) {
+    throw new TypeError(`the key ${JSON.stringify(key)} can only be addressed by version id`);
+  }
+  const [ns, who, name] = [namespace, tenant, key].map(encodeURIComponent);
+  return `/v1/objects/by-key/${ns}/${who}/${name}`;
 }

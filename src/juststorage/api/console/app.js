@@ -1,7 +1,7 @@
 // The console's page: sign-in, tenant and namespace, folders, details, uploads,
 // deletes and usage. Everything the server sends is put in as text, never as HTML.
 
-import { ApiError, byKeyPath, describe, request, setHooks, token } from "./api.js";
+import { ApiError, addressableByKey, byKeyPath, describe, request, setHooks, token } from "./api.js";
 import { barChart } from "./chart.js";
 import { uploadFile } from "./upload.js";
 
@@ -364,10 +364,40 @@ async function deleteVersion() {
   await loadPage();
 }
 
+/** Every version of the key of `object`, deleted one by one by id: for the keys `.`
+ * and `..`, which no by-key URL a browser sends can name. */
+async function deleteEveryVersionById(object) {
+  const ids = [];
+  let cursor = null;
+  do {
+    const page = await request("GET", "/v1/objects", {
+      query: {
+        tenant: object.tenant_id, namespace: object.namespace, prefix: object.key,
+        versions: "true", limit: 1000, cursor,
+      },
+    });
+    for (const version of page.items) if (version.key === object.key) ids.push(version.id);
+    cursor = page.next_cursor;
+  } while (cursor);
+  for (const id of ids) {
+    try {
+      await request("DELETE", `/v1/objects/${encodeURIComponent(id)}`, {
+        headers: { "X-Tenant": object.tenant_id },
+      });
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 404)) throw error; // gone meanwhile
+    }
+  }
+}
+
 async function deleteKey() {
   const object = state.selected;
   if (!(await confirmDialog(`Delete every version of “${object.key}”? This cannot be undone.`))) return;
-  await request("DELETE", byKeyPath(object.namespace, object.tenant_id, object.key));
+  if (addressableByKey(object.key)) {
+    await request("DELETE", byKeyPath(object.namespace, object.tenant_id, object.key));
+  } else {
+    await deleteEveryVersionById(object);
+  }
   say(`Deleted ${object.key}.`);
   closeDetails();
   await loadPage();

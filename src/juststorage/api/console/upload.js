@@ -1,12 +1,19 @@
 // Uploads from the browser: one request for small files, a multipart session
 // (POST /v1/uploads, parallel part PUTs, complete) above MULTIPART_THRESHOLD.
 
-import { request, send } from "./api.js";
+import { request, send, token } from "./api.js";
 
 const MIB = 1024 * 1024;
 export const MULTIPART_THRESHOLD = 16 * MIB;
-export const PART_BYTES = 8 * MIB; // at least the server's 5 MiB part minimum
+export const PART_BYTES = 8 * MIB; // above the server's default part minimum (5 MiB)
+export const MAX_PARTS = 10000; // part numbers 1-10000 (SPEC §8.2)
 export const PARALLEL_PARTS = 4;
+
+/** The part size for a file of `size` bytes: PART_BYTES, or more (whole MiB) when
+ * PART_BYTES would need more than MAX_PARTS parts (a file over about 78 GiB). */
+export function partBytesFor(size) {
+  return Math.max(PART_BYTES, Math.ceil(size / MAX_PARTS / MIB) * MIB);
+}
 
 function objectHeaders({ tenant, namespace, key, storageClass, contentType }) {
   return {
@@ -29,31 +36,68 @@ export async function uploadFile(target, file, onProgress) {
   if (file.size < MULTIPART_THRESHOLD) {
     return send("POST", "/v1/objects", headers, file, (sent) => onProgress(sent, file.size, null));
   }
+  const partBytes = partBytesFor(file.size);
+  const count = Math.ceil(file.size / partBytes);
+  if (count > MAX_PARTS) throw new Error(`The file is too large: more than ${MAX_PARTS} parts.`);
+  // Kept for the abort: a 401 on a part clears the signed-in token before it is sent.
+  const credential = token.get();
   const session = await request("POST", "/v1/uploads", { headers });
   const id = encodeURIComponent(session.upload_id);
-  const count = Math.ceil(file.size / PART_BYTES);
   const sent = new Array(count).fill(0);
   const report = () => onProgress(sent.reduce((a, b) => a + b, 0), file.size, count);
   let next = 0;
+  let failed = false;
   const worker = async () => {
-    while (next < count) {
+    while (next < count && !failed) {
       const index = next;
       next += 1;
-      const part = file.slice(index * PART_BYTES, Math.min(file.size, (index + 1) * PART_BYTES));
-      await send("PUT", `/v1/uploads/${id}/parts/${index + 1}`, {}, part, (bytes) => {
-        sent[index] = bytes;
-        report();
-      });
+      const part = file.slice(index * partBytes, Math.min(file.size, (index + 1) * partBytes));
+      try {
+        await send("PUT", `/v1/uploads/${id}/parts/${index + 1}`, {}, part, (bytes) => {
+          sent[index] = bytes;
+          report();
+        });
+      } catch (error) {
+        failed = true; // the other workers take no further part
+        throw error;
+      }
       sent[index] = part.size;
       report();
     }
   };
+  const workers = Array.from({ length: Math.min(PARALLEL_PARTS, count) }, worker);
+  const settled = await Promise.allSettled(workers); // parts in flight end first
+  const refused = settled.find((result) => result.status === "rejected");
+  if (refused) {
+    await abort(id, credential);
+    throw refused.reason;
+  }
   try {
-    await Promise.all(Array.from({ length: Math.min(PARALLEL_PARTS, count) }, worker));
+    return await complete(id);
+  } catch (error) {
+    await abort(id, credential); // 409 if it was completed after all: nothing lost
+    throw error;
+  }
+}
+
+/** POST …/complete, asked once more if the answer was lost on the way (a network
+ * error): completing a completed session answers 200 with its object (SPEC §8.2). */
+async function complete(id) {
+  try {
     return await request("POST", `/v1/uploads/${id}/complete`);
   } catch (error) {
-    // Stored parts count against the quota: give them back (best effort).
-    request("DELETE", `/v1/uploads/${id}`).catch(() => {});
-    throw error;
+    if (!(error instanceof TypeError)) throw error;
+    return await request("POST", `/v1/uploads/${id}/complete`);
+  }
+}
+
+/** Abort the session (its stored parts count against the quota), best effort, with
+ * the credential the upload started with. */
+async function abort(id, credential) {
+  const headers = credential ? { Authorization: `Bearer ${credential}` } : {};
+  try {
+    await request("DELETE", `/v1/uploads/${id}`, { headers });
+  } catch {
+    // Expires after JUSTSTORAGE_UPLOAD_TTL_S; GC then removes its parts.
   }
 }
