@@ -27,12 +27,18 @@ PYTEST_WORKERS ?= -n 2 --dist loadfile
 # same way: installed when missing and apt-get may run, else its tests skip (fail in CI).
 # The console's browser tests need Debian's chromium, which scripts/ensure-chromium.sh
 # installs the same way (as root or with sudo).
-test: $(STAMP)  ## the whole suite: pytest, then the TypeScript and Go SDKs' conformance suites
+# The TypeScript and Go SDKs' suites run beside pytest (their servers take ports from
+# the ephemeral range, pytest's from below it); their output follows pytest's.
+test: $(STAMP)  ## the whole suite: pytest, with the TypeScript and Go SDKs' conformance suites beside it
 	@scripts/ensure-rclone.sh; scripts/ensure-chromium.sh; \
 	url="$${JUSTSTORAGE_TEST_DATABASE_URL:-$$(scripts/ensure-postgres.sh)}"; status=0; \
+	sdk_log="$$(mktemp)"; \
+	( export JUSTSTORAGE_BIN="$(abspath $(VENV))/bin/juststorage"; sdk=0; \
+	  scripts/test-typescript-sdk.sh || sdk=1; scripts/test-go-sdk.sh || sdk=1; exit $$sdk ) \
+	  >"$$sdk_log" 2>&1 & sdk_pid=$$!; \
 	JUSTSTORAGE_TEST_DATABASE_URL="$$url" $(PY) -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS) || status=1; \
-	JUSTSTORAGE_BIN="$(abspath $(VENV))/bin/juststorage" scripts/test-typescript-sdk.sh || status=1; \
-	JUSTSTORAGE_BIN="$(abspath $(VENV))/bin/juststorage" scripts/test-go-sdk.sh || status=1; \
+	wait $$sdk_pid || status=1; \
+	echo "--- the TypeScript and Go SDKs' suites ---"; cat "$$sdk_log"; rm -f "$$sdk_log"; \
 	exit $$status
 
 test-typescript: $(STAMP)  ## the TypeScript SDK alone (node --test on the conformance scenario)
