@@ -17,9 +17,9 @@ install: $(STAMP)
 run: $(STAMP)  ## the server on the embedded defaults: SQLite + ./data, 127.0.0.1:8080
 	$(VENV)/bin/juststorage serve
 
-# Two pytest workers, each taking whole test files (module fixtures start one server
+# Three pytest workers, each taking whole test files (module fixtures start one server
 # per file); PYTEST_WORKERS= runs in one process.
-PYTEST_WORKERS ?= -n 2 --dist loadfile
+PYTEST_WORKERS ?= -n 3 --dist loadfile
 
 # PostgreSQL tests run against a fresh database per test on the local cluster, which
 # scripts/ensure-postgres.sh starts if it is installed but stopped. Without PostgreSQL
