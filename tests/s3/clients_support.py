@@ -10,9 +10,7 @@ Every server listens on 127.0.0.1 and is stopped by PID (juststorage.testing).
 from __future__ import annotations
 
 import contextlib
-import datetime
 import hashlib
-import ipaddress
 import json
 import os
 import socket
@@ -32,6 +30,7 @@ import pytest
 
 from juststorage.testing import BIN, START_TIMEOUT_S, Server, clean_env, free_port, spawn
 from support.debian_tools import debian_tool
+from support.private_ca import self_signed
 
 MIB = 1024 * 1024
 BIG_BYTES = 100 * MIB
@@ -116,44 +115,6 @@ def _s3_pair(doc: Mapping[str, Any]) -> tuple[str, str]:
     secret = s3.get("secret_access_key") or s3.get("aws_secret_access_key") or s3.get("s3_secret")
     assert key_id and secret, f"no S3 pair in {sorted(doc)}"
     return str(key_id), str(secret)
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 (its own CA) and its key, as PEM files."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "juststorage-s3-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=2))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
-    return cert_path, key_path
 
 
 def _wait_for_port(port: int, server: Server) -> None:

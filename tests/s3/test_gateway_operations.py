@@ -3,9 +3,7 @@ metrics, limits (EntityTooLarge, quota, SlowDown), a taken S3 port, TLS."""
 
 from __future__ import annotations
 
-import datetime
 import hashlib
-import ipaddress
 import json
 import socket
 import subprocess
@@ -19,13 +17,10 @@ import httpx
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from juststorage.testing import BIN, Server, child_pids, clean_env, free_port, spawn
 from s3.conftest import REGION, TENANT, Gateway, S3Key, make_s3_key, start_gateway
+from support.private_ca import self_signed
 
 
 def _code(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
@@ -159,40 +154,9 @@ def test_serve_refuses_a_taken_s3_port(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "juststorage-s3-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 def test_tls_listener_with_boto3_streaming_trailers(tmp_path: Path) -> None:
     """Over HTTPS boto3 sends aws-chunked bodies with a trailing checksum by default."""
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     s3_port, port = free_port(), free_port()
     env = clean_env(
         tmp_path / "data",

@@ -4,8 +4,6 @@ raises against real sockets on 127.0.0.1: refused, silent, not TLS, untrusted TL
 from __future__ import annotations
 
 import contextlib
-import datetime
-import ipaddress
 import socket
 import ssl
 import threading
@@ -14,13 +12,10 @@ from pathlib import Path
 
 import juststorage_client as js
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from juststorage_client._retry import RetryPolicy
 
 from juststorage.cli.transport_errors import describe_transport_error
+from support.private_ca import self_signed
 
 
 def _failure(url: str, timeout: float = 5.0) -> str:
@@ -78,7 +73,7 @@ def test_https_to_a_plain_http_port_says_it_does_not_speak_tls(listener: socket.
 def test_an_untrusted_certificate_says_verification_failed(
     listener: socket.socket, tmp_path: Path
 ) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
 
@@ -97,33 +92,3 @@ def test_an_untrusted_certificate_says_verification_failed(
 
 def test_an_error_without_a_cause_keeps_its_words() -> None:
     assert describe_transport_error(js.TransportError("gone")) == "cannot reach the server: gone"
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "juststorage-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path

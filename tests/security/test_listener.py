@@ -3,8 +3,6 @@ like HTTP/1, TLS without a proxy, and a port no other process holds (SPEC ยง2, ย
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import socket
 import ssl
 import subprocess
@@ -13,10 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from juststorage.cli.listener import HEADER_BYTES_MAX, HTTP2_STREAMS_MAX
 from juststorage.testing import (
@@ -30,6 +24,7 @@ from juststorage.testing import (
     start,
 )
 from support import h2_frames as h2
+from support.private_ca import self_signed
 
 pytestmark = pytest.mark.e2e
 
@@ -97,38 +92,6 @@ def test_http2_when_enabled_bounds_header_lists_and_streams(tmp_path: Path) -> N
         server.stop()
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "juststorage-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 def _serve(tmp_path: Path, args: list[str], extra_env: dict[str, str], ca: Path) -> Process:
     data_dir = tmp_path / f"data-{uuid.uuid4().hex[:8]}"
     port = free_port()
@@ -149,7 +112,7 @@ def _alpn(port: int, ca: Path) -> str | None:
 
 
 def test_tls_from_options_and_from_settings(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     by_option = _serve(tmp_path, ["--tls-cert", str(cert), "--tls-key", str(key)], {}, cert)
     try:
         verified = ssl.create_default_context(cafile=cert)
