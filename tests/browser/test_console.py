@@ -271,6 +271,8 @@ def test_big_upload_by_drag_and_drop_goes_in_parallel_parts(
     facts = page.locator("#facts")
     facts.get_by_text("sha256:" + digest).wait_for()
     assert "hot" in facts.inner_text() and "application/octet-stream" in facts.inner_text()
+    # The versions come from their own request, after the facts.
+    page.locator("#versions tr").first.wait_for()
     assert page.locator("#versions tr").count() == 1
     shot(page, "object-details", tmp_path)
     with page.expect_download(timeout=120_000) as download_info:
