@@ -83,7 +83,8 @@ class _LeaseLost(Exception):
 class TokenBucket:
     """Paces reads at `rate` bytes per second. A chunk read takes its size in tokens,
     and a bucket in debt sleeps until it is even: the bucket holds at most `burst`
-    tokens (one chunk), so nothing reads more than a chunk ahead of the rate."""
+    tokens (one chunk), so nothing reads more than a chunk ahead of the rate; that
+    credit absorbs the time reads themselves take."""
 
     def __init__(
         self,
@@ -96,7 +97,7 @@ class TokenBucket:
         self.burst = burst
         self._monotonic = monotonic
         self._sleep = sleep
-        self._tokens = burst
+        self._tokens = 0.0  # no credit at start: a pass's first chunk is paced too
         self._at = monotonic()
 
     async def take(self, amount: int) -> None:

@@ -12,9 +12,11 @@ import random
 from juststorage.application.scrub import Finding, Scrubber, ScrubPolicy, scrub_step
 from juststorage.bootstrap import Services
 from juststorage.domain.errors import StorageError, details_of
-from juststorage.logs import FIELDS_ATTR
 
 log = logging.getLogger("juststorage.scrub")
+# The record attribute juststorage.logs formats as structured fields (logs.FIELDS_ATTR;
+# the worker layer does not import the logging setup).
+_FIELDS = "fields"
 
 
 def scrub_policy(services: Services) -> ScrubPolicy:
@@ -45,7 +47,7 @@ def log_finding(finding: Finding) -> None:
     }
     where = f"{location.storage_class.value} sha256:{location.content_hash.hex}"
     if finding.good:
-        log.info("scrub: blob %s reads back good again", where, extra={FIELDS_ATTR: fields})
+        log.info("scrub: blob %s reads back good again", where, extra={_FIELDS: fields})
         return
     held = ", ".join(objects) if objects else "no committed object"
     log.log(
@@ -55,7 +57,7 @@ def log_finding(finding: Finding) -> None:
         where,
         finding.detail,
         held,
-        extra={FIELDS_ATTR: fields},
+        extra={_FIELDS: fields},
     )
 
 
