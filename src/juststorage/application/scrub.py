@@ -121,9 +121,10 @@ class Scrubber:
     policy: ScrubPolicy
     on_bytes: Callable[[int], None] | None = None
     bucket: TokenBucket | None = None
-    last_recheck: float | None = None
-    holds_lease: bool = False
-    _lease_renewed: float = 0.0
+    # time.monotonic() at which the known-corrupt blobs are due to be read again
+    next_recheck: float | None = field(default=None, init=False)
+    holds_lease: bool = field(default=False, init=False)
+    lease_renewed: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         if self.bucket is None:
@@ -160,13 +161,12 @@ async def scrub_step(scrubber: Scrubber) -> ScrubReport:
     step_began = time.monotonic()
     pass_start = position.after is None and position.blobs_done == 0
     try:
-        if (
-            pass_start
-            or scrubber.last_recheck is None
-            or step_began - scrubber.last_recheck >= policy.recheck_seconds
-        ):
+        if pass_start or scrubber.next_recheck is None or step_began >= scrubber.next_recheck:
             await _recheck_known(scrubber, report)
-            scrubber.last_recheck = time.monotonic()
+            # Paced like the pass, a re-read of large corrupt blobs may take longer than
+            # `recheck_seconds`: the pass then gets at least as long before the next one.
+            took = time.monotonic() - step_began
+            scrubber.next_recheck = time.monotonic() + max(policy.recheck_seconds, took)
         after = BlobLocation(position.after[0], position.after[1]) if position.after else None
         async with scrubber.metadata.snapshot() as view:
             page = await view.blobs.audit(after, policy.save_every_blobs)
@@ -193,7 +193,7 @@ async def scrub_step(scrubber: Scrubber) -> ScrubReport:
         if await uow.leases.renew(SCRUB_LEASE, scrubber.holder, _lease_until(scrubber)):
             await uow.scrub.save_position(SCRUB_NAME, position)
             await uow.commit()
-            scrubber._lease_renewed = time.monotonic()
+            scrubber.lease_renewed = time.monotonic()
         else:
             scrubber.holds_lease = False
     report.position = position
@@ -241,21 +241,21 @@ async def _claim(scrubber: Scrubber) -> bool:
                 claimed = await uow.leases.claim(SCRUB_LEASE, holder, until, replacing=current)
         await uow.commit()
     if claimed:
-        scrubber._lease_renewed = time.monotonic()
+        scrubber.lease_renewed = time.monotonic()
     return claimed
 
 
 async def _keep_lease(scrubber: Scrubber) -> None:
     """Renew the lease once a third of its time has gone by; raise _LeaseLost if it
     lapsed meanwhile (another process may be scrubbing now)."""
-    if time.monotonic() - scrubber._lease_renewed < scrubber.policy.lease_seconds / 3:
+    if time.monotonic() - scrubber.lease_renewed < scrubber.policy.lease_seconds / 3:
         return
     async with scrubber.metadata.transaction() as uow:
         renewed = await uow.leases.renew(SCRUB_LEASE, scrubber.holder, _lease_until(scrubber))
         await uow.commit()
     if not renewed:
         raise _LeaseLost
-    scrubber._lease_renewed = time.monotonic()
+    scrubber.lease_renewed = time.monotonic()
 
 
 async def _paced_digest(scrubber: Scrubber, location: BlobLocation, size: int) -> ContentHash:
