@@ -52,8 +52,8 @@ class FakeScrubRows:
         ]
         return found[:limit]
 
-    async def blob_size(self, location: BlobLocation) -> tuple[int, str] | None:
+    async def blob_row(self, location: BlobLocation) -> tuple[int, str, int] | None:
         row = self._state.blobs.get((location.storage_class, location.content_hash.hex))
         if row is None:
             return None
-        return row.size_bytes, row.location or location.content_hash.hex
+        return row.size_bytes, row.location or location.content_hash.hex, row.ref_count

@@ -290,7 +290,9 @@ async def _verdict(scrubber: Scrubber, location: BlobLocation, size: int) -> str
     try:
         digest = await _paced_digest(scrubber, location, size)
     except NotFound:
-        return None if await _moved(scrubber, location) else "missing"
+        # GC unlinks an unreferenced blob before it commits the row's removal: a
+        # missing blob no reference needs is no finding (fsck's orphan row).
+        return None if await _moved(scrubber, location, missing=True) else "missing"
     except Unavailable:
         raise  # the store is down, not the blob: the step fails and is retried
     except StorageError as exc:
@@ -304,12 +306,13 @@ async def _verdict(scrubber: Scrubber, location: BlobLocation, size: int) -> str
     return f"bytes hash to sha256:{digest.hex}"
 
 
-async def _moved(scrubber: Scrubber, location: BlobLocation) -> bool:
+async def _moved(scrubber: Scrubber, location: BlobLocation, *, missing: bool = False) -> bool:
     """Whether the blob row is gone or now records another address (GC removed it,
-    migrate-blobs moved it) since the pass read it."""
+    migrate-blobs moved it) since the pass read it; with `missing`, also whether no
+    reference holds it (GC may be removing it)."""
     async with scrubber.metadata.snapshot() as view:
-        row = await view.scrub.blob_size(location)
-    return row is None or row[1] != location.address
+        row = await view.scrub.blob_row(location)
+    return row is None or row[1] != location.address or (missing and row[2] == 0)
 
 
 async def _check_row(scrubber: Scrubber, audit: BlobAudit, report: ScrubReport) -> None:
@@ -348,20 +351,26 @@ async def _recheck_known(scrubber: Scrubber, report: ScrubReport) -> None:
     for corrupt in known:
         location = BlobLocation(corrupt.storage_class, corrupt.content_hash)
         async with scrubber.metadata.snapshot() as view:
-            row = await view.scrub.blob_size(location)
+            row = await view.scrub.blob_row(location)
         if row is None:
             async with scrubber.metadata.transaction() as uow:
                 await uow.scrub.clear_corrupt(location)
                 await uow.commit()
             report.findings.append(Finding(location, "", new=False))
             continue
-        size, address = row
+        size, address, _ = row
         location = BlobLocation(corrupt.storage_class, corrupt.content_hash, address)
         detail = await _verdict(scrubber, location, size)
         report.bytes_read += size
         if detail == "":
             await _record_good(scrubber, location, report)
-        elif detail:
+        elif detail is None:
+            # Moved (the next pass reads it where it is now) or no longer referenced
+            # (nothing to restore): not a known corrupt blob any more.
+            async with scrubber.metadata.transaction() as uow:
+                await uow.scrub.clear_corrupt(location)
+                await uow.commit()
+        else:
             async with scrubber.metadata.transaction() as uow:
                 await uow.scrub.mark_corrupt(location, detail, corrupt.found_at)
                 await uow.commit()

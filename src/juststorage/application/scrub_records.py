@@ -91,6 +91,7 @@ class ScrubRows(Protocol):
         """Committed objects whose bytes are this blob (up to `limit`)."""
         ...
 
-    async def blob_size(self, location: BlobLocation) -> tuple[int, str] | None:
-        """The blob row's size and address now, or None if the row is gone."""
+    async def blob_row(self, location: BlobLocation) -> tuple[int, str, int] | None:
+        """The blob row's size, address and reference count now, or None if the row is
+        gone."""
         ...

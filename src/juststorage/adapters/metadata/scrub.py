@@ -123,9 +123,10 @@ class SqlScrubRows(SqlRepository):
             BlobReference(str(r[0]), str(r[1]), str(r[2]), self._d.uuid_out(r[3])) for r in rows
         ]
 
-    async def blob_size(self, location: BlobLocation) -> tuple[int, str] | None:
+    async def blob_row(self, location: BlobLocation) -> tuple[int, str, int] | None:
         row = await self._s.fetchone(
-            f"SELECT size_bytes, COALESCE(location, content_hash) FROM blobs WHERE {_KEY}",
+            "SELECT size_bytes, COALESCE(location, content_hash), ref_count FROM blobs"
+            f" WHERE {_KEY}",
             (location.storage_class.value, location.content_hash.hex),
         )
-        return (int(row[0]), str(row[1])) if row else None
+        return (int(row[0]), str(row[1]), int(row[2])) if row else None
