@@ -128,7 +128,8 @@ class Scrubber:
 
     def __post_init__(self) -> None:
         if self.bucket is None:
-            # One chunk of burst; a chunk is a read of the store (a file's is 1 MiB).
+            # At most 256 KiB of credit: never more than one read of the store (a
+            # file's are 1 MiB) ahead of the rate.
             self.bucket = TokenBucket(self.policy.bytes_per_second, 256 * 1024)
 
     @property
