@@ -51,6 +51,12 @@ class Sizes:
     multipart_part_bytes: int | None  # its parts; None: the CLI's default
     min_free_bytes: int
     peers_env: tuple[tuple[str, str], ...]  # for bench/peers.sh (objbench sizes, settle time)
+    # The `scrub` section: bytes of 1 MiB blobs, the scrub rate, the window its rate is
+    # measured over, and the 4 KiB objects its GETs read idle and while scrubbing.
+    scrub_bulk_bytes: int = 128 * MIB
+    scrub_rate: int = 32 * MIB
+    scrub_window_s: float = 20.0
+    scrub_get_n: int = 2000
 
     @property
     def scale_workers(self) -> tuple[int, ...]:
@@ -99,6 +105,10 @@ TINY = Sizes(
         ("OBJBENCH_ARGS", "--n 50 --large-count 1 --large-size 1MiB --list-n 100"),
         ("PEERS_SETTLE_S", "0"),
     ),
+    scrub_bulk_bytes=4 * MIB,
+    scrub_rate=2 * MIB,
+    scrub_window_s=2.0,
+    scrub_get_n=40,
 )
 # `BENCH_SIZE=small`: a quarter of FULL's counts, no 1 GiB objects, the peers' settle
 # time kept: figures worth reading as ratios, in a few minutes per section.

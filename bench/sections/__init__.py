@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from ..context import Bench
 from ..table import Report
-from . import inline, large, listing, multipart, peers, pg, rss, s3, s3gw, scale, small
+from . import inline, large, listing, multipart, peers, pg, rss, s3, s3gw, scale, scrub, small
 
 # In the order they run.
 SECTIONS: dict[str, Callable[[Bench], Report]] = {
@@ -19,6 +19,7 @@ SECTIONS: dict[str, Callable[[Bench], Report]] = {
     "multipart": multipart.run,
     "small": small.run,
     "inline": inline.run,
+    "scrub": scrub.run,
     "list": listing.run,
     "pg": pg.run,
     "scale": scale.run,

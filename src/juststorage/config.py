@@ -123,6 +123,9 @@ class Settings(BaseModel):
     max_object_bytes: int = Field(default=5 * TIB, gt=0)
     gc_interval_seconds: float = Field(default=60.0, ge=0)
     gc_grace_seconds: float = Field(default=3600.0, ge=0)
+    # Scrub (SPEC §8.9): bytes per second re-hashed by the one process holding the
+    # scrub lease, pass after pass over every blob; 0 turns it off.
+    scrub_bytes_per_s: int = Field(default=0, ge=0)
     price_hot_gb_month: float = Field(default=0.10, ge=0)
     price_cold_gb_month: float = Field(default=0.02, ge=0)
     currency: str = Field(default="USD", min_length=1)

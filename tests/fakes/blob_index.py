@@ -93,6 +93,7 @@ class FakeBlobIndex:
             return False
         del self._state.blobs[row_key]
         self._state.inline.pop(row_key, None)
+        self._state.corrupt.pop(row_key, None)
         return True
 
     async def claim_orphan(self, location: BlobLocation, size_bytes: int) -> bool:
@@ -109,6 +110,7 @@ class FakeBlobIndex:
     async def forget(self, location: BlobLocation) -> None:
         self._state.blobs.pop((location.storage_class, location.content_hash.hex), None)
         self._state.inline.pop((location.storage_class, location.content_hash.hex), None)
+        self._state.corrupt.pop((location.storage_class, location.content_hash.hex), None)
 
     async def store_inline(self, location: BlobLocation, data: bytes | bytearray) -> bool:
         row_key = (location.storage_class, location.content_hash.hex)

@@ -19,6 +19,7 @@ from fakes.clock import FakeClock
 from fakes.leases_keys import FakeApiKeyRepository, FakeLeaseRepository
 from fakes.limits import FakeQuotaReservations, FakeRateBuckets
 from fakes.objects import FakeObjectRepository
+from fakes.scrub import FakeScrubRows
 from fakes.state import BlobRecord, State
 from juststorage.domain.model import ContentHash, StorageClass
 
@@ -76,6 +77,10 @@ class FakeUnitOfWork:
     @property
     def buckets(self) -> FakeRateBuckets:
         return FakeRateBuckets(self._current(), self._store.clock)
+
+    @property
+    def scrub(self) -> FakeScrubRows:
+        return FakeScrubRows(self._current(), self._store.clock)
 
     async def commit(self) -> None:
         if self._read_only:

@@ -10,6 +10,7 @@ from datetime import datetime
 from uuid import UUID
 
 from juststorage.application.records import ApiKeyRecord
+from juststorage.application.scrub_records import CorruptBlob, ScrubPosition
 from juststorage.domain.model import NewUpload, ObjectState, ObjectVersion, StorageClass
 
 
@@ -36,6 +37,9 @@ class State:
     buckets: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     # inline blob bytes (SPEC §8.1): (class, hash) -> bytes
     inline: dict[tuple[StorageClass, str], bytes] = field(default_factory=dict)
+    # the scrub (SPEC §8.9): saved positions by name, corrupt blobs by (class, hash)
+    scrub_positions: dict[str, ScrubPosition] = field(default_factory=dict)
+    corrupt: dict[tuple[StorageClass, str], CorruptBlob] = field(default_factory=dict)
 
     def copy(self) -> State:
         # Values are frozen, so copying the dicts copies the state.
@@ -49,6 +53,8 @@ class State:
             dict(self.reservations),
             dict(self.buckets),
             dict(self.inline),
+            dict(self.scrub_positions),
+            dict(self.corrupt),
         )
 
 

@@ -30,6 +30,7 @@ EXPECTED = {
     "multipart": ("put 16 MiB, multipart, 4 in flight", "sqlite"),
     "small": ("4 KiB PUT x16 vs durable commit", "sqlite"),
     "inline": ("4 KiB PUT x16, inline on, s3:// root", "postgres"),
+    "scrub": ("scrub throughput at 2 MiB/s", "sqlite"),
     "list": ("list 2k, limit=100: deep / first", "sqlite"),
     "pg": ("list 2k, limit=100: deep / first", "postgres"),
     "scale": ("4 KiB GET x16, 2 processes", "postgres"),

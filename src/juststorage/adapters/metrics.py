@@ -40,6 +40,7 @@ from prometheus_client.registry import Collector
 
 from juststorage.adapters.process_metrics import BuildInfoCollector, ProcessesCollector
 from juststorage.application.records import Census
+from juststorage.application.scrub_records import ScrubPosition
 
 _DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _GC_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900)
@@ -91,6 +92,8 @@ class _CensusCollector(Collector):
         self.census: list[Census] = []
         self.ready: dict[str, bool] = {}
         self.disks: dict[str, tuple[int, int]] = {}
+        self.corrupt_blobs: int | None = None
+        self.scrub: ScrubPosition | None = None
 
     def collect(self) -> Iterable[Metric]:
         objects = GaugeMetricFamily(
@@ -142,6 +145,41 @@ class _CensusCollector(Collector):
                 capacity.add_metric([storage_class], total)
             yield free
             yield capacity
+        yield from self._scrub()
+
+    def _scrub(self) -> Iterator[Metric]:
+        """The scrub's state from the database: the same in every process's scrape."""
+        if self.corrupt_blobs is None:
+            return
+        yield GaugeMetricFamily(
+            "just_storage_scrub_corrupt_blobs",
+            "Blobs known corrupt or missing now (from the database; 0 once repaired).",
+            value=self.corrupt_blobs,
+        )
+        position = self.scrub
+        yield GaugeMetricFamily(
+            "just_storage_scrub_passes_completed",
+            "Whole scrub passes over every blob completed (from the database).",
+            value=position.passes_completed if position else 0,
+        )
+        yield GaugeMetricFamily(
+            "just_storage_scrub_pass_bytes",
+            "Bytes of blob rows checked so far in the scrub pass under way.",
+            value=position.bytes_done if position else 0,
+        )
+        seconds = position.last_pass_seconds if position else None
+        if seconds is not None and position is not None:
+            yield GaugeMetricFamily(
+                "just_storage_scrub_last_pass_seconds",
+                "Duration of the last whole scrub pass.",
+                value=seconds,
+            )
+            assert position.last_pass_ended_at is not None
+            yield GaugeMetricFamily(
+                "just_storage_scrub_last_pass_end_timestamp_seconds",
+                "When the last whole scrub pass ended (Unix time).",
+                value=position.last_pass_ended_at.timestamp(),
+            )
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
@@ -296,6 +334,10 @@ class Metrics:
             ["operation", "status"],
             registry=r,
         )
+        # Bytes re-hashed by the scrub (SPEC §8.9), counted as they are read.
+        self.scrub_bytes = Counter(
+            "just_storage_scrub_bytes", "Blob bytes read and re-hashed by the scrub.", registry=r
+        )
         self.gc_runs = Counter("just_storage_gc_runs", "GC passes run.", registry=r)
         self.gc_deleted_blobs = Counter(
             "just_storage_gc_deleted_blobs", "Blob files removed by GC.", registry=r
@@ -389,6 +431,11 @@ class Metrics:
     def observe_census(self, census: list[Census]) -> None:
         """Replace the object and byte gauges with a fresh count from the database."""
         self._census.census = list(census)
+
+    def observe_scrub(self, corrupt_blobs: int, position: ScrubPosition | None) -> None:
+        """Replace the scrub gauges with a fresh read of the database."""
+        self._census.corrupt_blobs = corrupt_blobs
+        self._census.scrub = position
 
     def observe_readiness(self, checks: dict[str, str]) -> None:
         """The checks of /ready ("ok" or why not) as 1/0 gauges."""

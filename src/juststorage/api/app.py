@@ -29,6 +29,7 @@ from juststorage.bootstrap import Services, start
 from juststorage.domain.auth import Principal
 from juststorage.domain.errors import Forbidden, Unauthorized
 from juststorage.worker.gc import run_gc_loop
+from juststorage.worker.scrub import run_scrub_loop
 
 log = logging.getLogger("juststorage")
 
@@ -187,7 +188,7 @@ def create_app(
     services: Services, *, run_startup: bool = True, run_background: bool = True
 ) -> Starlette:
     """The ASGI app. With `run_startup`, the lifespan migrates and prepares storage;
-    with `run_background`, it runs the GC loop. Each run of the lifespan starts a
+    with `run_background`, it runs the GC and scrub loops. Each run of the lifespan starts a
     fresh `ApiState` and hands it to the requests as lifespan state."""
 
     @contextlib.asynccontextmanager
@@ -199,15 +200,23 @@ def create_app(
                 announce_admin_key(services, created.key)
         if services.settings.auth == "disabled":
             log.warning("authentication is DISABLED (JUSTSTORAGE_AUTH=disabled): local use only")
-        gc_task = asyncio.create_task(run_gc_loop(services)) if run_background else None
+        tasks = (
+            [
+                asyncio.create_task(run_gc_loop(services)),
+                asyncio.create_task(run_scrub_loop(services)),
+            ]
+            if run_background
+            else []
+        )
         try:
             async with metrics_listener(services, state), _s3_gateway(services, state):
                 yield {"api": state}
         finally:
-            if gc_task is not None:
-                gc_task.cancel()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await gc_task
+                    await task
             await services.metadata.close()
 
     app = StorageApp(

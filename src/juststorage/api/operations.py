@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from juststorage.api.errors import request_id_of
 from juststorage.api.state import ApiState, api_state
+from juststorage.application.scrub_records import SCRUB_NAME
 from juststorage.bootstrap import Services
 from juststorage.domain.errors import InsufficientStorage, StorageError, Unavailable, details_of
 from juststorage.domain.model import StorageClass
@@ -107,10 +108,14 @@ async def ready(request: Request) -> Response:
 
 
 async def refresh_census(services: Services) -> None:
-    """Recount objects by state for the gauges (a read of the database)."""
+    """Recount objects by state, and read the scrub's state, for the gauges (a read
+    of the database)."""
     async with services.metadata.snapshot() as view:
         census = await view.objects.census()
+        corrupt = await view.scrub.count_corrupt()
+        position = await view.scrub.position(SCRUB_NAME)
     services.metrics.observe_census(census)
+    services.metrics.observe_scrub(corrupt, position)
 
 
 async def refresh_scrape_gauges(

@@ -25,6 +25,7 @@ from juststorage.domain.errors import NotFound
 from juststorage.domain.model import ContentHash, ObjectVersion, StorageClass
 
 _PAGE = 500
+_KNOWN = 100_000  # blobs the scrub found corrupt (corrupt_blobs) loaded at once
 
 
 class ProblemKind(enum.StrEnum):
@@ -131,11 +132,18 @@ async def check_store(
     and `liveness`, also the parts of multipart upload sessions."""
     report = FsckReport()
     after: BlobLocation | None = None
+    async with metadata.snapshot() as view:
+        known_corrupt = {
+            BlobLocation(c.storage_class, c.content_hash) for c in await view.scrub.corrupt(_KNOWN)
+        }
     while True:
         async with metadata.snapshot() as view:
             page = await view.blobs.audit(after, _PAGE)
         for audit in page:
+            found = len(report.problems)
             await _check_blob(metadata, blobs, audit, repair, verify_hashes, report)
+            if verify_hashes and audit.location in known_corrupt:
+                await _forget_if_good(metadata, audit.location, report.problems[found:])
             report.blobs_checked += 1
             report.bytes_checked += audit.size_bytes
             if progress is not None:
@@ -157,6 +165,20 @@ async def check_store(
             metadata, parts, liveness, repair, verify_hashes=verify_hashes
         )
     return report
+
+
+async def _forget_if_good(
+    metadata: MetadataStore, location: BlobLocation, found: list[Problem]
+) -> None:
+    """A blob the scrub found corrupt that this run read back good (repaired since):
+    it leaves `corrupt_blobs`, and the corrupt-blob gauge drops. `found`: the
+    problems this run found with the blob."""
+    damage = (ProblemKind.MISSING_BLOB, ProblemKind.HASH_MISMATCH)
+    if any(p.kind in damage and not p.repaired for p in found):
+        return
+    async with metadata.transaction() as uow:
+        await uow.scrub.clear_corrupt(location)
+        await uow.commit()
 
 
 async def _ids(metadata: MetadataStore, location: BlobLocation) -> tuple[UUID, ...]:

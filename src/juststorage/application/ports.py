@@ -31,6 +31,7 @@ from juststorage.application.records import (
     StoredBlob,
     WritingUpload,
 )
+from juststorage.application.scrub_records import ScrubRows
 from juststorage.application.session_records import SessionPart, UploadSession
 from juststorage.application.summaries import Listed
 from juststorage.domain.auth import Principal
@@ -628,6 +629,9 @@ class UnitOfWork(Protocol):
 
     @property
     def sessions(self) -> UploadSessionRows: ...
+
+    @property
+    def scrub(self) -> ScrubRows: ...
 
     async def __aenter__(self) -> Self: ...
 

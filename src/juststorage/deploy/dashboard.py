@@ -219,6 +219,24 @@ _PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
         "short",
         (('min by (check) (just_storage_ready{job=~"$job"})', "{{check}}"),),
     ),
+    (
+        "Scrub read rate",
+        "Bps",
+        (
+            (
+                'sum(rate(just_storage_scrub_bytes_total{job=~"$job"}[$__rate_interval]))',
+                "re-hashed",
+            ),
+        ),
+    ),
+    (
+        "Scrub: corrupt blobs and passes",
+        "short",
+        (
+            ('max(just_storage_scrub_corrupt_blobs{job=~"$job"})', "corrupt blobs"),
+            ('max(just_storage_scrub_passes_completed{job=~"$job"})', "passes completed"),
+        ),
+    ),
 )
 
 

@@ -164,6 +164,18 @@ def alert_groups(job: str) -> list[dict[str, Any]]:
             " The server log names them; `juststorage fsck` checks every blob.",
         ),
         _alert(
+            "JustStorageScrubFoundCorruptBlobs",
+            f"max by (job) ({series('just_storage_scrub_corrupt_blobs')}) > 0\n",
+            "0m",
+            "critical",
+            "JustStorage scrub found {{ $value | humanize }} corrupt or missing blobs",
+            "Blobs whose stored bytes no longer hash to their name, or are gone (the"
+            " corrupt_blobs table; every process reports the same count). The server log"
+            " (juststorage.scrub) names each with the objects that hold it. Restore them"
+            " with `juststorage fsck --repair --from-backup TARGET`; the alert clears"
+            " once they read back good.",
+        ),
+        _alert(
             "JustStorageThrottlingStorm",
             f"sum by (tenant) (rate({series('just_storage_throttled_requests_total')}[5m])) > 10",
             "10m",

@@ -131,7 +131,16 @@ class SqlBlobIndex(SqlRepository):
         if row is None:
             return False
         await self._forget_inline(location)  # the bytes go with their row
+        await self._forget_corrupt(location)
         return True
+
+    async def _forget_corrupt(self, location: BlobLocation) -> None:
+        """A blob row removed takes its scrub finding along (no corrupt blob is left
+        counted that no row names)."""
+        await self._s.execute(
+            f"DELETE FROM corrupt_blobs WHERE {_KEY}",
+            (location.storage_class.value, location.content_hash.hex),
+        )
 
     async def _forget_inline(self, location: BlobLocation) -> None:
         """Delete the row's inline bytes, if any, in the transaction that deletes the row
@@ -159,6 +168,7 @@ class SqlBlobIndex(SqlRepository):
             (location.storage_class.value, location.content_hash.hex),
         )
         await self._forget_inline(location)
+        await self._forget_corrupt(location)
 
     async def claim_stale(self, location: BlobLocation) -> bool:
         # An UPDATE that changes nothing, for its row lock (held until the commit): no

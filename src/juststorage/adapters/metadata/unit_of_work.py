@@ -15,6 +15,7 @@ from juststorage.adapters.metadata.blob_index import SqlBlobIndex
 from juststorage.adapters.metadata.leases_keys import SqlApiKeyRepository, SqlLeaseRepository
 from juststorage.adapters.metadata.limits import SqlQuotaReservations, SqlRateBuckets
 from juststorage.adapters.metadata.repositories import SqlObjectRepository
+from juststorage.adapters.metadata.scrub import SqlScrubRows
 from juststorage.adapters.metadata.sessions import SqlUploadSessionRows
 from juststorage.adapters.metadata.sql import Dialect, SqlSession
 
@@ -34,6 +35,7 @@ class SqlUnitOfWork(ABC):
     quota: SqlQuotaReservations
     buckets: SqlRateBuckets
     sessions: SqlUploadSessionRows
+    scrub: SqlScrubRows
 
     def __init__(self, *, read_only: bool, durable: bool) -> None:
         self._read_only = read_only
@@ -70,6 +72,7 @@ class SqlUnitOfWork(ABC):
         self.quota = SqlQuotaReservations(session, dialect)
         self.buckets = SqlRateBuckets(session, dialect)
         self.sessions = SqlUploadSessionRows(session, dialect)
+        self.scrub = SqlScrubRows(session, dialect)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -1,0 +1,377 @@
+"""Scrub (SPEC §8.9): re-hash every stored blob at a fixed byte rate, pass after pass.
+
+One scrubber runs at a time across every process sharing the database: the one
+holding the `scrub` lease, renewed while it runs and taken over from a dead
+holder as GC's is (gc.py). A pass walks the blob rows in (storage_class,
+content_hash) order, files, S3 objects and inline rows alike (the BlobStore port
+reads them all), and saves where it stands every few seconds or blobs in
+`scrub_progress`, so that a restart resumes the pass instead of beginning anew.
+
+A blob whose bytes do not hash to its name, or that is missing, gets a row in
+`corrupt_blobs`; the row leaves when the blob reads back good (a re-check of the
+known rows at every pass start and every `recheck_seconds`, or fsck) or when its
+blob row is removed (GC). `scrub_step` is one bounded step; worker/scrub.py loops
+it, logs the findings and counts the bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+import anyio.to_thread
+
+from juststorage.application.blob_ports import BlobStore
+from juststorage.application.ports import Clock, MetadataStore, ProcessLiveness
+from juststorage.application.records import BlobAudit, BlobLocation
+from juststorage.application.scrub_records import SCRUB_NAME, BlobReference, ScrubPosition
+from juststorage.domain.errors import NotFound, StorageError, Unavailable
+from juststorage.domain.model import ContentHash
+
+SCRUB_LEASE = SCRUB_NAME
+_HASH_IN_THREAD_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ScrubPolicy:
+    bytes_per_second: float
+    lease_seconds: float = 60.0
+    # A step ends (and saves its position) after this long or this many blobs.
+    save_every_seconds: float = 5.0
+    save_every_blobs: int = 200
+    # The known-corrupt rows are read again at least this often (and at pass start).
+    recheck_seconds: float = 60.0
+    # A pass takes at least this long: an empty or tiny store is not re-read in a spin.
+    min_pass_seconds: float = 1.0
+    references_reported: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A blob found corrupt (`detail` says how) or good again (`detail` is "")."""
+
+    location: BlobLocation
+    detail: str
+    references: tuple[BlobReference, ...] = ()
+    new: bool = True  # not known corrupt before this finding
+
+    @property
+    def good(self) -> bool:
+        return not self.detail
+
+
+@dataclass(slots=True)
+class ScrubReport:
+    """What one step did. `ran` is False when another process holds the lease."""
+
+    ran: bool = True
+    blobs_checked: int = 0
+    bytes_read: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    passes_completed: int = 0
+    position: ScrubPosition | None = None
+
+
+class _LeaseLost(Exception):
+    """The lease lapsed and another process took it: this step stops at once."""
+
+
+class TokenBucket:
+    """Paces reads at `rate` bytes per second. A chunk read takes its size in tokens,
+    and a bucket in debt sleeps until it is even: the bucket holds at most `burst`
+    tokens (one chunk), so nothing reads more than a chunk ahead of the rate; that
+    credit absorbs the time reads themselves take."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._tokens = 0.0  # no credit at start: a pass's first chunk is paced too
+        self._at = monotonic()
+
+    async def take(self, amount: int) -> None:
+        now = self._monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        self._tokens -= amount
+        if self._tokens < 0:
+            await self._sleep(-self._tokens / self.rate)
+
+
+@dataclass(slots=True)
+class Scrubber:
+    """What a scrubbing process keeps between steps: who it is, its pacing, and when
+    it last re-read the known-corrupt blobs."""
+
+    metadata: MetadataStore
+    blobs: BlobStore
+    clock: Clock
+    liveness: ProcessLiveness
+    policy: ScrubPolicy
+    on_bytes: Callable[[int], None] | None = None
+    bucket: TokenBucket | None = None
+    # time.monotonic() at which the known-corrupt blobs are due to be read again
+    next_recheck: float | None = field(default=None, init=False)
+    holds_lease: bool = field(default=False, init=False)
+    lease_renewed: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        if self.bucket is None:
+            # At most 256 KiB of credit: never more than one read of the store (a
+            # file's are 1 MiB) ahead of the rate.
+            self.bucket = TokenBucket(self.policy.bytes_per_second, 256 * 1024)
+
+    @property
+    def holder(self) -> str:
+        return self.liveness.identity()
+
+    async def release(self) -> None:
+        """Give the lease up (the process is stopping): another may scrub at once."""
+        if self.holds_lease:
+            async with self.metadata.transaction() as uow:
+                await uow.leases.release(SCRUB_LEASE, self.holder)
+                await uow.commit()
+            self.holds_lease = False
+
+
+async def scrub_step(scrubber: Scrubber) -> ScrubReport:
+    """Check blobs from the saved position for up to `save_every_seconds` or
+    `save_every_blobs`, then save the position; at the end of the rows, begin the next
+    pass. Does nothing (`ran` False) while another live process holds the lease."""
+    policy = scrubber.policy
+    if not await _claim(scrubber):
+        scrubber.holds_lease = False
+        return ScrubReport(ran=False)
+    scrubber.holds_lease = True
+    report = ScrubReport()
+    async with scrubber.metadata.snapshot() as view:
+        position = await view.scrub.position(SCRUB_NAME)
+    if position is None:
+        position = ScrubPosition(pass_number=1, started_at=scrubber.clock.now())
+    step_began = time.monotonic()
+    pass_start = position.after is None and position.blobs_done == 0
+    try:
+        if pass_start or scrubber.next_recheck is None or step_began >= scrubber.next_recheck:
+            await _recheck_known(scrubber, report)
+            # Paced like the pass, a re-read of large corrupt blobs may take longer than
+            # `recheck_seconds`: the pass then gets at least as long before the next one.
+            took = time.monotonic() - step_began
+            scrubber.next_recheck = time.monotonic() + max(policy.recheck_seconds, took)
+        after = BlobLocation(position.after[0], position.after[1]) if position.after else None
+        async with scrubber.metadata.snapshot() as view:
+            page = await view.blobs.audit(after, policy.save_every_blobs)
+        for audit in page:
+            await _check_row(scrubber, audit, report)
+            position = replace(
+                position,
+                after=(audit.location.storage_class, audit.location.content_hash),
+                blobs_done=position.blobs_done + 1,
+                bytes_done=position.bytes_done + audit.size_bytes,
+            )
+            report.blobs_checked += 1
+            if time.monotonic() - step_began >= policy.save_every_seconds:
+                break
+        else:
+            if len(page) < policy.save_every_blobs:
+                position = await _finish_pass(scrubber, position)
+                report.passes_completed += 1
+    except _LeaseLost:
+        scrubber.holds_lease = False
+    async with scrubber.metadata.transaction() as uow:
+        # Saved only under a valid lease: a holder that lost it must not move the
+        # position of the one that took over.
+        if await uow.leases.renew(SCRUB_LEASE, scrubber.holder, _lease_until(scrubber)):
+            await uow.scrub.save_position(SCRUB_NAME, position)
+            await uow.commit()
+            scrubber.lease_renewed = time.monotonic()
+        else:
+            scrubber.holds_lease = False
+    report.position = position
+    return report
+
+
+async def _finish_pass(scrubber: Scrubber, position: ScrubPosition) -> ScrubPosition:
+    """The end of the rows: wait out `min_pass_seconds`, then the next pass begins."""
+    now = scrubber.clock.now()
+    elapsed = (now - position.started_at).total_seconds()
+    if elapsed < scrubber.policy.min_pass_seconds:
+        await _wait(scrubber, scrubber.policy.min_pass_seconds - elapsed)
+        now = scrubber.clock.now()
+    return ScrubPosition(
+        pass_number=position.pass_number + 1,
+        started_at=now,
+        passes_completed=position.passes_completed + 1,
+        last_pass_started_at=position.started_at,
+        last_pass_ended_at=now,
+    )
+
+
+async def _wait(scrubber: Scrubber, seconds: float) -> None:
+    """Sleep, renewing the lease meanwhile."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        await asyncio.sleep(min(left, scrubber.policy.lease_seconds / 3))
+        await _keep_lease(scrubber)
+
+
+def _lease_until(scrubber: Scrubber) -> datetime:
+    return scrubber.clock.now() + timedelta(seconds=scrubber.policy.lease_seconds)
+
+
+async def _claim(scrubber: Scrubber) -> bool:
+    holder = scrubber.holder
+    until = _lease_until(scrubber)
+    async with scrubber.metadata.transaction() as uow:
+        claimed = await uow.leases.claim(SCRUB_LEASE, holder, until)
+        if not claimed:
+            # A scrubber killed mid-pass leaves its lease behind; take it over if its
+            # holder is certainly dead rather than wait for it to expire.
+            current = await uow.leases.holder_of(SCRUB_LEASE)
+            if current is not None and scrubber.liveness.is_dead(current):
+                claimed = await uow.leases.claim(SCRUB_LEASE, holder, until, replacing=current)
+        await uow.commit()
+    if claimed:
+        scrubber.lease_renewed = time.monotonic()
+    return claimed
+
+
+async def _keep_lease(scrubber: Scrubber) -> None:
+    """Renew the lease once a third of its time has gone by; raise _LeaseLost if it
+    lapsed meanwhile (another process may be scrubbing now)."""
+    if time.monotonic() - scrubber.lease_renewed < scrubber.policy.lease_seconds / 3:
+        return
+    async with scrubber.metadata.transaction() as uow:
+        renewed = await uow.leases.renew(SCRUB_LEASE, scrubber.holder, _lease_until(scrubber))
+        await uow.commit()
+    if not renewed:
+        raise _LeaseLost
+    scrubber.lease_renewed = time.monotonic()
+
+
+async def _paced_digest(scrubber: Scrubber, location: BlobLocation, size: int) -> ContentHash:
+    """The blob's SHA-256, read at the scrub rate.
+
+    Raises:
+        NotFound: the blob is gone.
+        StorageError: it could not be read (shorter than its row says, unreadable).
+    """
+    bucket = scrubber.bucket
+    assert bucket is not None
+    hasher = hashlib.sha256()
+    reader = await scrubber.blobs.open(location, first=0, length=size)
+    try:
+        async for chunk in reader.chunks(0, size):
+            if len(chunk) >= _HASH_IN_THREAD_BYTES:
+                await anyio.to_thread.run_sync(hasher.update, chunk)
+            else:
+                hasher.update(chunk)
+            if scrubber.on_bytes is not None:
+                scrubber.on_bytes(len(chunk))
+            await bucket.take(len(chunk))
+            await _keep_lease(scrubber)
+    finally:
+        await reader.close()
+    return ContentHash(hasher.hexdigest())
+
+
+async def _verdict(scrubber: Scrubber, location: BlobLocation, size: int) -> str | None:
+    """How the blob is damaged ("" when it is good), or None when its row is gone or
+    moved meanwhile (nothing to say about these bytes)."""
+    try:
+        digest = await _paced_digest(scrubber, location, size)
+    except NotFound:
+        # GC unlinks an unreferenced blob before it commits the row's removal: a
+        # missing blob no reference needs is no finding (fsck's orphan row).
+        return None if await _moved(scrubber, location, missing=True) else "missing"
+    except Unavailable:
+        raise  # the store is down, not the blob: the step fails and is retried
+    except StorageError as exc:
+        if await _moved(scrubber, location):
+            return None
+        return f"unreadable: {exc.message}"
+    if digest == location.content_hash:
+        return ""
+    if await _moved(scrubber, location):
+        return None
+    return f"bytes hash to sha256:{digest.hex}"
+
+
+async def _moved(scrubber: Scrubber, location: BlobLocation, *, missing: bool = False) -> bool:
+    """Whether the blob row is gone or now records another address (GC removed it,
+    migrate-blobs moved it) since the pass read it; with `missing`, also whether no
+    reference holds it (GC may be removing it)."""
+    async with scrubber.metadata.snapshot() as view:
+        row = await view.scrub.blob_row(location)
+    return row is None or row[1] != location.address or (missing and row[2] == 0)
+
+
+async def _check_row(scrubber: Scrubber, audit: BlobAudit, report: ScrubReport) -> None:
+    location = audit.location
+    detail = await _verdict(scrubber, location, audit.size_bytes)
+    report.bytes_read += audit.size_bytes
+    if detail is None:
+        return
+    if detail:
+        report.findings.append(await _record_corrupt(scrubber, location, detail))
+    else:
+        await _record_good(scrubber, location, report)
+
+
+async def _record_corrupt(scrubber: Scrubber, location: BlobLocation, detail: str) -> Finding:
+    async with scrubber.metadata.transaction() as uow:
+        new = await uow.scrub.mark_corrupt(location, detail, scrubber.clock.now())
+        references = await uow.scrub.referencing(location, scrubber.policy.references_reported)
+        await uow.commit()
+    return Finding(location, detail, tuple(references), new)
+
+
+async def _record_good(scrubber: Scrubber, location: BlobLocation, report: ScrubReport) -> None:
+    async with scrubber.metadata.transaction() as uow:
+        known = await uow.scrub.clear_corrupt(location)
+        await uow.commit()
+    if known:
+        report.findings.append(Finding(location, "", new=False))
+
+
+async def _recheck_known(scrubber: Scrubber, report: ScrubReport) -> None:
+    """Read the known-corrupt blobs again: a repaired one (fsck --repair, an upload
+    that put the bytes back) leaves `corrupt_blobs`, one whose row is gone too."""
+    async with scrubber.metadata.snapshot() as view:
+        known = await view.scrub.corrupt(1000)
+    for corrupt in known:
+        location = BlobLocation(corrupt.storage_class, corrupt.content_hash)
+        async with scrubber.metadata.snapshot() as view:
+            row = await view.scrub.blob_row(location)
+        if row is None:
+            async with scrubber.metadata.transaction() as uow:
+                await uow.scrub.clear_corrupt(location)
+                await uow.commit()
+            report.findings.append(Finding(location, "", new=False))
+            continue
+        size, address, _ = row
+        location = BlobLocation(corrupt.storage_class, corrupt.content_hash, address)
+        detail = await _verdict(scrubber, location, size)
+        report.bytes_read += size
+        if detail == "":
+            await _record_good(scrubber, location, report)
+        elif detail is None:
+            # Moved (the next pass reads it where it is now) or no longer referenced
+            # (nothing to restore): not a known corrupt blob any more.
+            async with scrubber.metadata.transaction() as uow:
+                await uow.scrub.clear_corrupt(location)
+                await uow.commit()
+        else:
+            async with scrubber.metadata.transaction() as uow:
+                await uow.scrub.mark_corrupt(location, detail, corrupt.found_at)
+                await uow.commit()
