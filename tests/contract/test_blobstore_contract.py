@@ -1,6 +1,7 @@
 """One suite for every blob store (STYLE G13): the fake (by content and by upload), the
-filesystem and S3 on a real SeaweedFS; plus the filesystem's own guarantees: its
-on-disk layout and ENOSPC handled as InsufficientStorage with no temp file left.
+filesystem and S3 on two real servers, SeaweedFS and Ceph RGW; plus the filesystem's
+own guarantees: its on-disk layout and ENOSPC handled as InsufficientStorage with no
+temp file left.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ from juststorage.domain.model import (
     TenantId,
 )
 from juststorage.testing import free_port
-from support.seaweedfs import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFs
+from support.s3_servers import S3_SERVERS, S3Server
+from support.seaweedfs import ACCESS_KEY, REGION, SECRET_KEY
 
 pytestmark = pytest.mark.anyio
 
@@ -98,16 +100,16 @@ def _fs_temp_files(store: FilesystemBlobStore) -> Callable[[], Awaitable[list[ob
     return listing
 
 
-def s3_store(seaweedfs: SeaweedFs) -> S3BlobStore:
+def s3_store(server: S3Server) -> S3BlobStore:
     connection = S3Connection(
-        endpoint_url=seaweedfs.endpoint_url,
+        endpoint_url=server.endpoint_url,
         access_key_id=ACCESS_KEY,
         secret_access_key=SECRET_KEY,
         region=REGION,
         allow_http=True,
         timeout_seconds=20,
     )
-    roots = {c: S3Root.parse(seaweedfs.root(f"{uuid4().hex}/{c.value}")) for c in StorageClass}
+    roots = {c: S3Root.parse(server.root(f"{uuid4().hex}/{c.value}")) for c in StorageClass}
     return S3BlobStore(roots, connection, part_bytes=S3_PART_BYTES, max_concurrency=2)
 
 
@@ -125,7 +127,7 @@ def _s3_leftovers(backend: Backend, store: S3BlobStore) -> Callable[[], Awaitabl
     return listing
 
 
-@pytest.fixture(params=["fake", "fake-by-upload", "filesystem", "seaweedfs"])
+@pytest.fixture(params=["fake", "fake-by-upload", "filesystem", *S3_SERVERS])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     if request.param.startswith("fake"):
         by_upload = request.param == "fake-by-upload"
@@ -141,7 +143,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         await store.prepare()
         yield Backend(store, _fs_temp_files(store))
     else:
-        s3 = s3_store(request.getfixturevalue("seaweedfs"))
+        s3 = s3_store(request.getfixturevalue(request.param))
         await s3.prepare()
         backend = Backend(s3, _no_temps, keeps_owners=False, names_uploads=True)
         backend.temp_files = _s3_leftovers(backend, s3)
