@@ -1,21 +1,21 @@
 """A second real S3 server for the tests: Ceph's RADOS Gateway on a one-node cluster.
 
-SeaweedFS (seaweedfs.py) is lenient where Amazon S3 is strict; RGW is the S3 that
-many on-premises deployments run, and it holds clients to S3's rules (see
-docs/scale-out.md, "Tests"). The daemons are Debian's (`radosgw`, `ceph-mon`,
-`ceph-osd`; scripts/ensure-radosgw.sh installs them).
+Beside SeaweedFS (seaweedfs.py), RGW is a separate implementation of S3 and the
+one many on-premises clusters run, so the S3 store is held to two readings of
+S3's rules (docs/scale-out.md, "Tests"). The daemons are Debian's (`radosgw`,
+`ceph-mon`, `ceph-osd`; scripts/ensure-radosgw.sh installs them).
 
 The cluster lives in a fresh directory under $TMPDIR, removed afterwards:
 
 - one monitor on a free 127.0.0.1 port (messenger v2 only), a fresh fsid, no
-  authentication between the daemons (`auth ... required = none`; nothing but
-  this test run can reach 127.0.0.1's ports, and cephx would need keyrings for each);
+  authentication between the daemons (`auth ... required = none`: every daemon
+  binds 127.0.0.1 only, and cephx would need a keyring for each);
 - one OSD whose object store is `memstore` (RAM, bounded by `memstore device
   bytes`), every pool with one replica and few placement groups;
-- no manager: nothing here needs one (pools, I/O and the gateway work without it,
-  and it would cost a Python process of its own);
-- radosgw with the beast frontend on a free 127.0.0.1 port, a user with fixed
-  keys and one bucket made through S3.
+- no manager: pools, I/O and the gateway work without one, and it would cost a
+  Python process of its own;
+- radosgw with the beast frontend on a free 127.0.0.1 port, a user with the
+  same fixed keys as SeaweedFS's and one bucket made through S3.
 
 Every command gets `-c <that dir>/ceph.conf`, whose paths (data, logs, sockets,
 pid files, crash dumps) all lie in the directory: nothing is written to /etc,
@@ -133,13 +133,17 @@ mon data avail warn = 1
 mon data avail crit = 0
 mon warn on insecure global id reclaim allowed = false
 # Each pool the gateway creates is an OSD map epoch: propose them at once, not
-# after the default second of batching.
+# after the default batching interval.
 paxos propose interval = 0.01
 paxos min wait = 0.001
+# A client's operation on a pool its map does not show yet is resent on the objecter's
+# tick: with the default tick a start often waited a whole tick for nothing.
+objecter tick interval = 0.2
 osd objectstore = memstore
 memstore device bytes = {MEMSTORE_BYTES}
 osd op num shards = 1
 osd op num threads per shard = 2
+# tcp_nodelay: without it, small responses wait for the client's delayed ACK (Nagle).
 rgw frontends = beast endpoint=127.0.0.1:{rgw_port} tcp_nodelay=1
 rgw thread pool size = 32
 """
