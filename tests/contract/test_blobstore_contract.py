@@ -100,7 +100,8 @@ def _fs_temp_files(store: FilesystemBlobStore) -> Callable[[], Awaitable[list[ob
     return listing
 
 
-def s3_store(server: S3Server) -> S3BlobStore:
+def s3_store(server: S3Server, bucket: str | None = None) -> S3BlobStore:
+    """The S3 store on a fresh prefix of the server's bucket (or of `bucket`)."""
     connection = S3Connection(
         endpoint_url=server.endpoint_url,
         access_key_id=ACCESS_KEY,
@@ -109,7 +110,13 @@ def s3_store(server: S3Server) -> S3BlobStore:
         allow_http=True,
         timeout_seconds=20,
     )
-    roots = {c: S3Root.parse(server.root(f"{uuid4().hex}/{c.value}")) for c in StorageClass}
+    prefix = uuid4().hex
+    roots = {
+        c: S3Root(bucket, f"{prefix}/{c.value}")
+        if bucket is not None
+        else S3Root.parse(server.root(f"{prefix}/{c.value}"))
+        for c in StorageClass
+    }
     return S3BlobStore(roots, connection, part_bytes=S3_PART_BYTES, max_concurrency=2)
 
 
@@ -759,3 +766,29 @@ async def test_s3_probe_of_an_unreachable_store_names_no_host_or_bucket() -> Non
     assert str(port) not in raised.value.message
     assert "secret-bucket" not in raised.value.message
     assert str(port) in details_of(raised.value)  # what the log gets
+
+
+@pytest.mark.parametrize("server_name", S3_SERVERS)
+async def test_an_s3_root_whose_bucket_is_missing_is_unavailable_not_missing_blobs(
+    request: pytest.FixtureRequest, server_name: str
+) -> None:
+    """A bucket that does not exist (a typo in a root, a bucket deleted) is the store
+    being unusable, 503 for every request, never "no such blob": a 404 would tell a
+    client its object does not exist, and GC would take a blob as removed already."""
+    store = s3_store(request.getfixturevalue(server_name), bucket=f"missing-{uuid4().hex}")
+    location = BlobLocation(HOT, digest_of(b"x"), "blobs/none")
+    with pytest.raises(Unavailable, match="no such bucket"):
+        await store.open(location)
+    with pytest.raises(Unavailable, match="no such bucket"):
+        await store.open(location, first=0, length=0)  # a HEAD's 404 has no body
+    with pytest.raises(Unavailable, match="no such bucket"):
+        await store.digest_of(location)
+    with pytest.raises(Unavailable, match="no such bucket"):
+        await store.remove(HOT, location.address)
+    with pytest.raises(Unavailable):
+        await scan_all(store, HOT)
+    if server_name == "seaweedfs":
+        return  # SeaweedFS makes a missing bucket on the first write: nothing is refused
+    for size in (100, S3_PART_BYTES + 10):  # a PUT, and a multipart upload's start
+        with pytest.raises(Unavailable, match="no such bucket"):
+            await store_blob(store, payload(size))
