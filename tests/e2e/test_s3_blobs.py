@@ -1,7 +1,7 @@
 """The real server with both storage classes on S3 (SeaweedFS): what the filesystem
 tests check in blob files (marked `filesystem_layout`), checked in the bucket here —
 one object per blob, nothing left by failed or aborted uploads — and /ready when the
-object store is missing or unreachable."""
+object store is missing or unreachable, or (on Ceph RGW) its bucket is missing."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from obstore.store import S3Store
 from juststorage.adapters.blobs import s3_multipart
 from juststorage.adapters.blobs.s3_io import S3Connection, S3Root
 from juststorage.testing import Server, free_port, start, wait_until
+from support.radosgw import RadosGw
 from support.seaweedfs import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFs
 
 from .support import by_key_path, sha256_hex, unique_name, upload
@@ -195,5 +196,27 @@ def test_ready_is_503_when_the_store_refuses_or_is_unreachable(
         cold = upload(server.client, auth, tenant, "n", "k", b"x", x_storage_class="cold")
         assert cold.status_code == 201  # the other class is a local directory
         assert sha256_hex(b"x") in cold.json()["content_hash"]
+    finally:
+        server.stop()
+
+
+def test_a_missing_bucket_is_503_for_ready_and_uploads_never_404(
+    radosgw: RadosGw, tmp_path: Path
+) -> None:
+    """Ceph RGW, like Amazon S3, refuses to write into a bucket that does not exist
+    (SeaweedFS makes it). A root naming one is an unusable store: /ready and an upload
+    answer 503, never 404, which would tell the client its namespace or key is wrong."""
+    env = {
+        **radosgw.env(),
+        "JUSTSTORAGE_HOT_ROOT": f"s3://missing-{uuid.uuid4().hex}/hot",
+        "JUSTSTORAGE_INLINE_MAX_BYTES": "0",  # an upload needs the store
+    }
+    server = start(tmp_path, env)
+    try:
+        assert server.client.get("/ready").status_code == 503
+        auth, tenant = server.admin_headers(), unique_name()
+        response = upload(server.client, auth, tenant, "n", "k", b"x")
+        assert response.status_code == 503, response.text
+        assert "missing-" not in response.text  # the bucket stays in the log
     finally:
         server.stop()

@@ -1,5 +1,5 @@
-"""The write protocol without rename, GC and fsck on S3 (a real SeaweedFS) with SQLite,
-and the `gc` / `fsck` commands exiting promptly with s3:// roots."""
+"""The write protocol without rename, GC and fsck on S3 (real SeaweedFS and Ceph RGW)
+with SQLite, and the `gc` / `fsck` commands exiting promptly with s3:// roots."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from juststorage.bootstrap import Services, build
 from juststorage.domain.conditions import WritePrecondition
 from juststorage.domain.errors import PreconditionFailed
 from juststorage.domain.model import Namespace, ObjectKey, ObjectVersion, StorageClass, TenantId
-from support.seaweedfs import SeaweedFs
+from support.s3_servers import S3_SERVERS, S3Server
 
 pytestmark = pytest.mark.anyio
 
@@ -36,20 +36,20 @@ MIB = 1024 * 1024
 CLI = Path(sys.executable).parent / "juststorage"
 
 
-def s3_settings(seaweedfs: SeaweedFs, data_dir: Path) -> dict[str, str]:
+def s3_settings(server: S3Server, data_dir: Path) -> dict[str, str]:
     prefix = uuid.uuid4().hex
     return {
-        **seaweedfs.env(),
+        **server.env(),
         "JUSTSTORAGE_DATA_DIR": str(data_dir),
-        "JUSTSTORAGE_HOT_ROOT": seaweedfs.root(f"{prefix}/hot"),
-        "JUSTSTORAGE_COLD_ROOT": seaweedfs.root(f"{prefix}/cold"),
+        "JUSTSTORAGE_HOT_ROOT": server.root(f"{prefix}/hot"),
+        "JUSTSTORAGE_COLD_ROOT": server.root(f"{prefix}/cold"),
         "JUSTSTORAGE_INLINE_MAX_BYTES": "0",  # every blob an S3 object: what this tests
     }
 
 
-@pytest.fixture
-def env(seaweedfs: SeaweedFs, tmp_path: Path) -> dict[str, str]:
-    return s3_settings(seaweedfs, tmp_path)
+@pytest.fixture(params=S3_SERVERS)
+def env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    return s3_settings(request.getfixturevalue(request.param), tmp_path)
 
 
 @pytest.fixture

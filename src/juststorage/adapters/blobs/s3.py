@@ -140,10 +140,18 @@ class S3BlobStore:
         self, location: BlobLocation, *, first: int = 0, length: int | None = None
     ) -> S3BlobReader:
         store, key = self._stores[location.storage_class], location.address
-        with translated_s3_errors("open"):
-            if length == 0:
-                meta = await obstore.head_async(store, key)
+        if length == 0:
+            try:
+                with translated_s3_errors("open"):
+                    meta = await obstore.head_async(store, key)
                 return S3BlobReader(store, key, meta["size"], None)
+            except NotFound:
+                # A HEAD's 404 does not say whether the object or its bucket is
+                # missing; a GET's answer does (and is not read if the object is there).
+                with translated_s3_errors("open"):
+                    result = await obstore.get_async(store, key)
+                return S3BlobReader(store, key, result.meta["size"], None)
+        with translated_s3_errors("open"):
             # One request both finds the object and starts sending the bytes.
             if length is None:
                 result = await obstore.get_async(store, key)
@@ -171,6 +179,10 @@ class S3BlobStore:
             with translated_s3_errors("remove"):
                 await obstore.head_async(store, address)
         except NotFound:
+            # The HEAD's 404 does not say whether the bucket is missing; the DELETE's
+            # does (Unavailable), and of a missing object it is a no-op.
+            with translated_s3_errors("remove"):
+                await obstore.delete_async(store, address)
             return False
         with translated_s3_errors("remove"):
             # A DELETE that returned is durable: GC commits the row's removal after it.

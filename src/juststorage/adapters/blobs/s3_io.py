@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from obstore import AsyncWritableFile, GetResult
 
 READ_CHUNK_BYTES = 1024 * 1024
+# S3's error code when the bucket itself is missing. obstore raises the same
+# FileNotFoundError for it as for a missing object; only the response body, which
+# it quotes in the message, tells them apart (a HEAD's 404 has no body).
+NO_SUCH_BUCKET = "<Code>NoSuchBucket</Code>"
 _HASH_IN_THREAD_BYTES = 256 * 1024  # hashlib drops the GIL: big chunks hash off the loop
 
 
@@ -75,6 +79,10 @@ def translated_s3_errors(what: str) -> Iterator[None]:
     try:
         yield
     except FileNotFoundError as exc:  # obstore's NotFoundError is one
+        if NO_SUCH_BUCKET in str(exc):
+            # A root's bucket that does not exist: the store is unusable (503), and no
+            # object "does not exist" (a 404 to clients, a blob GC takes as removed).
+            raise Unavailable(f"{what}: the object store has no such bucket") from exc
         raise NotFound(f"{what}: no such object") from exc
     except (PermissionDeniedError, UnauthenticatedError) as exc:
         raise StorageError(f"{what}: the object store refused access: {exc}") from exc
