@@ -36,6 +36,8 @@ class State:
     buckets: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     # inline blob bytes (SPEC §8.1): (class, hash) -> bytes
     inline: dict[tuple[StorageClass, str], bytes] = field(default_factory=dict)
+    # backup holds: id -> (holder, started_at, expires_at)
+    holds: dict[str, tuple[str, datetime, datetime]] = field(default_factory=dict)
 
     def copy(self) -> State:
         # Values are frozen, so copying the dicts copies the state.
@@ -49,6 +51,7 @@ class State:
             dict(self.reservations),
             dict(self.buckets),
             dict(self.inline),
+            dict(self.holds),
         )
 
 

@@ -23,12 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import IO, Protocol
 
 import anyio
@@ -55,8 +56,9 @@ from juststorage.application.backup_ports import (
     MetadataDumper,
     MetadataSnapshot,
 )
+from juststorage.application.backup_upkeep import BackupBusy, check_no_prune
 from juststorage.application.blob_ports import BlobStore
-from juststorage.application.ports import Clock
+from juststorage.application.ports import Clock, MetadataStore
 from juststorage.application.records import BlobLocation
 from juststorage.domain.errors import NotFound, StorageError
 from juststorage.domain.model import ContentHash, StorageClass
@@ -67,11 +69,13 @@ __all__ = [
     "BackupHold",
     "BackupObserver",
     "BlobCorrupt",
+    "DatabaseHold",
     "create_backup",
     "present_blobs",
 ]
 
 HEARTBEAT_S = 10.0
+HOLD_TTL_S = 300.0  # a hold lapses this long after its last renewal (a killed run's)
 # Where a blob is now, by its (class, hash), in the live database: its location, or
 # its bytes when it is inline now; None when no row knows it any more.
 Relocate = Callable[[DumpedBlob], Awaitable[BlobLocation | bytes | None]]
@@ -290,12 +294,63 @@ class _Spill:
         self._file.close()
 
 
-async def _no_relocation(blob: DumpedBlob) -> BlobLocation | bytes | None:
-    return None
+def _relocator(dumper: MetadataDumper) -> Relocate:
+    async def relocate(blob: DumpedBlob) -> BlobLocation | bytes | None:
+        return await dumper.locate(blob.storage_class, blob.content_hash)
+
+    return relocate
 
 
-async def _no_description(blob: DumpedBlob) -> str:
-    return "the objects referencing it are listed by `juststorage fsck`"
+_NAMED_OBJECTS = 10
+
+
+def _describer(dumper: MetadataDumper) -> Callable[[DumpedBlob], Awaitable[str]]:
+    async def describe(blob: DumpedBlob) -> str:
+        try:
+            found = await dumper.objects_of(blob.storage_class, blob.content_hash, _NAMED_OBJECTS)
+        except StorageError:
+            return "its objects could not be read"
+        if not found:
+            return "no committed object references it now"
+        named = ", ".join(f"{object_id} (tenant {tenant})" for tenant, object_id in found)
+        more = " and more" if len(found) >= _NAMED_OBJECTS else ""
+        return f"objects: {named}{more}"
+
+    return describe
+
+
+class DatabaseHold:
+    """A `backup_holds` row (migration 0011): while it is valid and `holder` (this
+    process's identity) alive, GC removes no blob released since it began and no
+    orphan (application/gc.py)."""
+
+    def __init__(
+        self, metadata: MetadataStore, clock: Clock, holder: str, ttl_s: float = HOLD_TTL_S
+    ) -> None:
+        self._metadata = metadata
+        self._clock = clock
+        self._holder = holder
+        self._ttl = timedelta(seconds=ttl_s)
+        self.id = secrets.token_hex(8)
+
+    async def take(self) -> None:
+        async with self._metadata.transaction() as uow:
+            await uow.holds.take(self.id, self._holder, self._clock.now() + self._ttl)
+            await uow.commit()
+
+    async def renew(self) -> None:
+        async with self._metadata.transaction() as uow:
+            renewed = await uow.holds.renew(self.id, self._clock.now() + self._ttl)
+            if not renewed:
+                # Lapsed and removed (the run stalled): hold again from now on. Blobs
+                # GC took meanwhile make their copy fail (missing), never a bad backup.
+                await uow.holds.take(self.id, self._holder, self._clock.now() + self._ttl)
+            await uow.commit()
+
+    async def release(self) -> None:
+        async with self._metadata.transaction() as uow:
+            await uow.holds.release(self.id)
+            await uow.commit()
 
 
 async def _dump(
@@ -378,15 +433,14 @@ async def create_backup(
     parallel: int = 8,
     observer: BackupObserver | None = None,
     hold: BackupHold | None = None,
-    relocate: Relocate = _no_relocation,
-    describe: Callable[[DumpedBlob], Awaitable[str]] = _no_description,
     heartbeat_s: float = HEARTBEAT_S,
 ) -> tuple[Manifest, float]:
     """Take one backup into `target`; its manifest and the seconds it took.
 
-    `hold` (GC's backup hold) is taken before the snapshot and released at the end;
-    `relocate` finds a blob's current location in the live database when it moved
-    since the snapshot; `describe` names a blob's objects for an error message.
+    `hold` (GC's backup hold, `DatabaseHold`) is taken before the snapshot, renewed
+    with each heartbeat and released at the end. A blob missing at the address the
+    snapshot named is looked up again in the live database by (class, hash) (it may
+    have moved since: migrate-blobs, inline moves) before the backup fails.
 
     Raises:
         BlobCorrupt: a source blob does not hash to its name (named, with its objects).
@@ -402,8 +456,8 @@ async def create_backup(
             parallel,
             observer or _Quiet(),
             hold,
-            relocate,
-            describe,
+            _relocator(dumper),
+            _describer(dumper),
             heartbeat_s,
         )
     except BaseExceptionGroup as group:
@@ -447,6 +501,11 @@ async def _create(
     progress_key = in_progress_key(backup_id)
     totals = _Totals()
     await _beat(target, progress_key, started_at, clock)
+    try:
+        await check_no_prune(target, clock.now())
+    except BackupBusy:
+        await target.delete(progress_key)
+        raise
     present = await present_blobs(target)
     async with AsyncExitStack() as stack:
         if hold is not None:

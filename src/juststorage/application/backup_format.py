@@ -443,8 +443,11 @@ async def read_manifest(target: BackupTarget, backup_id: str) -> Manifest:
         NotFound: no backup of this id is complete (no manifest.sha256 or manifest.json).
         BackupCorrupt: the manifest does not match its hash, or is malformed.
     """
-    expected = (await target.get_bytes(manifest_hash_key(backup_id))).decode("ascii", "replace")
-    raw = await target.get_bytes(manifest_key(backup_id))
+    try:
+        expected = (await target.get_bytes(manifest_hash_key(backup_id))).decode("ascii", "replace")
+        raw = await target.get_bytes(manifest_key(backup_id))
+    except NotFound:
+        raise NotFound(f"no complete backup {backup_id} in {target.description}") from None
     manifest = Manifest.from_bytes(raw, expected_sha256=expected)
     if manifest.id != backup_id:
         raise BackupCorrupt(f"manifest of {backup_id} names another backup: {manifest.id}")

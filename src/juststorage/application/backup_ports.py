@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from juststorage.application.backup_format import Row
+from juststorage.application.records import BlobLocation
 from juststorage.domain.model import ContentHash, StorageClass
 
 __all__ = ["BackupTarget", "DumpedBlob", "MetadataDumper", "MetadataSnapshot", "Table"]
@@ -131,6 +132,20 @@ class MetadataSnapshot(Protocol):
 
 
 class MetadataDumper(Protocol):
-    """Opens snapshots of one metadata database (on connections of its own)."""
+    """Opens snapshots of one metadata database (on connections of its own), and
+    answers two questions of the live database while a backup copies."""
 
     def snapshot(self) -> AbstractAsyncContextManager[MetadataSnapshot]: ...
+
+    async def locate(
+        self, storage_class: StorageClass, content_hash: ContentHash
+    ) -> BlobLocation | bytes | None:
+        """Where the blob is now: its location, its bytes if it is inline now, or
+        None if no row knows it any more."""
+        ...
+
+    async def objects_of(
+        self, storage_class: StorageClass, content_hash: ContentHash, limit: int
+    ) -> list[tuple[str, str]]:
+        """(tenant, object id) of up to `limit` committed versions referencing a blob."""
+        ...

@@ -34,6 +34,7 @@ from juststorage.adapters.metadata.migrations import migrations_for
 from juststorage.application.backup_format import COLUMNS, Row, Value
 from juststorage.application.backup_ports import DumpedBlob
 from juststorage.application.ports import Clock
+from juststorage.application.records import INLINE_PREFIX, BlobLocation
 from juststorage.domain.errors import NotFound, StorageError, Unavailable
 from juststorage.domain.model import ContentHash, StorageClass
 from juststorage.domain.timestamps import parse_utc_text, utc_text
@@ -59,6 +60,17 @@ BLOBS_SQL = (
 API_KEYS_SQL = "SELECT " + ", ".join(COLUMNS["api_keys"]) + " FROM api_keys ORDER BY id"
 INLINE_SQL = "SELECT data FROM inline_blobs WHERE storage_class = {0} AND content_hash = {1}"
 SCHEMA_SQL = "SELECT MAX(version) FROM schema_migrations"
+# The live database (not a snapshot): where a blob is now, and who references it.
+LOCATE_SQL = (
+    "SELECT COALESCE(b.location, b.content_hash), i.data FROM blobs b"
+    " LEFT JOIN inline_blobs i ON i.storage_class = b.storage_class"
+    " AND i.content_hash = b.content_hash"
+    " WHERE b.storage_class = {0} AND b.content_hash = {1}"
+)
+OBJECTS_OF_SQL = (
+    "SELECT tenant_id, id FROM objects WHERE storage_class = {0} AND content_hash = {1}"
+    " AND state = 'COMMITTED' ORDER BY tenant_id, id LIMIT {2}"
+)
 
 
 def latest_schema() -> int:
@@ -195,12 +207,50 @@ def _sqlite_errors() -> Iterator[None]:
         raise StorageError(f"database error: {exc}") from exc
 
 
+def _location(
+    storage_class: StorageClass, content_hash: ContentHash, row: Any
+) -> BlobLocation | bytes | None:
+    if row is None:
+        return None
+    address, data = row
+    if str(address).startswith(INLINE_PREFIX):
+        return None if data is None else bytes(data)
+    return BlobLocation(storage_class, content_hash, str(address))
+
+
 class SqliteDumper:
     """Snapshots of the SQLite database at `path` (which must exist)."""
 
     def __init__(self, path: Path, clock: Clock) -> None:
         self.path = path
         self.clock = clock
+
+    def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        with (
+            _sqlite_errors(),
+            contextlib.closing(
+                sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True, timeout=4.0)
+            ) as conn,
+        ):
+            return conn.execute(sql, params).fetchall()
+
+    async def locate(
+        self, storage_class: StorageClass, content_hash: ContentHash
+    ) -> BlobLocation | bytes | None:
+        rows = await threads.run_sync(
+            self._read, LOCATE_SQL.format("?", "?"), (storage_class.value, content_hash.hex)
+        )
+        return _location(storage_class, content_hash, rows[0] if rows else None)
+
+    async def objects_of(
+        self, storage_class: StorageClass, content_hash: ContentHash, limit: int
+    ) -> list[tuple[str, str]]:
+        rows = await threads.run_sync(
+            self._read,
+            OBJECTS_OF_SQL.format("?", "?", "?"),
+            (storage_class.value, content_hash.hex, limit),
+        )
+        return [(str(t), str(i)) for t, i in rows]
 
     def _open(self) -> tuple[sqlite3.Connection, int]:
         with _sqlite_errors():
@@ -297,6 +347,30 @@ class PostgresDumper:
     def __init__(self, dsn: str, clock: Clock) -> None:
         self._dsn = dsn
         self.clock = clock
+
+    async def _read(self, sql: str, *params: Any) -> list[Any]:
+        async with _pg_errors():
+            conn = await asyncpg.connect(self._dsn, timeout=_CONNECT_TIMEOUT_S)
+            try:
+                return list(await conn.fetch(sql, *params))
+            finally:
+                await conn.close()
+
+    async def locate(
+        self, storage_class: StorageClass, content_hash: ContentHash
+    ) -> BlobLocation | bytes | None:
+        rows = await self._read(
+            LOCATE_SQL.format("$1", "$2"), storage_class.value, content_hash.hex
+        )
+        return _location(storage_class, content_hash, tuple(rows[0]) if rows else None)
+
+    async def objects_of(
+        self, storage_class: StorageClass, content_hash: ContentHash, limit: int
+    ) -> list[tuple[str, str]]:
+        rows = await self._read(
+            OBJECTS_OF_SQL.format("$1", "$2", "$3"), storage_class.value, content_hash.hex, limit
+        )
+        return [(str(r[0]), str(r[1])) for r in rows]
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[_PostgresSnapshot]:
