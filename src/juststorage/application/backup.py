@@ -529,7 +529,12 @@ async def _create(
                             metadata_key(backup_id),
                             _dump(snapshot, writer, totals, present, copier, spill),
                         )
-                        header = (snapshot.schema, snapshot.backend, snapshot.snapshot_at)
+                        header = (
+                            snapshot.schema,
+                            snapshot.backend,
+                            snapshot.snapshot_at,
+                            snapshot.taken_by,
+                        )
                     observer.planned(totals.planned_blobs, totals.planned_bytes)
                     async for page in spill.pages():
                         for blob in page:
@@ -537,11 +542,12 @@ async def _create(
                 finally:
                     await copier.close()
             beats.cancel_scope.cancel()
-        schema, backend, snapshot_at = header
+        schema, backend, snapshot_at, taken_by = header
         manifest = Manifest(
             id=backup_id,
             started_at=started_at,
             snapshot_at=snapshot_at,
+            snapshot_taken_by=taken_by,
             finished_at=clock.now(),
             backend=backend,
             schema=schema,

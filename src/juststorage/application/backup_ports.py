@@ -71,6 +71,12 @@ class BackupTarget(Protocol):
         """Remove `key`; a missing key is no error."""
         ...
 
+    async def clean_temp(self, older_than_s: float) -> int:
+        """Remove what killed runs left in the target's temporary space, older than
+        `older_than_s`; how many (S3: nothing to remove, an unfinished upload is
+        invisible)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -112,6 +118,12 @@ class MetadataSnapshot(Protocol):
     def snapshot_at(self) -> datetime:
         """A moment just before the snapshot was taken: every commit acknowledged
         before it is in the snapshot."""
+        ...
+
+    @property
+    def taken_by(self) -> datetime:
+        """A moment just after the snapshot was taken: no upload that began after it
+        is in the snapshot."""
         ...
 
     def objects(self) -> AsyncIterator[list[Row]]:

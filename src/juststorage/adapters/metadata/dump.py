@@ -154,11 +154,14 @@ def _dumped_blob(backend: Backend, row: Any) -> DumpedBlob:
 class _SqliteSnapshot:
     backend: Backend = "sqlite"
 
-    def __init__(self, conn: sqlite3.Connection, schema: int, snapshot_at: datetime) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, schema: int, snapshot_at: datetime, taken_by: datetime
+    ) -> None:
         self._conn = conn
         self._lock = threading.Lock()  # one statement at a time on the connection
         self.schema = schema
         self.snapshot_at = snapshot_at
+        self.taken_by = taken_by
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock, _sqlite_errors():
@@ -276,8 +279,9 @@ class SqliteDumper:
             raise StorageError(f"no database at {self.path}")
         snapshot_at = self.clock.now()
         conn, schema = await threads.run_sync(self._open)
+        taken_by = self.clock.now()
         try:
-            yield _SqliteSnapshot(conn, _check_schema(schema), snapshot_at)
+            yield _SqliteSnapshot(conn, _check_schema(schema), snapshot_at, taken_by)
         finally:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
@@ -300,11 +304,14 @@ async def _pg_errors() -> AsyncIterator[None]:
 class _PostgresSnapshot:
     backend: Backend = "postgresql"
 
-    def __init__(self, conn: asyncpg.Connection, schema: int, snapshot_at: datetime) -> None:
+    def __init__(
+        self, conn: asyncpg.Connection, schema: int, snapshot_at: datetime, taken_by: datetime
+    ) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()  # a cursor's fetch and another statement take turns
         self.schema = schema
         self.snapshot_at = snapshot_at
+        self.taken_by = taken_by
 
     async def _pages(self, sql: str) -> AsyncIterator[list[Any]]:
         async with _pg_errors():
@@ -385,7 +392,8 @@ class PostgresDumper:
                 snapshot_at = self.clock.now()
                 await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 schema = await conn.fetchval(SCHEMA_SQL)  # the first statement: the snapshot
-            yield _PostgresSnapshot(conn, _check_schema(schema), snapshot_at)
+                taken_by = self.clock.now()
+            yield _PostgresSnapshot(conn, _check_schema(schema), snapshot_at, taken_by)
         finally:
             with contextlib.suppress(Exception):
                 await conn.execute("ROLLBACK")
