@@ -449,3 +449,17 @@ def test_backup_commands_have_help_and_one_line_errors(server: Server, target: T
     assert nothing.returncode == 3
     assert nothing.stderr.strip().startswith("Error: NotFound: no complete backup")
     assert "Traceback" not in nothing.stderr
+
+
+def test_backup_shows_progress_on_stderr_and_a_summary_on_stdout(
+    server: Server, target: Target
+) -> None:
+    tenant = unique_name()
+    data = os.urandom(300_000)
+    assert upload(server.client, server.admin_headers(), tenant, "ns", "p", data).status_code == 201
+    result = backup_cli(server, target, "backup", target.url, "--progress", "--parallel", "2")
+    assert result.returncode == 0, result.stderr
+    assert "blobs (" in result.stderr and "to copy" in result.stderr
+    assert "transferred at" in result.stderr  # the progress line's last word
+    [summary] = result.stdout.splitlines()
+    assert summary.startswith("backup ") and "already present" in summary

@@ -138,6 +138,11 @@ class MetadataSnapshot(Protocol):
         """Pages of every `api_keys` row, revoked ones included, by id."""
         ...
 
+    async def objects_without_blob(self) -> int:
+        """How many committed objects name a blob no `blobs` row records (damage that
+        `fsck` reports: their bytes could not be backed up)."""
+        ...
+
     async def inline_bytes(self, storage_class: StorageClass, content_hash: ContentHash) -> bytes:
         """An inline blob's bytes as of the snapshot. NotFound if it has none."""
         ...

@@ -60,6 +60,11 @@ BLOBS_SQL = (
 API_KEYS_SQL = "SELECT " + ", ".join(COLUMNS["api_keys"]) + " FROM api_keys ORDER BY id"
 INLINE_SQL = "SELECT data FROM inline_blobs WHERE storage_class = {0} AND content_hash = {1}"
 SCHEMA_SQL = "SELECT MAX(version) FROM schema_migrations"
+WITHOUT_BLOB_SQL = (
+    "SELECT COUNT(*) FROM objects o WHERE o.state = 'COMMITTED' AND NOT EXISTS"
+    " (SELECT 1 FROM blobs b WHERE b.storage_class = o.storage_class"
+    " AND b.content_hash = o.content_hash)"
+)
 # The live database (not a snapshot): where a blob is now, and who references it.
 LOCATE_SQL = (
     "SELECT COALESCE(b.location, b.content_hash), i.data FROM blobs b"
@@ -190,6 +195,10 @@ class _SqliteSnapshot:
         names = tuple(COLUMNS["api_keys"])
         async for page in self._pages(API_KEYS_SQL):
             yield [_canonical("sqlite", "api_keys", names, r) for r in page]
+
+    async def objects_without_blob(self) -> int:
+        row = await threads.run_sync(self._call, lambda c: c.execute(WITHOUT_BLOB_SQL).fetchone())
+        return int(row[0])
 
     async def inline_bytes(self, storage_class: StorageClass, content_hash: ContentHash) -> bytes:
         sql = INLINE_SQL.format("?", "?")
@@ -337,6 +346,10 @@ class _PostgresSnapshot:
         names = tuple(COLUMNS["api_keys"])
         async for page in self._pages(API_KEYS_SQL):
             yield [_canonical("postgresql", "api_keys", names, r) for r in page]
+
+    async def objects_without_blob(self) -> int:
+        async with _pg_errors(), self._lock:
+            return int(await self._conn.fetchval(WITHOUT_BLOB_SQL))
 
     async def inline_bytes(self, storage_class: StorageClass, content_hash: ContentHash) -> bytes:
         async with _pg_errors(), self._lock:
