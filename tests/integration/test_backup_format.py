@@ -10,6 +10,7 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,12 +32,14 @@ from juststorage.application.backup_format import (
     read_metadata,
 )
 from juststorage.application.backup_ports import BackupTarget
+from juststorage.application.backup_upkeep import PRUNE_MARKER, BackupBusy, prune_backups
 from juststorage.application.deletes import delete_object
 from juststorage.application.uploads import UploadRequest, UploadResult
 from juststorage.bootstrap import Services, build, build_backup_target, build_metadata_dumper
 from juststorage.config import Settings
 from juststorage.domain.errors import NotFound
 from juststorage.domain.model import Namespace, ObjectKey, StorageClass, TenantId
+from juststorage.domain.timestamps import utc_text
 from support.seaweedfs import SeaweedFs
 
 pytestmark = pytest.mark.anyio
@@ -238,3 +241,41 @@ def test_backup_ids_sort_by_their_start_within_a_second_too() -> None:
     ids = [new_backup_id(m) for m in moments]
     assert sorted(ids) == ids and all(is_backup_id(i) for i in ids)
     assert ids[0].startswith("20260102T030405Z-00000")
+
+
+async def test_prune_and_a_backup_refuse_to_run_beside_each_other(
+    services: Services, target: BackupTarget
+) -> None:
+    await upload(services, "acme", "k", bytes(range(256)) * 40)  # a file: read through open
+    refusals: list[str] = []
+
+    class PruneOnFirstOpen:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(services.blobs, name)
+
+        async def open(self, location: Any, **kwargs: Any) -> Any:
+            if not refusals:
+                with pytest.raises(BackupBusy, match="in progress") as refused:
+                    await prune_backups(target, services.clock, keep=1)
+                refusals.append(refused.value.message)
+            return await services.blobs.open(location, **kwargs)
+
+    manifest, _ = await create_backup(
+        target=target,
+        dumper=build_metadata_dumper(services.settings, services.clock),
+        blobs=PruneOnFirstOpen(),  # type: ignore[arg-type]
+        clock=services.clock,
+    )
+    assert refusals and manifest.copied_blobs == 1
+
+    # A prune's fresh marker: a backup refuses to start, and leaves nothing behind.
+    beat = utc_text(services.clock.now(), fraction_digits=6)
+    marker = json.dumps({"started_at": beat, "heartbeat": beat}).encode()
+    await target.put_bytes(PRUNE_MARKER, marker)
+    with pytest.raises(BackupBusy, match="a prune is running"):
+        await backup(services, target)
+    assert [b.id for b in await list_backups(target)] == [manifest.id]
+    await target.delete(PRUNE_MARKER)
+    report = await prune_backups(target, services.clock, keep=1)
+    assert report.kept == [manifest.id] and report.blobs_removed == 0
+    assert not await target.exists(PRUNE_MARKER)
