@@ -27,6 +27,7 @@ from juststorage.application.apikeys import (
     parse_bootstrap_keys,
 )
 from juststorage.application.authentication import Authenticator
+from juststorage.application.backup_ports import BackupTarget, MetadataDumper
 from juststorage.application.blob_ports import BlobStore, PartStore
 from juststorage.application.ports import Clock, MetadataStore, ProcessLiveness, TokenVerifier
 from juststorage.application.sessions import SessionPolicy, UploadSessions
@@ -37,7 +38,7 @@ from juststorage.domain.model import StorageClass
 
 if TYPE_CHECKING:
     from juststorage.adapters.blobs.s3 import S3BlobStore
-    from juststorage.adapters.blobs.s3_io import S3Root
+    from juststorage.adapters.blobs.s3_io import S3Connection, S3Root
 
 # The adapters of S3 (obstore), PostgreSQL (asyncpg) and JWT (PyJWT with cryptography)
 # are imported by the functions that build them: a server whose settings name none of
@@ -163,6 +164,43 @@ def build_metadata_store(
         if long_statements:
             return PostgresMetadataStore(url, clock, statement_timeout_s=LONG_STATEMENT_TIMEOUT_S)
         return PostgresMetadataStore(url, clock)
+    raise SettingsError(f"DATABASE_URL must start with sqlite:/// or postgresql://, not {url!r}")
+
+
+def build_backup_target(settings: Settings, target: str) -> BackupTarget:
+    """A backup target (SPEC §8.9): `s3://bucket/prefix` (with the AWS_* settings of
+    s3:// roots) or a directory, created when the first backup writes to it.
+
+    Raises:
+        SettingsError: an s3:// target without a bucket, or an empty target.
+    """
+    if not target.strip():
+        raise SettingsError("a backup target is a directory or s3://bucket/prefix")
+    if target.startswith("s3://"):
+        from juststorage.adapters.backup.s3 import S3Target
+        from juststorage.adapters.blobs.s3_io import S3Root
+
+        try:
+            root = S3Root.parse(target)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        return S3Target(root, _s3_connection(settings))
+    from juststorage.adapters.backup.directory import DirectoryTarget
+
+    return DirectoryTarget(Path(target).expanduser().absolute())
+
+
+def build_metadata_dumper(settings: Settings, clock: Clock) -> MetadataDumper:
+    """Consistent snapshots of the settings' metadata database (backups)."""
+    url = settings.effective_database_url
+    if url.startswith("sqlite:///"):
+        from juststorage.adapters.metadata.dump import SqliteDumper
+
+        return SqliteDumper(sqlite_path_from_url(url), clock)
+    if url.startswith(("postgresql://", "postgres://")):
+        from juststorage.adapters.metadata.dump import PostgresDumper
+
+        return PostgresDumper(url, clock)
     raise SettingsError(f"DATABASE_URL must start with sqlite:/// or postgresql://, not {url!r}")
 
 
@@ -346,20 +384,25 @@ def build_s3_blob_store(settings: Settings, roots: Mapping[StorageClass, str]) -
 
 def _s3_store(settings: Settings, roots: Mapping[StorageClass, S3Root]) -> S3BlobStore:
     from juststorage.adapters.blobs.s3 import S3BlobStore
-    from juststorage.adapters.blobs.s3_io import S3Connection
 
     return S3BlobStore(
         roots,
-        S3Connection(
-            endpoint_url=settings.aws_endpoint_url,
-            access_key_id=settings.aws_access_key_id,
-            secret_access_key=settings.aws_secret_access_key,
-            region=settings.aws_region,
-            allow_http=settings.aws_allow_http,
-            timeout_seconds=settings.s3_timeout_seconds,
-        ),
+        _s3_connection(settings),
         part_bytes=settings.s3_part_bytes,
         max_concurrency=settings.s3_max_concurrency,
+    )
+
+
+def _s3_connection(settings: Settings) -> S3Connection:
+    from juststorage.adapters.blobs.s3_io import S3Connection
+
+    return S3Connection(
+        endpoint_url=settings.aws_endpoint_url,
+        access_key_id=settings.aws_access_key_id,
+        secret_access_key=settings.aws_secret_access_key,
+        region=settings.aws_region,
+        allow_http=settings.aws_allow_http,
+        timeout_seconds=settings.s3_timeout_seconds,
     )
 
 

@@ -85,3 +85,29 @@ class FakeApiKeyRepository:
 
     async def count(self) -> int:
         return len(self._state.api_keys)
+
+
+class FakeBackupHolds:
+    def __init__(self, state: State, clock: FakeClock) -> None:
+        self._state = state
+        self._clock = clock
+
+    async def take(self, hold_id: str, holder: str, until: datetime) -> datetime:
+        started_at = self._clock.now()
+        self._state.holds[hold_id] = (holder, started_at, until)
+        return started_at
+
+    async def renew(self, hold_id: str, until: datetime) -> bool:
+        current = self._state.holds.get(hold_id)
+        if current is None:
+            return False
+        self._state.holds[hold_id] = (current[0], current[1], until)
+        return True
+
+    async def release(self, hold_id: str) -> None:
+        self._state.holds.pop(hold_id, None)
+
+    async def all(self) -> list[tuple[str, str, datetime, datetime]]:
+        return sorted(
+            ((i, h, s, e) for i, (h, s, e) in self._state.holds.items()), key=lambda t: t[2]
+        )

@@ -16,7 +16,7 @@ import anyio
 
 from fakes.blob_index import FakeBlobIndex
 from fakes.clock import FakeClock
-from fakes.leases_keys import FakeApiKeyRepository, FakeLeaseRepository
+from fakes.leases_keys import FakeApiKeyRepository, FakeBackupHolds, FakeLeaseRepository
 from fakes.limits import FakeQuotaReservations, FakeRateBuckets
 from fakes.objects import FakeObjectRepository
 from fakes.scrub import FakeScrubRows
@@ -69,6 +69,10 @@ class FakeUnitOfWork:
     @property
     def leases(self) -> FakeLeaseRepository:
         return FakeLeaseRepository(self._current(), self._store.clock)
+
+    @property
+    def holds(self) -> FakeBackupHolds:
+        return FakeBackupHolds(self._current(), self._store.clock)
 
     @property
     def quota(self) -> FakeQuotaReservations:

@@ -40,6 +40,8 @@ class State:
     # the scrub (SPEC §8.9): saved positions by name, corrupt blobs by (class, hash)
     scrub_positions: dict[str, ScrubPosition] = field(default_factory=dict)
     corrupt: dict[tuple[StorageClass, str], CorruptBlob] = field(default_factory=dict)
+    # backup holds: id -> (holder, started_at, expires_at)
+    holds: dict[str, tuple[str, datetime, datetime]] = field(default_factory=dict)
 
     def copy(self) -> State:
         # Values are frozen, so copying the dicts copies the state.
@@ -55,6 +57,7 @@ class State:
             dict(self.inline),
             dict(self.scrub_positions),
             dict(self.corrupt),
+            dict(self.holds),
         )
 
 

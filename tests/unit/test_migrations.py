@@ -24,6 +24,7 @@ RELEASED = {
     ("postgres", 8, "upload_sessions"): "8ceda216e63e4e84",
     ("postgres", 10, "s3_attributes"): "8a8f5a2e8d339b87",
     ("postgres", 12, "scrub"): "873cea5397d415e2",
+    ("postgres", 11, "backup_holds"): "fc76c40152f67777",
     ("sqlite", 1, "initial"): "b4506c0b1fa0c8f0",
     ("sqlite", 2, "gc"): "4d74c4bd209edf84",
     ("sqlite", 3, "usage_counters"): "f5771313a0306a09",
@@ -35,6 +36,7 @@ RELEASED = {
     ("sqlite", 8, "upload_sessions"): "a9f238d700680113",
     ("sqlite", 10, "s3_attributes"): "8a8f5a2e8d339b87",
     ("sqlite", 12, "scrub"): "a10a7d7bf84299cc",
+    ("sqlite", 11, "backup_holds"): "7ec6f3df0dda08ab",
 }
 BACKENDS: list[Backend] = ["postgres", "sqlite"]
 

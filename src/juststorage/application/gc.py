@@ -27,6 +27,10 @@ from juststorage.application.session_upkeep import (
 from juststorage.domain.model import StorageClass
 
 GC_LEASE = "gc"
+# A release's `released_at` is its transaction's clock, read before that transaction
+# commits, and backups may run on other hosts: a blob released this long before a
+# backup's hold began may still be named by the backup's snapshot.
+BACKUP_HOLD_SKEW = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,8 @@ class GcReport:
     sessions_expired: int = 0
     part_files_removed: int = 0
     removed_hashes: list[str] = field(default_factory=list)
+    # A backup in progress held back blobs released since it began and every orphan.
+    held_by_backup: bool = False
 
     @property
     def blob_files_removed(self) -> int:
@@ -85,15 +91,21 @@ async def collect_garbage(
         remote_cutoff = now - timedelta(
             seconds=max(policy.grace_seconds, policy.remote_owner_seconds)
         )
+        held_since = await _backup_holds(metadata, liveness, now)
+        blob_cutoff = cutoff if held_since is None else min(cutoff, held_since - BACKUP_HOLD_SKEW)
+        report.held_by_backup = held_since is not None
         phases: list[Callable[[], Awaitable[None]]] = [
             lambda: _expire_uploads(
                 metadata, blobs, liveness, policy, cutoff, remote_cutoff, report
             ),
             lambda: _finish_deletes(metadata, policy, report),
-            lambda: _remove_unreferenced(metadata, blobs, policy, cutoff, report),
-            lambda: _remove_orphans(metadata, blobs, cutoff, report),
+            lambda: _remove_unreferenced(metadata, blobs, policy, blob_cutoff, report),
             lambda: _purge_deleted(metadata, policy, cutoff, report),
         ]
+        if held_since is None:
+            # Orphans include the old copies migrate-blobs and inline moves leave, which
+            # a backup's snapshot may still name: none is removed while one runs.
+            phases.insert(3, lambda: _remove_orphans(metadata, blobs, cutoff, report))
         if parts:
             phases.insert(
                 1,
@@ -112,6 +124,27 @@ async def collect_garbage(
             await uow.leases.release(GC_LEASE, holder)
             await uow.commit()
     return report
+
+
+async def _backup_holds(
+    metadata: MetadataStore, liveness: ProcessLiveness, now: datetime
+) -> datetime | None:
+    """The start of the oldest backup in progress (docs/durability.md), or None.
+
+    A hold that lapsed, or whose holder is known dead (a killed backup), holds
+    nothing; such rows are deleted here.
+    """
+    async with metadata.snapshot() as view:
+        holds = await view.holds.all()
+    live = []
+    for hold_id, holder, started_at, expires_at in holds:
+        if expires_at > now and not liveness.is_dead(holder):
+            live.append(started_at)
+            continue
+        async with metadata.transaction() as uow:
+            await uow.holds.release(hold_id)
+            await uow.commit()
+    return min(live) if live else None
 
 
 async def _claim_lease(

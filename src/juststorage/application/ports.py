@@ -449,6 +449,24 @@ class LeaseRepository(Protocol):
         ...
 
 
+class BackupHolds(Protocol):
+    """Backups in progress, which GC must not take blobs from (docs/durability.md)."""
+
+    async def take(self, hold_id: str, holder: str, until: datetime) -> datetime:
+        """Record a hold valid until `until`; its start (the clock's now), returned."""
+        ...
+
+    async def renew(self, hold_id: str, until: datetime) -> bool:
+        """Push the hold's expiry to `until`; False if the row is gone."""
+        ...
+
+    async def release(self, hold_id: str) -> None: ...
+
+    async def all(self) -> list[tuple[str, str, datetime, datetime]]:
+        """Every hold, lapsed or not: (id, holder, started_at, expires_at), oldest first."""
+        ...
+
+
 class QuotaReservations(Protocol):
     """Bytes that uploads in flight may still commit (SPEC §4: concurrent uploads never
     take a tenant's usage over its quota, across every process sharing the database)."""
@@ -620,6 +638,9 @@ class UnitOfWork(Protocol):
 
     @property
     def leases(self) -> LeaseRepository: ...
+
+    @property
+    def holds(self) -> BackupHolds: ...
 
     @property
     def quota(self) -> QuotaReservations: ...

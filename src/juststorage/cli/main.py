@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from juststorage import __version__
+from juststorage.cli.backup import backup
 from juststorage.cli.completion import completion
 from juststorage.cli.credentials import keys, token
 from juststorage.cli.deployment import deploy
@@ -58,6 +59,7 @@ COMMANDS: tuple[click.Command, ...] = (
     gc,
     fsck,
     migrate_blobs_command,
+    backup,
     keys,
     token,
     deploy,

@@ -25,7 +25,6 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
-from datetime import timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -41,6 +40,7 @@ from juststorage.adapters.blobs.s3_io import (
     S3Root,
     S3StagedBlob,
     hash_into,
+    s3_client,
     translated_s3_errors,
 )
 from juststorage.adapters.blobs.staging import cleaned_up
@@ -74,28 +74,7 @@ class S3BlobStore:
         self._stores = {c: self._client(r) for c, r in self.roots.items()}
 
     def _client(self, root: S3Root) -> S3Store:
-        c = self.connection
-        config: dict[str, str | bool] = {"region": c.region}
-        if c.endpoint_url:
-            config["endpoint"] = c.endpoint_url
-        if c.access_key_id:
-            config["access_key_id"] = c.access_key_id
-        if c.secret_access_key:
-            config["secret_access_key"] = c.secret_access_key
-        return S3Store(
-            root.bucket,
-            prefix=root.prefix or None,
-            config=config,  # type: ignore[arg-type]
-            client_options={
-                "allow_http": c.allow_http,
-                "timeout": timedelta(seconds=c.timeout_seconds),
-                "connect_timeout": timedelta(seconds=5),
-            },
-            retry_config={
-                "max_retries": c.max_retries,
-                "retry_timeout": timedelta(seconds=c.timeout_seconds),
-            },
-        )
+        return s3_client(root, self.connection)
 
     def object_store(self, storage_class: StorageClass) -> S3Store:
         """The class's client (the part store shares it)."""

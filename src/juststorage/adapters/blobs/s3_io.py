@@ -9,6 +9,7 @@ import hashlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,6 +72,31 @@ class S3Connection:
     allow_http: bool = False
     timeout_seconds: float = 60.0
     max_retries: int = 3
+
+
+def s3_client(root: S3Root, c: S3Connection) -> S3Store:
+    """The obstore client of one root (bucket and prefix) with these settings."""
+    config: dict[str, str | bool] = {"region": c.region}
+    if c.endpoint_url:
+        config["endpoint"] = c.endpoint_url
+    if c.access_key_id:
+        config["access_key_id"] = c.access_key_id
+    if c.secret_access_key:
+        config["secret_access_key"] = c.secret_access_key
+    return S3Store(
+        root.bucket,
+        prefix=root.prefix or None,
+        config=config,  # type: ignore[arg-type]
+        client_options={
+            "allow_http": c.allow_http,
+            "timeout": timedelta(seconds=c.timeout_seconds),
+            "connect_timeout": timedelta(seconds=5),
+        },
+        retry_config={
+            "max_retries": c.max_retries,
+            "retry_timeout": timedelta(seconds=c.timeout_seconds),
+        },
+    )
 
 
 @contextmanager

@@ -54,6 +54,35 @@ class SqlLeaseRepository(SqlRepository):
         return [(str(r[0]), str(r[1]), self._d.ts_out(r[2])) for r in rows]
 
 
+class SqlBackupHolds(SqlRepository):
+    """`BackupHolds` over a SQL session."""
+
+    async def take(self, hold_id: str, holder: str, until: datetime) -> datetime:
+        started_at = self._s.clock.now()
+        await self._s.execute(
+            "INSERT INTO backup_holds (id, holder, started_at, expires_at) VALUES (?, ?, ?, ?)",
+            (hold_id, holder, self._d.ts_in(started_at), self._d.ts_in(until)),
+        )
+        return started_at
+
+    async def renew(self, hold_id: str, until: datetime) -> bool:
+        row = await self._s.fetchone(
+            "UPDATE backup_holds SET expires_at = ? WHERE id = ? RETURNING id",
+            (self._d.ts_in(until), hold_id),
+        )
+        return row is not None
+
+    async def release(self, hold_id: str) -> None:
+        await self._s.execute("DELETE FROM backup_holds WHERE id = ?", (hold_id,))
+
+    async def all(self) -> list[tuple[str, str, datetime, datetime]]:
+        rows = await self._s.fetchall(
+            "SELECT id, holder, started_at, expires_at FROM backup_holds ORDER BY started_at"
+        )
+        d = self._d
+        return [(str(r[0]), str(r[1]), d.ts_out(r[2]), d.ts_out(r[3])) for r in rows]
+
+
 class SqlApiKeyRepository(SqlRepository):
     """`ApiKeyRepository` over a SQL session."""
 

@@ -12,7 +12,11 @@ from abc import ABC, abstractmethod
 from typing import Self
 
 from juststorage.adapters.metadata.blob_index import SqlBlobIndex
-from juststorage.adapters.metadata.leases_keys import SqlApiKeyRepository, SqlLeaseRepository
+from juststorage.adapters.metadata.leases_keys import (
+    SqlApiKeyRepository,
+    SqlBackupHolds,
+    SqlLeaseRepository,
+)
 from juststorage.adapters.metadata.limits import SqlQuotaReservations, SqlRateBuckets
 from juststorage.adapters.metadata.repositories import SqlObjectRepository
 from juststorage.adapters.metadata.scrub import SqlScrubRows
@@ -32,6 +36,7 @@ class SqlUnitOfWork(ABC):
     blobs: SqlBlobIndex
     api_keys: SqlApiKeyRepository
     leases: SqlLeaseRepository
+    holds: SqlBackupHolds
     quota: SqlQuotaReservations
     buckets: SqlRateBuckets
     sessions: SqlUploadSessionRows
@@ -69,6 +74,7 @@ class SqlUnitOfWork(ABC):
         self.blobs = SqlBlobIndex(session, dialect)
         self.api_keys = SqlApiKeyRepository(session, dialect)
         self.leases = SqlLeaseRepository(session, dialect)
+        self.holds = SqlBackupHolds(session, dialect)
         self.quota = SqlQuotaReservations(session, dialect)
         self.buckets = SqlRateBuckets(session, dialect)
         self.sessions = SqlUploadSessionRows(session, dialect)

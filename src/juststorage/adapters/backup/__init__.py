@@ -1,0 +1,1 @@
+"""Backup targets (a directory, `s3://bucket/prefix`): `application.backup_ports.BackupTarget`."""

@@ -1,0 +1,204 @@
+"""DirectoryTarget: a backup target in a local (or mounted) directory.
+
+Every put is durable and atomic: the bytes go to a temp file under `<root>/tmp/`
+(same file system as the final key), which is fsynced, renamed into place, and
+the directory that gained the name is fsynced (with any directory created for it).
+A temp file left by a killed run is invisible to readers; `list_keys` never lists
+`tmp/`, and `clean_temp` removes old ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from juststorage.adapters import threads
+from juststorage.adapters.blobs.fsio import fsync_dir, fsync_fd, makedirs_durable, unlink_quietly
+from juststorage.domain.errors import InsufficientStorage, NotFound, StorageError
+
+_READ_CHUNK = 1024 * 1024
+_LIST_PAGE = 1000
+TEMP_DIR = "tmp"
+
+
+def _check_key(key: str) -> None:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"not a relative key: {key!r}")
+    if parts[0] == TEMP_DIR:
+        raise ValueError(f"{TEMP_DIR}/ is the target's temporary space: {key!r}")
+
+
+@contextlib.contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """OSErrors become domain errors at this adapter's edge."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise NotFound(f"{what}: no such file") from exc
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InsufficientStorage(f"{what}: the backup target is full") from exc
+        raise StorageError(f"{what}: {exc.strerror or exc}") from exc
+
+
+class DirectoryTarget:
+    """A backup target in the directory `root` (created, durably, if missing)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._made: set[Path] = set()  # directories known durable in this process
+
+    @property
+    def description(self) -> str:
+        return str(self.root)
+
+    def _path(self, key: str) -> Path:
+        _check_key(key)
+        return self.root / key
+
+    def _ensure_dir(self, path: Path) -> None:
+        if path in self._made:
+            return
+        if not self.root.is_dir():
+            self.root.mkdir(parents=True, exist_ok=True)
+            fsync_dir(self.root.parent)
+        makedirs_durable(path, self.root)
+        self._made.add(path)
+
+    def _open_temp(self) -> tuple[Path, int]:
+        tmp_dir = self.root / TEMP_DIR
+        self._ensure_dir(tmp_dir)
+        tmp = tmp_dir / f"{secrets.token_hex(8)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        return tmp, fd
+
+    def _publish(self, tmp: Path, fd: int, final: Path) -> None:
+        """fsync the temp file, rename it to `final`, fsync the directory (the caller
+        closes `fd`, once, whatever happens)."""
+        fsync_fd(fd)
+        self._ensure_dir(final.parent)
+        os.rename(tmp, final)
+        fsync_dir(final.parent)
+
+    def _put_bytes(self, key: str, data: bytes) -> None:
+        final = self._path(key)
+        tmp, fd = self._open_temp()
+        published = False
+        try:
+            _write_all(fd, data)
+            self._publish(tmp, fd, final)
+            published = True
+        finally:
+            os.close(fd)
+            if not published:
+                unlink_quietly(tmp)
+
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        with _translated(f"write {key}"):
+            await threads.run_sync(self._put_bytes, key, data)
+
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        final = self._path(key)
+        written = 0
+        with _translated(f"write {key}"):
+            tmp, fd = await threads.run_sync(self._open_temp)
+            published = False
+            try:
+                async for chunk in chunks:
+                    await threads.run_sync(_write_all, fd, chunk)
+                    written += len(chunk)
+                await threads.run_sync(self._publish, tmp, fd, final)
+                published = True
+            finally:
+                os.close(fd)
+                if not published:
+                    unlink_quietly(tmp)
+        return written
+
+    async def get_stream(self, key: str) -> AsyncIterator[bytes]:
+        path = self._path(key)
+        with _translated(f"read {key}"):
+            f = await threads.run_sync(_open_for_reading, path)
+            try:
+                while chunk := await threads.run_sync(f.read, _READ_CHUNK):
+                    yield chunk
+            finally:
+                f.close()
+
+    async def get_bytes(self, key: str) -> bytes:
+        path = self._path(key)
+        with _translated(f"read {key}"):
+            return await threads.run_sync(path.read_bytes)
+
+    async def exists(self, key: str) -> bool:
+        return await threads.run_sync(self._path(key).is_file)
+
+    async def list_keys(self, prefix: str) -> AsyncIterator[list[str]]:
+        if prefix and not prefix.endswith("/"):
+            raise ValueError(f"a prefix is a folder ending in '/': {prefix!r}")
+        if prefix:
+            _check_key(prefix.rstrip("/"))
+        start = self.root / prefix if prefix else self.root
+        page: list[str] = []
+        with _translated(f"list {prefix or '/'}"):
+            walker = await threads.run_sync(lambda: os.walk(start))
+            while True:
+                step = await threads.run_sync(next, walker, None)
+                if step is None:
+                    break
+                folder, dirs, files = step
+                relative = Path(folder).relative_to(self.root).as_posix()
+                if relative == ".":
+                    dirs[:] = [d for d in dirs if d != TEMP_DIR]
+                    base = ""
+                else:
+                    base = relative + "/"
+                page.extend(base + name for name in files)
+                if len(page) >= _LIST_PAGE:
+                    yield page
+                    page = []
+        if page:
+            yield page
+
+    async def delete(self, key: str) -> None:
+        path = self._path(key)
+        with _translated(f"remove {key}"):
+            await threads.run_sync(unlink_quietly, path)
+
+    async def clean_temp(self, older_than_s: float) -> int:
+        """Remove temp files older than `older_than_s` (left by killed runs); how many."""
+        tmp_dir = self.root / TEMP_DIR
+
+        def clean() -> int:
+            removed = 0
+            cutoff = time.time() - older_than_s
+            with contextlib.suppress(FileNotFoundError), os.scandir(tmp_dir) as entries:
+                for entry in entries:
+                    with contextlib.suppress(FileNotFoundError):
+                        if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                            os.unlink(entry.path)
+                            removed += 1
+            return removed
+
+        with _translated("clean tmp/"):
+            return await threads.run_sync(clean)
+
+    async def close(self) -> None:
+        return None
+
+
+def _open_for_reading(path: Path) -> BinaryIO:
+    return path.open("rb")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

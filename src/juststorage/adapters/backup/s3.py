@@ -1,0 +1,111 @@
+"""S3Target: a backup target at `s3://bucket/prefix` (obstore, with the connection
+settings of the S3 blob store: the AWS_* settings).
+
+A small value is one PUT; a stream is a multipart upload (obstore's writer), which
+S3 publishes only when it completes: both are atomic. A stream that fails aborts
+its unfinished upload, so nothing is left at the key nor billed as hidden parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+
+import obstore
+
+from juststorage.adapters.blobs import s3_multipart
+from juststorage.adapters.blobs.s3_io import (
+    READ_CHUNK_BYTES,
+    S3Connection,
+    S3Root,
+    s3_client,
+    translated_s3_errors,
+)
+from juststorage.domain.errors import NotFound, StorageError
+
+_PART_BYTES = 16 * 1024 * 1024
+_LIST_PAGE = 1000
+
+
+class S3Target:
+    """A backup target under one bucket and prefix."""
+
+    def __init__(
+        self, root: S3Root, connection: S3Connection, *, part_bytes: int = _PART_BYTES
+    ) -> None:
+        self.root = root
+        self.connection = connection
+        self._part_bytes = part_bytes
+        self._store = s3_client(root, connection)
+
+    @property
+    def description(self) -> str:
+        return str(self.root).rstrip("/")
+
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        with translated_s3_errors(f"write {key}"):
+            await obstore.put_async(self._store, key, data, use_multipart=False)
+
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        written = 0
+        writer = obstore.open_writer_async(self._store, key, buffer_size=self._part_bytes)
+        done = False
+        try:
+            async for chunk in chunks:
+                with translated_s3_errors(f"write {key}"):
+                    await writer.write(chunk)
+                written += len(chunk)
+            with translated_s3_errors(f"write {key}"):
+                await writer.close()  # completes the upload (or PUTs a small object)
+            done = True
+        finally:
+            if not done and written >= self._part_bytes:
+                # A multipart upload was begun; obstore cannot abort it after a failure.
+                try:
+                    with translated_s3_errors(f"abort {key}"):
+                        await s3_multipart.abort_uploads_of(self.connection, self.root, key)
+                except StorageError:
+                    pass  # best effort: an unfinished upload is invisible at the key
+        return written
+
+    async def get_stream(self, key: str) -> AsyncIterator[bytes]:
+        with translated_s3_errors(f"read {key}"):
+            result = await obstore.get_async(self._store, key)
+            async for piece in result.stream(min_chunk_size=READ_CHUNK_BYTES):
+                yield bytes(piece)
+
+    async def get_bytes(self, key: str) -> bytes:
+        with translated_s3_errors(f"read {key}"):
+            result = await obstore.get_async(self._store, key)
+            return bytes(await result.bytes_async())
+
+    async def exists(self, key: str) -> bool:
+        try:
+            with translated_s3_errors(f"head {key}"):
+                await obstore.head_async(self._store, key)
+        except NotFound:
+            return False
+        return True
+
+    async def list_keys(self, prefix: str) -> AsyncIterator[list[str]]:
+        if prefix and not prefix.endswith("/"):
+            raise ValueError(f"a prefix is a folder ending in '/': {prefix!r}")
+        with translated_s3_errors(f"list {prefix or '/'}"):
+            async for page in obstore.list(
+                self._store, prefix=prefix or None, chunk_size=_LIST_PAGE
+            ):
+                yield [meta["path"] for meta in page]
+
+    async def delete(self, key: str) -> None:
+        try:
+            with translated_s3_errors(f"remove {key}"):
+                await obstore.delete_async(self._store, key)
+        except NotFound:
+            pass
+
+    async def clean_temp(self, older_than_s: float) -> int:
+        """Nothing to clean: an unfinished upload is aborted by the run that began it
+        (a killed run's stays invisible; a bucket lifecycle rule removes it)."""
+        return 0
+
+    async def close(self) -> None:
+        return None
