@@ -13,7 +13,7 @@ import pytest
 
 from juststorage.adapters.metadata.dump import latest_schema
 from juststorage.application.apikeys import create_api_key, revoke_api_key
-from juststorage.application.backup import create_backup
+from juststorage.application.backup import DatabaseHold, create_backup
 from juststorage.application.backup_format import (
     BackupCorrupt,
     Manifest,
@@ -23,6 +23,7 @@ from juststorage.application.backup_format import (
 from juststorage.application.backup_ports import BackupTarget
 from juststorage.application.deletes import delete_object
 from juststorage.application.fsck import check_store
+from juststorage.application.gc import GcPolicy, collect_garbage
 from juststorage.application.records import BlobLocation
 from juststorage.application.restore import NotEmpty, RestoreFailed, restore_backup
 from juststorage.application.uploads import UploadRequest, UploadResult
@@ -156,8 +157,7 @@ async def restore(settings: Settings, target: BackupTarget, **extra: Any) -> Any
             inline_max_bytes=settings.inline_max_bytes,
             latest_schema=latest_schema(),
             owner=services.liveness.identity(),
-            parallel=3,
-            **extra,
+            **{"parallel": 3, **extra},
         )
     finally:
         await services.metadata.close()
@@ -288,3 +288,104 @@ async def test_a_corrupt_blob_fails_the_restore_and_a_rerun_completes_it(
     report = await restore(dest_settings, target)
     assert report.objects == 5
     assert await dump(dest_settings) == await dump(source.settings)
+
+
+def _blob_files(settings: Settings) -> set[str]:
+    root = Path(settings.root_url("hot"))
+    return {p.name for p in root.rglob("*") if p.is_file() and len(p.name) == 64}
+
+
+async def test_a_failed_restore_commits_nothing_and_gc_removes_what_it_stored(
+    source: Services, dest_settings: Settings, target: BackupTarget
+) -> None:
+    contents = await fill(source)
+    await backup(source, target)
+    # Blobs are copied in hash order: with one at a time, the file blob of the
+    # smaller hash is stored before the other one is found missing.
+    first, missing = sorted(h for h, b in contents.items() if len(b) > 300)
+    kept = await target.get_bytes(blob_key(missing))
+    await target.delete(blob_key(missing))
+
+    with pytest.raises(RestoreFailed, match=f"sha256:{missing} is missing"):
+        await restore(dest_settings, target, parallel=1)
+    assert await build_metadata_loader(dest_settings).occupied() == []
+    assert _blob_files(dest_settings) == {first}
+
+    # A re-run finds the stored file at its content path and does not write it again.
+    await target.put_bytes(blob_key(missing), kept)
+    report = await restore(dest_settings, target, parallel=1)
+    assert (report.stored_blobs, report.present_blobs) == (1, 1)
+    assert _blob_files(dest_settings) == {first, missing}
+    assert await dump(dest_settings) == await dump(source.settings)
+
+
+async def test_gc_removes_what_a_failed_restore_left_once_past_the_grace(
+    source: Services, dest_settings: Settings, target: BackupTarget
+) -> None:
+    contents = await fill(source)
+    await backup(source, target)
+    first, missing = sorted(h for h, b in contents.items() if len(b) > 300)
+    await target.delete(blob_key(missing))
+    with pytest.raises(RestoreFailed):
+        await restore(dest_settings, target, parallel=1)
+    dest = build(dest_settings)
+    try:
+        async with dest.metadata.snapshot() as view:
+            assert await view.holds.all() == []  # released when the restore failed
+        kept = await collect_garbage(
+            dest.metadata, dest.blobs, dest.clock, GcPolicy(3600), dest.liveness
+        )
+        assert kept.orphan_blobs_removed == 0 and _blob_files(dest_settings) == {first}
+        swept = await collect_garbage(
+            dest.metadata, dest.blobs, dest.clock, GcPolicy(0), dest.liveness
+        )
+        assert swept.orphan_blobs_removed == 1 and _blob_files(dest_settings) == set()
+    finally:
+        await dest.metadata.close()
+
+
+class _GcMidway:
+    """A target that runs a GC pass (grace 0) on the deployment before it hands out
+    the bytes of blob `at`: as if GC ran while the restore copies."""
+
+    def __init__(self, target: BackupTarget, dest: Services, at: str) -> None:
+        self._target = target
+        self._dest = dest
+        self._at = blob_key(at)
+        self.reports: list[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+    async def _stream(self, key: str) -> AsyncIterator[bytes]:
+        if key == self._at:
+            d = self._dest
+            self.reports.append(
+                await collect_garbage(d.metadata, d.blobs, d.clock, GcPolicy(0), d.liveness)
+            )
+        async for chunk in self._target.get_stream(key):
+            yield chunk
+
+    def get_stream(self, key: str) -> AsyncIterator[bytes]:
+        return self._stream(key)
+
+
+async def test_the_hold_keeps_gc_from_the_blobs_a_restore_stored(
+    source: Services, dest_settings: Settings, target: BackupTarget
+) -> None:
+    contents = await fill(source)
+    await backup(source, target)
+    first, last = sorted(h for h, b in contents.items() if len(b) > 300)
+    dest = build(dest_settings)
+    midway = _GcMidway(target, dest, last)
+    try:
+        hold = DatabaseHold(dest.metadata, dest.clock, dest.liveness.identity())
+        report = await restore(dest_settings, midway, parallel=1, hold=hold)  # type: ignore[arg-type]
+        [gc_report] = midway.reports
+        assert gc_report.held_by_backup and gc_report.orphan_blobs_removed == 0
+        assert report.objects == 5 and _blob_files(dest_settings) == {first, last}
+        assert (await check_store(dest.metadata, dest.blobs)).problems == []
+        async with dest.metadata.snapshot() as view:
+            assert await view.holds.all() == []
+    finally:
+        await dest.metadata.close()
