@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from juststorage.adapters.metadata.dump import latest_schema
 from juststorage.application.apikeys import create_api_key, revoke_api_key
 from juststorage.application.backup import DatabaseHold, create_backup
 from juststorage.application.backup_format import (
@@ -155,7 +154,6 @@ async def restore(settings: Settings, target: BackupTarget, **extra: Any) -> Any
             metadata=services.metadata,
             blobs=build_blob_store(settings),
             inline_max_bytes=settings.inline_max_bytes,
-            latest_schema=latest_schema(),
             owner=services.liveness.identity(),
             **{"parallel": 3, **extra},
         )

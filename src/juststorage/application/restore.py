@@ -107,6 +107,12 @@ class MetadataLoader(Protocol):
     @property
     def backend(self) -> Literal["sqlite", "postgresql"]: ...
 
+    @property
+    def latest_schema(self) -> int:
+        """The newest migration this juststorage knows: a backup of a newer schema
+        is refused."""
+        ...
+
     async def occupied(self) -> list[str]:
         """The tables among objects, api_keys, blobs and inline_blobs that hold a row
         (a database or table that does not exist yet holds none)."""
@@ -398,7 +404,6 @@ async def restore_backup(
     metadata: MetadataStore,
     blobs: BlobStore,
     inline_max_bytes: int,
-    latest_schema: int,
     owner: str,
     backup_id: str | None = None,
     parallel: int = 8,
@@ -421,7 +426,7 @@ async def restore_backup(
     """
     started = time.monotonic()
     manifest = await choose_backup(target, backup_id)
-    plan = await _check(target, manifest, latest_schema)
+    plan = await _check(target, manifest, loader.latest_schema)
     occupied = await loader.occupied()
     if occupied:
         raise NotEmpty(

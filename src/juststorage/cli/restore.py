@@ -92,8 +92,6 @@ def restore(
     observer = _CopyProgress(progress)
 
     async def main() -> RestoreReport:
-        from juststorage.adapters.metadata.dump import latest_schema
-
         services = build(settings, long_statements=True)
         made = build_backup_target(settings, target)
         try:
@@ -103,7 +101,6 @@ def restore(
                 metadata=services.metadata,
                 blobs=build_blob_store(settings),
                 inline_max_bytes=settings.inline_max_bytes,
-                latest_schema=latest_schema(),
                 owner=services.liveness.identity(),
                 backup_id=backup_id,
                 parallel=parallel,

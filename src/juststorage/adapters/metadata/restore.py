@@ -22,7 +22,7 @@ from typing import Any, Literal
 import asyncpg
 
 from juststorage.adapters import threads
-from juststorage.adapters.metadata.dump import database_row
+from juststorage.adapters.metadata.dump import database_row, latest_schema
 from juststorage.application.backup_format import COLUMNS
 from juststorage.application.restore import NotEmpty, PlacedBlob, RestoreRows
 from juststorage.domain.errors import StorageError, Unavailable
@@ -100,6 +100,10 @@ class SqliteLoader:
     """Restores into the SQLite database at `path`."""
 
     backend: Backend = "sqlite"
+
+    @property
+    def latest_schema(self) -> int:
+        return latest_schema()
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -207,6 +211,10 @@ class PostgresLoader:
     """Restores into the PostgreSQL database at `dsn`."""
 
     backend: Backend = "postgresql"
+
+    @property
+    def latest_schema(self) -> int:
+        return latest_schema()
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
