@@ -99,6 +99,7 @@ _S3_RUN_MODULES = (
     "tests/e2e/test_operations.py",
     "tests/e2e/test_upload_by_hash.py",
     "tests/e2e/test_multipart_uploads.py",
+    "tests/e2e/test_backup.py",
 )
 
 

@@ -23,8 +23,10 @@ from juststorage.application.backup_format import (
     decode_row,
     encode_row,
     hash_of_blob_key,
+    is_backup_id,
     list_backups,
     manifest_key,
+    new_backup_id,
     read_manifest,
     read_metadata,
 )
@@ -228,3 +230,11 @@ async def test_a_stream_that_fails_leaves_nothing_at_its_key(target: BackupTarge
     await target.delete(key)
     await target.delete(key)  # a missing key is no error
     assert not await target.exists(key)
+
+
+def test_backup_ids_sort_by_their_start_within_a_second_too() -> None:
+    base = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    moments = [base.replace(microsecond=m) for m in (0, 1, 999, 500_000, 999_999)]
+    ids = [new_backup_id(m) for m in moments]
+    assert sorted(ids) == ids and all(is_backup_id(i) for i in ids)
+    assert ids[0].startswith("20260102T030405Z-00000")

@@ -24,26 +24,31 @@ import hashlib
 import json
 import os
 import secrets
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import IO, Protocol
+from typing import Protocol
 
 import anyio
-from anyio.abc import TaskGroup
 
+from juststorage.application.backup_copy import (
+    BackupFailed,
+    BackupObserver,
+    BlobCorrupt,
+    Copier,
+    Relocate,
+    Spill,
+    Totals,
+    present_blobs,
+)
 from juststorage.application.backup_format import (
-    BLOBS_PREFIX,
     Manifest,
     MetadataHeader,
     MetadataRef,
     MetadataWriter,
     TenantUsage,
-    blob_key,
-    hash_of_blob_key,
     in_progress_key,
     manifest_hash_key,
     manifest_key,
@@ -56,13 +61,12 @@ from juststorage.application.backup_ports import (
     MetadataDumper,
     MetadataSnapshot,
 )
-from juststorage.application.backup_upkeep import BackupBusy, check_no_prune
+from juststorage.application.backup_upkeep import check_no_prune
 from juststorage.application.blob_ports import BlobStore
 from juststorage.application.ports import Clock, MetadataStore
 from juststorage.application.records import BlobLocation
-from juststorage.domain.errors import NotFound, StorageError
-from juststorage.domain.model import ContentHash, StorageClass
-from juststorage.domain.timestamps import parse_utc_text, utc_text
+from juststorage.domain.errors import StorageError
+from juststorage.domain.timestamps import utc_text
 
 __all__ = [
     "BackupFailed",
@@ -76,30 +80,6 @@ __all__ = [
 
 HEARTBEAT_S = 10.0
 HOLD_TTL_S = 300.0  # a hold lapses this long after its last renewal (a killed run's)
-# Where a blob is now, by its (class, hash), in the live database: its location, or
-# its bytes when it is inline now; None when no row knows it any more.
-Relocate = Callable[[DumpedBlob], Awaitable[BlobLocation | bytes | None]]
-
-
-class BackupFailed(StorageError):
-    """The backup could not be completed (what is written stays incomplete; a
-    re-run resumes it, `prune` removes it)."""
-
-
-class BlobCorrupt(BackupFailed):
-    """A source blob's bytes do not hash to its name."""
-
-
-class BackupObserver(Protocol):
-    """What a run reports while it goes (the CLI's progress line)."""
-
-    def planned(self, blobs: int, size: int) -> None:
-        """Known after the snapshot: the blobs (and their bytes) still to copy."""
-        ...
-
-    def copied(self, size: int) -> None:
-        """Bytes of blob copied (called as they stream)."""
-        ...
 
 
 class BackupHold(Protocol):
@@ -119,179 +99,6 @@ class _Quiet:
 
     def copied(self, size: int) -> None:
         return None
-
-
-@dataclass
-class _Totals:
-    objects: int = 0
-    object_bytes: int = 0
-    blobs: int = 0
-    blob_bytes: int = 0
-    usage: dict[str, TenantUsage] = field(default_factory=dict)
-    copied_blobs: int = 0
-    copied_bytes: int = 0
-    skipped_blobs: int = 0
-    planned_blobs: int = 0
-    planned_bytes: int = 0
-
-
-async def present_blobs(target: BackupTarget) -> set[str]:
-    """The hashes whose blob the target holds (one listing of `blobs/`)."""
-    present: set[str] = set()
-    async for page in target.list_keys(BLOBS_PREFIX):
-        for key in page:
-            digest = hash_of_blob_key(key)
-            if digest is not None:
-                present.add(digest)
-    return present
-
-
-async def _verified(
-    chunks: AsyncIterator[bytes],
-    blob: DumpedBlob,
-    observer: BackupObserver,
-    describe: Callable[[DumpedBlob], Awaitable[str]],
-) -> AsyncIterator[bytes]:
-    """The chunks, hashed as they pass; raises BlobCorrupt after the last one if they
-    do not hash to the blob's name or size (so the put is aborted)."""
-    hasher = hashlib.sha256()
-    size = 0
-    async for chunk in chunks:
-        hasher.update(chunk)
-        size += len(chunk)
-        observer.copied(len(chunk))
-        yield chunk
-    if hasher.hexdigest() != blob.content_hash.hex or size != blob.size_bytes:
-        raise BlobCorrupt(
-            f"blob {blob.content_hash.hex} ({blob.storage_class.value}) is corrupt at its"
-            f" source: its {size} bytes hash to {hasher.hexdigest()};"
-            f" {await describe(blob)}. Run `juststorage fsck`."
-        )
-
-
-async def _one(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
-class _Copier:
-    """Copies blobs to the target, `parallel` at a time, through a bounded queue."""
-
-    def __init__(
-        self,
-        target: BackupTarget,
-        blobs: BlobStore,
-        parallel: int,
-        observer: BackupObserver,
-        totals: _Totals,
-        relocate: Relocate,
-        describe: Callable[[DumpedBlob], Awaitable[str]],
-    ) -> None:
-        self._target = target
-        self._blobs = blobs
-        self._observer = observer
-        self._totals = totals
-        self._relocate = relocate
-        self._describe = describe
-        self._send, self._receive = anyio.create_memory_object_stream[
-            tuple[DumpedBlob, bytes | None]
-        ](max_buffer_size=max(1, parallel))
-        self._parallel = max(1, parallel)
-
-    def start(self, group: TaskGroup) -> None:
-        for _ in range(self._parallel):
-            group.start_soon(self._work, self._receive.clone())
-        self._receive.close()
-
-    async def put(self, blob: DumpedBlob, inline: bytes | None) -> None:
-        await self._send.send((blob, inline))
-
-    async def close(self) -> None:
-        await self._send.aclose()
-
-    async def _work(
-        self, jobs: anyio.abc.ObjectReceiveStream[tuple[DumpedBlob, bytes | None]]
-    ) -> None:
-        async with jobs:
-            async for blob, inline in jobs:
-                await self._copy(blob, inline)
-
-    async def _copy(self, blob: DumpedBlob, inline: bytes | None) -> None:
-        key = blob_key(blob.content_hash.hex)
-        if inline is not None:
-            source: AsyncIterator[bytes] = _one(inline)
-            await self._store(key, blob, source)
-            return
-        try:
-            reader = await self._blobs.open(
-                BlobLocation(blob.storage_class, blob.content_hash, blob.address)
-            )
-        except NotFound:
-            reader = None
-        if reader is None:
-            # Moved since the snapshot (migrate-blobs, inline moves): where is it now?
-            moved = await self._relocate(blob)
-            if moved is None:
-                raise BackupFailed(
-                    f"blob {blob.content_hash.hex} ({blob.storage_class.value}) is missing"
-                    f" at its source; {await self._describe(blob)}. Run `juststorage fsck`."
-                )
-            if isinstance(moved, bytes):
-                await self._store(key, blob, _one(moved))
-                return
-            reader = await self._blobs.open(moved)
-        try:
-            await self._store(key, blob, reader.chunks(0, blob.size_bytes))
-        finally:
-            await reader.close()
-
-    async def _store(self, key: str, blob: DumpedBlob, source: AsyncIterator[bytes]) -> None:
-        await self._target.put_stream(key, _verified(source, blob, self._observer, self._describe))
-        self._totals.copied_blobs += 1
-        self._totals.copied_bytes += blob.size_bytes
-
-
-class _Spill:
-    """The blobs to copy after the snapshot closes, in a local temp file (one JSON
-    line each): millions of them need no memory."""
-
-    def __init__(self) -> None:
-        self._file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
-        self.count = 0
-
-    def add(self, blob: DumpedBlob) -> None:
-        line = [
-            blob.storage_class.value,
-            blob.content_hash.hex,
-            blob.size_bytes,
-            utc_text(blob.created_at, fraction_digits=6),
-            blob.address,
-        ]
-        self._file.write(json.dumps(line).encode() + b"\n")
-        self.count += 1
-
-    async def pages(self, size: int = 1000) -> AsyncIterator[list[DumpedBlob]]:
-        self._file.flush()
-        self._file.seek(0)
-        page: list[DumpedBlob] = []
-        for raw in self._file:
-            storage_class, digest, size_bytes, created_at, address = json.loads(raw)
-            page.append(
-                DumpedBlob(
-                    StorageClass(storage_class),
-                    ContentHash.trusted(digest),
-                    int(size_bytes),
-                    parse_utc_text(created_at),
-                    address,
-                )
-            )
-            if len(page) >= size:
-                yield page
-                page = []
-        if page:
-            yield page
-
-    def close(self) -> None:
-        self._file.close()
 
 
 def _relocator(dumper: MetadataDumper) -> Relocate:
@@ -356,10 +163,10 @@ class DatabaseHold:
 async def _dump(
     snapshot: MetadataSnapshot,
     writer: MetadataWriter,
-    totals: _Totals,
+    totals: Totals,
     present: set[str],
-    copier: _Copier,
-    spill: _Spill,
+    copier: Copier,
+    spill: Spill,
 ) -> AsyncIterator[bytes]:
     """The gzip'd bytes of the snapshot's rows; on the way, inline blobs missing from
     the target go to the copier and the other missing blobs to the spill file."""
@@ -447,19 +254,20 @@ async def create_backup(
         BackupFailed: a blob is missing at its source.
         StorageError: the database, the blob store or the target failed.
     """
+    run = _Run(
+        target,
+        dumper,
+        blobs,
+        clock,
+        max(1, parallel),
+        observer or _Quiet(),
+        hold,
+        heartbeat_s,
+        started=time.monotonic(),
+        started_at=clock.now(),
+    )
     try:
-        return await _create(
-            target,
-            dumper,
-            blobs,
-            clock,
-            parallel,
-            observer or _Quiet(),
-            hold,
-            _relocator(dumper),
-            _describer(dumper),
-            heartbeat_s,
-        )
+        return await run.create()
     except BaseExceptionGroup as group:
         raise _first_error(group) from None
 
@@ -483,82 +291,125 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return leaves[0] if leaves else group
 
 
-async def _create(
-    target: BackupTarget,
-    dumper: MetadataDumper,
-    blobs: BlobStore,
-    clock: Clock,
-    parallel: int,
-    observer: BackupObserver,
-    hold: BackupHold | None,
-    relocate: Relocate,
-    describe: Callable[[DumpedBlob], Awaitable[str]],
-    heartbeat_s: float,
-) -> tuple[Manifest, float]:
-    started = time.monotonic()
-    started_at = clock.now()
-    backup_id = new_backup_id(started_at)
-    progress_key = in_progress_key(backup_id)
-    totals = _Totals()
-    await _beat(target, progress_key, started_at, clock)
-    try:
-        await check_no_prune(target, clock.now())
-    except BackupBusy:
-        await target.delete(progress_key)
-        raise
-    present = await present_blobs(target)
-    async with AsyncExitStack() as stack:
-        if hold is not None:
-            await hold.take()
-            stack.push_async_callback(hold.release)
-        spill = _Spill()
-        stack.callback(spill.close)
-        async with anyio.create_task_group() as beats:
-            beats.start_soon(
-                _heartbeats, target, progress_key, started_at, clock, heartbeat_s, hold
+@dataclass
+class _Run:
+    """One run of `create_backup`."""
+
+    target: BackupTarget
+    dumper: MetadataDumper
+    blobs: BlobStore
+    clock: Clock
+    parallel: int
+    observer: BackupObserver
+    hold: BackupHold | None
+    heartbeat_s: float
+    started: float
+    started_at: datetime
+    totals: Totals = field(default_factory=Totals)
+
+    def __post_init__(self) -> None:
+        self.id = new_backup_id(self.started_at)
+        self.progress_key = in_progress_key(self.id)
+
+    async def create(self) -> tuple[Manifest, float]:
+        await _beat(self.target, self.progress_key, self.started_at, self.clock)
+        try:
+            await check_no_prune(self.target, self.clock.now())
+            return await self._copy()
+        except BaseException:
+            # Not complete: without its in-progress file it is listed as incomplete at
+            # once (and prune removes it), rather than as running for another minute.
+            with anyio.CancelScope(shield=True), suppress(StorageError):
+                await self.target.delete(self.progress_key)
+            raise
+
+    async def _copy(self) -> tuple[Manifest, float]:
+        present = await present_blobs(self.target)
+        async with AsyncExitStack() as stack:
+            if self.hold is not None:
+                await self.hold.take()
+                stack.push_async_callback(self.hold.release)
+            spill = Spill()
+            stack.callback(spill.close)
+            copier = Copier(
+                self.target,
+                self.blobs,
+                self.parallel,
+                self.observer,
+                self.totals,
+                _relocator(self.dumper),
+                _describer(self.dumper),
             )
-            copier = _Copier(target, blobs, parallel, observer, totals, relocate, describe)
-            async with anyio.create_task_group() as workers:
-                copier.start(workers)
-                try:
-                    async with dumper.snapshot() as snapshot:
-                        writer = MetadataWriter(
-                            MetadataHeader(snapshot.schema, snapshot.backend, snapshot.snapshot_at)
-                        )
-                        await target.put_stream(
-                            metadata_key(backup_id),
-                            _dump(snapshot, writer, totals, present, copier, spill),
-                        )
-                        header = (snapshot.schema, snapshot.backend, snapshot.snapshot_at)
-                    observer.planned(totals.planned_blobs, totals.planned_bytes)
-                    async for page in spill.pages():
-                        for blob in page:
-                            await copier.put(blob, None)
-                finally:
-                    await copier.close()
-            beats.cancel_scope.cancel()
-        schema, backend, snapshot_at = header
-        manifest = Manifest(
-            id=backup_id,
-            started_at=started_at,
-            snapshot_at=snapshot_at,
-            finished_at=clock.now(),
-            backend=backend,
-            schema=schema,
+            async with anyio.create_task_group() as beats:
+                beats.start_soon(
+                    _heartbeats,
+                    self.target,
+                    self.progress_key,
+                    self.started_at,
+                    self.clock,
+                    self.heartbeat_s,
+                    self.hold,
+                )
+                async with anyio.create_task_group() as workers:
+                    copier.start(workers)
+                    try:
+                        metadata = await self._dump(present, copier, spill)
+                        self.observer.planned(self.totals.planned_blobs, self.totals.planned_bytes)
+                        async for page in spill.pages():
+                            for blob in page:
+                                await copier.put(blob, None)
+                    finally:
+                        await copier.close()
+                beats.cancel_scope.cancel()
+            manifest = self._manifest(*metadata)
+            raw = manifest.to_bytes()
+            await self.target.put_bytes(manifest_key(self.id), raw)
+            digest = hashlib.sha256(raw).hexdigest()
+            await self.target.put_bytes(manifest_hash_key(self.id), digest.encode() + b"\n")
+            await self.target.delete(self.progress_key)
+        return manifest, time.monotonic() - self.started
+
+    async def _dump(
+        self, present: set[str], copier: Copier, spill: Spill
+    ) -> tuple[MetadataHeader, datetime, MetadataRef]:
+        """Stream the snapshot into metadata.jsonl.gz (inline blobs to the copier, the
+        other missing blobs to the spill file); its header, taken_by and reference."""
+        async with self.dumper.snapshot() as snapshot:
+            lost = await snapshot.objects_without_blob()
+            if lost:
+                raise BackupFailed(
+                    f"{lost} committed objects name a blob the database has no row for:"
+                    " their bytes cannot be backed up. Run `juststorage fsck` (and"
+                    " `fsck --repair`) first."
+                )
+            header = MetadataHeader(snapshot.schema, snapshot.backend, snapshot.snapshot_at)
+            writer = MetadataWriter(header)
+            await self.target.put_stream(
+                metadata_key(self.id),
+                _dump(snapshot, writer, self.totals, present, copier, spill),
+            )
+            ref = MetadataRef(metadata_key(self.id), writer.sha256, writer.size)
+            return header, snapshot.taken_by, ref
+
+    def _manifest(
+        self, header: MetadataHeader, taken_by: datetime, metadata: MetadataRef
+    ) -> Manifest:
+        totals = self.totals
+        return Manifest(
+            id=self.id,
+            started_at=self.started_at,
+            snapshot_at=header.snapshot_at,
+            snapshot_taken_by=taken_by,
+            finished_at=self.clock.now(),
+            backend=header.backend,
+            schema=header.schema,
             objects=totals.objects,
             object_bytes=totals.object_bytes,
             blobs=totals.blobs,
             blob_bytes=totals.blob_bytes,
             usage=totals.usage,
-            metadata=MetadataRef(metadata_key(backup_id), writer.sha256, writer.size),
+            metadata=metadata,
             copied_blobs=totals.copied_blobs,
             copied_bytes=totals.copied_bytes,
             skipped_blobs=totals.skipped_blobs,
         )
-        raw = manifest.to_bytes()
-        await target.put_bytes(manifest_key(backup_id), raw)
-        await target.put_bytes(
-            manifest_hash_key(backup_id), hashlib.sha256(raw).hexdigest().encode() + b"\n"
-        )
-        await target.delete(progress_key)
-    return manifest, time.monotonic() - started

@@ -13,7 +13,8 @@ Layout, relative to the target:
     backups/<id>/in-progress            {started_at, heartbeat} while a run is going on
 
 A backup is complete iff manifest.json and manifest.sha256 both exist and match.
-An id is `YYYYMMDDTHHMMSSZ-<8 hex>` (UTC): ids sort by their start time.
+An id is `YYYYMMDDTHHMMSSZ-<8 hex>` (UTC; the hex digits are the microsecond, then
+3 random ones): ids sort by their start time.
 
 metadata.jsonl.gz: a header line
     {"format": "juststorage-backup-metadata", "version": 1, "schema": N,
@@ -140,8 +141,11 @@ class BackupCorrupt(StorageError):
 
 
 def new_backup_id(now: datetime) -> str:
-    """`YYYYMMDDTHHMMSSZ-<8 hex>` for a backup started at `now`."""
-    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+    """`YYYYMMDDTHHMMSSZ-<8 hex>` for a backup started at `now`: the 8 hex digits are
+    the microsecond (5 digits) then 3 random ones, so ids sort by start time within a
+    second too, and two backups started at once still differ."""
+    moment = now.astimezone(UTC)
+    return f"{moment:%Y%m%dT%H%M%SZ}-{moment.microsecond:05x}{secrets.token_hex(2)[:3]}"
 
 
 def is_backup_id(text: str) -> bool:
@@ -339,7 +343,8 @@ class Manifest:
 
     id: str
     started_at: datetime
-    snapshot_at: datetime
+    snapshot_at: datetime  # every upload acknowledged before it is in the backup
+    snapshot_taken_by: datetime  # no upload begun after it is
     finished_at: datetime
     backend: Literal["sqlite", "postgresql"]
     schema: int
@@ -361,6 +366,7 @@ class Manifest:
             "id": self.id,
             "started_at": _timestamp_text(self.started_at),
             "snapshot_at": _timestamp_text(self.snapshot_at),
+            "snapshot_taken_by": _timestamp_text(self.snapshot_taken_by),
             "finished_at": _timestamp_text(self.finished_at),
             "source": {"backend": self.backend, "schema": self.schema},
             "objects": self.objects,
@@ -402,6 +408,7 @@ class Manifest:
                 id=data["id"],
                 started_at=_parse_timestamp(data["started_at"]),
                 snapshot_at=_parse_timestamp(data["snapshot_at"]),
+                snapshot_taken_by=_parse_timestamp(data["snapshot_taken_by"]),
                 finished_at=_parse_timestamp(data["finished_at"]),
                 backend=data["source"]["backend"],
                 schema=int(data["source"]["schema"]),

@@ -71,6 +71,12 @@ class BackupTarget(Protocol):
         """Remove `key`; a missing key is no error."""
         ...
 
+    async def clean_temp(self, older_than_s: float) -> int:
+        """Remove what killed runs left in the target's temporary space, older than
+        `older_than_s`; how many (S3: nothing to remove, an unfinished upload is
+        invisible)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -114,6 +120,12 @@ class MetadataSnapshot(Protocol):
         before it is in the snapshot."""
         ...
 
+    @property
+    def taken_by(self) -> datetime:
+        """A moment just after the snapshot was taken: no upload that began after it
+        is in the snapshot."""
+        ...
+
     def objects(self) -> AsyncIterator[list[Row]]:
         """Pages of the COMMITTED `objects` rows, every column, by commit_seq."""
         ...
@@ -124,6 +136,11 @@ class MetadataSnapshot(Protocol):
 
     def api_keys(self) -> AsyncIterator[list[Row]]:
         """Pages of every `api_keys` row, revoked ones included, by id."""
+        ...
+
+    async def objects_without_blob(self) -> int:
+        """How many committed objects name a blob no `blobs` row records (damage that
+        `fsck` reports: their bytes could not be backed up)."""
         ...
 
     async def inline_bytes(self, storage_class: StorageClass, content_hash: ContentHash) -> bytes:

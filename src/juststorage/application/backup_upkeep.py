@@ -256,6 +256,8 @@ async def prune_backups(
             if not dry_run:
                 group.start_soon(_beating, target, clock, now)
             await _prune(target, infos, keep, dry_run, report)
+            if not dry_run:
+                await target.clean_temp(STALE_AFTER_S)
             group.cancel_scope.cancel()
     finally:
         if not dry_run:

@@ -60,6 +60,11 @@ BLOBS_SQL = (
 API_KEYS_SQL = "SELECT " + ", ".join(COLUMNS["api_keys"]) + " FROM api_keys ORDER BY id"
 INLINE_SQL = "SELECT data FROM inline_blobs WHERE storage_class = {0} AND content_hash = {1}"
 SCHEMA_SQL = "SELECT MAX(version) FROM schema_migrations"
+WITHOUT_BLOB_SQL = (
+    "SELECT COUNT(*) FROM objects o WHERE o.state = 'COMMITTED' AND NOT EXISTS"
+    " (SELECT 1 FROM blobs b WHERE b.storage_class = o.storage_class"
+    " AND b.content_hash = o.content_hash)"
+)
 # The live database (not a snapshot): where a blob is now, and who references it.
 LOCATE_SQL = (
     "SELECT COALESCE(b.location, b.content_hash), i.data FROM blobs b"
@@ -154,11 +159,14 @@ def _dumped_blob(backend: Backend, row: Any) -> DumpedBlob:
 class _SqliteSnapshot:
     backend: Backend = "sqlite"
 
-    def __init__(self, conn: sqlite3.Connection, schema: int, snapshot_at: datetime) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, schema: int, snapshot_at: datetime, taken_by: datetime
+    ) -> None:
         self._conn = conn
         self._lock = threading.Lock()  # one statement at a time on the connection
         self.schema = schema
         self.snapshot_at = snapshot_at
+        self.taken_by = taken_by
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock, _sqlite_errors():
@@ -187,6 +195,10 @@ class _SqliteSnapshot:
         names = tuple(COLUMNS["api_keys"])
         async for page in self._pages(API_KEYS_SQL):
             yield [_canonical("sqlite", "api_keys", names, r) for r in page]
+
+    async def objects_without_blob(self) -> int:
+        row = await threads.run_sync(self._call, lambda c: c.execute(WITHOUT_BLOB_SQL).fetchone())
+        return int(row[0])
 
     async def inline_bytes(self, storage_class: StorageClass, content_hash: ContentHash) -> bytes:
         sql = INLINE_SQL.format("?", "?")
@@ -276,8 +288,9 @@ class SqliteDumper:
             raise StorageError(f"no database at {self.path}")
         snapshot_at = self.clock.now()
         conn, schema = await threads.run_sync(self._open)
+        taken_by = self.clock.now()
         try:
-            yield _SqliteSnapshot(conn, _check_schema(schema), snapshot_at)
+            yield _SqliteSnapshot(conn, _check_schema(schema), snapshot_at, taken_by)
         finally:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
@@ -300,11 +313,14 @@ async def _pg_errors() -> AsyncIterator[None]:
 class _PostgresSnapshot:
     backend: Backend = "postgresql"
 
-    def __init__(self, conn: asyncpg.Connection, schema: int, snapshot_at: datetime) -> None:
+    def __init__(
+        self, conn: asyncpg.Connection, schema: int, snapshot_at: datetime, taken_by: datetime
+    ) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()  # a cursor's fetch and another statement take turns
         self.schema = schema
         self.snapshot_at = snapshot_at
+        self.taken_by = taken_by
 
     async def _pages(self, sql: str) -> AsyncIterator[list[Any]]:
         async with _pg_errors():
@@ -330,6 +346,10 @@ class _PostgresSnapshot:
         names = tuple(COLUMNS["api_keys"])
         async for page in self._pages(API_KEYS_SQL):
             yield [_canonical("postgresql", "api_keys", names, r) for r in page]
+
+    async def objects_without_blob(self) -> int:
+        async with _pg_errors(), self._lock:
+            return int(await self._conn.fetchval(WITHOUT_BLOB_SQL))
 
     async def inline_bytes(self, storage_class: StorageClass, content_hash: ContentHash) -> bytes:
         async with _pg_errors(), self._lock:
@@ -385,7 +405,8 @@ class PostgresDumper:
                 snapshot_at = self.clock.now()
                 await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 schema = await conn.fetchval(SCHEMA_SQL)  # the first statement: the snapshot
-            yield _PostgresSnapshot(conn, _check_schema(schema), snapshot_at)
+                taken_by = self.clock.now()
+            yield _PostgresSnapshot(conn, _check_schema(schema), snapshot_at, taken_by)
         finally:
             with contextlib.suppress(Exception):
                 await conn.execute("ROLLBACK")
