@@ -28,6 +28,7 @@ from juststorage.application.restore import NotEmpty, RestoreFailed, restore_bac
 from juststorage.application.uploads import UploadRequest, UploadResult
 from juststorage.bootstrap import (
     Services,
+    SystemClock,
     build,
     build_backup_target,
     build_blob_store,
@@ -163,7 +164,7 @@ async def restore(settings: Settings, target: BackupTarget, **extra: Any) -> Any
 
 async def dump(settings: Settings) -> dict[str, list[Any]]:
     """Every committed object row, blob row (without its address) and key row."""
-    dumper = build_metadata_dumper(settings, build(settings).clock)
+    dumper = build_metadata_dumper(settings, SystemClock())
     async with dumper.snapshot() as snap:
         objects = [r async for page in snap.objects() for r in page]
         blobs = [b.row async for page in snap.blobs() for b in page]
