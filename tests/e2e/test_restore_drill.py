@@ -12,6 +12,8 @@ import contextlib
 import json
 import os
 import shutil
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from juststorage.testing import CliResult, Server, clean_env, run_cli, start
+from juststorage.testing import BIN, CliResult, Server, clean_env, run_cli, start, wait_until
+from support.db_query import query
 from support.pg_databases import fresh_database
 from support.seaweedfs import SeaweedFs
 
@@ -230,3 +233,53 @@ def test_moving_from_sqlite_to_postgresql_and_back(tmp_path: Path, databases: An
         _fsck_clean(clean_env(third, back_env))
     finally:
         server.stop()
+
+
+def _hot_files(data_dir: Path) -> list[Path]:
+    return [p for p in (data_dir / "hot" / "sha256").rglob("*") if p.is_file()]
+
+
+def test_a_killed_restore_commits_nothing_and_gc_sweeps_what_it_stored(tmp_path: Path) -> None:
+    env = {"JUSTSTORAGE_INLINE_MAX_BYTES": "0"}
+    source = tmp_path / "source"
+    source.mkdir()
+    server = start(tmp_path, env, data_dir=source)
+    try:
+        for n in range(40):
+            _put(server, f"blob-{n}", "acme", os.urandom(1_500_000), "hot")
+        assert server.cli("backup", str(tmp_path / "b")).returncode == 0
+    finally:
+        server.stop()
+
+    data_dir = tmp_path / "dest"
+    dest_env = clean_env(data_dir, env)
+    argv = [str(BIN), "restore", str(tmp_path / "b"), "--parallel", "1"]
+    proc = subprocess.Popen(argv, env=dest_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        # Killed once a few blobs are stored, well before the last of 40.
+        stored = wait_until(lambda: len(_hot_files(data_dir)) >= 3, timeout=60, interval=0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+        assert proc.stderr is not None
+        proc.stderr.close()
+    assert stored and proc.returncode == -signal.SIGKILL
+    left = _hot_files(data_dir)
+    assert 3 <= len(left) < 40
+    database = f"sqlite:///{data_dir / 'meta.db'}"
+    assert query(database, "SELECT COUNT(*) FROM objects") == [(0,)]
+    assert query(database, "SELECT COUNT(*) FROM api_keys") == [(0,)]
+    assert query(database, "SELECT COUNT(*) FROM backup_holds") == [(1,)]  # the dead run's
+
+    # Its hold does not count (its process is gone): GC sweeps the orphans after the
+    # grace period, and not before.
+    kept = run_cli(["gc"], dest_env)
+    assert kept.returncode == 0 and len(_hot_files(data_dir)) == len(left), kept.stdout
+    swept = run_cli(["gc"], {**dest_env, "JUSTSTORAGE_GC_GRACE_S": "0"})
+    assert swept.returncode == 0, swept.stderr
+    assert _hot_files(data_dir) == []
+
+    again = run_cli(["restore", str(tmp_path / "b"), "--json"], dest_env, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["objects"] == 40
+    _fsck_clean(dest_env)
