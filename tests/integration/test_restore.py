@@ -388,3 +388,33 @@ async def test_the_hold_keeps_gc_from_the_blobs_a_restore_stored(
             assert await view.holds.all() == []
     finally:
         await dest.metadata.close()
+
+
+class _NoRows:
+    """Rows for a loader that must refuse before it reads any."""
+
+    async def objects(self) -> AsyncIterator[list[Any]]:
+        raise AssertionError("read rows of a database that is not empty")
+        yield []
+
+    async def blobs(self) -> AsyncIterator[list[Any]]:
+        raise AssertionError("read rows of a database that is not empty")
+        yield []
+
+    async def api_keys(self) -> AsyncIterator[list[Any]]:
+        raise AssertionError("read rows of a database that is not empty")
+        yield []
+
+
+async def test_the_load_checks_emptiness_again_inside_its_transaction(
+    source: Services, dest_settings: Settings, target: BackupTarget
+) -> None:
+    """A row written after the first check (another restore, a server started
+    meanwhile) is found under the transaction's lock, before any row is written."""
+    await fill(source)
+    await backup(source, target)
+    await restore(dest_settings, target)
+    before = await dump(dest_settings)
+    with pytest.raises(NotEmpty, match="objects, api_keys, blobs, inline_blobs"):
+        await build_metadata_loader(dest_settings).load(_NoRows())
+    assert await dump(dest_settings) == before
