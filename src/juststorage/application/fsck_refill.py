@@ -18,6 +18,7 @@ from juststorage.application.backup_format import blob_key
 from juststorage.application.backup_ports import BackupTarget
 from juststorage.application.blob_ports import BlobStore
 from juststorage.application.records import BlobLocation
+from juststorage.application.restore import closing_stream
 from juststorage.domain.errors import NotFound
 
 __all__ = ["Refill"]
@@ -40,10 +41,12 @@ class Refill:
     async def _verified(self, location: BlobLocation, size: int) -> AsyncIterator[bytes]:
         hasher = hashlib.sha256()
         seen = 0
-        async for chunk in self.target.get_stream(blob_key(location.content_hash.hex)):
-            hasher.update(chunk)
-            seen += len(chunk)
-            yield chunk
+        key = blob_key(location.content_hash.hex)
+        async with closing_stream(self.target.get_stream(key)) as stream:
+            async for chunk in stream:
+                hasher.update(chunk)
+                seen += len(chunk)
+                yield chunk
         if hasher.hexdigest() != location.content_hash.hex or seen != size:
             raise _Mismatch(hasher.hexdigest(), seen)
 

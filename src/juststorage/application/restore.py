@@ -31,7 +31,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import IO, Literal, Protocol
 
@@ -66,10 +66,23 @@ __all__ = [
     "RestoreReport",
     "RestoreRows",
     "choose_backup",
+    "closing_stream",
     "restore_backup",
 ]
 
 _PAGE = 500
+
+
+@asynccontextmanager
+async def closing_stream(stream: AsyncIterator[bytes]) -> AsyncIterator[AsyncIterator[bytes]]:
+    """`stream`, closed when the block ends, also early (a failure, a cancelled task):
+    the file or response behind it is released at once, not by the garbage collector."""
+    try:
+        yield stream
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
 
 
 class RestoreFailed(StorageError):
@@ -329,9 +342,12 @@ class _Copier:
         digest = row["content_hash"]
         assert isinstance(digest, str)
         try:
-            async for chunk in self._target.get_stream(blob_key(digest)):
-                self._observer.copied(len(chunk))
-                yield chunk
+            # Closed at once when the copy stops early (a failure, a cancelled worker):
+            # the target's file or response is not left to the garbage collector.
+            async with closing_stream(self._target.get_stream(blob_key(digest))) as stream:
+                async for chunk in stream:
+                    self._observer.copied(len(chunk))
+                    yield chunk
         except NotFound:
             raise RestoreFailed(
                 f"blob sha256:{digest} is missing from {self._target.description}"
@@ -354,18 +370,22 @@ class _Copier:
         if self._inline_max > 0 and size <= self._inline_max:
             data = bytearray()
             hasher = hashlib.sha256()
-            async for chunk in self._chunks(row):
-                hasher.update(chunk)
-                data += chunk
-                if len(data) > size:
-                    break
+            async with closing_stream(self._chunks(row)) as chunks:
+                async for chunk in chunks:
+                    hasher.update(chunk)
+                    data += chunk
+                    if len(data) > size:
+                        break
             if hasher.hexdigest() != digest or len(data) != size:
                 raise self._corrupt(row, hasher.hexdigest(), len(data))
             self._placements.add(PlacedBlob(row, INLINE_PREFIX + digest, bytes(data)))
             self._report.inline_blobs += 1
             return
-        async with self._blobs.stage(storage_class, uuid.uuid4(), self._owner) as staged:
-            async for chunk in self._chunks(row):
+        async with (
+            self._blobs.stage(storage_class, uuid.uuid4(), self._owner) as staged,
+            closing_stream(self._chunks(row)) as chunks,
+        ):
+            async for chunk in chunks:
                 await staged.write(chunk)
             sealed, written = await staged.seal()  # hashed while it streamed
             if sealed.hex != digest or written != size:
