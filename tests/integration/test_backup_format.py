@@ -10,15 +10,20 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from juststorage.adapters.metadata.dump import database_row
 from juststorage.application.apikeys import create_api_key, revoke_api_key
 from juststorage.application.backup import create_backup
 from juststorage.application.backup_format import (
+    COLUMNS,
     BackupCorrupt,
     Manifest,
     MetadataHeader,
+    MetadataRef,
+    TenantUsage,
     blob_key,
     decode_row,
     encode_row,
@@ -31,12 +36,14 @@ from juststorage.application.backup_format import (
     read_metadata,
 )
 from juststorage.application.backup_ports import BackupTarget
+from juststorage.application.backup_upkeep import PRUNE_MARKER, BackupBusy, prune_backups
 from juststorage.application.deletes import delete_object
 from juststorage.application.uploads import UploadRequest, UploadResult
 from juststorage.bootstrap import Services, build, build_backup_target, build_metadata_dumper
 from juststorage.config import Settings
 from juststorage.domain.errors import NotFound
 from juststorage.domain.model import Namespace, ObjectKey, StorageClass, TenantId
+from juststorage.domain.timestamps import utc_text
 from support.seaweedfs import SeaweedFs
 
 pytestmark = pytest.mark.anyio
@@ -238,3 +245,97 @@ def test_backup_ids_sort_by_their_start_within_a_second_too() -> None:
     ids = [new_backup_id(m) for m in moments]
     assert sorted(ids) == ids and all(is_backup_id(i) for i in ids)
     assert ids[0].startswith("20260102T030405Z-00000")
+
+
+async def test_prune_and_a_backup_refuse_to_run_beside_each_other(
+    services: Services, target: BackupTarget
+) -> None:
+    await upload(services, "acme", "k", bytes(range(256)) * 40)  # a file: read through open
+    refusals: list[str] = []
+
+    class PruneOnFirstOpen:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(services.blobs, name)
+
+        async def open(self, location: Any, **kwargs: Any) -> Any:
+            if not refusals:
+                with pytest.raises(BackupBusy, match="in progress") as refused:
+                    await prune_backups(target, services.clock, keep=1)
+                refusals.append(refused.value.message)
+            return await services.blobs.open(location, **kwargs)
+
+    manifest, _ = await create_backup(
+        target=target,
+        dumper=build_metadata_dumper(services.settings, services.clock),
+        blobs=PruneOnFirstOpen(),  # type: ignore[arg-type]
+        clock=services.clock,
+    )
+    assert refusals and manifest.copied_blobs == 1
+
+    # A prune's fresh marker: a backup refuses to start, and leaves nothing behind.
+    beat = utc_text(services.clock.now(), fraction_digits=6)
+    marker = json.dumps({"started_at": beat, "heartbeat": beat}).encode()
+    await target.put_bytes(PRUNE_MARKER, marker)
+    with pytest.raises(BackupBusy, match="a prune is running"):
+        await backup(services, target)
+    assert [b.id for b in await list_backups(target)] == [manifest.id]
+    await target.delete(PRUNE_MARKER)
+    report = await prune_backups(target, services.clock, keep=1)
+    assert report.kept == [manifest.id] and report.blobs_removed == 0
+    assert not await target.exists(PRUNE_MARKER)
+
+
+async def test_database_row_gives_back_what_each_database_stores(
+    services: Services, target: BackupTarget
+) -> None:
+    """What a restore binds (`database_row`) is what the source database held."""
+    await upload(services, "acme", "k", b"bytes")
+    await create_api_key(services.metadata, services.clock, ["acme", "beta"], ["objects:read"])
+    manifest = await backup(services, target)
+    header = None
+    restored: dict[str, list[tuple[object, ...]]] = {"objects": [], "api_keys": []}
+    async for item in read_metadata(target, manifest):
+        if isinstance(item, MetadataHeader):
+            header = item
+        elif item[0] in restored:
+            assert header is not None
+            restored[item[0]].append(database_row(header.backend, item[0], item[1]))
+    assert header is not None
+    async with services.metadata.snapshot() as view:
+        for table, order in (("objects", "commit_seq"), ("api_keys", "id")):
+            columns = ", ".join(COLUMNS[table])
+            stored = await view.session.fetchall(  # type: ignore[attr-defined]
+                f"SELECT {columns} FROM {table} ORDER BY {order}", ()
+            )
+            assert [tuple(r) for r in stored] == restored[table], table
+
+
+def test_blob_keys_and_manifests_round_trip() -> None:
+    digest = "ab" + "0" * 62
+    assert hash_of_blob_key(blob_key(digest)) == digest
+    for bad in ("blobs/ac/" + digest, "blobs/ab/" + digest.upper(), "blobs/ab", "x/ab/" + digest):
+        assert hash_of_blob_key(bad) is None
+    moment = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    manifest = Manifest(
+        id=new_backup_id(moment),
+        started_at=moment,
+        snapshot_at=moment,
+        snapshot_taken_by=moment,
+        finished_at=moment,
+        backend="postgresql",
+        schema=11,
+        objects=3,
+        object_bytes=30,
+        blobs=2,
+        blob_bytes=20,
+        usage={"acme": TenantUsage({"hot": 3}, {"hot": 30})},
+        metadata=MetadataRef("backups/x/metadata.jsonl.gz", "0" * 64, 10),
+        copied_blobs=1,
+        copied_bytes=10,
+        skipped_blobs=1,
+    )
+    raw = manifest.to_bytes()
+    assert Manifest.from_bytes(raw, expected_sha256=hashlib.sha256(raw).hexdigest()) == manifest
+    assert json.loads(raw)["usage"] == {"acme": {"objects": {"hot": 3}, "bytes": {"hot": 30}}}
+    with pytest.raises(BackupCorrupt, match="malformed"):
+        Manifest.from_bytes(raw.replace(b'"objects": 3', b'"objects": "x"'))

@@ -172,7 +172,8 @@ async def _dump(
     the target go to the copier and the other missing blobs to the spill file."""
     async for page in snapshot.objects():
         for row in page:
-            yield writer.write("objects", row)
+            if chunk := writer.write("objects", row):
+                yield chunk  # gzip hands out bytes a block at a time
             size = row["size_bytes"]
             tenant, storage_class = row["tenant_id"], row["storage_class"]
             assert isinstance(size, int) and isinstance(tenant, str)
@@ -183,7 +184,8 @@ async def _dump(
     last_hash = ""
     async for blobs in snapshot.blobs():
         for blob in blobs:
-            yield writer.write("blobs", blob.row)
+            if chunk := writer.write("blobs", blob.row):
+                yield chunk
             digest = blob.content_hash.hex
             if digest == last_hash:
                 continue  # the same bytes in another class: one copy per hash
@@ -203,7 +205,8 @@ async def _dump(
                 spill.add(blob)
     async for page in snapshot.api_keys():
         for row in page:
-            yield writer.write("api_keys", row)
+            if chunk := writer.write("api_keys", row):
+                yield chunk
     yield writer.finish()
 
 

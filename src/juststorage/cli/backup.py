@@ -164,9 +164,7 @@ def create(
     observer = _CopyProgress(progress)
     try:
         manifest, seconds = _translated(
-            lambda: run_with_services(
-                ctx, lambda s: _create(s, target, parallel, observer), prepare=False
-            )
+            lambda: run_with_services(ctx, lambda s: _create(s, target, parallel, observer))
         )
     finally:
         observer.close()
