@@ -82,6 +82,11 @@ async def upload(services: Services, key: str, data: bytes) -> BlobLocation:
     raise AssertionError("no blob row")
 
 
+def flipped(data: bytes) -> bytes:
+    """`data` with its last byte changed (never equal to it)."""
+    return data[:-1] + bytes([data[-1] ^ 1])
+
+
 async def chunks(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
@@ -119,9 +124,9 @@ async def test_missing_and_corrupt_blobs_come_back_from_a_backup(
     if corrupt.address == corrupt.content_hash.hex:
         path = settings.data_dir / "hot" / "sha256" / corrupt.content_hash.hex[:2]
         path = path / corrupt.content_hash.hex[2:4] / corrupt.content_hash.hex
-        path.write_bytes(medium[:-1] + b"!")
+        path.write_bytes(flipped(medium))
     else:
-        await services.blobs.rewrite(corrupt, chunks(medium[:-1] + b"!"))
+        await services.blobs.rewrite(corrupt, chunks(flipped(medium)))
     assert await services.blobs.remove(StorageClass.HOT, missing.address)
     assert await services.blobs.remove(StorageClass.HOT, unsaved.address)
     found = await check_store(services.metadata, services.blobs)
@@ -167,7 +172,7 @@ async def test_a_damaged_copy_in_the_backup_leaves_the_blob_as_it_was(
         clock=services.clock,
     )
     key = f"blobs/{location.content_hash.hex[:2]}/{location.content_hash.hex}"
-    await target.put_bytes(key, data[:-1] + b"?")
+    await target.put_bytes(key, flipped(data))
     await services.blobs.rewrite(location, chunks(b"local damage" + data[12:]))
     report = await check_store(
         services.metadata, services.blobs, repair=True, refill=Refill(target)
