@@ -39,6 +39,7 @@ from juststorage.domain.model import StorageClass
 if TYPE_CHECKING:
     from juststorage.adapters.blobs.s3 import S3BlobStore
     from juststorage.adapters.blobs.s3_io import S3Connection, S3Root
+    from juststorage.application.restore import MetadataLoader
 
 # The adapters of S3 (obstore), PostgreSQL (asyncpg) and JWT (PyJWT with cryptography)
 # are imported by the functions that build them: a server whose settings name none of
@@ -201,6 +202,20 @@ def build_metadata_dumper(settings: Settings, clock: Clock) -> MetadataDumper:
         from juststorage.adapters.metadata.dump import PostgresDumper
 
         return PostgresDumper(url, clock)
+    raise SettingsError(f"DATABASE_URL must start with sqlite:/// or postgresql://, not {url!r}")
+
+
+def build_metadata_loader(settings: Settings) -> MetadataLoader:
+    """What a restore writes the settings' metadata database with (SPEC §8.9)."""
+    url = settings.effective_database_url
+    if url.startswith("sqlite:///"):
+        from juststorage.adapters.metadata.restore import SqliteLoader
+
+        return SqliteLoader(sqlite_path_from_url(url))
+    if url.startswith(("postgresql://", "postgres://")):
+        from juststorage.adapters.metadata.restore import PostgresLoader
+
+        return PostgresLoader(url)
     raise SettingsError(f"DATABASE_URL must start with sqlite:/// or postgresql://, not {url!r}")
 
 

@@ -266,6 +266,31 @@ async def test_publishing_the_same_bytes_again_deduplicates(backend: Backend) ->
     assert await backend.temp_files() == []  # the second copy is gone
 
 
+@pytest.mark.parametrize("size", [100, S3_PART_BYTES * 2 + 7])
+async def test_rewrite_puts_bytes_back_at_the_blobs_address(backend: Backend, size: int) -> None:
+    """A repair from a backup (fsck --from-backup): what is at the address is replaced
+    whole; chunks that fail leave the old bytes and no temporary leftovers."""
+    data = payload(size)
+    await store_blob(backend, data)
+    location = backend.at(HOT, data)
+
+    async def chunks(body: bytes, fail: bool = False) -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start : start + 64 * 1024]
+        if fail:
+            raise RuntimeError("the source failed")
+
+    damaged = data[: size // 2] + b"!" + data[size // 2 + 1 :]
+    await backend.store.rewrite(location, chunks(damaged))
+    assert await read(backend.store, location, 0, size) == damaged
+    with pytest.raises(RuntimeError, match="the source failed"):
+        await backend.store.rewrite(location, chunks(data, fail=True))
+    assert await read(backend.store, location, 0, size) == damaged
+    await backend.store.rewrite(location, chunks(data))
+    assert await backend.store.digest_of(location) == digest_of(data)
+    assert await backend.temp_files() == []
+
+
 async def test_storage_classes_hold_separate_blobs(backend: Backend) -> None:
     data = payload(100)
     assert await store_blob(backend, data, HOT) is True

@@ -10,7 +10,7 @@ reports them with the upload that may adopt them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from uuid import UUID
@@ -177,6 +177,12 @@ class FakeBlobStore:
         key = (temp.storage_class, temp.upload_id)
         self.temps.pop(key, None)  # type: ignore[arg-type]
         self.owners.pop(key, None)  # type: ignore[arg-type]
+
+    async def rewrite(self, location: BlobLocation, chunks: AsyncIterable[bytes]) -> None:
+        data = b"".join([chunk async for chunk in chunks])
+        key = (location.storage_class, location.address)
+        self.blobs[key] = data
+        self.modified[key] = self.clock.now()
 
     async def scan(self, storage_class: StorageClass) -> AsyncIterator[list[StoredBlob]]:
         found = [

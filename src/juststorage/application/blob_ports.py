@@ -15,7 +15,7 @@ ports are in `ports.py`; the records passed here are in `records.py`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
@@ -174,6 +174,16 @@ class BlobStore(Protocol):
 
     async def remove_temp(self, temp: TempFile) -> None:
         """Remove an upload in flight (GC of a dead one); one already gone is no error."""
+        ...
+
+    async def rewrite(self, location: BlobLocation, chunks: AsyncIterable[bytes]) -> None:
+        """Put `chunks` at the blob's address, replacing whatever is there (a repair:
+        `fsck --repair --from-backup` with bytes it verified). Durable when it
+        returns: a file is written to a temp file, fsynced and renamed over the old
+        one, its directory fsynced; an S3 object is stored at its key; an inline
+        row's bytes are rewritten. An exception out of `chunks` leaves the old bytes.
+
+        Raises NotFound for an inline blob whose row is gone."""
         ...
 
 

@@ -8,6 +8,8 @@ address, or, where stored things name their upload, the bytes an upload of a
 version of that content stored. `repair` fixes what needs no guessing (recounts,
 rows recreated at the blob's address, removing orphans) and reports the rest.
 `repair` is meant for a quiet store: counts are taken one blob at a time.
+With a `refill` (`fsck --repair --from-backup TARGET`), missing and corrupt blobs
+are put back from a backup's copy of their bytes (application/fsck_refill.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from juststorage.application.blob_ports import BlobStore, PartStore
+from juststorage.application.fsck_refill import Refill
 from juststorage.application.orphans import LostRow, Removal, find_unindexed, remove_orphan
 from juststorage.application.ports import MetadataStore, ProcessLiveness
 from juststorage.application.records import BlobAudit, BlobLocation
@@ -127,9 +130,11 @@ async def check_store(
     progress: Progress | None = None,
     parts: Mapping[StorageClass, PartStore] | None = None,
     liveness: ProcessLiveness | None = None,
+    refill: Refill | None = None,
 ) -> FsckReport:
     """Check every blob row, every committed object and every blob file; with `parts`
-    and `liveness`, also the parts of multipart upload sessions."""
+    and `liveness`, also the parts of multipart upload sessions. With `repair` and
+    `refill`, a blob found missing or corrupt is put back from the refill's copy."""
     report = FsckReport()
     after: BlobLocation | None = None
     async with metadata.snapshot() as view:
@@ -141,7 +146,9 @@ async def check_store(
             page = await view.blobs.audit(after, _PAGE)
         for audit in page:
             found = len(report.problems)
-            await _check_blob(metadata, blobs, audit, repair, verify_hashes, report)
+            await _check_blob(
+                metadata, blobs, audit, repair, verify_hashes, report, refill if repair else None
+            )
             if verify_hashes and audit.location in known_corrupt:
                 await _forget_if_good(metadata, audit.location, report.problems[found:])
             report.blobs_checked += 1
@@ -193,6 +200,7 @@ async def _check_blob(
     repair: bool,
     verify_hashes: bool,
     report: FsckReport,
+    refill: Refill | None = None,
 ) -> None:
     location = audit.location
     try:
@@ -201,8 +209,11 @@ async def _check_blob(
             if digest != location.content_hash:
                 ids = await _ids(metadata, location)
                 detail = f"bytes hash to sha256:{digest.hex}"
+                repaired, why = await _refilled(blobs, refill, audit)
                 report.problems.append(
-                    Problem.of_blob(ProblemKind.HASH_MISMATCH, location, ids, detail)
+                    Problem.of_blob(
+                        ProblemKind.HASH_MISMATCH, location, ids, detail + why, repaired
+                    )
                 )
         else:
             reader = await blobs.open(location)
@@ -220,8 +231,11 @@ async def _check_blob(
             )
             return
         ids = await _ids(metadata, location)
+        repaired, why = await _refilled(blobs, refill, audit)
         report.problems.append(
-            Problem.of_blob(ProblemKind.MISSING_BLOB, location, ids, "file is missing")
+            Problem.of_blob(
+                ProblemKind.MISSING_BLOB, location, ids, "file is missing" + why, repaired
+            )
         )
     if audit.ref_count != audit.live_objects:
         repaired = False
@@ -235,6 +249,17 @@ async def _check_blob(
         report.problems.append(
             Problem.of_blob(ProblemKind.REFCOUNT_DRIFT, location, (), detail, repaired)
         )
+
+
+async def _refilled(blobs: BlobStore, refill: Refill | None, audit: BlobAudit) -> tuple[bool, str]:
+    """Put a damaged blob back from the refill's copy: (repaired, what to add to the
+    problem's detail)."""
+    if refill is None:
+        return False, ""
+    why = await refill.put_back(blobs, audit.location, audit.size_bytes)
+    if why is None:
+        return True, "; put back from the backup"
+    return False, f"; {why}"
 
 
 async def _check_missing_rows(

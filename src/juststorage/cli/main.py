@@ -28,6 +28,7 @@ from juststorage.cli.errors import handle_errors
 from juststorage.cli.identity import whoami
 from juststorage.cli.migrate import migrate_blobs_command
 from juststorage.cli.objects import get, list_objects, put, rm, stat, usage
+from juststorage.cli.restore import restore
 from juststorage.cli.server import fsck, gc, migrate, serve
 from juststorage.cli.share import share
 from juststorage.cli.tree_commands import cp, sync
@@ -60,6 +61,7 @@ COMMANDS: tuple[click.Command, ...] = (
     fsck,
     migrate_blobs_command,
     backup,
+    restore,
     keys,
     token,
     deploy,

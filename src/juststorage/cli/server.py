@@ -14,8 +14,14 @@ import click
 
 from juststorage import __version__
 from juststorage.application.fsck import FsckReport
-from juststorage.bootstrap import Services, build, share_metrics_between_processes
-from juststorage.cli.errors import CommandFailed
+from juststorage.application.fsck_refill import Refill
+from juststorage.bootstrap import (
+    Services,
+    build,
+    build_backup_target,
+    share_metrics_between_processes,
+)
+from juststorage.cli.errors import BadUsage, CommandFailed
 from juststorage.cli.granian_main import exec_server
 from juststorage.cli.listener import (
     ensure_port_free,
@@ -158,10 +164,27 @@ def gc(ctx: click.Context) -> None:
 @click.command()
 @click.option("--repair", is_flag=True, help="Fix what needs no guessing (recount, orphans).")
 @click.option("--no-verify", is_flag=True, help="Check that files exist without re-hashing them.")
+@click.option(
+    "--from-backup",
+    "from_backup",
+    metavar="TARGET",
+    help="With --repair: put missing and corrupt blobs back from this backup target"
+    " (a directory or s3://bucket/prefix).",
+)
 @click.pass_context
-def fsck(ctx: click.Context, repair: bool, no_verify: bool) -> None:
-    """Check the database against the blob files; exit 1 if damage remains."""
-    report = run_with_services(ctx, lambda s: _check_with_progress(s, repair, not no_verify))
+def fsck(ctx: click.Context, repair: bool, no_verify: bool, from_backup: str | None) -> None:
+    """Check the database against the blob files; exit 1 if damage remains.
+
+    With --repair --from-backup TARGET, blobs found missing or corrupt (files, S3
+    objects, inline rows) are fetched from TARGET's copy (any backup in it), checked
+    against their hash and written back at their address; what TARGET does not hold
+    stays listed as damage.
+    """
+    if from_backup is not None and not repair:
+        raise BadUsage("--from-backup needs --repair")
+    report = run_with_services(
+        ctx, lambda s: _check_with_progress(s, repair, not no_verify, from_backup)
+    )
     for problem in report.problems:
         click.echo(problem.describe())
     unrepaired = sum(1 for p in report.problems if not p.repaired)
@@ -173,8 +196,23 @@ def fsck(ctx: click.Context, repair: bool, no_verify: bool) -> None:
         raise CommandFailed("damage found" + ("" if repair else " (try --repair)"))
 
 
-async def _check_with_progress(services: Services, repair: bool, verify: bool) -> FsckReport:
+async def _check_with_progress(
+    services: Services, repair: bool, verify: bool, from_backup: str | None = None
+) -> FsckReport:
     """`check_store` with a progress bar (bytes, blobs and rate) on stderr."""
+    refill = None
+    if from_backup is not None:
+        refill = Refill(build_backup_target(services.settings, from_backup))
+    try:
+        return await _checked(services, repair, verify, refill)
+    finally:
+        if refill is not None:
+            await refill.target.close()
+
+
+async def _checked(
+    services: Services, repair: bool, verify: bool, refill: Refill | None
+) -> FsckReport:
     from juststorage.application.fsck import check_store
 
     async with services.metadata.snapshot() as view:
@@ -205,4 +243,5 @@ async def _check_with_progress(services: Services, repair: bool, verify: bool) -
             progress=progress,
             parts=services.part_stores,
             liveness=services.liveness,
+            refill=refill,
         )

@@ -124,8 +124,16 @@ class DirectoryTarget:
 
     async def get_stream(self, key: str) -> AsyncIterator[bytes]:
         path = self._path(key)
+        opened: list[BinaryIO] = []
         with _translated(f"read {key}"):
-            f = await threads.run_sync(_open_for_reading, path)
+            try:
+                f = await threads.run_sync(_open_for_reading, path, opened)
+            except BaseException:
+                # Cancelled while the thread opened it (run_sync waits for the thread):
+                # the file was opened all the same and nobody else will close it.
+                for leftover in opened:
+                    leftover.close()
+                raise
             try:
                 while chunk := await threads.run_sync(f.read, _READ_CHUNK):
                     yield chunk
@@ -194,8 +202,10 @@ class DirectoryTarget:
         return None
 
 
-def _open_for_reading(path: Path) -> BinaryIO:
-    return path.open("rb")
+def _open_for_reading(path: Path, opened: list[BinaryIO]) -> BinaryIO:
+    f = path.open("rb")
+    opened.append(f)
+    return f
 
 
 def _write_all(fd: int, data: bytes) -> None:

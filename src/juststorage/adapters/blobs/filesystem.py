@@ -17,7 +17,7 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -220,6 +220,37 @@ class FilesystemBlobStore:
         with translated_os_errors():
             await threads.run_sync(fsio.unlink_quietly, path)
 
+    async def rewrite(self, location: BlobLocation, chunks: AsyncIterable[bytes]) -> None:
+        temp = self.temp_dir(location.storage_class) / temp_name(uuid.uuid4())
+        dirs = self._dirs[location.storage_class]
+        with translated_os_errors():
+            fd = await threads.run_sync(
+                os.open, temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE
+            )
+        try:
+            with translated_os_errors():
+                async for chunk in chunks:
+                    await threads.run_sync(_write_all, fd, chunk)
+                await threads.run_sync(fsio.fsync_fd, fd)
+        except BaseException:
+            os.close(fd)
+            fsio.unlink_quietly(temp)
+            raise
+        os.close(fd)
+
+        def replace() -> None:
+            # Over the damaged file (or where a missing one was): the name points at
+            # the old bytes or the new ones, never at a partial file.
+            final = dirs.ensure(location.content_hash.hex) / location.content_hash.hex
+            os.replace(temp, final)
+            fsio.fsync_dir(final.parent)
+
+        try:
+            with translated_os_errors():
+                await threads.run_sync(replace)
+        finally:
+            fsio.unlink_quietly(temp)
+
     async def scan(self, storage_class: StorageClass) -> AsyncIterator[list[StoredBlob]]:
         root = self.roots[storage_class] / "sha256"
         with translated_os_errors():
@@ -265,3 +296,9 @@ class FilesystemBlobStore:
         except OSError as exc:
             # No path in the message: /ready shows it to anyone (the log has the cause).
             raise Unavailable(f"the storage root is not writable: {exc.strerror}") from exc
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

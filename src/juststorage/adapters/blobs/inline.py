@@ -14,7 +14,7 @@ with their blob row, in the transaction that deletes it (`BlobIndex.forget*`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from datetime import UTC, datetime
 from types import TracebackType
@@ -228,3 +228,16 @@ class InlineBlobStore:
 
     async def remove_temp(self, temp: TempFile) -> None:
         await self.larger.remove_temp(temp)
+
+    async def rewrite(self, location: BlobLocation, chunks: AsyncIterable[bytes]) -> None:
+        if not location.is_inline:
+            await self.larger.rewrite(location, chunks)
+            return
+        data = bytearray()
+        async for chunk in chunks:
+            data += chunk
+        async with self.metadata.transaction() as uow:
+            # The row is already inline at this address: this rewrites its bytes.
+            if not await uow.blobs.move_inline(location, data):
+                raise NotFound("no such inline blob")
+            await uow.commit()

@@ -3,7 +3,7 @@ cold on S3. Every port method names its class, so routing is a lookup."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from uuid import UUID
 
@@ -51,3 +51,6 @@ class PerClassBlobStore:
 
     async def remove_temp(self, temp: TempFile) -> None:
         await self.stores[temp.storage_class].remove_temp(temp)
+
+    async def rewrite(self, location: BlobLocation, chunks: AsyncIterable[bytes]) -> None:
+        await self.stores[location.storage_class].rewrite(location, chunks)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -182,6 +182,23 @@ class S3BlobStore:
             await s3_multipart.abort_uploads_of(
                 self.connection, self.roots[temp.storage_class], temp.name
             )
+
+    async def rewrite(self, location: BlobLocation, chunks: AsyncIterable[bytes]) -> None:
+        store, key = self._stores[location.storage_class], location.address
+        writer = obstore.open_writer_async(
+            store, key, buffer_size=self._part_bytes, max_concurrency=self._max_concurrency
+        )
+        root = self.roots[location.storage_class]
+        staged = S3StagedBlob(store, self.connection, root, key, writer, self._part_bytes)
+        try:
+            async for chunk in chunks:
+                await staged.write(chunk)
+            # One PUT or a completed multipart upload: S3 replaces the object whole.
+            await staged.seal()
+        except BaseException:
+            if not staged.stored:
+                await staged.aclose()  # aborts a multipart upload begun; the old object stays
+            raise
 
     async def scan(self, storage_class: StorageClass) -> AsyncIterator[list[StoredBlob]]:
         store = self._stores[storage_class]

@@ -153,6 +153,11 @@ class S3StagedBlob:
     def address(self) -> str:
         return self._key
 
+    @property
+    def stored(self) -> bool:
+        """The object exists: the upload completed (`seal`)."""
+        return self._stored
+
     async def write(self, chunk: bytes) -> None:
         if self._digest is not None:
             raise RuntimeError("write() after seal()")
