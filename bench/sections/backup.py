@@ -81,6 +81,7 @@ class CliRun:
     # VmRSS of the process tree sampled every 20 ms (not wait4's ru_maxrss: a forked
     # child starts with this process's pages and keeps that high-water mark past exec).
     peak_mib: float
+    cpu_s: float  # user + system CPU seconds of the process (wait4)
 
 
 def _measure(
@@ -120,7 +121,7 @@ def _measure(
         "-",
         None,
         f"{first.doc['blobs_copied']} blobs, {copied / 1e6:.0f} MB copied;"
-        f" CLI says {first.doc['seconds']:.1f} s",
+        f" CLI says {first.doc['seconds']:.1f} s; CPU {first.cpu_s:.1f} s",
     )
 
     os.sync()
@@ -134,11 +135,13 @@ def _measure(
         fraction,
         "0 blobs, < 0.05",
         second.doc["blobs_copied"] == 0 and fraction < SECOND_TARGET,
-        f"{second.doc['blobs_present']} blobs present; CLI says {second.doc['seconds']:.2f} s",
+        f"{second.doc['blobs_present']} blobs present; CLI says {second.doc['seconds']:.2f} s;"
+        f" CPU {second.cpu_s:.1f} s",
     )
 
     svc.stop()  # the source is done with; its page cache and CPU are not restore's
     os.sync()
+    first_write_mbps = write_mbps
     _, _, write_s = bounds.raw_upload(src, root / "bound-out-2.bin")
     write_mbps = bound_size / 1e6 / write_s
     say(f"restore: bound write+fsync {write_mbps:.0f} MB/s")
@@ -159,7 +162,9 @@ def _measure(
         f">= {RESTORE_TARGET:.2f}",
         rest_mbps / write_mbps >= RESTORE_TARGET,
         f"{rest.doc['blobs_stored']} blobs stored, {rest.doc['blobs_inline']} inline;"
-        f" CLI says {rest.doc['seconds']:.1f} s",
+        f" CLI says {rest.doc['seconds']:.1f} s; CPU {rest.cpu_s:.1f} s; write+fsync before"
+        f" the first backup"
+        f" {first_write_mbps:.0f} MB/s",
     )
     for what, r in (("first backup", first), ("second backup", second), ("restore", rest)):
         report.row(
@@ -237,19 +242,24 @@ def run_cli(args: list[str], env: dict[str, str], out: Path) -> CliRun:
             stdin=subprocess.DEVNULL,
         )
         with RssSampler(proc.pid, interval=0.02, max_seconds=CLI_TIMEOUT_S) as sampler:
-            status = _wait(proc, t0 + CLI_TIMEOUT_S)
+            status, cpu_s = _wait(proc, t0 + CLI_TIMEOUT_S)
         seconds = time.perf_counter() - t0
     if status != 0:
         raise RuntimeError(f"juststorage {args[0]} exited {status}: {stderr.read_text()[-1000:]!r}")
     doc: dict[str, Any] = json.loads(stdout.read_text())
-    return CliRun(doc, seconds, sampler.tree_peak_mib)
+    return CliRun(doc, seconds, sampler.tree_peak_mib, cpu_s)
 
 
-def _wait(proc: subprocess.Popen[bytes], deadline: float) -> int:
-    """`proc`'s exit status; killed (by its pid) at `deadline`."""
-    try:
-        return proc.wait(timeout=max(0.0, deadline - time.perf_counter()))
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(f"{proc.args!r} killed after {CLI_TIMEOUT_S:.0f} s") from None
+def _wait(proc: subprocess.Popen[bytes], deadline: float) -> tuple[int, float]:
+    """Reap `proc` with wait4: its exit status and CPU seconds (user + system); killed
+    (by its pid) at `deadline`."""
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid == proc.pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return proc.returncode, usage.ru_utime + usage.ru_stime
+        if time.perf_counter() > deadline:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"{proc.args!r} killed after {CLI_TIMEOUT_S:.0f} s")
+        time.sleep(0.01)
