@@ -49,6 +49,9 @@ class Sizes:
     inline_n: int  # objects per size and mode in the `inline` section (and its bounds)
     multipart_bytes: int  # the file of the `multipart` section
     multipart_part_bytes: int | None  # its parts; None: the CLI's default
+    backup_objects: int  # the `backup` section's store: objects in all,
+    backup_small_objects: int  # of them 4-64 KiB (inline), the rest large file blobs,
+    backup_bytes: int  # making up this total
     min_free_bytes: int
     peers_env: tuple[tuple[str, str], ...]  # for bench/peers.sh (objbench sizes, settle time)
     # The `scrub` section: bytes of 1 MiB blobs, the scrub rate, the window its rate is
@@ -80,6 +83,9 @@ FULL = Sizes(
     inline_n=2000,
     multipart_bytes=4 * GIB,
     multipart_part_bytes=None,
+    backup_objects=10_000,
+    backup_small_objects=9_000,
+    backup_bytes=10 * GIB,
     min_free_bytes=2 * GIB,
     peers_env=(),  # objbench's own defaults, PEERS_SETTLE_S of peers.sh
 )
@@ -100,6 +106,9 @@ TINY = Sizes(
     inline_n=20,
     multipart_bytes=16 * MIB,
     multipart_part_bytes=MIB,
+    backup_objects=40,
+    backup_small_objects=36,
+    backup_bytes=16 * MIB,
     min_free_bytes=256 * MIB,
     peers_env=(
         ("OBJBENCH_ARGS", "--n 50 --large-count 1 --large-size 1MiB --list-n 100"),
@@ -128,6 +137,9 @@ SMALL = replace(
     s3gw_rclone_files=500,
     inline_n=500,
     multipart_bytes=GIB,
+    backup_objects=1000,
+    backup_small_objects=900,
+    backup_bytes=GIB,
     min_free_bytes=GIB,
     peers_env=(("OBJBENCH_ARGS", "--n 500 --large-count 1 --large-size 256MiB --list-n 2000"),),
 )

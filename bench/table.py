@@ -16,6 +16,7 @@ GROUPS = (
     "scale",
     "s3",
     "s3gw",
+    "backup",
     "peers",
     "failed",
 )

@@ -10,7 +10,21 @@ from collections.abc import Callable
 
 from ..context import Bench
 from ..table import Report
-from . import inline, large, listing, multipart, peers, pg, rss, s3, s3gw, scale, scrub, small
+from . import (
+    backup,
+    inline,
+    large,
+    listing,
+    multipart,
+    peers,
+    pg,
+    rss,
+    s3,
+    s3gw,
+    scale,
+    scrub,
+    small,
+)
 
 # In the order they run.
 SECTIONS: dict[str, Callable[[Bench], Report]] = {
@@ -25,6 +39,7 @@ SECTIONS: dict[str, Callable[[Bench], Report]] = {
     "scale": scale.run,
     "s3": s3.run,
     "s3gw": s3gw.run,
+    "backup": backup.run,
     "peers": peers.run,
 }
 

@@ -35,6 +35,7 @@ EXPECTED = {
     "pg": ("list 2k, limit=100: deep / first", "postgres"),
     "scale": ("4 KiB GET x16, 2 processes", "postgres"),
     "s3": ("4 KiB PUT x16, SeaweedFS, 3 hosts", "postgres"),
+    "backup": ("second backup, nothing changed, 40 objects / 16 MiB", "sqlite"),
 }
 NGINX_ROW = "behind nginx (X-Accel-Redirect)"
 
@@ -67,6 +68,10 @@ def test_every_bench_section_runs_on_tiny_sizes(postgres_server_url: str) -> Non
     for db in ("sqlite", "postgres"):  # the inline rows beside the database's own bound
         bound = next(r for r in rows if r[0] == "4 KiB PUT x16, inline on" and r[1] == db)
         assert bound[3].startswith(f"{db} group commit, 16-row tx"), bound
+    second = next(r for r in rows if r[0] == EXPECTED["backup"][0])
+    assert second[2].startswith("0 blobs copied,"), second  # the unchanged store: nothing
+    rss_rows = {r[0] for r in rows if r[6] == "-" and r[0].startswith("peak RSS, ")}
+    assert {"peak RSS, first backup", "peak RSS, restore"} <= rss_rows
     skipped = [r for r in rows if r[2] == "skipped"]
     if nginx is None:
         skipped = [r for r in skipped if NGINX_ROW not in r[0]]
