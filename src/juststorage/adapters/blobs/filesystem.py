@@ -58,10 +58,16 @@ class _FileBlobReader:
         offset, end = first, first + length
         while offset < end:
             size = min(_READ_CHUNK_BYTES, end - offset)
-            if size <= _INLINE_READ_BYTES:
-                data = os.pread(self._fd, size, offset)
-            else:
-                data = await threads.run_sync(os.pread, self._fd, size, offset)
+            try:
+                if size <= _INLINE_READ_BYTES:
+                    data = os.pread(self._fd, size, offset)
+                else:
+                    data = await threads.run_sync(os.pread, self._fd, size, offset)
+            except OSError as exc:
+                # EIO from a bad sector (or a directory where the file was): the
+                # domain's error, which a download answers with 500 and the scrub
+                # records as an unreadable blob.
+                raise StorageError(f"cannot read blob: {exc.strerror}") from exc
             if not data:
                 raise StorageError("blob file is shorter than its recorded size")
             offset += len(data)
