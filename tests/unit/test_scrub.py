@@ -41,6 +41,19 @@ async def test_the_bucket_starts_empty_and_holds_the_rate_without_bursts() -> No
     assert ticks.now == pytest.approx(63.5)
 
 
+async def test_a_long_debt_is_slept_in_slices_with_the_hook_between() -> None:
+    ticks = Ticks()
+    bucket = TokenBucket(1000.0, burst=500.0, monotonic=ticks, sleep=ticks.sleep)
+    hooked: list[float] = []
+
+    async def between() -> None:
+        hooked.append(ticks.now)
+
+    await bucket.take(2500, slice_seconds=1.0, between=between)
+    assert ticks.slept == pytest.approx([1.0, 1.0, 0.5])
+    assert hooked == pytest.approx([1.0, 2.0])
+
+
 def scrubber(world: FakeWorld, identity: str) -> Scrubber:
     policy = ScrubPolicy(bytes_per_second=1e12, min_pass_seconds=0.0, save_every_blobs=2)
     return Scrubber(world.metadata, world.blobs, world.clock, FakeLiveness(identity), policy)
