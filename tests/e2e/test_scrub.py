@@ -109,6 +109,7 @@ def test_an_unreadable_blob_is_reported_the_pass_goes_on_and_a_get_answers_500(
     path.unlink()
     path.mkdir()
     assert wait_until(lambda: _metric(server, "just_storage_scrub_corrupt_blobs") == 1, 20)
+    assert _metric(server, "just_storage_scrub_rate_bytes_per_second") == RATE
     passes = _metric(server, "just_storage_scrub_passes_completed")
     assert wait_until(
         lambda: _metric(server, "just_storage_scrub_passes_completed") >= passes + 2, 20
