@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -339,9 +340,9 @@ async def test_a_damaged_blob_that_migrate_blobs_moved_mid_read_is_no_finding(
     opened = services.blobs.open
 
     async def open_then_move(
-        location: BlobLocation, *, first: int = 0, length: int | None = None
+        location: BlobLocation, *, first: int = 0, length: int | None = None, **kw: Any
     ) -> BlobReader:
-        reader = await opened(location, first=first, length=length)
+        reader = await opened(location, first=first, length=length, **kw)
         async with services.metadata.transaction() as uow:
             assert await uow.blobs.relocate(location, "elsewhere/copy")
             await uow.commit()
@@ -448,10 +449,10 @@ async def test_a_restart_resumes_the_pass_from_the_saved_position(
         opened = services.blobs.open
 
         async def recording_open(
-            location: BlobLocation, *, first: int = 0, length: int | None = None
+            location: BlobLocation, *, first: int = 0, length: int | None = None, **kw: Any
         ) -> BlobReader:
             checked.append(location.content_hash.hex)
-            return await opened(location, first=first, length=length)
+            return await opened(location, first=first, length=length, **kw)
 
         monkeypatch.setattr(services.blobs, "open", recording_open)
         second = await scrub_step(scrubber(services, identity="restarted", save_every_blobs=2))
@@ -470,11 +471,11 @@ def recording_opens(services: Services, monkeypatch: pytest.MonkeyPatch) -> list
     opened = services.blobs.open
 
     async def recording_open(
-        location: BlobLocation, *, first: int = 0, length: int | None = None
+        location: BlobLocation, *, first: int = 0, length: int | None = None, **kw: Any
     ) -> BlobReader:
         if first == 0:
             checked.append(location.content_hash.hex)
-        return await opened(location, first=first, length=length)
+        return await opened(location, first=first, length=length, **kw)
 
     monkeypatch.setattr(services.blobs, "open", recording_open)
     return checked
@@ -638,3 +639,30 @@ async def test_an_s3_blob_longer_to_read_than_the_request_timeout_is_read_in_pie
         assert await corrupt_rows(services) == []
     finally:
         await services.metadata.close()
+
+
+async def test_scrub_reads_of_small_files_do_not_block_the_event_loop(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A small read from a cold page is a disk seek: off the loop for the scrub.
+    for index in range(3):
+        await upload(services, f"small{index}", os.urandom(2000 + index))
+    loop_thread = threading.get_ident()
+    on_loop: list[str] = []
+    real_open, real_pread = os.open, os.pread
+
+    def watched_open(path: Any, flags: int, *args: Any, **kw: Any) -> int:
+        if "sha256" in str(path) and threading.get_ident() == loop_thread:
+            on_loop.append(f"open {path}")
+        return real_open(path, flags, *args, **kw)
+
+    def watched_pread(fd: int, size: int, offset: int) -> bytes:
+        if threading.get_ident() == loop_thread:
+            on_loop.append(f"pread {size}")
+        return real_pread(fd, size, offset)
+
+    monkeypatch.setattr(os, "open", watched_open)
+    monkeypatch.setattr(os, "pread", watched_pread)
+    reports = await one_pass(scrubber(services))
+    assert sum(r.blobs_checked for r in reports) == 3
+    assert on_loop == []

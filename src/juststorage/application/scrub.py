@@ -330,7 +330,7 @@ async def _paced_digest(scrubber: Scrubber, location: BlobLocation, size: int) -
     offset = 0
     while True:
         length = min(piece, size - offset)
-        reader = await scrubber.blobs.open(location, first=offset, length=length)
+        reader = await scrubber.blobs.open(location, first=offset, length=length, background=True)
         try:
             async for chunk in reader.chunks(offset, length):
                 if len(chunk) >= _HASH_IN_THREAD_BYTES:
