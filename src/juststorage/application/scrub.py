@@ -44,6 +44,7 @@ from juststorage.domain.model import ContentHash
 SCRUB_LEASE = SCRUB_NAME
 _HASH_IN_THREAD_BYTES = 64 * 1024
 _MIN_PIECE_BYTES = 64 * 1024
+_MIN_BURST_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +112,8 @@ class _LeaseLost(Exception):
 class TokenBucket:
     """Paces reads at `rate` bytes per second. A chunk read takes its size in tokens,
     and a bucket in debt sleeps until it is even: the bucket holds at most `burst`
-    tokens (one chunk), so nothing reads more than a chunk ahead of the rate; that
-    credit absorbs the time reads themselves take."""
+    tokens, so nothing reads more than that ahead of the rate; that credit absorbs
+    the time reads themselves take."""
 
     def __init__(
         self,
@@ -171,11 +172,14 @@ class Scrubber:
 
     def __post_init__(self) -> None:
         if self.bucket is None:
-            # At most 256 KiB of credit: never more than one read of the store (a
-            # file's are 1 MiB) ahead of the rate.
-            self.bucket = TokenBucket(
-                self.policy.bytes_per_second, 256 * 1024, self.monotonic, self.sleep
-            )
+            # The credit absorbs the time reads themselves take: a cold 1 MiB read
+            # from a disk waits for it, and a credit smaller than the rate times
+            # that wait loses the difference on every chunk. A quarter second of
+            # the rate, at least one read (1 MiB): no more than that is ever read
+            # ahead of the rate.
+            rate = self.policy.bytes_per_second
+            burst = max(_MIN_BURST_BYTES, min(rate / 4, 2.0**62))
+            self.bucket = TokenBucket(rate, burst, self.monotonic, self.sleep)
 
     @property
     def holder(self) -> str:
