@@ -666,3 +666,51 @@ async def test_scrub_reads_of_small_files_do_not_block_the_event_loop(
     reports = await one_pass(scrubber(services))
     assert sum(r.blobs_checked for r in reports) == 3
     assert on_loop == []
+
+
+@pytest.mark.parametrize("store_answers", [True, False], ids=["store-answers", "store-down"])
+async def test_a_blob_whose_reads_keep_failing_while_its_store_answers_is_unreadable(
+    services: Services, monkeypatch: pytest.MonkeyPatch, store_answers: bool
+) -> None:
+    # One object that times out on every GET (a slow disk behind the S3 endpoint)
+    # stalled the pass forever; a store that is down must still stall nothing but
+    # the step, with no finding.
+    stuck, fine = os.urandom(3000), os.urandom(4000)
+    while digest(fine).hex > digest(stuck).hex:  # read first: its progress is kept
+        fine = os.urandom(4000)
+    await upload(services, "stuck", stuck)
+    await upload(services, "fine", fine)
+    opened = services.blobs.open
+
+    async def timing_out(
+        location: BlobLocation, *, first: int = 0, length: int | None = None, **kw: Any
+    ) -> BlobReader:
+        if location.content_hash == digest(stuck) or not store_answers:
+            raise Unavailable("read: the object store failed")
+        return await opened(location, first=first, length=length, **kw)
+
+    async def probe(storage_class: StorageClass) -> None:
+        if not store_answers:
+            raise Unavailable("the object store did not answer in time")
+
+    monkeypatch.setattr(services.blobs, "open", timing_out)
+    monkeypatch.setattr(services.blobs, "probe", probe)
+    scrub = scrubber(services)
+    for _ in range(scrub.policy.unavailable_tries - 1):
+        with pytest.raises(Unavailable):
+            await scrub_step(scrub)
+        async with services.metadata.snapshot() as view:
+            saved = await view.scrub.position(SCRUB_NAME)
+        if store_answers:  # the blob read before the failure stays read
+            assert saved is not None and saved.after == (HOT, digest(fine))
+    if not store_answers:
+        for _ in range(3):
+            with pytest.raises(Unavailable):
+                await scrub_step(scrub)
+        assert await corrupt_rows(services) == []
+        return
+    report = await scrub_step(scrub)
+    (finding,) = report.findings
+    assert finding.location.content_hash == digest(stuck)
+    assert finding.detail.startswith("unreadable: read: the object store failed (3 tries")
+    assert report.passes_completed == 1 and report.blobs_checked == 1

@@ -25,6 +25,7 @@ counts the bytes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import time
@@ -65,6 +66,9 @@ class ScrubPolicy:
     # Each blob costs at least this many bytes of the rate: many tiny blobs are not
     # opened (or, on S3, requested) thousands of times a second.
     blob_cost_bytes: int = 64 * 1024
+    # A blob whose reads fail as Unavailable this many steps running, while its
+    # store answers its probe, is recorded unreadable instead of retried forever.
+    unavailable_tries: int = 3
 
     @property
     def piece_bytes(self) -> int:
@@ -168,6 +172,8 @@ class Scrubber:
     # monotonic() at which the known-corrupt blobs are due to be read again
     next_recheck: float | None = field(default=None, init=False)
     holds_lease: bool = field(default=False, init=False)
+    # The blob whose last reads failed as Unavailable, and how many times running.
+    unavailable: tuple[BlobLocation, int] | None = field(default=None, init=False)
     lease_renewed: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
@@ -237,6 +243,18 @@ async def scrub_step(scrubber: Scrubber) -> ScrubReport:
                 report.passes_completed += 1
     except _LeaseLost:
         scrubber.holds_lease = False
+    except Unavailable:
+        # A store that did not answer fails the step; what it checked before stays
+        # checked (the metadata database answering, the position is saved).
+        with contextlib.suppress(StorageError):
+            await _save(scrubber, position)
+        raise
+    await _save(scrubber, position)
+    report.position = position
+    return report
+
+
+async def _save(scrubber: Scrubber, position: ScrubPosition) -> None:
     async with scrubber.metadata.transaction() as uow:
         # Saved only under a valid lease: a holder that lost it must not move the
         # position of the one that took over.
@@ -246,8 +264,6 @@ async def scrub_step(scrubber: Scrubber) -> ScrubReport:
             scrubber.lease_renewed = scrubber.monotonic()
         else:
             scrubber.holds_lease = False
-    report.position = position
-    return report
 
 
 async def _finish_pass(scrubber: Scrubber, position: ScrubPosition) -> ScrubPosition:
@@ -367,17 +383,40 @@ async def _verdict(scrubber: Scrubber, location: BlobLocation, size: int) -> str
         # root that answers its probe makes a missing blob a finding.
         await scrubber.blobs.probe(location.storage_class)
         return "missing"
-    except Unavailable:
-        raise  # the store is down, not the blob: the step fails and is retried
+    except Unavailable as exc:
+        # The store is down, not the blob: the step fails and is retried. Unless this
+        # blob alone fails, again and again, while its store answers.
+        if not await _gives_up_on(scrubber, location):
+            raise
+        if await _moved(scrubber, location):
+            return None
+        tries = scrubber.policy.unavailable_tries
+        return f"unreadable: {exc.message} ({tries} tries, the store answering)"
     except StorageError as exc:
         if await _moved(scrubber, location):
             return None
         return f"unreadable: {exc.message}"
+    if scrubber.unavailable is not None and scrubber.unavailable[0] == location:
+        scrubber.unavailable = None
     if digest == location.content_hash:
         return ""
     if await _moved(scrubber, location):
         return None
     return f"bytes hash to sha256:{digest.hex}"
+
+
+async def _gives_up_on(scrubber: Scrubber, location: BlobLocation) -> bool:
+    """Count one more Unavailable read of `location`; True once it reached
+    `unavailable_tries` in a row and the store answers its probe (which raises
+    Unavailable if it does not)."""
+    last = scrubber.unavailable
+    count = last[1] + 1 if last is not None and last[0] == location else 1
+    scrubber.unavailable = (location, count)
+    if count < scrubber.policy.unavailable_tries:
+        return False
+    await scrubber.blobs.probe(location.storage_class)
+    scrubber.unavailable = None
+    return True
 
 
 async def _moved(scrubber: Scrubber, location: BlobLocation) -> bool:
