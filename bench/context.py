@@ -55,11 +55,14 @@ class Sizes:
     min_free_bytes: int
     peers_env: tuple[tuple[str, str], ...]  # for bench/peers.sh (objbench sizes, settle time)
     # The `scrub` section: bytes of 1 MiB blobs, the scrub rate, the window its rate is
-    # measured over, and the 4 KiB objects its GETs read idle and while scrubbing.
+    # measured over, the 4 KiB objects its GETs read, the GETs of each phase (6,000:
+    # 60 samples above the p99) and the rounds of one idle and one scrubbing phase.
     scrub_bulk_bytes: int = 128 * MIB
     scrub_rate: int = 32 * MIB
     scrub_window_s: float = 20.0
-    scrub_get_n: int = 2000
+    scrub_get_n: int = 6000
+    scrub_get_objects: int = 1000
+    scrub_rounds: int = 3
 
     @property
     def scale_workers(self) -> tuple[int, ...]:
@@ -118,6 +121,8 @@ TINY = Sizes(
     scrub_rate=2 * MIB,
     scrub_window_s=2.0,
     scrub_get_n=40,
+    scrub_get_objects=20,
+    scrub_rounds=2,
 )
 # `BENCH_SIZE=small`: a quarter of FULL's counts, no 1 GiB objects, the peers' settle
 # time kept: figures worth reading as ratios, in a few minutes per section.

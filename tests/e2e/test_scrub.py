@@ -88,3 +88,37 @@ def test_of_two_servers_on_one_database_one_scrubs(
         assert sorted(x > 0 for x in scrubbed) == [False, True], scrubbed
     finally:
         second.stop()
+
+
+def test_an_unreadable_blob_is_reported_the_pass_goes_on_and_a_get_answers_500(
+    start_server: StartServer,
+) -> None:
+    server = start_server(
+        JUSTSTORAGE_SCRUB_BYTES_PER_S=str(RATE),
+        JUSTSTORAGE_INLINE_MAX_BYTES="0",
+        JUSTSTORAGE_LOG_FORMAT="json",
+    )
+    auth = server.admin_headers()
+    tenant, data = unique_name(), os.urandom(20_000)
+    created = upload(server.client, auth, tenant, "n", "bad-sector", data)
+    assert created.status_code == 201
+    object_id = created.json()["id"]
+    assert upload(server.client, auth, tenant, "n", "fine", os.urandom(9_000)).status_code == 201
+    # A directory where the file was: its reads fail as a bad sector's (EIO) do.
+    path = blob_file(server.data_dir / "hot", sha256_hex(data))
+    path.unlink()
+    path.mkdir()
+    assert wait_until(lambda: _metric(server, "just_storage_scrub_corrupt_blobs") == 1, 20)
+    assert _metric(server, "just_storage_scrub_rate_bytes_per_second") == RATE
+    passes = _metric(server, "just_storage_scrub_passes_completed")
+    assert wait_until(
+        lambda: _metric(server, "just_storage_scrub_passes_completed") >= passes + 2, 20
+    )
+    (line,) = [r for r in _scrub_lines(server) if r["level"] == "error"]
+    assert str(line["detail"]).startswith("unreadable: ")
+    assert line["objects"] == [f"{tenant}/n/bad-sector#{object_id}"]
+    assert "crashed" not in server.log() and "Traceback" not in server.log()
+
+    got = server.client.get(f"/v1/objects/{object_id}", headers={**auth, "X-Tenant": tenant})
+    assert got.status_code == 500
+    assert got.json()["error"]["code"] == "Internal"

@@ -148,7 +148,12 @@ class FakeBlobStore:
             self.owners.pop(temp, None)
 
     async def open(
-        self, location: BlobLocation, *, first: int = 0, length: int | None = None
+        self,
+        location: BlobLocation,
+        *,
+        first: int = 0,
+        length: int | None = None,
+        background: bool = False,
     ) -> FakeBlobReader:
         data = self.blobs.get((location.storage_class, location.address))
         if data is None:

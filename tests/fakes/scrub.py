@@ -22,8 +22,14 @@ class FakeScrubRows:
     async def save_position(self, name: str, position: ScrubPosition) -> None:
         self._state.scrub_positions[name] = position
 
-    async def mark_corrupt(self, location: BlobLocation, detail: str, found_at: datetime) -> bool:
+    async def mark_corrupt(
+        self, location: BlobLocation, detail: str, found_at: datetime
+    ) -> bool | None:
         key = (location.storage_class, location.content_hash.hex)
+        row = self._state.blobs.get(key)
+        if row is None:
+            self._state.corrupt.pop(key, None)
+            return None
         known = self._state.corrupt.get(key)
         at = known.found_at if known else found_at
         self._state.corrupt[key] = CorruptBlob(

@@ -3,12 +3,17 @@ and a small store. Damage on real stores: integration/test_scrub.py."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from fakes.liveness import FakeLiveness
 from fakes.world import FakeWorld
-from juststorage.application.scrub import Scrubber, ScrubPolicy, TokenBucket, scrub_step
+from juststorage.application.records import BlobLocation
+from juststorage.application.scrub import Finding, Scrubber, ScrubPolicy, TokenBucket, scrub_step
 from juststorage.application.scrub_records import SCRUB_NAME
+from juststorage.domain.model import ContentHash, StorageClass
+from juststorage.worker.scrub import log_finding
 
 pytestmark = pytest.mark.anyio
 
@@ -39,6 +44,19 @@ async def test_the_bucket_starts_empty_and_holds_the_rate_without_bursts() -> No
     assert ticks.now == pytest.approx(62.5)
     await bucket.take(1000)
     assert ticks.now == pytest.approx(63.5)
+
+
+async def test_a_long_debt_is_slept_in_slices_with_the_hook_between() -> None:
+    ticks = Ticks()
+    bucket = TokenBucket(1000.0, burst=500.0, monotonic=ticks, sleep=ticks.sleep)
+    hooked: list[float] = []
+
+    async def between() -> None:
+        hooked.append(ticks.now)
+
+    await bucket.take(2500, slice_seconds=1.0, between=between)
+    assert ticks.slept == pytest.approx([1.0, 1.0, 0.5])
+    assert hooked == pytest.approx([1.0, 2.0])
 
 
 def scrubber(world: FakeWorld, identity: str) -> Scrubber:
@@ -79,3 +97,15 @@ async def test_a_lapsed_lease_goes_to_another_and_its_position_is_not_moved() ->
     async with world.metadata.snapshot() as view:
         saved = await view.scrub.position(SCRUB_NAME)
     assert saved == taken.position
+
+
+def test_a_known_row_dropped_with_its_blob_row_is_logged_as_no_longer_stored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    location = BlobLocation(StorageClass.HOT, ContentHash("ab" * 32))
+    with caplog.at_level(logging.INFO, logger="juststorage.scrub"):
+        log_finding(Finding(location, "", new=False, gone=True))
+        log_finding(Finding(location, "", new=False))
+    gone, good = (r.getMessage() for r in caplog.records)
+    assert gone == f"scrub: blob hot sha256:{'ab' * 32} is no longer stored"
+    assert good == f"scrub: blob hot sha256:{'ab' * 32} reads back good again"

@@ -94,6 +94,7 @@ class _CensusCollector(Collector):
         self.disks: dict[str, tuple[int, int]] = {}
         self.corrupt_blobs: int | None = None
         self.scrub: ScrubPosition | None = None
+        self.scrub_rate = 0.0
 
     def collect(self) -> Iterable[Metric]:
         objects = GaugeMetricFamily(
@@ -155,6 +156,11 @@ class _CensusCollector(Collector):
             "just_storage_scrub_corrupt_blobs",
             "Blobs known corrupt or missing now (from the database; 0 once repaired).",
             value=self.corrupt_blobs,
+        )
+        yield GaugeMetricFamily(
+            "just_storage_scrub_rate_bytes_per_second",
+            "The scrub rate this process is set to (JUSTSTORAGE_SCRUB_BYTES_PER_S; 0: off).",
+            value=self.scrub_rate,
         )
         position = self.scrub
         yield GaugeMetricFamily(
@@ -432,10 +438,14 @@ class Metrics:
         """Replace the object and byte gauges with a fresh count from the database."""
         self._census.census = list(census)
 
-    def observe_scrub(self, corrupt_blobs: int, position: ScrubPosition | None) -> None:
-        """Replace the scrub gauges with a fresh read of the database."""
+    def observe_scrub(
+        self, corrupt_blobs: int, position: ScrubPosition | None, rate: float = 0.0
+    ) -> None:
+        """Replace the scrub gauges with a fresh read of the database (and the rate
+        this process scrubs at, set or not, for the stalled-scrub alert)."""
         self._census.corrupt_blobs = corrupt_blobs
         self._census.scrub = position
+        self._census.scrub_rate = rate
 
     def observe_readiness(self, checks: dict[str, str]) -> None:
         """The checks of /ready ("ok" or why not) as 1/0 gauges."""

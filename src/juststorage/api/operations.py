@@ -115,7 +115,7 @@ async def refresh_census(services: Services) -> None:
         corrupt = await view.scrub.count_corrupt()
         position = await view.scrub.position(SCRUB_NAME)
     services.metrics.observe_census(census)
-    services.metrics.observe_scrub(corrupt, position)
+    services.metrics.observe_scrub(corrupt, position, services.settings.scrub_bytes_per_s)
 
 
 async def refresh_scrape_gauges(

@@ -54,14 +54,9 @@ class BlobResponse:
             if redirect is not None:
                 await self._send_redirect(redirect, send)
                 return
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": self.status,
-                    "headers": self.headers,
-                }
-            )
+            start = {"type": "http.response.start", "status": self.status, "headers": self.headers}
             if self.reader is None or scope["method"] == "HEAD" or self.length == 0:
+                await send(start)
                 await send({"type": "http.response.body", "body": b""})
                 return
             if (
@@ -70,20 +65,34 @@ class BlobResponse:
                 and self.reader.path is not None
                 and _PATHSEND in scope.get("extensions", {})
             ):
+                await send(start)
                 await send({"type": _PATHSEND, "path": str(self.reader.path)})
-            elif self.length <= _ONE_MESSAGE_MAX_BYTES:
-                chunks = [chunk async for chunk in self.reader.chunks(self.first, self.length)]
-                await send({"type": "http.response.body", "body": b"".join(chunks)})
+                self.on_sent(self.length)
+                return
+            # The first read comes before the head: a blob that cannot be read (an I/O
+            # error) is answered with the error (500 Internal), not a 200 cut short.
+            chunks = aiter(self.reader.chunks(self.first, self.length))
+            if self.length <= _ONE_MESSAGE_MAX_BYTES:
+                whole = b"".join([chunk async for chunk in chunks])
+                await send(start)
+                await send({"type": "http.response.body", "body": whole})
             else:
-                async for chunk in self.reader.chunks(self.first, self.length):
-                    for start in range(0, len(chunk), _MESSAGE_MAX_BYTES):
-                        body = chunk[start : start + _MESSAGE_MAX_BYTES]
-                        await send({"type": "http.response.body", "body": body, "more_body": True})
+                first = await anext(chunks)
+                await send(start)
+                await self._send_chunk(first, send)
+                async for chunk in chunks:
+                    await self._send_chunk(chunk, send)
                 await send({"type": "http.response.body", "body": b""})
             self.on_sent(self.length)
         finally:
             if self.reader is not None:
                 await self.reader.close()
+
+    @staticmethod
+    async def _send_chunk(chunk: bytes, send: Send) -> None:
+        for start in range(0, len(chunk), _MESSAGE_MAX_BYTES):
+            body = chunk[start : start + _MESSAGE_MAX_BYTES]
+            await send({"type": "http.response.body", "body": body, "more_body": True})
 
     def _accel_redirect(self, scope: Scope) -> str | None:
         """The proxy's internal URI for this body, when the proxy is to send it."""

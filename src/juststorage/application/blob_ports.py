@@ -121,13 +121,21 @@ class BlobStore(Protocol):
         ...
 
     async def open(
-        self, location: BlobLocation, *, first: int = 0, length: int | None = None
+        self,
+        location: BlobLocation,
+        *,
+        first: int = 0,
+        length: int | None = None,
+        background: bool = False,
     ) -> BlobReader:
         """Raises NotFound if the blob does not exist.
 
         `first`/`length` (None: to the end) say which bytes the caller will read
         first: a store may start fetching them at once (S3: one ranged GET that
         also answers whether the object exists, instead of a HEAD before it).
+        `background`: the reader is a background job in a serving process (the
+        scrub), whose bytes are likely not cached: the store does no blocking
+        file operation on the event loop for it, however small.
         """
         ...
 

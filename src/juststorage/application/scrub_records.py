@@ -70,9 +70,14 @@ class ScrubRows(Protocol):
         """Record `position` (insert or replace)."""
         ...
 
-    async def mark_corrupt(self, location: BlobLocation, detail: str, found_at: datetime) -> bool:
+    async def mark_corrupt(
+        self, location: BlobLocation, detail: str, found_at: datetime
+    ) -> bool | None:
         """Record a blob as corrupt; True if it was not known corrupt yet (then the
-        finding is new), False if it was (its detail is updated)."""
+        finding is new), False if it was (its detail is updated), None if its blob row
+        is gone (GC removed it since the caller looked): then nothing is recorded and a
+        known row for it is dropped. The blob row is locked until the commit, so GC
+        cannot remove it in between and leave this row behind."""
         ...
 
     async def clear_corrupt(self, location: BlobLocation) -> bool:

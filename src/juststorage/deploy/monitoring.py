@@ -20,6 +20,10 @@ METRICS_PORT = 9091
 METRICS_ADDR = f"0.0.0.0:{METRICS_PORT}"
 # JustStorageDiskFillsSoon: the horizon of its linear prediction.
 FILL_HOURS = 4
+# JustStorageScrubStalled: how long the scrub's position may stand still. A healthy
+# scrub saves it every few seconds; only a blob taking this long to read at the
+# scrub rate (14 GB at 2 MB/s) holds it still as long.
+SCRUB_STALL_WINDOW = "2h"
 
 
 def _alert(
@@ -174,6 +178,24 @@ def alert_groups(job: str) -> list[dict[str, Any]]:
             " (juststorage.scrub) names each with the objects that hold it. Restore them"
             " with `juststorage fsck --repair --from-backup TARGET`; the alert clears"
             " once they read back good.",
+        ),
+        _alert(
+            "JustStorageScrubStalled",
+            f"max by (job) ({series('just_storage_scrub_rate_bytes_per_second')}) > 0\n"
+            "and on (job)\n"
+            f"max by (job) (changes({series('just_storage_scrub_pass_bytes')}"
+            f"[{SCRUB_STALL_WINDOW}])) == 0\n"
+            "and on (job)\n"
+            f"max by (job) (changes({series('just_storage_scrub_passes_completed')}"
+            f"[{SCRUB_STALL_WINDOW}])) == 0\n",
+            "0m",
+            "warning",
+            f"JustStorage scrub is on but has not moved for {SCRUB_STALL_WINDOW}",
+            "The scrub rate is set, yet neither the pass position nor the passes completed"
+            f" changed in {SCRUB_STALL_WINDOW}: damage is no longer being looked for. The"
+            " server log (juststorage.scrub) says why (a step failing, an unreachable store)."
+            " A single blob that takes longer than this to read at the scrub rate also"
+            " holds the position still: raise the rate.",
         ),
         _alert(
             "JustStorageThrottlingStorm",

@@ -20,7 +20,12 @@ _FIELDS = "fields"
 
 
 def scrub_policy(services: Services) -> ScrubPolicy:
-    return ScrubPolicy(bytes_per_second=services.settings.scrub_bytes_per_s)
+    settings = services.settings
+    # A ranged read of a blob lasts at most a quarter of an S3 request's timeout.
+    return ScrubPolicy(
+        bytes_per_second=settings.scrub_bytes_per_s,
+        request_seconds=settings.s3_timeout_seconds / 4,
+    )
 
 
 def make_scrubber(services: Services, policy: ScrubPolicy | None = None) -> Scrubber:
@@ -46,6 +51,9 @@ def log_finding(finding: Finding) -> None:
         "objects": objects,
     }
     where = f"{location.storage_class.value} sha256:{location.content_hash.hex}"
+    if finding.gone:
+        log.info("scrub: blob %s is no longer stored", where, extra={_FIELDS: fields})
+        return
     if finding.good:
         log.info("scrub: blob %s reads back good again", where, extra={_FIELDS: fields})
         return

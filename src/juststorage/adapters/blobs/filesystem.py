@@ -46,9 +46,10 @@ _SCAN_BATCH = 500
 
 
 class _FileBlobReader:
-    def __init__(self, path: str, fd: int) -> None:
+    def __init__(self, path: str, fd: int, inline_read_bytes: int = _INLINE_READ_BYTES) -> None:
         self._path = path
         self._fd = fd
+        self._inline_read_bytes = inline_read_bytes  # 0: every read in a thread
 
     @property
     def path(self) -> Path | None:
@@ -58,10 +59,16 @@ class _FileBlobReader:
         offset, end = first, first + length
         while offset < end:
             size = min(_READ_CHUNK_BYTES, end - offset)
-            if size <= _INLINE_READ_BYTES:
-                data = os.pread(self._fd, size, offset)
-            else:
-                data = await threads.run_sync(os.pread, self._fd, size, offset)
+            try:
+                if size <= self._inline_read_bytes:
+                    data = os.pread(self._fd, size, offset)
+                else:
+                    data = await threads.run_sync(os.pread, self._fd, size, offset)
+            except OSError as exc:
+                # EIO from a bad sector (or a directory where the file was): the
+                # domain's error, which a download answers with 500 and the scrub
+                # records as an unreadable blob.
+                raise StorageError(f"cannot read blob: {exc.strerror}") from exc
             if not data:
                 raise StorageError("blob file is shorter than its recorded size")
             offset += len(data)
@@ -153,16 +160,25 @@ class FilesystemBlobStore:
         return cleaned_up(staged)
 
     async def open(
-        self, location: BlobLocation, *, first: int = 0, length: int | None = None
+        self,
+        location: BlobLocation,
+        *,
+        first: int = 0,
+        length: int | None = None,
+        background: bool = False,
     ) -> _FileBlobReader:
         path = blob_path_string(self._root_strings[location.storage_class], location.content_hash)
         try:
-            fd = os.open(path, os.O_RDONLY)
+            if background:
+                fd = await threads.run_sync(os.open, path, os.O_RDONLY)
+            else:
+                fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             raise NotFound("no such object") from None
         except OSError as exc:
             raise StorageError(f"cannot open blob: {exc.strerror}") from exc
-        return _FileBlobReader(path, fd)
+        # A background reader's pages are likely cold: a read may wait for the disk.
+        return _FileBlobReader(path, fd, 0 if background else _INLINE_READ_BYTES)
 
     async def probe(self, storage_class: StorageClass) -> None:
         await threads.run_sync(self._probe, self.roots[storage_class])

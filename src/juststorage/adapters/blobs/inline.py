@@ -183,11 +183,16 @@ class InlineBlobStore:
         return data
 
     async def open(
-        self, location: BlobLocation, *, first: int = 0, length: int | None = None
+        self,
+        location: BlobLocation,
+        *,
+        first: int = 0,
+        length: int | None = None,
+        background: bool = False,
     ) -> BlobReader:
         if location.is_inline:
             return InlineReader(await self._data(location))
-        return await self.larger.open(location, first=first, length=length)
+        return await self.larger.open(location, first=first, length=length, background=background)
 
     async def digest_of(self, location: BlobLocation) -> ContentHash:
         if location.is_inline:

@@ -26,10 +26,15 @@ class PerClassBlobStore:
         return self.stores[storage_class].stage(storage_class, upload_id, owner)
 
     async def open(
-        self, location: BlobLocation, *, first: int = 0, length: int | None = None
+        self,
+        location: BlobLocation,
+        *,
+        first: int = 0,
+        length: int | None = None,
+        background: bool = False,
     ) -> BlobReader:
         store = self.stores[location.storage_class]
-        return await store.open(location, first=first, length=length)
+        return await store.open(location, first=first, length=length, background=background)
 
     async def digest_of(self, location: BlobLocation) -> ContentHash:
         return await self.stores[location.storage_class].digest_of(location)

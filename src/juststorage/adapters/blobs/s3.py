@@ -116,7 +116,12 @@ class S3BlobStore:
         return cleaned_up(staged)
 
     async def open(
-        self, location: BlobLocation, *, first: int = 0, length: int | None = None
+        self,
+        location: BlobLocation,
+        *,
+        first: int = 0,
+        length: int | None = None,
+        background: bool = False,
     ) -> S3BlobReader:
         store, key = self._stores[location.storage_class], location.address
         if length == 0:

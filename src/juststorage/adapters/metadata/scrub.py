@@ -71,7 +71,18 @@ class SqlScrubRows(SqlRepository):
             ),
         )
 
-    async def mark_corrupt(self, location: BlobLocation, detail: str, found_at: datetime) -> bool:
+    async def mark_corrupt(
+        self, location: BlobLocation, detail: str, found_at: datetime
+    ) -> bool | None:
+        # A no-op update: it locks the blob row (PostgreSQL) until the commit, so GC's
+        # removal of the row, which drops its corrupt row too, waits for this one.
+        held = await self._s.fetchone(
+            f"UPDATE blobs SET ref_count = ref_count WHERE {_KEY} RETURNING ref_count",
+            (location.storage_class.value, location.content_hash.hex),
+        )
+        if held is None:
+            await self.clear_corrupt(location)
+            return None
         known = await self._s.fetchone(
             f"UPDATE corrupt_blobs SET detail = ? WHERE {_KEY} RETURNING content_hash",
             (detail, location.storage_class.value, location.content_hash.hex),
