@@ -1,9 +1,7 @@
 """`juststorage backup` against a real server (SPEC §8.9; docs/backup.md): under a
 mixed load with GC at grace 0, killed with SIGKILL and run again, verified and
-pruned; into a directory and into an S3 bucket (SeaweedFS).
-
-A target kind is a fixture parameter (`target`): another S3-compatible store's
-fixture joins by adding a parameter there.
+pruned; into a directory and into an S3 bucket on both real S3 servers (SeaweedFS and
+Ceph RGW, tests/support/s3_servers.py), a fixture parameter of `target`.
 """
 
 from __future__ import annotations
@@ -40,6 +38,7 @@ from juststorage.application.backup_ports import BackupTarget
 from juststorage.bootstrap import build_backup_target
 from juststorage.config import Settings
 from juststorage.testing import BIN, Server, StartServer, run_cli
+from support.s3_servers import S3Server
 
 from .support import unique_name, upload
 
@@ -64,21 +63,29 @@ class Target:
         return asyncio.run(main())
 
 
-@pytest.fixture(params=["directory", pytest.param("s3", marks=pytest.mark.s3)])
+@pytest.fixture(
+    params=[
+        "directory",
+        pytest.param("seaweedfs", marks=pytest.mark.s3),
+        pytest.param("radosgw", marks=pytest.mark.s3),
+    ]
+)
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
     if request.param == "directory":
         return Target(str(tmp_path / "backups"), {}, Settings(data_dir=tmp_path))
-    weed = request.getfixturevalue("seaweedfs")
+    weed: S3Server = request.getfixturevalue(request.param)
     env = weed.env()
     settings = Settings(
         data_dir=tmp_path,
-        aws_endpoint_url=env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        aws_region=env["AWS_REGION"],
-        aws_allow_http=True,
+        backup_aws_endpoint_url=env["AWS_ENDPOINT_URL"],
+        backup_aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        backup_aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        backup_aws_region=env["AWS_REGION"],
+        backup_aws_allow_http=True,
     )
-    return Target(weed.root(), env, settings)
+    # The target's own connection: the server's blob roots may be on another S3 server.
+    own = {f"JUSTSTORAGE_BACKUP_{name}": value for name, value in env.items()}
+    return Target(weed.root(), own, settings)
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,7 @@ from juststorage.config import Settings
 from juststorage.domain.errors import NotFound
 from juststorage.domain.model import Namespace, ObjectKey, StorageClass, TenantId
 from juststorage.domain.timestamps import utc_text
-from support.seaweedfs import SeaweedFs
+from support.s3_servers import S3Server
 
 pytestmark = pytest.mark.anyio
 
@@ -73,19 +73,25 @@ async def services(tmp_path: Path, database_url: str) -> AsyncIterator[Services]
         await built.metadata.close()
 
 
-@pytest.fixture(params=["directory", pytest.param("s3", marks=pytest.mark.s3)])
+@pytest.fixture(
+    params=[
+        "directory",
+        pytest.param("seaweedfs", marks=pytest.mark.s3),
+        pytest.param("radosgw", marks=pytest.mark.s3),
+    ]
+)
 async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BackupTarget]:
     if request.param == "directory":
         made = build_backup_target(Settings(data_dir=tmp_path), str(tmp_path / "backups" / "t"))
     else:
-        weed: SeaweedFs = request.getfixturevalue("seaweedfs")
+        weed: S3Server = request.getfixturevalue(request.param)
         settings = Settings(
             data_dir=tmp_path,
-            aws_endpoint_url=weed.endpoint_url,
-            aws_access_key_id=weed.env()["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=weed.env()["AWS_SECRET_ACCESS_KEY"],
-            aws_region=weed.env()["AWS_REGION"],
-            aws_allow_http=True,
+            backup_aws_endpoint_url=weed.endpoint_url,
+            backup_aws_access_key_id=weed.env()["AWS_ACCESS_KEY_ID"],
+            backup_aws_secret_access_key=weed.env()["AWS_SECRET_ACCESS_KEY"],
+            backup_aws_region=weed.env()["AWS_REGION"],
+            backup_aws_allow_http=True,
         )
         made = build_backup_target(settings, weed.root())
     try:

@@ -1,0 +1,60 @@
+"""Which connection and which kind of target `build_backup_target` makes of its
+settings and TARGET (docs/backup.md, "S3 targets")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from juststorage.adapters.backup.directory import DirectoryTarget
+from juststorage.adapters.backup.s3 import S3Target
+from juststorage.bootstrap import backup_s3_connection, build_backup_target
+from juststorage.config import Settings, SettingsError, load_settings
+
+
+def test_the_target_has_its_own_s3_connection_each_setting_falling_back_to_aws() -> None:
+    settings = load_settings(
+        environ={
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+            "AWS_ACCESS_KEY_ID": "roots-key",
+            "AWS_SECRET_ACCESS_KEY": "roots-secret",
+            "AWS_REGION": "eu-west-1",
+            "AWS_ALLOW_HTTP": "true",
+            "JUSTSTORAGE_BACKUP_AWS_ENDPOINT_URL": "http://127.0.0.1:2",
+            "JUSTSTORAGE_BACKUP_AWS_ACCESS_KEY_ID": "target-key",
+            "JUSTSTORAGE_BACKUP_AWS_SECRET_ACCESS_KEY": "target-secret",
+        }
+    )
+    made = build_backup_target(settings, "s3://bucket/prefix")
+    assert isinstance(made, S3Target)
+    connection = made.connection
+    assert connection.endpoint_url == "http://127.0.0.1:2"
+    assert connection.access_key_id == "target-key"
+    assert connection.secret_access_key == "target-secret"
+    assert connection.region == "eu-west-1"  # unset for the target: AWS_REGION's
+    assert connection.allow_http is True
+    only_aws = backup_s3_connection(Settings(aws_endpoint_url="http://127.0.0.1:1"))
+    assert only_aws.endpoint_url == "http://127.0.0.1:1"
+    off = backup_s3_connection(
+        Settings(aws_allow_http=True, backup_aws_allow_http=False, backup_aws_region="x")
+    )
+    assert off.allow_http is False and off.region == "x"
+
+
+@pytest.mark.parametrize(
+    "target", ["http://host/path", "ftp://x", "S3://bucket/p", "gs://bucket", "file:///tmp/x"]
+)
+def test_a_url_of_another_scheme_is_refused_not_taken_for_a_directory(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SettingsError, match="not a"):
+        build_backup_target(Settings(data_dir=tmp_path), target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_directory_named_with_a_scheme_is_written_with_dot_slash(tmp_path: Path) -> None:
+    made = build_backup_target(Settings(data_dir=tmp_path), str(tmp_path / "http:" / "x"))
+    assert isinstance(made, DirectoryTarget)
+    assert isinstance(build_backup_target(Settings(), "./http://x"), DirectoryTarget)
