@@ -8,7 +8,7 @@ import gzip
 import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 
 from juststorage.adapters.metadata.dump import database_row
 from juststorage.application.apikeys import create_api_key, revoke_api_key
-from juststorage.application.backup import create_backup
+from juststorage.application.backup import BackupFailed, create_backup
 from juststorage.application.backup_format import (
     COLUMNS,
     BackupCorrupt,
@@ -36,7 +36,13 @@ from juststorage.application.backup_format import (
     read_metadata,
 )
 from juststorage.application.backup_ports import BackupTarget
-from juststorage.application.backup_upkeep import PRUNE_MARKER, BackupBusy, prune_backups
+from juststorage.application.backup_upkeep import (
+    PRUNE_MARKER,
+    STALE_AFTER_S,
+    BackupBusy,
+    prune_backups,
+    verify_backup,
+)
 from juststorage.application.deletes import delete_object
 from juststorage.application.uploads import UploadRequest, UploadResult
 from juststorage.bootstrap import Services, build, build_backup_target, build_metadata_dumper
@@ -345,3 +351,49 @@ def test_blob_keys_and_manifests_round_trip() -> None:
     assert json.loads(raw)["usage"] == {"acme": {"objects": {"hot": 3}, "bytes": {"hot": 30}}}
     with pytest.raises(BackupCorrupt, match="malformed"):
         Manifest.from_bytes(raw.replace(b'"objects": 3', b'"objects": "x"'))
+
+
+class _Later:
+    """A clock `delta` ahead of another: a prune on a host whose clock runs ahead, or
+    one that judges a backup's heartbeat after the backup stalled that long."""
+
+    def __init__(self, inner: Any, delta: timedelta) -> None:
+        self.inner, self.delta = inner, delta
+
+    def now(self) -> datetime:
+        return self.inner.now() + self.delta  # type: ignore[no-any-return]
+
+
+async def test_a_prune_that_takes_a_running_backup_for_dead_makes_it_fail_not_complete(
+    services: Services, target: BackupTarget
+) -> None:
+    await upload(services, "acme", "first", b"first " * 4000)
+    first = await backup(services, target)
+    # A killed run copied these blobs and left no manifest: only it references them.
+    for i in range(3):
+        data = f"later {i} ".encode() * 4000
+        await upload(services, "acme", f"later{i}", data)
+        await target.put_bytes(blob_key(hashlib.sha256(data).hexdigest()), data)
+
+    pruned: list[Any] = []
+    listing = target.list_keys
+
+    async def slow_listing(prefix: str) -> AsyncIterator[list[str]]:
+        async for page in listing(prefix):
+            yield page
+        if prefix == "blobs/" and not pruned:
+            # The listing outlasts a prune's patience (a minute): prune runs now.
+            target.list_keys = listing  # type: ignore[method-assign]
+            later = _Later(services.clock, timedelta(seconds=STALE_AFTER_S + 1))
+            pruned.append(await prune_backups(target, later, keep=1))  # type: ignore[arg-type]
+
+    target.list_keys = slow_listing  # type: ignore[method-assign]
+    with pytest.raises(BackupFailed, match="a prune removed"):
+        await backup(services, target)
+    assert pruned and pruned[0].blobs_removed == 3
+    infos = await list_backups(target)
+    assert [i.id for i in infos if i.complete] == [first.id]
+    # Run again: it copies the blobs the prune removed, and is complete and whole.
+    again = await backup(services, target)
+    assert again.copied_blobs == 3
+    assert (await verify_backup(target, again.id)).ok

@@ -2,11 +2,13 @@
 metadata and every blob it references, copied to a target beside a running server.
 
 A run:
-1. names the backup (`new_backup_id`) and writes its `in-progress` file, then
-   rewrites it every `heartbeat_s` while it runs;
-2. lists the target's `blobs/` once: what is there is complete and is not copied
-   again (so a killed run's successor resumes, and a second backup of an unchanged
-   store copies nothing);
+1. names the backup (`new_backup_id`) and writes its `in-progress` file, reads the
+   target's prune generation, then rewrites `in-progress` every `heartbeat_s` while
+   it runs (from before the listing on);
+2. lists the target's `blobs/` once, with sizes: a blob there with its recorded size
+   is complete and is not copied again (so a killed run's successor resumes, and a
+   second backup of an unchanged store copies nothing); one of another size is
+   copied again;
 3. takes ONE snapshot and streams its rows into `metadata.jsonl.gz`; inline blobs
    missing from the target are copied from the snapshot as their rows pass; the
    other missing blobs are noted in a local spill file (bounded memory), and the
@@ -15,7 +17,9 @@ A run:
    hashing while it streams: bytes that do not hash to their name fail the backup
    and leave nothing at the blob's key;
 5. writes manifest.json, then manifest.sha256 (the backup is complete from here),
-   and removes `in-progress`.
+   reads the prune generation again (changed: a prune removed blobs this run may
+   count on; manifest.sha256 is removed and the run fails), and removes
+   `in-progress`.
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ from juststorage.application.backup_ports import (
     MetadataDumper,
     MetadataSnapshot,
 )
-from juststorage.application.backup_upkeep import check_no_prune
+from juststorage.application.backup_upkeep import check_no_prune, prune_generation
 from juststorage.application.blob_ports import BlobStore
 from juststorage.application.ports import Clock, MetadataStore
 from juststorage.application.records import BlobLocation
@@ -327,7 +331,7 @@ class _Run:
             raise
 
     async def _copy(self) -> tuple[Manifest, float]:
-        present = await present_blobs(self.target)
+        generation = await prune_generation(self.target)
         async with AsyncExitStack() as stack:
             if self.hold is not None:
                 await self.hold.take()
@@ -353,6 +357,8 @@ class _Run:
                     self.heartbeat_s,
                     self.hold,
                 )
+                # Beating already: a long listing is not taken for a dead run.
+                present = await present_blobs(self.target)
                 async with anyio.create_task_group() as workers:
                     copier.start(workers)
                     try:
@@ -369,6 +375,14 @@ class _Run:
             await self.target.put_bytes(manifest_key(self.id), raw)
             digest = hashlib.sha256(raw).hexdigest()
             await self.target.put_bytes(manifest_hash_key(self.id), digest.encode() + b"\n")
+            if await prune_generation(self.target) != generation:
+                await self.target.delete(manifest_hash_key(self.id))
+                raise BackupFailed(
+                    f"a prune removed backups or blobs from {self.target.description} while"
+                    " this backup ran (it took the backup for dead: a stall, or clocks more"
+                    " than a minute apart), so blobs this backup counts on may be gone; it"
+                    " is left incomplete: run the backup again (it resumes)"
+                )
             await self.target.delete(self.progress_key)
         return manifest, time.monotonic() - self.started
 
