@@ -383,6 +383,12 @@ def test_verify_finds_a_flipped_byte_a_missing_blob_and_a_tampered_manifest(
     report = json.loads(bad.stdout)
     assert report["corrupt"] == [flipped] and report["missing"] == [removed]
     assert bad.stderr.strip().splitlines()[-1] == f"Error: backup {summary['id']} is damaged"
+    # --repair copies both again from the live store; then the backup is whole.
+    fixed = backup_cli(server, target, "backup", "verify", target.url, "--repair", "--json")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert sorted(json.loads(fixed.stdout)["repaired"]) == sorted([flipped, removed])
+    ok = backup_cli(server, target, "backup", "verify", target.url, "--id", summary["id"])
+    assert ok.returncode == 0, ok.stdout + ok.stderr
 
     async def tamper(made: BackupTarget) -> None:
         raw = await made.get_bytes(manifest_key(summary["id"]))

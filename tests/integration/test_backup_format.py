@@ -16,7 +16,7 @@ import pytest
 
 from juststorage.adapters.metadata.dump import database_row
 from juststorage.application.apikeys import create_api_key, revoke_api_key
-from juststorage.application.backup import BackupFailed, create_backup
+from juststorage.application.backup import BackupFailed, create_backup, repair_blobs
 from juststorage.application.backup_format import (
     COLUMNS,
     BackupCorrupt,
@@ -397,3 +397,57 @@ async def test_a_prune_that_takes_a_running_backup_for_dead_makes_it_fail_not_co
     again = await backup(services, target)
     assert again.copied_blobs == 3
     assert (await verify_backup(target, again.id)).ok
+
+
+async def test_a_blob_of_the_wrong_size_in_the_target_is_copied_again(
+    services: Services, target: BackupTarget
+) -> None:
+    big, small = bytes(range(256)) * 40, b"inline bytes"
+    for key, data in (("big", big), ("small", small)):
+        await upload(services, "acme", key, data)
+    await backup(services, target)
+    # Truncated by a bad rsync; emptied: each skipped for good before.
+    await target.put_bytes(blob_key(hashlib.sha256(big).hexdigest()), big[:100])
+    await target.put_bytes(blob_key(hashlib.sha256(small).hexdigest()), b"")
+    again = await backup(services, target)
+    assert again.copied_blobs == 2 and again.skipped_blobs == 0
+    assert (await verify_backup(target, again.id)).ok
+    stored = await stored_blobs(target)
+    assert stored[hashlib.sha256(big).hexdigest()] == big
+
+
+async def test_verify_repair_copies_damaged_and_missing_blobs_from_the_store(
+    services: Services, target: BackupTarget
+) -> None:
+    datas = [bytes([i]) * 5000 for i in range(3)] + [b"tiny"]
+    for i, data in enumerate(datas):
+        await upload(services, "acme", f"k{i}", data, "cold" if i == 1 else "hot")
+    manifest = await backup(services, target)
+    flipped, gone = (hashlib.sha256(d).hexdigest() for d in (datas[0], datas[3]))
+    damaged = bytearray(datas[0])
+    damaged[7] ^= 1
+    await target.put_bytes(blob_key(flipped), bytes(damaged))  # same size: only a hash finds it
+    await target.delete(blob_key(gone))
+    report = await verify_backup(target, manifest.id)
+    assert report.corrupt == [flipped] and report.missing == [gone]
+
+    repaired = await repair_blobs(
+        target=target,
+        manifest=manifest,
+        hashes=report.missing + report.corrupt,
+        dumper=build_metadata_dumper(services.settings, services.clock),
+        blobs=services.blobs,
+    )
+    assert sorted(repaired.repaired) == sorted([flipped, gone]) and not repaired.unrepairable
+    assert (await verify_backup(target, manifest.id)).ok
+
+    # A blob the store no longer holds cannot be repaired, and says why.
+    unknown = hashlib.sha256(b"never stored").hexdigest()
+    nothing = await repair_blobs(
+        target=target,
+        manifest=manifest,
+        hashes=[unknown],
+        dumper=build_metadata_dumper(services.settings, services.clock),
+        blobs=services.blobs,
+    )
+    assert nothing.unrepairable == {unknown: "the backup's metadata names no such blob"}

@@ -45,6 +45,7 @@ from juststorage.application.backup_copy import (
     Relocate,
     Spill,
     Totals,
+    present_blob_sizes,
     present_blobs,
 )
 from juststorage.application.backup_format import (
@@ -58,6 +59,7 @@ from juststorage.application.backup_format import (
     manifest_key,
     metadata_key,
     new_backup_id,
+    read_metadata,
 )
 from juststorage.application.backup_ports import (
     BackupTarget,
@@ -70,7 +72,8 @@ from juststorage.application.blob_ports import BlobStore
 from juststorage.application.ports import Clock, MetadataStore
 from juststorage.application.records import BlobLocation
 from juststorage.domain.errors import StorageError
-from juststorage.domain.timestamps import utc_text
+from juststorage.domain.model import ContentHash, StorageClass
+from juststorage.domain.timestamps import parse_utc_text, utc_text
 
 __all__ = [
     "BackupFailed",
@@ -78,8 +81,10 @@ __all__ = [
     "BackupObserver",
     "BlobCorrupt",
     "DatabaseHold",
+    "RepairReport",
     "create_backup",
     "present_blobs",
+    "repair_blobs",
 ]
 
 HEARTBEAT_S = 10.0
@@ -168,7 +173,7 @@ async def _dump(
     snapshot: MetadataSnapshot,
     writer: MetadataWriter,
     totals: Totals,
-    present: set[str],
+    present: dict[str, int],
     copier: Copier,
     spill: Spill,
 ) -> AsyncIterator[bytes]:
@@ -196,10 +201,11 @@ async def _dump(
             last_hash = digest
             totals.blobs += 1
             totals.blob_bytes += blob.size_bytes
-            if digest in present:
+            if present.get(digest) == blob.size_bytes:
                 totals.skipped_blobs += 1
                 continue
-            present.add(digest)  # planned: copied once, whichever row comes first
+            # Missing, or of another size (truncated, damaged): copied (again), once.
+            present[digest] = blob.size_bytes
             totals.planned_blobs += 1
             totals.planned_bytes += blob.size_bytes
             if blob.address.startswith("inline:"):
@@ -358,7 +364,7 @@ class _Run:
                     self.hold,
                 )
                 # Beating already: a long listing is not taken for a dead run.
-                present = await present_blobs(self.target)
+                present = await present_blob_sizes(self.target)
                 async with anyio.create_task_group() as workers:
                     copier.start(workers)
                     try:
@@ -387,7 +393,7 @@ class _Run:
         return manifest, time.monotonic() - self.started
 
     async def _dump(
-        self, present: set[str], copier: Copier, spill: Spill
+        self, present: dict[str, int], copier: Copier, spill: Spill
     ) -> tuple[MetadataHeader, datetime, MetadataRef]:
         """Stream the snapshot into metadata.jsonl.gz (inline blobs to the copier, the
         other missing blobs to the spill file); its header, taken_by and reference."""
@@ -430,3 +436,84 @@ class _Run:
             copied_bytes=totals.copied_bytes,
             skipped_blobs=totals.skipped_blobs,
         )
+
+
+@dataclass
+class RepairReport:
+    """What `repair_blobs` copied again, and what it could not (hash → why)."""
+
+    repaired: list[str] = field(default_factory=list)
+    unrepairable: dict[str, str] = field(default_factory=dict)
+
+
+async def repair_blobs(
+    *,
+    target: BackupTarget,
+    manifest: Manifest,
+    hashes: list[str],
+    dumper: MetadataDumper,
+    blobs: BlobStore,
+) -> RepairReport:
+    """Copy again, from the live store, the blobs of a backup that `verify` found
+    missing or corrupt in the target (`backup verify --repair`; docs/backup.md).
+
+    Each is looked up by (class, hash) in the live database, read through the blob
+    store and published only if it hashes to its name, as a backup copies. One the
+    store no longer holds (deleted and collected since) cannot be repaired: the
+    report says so, and the backup stays damaged.
+
+    Raises:
+        NotFound, BackupCorrupt: the backup's metadata cannot be read.
+        StorageError: the database or the target failed.
+    """
+    wanted = set(hashes)
+    rows: dict[str, list[DumpedBlob]] = {}
+    async for item in read_metadata(target, manifest):
+        if isinstance(item, tuple) and item[0] == "blobs":
+            row = item[1]
+            digest = row["content_hash"]
+            if digest in wanted:
+                size, created = row["size_bytes"], row["created_at"]
+                assert isinstance(digest, str) and isinstance(size, int)
+                created_at = (
+                    created if isinstance(created, datetime) else parse_utc_text(str(created))
+                )
+                blob = DumpedBlob(
+                    StorageClass(str(row["storage_class"])),
+                    ContentHash.trusted(digest),
+                    size,
+                    created_at,
+                    "",
+                )
+                rows.setdefault(digest, []).append(blob)
+    report = RepairReport()
+    copier = Copier(target, blobs, 1, _Quiet(), Totals(), _relocator(dumper), _describer(dumper))
+    try:
+        for digest in sorted(wanted):
+            why = "the backup's metadata names no such blob"
+            for blob in rows.get(digest, []):
+                where = await dumper.locate(blob.storage_class, blob.content_hash)
+                if where is None:
+                    why = "the store no longer holds it"
+                    continue
+                try:
+                    if isinstance(where, bytes):
+                        await copier.copy_now(blob, where)
+                    else:
+                        await copier.copy_now(_at(blob, where.address), None)
+                except BackupFailed as exc:
+                    why = exc.message
+                    continue
+                report.repaired.append(digest)
+                break
+            else:
+                report.unrepairable[digest] = why
+    finally:
+        copier.close_unstarted()
+    return report
+
+
+def _at(blob: DumpedBlob, address: str) -> DumpedBlob:
+    return DumpedBlob(
+        blob.storage_class, blob.content_hash, blob.size_bytes, blob.created_at, address
+    )

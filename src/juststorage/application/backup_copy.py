@@ -37,6 +37,7 @@ __all__ = [
     "Relocate",
     "Spill",
     "Totals",
+    "present_blob_sizes",
     "present_blobs",
 ]
 
@@ -89,6 +90,18 @@ async def present_blobs(target: BackupTarget) -> set[str]:
             digest = hash_of_blob_key(key)
             if digest is not None:
                 present.add(digest)
+    return present
+
+
+async def present_blob_sizes(target: BackupTarget) -> dict[str, int]:
+    """hash → size of each blob the target holds (one listing of `blobs/`, with
+    sizes): a backup copies again a blob whose size is not its row's."""
+    present: dict[str, int] = {}
+    async for page in target.list_sizes(BLOBS_PREFIX):
+        for key, size in page:
+            digest = hash_of_blob_key(key)
+            if digest is not None:
+                present[digest] = size
     return present
 
 
@@ -153,6 +166,19 @@ class Copier:
 
     async def close(self) -> None:
         await self._send.aclose()
+
+    def close_unstarted(self) -> None:
+        """Close the queue of a Copier whose workers were never started (copy_now)."""
+        self._send.close()
+        self._receive.close()
+
+    async def copy_now(self, blob: DumpedBlob, inline: bytes | None) -> None:
+        """Copy one blob in the caller's task (no queue): `backup verify --repair`.
+
+        Raises:
+            BlobCorrupt, BackupFailed: as a backup's copy.
+        """
+        await self._copy(blob, inline)
 
     async def _work(self, jobs: ObjectReceiveStream[tuple[DumpedBlob, bytes | None]]) -> None:
         async with jobs:

@@ -14,8 +14,20 @@ from typing import Any, TypeVar
 
 import click
 
-from juststorage.application.backup import BackupFailed, DatabaseHold, create_backup
-from juststorage.application.backup_format import BackupCorrupt, BackupInfo, Manifest, list_backups
+from juststorage.application.backup import (
+    BackupFailed,
+    DatabaseHold,
+    RepairReport,
+    create_backup,
+    repair_blobs,
+)
+from juststorage.application.backup_format import (
+    BackupCorrupt,
+    BackupInfo,
+    Manifest,
+    list_backups,
+    read_manifest,
+)
 from juststorage.application.backup_ports import BackupTarget
 from juststorage.application.backup_upkeep import (
     STALE_AFTER_S,
@@ -249,15 +261,27 @@ async def _newest_complete(target: BackupTarget) -> str:
 @backup.command("verify")
 @click.argument("target")
 @click.option("--id", "backup_id", help="The backup to verify (default: the newest complete).")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Copy missing or corrupt blobs again from the live store (needs the store's"
+    " settings), where the store still holds them.",
+)
 @_PARALLEL
 @_JSON
 @click.pass_context
 def verify(
-    ctx: click.Context, target: str, backup_id: str | None, parallel: int, as_json: bool
+    ctx: click.Context,
+    target: str,
+    backup_id: str | None,
+    repair: bool,
+    parallel: int,
+    as_json: bool,
 ) -> None:
     """Check one backup: the manifest's hash, the metadata's hash, and every blob the
-    backup references re-hashed. Exit 0 only if all is good; 1 listing what is
-    missing or corrupt; 3 if there is no such (complete) backup."""
+    backup references re-hashed. Exit 0 only if all is good (with --repair: once
+    every damaged blob was copied again); 1 listing what is missing or corrupt; 3
+    if there is no such (complete) backup."""
     shown: list[Progress] = []
 
     def total(blobs: int, size: int) -> None:
@@ -273,25 +297,57 @@ def verify(
             made, chosen, parallel=parallel, on_bytes=advance, on_total=total
         )
 
+    fixed = RepairReport()
+
+    async def work_and_repair(services: Services) -> VerifyReport:
+        made = build_backup_target(services.settings, target)
+        try:
+            report = await work(made)
+            damaged = report.missing + report.corrupt
+            if damaged and not report.problems:
+                for bar in shown:
+                    bar.close()
+                click.echo(f"repair: {len(damaged)} blobs to copy again", err=True)
+                repaired = await repair_blobs(
+                    target=made,
+                    manifest=await read_manifest(made, report.id),
+                    hashes=damaged,
+                    dumper=build_metadata_dumper(services.settings, services.clock),
+                    blobs=services.blobs,
+                )
+                fixed.repaired[:] = repaired.repaired
+                fixed.unrepairable.update(repaired.unrepairable)
+            return report
+        finally:
+            await made.close()
+
     try:
-        report = _with_target(ctx, target, work)
+        if repair:
+            report = _translated(lambda: run_with_services(ctx, work_and_repair))
+        else:
+            report = _with_target(ctx, target, work)
     finally:
         for bar in shown:
             bar.close()
+    ok = report.ok or (
+        not report.problems
+        and not fixed.unrepairable
+        and set(fixed.repaired) == set(report.missing + report.corrupt)
+    )
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "id": report.id,
-                    "ok": report.ok,
-                    "blobs_checked": report.blobs_checked,
-                    "bytes_checked": report.bytes_checked,
-                    "missing": report.missing,
-                    "corrupt": report.corrupt,
-                    "problems": report.problems,
-                }
-            )
-        )
+        out: dict[str, Any] = {
+            "id": report.id,
+            "ok": ok,
+            "blobs_checked": report.blobs_checked,
+            "bytes_checked": report.bytes_checked,
+            "missing": report.missing,
+            "corrupt": report.corrupt,
+            "problems": report.problems,
+        }
+        if repair:
+            out["repaired"] = fixed.repaired
+            out["unrepairable"] = fixed.unrepairable
+        click.echo(json.dumps(out))
     else:
         for problem in report.problems:
             click.echo(f"problem: {problem}")
@@ -304,7 +360,11 @@ def verify(
             f" {human_size(report.bytes_checked)} checked; {len(report.missing)} missing,"
             f" {len(report.corrupt)} corrupt, {len(report.problems)} other problems"
         )
-    if not report.ok:
+        for digest in fixed.repaired:
+            click.echo(f"repaired blob sha256:{digest}")
+        for digest, why in sorted(fixed.unrepairable.items()):
+            click.echo(f"unrepairable blob sha256:{digest}: {why}")
+    if not ok:
         raise CommandFailed(f"backup {report.id} is damaged")
 
 

@@ -141,26 +141,31 @@ class DirectoryTarget:
         return await threads.run_sync(self._path(key).is_file)
 
     async def list_keys(self, prefix: str) -> AsyncIterator[list[str]]:
+        async for page in self._walk(prefix, sizes=False):
+            yield [key for key, _ in page]
+
+    def list_sizes(self, prefix: str) -> AsyncIterator[list[tuple[str, int]]]:
+        return self._walk(prefix, sizes=True)
+
+    async def _walk(self, prefix: str, *, sizes: bool) -> AsyncIterator[list[tuple[str, int]]]:
+        """Pages of (key, size) under `prefix`; sizes (one stat per file) if asked, -1
+        otherwise. A file removed during the walk is left out."""
         if prefix and not prefix.endswith("/"):
             raise ValueError(f"a prefix is a folder ending in '/': {prefix!r}")
         if prefix:
             _check_key(prefix.rstrip("/"))
         start = self.root / prefix if prefix else self.root
-        page: list[str] = []
+        page: list[tuple[str, int]] = []
         with _translated(f"list {prefix or '/'}"):
             walker = await threads.run_sync(lambda: os.walk(start))
             while True:
-                step = await threads.run_sync(next, walker, None)
+                step = await threads.run_sync(_step, walker, self.root, sizes)
                 if step is None:
                     break
-                folder, dirs, files = step
+                folder, files = step
                 relative = Path(folder).relative_to(self.root).as_posix()
-                if relative == ".":
-                    dirs[:] = [d for d in dirs if d != TEMP_DIR]
-                    base = ""
-                else:
-                    base = relative + "/"
-                page.extend(base + name for name in files)
+                base = "" if relative == "." else relative + "/"
+                page.extend((base + name, size) for name, size in files)
                 if len(page) >= _LIST_PAGE:
                     yield page
                     page = []
@@ -192,6 +197,28 @@ class DirectoryTarget:
 
     async def close(self) -> None:
         return None
+
+
+def _step(
+    walker: Iterator[tuple[str, list[str], list[str]]], root: Path, sizes: bool
+) -> tuple[str, list[tuple[str, int]]] | None:
+    """One folder of the walk (never into the root's tmp/), its files and sizes."""
+    step = next(walker, None)
+    if step is None:
+        return None
+    folder, dirs, files = step
+    if Path(folder) == root:
+        dirs[:] = [d for d in dirs if d != TEMP_DIR]
+    found: list[tuple[str, int]] = []
+    for name in files:
+        if not sizes:
+            found.append((name, -1))
+            continue
+        try:
+            found.append((name, os.stat(os.path.join(folder, name)).st_size))
+        except FileNotFoundError:
+            continue
+    return folder, found
 
 
 def _open_for_reading(path: Path) -> BinaryIO:

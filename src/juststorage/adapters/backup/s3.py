@@ -95,6 +95,15 @@ class S3Target:
             ):
                 yield [meta["path"] for meta in page]
 
+    async def list_sizes(self, prefix: str) -> AsyncIterator[list[tuple[str, int]]]:
+        if prefix and not prefix.endswith("/"):
+            raise ValueError(f"a prefix is a folder ending in '/': {prefix!r}")
+        with translated_s3_errors(f"list {prefix or '/'}"):
+            async for page in obstore.list(
+                self._store, prefix=prefix or None, chunk_size=_LIST_PAGE
+            ):
+                yield [(meta["path"], int(meta["size"])) for meta in page]
+
     async def delete(self, key: str) -> None:
         try:
             with translated_s3_errors(f"remove {key}"):
