@@ -4,6 +4,7 @@ and a real S3 bucket (SeaweedFS)."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -376,18 +377,17 @@ async def test_a_prune_that_takes_a_running_backup_for_dead_makes_it_fail_not_co
         await target.put_bytes(blob_key(hashlib.sha256(data).hexdigest()), data)
 
     pruned: list[Any] = []
-    listing = target.list_keys
+    listing = target.list_sizes
 
-    async def slow_listing(prefix: str) -> AsyncIterator[list[str]]:
+    async def slow_listing(prefix: str) -> AsyncIterator[list[tuple[str, int]]]:
         async for page in listing(prefix):
             yield page
         if prefix == "blobs/" and not pruned:
             # The listing outlasts a prune's patience (a minute): prune runs now.
-            target.list_keys = listing  # type: ignore[method-assign]
             later = _Later(services.clock, timedelta(seconds=STALE_AFTER_S + 1))
             pruned.append(await prune_backups(target, later, keep=1))  # type: ignore[arg-type]
 
-    target.list_keys = slow_listing  # type: ignore[method-assign]
+    target.list_sizes = slow_listing  # type: ignore[method-assign]
     with pytest.raises(BackupFailed, match="a prune removed"):
         await backup(services, target)
     assert pruned and pruned[0].blobs_removed == 3
@@ -451,3 +451,56 @@ async def test_verify_repair_copies_damaged_and_missing_blobs_from_the_store(
         blobs=services.blobs,
     )
     assert nothing.unrepairable == {unknown: "the backup's metadata names no such blob"}
+
+
+async def test_no_blob_is_written_to_the_target_while_the_snapshot_is_open(
+    services: Services, target: BackupTarget
+) -> None:
+    inline = [f"inline {i}".encode() for i in range(5)]  # under LIMIT: in the database
+    for i, data in enumerate(inline):
+        await upload(services, "acme", f"i{i}", data)
+    await upload(services, "acme", "file", b"f" * (LIMIT + 1))
+    dumper = build_metadata_dumper(services.settings, services.clock)
+    events: list[str] = []
+    opened = dumper.snapshot
+
+    @contextlib.asynccontextmanager
+    async def watched() -> AsyncIterator[Any]:
+        async with opened() as snapshot:
+            events.append("snapshot open")
+            yield snapshot
+        events.append("snapshot closed")
+
+    dumper.snapshot = watched  # type: ignore[method-assign]
+    put = target.put_stream
+
+    async def recorded(key: str, chunks: AsyncIterator[bytes]) -> int:
+        if key.startswith("blobs/"):
+            events.append("blob put")
+        return await put(key, chunks)
+
+    target.put_stream = recorded  # type: ignore[method-assign]
+
+    class Reads:
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, int]] = []
+
+        def planned(self, blobs: int, size: int) -> None:
+            self.seen.append(("planned", blobs))
+
+        def copied(self, size: int) -> None:
+            return None
+
+        def read(self, rows: int) -> None:
+            self.seen.append(("read", rows))
+
+    observer = Reads()
+    manifest, _ = await create_backup(
+        target=target, dumper=dumper, blobs=services.blobs, clock=services.clock, observer=observer
+    )
+    assert manifest.copied_blobs == 6
+    assert events.index("snapshot closed") < events.index("blob put")
+    assert events.count("blob put") == 6
+    # The rows read are reported before the plan (a long snapshot shows progress).
+    assert observer.seen[0] == ("read", 6 + 6) and observer.seen[1] == ("planned", 6)
+    assert (await stored_blobs(target))[hashlib.sha256(inline[0]).hexdigest()] == inline[0]

@@ -9,10 +9,10 @@ A run:
    is complete and is not copied again (so a killed run's successor resumes, and a
    second backup of an unchanged store copies nothing); one of another size is
    copied again;
-3. takes ONE snapshot and streams its rows into `metadata.jsonl.gz`; inline blobs
-   missing from the target are copied from the snapshot as their rows pass; the
-   other missing blobs are noted in a local spill file (bounded memory), and the
-   snapshot closes;
+3. takes ONE snapshot and streams its rows into `metadata.jsonl.gz`; the blobs
+   missing from the target are noted in a local spill file (bounded memory; inline
+   blobs with their bytes, read in the snapshot), and the snapshot closes: nothing
+   is copied to the target while it is open;
 4. copies the noted blobs, `parallel` at a time, each through the BlobStore port,
    hashing while it streams: bytes that do not hash to their name fail the backup
    and leave nothing at the blob's key;
@@ -38,6 +38,7 @@ from typing import Protocol
 import anyio
 
 from juststorage.application.backup_copy import (
+    READ_REPORT_ROWS,
     BackupFailed,
     BackupObserver,
     BlobCorrupt,
@@ -109,6 +110,9 @@ class _Quiet:
     def copied(self, size: int) -> None:
         return None
 
+    def read(self, rows: int) -> None:
+        return None
+
 
 def _relocator(dumper: MetadataDumper) -> Relocate:
     async def relocate(blob: DumpedBlob) -> BlobLocation | bytes | None:
@@ -174,13 +178,22 @@ async def _dump(
     writer: MetadataWriter,
     totals: Totals,
     present: dict[str, int],
-    copier: Copier,
+    observer: BackupObserver,
     spill: Spill,
 ) -> AsyncIterator[bytes]:
-    """The gzip'd bytes of the snapshot's rows; on the way, inline blobs missing from
-    the target go to the copier and the other missing blobs to the spill file."""
+    """The gzip'd bytes of the snapshot's rows; on the way, the blobs missing from
+    the target go to the spill file (inline ones with their bytes)."""
+    rows = 0
+
+    def count() -> None:
+        nonlocal rows
+        rows += 1
+        if rows % READ_REPORT_ROWS == 0:
+            observer.read(rows)
+
     async for page in snapshot.objects():
         for row in page:
+            count()
             if chunk := writer.write("objects", row):
                 yield chunk  # gzip hands out bytes a block at a time
             size = row["size_bytes"]
@@ -193,6 +206,7 @@ async def _dump(
     last_hash = ""
     async for blobs in snapshot.blobs():
         for blob in blobs:
+            count()
             if chunk := writer.write("blobs", blob.row):
                 yield chunk
             digest = blob.content_hash.hex
@@ -210,13 +224,15 @@ async def _dump(
             totals.planned_bytes += blob.size_bytes
             if blob.address.startswith("inline:"):
                 data = await snapshot.inline_bytes(blob.storage_class, blob.content_hash)
-                await copier.put(blob, data)
+                spill.add(blob, data)
             else:
                 spill.add(blob)
     async for page in snapshot.api_keys():
         for row in page:
+            count()
             if chunk := writer.write("api_keys", row):
                 yield chunk
+    observer.read(rows)
     yield writer.finish()
 
 
@@ -344,15 +360,6 @@ class _Run:
                 stack.push_async_callback(self.hold.release)
             spill = Spill()
             stack.callback(spill.close)
-            copier = Copier(
-                self.target,
-                self.blobs,
-                self.parallel,
-                self.observer,
-                self.totals,
-                _relocator(self.dumper),
-                _describer(self.dumper),
-            )
             async with anyio.create_task_group() as beats:
                 beats.start_soon(
                     _heartbeats,
@@ -365,14 +372,23 @@ class _Run:
                 )
                 # Beating already: a long listing is not taken for a dead run.
                 present = await present_blob_sizes(self.target)
+                metadata = await self._dump(present, spill)
+                self.observer.planned(self.totals.planned_blobs, self.totals.planned_bytes)
+                copier = Copier(
+                    self.target,
+                    self.blobs,
+                    self.parallel,
+                    self.observer,
+                    self.totals,
+                    _relocator(self.dumper),
+                    _describer(self.dumper),
+                )
                 async with anyio.create_task_group() as workers:
                     copier.start(workers)
                     try:
-                        metadata = await self._dump(present, copier, spill)
-                        self.observer.planned(self.totals.planned_blobs, self.totals.planned_bytes)
-                        async for page in spill.pages():
-                            for blob in page:
-                                await copier.put(blob, None)
+                        async for page in spill.entries():
+                            for blob, inline in page:
+                                await copier.put(blob, inline)
                     finally:
                         await copier.close()
                 beats.cancel_scope.cancel()
@@ -393,10 +409,10 @@ class _Run:
         return manifest, time.monotonic() - self.started
 
     async def _dump(
-        self, present: dict[str, int], copier: Copier, spill: Spill
+        self, present: dict[str, int], spill: Spill
     ) -> tuple[MetadataHeader, datetime, MetadataRef]:
-        """Stream the snapshot into metadata.jsonl.gz (inline blobs to the copier, the
-        other missing blobs to the spill file); its header, taken_by and reference."""
+        """Stream the snapshot into metadata.jsonl.gz (the missing blobs to the spill
+        file); its header, taken_by and reference."""
         async with self.dumper.snapshot() as snapshot:
             lost = await snapshot.objects_without_blob()
             if lost:
@@ -409,7 +425,7 @@ class _Run:
             writer = MetadataWriter(header)
             await self.target.put_stream(
                 metadata_key(self.id),
-                _dump(snapshot, writer, self.totals, present, copier, spill),
+                _dump(snapshot, writer, self.totals, present, self.observer, spill),
             )
             ref = MetadataRef(metadata_key(self.id), writer.sha256, writer.size)
             return header, snapshot.taken_by, ref

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -51,6 +53,7 @@ from juststorage.domain.timestamps import utc_text
 
 T = TypeVar("T")
 
+READ_LINE_S = 2.0
 _TARGET_HELP = "TARGET is a directory (created if missing) or s3://bucket/prefix."
 
 
@@ -106,6 +109,16 @@ class _CopyProgress:
         self._enabled = enabled
         self._progress: Progress | None = None
         self._early = 0
+        self._shown_read = 0.0
+
+    def read(self, rows: int) -> None:
+        """While the snapshot is read: a line at most every READ_LINE_S (shown as the
+        progress line is: on a terminal, or with --progress)."""
+        show = self._enabled if self._enabled is not None else sys.stderr.isatty()
+        now = time.monotonic()
+        if show and now - self._shown_read >= READ_LINE_S:
+            self._shown_read = now
+            click.echo(f"backup: reading the snapshot: {rows} rows", err=True)
 
     def planned(self, blobs: int, size: int) -> None:
         click.echo(f"backup: {blobs} blobs ({human_size(size)}) to copy", err=True)
