@@ -462,6 +462,20 @@ def test_backup_commands_have_help_and_one_line_errors(server: Server, target: T
     assert nothing.returncode == 3
     assert nothing.stderr.strip().startswith("Error: NotFound: no complete backup")
     assert "Traceback" not in nothing.stderr
+    # A target that cannot be one: exit 2 and one line, never a directory ./http:/…
+    afile = server.data_dir / f"afile-{unique_name()}"
+    afile.write_bytes(b"x")
+    for unusable in (str(afile), str(afile / "below"), "http://127.0.0.1:1/x", "ftp://x"):
+        refused = run_cli(["backup", unusable], server.env)
+        assert refused.returncode == 2, (unusable, refused.stderr)
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error:"), refused.stderr
+    if target.url.startswith("s3://"):
+        wrong = {**server.env, **target.env, "JUSTSTORAGE_BACKUP_AWS_SECRET_ACCESS_KEY": "wrong"}
+        denied = run_cli(["backup", "list", target.url], wrong)
+        lines = denied.stderr.strip().splitlines()
+        assert denied.returncode in (11, 13) and len(lines) == 1, denied.stderr
+        assert "wrong" not in denied.stderr
 
 
 def test_backup_shows_progress_on_stderr_and_a_summary_on_stdout(

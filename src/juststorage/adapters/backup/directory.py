@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from juststorage.adapters import threads
 from juststorage.adapters.blobs.fsio import fsync_dir, fsync_fd, makedirs_durable, unlink_quietly
-from juststorage.domain.errors import InsufficientStorage, NotFound, StorageError
+from juststorage.domain.errors import BadRequest, InsufficientStorage, NotFound, Unavailable
 
 _READ_CHUNK = 1024 * 1024
 _LIST_PAGE = 1000
@@ -35,17 +35,43 @@ def _check_key(key: str) -> None:
         raise ValueError(f"{TEMP_DIR}/ is the target's temporary space: {key!r}")
 
 
+# A target that cannot be used as given (a file, no permission, read-only): the
+# user's to fix, like bad settings (exit 2).
+_UNUSABLE = {
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.EISDIR,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENAMETOOLONG,
+    errno.ELOOP,
+}
+
+
 @contextlib.contextmanager
-def _translated(what: str) -> Iterator[None]:
-    """OSErrors become domain errors at this adapter's edge."""
+def _translated(what: str, *, writing: bool = False) -> Iterator[None]:
+    """OSErrors become domain errors at this adapter's edge: NotFound (a missing key
+    read), BadRequest (the target cannot be used as given), InsufficientStorage (it
+    is full), Unavailable (anything else: the file system failed)."""
     try:
         yield
     except FileNotFoundError as exc:
+        if writing:
+            # A temp file or folder removed while this run wrote it: something else
+            # (a prune that took this run for dead, a person) cleaned the target.
+            raise Unavailable(
+                f"{what}: a file of the backup target was removed while it was written"
+            ) from exc
         raise NotFound(f"{what}: no such file") from exc
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise InsufficientStorage(f"{what}: the backup target is full") from exc
-        raise StorageError(f"{what}: {exc.strerror or exc}") from exc
+        if exc.errno in _UNUSABLE:
+            raise BadRequest(
+                f"{what}: the backup target cannot be used: {exc.strerror or exc}"
+            ) from exc
+        raise Unavailable(f"{what}: the backup target failed: {exc.strerror or exc}") from exc
 
 
 class DirectoryTarget:
@@ -67,8 +93,8 @@ class DirectoryTarget:
         if path in self._made:
             return
         if not self.root.is_dir():
-            self.root.mkdir(parents=True, exist_ok=True)
-            fsync_dir(self.root.parent)
+            # Every level created is fsynced into its parent, up to the first that was.
+            makedirs_durable(self.root, Path(self.root.anchor))
         makedirs_durable(path, self.root)
         self._made.add(path)
 
@@ -101,13 +127,13 @@ class DirectoryTarget:
                 unlink_quietly(tmp)
 
     async def put_bytes(self, key: str, data: bytes) -> None:
-        with _translated(f"write {key}"):
+        with _translated(f"write {key}", writing=True):
             await threads.run_sync(self._put_bytes, key, data)
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         final = self._path(key)
         written = 0
-        with _translated(f"write {key}"):
+        with _translated(f"write {key}", writing=True):
             tmp, fd = await threads.run_sync(self._open_temp)
             published = False
             try:
