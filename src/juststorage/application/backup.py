@@ -90,6 +90,8 @@ __all__ = [
 
 HEARTBEAT_S = 10.0
 HOLD_TTL_S = 300.0  # a hold lapses this long after its last renewal (a killed run's)
+RENEW_ATTEMPTS = 5  # heartbeats (and hold renewals) failing in a row that fail the run
+RETRY_S = 2.0  # the pause before trying a failed heartbeat again
 
 
 class BackupHold(Protocol):
@@ -152,19 +154,25 @@ class DatabaseHold:
         self._holder = holder
         self._ttl = timedelta(seconds=ttl_s)
         self.id = secrets.token_hex(8)
+        self.started_at: datetime | None = None  # set by take()
 
     async def take(self) -> None:
         async with self._metadata.transaction() as uow:
-            await uow.holds.take(self.id, self._holder, self._clock.now() + self._ttl)
+            self.started_at = await uow.holds.take(
+                self.id, self._holder, self._clock.now() + self._ttl
+            )
             await uow.commit()
 
     async def renew(self) -> None:
         async with self._metadata.transaction() as uow:
             renewed = await uow.holds.renew(self.id, self._clock.now() + self._ttl)
             if not renewed:
-                # Lapsed and removed (the run stalled): hold again from now on. Blobs
-                # GC took meanwhile make their copy fail (missing), never a bad backup.
-                await uow.holds.take(self.id, self._holder, self._clock.now() + self._ttl)
+                # Lapsed and removed (the run stalled): hold again, from the ORIGINAL
+                # start, so GC spares what it spared before. Blobs GC took during the
+                # lapse make their copy fail (missing), never a bad backup.
+                await uow.holds.take(
+                    self.id, self._holder, self._clock.now() + self._ttl, self.started_at
+                )
             await uow.commit()
 
     async def release(self) -> None:
@@ -244,11 +252,22 @@ async def _heartbeats(
     every_s: float,
     hold: BackupHold | None,
 ) -> None:
+    failures = 0
     while True:
-        await anyio.sleep(every_s)
-        await _beat(target, key, started_at, clock)
-        if hold is not None:
-            await hold.renew()
+        await anyio.sleep(every_s if failures == 0 else min(every_s, RETRY_S))
+        try:
+            await _beat(target, key, started_at, clock)
+            if hold is not None:
+                await hold.renew()
+        except StorageError:
+            # A database or target hiccup: try again soon; only a run that cannot
+            # beat for RENEW_ATTEMPTS tries in a row (long before its hold lapses or
+            # its heartbeat goes stale) fails.
+            failures += 1
+            if failures >= RENEW_ATTEMPTS:
+                raise
+        else:
+            failures = 0
 
 
 async def _beat(target: BackupTarget, key: str, started_at: datetime, clock: Clock) -> None:
