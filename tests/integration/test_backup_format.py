@@ -41,6 +41,7 @@ from juststorage.application.backup_upkeep import (
     PRUNE_MARKER,
     STALE_AFTER_S,
     BackupBusy,
+    metadata_damage,
     prune_backups,
     verify_backup,
 )
@@ -504,3 +505,19 @@ async def test_no_blob_is_written_to_the_target_while_the_snapshot_is_open(
     # The rows read are reported before the plan (a long snapshot shows progress).
     assert observer.seen[0] == ("read", 6 + 6) and observer.seen[1] == ("planned", 6)
     assert (await stored_blobs(target))[hashlib.sha256(inline[0]).hexdigest()] == inline[0]
+
+
+async def test_list_finds_a_complete_backup_whose_metadata_file_is_cut_or_gone(
+    services: Services, target: BackupTarget
+) -> None:
+    await upload(services, "acme", "k", b"metadata damage" * 100)
+    first, second = await backup(services, target), await backup(services, target)
+    assert await metadata_damage(target, await list_backups(target)) == {}
+    raw = await target.get_bytes(first.metadata.path)
+    await target.put_bytes(first.metadata.path, raw[:-10])
+    await target.delete(second.metadata.path)
+    damage = await metadata_damage(target, await list_backups(target))
+    assert damage == {
+        first.id: f"its metadata file has {len(raw) - 10} bytes, the manifest says {len(raw)}",
+        second.id: f"its metadata file {second.metadata.path} is missing",
+    }

@@ -56,6 +56,7 @@ __all__ = [
     "PruneReport",
     "VerifyReport",
     "check_no_prune",
+    "metadata_damage",
     "prune_generation",
     "prune_backups",
     "referenced_blobs",
@@ -216,6 +217,26 @@ async def prune_generation(target: BackupTarget) -> str:
 
 async def _next_generation(target: BackupTarget) -> None:
     await target.put_bytes(PRUNE_GENERATION, secrets.token_hex(16).encode() + b"\n")
+
+
+async def metadata_damage(target: BackupTarget, infos: list[BackupInfo]) -> dict[str, str]:
+    """id → problem for each complete backup whose metadata file is missing or not
+    the size its manifest records (one listing of `backups/`: cheap; `verify`
+    re-hashes the file and every blob)."""
+    sizes: dict[str, int] = {}
+    async for page in target.list_sizes(BACKUPS_PREFIX):
+        sizes.update(page)
+    damage: dict[str, str] = {}
+    for info in infos:
+        if info.manifest is None:
+            continue
+        ref = info.manifest.metadata
+        size = sizes.get(ref.path)
+        if size is None:
+            damage[info.id] = f"its metadata file {ref.path} is missing"
+        elif size != ref.size:
+            damage[info.id] = f"its metadata file has {size} bytes, the manifest says {ref.size}"
+    return damage
 
 
 def _refuse_if_running(infos: list[BackupInfo], target: BackupTarget, now: datetime) -> None:

@@ -36,6 +36,7 @@ from juststorage.application.backup_upkeep import (
     BackupBusy,
     PruneReport,
     VerifyReport,
+    metadata_damage,
     prune_backups,
     verify_backup,
 )
@@ -215,20 +216,20 @@ def create(
     )
 
 
-def _state(info: BackupInfo) -> str:
+def _state(info: BackupInfo, damage: dict[str, str] | None = None) -> str:
     if info.complete:
-        return "complete"
+        return "damaged" if damage and info.id in damage else "complete"
     beat = info.heartbeat
     if beat is not None and (SystemClock().now() - beat).total_seconds() < STALE_AFTER_S:
         return "in-progress"
     return "incomplete"
 
 
-def _info_json(info: BackupInfo) -> dict[str, Any]:
+def _info_json(info: BackupInfo, damage: dict[str, str]) -> dict[str, Any]:
     m: Manifest | None = info.manifest
     return {
         "id": info.id,
-        "state": _state(info),
+        "state": _state(info, damage),
         "started_at": utc_text(m.started_at, fraction_digits=6) if m else None,
         "snapshot_at": utc_text(m.snapshot_at, fraction_digits=6) if m else None,
         "finished_at": utc_text(m.finished_at, fraction_digits=6) if m else None,
@@ -236,7 +237,7 @@ def _info_json(info: BackupInfo) -> dict[str, Any]:
         "bytes": m.object_bytes if m else None,
         "blobs": m.blobs if m else None,
         "heartbeat": utc_text(info.heartbeat, fraction_digits=6) if info.heartbeat else None,
-        "problem": info.problem,
+        "problem": damage.get(info.id, info.problem),
     }
 
 
@@ -245,15 +246,24 @@ def _info_json(info: BackupInfo) -> dict[str, Any]:
 @_JSON
 @click.pass_context
 def list_command(ctx: click.Context, target: str, as_json: bool) -> None:
-    """List the backups in TARGET, oldest first: complete, in-progress (a fresh
-    heartbeat) or incomplete (killed or failed: `backup prune` removes it)."""
-    infos = _with_target(ctx, target, list_backups)
+    """List the backups in TARGET, oldest first: complete, damaged (a complete one
+    whose metadata file is missing or of the wrong size), in-progress (a fresh
+    heartbeat) or incomplete (killed or failed: `backup prune` removes it). Only
+    `backup verify` re-hashes the metadata and the blobs."""
+
+    async def work(made: BackupTarget) -> tuple[list[BackupInfo], dict[str, str]]:
+        infos = await list_backups(made)
+        return infos, await metadata_damage(made, infos)
+
+    infos, damage = _with_target(ctx, target, work)
     if as_json:
-        click.echo(json.dumps([_info_json(i) for i in infos]))
+        click.echo(json.dumps([_info_json(i, damage) for i in infos]))
         return
     for info in infos:
         m = info.manifest
-        if m is not None:
+        if m is not None and info.id in damage:
+            click.echo(f"{info.id}  damaged      {damage[info.id]}")
+        elif m is not None:
             click.echo(
                 f"{info.id}  complete     {m.objects} objects, {human_size(m.object_bytes)},"
                 f" {m.blobs} blobs; snapshot {utc_text(m.snapshot_at)}"
