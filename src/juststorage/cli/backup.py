@@ -74,7 +74,8 @@ def backup() -> None:
     A consistent snapshot of the metadata and every blob it references, taken
     beside a running server; blobs already in TARGET are not copied again.
     TARGET is a directory (created if missing) or s3://bucket/prefix (with the
-    AWS_* settings). See docs/backup.md.
+    JUSTSTORAGE_BACKUP_AWS_* settings, each falling back to its AWS_* one). See
+    docs/backup.md.
     """
 
 
