@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import gc
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from juststorage.adapters.blobs.filesystem import FilesystemBlobStore
 from juststorage.adapters.blobs.filesystem_parts import FilesystemPartStore
@@ -91,6 +92,11 @@ class Services:
         }
 
 
+T = TypeVar("T")
+# `scheme://` at the start of a backup target: only s3:// is one; others are refused.
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
 def build_uploader(
     settings: Settings, metadata: MetadataStore, blobs: BlobStore, clock: Clock, owner: str
 ) -> Uploader:
@@ -169,14 +175,22 @@ def build_metadata_store(
 
 
 def build_backup_target(settings: Settings, target: str) -> BackupTarget:
-    """A backup target (SPEC §8.9): `s3://bucket/prefix` (with the AWS_* settings of
-    s3:// roots) or a directory, created when the first backup writes to it.
+    """A backup target (SPEC §8.9): `s3://bucket/prefix` (with the
+    JUSTSTORAGE_BACKUP_AWS_* settings, each falling back to its AWS_* one) or a
+    directory, created when the first backup writes to it.
 
     Raises:
-        SettingsError: an s3:// target without a bucket, or an empty target.
+        SettingsError: an s3:// target without a bucket, an empty target, or one that
+            looks like a URL of another scheme (`http://…`: never a directory).
     """
     if not target.strip():
         raise SettingsError("a backup target is a directory or s3://bucket/prefix")
+    scheme = _URL_SCHEME.match(target)
+    if scheme is not None and target[: scheme.end()] != "s3://":
+        raise SettingsError(
+            f"a backup target is a directory or s3://bucket/prefix, not a {scheme.group(1)}://"
+            " URL (for a directory whose name has '://', start it with ./)"
+        )
     if target.startswith("s3://"):
         from juststorage.adapters.backup.s3 import S3Target
         from juststorage.adapters.blobs.s3_io import S3Root
@@ -185,7 +199,7 @@ def build_backup_target(settings: Settings, target: str) -> BackupTarget:
             root = S3Root.parse(target)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
-        return S3Target(root, _s3_connection(settings))
+        return S3Target(root, backup_s3_connection(settings))
     from juststorage.adapters.backup.directory import DirectoryTarget
 
     return DirectoryTarget(Path(target).expanduser().absolute())
@@ -417,6 +431,26 @@ def _s3_connection(settings: Settings) -> S3Connection:
         secret_access_key=settings.aws_secret_access_key,
         region=settings.aws_region,
         allow_http=settings.aws_allow_http,
+        timeout_seconds=settings.s3_timeout_seconds,
+    )
+
+
+def backup_s3_connection(settings: Settings) -> S3Connection:
+    """A backup target's S3 connection: JUSTSTORAGE_BACKUP_AWS_*, each unset one
+    taken from its AWS_* setting (the blob roots' connection)."""
+    from juststorage.adapters.blobs.s3_io import S3Connection
+
+    def pick(own: T | None, shared: T) -> T:
+        return shared if own is None else own
+
+    return S3Connection(
+        endpoint_url=pick(settings.backup_aws_endpoint_url, settings.aws_endpoint_url),
+        access_key_id=pick(settings.backup_aws_access_key_id, settings.aws_access_key_id),
+        secret_access_key=pick(
+            settings.backup_aws_secret_access_key, settings.aws_secret_access_key
+        ),
+        region=pick(settings.backup_aws_region, settings.aws_region),
+        allow_http=pick(settings.backup_aws_allow_http, settings.aws_allow_http),
         timeout_seconds=settings.s3_timeout_seconds,
     )
 

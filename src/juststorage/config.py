@@ -109,6 +109,13 @@ class Settings(BaseModel):
     aws_secret_access_key: str | None = Field(default=None, repr=False)
     aws_region: str = "us-east-1"
     aws_allow_http: bool = False
+    # A backup target's own S3 connection (docs/backup.md): each unset one falls back
+    # to its AWS_* setting, so a target can be on another endpoint than the roots.
+    backup_aws_endpoint_url: str | None = None
+    backup_aws_access_key_id: str | None = None
+    backup_aws_secret_access_key: str | None = Field(default=None, repr=False)
+    backup_aws_region: str | None = None
+    backup_aws_allow_http: bool | None = None
     s3_part_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
     s3_max_concurrency: int = Field(default=4, ge=1)
     s3_timeout_seconds: float = Field(default=60.0, gt=0)
@@ -192,6 +199,10 @@ class Settings(BaseModel):
         "aws_endpoint_url",
         "aws_access_key_id",
         "aws_secret_access_key",
+        "backup_aws_endpoint_url",
+        "backup_aws_access_key_id",
+        "backup_aws_secret_access_key",
+        "backup_aws_region",
         "public_url",
         "cors_origins",
     )

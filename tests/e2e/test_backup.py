@@ -1,9 +1,7 @@
 """`juststorage backup` against a real server (SPEC §8.9; docs/backup.md): under a
 mixed load with GC at grace 0, killed with SIGKILL and run again, verified and
-pruned; into a directory and into an S3 bucket (SeaweedFS).
-
-A target kind is a fixture parameter (`target`): another S3-compatible store's
-fixture joins by adding a parameter there.
+pruned; into a directory and into an S3 bucket on both real S3 servers (SeaweedFS and
+Ceph RGW, tests/support/s3_servers.py), a fixture parameter of `target`.
 """
 
 from __future__ import annotations
@@ -40,6 +38,7 @@ from juststorage.application.backup_ports import BackupTarget
 from juststorage.bootstrap import build_backup_target
 from juststorage.config import Settings
 from juststorage.testing import BIN, Server, StartServer, run_cli
+from support.s3_servers import S3Server
 
 from .support import unique_name, upload
 
@@ -64,21 +63,29 @@ class Target:
         return asyncio.run(main())
 
 
-@pytest.fixture(params=["directory", pytest.param("s3", marks=pytest.mark.s3)])
+@pytest.fixture(
+    params=[
+        "directory",
+        pytest.param("seaweedfs", marks=pytest.mark.s3),
+        pytest.param("radosgw", marks=pytest.mark.s3),
+    ]
+)
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
     if request.param == "directory":
         return Target(str(tmp_path / "backups"), {}, Settings(data_dir=tmp_path))
-    weed = request.getfixturevalue("seaweedfs")
+    weed: S3Server = request.getfixturevalue(request.param)
     env = weed.env()
     settings = Settings(
         data_dir=tmp_path,
-        aws_endpoint_url=env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        aws_region=env["AWS_REGION"],
-        aws_allow_http=True,
+        backup_aws_endpoint_url=env["AWS_ENDPOINT_URL"],
+        backup_aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        backup_aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        backup_aws_region=env["AWS_REGION"],
+        backup_aws_allow_http=True,
     )
-    return Target(weed.root(), env, settings)
+    # The target's own connection: the server's blob roots may be on another S3 server.
+    own = {f"JUSTSTORAGE_BACKUP_{name}": value for name, value in env.items()}
+    return Target(weed.root(), own, settings)
 
 
 @pytest.fixture(scope="module")
@@ -376,6 +383,12 @@ def test_verify_finds_a_flipped_byte_a_missing_blob_and_a_tampered_manifest(
     report = json.loads(bad.stdout)
     assert report["corrupt"] == [flipped] and report["missing"] == [removed]
     assert bad.stderr.strip().splitlines()[-1] == f"Error: backup {summary['id']} is damaged"
+    # --repair copies both again from the live store; then the backup is whole.
+    fixed = backup_cli(server, target, "backup", "verify", target.url, "--repair", "--json")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert sorted(json.loads(fixed.stdout)["repaired"]) == sorted([flipped, removed])
+    ok = backup_cli(server, target, "backup", "verify", target.url, "--id", summary["id"])
+    assert ok.returncode == 0, ok.stdout + ok.stderr
 
     async def tamper(made: BackupTarget) -> None:
         raw = await made.get_bytes(manifest_key(summary["id"]))
@@ -449,6 +462,20 @@ def test_backup_commands_have_help_and_one_line_errors(server: Server, target: T
     assert nothing.returncode == 3
     assert nothing.stderr.strip().startswith("Error: NotFound: no complete backup")
     assert "Traceback" not in nothing.stderr
+    # A target that cannot be one: exit 2 and one line, never a directory ./http:/…
+    afile = server.data_dir / f"afile-{unique_name()}"
+    afile.write_bytes(b"x")
+    for unusable in (str(afile), str(afile / "below"), "http://127.0.0.1:1/x", "ftp://x"):
+        refused = run_cli(["backup", unusable], server.env)
+        assert refused.returncode == 2, (unusable, refused.stderr)
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error:"), refused.stderr
+    if target.url.startswith("s3://"):
+        wrong = {**server.env, **target.env, "JUSTSTORAGE_BACKUP_AWS_SECRET_ACCESS_KEY": "wrong"}
+        denied = run_cli(["backup", "list", target.url], wrong)
+        lines = denied.stderr.strip().splitlines()
+        assert denied.returncode in (11, 13) and len(lines) == 1, denied.stderr
+        assert "wrong" not in denied.stderr
 
 
 def test_backup_shows_progress_on_stderr_and_a_summary_on_stdout(

@@ -92,8 +92,10 @@ class FakeBackupHolds:
         self._state = state
         self._clock = clock
 
-    async def take(self, hold_id: str, holder: str, until: datetime) -> datetime:
-        started_at = self._clock.now()
+    async def take(
+        self, hold_id: str, holder: str, until: datetime, started_at: datetime | None = None
+    ) -> datetime:
+        started_at = started_at or self._clock.now()
         self._state.holds[hold_id] = (holder, started_at, until)
         return started_at
 

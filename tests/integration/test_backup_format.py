@@ -4,11 +4,12 @@ and a real S3 bucket (SeaweedFS)."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 
 from juststorage.adapters.metadata.dump import database_row
 from juststorage.application.apikeys import create_api_key, revoke_api_key
-from juststorage.application.backup import create_backup
+from juststorage.application.backup import BackupFailed, create_backup, repair_blobs
 from juststorage.application.backup_format import (
     COLUMNS,
     BackupCorrupt,
@@ -36,7 +37,14 @@ from juststorage.application.backup_format import (
     read_metadata,
 )
 from juststorage.application.backup_ports import BackupTarget
-from juststorage.application.backup_upkeep import PRUNE_MARKER, BackupBusy, prune_backups
+from juststorage.application.backup_upkeep import (
+    PRUNE_MARKER,
+    STALE_AFTER_S,
+    BackupBusy,
+    metadata_damage,
+    prune_backups,
+    verify_backup,
+)
 from juststorage.application.deletes import delete_object
 from juststorage.application.uploads import UploadRequest, UploadResult
 from juststorage.bootstrap import Services, build, build_backup_target, build_metadata_dumper
@@ -44,7 +52,7 @@ from juststorage.config import Settings
 from juststorage.domain.errors import NotFound
 from juststorage.domain.model import Namespace, ObjectKey, StorageClass, TenantId
 from juststorage.domain.timestamps import utc_text
-from support.seaweedfs import SeaweedFs
+from support.s3_servers import S3Server
 
 pytestmark = pytest.mark.anyio
 
@@ -73,19 +81,25 @@ async def services(tmp_path: Path, database_url: str) -> AsyncIterator[Services]
         await built.metadata.close()
 
 
-@pytest.fixture(params=["directory", pytest.param("s3", marks=pytest.mark.s3)])
+@pytest.fixture(
+    params=[
+        "directory",
+        pytest.param("seaweedfs", marks=pytest.mark.s3),
+        pytest.param("radosgw", marks=pytest.mark.s3),
+    ]
+)
 async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BackupTarget]:
     if request.param == "directory":
         made = build_backup_target(Settings(data_dir=tmp_path), str(tmp_path / "backups" / "t"))
     else:
-        weed: SeaweedFs = request.getfixturevalue("seaweedfs")
+        weed: S3Server = request.getfixturevalue(request.param)
         settings = Settings(
             data_dir=tmp_path,
-            aws_endpoint_url=weed.endpoint_url,
-            aws_access_key_id=weed.env()["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=weed.env()["AWS_SECRET_ACCESS_KEY"],
-            aws_region=weed.env()["AWS_REGION"],
-            aws_allow_http=True,
+            backup_aws_endpoint_url=weed.endpoint_url,
+            backup_aws_access_key_id=weed.env()["AWS_ACCESS_KEY_ID"],
+            backup_aws_secret_access_key=weed.env()["AWS_SECRET_ACCESS_KEY"],
+            backup_aws_region=weed.env()["AWS_REGION"],
+            backup_aws_allow_http=True,
         )
         made = build_backup_target(settings, weed.root())
     try:
@@ -339,3 +353,171 @@ def test_blob_keys_and_manifests_round_trip() -> None:
     assert json.loads(raw)["usage"] == {"acme": {"objects": {"hot": 3}, "bytes": {"hot": 30}}}
     with pytest.raises(BackupCorrupt, match="malformed"):
         Manifest.from_bytes(raw.replace(b'"objects": 3', b'"objects": "x"'))
+
+
+class _Later:
+    """A clock `delta` ahead of another: a prune on a host whose clock runs ahead, or
+    one that judges a backup's heartbeat after the backup stalled that long."""
+
+    def __init__(self, inner: Any, delta: timedelta) -> None:
+        self.inner, self.delta = inner, delta
+
+    def now(self) -> datetime:
+        return self.inner.now() + self.delta  # type: ignore[no-any-return]
+
+
+async def test_a_prune_that_takes_a_running_backup_for_dead_makes_it_fail_not_complete(
+    services: Services, target: BackupTarget
+) -> None:
+    await upload(services, "acme", "first", b"first " * 4000)
+    first = await backup(services, target)
+    # A killed run copied these blobs and left no manifest: only it references them.
+    for i in range(3):
+        data = f"later {i} ".encode() * 4000
+        await upload(services, "acme", f"later{i}", data)
+        await target.put_bytes(blob_key(hashlib.sha256(data).hexdigest()), data)
+
+    pruned: list[Any] = []
+    listing = target.list_sizes
+
+    async def slow_listing(prefix: str) -> AsyncIterator[list[tuple[str, int]]]:
+        async for page in listing(prefix):
+            yield page
+        if prefix == "blobs/" and not pruned:
+            # The listing outlasts a prune's patience (a minute): prune runs now.
+            later = _Later(services.clock, timedelta(seconds=STALE_AFTER_S + 1))
+            pruned.append(await prune_backups(target, later, keep=1))  # type: ignore[arg-type]
+
+    target.list_sizes = slow_listing  # type: ignore[method-assign]
+    with pytest.raises(BackupFailed, match="a prune removed"):
+        await backup(services, target)
+    assert pruned and pruned[0].blobs_removed == 3
+    infos = await list_backups(target)
+    assert [i.id for i in infos if i.complete] == [first.id]
+    # Run again: it copies the blobs the prune removed, and is complete and whole.
+    again = await backup(services, target)
+    assert again.copied_blobs == 3
+    assert (await verify_backup(target, again.id)).ok
+
+
+async def test_a_blob_of_the_wrong_size_in_the_target_is_copied_again(
+    services: Services, target: BackupTarget
+) -> None:
+    big, small = bytes(range(256)) * 40, b"inline bytes"
+    for key, data in (("big", big), ("small", small)):
+        await upload(services, "acme", key, data)
+    await backup(services, target)
+    # Truncated by a bad rsync; emptied: each skipped for good before.
+    await target.put_bytes(blob_key(hashlib.sha256(big).hexdigest()), big[:100])
+    await target.put_bytes(blob_key(hashlib.sha256(small).hexdigest()), b"")
+    again = await backup(services, target)
+    assert again.copied_blobs == 2 and again.skipped_blobs == 0
+    assert (await verify_backup(target, again.id)).ok
+    stored = await stored_blobs(target)
+    assert stored[hashlib.sha256(big).hexdigest()] == big
+
+
+async def test_verify_repair_copies_damaged_and_missing_blobs_from_the_store(
+    services: Services, target: BackupTarget
+) -> None:
+    datas = [bytes([i]) * 5000 for i in range(3)] + [b"tiny"]
+    for i, data in enumerate(datas):
+        await upload(services, "acme", f"k{i}", data, "cold" if i == 1 else "hot")
+    manifest = await backup(services, target)
+    flipped, gone = (hashlib.sha256(d).hexdigest() for d in (datas[0], datas[3]))
+    damaged = bytearray(datas[0])
+    damaged[7] ^= 1
+    await target.put_bytes(blob_key(flipped), bytes(damaged))  # same size: only a hash finds it
+    await target.delete(blob_key(gone))
+    report = await verify_backup(target, manifest.id)
+    assert report.corrupt == [flipped] and report.missing == [gone]
+
+    repaired = await repair_blobs(
+        target=target,
+        manifest=manifest,
+        hashes=report.missing + report.corrupt,
+        dumper=build_metadata_dumper(services.settings, services.clock),
+        blobs=services.blobs,
+    )
+    assert sorted(repaired.repaired) == sorted([flipped, gone]) and not repaired.unrepairable
+    assert (await verify_backup(target, manifest.id)).ok
+
+    # A blob the store no longer holds cannot be repaired, and says why.
+    unknown = hashlib.sha256(b"never stored").hexdigest()
+    nothing = await repair_blobs(
+        target=target,
+        manifest=manifest,
+        hashes=[unknown],
+        dumper=build_metadata_dumper(services.settings, services.clock),
+        blobs=services.blobs,
+    )
+    assert nothing.unrepairable == {unknown: "the backup's metadata names no such blob"}
+
+
+async def test_no_blob_is_written_to_the_target_while_the_snapshot_is_open(
+    services: Services, target: BackupTarget
+) -> None:
+    inline = [f"inline {i}".encode() for i in range(5)]  # under LIMIT: in the database
+    for i, data in enumerate(inline):
+        await upload(services, "acme", f"i{i}", data)
+    await upload(services, "acme", "file", b"f" * (LIMIT + 1))
+    dumper = build_metadata_dumper(services.settings, services.clock)
+    events: list[str] = []
+    opened = dumper.snapshot
+
+    @contextlib.asynccontextmanager
+    async def watched() -> AsyncIterator[Any]:
+        async with opened() as snapshot:
+            events.append("snapshot open")
+            yield snapshot
+        events.append("snapshot closed")
+
+    dumper.snapshot = watched  # type: ignore[method-assign]
+    put = target.put_stream
+
+    async def recorded(key: str, chunks: AsyncIterator[bytes]) -> int:
+        if key.startswith("blobs/"):
+            events.append("blob put")
+        return await put(key, chunks)
+
+    target.put_stream = recorded  # type: ignore[method-assign]
+
+    class Reads:
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, int]] = []
+
+        def planned(self, blobs: int, size: int) -> None:
+            self.seen.append(("planned", blobs))
+
+        def copied(self, size: int) -> None:
+            return None
+
+        def read(self, rows: int) -> None:
+            self.seen.append(("read", rows))
+
+    observer = Reads()
+    manifest, _ = await create_backup(
+        target=target, dumper=dumper, blobs=services.blobs, clock=services.clock, observer=observer
+    )
+    assert manifest.copied_blobs == 6
+    assert events.index("snapshot closed") < events.index("blob put")
+    assert events.count("blob put") == 6
+    # The rows read are reported before the plan (a long snapshot shows progress).
+    assert observer.seen[0] == ("read", 6 + 6) and observer.seen[1] == ("planned", 6)
+    assert (await stored_blobs(target))[hashlib.sha256(inline[0]).hexdigest()] == inline[0]
+
+
+async def test_list_finds_a_complete_backup_whose_metadata_file_is_cut_or_gone(
+    services: Services, target: BackupTarget
+) -> None:
+    await upload(services, "acme", "k", b"metadata damage" * 100)
+    first, second = await backup(services, target), await backup(services, target)
+    assert await metadata_damage(target, await list_backups(target)) == {}
+    raw = await target.get_bytes(first.metadata.path)
+    await target.put_bytes(first.metadata.path, raw[:-10])
+    await target.delete(second.metadata.path)
+    damage = await metadata_damage(target, await list_backups(target))
+    assert damage == {
+        first.id: f"its metadata file has {len(raw) - 10} bytes, the manifest says {len(raw)}",
+        second.id: f"its metadata file {second.metadata.path} is missing",
+    }

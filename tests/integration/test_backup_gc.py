@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from juststorage.application.backup import DatabaseHold, create_backup
@@ -20,6 +22,7 @@ from juststorage.application.records import BlobLocation
 from juststorage.application.uploads import UploadRequest, UploadResult
 from juststorage.bootstrap import Services, build, build_backup_target, build_metadata_dumper
 from juststorage.config import Settings
+from juststorage.domain.errors import Unavailable
 from juststorage.domain.model import Namespace, ObjectKey, StorageClass, TenantId
 
 pytestmark = pytest.mark.anyio
@@ -154,3 +157,72 @@ async def test_a_gc_pass_during_a_backup_leaves_the_blobs_it_copies(
     after = await gc(services)
     assert not after.held_by_backup and after.blobs_removed == 4
     assert blob_files(tmp_path) == set()
+
+
+class _AheadClock:
+    """This host's clock, `delta` ahead of the database's."""
+
+    def __init__(self, inner: Any, delta: timedelta) -> None:
+        self.inner, self.delta = inner, delta
+
+    def now(self) -> datetime:
+        return self.inner.now() + self.delta  # type: ignore[no-any-return]
+
+
+async def test_a_lapsed_hold_is_taken_again_from_its_original_start(services: Services) -> None:
+    hold = DatabaseHold(services.metadata, services.clock, services.liveness.identity())
+    await hold.take()
+    async with services.metadata.snapshot() as view:
+        [(_, _, started_at, _)] = await view.holds.all()
+    async with services.metadata.transaction() as uow:
+        await uow.holds.release(hold.id)  # lapsed: GC removed the row
+        await uow.commit()
+    await hold.renew()
+    async with services.metadata.snapshot() as view:
+        [(hold_id, _, again, _)] = await view.holds.all()
+    assert hold_id == hold.id and again == started_at
+    await hold.release()
+
+    # A backup host whose clock runs 10 minutes ahead starts its hold by the
+    # database's clock (the earlier of the two), not 10 minutes late.
+    ahead = _AheadClock(services.clock, timedelta(minutes=10))
+    skewed = DatabaseHold(services.metadata, ahead, services.liveness.identity())  # type: ignore[arg-type]
+    await skewed.take()
+    assert skewed.started_at is not None
+    assert skewed.started_at <= services.clock.now() + timedelta(seconds=5)
+    await skewed.release()
+
+
+async def test_heartbeats_that_fail_a_few_times_do_not_fail_the_backup(
+    services: Services, tmp_path: Path
+) -> None:
+    await upload(services, "k", b"slow to copy" * 100)
+    renewals: list[str] = []
+    inner = DatabaseHold(services.metadata, services.clock, services.liveness.identity())
+
+    class Flaky:
+        async def take(self) -> None:
+            await inner.take()
+
+        async def renew(self) -> None:
+            renewals.append("try")
+            if len(renewals) <= 2:
+                raise Unavailable("the database is restarting")
+            await inner.renew()
+
+        async def release(self) -> None:
+            await inner.release()
+
+    async def slow() -> None:
+        while len(renewals) < 4:
+            await anyio.sleep(0.01)
+
+    manifest, _ = await create_backup(
+        target=build_backup_target(services.settings, str(tmp_path / "target")),
+        dumper=build_metadata_dumper(services.settings, services.clock),
+        blobs=_HookOnFirstOpen(services, slow),  # type: ignore[arg-type]
+        clock=services.clock,
+        hold=Flaky(),
+        heartbeat_s=0.01,
+    )
+    assert manifest.copied_blobs == 1 and len(renewals) >= 4

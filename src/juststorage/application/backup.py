@@ -2,20 +2,24 @@
 metadata and every blob it references, copied to a target beside a running server.
 
 A run:
-1. names the backup (`new_backup_id`) and writes its `in-progress` file, then
-   rewrites it every `heartbeat_s` while it runs;
-2. lists the target's `blobs/` once: what is there is complete and is not copied
-   again (so a killed run's successor resumes, and a second backup of an unchanged
-   store copies nothing);
-3. takes ONE snapshot and streams its rows into `metadata.jsonl.gz`; inline blobs
-   missing from the target are copied from the snapshot as their rows pass; the
-   other missing blobs are noted in a local spill file (bounded memory), and the
-   snapshot closes;
+1. names the backup (`new_backup_id`) and writes its `in-progress` file, reads the
+   target's prune generation, then rewrites `in-progress` every `heartbeat_s` while
+   it runs (from before the listing on);
+2. lists the target's `blobs/` once, with sizes: a blob there with its recorded size
+   is complete and is not copied again (so a killed run's successor resumes, and a
+   second backup of an unchanged store copies nothing); one of another size is
+   copied again;
+3. takes ONE snapshot and streams its rows into `metadata.jsonl.gz`; the blobs
+   missing from the target are noted in a local spill file (bounded memory; inline
+   blobs with their bytes, read in the snapshot), and the snapshot closes: nothing
+   is copied to the target while it is open;
 4. copies the noted blobs, `parallel` at a time, each through the BlobStore port,
    hashing while it streams: bytes that do not hash to their name fail the backup
    and leave nothing at the blob's key;
 5. writes manifest.json, then manifest.sha256 (the backup is complete from here),
-   and removes `in-progress`.
+   reads the prune generation again (changed: a prune removed blobs this run may
+   count on; manifest.sha256 is removed and the run fails), and removes
+   `in-progress`.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Protocol
 import anyio
 
 from juststorage.application.backup_copy import (
+    READ_REPORT_ROWS,
     BackupFailed,
     BackupObserver,
     BlobCorrupt,
@@ -41,6 +46,7 @@ from juststorage.application.backup_copy import (
     Relocate,
     Spill,
     Totals,
+    present_blob_sizes,
     present_blobs,
 )
 from juststorage.application.backup_format import (
@@ -54,6 +60,7 @@ from juststorage.application.backup_format import (
     manifest_key,
     metadata_key,
     new_backup_id,
+    read_metadata,
 )
 from juststorage.application.backup_ports import (
     BackupTarget,
@@ -61,12 +68,13 @@ from juststorage.application.backup_ports import (
     MetadataDumper,
     MetadataSnapshot,
 )
-from juststorage.application.backup_upkeep import check_no_prune
+from juststorage.application.backup_upkeep import check_no_prune, prune_generation
 from juststorage.application.blob_ports import BlobStore
 from juststorage.application.ports import Clock, MetadataStore
 from juststorage.application.records import BlobLocation
 from juststorage.domain.errors import StorageError
-from juststorage.domain.timestamps import utc_text
+from juststorage.domain.model import ContentHash, StorageClass
+from juststorage.domain.timestamps import parse_utc_text, utc_text
 
 __all__ = [
     "BackupFailed",
@@ -74,12 +82,16 @@ __all__ = [
     "BackupObserver",
     "BlobCorrupt",
     "DatabaseHold",
+    "RepairReport",
     "create_backup",
     "present_blobs",
+    "repair_blobs",
 ]
 
 HEARTBEAT_S = 10.0
 HOLD_TTL_S = 300.0  # a hold lapses this long after its last renewal (a killed run's)
+RENEW_ATTEMPTS = 5  # heartbeats (and hold renewals) failing in a row that fail the run
+RETRY_S = 2.0  # the pause before trying a failed heartbeat again
 
 
 class BackupHold(Protocol):
@@ -98,6 +110,9 @@ class _Quiet:
         return None
 
     def copied(self, size: int) -> None:
+        return None
+
+    def read(self, rows: int) -> None:
         return None
 
 
@@ -139,19 +154,25 @@ class DatabaseHold:
         self._holder = holder
         self._ttl = timedelta(seconds=ttl_s)
         self.id = secrets.token_hex(8)
+        self.started_at: datetime | None = None  # set by take()
 
     async def take(self) -> None:
         async with self._metadata.transaction() as uow:
-            await uow.holds.take(self.id, self._holder, self._clock.now() + self._ttl)
+            self.started_at = await uow.holds.take(
+                self.id, self._holder, self._clock.now() + self._ttl
+            )
             await uow.commit()
 
     async def renew(self) -> None:
         async with self._metadata.transaction() as uow:
             renewed = await uow.holds.renew(self.id, self._clock.now() + self._ttl)
             if not renewed:
-                # Lapsed and removed (the run stalled): hold again from now on. Blobs
-                # GC took meanwhile make their copy fail (missing), never a bad backup.
-                await uow.holds.take(self.id, self._holder, self._clock.now() + self._ttl)
+                # Lapsed and removed (the run stalled): hold again, from the ORIGINAL
+                # start, so GC spares what it spared before. Blobs GC took during the
+                # lapse make their copy fail (missing), never a bad backup.
+                await uow.holds.take(
+                    self.id, self._holder, self._clock.now() + self._ttl, self.started_at
+                )
             await uow.commit()
 
     async def release(self) -> None:
@@ -164,14 +185,23 @@ async def _dump(
     snapshot: MetadataSnapshot,
     writer: MetadataWriter,
     totals: Totals,
-    present: set[str],
-    copier: Copier,
+    present: dict[str, int],
+    observer: BackupObserver,
     spill: Spill,
 ) -> AsyncIterator[bytes]:
-    """The gzip'd bytes of the snapshot's rows; on the way, inline blobs missing from
-    the target go to the copier and the other missing blobs to the spill file."""
+    """The gzip'd bytes of the snapshot's rows; on the way, the blobs missing from
+    the target go to the spill file (inline ones with their bytes)."""
+    rows = 0
+
+    def count() -> None:
+        nonlocal rows
+        rows += 1
+        if rows % READ_REPORT_ROWS == 0:
+            observer.read(rows)
+
     async for page in snapshot.objects():
         for row in page:
+            count()
             if chunk := writer.write("objects", row):
                 yield chunk  # gzip hands out bytes a block at a time
             size = row["size_bytes"]
@@ -184,6 +214,7 @@ async def _dump(
     last_hash = ""
     async for blobs in snapshot.blobs():
         for blob in blobs:
+            count()
             if chunk := writer.write("blobs", blob.row):
                 yield chunk
             digest = blob.content_hash.hex
@@ -192,21 +223,24 @@ async def _dump(
             last_hash = digest
             totals.blobs += 1
             totals.blob_bytes += blob.size_bytes
-            if digest in present:
+            if present.get(digest) == blob.size_bytes:
                 totals.skipped_blobs += 1
                 continue
-            present.add(digest)  # planned: copied once, whichever row comes first
+            # Missing, or of another size (truncated, damaged): copied (again), once.
+            present[digest] = blob.size_bytes
             totals.planned_blobs += 1
             totals.planned_bytes += blob.size_bytes
             if blob.address.startswith("inline:"):
                 data = await snapshot.inline_bytes(blob.storage_class, blob.content_hash)
-                await copier.put(blob, data)
+                spill.add(blob, data)
             else:
                 spill.add(blob)
     async for page in snapshot.api_keys():
         for row in page:
+            count()
             if chunk := writer.write("api_keys", row):
                 yield chunk
+    observer.read(rows)
     yield writer.finish()
 
 
@@ -218,11 +252,22 @@ async def _heartbeats(
     every_s: float,
     hold: BackupHold | None,
 ) -> None:
+    failures = 0
     while True:
-        await anyio.sleep(every_s)
-        await _beat(target, key, started_at, clock)
-        if hold is not None:
-            await hold.renew()
+        await anyio.sleep(every_s if failures == 0 else min(every_s, RETRY_S))
+        try:
+            await _beat(target, key, started_at, clock)
+            if hold is not None:
+                await hold.renew()
+        except StorageError:
+            # A database or target hiccup: try again soon; only a run that cannot
+            # beat for RENEW_ATTEMPTS tries in a row (long before its hold lapses or
+            # its heartbeat goes stale) fails.
+            failures += 1
+            if failures >= RENEW_ATTEMPTS:
+                raise
+        else:
+            failures = 0
 
 
 async def _beat(target: BackupTarget, key: str, started_at: datetime, clock: Clock) -> None:
@@ -327,22 +372,13 @@ class _Run:
             raise
 
     async def _copy(self) -> tuple[Manifest, float]:
-        present = await present_blobs(self.target)
+        generation = await prune_generation(self.target)
         async with AsyncExitStack() as stack:
             if self.hold is not None:
                 await self.hold.take()
                 stack.push_async_callback(self.hold.release)
             spill = Spill()
             stack.callback(spill.close)
-            copier = Copier(
-                self.target,
-                self.blobs,
-                self.parallel,
-                self.observer,
-                self.totals,
-                _relocator(self.dumper),
-                _describer(self.dumper),
-            )
             async with anyio.create_task_group() as beats:
                 beats.start_soon(
                     _heartbeats,
@@ -353,14 +389,25 @@ class _Run:
                     self.heartbeat_s,
                     self.hold,
                 )
+                # Beating already: a long listing is not taken for a dead run.
+                present = await present_blob_sizes(self.target)
+                metadata = await self._dump(present, spill)
+                self.observer.planned(self.totals.planned_blobs, self.totals.planned_bytes)
+                copier = Copier(
+                    self.target,
+                    self.blobs,
+                    self.parallel,
+                    self.observer,
+                    self.totals,
+                    _relocator(self.dumper),
+                    _describer(self.dumper),
+                )
                 async with anyio.create_task_group() as workers:
                     copier.start(workers)
                     try:
-                        metadata = await self._dump(present, copier, spill)
-                        self.observer.planned(self.totals.planned_blobs, self.totals.planned_bytes)
-                        async for page in spill.pages():
-                            for blob in page:
-                                await copier.put(blob, None)
+                        async for page in spill.entries():
+                            for blob, inline in page:
+                                await copier.put(blob, inline)
                     finally:
                         await copier.close()
                 beats.cancel_scope.cancel()
@@ -369,14 +416,22 @@ class _Run:
             await self.target.put_bytes(manifest_key(self.id), raw)
             digest = hashlib.sha256(raw).hexdigest()
             await self.target.put_bytes(manifest_hash_key(self.id), digest.encode() + b"\n")
+            if await prune_generation(self.target) != generation:
+                await self.target.delete(manifest_hash_key(self.id))
+                raise BackupFailed(
+                    f"a prune removed backups or blobs from {self.target.description} while"
+                    " this backup ran (it took the backup for dead: a stall, or clocks more"
+                    " than a minute apart), so blobs this backup counts on may be gone; it"
+                    " is left incomplete: run the backup again (it resumes)"
+                )
             await self.target.delete(self.progress_key)
         return manifest, time.monotonic() - self.started
 
     async def _dump(
-        self, present: set[str], copier: Copier, spill: Spill
+        self, present: dict[str, int], spill: Spill
     ) -> tuple[MetadataHeader, datetime, MetadataRef]:
-        """Stream the snapshot into metadata.jsonl.gz (inline blobs to the copier, the
-        other missing blobs to the spill file); its header, taken_by and reference."""
+        """Stream the snapshot into metadata.jsonl.gz (the missing blobs to the spill
+        file); its header, taken_by and reference."""
         async with self.dumper.snapshot() as snapshot:
             lost = await snapshot.objects_without_blob()
             if lost:
@@ -389,7 +444,7 @@ class _Run:
             writer = MetadataWriter(header)
             await self.target.put_stream(
                 metadata_key(self.id),
-                _dump(snapshot, writer, self.totals, present, copier, spill),
+                _dump(snapshot, writer, self.totals, present, self.observer, spill),
             )
             ref = MetadataRef(metadata_key(self.id), writer.sha256, writer.size)
             return header, snapshot.taken_by, ref
@@ -416,3 +471,84 @@ class _Run:
             copied_bytes=totals.copied_bytes,
             skipped_blobs=totals.skipped_blobs,
         )
+
+
+@dataclass
+class RepairReport:
+    """What `repair_blobs` copied again, and what it could not (hash → why)."""
+
+    repaired: list[str] = field(default_factory=list)
+    unrepairable: dict[str, str] = field(default_factory=dict)
+
+
+async def repair_blobs(
+    *,
+    target: BackupTarget,
+    manifest: Manifest,
+    hashes: list[str],
+    dumper: MetadataDumper,
+    blobs: BlobStore,
+) -> RepairReport:
+    """Copy again, from the live store, the blobs of a backup that `verify` found
+    missing or corrupt in the target (`backup verify --repair`; docs/backup.md).
+
+    Each is looked up by (class, hash) in the live database, read through the blob
+    store and published only if it hashes to its name, as a backup copies. One the
+    store no longer holds (deleted and collected since) cannot be repaired: the
+    report says so, and the backup stays damaged.
+
+    Raises:
+        NotFound, BackupCorrupt: the backup's metadata cannot be read.
+        StorageError: the database or the target failed.
+    """
+    wanted = set(hashes)
+    rows: dict[str, list[DumpedBlob]] = {}
+    async for item in read_metadata(target, manifest):
+        if isinstance(item, tuple) and item[0] == "blobs":
+            row = item[1]
+            digest = row["content_hash"]
+            if digest in wanted:
+                size, created = row["size_bytes"], row["created_at"]
+                assert isinstance(digest, str) and isinstance(size, int)
+                created_at = (
+                    created if isinstance(created, datetime) else parse_utc_text(str(created))
+                )
+                blob = DumpedBlob(
+                    StorageClass(str(row["storage_class"])),
+                    ContentHash.trusted(digest),
+                    size,
+                    created_at,
+                    "",
+                )
+                rows.setdefault(digest, []).append(blob)
+    report = RepairReport()
+    copier = Copier(target, blobs, 1, _Quiet(), Totals(), _relocator(dumper), _describer(dumper))
+    try:
+        for digest in sorted(wanted):
+            why = "the backup's metadata names no such blob"
+            for blob in rows.get(digest, []):
+                where = await dumper.locate(blob.storage_class, blob.content_hash)
+                if where is None:
+                    why = "the store no longer holds it"
+                    continue
+                try:
+                    if isinstance(where, bytes):
+                        await copier.copy_now(blob, where)
+                    else:
+                        await copier.copy_now(_at(blob, where.address), None)
+                except BackupFailed as exc:
+                    why = exc.message
+                    continue
+                report.repaired.append(digest)
+                break
+            else:
+                report.unrepairable[digest] = why
+    finally:
+        copier.close_unstarted()
+    return report
+
+
+def _at(blob: DumpedBlob, address: str) -> DumpedBlob:
+    return DumpedBlob(
+        blob.storage_class, blob.content_hash, blob.size_bytes, blob.created_at, address
+    )

@@ -37,6 +37,7 @@ __all__ = [
     "Relocate",
     "Spill",
     "Totals",
+    "present_blob_sizes",
     "present_blobs",
 ]
 
@@ -66,6 +67,14 @@ class BackupObserver(Protocol):
         """Bytes of blob copied (called as they stream)."""
         ...
 
+    def read(self, rows: int) -> None:
+        """Rows of the snapshot read so far (called every `READ_REPORT_ROWS` rows and
+        at the end of the snapshot), before `planned`."""
+        ...
+
+
+READ_REPORT_ROWS = 10_000
+
 
 @dataclass
 class Totals:
@@ -89,6 +98,18 @@ async def present_blobs(target: BackupTarget) -> set[str]:
             digest = hash_of_blob_key(key)
             if digest is not None:
                 present.add(digest)
+    return present
+
+
+async def present_blob_sizes(target: BackupTarget) -> dict[str, int]:
+    """hash → size of each blob the target holds (one listing of `blobs/`, with
+    sizes): a backup copies again a blob whose size is not its row's."""
+    present: dict[str, int] = {}
+    async for page in target.list_sizes(BLOBS_PREFIX):
+        for key, size in page:
+            digest = hash_of_blob_key(key)
+            if digest is not None:
+                present[digest] = size
     return present
 
 
@@ -154,6 +175,19 @@ class Copier:
     async def close(self) -> None:
         await self._send.aclose()
 
+    def close_unstarted(self) -> None:
+        """Close the queue of a Copier whose workers were never started (copy_now)."""
+        self._send.close()
+        self._receive.close()
+
+    async def copy_now(self, blob: DumpedBlob, inline: bytes | None) -> None:
+        """Copy one blob in the caller's task (no queue): `backup verify --repair`.
+
+        Raises:
+            BlobCorrupt, BackupFailed: as a backup's copy.
+        """
+        await self._copy(blob, inline)
+
     async def _work(self, jobs: ObjectReceiveStream[tuple[DumpedBlob, bytes | None]]) -> None:
         async with jobs:
             async for blob, inline in jobs:
@@ -200,38 +234,61 @@ class Copier:
 
 class Spill:
     """The blobs to copy after the snapshot closes, in a local temp file (one JSON
-    line each): millions of them need no memory."""
+    line each): millions of them need no memory. Inline blobs' bytes, read in the
+    snapshot, go to a second temp file, so the snapshot closes before any is
+    written to the target."""
 
     def __init__(self) -> None:
         self._file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
+        self._data: IO[bytes] | None = None  # inline bytes, opened on the first
+        self._data_size = 0
         self.count = 0
 
-    def add(self, blob: DumpedBlob) -> None:
-        line = [
+    def add(self, blob: DumpedBlob, inline: bytes | None = None) -> None:
+        line: list[object] = [
             blob.storage_class.value,
             blob.content_hash.hex,
             blob.size_bytes,
             utc_text(blob.created_at, fraction_digits=6),
             blob.address,
         ]
+        if inline is not None:
+            if self._data is None:
+                self._data = tempfile.TemporaryFile()  # noqa: SIM115
+            self._data.write(inline)
+            line += [self._data_size, len(inline)]
+            self._data_size += len(inline)
         self._file.write(json.dumps(line).encode() + b"\n")
         self.count += 1
 
     async def pages(self, size: int = 1000) -> AsyncIterator[list[DumpedBlob]]:
+        async for page in self.entries(size):
+            yield [blob for blob, _ in page]
+
+    async def entries(
+        self, size: int = 1000
+    ) -> AsyncIterator[list[tuple[DumpedBlob, bytes | None]]]:
+        """Pages of (blob, its inline bytes or None), in the order they were added."""
         self._file.flush()
         self._file.seek(0)
-        page: list[DumpedBlob] = []
+        if self._data is not None:
+            self._data.flush()
+        page: list[tuple[DumpedBlob, bytes | None]] = []
         for raw in self._file:
-            storage_class, digest, size_bytes, created_at, address = json.loads(raw)
-            page.append(
-                DumpedBlob(
-                    StorageClass(storage_class),
-                    ContentHash.trusted(digest),
-                    int(size_bytes),
-                    parse_utc_text(created_at),
-                    address,
-                )
+            fields = json.loads(raw)
+            storage_class, digest, size_bytes, created_at, address = fields[:5]
+            inline: bytes | None = None
+            if len(fields) == 7 and self._data is not None:
+                self._data.seek(int(fields[5]))
+                inline = self._data.read(int(fields[6]))
+            blob = DumpedBlob(
+                StorageClass(storage_class),
+                ContentHash.trusted(digest),
+                int(size_bytes),
+                parse_utc_text(created_at),
+                address,
             )
+            page.append((blob, inline))
             if len(page) >= size:
                 yield page
                 page = []
@@ -240,3 +297,5 @@ class Spill:
 
     def close(self) -> None:
         self._file.close()
+        if self._data is not None:
+            self._data.close()

@@ -67,6 +67,11 @@ class BackupTarget(Protocol):
         depth, in no particular order; temporary files are never listed."""
         ...
 
+    def list_sizes(self, prefix: str) -> AsyncIterator[list[tuple[str, int]]]:
+        """As `list_keys`, each key with its size in bytes (one listing: S3 returns
+        sizes with the keys; a directory stats each file)."""
+        ...
+
     async def delete(self, key: str) -> None:
         """Remove `key`; a missing key is no error."""
         ...

@@ -9,12 +9,21 @@ remaining backup references. Prune and a backup exclude each other through the
 target: prune refuses while a backup's heartbeat is fresh, and writes its own
 `prune-in-progress` file first, which a backup checks after writing its own
 `in-progress` file (so whichever comes second sees the other).
+
+The heartbeats are judged by clocks, which a stall (SIGSTOP, a paused VM, a listing
+slower than a minute) or skewed hosts can fool. So prune also writes a fresh token
+to `prune-generation` before each batch of removals and after its last one; a
+backup reads it before it lists the target and again after its manifest is
+written, and if it changed (a prune removed something meanwhile) the backup is
+made incomplete again and fails: it never counts as complete a blob a prune may
+have removed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,12 +49,15 @@ from juststorage.domain.errors import NotFound, StorageError
 from juststorage.domain.timestamps import parse_utc_text, utc_text
 
 __all__ = [
+    "PRUNE_GENERATION",
     "PRUNE_MARKER",
     "STALE_AFTER_S",
     "BackupBusy",
     "PruneReport",
     "VerifyReport",
     "check_no_prune",
+    "metadata_damage",
+    "prune_generation",
     "prune_backups",
     "referenced_blobs",
     "verify_backup",
@@ -53,6 +65,7 @@ __all__ = [
 
 STALE_AFTER_S = 60.0  # an in-progress (or prune) heartbeat older than this: the run is dead
 PRUNE_MARKER = "prune-in-progress"
+PRUNE_GENERATION = "prune-generation"  # a new token before and after prune removes
 _PRUNE_BEAT_S = 10.0
 
 
@@ -193,6 +206,39 @@ async def check_no_prune(target: BackupTarget, now: datetime) -> None:
         raise BackupBusy(f"a prune is running on {target.description}: try again later")
 
 
+async def prune_generation(target: BackupTarget) -> str:
+    """The target's prune generation ("" before any prune removed anything): a backup
+    compares it at its start and end."""
+    try:
+        return (await target.get_bytes(PRUNE_GENERATION)).decode(errors="replace").strip()
+    except NotFound:
+        return ""
+
+
+async def _next_generation(target: BackupTarget) -> None:
+    await target.put_bytes(PRUNE_GENERATION, secrets.token_hex(16).encode() + b"\n")
+
+
+async def metadata_damage(target: BackupTarget, infos: list[BackupInfo]) -> dict[str, str]:
+    """id → problem for each complete backup whose metadata file is missing or not
+    the size its manifest records (one listing of `backups/`: cheap; `verify`
+    re-hashes the file and every blob)."""
+    sizes: dict[str, int] = {}
+    async for page in target.list_sizes(BACKUPS_PREFIX):
+        sizes.update(page)
+    damage: dict[str, str] = {}
+    for info in infos:
+        if info.manifest is None:
+            continue
+        ref = info.manifest.metadata
+        size = sizes.get(ref.path)
+        if size is None:
+            damage[info.id] = f"its metadata file {ref.path} is missing"
+        elif size != ref.size:
+            damage[info.id] = f"its metadata file has {size} bytes, the manifest says {ref.size}"
+    return damage
+
+
 def _refuse_if_running(infos: list[BackupInfo], target: BackupTarget, now: datetime) -> None:
     running = [i.id for i in infos if not i.complete and _fresh(i.heartbeat, now)]
     if running:
@@ -258,6 +304,7 @@ async def prune_backups(
             await _prune(target, infos, keep, dry_run, report)
             if not dry_run:
                 await target.clean_temp(STALE_AFTER_S)
+                await _next_generation(target)  # after the last removal
             group.cancel_scope.cancel()
     finally:
         if not dry_run:
@@ -276,12 +323,14 @@ async def _prune(
             continue
         (report.removed if info.complete else report.removed_incomplete).append(info.id)
         if not dry_run:
+            await _next_generation(target)
             await _remove_backup(target, info.id)
     needed: set[str] = set()
     for info in kept:
         assert info.manifest is not None
         needed.update(await referenced_blobs(target, info.manifest))
     async for page in target.list_keys(BLOBS_PREFIX):
+        doomed: list[str] = []
         for key in page:
             digest = hash_of_blob_key(key)
             if digest is None:
@@ -290,5 +339,8 @@ async def _prune(
                 report.blobs_kept += 1
                 continue
             report.blobs_removed += 1
-            if not dry_run:
+            doomed.append(key)
+        if doomed and not dry_run:
+            await _next_generation(target)  # before each batch: a stalled prune too
+            for key in doomed:
                 await target.delete(key)

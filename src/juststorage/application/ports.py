@@ -452,8 +452,12 @@ class LeaseRepository(Protocol):
 class BackupHolds(Protocol):
     """Backups in progress, which GC must not take blobs from (docs/durability.md)."""
 
-    async def take(self, hold_id: str, holder: str, until: datetime) -> datetime:
-        """Record a hold valid until `until`; its start (the clock's now), returned."""
+    async def take(
+        self, hold_id: str, holder: str, until: datetime, started_at: datetime | None = None
+    ) -> datetime:
+        """Record a hold valid until `until`; its start, returned: `started_at` if
+        given (a lapsed hold taken again keeps its start), else the earlier of the
+        clock's now and the database's."""
         ...
 
     async def renew(self, hold_id: str, until: datetime) -> bool:

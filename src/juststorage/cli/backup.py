@@ -9,19 +9,34 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import click
 
-from juststorage.application.backup import BackupFailed, DatabaseHold, create_backup
-from juststorage.application.backup_format import BackupCorrupt, BackupInfo, Manifest, list_backups
+from juststorage.application.backup import (
+    BackupFailed,
+    DatabaseHold,
+    RepairReport,
+    create_backup,
+    repair_blobs,
+)
+from juststorage.application.backup_format import (
+    BackupCorrupt,
+    BackupInfo,
+    Manifest,
+    list_backups,
+    read_manifest,
+)
 from juststorage.application.backup_ports import BackupTarget
 from juststorage.application.backup_upkeep import (
     STALE_AFTER_S,
     BackupBusy,
     PruneReport,
     VerifyReport,
+    metadata_damage,
     prune_backups,
     verify_backup,
 )
@@ -39,6 +54,7 @@ from juststorage.domain.timestamps import utc_text
 
 T = TypeVar("T")
 
+READ_LINE_S = 2.0
 _TARGET_HELP = "TARGET is a directory (created if missing) or s3://bucket/prefix."
 
 
@@ -58,7 +74,8 @@ def backup() -> None:
     A consistent snapshot of the metadata and every blob it references, taken
     beside a running server; blobs already in TARGET are not copied again.
     TARGET is a directory (created if missing) or s3://bucket/prefix (with the
-    AWS_* settings). See docs/backup.md.
+    JUSTSTORAGE_BACKUP_AWS_* settings, each falling back to its AWS_* one). See
+    docs/backup.md.
     """
 
 
@@ -94,6 +111,16 @@ class _CopyProgress:
         self._enabled = enabled
         self._progress: Progress | None = None
         self._early = 0
+        self._shown_read = 0.0
+
+    def read(self, rows: int) -> None:
+        """While the snapshot is read: a line at most every READ_LINE_S (shown as the
+        progress line is: on a terminal, or with --progress)."""
+        show = self._enabled if self._enabled is not None else sys.stderr.isatty()
+        now = time.monotonic()
+        if show and now - self._shown_read >= READ_LINE_S:
+            self._shown_read = now
+            click.echo(f"backup: reading the snapshot: {rows} rows", err=True)
 
     def planned(self, blobs: int, size: int) -> None:
         click.echo(f"backup: {blobs} blobs ({human_size(size)}) to copy", err=True)
@@ -190,20 +217,20 @@ def create(
     )
 
 
-def _state(info: BackupInfo) -> str:
+def _state(info: BackupInfo, damage: dict[str, str] | None = None) -> str:
     if info.complete:
-        return "complete"
+        return "damaged" if damage and info.id in damage else "complete"
     beat = info.heartbeat
     if beat is not None and (SystemClock().now() - beat).total_seconds() < STALE_AFTER_S:
         return "in-progress"
     return "incomplete"
 
 
-def _info_json(info: BackupInfo) -> dict[str, Any]:
+def _info_json(info: BackupInfo, damage: dict[str, str]) -> dict[str, Any]:
     m: Manifest | None = info.manifest
     return {
         "id": info.id,
-        "state": _state(info),
+        "state": _state(info, damage),
         "started_at": utc_text(m.started_at, fraction_digits=6) if m else None,
         "snapshot_at": utc_text(m.snapshot_at, fraction_digits=6) if m else None,
         "finished_at": utc_text(m.finished_at, fraction_digits=6) if m else None,
@@ -211,7 +238,7 @@ def _info_json(info: BackupInfo) -> dict[str, Any]:
         "bytes": m.object_bytes if m else None,
         "blobs": m.blobs if m else None,
         "heartbeat": utc_text(info.heartbeat, fraction_digits=6) if info.heartbeat else None,
-        "problem": info.problem,
+        "problem": damage.get(info.id, info.problem),
     }
 
 
@@ -220,15 +247,24 @@ def _info_json(info: BackupInfo) -> dict[str, Any]:
 @_JSON
 @click.pass_context
 def list_command(ctx: click.Context, target: str, as_json: bool) -> None:
-    """List the backups in TARGET, oldest first: complete, in-progress (a fresh
-    heartbeat) or incomplete (killed or failed: `backup prune` removes it)."""
-    infos = _with_target(ctx, target, list_backups)
+    """List the backups in TARGET, oldest first: complete, damaged (a complete one
+    whose metadata file is missing or of the wrong size), in-progress (a fresh
+    heartbeat) or incomplete (killed or failed: `backup prune` removes it). Only
+    `backup verify` re-hashes the metadata and the blobs."""
+
+    async def work(made: BackupTarget) -> tuple[list[BackupInfo], dict[str, str]]:
+        infos = await list_backups(made)
+        return infos, await metadata_damage(made, infos)
+
+    infos, damage = _with_target(ctx, target, work)
     if as_json:
-        click.echo(json.dumps([_info_json(i) for i in infos]))
+        click.echo(json.dumps([_info_json(i, damage) for i in infos]))
         return
     for info in infos:
         m = info.manifest
-        if m is not None:
+        if m is not None and info.id in damage:
+            click.echo(f"{info.id}  damaged      {damage[info.id]}")
+        elif m is not None:
             click.echo(
                 f"{info.id}  complete     {m.objects} objects, {human_size(m.object_bytes)},"
                 f" {m.blobs} blobs; snapshot {utc_text(m.snapshot_at)}"
@@ -249,15 +285,27 @@ async def _newest_complete(target: BackupTarget) -> str:
 @backup.command("verify")
 @click.argument("target")
 @click.option("--id", "backup_id", help="The backup to verify (default: the newest complete).")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Copy missing or corrupt blobs again from the live store (needs the store's"
+    " settings), where the store still holds them.",
+)
 @_PARALLEL
 @_JSON
 @click.pass_context
 def verify(
-    ctx: click.Context, target: str, backup_id: str | None, parallel: int, as_json: bool
+    ctx: click.Context,
+    target: str,
+    backup_id: str | None,
+    repair: bool,
+    parallel: int,
+    as_json: bool,
 ) -> None:
     """Check one backup: the manifest's hash, the metadata's hash, and every blob the
-    backup references re-hashed. Exit 0 only if all is good; 1 listing what is
-    missing or corrupt; 3 if there is no such (complete) backup."""
+    backup references re-hashed. Exit 0 only if all is good (with --repair: once
+    every damaged blob was copied again); 1 listing what is missing or corrupt; 3
+    if there is no such (complete) backup."""
     shown: list[Progress] = []
 
     def total(blobs: int, size: int) -> None:
@@ -273,25 +321,57 @@ def verify(
             made, chosen, parallel=parallel, on_bytes=advance, on_total=total
         )
 
+    fixed = RepairReport()
+
+    async def work_and_repair(services: Services) -> VerifyReport:
+        made = build_backup_target(services.settings, target)
+        try:
+            report = await work(made)
+            damaged = report.missing + report.corrupt
+            if damaged and not report.problems:
+                for bar in shown:
+                    bar.close()
+                click.echo(f"repair: {len(damaged)} blobs to copy again", err=True)
+                repaired = await repair_blobs(
+                    target=made,
+                    manifest=await read_manifest(made, report.id),
+                    hashes=damaged,
+                    dumper=build_metadata_dumper(services.settings, services.clock),
+                    blobs=services.blobs,
+                )
+                fixed.repaired[:] = repaired.repaired
+                fixed.unrepairable.update(repaired.unrepairable)
+            return report
+        finally:
+            await made.close()
+
     try:
-        report = _with_target(ctx, target, work)
+        if repair:
+            report = _translated(lambda: run_with_services(ctx, work_and_repair))
+        else:
+            report = _with_target(ctx, target, work)
     finally:
         for bar in shown:
             bar.close()
+    ok = report.ok or (
+        not report.problems
+        and not fixed.unrepairable
+        and set(fixed.repaired) == set(report.missing + report.corrupt)
+    )
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "id": report.id,
-                    "ok": report.ok,
-                    "blobs_checked": report.blobs_checked,
-                    "bytes_checked": report.bytes_checked,
-                    "missing": report.missing,
-                    "corrupt": report.corrupt,
-                    "problems": report.problems,
-                }
-            )
-        )
+        out: dict[str, Any] = {
+            "id": report.id,
+            "ok": ok,
+            "blobs_checked": report.blobs_checked,
+            "bytes_checked": report.bytes_checked,
+            "missing": report.missing,
+            "corrupt": report.corrupt,
+            "problems": report.problems,
+        }
+        if repair:
+            out["repaired"] = fixed.repaired
+            out["unrepairable"] = fixed.unrepairable
+        click.echo(json.dumps(out))
     else:
         for problem in report.problems:
             click.echo(f"problem: {problem}")
@@ -304,7 +384,11 @@ def verify(
             f" {human_size(report.bytes_checked)} checked; {len(report.missing)} missing,"
             f" {len(report.corrupt)} corrupt, {len(report.problems)} other problems"
         )
-    if not report.ok:
+        for digest in fixed.repaired:
+            click.echo(f"repaired blob sha256:{digest}")
+        for digest, why in sorted(fixed.unrepairable.items()):
+            click.echo(f"unrepairable blob sha256:{digest}: {why}")
+    if not ok:
         raise CommandFailed(f"backup {report.id} is damaged")
 
 

@@ -138,7 +138,8 @@ def details_of(exc: BaseException) -> str:
     current = exc.__cause__ or exc.__context__
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        text = str(current)
+        # The first line only: some clients (obstore) append pages of debug output.
+        text = next((line for line in str(current).strip().splitlines() if line), "")
         parts.append(f"{type(current).__name__}: {text}" if text else type(current).__name__)
         current = current.__cause__ or current.__context__
     return " <- ".join(parts) or "no further details"

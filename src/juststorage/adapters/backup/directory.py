@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from juststorage.adapters import threads
 from juststorage.adapters.blobs.fsio import fsync_dir, fsync_fd, makedirs_durable, unlink_quietly
-from juststorage.domain.errors import InsufficientStorage, NotFound, StorageError
+from juststorage.domain.errors import BadRequest, InsufficientStorage, NotFound, Unavailable
 
 _READ_CHUNK = 1024 * 1024
 _LIST_PAGE = 1000
@@ -35,17 +35,43 @@ def _check_key(key: str) -> None:
         raise ValueError(f"{TEMP_DIR}/ is the target's temporary space: {key!r}")
 
 
+# A target that cannot be used as given (a file, no permission, read-only): the
+# user's to fix, like bad settings (exit 2).
+_UNUSABLE = {
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.EISDIR,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENAMETOOLONG,
+    errno.ELOOP,
+}
+
+
 @contextlib.contextmanager
-def _translated(what: str) -> Iterator[None]:
-    """OSErrors become domain errors at this adapter's edge."""
+def _translated(what: str, *, writing: bool = False) -> Iterator[None]:
+    """OSErrors become domain errors at this adapter's edge: NotFound (a missing key
+    read), BadRequest (the target cannot be used as given), InsufficientStorage (it
+    is full), Unavailable (anything else: the file system failed)."""
     try:
         yield
     except FileNotFoundError as exc:
+        if writing:
+            # A temp file or folder removed while this run wrote it: something else
+            # (a prune that took this run for dead, a person) cleaned the target.
+            raise Unavailable(
+                f"{what}: a file of the backup target was removed while it was written"
+            ) from exc
         raise NotFound(f"{what}: no such file") from exc
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise InsufficientStorage(f"{what}: the backup target is full") from exc
-        raise StorageError(f"{what}: {exc.strerror or exc}") from exc
+        if exc.errno in _UNUSABLE:
+            raise BadRequest(
+                f"{what}: the backup target cannot be used: {exc.strerror or exc}"
+            ) from exc
+        raise Unavailable(f"{what}: the backup target failed: {exc.strerror or exc}") from exc
 
 
 class DirectoryTarget:
@@ -67,8 +93,8 @@ class DirectoryTarget:
         if path in self._made:
             return
         if not self.root.is_dir():
-            self.root.mkdir(parents=True, exist_ok=True)
-            fsync_dir(self.root.parent)
+            # Every level created is fsynced into its parent, up to the first that was.
+            makedirs_durable(self.root, Path(self.root.anchor))
         makedirs_durable(path, self.root)
         self._made.add(path)
 
@@ -101,13 +127,13 @@ class DirectoryTarget:
                 unlink_quietly(tmp)
 
     async def put_bytes(self, key: str, data: bytes) -> None:
-        with _translated(f"write {key}"):
+        with _translated(f"write {key}", writing=True):
             await threads.run_sync(self._put_bytes, key, data)
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         final = self._path(key)
         written = 0
-        with _translated(f"write {key}"):
+        with _translated(f"write {key}", writing=True):
             tmp, fd = await threads.run_sync(self._open_temp)
             published = False
             try:
@@ -149,26 +175,31 @@ class DirectoryTarget:
         return await threads.run_sync(self._path(key).is_file)
 
     async def list_keys(self, prefix: str) -> AsyncIterator[list[str]]:
+        async for page in self._walk(prefix, sizes=False):
+            yield [key for key, _ in page]
+
+    def list_sizes(self, prefix: str) -> AsyncIterator[list[tuple[str, int]]]:
+        return self._walk(prefix, sizes=True)
+
+    async def _walk(self, prefix: str, *, sizes: bool) -> AsyncIterator[list[tuple[str, int]]]:
+        """Pages of (key, size) under `prefix`; sizes (one stat per file) if asked, -1
+        otherwise. A file removed during the walk is left out."""
         if prefix and not prefix.endswith("/"):
             raise ValueError(f"a prefix is a folder ending in '/': {prefix!r}")
         if prefix:
             _check_key(prefix.rstrip("/"))
         start = self.root / prefix if prefix else self.root
-        page: list[str] = []
+        page: list[tuple[str, int]] = []
         with _translated(f"list {prefix or '/'}"):
             walker = await threads.run_sync(lambda: os.walk(start))
             while True:
-                step = await threads.run_sync(next, walker, None)
+                step = await threads.run_sync(_step, walker, self.root, sizes)
                 if step is None:
                     break
-                folder, dirs, files = step
+                folder, files = step
                 relative = Path(folder).relative_to(self.root).as_posix()
-                if relative == ".":
-                    dirs[:] = [d for d in dirs if d != TEMP_DIR]
-                    base = ""
-                else:
-                    base = relative + "/"
-                page.extend(base + name for name in files)
+                base = "" if relative == "." else relative + "/"
+                page.extend((base + name, size) for name, size in files)
                 if len(page) >= _LIST_PAGE:
                     yield page
                     page = []
@@ -200,6 +231,28 @@ class DirectoryTarget:
 
     async def close(self) -> None:
         return None
+
+
+def _step(
+    walker: Iterator[tuple[str, list[str], list[str]]], root: Path, sizes: bool
+) -> tuple[str, list[tuple[str, int]]] | None:
+    """One folder of the walk (never into the root's tmp/), its files and sizes."""
+    step = next(walker, None)
+    if step is None:
+        return None
+    folder, dirs, files = step
+    if Path(folder) == root:
+        dirs[:] = [d for d in dirs if d != TEMP_DIR]
+    found: list[tuple[str, int]] = []
+    for name in files:
+        if not sizes:
+            found.append((name, -1))
+            continue
+        try:
+            found.append((name, os.stat(os.path.join(folder, name)).st_size))
+        except FileNotFoundError:
+            continue
+    return folder, found
 
 
 def _open_for_reading(path: Path, opened: list[BinaryIO]) -> BinaryIO:

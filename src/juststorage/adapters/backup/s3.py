@@ -1,15 +1,23 @@
 """S3Target: a backup target at `s3://bucket/prefix` (obstore, with the connection
 settings of the S3 blob store: the AWS_* settings).
 
-A small value is one PUT; a stream is a multipart upload (obstore's writer), which
-S3 publishes only when it completes: both are atomic. A stream that fails aborts
-its unfinished upload, so nothing is left at the key nor billed as hidden parts.
+A small value is one PUT; a stream shorter than a part too; a longer one is a
+multipart upload of this target's own (s3_multipart.upload_parts), which S3
+publishes only when it completes: all are atomic. A stream that fails or is
+cancelled aborts its own upload (by its id, shielded from the cancellation), so
+nothing is left at the key nor billed as hidden parts, and another run's upload
+of the same key is left alone.
+
+Memory: each stream buffers one part (16 MiB); at most `MAX_STREAMS` streams run
+at once per target, whatever `--parallel` asks, so a target holds at most
+MAX_STREAMS x 16 MiB = 256 MiB of parts.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
 
+import anyio
 import obstore
 
 from juststorage.adapters.blobs import s3_multipart
@@ -20,9 +28,10 @@ from juststorage.adapters.blobs.s3_io import (
     s3_client,
     translated_s3_errors,
 )
-from juststorage.domain.errors import NotFound, StorageError
+from juststorage.domain.errors import NotFound
 
 _PART_BYTES = 16 * 1024 * 1024
+MAX_STREAMS = 16  # streams buffering a part at once: the target's memory bound
 _LIST_PAGE = 1000
 
 
@@ -36,6 +45,7 @@ class S3Target:
         self.connection = connection
         self._part_bytes = part_bytes
         self._store = s3_client(root, connection)
+        self._streams = anyio.Semaphore(MAX_STREAMS)
 
     @property
     def description(self) -> str:
@@ -46,26 +56,36 @@ class S3Target:
             await obstore.put_async(self._store, key, data, use_multipart=False)
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
-        written = 0
-        writer = obstore.open_writer_async(self._store, key, buffer_size=self._part_bytes)
-        done = False
-        try:
-            async for chunk in chunks:
-                with translated_s3_errors(f"write {key}"):
-                    await writer.write(chunk)
-                written += len(chunk)
-            with translated_s3_errors(f"write {key}"):
-                await writer.close()  # completes the upload (or PUTs a small object)
-            done = True
-        finally:
-            if not done and written >= self._part_bytes:
-                # A multipart upload was begun; obstore cannot abort it after a failure.
-                try:
-                    with translated_s3_errors(f"abort {key}"):
-                        await s3_multipart.abort_uploads_of(self.connection, self.root, key)
-                except StorageError:
-                    pass  # best effort: an unfinished upload is invisible at the key
-        return written
+        async with self._streams:
+            return await self._put_stream(key, chunks)
+
+    async def _put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        source = aiter(chunks)
+        first = bytearray()
+        async for chunk in source:
+            first += chunk
+            if len(first) >= self._part_bytes:
+                break
+        else:
+            # Shorter than a part: one PUT, nothing to abort if it fails.
+            await self.put_bytes(key, bytes(first))
+            return len(first)
+
+        async def parts() -> AsyncIterator[bytes]:
+            buffer = first
+            while len(buffer) >= self._part_bytes:
+                yield bytes(buffer[: self._part_bytes])
+                del buffer[: self._part_bytes]
+            async for chunk in source:
+                buffer += chunk
+                while len(buffer) >= self._part_bytes:
+                    yield bytes(buffer[: self._part_bytes])
+                    del buffer[: self._part_bytes]
+            if buffer:
+                yield bytes(buffer)
+
+        with translated_s3_errors(f"write {key}"):
+            return await s3_multipart.upload_parts(self.connection, self.root, key, parts())
 
     async def get_stream(self, key: str) -> AsyncIterator[bytes]:
         with translated_s3_errors(f"read {key}"):
@@ -94,6 +114,15 @@ class S3Target:
                 self._store, prefix=prefix or None, chunk_size=_LIST_PAGE
             ):
                 yield [meta["path"] for meta in page]
+
+    async def list_sizes(self, prefix: str) -> AsyncIterator[list[tuple[str, int]]]:
+        if prefix and not prefix.endswith("/"):
+            raise ValueError(f"a prefix is a folder ending in '/': {prefix!r}")
+        with translated_s3_errors(f"list {prefix or '/'}"):
+            async for page in obstore.list(
+                self._store, prefix=prefix or None, chunk_size=_LIST_PAGE
+            ):
+                yield [(meta["path"], int(meta["size"])) for meta in page]
 
     async def delete(self, key: str) -> None:
         try:

@@ -111,7 +111,8 @@ def translated_s3_errors(what: str) -> Iterator[None]:
             raise Unavailable(f"{what}: the object store has no such bucket") from exc
         raise NotFound(f"{what}: no such object") from exc
     except (PermissionDeniedError, UnauthenticatedError) as exc:
-        raise StorageError(f"{what}: the object store refused access: {exc}") from exc
+        first = next((line for line in str(exc).strip().splitlines() if line), "")
+        raise StorageError(f"{what}: the object store refused access: {first}") from exc
     except (ObstoreError, OSError, s3_multipart.ClientError) as exc:
         # Unreachable, timed out, 5xx after retries: the store is unavailable (503).
         # The client's text names hosts and buckets: it stays in the cause, for the log.

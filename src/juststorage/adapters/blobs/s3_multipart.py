@@ -1,6 +1,8 @@
-"""Unfinished multipart uploads: the two S3 calls obstore does not offer.
+"""Unfinished multipart uploads: the S3 calls obstore does not offer.
 
-ListMultipartUploads and AbortMultipartUpload, through aiobotocore, imported only
+ListMultipartUploads and AbortMultipartUpload, and a multipart upload whose id the
+caller owns (`upload_parts`: obstore's writer cannot abort its own), through
+aiobotocore, imported only
 when called (GC passes and failed uploads), so a short CLI run does not pay for it.
 """
 
@@ -105,6 +107,54 @@ async def abort_uploads_of(connection: S3Connection, root: S3Root, key: str) -> 
     for upload in await unfinished_uploads(connection, root, key):
         if upload.key == key:
             await abort(connection, root, key, upload.upload_id)
+
+
+ABORT_TIMEOUT_S = 30.0
+
+
+async def upload_parts(
+    connection: S3Connection, root: S3Root, key: str, parts: AsyncIterator[bytes]
+) -> int:
+    """Store the parts at `key` as ONE multipart upload (S3 publishes it only when it
+    completes); returns the bytes written. Every part but the last must be at least
+    5 MiB. If anything fails, the caller is cancelled, or `parts` raises, THIS
+    upload (its own id, never another upload of the same key) is aborted, shielded
+    from the cancellation and bounded in time, and the error re-raised."""
+    async with _client(connection, gone_ok=False) as client:
+        created = await client.create_multipart_upload(Bucket=root.bucket, Key=root.full_key(key))
+        upload_id = created["UploadId"]
+        written = 0
+        try:
+            done = []
+            number = 0
+            async for part in parts:
+                number += 1
+                sent = await client.upload_part(
+                    Bucket=root.bucket,
+                    Key=root.full_key(key),
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=part,
+                )
+                done.append({"ETag": sent["ETag"], "PartNumber": number})
+                written += len(part)
+            await client.complete_multipart_upload(
+                Bucket=root.bucket,
+                Key=root.full_key(key),
+                UploadId=upload_id,
+                MultipartUpload={"Parts": done},
+            )
+        except BaseException:
+            with (
+                anyio.CancelScope(shield=True) as scope,
+                contextlib.suppress(Exception),
+            ):
+                scope.deadline = anyio.current_time() + ABORT_TIMEOUT_S
+                await client.abort_multipart_upload(
+                    Bucket=root.bucket, Key=root.full_key(key), UploadId=upload_id
+                )
+            raise
+        return written
 
 
 async def copy_into(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from juststorage.adapters.metadata.sql import Row, SqlRepository
 from juststorage.application.records import ApiKeyRecord
@@ -57,8 +57,16 @@ class SqlLeaseRepository(SqlRepository):
 class SqlBackupHolds(SqlRepository):
     """`BackupHolds` over a SQL session."""
 
-    async def take(self, hold_id: str, holder: str, until: datetime) -> datetime:
-        started_at = self._s.clock.now()
+    async def take(
+        self, hold_id: str, holder: str, until: datetime, started_at: datetime | None = None
+    ) -> datetime:
+        if started_at is None:
+            # The earlier of this host's clock and the database's: a backup host whose
+            # clock runs ahead would start its hold too late (docs/durability.md).
+            row = await self._s.fetchone(f"SELECT {self._d.epoch_now}")
+            started_at = self._s.clock.now()
+            if row is not None and row[0] is not None:
+                started_at = min(started_at, datetime.fromtimestamp(float(row[0]), UTC))
         await self._s.execute(
             "INSERT INTO backup_holds (id, holder, started_at, expires_at) VALUES (?, ?, ?, ?)",
             (hold_id, holder, self._d.ts_in(started_at), self._d.ts_in(until)),
