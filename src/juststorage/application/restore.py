@@ -389,16 +389,19 @@ class _Copier:
         size = row["size_bytes"]
         assert isinstance(size, int)
         if self._inline_max > 0 and size <= self._inline_max:
-            data = bytearray()
+            parts: list[bytes] = []
+            got = 0
             hasher = hashlib.sha256()
             async with closing_stream(self._chunks(row)) as chunks:
                 async for chunk in chunks:
                     hasher.update(chunk)
-                    data += chunk
-                    if len(data) > size:
+                    parts.append(chunk)
+                    got += len(chunk)
+                    if got > size:
                         break
-            if hasher.hexdigest() != digest or len(data) != size:
-                raise self._corrupt(row, hasher.hexdigest(), len(data))
+            if hasher.hexdigest() != digest or got != size:
+                raise self._corrupt(row, hasher.hexdigest(), got)
+            data = parts[0] if len(parts) == 1 else b"".join(parts)
             self._placements.add(PlacedBlob(row, INLINE_PREFIX + digest, bytes(data)))
             self._report.inline_blobs += 1
             return
