@@ -20,16 +20,19 @@ import os
 import resource
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from bench import bounds
-from bench.context import GIB, VENV_BIN, Service
-from bench.sections.backup import fill
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the bench package
 
-from juststorage.testing import clean_env
+from bench import bounds  # noqa: E402
+from bench.context import GIB, VENV_BIN, Service  # noqa: E402
+from bench.sections.backup import fill  # noqa: E402
+
+from juststorage.testing import clean_env  # noqa: E402
 
 
 def _restore(
