@@ -259,7 +259,7 @@ class _Placements:
     def _read(self, size: int) -> bytes:
         data = self._file.read(size)
         if len(data) != size:
-            raise RuntimeError("the placements spill file is truncated")
+            raise RestoreFailed("the placements spill file (a local temp file) is truncated")
         return data
 
     async def pages(self) -> AsyncIterator[list[PlacedBlob]]:
