@@ -424,6 +424,7 @@ async def test_enospc_on_write_is_insufficient_storage_and_leaves_no_temp_file(
     fs_store: FilesystemBlobStore, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
     monkeypatch.setattr(filesystem.os, "write", _enospc)
+    monkeypatch.setattr(filesystem.os, "writev", _enospc)  # the staged chunks
     with pytest.raises(InsufficientStorage):
         await store_blob(fs_store, payload(size))
     monkeypatch.undo()
@@ -456,6 +457,7 @@ async def test_upload_on_a_full_disk_leaves_nothing_behind(
 
     request = UploadRequest(TenantId("acme"), Namespace("files"), ObjectKey("k"))
     monkeypatch.setattr(filesystem.os, "write", _enospc)
+    monkeypatch.setattr(filesystem.os, "writev", _enospc)  # the staged chunks
     with pytest.raises(InsufficientStorage):
         await Uploader(
             metadata=metadata,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -35,7 +35,13 @@ def _executor() -> ThreadPoolExecutor:
 
 async def run_sync(fn: Callable[..., T], *args: object) -> T:
     """`fn(*args)` in a worker thread; its result, or its exception."""
-    future = asyncio.get_running_loop().run_in_executor(_executor(), fn, *args)
+    return await run_in(_executor(), fn, *args)
+
+
+async def run_in(executor: Executor, fn: Callable[..., T], *args: object) -> T:
+    """`fn(*args)` in `executor` (e.g. one thread that alone uses a connection); as
+    `run_sync`, a cancelled caller waits for the call to finish."""
+    future = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:

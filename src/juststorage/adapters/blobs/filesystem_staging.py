@@ -95,7 +95,10 @@ class FileStagedBlob:
         self._chunk_bytes = chunk_bytes
         self._writeback_bytes = writeback_bytes
         self._hasher = hashlib.sha256()
-        self._buffer = bytearray()
+        # The chunks since the last flush, not copied together on the event loop: the
+        # worker thread hashes and writes them as they are (one writev).
+        self._chunks: list[bytes | memoryview] = []
+        self._buffered = 0
         self._pending: asyncio.Task[None] | None = None
         self._size = 0
         self._written_back_to = 0
@@ -111,16 +114,22 @@ class FileStagedBlob:
             self._fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
 
     async def write(self, chunk: bytes) -> None:
-        self._buffer += chunk
-        if len(self._buffer) >= self._chunk_bytes:
+        if not chunk:
+            return
+        # A caller may reuse a mutable buffer once this returns: keep a copy of that.
+        self._chunks.append(chunk if isinstance(chunk, bytes) else bytes(chunk))
+        self._buffered += len(chunk)
+        if self._buffered >= self._chunk_bytes:
             await self._wait_pending()
-            data, self._buffer = self._buffer, bytearray()
-            self._pending = asyncio.ensure_future(threads.run_sync(self._consume, data))
+            self._pending = asyncio.ensure_future(threads.run_sync(self._consume, self._take()))
+
+    def _take(self) -> list[bytes | memoryview]:
+        chunks, self._chunks, self._buffered = self._chunks, [], 0
+        return chunks
 
     async def seal(self) -> tuple[ContentHash, int]:
         await self._wait_pending()
-        data, self._buffer = self._buffer, bytearray()
-        await threads.run_sync(self._finish, data)
+        await threads.run_sync(self._finish, self._take())
         assert self._digest is not None
         return self._digest, self._size
 
@@ -183,14 +192,13 @@ class FileStagedBlob:
             pending, self._pending = self._pending, None
             await pending
 
-    def _consume(self, data: bytearray) -> None:
+    def _consume(self, chunks: list[bytes | memoryview]) -> None:
         with translated_os_errors():
             self._ensure_file()
-            self._hasher.update(data)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
-            self._size += len(data)
+            for chunk in chunks:
+                self._hasher.update(chunk)  # releases the GIL on large buffers
+            _write_all(self._fd, chunks)
+            self._size += sum(len(c) for c in chunks)
             if (
                 self._writeback_bytes
                 and self._size - self._written_back_to >= self._writeback_bytes
@@ -201,9 +209,9 @@ class FileStagedBlob:
                 )
                 self._written_back_to = self._size
 
-    def _finish(self, data: bytearray) -> None:
-        if data:
-            self._consume(data)
+    def _finish(self, chunks: list[bytes | memoryview]) -> None:
+        if chunks:
+            self._consume(chunks)
         with translated_os_errors():
             self._ensure_file()  # an empty body
             # The bytes must be durable before any name points at them.
@@ -231,3 +239,19 @@ class FileStagedBlob:
             os.close(self._fd)
             self._fd = -1
         fsio.unlink_quietly(self.temp_path)
+
+
+def _write_all(fd: int, chunks: list[bytes | memoryview]) -> None:
+    """Every byte of `chunks` to `fd`, in order: writev, again after a short write."""
+    views = [memoryview(c) for c in chunks if len(c)]
+    limit = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
+    while views:
+        written = os.writev(fd, views[:limit])
+        while written:
+            first = views[0]
+            if written >= len(first):
+                written -= len(first)
+                views.pop(0)
+            else:
+                views[0] = first[written:]
+                written = 0

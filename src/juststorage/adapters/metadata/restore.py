@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -83,17 +84,24 @@ def _sqlite_errors() -> Iterator[None]:
         yield
     except sqlite3.OperationalError as exc:
         raise Unavailable(f"the database is unavailable: {exc}") from exc
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.Error as exc:
+        # DatabaseError, and InterfaceError / ProgrammingError (an API misuse): one
+        # error line for the user, never a traceback.
         raise StorageError(f"database error: {exc}") from exc
 
 
 def _sqlite_occupied(conn: sqlite3.Connection) -> list[str]:
-    present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    return [
-        t
-        for t in OCCUPYING_TABLES
-        if t in present and conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() is not None
-    ]
+    tables = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    with contextlib.closing(conn.execute(tables)) as c:
+        present = {r[0] for r in c}
+    occupied = []
+    for table in OCCUPYING_TABLES:
+        if table not in present:
+            continue
+        with contextlib.closing(conn.execute(f"SELECT 1 FROM {table} LIMIT 1")) as c:
+            if c.fetchone() is not None:
+                occupied.append(table)
+    return occupied
 
 
 class SqliteLoader:
@@ -129,32 +137,61 @@ class SqliteLoader:
         return await threads.run_sync(self._occupied)
 
     async def load(self, rows: RestoreRows) -> None:
-        with _sqlite_errors():
-            conn = await threads.run_sync(self._connect)
-        try:
-            await self._load(conn, rows)
-        finally:
-            with contextlib.suppress(sqlite3.Error):
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            conn.close()
+        # The connection is used by ONE thread only, from connect to close, and no
+        # cursor leaves it: a cursor freed elsewhere (the event loop, another pool
+        # thread) would reset its statement while the next `executemany` of that
+        # cached statement runs.
+        with ThreadPoolExecutor(1, thread_name_prefix="juststorage-restore") as one:
 
-    async def _load(self, conn: sqlite3.Connection, rows: RestoreRows) -> None:
-        def run(fn: Any, *args: Any) -> Any:
-            with _sqlite_errors():
-                return fn(*args)
+            async def call(fn: Callable[..., Any], *args: Any) -> None:
+                def run() -> None:
+                    with _sqlite_errors():
+                        result = fn(*args)
+                        if isinstance(result, sqlite3.Cursor):
+                            result.close()
 
+                await threads.run_in(one, run)
+
+            holder: list[sqlite3.Connection] = []
+
+            def connect() -> None:
+                holder.append(self._connect())
+
+            await call(connect)
+            conn = holder[0]
+            try:
+                await self._load(conn, rows, call)
+            finally:
+
+                def end() -> None:
+                    with contextlib.suppress(sqlite3.Error):
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK").close()
+                    conn.close()
+
+                await threads.run_in(one, end)
+
+    async def _load(
+        self,
+        conn: sqlite3.Connection,
+        rows: RestoreRows,
+        call: Callable[..., Awaitable[None]],
+    ) -> None:
         def marker(_i: int) -> str:
             return "?"
 
-        await threads.run_sync(run, conn.execute, "BEGIN IMMEDIATE")
-        occupied = await threads.run_sync(run, _sqlite_occupied, conn)
+        def begin() -> list[str]:
+            conn.execute("BEGIN IMMEDIATE").close()
+            return _sqlite_occupied(conn)
+
+        occupied: list[str] = []
+        await call(lambda: occupied.extend(begin()))
         if occupied:
             raise NotEmpty(f"the database is not empty: it holds {_describe(occupied)} rows")
         objects_sql = _insert_sql("objects", _OBJECTS_COLUMNS, marker)
         async for page in rows.objects():
             values = [database_row("sqlite", "objects", r) for r in page]
-            await threads.run_sync(run, conn.executemany, objects_sql, values)
+            await call(conn.executemany, objects_sql, values)
         blobs_sql = _insert_sql("blobs", _BLOBS_COLUMNS, marker)
         inline_sql = "INSERT INTO inline_blobs (storage_class, content_hash, data) VALUES (?, ?, ?)"
         async for placed in rows.blobs():
@@ -164,24 +201,19 @@ class SqliteLoader:
                 for p in placed
                 if p.inline is not None
             ]
-            await threads.run_sync(run, conn.executemany, blobs_sql, blob_rows)
+            await call(conn.executemany, blobs_sql, blob_rows)
             if inline:
-                await threads.run_sync(run, conn.executemany, inline_sql, inline)
+                await call(conn.executemany, inline_sql, inline)
         keys_sql = _insert_sql("api_keys", _API_KEYS_COLUMNS, marker)
         async for page in rows.api_keys():
             values = [database_row("sqlite", "api_keys", r) for r in page]
-            await threads.run_sync(run, conn.executemany, keys_sql, values)
+            await call(conn.executemany, keys_sql, values)
 
         def finish() -> None:
-            with _sqlite_errors():
-                conn.execute(_RECOUNT_SQL)
-                for sql in _CLEAR_COUNTERS:
-                    conn.execute(sql)
-                conn.execute(_USAGE_SQL)
-                conn.execute(_CENSUS_SQL)
+            for sql in (_RECOUNT_SQL, *_CLEAR_COUNTERS, _USAGE_SQL, _CENSUS_SQL, "COMMIT"):
+                conn.execute(sql).close()
 
-        await threads.run_sync(finish)
-        await threads.run_sync(run, conn.execute, "COMMIT")
+        await call(finish)
 
 
 # -- PostgreSQL ---------------------------------------------------------------------

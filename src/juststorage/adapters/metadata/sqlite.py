@@ -306,7 +306,14 @@ class SqliteUnitOfWork(SqlUnitOfWork):
                 await self._session.run(lambda c: _begin_write_within(c, durable, left_ms))
             self._session.inline = True
         except BaseException:
-            self._store._write_lock.release()
+            # Cancelled while the BEGIN waited in its thread: that BEGIN may have
+            # succeeded after all. Never hand the connection on inside it (the next
+            # transaction could not begin, and the file's write lock stays taken).
+            try:
+                if self._session is not None and self._session.conn.in_transaction:
+                    _end_write(self._session.conn, committed=False)
+            finally:
+                self._store._write_lock.release()
             raise
 
     def _current_session(self) -> _Session | None:
