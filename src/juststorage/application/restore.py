@@ -427,7 +427,8 @@ async def _blob_rows(target: BackupTarget, manifest: Manifest) -> AsyncIterator[
 async def _renewing(hold: BackupHold, every_s: float) -> None:
     while True:
         await anyio.sleep(every_s)
-        await hold.renew()
+        with anyio.CancelScope(shield=True):  # cancelled between renewals, never inside one
+            await hold.renew()
 
 
 async def _renewing_through_load(hold: BackupHold, every_s: float) -> None:
@@ -437,7 +438,8 @@ async def _renewing_through_load(hold: BackupHold, every_s: float) -> None:
     while True:
         await anyio.sleep(every_s)
         try:
-            await hold.renew()
+            with anyio.CancelScope(shield=True):  # see _renewing
+                await hold.renew()
         except StorageError:
             continue
 
