@@ -167,7 +167,7 @@ class RestoreReport:
 
 
 async def choose_backup(target: BackupTarget, backup_id: str | None) -> Manifest:
-    """The manifest of backup `backup_id`, or of the newest complete backup.
+    """The manifest of backup `backup_id`, or of the newest finished backup.
 
     Raises:
         NotFound: no such complete backup.
