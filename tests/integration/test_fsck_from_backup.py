@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -209,3 +210,40 @@ def test_the_cli_exits_1_while_damage_remains_and_0_once_repaired(tmp_path: Path
     assert "put back from the backup [repaired]" in fixed.stdout
     assert path.read_bytes() == b"x" * 500
     assert run_cli(["fsck"], env).returncode == 0
+
+
+async def test_an_inline_row_holding_text_is_damage_a_backup_repairs(tmp_path: Path) -> None:
+    """SQLite only: its columns take any type, so a damaged row can hold TEXT where
+    bytes belong (PostgreSQL's bytea cannot)."""
+    settings = Settings(data_dir=tmp_path / "data", inline_max_bytes=LIMIT)
+    services = build(settings)
+    await services.metadata.migrate()
+    await services.blobs.prepare()
+    try:
+        small = b"t" * 100
+        inline = await upload(services, "small", small)
+        target: BackupTarget = build_backup_target(settings, str(tmp_path / "backups"))
+        await create_backup(
+            target=target,
+            dumper=build_metadata_dumper(settings, services.clock),
+            blobs=services.blobs,
+            clock=services.clock,
+        )
+        with sqlite3.connect(settings.data_dir / "meta.db") as conn:
+            conn.execute("UPDATE inline_blobs SET data = x'00' || substr(data, 2)")
+            [(kind,)] = conn.execute("SELECT typeof(data) FROM inline_blobs").fetchall()
+            assert kind == "text"
+        conn.close()
+        found = await check_store(services.metadata, services.blobs)
+        assert [(p.kind, p.content_hash) for p in found.problems] == [
+            (ProblemKind.HASH_MISMATCH, inline.content_hash)
+        ]
+        repaired = await check_store(
+            services.metadata, services.blobs, repair=True, refill=Refill(target)
+        )
+        assert [p.repaired for p in repaired.problems] == [True]
+        assert await read(services, inline, 100) == small
+        assert (await check_store(services.metadata, services.blobs)).problems == []
+        await target.close()
+    finally:
+        await services.metadata.close()

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from juststorage.application.apikeys import create_api_key, revoke_api_key
@@ -17,6 +18,7 @@ from juststorage.application.backup_format import (
     BackupCorrupt,
     Manifest,
     blob_key,
+    manifest_hash_key,
     manifest_key,
 )
 from juststorage.application.backup_ports import BackupTarget
@@ -151,7 +153,7 @@ async def restore(settings: Settings, target: BackupTarget, **extra: Any) -> Any
     try:
         return await restore_backup(
             target=target,
-            loader=build_metadata_loader(settings),
+            loader=extra.pop("loader", None) or build_metadata_loader(settings),
             metadata=services.metadata,
             blobs=build_blob_store(settings),
             inline_max_bytes=settings.inline_max_bytes,
@@ -418,3 +420,129 @@ async def test_the_load_checks_emptiness_again_inside_its_transaction(
     with pytest.raises(NotEmpty, match="objects, api_keys, blobs, inline_blobs"):
         await build_metadata_loader(dest_settings).load(_NoRows())
     assert await dump(dest_settings) == before
+
+
+class _GcDuringLoad:
+    """A loader that, before its transaction, outlives the hold's TTL and runs a GC
+    pass (grace 0) on the deployment: as if a long load ran while GC did."""
+
+    def __init__(self, inner: Any, dest: Services, wait_s: float) -> None:
+        self._inner = inner
+        self._dest = dest
+        self._wait_s = wait_s
+        self.reports: list[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def load(self, rows: Any) -> None:
+        await anyio.sleep(self._wait_s)
+        d = self._dest
+        self.reports.append(
+            await collect_garbage(d.metadata, d.blobs, d.clock, GcPolicy(0), d.liveness)
+        )
+        await self._inner.load(rows)
+
+
+async def test_the_hold_is_renewed_until_the_load_has_committed(
+    source: Services, dest_settings: Settings, target: BackupTarget
+) -> None:
+    contents = await fill(source)
+    await backup(source, target)
+    stored = {h for h, b in contents.items() if len(b) > 300}
+    dest = build(dest_settings)
+    try:
+        hold = DatabaseHold(dest.metadata, dest.clock, dest.liveness.identity(), ttl_s=0.6)
+        slow = _GcDuringLoad(build_metadata_loader(dest_settings), dest, wait_s=1.5)
+        report = await restore(dest_settings, target, loader=slow, hold=hold, renew_s=0.1)
+        [gc_report] = slow.reports
+        assert gc_report.held_by_backup and gc_report.orphan_blobs_removed == 0
+        assert report.objects == 5 and _blob_files(dest_settings) == stored
+        assert (await check_store(dest.metadata, dest.blobs)).problems == []
+        async with dest.metadata.snapshot() as view:
+            assert await view.holds.all() == []
+    finally:
+        await dest.metadata.close()
+
+
+async def _tamper_manifest(target: BackupTarget, manifest: Manifest) -> None:
+    raw = await target.get_bytes(manifest_key(manifest.id))
+    await target.put_bytes(manifest_key(manifest.id), raw + b" ")
+
+
+async def test_a_damaged_newest_manifest_refuses_rather_than_restoring_an_older_one(
+    source: Services, dest_settings: Settings, target: BackupTarget
+) -> None:
+    await fill(source)
+    older = await backup(source, target)
+    await upload(source, "acme", "later", b"after the first backup")
+    await anyio.sleep(1.1)  # ids sort by their second
+    newest = await backup(source, target)
+    assert newest.id > older.id
+    await _tamper_manifest(target, newest)
+
+    with pytest.raises(BackupCorrupt, match=f"newest backup {newest.id}.*manifest.sha256"):
+        await restore(dest_settings, target)
+    with pytest.raises(BackupCorrupt, match="manifest.sha256"):
+        await restore(dest_settings, target, backup_id=newest.id)
+    assert await build_metadata_loader(dest_settings).occupied() == []
+    # The older one, asked for by id, restores.
+    report = await restore(dest_settings, target, backup_id=older.id)
+    assert report.id == older.id and report.objects == 5
+
+
+async def test_a_single_damaged_backup_is_a_hash_error_not_not_found(
+    source: Services, dest_settings: Settings, target: BackupTarget
+) -> None:
+    await fill(source)
+    only = await backup(source, target)
+    await _tamper_manifest(target, only)
+    with pytest.raises(BackupCorrupt, match="manifest.sha256"):
+        await restore(dest_settings, target)
+    with pytest.raises(BackupCorrupt, match="manifest.sha256"):
+        await restore(dest_settings, target, backup_id=only.id)
+
+
+async def test_a_newest_backup_that_never_finished_is_passed_over(
+    source: Services, dest_settings: Settings, target: BackupTarget
+) -> None:
+    await fill(source)
+    older = await backup(source, target)
+    await upload(source, "acme", "later", b"after the first backup")
+    await anyio.sleep(1.1)  # ids sort by their second
+    newest = await backup(source, target)
+    # Killed before its last step: manifest.json written, manifest.sha256 not.
+    await target.delete(manifest_hash_key(newest.id))
+    report = await restore(dest_settings, target)
+    assert report.id == older.id
+
+
+@pytest.mark.s3
+async def test_a_restore_into_s3_roots_counts_the_blobs_it_wrote(
+    source: Services, dest_settings: Settings, target: BackupTarget, request: pytest.FixtureRequest
+) -> None:
+    weed = request.getfixturevalue("seaweedfs")
+    env = weed.env()
+    settings = dest_settings.model_copy(
+        update={
+            "hot_root": weed.root(),
+            "cold_root": weed.root(),
+            "inline_max_bytes": 0,
+            "aws_endpoint_url": weed.endpoint_url,
+            "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+            "aws_region": env["AWS_REGION"],
+            "aws_allow_http": True,
+        }
+    )
+    await fill(source)
+    await backup(source, target)
+    report = await restore(settings, target)
+    # Every blob row is written into the empty roots: none was there already.
+    assert (report.stored_blobs, report.present_blobs) == (report.blobs, 0)
+    assert report.blobs > 0
+    dest = build(settings)
+    try:
+        assert (await check_store(dest.metadata, dest.blobs)).problems == []
+    finally:
+        await dest.metadata.close()

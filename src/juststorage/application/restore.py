@@ -167,7 +167,7 @@ class RestoreReport:
 
 
 async def choose_backup(target: BackupTarget, backup_id: str | None) -> Manifest:
-    """The manifest of backup `backup_id`, or of the newest complete backup.
+    """The manifest of backup `backup_id`, or of the newest finished backup.
 
     Raises:
         NotFound: no such complete backup.
@@ -175,12 +175,25 @@ async def choose_backup(target: BackupTarget, backup_id: str | None) -> Manifest
     """
     if backup_id is not None:
         return await read_manifest(target, backup_id)
-    complete = [i for i in await list_backups(target) if i.manifest is not None]
-    if not complete:
-        raise NotFound(f"no complete backup in {target.description}")
-    manifest = complete[-1].manifest
-    assert manifest is not None
-    return manifest
+    return await _newest_finished(target)
+
+
+async def _newest_finished(target: BackupTarget) -> Manifest:
+    """The manifest of the newest backup that finished (wrote manifest.sha256).
+    Only runs that never finished are skipped: a finished one whose manifest fails
+    its hash is refused, never passed over for an older backup."""
+    for info in reversed(await list_backups(target)):
+        if info.manifest is not None:
+            return info.manifest
+        try:
+            return await read_manifest(target, info.id)
+        except NotFound:
+            continue  # never finished (killed, or still running)
+        except BackupCorrupt as exc:
+            raise BackupCorrupt(
+                f"the newest backup {info.id} is damaged: {exc} (restore an older one with --id)"
+            ) from None
+    raise NotFound(f"no complete backup in {target.description}")
 
 
 @dataclass(slots=True)
@@ -423,7 +436,7 @@ class _Copier:
         self._placements.add(
             PlacedBlob(row, None if location.address == digest else location.address, None)
         )
-        if created:
+        if created or location.address != digest:  # S3: written under its own key at seal
             self._report.stored_blobs += 1
         else:
             self._report.present_blobs += 1
@@ -442,6 +455,19 @@ async def _renewing(hold: BackupHold, every_s: float) -> None:
         # its transaction (the database's busy timeout bounds it).
         with anyio.CancelScope(shield=True):
             await hold.renew()
+
+
+async def _renewing_through_load(hold: BackupHold, every_s: float) -> None:
+    """Renews the hold until the load has committed: until then the stored blobs have
+    no visible row (orphans to GC). A renewal that fails is retried: on SQLite the
+    load holds the write lock, so GC cannot run either until it commits."""
+    while True:
+        await anyio.sleep(every_s)
+        try:
+            with anyio.CancelScope(shield=True):  # see _renewing
+                await hold.renew()
+        except StorageError:
+            continue
 
 
 async def restore_backup(
@@ -504,7 +530,11 @@ async def restore_backup(
                     renewal.start_soon(_renewing, hold, renew_s)
                 await _copy_all(target, manifest, copier, parallel)
                 renewal.cancel_scope.cancel()
-            await loader.load(_Rows(target, manifest, placements))
+            async with anyio.create_task_group() as renewal:
+                if hold is not None:
+                    renewal.start_soon(_renewing_through_load, hold, renew_s)
+                await loader.load(_Rows(target, manifest, placements))
+                renewal.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         raise _first_error(group) from None
     report.seconds = time.monotonic() - started

@@ -21,6 +21,7 @@ from juststorage.bootstrap import (
 from juststorage.cli.errors import CommandFailed
 from juststorage.cli.progress import Progress, human_size
 from juststorage.cli.runtime import settings_of
+from juststorage.config import Settings
 
 
 class _CopyProgress:
@@ -51,9 +52,38 @@ def _checked(manifest: Manifest) -> None:
     )
 
 
+def master_key_warning(settings: Settings, api_keys: int) -> str | None:
+    """The line that tells an operator to carry the S3 master key over: a backup does
+    not hold it (it would let whoever reads the backup compute every key's S3
+    secret), and the restored keys' S3 secrets derive from it. None without keys."""
+    if api_keys == 0:
+        return None
+    if settings.s3_master_key is None and not settings.s3_master_key_path.exists():
+        return (
+            f"restore: warning: no S3 master key here ({settings.s3_master_key_path}"
+            f" missing, JUSTSTORAGE_S3_MASTER_KEY unset): the {api_keys} restored API keys"
+            " get new S3 secrets unless the source's master key is copied there or set"
+            " before `serve` (a backup does not hold it; docs/backup.md)"
+        )
+    where = (
+        "JUSTSTORAGE_S3_MASTER_KEY"
+        if settings.s3_master_key is not None
+        else str(settings.s3_master_key_path)
+    )
+    return (
+        f"restore: warning: the {api_keys} restored API keys keep their S3 secrets only if"
+        f" this deployment's S3 master key ({where}) is the source's (a backup does not"
+        " hold it; docs/backup.md)"
+    )
+
+
 @click.command()
 @click.argument("target")
-@click.option("--id", "backup_id", help="The backup to restore (default: the newest complete).")
+@click.option(
+    "--id",
+    "backup_id",
+    help="The backup to restore (default: the newest finished; refused if damaged).",
+)
 @click.option(
     "--parallel",
     type=click.IntRange(1, 256),
@@ -86,7 +116,10 @@ def restore(
     nothing is changed and the exit status is 1. The manifest and metadata are
     checked against their hashes before anything is written, and every blob while
     it is copied; the rows are written in one transaction at the end, so a
-    failed or killed restore commits nothing: run it again. See docs/backup.md.
+    failed or killed restore commits nothing: run it again. A backup does not hold
+    the S3 master key: copy `s3-master.key` from the source's data directory (or set
+    JUSTSTORAGE_S3_MASTER_KEY) before `serve`, or every key's S3 secret changes. See
+    docs/backup.md.
     """
     settings = settings_of(ctx)
     observer = _CopyProgress(progress)
@@ -118,6 +151,9 @@ def restore(
         raise CommandFailed(exc.message) from None
     finally:
         observer.close()
+    warning = master_key_warning(settings, report.api_keys)
+    if warning is not None:
+        click.echo(warning, err=True)
     summary = {
         "id": report.id,
         "source_backend": report.backend,

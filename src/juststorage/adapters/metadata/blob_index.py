@@ -225,7 +225,12 @@ class SqlBlobIndex(SqlRepository):
             f"SELECT data FROM inline_blobs WHERE {_KEY}",
             (location.storage_class.value, location.content_hash.hex),
         )
-        return bytes(row[0]) if row else None
+        if row is None:
+            return None
+        if isinstance(row[0], str):
+            # A damaged SQLite row holding TEXT: its bytes, for the hash check to flag.
+            return row[0].encode("utf-8", "surrogateescape")
+        return bytes(row[0])
 
     async def inline_stored(
         self, storage_class: StorageClass, after: str, limit: int
