@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
+import anyio
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
@@ -326,15 +327,26 @@ async def _release(
     reset in time (lost, or a database that stopped answering) is dropped, and the
     pool opens a new one when it next needs it.
     """
-    if roll_back is not None and not conn.is_closed():
+    # Shielded: a cancelled anyio scope cancels every await inside it, this clean-up's
+    # too, which would leave the connection checked out and its transaction open,
+    # holding its row locks, for good ("idle in transaction").
+    with anyio.CancelScope(shield=True):
+        rolled_back = roll_back is None
         try:
-            async with asyncio.timeout(_CLEANUP_TIMEOUT_S):
-                await roll_back.rollback()
+            if roll_back is not None and not conn.is_closed():
+                async with asyncio.timeout(_CLEANUP_TIMEOUT_S):
+                    await roll_back.rollback()
+                rolled_back = True
         except _CONNECTION_ERRORS:
-            conn.terminate()  # a broken connection is dropped, not reused
-    # A reset that fails or takes too long terminates the connection (asyncpg does).
-    with contextlib.suppress(*_CONNECTION_ERRORS):
-        await pool.release(conn, timeout=_CLEANUP_TIMEOUT_S)
+            pass
+        finally:
+            # Not rolled back (broken, or busy with a statement a cancellation cut
+            # short): dropped, and its transaction and locks end with its session.
+            if not rolled_back:
+                conn.terminate()
+            # A reset that fails or takes too long terminates the connection (asyncpg does).
+            with contextlib.suppress(*_CONNECTION_ERRORS):
+                await pool.release(conn, timeout=_CLEANUP_TIMEOUT_S)
 
 
 class PostgresUnitOfWork(SqlUnitOfWork):
