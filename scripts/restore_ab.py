@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--before-src", required=True)
     parser.add_argument("--objects", type=int, default=1000)
     parser.add_argument("--small", type=int, default=900)
-    parser.add_argument("--gib", type=int, default=1)
+    parser.add_argument("--gib", type=float, default=1)
     parser.add_argument("--pairs", type=int, default=3)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="restore-ab-"))
@@ -66,7 +66,7 @@ def main() -> None:
     js = str(VENV_BIN / "juststorage")
     try:
         svc.start()
-        fill(svc, args.objects, args.small, args.gib * GIB)
+        fill(svc, args.objects, args.small, int(args.gib * GIB))
         svc.stop()
         target = root / "target"
         argv = [js, "backup", str(target), "--json", "--no-progress"]

@@ -81,3 +81,17 @@ def test_measure_resume(mode: str) -> None:
     out = run_script("measure_resume.py", "--mib", "72", "--mode", mode, "--pace-mib", "8")
     assert out.startswith(f"[{mode}] 72 MiB, 8 MiB parts, 4 in flight: stopped with ")
     assert "the resumed put sent " in out
+
+
+def test_restore_stress() -> None:
+    out = run_script("restore_stress.py", "--objects", "20", "--runs", "2")
+    assert "failures 0 of 2" in out
+
+
+def test_restore_ab() -> None:
+    # The same source on both sides: the script's own run, not a comparison.
+    src = str(Path(__file__).parents[2] / "src")
+    out = run_script(
+        "restore_ab.py", "--before-src", src, "--objects", "20", "--small", "16", "--gib", "0.01"
+    )
+    assert "before 0: rc 0" in out and "after  0: rc 0" in out

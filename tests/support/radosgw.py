@@ -48,7 +48,7 @@ START_TIMEOUT_S = 90.0
 COMMAND_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 BUCKET = "juststorage-test"
-MEMSTORE_BYTES = 1024**3  # all objects of the run, in RAM: a bound, not an allocation
+MEMSTORE_BYTES = 4 * 1024**3  # all objects of the run, in RAM: a bound, not an allocation
 DAEMONS = ("ceph-mon", "ceph-osd", "radosgw")
 TOOLS = ("ceph", "monmaptool", "radosgw-admin")
 
