@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from juststorage.adapters.metadata.restore import _sqlite_errors
+from juststorage.adapters.metadata.dump import sqlite_errors
 from juststorage.cli.errors import EXIT_CODES, handle_errors
 from juststorage.domain.errors import StorageError, Unavailable
 
@@ -23,7 +23,7 @@ from juststorage.domain.errors import StorageError, Unavailable
     ],
 )
 def test_an_sqlite_error_of_the_load_is_a_storage_error(error: sqlite3.Error) -> None:
-    with pytest.raises(StorageError, match=f"database error: {error}") as raised, _sqlite_errors():
+    with pytest.raises(StorageError, match=f"database error: {error}") as raised, sqlite_errors():
         raise error
     assert not isinstance(raised.value, Unavailable)
     # ... which the CLI turns into one line and the status of `Internal`.
@@ -34,5 +34,5 @@ def test_an_sqlite_error_of_the_load_is_a_storage_error(error: sqlite3.Error) ->
 
 
 def test_a_locked_database_is_unavailable() -> None:
-    with pytest.raises(Unavailable, match="database is locked"), _sqlite_errors():
+    with pytest.raises(Unavailable, match="database is locked"), sqlite_errors():
         raise sqlite3.OperationalError("database is locked")

@@ -72,7 +72,7 @@ from juststorage.application.backup_upkeep import check_no_prune, prune_generati
 from juststorage.application.blob_ports import BlobStore
 from juststorage.application.ports import Clock, MetadataStore
 from juststorage.application.records import BlobLocation
-from juststorage.domain.errors import StorageError
+from juststorage.domain.errors import StorageError, first_error
 from juststorage.domain.model import ContentHash, StorageClass
 from juststorage.domain.timestamps import parse_utc_text, utc_text
 
@@ -317,26 +317,7 @@ async def create_backup(
     try:
         return await run.create()
     except BaseExceptionGroup as group:
-        raise _first_error(group) from None
-
-
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error a task group's failure stands for: a storage error if there is one
-    (the others are its consequences: cancellations, closed streams)."""
-    leaves: list[BaseException] = []
-
-    def walk(g: BaseExceptionGroup[BaseException]) -> None:
-        for exc in g.exceptions:
-            if isinstance(exc, BaseExceptionGroup):
-                walk(exc)
-            else:
-                leaves.append(exc)
-
-    walk(group)
-    for exc in leaves:
-        if isinstance(exc, StorageError):
-            return exc
-    return leaves[0] if leaves else group
+        raise first_error(group) from None
 
 
 @dataclass

@@ -54,7 +54,7 @@ from juststorage.application.backup_ports import BackupTarget
 from juststorage.application.blob_ports import BlobStore
 from juststorage.application.ports import MetadataStore
 from juststorage.application.records import INLINE_PREFIX, BlobLocation
-from juststorage.domain.errors import NotFound, StorageError
+from juststorage.domain.errors import NotFound, StorageError, first_error
 from juststorage.domain.model import ContentHash, StorageClass
 
 __all__ = [
@@ -536,7 +536,7 @@ async def restore_backup(
                 await loader.load(_Rows(target, manifest, placements))
                 renewal.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        raise _first_error(group) from None
+        raise first_error(group) from None
     report.seconds = time.monotonic() - started
     return report
 
@@ -558,22 +558,3 @@ async def _copy_all(
         async with send:
             async for row in _blob_rows(target, manifest):
                 await send.send(row)
-
-
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The storage error a task group's failure stands for (the others are its
-    consequences: cancellations, closed streams)."""
-    leaves: list[BaseException] = []
-
-    def walk(g: BaseExceptionGroup[BaseException]) -> None:
-        for exc in g.exceptions:
-            if isinstance(exc, BaseExceptionGroup):
-                walk(exc)
-            else:
-                leaves.append(exc)
-
-    walk(group)
-    for exc in leaves:
-        if isinstance(exc, StorageError):
-            return exc
-    return leaves[0] if leaves else group

@@ -152,3 +152,22 @@ def _codes(cls: type[StorageError]) -> list[str]:
 
 # Every SPEC error code, in the order the classes are defined (`Internal` first).
 ERROR_CODES: tuple[str, ...] = tuple(_codes(StorageError))
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error a task group's failure stands for: a storage error if there is one
+    (the others are its consequences: cancellations, closed streams), else the first."""
+    leaves: list[BaseException] = []
+
+    def walk(g: BaseExceptionGroup[BaseException]) -> None:
+        for exc in g.exceptions:
+            if isinstance(exc, BaseExceptionGroup):
+                walk(exc)
+            else:
+                leaves.append(exc)
+
+    walk(group)
+    for exc in leaves:
+        if isinstance(exc, StorageError):
+            return exc
+    return leaves[0] if leaves else group

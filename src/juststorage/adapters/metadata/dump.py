@@ -169,7 +169,7 @@ class _SqliteSnapshot:
         self.taken_by = taken_by
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock, _sqlite_errors():
+        with self._lock, sqlite_errors():
             return fn(self._conn)
 
     async def _pages(self, sql: str) -> AsyncIterator[list[Any]]:
@@ -210,12 +210,15 @@ class _SqliteSnapshot:
 
 
 @contextlib.contextmanager
-def _sqlite_errors() -> Iterator[None]:
+def sqlite_errors() -> Iterator[None]:
+    """sqlite3's errors as domain errors (the dump's and the restore's): a locked or
+    unreachable database is Unavailable, any other (DatabaseError, and InterfaceError /
+    ProgrammingError: an API misuse) a StorageError, one line for the user."""
     try:
         yield
     except sqlite3.OperationalError as exc:
         raise Unavailable(f"the database is unavailable: {exc}") from exc
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.Error as exc:
         raise StorageError(f"database error: {exc}") from exc
 
 
@@ -239,7 +242,7 @@ class SqliteDumper:
 
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         with (
-            _sqlite_errors(),
+            sqlite_errors(),
             contextlib.closing(
                 sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True, timeout=4.0)
             ) as conn,
@@ -265,7 +268,7 @@ class SqliteDumper:
         return [(str(t), str(i)) for t, i in rows]
 
     def _open(self) -> tuple[sqlite3.Connection, int]:
-        with _sqlite_errors():
+        with sqlite_errors():
             conn = sqlite3.connect(
                 f"{self.path.resolve().as_uri()}?mode=rw",
                 uri=True,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +23,7 @@ from typing import Any, Literal
 import asyncpg
 
 from juststorage.adapters import threads
-from juststorage.adapters.metadata.dump import database_row, latest_schema
+from juststorage.adapters.metadata.dump import database_row, latest_schema, sqlite_errors
 from juststorage.application.backup_format import COLUMNS
 from juststorage.application.restore import NotEmpty, PlacedBlob, RestoreRows
 from juststorage.domain.errors import StorageError, Unavailable
@@ -78,18 +78,6 @@ def _describe(occupied: list[str]) -> str:
 # -- SQLite -------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _sqlite_errors() -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        raise Unavailable(f"the database is unavailable: {exc}") from exc
-    except sqlite3.Error as exc:
-        # DatabaseError, and InterfaceError / ProgrammingError (an API misuse): one
-        # error line for the user, never a traceback.
-        raise StorageError(f"database error: {exc}") from exc
-
-
 def _sqlite_occupied(conn: sqlite3.Connection) -> list[str]:
     tables = "SELECT name FROM sqlite_master WHERE type = 'table'"
     with contextlib.closing(conn.execute(tables)) as c:
@@ -130,7 +118,7 @@ class SqliteLoader:
     def _occupied(self) -> list[str]:
         if not self.path.is_file():
             return []  # connecting would create it: nothing is there
-        with _sqlite_errors(), contextlib.closing(self._connect()) as conn:
+        with sqlite_errors(), contextlib.closing(self._connect()) as conn:
             return _sqlite_occupied(conn)
 
     async def occupied(self) -> list[str]:
@@ -145,7 +133,7 @@ class SqliteLoader:
 
             async def call(fn: Callable[..., Any], *args: Any) -> None:
                 def run() -> None:
-                    with _sqlite_errors():
+                    with sqlite_errors():
                         result = fn(*args)
                         if isinstance(result, sqlite3.Cursor):
                             result.close()
