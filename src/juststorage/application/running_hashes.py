@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import anyio.to_thread
 
+from juststorage.application import twin_hashes
 from juststorage.application.blob_ports import Hasher
 from juststorage.application.session_records import RANGE_MARK, SessionPart, StreamSlot
 from juststorage.domain.errors import StorageError
@@ -197,7 +198,7 @@ async def _advance(prefix: _Prefix) -> None:
         own = hashlib.sha256()  # the part alone: its bytes must still be its row's
         try:
             async for chunk in prefix.read(stored[1]):
-                await anyio.to_thread.run_sync(_update_both, hasher, own, chunk)
+                await anyio.to_thread.run_sync(twin_hashes.update_both, own, hasher, chunk)
         except StorageError:
             return  # completion reads it
         finally:
@@ -207,11 +208,6 @@ async def _advance(prefix: _Prefix) -> None:
         if prefix.stored.get(number) == stored and len(prefix.digests) == number - 1:
             prefix.hasher = hasher
             prefix.digests.append(stored[0])
-
-
-def _update_both(hasher: Hasher, own: Hasher, chunk: bytes) -> None:
-    hasher.update(chunk)
-    own.update(chunk)
 
 
 def _stop(prefix: _Prefix) -> None:

@@ -60,6 +60,7 @@ from juststorage.adapters.blobs.filesystem_staging import (
     translated_os_errors,
 )
 from juststorage.adapters.blobs.staging import cleaned_up
+from juststorage.application import twin_hashes
 from juststorage.application.blob_ports import Hasher, StagedBlob
 from juststorage.application.session_records import (
     RANGE_MARK,
@@ -310,15 +311,28 @@ class FilePart:
                 os.lseek(self._fd, self._offset, os.SEEK_SET)
 
     def _consume(self, data: bytearray) -> None:
-        with translated_os_errors():
-            self._open()
-            self._hasher.update(data)
-            if self._running is not None:
-                self._running.update(data)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
-            self._size += len(data)
+        # The session's running hash takes the bytes on another thread while this one
+        # hashes the part and writes it (twin_hashes.py).
+        running = None
+        if self._running is not None:
+            running = twin_hashes.update_beside(self._running, data)
+        try:
+            with translated_os_errors():
+                self._open()
+                self._hasher.update(data)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+                if running is not None:
+                    # Hashed into the running state: nothing reads these bytes again,
+                    # so their write-back starts now (the pages leave the cache once
+                    # written), and the part's fsync waits for its last chunk only.
+                    first = (self._offset or 0) + self._size
+                    os.posix_fadvise(self._fd, first, len(data), os.POSIX_FADV_DONTNEED)
+                self._size += len(data)
+        finally:
+            if running is not None:
+                running.result()  # the state is whole (or failed) before anyone reads it
 
     def _finish(self, data: bytearray) -> None:
         if data:
@@ -432,8 +446,7 @@ class AssembledFile(FileStagedBlob):
         self, source: int, first: int, length: int, hasher: Hasher, check: PartCheck
     ) -> None:
         for data in _chunks_of(source, first, length):
-            hasher.update(data)
-            check.update(data)
+            twin_hashes.update_both(check.hasher, hasher, data)
             self._write_all(data)
         check.verify()
 

@@ -21,6 +21,8 @@ from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store
 
 from juststorage.adapters.blobs import s3_multipart
+from juststorage.application import twin_hashes
+from juststorage.application.blob_ports import Hasher
 from juststorage.application.ports import UnitOfWork
 from juststorage.application.records import BlobLocation
 from juststorage.domain.errors import NotFound, StorageError, Unavailable
@@ -119,11 +121,16 @@ def translated_s3_errors(what: str) -> Iterator[None]:
         raise Unavailable(f"{what}: the object store failed") from exc
 
 
-async def hash_into(hasher: hashlib._Hash, data: bytes | memoryview) -> None:
-    if len(data) >= _HASH_IN_THREAD_BYTES:
+async def hash_into(hasher: Hasher, data: bytes | memoryview, also: Hasher | None = None) -> None:
+    """Feed `data` to `hasher`, and to `also` at the same time when given."""
+    if also is not None and len(data) >= _HASH_IN_THREAD_BYTES:
+        await anyio.to_thread.run_sync(twin_hashes.update_both, hasher, also, data)
+    elif len(data) >= _HASH_IN_THREAD_BYTES:
         await anyio.to_thread.run_sync(hasher.update, data)
     else:
         hasher.update(data)
+        if also is not None:
+            also.update(data)
 
 
 class S3StagedBlob:

@@ -102,9 +102,7 @@ class S3Part:
         self._kept = True
 
     async def write(self, chunk: bytes) -> None:
-        await hash_into(self._hasher, chunk)
-        if self._running is not None:
-            await hash_into(self._running, chunk)  # type: ignore[arg-type]
+        await hash_into(self._hasher, chunk, self._running)
         with translated_s3_errors("part upload"):
             await self._writer.write(chunk)
         self._size += len(chunk)
@@ -247,8 +245,7 @@ class S3PartStore:
         for part in parts[hashed_parts:]:
             check = PartCheck.of(part)
             async for chunk in self.read(storage_class, session_id, part.address):
-                await hash_into(hasher, chunk)  # type: ignore[arg-type]
-                await hash_into(check.hasher, chunk)
+                await hash_into(check.hasher, chunk, hasher)
             check.verify()
         key = f"{BLOBS_DIR}{upload_id}"
         sources = [piece for k, size in zip(keys, sizes, strict=True) for piece in _pieces(k, size)]
