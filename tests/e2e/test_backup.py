@@ -1,7 +1,8 @@
 """`juststorage backup` against a real server (SPEC §8.9; docs/backup.md): under a
 mixed load with GC at grace 0, killed with SIGKILL and run again, verified and
 pruned; into a directory and into an S3 bucket on both real S3 servers (SeaweedFS and
-Ceph RGW, tests/support/s3_servers.py), a fixture parameter of `target`.
+Ceph RGW, tests/support/s3_servers.py), a fixture parameter of `target`. Servers and
+targets run in the pairs of `_BACKUP_PAIRS` (tests/conftest.py), not all nine.
 """
 
 from __future__ import annotations
