@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from juststorage.config_errors import SettingsError as SettingsError  # re-exported
+
 _UNPREFIXED = {
     "database_url": "DATABASE_URL",
     "jwt_secret": "JWT_SECRET",
@@ -77,10 +79,6 @@ def cors_origin_list(raw: str) -> list[str]:
         ):
             raise ValueError(f"{entry!r} is not an origin such as https://console.example.com")
     return [e.lower() for e in entries]
-
-
-class SettingsError(ValueError):
-    """A setting is missing or has a value that cannot be used."""
 
 
 class TenantLimits(BaseModel):

@@ -344,7 +344,7 @@ def test_generate_prints_how_to_get_the_first_credential_last(
 
 
 def test_the_keys_create_commands_it_prints_are_ones_the_cli_takes() -> None:
-    keys = cli.commands["keys"]
+    keys = cli.get_command(click.Context(cli), "keys")
     assert isinstance(keys, click.Group)
     create = keys.commands["create"]
     for platform in ("compose", "flyio"):

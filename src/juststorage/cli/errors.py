@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import click
 
-from juststorage.config import SettingsError
+from juststorage.config_errors import SettingsError
 from juststorage.deploy.options import DeployError
 from juststorage.domain.errors import (
     InsufficientStorage,

@@ -11,6 +11,7 @@ statuses (`errors.FAILURES`, also in docs/cli.md).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -20,22 +21,54 @@ from typing import Any
 import click
 
 from juststorage import __version__
-from juststorage.cli.backup import backup
-from juststorage.cli.completion import completion
-from juststorage.cli.credentials import keys, token
-from juststorage.cli.deployment import deploy
 from juststorage.cli.errors import handle_errors
-from juststorage.cli.identity import whoami
-from juststorage.cli.migrate import migrate_blobs_command
-from juststorage.cli.objects import get, list_objects, put, rm, stat, usage
-from juststorage.cli.restore import restore
-from juststorage.cli.server import fsck, gc, migrate, serve
-from juststorage.cli.share import share
-from juststorage.cli.tree_commands import cp, sync
+
+# Every command by name: the module that defines it and the name it has there. A
+# module is imported when its command runs (or is listed by --help), so `put` or
+# `ls` does not load the server's modules (settings model, database drivers,
+# backup) at every start.
+COMMANDS: dict[str, tuple[str, str]] = {
+    # Where the store is: they open the database and the storage roots themselves.
+    "serve": ("juststorage.cli.server", "serve"),
+    "migrate": ("juststorage.cli.server", "migrate"),
+    "gc": ("juststorage.cli.server", "gc"),
+    "fsck": ("juststorage.cli.server", "fsck"),
+    "migrate-blobs": ("juststorage.cli.migrate", "migrate_blobs_command"),
+    "backup": ("juststorage.cli.backup", "backup"),
+    "restore": ("juststorage.cli.restore", "restore"),
+    "keys": ("juststorage.cli.credentials", "keys"),
+    "token": ("juststorage.cli.credentials", "token"),
+    "deploy": ("juststorage.cli.deployment", "deploy"),
+    # Against a running server, through the Python SDK.
+    "put": ("juststorage.cli.objects", "put"),
+    "get": ("juststorage.cli.objects", "get"),
+    "ls": ("juststorage.cli.objects", "list_objects"),
+    "rm": ("juststorage.cli.objects", "rm"),
+    "stat": ("juststorage.cli.objects", "stat"),
+    "usage": ("juststorage.cli.objects", "usage"),
+    "share": ("juststorage.cli.share", "share"),
+    "cp": ("juststorage.cli.tree_commands", "cp"),
+    "sync": ("juststorage.cli.tree_commands", "sync"),
+    "whoami": ("juststorage.cli.identity", "whoami"),
+    "completion": ("juststorage.cli.completion", "completion"),
+}
 
 
 class _Cli(click.Group):
-    """The root group: runs every command, however deep, inside `handle_errors()`."""
+    """The root group: runs every command, however deep, inside `handle_errors()`;
+    loads each command's module when the command is asked for (`COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, name = COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(module), name)
+            if command.name != cmd_name:
+                raise RuntimeError(f"{module}.{name} is named {command.name!r}")
+            self.add_command(command)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         with handle_errors():
@@ -51,35 +84,6 @@ class _Cli(click.Group):
 )
 def cli(config: Path | None) -> None:
     """JustStorage: a content-addressed object store with a small HTTP API."""
-
-
-COMMANDS: tuple[click.Command, ...] = (
-    # Where the store is: they open the database and the storage roots themselves.
-    serve,
-    migrate,
-    gc,
-    fsck,
-    migrate_blobs_command,
-    backup,
-    restore,
-    keys,
-    token,
-    deploy,
-    # Against a running server, through the Python SDK.
-    put,
-    get,
-    list_objects,
-    rm,
-    stat,
-    usage,
-    share,
-    cp,
-    sync,
-    whoami,
-    completion,
-)
-for _command in COMMANDS:
-    cli.add_command(_command)
 
 
 def main() -> None:
