@@ -6,7 +6,10 @@ package juststorage_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
+	"math/rand"
 	"net"
 	"net/http"
 	"os"
@@ -57,13 +60,71 @@ func serverBinary(t *testing.T) string {
 	return bin
 }
 
+// Ports for test servers come from the range and claim directory of the Python
+// test launcher (juststorage.testing.free_port): pytest, this suite and the
+// TypeScript one run at the same time, and a port chosen by binding port 0 (the
+// ephemeral range) could be taken by another process's proxy or server in the
+// second before `serve` binds it. A port is probed free, then claimed with a
+// file created O_EXCL, and not handed out again for 15 minutes.
+const (
+	listenPortLow  = 20000
+	listenPortHigh = 32767
+	portClaimTTL   = 15 * time.Minute
+)
+
+var portChoice = rand.New(rand.NewSource(time.Now().UnixNano() ^ int64(os.Getpid())))
+
 func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	t.Helper()
+	claims := filepath.Join(os.TempDir(), "juststorage-test-ports")
+	if err := os.MkdirAll(claims, 0o1777); err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	for i := 0; i < 500; i++ {
+		port := listenPortLow + portChoice.Intn(listenPortHigh-listenPortLow+1)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		if claimPort(claims, port) {
+			return port
+		}
+	}
+	t.Fatalf("no free port in %d-%d on 127.0.0.1", listenPortLow, listenPortHigh)
+	return 0
+}
+
+// claimPort claims port for this process: false if another claimed it within
+// the TTL. A stale claim is renamed away by one process, which then claims it.
+func claimPort(claims string, port int) bool {
+	claim := filepath.Join(claims, strconv.Itoa(port))
+	for attempt := 0; attempt < 2; attempt++ {
+		f, err := os.OpenFile(claim, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err == nil {
+			f.Close()
+			return true
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return false
+		}
+		info, err := os.Stat(claim)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil || time.Since(info.ModTime()) < portClaimTTL {
+			return false
+		}
+		stale := fmt.Sprintf("%s.%d.stale", claim, os.Getpid())
+		if err := os.Rename(claim, stale); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return false
+		}
+		os.Remove(stale)
+	}
+	return false
 }
 
 func cleanEnv(dataDir string, extra map[string]string) []string {

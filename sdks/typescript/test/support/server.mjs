@@ -2,9 +2,18 @@
 // Only processes started here are ever signalled, always by PID.
 
 import { spawn } from "node:child_process";
-import { openSync, closeSync, readFileSync } from "node:fs";
+import {
+  openSync,
+  closeSync,
+  readFileSync,
+  mkdirSync,
+  statSync,
+  renameSync,
+  unlinkSync,
+} from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -29,15 +38,55 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
   });
 }
 
-export async function freePort() {
-  return new Promise((done, fail) => {
+// Ports for test servers come from the range and claim directory of the Python
+// test launcher (juststorage.testing.free_port): pytest, this suite and the Go
+// one run at the same time, and a port chosen by listening on port 0 (the
+// ephemeral range) could be taken by another process's proxy or server before
+// `serve` binds it. A port is probed free, then claimed with a file created
+// exclusively ("wx"), and not handed out again for 15 minutes.
+const LISTEN_PORT_LOW = 20000;
+const LISTEN_PORT_HIGH = 32767;
+const PORT_CLAIM_TTL_MS = 15 * 60 * 1000;
+const PORT_CLAIMS = join(tmpdir(), "juststorage-test-ports");
+
+function probeFree(port) {
+  return new Promise((done) => {
     const probe = createServer();
-    probe.once("error", fail);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => done(port));
-    });
+    probe.once("error", () => done(false));
+    probe.listen(port, "127.0.0.1", () => probe.close(() => done(true)));
   });
+}
+
+/** Claim `port` for this process: false if another claimed it within the TTL. */
+function claimPort(port) {
+  const claim = join(PORT_CLAIMS, String(port));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      closeSync(openSync(claim, "wx", 0o644));
+      return true;
+    } catch (error) {
+      if (error.code !== "EEXIST") return false;
+    }
+    try {
+      if (Date.now() - statSync(claim).mtimeMs < PORT_CLAIM_TTL_MS) return false;
+      // A stale claim: only one process renames it away, then creates its own.
+      const stale = `${claim}.${process.pid}.stale`;
+      renameSync(claim, stale);
+      unlinkSync(stale);
+    } catch (error) {
+      if (error.code !== "ENOENT") return false;
+    }
+  }
+  return false;
+}
+
+export async function freePort() {
+  mkdirSync(PORT_CLAIMS, { recursive: true, mode: 0o1777 });
+  for (let i = 0; i < 500; i++) {
+    const port = LISTEN_PORT_LOW + Math.floor(Math.random() * (LISTEN_PORT_HIGH - LISTEN_PORT_LOW + 1));
+    if ((await probeFree(port)) && claimPort(port)) return port;
+  }
+  throw new Error(`no free port in ${LISTEN_PORT_LOW}-${LISTEN_PORT_HIGH} on 127.0.0.1`);
 }
 
 export function cleanEnv(dataDir, extra = {}) {
