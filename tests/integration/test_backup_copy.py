@@ -4,7 +4,7 @@ SQLite file and a real PostgreSQL with real blob files, into a real directory.""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +31,6 @@ from juststorage.domain.model import ContentHash, Namespace, ObjectKey, StorageC
 pytestmark = pytest.mark.anyio
 
 ACME, HOT = TenantId("acme"), StorageClass.HOT
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/meta.db"
-    else:
-        yield request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -45,14 +45,6 @@ pytestmark = pytest.mark.anyio
 ACME, FILES = TenantId("acme"), Namespace("files")
 HOT, COLD = StorageClass.HOT, StorageClass.COLD
 LIMIT = 1000  # the threshold of these tests
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/meta.db"
-    else:
-        yield request.getfixturevalue("postgres_url")
 
 
 async def _services(tmp_path: Path, database_url: str, inline_max_bytes: int) -> Services:

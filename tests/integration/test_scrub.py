@@ -12,7 +12,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +47,6 @@ ACME, FILES = TenantId("acme"), Namespace("files")
 HOT, COLD = StorageClass.HOT, StorageClass.COLD
 INLINE_MAX = 1000
 FAST = 1e12  # bytes per second: no pacing to speak of
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/meta.db"
-    else:
-        yield request.getfixturevalue("postgres_url")
 
 
 async def _built(settings: Settings) -> Services:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,14 +34,6 @@ HOT = StorageClass.HOT
 PART = 64 * 1024  # the servers' minimum part size
 TTL_S = 3600.0
 QUOTA = 3 * PART
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/meta.db"
-    else:
-        yield request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ lookup and the commit."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +35,6 @@ HOT, COLD = StorageClass.HOT, StorageClass.COLD
 INLINE_MAX = 100  # blobs up to this are inline rows; the others files
 DATA = b"model weights " * 20  # a file
 QUOTA = 3 * len(DATA)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/meta.db"
-    else:
-        yield request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture
